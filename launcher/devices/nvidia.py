@@ -1,0 +1,95 @@
+"""NVIDIA GPU through NVML: per-process memory, power, energy counter, utilisation, temperature."""
+from __future__ import annotations
+
+from launcher.devices.base import Device, DeviceReading, ForeignProcess, NoDeviceError
+
+try:
+    import pynvml
+except ImportError:  # nvidia-ml-py is a dependency, but keep a clear message if it is missing
+    pynvml = None
+
+
+def nvml_available() -> bool:
+    if pynvml is None:
+        return False
+    try:
+        pynvml.nvmlInit()
+        return pynvml.nvmlDeviceGetCount() > 0
+    except pynvml.NVMLError:
+        return False
+
+
+class NvidiaDevice(Device):
+    kind = "nvidia"
+
+    def __init__(self, index: int) -> None:
+        if pynvml is None:
+            raise NoDeviceError("nvidia-ml-py is not installed; install it with `pip install nvidia-ml-py`")
+        try:
+            pynvml.nvmlInit()
+            count = pynvml.nvmlDeviceGetCount()
+        except pynvml.NVMLError as exc:
+            raise NoDeviceError(f"NVML is not usable here ({exc}); use --device cpu or --device sim") from None
+        if not 0 <= index < count:
+            raise NoDeviceError(f"cuda:{index} does not exist; this machine has {count} NVIDIA GPU(s): "
+                                + ", ".join(f"cuda:{i}" for i in range(count)))
+        self.index = index
+        self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        self.total_mib = pynvml.nvmlDeviceGetMemoryInfo(self.handle).total / 2**20
+        self.capacity_mib = self.total_mib
+        self.uuid = pynvml.nvmlDeviceGetUUID(self.handle)
+        self.card = pynvml.nvmlDeviceGetName(self.handle)
+        self.name = f"{self.card} (cuda:{index})"
+
+    def job_env(self) -> dict[str, str]:
+        # The UUID pins the same physical GPU NVML reads, whatever CUDA's device ordering is.
+        return {"CUDA_VISIBLE_DEVICES": self.uuid}
+
+    def _processes(self) -> dict[int, float]:
+        used: dict[int, float] = {}
+        for query in (pynvml.nvmlDeviceGetComputeRunningProcesses, pynvml.nvmlDeviceGetGraphicsRunningProcesses):
+            for proc in query(self.handle):
+                if proc.usedGpuMemory is not None:
+                    used[proc.pid] = used.get(proc.pid, 0.0) + proc.usedGpuMemory / 2**20
+        return used
+
+    def memory_by_pid(self, pids: set[int]) -> dict[int, float]:
+        return {pid: mib for pid, mib in self._processes().items() if pid in pids}
+
+    def all_process_memory(self) -> dict[int, float]:
+        return self._processes()
+
+    def reading(self) -> DeviceReading:
+        h = self.handle
+        return DeviceReading(
+            used_mib=pynvml.nvmlDeviceGetMemoryInfo(h).used / 2**20,
+            power_w=_try(lambda: pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0),
+            utilization_pct=_try(lambda: float(pynvml.nvmlDeviceGetUtilizationRates(h).gpu)),
+            temperature_c=_try(lambda: float(pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU))),
+            energy_mj=_try(lambda: float(pynvml.nvmlDeviceGetTotalEnergyConsumption(h))),
+        )
+
+    def foreign_processes(self, ours: set[int]) -> list[ForeignProcess]:
+        import psutil
+
+        found = []
+        for pid, mib in self._processes().items():
+            if pid in ours:
+                continue
+            try:
+                cmd = " ".join(psutil.Process(pid).cmdline()) or "?"
+            except psutil.Error:
+                cmd = "?"
+            found.append(ForeignProcess(pid, cmd, mib))
+        return found
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "card": self.card, "index": self.index, "uuid": self.uuid,
+                "total_mib": round(self.total_mib), "driver": _try(pynvml.nvmlSystemGetDriverVersion)}
+
+
+def _try(read):
+    try:
+        return read()
+    except pynvml.NVMLError:
+        return None

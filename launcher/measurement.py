@@ -1,0 +1,125 @@
+"""What a pair run measured: memory peaks, energy, timelines. Pure functions over monitor samples."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+from launcher.monitor import Sample
+
+FG, BG = "foreground", "background"
+
+
+@dataclass(frozen=True)
+class MemoryStats:
+    """MiB. ``sum_of_peaks`` is the safe bound: a looping background's peak meets the foreground's sooner
+    or later, even if it did not during this run (``concurrent_peak``)."""
+
+    foreground_peak_mib: float
+    background_peak_mib: float
+    concurrent_peak_mib: float
+    sum_of_peaks_mib: float
+    device_peak_used_mib: float | None
+    foreground_tried_to_allocate_mib: float | None = None
+    background_tried_to_allocate_mib: float | None = None
+    samples: int = 0
+    sample_hz: float = 0.0
+
+
+@dataclass(frozen=True)
+class EnergyStats:
+    """Over the foreground's window. CPU energy is None with a reason when RAPL cannot be read, never 0."""
+
+    window_s: float
+    gpu_energy_j: float | None = None
+    power_avg_w: float | None = None
+    power_max_w: float | None = None
+    utilization_avg_pct: float | None = None
+    utilization_max_pct: float | None = None
+    temperature_max_c: float | None = None
+    cpu_energy_j: float | None = None
+    cpu_energy_note: str = ""
+    foreground_cpu_avg_pct: float | None = None
+    background_cpu_avg_pct: float | None = None
+
+
+def memory_stats(samples: list[Sample], fg_tried: float | None = None, bg_tried: float | None = None) -> MemoryStats:
+    fg = [s.job_mib.get(FG, 0.0) for s in samples]
+    bg = [s.job_mib.get(BG, 0.0) for s in samples]
+    used = [s.device.used_mib for s in samples if s.device.used_mib is not None]
+    span = samples[-1].t - samples[0].t if len(samples) > 1 else 0.0
+    return MemoryStats(
+        foreground_peak_mib=max(fg, default=0.0),
+        background_peak_mib=max(bg, default=0.0),
+        concurrent_peak_mib=max((a + b for a, b in zip(fg, bg)), default=0.0),
+        sum_of_peaks_mib=max(fg, default=0.0) + max(bg, default=0.0),
+        device_peak_used_mib=max(used) if used else None,
+        foreground_tried_to_allocate_mib=fg_tried,
+        background_tried_to_allocate_mib=bg_tried,
+        samples=len(samples),
+        sample_hz=round((len(samples) - 1) / span, 1) if span > 0 else 0.0,
+    )
+
+
+def _stat(values: list[float], fn) -> float | None:
+    return round(fn(values), 2) if values else None
+
+
+def energy_stats(samples: list[Sample], start_t: float, end_t: float, cpu_energy_j: float | None,
+                 cpu_note: str) -> EnergyStats:
+    window = [s for s in samples if start_t <= s.t <= end_t]
+    power = [s.device.power_w for s in window if s.device.power_w is not None]
+    util = [s.device.utilization_pct for s in window if s.device.utilization_pct is not None]
+    temp = [s.device.temperature_c for s in window if s.device.temperature_c is not None]
+    counters = [s.device.energy_mj for s in window if s.device.energy_mj is not None]
+    fg_cpu = [s.cpu_pct[FG] for s in window if FG in s.cpu_pct]
+    bg_cpu = [s.cpu_pct[BG] for s in window if BG in s.cpu_pct]
+    return EnergyStats(
+        window_s=round(end_t - start_t, 3),
+        gpu_energy_j=round((counters[-1] - counters[0]) / 1000.0, 3) if len(counters) > 1 else None,
+        power_avg_w=_stat(power, mean), power_max_w=_stat(power, max),
+        utilization_avg_pct=_stat(util, mean), utilization_max_pct=_stat(util, max),
+        temperature_max_c=_stat(temp, max),
+        cpu_energy_j=cpu_energy_j, cpu_energy_note=cpu_note,
+        foreground_cpu_avg_pct=_stat(fg_cpu, mean), background_cpu_avg_pct=_stat(bg_cpu, mean),
+    )
+
+
+class RaplCounter:
+    """Host CPU package energy from /sys/class/powercap (Intel RAPL), when the kernel exposes it."""
+
+    ROOT = Path("/sys/class/powercap")
+
+    def __init__(self) -> None:
+        self.files = sorted(self.ROOT.glob("intel-rapl:[0-9]*/energy_uj")) if self.ROOT.exists() else []
+        self.note = ""
+        if not self.files:
+            self.note = "unavailable: no RAPL domains under /sys/class/powercap on this machine"
+        self._start = self._read()
+
+    def _read(self) -> float | None:
+        if not self.files:
+            return None
+        try:
+            return sum(int(f.read_text()) for f in self.files) / 1e6
+        except (OSError, ValueError) as exc:
+            self.note = f"unavailable: cannot read RAPL ({exc})"
+            return None
+
+    def joules_since_start(self) -> float | None:
+        end = self._read()
+        if end is None or self._start is None:
+            return None
+        return round(end - self._start, 3) if end >= self._start else None  # counter wrapped: no number
+
+
+def timeline_rows(samples: list[Sample]) -> list[dict[str, Any]]:
+    rows = []
+    for s in samples:
+        fg, bg = s.job_mib.get(FG, 0.0), s.job_mib.get(BG, 0.0)
+        rows.append({"t_s": round(s.t, 3), "foreground_mib": round(fg, 1), "background_mib": round(bg, 1),
+                     "total_mib": round(fg + bg, 1), **{k: v for k, v in asdict(s.device).items()},
+                     "foreground_cpu_pct": s.cpu_pct.get(FG), "background_cpu_pct": s.cpu_pct.get(BG),
+                     "foreground_rss_mib": s.rss_mib.get(FG), "background_rss_mib": s.rss_mib.get(BG)})
+    return rows

@@ -1,0 +1,88 @@
+"""Classify how a pair ended, from exit codes, logs and the monitor; never from a success marker alone."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+
+class Outcome(str, Enum):
+    OK = "ok"
+    OOM_FOREGROUND = "oom_foreground"
+    OOM_BACKGROUND = "oom_background"
+    OVER_BUDGET = "over_budget"
+    CRASH_FOREGROUND = "crash_foreground"
+    CRASH_BACKGROUND = "crash_background"
+    TIMEOUT = "timeout"
+    BACKGROUND_UNSTABLE = "background_unstable"
+
+    @property
+    def is_oom(self) -> bool:
+        return self in (Outcome.OOM_FOREGROUND, Outcome.OOM_BACKGROUND, Outcome.OVER_BUDGET)
+
+
+# CUDA OOM in its usual spellings: torch's error class and message, and allocation failures that
+# surface from cuBLAS / cuDNN / the CUDA runtime instead.
+_OOM = re.compile(
+    r"OutOfMemoryError|CUDA out of memory|CUDA error: out of memory|cudaErrorMemoryAllocation"
+    r"|CUBLAS_STATUS_ALLOC_FAILED|CUDNN_STATUS_ALLOC_FAILED|CUDNN_STATUS_NOT_ENOUGH_WORKSPACE"
+    r"|HIP out of memory|CUDA_ERROR_OUT_OF_MEMORY"
+)
+_TRIED = re.compile(r"Tried to allocate ([\d.]+) ?(B|bytes|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+_UNIT_MIB = {"b": 1 / 2**20, "bytes": 1 / 2**20, "kib": 1 / 1024, "mib": 1.0, "gib": 1024.0, "tib": 1024.0**2}
+
+
+@dataclass(frozen=True)
+class LogFindings:
+    oom: bool
+    tried_to_allocate_mib: float | None
+    last_error: str  # last line that looks like an error, for the results' error_message
+
+
+def scan_log(text: str) -> LogFindings:
+    """Find an OOM anywhere in the log. A success marker printed earlier does not cancel it."""
+    oom = bool(_OOM.search(text))
+    tried = None
+    for match in _TRIED.finditer(text):
+        tried = float(match.group(1)) * _UNIT_MIB[match.group(2).lower()]
+    errors = [line.strip() for line in text.splitlines()
+              if re.search(r"Error|error:|Exception|Traceback|Killed", line) and "Traceback" not in line]
+    return LogFindings(oom, tried, errors[-1][:500] if errors else "")
+
+
+def read_log(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+@dataclass(frozen=True)
+class JobEnd:
+    """How one run of a job ended."""
+
+    exit_code: int | None  # None: still running when the pair ended (background)
+    stopped_by_us: bool  # we ended it (pair finished, timeout, probe complete)
+    log: LogFindings
+    duration_s: float
+
+
+def classify(foreground: JobEnd, background_runs: list[JobEnd], *, timed_out: bool, over_budget: bool,
+             background_unstable: bool) -> Outcome:
+    """The pair's outcome. Memory verdicts come first: an OOM is what the study needs to know."""
+    if over_budget:
+        return Outcome.OVER_BUDGET
+    if foreground.log.oom:
+        return Outcome.OOM_FOREGROUND
+    if any(run.log.oom for run in background_runs):
+        return Outcome.OOM_BACKGROUND
+    if timed_out:
+        return Outcome.TIMEOUT
+    if background_unstable:
+        return Outcome.BACKGROUND_UNSTABLE
+    if not foreground.stopped_by_us and foreground.exit_code != 0:
+        return Outcome.CRASH_FOREGROUND
+    if any(run.exit_code not in (0, None) and not run.stopped_by_us for run in background_runs):
+        return Outcome.CRASH_BACKGROUND
+    return Outcome.OK

@@ -1,0 +1,329 @@
+"""Run one foreground/background pair on one device and measure it.
+
+Order of events: background starts -> it is *really* running (memory stopped growing, or a bound passed)
+-> foreground starts -> both monitored -> foreground ends -> background stopped. The background is
+restarted after each normal exit; quick exits again and again make the pair ``background_unstable``
+(the seed once ran 103 restarts of a stub and called it a pair).
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from launcher.devices.base import Device
+from launcher.errors import UserError
+from launcher.measurement import (BG, FG, EnergyStats, MemoryStats, RaplCounter, energy_stats, memory_stats)
+from launcher.monitor import DEFAULT_HZ, Monitor, Sample
+from launcher.outcome import JobEnd, Outcome, classify, read_log, scan_log
+from launcher.process import RunningJob, start_job
+from launcher.registry import BATCH_SIZE, MAX_STEPS, Registry
+from launcher.spec import JobConfig, PairSpec
+
+_THROUGHPUT = re.compile(r"samples_per_second=([\d.]+)")
+_RESERVED = re.compile(r"max_memory_reserved_mib=([\d.]+)")
+
+
+class ForeignProcessesError(UserError):
+    pass
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    monitor_hz: float = DEFAULT_HZ
+    timeout_s: float = 3600.0
+    probe: bool = False
+    probe_steps: int = 30  # --max-steps for jobs that have it, in probe mode
+    probe_plateau_s: float = 15.0  # external scripts in probe mode: stop once memory is flat this long
+    background_settle_s: float = 2.0
+    background_ready_timeout_s: float = 120.0
+    background_min_run_s: float = 5.0
+    background_max_quick_exits: int = 3
+    allow_foreign_processes: bool = False
+    grace_s: float = 3.0
+
+
+@dataclass
+class PairResult:
+    """Everything measured for one pair; what the study turns into trial values and the results files."""
+
+    pair: PairSpec
+    foreground: JobConfig  # as run (probe additions included)
+    background: JobConfig | None
+    outcome: Outcome
+    memory: MemoryStats
+    energy: EnergyStats
+    device: dict[str, Any]
+    foreground_exit_code: int | None
+    foreground_duration_s: float
+    background_runs: int
+    error_message: str = ""
+    performance_metrics: dict[str, float] = field(default_factory=dict)
+    foreground_samples_per_second: float | None = None
+    background_coverage: float | None = None  # fraction of the foreground window with a background alive
+    foreground_reported_reserved_mib: float | None = None
+    background_reported_reserved_mib: float | None = None
+    batch_sizes: dict[str, int | None] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    simulated: bool = False
+    samples: list[Sample] = field(default_factory=list, repr=False)
+    foreground_window: tuple[float, float] = (0.0, 0.0)
+    background_logs: list[Path] = field(default_factory=list)
+    result_dir: Path | None = None
+
+
+def probe_job(job: JobConfig, registry: Registry, steps: int) -> JobConfig:
+    """In probe mode a built-in stops after ``steps`` steps and one evaluation pass."""
+    if registry.supports(job, MAX_STEPS) and not job.hyperparameters.get(MAX_STEPS):
+        return job.with_hyperparameter(MAX_STEPS, steps)
+    return job
+
+
+class PairRun:
+    """One execution of a pair. Use :func:`run_pair`."""
+
+    def __init__(self, pair: PairSpec, registry: Registry, device: Device, options: RunOptions, work_dir: Path):
+        self.pair, self.registry, self.device, self.options = pair, registry, device, options
+        self.work_dir = work_dir
+        fg, bg = pair.foreground, pair.background
+        if options.probe:
+            fg = probe_job(fg, registry, options.probe_steps)
+            bg = probe_job(bg, registry, options.probe_steps) if bg else None
+        self.fg_job, self.bg_job = fg, bg
+        self.env = {**os.environ, **device.job_env(), "PYTHONUNBUFFERED": "1"}
+        tree_interval = 0.5 if hasattr(device, "all_process_memory") else 0.0
+        self.monitor = Monitor(device, options.monitor_hz, tree_interval)
+        self.fg: RunningJob | None = None
+        self.bg: RunningJob | None = None
+        self.bg_ends: list[JobEnd] = []
+        self.bg_logs: list[Path] = []
+        self.bg_alive_s = 0.0
+        self.quick_exits = 0
+        self.timed_out = self.over_budget = self.unstable = self.probe_stopped = False
+        self.fg_window = (0.0, 0.0)
+        self.bg_coverage: float | None = None
+        self.fg_exited_itself = False
+
+    # -- background -------------------------------------------------------------------------------
+    def _start_background(self) -> None:
+        n = len(self.bg_logs) + 1
+        log = self.work_dir / "background_logs" / f"run_{n}.log"
+        self.bg_logs.append(log)
+        self.bg = start_job(BG, self.registry.command(self.bg_job), log, self.env, self.options.grace_s)
+        self.monitor.track(BG, self.bg)
+
+    def _check_background(self) -> bool:
+        """Restart a background that ended normally; False when the pair must stop."""
+        if self.bg is None:
+            return True
+        code = self.bg.poll()
+        if code is None:
+            return True
+        end = JobEnd(code, False, scan_log(read_log(self.bg.log_path)), self.bg.duration())
+        self.bg_ends.append(end)
+        if code != 0 or end.log.oom:
+            return False
+        self.quick_exits = self.quick_exits + 1 if end.duration_s < self.options.background_min_run_s else 0
+        if self.quick_exits >= self.options.background_max_quick_exits:
+            self.unstable = True
+            return False
+        self._start_background()
+        return True
+
+    def _wait_background_ready(self) -> bool:
+        """Wait until the background's memory stopped growing (or a bound passed): never a fixed sleep."""
+        deadline = time.monotonic() + self.options.background_ready_timeout_s
+        stable_since, last = None, -1.0
+        while time.monotonic() < deadline:
+            if not self._check_background():
+                return False
+            sample = self.monitor.latest()
+            mib = sample.job_mib.get(BG, 0.0) if sample else 0.0
+            if mib > 0 and abs(mib - last) <= max(1.0, 0.01 * last):
+                stable_since = stable_since or time.monotonic()
+                if time.monotonic() - stable_since >= self.options.background_settle_s:
+                    return True
+            else:
+                stable_since, last = None, mib
+            self._check_budget()
+            if self.over_budget:
+                return False
+            time.sleep(0.05)
+        return True
+
+    # -- foreground -------------------------------------------------------------------------------
+    def _check_budget(self) -> None:
+        cap = self.device.capacity_mib
+        if not self.device.enforces_capacity or cap is None:
+            return
+        sample = self.monitor.latest()
+        if sample and sum(sample.job_mib.values()) > cap:
+            self.over_budget = True
+
+    def _plateaued(self, since_t: float) -> bool:
+        """External scripts in probe mode: the foreground's memory has not grown for probe_plateau_s."""
+        window = self.options.probe_plateau_s
+        samples = [s for s in self.monitor.samples if s.t >= since_t]
+        if not samples or samples[-1].t - samples[0].t < 2 * window:
+            return False
+        peak_before = max(s.job_mib.get(FG, 0.0) for s in samples if s.t < samples[-1].t - window)
+        recent = max(s.job_mib.get(FG, 0.0) for s in samples if s.t >= samples[-1].t - window)
+        return peak_before > 0 and recent <= peak_before
+
+    def _run_foreground(self) -> None:
+        self.fg = start_job(FG, self.registry.command(self.fg_job), self.work_dir / "training.log", self.env,
+                            self.options.grace_s)
+        self.monitor.track(FG, self.fg)
+        t_start = self.monitor.now()
+        plateau_rule = self.options.probe and not self.registry.supports(self.fg_job, MAX_STEPS)
+        alive_ticks = ticks = 0
+        while self.fg.poll() is None:
+            ticks += 1
+            if self.bg is not None and self.bg.poll() is None:
+                alive_ticks += 1
+            if not self._check_background():
+                break
+            self._check_budget()
+            if self.over_budget:
+                break
+            if self.fg.duration() > self.options.timeout_s:
+                self.timed_out = True
+                break
+            if plateau_rule and self._plateaued(t_start):
+                self.probe_stopped = True
+                break
+            time.sleep(0.05)
+        self.fg_window = (t_start, self.monitor.now())
+        self.bg_coverage = alive_ticks / ticks if ticks and self.bg is not None else None
+
+    def _finish_background_probe(self) -> None:
+        """Probe mode: the background's peak comes with its evaluation pass; let its first run complete."""
+        if not (self.options.probe and self.bg is not None and not self.bg_ends):
+            return
+        if not self.registry.supports(self.bg_job, MAX_STEPS):
+            return
+        deadline = time.monotonic() + self.options.timeout_s
+        while self.bg.poll() is None and time.monotonic() < deadline:
+            self._check_budget()
+            if self.over_budget:
+                return
+            time.sleep(0.05)
+        self._check_background()
+
+    # -- the whole pair ---------------------------------------------------------------------------
+    def run(self) -> PairResult:
+        self._refuse_foreign_processes()
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        rapl = RaplCounter()
+        self.monitor.start()
+        fg_code: int | None = None
+        try:
+            started_ok = True
+            if self.bg_job is not None:
+                self._start_background()
+                started_ok = self._wait_background_ready()
+            if started_ok:
+                self._run_foreground()
+                self._finish_background_probe()
+        finally:
+            self.fg_exited_itself = self.fg is not None and self.fg.poll() is not None
+            fg_code = self.fg.stop(self.options.grace_s) if self.fg else None
+            if self.bg is not None and len(self.bg_ends) < len(self.bg_logs):  # current run not yet recorded
+                running = self.bg.poll() is None
+                code = self.bg.stop(self.options.grace_s)
+                self.bg_ends.append(JobEnd(None if running else code, running,
+                                           scan_log(read_log(self.bg.log_path)), self.bg.duration()))
+            self.monitor.stop()
+        return self._result(fg_code, rapl)
+
+    def _refuse_foreign_processes(self) -> None:
+        if self.options.allow_foreign_processes:
+            return
+        foreign = self.device.foreign_processes(set())
+        if foreign:
+            lines = "\n".join(f"  PID {p.pid:>7}  {p.used_mib:>8.0f} MiB  {p.command[:100]}" for p in foreign)
+            raise ForeignProcessesError(
+                f"{self.device.name}: other processes hold GPU memory, so the pair's numbers would be wrong:\n"
+                f"{lines}\nStop them (an orphaned background once held 5.5 GB for days), "
+                "or pass --allow-foreign-processes.")
+
+    def _result(self, fg_code: int | None, rapl: RaplCounter) -> PairResult:
+        fg_text = read_log(self.work_dir / "training.log")
+        fg_log = scan_log(fg_text)
+        fg_end = JobEnd(fg_code, not self.fg_exited_itself, fg_log, self.fg.duration() if self.fg else 0.0)
+        started_fg = self.fg is not None
+        outcome = classify(fg_end, self.bg_ends, timed_out=self.timed_out, over_budget=self.over_budget,
+                           background_unstable=self.unstable)
+        if not started_fg and outcome is Outcome.OK:  # background never got ready and did not say why
+            outcome = Outcome.CRASH_BACKGROUND
+        bg_tried = next((e.log.tried_to_allocate_mib for e in reversed(self.bg_ends) if e.log.oom), None)
+        bg_text = "\n".join(read_log(p) for p in self.bg_logs)
+        memory = memory_stats(self.monitor.samples, fg_log.tried_to_allocate_mib, bg_tried)
+        energy = energy_stats(self.monitor.samples, *self.fg_window, rapl.joules_since_start(), rapl.note)
+        return PairResult(
+            pair=self.pair, foreground=self.fg_job, background=self.bg_job, outcome=outcome, memory=memory,
+            energy=energy, device=self.device.describe(), foreground_exit_code=fg_code,
+            foreground_duration_s=round(self.fg.duration(), 3) if self.fg else 0.0,
+            background_runs=len(self.bg_logs), error_message=_error_message(outcome, fg_log, self.bg_ends, self),
+            performance_metrics=_metrics(self.registry, self.fg_job, fg_text),
+            foreground_samples_per_second=_last_float(_THROUGHPUT, fg_text),
+            background_coverage=self.bg_coverage,
+            foreground_reported_reserved_mib=_last_float(_RESERVED, fg_text),
+            background_reported_reserved_mib=_last_float(_RESERVED, bg_text),
+            batch_sizes={"foreground": self.registry.batch_size(self.fg_job),
+                         "background": self.registry.batch_size(self.bg_job) if self.bg_job else None},
+            warnings=list(self.pair.warnings) + self.monitor.errors,
+            samples=self.monitor.samples, foreground_window=self.fg_window, background_logs=list(self.bg_logs),
+        )
+
+
+def _last_float(pattern: re.Pattern, text: str) -> float | None:
+    found = pattern.findall(text)
+    return float(found[-1]) if found else None
+
+
+def _metrics(registry: Registry, job: JobConfig, text: str) -> dict[str, float]:
+    out = {}
+    for name, pattern in registry.repository(job.repo).log_patterns.items():
+        try:
+            found = re.findall(pattern, text)
+        except re.error:
+            continue
+        if found:
+            try:
+                out[name] = float(found[-1])
+            except ValueError:
+                pass
+    return out
+
+
+def _error_message(outcome: Outcome, fg_log, bg_ends: list[JobEnd], run: PairRun) -> str:
+    if outcome is Outcome.OK:
+        return ""
+    if outcome is Outcome.OVER_BUDGET:
+        return f"pair memory exceeded the budget of {run.device.capacity_mib:.0f} MiB; the pair was killed"
+    if outcome is Outcome.TIMEOUT:
+        return f"foreground ran longer than {run.options.timeout_s:.0f} s; the pair was killed"
+    if outcome is Outcome.BACKGROUND_UNSTABLE:
+        return (f"background exited {run.options.background_max_quick_exits} times in a row within "
+                f"{run.options.background_min_run_s:.0f} s of starting ({len(run.bg_logs)} runs): not a pair")
+    if outcome in (Outcome.OOM_BACKGROUND, Outcome.CRASH_BACKGROUND):
+        bad = next((e for e in reversed(bg_ends) if e.log.oom or e.exit_code not in (0, None)), None)
+        detail = bad.log.last_error if bad else ""
+        return f"background: {detail or f'exit code {bad.exit_code if bad else None}'}"
+    return f"foreground: {fg_log.last_error or f'exit code {run.fg.popen.returncode if run.fg else None}'}"
+
+
+def run_pair(pair: PairSpec, registry: Registry, device: Device, options: RunOptions, work_dir: Path) -> PairResult:
+    """Run ``pair`` with logs under ``work_dir``; every process it started is gone when this returns."""
+    return PairRun(pair, registry, device, options, work_dir).run()
+
+
+def with_batch_sizes(pair: PairSpec, registry: Registry, fg: int | None, bg: int | None) -> PairSpec:
+    """``pair`` with the given batch sizes (None: leave the job as it is)."""
+    fg_job = pair.foreground.with_hyperparameter(BATCH_SIZE, fg) if fg is not None else pair.foreground
+    bg_job = pair.background.with_hyperparameter(BATCH_SIZE, bg) if (bg is not None and pair.background) else pair.background
+    return pair.with_jobs(fg_job, bg_job)

@@ -1,0 +1,80 @@
+"""Start a job in its own session under :mod:`launcher.job_guard`, and end it with its whole tree."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from launcher.registry import Command
+
+_GUARD = str(Path(__file__).with_name("job_guard.py"))
+
+
+@dataclass
+class RunningJob:
+    """A started job. ``pid`` is the guard's; the job's processes are its descendants."""
+
+    label: str
+    command: Command
+    log_path: Path
+    popen: subprocess.Popen
+    started: float  # time.monotonic()
+    ended: float | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def poll(self) -> int | None:
+        code = self.popen.poll()
+        if code is not None and self.ended is None:
+            self.ended = time.monotonic()
+        return code
+
+    def duration(self) -> float:
+        return (self.ended or time.monotonic()) - self.started
+
+    def process_ids(self) -> set[int]:
+        """PIDs of the job's processes (the guard itself excluded: it holds no device memory)."""
+        try:
+            return {p.pid for p in psutil.Process(self.pid).children(recursive=True)}
+        except psutil.Error:
+            return set()
+
+    def stop(self, grace: float = 3.0) -> int:
+        """End the job and its tree; returns its exit code. Safe to call twice."""
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.popen.wait(timeout=grace + 5.0)
+            except subprocess.TimeoutExpired:  # the guard itself is stuck: take the session down
+                _kill_session(self.pid)
+                self.popen.wait()
+        self.poll()
+        return self.popen.returncode
+
+
+def start_job(label: str, command: Command, log_path: Path, env: dict[str, str], grace: float = 3.0) -> RunningJob:
+    """Start ``command`` with stdout and stderr going to ``log_path``; never through a shell."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-I", _GUARD, str(os.getpid()), str(grace), "--", *command.argv]
+    with open(log_path, "ab") as log:
+        popen = subprocess.Popen(argv, cwd=command.cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+    return RunningJob(label, command, log_path, popen, time.monotonic())
+
+
+def _kill_session(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,58 @@
+"""Records that describe what to run: one job, and one foreground/background pair."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """A training job as the settings file names it."""
+
+    repo: str
+    model: str
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Identity of the workload, independent of hyperparameters: ``repo/model``."""
+        return f"{self.repo}/{self.model}"
+
+    def with_hyperparameter(self, name: str, value: Any) -> "JobConfig":
+        return replace(self, hyperparameters={**self.hyperparameters, name: value})
+
+    def without(self, names: tuple[str, ...]) -> "JobConfig":
+        return replace(self, hyperparameters={k: v for k, v in self.hyperparameters.items() if k not in names})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"repo": self.repo, "model": self.model, "hyperparameters": dict(self.hyperparameters)}
+
+
+@dataclass(frozen=True)
+class PairSpec:
+    """A foreground job monitored while a background job loops on the same device.
+
+    ``background`` is None for a solo run (the seed's non-parallel entries).
+    """
+
+    group: int  # 1-based position in the settings file, the seed design's "Group N"
+    foreground: JobConfig
+    background: JobConfig | None
+    note: str = ""
+    source: str = ""  # "file: experiments[i]" for messages
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        bg = self.background.key if self.background else "solo"
+        return f"g{self.group:02d}:{self.foreground.key}+{bg}"
+
+    @property
+    def expected_mib(self) -> float | None:
+        """The pair memory the settings' note expects, e.g. ``Group 1: ... (1300MB)``."""
+        match = re.search(r"\((\d+(?:\.\d+)?)\s*MB\)", self.note)
+        return float(match.group(1)) if match else None
+
+    def with_jobs(self, foreground: JobConfig, background: JobConfig | None) -> "PairSpec":
+        return replace(self, foreground=foreground, background=background)

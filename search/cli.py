@@ -1,0 +1,153 @@
+"""The ``gpupair-search`` command line. Each command is a thin shell over one module."""
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import typer
+
+from launcher.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Find which training jobs can share one GPU, and at what batch sizes.")
+
+ModelsOpt = typer.Option(None, "--models", help="Models file in the seed's format (default: the built-in workloads).")
+ReposRootOpt = typer.Option(None, "--repos-root", help="Directory that relative repository paths of --models resolve against (default: current directory).")
+LenientOpt = typer.Option(False, "--lenient", help="Drop unknown hyperparameters with a recorded warning instead of stopping.")
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Print user mistakes as one clear message and exit non-zero; no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            typer.echo(f"error: {exc.render()}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+@app.command()
+@user_errors
+def validate(settings: Path = typer.Argument(..., help="Experiment settings file (seed format)."),
+             models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt,
+             lenient: bool = LenientOpt) -> None:
+    """Check a settings file and print the pairs it would run. Exit 0 valid, 1 invalid, 2 unreadable."""
+    from search.inputs import load_registry, load_settings
+
+    registry = load_registry(models, repos_root)
+    experiment = load_settings(settings, registry, lenient)
+    for warning in experiment.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(f"{settings}: {len(experiment.pairs)} pair(s) in '{experiment.name}'")
+    for pair in experiment.pairs:
+        typer.echo(f"  {pair.key}  {pair.note}")
+        typer.echo(f"      foreground: {registry.command(pair.foreground).display()}")
+        if pair.background:
+            typer.echo(f"      background: {registry.command(pair.background).display()}")
+
+
+def _parse_params(values: List[str], flag: str) -> dict:
+    import json
+
+    out = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} batch_size=16")
+        try:
+            out[key] = json.loads(raw)  # numbers and booleans as such
+        except ValueError:
+            out[key] = raw  # anything else is a literal string, passed to the script unchanged
+    return out
+
+
+def _parse_job(text: str, params: List[str], flag: str, registry, lenient: bool):
+    from launcher.errors import ConfigError
+    from launcher.spec import JobConfig
+
+    repo, sep, model = text.rpartition("/")
+    if not sep:
+        repo, model = text, "default"
+    job = JobConfig(repo, model, _parse_params(params, flag))
+    check = registry.check_job(job, flag.lstrip("-"), "command line", lenient)
+    if check.problems:
+        raise ConfigError(check.problems)
+    return job.without(check.dropped), check.warnings
+
+
+@app.command()
+@user_errors
+def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL (REPO alone for 'default')."),
+         bg: Optional[str] = typer.Option(None, "--bg", help="Background job as REPO/MODEL; omit for a solo run."),
+         fg_param: List[str] = typer.Option([], "--fg-param", help="Foreground hyperparameter KEY=VALUE (repeatable)."),
+         bg_param: List[str] = typer.Option([], "--bg-param", help="Background hyperparameter KEY=VALUE (repeatable)."),
+         device: str = typer.Option("auto", "--device", help="auto, cuda:N or cpu."),
+         gpu_memory: Optional[str] = typer.Option(None, "--gpu-memory", help="Emulate a card with this much memory, e.g. 8GiB."),
+         cpu_memory: Optional[str] = typer.Option(None, "--cpu-memory", help="Host-memory budget for --device cpu, e.g. 4GiB."),
+         timeout: float = typer.Option(3600.0, "--timeout", help="Seconds before the foreground is killed."),
+         probe: bool = typer.Option(False, "--probe", help="Stop jobs after a short probe (built-ins: --max-steps)."),
+         monitor_hz: float = typer.Option(20.0, "--monitor-hz", help="Memory sampling rate."),
+         results: Path = typer.Option(Path("results"), "--results", help="Results root directory."),
+         allow_foreign: bool = typer.Option(False, "--allow-foreign-processes", help="Run even if other processes hold GPU memory."),
+         models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt,
+         lenient: bool = LenientOpt) -> None:
+    """Run one foreground/background pair and print its outcome and peaks."""
+    from launcher.devices import open_device
+    from launcher.pair_runner import RunOptions, run_pair
+    from launcher.results import new_pair_dir, new_run_dir, write_pair_results
+    from launcher.sizes import format_mib
+    from launcher.spec import PairSpec
+    from search.inputs import load_registry
+
+    registry = load_registry(models, repos_root)
+    fg_job, fg_warn = _parse_job(fg, fg_param, "--fg-param", registry, lenient)
+    bg_job, bg_warn = _parse_job(bg, bg_param, "--bg-param", registry, lenient) if bg else (None, [])
+    spec = PairSpec(1, fg_job, bg_job, source="command line", warnings=tuple(fg_warn + bg_warn))
+    dev = open_device(device, _size(gpu_memory, "--gpu-memory"), _size(cpu_memory, "--cpu-memory"))
+    try:
+        pair_dir = new_pair_dir(new_run_dir(results), spec)
+        options = RunOptions(monitor_hz=monitor_hz, timeout_s=timeout, probe=probe,
+                             allow_foreign_processes=allow_foreign)
+        result = run_pair(spec, registry, dev, options, pair_dir)
+        write_pair_results(result, pair_dir)
+    finally:
+        dev.close()
+    m = result.memory
+    typer.echo(f"outcome: {result.outcome.value}" + (f"  ({result.error_message})" if result.error_message else ""))
+    typer.echo(f"device: {dev.name}")
+    typer.echo(f"peak foreground {format_mib(m.foreground_peak_mib)}, background {format_mib(m.background_peak_mib)}, "
+               f"concurrent {format_mib(m.concurrent_peak_mib)}, sum of peaks {format_mib(m.sum_of_peaks_mib)} "
+               f"({m.samples} samples at {m.sample_hz} Hz)")
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(f"results: {pair_dir}")
+    if result.outcome.value != "ok":
+        raise typer.Exit(3)
+
+
+def _size(text: Optional[str], flag: str) -> Optional[float]:
+    from launcher.sizes import parse_size_mib
+
+    if text is None:
+        return None
+    try:
+        return parse_size_mib(text)
+    except ValueError as exc:
+        raise UserError(f"{flag}: {exc}") from None
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

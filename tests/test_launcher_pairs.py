@@ -1,0 +1,127 @@
+"""A pair runs as real processes on the CPU device, and its outcome comes from exit codes, logs and memory."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from launcher.devices.cpu import CpuDevice
+from launcher.outcome import Outcome
+from launcher.pair_runner import RunOptions, run_pair
+from launcher.results import new_pair_dir, new_run_dir, write_pair_results
+from launcher.spec import JobConfig, PairSpec
+from tests.conftest import pids_alive, read_pids
+
+FAST = RunOptions(background_settle_s=0.3, background_min_run_s=1.0, grace_s=1.0)
+
+
+def job(model: str, **hp) -> JobConfig:
+    return JobConfig("fixture", model, hp)
+
+
+def run(tmp_path, registry, fg, bg, device=None, options=FAST):
+    pair = PairSpec(1, fg, bg, note="Group 1: test (100MB)")
+    pair_dir = new_pair_dir(new_run_dir(tmp_path / "results"), pair)
+    result = run_pair(pair, registry, device or CpuDevice(), options, pair_dir)
+    write_pair_results(result, pair_dir)
+    return result
+
+
+def test_ok_pair_measures_both_jobs_and_writes_the_seed_layout(tmp_path, fixture_registry):
+    result = run(tmp_path, fixture_registry, job("ok", seconds=1.5, alloc_mib=40), job("ok", seconds=30, alloc_mib=80))
+    assert result.outcome is Outcome.OK
+    assert result.memory.foreground_peak_mib >= 40
+    assert result.memory.background_peak_mib >= 80
+    assert result.memory.sum_of_peaks_mib >= result.memory.concurrent_peak_mib > 120
+    assert result.memory.sample_hz >= 10
+    assert result.performance_metrics == {"test_accuracy": 97.5}
+    assert result.energy.cpu_energy_j is None or result.energy.cpu_energy_j > 0
+    if result.energy.cpu_energy_j is None:
+        assert result.energy.cpu_energy_note.startswith("unavailable")
+    d = result.result_dir
+    record = json.loads((d / "experiment.json").read_text())
+    for key in ("experiment_id", "timestamp", "mode", "foreground", "background", "memory", "outcome", "device"):
+        assert key in record
+    assert record["foreground"]["training_success"] is True
+    assert (d / "training.log").read_text().strip().endswith("[SUCCESS] Training completed")
+    assert (d / "background_logs" / "run_1.log").exists()
+    assert (d / "energy" / "timeline.csv").read_text().startswith("t_s,foreground_mib")
+    summary = (d.parent / "summary.csv").read_text().splitlines()
+    assert summary[0].startswith("experiment_id,group,foreground,background")
+    assert summary[1].startswith("fixture_ok_parallel_001,1,fixture/ok,fixture/ok")
+    assert d.name == "fixture_ok_parallel_001"
+
+
+def test_foreground_crash_is_a_crash_whatever_the_log_says(tmp_path, fixture_registry):
+    result = run(tmp_path, fixture_registry, job("crash", seconds=0.3), job("ok", seconds=30))
+    assert result.outcome is Outcome.CRASH_FOREGROUND
+    assert result.foreground_exit_code == 3
+    assert "ValueError" in result.error_message
+
+
+def test_background_crash_stops_the_pair(tmp_path, fixture_registry):
+    result = run(tmp_path, fixture_registry, job("ok", seconds=30), job("crash", seconds=2.0))
+    assert result.outcome is Outcome.CRASH_BACKGROUND
+    assert result.foreground_duration_s < 20
+
+
+def test_restart_storm_is_background_unstable(tmp_path, fixture_registry):
+    result = run(tmp_path, fixture_registry, job("ok", seconds=30), job("quick"))
+    assert result.outcome is Outcome.BACKGROUND_UNSTABLE
+    assert result.background_runs == FAST.background_max_quick_exits
+
+
+def test_background_restarts_after_a_normal_exit(tmp_path, fixture_registry):
+    result = run(tmp_path, fixture_registry, job("ok", seconds=4), job("ok", seconds=1.2))
+    assert result.outcome is Outcome.OK
+    assert result.background_runs >= 3
+
+
+def test_going_over_the_cpu_budget_kills_the_pair_as_out_of_memory(tmp_path, fixture_registry):
+    result = run(tmp_path, fixture_registry, job("ok", seconds=30, alloc_mib=300), job("ok", seconds=30, alloc_mib=50),
+                 device=CpuDevice(budget_mib=250))
+    assert result.outcome is Outcome.OVER_BUDGET
+    assert result.outcome.is_oom
+    assert result.foreground_duration_s < 20
+
+
+def test_timeout_kills_the_foreground(tmp_path, fixture_registry):
+    options = RunOptions(background_settle_s=0.3, grace_s=1.0, timeout_s=1.0)
+    result = run(tmp_path, fixture_registry, job("ok", seconds=60), job("ok", seconds=60), options=options)
+    assert result.outcome is Outcome.TIMEOUT
+    assert result.foreground_duration_s < 10
+
+
+def test_success_marker_before_an_oom_is_an_oom(tmp_path, fixture_registry):
+    result = run(tmp_path, fixture_registry, job("success_then_oom"), job("ok", seconds=30))
+    assert result.outcome is Outcome.OOM_FOREGROUND
+    assert result.memory.foreground_tried_to_allocate_mib == pytest.approx(1536.0)
+
+
+def test_background_oom(tmp_path, fixture_registry):
+    result = run(tmp_path, fixture_registry, job("ok", seconds=30), job("oom", seconds=1.0))
+    assert result.outcome is Outcome.OOM_BACKGROUND
+    assert result.memory.background_tried_to_allocate_mib == pytest.approx(512.0)
+
+
+def test_no_process_outlives_the_pair_even_a_detached_grandchild(tmp_path, fixture_registry):
+    pidfile = tmp_path / "pids"
+    result = run(tmp_path, fixture_registry, job("ok", seconds=1.5, pidfile=str(pidfile)),
+                 job("spawner", seconds=60, pidfile=str(pidfile)))
+    assert result.outcome is Outcome.OK
+    pids = read_pids(pidfile)
+    assert len(pids) == 3  # foreground, background, and the background's setsid grandchild
+    assert pids_alive(pids) == []
+
+
+def test_hyperparameter_values_reach_the_script_literally(tmp_path, fixture_registry):
+    nasty = "$(touch pwned); rm -rf / `id` | & ; 'quoted' \"dq\""
+    result = run(tmp_path, fixture_registry, job("ok", seconds=0.2, value=nasty), None)
+    assert result.outcome is Outcome.OK
+    assert f"value={nasty!r}" in (result.result_dir / "training.log").read_text()
+    assert not (result.result_dir / "pwned").exists()
+
+
+def test_a_new_run_never_reuses_a_run_directory(tmp_path):
+    first, second = new_run_dir(tmp_path), new_run_dir(tmp_path)
+    assert first != second and first.exists() and second.exists()

@@ -1,0 +1,1 @@
+"""Built-in synthetic reference training workloads (see workloads/common.py)."""

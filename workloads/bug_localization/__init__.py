@@ -1,0 +1,1 @@
+"""bug-localization-by-dnn-and-rvsm workload (scikit-learn MLP, k-fold in parallel)."""

@@ -1,0 +1,180 @@
+"""Shared helpers for the built-in synthetic training workloads.
+
+Each workload trains a real model, randomly initialised, on random data of the
+real shapes. A few batches are generated once, kept on the device and cycled
+to fill an epoch, so data loading costs nothing and what gets measured (GPU
+memory, step time) is the model's own.
+
+Output contract (parsed by gpupair-search and bench/profile_workloads.py):
+  progress lines    Epoch 1 step 100/1875 loss 2.3012
+  metric lines      in the log_patterns format of settings/models.json
+  on CUDA           [gpupair] max_memory_reserved_mib=R max_memory_allocated_mib=A
+  torch workloads   [gpupair] steps=S seconds_per_step=T samples_per_second=Q
+  last line         [SUCCESS] Training completed
+Failures exit non-zero with a traceback; a CUDA OOM is left as the ordinary
+torch.OutOfMemoryError.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import time
+
+SUCCESS_MARKER = "[SUCCESS] Training completed"
+PROGRESS_EVERY = 50  # steps between progress lines
+
+
+def log(*parts) -> None:
+    print(*parts, flush=True)
+
+
+# ---------------------------------------------------------------- arguments
+
+def _typed(convert, check, what):
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {convert.__name__}")
+        if not check(value):
+            raise argparse.ArgumentTypeError(f"{text!r} must be {what}")
+        return value
+
+    parse.__name__ = what  # shown by argparse in its error messages
+    return parse
+
+
+positive_int = _typed(int, lambda v: v >= 1, "an integer >= 1")
+non_negative_int = _typed(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = _typed(float, lambda v: v > 0 and math.isfinite(v), "a number > 0")
+non_negative_float = _typed(float, lambda v: v >= 0 and math.isfinite(v), "a number >= 0")
+dropout_rate = _typed(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+def add_max_steps(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-steps", type=non_negative_int, default=0,
+        help="at most N training steps per epoch and N evaluation batches per "
+             "evaluation set (0 = no limit); for short probes")
+
+
+# ---------------------------------------------------------------- device, seeds, data
+
+def pick_device():
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def num_steps(num_samples: int, batch_size: int, max_steps: int = 0) -> int:
+    """Batches in one pass over num_samples, capped by max_steps when > 0."""
+    steps = math.ceil(num_samples / batch_size)
+    return min(steps, max_steps) if max_steps else steps
+
+
+class BatchPool:
+    """One pass = `steps` batches, cycled from a few random batches kept on the device.
+
+    make_batch(batch_size, generator) returns a tuple of CPU tensors. Every
+    batch is full-sized (the real loaders' smaller last batch is ignored).
+    """
+
+    def __init__(self, make_batch, batch_size, num_samples, device, max_steps=0, seed=0, pool_size=4):
+        import torch
+
+        self.batch_size = batch_size
+        self.steps = num_steps(num_samples, batch_size, max_steps)
+        generator = torch.Generator().manual_seed(seed)
+        self.batches = [
+            tuple(t.to(device) for t in make_batch(batch_size, generator))
+            for _ in range(min(pool_size, self.steps))
+        ]
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):
+        for i in range(self.steps):
+            yield self.batches[i % len(self.batches)]
+
+
+# ---------------------------------------------------------------- reporting
+
+def log_config(**fields) -> None:
+    log("[gpupair] config " + " ".join(f"{k}={v}" for k, v in fields.items()))
+
+
+def log_progress(epoch: int, step: int, steps: int, loss) -> None:
+    """Print every PROGRESS_EVERY steps and at the last step (loss: a tensor or float)."""
+    if step % PROGRESS_EVERY == 0 or step == steps:
+        log(f"Epoch {epoch} step {step}/{steps} loss {float(loss):.4f}")
+
+
+class StepTimer:
+    """Wall time of training steps only, excluding the run's first (warm-up) step.
+
+    Per epoch: start() before the training loop, step_done(n) after each
+    step, stop() after the loop. Evaluation is not timed. On CUDA the clock is
+    read after torch.cuda.synchronize().
+    """
+
+    def __init__(self, device):
+        self.cuda = device.type == "cuda"
+        self.steps = 0
+        self.samples = 0
+        self.seconds = 0.0
+        self._warm = False
+        self._t0 = None
+
+    def _now(self) -> float:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def start(self) -> None:
+        self._t0 = self._now()
+
+    def step_done(self, samples: int) -> None:
+        if not self._warm:  # the warm-up step is not counted: restart the clock
+            self._warm = True
+            self.start()
+            return
+        self.steps += 1
+        self.samples += samples
+
+    def stop(self) -> None:
+        self.seconds += self._now() - self._t0
+
+    @property
+    def seconds_per_step(self) -> float:
+        return self.seconds / self.steps if self.steps else float("nan")
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples / self.seconds if self.steps and self.seconds > 0 else float("nan")
+
+
+def finish(device, timer: StepTimer | None) -> None:
+    """Memory and throughput lines, then the success marker as the very last line."""
+    if device is not None and device.type == "cuda":
+        import torch
+
+        log(f"[gpupair] max_memory_reserved_mib={torch.cuda.max_memory_reserved() / 2**20:.1f} "
+            f"max_memory_allocated_mib={torch.cuda.max_memory_allocated() / 2**20:.1f}")
+    if timer is not None:
+        log(f"[gpupair] steps={timer.steps} seconds_per_step={timer.seconds_per_step:.6f} "
+            f"samples_per_second={timer.samples_per_second:.2f}")
+    log(SUCCESS_MARKER)

@@ -1,0 +1,1 @@
+"""pytorch/examples workloads: mnist, mnist_rnn, mnist_ff, siamese."""

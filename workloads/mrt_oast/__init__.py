@@ -1,0 +1,1 @@
+"""MRT-OAST-like code clone detection workload (transformer over code-token pairs)."""

@@ -1,0 +1,1 @@
+"""VulBERTa workloads: mlp (RoBERTa-base classifier) and cnn (TextCNN head)."""
