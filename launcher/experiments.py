@@ -10,12 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from launcher.errors import ConfigError, Problem
-from launcher.jsonfile import read_json, type_name
+from launcher.jsonfile import describe, read_json, show, type_name
 from launcher.registry import Registry
 from launcher.spec import JobConfig, PairSpec
 
 _KNOWN_TOP = {"experiment_name", "description", "governor", "runs_per_config", "max_retries", "mode",
               "experiments", "gpupair"}
+_MODES = ("default", "mutation", "parallel")  # the seed's runner's modes; only "parallel" makes a pair
+_FORMAT_FIX = "see the seed's settings/parallel_feasibility_test.json for the format"
+#: Optional integer settings (top level, and runs_per_config per experiment too) and their least value.
+_COUNTS = {"runs_per_config": 1, "max_retries": 0}
 
 
 @dataclass(frozen=True)
@@ -45,17 +49,23 @@ def load_experiment(path: Path, registry: Registry, lenient: bool = False) -> Ex
     if not isinstance(experiments, list) or not experiments:
         got = "missing" if "experiments" not in data else f"{type_name(experiments)}" + (" (empty)" if experiments == [] else "")
         raise ConfigError([Problem(file, "experiments", f"{got}, expected a non-empty array of experiments",
-                                   fix="see the seed's settings/parallel_feasibility_test.json for the format")])
+                                   fix=_FORMAT_FIX)])
     name = data.get("experiment_name", path.stem)
     if not isinstance(name, str):
-        problems.append(Problem(file, "experiment_name", f"is {type_name(name)}, expected a string"))
+        problems.append(Problem(file, "experiment_name", f"is {describe(name)}, expected a string",
+                                fix="give the experiment a name in quotes"))
         name = path.stem
+    for key in ("description", "governor"):
+        if key in data and not isinstance(data[key], str):
+            problems.append(Problem(file, key, f"is {describe(data[key])}, expected a string",
+                                    fix=_FORMAT_FIX))
+    _check_counts(file, "", data, _COUNTS, problems)
     options = data.get("gpupair", {})
     if not isinstance(options, dict):
         problems.append(Problem(file, "gpupair", f"is {type_name(options)}, expected an object",
                                 expected='{"gpu_memory": "8GiB", "safe_limit": "7500MiB"}'))
         options = {}
-    default_mode = data.get("mode", "default")
+    default_mode = _mode(file, "mode", data.get("mode", "default"), problems)
     pairs: list[PairSpec] = []
     seen: dict[tuple, int] = {}
     for i, entry in enumerate(experiments):
@@ -71,7 +81,34 @@ def load_experiment(path: Path, registry: Registry, lenient: bool = False) -> Ex
         pairs.append(pair)
     if problems:
         raise ConfigError(problems)
-    return Experiment(path, name, str(data.get("description", "")), pairs, dict(options), warnings)
+    description = data.get("description", "")
+    return Experiment(path, name, description if isinstance(description, str) else "", pairs, dict(options), warnings)
+
+
+def _mode(file: str, at: str, mode: Any, problems: list[Problem]) -> str:
+    """``mode`` if it is one of the seed's modes; else a problem, and "default"."""
+    if isinstance(mode, str) and mode in _MODES:
+        return mode
+    problems.append(Problem(file, at, f"unknown mode {show(mode)}" if isinstance(mode, str)
+                            else f"is {describe(mode)}, expected a string",
+                            expected=" or ".join(f'"{m}"' for m in _MODES),
+                            fix='use "parallel" for a foreground/background pair, "default" for a solo job'))
+    return "default"
+
+
+def _check_counts(file: str, at: str, entry: dict, counts: dict[str, int], problems: list[Problem]) -> None:
+    """Each of ``counts``' keys present in ``entry`` must be an integer at least its minimum."""
+    for key, least in counts.items():
+        if key not in entry:
+            continue
+        value = entry[key]
+        where = f"{at}.{key}" if at else key
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(Problem(file, where, f"{describe(value)} is not an integer",
+                                    expected=f"an integer, {least} or more", fix="correct the value"))
+        elif value < least:
+            problems.append(Problem(file, where, f"{show(value)} is less than {least}",
+                                    expected=f"an integer, {least} or more", fix="correct the value"))
 
 
 def _identity(pair: PairSpec) -> tuple:
@@ -84,13 +121,17 @@ def _parse_entry(file: str, i: int, entry: Any, default_mode: str, registry: Reg
                  problems: list[Problem], warnings: list[str]) -> PairSpec | None:
     at = f"experiments[{i}]"
     if not isinstance(entry, dict):
-        problems.append(Problem(file, at, f"is {type_name(entry)}, expected an object"))
+        problems.append(Problem(file, at, f"is {describe(entry)}, expected an object",
+                                expected='{"mode": "parallel", "foreground": {...}, "background": {...}}',
+                                fix=_FORMAT_FIX))
         return None
     note = entry.get("note", "")
     if not isinstance(note, str):
-        problems.append(Problem(file, f"{at}.note", f"is {type_name(note)}, expected a string"))
+        problems.append(Problem(file, f"{at}.note", f"is {describe(note)}, expected a string",
+                                fix="write the note in quotes"))
         note = ""
-    mode = entry.get("mode", default_mode)
+    _check_counts(file, at, entry, {"runs_per_config": _COUNTS["runs_per_config"]}, problems)
+    mode = _mode(file, f"{at}.mode", entry["mode"], problems) if "mode" in entry else default_mode
     parallel = mode == "parallel" or "foreground" in entry or "background" in entry
     pair_warnings: list[str] = []
     if parallel:
@@ -111,18 +152,23 @@ def _parse_entry(file: str, i: int, entry: Any, default_mode: str, registry: Reg
 def _parse_job(file: str, at: str, entry: Any, registry: Registry, lenient: bool,
                problems: list[Problem], warnings: list[str]) -> JobConfig | None:
     if not isinstance(entry, dict):
-        got = "missing" if entry is None else f"{type_name(entry)}"
-        problems.append(Problem(file, at, f"{got}, expected an object with repo, model, hyperparameters"))
+        got = "missing" if entry is None else describe(entry)
+        problems.append(Problem(file, at, f"{got}, expected an object with repo, model, hyperparameters",
+                                expected='{"repo": "examples", "model": "mnist", "hyperparameters": {...}}',
+                                fix=_FORMAT_FIX))
         return None
     bad = False
-    for key in ("repo", "model"):
+    for key, example in (("repo", "examples"), ("model", "mnist")):
         if not isinstance(entry.get(key), str) or not entry.get(key):
-            got = "missing" if key not in entry else f"{type_name(entry[key])} {entry[key]!r}"
-            problems.append(Problem(file, f"{at}.{key}", f"{got}, expected a non-empty string"))
+            got = "missing" if key not in entry else describe(entry[key])
+            problems.append(Problem(file, f"{at}.{key}", f"{got}, expected a non-empty string",
+                                    expected=f'a {key} name of the models file, e.g. "{example}"',
+                                    fix=f'add "{key}": "<name>"' if key not in entry else "correct the value"))
             bad = True
     hyper = entry.get("hyperparameters", {})
     if not isinstance(hyper, dict):
-        problems.append(Problem(file, f"{at}.hyperparameters", f"is {type_name(hyper)}, expected an object"))
+        problems.append(Problem(file, f"{at}.hyperparameters", f"is {describe(hyper)}, expected an object",
+                                expected='{"epochs": 1, "learning_rate": 0.01}', fix=_FORMAT_FIX))
         bad = True
     if bad:
         return None

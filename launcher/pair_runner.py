@@ -12,7 +12,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from launcher.devices.base import Device
 from launcher.errors import UserError
@@ -40,7 +40,7 @@ class RunOptions:
     probe_plateau_s: float = 15.0  # external scripts in probe mode: stop once memory is flat this long
     background_settle_s: float = 2.0
     background_ready_timeout_s: float = 120.0
-    background_min_run_s: float = 5.0
+    background_min_run_s: float = 2.0  # a real training run, even a probe, takes longer (imports, CUDA init)
     background_max_quick_exits: int = 3
     allow_foreign_processes: bool = False
     grace_s: float = 3.0
@@ -85,8 +85,11 @@ def probe_job(job: JobConfig, registry: Registry, steps: int) -> JobConfig:
 class PairRun:
     """One execution of a pair. Use :func:`run_pair`."""
 
-    def __init__(self, pair: PairSpec, registry: Registry, device: Device, options: RunOptions, work_dir: Path):
+    def __init__(self, pair: PairSpec, registry: Registry, device: Device, options: RunOptions, work_dir: Path,
+                 observer: Callable[[str, Sample | None], None] | None = None):
         self.pair, self.registry, self.device, self.options = pair, registry, device, options
+        self.observer = observer
+        self._last_report = 0.0
         self.work_dir = work_dir
         fg, bg = pair.foreground, pair.background
         if options.probe:
@@ -151,6 +154,7 @@ class PairRun:
             self._check_budget()
             if self.over_budget:
                 return False
+            self._report("background starting")
             time.sleep(0.05)
         return True
 
@@ -195,6 +199,7 @@ class PairRun:
             if plateau_rule and self._plateaued(t_start):
                 self.probe_stopped = True
                 break
+            self._report("foreground running")
             time.sleep(0.05)
         self.fg_window = (t_start, self.monitor.now())
         self.bg_coverage = alive_ticks / ticks if ticks and self.bg is not None else None
@@ -210,8 +215,14 @@ class PairRun:
             self._check_budget()
             if self.over_budget:
                 return
+            self._report("background finishing its probe")
             time.sleep(0.05)
         self._check_background()
+
+    def _report(self, phase: str) -> None:
+        if self.observer is not None and time.monotonic() - self._last_report >= 0.5:
+            self._last_report = time.monotonic()
+            self.observer(phase, self.monitor.latest())
 
     # -- the whole pair ---------------------------------------------------------------------------
     def run(self) -> PairResult:
@@ -317,9 +328,11 @@ def _error_message(outcome: Outcome, fg_log, bg_ends: list[JobEnd], run: PairRun
     return f"foreground: {fg_log.last_error or f'exit code {run.fg.popen.returncode if run.fg else None}'}"
 
 
-def run_pair(pair: PairSpec, registry: Registry, device: Device, options: RunOptions, work_dir: Path) -> PairResult:
-    """Run ``pair`` with logs under ``work_dir``; every process it started is gone when this returns."""
-    return PairRun(pair, registry, device, options, work_dir).run()
+def run_pair(pair: PairSpec, registry: Registry, device: Device, options: RunOptions, work_dir: Path,
+             observer: Callable[[str, Sample | None], None] | None = None) -> PairResult:
+    """Run ``pair`` with logs under ``work_dir``; every process it started is gone when this returns.
+    ``observer(phase, latest_sample)`` is called about twice a second for progress output."""
+    return PairRun(pair, registry, device, options, work_dir, observer).run()
 
 
 def with_batch_sizes(pair: PairSpec, registry: Registry, fg: int | None, bg: int | None) -> PairSpec:

@@ -8,6 +8,7 @@ file does not know is an error (``--lenient``: a recorded warning), never silent
 from __future__ import annotations
 
 import math
+import re
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from launcher.errors import ConfigError, Problem
-from launcher.jsonfile import read_json, type_name
+from launcher.jsonfile import describe, read_json, show, type_name
 from launcher.spec import JobConfig
 
 BATCH_SIZE = "batch_size"
@@ -86,13 +87,20 @@ class Registry:
         problems: list[Problem] = []
         repos: dict[str, Repository] = {}
         if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
-            got = type_name(data.get("models")) if isinstance(data, dict) else type_name(data)
-            raise ConfigError([Problem(str(path), "models", f"missing or not an object (got {got})",
+            if isinstance(data, dict):
+                got = "missing" if "models" not in data else f"is {describe(data['models'])}, expected an object"
+            else:
+                got = f"missing: the file's top level is {type_name(data)}, not an object"
+            raise ConfigError([Problem(str(path), "models", got,
                                        expected='{"models": {"<repo>": {...}}} as in the seed\'s models_config.json')])
         for name, entry in data["models"].items():
             repo = _parse_repository(str(path), name, entry, base, problems)
             if repo is not None:
                 repos[name] = repo
+        if not problems and not repos:
+            problems.append(Problem(str(path), "models", "has no repositories, so no job could run",
+                                    expected='{"models": {"<repo>": {...}}} as in the seed\'s models_config.json',
+                                    fix="add the repositories your settings files name"))
         if problems:
             raise ConfigError(problems)
         return cls(path, repos)
@@ -107,12 +115,13 @@ class Registry:
         dropped: list[str] = []
         repo = self.repositories.get(job.repo)
         if repo is None:
-            problems.append(Problem(file, f"{where}.repo", f"unknown repository {job.repo!r} (not in {self.file})",
+            problems.append(Problem(file, f"{where}.repo", f"unknown repository {show(job.repo)} (not in {self.file})",
                                     expected="one of: " + ", ".join(sorted(self.repositories)),
                                     fix="fix the name or register the repository in the models file (--models FILE)"))
             return JobCheck(problems, warnings, ())
         if job.model not in repo.models:
-            problems.append(Problem(file, f"{where}.model", f"unknown model {job.model!r} for repository {job.repo!r}",
+            problems.append(Problem(file, f"{where}.model",
+                                    f"unknown model {show(job.model)} for repository {show(job.repo)}",
                                     expected="one of: " + ", ".join(repo.models),
                                     fix="fix the name or add the model to the models file"))
         for name, value in job.hyperparameters.items():
@@ -122,10 +131,10 @@ class Registry:
                 known = ", ".join(sorted(repo.hyperparameters)) or "(none)"
                 if lenient:
                     dropped.append(name)
-                    warnings.append(f"{file}: {at}: {job.repo} has no hyperparameter {name!r}; "
+                    warnings.append(f"{file}: {at}: {job.repo} has no hyperparameter {show(name)}; "
                                     f"dropped (known: {known})")
                 else:
-                    problems.append(Problem(file, at, f"{job.repo} has no hyperparameter {name!r}, "
+                    problems.append(Problem(file, at, f"{job.repo} has no hyperparameter {show(name)}, "
                                                       "so its training script would never see it",
                                             expected="one of: " + known,
                                             fix="remove it, add it to the models file, or run with --lenient "
@@ -175,30 +184,57 @@ def _expected(hp: Hyperparameter) -> str:
     return {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}.get(hp.type, hp.type)
 
 
+def _type_problem(kind: str, value: Any) -> str:
+    """Why ``value`` is not of the models file's ``kind`` ("int", "float", "str", "bool"), or "" when it is."""
+    if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+        return f"{describe(value)} is not an integer"
+    if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return f"{describe(value)} is not a number"
+    if kind == "bool" and not isinstance(value, bool):
+        return f"{describe(value)} is not true/false"
+    if kind == "str" and not isinstance(value, str):
+        return f"{describe(value)} is not a string"
+    return ""
+
+
 def _value_problem(hp: Hyperparameter, value: Any) -> str:
     """Why ``value`` does not fit ``hp``, or "" when it does."""
+    wrong_type = _type_problem(hp.type, value)
+    if wrong_type:
+        return wrong_type
     if hp.type == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            return f"{type_name(value)} {value!r} is not an integer"
         if value < 0:
-            return f"{value} is negative"
+            return f"{show(value)} is negative"
         if hp.name == BATCH_SIZE and not 1 <= value <= _MAX_BATCH_SIZE:
-            return f"batch size {value} is out of range"
+            return f"batch size {show(value)} is out of range"
     elif hp.type == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return f"{type_name(value)} {value!r} is not a number"
-        if not math.isfinite(value):
-            return f"{value!r} is not a finite number"
-    elif hp.type == "bool":
-        if not isinstance(value, bool):
-            return f"{type_name(value)} {value!r} is not true/false"
+        if not _finite(value):
+            return f"{show(value)} is not a finite number"
     elif hp.type == "str":
-        if not isinstance(value, str):
-            return f"{type_name(value)} {value!r} is not a string"
+        return _argument_problem(value)
+    return ""
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond the float range
+        return False
+
+
+def _argument_problem(text: str) -> str:
+    """Why ``text`` cannot reach a training script as one literal argv element, or "" when it can."""
+    if "\0" in text:
+        return f"{show(text)} contains a NUL character, which no command-line argument can carry"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"{show(text)} contains an unpaired surrogate ({exc.object[exc.start]!a}), which is not text"
     return ""
 
 
 _REPO_KEYS = {"path": str, "train_script": str, "models": list, "supported_hyperparams": dict}
+_FORMAT_FIX = "see the seed's models_config.json for the format"
 
 
 def _parse_repository(file: str, name: str, entry: Any, base: Path, problems: list[Problem]) -> Repository | None:
@@ -206,48 +242,127 @@ def _parse_repository(file: str, name: str, entry: Any, base: Path, problems: li
     if name.startswith("_"):
         return None
     if not isinstance(entry, dict):
-        problems.append(Problem(file, at, f"is {type_name(entry)}, expected an object"))
+        problems.append(Problem(file, at, f"is {type_name(entry)}, expected an object",
+                                expected='{"path": ..., "train_script": ..., "models": [...], '
+                                         '"supported_hyperparams": {...}}', fix=_FORMAT_FIX))
         return None
     ok = True
     for key, kind in _REPO_KEYS.items():
-        if not isinstance(entry.get(key), kind):
-            got = "missing" if key not in entry else f"{type_name(entry[key])}"
-            problems.append(Problem(file, f"{at}.{key}", f"{got}, expected {type_name(kind())}",
-                                    fix="see the seed's models_config.json for the format"))
+        value = entry.get(key)
+        if not isinstance(value, kind) or (kind is str and not value):
+            got = "missing" if key not in entry else describe(value)
+            problems.append(Problem(file, f"{at}.{key}", f"{got}, expected a non-empty {type_name(kind())}"
+                                    if kind is str else f"{got}, expected {type_name(kind())}", fix=_FORMAT_FIX))
             ok = False
     if not ok:
         return None
-    models = entry["models"]
-    if not models or not all(isinstance(m, str) and m for m in models):
-        problems.append(Problem(file, f"{at}.models", "must be a non-empty list of model names"))
+    count = len(problems)
+    models = _parse_models(file, at, entry["models"], entry.get("model_flag"), problems)
+    hyper = _parse_hyperparameters(file, f"{at}.supported_hyperparams", entry["supported_hyperparams"], problems)
+    required = _parse_required_args(file, f"{at}.required_args", entry.get("required_args", {}), problems)
+    patterns = _parse_log_patterns(file, f"{at}.performance_metrics", entry.get("performance_metrics", {}), problems)
+    if len(problems) > count:
         return None
-    hyper: dict[str, Hyperparameter] = {}
-    for hp_name, spec in entry["supported_hyperparams"].items():
-        hp_at = f"{at}.supported_hyperparams.{hp_name}"
-        if not isinstance(spec, dict) or not isinstance(spec.get("flag"), str) or not spec.get("flag"):
-            problems.append(Problem(file, f"{hp_at}.flag", "missing or not a string", expected='e.g. "--lr"'))
-            continue
-        kind = spec.get("type", "str")
-        if kind not in ("int", "float", "str", "bool"):
-            problems.append(Problem(file, f"{hp_at}.type", f"unknown type {kind!r}", expected="int, float, str or bool"))
-            continue
-        hyper[hp_name] = Hyperparameter(hp_name, spec["flag"], kind, spec.get("default"))
-    model_flag = entry.get("model_flag")
-    if model_flag is not None and not isinstance(model_flag, str):
-        problems.append(Problem(file, f"{at}.model_flag", f"is {type_name(model_flag)}, expected a string"))
-    required = entry.get("required_args", {})
-    if not isinstance(required, dict) or not all(isinstance(v, str) for v in required.values()):
-        problems.append(Problem(file, f"{at}.required_args", "expected an object of strings", expected='{"dataset": "-d d2a"}'))
-        required = {}
-    patterns = entry.get("performance_metrics", {}).get("log_patterns", {}) if isinstance(entry.get("performance_metrics"), dict) else {}
     path = Path(entry["path"])
     return Repository(
         name=name,
         path=path if path.is_absolute() else base / path,
         train_script=entry["train_script"],
-        models=tuple(models),
+        models=models,
         hyperparameters=hyper,
-        model_flag=model_flag if isinstance(model_flag, str) else None,
+        model_flag=entry.get("model_flag"),
         required_args=required,
-        log_patterns=patterns if isinstance(patterns, dict) else {},
+        log_patterns=patterns,
     )
+
+
+def _parse_models(file: str, at: str, models: list, model_flag: Any, problems: list[Problem]) -> tuple[str, ...]:
+    if not models:
+        problems.append(Problem(file, f"{at}.models", "is empty, expected at least one model name",
+                                expected='e.g. ["default"] or ["resnet20", "resnet32"]', fix=_FORMAT_FIX))
+    for i, model in enumerate(models):
+        if not isinstance(model, str) or not model:
+            problems.append(Problem(file, f"{at}.models[{i}]", f"{describe(model)}, "
+                                    "expected a non-empty model name", expected='e.g. "resnet20"'))
+    if model_flag is not None and (not isinstance(model_flag, str) or not model_flag):
+        problems.append(Problem(file, f"{at}.model_flag", f"is {describe(model_flag)}, "
+                                "expected a non-empty string", expected='e.g. "-n"'))
+    elif model_flag is None and len(models) > 1:
+        problems.append(Problem(file, f"{at}.model_flag", f"missing, but there are {len(models)} models: "
+                                "without it the training script is never told which one to train",
+                                expected='the flag that selects the model, e.g. "-n"',
+                                fix='add "model_flag" to the repository entry'))
+    return tuple(m for m in models if isinstance(m, str))
+
+
+def _parse_hyperparameters(file: str, at: str, specs: dict, problems: list[Problem]) -> dict[str, Hyperparameter]:
+    hyper: dict[str, Hyperparameter] = {}
+    for hp_name, spec in specs.items():
+        hp_at = f"{at}.{hp_name}"
+        if not isinstance(spec, dict):
+            problems.append(Problem(file, hp_at, f"is {type_name(spec)}, expected an object",
+                                    expected='{"flag": "--lr", "type": "float", "default": 0.1}', fix=_FORMAT_FIX))
+            continue
+        flag = spec.get("flag")
+        if not isinstance(flag, str) or not flag:
+            got = "missing" if "flag" not in spec else describe(flag)
+            problems.append(Problem(file, f"{hp_at}.flag", f"{got}, expected a non-empty string",
+                                    expected='e.g. "--lr"', fix=_FORMAT_FIX))
+            continue
+        kind = spec.get("type", "str")
+        if kind not in ("int", "float", "str", "bool"):
+            problems.append(Problem(file, f"{hp_at}.type", f"unknown type {show(kind)}",
+                                    expected='"int", "float", "str" or "bool"', fix=_FORMAT_FIX))
+            continue
+        default = spec.get("default")
+        if default is not None and _type_problem(kind, default):
+            problems.append(Problem(file, f"{hp_at}.default", _type_problem(kind, default),
+                                    expected=f"a value of type {kind} (the hyperparameter's \"type\")",
+                                    fix="correct the default or the type"))
+            continue
+        hyper[hp_name] = Hyperparameter(hp_name, flag, kind, default)
+    return hyper
+
+
+def _parse_required_args(file: str, at: str, required: Any, problems: list[Problem]) -> dict[str, str]:
+    if not isinstance(required, dict):
+        problems.append(Problem(file, at, f"is {type_name(required)}, expected an object of strings",
+                                expected='{"dataset": "-d d2a"}', fix=_FORMAT_FIX))
+        return {}
+    for key, value in required.items():
+        if not isinstance(value, str):
+            problems.append(Problem(file, f"{at}.{key}", f"{describe(value)}, expected a string",
+                                    expected='arguments as typed in a shell, e.g. "-d d2a"'))
+            continue
+        try:
+            shlex.split(value)
+        except ValueError as exc:
+            problems.append(Problem(file, f"{at}.{key}", f"cannot be split into arguments: {exc}",
+                                    expected='arguments as typed in a shell, e.g. "-d d2a"',
+                                    fix="close the quotation or escape the quote character"))
+    return required
+
+
+def _parse_log_patterns(file: str, at: str, metrics: Any, problems: list[Problem]) -> dict[str, str]:
+    if not isinstance(metrics, dict):
+        problems.append(Problem(file, at, f"is {type_name(metrics)}, expected an object",
+                                expected='{"log_patterns": {"<metric>": "<regular expression>"}}', fix=_FORMAT_FIX))
+        return {}
+    patterns = metrics.get("log_patterns", {})
+    if not isinstance(patterns, dict):
+        problems.append(Problem(file, f"{at}.log_patterns", f"is {type_name(patterns)}, expected an object",
+                                expected='{"<metric>": "<regular expression>"}', fix=_FORMAT_FIX))
+        return {}
+    for metric, pattern in patterns.items():
+        where = f"{at}.log_patterns.{metric}"
+        if not isinstance(pattern, str):
+            problems.append(Problem(file, where, f"{describe(pattern)}, expected a string",
+                                    expected="a regular expression with one group, the metric's value"))
+            continue
+        try:
+            re.compile(pattern)
+        except (re.error, OverflowError, RecursionError) as exc:
+            problems.append(Problem(file, where, f"not a valid regular expression: {exc}",
+                                    expected="a Python regular expression with one group, the metric's value",
+                                    fix="fix the pattern (escape backslashes twice in JSON)"))
+    return patterns

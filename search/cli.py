@@ -10,7 +10,7 @@ import typer
 
 from launcher.errors import UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find which training jobs can share one GPU, and at what batch sizes.")
 
 ModelsOpt = typer.Option(None, "--models", help="Models file in the seed's format (default: the built-in workloads).")
@@ -132,6 +132,60 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
     typer.echo(f"results: {pair_dir}")
     if result.outcome.value != "ok":
         raise typer.Exit(3)
+
+
+StudyOpt = typer.Option(None, "--study", help="Named study (default: feasibility).")
+SettingsOpt = typer.Option(None, "--settings", help="Run any seed-format settings file as a study.")
+StorageOpt = typer.Option(None, "--storage", help="Optuna storage URL (default: sqlite file in --results).")
+ResultsOpt = typer.Option(Path("results"), "--results", help="Results root directory.")
+
+
+@app.command()
+@user_errors
+def run(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsOpt, storage: Optional[str] = StorageOpt,
+        device: Optional[str] = typer.Option(None, "--device", help="auto, cuda:N, cpu or sim (required without an NVIDIA GPU)."),
+        gpu_memory: Optional[str] = typer.Option(None, "--gpu-memory", help="Card size to fit on (emulated on a bigger GPU). Default: the study's (8GiB)."),
+        safe_limit: Optional[str] = typer.Option(None, "--safe-limit", help="Pair peak must stay under this. Default: the study's (7500MiB)."),
+        cpu_memory: Optional[str] = typer.Option(None, "--cpu-memory", help="Host-memory budget with --device cpu (default: the card size)."),
+        probe: bool = typer.Option(True, "--probe/--full-epoch", help="Probe (short run to the memory plateau) or the seed's full epoch."),
+        extend: bool = typer.Option(True, "--extend/--no-extend", help="Reduce batch sizes of failing pairs."),
+        policy: str = typer.Option("background-first", "--policy", help="background-first, foreground-first or proportional."),
+        floor: int = typer.Option(1, "--floor", min=1, help="Smallest batch size the extension may try."),
+        timeout: float = typer.Option(3600.0, "--timeout", help="Seconds before a foreground is killed."),
+        monitor_hz: float = typer.Option(20.0, "--monitor-hz", help="Memory sampling rate."),
+        results: Path = ResultsOpt, allow_foreign: bool = typer.Option(False, "--allow-foreign-processes"),
+        models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt) -> None:
+    """Run a study: every pair as a trial, failing pairs extended by batch-size reduction."""
+    from search.run_study import run_study
+
+    code = run_study(study=study, settings=settings, storage=storage, device=device, gpu_memory=gpu_memory,
+                     safe_limit=safe_limit, cpu_memory=cpu_memory, probe=probe, extend=extend, policy=policy,
+                     floor=floor, timeout=timeout, monitor_hz=monitor_hz, results=results,
+                     allow_foreign=allow_foreign, models=models, repos_root=repos_root, lenient=lenient)
+    raise typer.Exit(code)
+
+
+@app.command()
+@user_errors
+def status(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsOpt, storage: Optional[str] = StorageOpt,
+           results: Path = ResultsOpt, simulated: bool = typer.Option(False, "--simulated", help="The simulated study of that name."),
+           models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt) -> None:
+    """Print the table of pair verdicts from storage, at any time."""
+    from search.run_study import print_status
+
+    print_status(study, settings, storage, results, simulated, models, repos_root, lenient)
+
+
+@app.command()
+@user_errors
+def plan(gpu_memory: str = typer.Option(..., "--gpu-memory", help="The card to predict for, e.g. 8GiB."),
+         safe_limit: Optional[str] = typer.Option(None, "--safe-limit"),
+         study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsOpt,
+         models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt) -> None:
+    """Predict (simulated, from shipped profiles) which pairs fit on a card you do not have."""
+    from search.run_study import predict
+
+    typer.echo(predict(study, settings, gpu_memory, safe_limit, models, repos_root, lenient))
 
 
 def _size(text: Optional[str], flag: str) -> Optional[float]:

@@ -1,0 +1,91 @@
+"""What the study prints: a live progress line while a pair runs, and the table of pair verdicts."""
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from launcher.monitor import Sample
+from search.planner import PairPlan
+
+
+def _short(key: str) -> str:
+    group, _, jobs = key.partition(":")
+    return f"{group} " + "+".join(j.split("/")[-1] if "/" in j else j for j in jobs.split("+"))
+
+
+def _batch(config) -> str:
+    if config is None:
+        return "-"
+    return "/".join("·" if b is None else str(b) for b in config)
+
+
+class Progress:
+    """Live line: trial, pair, phase, pair memory against the limit, utilisation, ETA."""
+
+    def __init__(self, total_pairs: int, safe_limit_mib: float, simulated: bool = False,
+                 stream: TextIO = sys.stderr) -> None:
+        self.total, self.limit, self.simulated, self.stream = total_pairs, safe_limit_mib, simulated, stream
+        self.tty = stream.isatty()
+        self.started = time.monotonic()
+        self.durations: list[float] = []
+        self.current = ""
+        self.trial_started = time.monotonic()
+        self.remaining = 0
+        self._last_plain = 0.0
+
+    def begin(self, trial_number: int, pair_key: str, config, remaining: int) -> None:
+        self.current = f"trial {trial_number} {_short(pair_key)} bs {_batch(config)}"
+        self.trial_started = time.monotonic()
+        self.remaining = remaining
+
+    def eta(self) -> str:
+        if not self.durations:
+            return "ETA ?"
+        left = sum(self.durations) / len(self.durations) * self.remaining
+        return f"ETA {int(left // 60)}m{int(left % 60):02d}s"
+
+    def update(self, phase: str, sample: Sample | None) -> None:
+        mem = sum(sample.job_mib.values()) if sample else 0.0
+        util = sample.device.utilization_pct if sample else None
+        bar = _bar(mem / self.limit if self.limit else 0.0)
+        line = (f"[{self.current}] {phase} | pair {mem:,.0f}/{self.limit:,.0f} MiB {bar} | "
+                f"util {util if util is not None else '-'}% | {self.eta()}")
+        if self.tty:
+            self.stream.write("\r" + line[:160].ljust(160))
+            self.stream.flush()
+        elif time.monotonic() - self._last_plain >= 10:
+            self._last_plain = time.monotonic()
+            print(line, file=self.stream, flush=True)
+
+    def end(self, verdict_line: str) -> None:
+        self.durations.append(time.monotonic() - self.trial_started)
+        prefix = "\r" + " " * 160 + "\r" if self.tty else ""
+        label = " (simulated)" if self.simulated else ""
+        print(f"{prefix}[{self.current}]{label} {verdict_line}", file=self.stream, flush=True)
+
+
+def _bar(fraction: float, width: int = 10) -> str:
+    filled = min(width, int(round(fraction * width)))
+    return "[" + "#" * filled + "." * (width - filled) + "]" + ("!" if fraction > 1 else "")
+
+
+def verdict_table(plans: list[PairPlan], safe_limit_mib: float, simulated: bool = False) -> str:
+    head = ["group", "foreground + background", "verdict", "peak MiB", "margin MiB", "batch (orig -> safe)", "trials"]
+    rows = []
+    for plan in plans:
+        peak = plan.recommended_peak_mib
+        if peak is None:
+            measured = [t.peak_mib for t in plan.trials if t.peak_mib is not None and t.config == plan.original]
+            peak = measured[-1] if measured else None
+        margin = f"{safe_limit_mib - peak:,.0f}" if peak is not None else "-"
+        jobs = plan.pair.foreground.key + (" + " + plan.pair.background.key if plan.pair.background else "")
+        verdict = plan.verdict + (f" ({plan.detail})" if plan.detail and plan.verdict in ("failed",) else "")
+        rows.append([str(plan.pair.group), jobs, verdict[:60], f"{peak:,.0f}" if peak is not None else "-", margin,
+                     f"{_batch(plan.original)} -> {_batch(plan.recommended)}", str(plan.trials_spent)])
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    total = sum(p.trials_spent for p in plans)
+    title = f"safe limit {safe_limit_mib:,.0f} MiB; {total} trials" + ("; SIMULATED numbers" if simulated else "")
+    return title + "\n" + "\n".join(lines)

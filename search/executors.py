@@ -1,0 +1,57 @@
+"""Run the pair of a trial on a device (or the simulated one) and keep its results directory."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from launcher.devices.base import Device
+from launcher.monitor import Sample
+from launcher.pair_runner import PairResult, RunOptions, run_pair
+from launcher.registry import Registry
+from launcher.results import new_pair_dir, new_run_dir, write_pair_results
+from launcher.simulated import SimulatedDevice
+from launcher.spec import PairSpec
+
+Observer = Callable[[str, Sample | None], None]
+
+
+class _RunDir:
+    """One ``run_YYYYMMDD_HHMMSS`` per invocation, created on the first pair: resumes never overwrite."""
+
+    def __init__(self, results_root: Path) -> None:
+        self.root = results_root
+        self._path: Path | None = None
+
+    def pair_dir(self, pair: PairSpec) -> Path:
+        if self._path is None:
+            self._path = new_run_dir(self.root)
+        return new_pair_dir(self._path, pair)
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+
+class DeviceExecutor:
+    def __init__(self, registry: Registry, device: Device, options: RunOptions, results_root: Path,
+                 observer: Observer | None = None) -> None:
+        self.registry, self.device, self.options, self.observer = registry, device, options, observer
+        self.run_dir = _RunDir(results_root)
+
+    def run(self, pair: PairSpec, trial_number: int) -> PairResult:
+        pair_dir = self.run_dir.pair_dir(pair)
+        result = run_pair(pair, self.registry, self.device, self.options, pair_dir, observer=self.observer)
+        write_pair_results(result, pair_dir)
+        return result
+
+
+class SimulatedExecutor:
+    def __init__(self, device: SimulatedDevice, results_root: Path | None) -> None:
+        self.device = device
+        self.run_dir = _RunDir(results_root) if results_root is not None else None
+
+    def run(self, pair: PairSpec, trial_number: int) -> PairResult:
+        result = self.device.run(pair)
+        if self.run_dir is not None:
+            write_pair_results(result, self.run_dir.pair_dir(pair))
+        return result

@@ -1,0 +1,116 @@
+"""Per-job memory model: ``peak(b) = fixed + per_sample * b`` (MiB, batch size b).
+
+Fitted from every measurement of the job: its own peak in pairs and solo runs (exact), shipped profiles
+(exact, another card: used for the slope when the study has too few points of its own), and OOMs, which
+give lower bounds (what it held plus what it "tried to allocate"). GPU_FACTS.md: memory grows close to
+linearly with batch size once past small batches.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# A CUDA context alone costs ~610 MiB per process (GPU_FACTS.md); the fixed part is never below that
+# on a GPU. Used only when nothing else is known.
+DEFAULT_FIXED_MIB = 610.0
+
+
+@dataclass(frozen=True)
+class Observation:
+    batch_size: int
+    peak_mib: float
+    exact: bool = True  # False: a lower bound (the job ran out of memory or was cut short)
+    source: str = "trial"  # "trial" or "profile"
+
+
+@dataclass(frozen=True)
+class LinearMemoryModel:
+    fixed_mib: float
+    per_sample_mib: float
+    points: int = 0  # exact observations it was fitted on
+
+    def predict(self, batch_size: int | None) -> float:
+        return self.fixed_mib + self.per_sample_mib * (batch_size or 0)
+
+    def largest_batch_within(self, budget_mib: float) -> int:
+        """Largest batch size predicted to fit ``budget_mib`` (0: none)."""
+        if self.per_sample_mib <= 0:
+            return 1 << 20 if self.fixed_mib <= budget_mib else 0
+        return max(0, int((budget_mib - self.fixed_mib) // self.per_sample_mib))
+
+
+@dataclass
+class JobMemoryData:
+    """All observations of one job (``repo/model``)."""
+
+    observations: list[Observation] = field(default_factory=list)
+
+    def add(self, obs: Observation) -> None:
+        self.observations.append(obs)
+
+    def fit(self) -> LinearMemoryModel | None:
+        return fit_linear(self.observations)
+
+
+def _least_squares(points: list[tuple[float, float]]) -> tuple[float, float] | None:
+    xs = {x for x, _ in points}
+    if len(xs) < 2:
+        return None
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    slope = sum((x - mx) * (y - my) for x, y in points) / sxx
+    return my - slope * mx, slope
+
+
+def fit_linear(observations: list[Observation]) -> LinearMemoryModel | None:
+    """Fit fixed + per-sample. Trial points decide where they can; profiles fill in the slope."""
+    exact_trials = [(o.batch_size, o.peak_mib) for o in observations if o.exact and o.source == "trial"]
+    exact_profiles = [(o.batch_size, o.peak_mib) for o in observations if o.exact and o.source == "profile"]
+    fit = _least_squares(exact_trials)
+    if fit is None:
+        profile_fit = _least_squares(exact_profiles)
+        if profile_fit is not None and exact_trials:
+            # slope from the profile, level from this study's own measurement (its card, its context size)
+            slope = max(profile_fit[1], 0.0)
+            fixed = sum(y - slope * x for x, y in exact_trials) / len(exact_trials)
+            fit = (fixed, slope)
+        elif profile_fit is not None:
+            fit = profile_fit
+        elif exact_trials:
+            x, y = max(exact_trials)
+            fixed = min(DEFAULT_FIXED_MIB, y)
+            fit = (fixed, (y - fixed) / x if x else 0.0)
+    lower = [(o.batch_size, o.peak_mib) for o in observations if not o.exact]
+    if fit is None:
+        if not lower:
+            return None
+        x, y = max(lower, key=lambda p: p[1] / max(p[0], 1))
+        fixed = min(DEFAULT_FIXED_MIB, y)
+        fit = (fixed, (y - fixed) / x if x else 0.0)
+    fixed, slope = fit
+    slope = max(slope, 0.0)
+    for x, bound in lower:  # a lower bound the line does not reach steepens it
+        if x > 0 and fixed + slope * x < bound:
+            slope = (bound - fixed) / x
+    return LinearMemoryModel(round(fixed, 3), round(slope, 5), len(exact_trials) + len(exact_profiles))
+
+
+def observations_from_trial(attrs: dict, fg_batch: int | None, bg_batch: int | None) -> dict[str, list[Observation]]:
+    """What one measured trial says about each of its jobs (keys ``repo/model``)."""
+    out: dict[str, list[Observation]] = {}
+    memory, outcome = attrs.get("memory") or {}, attrs.get("outcome", "")
+    for role, batch in (("foreground", fg_batch), ("background", bg_batch)):
+        job = attrs.get(role)
+        if not job or batch is None or not memory:
+            continue
+        peak = float(memory.get(f"{role}_peak_mib") or 0.0)
+        tried = memory.get(f"{role}_tried_to_allocate_mib")
+        this_oom = outcome == f"oom_{role}"
+        key = f"{job['repo']}/{job['model']}"
+        if this_oom:
+            out.setdefault(key, []).append(Observation(batch, peak + float(tried or 0.0), exact=False))
+        elif peak > 0 and outcome in ("ok", "oom_foreground", "oom_background", "over_budget"):
+            # the other job of an OOM pair was cut short: its peak is only a lower bound
+            out.setdefault(key, []).append(Observation(batch, peak, exact=outcome == "ok"))
+    return out

@@ -1,0 +1,130 @@
+"""Decide, from the trials so far, each pair's verdict and the next configuration to verify.
+
+Pure functions of stored trials, so a resumed or second worker plans exactly what the first would have.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from optuna.trial import TrialState
+
+from launcher.spec import PairSpec
+from search.extension import Config, Policy, answer, budget, next_position, reduction_path, state_from
+from search.memory_model import LinearMemoryModel, Observation, fit_linear, observations_from_trial
+from search.trial_record import TrialView
+
+FITS = "fits"
+FITS_REDUCED = "fits_reduced"
+DOES_NOT_FIT = "does_not_fit"
+NOT_REDUCIBLE = "not_reducible"
+FAILED = "failed"
+PENDING = "pending"
+INFEASIBLE = "infeasible"  # extension switched off
+
+
+@dataclass(frozen=True)
+class ExtensionOptions:
+    enabled: bool = True
+    policy: Policy = Policy.BACKGROUND_FIRST
+    floor: int = 1
+    margin_fraction: float = 0.01  # predictions aim this far under the safe limit
+
+
+@dataclass
+class PairPlan:
+    pair: PairSpec
+    original: Config
+    verdict: str = PENDING
+    recommended: Config | None = None
+    recommended_peak_mib: float | None = None
+    next_config: Config | None = None
+    extension_trials: int = 0
+    extension_budget: int = 0
+    trials: list[TrialView] = field(default_factory=list)
+    detail: str = ""
+
+    @property
+    def trials_spent(self) -> int:
+        return sum(1 for t in self.trials if t.state in (TrialState.COMPLETE, TrialState.FAIL))
+
+
+def fit_models(views: list[TrialView], profile_obs: dict[str, list[Observation]]) -> dict[str, LinearMemoryModel]:
+    data: dict[str, list[Observation]] = {k: list(v) for k, v in profile_obs.items()}
+    for v in views:
+        if v.state is TrialState.COMPLETE:
+            for key, obs in observations_from_trial(v.attrs, v.fg_batch, v.bg_batch).items():
+                data.setdefault(key, []).extend(obs)
+    return {key: model for key, obs in data.items() if (model := fit_linear(obs)) is not None}
+
+
+def predict_pair(pair: PairSpec, config: Config, models: dict[str, LinearMemoryModel]) -> float | None:
+    total = 0.0
+    for job, batch in ((pair.foreground, config[0]), (pair.background, config[1])):
+        if job is None:
+            continue
+        model = models.get(job.key)
+        if model is None:
+            return None
+        total += model.predict(batch)
+    return total
+
+
+def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: dict[str, LinearMemoryModel],
+              safe_limit_mib: float, options: ExtensionOptions) -> PairPlan:
+    plan = PairPlan(pair, original, trials=views)
+    finished = [v for v in views if v.state in (TrialState.COMPLETE, TrialState.FAIL)]
+    initial = next((v for v in finished if v.config == original and v.state is TrialState.COMPLETE), None)
+    if initial is None:
+        failed = [v for v in finished if v.config == original and v.state is TrialState.FAIL
+                  and not v.attrs.get("stale")]
+        if failed:
+            plan.verdict, plan.detail = FAILED, failed[-1].attrs.get("fail_reason", "")
+        return plan
+    if initial.feasible:
+        plan.verdict, plan.recommended, plan.recommended_peak_mib = FITS, original, initial.peak_mib
+        return plan
+    if original == (None, None):
+        plan.verdict, plan.detail = NOT_REDUCIBLE, "neither job has a batch-size knob"
+        return plan
+    if not options.enabled:
+        plan.verdict = INFEASIBLE
+        return plan
+    path = reduction_path(*original, options.policy, options.floor)
+    if not path:
+        plan.verdict, plan.detail = DOES_NOT_FIT, "already at the floor batch size"
+        return plan
+    index = {config: i + 1 for i, config in enumerate(path)}
+    on_path = [v for v in finished if v.config in index and v.phase == "extension"]
+    crashed = [v for v in on_path if v.state is TrialState.FAIL and not v.attrs.get("stale")]
+    if crashed:
+        plan.verdict, plan.detail = FAILED, "extension trial failed: " + crashed[-1].attrs.get("fail_reason", "")
+        return plan
+    results = {index[v.config]: bool(v.feasible) for v in on_path if v.state is TrialState.COMPLETE}
+    plan.extension_trials = len(results)
+    plan.extension_budget = budget(len(path))
+    state = state_from(len(path), results, len(results))
+    position = next_position(state, _predicted_first_feasible(pair, path, models, safe_limit_mib, options))
+    if position is not None:
+        plan.next_config = path[position - 1]
+        return plan
+    first = answer(state, len(path))
+    if first is None:
+        plan.verdict = DOES_NOT_FIT
+        plan.detail = f"no configuration down to batch size {options.floor} fits"
+        return plan
+    plan.verdict, plan.recommended = FITS_REDUCED, path[first - 1]
+    plan.recommended_peak_mib = next(v.peak_mib for v in on_path if v.config == plan.recommended
+                                     and v.state is TrialState.COMPLETE)
+    return plan
+
+
+def _predicted_first_feasible(pair: PairSpec, path: list[Config], models: dict[str, LinearMemoryModel],
+                              safe_limit_mib: float, options: ExtensionOptions) -> int | None:
+    target = safe_limit_mib * (1 - options.margin_fraction)
+    for position, config in enumerate(path, start=1):
+        peak = predict_pair(pair, config, models)
+        if peak is None:
+            return None
+        if peak <= target:
+            return position
+    return len(path) + 1

@@ -1,0 +1,49 @@
+"""Shipped memory profiles (``settings/profiles/*.json``): measured peaks per job and batch size.
+
+Each file is labelled with the card and date it was measured on. They seed the memory models, so that
+predictions (``plan``, the simulated device, the first extension step) start from real measurements.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from launcher.errors import ConfigError, Problem
+from search.memory_model import Observation
+from settings import profiles_dir
+
+
+@dataclass(frozen=True)
+class Profile:
+    file: Path
+    card: str
+    date: str
+    jobs: dict[str, list[Observation]]  # "repo/model" -> observations
+
+
+def load_profile(path: Path) -> Profile:
+    try:
+        data = json.loads(path.read_text())
+        jobs = {
+            key: [Observation(int(p["batch_size"]), float(p["nvml_peak_mib"]), exact=True, source="profile")
+                  for p in entry["points"] if p.get("nvml_peak_mib") and not p.get("oom")]
+            for key, entry in data["jobs"].items()
+        }
+        return Profile(path, str(data["card"]), str(data["date"]), jobs)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError([Problem(str(path), "", f"not a memory profile: {exc}",
+                                   expected='{"card", "date", "jobs": {"repo/model": {"points": [...]}}}')]) from None
+
+
+def load_profiles(directory: Path | None = None) -> list[Profile]:
+    directory = directory or profiles_dir()
+    return [load_profile(p) for p in sorted(directory.glob("*.json"))] if directory.exists() else []
+
+
+def profile_observations(profiles: list[Profile]) -> dict[str, list[Observation]]:
+    out: dict[str, list[Observation]] = {}
+    for profile in profiles:
+        for key, obs in profile.jobs.items():
+            out.setdefault(key, []).extend(obs)
+    return out

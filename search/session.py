@@ -1,0 +1,83 @@
+"""Put a study run together from the CLI's choices: inputs, card and limit, device, storage, executor."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from launcher.devices.base import NoDeviceError
+from launcher.errors import UserError
+from launcher.experiments import Experiment
+from launcher.registry import Registry
+from launcher.simulated import SimulatedDevice
+from launcher.sizes import parse_size_mib
+from launcher.spec import JobConfig
+from search.planner import ExtensionOptions, fit_models
+from search.profiles import load_profiles, profile_observations
+from search.storage import default_storage_url
+from search.study import FeasibilityStudy, StudySettings
+from studies import get_study
+from search.inputs import load_registry, load_settings
+
+SAFE_FRACTION = 7500 / 8192  # the seed design's 7500 MiB on an 8 GiB card
+
+
+@dataclass
+class StudyInputs:
+    name: str
+    experiment: Experiment
+    registry: Registry
+    card_mib: float
+    safe_limit_mib: float
+
+
+def _size(value, where: str) -> float:
+    try:
+        return parse_size_mib(value)
+    except ValueError as exc:
+        raise UserError(f"{where}: {exc}") from None
+
+
+def resolve_inputs(study: str | None, settings: Path | None, models: Path | None, repos_root: Path | None,
+                   lenient: bool, gpu_memory: str | None, safe_limit: str | None) -> StudyInputs:
+    """Flags override the settings file's ``gpupair`` block, which overrides the named study."""
+    if study is None and settings is None:
+        study = "feasibility"
+    definition = get_study(study) if study else None
+    registry = load_registry(models, repos_root)
+    experiment = load_settings(settings or definition.settings, registry, lenient)
+    block = experiment.options
+    card = (_size(gpu_memory, "--gpu-memory") if gpu_memory else
+            _size(block["gpu_memory"], f"{experiment.file}: gpupair.gpu_memory") if "gpu_memory" in block else
+            definition.card_mib if definition else 8192.0)
+    limit = (_size(safe_limit, "--safe-limit") if safe_limit else
+             _size(block["safe_limit"], f"{experiment.file}: gpupair.safe_limit") if "safe_limit" in block else
+             definition.safe_limit_mib if definition and card == definition.card_mib else card * SAFE_FRACTION)
+    if limit > card:
+        raise UserError(f"the safe limit ({limit:.0f} MiB) is above the card's memory ({card:.0f} MiB)")
+    name = definition.name if definition and settings is None else experiment.name
+    return StudyInputs(name, experiment, registry, card, limit)
+
+
+def simulated_device(inputs: StudyInputs, profiles_dir: Path | None = None) -> SimulatedDevice:
+    profiles = load_profiles(profiles_dir)
+    models = fit_models([], profile_observations(profiles))
+    missing = sorted({j.key for p in inputs.experiment.pairs for j in (p.foreground, p.background)
+                      if j is not None and j.key not in models})
+    if missing:
+        raise NoDeviceError("--device sim needs a memory profile for every job; none for: " + ", ".join(missing)
+                            + ". Measure them on a GPU (bench/profile_workloads.py) into settings/profiles/.")
+    cards = ", ".join(sorted({f"{p.card} {p.date}" for p in profiles}))
+
+    def memory(job: JobConfig, batch: int | None) -> float:
+        return models[job.key].predict(batch)
+
+    return SimulatedDevice(memory, inputs.card_mib, inputs.registry, label=f"profiles: {cards}")
+
+
+def open_study(inputs: StudyInputs, storage: str | None, results: Path, extension: ExtensionOptions,
+               simulated: bool) -> FeasibilityStudy:
+    url = storage or default_storage_url(results)
+    name = inputs.name + ("-simulated" if simulated else "")
+    settings = StudySettings(name, inputs.card_mib, inputs.safe_limit_mib, extension)
+    return FeasibilityStudy.open(url, settings, inputs.experiment, inputs.registry,
+                                 profile_observations(load_profiles()))

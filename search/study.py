@@ -1,0 +1,242 @@
+"""A feasibility study on Optuna: pairs become enqueued trials, failing pairs extend themselves.
+
+Resume is by construction: the trial queue and every measurement live in the storage; planning is a
+pure function of stored trials (see planner.py); trials left RUNNING by a dead runner are failed
+(marked ``stale``) and re-queued once.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import optuna
+import psutil
+from optuna.trial import TrialState
+
+from launcher.experiments import Experiment
+from launcher.pair_runner import PairResult, with_batch_sizes
+from launcher.registry import Registry
+from launcher.spec import PairSpec
+from search.extension import Config
+from search.memory_model import LinearMemoryModel, Observation
+from search.planner import ExtensionOptions, PairPlan, fit_models, plan_pair
+from search.storage import HEARTBEAT_S, open_storage
+from search.trial_record import (BATCH_DISTRIBUTION, BG_PARAM, FG_PARAM, PAIR_PARAM, TrialView, record_result, view)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+_HOST, _PID = "gpupair:host", "gpupair:pid"
+
+
+class PairExecutor(Protocol):
+    """Runs one pair and returns what it measured (real device or simulated)."""
+
+    def run(self, pair: PairSpec, trial_number: int) -> PairResult: ...
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    name: str
+    card_mib: float
+    safe_limit_mib: float
+    extension: ExtensionOptions = ExtensionOptions()
+
+
+class FeasibilityStudy:
+    def __init__(self, study: optuna.Study, settings: StudySettings, experiment: Experiment, registry: Registry,
+                 profile_obs: dict[str, list[Observation]] | None = None) -> None:
+        self.study, self.settings, self.experiment, self.registry = study, settings, experiment, registry
+        self.profile_obs = profile_obs or {}
+        self.pairs = {p.key: p for p in experiment.pairs}
+        self.pair_choices = tuple(self.pairs)
+
+    @classmethod
+    def open(cls, storage_url: str, settings: StudySettings, experiment: Experiment, registry: Registry,
+             profile_obs: dict[str, list[Observation]] | None = None) -> "FeasibilityStudy":
+        storage = open_storage(storage_url)
+        study = optuna.create_study(storage=storage, study_name=settings.name, direction="minimize",
+                                    load_if_exists=True)
+        attrs = {"settings_file": str(experiment.file), "card_mib": settings.card_mib,
+                 "safe_limit_mib": settings.safe_limit_mib, "policy": settings.extension.policy.value,
+                 "floor": settings.extension.floor,
+                 "pairs": [{"key": p.key, "group": p.group, "note": p.note, "expected_mib": p.expected_mib,
+                            "foreground": p.foreground.to_json(),
+                            "background": p.background.to_json() if p.background else None} for p in experiment.pairs]}
+        for key, value in attrs.items():
+            if study.user_attrs.get(key) != value:
+                study.set_user_attr(key, value)
+        return cls(study, settings, experiment, registry, profile_obs)
+
+    # -- the queue --------------------------------------------------------------------------------
+    def original_config(self, pair: PairSpec) -> Config:
+        return (self.registry.batch_size(pair.foreground),
+                self.registry.batch_size(pair.background) if pair.background else None)
+
+    def _params(self, pair: PairSpec, config: Config) -> dict:
+        params: dict = {PAIR_PARAM: pair.key}
+        if config[0] is not None:
+            params[FG_PARAM] = config[0]
+        if config[1] is not None:
+            params[BG_PARAM] = config[1]
+        return params
+
+    def _exists(self, params: dict, states: tuple[TrialState, ...]) -> bool:
+        for t in self.study.get_trials(deepcopy=False, states=states):
+            if t.system_attrs.get("fixed_params", t.params) == params:
+                return True
+        return False
+
+    def _enqueue(self, pair: PairSpec, config: Config, phase: str, **extra) -> bool:
+        params = self._params(pair, config)
+        if self._exists(params, (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)):
+            return False
+        self.study.enqueue_trial(params, user_attrs={"pair_key": pair.key, "group": pair.group, "phase": phase,
+                                                     "note": pair.note, **extra})
+        return True
+
+    def enqueue_initial(self) -> int:
+        """One trial per pair at its configured batch sizes; never twice, across resumes."""
+        return sum(self._enqueue(p, self.original_config(p), "initial") for p in self.pairs.values())
+
+    def views(self) -> list[TrialView]:
+        return [view(t) for t in self.study.get_trials(deepcopy=False)]
+
+    def models(self, views: list[TrialView] | None = None) -> dict[str, LinearMemoryModel]:
+        return fit_models(views if views is not None else self.views(), self.profile_obs)
+
+    def plans(self) -> list[PairPlan]:
+        views = self.views()
+        models = self.models(views)
+        by_pair: dict[str, list[TrialView]] = {}
+        for v in views:
+            by_pair.setdefault(v.pair_key, []).append(v)
+        return [plan_pair(p, self.original_config(p), by_pair.get(k, []), models, self.settings.safe_limit_mib,
+                          self.settings.extension) for k, p in self.pairs.items()]
+
+    def enqueue_extensions(self) -> int:
+        """Queue the next verification trial of every pair whose search is not over."""
+        added = 0
+        for plan in self.plans():
+            busy = any(v.state in (TrialState.WAITING, TrialState.RUNNING) for v in plan.trials)
+            if plan.next_config is not None and not busy:
+                added += self._enqueue(plan.pair, plan.next_config, "extension", extends=plan.pair.key,
+                                       extension_step=plan.extension_trials + 1)
+        return added
+
+    def recover_stale(self) -> int:
+        """Fail trials whose runner died (same host: PID gone; any host: heartbeat expired) and re-queue them."""
+        optuna.storages.fail_stale_trials(self.study)
+        storage, recovered = self.study._storage, 0
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            host, pid = t.system_attrs.get(_HOST), t.system_attrs.get(_PID)
+            if host == socket.gethostname() and pid is not None and not _alive(int(pid)):
+                try:
+                    if storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
+                        recovered += 1
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    pass
+        retried = {v.attrs.get("retry_of") for v in self.views()}
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+            if "outcome" in t.user_attrs or t.number in retried:
+                continue  # a measured failure is a result; and each stale trial is re-queued once
+            storage.set_trial_user_attr(t._trial_id, "stale", True)
+            if "fail_reason" not in t.user_attrs:
+                storage.set_trial_user_attr(t._trial_id, "fail_reason", "runner died during the trial")
+            params = t.system_attrs.get("fixed_params", t.params)
+            self.study.enqueue_trial(params, user_attrs={**{k: v for k, v in t.user_attrs.items()
+                                                            if k in ("pair_key", "group", "phase", "note", "extends",
+                                                                     "extension_step")}, "retry_of": t.number})
+            recovered += 1
+        return recovered
+
+    def pop_trial(self) -> optuna.Trial | None:
+        """Take the next WAITING trial (atomically: a trial another worker took is skipped)."""
+        storage = self.study._storage
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            try:
+                if not storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+            storage.set_trial_system_attr(t._trial_id, _HOST, socket.gethostname())
+            storage.set_trial_system_attr(t._trial_id, _PID, os.getpid())
+            return optuna.Trial(self.study, t._trial_id)
+        return None
+
+    # -- running ----------------------------------------------------------------------------------
+    def pair_for(self, trial: optuna.Trial) -> PairSpec:
+        fixed = self.study._storage.get_trial_system_attrs(trial._trial_id).get("fixed_params", {})
+        key = trial.suggest_categorical(PAIR_PARAM, self.pair_choices) if PAIR_PARAM in fixed else None
+        if key not in self.pairs:
+            raise KeyError(f"trial {trial.number} names pair {key!r}, which the settings file no longer has")
+        fg = _suggest_batch(trial, FG_PARAM) if FG_PARAM in fixed else None
+        bg = _suggest_batch(trial, BG_PARAM) if BG_PARAM in fixed else None
+        return with_batch_sizes(self.pairs[key], self.registry, fg, bg)
+
+    def run_trial(self, trial: optuna.Trial, executor: PairExecutor) -> PairResult | None:
+        pair = self.pair_for(trial)
+        with _Heartbeat(self.study._storage, trial._trial_id):
+            try:
+                result = executor.run(pair, trial.number)
+            except BaseException:  # Ctrl-C, or results not writable: mark it; the next run re-queues it
+                trial.set_user_attr("fail_reason", "interrupted: stopped by the user or a runner error")
+                self.study.tell(trial, state=TrialState.FAIL)
+                raise
+        state, value = record_result(trial, result, self.settings.safe_limit_mib)
+        self.study.tell(trial, value, state=state)
+        return result
+
+    def run(self, executor: PairExecutor, extend: bool = True, on_trial: Callable | None = None,
+            stop: threading.Event | None = None) -> None:
+        """Run queued trials, extending failing pairs, until nothing is left to do."""
+        self.recover_stale()
+        while not (stop and stop.is_set()):
+            if extend:
+                self.enqueue_extensions()
+            trial = self.pop_trial()
+            if trial is None:
+                break
+            result = self.run_trial(trial, executor)
+            if on_trial:
+                on_trial(self, trial.number, result)
+
+
+def _suggest_batch(trial: optuna.Trial, name: str) -> int:
+    d = BATCH_DISTRIBUTION
+    return trial.suggest_int(name, d.low, d.high, log=d.log)  # returns the enqueued value
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+class _Heartbeat:
+    """Record a heartbeat for a running trial, so other workers can tell it is alive."""
+
+    def __init__(self, storage, trial_id: int) -> None:
+        self.storage, self.trial_id = storage, trial_id
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        record = getattr(self.storage, "record_heartbeat", None)
+        while record and not self.stop.is_set():
+            try:
+                record(self.trial_id)
+            except Exception:  # noqa: BLE001 - a missed beat is not fatal; the storage may be busy
+                pass
+            self.stop.wait(HEARTBEAT_S)
+
+    def __enter__(self) -> "_Heartbeat":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(timeout=2)

@@ -1,0 +1,102 @@
+"""Between a measured pair and an Optuna trial: values, constraints and user attributes, and back.
+
+* Objective (minimise): the pair's peak memory, the sum of each job's own peak (MiB, the safe bound).
+* Constraints (Optuna 5 ``trial.set_constraint``; feasible when <= 0):
+  ``out_of_memory`` (1 when a job ran out of memory or over the budget, else 0) and
+  ``over_safe_limit_mib`` (peak minus the safe limit).
+* An OOM is a COMPLETE trial whose constraints are violated; a crash that is not an OOM is a FAIL
+  trial with its reason in ``fail_reason``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from launcher.outcome import Outcome
+from launcher.pair_runner import PairResult
+
+OOM_KEY = "out_of_memory"
+MARGIN_KEY = "over_safe_limit_mib"
+PAIR_PARAM, FG_PARAM, BG_PARAM = "pair", "fg_batch_size", "bg_batch_size"
+BATCH_DISTRIBUTION = optuna.distributions.IntDistribution(1, 65536, log=True)
+
+
+def pair_peak_mib(result: PairResult) -> float:
+    """Peak used against the limit. For an OOM, what it held plus what it tried to allocate (a lower bound
+    of what it needed), so the margin shows how far off it was."""
+    m = result.memory
+    tried = (m.foreground_tried_to_allocate_mib or 0.0) + (m.background_tried_to_allocate_mib or 0.0)
+    return m.sum_of_peaks_mib + (tried if result.outcome.is_oom else 0.0)
+
+
+def record_result(trial: optuna.Trial, result: PairResult, safe_limit_mib: float) -> tuple[TrialState, float | None]:
+    """Store everything measured on ``trial``; returns the state and value to ``tell``."""
+    peak = pair_peak_mib(result)
+    attrs: dict[str, Any] = {
+        "outcome": result.outcome.value,
+        "peak_mib": round(peak, 1),
+        "memory": _rounded(asdict(result.memory)),
+        "energy": _rounded(asdict(result.energy)),
+        "device": result.device,
+        "foreground_exit_code": result.foreground_exit_code,
+        "foreground_duration_s": result.foreground_duration_s,
+        "foreground_samples_per_second": result.foreground_samples_per_second,
+        "background_runs": result.background_runs,
+        "background_coverage": result.background_coverage,
+        "performance_metrics": result.performance_metrics,
+        "error_message": result.error_message,
+        "warnings": result.warnings,
+        "simulated": result.simulated,
+        "result_dir": str(result.result_dir) if result.result_dir else None,
+        "foreground": result.foreground.to_json(),
+        "background": result.background.to_json() if result.background else None,
+    }
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+    if result.outcome.is_oom or result.outcome is Outcome.OK:
+        trial.set_constraint(OOM_KEY, 1.0 if result.outcome.is_oom else 0.0)
+        trial.set_constraint(MARGIN_KEY, round(peak - safe_limit_mib, 1))
+        return TrialState.COMPLETE, round(peak, 1)
+    trial.set_user_attr("fail_reason", f"{result.outcome.value}: {result.error_message}")
+    return TrialState.FAIL, None
+
+
+def _rounded(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in d.items()}
+
+
+@dataclass(frozen=True)
+class TrialView:
+    """A finished or pending trial, read back for planning, tables, plots and export."""
+
+    number: int
+    state: TrialState
+    pair_key: str
+    fg_batch: int | None
+    bg_batch: int | None
+    phase: str  # "initial", "extension" or "retry"
+    feasible: bool | None  # None: not COMPLETE
+    peak_mib: float | None
+    outcome: str | None
+    attrs: dict[str, Any]
+
+    @property
+    def config(self) -> tuple[int | None, int | None]:
+        return self.fg_batch, self.bg_batch
+
+
+def view(trial: FrozenTrial) -> TrialView:
+    params = trial.params or trial.system_attrs.get("fixed_params", {})
+    feasible = None
+    if trial.state is TrialState.COMPLETE:
+        feasible = all(v <= 0.0 for v in trial.constraints.values())
+    return TrialView(
+        number=trial.number, state=trial.state, pair_key=params.get(PAIR_PARAM, trial.user_attrs.get("pair_key", "")),
+        fg_batch=params.get(FG_PARAM), bg_batch=params.get(BG_PARAM),
+        phase=trial.user_attrs.get("phase", "initial"), feasible=feasible,
+        peak_mib=trial.user_attrs.get("peak_mib"), outcome=trial.user_attrs.get("outcome"),
+        attrs=dict(trial.user_attrs),
+    )

@@ -1,0 +1,33 @@
+"""What a named study is: a settings file plus the card it targets and the safe limit."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from launcher.errors import UserError
+
+
+@dataclass(frozen=True)
+class StudyDefinition:
+    name: str
+    description: str
+    settings: Path
+    card_mib: float  # the card to fit on (emulated with --gpu-memory on a bigger GPU)
+    safe_limit_mib: float  # a pair is feasible when its peak stays under this
+
+
+def get_study(name: str) -> StudyDefinition:
+    if name not in STUDIES:
+        raise UserError(f"unknown study {name!r}; named studies: {', '.join(sorted(STUDIES))}. "
+                        "Use --settings FILE to run any seed-format settings file as a study.")
+    return STUDIES[name]
+
+
+def _load() -> dict[str, StudyDefinition]:
+    from studies import feasibility
+
+    return {feasibility.STUDY.name: feasibility.STUDY}
+
+
+STUDIES: dict[str, StudyDefinition] = {}
+STUDIES.update(_load())

@@ -1,0 +1,15 @@
+"""The user's feasibility study: the seed design's 12 pairs of 11 models on an 8 GB card.
+
+Safe limit 7500 MiB: the seed design's section 11.2 ("< 7500MB, 94% of 8GB"), read as nvidia-smi reports
+it, in MiB. Override with --gpu-memory / --safe-limit or a ``gpupair`` block in the settings file.
+"""
+from settings import bundled
+from studies.definition import StudyDefinition
+
+STUDY = StudyDefinition(
+    name="feasibility",
+    description="12 foreground/background pairs of the seed's 11 models, 1 epoch each, on an 8 GiB card",
+    settings=bundled("parallel_feasibility_test.json"),
+    card_mib=8192.0,
+    safe_limit_mib=7500.0,
+)
