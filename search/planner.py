@@ -27,7 +27,9 @@ class ExtensionOptions:
     enabled: bool = True
     policy: Policy = Policy.BACKGROUND_FIRST
     floor: int = 1
-    margin_fraction: float = 0.01  # predictions aim this far under the safe limit
+    # Predictions aim this far under the safe limit. 0 by default: the safe limit already is the margin
+    # below the card, and every proposal is verified by a real trial anyway.
+    margin_fraction: float = 0.0
 
 
 @dataclass
@@ -45,7 +47,7 @@ class PairPlan:
 
     @property
     def trials_spent(self) -> int:
-        return sum(1 for t in self.trials if t.state in (TrialState.COMPLETE, TrialState.FAIL))
+        return sum(1 for t in self.trials if t.state in (TrialState.COMPLETE, TrialState.FAIL) and t.measured)
 
 
 def fit_models(views: list[TrialView], profile_obs: dict[str, list[Observation]]) -> dict[str, LinearMemoryModel]:
@@ -75,8 +77,7 @@ def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: 
     finished = [v for v in views if v.state in (TrialState.COMPLETE, TrialState.FAIL)]
     initial = next((v for v in finished if v.config == original and v.state is TrialState.COMPLETE), None)
     if initial is None:
-        failed = [v for v in finished if v.config == original and v.state is TrialState.FAIL
-                  and not v.attrs.get("stale")]
+        failed = [v for v in finished if v.config == original and v.state is TrialState.FAIL and v.measured]
         if failed:
             plan.verdict, plan.detail = FAILED, failed[-1].attrs.get("fail_reason", "")
         return plan
@@ -95,7 +96,7 @@ def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: 
         return plan
     index = {config: i + 1 for i, config in enumerate(path)}
     on_path = [v for v in finished if v.config in index and v.phase == "extension"]
-    crashed = [v for v in on_path if v.state is TrialState.FAIL and not v.attrs.get("stale")]
+    crashed = [v for v in on_path if v.state is TrialState.FAIL and v.measured]
     if crashed:
         plan.verdict, plan.detail = FAILED, "extension trial failed: " + crashed[-1].attrs.get("fail_reason", "")
         return plan

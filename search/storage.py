@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import warnings
+
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
 
@@ -21,10 +23,13 @@ def default_storage_url(results: Path) -> str:
     return f"sqlite:///{(results / 'gpupair.db').resolve()}"
 
 
-def open_storage(url: str) -> BaseStorage:
+def open_storage(url: str | BaseStorage) -> BaseStorage:
     """An RDB storage with heartbeats, so trials of a dead worker are found and run again."""
+    if isinstance(url, BaseStorage):
+        return url
     try:
         if url.startswith(("sqlite", "postgresql", "mysql")):
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
             return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
                               engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None)
         return optuna.storages.get_storage(url)

@@ -2,11 +2,12 @@
 
 Resume is by construction: the trial queue and every measurement live in the storage; planning is a
 pure function of stored trials (see planner.py); trials left RUNNING by a dead runner are failed
-(marked ``stale``) and re-queued once.
+and re-queued once.
 """
 from __future__ import annotations
 
 import os
+import warnings
 import socket
 import threading
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ class FeasibilityStudy:
         self.pair_choices = tuple(self.pairs)
 
     @classmethod
-    def open(cls, storage_url: str, settings: StudySettings, experiment: Experiment, registry: Registry,
+    def open(cls, storage_url: "str | optuna.storages.BaseStorage", settings: StudySettings, experiment: Experiment, registry: Registry,
              profile_obs: dict[str, list[Observation]] | None = None) -> "FeasibilityStudy":
         storage = open_storage(storage_url)
         study = optuna.create_study(storage=storage, study_name=settings.name, direction="minimize",
@@ -127,8 +128,11 @@ class FeasibilityStudy:
         return added
 
     def recover_stale(self) -> int:
-        """Fail trials whose runner died (same host: PID gone; any host: heartbeat expired) and re-queue them."""
-        optuna.storages.fail_stale_trials(self.study)
+        """Fail trials whose runner died (same host: PID gone; any host: heartbeat expired), and re-queue
+        every FAIL trial that measured nothing (runner died or was interrupted) exactly once."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
         storage, recovered = self.study._storage, 0
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             host, pid = t.system_attrs.get(_HOST), t.system_attrs.get(_PID)
@@ -141,14 +145,11 @@ class FeasibilityStudy:
         retried = {v.attrs.get("retry_of") for v in self.views()}
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
             if "outcome" in t.user_attrs or t.number in retried:
-                continue  # a measured failure is a result; and each stale trial is re-queued once
-            storage.set_trial_user_attr(t._trial_id, "stale", True)
-            if "fail_reason" not in t.user_attrs:
-                storage.set_trial_user_attr(t._trial_id, "fail_reason", "runner died during the trial")
+                continue  # a measured failure is a result; and each unmeasured trial is re-queued once
             params = t.system_attrs.get("fixed_params", t.params)
-            self.study.enqueue_trial(params, user_attrs={**{k: v for k, v in t.user_attrs.items()
-                                                            if k in ("pair_key", "group", "phase", "note", "extends",
-                                                                     "extension_step")}, "retry_of": t.number})
+            keep = ("pair_key", "group", "phase", "note", "extends", "extension_step")
+            self.study.enqueue_trial(params, user_attrs={**{k: v for k, v in t.user_attrs.items() if k in keep},
+                                                         "retry_of": t.number})
             recovered += 1
         return recovered
 

@@ -84,6 +84,11 @@ class TrialView:
     attrs: dict[str, Any]
 
     @property
+    def measured(self) -> bool:
+        """False for a trial that ended without a measurement (runner died, interrupted): it is re-run."""
+        return "outcome" in self.attrs
+
+    @property
     def config(self) -> tuple[int | None, int | None]:
         return self.fg_batch, self.bg_batch
 

@@ -1,0 +1,84 @@
+"""The extension finds the largest feasible batch sizes within ceil(log2(N)) + 1 trials (simulated device)."""
+from __future__ import annotations
+
+import math
+import statistics
+
+import optuna
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from launcher.experiments import Experiment
+from launcher.simulated import SimulatedDevice
+from launcher.spec import JobConfig, PairSpec
+from search.executors import SimulatedExecutor
+from search.extension import Policy, budget, reduction_path
+from search.memory_model import Observation
+from search.planner import DOES_NOT_FIT, FITS, FITS_REDUCED, ExtensionOptions
+from search.study import FeasibilityStudy, StudySettings
+
+CARD, LIMIT = 8192.0, 7500.0
+
+
+def memory_curve(fixed: float, slope: float, curvature: float, step: float):
+    """A monotone memory function: fixed + slope*b + curvature*b^1.5, rounded up to allocator steps."""
+    def peak(b: int) -> float:
+        raw = fixed + slope * b + curvature * b ** 1.5
+        return math.ceil(raw / step) * step if step else raw
+    return peak
+
+
+def run_extension(fg_curve, bg_curve, fg_bs, bg_bs, registry, policy=Policy.BACKGROUND_FIRST, profiles=None):
+    pair = PairSpec(1, JobConfig("fixture", "ok", {"batch_size": fg_bs}), JobConfig("fixture", "crash", {"batch_size": bg_bs}))
+    curves = {"fixture/ok": fg_curve, "fixture/crash": bg_curve}
+    device = SimulatedDevice(lambda job, b: curves[job.key](b), CARD, registry)
+    fs = FeasibilityStudy.open(optuna.storages.InMemoryStorage(), StudySettings("t", CARD, LIMIT, ExtensionOptions(policy=policy)),
+                               Experiment(registry.file, "t", "", [pair]), registry, profiles)
+    fs.enqueue_initial()
+    fs.run(SimulatedExecutor(device, None))
+    [plan] = fs.plans()
+    path = reduction_path(fg_bs, bg_bs, policy)
+    truth = next((c for c in [(fg_bs, bg_bs)] + path if fg_curve(c[0]) + bg_curve(c[1]) <= LIMIT), None)
+    return plan, path, truth
+
+
+curves = st.builds(memory_curve, fixed=st.floats(300, 2500), slope=st.floats(0.5, 400),
+                   curvature=st.sampled_from([0.0, 0.0, 0.5, 3.0]), step=st.sampled_from([0.0, 2.0, 20.0]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fg=curves, bg=curves, fg_bs=st.integers(1, 96), bg_bs=st.integers(1, 96),
+       policy=st.sampled_from(list(Policy)))
+def test_extension_finds_the_first_feasible_configuration_within_the_bound(fixture_registry, fg, bg, fg_bs, bg_bs, policy):
+    plan, path, truth = run_extension(fg, bg, fg_bs, bg_bs, fixture_registry, policy)
+    if truth == (fg_bs, bg_bs):
+        assert plan.verdict == FITS and plan.extension_trials == 0
+    elif truth is None:
+        assert plan.verdict == DOES_NOT_FIT
+    else:
+        assert plan.verdict == FITS_REDUCED
+        assert plan.recommended == truth
+    assert plan.extension_trials <= budget(len(path)) == math.ceil(math.log2(len(path) + 1)) + 1 or not path
+
+
+def test_linear_memory_needs_three_or_fewer_verification_trials_on_average(fixture_registry):
+    """With shipped profiles (exact points on the line), the first guess is right: two trials to verify it."""
+    import random
+
+    rng = random.Random(7)
+    spent_with, spent_without = [], []
+    for _ in range(60):
+        fg = memory_curve(rng.uniform(600, 1500), rng.uniform(20, 200), 0.0, 0.0)
+        bg = memory_curve(rng.uniform(600, 1500), rng.uniform(20, 200), 0.0, 0.0)
+        fg_bs, bg_bs = rng.randint(16, 64), rng.randint(16, 64)
+        profiles = {"fixture/ok": [Observation(b, fg(b), source="profile") for b in (8, 16, 32)],
+                    "fixture/crash": [Observation(b, bg(b), source="profile") for b in (8, 16, 32)]}
+        plan, path, truth = run_extension(fg, bg, fg_bs, bg_bs, fixture_registry, profiles=profiles)
+        if plan.verdict == FITS_REDUCED:
+            assert plan.recommended == truth
+            spent_with.append(plan.extension_trials)
+            plan2, _, _ = run_extension(fg, bg, fg_bs, bg_bs, fixture_registry)
+            assert plan2.recommended == truth
+            spent_without.append(plan2.extension_trials)
+    assert len(spent_with) >= 20
+    assert statistics.mean(spent_with) <= 3.0
+    assert statistics.mean(spent_without) <= 4.0  # from the OOM's lower bounds alone
