@@ -79,5 +79,16 @@ def open_study(inputs: StudyInputs, storage: str | None, results: Path, extensio
     url = storage or default_storage_url(results)
     name = inputs.name + ("-simulated" if simulated else "")
     settings = StudySettings(name, inputs.card_mib, inputs.safe_limit_mib, extension)
-    return FeasibilityStudy.open(url, settings, inputs.experiment, inputs.registry,
-                                 profile_observations(load_profiles()))
+    fs = FeasibilityStudy.open(url, settings, inputs.experiment, inputs.registry,
+                               profile_observations(load_profiles()))
+    fs.artifact_store = artifact_store(results)
+    return fs
+
+
+def artifact_store(results: Path):
+    """Trial files for optuna-dashboard, kept next to the default storage in the results directory."""
+    from optuna.artifacts import FileSystemArtifactStore
+
+    path = results / "artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(path))

@@ -21,6 +21,7 @@ from launcher.experiments import Experiment
 from launcher.pair_runner import PairResult, with_batch_sizes
 from launcher.registry import Registry
 from launcher.spec import PairSpec
+from search.artifacts import attach_trial_artifacts
 from search.extension import Config
 from search.memory_model import LinearMemoryModel, Observation
 from search.planner import ExtensionOptions, PairPlan, fit_models, plan_pair
@@ -52,6 +53,7 @@ class FeasibilityStudy:
         self.study, self.settings, self.experiment, self.registry = study, settings, experiment, registry
         self.profile_obs = profile_obs or {}
         self.pairs = {p.key: p for p in experiment.pairs}
+        self.artifact_store = None  # an optuna.artifacts store: each trial's files are attached to it
         self.pair_choices = tuple(self.pairs)
 
     @classmethod
@@ -186,6 +188,8 @@ class FeasibilityStudy:
                 trial.set_user_attr("fail_reason", "interrupted: stopped by the user or a runner error")
                 self.study.tell(trial, state=TrialState.FAIL)
                 raise
+        if self.artifact_store is not None:
+            attach_trial_artifacts(trial, result, self.artifact_store)
         state, value = record_result(trial, result, self.settings.safe_limit_mib)
         self.study.tell(trial, value, state=state)
         return result
