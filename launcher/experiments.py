@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from launcher.errors import ConfigError, Problem
-from launcher.jsonfile import describe, read_json, show, type_name
+from launcher.jsonfile import describe, json_path, read_json, show, type_name
 from launcher.registry import Registry
 from launcher.spec import JobConfig, PairSpec
 
@@ -43,7 +43,7 @@ def load_experiment(path: Path, registry: Registry, lenient: bool = False) -> Ex
         raise ConfigError([Problem(file, "", f"top level is {type_name(data)}, expected an object",
                                    expected='{"experiment_name": ..., "experiments": [...]}')])
     problems: list[Problem] = []
-    warnings = [f"{file}: {key}: unknown top-level key, ignored" for key in data
+    warnings = [f"{file}: {json_path('', key)}: unknown top-level key, ignored" for key in data
                 if key not in _KNOWN_TOP and not key.startswith("_")]
     experiments = data.get("experiments")
     if not isinstance(experiments, list) or not experiments:
@@ -102,7 +102,7 @@ def _check_counts(file: str, at: str, entry: dict, counts: dict[str, int], probl
         if key not in entry:
             continue
         value = entry[key]
-        where = f"{at}.{key}" if at else key
+        where = json_path(at, key)
         if isinstance(value, bool) or not isinstance(value, int):
             problems.append(Problem(file, where, f"{describe(value)} is not an integer",
                                     expected=f"an integer, {least} or more", fix="correct the value"))

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import re
 import reprlib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +29,8 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     data = dict(pairs)
     if len(data) == len(pairs):
         return data
-    seen: set[str] = set()
-    repeated = [k for k, _ in pairs if k in seen or seen.add(k)]
     obj = _Repeated(pairs)
-    obj.repeated = tuple(dict.fromkeys(repeated))
+    obj.repeated = tuple(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
     return obj
 
 
@@ -40,25 +40,53 @@ def _int(digits: str) -> int:
     return int(digits)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogate(text: str) -> str:
+    """The first unpaired surrogate in ``text`` (a ``\\ud800``-style escape that is no character), or ""."""
+    found = _SURROGATE.search(text)
+    return found.group() if found else ""
+
+
+_PLAIN_KEY = re.compile(r"[^\s.\[\]\"'\\]+")
+
+
 def json_path(parent: str, key: str | int) -> str:
-    """``experiments`` + 0 -> ``experiments[0]``; ``experiments[0]`` + ``repo`` -> ``experiments[0].repo``."""
+    """``experiments`` + 0 -> ``experiments[0]``; ``experiments[0]`` + ``repo`` -> ``experiments[0].repo``.
+
+    A key that would make the path ambiguous or invisible (empty, spaces, dots, brackets, quotes) is quoted:
+    ``hyperparameters["learning rate"]``.
+    """
     if isinstance(key, int):
         return f"{parent}[{key}]"
+    if not _PLAIN_KEY.fullmatch(key) or _surrogate(key):
+        quoted = _SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", json.dumps(key, ensure_ascii=False))
+        return f"{parent}[{quoted}]"
     return f"{parent}.{key}" if parent else key
 
 
-def _repeated_keys(data: Any) -> list[tuple[str, str]]:
-    """(path of the object, key) for every key that appears twice in one object (iterative: any depth)."""
-    found: list[tuple[str, str]] = []
+def _place_problems(file: str, data: Any) -> list[Problem]:
+    """Keys given twice in one object (json keeps the last: data lost) and strings that are not text,
+    with their paths; iterative, so any depth is fine."""
+    problems: list[Problem] = []
     stack: list[tuple[str, Any]] = [("", data)]
     while stack:
         at, value = stack.pop()
         if isinstance(value, dict):
-            found += [(at, key) for key in getattr(value, "repeated", ())]
+            problems += [Problem(file, json_path(at, key), "appears more than once in the same object; JSON keeps "
+                                 "only the last one, so the others would be lost", fix="keep one of them")
+                         for key in getattr(value, "repeated", ())]
             stack += [(json_path(at, k), v) for k, v in reversed(value.items())]
+            problems += [Problem(file, json_path(at, k), f"the key contains {_surrogate(k)!a}, an unpaired surrogate "
+                                 "escape that is not a character", fix="remove the \\u escape")
+                         for k in value if _surrogate(k)]
         elif isinstance(value, list):
             stack += [(json_path(at, i), v) for i, v in reversed(list(enumerate(value)))]
-    return found
+        elif isinstance(value, str) and _surrogate(value):
+            problems.append(Problem(file, at, f"contains {_surrogate(value)!a}, an unpaired surrogate escape "
+                                    "that is not a character", fix="remove the \\u escape"))
+    return problems
 
 
 def _line_column(text: str, index: int) -> str:
@@ -100,11 +128,9 @@ def read_json(path: Path, what: str) -> Any:
     except RecursionError:
         raise ConfigError([Problem(file, "", f"{what} is nested too deeply to read",
                                    expected="a JSON object a few levels deep")], unreadable=True) from None
-    repeated = _repeated_keys(data)
-    if repeated:
-        raise ConfigError([Problem(file, json_path(at, key), "appears more than once in the same object; "
-                                   "JSON keeps only the last one, so the others would be lost",
-                                   fix="keep one of them") for at, key in repeated])
+    problems = _place_problems(file, data)
+    if problems:
+        raise ConfigError(problems)
     return data
 
 
@@ -116,11 +142,13 @@ def type_name(value: Any) -> str:
 _SHOW = reprlib.Repr()
 _SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother, _SHOW.maxlist, _SHOW.maxdict = 2, 40, 40, 4, 4
 _SHOW.maxlong = 40
+_SHOW_CHARS = 80
 
 
 def show(value: Any) -> str:
     """A short ``repr`` for messages: long strings, huge numbers and deep arrays are cut, never a wall of text."""
-    return _SHOW.repr(value)
+    text = _SHOW.repr(value)
+    return text if len(text) <= _SHOW_CHARS else text[:_SHOW_CHARS - 3] + "..."
 
 
 def describe(value: Any) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from launcher.errors import ConfigError, Problem
-from launcher.jsonfile import describe, read_json, show, type_name
+from launcher.jsonfile import describe, json_path, read_json, show, type_name
 from launcher.spec import JobConfig
 
 BATCH_SIZE = "batch_size"
@@ -125,7 +125,7 @@ class Registry:
                                     expected="one of: " + ", ".join(repo.models),
                                     fix="fix the name or add the model to the models file"))
         for name, value in job.hyperparameters.items():
-            at = f"{where}.hyperparameters.{name}"
+            at = json_path(f"{where}.hyperparameters", name)
             hp = repo.hyperparameters.get(name)
             if hp is None:
                 known = ", ".join(sorted(repo.hyperparameters)) or "(none)"
@@ -226,10 +226,6 @@ def _argument_problem(text: str) -> str:
     """Why ``text`` cannot reach a training script as one literal argv element, or "" when it can."""
     if "\0" in text:
         return f"{show(text)} contains a NUL character, which no command-line argument can carry"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return f"{show(text)} contains an unpaired surrogate ({exc.object[exc.start]!a}), which is not text"
     return ""
 
 
@@ -238,7 +234,7 @@ _FORMAT_FIX = "see the seed's models_config.json for the format"
 
 
 def _parse_repository(file: str, name: str, entry: Any, base: Path, problems: list[Problem]) -> Repository | None:
-    at = f"models.{name}"
+    at = json_path("models", name)
     if name.startswith("_"):
         return None
     if not isinstance(entry, dict):
@@ -298,7 +294,7 @@ def _parse_models(file: str, at: str, models: list, model_flag: Any, problems: l
 def _parse_hyperparameters(file: str, at: str, specs: dict, problems: list[Problem]) -> dict[str, Hyperparameter]:
     hyper: dict[str, Hyperparameter] = {}
     for hp_name, spec in specs.items():
-        hp_at = f"{at}.{hp_name}"
+        hp_at = json_path(at, hp_name)
         if not isinstance(spec, dict):
             problems.append(Problem(file, hp_at, f"is {type_name(spec)}, expected an object",
                                     expected='{"flag": "--lr", "type": "float", "default": 0.1}', fix=_FORMAT_FIX))
@@ -331,13 +327,13 @@ def _parse_required_args(file: str, at: str, required: Any, problems: list[Probl
         return {}
     for key, value in required.items():
         if not isinstance(value, str):
-            problems.append(Problem(file, f"{at}.{key}", f"{describe(value)}, expected a string",
+            problems.append(Problem(file, json_path(at, key), f"{describe(value)}, expected a string",
                                     expected='arguments as typed in a shell, e.g. "-d d2a"'))
             continue
         try:
             shlex.split(value)
         except ValueError as exc:
-            problems.append(Problem(file, f"{at}.{key}", f"cannot be split into arguments: {exc}",
+            problems.append(Problem(file, json_path(at, key), f"cannot be split into arguments: {exc}",
                                     expected='arguments as typed in a shell, e.g. "-d d2a"',
                                     fix="close the quotation or escape the quote character"))
     return required
@@ -354,7 +350,7 @@ def _parse_log_patterns(file: str, at: str, metrics: Any, problems: list[Problem
                                 expected='{"<metric>": "<regular expression>"}', fix=_FORMAT_FIX))
         return {}
     for metric, pattern in patterns.items():
-        where = f"{at}.log_patterns.{metric}"
+        where = json_path(f"{at}.log_patterns", metric)
         if not isinstance(pattern, str):
             problems.append(Problem(file, where, f"{describe(pattern)}, expected a string",
                                     expected="a regular expression with one group, the metric's value"))
