@@ -29,7 +29,8 @@ def user_errors(fn: Callable) -> Callable:
             typer.echo(f"error: {exc.render()}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
+            typer.echo("interrupted: the current pair was stopped and its trial marked; run the same command "
+                       "again to resume", err=True)
             raise typer.Exit(130) from None
 
     return wrapper
@@ -144,6 +145,7 @@ ResultsOpt = typer.Option(Path("results"), "--results", help="Results root direc
 @user_errors
 def run(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsOpt, storage: Optional[str] = StorageOpt,
         device: Optional[str] = typer.Option(None, "--device", help="auto, cuda:N, cpu or sim (required without an NVIDIA GPU)."),
+        gpus: Optional[str] = typer.Option(None, "--gpus", help="Comma-separated GPU indices: one worker per GPU on shared storage, e.g. 0,1."),
         gpu_memory: Optional[str] = typer.Option(None, "--gpu-memory", help="Card size to fit on (emulated on a bigger GPU). Default: the study's (8GiB)."),
         safe_limit: Optional[str] = typer.Option(None, "--safe-limit", help="Pair peak must stay under this. Default: the study's (7500MiB)."),
         cpu_memory: Optional[str] = typer.Option(None, "--cpu-memory", help="Host-memory budget with --device cpu (default: the card size)."),
@@ -156,13 +158,43 @@ def run(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsOpt,
         results: Path = ResultsOpt, allow_foreign: bool = typer.Option(False, "--allow-foreign-processes"),
         models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt) -> None:
     """Run a study: every pair as a trial, failing pairs extended by batch-size reduction."""
-    from search.run_study import run_study
+    from search.run_study import RunRequest, run_study
 
-    code = run_study(study=study, settings=settings, storage=storage, device=device, gpu_memory=gpu_memory,
-                     safe_limit=safe_limit, cpu_memory=cpu_memory, probe=probe, extend=extend, policy=policy,
-                     floor=floor, timeout=timeout, monitor_hz=monitor_hz, results=results,
-                     allow_foreign=allow_foreign, models=models, repos_root=repos_root, lenient=lenient)
-    raise typer.Exit(code)
+    request = RunRequest(study, settings, storage, device, gpu_memory, safe_limit, cpu_memory, probe, extend, policy,
+                         floor, timeout, monitor_hz, results, allow_foreign, models, repos_root, lenient)
+    raise typer.Exit(run_study(request, gpus=_gpu_list(gpus)))
+
+
+@app.command()
+@user_errors
+def worker(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsOpt,
+           storage: str = typer.Option(..., "--storage", help="The shared Optuna storage URL, e.g. postgresql://..."),
+           device: Optional[str] = typer.Option(None, "--device", help="auto, cuda:N, cpu or sim."),
+           gpu_memory: Optional[str] = typer.Option(None, "--gpu-memory"), safe_limit: Optional[str] = typer.Option(None, "--safe-limit"),
+           cpu_memory: Optional[str] = typer.Option(None, "--cpu-memory"),
+           probe: bool = typer.Option(True, "--probe/--full-epoch"), extend: bool = typer.Option(True, "--extend/--no-extend"),
+           policy: str = typer.Option("background-first", "--policy"), floor: int = typer.Option(1, "--floor", min=1),
+           timeout: float = typer.Option(3600.0, "--timeout"), monitor_hz: float = typer.Option(20.0, "--monitor-hz"),
+           results: Path = ResultsOpt, allow_foreign: bool = typer.Option(False, "--allow-foreign-processes"),
+           models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt) -> None:
+    """Take trials of a shared study until none is left (run one per GPU or host against the same storage)."""
+    from search.run_study import RunRequest, run_study
+
+    request = RunRequest(study, settings, storage, device, gpu_memory, safe_limit, cpu_memory, probe, extend, policy,
+                         floor, timeout, monitor_hz, results, allow_foreign, models, repos_root, lenient)
+    raise typer.Exit(run_study(request, worker=True))
+
+
+def _gpu_list(text: Optional[str]) -> Optional[list]:
+    if not text:
+        return None
+    try:
+        gpus = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"--gpus {text!r}: expected comma-separated GPU indices, e.g. --gpus 0,1") from None
+    if len(set(gpus)) != len(gpus) or not gpus:
+        raise UserError(f"--gpus {text!r}: each GPU once, at least one")
+    return gpus
 
 
 @app.command()
@@ -188,6 +220,66 @@ def plan(gpu_memory: str = typer.Option(..., "--gpu-memory", help="The card to p
     typer.echo(predict(study, settings, gpu_memory, safe_limit, models, repos_root, lenient))
 
 
+SimulatedOpt = typer.Option(False, "--simulated", help="The simulated study of that name.")
+
+
+@app.command()
+@user_errors
+def report(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsOpt, storage: Optional[str] = StorageOpt,
+           results: Path = ResultsOpt, simulated: bool = SimulatedOpt,
+           models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt,
+           output: Path = typer.Option(Path("report.html"), "-o", "--output", help="HTML file to write.")) -> None:
+    """Write one self-contained HTML report of a study (opens with no network)."""
+    from search.report import open_results, write_report
+
+    fs = open_results(study, settings, storage, results, simulated, models, repos_root, lenient)
+    figures = write_report(fs, output, results)
+    typer.echo(f"{output}: {figures} figures of study '{fs.settings.name}'")
+
+
+@app.command()
+@user_errors
+def export(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsOpt, storage: Optional[str] = StorageOpt,
+           results: Path = ResultsOpt, simulated: bool = SimulatedOpt,
+           output: Path = typer.Option(Path("safe_pairs.json"), "-o", "--output", help="Settings file to write."),
+           margin: str = typer.Option("0MiB", "--margin", help="Keep pairs whose verified peak is this far under the safe limit, e.g. 200MiB."),
+           models: Optional[Path] = typer.Option(None, "--models", help="Models file the exported settings will run with "
+                                                 "(e.g. the seed's models_config.json). Default: the study's (--study-models)."),
+           study_models: Optional[Path] = typer.Option(None, "--study-models", help="Models file the study ran with (default: the built-in workloads)."),
+           repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt) -> None:
+    """Write the verified-safe pairs as a settings file in the seed's format, by risk class."""
+    from search.export import additions_path, build_export, parse_margin, write_export
+    from search.report import open_results
+
+    fs = open_results(study, settings, storage, results, simulated, study_models, repos_root, lenient)
+    result = build_export(fs, models or fs.registry.file, parse_margin(margin))
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    write_export(result, output)
+    classes = ", ".join(f"{n} {c}" for c, n in result.classes.items())
+    typer.echo(f"{output}: {sum(result.classes.values())} safe pair(s) ({classes}); "
+               f"{result.unsafe} without a safe configuration listed under _unsafe_pairs")
+    if result.additions:
+        typer.echo(f"{additions_path(output)}: models-file entries to add before running it (see the warnings)", err=True)
+
+
+@app.command()
+@user_errors
+def dashboard(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsOpt, storage: Optional[str] = StorageOpt,
+              results: Path = ResultsOpt, simulated: bool = SimulatedOpt,
+              host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (the dashboard has no login: keep it local)."),
+              port: int = typer.Option(8080, "--port", help="Port to listen on."),
+              models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt,
+              lenient: bool = LenientOpt) -> None:
+    """Serve optuna-dashboard on the study, with each trial's files and the feasible frontiers."""
+    from search.dashboard import prepare, serve
+    from search.report import is_simulated, open_results
+
+    fs = open_results(study, settings, storage, results, simulated, models, repos_root, lenient)
+    prepare(fs, is_simulated(fs))
+    serve(storage or f"sqlite:///{(results / 'gpupair.db').resolve()}", results, host, port)
+
+
 def _size(text: Optional[str], flag: str) -> Optional[float]:
     from launcher.sizes import parse_size_mib
 
@@ -199,7 +291,14 @@ def _size(text: Optional[str], flag: str) -> Optional[float]:
         raise UserError(f"{flag}: {exc}") from None
 
 
+def _terminate_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM (e.g. from our job guard) cleans up like Ctrl-C
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     app()
 
 

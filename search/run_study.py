@@ -1,7 +1,10 @@
 """The ``run``, ``status`` and ``plan`` commands: choose the executor, run the study, print verdicts."""
 from __future__ import annotations
 
+import os
+import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -26,7 +29,7 @@ def _policy(text: str) -> Policy:
         raise UserError(f"--policy {text!r}: expected one of " + ", ".join(p.value for p in Policy)) from None
 
 
-def _open_real_device(device: str | None, card_mib: float, cpu_memory: str | None, gpu_memory_flag: str | None):
+def _open_real_device(device: str | None, card_mib: float, cpu_memory: str | None):
     from launcher.devices.nvidia import nvml_available
     from launcher.sizes import parse_size_mib
 
@@ -45,38 +48,107 @@ def _open_real_device(device: str | None, card_mib: float, cpu_memory: str | Non
     return open_device(choice)
 
 
-def run_study(*, study, settings, storage, device, gpu_memory, safe_limit, cpu_memory, probe, extend, policy, floor,
-              timeout, monitor_hz, results, allow_foreign, models, repos_root, lenient) -> int:
-    inputs = resolve_inputs(study, settings, models, repos_root, lenient, gpu_memory, safe_limit)
-    for warning in inputs.experiment.warnings:
-        typer.echo(f"warning: {warning}", err=True)
-    extension = ExtensionOptions(enabled=extend, policy=_policy(policy), floor=floor)
-    simulated = device == "sim"
+@dataclass
+class RunRequest:
+    """The options of ``run`` / ``worker``, kept together so ``run --gpus`` can hand them to its workers."""
+
+    study: str | None = None
+    settings: Path | None = None
+    storage: str | None = None
+    device: str | None = None
+    gpu_memory: str | None = None
+    safe_limit: str | None = None
+    cpu_memory: str | None = None
+    probe: bool = True
+    extend: bool = True
+    policy: str = "background-first"
+    floor: int = 1
+    timeout: float = 3600.0
+    monitor_hz: float = 20.0
+    results: Path = Path("results")
+    allow_foreign: bool = False
+    models: Path | None = None
+    repos_root: Path | None = None
+    lenient: bool = False
+
+    def worker_argv(self, device: str, storage: str) -> list[str]:
+        argv = [sys.executable, "-m", "search.cli", "worker", "--device", device, "--storage", storage,
+                "--results", str(self.results), "--policy", self.policy, "--floor", str(self.floor),
+                "--timeout", str(self.timeout), "--monitor-hz", str(self.monitor_hz),
+                "--probe" if self.probe else "--full-epoch", "--extend" if self.extend else "--no-extend"]
+        for flag, value in (("--study", self.study), ("--settings", self.settings), ("--gpu-memory", self.gpu_memory),
+                            ("--safe-limit", self.safe_limit), ("--cpu-memory", self.cpu_memory),
+                            ("--models", self.models), ("--repos-root", self.repos_root)):
+            if value is not None:
+                argv += [flag, str(value)]
+        argv += ["--allow-foreign-processes"] * self.allow_foreign + ["--lenient"] * self.lenient
+        return argv
+
+
+def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = False) -> int:
+    """Run the study here (one device), or with ``gpus`` one worker process per GPU on shared storage."""
+    inputs = resolve_inputs(req.study, req.settings, req.models, req.repos_root, req.lenient, req.gpu_memory,
+                            req.safe_limit)
+    if not worker:
+        for warning in inputs.experiment.warnings:
+            typer.echo(f"warning: {warning}", err=True)
+    extension = ExtensionOptions(enabled=req.extend, policy=_policy(req.policy), floor=req.floor)
+    simulated = req.device == "sim"
+    if gpus:
+        return _run_workers(req, inputs, extension, gpus)
     progress = Progress(len(inputs.experiment.pairs), inputs.safe_limit_mib, simulated)
     if simulated:
         dev = None
-        executor = SimulatedExecutor(simulated_device(inputs), results)
+        executor = SimulatedExecutor(simulated_device(inputs), req.results)
         where = executor.device.name
     else:
-        dev = _open_real_device(device, inputs.card_mib, cpu_memory, gpu_memory)
-        options = RunOptions(monitor_hz=monitor_hz, timeout_s=timeout, probe=probe, allow_foreign_processes=allow_foreign)
-        executor = DeviceExecutor(inputs.registry, dev, options, results, observer=progress.update)
+        dev = _open_real_device(req.device, inputs.card_mib, req.cpu_memory)
+        options = RunOptions(monitor_hz=req.monitor_hz, timeout_s=req.timeout, probe=req.probe,
+                             allow_foreign_processes=req.allow_foreign)
+        executor = DeviceExecutor(inputs.registry, dev, options, req.results, observer=progress.update)
         where = dev.name
     try:
-        fs = open_study(inputs, storage, results, extension, simulated)
+        fs = open_study(inputs, req.storage, req.results, extension, simulated)
         added = fs.enqueue_initial()
         typer.echo(f"study '{fs.settings.name}' on {where}: {len(inputs.experiment.pairs)} pairs, "
                    f"card {inputs.card_mib:,.0f} MiB, safe limit {inputs.safe_limit_mib:,.0f} MiB, "
-                   f"{'probe' if probe else 'full epoch'} mode; {added} trial(s) queued", err=True)
-        fs.run(_ReportingExecutor(executor, fs, progress), extend=extend)
+                   f"{'probe' if req.probe else 'full epoch'} mode; {added} trial(s) queued", err=True)
+        fs.run(_ReportingExecutor(executor, fs, progress), extend=req.extend, wait_for_others=worker)
     finally:
         if dev is not None:
             dev.close()
-    plans = fs.plans()
-    typer.echo(verdict_table(plans, inputs.safe_limit_mib, simulated))
+    if not worker:
+        typer.echo(verdict_table(fs.plans(), inputs.safe_limit_mib, simulated))
     if executor.run_dir is not None and executor.run_dir.path is not None:
-        typer.echo(f"results: {executor.run_dir.path}")
+        typer.echo(f"results: {executor.run_dir.path}", err=worker)
     return 0
+
+
+def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: list[int]) -> int:
+    """One ``worker`` process per GPU against one storage; they end with us (job guard)."""
+    from launcher.process import start_job
+    from launcher.registry import Command
+    from search.storage import default_storage_url
+
+    url = req.storage or default_storage_url(req.results)
+    fs = open_study(inputs, url, req.results, extension, simulated=False)
+    fs.recover_stale()
+    added = fs.enqueue_initial()
+    typer.echo(f"study '{fs.settings.name}': {added} trial(s) queued; one worker on each of "
+               + ", ".join(f"cuda:{g}" for g in gpus), err=True)
+    logs = req.results / "workers"
+    workers = [start_job(f"worker-{g}", Command(tuple(req.worker_argv(f"cuda:{g}", url)), Path.cwd()),
+                         logs / f"cuda{g}.log", dict(os.environ)) for g in gpus]
+    try:
+        codes = [w.popen.wait() for w in workers]
+    finally:
+        for w in workers:
+            w.stop()
+    for g, code in zip(gpus, codes):
+        if code != 0:
+            typer.echo(f"worker on cuda:{g} exited with {code}; see {logs / f'cuda{g}.log'}", err=True)
+    typer.echo(verdict_table(fs.plans(), inputs.safe_limit_mib))
+    return 0 if all(c == 0 for c in codes) else 1
 
 
 class _ReportingExecutor:

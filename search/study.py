@@ -10,6 +10,7 @@ import os
 import warnings
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -146,7 +147,7 @@ class FeasibilityStudy:
                     pass
         retried = {v.attrs.get("retry_of") for v in self.views()}
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-            if "outcome" in t.user_attrs or t.number in retried:
+            if "outcome" in t.user_attrs or "skipped_duplicate_of" in t.user_attrs or t.number in retried:
                 continue  # a measured failure is a result; and each unmeasured trial is re-queued once
             params = t.system_attrs.get("fixed_params", t.params)
             keep = ("pair_key", "group", "phase", "note", "extends", "extension_step")
@@ -156,7 +157,8 @@ class FeasibilityStudy:
         return recovered
 
     def pop_trial(self) -> optuna.Trial | None:
-        """Take the next WAITING trial (atomically: a trial another worker took is skipped)."""
+        """Take the next WAITING trial (atomically: a trial another worker took is skipped). A trial whose
+        configuration another trial already measured, runs or is queued before it, is closed unrun."""
         storage = self.study._storage
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             try:
@@ -166,8 +168,30 @@ class FeasibilityStudy:
                 continue
             storage.set_trial_system_attr(t._trial_id, _HOST, socket.gethostname())
             storage.set_trial_system_attr(t._trial_id, _PID, os.getpid())
-            return optuna.Trial(self.study, t._trial_id)
+            trial = optuna.Trial(self.study, t._trial_id)
+            twin = self._twin(t)
+            if twin is not None:
+                trial.set_user_attr("skipped_duplicate_of", twin)
+                self.study.tell(trial, state=TrialState.FAIL)
+                continue
+            return trial
         return None
+
+    def _twin(self, trial) -> int | None:
+        """An earlier trial of the same configuration that is done, running or queued (enqueue races
+        between workers can queue a configuration twice; it must still run once)."""
+        params = trial.system_attrs.get("fixed_params", trial.params)
+        for other in self.study.get_trials(deepcopy=False):
+            if other.number == trial.number or other.system_attrs.get("fixed_params", other.params) != params:
+                continue
+            if other.state is TrialState.COMPLETE and "outcome" in other.user_attrs:
+                return other.number
+            if other.number < trial.number and other.state in (TrialState.RUNNING, TrialState.WAITING):
+                return other.number
+        return None
+
+    def others_running(self) -> bool:
+        return bool(self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
     # -- running ----------------------------------------------------------------------------------
     def pair_for(self, trial: optuna.Trial) -> PairSpec:
@@ -195,14 +219,18 @@ class FeasibilityStudy:
         return result
 
     def run(self, executor: PairExecutor, extend: bool = True, on_trial: Callable | None = None,
-            stop: threading.Event | None = None) -> None:
-        """Run queued trials, extending failing pairs, until nothing is left to do."""
+            wait_for_others: bool = False, poll_s: float = 2.0) -> None:
+        """Run queued trials, extending failing pairs, until nothing is left to do. With
+        ``wait_for_others`` (several workers), stay while other workers' trials may still extend."""
         self.recover_stale()
-        while not (stop and stop.is_set()):
+        while True:
             if extend:
                 self.enqueue_extensions()
             trial = self.pop_trial()
             if trial is None:
+                if wait_for_others and self.others_running():
+                    time.sleep(poll_s)
+                    continue
                 break
             result = self.run_trial(trial, executor)
             if on_trial:

@@ -3,7 +3,8 @@
 * Objective (minimise): the pair's peak memory, the sum of each job's own peak (MiB, the safe bound).
 * Constraints (Optuna 5 ``trial.set_constraint``; feasible when <= 0):
   ``out_of_memory`` (1 when a job ran out of memory or over the budget, else 0) and
-  ``over_safe_limit_mib`` (peak minus the safe limit).
+  ``over_safe_limit_mib`` (peak minus the safe limit); also written as the list ``constraints`` (same order),
+  the form optuna-dashboard reads.
 * An OOM is a COMPLETE trial whose constraints are violated; a crash that is not an OOM is a FAIL
   trial with its reason in ``fail_reason``.
 """
@@ -20,6 +21,7 @@ from launcher.pair_runner import PairResult
 
 OOM_KEY = "out_of_memory"
 MARGIN_KEY = "over_safe_limit_mib"
+LIST_CONSTRAINTS_KEY = "constraints"  # the list form, in the order OOM_KEY, MARGIN_KEY
 PAIR_PARAM, FG_PARAM, BG_PARAM = "pair", "fg_batch_size", "bg_batch_size"
 BATCH_DISTRIBUTION = optuna.distributions.IntDistribution(1, 65536, log=True)
 
@@ -57,8 +59,14 @@ def record_result(trial: optuna.Trial, result: PairResult, safe_limit_mib: float
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
     if result.outcome.is_oom or result.outcome is Outcome.OK:
-        trial.set_constraint(OOM_KEY, 1.0 if result.outcome.is_oom else 0.0)
-        trial.set_constraint(MARGIN_KEY, round(peak - safe_limit_mib, 1))
+        constraints = {OOM_KEY: 1.0 if result.outcome.is_oom else 0.0, MARGIN_KEY: round(peak - safe_limit_mib, 1)}
+        for key, value in constraints.items():
+            trial.set_constraint(key, value)
+        # optuna-dashboard (0.21) reads only the list form ``constraints`` (what constraints_func samplers
+        # write), not Optuna 5's ``constraints:<key>`` keys: without it every trial shows as feasible there.
+        # Optuna reads both forms, so ``trial.constraints`` then also holds "0", "1": the same values, so
+        # feasibility (all <= 0) is unchanged.
+        trial.storage.set_trial_system_attr(trial._trial_id, LIST_CONSTRAINTS_KEY, list(constraints.values()))
         return TrialState.COMPLETE, round(peak, 1)
     trial.set_user_attr("fail_reason", f"{result.outcome.value}: {result.error_message}")
     return TrialState.FAIL, None

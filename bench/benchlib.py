@@ -1,0 +1,59 @@
+"""Helpers shared by the bench/ scripts: the bundled registry, the GPU, output files."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from launcher.devices import open_device  # noqa: E402
+from launcher.registry import Registry  # noqa: E402
+from settings import BUNDLE_ROOT, bundled  # noqa: E402
+
+GPU_WORKLOADS = [
+    "examples/mnist", "examples/mnist_rnn", "examples/mnist_ff", "examples/siamese",
+    "pytorch_resnet_cifar10/resnet20", "Person_reID_baseline_pytorch/densenet121",
+    "Person_reID_baseline_pytorch/hrnet18", "Person_reID_baseline_pytorch/pcb",
+    "VulBERTa/mlp", "VulBERTa/cnn", "MRT-OAST/default",
+]
+
+
+def registry() -> Registry:
+    return Registry.load(bundled("models.json"), base_dir=BUNDLE_ROOT)
+
+
+def out_dir() -> Path:
+    path = Path(os.environ.get("OUT") or ROOT / "results" / "bench")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def stamp() -> dict:
+    return {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "argv": sys.argv}
+
+
+def write_json(name: str, data: dict) -> Path:
+    path = out_dir() / name
+    path.write_text(json.dumps(data, indent=2, default=str))
+    return path
+
+
+def last_float(pattern: str, text: str) -> float | None:
+    found = re.findall(pattern, text)
+    return float(found[-1]) if found else None
+
+
+def self_reported_peak(text: str) -> float | None:
+    """max_memory_reserved plus the CUDA context (NVML of the process minus what torch reserved)."""
+    reserved = last_float(r"max_memory_reserved_mib=([\d.]+)", text)
+    context = last_float(r"context_mib=([\d.]+)", text)
+    return reserved + context if reserved is not None and context is not None else None
+
+
+__all__ = ["GPU_WORKLOADS", "registry", "out_dir", "stamp", "write_json", "last_float", "self_reported_peak",
+           "open_device"]

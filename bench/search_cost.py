@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Search cost: trials to find the largest safe batch sizes of a failing pair, ours against two baselines.
+
+* ours: the study's adaptive extension (search/extension.py), run through FeasibilityStudy on the
+  simulated device, memory models fitted from what the trials measure (and shipped-profile points when
+  --with-profiles).
+* doubling then bisection (PyTorch Lightning's batch-size finder, mode "binsearch"): from the smallest
+  configuration of the reduction path upward, doubling, then bisecting between the last success and the
+  first failure.
+* x0.9 back-off (HF Accelerate's find_executable_batch_size): from the configured batch size, multiply by
+  0.9 after every OOM until a run fits (reducing the background first, then the foreground, like ours).
+
+All three walk the same reduction path (background first) and count one trial per configuration run.
+Everything here is SIMULATED: memory comes from random monotone models. Usage: python bench/search_cost.py
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import optuna  # noqa: E402
+
+from launcher.experiments import Experiment  # noqa: E402
+from launcher.registry import Registry  # noqa: E402
+from launcher.simulated import SimulatedDevice  # noqa: E402
+from launcher.spec import JobConfig, PairSpec  # noqa: E402
+from search.executors import SimulatedExecutor  # noqa: E402
+from search.extension import Policy, reduction_path  # noqa: E402
+from search.memory_model import Observation  # noqa: E402
+from search.planner import ExtensionOptions  # noqa: E402
+from search.study import FeasibilityStudy, StudySettings  # noqa: E402
+
+LIMIT, CARD = 7500.0, 8192.0
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
+
+
+def curve(rng: random.Random, linear: bool):
+    fixed, slope = rng.uniform(600, 1800), rng.uniform(15, 250)
+    bend = 0.0 if linear else rng.choice([0.5, 2.0, 5.0])
+    step = 0.0 if linear else rng.choice([2.0, 20.0])
+    return lambda b: (math.ceil((fixed + slope * b + bend * b ** 1.5) / step) * step if step
+                      else fixed + slope * b + bend * b ** 1.5)
+
+
+def ours(fg, bg, fg_bs, bg_bs, reg, profiles: bool) -> tuple[int, tuple | None]:
+    pair = PairSpec(1, JobConfig("fixture", "ok", {"batch_size": fg_bs}), JobConfig("fixture", "crash", {"batch_size": bg_bs}))
+    fns = {"fixture/ok": fg, "fixture/crash": bg}
+    obs = ({"fixture/ok": [Observation(b, fg(b), source="profile") for b in (4, 8, 16)],
+            "fixture/crash": [Observation(b, bg(b), source="profile") for b in (4, 8, 16)]} if profiles else None)
+    fs = FeasibilityStudy.open(optuna.storages.InMemoryStorage(), StudySettings("b", CARD, LIMIT, ExtensionOptions()),
+                               Experiment(reg.file, "b", "", [pair]), reg, obs)
+    fs.enqueue_initial()
+    fs.run(SimulatedExecutor(SimulatedDevice(lambda j, b: fns[j.key](b), CARD, reg), None))
+    [plan] = fs.plans()
+    return plan.extension_trials, plan.recommended
+
+
+def doubling_bisection(path, fits) -> tuple[int, tuple | None]:
+    """Lightning binsearch on the path read from its small end (index 1 = the floor configuration)."""
+    asc = list(reversed(path))
+    trials, k, last_ok, first_bad = 0, 1, 0, None
+    while k <= len(asc):
+        trials += 1
+        if fits(asc[k - 1]):
+            last_ok, k = k, k * 2
+        else:
+            first_bad = k
+            break
+    if first_bad is None:
+        first_bad = len(asc) + 1  # the original configuration, known to fail
+        if last_ok < len(asc):
+            # doubling overshot the end: the largest untested index still has to be tried
+            first_bad = len(asc) + 1
+    lo, hi = last_ok, first_bad
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        trials += 1
+        if fits(asc[mid - 1]):
+            lo = mid
+        else:
+            hi = mid
+    return trials, (asc[lo - 1] if lo else None)
+
+
+def backoff_09(fg_bs, bg_bs, fits, floor=1) -> tuple[int, tuple | None]:
+    """Accelerate: batch *= 0.9 after each OOM (at least -1), background first, then foreground."""
+    fg, bg, trials = fg_bs, bg_bs, 0
+    while True:
+        if bg > floor:
+            bg = max(floor, min(bg - 1, int(bg * 0.9)))
+        elif fg > floor:
+            fg = max(floor, min(fg - 1, int(fg * 0.9)))
+        else:
+            return trials, None
+        trials += 1
+        if fits((fg, bg)):
+            return trials, (fg, bg)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pairs", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    reg = Registry.load(FIXTURES / "models.json", base_dir=FIXTURES)
+    rng = random.Random(args.seed)
+    results = {}
+    for linear in (True, False):
+        rows = []
+        while len(rows) < args.pairs:
+            fg, bg = curve(rng, linear), curve(rng, linear)
+            fg_bs, bg_bs = rng.randint(8, 96), rng.randint(8, 96)
+            fits = lambda c, fg=fg, bg=bg: fg(c[0]) + bg(c[1]) <= LIMIT  # noqa: E731
+            if fits((fg_bs, bg_bs)):
+                continue  # not a failing pair
+            path = reduction_path(fg_bs, bg_bs, Policy.BACKGROUND_FIRST)
+            truth = next((c for c in path if fits(c)), None)
+            row = {"path": len(path)}
+            for name, (n, found) in {
+                "ours": ours(fg, bg, fg_bs, bg_bs, reg, profiles=False),
+                "ours+profiles": ours(fg, bg, fg_bs, bg_bs, reg, profiles=True),
+                "doubling+bisection": doubling_bisection(path, fits),
+                "x0.9 back-off": backoff_09(fg_bs, bg_bs, fits),
+            }.items():
+                row[name] = {"trials": n, "largest": found == truth}
+            rows.append(row)
+        summary = {name: {"mean_trials": round(statistics.mean(r[name]["trials"] for r in rows), 2),
+                          "max_trials": max(r[name]["trials"] for r in rows),
+                          "found_largest_pct": round(100 * statistics.mean(r[name]["largest"] for r in rows), 1)}
+                   for name in ("ours", "ours+profiles", "doubling+bisection", "x0.9 back-off")}
+        results["linear" if linear else "nonlinear"] = summary
+    print(json.dumps(results, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps({"simulated": True, "pairs_per_family": args.pairs, "seed": args.seed,
+                                        "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Serve optuna-dashboard on a study's storage, with its trial artifacts and our own figures.
+
+optuna-dashboard already shows trials, parameters and artifacts; what it cannot know is the study's
+meaning. So before serving we store in the study the feasible frontier of each extended pair, the pair
+matrix, and a note that summarises the verdicts. Binds to 127.0.0.1 by default: the dashboard can edit
+notes and upload files, and it has no authentication.
+"""
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+from search import plots
+from search.extension import reduction_path
+from search.study import FeasibilityStudy
+
+FRONTIER_ID = "gpupair-frontier-g{group:02d}"
+MATRIX_ID = "gpupair-pair-matrix"
+
+
+def verdict_note(fs: FeasibilityStudy, simulated: bool = False) -> str:
+    """Markdown for the study's note: the verdict counts and one line per pair."""
+    plans = fs.plans()
+    limit = fs.settings.safe_limit_mib
+    counts = Counter(p.verdict for p in plans)
+    lines = [f"# {'SIMULATED — ' if simulated else ''}{fs.settings.name}",
+             "",
+             f"Card {fs.settings.card_mib:,.0f} MiB, safe limit {limit:,.0f} MiB. "
+             + ", ".join(f"**{n}** {v}" for v, n in sorted(counts.items())) + f" of {len(plans)} pairs.",
+             "",
+             "Infeasible trials (over the safe limit or out of memory) show as infeasible; each trial's logs, "
+             "experiment.json, timeline.csv and memory_timeline.html are under its artifacts.",
+             "",
+             "| group | pair | verdict | batch fg/bg configured → safe | peak (MiB) | trials |",
+             "|---|---|---|---|---|---|"]
+    for p in plans:
+        peak = p.recommended_peak_mib if p.recommended_peak_mib is not None else plots.original_peak(p)
+        detail = f" ({p.detail[:60]})" if p.detail else ""
+        lines.append(f"| G{p.pair.group} | {plots._jobs(p)} | {p.verdict}{detail} | "
+                     f"{plots._batches(p.original)} → {plots._batches(p.recommended)} | "
+                     f"{f'{peak:,.0f}' if peak is not None else '-'} | {p.trials_spent} |")
+    return "\n".join(lines) + "\n"
+
+
+def prepare(fs: FeasibilityStudy, simulated: bool = False) -> list[str]:
+    """Store the figures and the note in the study (replacing earlier ones); returns the figure ids."""
+    from optuna_dashboard import save_note, save_plotly_graph_object
+
+    limit = fs.settings.safe_limit_mib
+    plans = fs.plans()
+    models = fs.models()
+    options = fs.settings.extension
+    ids = []
+    for plan in plans:
+        if not plan.extension_trials and plan.verdict not in ("fits_reduced", "does_not_fit"):
+            continue
+        path = reduction_path(*plan.original, options.policy, options.floor)
+        figure = plots.frontier(plan, models, limit, path, simulated)
+        ids.append(save_plotly_graph_object(fs.study, figure, graph_object_id=FRONTIER_ID.format(group=plan.pair.group)))
+    figure = plots.pair_matrix(plans, limit, fs.settings.card_mib, simulated)
+    ids.append(save_plotly_graph_object(fs.study, figure, graph_object_id=MATRIX_ID))
+    save_note(fs.study, verdict_note(fs, simulated))
+    return ids
+
+
+def serve(storage_url: str, results: Path, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Block serving the dashboard until interrupted."""
+    from optuna_dashboard import run_server
+
+    from search.session import artifact_store
+
+    print(f"optuna-dashboard on http://{host}:{port}/dashboard (storage {storage_url}); Ctrl-C to stop",
+          file=sys.stderr, flush=True)
+    run_server(storage_url, host=host, port=port, artifact_store=artifact_store(results))

@@ -1,0 +1,225 @@
+"""One self-contained HTML report of a study: summary table, pair matrix, expectations, frontiers, and
+each pair's memory timeline and power. plotly.js is inlined once, so the file opens with no network
+(GPU machines often have none) and can be mailed or archived with the results.
+
+Also home of :func:`open_results`, which opens an *existing* study for reading (report, export,
+dashboard) with the card size and safe limit it was run with, never the defaults.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import html
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+import plotly.graph_objects as go
+from optuna.trial import TrialState
+
+from launcher.errors import UserError
+from search import plots
+from search.extension import Policy, reduction_path
+from search.planner import ExtensionOptions, PairPlan
+from search.session import open_study, resolve_inputs
+from search.storage import open_storage
+from search.study import FeasibilityStudy
+from search.trial_record import TrialView
+
+
+# -- opening a finished (or running) study ---------------------------------------------------------------
+def open_results(study: str | None, settings: Path | None, storage: str | None, results: Path, simulated: bool,
+                 models: Path | None, repos_root: Path | None, lenient: bool) -> FeasibilityStudy:
+    """The study as stored: fails clearly when it does not exist (instead of creating an empty one), and
+    keeps the card size, safe limit, policy and floor it was run with."""
+    inputs = resolve_inputs(study, settings, models, repos_root, lenient, None, None)
+    name = inputs.name + ("-simulated" if simulated else "")
+    if storage is None and not (results / "gpupair.db").exists():
+        raise UserError(f"no study storage at {results / 'gpupair.db'}; point --results at the directory the study "
+                        "ran with (or --storage at its URL), or run it first with `gpupair-search run`")
+    url = storage or f"sqlite:///{(results / 'gpupair.db').resolve()}"
+    names = [s.study_name for s in open_storage(url).get_all_studies()]
+    if name not in names:
+        raise UserError(f"no study named {name!r} in {url}; studies there: {', '.join(names) or '(none)'}. "
+                        "Pass the --settings/--study it ran with" + ("" if simulated else " (or --simulated)"))
+    attrs = optuna.load_study(study_name=name, storage=url).user_attrs
+    inputs = dataclasses.replace(inputs, card_mib=float(attrs.get("card_mib", inputs.card_mib)),
+                                 safe_limit_mib=float(attrs.get("safe_limit_mib", inputs.safe_limit_mib)))
+    extension = ExtensionOptions(policy=Policy(attrs.get("policy", Policy.BACKGROUND_FIRST.value)),
+                                 floor=int(attrs.get("floor", 1)))
+    return open_study(inputs, storage, results, extension, simulated)
+
+
+def is_simulated(fs: FeasibilityStudy) -> bool:
+    return fs.settings.name.endswith("-simulated") or any(v.attrs.get("simulated") for v in fs.views())
+
+
+# -- the data behind the per-pair figures -----------------------------------------------------------------
+def read_timeline(result_dir: str | None, results_root: Path | None = None) -> list[dict[str, str]] | None:
+    """A trial's ``energy/timeline.csv`` rows; looked up under ``results_root`` too when the results
+    directory moved since the run (same run_*/pair dir names)."""
+    if not result_dir:
+        return None
+    candidates = [Path(result_dir)]
+    if results_root is not None:
+        candidates.append(results_root / Path(result_dir).parent.name / Path(result_dir).name)
+    for directory in candidates:
+        path = directory / "energy" / "timeline.csv"
+        if path.exists():
+            with path.open(encoding="utf-8", newline="") as fh:
+                return list(csv.DictReader(fh))
+    return None
+
+
+def shown_trials(plan: PairPlan) -> list[TrialView]:
+    """The trials a reader needs for a pair: the first at the configured batch sizes (what happened), and
+    the one at the recommended batch sizes when the search reduced them (what to run)."""
+    measured = [t for t in plan.trials if t.measured]
+    chosen = [next((t for t in measured if t.config == plan.original), None)]
+    if plan.recommended is not None and plan.recommended != plan.original:
+        chosen.append(next((t for t in reversed(measured) if t.config == plan.recommended
+                            and t.state is TrialState.COMPLETE), None))
+    return [t for t in chosen if t is not None]
+
+
+def solo_slowdown(trial: TrialView, views: list[TrialView]) -> tuple[float | None, str]:
+    """How much slower the foreground ran next to its background than alone, from a solo run of the same
+    foreground at the same batch size in the study: samples/s when both have it, else duration."""
+    fg = trial.attrs.get("foreground") or {}
+    for solo in views:
+        if solo.state is not TrialState.COMPLETE or solo.attrs.get("background") is not None or solo is trial:
+            continue
+        other = solo.attrs.get("foreground") or {}
+        if (other.get("repo"), other.get("model")) != (fg.get("repo"), fg.get("model")) or solo.fg_batch != trial.fg_batch:
+            continue
+        mine, alone = trial.attrs.get("foreground_samples_per_second"), solo.attrs.get("foreground_samples_per_second")
+        if mine and alone:
+            return alone / mine, f"samples/s, solo trial {solo.number}"
+        together, apart = trial.attrs.get("foreground_duration_s"), solo.attrs.get("foreground_duration_s")
+        if together and apart and other.get("hyperparameters") == fg.get("hyperparameters"):
+            return together / apart, f"duration, solo trial {solo.number}"
+    return None, ""
+
+
+# -- building the figures -------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Section:
+    heading: str
+    figures: list[go.Figure]
+    text: str = ""
+    anchor: str = ""
+
+
+def build_sections(fs: FeasibilityStudy, results_root: Path | None = None) -> list[Section]:
+    simulated = is_simulated(fs)
+    limit, card = fs.settings.safe_limit_mib, fs.settings.card_mib
+    views = fs.views()
+    models = fs.models(views)
+    plans = fs.plans()
+    from search.export import accumulation
+
+    grad = {p.pair.key: ", ".join(f"{r} ×{k}" for r, k in accumulation(p.original, p.recommended).items() if k > 1)
+            for p in plans if p.recommended is not None and accumulation(p.original, p.recommended)}
+    sections = [
+        Section("Summary", [plots.summary_table(plans, limit, card, simulated, grad)], anchor="summary"),
+        Section("Pair matrix", [plots.pair_matrix(plans, limit, card, simulated)], anchor="matrix"),
+        Section("Expected against measured", [plots.expected_vs_measured(plans, limit, simulated)], anchor="expected"),
+    ]
+    extended = [p for p in plans if p.extension_trials or p.verdict in ("fits_reduced", "does_not_fit")]
+    if extended:
+        options = fs.settings.extension
+        sections.append(Section("Feasible frontiers of the extended pairs", [
+            plots.frontier(p, models, limit, reduction_path(*p.original, options.policy, options.floor), simulated)
+            for p in extended], anchor="frontier"))
+    for plan in plans:
+        figures, missing = [], []
+        for trial in shown_trials(plan):
+            rows = read_timeline(trial.attrs.get("result_dir"), results_root)
+            what = f"trial {trial.number}, batch {plots._batches(trial.config)}, {trial.outcome}"
+            if rows is None:
+                missing.append(f"{what}: no timeline at {trial.attrs.get('result_dir')}")
+                continue
+            figures.append(plots.memory_timeline(
+                rows, safe_limit_mib=limit, card_mib=card, outcome=trial.outcome, simulated=simulated,
+                title=f"Memory over time: {plots.pair_label(plan)}",
+                subtitle=f"{what}; pair peak {trial.peak_mib or 0:,.0f} MiB (sum of both jobs' peaks)"))
+            slowdown, basis = solo_slowdown(trial, views)
+            figures.append(plots.energy_power(rows, trial.attrs.get("energy"), slowdown=slowdown, slowdown_basis=basis,
+                                              simulated=simulated,
+                                              title=f"Power over the foreground window: {plots.pair_label(plan)}, "
+                                                    f"trial {trial.number}"))
+        text = "; ".join(missing) if missing else ("" if figures else "not measured yet")
+        sections.append(Section(f"{plots.pair_label(plan)} — {plan.verdict}", figures, text,
+                                anchor=f"pair-{plan.pair.group}"))
+    return sections
+
+
+# -- the page -------------------------------------------------------------------------------------------
+_ERROR_HOOK = """<pre id="js-errors"></pre>
+<script>
+(function () {
+  var out = document.getElementById("js-errors");
+  function add(text) { out.textContent += text + "\\n"; }
+  window.onerror = function (message, source, line, column) {
+    add(message + " (" + source + ":" + line + ":" + column + ")");
+    return false;
+  };
+  window.addEventListener("unhandledrejection", function (event) {
+    var reason = event.reason;
+    add("unhandled rejection: " + (reason && reason.message ? reason.message : reason));
+  });
+})();
+</script>"""
+
+_STYLE = """
+body { font-family: Arial, Helvetica, sans-serif; color: #222; max-width: 1400px; margin: 0 auto; padding: 0 24px 48px; }
+h1 { margin-bottom: 4px; } h2 { margin-top: 40px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+.meta { color: #555; margin: 0 0 16px; } .note { color: #555; font-style: italic; }
+.banner { background: #fff3cd; border: 2px solid #d39e00; padding: 10px 14px; font-weight: bold; margin: 12px 0; }
+#js-errors { color: #b00020; white-space: pre-wrap; } #js-errors:empty { display: none; }
+nav a { margin-right: 14px; } .figure { margin: 18px 0; }
+"""
+
+_CONFIG = {"displaylogo": False, "responsive": True,
+           "toImageButtonOptions": {"format": "svg", "scale": 1}}  # SVG download: paper quality
+
+
+def render(fs: FeasibilityStudy, sections: list[Section]) -> str:
+    simulated = is_simulated(fs)
+    name = html.escape(fs.settings.name)
+    count = sum(len(s.figures) for s in sections)
+    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+             f"<title>{'SIMULATED — ' if simulated else ''}gpupair-search report: {name}</title>",
+             f"<meta name=\"gpupair-figures\" content=\"{count}\">",
+             f"<style>{_STYLE}</style></head><body>", _ERROR_HOOK,
+             f"<h1>{'SIMULATED — ' if simulated else ''}Which training jobs can share one GPU: {name}</h1>",
+             f"<p class=\"meta\">card {fs.settings.card_mib:,.0f} MiB · safe limit {fs.settings.safe_limit_mib:,.0f} MiB"
+             f" · settings {html.escape(str(fs.experiment.file))} · {len(fs.views())} trials · "
+             f"report written {datetime.now().isoformat(timespec='seconds')}</p>"]
+    if simulated:
+        parts.append("<div class=\"banner\">SIMULATED: every number below comes from memory models, not from a "
+                     "measurement on a GPU.</div>")
+    parts.append("<nav>" + "".join(f"<a href=\"#{s.anchor}\">{html.escape(s.heading.split(' — ')[0])}</a>"
+                                   for s in sections if s.anchor) + "</nav>")
+    first = True
+    for section in sections:
+        parts.append(f"<h2 id=\"{section.anchor}\">{html.escape(section.heading)}</h2>")
+        if section.text:
+            parts.append(f"<p class=\"note\">{html.escape(section.text)}</p>")
+        for fig in section.figures:
+            parts.append("<div class=\"figure\">" + fig.to_html(full_html=False, include_plotlyjs=first,
+                                                               config=_CONFIG) + "</div>")
+            first = False
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def write_report(fs: FeasibilityStudy, output: Path, results_root: Path | None = None) -> int:
+    """Write the report; returns the number of figures in it."""
+    from launcher.results import atomic_write
+
+    sections = build_sections(fs, results_root)
+    atomic_write(output, render(fs, sections))
+    output.chmod(0o644)  # a report is for sharing; atomic_write's temp file is private
+    return sum(len(s.figures) for s in sections)

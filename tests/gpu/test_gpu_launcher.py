@@ -1,0 +1,97 @@
+"""GPU truth for the launcher (run on the GPU machine: ``pytest -m gpu tests/gpu``).
+
+* NVML per-job peaks within 2% (or 30 MiB) of what each process reports itself;
+* ``--gpu-memory 8GiB`` on a big card: a job needing more than 8 GiB ends oom_* through a real CUDA OOM,
+  one needing less ends ok;
+* the foreground's GPU energy is positive and within 10% of mean power times duration.
+Each test appends its numbers to $GPUPAIR_OUT/gpu_checks.json when that variable is set.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from launcher.pair_runner import RunOptions, run_pair
+from launcher.registry import Registry
+from launcher.spec import JobConfig, PairSpec
+
+pytestmark = pytest.mark.gpu
+HERE = Path(__file__).parent
+
+
+def _record(name: str, data: dict) -> None:
+    out = os.environ.get("GPUPAIR_OUT")
+    if not out:
+        return
+    path = Path(out) / "gpu_checks.json"
+    existing = json.loads(path.read_text()) if path.exists() else {}
+    existing[name] = data
+    path.write_text(json.dumps(existing, indent=2))
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return Registry.load(HERE / "models.json", base_dir=HERE)
+
+
+def _self_peak(log: Path) -> float:
+    return float(re.findall(r"self_peak_mib=([\d.]+)", log.read_text())[-1])
+
+
+def _job(gib: float, seconds: float) -> JobConfig:
+    return JobConfig("alloc", "default", {"alloc_gib": gib, "seconds": seconds})
+
+
+def test_nvml_peaks_match_what_each_process_reports(tmp_path, registry):
+    from launcher.devices import open_device
+
+    device = open_device("cuda:0")
+    pair = PairSpec(1, _job(3.0, 10.0), _job(1.5, 2.0))  # the background completes runs within the window
+    result = run_pair(pair, registry, device, RunOptions(), tmp_path)
+    assert result.outcome.value == "ok", result.error_message
+    fg_self = _self_peak(tmp_path / "training.log")
+    bg_self = max(_self_peak(p) for p in result.background_logs if "self_peak" in p.read_text()) \
+        if any("self_peak" in p.read_text() for p in result.background_logs) else None
+    data = {"device": result.device, "foreground_nvml_peak_mib": result.memory.foreground_peak_mib,
+            "foreground_self_mib": fg_self, "background_nvml_peak_mib": result.memory.background_peak_mib,
+            "background_self_mib": bg_self, "sample_hz": result.memory.sample_hz}
+    _record("nvml_truth", data)
+    assert abs(result.memory.foreground_peak_mib - fg_self) <= max(30.0, 0.02 * fg_self), data
+    if bg_self is not None:
+        assert abs(result.memory.background_peak_mib - bg_self) <= max(30.0, 0.02 * bg_self), data
+
+
+@pytest.mark.parametrize("gib, expected", [(9.0, "oom_foreground"), (5.0, "ok")], ids=["needs-9GiB", "needs-5GiB"])
+def test_emulated_8gib_card_gives_real_ooms(tmp_path, registry, gib, expected):
+    from launcher.devices import open_device
+
+    device = open_device("cuda:0", gpu_memory_mib=8192.0)
+    try:
+        result = run_pair(PairSpec(1, _job(gib, 2.0), _job(0.25, 30.0)), registry, device, RunOptions(), tmp_path)
+    finally:
+        device.close()
+    log = (tmp_path / "training.log").read_text()
+    _record(f"emulation_{gib:g}GiB", {"device": result.device, "outcome": result.outcome.value,
+                                      "foreground_peak_mib": result.memory.foreground_peak_mib,
+                                      "tried_to_allocate_mib": result.memory.foreground_tried_to_allocate_mib,
+                                      "log_tail": log.strip().splitlines()[-1][:300]})
+    assert result.outcome.value == expected
+    if expected.startswith("oom"):
+        assert "OutOfMemoryError" in log or "CUDA out of memory" in log
+
+
+def test_foreground_energy_matches_mean_power_times_duration(tmp_path, registry):
+    from launcher.devices import open_device
+
+    device = open_device("cuda:0")
+    result = run_pair(PairSpec(1, _job(1.0, 8.0), _job(0.5, 60.0)), registry, device, RunOptions(), tmp_path)
+    e = result.energy
+    estimate = e.power_avg_w * e.window_s
+    _record("energy", {"gpu_energy_j": e.gpu_energy_j, "power_avg_w": e.power_avg_w, "window_s": e.window_s,
+                       "power_x_duration_j": estimate, "cpu_energy": e.cpu_energy_note or e.cpu_energy_j})
+    assert e.gpu_energy_j and e.gpu_energy_j > 0
+    assert abs(e.gpu_energy_j - estimate) / e.gpu_energy_j <= 0.10
