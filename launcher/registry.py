@@ -30,6 +30,7 @@ class Hyperparameter:
     flag: str
     type: str  # "int", "float", "str" or "bool"
     default: Any = None
+    allows_negative: bool = False  # only where the models file's default or range is negative (n_jobs=-2)
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,15 @@ class Repository:
     model_flag: str | None = None
     required_args: Mapping[str, str] = field(default_factory=dict)
     log_patterns: Mapping[str, str] = field(default_factory=dict)
+    #: Optional per-model defaults (our extension of the seed format, which has one default per repository;
+    #: the seed's runner ignores the key): {"pcb": {"batch_size": 32}}
+    model_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
-    def default_batch_size(self) -> int | None:
+    def default_batch_size(self, model: str | None = None) -> int | None:
+        """The script's own default: a per-model one (our ``model_defaults`` extension) or the repository's."""
+        per_model = self.model_defaults.get(model or "", {}).get(BATCH_SIZE)
+        if per_model is not None:
+            return int(per_model)
         hp = self.hyperparameters.get(BATCH_SIZE)
         return int(hp.default) if hp is not None and hp.default is not None else None
 
@@ -166,7 +174,7 @@ class Registry:
         if BATCH_SIZE not in repo.hyperparameters:
             return None
         value = job.hyperparameters.get(BATCH_SIZE)
-        return int(value) if value is not None else repo.default_batch_size()
+        return int(value) if value is not None else repo.default_batch_size(job.model)
 
     def supports(self, job: JobConfig, hyperparameter: str) -> bool:
         return hyperparameter in self.repositories[job.repo].hyperparameters
@@ -203,7 +211,7 @@ def _value_problem(hp: Hyperparameter, value: Any) -> str:
     if wrong_type:
         return wrong_type
     if hp.type == "int":
-        if value < 0:
+        if value < 0 and not hp.allows_negative:
             return f"{show(value)} is negative"
         if hp.name == BATCH_SIZE and not 1 <= value <= _MAX_BATCH_SIZE:
             return f"batch size {show(value)} is out of range"
@@ -269,7 +277,21 @@ def _parse_repository(file: str, name: str, entry: Any, base: Path, problems: li
         model_flag=entry.get("model_flag"),
         required_args=required,
         log_patterns=patterns,
+        model_defaults=_parse_model_defaults(file, at, entry.get("model_defaults", {}), models, problems),
     )
+
+
+def _parse_model_defaults(file: str, at: str, value: Any, models: tuple[str, ...],
+                          problems: list[Problem]) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        problems.append(Problem(file, f"{at}.model_defaults", f"is {type_name(value)}, expected an object of objects",
+                                expected='{"pcb": {"batch_size": 32}}'))
+        return {}
+    unknown = [m for m in value if m not in models]
+    if unknown:
+        problems.append(Problem(file, json_path(f"{at}.model_defaults", unknown[0]), "names a model the entry does not list",
+                                expected="one of: " + ", ".join(models)))
+    return {m: dict(v) for m, v in value.items()}
 
 
 def _parse_models(file: str, at: str, models: list, model_flag: Any, problems: list[Problem]) -> tuple[str, ...]:
@@ -316,7 +338,9 @@ def _parse_hyperparameters(file: str, at: str, specs: dict, problems: list[Probl
                                     expected=f"a value of type {kind} (the hyperparameter's \"type\")",
                                     fix="correct the default or the type"))
             continue
-        hyper[hp_name] = Hyperparameter(hp_name, flag, kind, default)
+        bounds = spec.get("range") if isinstance(spec.get("range"), list) else []
+        negative = any(isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0 for v in [default, *bounds])
+        hyper[hp_name] = Hyperparameter(hp_name, flag, kind, default, negative)
     return hyper
 
 

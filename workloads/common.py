@@ -118,7 +118,8 @@ def log_config(**fields) -> None:
 def log_progress(epoch: int, step: int, steps: int, loss) -> None:
     """Print every PROGRESS_EVERY steps and at the last step (loss: a tensor or float)."""
     if step % PROGRESS_EVERY == 0 or step == steps:
-        log(f"Epoch {epoch} step {step}/{steps} loss {float(loss):.4f}")
+        value = float(loss.detach()) if hasattr(loss, "detach") else float(loss)
+        log(f"Epoch {epoch} step {step}/{steps} loss {value:.4f}")
 
 
 class StepTimer:
@@ -167,6 +168,27 @@ class StepTimer:
         return self.samples / self.seconds if self.steps and self.seconds > 0 else float("nan")
 
 
+def cuda_context_mib() -> float | None:
+    """This process's GPU memory outside torch's allocator (CUDA context, cuBLAS/cuDNN handles): NVML's
+    reading of the process minus what torch reserves now. None without nvidia-ml-py. Reported so that
+    max_memory_reserved + context is the process's own account of its peak, to check monitors against."""
+    import os
+
+    try:
+        import pynvml
+        import torch
+
+        pynvml.nvmlInit()
+        used = 0
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            used += sum(p.usedGpuMemory or 0 for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+                        if p.pid == os.getpid())
+        return used / 2**20 - torch.cuda.memory_reserved() / 2**20 if used else None
+    except Exception:  # noqa: BLE001 - a missing or failing NVML only means no context line
+        return None
+
+
 def finish(device, timer: StepTimer | None) -> None:
     """Memory and throughput lines, then the success marker as the very last line."""
     if device is not None and device.type == "cuda":
@@ -174,6 +196,9 @@ def finish(device, timer: StepTimer | None) -> None:
 
         log(f"[gpupair] max_memory_reserved_mib={torch.cuda.max_memory_reserved() / 2**20:.1f} "
             f"max_memory_allocated_mib={torch.cuda.max_memory_allocated() / 2**20:.1f}")
+        context = cuda_context_mib()
+        if context is not None:
+            log(f"[gpupair] context_mib={context:.1f}")
     if timer is not None:
         log(f"[gpupair] steps={timer.steps} seconds_per_step={timer.seconds_per_step:.6f} "
             f"samples_per_second={timer.samples_per_second:.2f}")

@@ -15,13 +15,13 @@ from pathlib import Path
 
 try:
     from workloads.common import (BatchPool, StepTimer, add_max_steps, finish, log, log_config,
-                                  log_progress, pick_device, positive_float, positive_int,
-                                  seed_everything)
+                                  log_progress, non_negative_int, pick_device, positive_float,
+                                  positive_int, seed_everything)
 except ImportError:  # plain checkout, not pip-installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from workloads.common import (BatchPool, StepTimer, add_max_steps, finish, log, log_config,
-                                  log_progress, pick_device, positive_float, positive_int,
-                                  seed_everything)
+                                  log_progress, non_negative_int, pick_device, positive_float,
+                                  positive_int, seed_everything)
 
 import torch
 import torch.nn as nn
@@ -174,7 +174,7 @@ def main(argv=None):
     parser.add_argument("-e", "--epochs", type=positive_int, default=10)
     parser.add_argument("-l", "--learning-rate", type=positive_float, default=0.01)
     parser.add_argument("-b", "--batch-size", type=positive_int, default=32)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=non_negative_int, default=1)
     add_max_steps(parser)
     args = parser.parse_args(argv)
 
