@@ -14,17 +14,23 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import GPU_WORKLOADS, open_device, registry, self_reported_peak, stamp, write_json
+from benchlib import GPU_WORKLOADS, ROOT, open_device, registry, self_reported_peak, stamp, write_json
 
 from launcher.monitor import Monitor
 from launcher.process import start_job
+from launcher.registry import Registry
 from launcher.spec import JobConfig
 
 RATES = (1.0, 10.0, 20.0)
 
 
+PULSE = "alloc/default"  # tests/gpu/alloc_job.py: 3 GiB for 30 ms, freed with empty_cache(), ten times
+
+
 def job_config(key: str, steps: int) -> JobConfig:
     repo, model = key.rsplit("/", 1)
+    if key == PULSE:
+        return JobConfig(repo, model, {"alloc_gib": 3.0, "pulses": 10, "seconds": 0.5})
     return JobConfig(repo, model, {"max_steps": steps})
 
 
@@ -62,12 +68,15 @@ def measure(keys: list[str], steps: int, device, reg) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--workloads", default=",".join(GPU_WORKLOADS))
     parser.add_argument("--pairs", default="examples/mnist+VulBERTa/mlp,Person_reID_baseline_pytorch/pcb+VulBERTa/mlp,"
                                            "Person_reID_baseline_pytorch/densenet121+VulBERTa/mlp")
     args = parser.parse_args()
     reg, device = registry(), open_device("cuda:0")
-    rows = []
-    for key in GPU_WORKLOADS:
+    gpu_tests = Registry.load(ROOT / "tests" / "gpu" / "models.json", base_dir=ROOT / "tests" / "gpu")
+    rows = [{"kind": "solo (releases memory)", **measure([PULSE], 0, device, gpu_tests)["foreground"]}]
+    print(rows[-1], flush=True)
+    for key in args.workloads.split(","):
         rows.append({"kind": "solo", **measure([key], args.steps, device, reg)["foreground"]})
         print(rows[-1], flush=True)
     for pair in args.pairs.split(","):

@@ -40,6 +40,7 @@ class RunOptions:
     probe_plateau_s: float = 15.0  # external scripts in probe mode: stop once memory is flat this long
     background_settle_s: float = 2.0
     background_ready_timeout_s: float = 120.0
+    background_cpu_only_after_s: float = 15.0  # no device memory by then: a CPU job, judge it by host memory
     background_min_run_s: float = 2.0  # a real training run, even a probe, takes longer (imports, CUDA init)
     background_max_quick_exits: int = 3
     allow_foreign_processes: bool = False
@@ -137,20 +138,24 @@ class PairRun:
         return True
 
     def _wait_background_ready(self) -> bool:
-        """Wait until the background's memory stopped growing (or a bound passed): never a fixed sleep."""
-        deadline = time.monotonic() + self.options.background_ready_timeout_s
-        stable_since, last = None, -1.0
+        """Wait until the background is really running: its device memory stopped growing for
+        ``background_settle_s``, or, for a job that never touches the device (a CPU job such as
+        bug-localization), its host memory did after ``background_cpu_only_after_s``; at most
+        ``background_ready_timeout_s``. Never a fixed sleep."""
+        started = time.monotonic()
+        deadline = started + self.options.background_ready_timeout_s
+        device_memory, host_memory = _Plateau(self.options.background_settle_s), _Plateau(self.options.background_settle_s)
         while time.monotonic() < deadline:
             if not self._check_background():
                 return False
             sample = self.monitor.latest()
             mib = sample.job_mib.get(BG, 0.0) if sample else 0.0
-            if mib > 0 and abs(mib - last) <= max(1.0, 0.01 * last):
-                stable_since = stable_since or time.monotonic()
-                if time.monotonic() - stable_since >= self.options.background_settle_s:
-                    return True
-            else:
-                stable_since, last = None, mib
+            rss = sample.rss_mib.get(BG, 0.0) if sample else 0.0
+            if device_memory.settled(mib):
+                return True
+            cpu_only = mib == 0 and time.monotonic() - started >= self.options.background_cpu_only_after_s
+            if host_memory.settled(rss) and cpu_only:
+                return True
             self._check_budget()
             if self.over_budget:
                 return False
@@ -291,6 +296,20 @@ class PairRun:
         )
 
 
+class _Plateau:
+    """True once a value is non-zero and has stayed within 1% (or 1 MiB) for ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.last, self.since = seconds, -1.0, None
+
+    def settled(self, value: float) -> bool:
+        if value > 0 and abs(value - self.last) <= max(1.0, 0.01 * self.last):
+            self.since = self.since or time.monotonic()
+            return time.monotonic() - self.since >= self.seconds
+        self.since, self.last = None, value
+        return False
+
+
 def _last_float(pattern: re.Pattern, text: str) -> float | None:
     found = pattern.findall(text)
     return float(found[-1]) if found else None
@@ -332,7 +351,23 @@ def run_pair(pair: PairSpec, registry: Registry, device: Device, options: RunOpt
              observer: Callable[[str, Sample | None], None] | None = None) -> PairResult:
     """Run ``pair`` with logs under ``work_dir``; every process it started is gone when this returns.
     ``observer(phase, latest_sample)`` is called about twice a second for progress output."""
-    return PairRun(pair, registry, device, options, work_dir, observer).run()
+    try:
+        return PairRun(pair, registry, device, options, work_dir, observer).run()
+    except OSError as exc:  # the results directory went away or became unwritable mid-run
+        if not _concerns(exc.filename, work_dir):
+            raise
+        from launcher.results import ResultsDirError
+
+        raise ResultsDirError(f"{work_dir}: cannot write the pair's logs: {exc.strerror or exc}. Every process of "
+                              "the pair was stopped. Choose a writable place with --results DIR and run again.") from None
+
+
+def _concerns(filename, work_dir: Path) -> bool:
+    """Whether an OSError's path is ``work_dir``, inside it or one of its parents."""
+    if filename is None:
+        return False
+    path, work_dir = Path(os.fsdecode(filename)).absolute(), Path(work_dir).absolute()
+    return path == work_dir or work_dir in path.parents or path in work_dir.parents
 
 
 def with_batch_sizes(pair: PairSpec, registry: Registry, fg: int | None, bg: int | None) -> PairSpec:

@@ -14,6 +14,8 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--alloc-gib", type=float, default=1.0)
 parser.add_argument("--seconds", type=float, default=3.0)
 parser.add_argument("--batch-size", type=int, default=1)  # unused; lets the registry treat it as a workload
+parser.add_argument("--pulses", type=int, default=0,
+                    help="instead of holding: allocate for 30 ms, free and empty_cache(), this many times")
 args = parser.parse_args()
 
 dev = torch.device("cuda")
@@ -28,7 +30,16 @@ handle = pynvml.nvmlDeviceGetHandleByUUID(uuid) if uuid.startswith("GPU-") else 
 mine = [p.usedGpuMemory for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle) if p.pid == os.getpid()]
 context_mib = mine[0] / 2**20 - torch.cuda.memory_reserved() / 2**20
 print(f"[gpupair] context_mib={context_mib:.1f}", flush=True)
-held = torch.empty(int(args.alloc_gib * 2**30), dtype=torch.uint8, device=dev)
+if args.pulses:  # a workload that releases memory: short peaks only a fast sampler sees
+    for _ in range(args.pulses):
+        pulse = torch.empty(int(args.alloc_gib * 2**30), dtype=torch.uint8, device=dev)
+        pulse.fill_(1)
+        torch.cuda.synchronize()
+        time.sleep(0.03)
+        del pulse
+        torch.cuda.empty_cache()
+        time.sleep(0.5)
+held = torch.empty(0 if args.pulses else int(args.alloc_gib * 2**30), dtype=torch.uint8, device=dev)
 held.fill_(1)
 deadline = time.monotonic() + args.seconds
 while time.monotonic() < deadline:
