@@ -36,8 +36,12 @@ def main(paths: list[str]) -> None:
         "measured_with": "bench/profile_workloads.py (NVML per-process peak at 10 ms, incl. CUDA context)",
         "max_steps": first.get("max_steps"), "commands": [" ".join(r["command"][1:]) for r in runs], "jobs": jobs,
     }
+    # jobs measured with no GPU memory at all (e.g. bug-localization, scikit-learn on the CPU) are added by
+    # hand as "cpu_only": {"repo/model": "where it was measured"}; keep them when regenerating
     slug = re.sub(r"[^a-z0-9]+", "_", first["card"].lower()).strip("_")
     out = ROOT / "settings" / "profiles" / f"{slug}_{date}.json"
+    if out.exists():
+        profile["cpu_only"] = json.loads(out.read_text()).get("cpu_only", {})
     out.write_text(json.dumps(profile, indent=2) + "\n")
     print(f"{out}: {len(jobs)} jobs, {sum(len(j['points']) for j in jobs.values())} points")
 

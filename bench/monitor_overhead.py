@@ -40,8 +40,9 @@ def main() -> None:
     parser.add_argument("--workloads", default="pytorch_resnet_cifar10/resnet20,examples/mnist")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cuda:0", help="cuda:N, or cpu (workloads then train on the CPU)")
     args = parser.parse_args()
-    reg, device = registry(), open_device("cuda:0")
+    reg, device = registry(), open_device(args.device)
     rows = []
     for key in args.workloads.split(","):
         repo, model = key.rsplit("/", 1)
@@ -54,7 +55,7 @@ def main() -> None:
         rows.append({"workload": key, "samples_per_s_without": without, "samples_per_s_with": with_,
                      "median_without": a, "median_with": b, "slowdown_pct": round(100 * (a - b) / a, 2)})
         print(rows[-1], flush=True)
-    write_json("monitor_overhead.json", {**stamp(), "device": device.describe(), "monitor_hz": DEFAULT_HZ,
+    write_json(f"monitor_overhead_{args.device.replace(':', '')}.json", {**stamp(), "device": device.describe(), "monitor_hz": DEFAULT_HZ,
                                          "rows": rows})
 
 

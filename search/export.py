@@ -211,6 +211,9 @@ def _unsafe_entry(plan: PairPlan, limit: float, margin_mib: float) -> dict[str, 
     if plan.verdict in (FITS, FITS_REDUCED):
         reason = (f"verified peak {plan.recommended_peak_mib:,.0f} MiB leaves less than the {margin_mib:,.0f} MiB "
                   f"margin under the {limit:,.0f} MiB limit, and no smaller verified configuration does")
+    elif plan.verdict == "pending" and any(t.measured for t in plan.trials) and peak is None:
+        reason = (f"no trial at its configured batch sizes {plan.original}: the settings or models file changed "
+                  "since the study ran (batch-size defaults?); run the study again with the current files")
     elif plan.verdict == "pending":
         reason = "not measured yet: run the study to the end"
     else:

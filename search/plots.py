@@ -59,24 +59,25 @@ def _title(text: str, simulated: bool, subtitle: str = "") -> dict[str, Any]:
     return title
 
 
-def _layout(fig: go.Figure, title: dict[str, Any], height: int = 480, **extra: Any) -> go.Figure:
+def _layout(fig: go.Figure, title: dict[str, Any], height: int = 480, bottom: int = 120, **extra: Any) -> go.Figure:
     """House style. The legend sits under the plot, across the figure's full width: it never hides data,
     also in the dashboard's narrow cards."""
     fig.update_layout(title=title, template="plotly_white", font=_FONT, height=height,
-                      margin=dict(l=80, r=40, t=100 if "subtitle" in title else 70, b=150),
+                      margin=dict(l=80, r=40, t=100 if "subtitle" in title else 70, b=bottom),
                       legend=dict(orientation="h", yref="container", y=0.01, yanchor="bottom", x=0, xanchor="left",
                                   bgcolor="rgba(255,255,255,0.85)", bordercolor="#ccc", borderwidth=1), **extra)
     return fig
 
 
 def _limit_lines(fig: go.Figure, safe_limit_mib: float, card_mib: float | None, **where: Any) -> None:
-    fig.add_hline(y=safe_limit_mib, line=dict(color=LIMIT_COLOUR, dash="dash", width=2),
-                  annotation=dict(text=f"safe limit {safe_limit_mib:,.0f} MiB", font=dict(color=LIMIT_COLOUR)),
-                  annotation_position="top right", **where)
+    """Horizontal lines for the safe limit and the card, named in the legend (labels on the lines would
+    collide with tall bars and with each other when the two are close)."""
+    lines = [(safe_limit_mib, f"safe limit {safe_limit_mib:,.0f} MiB", dict(color=LIMIT_COLOUR, dash="dash", width=2))]
     if card_mib:
-        fig.add_hline(y=card_mib, line=dict(color=CARD_COLOUR, width=2),
-                      annotation=dict(text=f"card {card_mib:,.0f} MiB", font=dict(color=CARD_COLOUR)),
-                      annotation_position="top right", **where)
+        lines.append((card_mib, f"card {card_mib:,.0f} MiB", dict(color=CARD_COLOUR, width=2)))
+    for y, name, line in lines:
+        fig.add_hline(y=y, line=line, **where)
+        fig.add_scatter(x=[None], y=[None], mode="lines", name=name, line=line, hoverinfo="skip")
 
 
 def _num(value: Any) -> float | None:
@@ -103,10 +104,10 @@ def pair_matrix(plans: Sequence[PairPlan], safe_limit_mib: float, card_mib: floa
     top = max(card_mib, safe_limit_mib)
     low, high = risk_bounds(card_mib)
     for name, (y0, y1) in {"stable": (0, low), "usable": (low, high), "high risk": (high, safe_limit_mib)}.items():
-        if y1 > y0:
-            fig.add_hrect(y0=y0, y1=y1, fillcolor=RISK_FILL[name], opacity=0.07, line_width=0, layer="below",
-                          annotation=dict(text=name, font=dict(size=12, color="#555")),
-                          annotation_position="bottom left")
+        if y1 > y0:  # the band, named just outside the plot's right edge where no bar can cover it
+            fig.add_hrect(y0=y0, y1=y1, fillcolor=RISK_FILL[name], opacity=0.07, line_width=0, layer="below")
+            fig.add_annotation(xref="paper", x=1.005, xanchor="left", y=(y0 + y1) / 2, text=name, showarrow=False,
+                               font=dict(size=12, color="#555"))
     for verdict, (legend, colour) in VERDICT_STYLE.items():
         chosen = [(label, p) for label, p in zip(labels, plans) if p.verdict == verdict]
         if not chosen:
@@ -133,12 +134,13 @@ def pair_matrix(plans: Sequence[PairPlan], safe_limit_mib: float, card_mib: floa
     fig.update_xaxes(title_text="pair (settings group: foreground + background)", categoryorder="array",
                      categoryarray=labels, tickangle=-30 if len(labels) > 6 else 0)
     fig.update_yaxes(title_text="pair peak memory (MiB, sum of both jobs' peaks)", range=[0, top * 1.12],
-                     rangemode="tozero")
+                     rangemode="tozero", tickformat=",d")
     counts = ", ".join(f"{sum(p.verdict == v for p in plans)} {v}" for v in VERDICT_STYLE
                        if any(p.verdict == v for p in plans))
     return _layout(fig, _title("Which pairs fit: peak memory of each pair", simulated,
                                f"{len(plans)} pairs: {counts}. Bands: risk classes of the seed design (§9.1), "
-                               f"scaled to a {card_mib:,.0f} MiB card."), height=620, bargap=0.35)
+                               f"scaled to a {card_mib:,.0f} MiB card."), height=620, bottom=190 if len(labels) > 6 else 120,
+                   bargap=0.35).update_layout(margin=dict(r=90))
 
 
 def _batches(config: Config | None) -> str:
@@ -208,15 +210,17 @@ def memory_timeline(rows: Sequence[Row], *, safe_limit_mib: float, card_mib: flo
     when = oom_moment(rows, outcome, card_mib)
     if when is not None:
         total = dict(zip(t, _column(rows, "total_mib"))).get(when) or 0.0
-        fig.add_scatter(x=[when], y=[total], mode="markers+text", name=f"out of memory ({outcome})",
+        fig.add_scatter(x=[when], y=[total], mode="markers", name=f"out of memory ({outcome})",
                         marker=dict(symbol="x", size=18, color=LIMIT_COLOUR, line=dict(width=2, color="#fff")),
-                        text=[f"OOM ({(outcome or '').removeprefix('oom_')}) at {when:.1f} s"],
-                        textposition="top center", textfont=dict(color=LIMIT_COLOUR))
+                        hovertemplate=f"{outcome} at %{{x:.1f}} s, pair %{{y:,.0f}} MiB<extra></extra>")
+        fig.add_annotation(x=when, y=total, text=f"OOM ({(outcome or '').removeprefix('oom_')}) at {when:.1f} s",
+                           showarrow=True, arrowcolor=LIMIT_COLOUR, ax=-70, ay=45, bgcolor="rgba(255,255,255,0.9)",
+                           bordercolor=LIMIT_COLOUR, font=dict(color=LIMIT_COLOUR))
     _limit_lines(fig, safe_limit_mib, card_mib)
     values = [v for v in _column(rows, "total_mib") if v is not None]
     top = max(values + [safe_limit_mib, card_mib or 0.0])
     fig.update_xaxes(title_text="time since the pair started (s)")
-    fig.update_yaxes(title_text="memory (MiB)", range=[0, top * 1.1])
+    fig.update_yaxes(title_text="memory (MiB)", range=[0, top * 1.1], tickformat=",d")
     return _layout(fig, _title(title, simulated, subtitle), height=480)
 
 
@@ -359,7 +363,8 @@ def energy_power(rows: Sequence[Row], energy: Mapping[str, Any] | None, *, title
     if has_power:
         fig.update_yaxes(title_text="device power (W)", rangemode="tozero")
         fig.update_layout(yaxis2=dict(title=dict(text="utilisation (%)"), overlaying="y", side="right",
-                                      range=[0, 105], showgrid=False))
+                                      range=[0, 105], tickmode="array", tickvals=[0, 25, 50, 75, 100],
+                                      showgrid=False))
     else:
         fig.update_yaxes(title_text="device utilisation (%)", range=[0, 105])
     return _layout(fig, _title(title, simulated, " · ".join(facts)), height=440)
@@ -378,22 +383,27 @@ def expected_vs_measured(plans: Sequence[PairPlan], safe_limit_mib: float, simul
                 text=[f"{v:,.0f}" if v is not None else "none" for v in expected], textposition="outside")
     fig.add_bar(x=labels, y=measured, name="measured peak at the configured batch sizes (MiB)",
                 marker=dict(color=[VERDICT_STYLE.get(p.verdict, ("", "#777"))[1] for p in plans]),
-                text=[_ratio(m, e) for m, e in zip(measured, expected)], textposition="outside")
+                text=[_ratio(m, e) for m, e in zip(measured, expected)], textposition="outside",
+                customdata=[[f"{m:,.0f}" if m is not None else "-", f"{e:,.0f}" if e is not None else "-"]
+                            for m, e in zip(measured, expected)],
+                hovertemplate="%{x}: measured %{customdata[0]} MiB, expected %{customdata[1]} MB<extra></extra>")
     _limit_lines(fig, safe_limit_mib, None)
     values = [v for v in expected + measured if v is not None] + [safe_limit_mib]
     fig.update_xaxes(title_text="pair (settings group)", tickangle=-30 if len(labels) > 6 else 0)
-    fig.update_yaxes(title_text="pair memory (MiB; the note's MB taken as MiB)", range=[0, max(values) * 1.15])
+    fig.update_yaxes(title_text="pair memory (MiB; the note's MB taken as MiB)", range=[0, max(values) * 1.15],
+                     tickformat=",d")
     return _layout(fig, _title("Expected against measured pair memory", simulated,
-                               "bar labels: measured peak, and measured ÷ expected; measured bars coloured by verdict"),
-                   height=540, barmode="group")
+                               "labels: expected MB; measured ÷ expected. Measured bars coloured by verdict."),
+                   height=540, bottom=190 if len(labels) > 6 else 120, barmode="group")
 
 
 def _ratio(measured: float | None, expected: float | None) -> str:
+    """Bar label: measured ÷ expected (short enough to stay legible over a dozen pairs)."""
     if measured is None:
         return "not measured"
     if not expected:
         return f"{measured:,.0f}"
-    return f"{measured:,.0f} ({measured / expected:.2f}×)"
+    return f"{measured / expected:.1f}×"
 
 
 # -- the summary table -----------------------------------------------------------------------------------
@@ -401,33 +411,48 @@ def summary_table(plans: Sequence[PairPlan], safe_limit_mib: float, card_mib: fl
                   accumulation: Mapping[str, str] | None = None) -> go.Figure:
     """One row per pair: verdict, risk class, batch sizes before and after, peak, margin, trials spent.
     ``accumulation``: pair key -> gradient-accumulation text, where the export would reduce batch sizes."""
-    head = ["group", "foreground", "background", "verdict", "risk class", "batch fg/bg<br>configured → safe",
-            "peak (MiB)", "margin to limit (MiB)", "expected (MB)", "grad. accumulation", "trials", "detail"]
+    head = ["group", "foreground<br>model (repository)", "background<br>model (repository)", "verdict", "risk class",
+            "batch fg/bg<br>configured → safe", "peak<br>(MiB)", "margin to<br>limit (MiB)", "expected<br>(MB)",
+            "gradient<br>accumulation", "trials", "detail"]
+    widths = [45, 170, 170, 95, 65, 105, 60, 75, 65, 95, 45, 170]
     rows = []
     for p in plans:
         peak = p.recommended_peak_mib if p.recommended_peak_mib is not None else original_peak(p)
         safe = p.recommended is not None
         rows.append([
-            f"G{p.pair.group}", p.pair.foreground.key, p.pair.background.key if p.pair.background else "(solo)",
+            f"G{p.pair.group}", _job_cell(p.pair.foreground), _job_cell(p.pair.background),
             p.verdict, risk_class(peak, card_mib) if safe and peak is not None else "-",
             f"{_batches(p.original)} → {_batches(p.recommended)}",
             f"{peak:,.0f}" if peak is not None else "-",
             f"{safe_limit_mib - peak:,.0f}" if peak is not None else "-",
             f"{p.pair.expected_mib:,.0f}" if p.pair.expected_mib is not None else "-",
-            (accumulation or {}).get(p.pair.key, "-"), str(p.trials_spent), (p.detail or "")[:80],
+            (accumulation or {}).get(p.pair.key, "-"), str(p.trials_spent), (p.detail or "")[:90],
         ])
     fill = [_tint(VERDICT_STYLE.get(p.verdict, ("", "#cccccc"))[1]) for p in plans]
     fig = go.Figure(go.Table(
-        columnwidth=[45, 150, 150, 90, 70, 110, 70, 80, 70, 90, 45, 180],
+        columnwidth=widths,
         header=dict(values=[f"<b>{h}</b>" for h in head], fill_color="#404040", font=dict(color="white", size=13),
-                    align="left", height=34),
+                    align="left", height=44),
         cells=dict(values=list(map(list, zip(*rows))) if rows else [[] for _ in head],
-                   fill_color=[fill] * len(head), align="left", font=dict(size=12), height=28),
+                   fill_color=[fill] * len(head), align="left", font=dict(size=12), height=40),
     ))
     classes = ", ".join(f"{name} {text}" for name, text in _risk_legend(card_mib))
+    height = 150 + 44 + sum(_row_height(row, widths) for row in rows)
     return _layout(fig, _title("Summary of every pair", simulated,
                                f"safe limit {safe_limit_mib:,.0f} MiB on a {card_mib:,.0f} MiB card; risk classes: {classes}"),
-                   height=200 + 60 * max(len(rows), 1)).update_layout(margin=dict(b=20))
+                   height=height).update_layout(margin=dict(b=20))
+
+
+def _job_cell(job) -> str:
+    """Model on the first line, repository on the second: long repository names wrap instead of clipping."""
+    return "(solo)" if job is None else f"{job.model}<br>({job.repo})"
+
+
+def _row_height(row: list[str], widths: list[int]) -> int:
+    """Pixels a table row needs: plotly wraps cells at spaces, about 6.5 px a character at 12 px type."""
+    lines = max(sum(max(1, math.ceil(len(part) * 6.5 / width)) for part in text.split("<br>"))
+                for text, width in zip(row, widths))
+    return max(40, 8 + 15 * lines)
 
 
 def _risk_legend(card_mib: float) -> list[tuple[str, str]]:

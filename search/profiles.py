@@ -20,6 +20,7 @@ class Profile:
     card: str
     date: str
     jobs: dict[str, list[Observation]]  # "repo/model" -> observations
+    cpu_only: frozenset[str] = frozenset()  # jobs measured to use no GPU memory at all
 
 
 def load_profile(path: Path) -> Profile:
@@ -30,7 +31,7 @@ def load_profile(path: Path) -> Profile:
                   for p in entry["points"] if p.get("nvml_peak_mib") and not p.get("oom")]
             for key, entry in data["jobs"].items()
         }
-        return Profile(path, str(data["card"]), str(data["date"]), jobs)
+        return Profile(path, str(data["card"]), str(data["date"]), jobs, frozenset(data.get("cpu_only", {})))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError([Problem(str(path), "", f"not a memory profile: {exc}",
                                    expected='{"card", "date", "jobs": {"repo/model": {"points": [...]}}}')]) from None

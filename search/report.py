@@ -12,7 +12,6 @@ import dataclasses
 import html
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import optuna
 import plotly.graph_objects as go
@@ -138,7 +137,8 @@ def build_sections(fs: FeasibilityStudy, results_root: Path | None = None) -> li
             rows = read_timeline(trial.attrs.get("result_dir"), results_root)
             what = f"trial {trial.number}, batch {plots._batches(trial.config)}, {trial.outcome}"
             if rows is None:
-                missing.append(f"{what}: no timeline at {trial.attrs.get('result_dir')}")
+                missing.append(f"{what}: " + ("simulated, no memory samples" if trial.attrs.get("simulated") else
+                                              f"no timeline at {trial.attrs.get('result_dir')}"))
                 continue
             figures.append(plots.memory_timeline(
                 rows, safe_limit_mib=limit, card_mib=card, outcome=trial.outcome, simulated=simulated,
@@ -189,7 +189,7 @@ def render(fs: FeasibilityStudy, sections: list[Section]) -> str:
     simulated = is_simulated(fs)
     name = html.escape(fs.settings.name)
     count = sum(len(s.figures) for s in sections)
-    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+    parts = ["<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
              f"<title>{'SIMULATED — ' if simulated else ''}gpupair-search report: {name}</title>",
              f"<meta name=\"gpupair-figures\" content=\"{count}\">",
              f"<style>{_STYLE}</style></head><body>", _ERROR_HOOK,

@@ -174,8 +174,10 @@ class _ReportingExecutor:
 
 
 def print_status(study, settings, storage, results, simulated, models, repos_root, lenient) -> None:
-    inputs = resolve_inputs(study, settings, models, repos_root, lenient, None, None)
-    fs = open_study(inputs, storage, results, ExtensionOptions(), simulated)
+    """The verdict table of a stored study, judged with the card and limit it was run with."""
+    from search.report import open_results
+
+    fs = open_results(study, settings, storage, results, simulated, models, repos_root, lenient)
     typer.echo(verdict_table(fs.plans(), fs.settings.safe_limit_mib, simulated))
 
 

@@ -46,12 +46,17 @@ def resolve_inputs(study: str | None, settings: Path | None, models: Path | None
     registry = load_registry(models, repos_root)
     experiment = load_settings(settings or definition.settings, registry, lenient)
     block = experiment.options
-    card = (_size(gpu_memory, "--gpu-memory") if gpu_memory else
-            _size(block["gpu_memory"], f"{experiment.file}: gpupair.gpu_memory") if "gpu_memory" in block else
-            definition.card_mib if definition else 8192.0)
-    limit = (_size(safe_limit, "--safe-limit") if safe_limit else
-             _size(block["safe_limit"], f"{experiment.file}: gpupair.safe_limit") if "safe_limit" in block else
-             definition.safe_limit_mib if definition and card == definition.card_mib else card * SAFE_FRACTION)
+    file_card = _size(block["gpu_memory"], f"{experiment.file}: gpupair.gpu_memory") if "gpu_memory" in block else None
+    default_card = file_card or (definition.card_mib if definition else 8192.0)
+    card = _size(gpu_memory, "--gpu-memory") if gpu_memory else default_card
+    if safe_limit:
+        limit = _size(safe_limit, "--safe-limit")
+    elif "safe_limit" in block and card == default_card:  # a file's limit belongs to the file's card
+        limit = _size(block["safe_limit"], f"{experiment.file}: gpupair.safe_limit")
+    elif definition and card == definition.card_mib:
+        limit = definition.safe_limit_mib
+    else:
+        limit = card * SAFE_FRACTION  # the seed design's 7500 MiB of 8 GiB, scaled to this card
     if limit > card:
         raise UserError(f"the safe limit ({limit:.0f} MiB) is above the card's memory ({card:.0f} MiB)")
     name = definition.name if definition and settings is None else experiment.name
@@ -61,15 +66,16 @@ def resolve_inputs(study: str | None, settings: Path | None, models: Path | None
 def simulated_device(inputs: StudyInputs, profiles_dir: Path | None = None) -> SimulatedDevice:
     profiles = load_profiles(profiles_dir)
     models = fit_models([], profile_observations(profiles))
+    cpu_only = set().union(*(p.cpu_only for p in profiles)) if profiles else set()
     missing = sorted({j.key for p in inputs.experiment.pairs for j in (p.foreground, p.background)
-                      if j is not None and j.key not in models})
+                      if j is not None and j.key not in models and j.key not in cpu_only})
     if missing:
         raise NoDeviceError("--device sim needs a memory profile for every job; none for: " + ", ".join(missing)
                             + ". Measure them on a GPU (bench/profile_workloads.py) into settings/profiles/.")
     cards = ", ".join(sorted({f"{p.card} {p.date}" for p in profiles}))
 
     def memory(job: JobConfig, batch: int | None) -> float:
-        return models[job.key].predict(batch)
+        return 0.0 if job.key in cpu_only else models[job.key].predict(batch)
 
     return SimulatedDevice(memory, inputs.card_mib, inputs.registry, label=f"profiles: {cards}")
 
@@ -90,5 +96,11 @@ def artifact_store(results: Path):
     from optuna.artifacts import FileSystemArtifactStore
 
     path = results / "artifacts"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from launcher.results import ResultsDirError
+
+        raise ResultsDirError(f"{path}: cannot create the results directory: {exc.strerror or exc}. "
+                              "Choose a writable place with --results DIR.") from None
     return FileSystemArtifactStore(str(path))

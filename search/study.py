@@ -27,7 +27,8 @@ from search.extension import Config
 from search.memory_model import LinearMemoryModel, Observation
 from search.planner import ExtensionOptions, PairPlan, fit_models, plan_pair
 from search.storage import HEARTBEAT_S, open_storage
-from search.trial_record import (BATCH_DISTRIBUTION, BG_PARAM, FG_PARAM, PAIR_PARAM, TrialView, record_result, view)
+from search.trial_record import (BATCH_DISTRIBUTION, BG_PARAM, FG_PARAM, PAIR_PARAM, TrialView, is_measured,
+                                 record_result, view)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -88,8 +89,11 @@ class FeasibilityStudy:
         return params
 
     def _exists(self, params: dict, states: tuple[TrialState, ...]) -> bool:
-        for t in self.study.get_trials(deepcopy=False, states=states):
-            if t.system_attrs.get("fixed_params", t.params) == params:
+        """A trial of ``params`` in one of ``states``, or a FAIL trial that measured it (a crash is a result:
+        it is not queued again on resume; an unmeasured FAIL is re-queued by :meth:`recover_stale`)."""
+        for t in self.study.get_trials(deepcopy=False, states=states + (TrialState.FAIL,)):
+            if t.system_attrs.get("fixed_params", t.params) == params and (
+                    t.state in states or is_measured(t.state, t.user_attrs)):
                 return True
         return False
 
@@ -147,7 +151,7 @@ class FeasibilityStudy:
                     pass
         retried = {v.attrs.get("retry_of") for v in self.views()}
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-            if "outcome" in t.user_attrs or "skipped_duplicate_of" in t.user_attrs or t.number in retried:
+            if is_measured(t.state, t.user_attrs) or "skipped_duplicate_of" in t.user_attrs or t.number in retried:
                 continue  # a measured failure is a result; and each unmeasured trial is re-queued once
             params = t.system_attrs.get("fixed_params", t.params)
             keep = ("pair_key", "group", "phase", "note", "extends", "extension_step")
@@ -184,8 +188,8 @@ class FeasibilityStudy:
         for other in self.study.get_trials(deepcopy=False):
             if other.number == trial.number or other.system_attrs.get("fixed_params", other.params) != params:
                 continue
-            if other.state is TrialState.COMPLETE and "outcome" in other.user_attrs:
-                return other.number
+            if is_measured(other.state, other.user_attrs):
+                return other.number  # measured (a crash too)
             if other.number < trial.number and other.state in (TrialState.RUNNING, TrialState.WAITING):
                 return other.number
         return None
@@ -222,8 +226,8 @@ class FeasibilityStudy:
             wait_for_others: bool = False, poll_s: float = 2.0) -> None:
         """Run queued trials, extending failing pairs, until nothing is left to do. With
         ``wait_for_others`` (several workers), stay while other workers' trials may still extend."""
-        self.recover_stale()
         while True:
+            self.recover_stale()  # before each trial: a worker that died mid-trial, here or elsewhere
             if extend:
                 self.enqueue_extensions()
             trial = self.pop_trial()

@@ -94,11 +94,17 @@ class TrialView:
     @property
     def measured(self) -> bool:
         """False for a trial that ended without a measurement (runner died, interrupted): it is re-run."""
-        return "outcome" in self.attrs
+        return is_measured(self.state, self.attrs)
 
     @property
     def config(self) -> tuple[int | None, int | None]:
         return self.fg_batch, self.bg_batch
+
+
+def is_measured(state: TrialState, attrs: dict[str, Any]) -> bool:
+    """A finished trial whose result was recorded in full: COMPLETE with an outcome, or FAIL with its outcome and
+    ``fail_reason`` (written last). A runner killed while recording leaves an outcome alone: not measured."""
+    return "outcome" in attrs and (state is TrialState.COMPLETE or (state is TrialState.FAIL and "fail_reason" in attrs))
 
 
 def view(trial: FrozenTrial) -> TrialView:
