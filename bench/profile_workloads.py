@@ -29,6 +29,7 @@ cleanly without either.
 from __future__ import annotations
 
 import argparse
+import functools
 import datetime as dt
 import importlib.metadata
 import json
@@ -50,6 +51,8 @@ except ImportError:  # reported when NVML is needed, not at import time
     pynvml = None
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from launcher.spec import JobConfig  # noqa: E402
 CPU_ONLY_REPOS = {"bug-localization-by-dnn-and-rvsm"}
 SUCCESS_MARKER = "[SUCCESS] Training completed"
 MIB = 2**20
@@ -133,19 +136,6 @@ class NvmlSampler(threading.Thread):
 
 # ---------------------------------------------------------------- workloads
 
-def build_argv(entry: dict, model: str, hyperparameters: dict) -> list[str]:
-    """As the launcher: [train_script] + [model_flag, model] + required_args + [flag, value]..."""
-    script = entry["train_script"]
-    argv = [sys.executable, script] if script.endswith(".py") else [script]
-    if model != "default":
-        argv += [entry["model_flag"], model]
-    for value in entry.get("required_args", {}).values():
-        argv += shlex.split(value)
-    for name, value in hyperparameters.items():
-        argv += [entry["supported_hyperparams"][name]["flag"], str(value)]
-    return argv
-
-
 def select_workloads(models: dict, wanted: str | None) -> list[tuple[str, str]]:
     gpu = [(repo, model) for repo, entry in models.items()
            if not repo.startswith("_") and repo not in CPU_ONLY_REPOS for model in entry["models"]]
@@ -198,14 +188,20 @@ def parse_output(text: str) -> dict:
     }
 
 
+@functools.lru_cache(maxsize=None)
+def _registry(models_file: Path):
+    from launcher.registry import Registry
+
+    return Registry.load(models_file, base_dir=models_file.resolve().parent.parent)
+
+
 def run_one(entry, repo, model, batch_size, args, handles) -> dict:
     hyper = {"epochs": 1, "max_steps": args.max_steps}
     if batch_size is not None:
         hyper["batch_size"] = batch_size
     hyper = {k: v for k, v in hyper.items() if k in entry["supported_hyperparams"]}
-    argv = build_argv(entry, model, hyper)
-    cwd = Path(entry["path"])
-    cwd = cwd if cwd.is_absolute() else args.models_file.parent.parent / cwd
+    command = _registry(args.models_file).command(JobConfig(repo, model, hyper))  # as the launcher builds it
+    argv, cwd = list(command.argv), command.cwd
     row = {"repo": repo, "model": model, "batch_size": batch_size, "argv": argv, "cwd": str(cwd)}
     if args.dry_run:
         print(f"(cd {shlex.quote(str(cwd))} && {shlex.join(argv)})")

@@ -16,27 +16,18 @@ from pathlib import Path
 
 import pytest
 
+from launcher.spec import JobConfig
+from search.inputs import load_registry
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = json.loads((ROOT / "settings" / "models.json").read_text(encoding="utf-8"))["models"]
+REGISTRY = load_registry(None)  # the bundled models file
 SUCCESS_MARKER = "[SUCCESS] Training completed"
 # hyperparameters given to every repository that has them
 SMOKE = {"epochs": 1, "batch_size": 2, "max_steps": 2, "kfold": 2, "max_iter": 3, "n_jobs": 2}
 CASES = [(repo, model) for repo, entry in MODELS.items() if not repo.startswith("_") for model in entry["models"]]
-
-
-def build_argv(entry: dict, model: str, hyperparameters: dict) -> list[str]:
-    """[train_script] + [model_flag, model] + required_args + [flag, value]... (.py scripts run by this Python)."""
-    script = entry["train_script"]
-    argv = [sys.executable, script] if script.endswith(".py") else [script]
-    if model != "default":
-        argv += [entry["model_flag"], model]
-    for value in entry.get("required_args", {}).values():
-        argv += value.split()
-    for name, value in hyperparameters.items():
-        argv += [entry["supported_hyperparams"][name]["flag"], str(value)]
-    return argv
 
 
 @pytest.mark.parametrize(("repo", "model"), CASES, ids=[f"{repo}-{model}" for repo, model in CASES])
@@ -46,10 +37,11 @@ def test_workload_runs_and_prints_its_metrics(repo, model):
         pytest.importorskip("timm")
     entry = MODELS[repo]
     hyperparameters = {k: v for k, v in SMOKE.items() if k in entry["supported_hyperparams"]}
-    argv = build_argv(entry, model, hyperparameters)
+    command = REGISTRY.command(JobConfig(repo, model, hyperparameters))  # exactly as the launcher builds it
+    argv = list(command.argv)
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
 
-    proc = subprocess.run(argv, cwd=ROOT / entry["path"], env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(argv, cwd=command.cwd, env=env, capture_output=True, text=True, timeout=300)
 
     shown = f"$ {shlex.join(argv)}\n--- stdout ---\n{proc.stdout[-4000:]}\n--- stderr ---\n{proc.stderr[-4000:]}"
     assert proc.returncode == 0, shown
