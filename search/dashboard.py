@@ -70,6 +70,8 @@ def serve(storage_url: str, results: Path, host: str = "127.0.0.1", port: int = 
 
     from search.session import artifact_store
 
-    print(f"optuna-dashboard on http://{host}:{port}/dashboard (storage {storage_url}); Ctrl-C to stop",
+    from search.storage import _redact, open_storage
+
+    print(f"optuna-dashboard on http://{host}:{port}/dashboard (storage {_redact(storage_url)}); Ctrl-C to stop",
           file=sys.stderr, flush=True)
-    run_server(storage_url, host=host, port=port, artifact_store=artifact_store(results))
+    run_server(open_storage(storage_url), host=host, port=port, artifact_store=artifact_store(results))

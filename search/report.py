@@ -22,7 +22,7 @@ from search import plots
 from search.extension import Policy, reduction_path
 from search.planner import ExtensionOptions, PairPlan
 from search.session import open_study, resolve_inputs
-from search.storage import open_storage
+from search.storage import _redact, open_storage
 from search.study import FeasibilityStudy
 from search.trial_record import TrialView
 
@@ -38,11 +38,12 @@ def open_results(study: str | None, settings: Path | None, storage: str | None, 
         raise UserError(f"no study storage at {results / 'gpupair.db'}; point --results at the directory the study "
                         "ran with (or --storage at its URL), or run it first with `gpupair-search run`")
     url = storage or f"sqlite:///{(results / 'gpupair.db').resolve()}"
-    names = [s.study_name for s in open_storage(url).get_all_studies()]
+    stored = open_storage(url)  # not the bare URL: it picks the installed PostgreSQL driver
+    names = [s.study_name for s in stored.get_all_studies()]
     if name not in names:
-        raise UserError(f"no study named {name!r} in {url}; studies there: {', '.join(names) or '(none)'}. "
+        raise UserError(f"no study named {name!r} in {_redact(url)}; studies there: {', '.join(names) or '(none)'}. "
                         "Pass the --settings/--study it ran with" + ("" if simulated else " (or --simulated)"))
-    attrs = optuna.load_study(study_name=name, storage=url).user_attrs
+    attrs = optuna.load_study(study_name=name, storage=stored).user_attrs
     inputs = dataclasses.replace(inputs, card_mib=float(attrs.get("card_mib", inputs.card_mib)),
                                  safe_limit_mib=float(attrs.get("safe_limit_mib", inputs.safe_limit_mib)))
     extension = ExtensionOptions(policy=Policy(attrs.get("policy", Policy.BACKGROUND_FIRST.value)),

@@ -109,6 +109,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
         where = dev.name
     try:
         fs = open_study(inputs, req.storage, req.results, extension, simulated)
+        fs.recover_stale()  # first: an interrupted trial is re-queued once, not queued again as new
         added = fs.enqueue_initial()
         typer.echo(f"study '{fs.settings.name}' on {where}: {len(inputs.experiment.pairs)} pairs, "
                    f"card {inputs.card_mib:,.0f} MiB, safe limit {inputs.safe_limit_mib:,.0f} MiB, "

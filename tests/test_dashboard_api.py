@@ -1,0 +1,132 @@
+"""`gpupair-search dashboard` serves a real study through optuna-dashboard: its REST API lists the trials,
+shows the infeasible ones as infeasible, serves each trial's files, and carries our figures and note.
+
+Routes used (optuna-dashboard 0.21, optuna_dashboard/_app.py and artifact/_backend.py):
+``GET /api/studies``, ``GET /api/studies/<study_id>`` (trials with constraints and artifacts, figures, note),
+``GET /artifacts/<study_id>/<trial_id>/<artifact_id>``.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import psutil
+import pytest
+
+from tests.conftest import FIXTURES, cli_env
+
+STUDY_ARGS = ["--settings", str(FIXTURES / "study_settings.json"), "--models", str(FIXTURES / "models.json"),
+              "--repos-root", str(FIXTURES)]
+ARTIFACTS = {"training.log", "experiment.json", "timeline.csv", "memory_timeline.html"}
+
+
+def _command() -> list[str]:
+    entry = shutil.which("gpupair-search")
+    return [entry] if entry else [sys.executable, "-m", "search.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    results = tmp_path_factory.mktemp("dashboard") / "results"
+    done = subprocess.run(_command() + ["run", *STUDY_ARGS, "--device", "cpu", "--gpu-memory", "400MiB",
+                                        "--safe-limit", "250MiB", "--results", str(results)],
+                          env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    port = _free_port()
+    server = subprocess.Popen(_command() + ["dashboard", *STUDY_ARGS, "--results", str(results), "--port", str(port)],
+                              env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                _get(base + "/api/meta")
+                break
+            except OSError:
+                if server.poll() is not None:
+                    pytest.fail(f"the dashboard exited with {server.returncode}:\n{server.stdout.read()}")
+                if time.monotonic() > deadline:
+                    pytest.fail("the dashboard did not answer within 60 s")
+                time.sleep(0.2)
+        yield base, results, server
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+
+
+def _study(base: str) -> tuple[int, dict]:
+    studies = json.loads(_get(base + "/api/studies"))["study_summaries"]
+    study_id = next(s["study_id"] for s in studies if s["study_name"] == "fixture_study")
+    return study_id, json.loads(_get(f"{base}/api/studies/{study_id}"))
+
+
+def _pair(trial: dict) -> str:
+    return next(p["param_external_value"] for p in trial["fixed_params"] if p["name"] == "pair")
+
+
+def test_dashboard_listens_on_localhost_only(served):
+    base, _, server = served
+    listening = [c.laddr for c in psutil.Process(server.pid).net_connections(kind="inet") if c.status == "LISTEN"]
+    assert listening and all(addr.ip == "127.0.0.1" for addr in listening)
+
+
+def test_trials_and_their_feasibility(served):
+    base, results, _ = served
+    study_id, detail = _study(base)
+    stored = optuna.load_study(study_name="fixture_study", storage=f"sqlite:///{results / 'gpupair.db'}").trials
+    trials = {t["number"]: t for t in detail["trials"]}
+    assert sorted(trials) == [t.number for t in stored]
+    for t in stored:
+        shown = trials[t.number]
+        assert shown["state"] == t.state.name.capitalize()
+        if t.state is optuna.trial.TrialState.COMPLETE:
+            feasible = all(v <= 0 for v in t.constraints.values())
+            assert shown["constraints"], f"trial {t.number} shows no constraints: the dashboard would call it feasible"
+            assert all(v <= 0 for v in shown["constraints"]) == feasible
+    initial = min((t for t in trials.values() if _pair(t).startswith("g02")), key=lambda t: t["number"])
+    assert any(v > 0 for v in initial["constraints"])  # 40/32 is over the safe limit: shown violated
+    assert all(v <= 0 for v in next(t for t in trials.values() if _pair(t).startswith("g01"))["constraints"])
+    assert next(t for t in trials.values() if _pair(t).startswith("g03"))["state"] == "Fail"
+
+    ids = {g["id"] for g in detail["plotly_graph_objects"]}
+    assert {"gpupair-frontier-g02", "gpupair-pair-matrix"} <= ids
+    assert "fits_reduced" in detail["note"]["body"] and "fixture_study" in detail["note"]["body"]
+
+
+def test_trial_artifacts_are_served(served):
+    base, results, _ = served
+    study_id, detail = _study(base)
+    for trial in detail["trials"]:
+        names = {a["filename"] for a in trial["artifacts"]}
+        assert ARTIFACTS <= names, f"trial {trial['number']}: {sorted(names)}"
+    first = next(t for t in detail["trials"] if t["number"] == 0)
+    log = next(a for a in first["artifacts"] if a["filename"] == "training.log")
+    body = _get(f"{base}/artifacts/{study_id}/{first['trial_id']}/{log['artifact_id']}")
+    result_dir = next(a["value"] for a in first["user_attrs"] if a["key"] == "result_dir")
+    assert body == (Path(result_dir) / "training.log").read_bytes()
+    assert b"[SUCCESS] Training completed" in body
+    page = next(a for a in first["artifacts"] if a["filename"] == "memory_timeline.html")
+    assert page["mimetype"] == "text/html"
+    assert b"Memory over time" in _get(f"{base}/artifacts/{study_id}/{first['trial_id']}/{page['artifact_id']}")
