@@ -5,7 +5,6 @@ They are printed by the CLI without a traceback; anything else that escapes is o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,3 @@ class ConfigError(UserError):
 
     def render(self) -> str:
         return "\n".join(p.render() for p in self.problems)
-
-
-def display_path(path: Path | str) -> str:
-    return str(path)
