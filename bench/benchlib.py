@@ -23,6 +23,15 @@ GPU_WORKLOADS = [
 ]
 
 
+def probe_job(reg: Registry, key: str, steps: int):
+    """``repo/model`` for one epoch of at most ``steps`` steps (the scripts' own default is many epochs)."""
+    from launcher.spec import JobConfig
+
+    repo, model = key.rsplit("/", 1)
+    job = JobConfig(repo, model, {"max_steps": steps})
+    return job.with_hyperparameter("epochs", 1) if reg.supports(job, "epochs") else job
+
+
 def registry() -> Registry:
     return Registry.load(bundled("models.json"), base_dir=BUNDLE_ROOT)
 
@@ -55,5 +64,5 @@ def self_reported_peak(text: str) -> float | None:
     return reserved + context if reserved is not None and context is not None else None
 
 
-__all__ = ["GPU_WORKLOADS", "registry", "out_dir", "stamp", "write_json", "last_float", "self_reported_peak",
+__all__ = ["GPU_WORKLOADS", "probe_job", "registry", "out_dir", "stamp", "write_json", "last_float", "self_reported_peak",
            "open_device"]

@@ -13,11 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import last_float, open_device, registry, stamp, write_json
+from benchlib import last_float, open_device, probe_job, registry, stamp, write_json
 
 from launcher.monitor import DEFAULT_HZ, Monitor
 from launcher.process import start_job
-from launcher.spec import JobConfig
 
 
 def one_run(job: JobConfig, reg, device, monitored: bool) -> float | None:
@@ -45,8 +44,7 @@ def main() -> None:
     reg, device = registry(), open_device(args.device)
     rows = []
     for key in args.workloads.split(","):
-        repo, model = key.rsplit("/", 1)
-        job = JobConfig(repo, model, {"max_steps": args.steps})
+        job = probe_job(reg, key, args.steps)
         without, with_ = [], []
         for _ in range(args.repeats):
             without.append(one_run(job, reg, device, False))

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import GPU_WORKLOADS, ROOT, open_device, registry, self_reported_peak, stamp, write_json
+from benchlib import GPU_WORKLOADS, ROOT, open_device, probe_job, registry, self_reported_peak, stamp, write_json
 
 from launcher.monitor import Monitor
 from launcher.process import start_job
@@ -27,11 +27,10 @@ RATES = (1.0, 10.0, 20.0)
 PULSE = "alloc/default"  # tests/gpu/alloc_job.py: 3 GiB for 30 ms, freed with empty_cache(), ten times
 
 
-def job_config(key: str, steps: int) -> JobConfig:
-    repo, model = key.rsplit("/", 1)
+def job_config(key: str, steps: int, reg) -> JobConfig:
     if key == PULSE:
-        return JobConfig(repo, model, {"alloc_gib": 3.0, "pulses": 10, "seconds": 0.5})
-    return JobConfig(repo, model, {"max_steps": steps})
+        return JobConfig("alloc", "default", {"alloc_gib": 3.0, "pulses": 10, "seconds": 0.5})
+    return probe_job(reg, key, steps)
 
 
 def measure(keys: list[str], steps: int, device, reg) -> dict:
@@ -44,7 +43,7 @@ def measure(keys: list[str], steps: int, device, reg) -> dict:
         m.start()
     for i, key in enumerate(keys):
         label = "foreground" if i == 0 else "background"
-        jobs[label] = start_job(label, reg.command(job_config(key, steps)), tmp / f"{label}.log", env)
+        jobs[label] = start_job(label, reg.command(job_config(key, steps, reg)), tmp / f"{label}.log", env)
         for m in monitors:
             m.track(label, jobs[label])
     while any(j.poll() is None for j in jobs.values()):

@@ -98,8 +98,7 @@ class PairRun:
             bg = probe_job(bg, registry, options.probe_steps) if bg else None
         self.fg_job, self.bg_job = fg, bg
         self.env = {**os.environ, **device.job_env(), "PYTHONUNBUFFERED": "1"}
-        tree_interval = 0.5 if hasattr(device, "all_process_memory") else 0.0
-        self.monitor = Monitor(device, options.monitor_hz, tree_interval)
+        self.monitor = Monitor(device, options.monitor_hz)
         self.fg: RunningJob | None = None
         self.bg: RunningJob | None = None
         self.bg_ends: list[JobEnd] = []
