@@ -19,7 +19,7 @@ from launcher.monitor import DEFAULT_HZ, Monitor
 from launcher.process import start_job
 
 
-def one_run(job: JobConfig, reg, device, monitored: bool) -> float | None:
+def one_run(job, reg, device, monitored: bool) -> float | None:
     env = {**os.environ, **device.job_env(), "PYTHONUNBUFFERED": "1"}
     log = Path(tempfile.mkdtemp()) / "run.log"
     monitor = Monitor(device, hz=DEFAULT_HZ) if monitored else None

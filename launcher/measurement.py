@@ -1,7 +1,7 @@
 """What a pair run measured: memory peaks, energy, timelines. Pure functions over monitor samples."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from statistics import mean
 from typing import Any

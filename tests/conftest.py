@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -52,3 +54,9 @@ def read_pids(path: Path) -> list[int]:
 
 def cli_env() -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``gpupair-search ARGS`` as a real subprocess of this Python, output captured."""
+    return subprocess.run([sys.executable, "-m", "search.cli", *args], env=cli_env(), capture_output=True, text=True,
+                          timeout=timeout)

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, cli_env
+from tests.conftest import FIXTURES, run_cli as cli
 
 SEED_MODELS = FIXTURES / "seed_models_config.json"  # a byte-identical copy of the seed's (see test_bad_inputs)
 CARD = ["--gpu-memory", "400MiB", "--safe-limit", "250MiB"]
@@ -50,11 +49,6 @@ def _settings_file(path: Path) -> Path:
     path.write_text(json.dumps({"experiment_name": "export_study", "description": "export test", "mode": "parallel",
                                 "experiments": experiments}))
     return path
-
-
-def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "search.cli", *args], env=cli_env(), capture_output=True, text=True,
-                          timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,7 +20,6 @@ from pathlib import Path
 
 import optuna
 import psutil
-import pytest
 from optuna.trial import TrialState
 
 from tests.conftest import FIXTURES, cli_env, read_pids, wait_until

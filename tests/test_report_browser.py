@@ -6,12 +6,11 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, cli_env
+from tests.conftest import FIXTURES, run_cli as cli
 
 STUDY_ARGS = ["--settings", str(FIXTURES / "study_settings.json"), "--models", str(FIXTURES / "models.json"),
               "--repos-root", str(FIXTURES)]
@@ -19,11 +18,6 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # No network at all: any request for a remote resource fails, as on a GPU machine without internet.
 OFFLINE = ["--headless", "--no-sandbox", "--disable-gpu", "--host-resolver-rules=MAP * ~NOTFOUND",
            "--virtual-time-budget=20000"]
-
-
-def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "search.cli", *args], env=cli_env(), capture_output=True, text=True,
-                          timeout=timeout)
 
 
 @pytest.fixture(scope="module")
