@@ -23,7 +23,7 @@ GPU_WORKLOADS = [
 ]
 
 
-def probe_job(reg: Registry, key: str, steps: int):
+def one_epoch_probe(reg: Registry, key: str, steps: int):
     """``repo/model`` for one epoch of at most ``steps`` steps (the scripts' own default is many epochs)."""
     from launcher.spec import JobConfig
 
@@ -64,5 +64,5 @@ def self_reported_peak(text: str) -> float | None:
     return reserved + context if reserved is not None and context is not None else None
 
 
-__all__ = ["GPU_WORKLOADS", "probe_job", "registry", "out_dir", "stamp", "write_json", "last_float", "self_reported_peak",
+__all__ = ["GPU_WORKLOADS", "one_epoch_probe", "registry", "out_dir", "stamp", "write_json", "last_float", "self_reported_peak",
            "open_device"]

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import last_float, open_device, probe_job, registry, stamp, write_json
+from benchlib import last_float, open_device, one_epoch_probe, registry, stamp, write_json
 
 from launcher.monitor import DEFAULT_HZ, Monitor
 from launcher.process import start_job
@@ -44,7 +44,7 @@ def main() -> None:
     reg, device = registry(), open_device(args.device)
     rows = []
     for key in args.workloads.split(","):
-        job = probe_job(reg, key, args.steps)
+        job = one_epoch_probe(reg, key, args.steps)
         without, with_ = [], []
         for _ in range(args.repeats):
             without.append(one_run(job, reg, device, False))

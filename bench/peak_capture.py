@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import GPU_WORKLOADS, ROOT, open_device, probe_job, registry, self_reported_peak, stamp, write_json
+from benchlib import GPU_WORKLOADS, ROOT, open_device, one_epoch_probe, registry, self_reported_peak, stamp, write_json
 
 from launcher.monitor import Monitor
 from launcher.process import start_job
@@ -30,7 +30,7 @@ PULSE = "alloc/default"  # tests/gpu/alloc_job.py: 3 GiB for 30 ms, freed with e
 def job_config(key: str, steps: int, reg) -> JobConfig:
     if key == PULSE:
         return JobConfig("alloc", "default", {"alloc_gib": 3.0, "pulses": 10, "seconds": 0.5})
-    return probe_job(reg, key, steps)
+    return one_epoch_probe(reg, key, steps)
 
 
 def measure(keys: list[str], steps: int, device, reg) -> dict:

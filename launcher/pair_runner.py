@@ -103,7 +103,6 @@ class PairRun:
         self.bg: RunningJob | None = None
         self.bg_ends: list[JobEnd] = []
         self.bg_logs: list[Path] = []
-        self.bg_alive_s = 0.0
         self.quick_exits = 0
         self.timed_out = self.over_budget = self.unstable = self.probe_stopped = False
         self.fg_window = (0.0, 0.0)
