@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from launcher.errors import UserError
 from launcher.measurement import timeline_rows
@@ -47,38 +47,41 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def _mkdir_exclusive(base: Path, name: str) -> Path:
-    for n in range(1, 10000):
-        path = base / (name if n == 1 else f"{name}_{n}")
+def ensure_results_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) if needed, or fail with a ResultsDirError saying what to do."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ResultsDirError(f"{path}: cannot create the results directory: {exc.strerror or exc}. "
+                              "Choose a writable place with --results DIR.") from None
+    return path
+
+
+def _mkdir_exclusive(base: Path, names: Iterable[str], what: str) -> Path:
+    """Create the first of ``names`` that does not exist yet under ``base``: never an existing directory."""
+    for name in names:
+        path = base / name
         try:
             path.mkdir(parents=True, exist_ok=False)
             return path
         except FileExistsError:
             continue
         except OSError as exc:
-            raise ResultsDirError(f"{base}: cannot create results directory: {exc.strerror}. "
+            raise ResultsDirError(f"{base}: cannot create {what}: {exc.strerror}. "
                                   "Choose a writable place with --results DIR.") from None
-    raise ResultsDirError(f"{base}: too many directories named {name}")
+    raise ResultsDirError(f"{base}: too many directories for {what}")
 
 
 def new_run_dir(root: Path) -> Path:
-    return _mkdir_exclusive(Path(root), datetime.now().strftime("run_%Y%m%d_%H%M%S"))
+    name = datetime.now().strftime("run_%Y%m%d_%H%M%S")
+    return _mkdir_exclusive(Path(root), (name if n == 1 else f"{name}_{n}" for n in range(1, 10000)),
+                            "a results directory")
 
 
 def new_pair_dir(run_dir: Path, pair: PairSpec) -> Path:
     """``<repo>_<model>_parallel_NNN``, NNN counting pairs of the same foreground within the run."""
     stem = f"{pair.foreground.repo}_{pair.foreground.model}_{'parallel' if pair.background else 'solo'}"
-    for n in range(1, 1000):
-        try:
-            path = run_dir / f"{stem}_{n:03d}"
-            path.mkdir(exist_ok=False)
-            return path
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise ResultsDirError(f"{run_dir}: cannot create a pair directory: {exc.strerror}. "
-                                  "Choose a writable place with --results DIR.") from None
-    raise ResultsDirError(f"{run_dir}: too many pairs named {stem}")
+    return _mkdir_exclusive(run_dir, (f"{stem}_{n:03d}" for n in range(1, 1000)), "a pair directory")
 
 
 def experiment_record(result: PairResult, pair_dir: Path) -> dict[str, Any]:

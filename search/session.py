@@ -8,6 +8,7 @@ from launcher.devices.base import NoDeviceError
 from launcher.errors import UserError
 from launcher.experiments import Experiment
 from launcher.registry import Registry
+from launcher.results import ensure_results_dir
 from launcher.simulated import SimulatedDevice
 from launcher.sizes import parse_size_mib
 from launcher.spec import JobConfig
@@ -95,12 +96,5 @@ def artifact_store(results: Path):
     """Trial files for optuna-dashboard, kept next to the default storage in the results directory."""
     from optuna.artifacts import FileSystemArtifactStore
 
-    path = results / "artifacts"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        from launcher.results import ResultsDirError
-
-        raise ResultsDirError(f"{path}: cannot create the results directory: {exc.strerror or exc}. "
-                              "Choose a writable place with --results DIR.") from None
+    path = ensure_results_dir(results / "artifacts")
     return FileSystemArtifactStore(str(path))

@@ -18,6 +18,7 @@ import optuna
 from optuna.storages import BaseStorage, RDBStorage
 
 from launcher.errors import UserError
+from launcher.results import ensure_results_dir
 
 
 def _env_seconds(name: str, default: int) -> int:
@@ -37,18 +38,8 @@ class StorageError(UserError):
 
 
 def default_storage_url(results: Path) -> str:
-    _make_results_dir(results)
+    ensure_results_dir(results)
     return f"sqlite:///{(results / 'gpupair.db').resolve()}"
-
-
-def _make_results_dir(path: Path) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        from launcher.results import ResultsDirError
-
-        raise ResultsDirError(f"{path}: cannot create the results directory: {exc.strerror or exc}. "
-                              "Choose a writable place with --results DIR.") from None
 
 
 def open_storage(url: str | BaseStorage) -> BaseStorage:
