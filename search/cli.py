@@ -277,7 +277,9 @@ def dashboard(study: Optional[str] = StudyOpt, settings: Optional[Path] = Settin
 
     fs = open_results(study, settings, storage, results, simulated, models, repos_root, lenient)
     prepare(fs, is_simulated(fs))
-    serve(storage or f"sqlite:///{(results / 'gpupair.db').resolve()}", results, host, port)
+    from search.storage import existing_storage_url
+
+    serve(storage or existing_storage_url(results), results, host, port)
 
 
 def _size(text: Optional[str], flag: str) -> Optional[float]:

@@ -70,8 +70,8 @@ def serve(storage_url: str, results: Path, host: str = "127.0.0.1", port: int = 
 
     from search.session import artifact_store
 
-    from search.storage import _redact, open_storage
+    from search.storage import redact_url, open_storage
 
-    print(f"optuna-dashboard on http://{host}:{port}/dashboard (storage {_redact(storage_url)}); Ctrl-C to stop",
+    print(f"optuna-dashboard on http://{host}:{port}/dashboard (storage {redact_url(storage_url)}); Ctrl-C to stop",
           file=sys.stderr, flush=True)
     run_server(open_storage(storage_url), host=host, port=port, artifact_store=artifact_store(results))

@@ -22,7 +22,7 @@ from search import plots
 from search.extension import Policy, reduction_path
 from search.planner import ExtensionOptions, PairPlan
 from search.session import open_study, resolve_inputs
-from search.storage import _redact, open_storage
+from search.storage import redact_url, default_storage_path, existing_storage_url, open_storage
 from search.study import FeasibilityStudy
 from search.trial_record import TrialView
 
@@ -34,14 +34,14 @@ def open_results(study: str | None, settings: Path | None, storage: str | None, 
     keeps the card size, safe limit, policy and floor it was run with."""
     inputs = resolve_inputs(study, settings, models, repos_root, lenient, None, None)
     name = inputs.name + ("-simulated" if simulated else "")
-    if storage is None and not (results / "gpupair.db").exists():
-        raise UserError(f"no study storage at {results / 'gpupair.db'}; point --results at the directory the study "
+    if storage is None and not default_storage_path(results).exists():
+        raise UserError(f"no study storage at {default_storage_path(results)}; point --results at the directory the study "
                         "ran with (or --storage at its URL), or run it first with `gpupair-search run`")
-    url = storage or f"sqlite:///{(results / 'gpupair.db').resolve()}"
+    url = storage or existing_storage_url(results)
     stored = open_storage(url)  # not the bare URL: it picks the installed PostgreSQL driver
     names = [s.study_name for s in stored.get_all_studies()]
     if name not in names:
-        raise UserError(f"no study named {name!r} in {_redact(url)}; studies there: {', '.join(names) or '(none)'}. "
+        raise UserError(f"no study named {name!r} in {redact_url(url)}; studies there: {', '.join(names) or '(none)'}. "
                         "Pass the --settings/--study it ran with" + ("" if simulated else " (or --simulated)"))
     attrs = optuna.load_study(study_name=name, storage=stored).user_attrs
     inputs = dataclasses.replace(inputs, card_mib=float(attrs.get("card_mib", inputs.card_mib)),

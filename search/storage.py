@@ -37,9 +37,20 @@ class StorageError(UserError):
     pass
 
 
+def default_storage_path(results: Path) -> Path:
+    """The embedded study database a results directory keeps."""
+    return results / "gpupair.db"
+
+
+def existing_storage_url(results: Path) -> str:
+    """URL of the embedded database in ``results``, creating nothing (for reading a study)."""
+    return f"sqlite:///{default_storage_path(results).resolve()}"
+
+
 def default_storage_url(results: Path) -> str:
+    """URL of the embedded database in ``results``, the directory created if needed (for running)."""
     ensure_results_dir(results)
-    return f"sqlite:///{(results / 'gpupair.db').resolve()}"
+    return existing_storage_url(results)
 
 
 def open_storage(url: str | BaseStorage) -> BaseStorage:
@@ -53,12 +64,12 @@ def open_storage(url: str | BaseStorage) -> BaseStorage:
             return _rdb_storage(url)
         return optuna.storages.get_storage(url)
     except ImportError as exc:
-        raise StorageError(f"storage {_redact(given)} needs a database driver that is not installed"
+        raise StorageError(f"storage {redact_url(given)} needs a database driver that is not installed"
                            f"{f' ({exc.name})' if exc.name else ''}; for PostgreSQL "
                            'install it with `pip install "gpupair-search[postgres]"`') from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds; all mean "cannot open"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StorageError(f"cannot open storage {_redact(given)}: {first}\n"
+        raise StorageError(f"cannot open storage {redact_url(given)}: {first}\n"
                            "  fix: check the URL, that the server is running and reachable, and the credentials") from None
 
 
@@ -89,7 +100,7 @@ def _with_postgres_driver(url: str) -> str:
     return url
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
