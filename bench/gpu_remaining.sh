@@ -1,28 +1,46 @@
 #!/usr/bin/env bash
-# The GPU runs still owed to BENCHMARKS.md after 2026-11-27 (see its "missed"/"not measured" notes).
-# One single-GPU call (about 10 minutes), from the repository root on the GPU machine, after the wheel
-# install line of ../shared/device/wheelhouse.sh; results go to $OUT (or /tmp/o):
-#   bash bench/gpu_remaining.sh
-# The two-GPU comparison needs kind nvidia-h100-x2:  bash bench/gpu_remaining.sh two-gpu
+# The GPU runs owed to BENCHMARKS.md after the first session of 2026-11-27, one device call each, from the
+# repository root on the GPU machine after the wheel install line of ../shared/device/wheelhouse.sh.
+# Results go to $OUT (or /tmp/o). Each step has its own timeout so that one slow step cannot eat the call.
+#   bash bench/gpu_remaining.sh checks     # GPU tests, start-up cost, monitor overhead, peak capture (~9 min)
+#   bash bench/gpu_remaining.sh full       # finish the full-epoch study, then GPU search-cost baselines (~9 min)
+#       needs results/full_epoch/gpupair.db (a copy of bench/data/h100_2026-11-27/full_epoch_no_extend.db) and
+#       results/probe/gpupair.db (a copy of bench/data/h100_2026-11-27/probe_study.db), carried
+#   bash bench/gpu_remaining.sh two-gpu    # kind nvidia-h100-x2: the 12-group probe, one GPU then two (~9 min)
 set -u
 OUT=${OUT:-/tmp/o}; mkdir -p "$OUT"
-if [ "${1:-}" = "two-gpu" ]; then
-    # the whole 12-group probe study, one GPU then two, in the same call
+step() {  # step NAME TIMEOUT_S COMMAND...: run it, log its output, record its exit code and wall time
+    local name=$1 limit=$2; shift 2
+    local start; start=$(date +%s)
+    timeout "$limit" "$@" > "$OUT/$name.txt" 2>&1
+    echo "$name rc=$? wall=$(( $(date +%s) - start ))s" | tee -a "$OUT/walls.txt"
+}
+case "${1:-}" in
+checks)
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
+    step startup 60 python3 -c "
+import time; t0 = time.perf_counter(); import torch; t1 = time.perf_counter()
+torch.zeros(1, device='cuda'); torch.cuda.synchronize(); t2 = time.perf_counter()
+print(f'import torch {t1 - t0:.2f} s, first CUDA tensor {t2 - t1:.2f} s, torch {torch.__version__}')"
+    GPUPAIR_OUT=$OUT step gpu_tests 110 python3 -m pytest -q -m gpu tests/gpu -p no:cacheprovider
+    step overhead 150 python3 bench/monitor_overhead.py --workloads pytorch_resnet_cifar10/resnet20,examples/mnist \
+        --steps 500 --repeats 3
+    step peak 230 python3 bench/peak_capture.py
+    ;;
+full)
+    step full_epoch 330 python3 -m search.cli run --study feasibility --full-epoch --no-extend \
+        --results results/full_epoch --device cuda:0
+    cp results/full_epoch/gpupair.db "$OUT/full_epoch.db"
+    step search_cost 200 python3 bench/search_cost_gpu.py --results results/probe --budget-s 150
+    ;;
+two-gpu)
     for mode in one two; do
         args=(--device cuda:0); [ $mode = two ] && args=(--gpus 0,1)
-        start=$(date +%s)
-        timeout 280 python3 -m search.cli run --study feasibility --no-extend --results "/tmp/p_$mode" "${args[@]}" \
-            > "$OUT/probe_${mode}_gpu.txt" 2>&1
-        echo "$mode-gpu rc=$? wall=$(( $(date +%s) - start ))s" | tee -a "$OUT/walls.txt"
+        step "probe_${mode}_gpu" $([ $mode = one ] && echo 320 || echo 230) \
+            python3 -m search.cli run --study feasibility --no-extend --results "/tmp/p_$mode" "${args[@]}"
         cp "/tmp/p_$mode/gpupair.db" "$OUT/probe_${mode}_gpu.db"
     done
-    exit 0
-fi
-timeout 90 python3 bench/monitor_overhead.py --workloads pytorch_resnet_cifar10/resnet20,examples/mnist --steps 200 --repeats 3 \
-    > "$OUT/overhead.txt" 2>&1
-timeout 200 python3 bench/peak_capture.py > "$OUT/peak.txt" 2>&1
-# resume the full-epoch run of 2026-11-27 (copy bench/data/h100_2026-11-27/full_epoch_no_extend.db to
-# results/full_epoch/gpupair.db and carry results/full_epoch): groups 9-12 are left
-timeout 300 python3 -m search.cli run --study feasibility --full-epoch --no-extend --results results/full_epoch \
-    --device cuda:0 > "$OUT/full_epoch.txt" 2>&1
-cp results/full_epoch/gpupair.db "$OUT/full_epoch.db"
+    ;;
+*)
+    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu" >&2; exit 2 ;;
+esac

@@ -74,6 +74,7 @@ class PairResult:
     foreground_window: tuple[float, float] = (0.0, 0.0)
     background_logs: list[Path] = field(default_factory=list)
     result_dir: Path | None = None
+    phase_seconds: dict[str, float] = field(default_factory=dict)  # where the pair's wall time went
 
 
 def probe_job(job: JobConfig, registry: Registry, steps: int) -> JobConfig:
@@ -108,6 +109,7 @@ class PairRun:
         self.fg_window = (0.0, 0.0)
         self.bg_coverage: float | None = None
         self.fg_exited_itself = False
+        self.phase_seconds: dict[str, float] = {}
 
     # -- background -------------------------------------------------------------------------------
     def _start_background(self) -> None:
@@ -208,10 +210,11 @@ class PairRun:
         self.bg_coverage = alive_ticks / ticks if ticks and self.bg is not None else None
 
     def _finish_background_probe(self) -> None:
-        """Probe mode: the background's peak comes with its evaluation pass; let its first run complete."""
+        """Probe mode: the background's peak comes with its evaluation pass; let its first run complete.
+        Not for a background that never held device memory (a CPU job): its device peak is already known, 0."""
         if not (self.options.probe and self.bg is not None and not self.bg_ends):
             return
-        if not self.registry.supports(self.bg_job, MAX_STEPS):
+        if not self.registry.supports(self.bg_job, MAX_STEPS) or not self._background_used_device():
             return
         deadline = time.monotonic() + self.options.timeout_s
         while self.bg.poll() is None and time.monotonic() < deadline:
@@ -221,6 +224,16 @@ class PairRun:
             self._report("background finishing its probe")
             time.sleep(0.05)
         self._check_background()
+
+    def _background_used_device(self) -> bool:
+        return any(s.job_mib.get(BG, 0.0) > 0 for s in self.monitor.samples)
+
+    def _timed(self, phase: str, step: Callable[[], Any]) -> Any:
+        started = time.monotonic()
+        try:
+            return step()
+        finally:
+            self.phase_seconds[phase] = round(time.monotonic() - started, 2)
 
     def _report(self, phase: str) -> None:
         if self.observer is not None and time.monotonic() - self._last_report >= 0.5:
@@ -238,11 +251,12 @@ class PairRun:
             started_ok = True
             if self.bg_job is not None:
                 self._start_background()
-                started_ok = self._wait_background_ready()
+                started_ok = self._timed("background_ready", self._wait_background_ready)
             if started_ok:
-                self._run_foreground()
-                self._finish_background_probe()
+                self._timed("foreground", self._run_foreground)
+                self._timed("background_finish", self._finish_background_probe)
         finally:
+            stopping = time.monotonic()
             self.fg_exited_itself = self.fg is not None and self.fg.poll() is not None
             fg_code = self.fg.stop(self.options.grace_s) if self.fg else None
             if self.bg is not None and len(self.bg_ends) < len(self.bg_logs):  # current run not yet recorded
@@ -251,6 +265,7 @@ class PairRun:
                 self.bg_ends.append(JobEnd(None if running else code, running,
                                            scan_log(read_log(self.bg.log_path)), self.bg.duration()))
             self.monitor.stop()
+            self.phase_seconds["stop"] = round(time.monotonic() - stopping, 2)
         return self._result(fg_code, rapl)
 
     def _refuse_foreign_processes(self) -> None:
@@ -291,6 +306,7 @@ class PairRun:
                          "background": self.registry.batch_size(self.bg_job) if self.bg_job else None},
             warnings=list(self.pair.warnings) + self.monitor.errors,
             samples=self.monitor.samples, foreground_window=self.fg_window, background_logs=list(self.bg_logs),
+            phase_seconds=dict(self.phase_seconds),
         )
 
 

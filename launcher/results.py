@@ -109,6 +109,7 @@ def experiment_record(result: PairResult, pair_dir: Path) -> dict[str, Any]:
         "batch_sizes": result.batch_sizes,
         "warnings": result.warnings,
         "simulated": result.simulated,
+        "phase_seconds": result.phase_seconds,
     }
     if bg:
         record["background"] = {"repository": bg.repo, "model": bg.model, "hyperparameters": dict(bg.hyperparameters),

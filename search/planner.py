@@ -20,6 +20,7 @@ NOT_REDUCIBLE = "not_reducible"
 FAILED = "failed"
 PENDING = "pending"
 INFEASIBLE = "infeasible"  # extension switched off
+PREDICTED_KEY = "predicted_peak_mib"  # user attr of an extension trial: what the model expected when proposing it
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class PairPlan:
     recommended: Config | None = None
     recommended_peak_mib: float | None = None
     next_config: Config | None = None
+    next_predicted_mib: float | None = None  # the memory model's peak for next_config, stored on its trial
     extension_trials: int = 0
     extension_budget: int = 0
     trials: list[TrialView] = field(default_factory=list)
@@ -104,9 +106,14 @@ def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: 
     plan.extension_trials = len(results)
     plan.extension_budget = budget(len(path))
     state = state_from(len(path), results, len(results))
-    position = next_position(state, _predicted_first_feasible(pair, path, models, safe_limit_mib, options))
+    target = safe_limit_mib * (1 - options.margin_fraction)
+    predicted = _predicted_first_feasible(pair, path, models, target)
+    if predicted is not None:  # moved from where the model points, not from outside what is still open
+        predicted = min(max(predicted, state.low), state.high) + _distrust(on_path, target)
+    position = next_position(state, predicted)
     if position is not None:
         plan.next_config = path[position - 1]
+        plan.next_predicted_mib = predict_pair(pair, plan.next_config, models)
         return plan
     first = answer(state, len(path))
     if first is None:
@@ -119,9 +126,26 @@ def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: 
     return plan
 
 
+def _distrust(on_path: list[TrialView], target_mib: float) -> int:
+    """How far to move past the model's first feasible position, in path positions, while its predictions keep
+    turning out wrong the same way (memory is not linear there: an allocator step, say). After a streak of k
+    such misses the proposal lands 2**(k-1) - 1 positions beyond the model's guess, so a model that is off by a
+    step costs a few trials instead of a walk of single steps; next_position's budget clamp turns this into
+    bisection when trials run short."""
+    streak, direction = 0, 0
+    for v in on_path:
+        if v.state is not TrialState.COMPLETE or v.attrs.get(PREDICTED_KEY) is None:
+            continue
+        if (v.attrs[PREDICTED_KEY] <= target_mib) == bool(v.feasible):
+            streak = 0
+            continue
+        way = 1 if not v.feasible else -1  # it failed where the model said fit: go to smaller batches
+        streak, direction = (streak + 1 if way == direction else 1), way
+    return direction * (2 ** (streak - 1) - 1) if streak else 0
+
+
 def _predicted_first_feasible(pair: PairSpec, path: list[Config], models: dict[str, LinearMemoryModel],
-                              safe_limit_mib: float, options: ExtensionOptions) -> int | None:
-    target = safe_limit_mib * (1 - options.margin_fraction)
+                              target: float) -> int | None:
     for position, config in enumerate(path, start=1):
         peak = predict_pair(pair, config, models)
         if peak is None:

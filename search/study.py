@@ -25,7 +25,7 @@ from launcher.spec import PairSpec
 from search.artifacts import attach_trial_artifacts
 from search.extension import Config
 from search.memory_model import LinearMemoryModel, Observation
-from search.planner import ExtensionOptions, PairPlan, fit_models, plan_pair
+from search.planner import PREDICTED_KEY, ExtensionOptions, PairPlan, fit_models, plan_pair
 from search.storage import HEARTBEAT_S, open_storage
 from search.trial_record import (BATCH_DISTRIBUTION, BG_PARAM, FG_PARAM, PAIR_PARAM, TrialView, is_measured,
                                  record_result, view)
@@ -130,8 +130,9 @@ class FeasibilityStudy:
         for plan in self.plans():
             busy = any(v.state in (TrialState.WAITING, TrialState.RUNNING) for v in plan.trials)
             if plan.next_config is not None and not busy:
+                predicted = None if plan.next_predicted_mib is None else round(plan.next_predicted_mib, 1)
                 added += self._enqueue(plan.pair, plan.next_config, "extension", extends=plan.pair.key,
-                                       extension_step=plan.extension_trials + 1)
+                                       extension_step=plan.extension_trials + 1, **{PREDICTED_KEY: predicted})
         return added
 
     def recover_stale(self) -> int:

@@ -48,6 +48,7 @@ def record_result(trial: optuna.Trial, result: PairResult, safe_limit_mib: float
         "foreground_samples_per_second": result.foreground_samples_per_second,
         "background_runs": result.background_runs,
         "background_coverage": result.background_coverage,
+        "phase_seconds": result.phase_seconds,
         "performance_metrics": result.performance_metrics,
         "error_message": result.error_message,
         "warnings": result.warnings,

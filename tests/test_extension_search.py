@@ -82,3 +82,18 @@ def test_linear_memory_needs_three_or_fewer_verification_trials_on_average(fixtu
     assert len(spent_with) >= 20
     assert statistics.mean(spent_with) <= 3.0
     assert statistics.mean(spent_without) <= 4.0  # from the OOM's lower bounds alone
+
+
+def test_an_allocator_step_the_model_cannot_see_costs_fewer_trials_than_single_steps(fixture_registry):
+    """g07 on the H100: the background's memory jumps ~470 MiB between batch 123 and 124, so a line through
+    the profiles keeps predicting the next batch size up fits. Once it has been wrong twice the same way, the
+    search jumps past its guess instead of walking down one batch size at a time (which cost 5 trials)."""
+    fg = memory_curve(4000.0, 0.0, 0.0, 0.0)
+    bg = lambda b: 3028.0 - 19 * (123 - b) if b <= 123 else 3514.0 + 19 * (b - 124)  # noqa: E731
+    profiles = {"fixture/ok": [Observation(b, fg(b), source="profile") for b in (1, 2, 4)],
+                "fixture/crash": [Observation(b, bg(b), source="profile") for b in (8, 16, 32)]}
+    plan, path, truth = run_extension(fg, bg, 2, 128, fixture_registry, profiles=profiles)
+    assert plan.recommended == truth == (2, 123)
+    tried = [v.bg_batch for v in plan.trials if v.phase == "extension"]
+    assert tried == [123, 127, 126, 124]  # the model's 123, its two misses, then a jump over 125
+    assert all(v.attrs["predicted_peak_mib"] <= LIMIT for v in plan.trials if v.phase == "extension")

@@ -10,6 +10,8 @@ Output contract (parsed by gpupair-search and bench/profile_workloads.py):
   metric lines      in the log_patterns format of settings/models.json
   on CUDA           [gpupair] max_memory_reserved_mib=R max_memory_allocated_mib=A
   torch workloads   [gpupair] steps=S seconds_per_step=T samples_per_second=Q
+                    [gpupair] startup_s=U (imports, CUDA context, model and data, until the first step ended)
+  every workload    [gpupair] total_s=W
   last line         [SUCCESS] Training completed
 Failures exit non-zero with a traceback; a CUDA OOM is left as the ordinary
 torch.OutOfMemoryError.
@@ -23,6 +25,7 @@ import random
 import time
 
 SUCCESS_MARKER = "[SUCCESS] Training completed"
+_STARTED = time.perf_counter()  # this module is imported before torch: about when the process started
 PROGRESS_EVERY = 50  # steps between progress lines
 
 
@@ -152,6 +155,7 @@ class StepTimer:
         if not self._warm:  # the warm-up step is not counted: restart the clock
             self._warm = True
             self.start()
+            log(f"[gpupair] startup_s={self._t0 - _STARTED:.2f}")
             return
         self.steps += 1
         self.samples += samples
@@ -202,4 +206,5 @@ def finish(device, timer: StepTimer | None) -> None:
     if timer is not None:
         log(f"[gpupair] steps={timer.steps} seconds_per_step={timer.seconds_per_step:.6f} "
             f"samples_per_second={timer.samples_per_second:.2f}")
+    log(f"[gpupair] total_s={time.perf_counter() - _STARTED:.2f}")
     log(SUCCESS_MARKER)

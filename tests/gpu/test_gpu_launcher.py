@@ -3,7 +3,8 @@
 * NVML per-job peaks within 2% (or 30 MiB) of what each process reports itself;
 * ``--gpu-memory 8GiB`` on a big card: a job needing more than 8 GiB ends oom_* through a real CUDA OOM,
   one needing less ends ok;
-* the foreground's GPU energy is positive and within 10% of mean power times duration.
+* the foreground's GPU energy is positive and within 10% of mean power times duration;
+* in probe mode a CPU-only background (no device memory) is not waited for after the foreground.
 Each test appends its numbers to $GPUPAIR_OUT/gpu_checks.json when that variable is set.
 """
 from __future__ import annotations
@@ -95,3 +96,17 @@ def test_foreground_energy_matches_mean_power_times_duration(tmp_path, registry)
                        "power_x_duration_j": estimate, "cpu_energy": e.cpu_energy_note or e.cpu_energy_j})
     assert e.gpu_energy_j and e.gpu_energy_j > 0
     assert abs(e.gpu_energy_j - estimate) / e.gpu_energy_j <= 0.10
+
+
+def test_probe_does_not_wait_for_a_cpu_only_background(tmp_path, registry):
+    from launcher.devices import open_device
+
+    device = open_device("cuda:0")
+    cpu_job = JobConfig("cpujob", "ok", {"seconds": 120.0})  # ignores --max-steps: it would run 120 s
+    options = RunOptions(probe=True, background_cpu_only_after_s=3.0)
+    result = run_pair(PairSpec(1, _job(1.0, 3.0), cpu_job), registry, device, options, tmp_path)
+    _record("cpu_only_background_probe", {"outcome": result.outcome.value, "phase_seconds": result.phase_seconds,
+                                          "background_peak_mib": result.memory.background_peak_mib})
+    assert result.outcome.value == "ok", result.error_message
+    assert result.memory.background_peak_mib == 0
+    assert result.phase_seconds["background_finish"] < 1.0
