@@ -6,7 +6,8 @@
 #   bash bench/gpu_remaining.sh full       # finish the full-epoch study, then GPU search-cost baselines (~9 min)
 #       needs results/full_epoch/gpupair.db (a copy of bench/data/h100_2026-11-27/full_epoch_no_extend.db) and
 #       results/probe/gpupair.db (a copy of bench/data/h100_2026-11-27/probe_study.db), carried
-#   bash bench/gpu_remaining.sh two-gpu    # kind nvidia-h100-x2: the 12-group probe, one GPU then two (~9 min)
+#   bash bench/gpu_remaining.sh two-gpu    # kind nvidia-h100-x2: the 12-group probe, one GPU then two, then
+#                                          # the monitor overhead on GPU 0 (~9.5 min)
 set -u
 OUT=${OUT:-/tmp/o}; mkdir -p "$OUT"
 step() {  # step NAME TIMEOUT_S COMMAND...: run it, log its output, record its exit code and wall time
@@ -23,8 +24,7 @@ import time; t0 = time.perf_counter(); import torch; t1 = time.perf_counter()
 torch.zeros(1, device='cuda'); torch.cuda.synchronize(); t2 = time.perf_counter()
 print(f'import torch {t1 - t0:.2f} s, first CUDA tensor {t2 - t1:.2f} s, torch {torch.__version__}')"
     GPUPAIR_OUT=$OUT step gpu_tests 110 python3 -m pytest -q -m gpu tests/gpu -p no:cacheprovider
-    step overhead 150 python3 bench/monitor_overhead.py --workloads pytorch_resnet_cifar10/resnet20,examples/mnist \
-        --steps 500 --repeats 3
+    step overhead 150 python3 bench/monitor_overhead.py --workloads pytorch_resnet_cifar10/resnet20,examples/mnist
     step peak 230 python3 bench/peak_capture.py
     ;;
 full)
@@ -36,10 +36,11 @@ full)
 two-gpu)
     for mode in one two; do
         args=(--device cuda:0); [ $mode = two ] && args=(--gpus 0,1)
-        step "probe_${mode}_gpu" $([ $mode = one ] && echo 320 || echo 230) \
+        step "probe_${mode}_gpu" $([ $mode = one ] && echo 275 || echo 185) \
             python3 -m search.cli run --study feasibility --no-extend --results "/tmp/p_$mode" "${args[@]}"
         cp "/tmp/p_$mode/gpupair.db" "$OUT/probe_${mode}_gpu.db"
     done
+    step overhead 90 python3 bench/monitor_overhead.py --workloads pytorch_resnet_cifar10/resnet20 --pairs 8 --window-s 2.5
     ;;
 *)
     echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu" >&2; exit 2 ;;

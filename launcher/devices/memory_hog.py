@@ -3,37 +3,88 @@
 Run by :class:`launcher.devices.emulation.EmulatedNvidiaDevice` (under the job guard, so it dies with the
 runner). Jobs then hit genuine CUDA OOMs at the small card's size; their own CUDA contexts count against
 the free memory exactly as they would on the small card.
-Prints ``READY free_mib=F held_mib=H`` when done, then sleeps until killed.
+Prints ``READY free_mib=F held_mib=H via=cuda-driver|torch`` when done, then sleeps until killed.
+
+It talks to the CUDA driver (libcuda) through ctypes: importing torch took 5.8 s on the GPU machine, paid
+before every study's first pair. torch is the fallback where the driver library cannot be loaded that way.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 import time
 
-os.environ["PYTORCH_NO_CUDA_MEMORY_CACHING"] = "1"  # plain cudaMalloc: what we ask is what we hold
-
-import torch  # noqa: E402
-
 MIB = 2**20
 
 
+class _Driver:
+    """The few libcuda calls needed: a context on device 0 (CUDA_VISIBLE_DEVICES picks it), free memory,
+    allocations. Every allocation is a plain cuMemAlloc: what we ask is what we hold."""
+
+    def __init__(self) -> None:
+        self.lib = ctypes.CDLL("libcuda.so.1")
+        self._check(self.lib.cuInit(0), "cuInit")
+        device, context = ctypes.c_int(), ctypes.c_void_p()
+        self._check(self.lib.cuDeviceGet(ctypes.byref(device), 0), "cuDeviceGet")
+        self._check(self.lib.cuDevicePrimaryCtxRetain(ctypes.byref(context), device), "cuDevicePrimaryCtxRetain")
+        self._check(self.lib.cuCtxSetCurrent(context), "cuCtxSetCurrent")
+        self.blocks: list[ctypes.c_uint64] = []
+
+    @staticmethod
+    def _check(code: int, call: str) -> None:
+        if code != 0:
+            raise RuntimeError(f"{call} failed with CUDA error {code}")
+
+    def free_bytes(self) -> int:
+        free, total = ctypes.c_size_t(), ctypes.c_size_t()
+        self._check(self.lib.cuMemGetInfo_v2(ctypes.byref(free), ctypes.byref(total)), "cuMemGetInfo")
+        return free.value
+
+    def hold(self, nbytes: int) -> None:
+        pointer = ctypes.c_uint64()
+        self._check(self.lib.cuMemAlloc_v2(ctypes.byref(pointer), ctypes.c_size_t(nbytes)), "cuMemAlloc")
+        self.blocks.append(pointer)
+
+
+class _Torch:
+    def __init__(self) -> None:
+        os.environ["PYTORCH_NO_CUDA_MEMORY_CACHING"] = "1"  # plain cudaMalloc: what we ask is what we hold
+        import torch
+
+        self.torch = torch
+        torch.zeros(1, device="cuda")
+        self.blocks: list = []
+
+    def free_bytes(self) -> int:
+        return self.torch.cuda.mem_get_info()[0]
+
+    def hold(self, nbytes: int) -> None:
+        self.blocks.append(self.torch.empty(nbytes, dtype=self.torch.uint8, device="cuda"))
+
+
+def _open() -> tuple[_Driver | _Torch, str]:
+    try:
+        return _Driver(), "cuda-driver"
+    except (OSError, AttributeError, RuntimeError):
+        return _Torch(), "torch"
+
+
 def main() -> int:
-    leave_free = float(sys.argv[1]) * MIB
-    torch.zeros(1, device="cuda")
-    blocks = []
+    leave_free = int(float(sys.argv[1]) * MIB)
+    gpu, via = _open()
+    held = 0
     for _ in range(8):  # converge: the driver rounds allocations, so top up in a few steps
-        free, _total = torch.cuda.mem_get_info()
-        excess = free - leave_free
+        excess = gpu.free_bytes() - leave_free
         if excess < 2 * MIB:
             break
-        blocks.append(torch.empty(int(excess), dtype=torch.uint8, device="cuda"))
-    free, _total = torch.cuda.mem_get_info()
+        gpu.hold(excess)
+        held += excess
+    free = gpu.free_bytes()
     if free < leave_free - 64 * MIB:
         print(f"ERROR only {free / MIB:.0f} MiB free, cannot leave {leave_free / MIB:.0f} MiB", flush=True)
         return 3
-    held = sum(b.numel() for b in blocks) / MIB
-    print(f"READY free_mib={free / MIB:.1f} held_mib={held:.1f}", flush=True)
+    print(f"READY free_mib={free / MIB:.1f} held_mib={held / MIB:.1f} via={via}", flush=True)
     while True:
         time.sleep(3600)
 
