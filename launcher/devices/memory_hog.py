@@ -10,10 +10,14 @@ before every study's first pair. torch is the fallback where the driver library 
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
-import time
+
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]  # run as a script: this folder's select.py would shadow the standard library's
+
+import ctypes  # noqa: E402
+import time  # noqa: E402
 
 MIB = 2**20
 
@@ -46,6 +50,11 @@ class _Driver:
         self._check(self.lib.cuMemAlloc_v2(ctypes.byref(pointer), ctypes.c_size_t(nbytes)), "cuMemAlloc")
         self.blocks.append(pointer)
 
+    def release(self) -> None:
+        for pointer in self.blocks:
+            self.lib.cuMemFree_v2(pointer)
+        self.blocks.clear()
+
 
 class _Torch:
     def __init__(self) -> None:
@@ -63,16 +72,7 @@ class _Torch:
         self.blocks.append(self.torch.empty(nbytes, dtype=self.torch.uint8, device="cuda"))
 
 
-def _open() -> tuple[_Driver | _Torch, str]:
-    try:
-        return _Driver(), "cuda-driver"
-    except (OSError, AttributeError, RuntimeError):
-        return _Torch(), "torch"
-
-
-def main() -> int:
-    leave_free = int(float(sys.argv[1]) * MIB)
-    gpu, via = _open()
+def _hold_all(gpu: _Driver | _Torch, leave_free: int) -> int:
     held = 0
     for _ in range(8):  # converge: the driver rounds allocations, so top up in a few steps
         excess = gpu.free_bytes() - leave_free
@@ -80,6 +80,21 @@ def main() -> int:
             break
         gpu.hold(excess)
         held += excess
+    return held
+
+
+def main() -> int:
+    leave_free = int(float(sys.argv[1]) * MIB)
+    driver: _Driver | None = None
+    gpu: _Driver | _Torch
+    try:
+        gpu = driver = _Driver()
+        held, via = _hold_all(gpu, leave_free), "cuda-driver"
+    except (OSError, AttributeError, RuntimeError):
+        if driver is not None:
+            driver.release()
+        gpu = _Torch()
+        held, via = _hold_all(gpu, leave_free), "torch"
     free = gpu.free_bytes()
     if free < leave_free - 64 * MIB:
         print(f"ERROR only {free / MIB:.0f} MiB free, cannot leave {leave_free / MIB:.0f} MiB", flush=True)
