@@ -23,13 +23,18 @@ GPU_WORKLOADS = [
 ]
 
 
-def one_epoch_probe(reg: Registry, key: str, steps: int):
-    """``repo/model`` for one epoch of at most ``steps`` steps (the scripts' own default is many epochs)."""
+def bench_job(reg: Registry, key: str, epochs: int, **hyperparameters):
+    """``repo/model`` with ``hyperparameters``, for ``epochs`` epochs where the script takes an epoch count."""
     from launcher.spec import JobConfig
 
     repo, model = key.rsplit("/", 1)
-    job = JobConfig(repo, model, {"max_steps": steps})
-    return job.with_hyperparameter("epochs", 1) if reg.supports(job, "epochs") else job
+    job = JobConfig(repo, model, hyperparameters)
+    return job.with_hyperparameter("epochs", epochs) if reg.supports(job, "epochs") else job
+
+
+def one_epoch_probe(reg: Registry, key: str, steps: int):
+    """``repo/model`` for one epoch of at most ``steps`` steps (the scripts' own default is many epochs)."""
+    return bench_job(reg, key, 1, max_steps=steps)
 
 
 def registry() -> Registry:
@@ -64,5 +69,5 @@ def self_reported_peak(text: str) -> float | None:
     return reserved + context if reserved is not None and context is not None else None
 
 
-__all__ = ["GPU_WORKLOADS", "one_epoch_probe", "registry", "out_dir", "stamp", "write_json", "last_float", "self_reported_peak",
+__all__ = ["GPU_WORKLOADS", "bench_job", "one_epoch_probe", "registry", "out_dir", "stamp", "write_json", "last_float", "self_reported_peak",
            "open_device"]

@@ -40,13 +40,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from benchlib import open_device, registry, stamp, write_json
+from benchlib import bench_job, open_device, registry, stamp, write_json
 
 from launcher.devices.base import Device
 from launcher.monitor import DEFAULT_HZ, Monitor
 from launcher.process import RunningJob, start_job
 from launcher.registry import Registry
-from launcher.spec import JobConfig
 
 POLL_S = 0.010  # how often the log is read; the timestamp error of one progress line is at most this
 MAX_WINDOW_S = 20.0
@@ -82,13 +81,6 @@ class Measurement:
 
 
 # ---------------------------------------------------------------- the workload and its log
-
-def long_job(reg: Registry, key: str, epochs: int) -> JobConfig:
-    """``repo/model`` for ``epochs`` full epochs: long enough to outlast the windows, then stopped."""
-    repo, model = key.rsplit("/", 1)
-    job = JobConfig(repo, model, {})
-    return job.with_hyperparameter("epochs", epochs) if reg.supports(job, "epochs") else job
-
 
 class ProgressTail:
     """Reads a growing log and timestamps each progress line as it appears."""
@@ -238,7 +230,7 @@ def summary_line(row: dict, trains_on: str) -> str:
 # ---------------------------------------------------------------- one workload
 
 def run_workload(reg: Registry, device: Device, key: str, args: argparse.Namespace) -> dict:
-    job = long_job(reg, key, args.epochs)
+    job = bench_job(reg, key, args.epochs)  # long enough to outlast the windows, then stopped
     env = {**os.environ, **device.job_env(), "PYTHONUNBUFFERED": "1"}
     log = Path(tempfile.mkdtemp(prefix="monitor_overhead_")) / "run.log"
     started = time.monotonic()

@@ -9,8 +9,8 @@
   - "gpu": a real pair run here (probe mode, the study's card emulated, its safe limit), or
   - "inferred": once --budget-s is spent, from measured configurations by monotonicity (memory does not
     shrink when a batch grows); counted apart, never as measured.
-Each pair gets an equal share of the budget; runs go to the largest unmeasured batch sizes first: they sit next to the boundary, where monotonicity
-is least safe. Usage (GPU machine, after a probe study):
+Each pair gets an equal share of the budget; runs go to the largest unmeasured batch sizes first: they sit
+next to the boundary, where monotonicity is least safe. Usage (GPU machine, after a probe study):
     python bench/search_cost_gpu.py --results results/probe [--budget-s 200]
 """
 from __future__ import annotations

@@ -80,8 +80,9 @@ def state_from(path_length: int, results: dict[int, bool], spent: int) -> Search
     return SearchState(min(low, high), high, spent, budget(path_length))
 
 
-def next_position(state: SearchState, predicted_first_feasible: int | None) -> int | None:
-    """The position to verify next, or None when the search is over."""
+def next_position(state: SearchState, predicted_first_feasible: int | None, distrust: int = 0) -> int | None:
+    """The position to verify next, or None when the search is over. ``distrust`` moves the model's guess
+    that many positions (within what is still open, before the budget clamp) once it has kept missing."""
     if state.done:
         return None
     a, b = state.low, state.high
@@ -92,7 +93,8 @@ def next_position(state: SearchState, predicted_first_feasible: int | None) -> i
     if predicted_first_feasible is None:
         guess = (a + b - 1) // 2
     else:
-        j = min(max(predicted_first_feasible, a), b)
+        j = min(max(predicted_first_feasible, a), b)  # where the model points, within what is still open
+        j = min(max(j + distrust, a), b)
         candidates = [p for p in (j, j - 1) if a <= p <= b - 1]
         # If the model is right, testing j leaves {a..j}; testing j-1 leaves {j..b}: take the smaller.
         guess = min(candidates, key=lambda p: (p - a + 1) if p == j else (b - p)) if candidates else (a + b - 1) // 2

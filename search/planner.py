@@ -107,10 +107,7 @@ def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: 
     plan.extension_budget = budget(len(path))
     state = state_from(len(path), results, len(results))
     target = safe_limit_mib * (1 - options.margin_fraction)
-    predicted = _predicted_first_feasible(pair, path, models, target)
-    if predicted is not None:  # moved from where the model points, not from outside what is still open
-        predicted = min(max(predicted, state.low), state.high) + _distrust(on_path, target)
-    position = next_position(state, predicted)
+    position = next_position(state, _predicted_first_feasible(pair, path, models, target), _distrust(on_path, target))
     if position is not None:
         plan.next_config = path[position - 1]
         plan.next_predicted_mib = predict_pair(pair, plan.next_config, models)
@@ -130,8 +127,8 @@ def _distrust(on_path: list[TrialView], target_mib: float) -> int:
     """How far to move past the model's first feasible position, in path positions, while its predictions keep
     turning out wrong the same way (memory is not linear there: an allocator step, say). After a streak of k
     such misses the proposal lands 2**(k-1) - 1 positions beyond the model's guess, so a model that is off by a
-    step costs a few trials instead of a walk of single steps; next_position's budget clamp turns this into
-    bisection when trials run short."""
+    step costs a few trials instead of a walk of single steps; next_position applies it, and its budget clamp
+    turns this into bisection when trials run short."""
     streak, direction = 0, 0
     for v in on_path:
         if v.state is not TrialState.COMPLETE or v.attrs.get(PREDICTED_KEY) is None:
