@@ -6,15 +6,16 @@
 #   bash bench/gpu_remaining.sh full       # finish the full-epoch study, then GPU search-cost baselines (~9 min)
 #       needs results/full_epoch/gpupair.db (a copy of bench/data/h100_2026-11-27/full_epoch_no_extend.db) and
 #       results/probe/gpupair.db (a copy of bench/data/h100_2026-11-27/probe_study.db), carried
-#   bash bench/gpu_remaining.sh two-gpu    # kind nvidia-h100-x2: the 12-group probe, one GPU then two, then
-#                                          # the monitor overhead on GPU 0 (~9.5 min)
+#   bash bench/gpu_remaining.sh two-gpu [one,two|two,one]
+#       kind nvidia-h100-x2: the 12-group probe on one GPU and on two, in the order given (default one,two),
+#       after one warm-up import so that neither run pays the cold file cache alone (~9 min at most)
 set -u
 OUT=${OUT:-/tmp/o}; mkdir -p "$OUT"
 step() {  # step NAME TIMEOUT_S COMMAND...: run it, log its output, record its exit code and wall time
     local name=$1 limit=$2; shift 2
-    local start; start=$(date +%s)
-    timeout "$limit" "$@" > "$OUT/$name.txt" 2>&1
-    echo "$name rc=$? wall=$(( $(date +%s) - start ))s" | tee -a "$OUT/walls.txt"
+    local start rc; start=$(date +%s.%N)
+    timeout "$limit" "$@" > "$OUT/$name.txt" 2>&1; rc=$?
+    echo "$name rc=$rc wall=$(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')")s" | tee -a "$OUT/walls.txt"
 }
 case "${1:-}" in
 checks)
@@ -34,14 +35,17 @@ full)
     step search_cost 200 python3 bench/search_cost_gpu.py --results results/probe --budget-s 150
     ;;
 two-gpu)
-    for mode in one two; do
-        args=(--device cuda:0); [ $mode = two ] && args=(--gpus 0,1)
-        step "probe_${mode}_gpu" $([ $mode = one ] && echo 275 || echo 185) \
+    nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv > "$OUT/card.txt"
+    step warm_up 60 python3 -c "import torch, torchvision, optuna, search.cli"
+    IFS=, read -ra modes <<< "${2:-one,two}"
+    for mode in "${modes[@]}"; do
+        args=(--device cuda:0); [ "$mode" = two ] && args=(--gpus 0,1)
+        step "probe_${mode}_gpu" $([ "$mode" = one ] && echo 340 || echo 200) \
             python3 -m search.cli run --study feasibility --no-extend --results "/tmp/p_$mode" "${args[@]}"
         cp "/tmp/p_$mode/gpupair.db" "$OUT/probe_${mode}_gpu.db"
+        tar czf "$OUT/probe_${mode}_gpu_results.tgz" -C /tmp "p_$mode"
     done
-    step overhead 90 python3 bench/monitor_overhead.py --workloads pytorch_resnet_cifar10/resnet20 --pairs 8 --window-s 2.5
     ;;
 *)
-    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu" >&2; exit 2 ;;
+    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [one,two|two,one]" >&2; exit 2 ;;
 esac
