@@ -176,12 +176,13 @@ def worker(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsO
            policy: str = typer.Option("background-first", "--policy"), floor: int = typer.Option(1, "--floor", min=1),
            timeout: float = typer.Option(3600.0, "--timeout"), monitor_hz: float = typer.Option(20.0, "--monitor-hz"),
            results: Path = ResultsOpt, allow_foreign: bool = typer.Option(False, "--allow-foreign-processes"),
-           models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt) -> None:
+           models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt,
+           cpus: Optional[str] = typer.Option(None, "--cpus", help="Run this worker and its jobs on these cores only, e.g. 0-15 (run --gpus gives each worker its share).")) -> None:
     """Take trials of a shared study until none is left (run one per GPU or host against the same storage)."""
     from search.run_study import RunRequest, run_study
 
     request = RunRequest(study, settings, storage, device, gpu_memory, safe_limit, cpu_memory, probe, extend, policy,
-                         floor, timeout, monitor_hz, results, allow_foreign, models, repos_root, lenient)
+                         floor, timeout, monitor_hz, results, allow_foreign, models, repos_root, lenient, cpus)
     raise typer.Exit(run_study(request, worker=True))
 
 

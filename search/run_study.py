@@ -11,6 +11,7 @@ import typer
 
 from launcher.devices import open_device
 from launcher.devices.base import NoDeviceError
+from launcher.cpu_share import available_cores, format_cpu_list, parse_cpu_list, pin_this_process, split_cores
 from launcher.errors import UserError
 from launcher.pair_runner import RunOptions
 from launcher.devices.select import describe_choices
@@ -70,15 +71,16 @@ class RunRequest:
     models: Path | None = None
     repos_root: Path | None = None
     lenient: bool = False
+    cpus: str | None = None  # a worker's own cores on a shared host, e.g. "0-15"
 
-    def worker_argv(self, device: str, storage: str) -> list[str]:
+    def worker_argv(self, device: str, storage: str, cpus: str | None = None) -> list[str]:
         argv = [sys.executable, "-m", "search.cli", "worker", "--device", device, "--storage", storage,
                 "--results", str(self.results), "--policy", self.policy, "--floor", str(self.floor),
                 "--timeout", str(self.timeout), "--monitor-hz", str(self.monitor_hz),
                 "--probe" if self.probe else "--full-epoch", "--extend" if self.extend else "--no-extend"]
         for flag, value in (("--study", self.study), ("--settings", self.settings), ("--gpu-memory", self.gpu_memory),
                             ("--safe-limit", self.safe_limit), ("--cpu-memory", self.cpu_memory),
-                            ("--models", self.models), ("--repos-root", self.repos_root)):
+                            ("--models", self.models), ("--repos-root", self.repos_root), ("--cpus", cpus)):
             if value is not None:
                 argv += [flag, str(value)]
         argv += ["--allow-foreign-processes"] * self.allow_foreign + ["--lenient"] * self.lenient
@@ -87,6 +89,8 @@ class RunRequest:
 
 def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = False) -> int:
     """Run the study here (one device), or with ``gpus`` one worker process per GPU on shared storage."""
+    if req.cpus:
+        pin_this_process(parse_cpu_list(req.cpus))  # before anything is started: the jobs inherit it
     inputs = resolve_inputs(req.study, req.settings, req.models, req.repos_root, req.lenient, req.gpu_memory,
                             req.safe_limit)
     if not worker:
@@ -135,11 +139,12 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
     fs = open_study(inputs, url, req.results, extension, simulated=False)
     fs.recover_stale()
     added = fs.enqueue_initial()
+    shares = [format_cpu_list(cores) for cores in split_cores(available_cores(), len(gpus))]
     typer.echo(f"study '{fs.settings.name}': {added} trial(s) queued; one worker on each of "
-               + ", ".join(f"cuda:{g}" for g in gpus), err=True)
+               + ", ".join(f"cuda:{g} (cores {cpus})" for g, cpus in zip(gpus, shares)), err=True)
     logs = req.results / "workers"
-    workers = [start_job(f"worker-{g}", Command(tuple(req.worker_argv(f"cuda:{g}", url)), Path.cwd()),
-                         logs / f"cuda{g}.log", dict(os.environ)) for g in gpus]
+    workers = [start_job(f"worker-{g}", Command(tuple(req.worker_argv(f"cuda:{g}", url, cpus)), Path.cwd()),
+                         logs / f"cuda{g}.log", dict(os.environ)) for g, cpus in zip(gpus, shares)]
     try:
         codes = [w.popen.wait() for w in workers]
     finally:

@@ -1,0 +1,76 @@
+"""CPU cores for workers that share a host.
+
+``run --gpus 0,1`` starts one worker per GPU on one host. Without a share of its own, every training
+process sizes its thread pools (OpenMP, joblib) to all of the host's cores, so two pairs oversubscribe
+the CPU and a CPU-heavy pair slows the pair on the other GPU, whose times then say nothing about it.
+Each worker pins itself to its own slice before it starts anything; the jobs it starts inherit it.
+"""
+from __future__ import annotations
+
+import os
+
+from launcher.errors import UserError
+
+
+def available_cores() -> list[int]:
+    """The cores this process may run on (its affinity, which may be less than the host's)."""
+    return sorted(os.sched_getaffinity(0))
+
+
+def split_cores(cores: list[int], parts: int) -> list[list[int]]:
+    """``cores`` in ``parts`` contiguous slices, sizes differing by at most one.
+
+    With fewer cores than parts, slices share cores round-robin: each worker still gets one.
+    """
+    if parts < 1:
+        raise ValueError("parts must be at least 1")
+    if len(cores) < parts:
+        return [[cores[i % len(cores)]] for i in range(parts)]
+    base, extra = divmod(len(cores), parts)
+    slices, start = [], 0
+    for i in range(parts):
+        size = base + (1 if i < extra else 0)
+        slices.append(cores[start:start + size])
+        start += size
+    return slices
+
+
+def format_cpu_list(cores: list[int]) -> str:
+    """``[0, 1, 2, 5]`` as ``0-2,5`` (the kernel's cpulist notation, as in taskset -c)."""
+    ranges: list[str] = []
+    for core in sorted(set(cores)):
+        if ranges and core == _last(ranges) + 1:
+            first = ranges[-1].split("-")[0]
+            ranges[-1] = f"{first}-{core}"
+        else:
+            ranges.append(str(core))
+    return ",".join(ranges)
+
+
+def _last(ranges: list[str]) -> int:
+    return int(ranges[-1].split("-")[-1])
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """``0-2,5`` as ``[0, 1, 2, 5]``; a :class:`UserError` naming ``--cpus`` for anything else."""
+    cores: set[int] = set()
+    try:
+        for part in text.split(","):
+            low, dash, high = part.strip().partition("-")
+            first, last = int(low), int(high if dash else low)
+            if first < 0 or last < first:
+                raise ValueError
+            cores.update(range(first, last + 1))
+    except ValueError:
+        raise UserError(f"--cpus {text!r}: expected a CPU list such as 0-15 or 0,2,4-7") from None
+    return sorted(cores)
+
+
+def pin_this_process(cores: list[int]) -> None:
+    """Run this process, and every process it starts from now on, on ``cores`` only."""
+    allowed = set(available_cores())
+    outside = sorted(set(cores) - allowed)
+    if outside:
+        raise UserError(f"--cpus {format_cpu_list(cores)}: cores {format_cpu_list(outside)} are not available "
+                        f"here (this process may use {format_cpu_list(sorted(allowed))})")
+    os.sched_setaffinity(0, cores)
