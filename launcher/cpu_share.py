@@ -14,6 +14,8 @@ from launcher.errors import UserError
 
 def available_cores() -> list[int]:
     """The cores this process may run on (its affinity, which may be less than the host's)."""
+    if not hasattr(os, "sched_getaffinity"):  # not Linux: no affinity to read, every core
+        return list(range(os.cpu_count() or 1))
     return sorted(os.sched_getaffinity(0))
 
 
@@ -33,6 +35,13 @@ def split_cores(cores: list[int], parts: int) -> list[list[int]]:
         slices.append(cores[start:start + size])
         start += size
     return slices
+
+
+def worker_shares(workers: int) -> list[str | None]:
+    """Each of ``workers`` workers' cores as a ``--cpus`` value; ``None`` where cores cannot be pinned."""
+    if not hasattr(os, "sched_setaffinity"):
+        return [None] * workers
+    return [format_cpu_list(cores) for cores in split_cores(available_cores(), workers)]
 
 
 def format_cpu_list(cores: list[int]) -> str:
@@ -73,4 +82,6 @@ def pin_this_process(cores: list[int]) -> None:
     if outside:
         raise UserError(f"--cpus {format_cpu_list(cores)}: cores {format_cpu_list(outside)} are not available "
                         f"here (this process may use {format_cpu_list(sorted(allowed))})")
+    if not hasattr(os, "sched_setaffinity"):
+        raise UserError("--cpus: this system cannot pin a process to cores (Linux only); leave --cpus out")
     os.sched_setaffinity(0, cores)

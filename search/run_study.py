@@ -9,12 +9,12 @@ from pathlib import Path
 
 import typer
 
+from launcher.cpu_share import parse_cpu_list, pin_this_process, worker_shares
 from launcher.devices import open_device
 from launcher.devices.base import NoDeviceError
-from launcher.cpu_share import available_cores, format_cpu_list, parse_cpu_list, pin_this_process, split_cores
+from launcher.devices.select import describe_choices
 from launcher.errors import UserError
 from launcher.pair_runner import RunOptions
-from launcher.devices.select import describe_choices
 from search.console import Progress, verdict_table
 from search.executors import DeviceExecutor, SimulatedExecutor
 from search.extension import Policy
@@ -139,9 +139,10 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
     fs = open_study(inputs, url, req.results, extension, simulated=False)
     fs.recover_stale()
     added = fs.enqueue_initial()
-    shares = [format_cpu_list(cores) for cores in split_cores(available_cores(), len(gpus))]
+    shares = worker_shares(len(gpus))
     typer.echo(f"study '{fs.settings.name}': {added} trial(s) queued; one worker on each of "
-               + ", ".join(f"cuda:{g} (cores {cpus})" for g, cpus in zip(gpus, shares)), err=True)
+               + ", ".join(f"cuda:{g}" + (f" (cores {cpus})" if cpus else "") for g, cpus in zip(gpus, shares)),
+               err=True)
     logs = req.results / "workers"
     workers = [start_job(f"worker-{g}", Command(tuple(req.worker_argv(f"cuda:{g}", url, cpus)), Path.cwd()),
                          logs / f"cuda{g}.log", dict(os.environ)) for g, cpus in zip(gpus, shares)]

@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import pytest
 
-from launcher.cpu_share import available_cores, format_cpu_list, parse_cpu_list, split_cores
+from launcher.cpu_share import (
+    available_cores,
+    format_cpu_list,
+    parse_cpu_list,
+    split_cores,
+    worker_shares,
+)
 from launcher.errors import UserError
 from tests.conftest import run_cli
 
@@ -58,3 +63,11 @@ def test_a_worker_given_bad_cores_says_so_without_a_traceback(tmp_path, cpus, ex
     assert expected in done.stderr and "--cpus" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert not (tmp_path / "s.db").exists()  # nothing was started or created
+
+
+def test_two_workers_on_one_host_get_disjoint_shares_that_cover_every_core():
+    if len(available_cores()) < 2:
+        pytest.skip("needs two cores")
+    first, second = (parse_cpu_list(text) for text in worker_shares(2))
+    assert not set(first) & set(second)
+    assert sorted(first + second) == available_cores()
