@@ -46,18 +46,13 @@ def worker_shares(workers: int) -> list[str | None]:
 
 def format_cpu_list(cores: list[int]) -> str:
     """``[0, 1, 2, 5]`` as ``0-2,5`` (the kernel's cpulist notation, as in taskset -c)."""
-    ranges: list[str] = []
+    runs: list[list[int]] = []  # [first, last] of each run of consecutive cores
     for core in sorted(set(cores)):
-        if ranges and core == _last(ranges) + 1:
-            first = ranges[-1].split("-")[0]
-            ranges[-1] = f"{first}-{core}"
+        if runs and core == runs[-1][1] + 1:
+            runs[-1][1] = core
         else:
-            ranges.append(str(core))
-    return ",".join(ranges)
-
-
-def _last(ranges: list[str]) -> int:
-    return int(ranges[-1].split("-")[-1])
+            runs.append([core, core])
+    return ",".join(str(first) if first == last else f"{first}-{last}" for first, last in runs)
 
 
 def parse_cpu_list(text: str) -> list[int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import typer
@@ -73,14 +73,14 @@ class RunRequest:
     lenient: bool = False
     cpus: str | None = None  # a worker's own cores on a shared host, e.g. "0-15"
 
-    def worker_argv(self, device: str, storage: str, cpus: str | None = None) -> list[str]:
+    def worker_argv(self, device: str, storage: str) -> list[str]:
         argv = [sys.executable, "-m", "search.cli", "worker", "--device", device, "--storage", storage,
                 "--results", str(self.results), "--policy", self.policy, "--floor", str(self.floor),
                 "--timeout", str(self.timeout), "--monitor-hz", str(self.monitor_hz),
                 "--probe" if self.probe else "--full-epoch", "--extend" if self.extend else "--no-extend"]
         for flag, value in (("--study", self.study), ("--settings", self.settings), ("--gpu-memory", self.gpu_memory),
                             ("--safe-limit", self.safe_limit), ("--cpu-memory", self.cpu_memory),
-                            ("--models", self.models), ("--repos-root", self.repos_root), ("--cpus", cpus)):
+                            ("--models", self.models), ("--repos-root", self.repos_root), ("--cpus", self.cpus)):
             if value is not None:
                 argv += [flag, str(value)]
         argv += ["--allow-foreign-processes"] * self.allow_foreign + ["--lenient"] * self.lenient
@@ -144,8 +144,9 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
                + ", ".join(f"cuda:{g}" + (f" (cores {cpus})" if cpus else "") for g, cpus in zip(gpus, shares)),
                err=True)
     logs = req.results / "workers"
-    workers = [start_job(f"worker-{g}", Command(tuple(req.worker_argv(f"cuda:{g}", url, cpus)), Path.cwd()),
-                         logs / f"cuda{g}.log", dict(os.environ)) for g, cpus in zip(gpus, shares)]
+    workers = [start_job(f"worker-{g}", Command(tuple(replace(req, cpus=cpus).worker_argv(f"cuda:{g}", url)),
+                                                Path.cwd()), logs / f"cuda{g}.log", dict(os.environ))
+               for g, cpus in zip(gpus, shares)]
     try:
         codes = [w.popen.wait() for w in workers]
     finally:
