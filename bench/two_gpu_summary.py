@@ -1,8 +1,8 @@
 """Summarise `bash bench/gpu_remaining.sh two-gpu` calls from their saved data (no GPU needed).
 
-For each call: both wall times (walls.txt), the ratio, trials and their summed time from each study
-database, whether every trial's peak agrees between the two runs, and the mean start-up of the training
-processes (``startup_s`` in the results trees).
+For each run of each call: its wall time (walls.txt), that wall against the call's reference run, trials and
+their summed time from its study database, whether every trial's peak agrees with the reference run, and the
+mean start-up of the training processes (``startup_s`` in the results trees).
 
     python3 bench/two_gpu_summary.py bench/data/h100_2026-11-27_session3 x2_a_shared x2_b_split x2_c_split
 """
@@ -39,18 +39,22 @@ def mean_startup(tgz: Path) -> float:
 
 
 def main() -> None:
+    """One row per run (mode one, two or shared), in the order the call ran them. Each wall is divided by the
+    call's reference run: its one-GPU run where it has one, else its first run."""
     data, names = Path(sys.argv[1]), sys.argv[2:]
-    print("| call | one GPU: wall | two GPUs: wall | ratio | trials (one/two) | summed trial time one / two "
-          "| mean start-up one / two | peaks equal |")
+    print("| call | mode | wall | wall ÷ reference | trials complete | summed trial time | mean start-up "
+          "| peaks equal to the reference |")
     print("|---|---|---|---|---|---|---|---|")
     for name in names:
         w = walls(data / "logs" / f"{name}_walls.txt")
-        one, two = (trials(data / f"{name}_{m}_gpu.db") for m in ("one", "two"))
-        s1, s2 = (mean_startup(data / f"{name}_{m}_gpu_results.tgz") for m in ("one", "two"))
-        print(f"| {name} | {w['one']:.1f} s | {w['two']:.1f} s | {w['two'] / w['one']:.3f}× "
-              f"| {one['complete']}/{one['count']} · {two['complete']}/{two['count']} "
-              f"| {one['summed_s']} / {two['summed_s']} s ({two['summed_s'] / one['summed_s'] - 1:+.1%}) "
-              f"| {s1} / {s2} s | {'yes' if one['peaks'] == two['peaks'] else 'NO'} |")
+        runs = {mode: trials(data / f"{name}_{mode}_gpu.db") for mode in w}
+        ref = "one" if "one" in w else next(iter(w))
+        for mode, wall in w.items():
+            t = runs[mode]
+            startup = mean_startup(data / f"{name}_{mode}_gpu_results.tgz")
+            ratio = "reference" if mode == ref else f"{wall / w[ref]:.3f}×"
+            print(f"| {name} | {mode} | {wall:.1f} s | {ratio} | {t['complete']}/{t['count']} | {t['summed_s']} s "
+                  f"| {startup} s | {'yes' if t['peaks'] == runs[ref]['peaks'] else 'NO'} |")
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def test_restart_storm_is_background_unstable(tmp_path, fixture_registry):
 
 
 def test_background_restarts_after_a_normal_exit(tmp_path, fixture_registry):
-    result = run(tmp_path, fixture_registry, job("ok", seconds=4), job("ok", seconds=1.2))
+    result = run(tmp_path, fixture_registry, job("ok", seconds=6), job("ok", seconds=1.2))
     assert result.outcome is Outcome.OK
     assert result.background_runs >= 3
 
