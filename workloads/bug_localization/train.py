@@ -23,13 +23,9 @@ import time
 import warnings
 from pathlib import Path
 
-try:
-    from workloads.common import (add_max_steps, finish, log, log_config, non_negative_float,
-                                  non_negative_int, positive_int)
-except ImportError:  # plain checkout, not pip-installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from workloads.common import (add_max_steps, finish, log, log_config, non_negative_float,
-                                  non_negative_int, positive_int)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run by path: where the workloads package is
+from workloads.common import (  # noqa: E402
+    add_max_steps, finish, log, log_config, non_negative_float, non_negative_int, positive_int)
 
 import numpy as np
 from joblib import Parallel, delayed

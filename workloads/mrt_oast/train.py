@@ -16,15 +16,10 @@ import argparse
 import sys
 from pathlib import Path
 
-try:
-    from workloads.common import (BatchPool, StepTimer, add_max_steps, dropout_rate, finish, log,
-                                  log_config, log_progress, non_negative_float, non_negative_int,
-                                  pick_device, positive_float, positive_int, seed_everything)
-except ImportError:  # plain checkout, not pip-installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from workloads.common import (BatchPool, StepTimer, add_max_steps, dropout_rate, finish, log,
-                                  log_config, log_progress, non_negative_float, non_negative_int,
-                                  pick_device, positive_float, positive_int, seed_everything)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run by path: where the workloads package is
+from workloads.common import (  # noqa: E402
+    BatchPool, StepTimer, add_max_steps, dropout_rate, finish, log, log_config, log_progress,
+    non_negative_float, non_negative_int, pick_device, positive_float, positive_int, seed_everything)
 
 import torch
 import torch.nn as nn
