@@ -297,24 +297,24 @@ def background_dies(work: Path) -> FaultReport:
 
 
 class FailingNvml:
-    """Tests-only fault injector: wraps a Device; once every pid in ``armed_by`` has had a reading, and ``after``
-    calls later, ``reading()`` and ``memory_by_pid()`` raise as NVML does when the GPU falls off the bus
-    (NVML_ERROR_GPU_IS_LOST). Arming on readings, not on a call count from the start, puts the failure after
-    both jobs were measured however slowly a loaded machine starts them."""
+    """Tests-only fault injector: wraps a Device. Once every job in ``armed_by`` (a callable giving each job's
+    pids) has pids and all of them have had a reading, and ``after`` calls later, ``reading()`` and
+    ``memory_by_pid()`` raise as NVML does when the GPU falls off the bus (NVML_ERROR_GPU_IS_LOST). Arming on
+    readings, not on a call count from the start, puts the failure after both jobs were measured however
+    slowly a loaded machine starts them."""
 
     def __init__(self, inner, armed_by, after: int) -> None:
         self.inner, self.armed_by, self.after = inner, armed_by, after
         self.seen: set[int] = set()
-        self.calls_since_armed, self.failures = 0, 0
+        self.armed, self.calls_since_armed, self.failures = False, 0, 0
         self.kind, self.name = inner.kind, f"{inner.name} (NVML fails {after} calls after both jobs were read)"
         self.capacity_mib, self.enforces_capacity = inner.capacity_mib, inner.enforces_capacity
 
-    def _armed(self) -> bool:
-        wanted = set(self.armed_by())
-        return bool(wanted) and wanted <= self.seen
-
     def _call(self, method: str, *args):
-        if self._armed():
+        if not self.armed:  # once armed, stays armed: the pidfiles are not read again
+            jobs = self.armed_by()
+            self.armed = all(jobs) and set().union(*jobs) <= self.seen
+        if self.armed:
             self.calls_since_armed += 1
             if self.calls_since_armed > self.after:
                 self.failures += 1
@@ -348,7 +348,7 @@ def nvml_fails(work: Path) -> FaultReport:
     pair = PairSpec(1, JobConfig("fixture", "ok", {"seconds": 3.0, "pidfile": str(pids / "fg")}),
                     JobConfig("fixture", "ok", {"seconds": 120.0, "pidfile": str(pids / "bg")}))
     # two calls per sample at 20 Hz: fails ~0.5 s after both jobs were read, while the 3 s foreground runs
-    device = FailingNvml(CpuDevice(400.0), armed_by=lambda: read_pids(pids / "fg") + read_pids(pids / "bg"),
+    device = FailingNvml(CpuDevice(400.0), armed_by=lambda: [read_pids(pids / "fg"), read_pids(pids / "bg")],
                          after=20)
     watch = ProcessWatch(pids)
     started = time.monotonic()
