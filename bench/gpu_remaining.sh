@@ -6,12 +6,11 @@
 #   bash bench/gpu_remaining.sh full       # finish the full-epoch study, then GPU search-cost baselines (~9 min)
 #       needs results/full_epoch/gpupair.db (a copy of bench/data/h100_2026-11-27/full_epoch_no_extend.db) and
 #       results/probe/gpupair.db (a copy of bench/data/h100_2026-11-27/probe_study.db), carried
-#   bash bench/gpu_remaining.sh two-gpu [one,two|two,one|two,shared|...]
+#   bash bench/gpu_remaining.sh two-gpu [one,two|two,one|two,shared|extend|...]
 #       kind nvidia-h100-x2: the 12-group probe in the modes given, in that order (default one,two), after one
 #       warm-up import so that no run pays the cold file cache alone (~9 min at most). Modes: one (one GPU),
-#       two (--gpus 0,1), shared (--gpus 0,1 with the per-worker core split off: bench/two_gpu_shared_cores.py)
-#   bash bench/gpu_remaining.sh extend-two-gpu
-#       kind nvidia-h100-x2: the whole probe study, extension on, with --gpus 0,1 (~7 min at most)
+#       two (--gpus 0,1), shared (--gpus 0,1 with the per-worker core split off: bench/two_gpu_shared_cores.py),
+#       extend (--gpus 0,1 with the extension on: the whole probe study, ~7 min at most)
 set -u
 OUT=${OUT:-/tmp/o}; mkdir -p "$OUT"
 step() {  # step NAME TIMEOUT_S COMMAND...: run it, log its output, record its exit code and wall time
@@ -43,25 +42,18 @@ two-gpu)
     IFS=, read -ra modes <<< "${2:-one,two}"
     for mode in "${modes[@]}"; do
         case "$mode" in
-            one) cli=(-m search.cli); args=(--device cuda:0); limit=340 ;;
-            two) cli=(-m search.cli); args=(--gpus 0,1); limit=200 ;;
-            shared) cli=(bench/two_gpu_shared_cores.py); args=(--gpus 0,1); limit=220 ;;
+            one) cli=(-m search.cli); args=(--no-extend --device cuda:0); limit=340 ;;
+            two) cli=(-m search.cli); args=(--no-extend --gpus 0,1); limit=200 ;;
+            shared) cli=(bench/two_gpu_shared_cores.py); args=(--no-extend --gpus 0,1); limit=220 ;;
+            extend) cli=(-m search.cli); args=(--gpus 0,1); limit=420 ;;
             *) echo "unknown mode $mode" >&2; exit 2 ;;
         esac
         step "probe_${mode}_gpu" "$limit" \
-            python3 "${cli[@]}" run --study feasibility --no-extend --results "/tmp/p_$mode" "${args[@]}"
+            python3 "${cli[@]}" run --study feasibility --results "/tmp/p_$mode" "${args[@]}"
         cp "/tmp/p_$mode/gpupair.db" "$OUT/probe_${mode}_gpu.db"
         tar czf "$OUT/probe_${mode}_gpu_results.tgz" -C /tmp "p_$mode"
     done
     ;;
-extend-two-gpu)
-    nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv > "$OUT/card.txt"
-    step warm_up 60 python3 -c "import torch, torchvision, optuna, search.cli"
-    step probe_extend_two_gpu 420 \
-        python3 -m search.cli run --study feasibility --results /tmp/p_extend --gpus 0,1
-    cp /tmp/p_extend/gpupair.db "$OUT/probe_extend_two_gpu.db"
-    tar czf "$OUT/probe_extend_two_gpu_results.tgz" -C /tmp p_extend
-    ;;
 *)
-    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|extend-two-gpu" >&2; exit 2 ;;
+    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]" >&2; exit 2 ;;
 esac

@@ -23,16 +23,9 @@ import time
 
 from benchlib import last_float, one_epoch_probe, registry, stamp, write_json
 
+from launcher.cpu_share import available_cores, split_cores
+
 POLICIES = ("shared", "threads", "split")
-
-
-def cores() -> list[int]:
-    return sorted(os.sched_getaffinity(0))
-
-
-def slices(all_cores: list[int], k: int) -> list[list[int]]:
-    size = max(1, len(all_cores) // k)
-    return [all_cores[i * size:(i + 1) * size] or all_cores for i in range(k)]
 
 
 def gpu_count() -> int:
@@ -47,8 +40,8 @@ def gpu_count() -> int:
 
 def run_copies(argv: list[str], cwd, k: int, policy: str, gpus: int) -> dict:
     """Start ``k`` copies at once; each one's own start-up and wall time."""
-    all_cores = cores()
-    parts = slices(all_cores, k)
+    all_cores = available_cores()
+    parts = split_cores(all_cores, k)  # the slices run --gpus gives its workers
     procs = []
     start = time.perf_counter()
     for i in range(k):
@@ -88,7 +81,7 @@ def main() -> None:
     reg = registry()
     command = reg.command(one_epoch_probe(reg, args.workload, args.steps))
     gpus = gpu_count()
-    report = {**stamp(), "cores": len(cores()), "gpus": gpus, "workload": args.workload,
+    report = {**stamp(), "cores": len(available_cores()), "gpus": gpus, "workload": args.workload,
               "imports": [], "jobs": []}
     for k in counts:
         report["imports"].append(import_torch(k))
