@@ -8,12 +8,11 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from gpupair_search.launcher.devices import open_device
+from gpupair_search.launcher.registry import Registry
+from gpupair_search.settings import BUNDLE_ROOT, bundled
 
-from launcher.devices import open_device  # noqa: E402
-from launcher.registry import Registry  # noqa: E402
-from settings import BUNDLE_ROOT, bundled  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 GPU_WORKLOADS = [
     "examples/mnist", "examples/mnist_rnn", "examples/mnist_ff", "examples/siamese",
@@ -25,7 +24,7 @@ GPU_WORKLOADS = [
 
 def bench_job(reg: Registry, key: str, epochs: int, **hyperparameters):
     """``repo/model`` with ``hyperparameters``, for ``epochs`` epochs where the script takes an epoch count."""
-    from launcher.spec import JobConfig
+    from gpupair_search.launcher.spec import JobConfig
 
     repo, model = key.rsplit("/", 1)
     job = JobConfig(repo, model, hyperparameters)

@@ -31,7 +31,7 @@ print(f'import torch {t1 - t0:.2f} s, first CUDA tensor {t2 - t1:.2f} s, torch {
     step peak 230 python3 bench/peak_capture.py
     ;;
 full)
-    step full_epoch 330 python3 -m search.cli run --study feasibility --full-epoch --no-extend \
+    step full_epoch 330 python3 -m gpupair_search.search.cli run --study feasibility --full-epoch --no-extend \
         --results results/full_epoch --device cuda:0
     cp results/full_epoch/gpupair.db "$OUT/full_epoch.db"
     step search_cost 200 python3 bench/search_cost_gpu.py --results results/probe --budget-s 150
@@ -42,10 +42,10 @@ two-gpu)
     IFS=, read -ra modes <<< "${2:-one,two}"
     for mode in "${modes[@]}"; do
         case "$mode" in
-            one) cli=(-m search.cli); args=(--no-extend --device cuda:0); limit=340 ;;
-            two) cli=(-m search.cli); args=(--no-extend --gpus 0,1); limit=200 ;;
+            one) cli=(-m gpupair_search.search.cli); args=(--no-extend --device cuda:0); limit=340 ;;
+            two) cli=(-m gpupair_search.search.cli); args=(--no-extend --gpus 0,1); limit=200 ;;
             shared) cli=(bench/two_gpu_shared_cores.py); args=(--no-extend --gpus 0,1); limit=220 ;;
-            extend) cli=(-m search.cli); args=(--gpus 0,1); limit=420 ;;
+            extend) cli=(-m gpupair_search.search.cli); args=(--gpus 0,1); limit=420 ;;
             *) echo "unknown mode $mode" >&2; exit 2 ;;
         esac
         step "probe_${mode}_gpu" "$limit" \

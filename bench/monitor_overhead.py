@@ -42,10 +42,10 @@ from pathlib import Path
 
 from benchlib import bench_job, open_device, registry, stamp, write_json
 
-from launcher.devices.base import Device
-from launcher.monitor import DEFAULT_HZ, Monitor
-from launcher.process import RunningJob, start_job
-from launcher.registry import Registry
+from gpupair_search.launcher.devices.base import Device
+from gpupair_search.launcher.monitor import DEFAULT_HZ, Monitor
+from gpupair_search.launcher.process import RunningJob, start_job
+from gpupair_search.launcher.registry import Registry
 
 POLL_S = 0.010  # how often the log is read; the timestamp error of one progress line is at most this
 MAX_WINDOW_S = 20.0

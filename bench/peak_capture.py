@@ -16,10 +16,10 @@ from pathlib import Path
 
 from benchlib import GPU_WORKLOADS, ROOT, open_device, one_epoch_probe, registry, self_reported_peak, stamp, write_json
 
-from launcher.monitor import Monitor
-from launcher.process import start_job
-from launcher.registry import Registry
-from launcher.spec import JobConfig
+from gpupair_search.launcher.monitor import Monitor
+from gpupair_search.launcher.process import start_job
+from gpupair_search.launcher.registry import Registry
+from gpupair_search.launcher.spec import JobConfig
 
 RATES = (1.0, 10.0, 20.0)
 

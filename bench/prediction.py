@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import optuna  # noqa: E402
+import optuna
 
-from search.planner import fit_models  # noqa: E402
-from search.profiles import load_profiles, profile_observations  # noqa: E402
+from gpupair_search.search.planner import fit_models
+from gpupair_search.search.profiles import load_profiles, profile_observations
 
 
 def main() -> None:

@@ -51,8 +51,7 @@ except ImportError:  # reported when NVML is needed, not at import time
     pynvml = None
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from launcher.spec import JobConfig  # noqa: E402
+from gpupair_search.launcher.spec import JobConfig
 CPU_ONLY_REPOS = {"bug-localization-by-dnn-and-rvsm"}
 SUCCESS_MARKER = "[SUCCESS] Training completed"
 MIB = 2**20
@@ -190,7 +189,7 @@ def parse_output(text: str) -> dict:
 
 @functools.lru_cache(maxsize=None)
 def _registry(models_file: Path):
-    from launcher.registry import Registry
+    from gpupair_search.launcher.registry import Registry
 
     return Registry.load(models_file, base_dir=models_file.resolve().parent.parent)
 

@@ -27,10 +27,9 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from bench.benchlib import stamp, write_json  # noqa: E402
-from tests.test_faults import SCENARIOS, FaultReport, ProcessWatch, lost, measured  # noqa: E402
+from bench.benchlib import stamp, write_json
+from tests.test_faults import SCENARIOS, FaultReport, ProcessWatch, lost, measured
 
 
 def worker_sigkill(work: Path) -> FaultReport:

@@ -20,22 +20,20 @@ import json
 import math
 import random
 import statistics
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import optuna  # noqa: E402
+import optuna
 
-from launcher.experiments import Experiment  # noqa: E402
-from launcher.registry import Registry  # noqa: E402
-from launcher.simulated import SimulatedDevice  # noqa: E402
-from launcher.spec import JobConfig, PairSpec  # noqa: E402
-from search.executors import SimulatedExecutor  # noqa: E402
-from search.extension import Policy, reduction_path  # noqa: E402
-from search.memory_model import Observation  # noqa: E402
-from search.planner import ExtensionOptions  # noqa: E402
-from search.study import FeasibilityStudy, StudySettings  # noqa: E402
+from gpupair_search.launcher.experiments import Experiment
+from gpupair_search.launcher.registry import Registry
+from gpupair_search.launcher.simulated import SimulatedDevice
+from gpupair_search.launcher.spec import JobConfig, PairSpec
+from gpupair_search.search.executors import SimulatedExecutor
+from gpupair_search.search.extension import Policy, reduction_path
+from gpupair_search.search.memory_model import Observation
+from gpupair_search.search.planner import ExtensionOptions
+from gpupair_search.search.study import FeasibilityStudy, StudySettings
 
 LIMIT, CARD = 7500.0, 8192.0
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
@@ -107,8 +105,8 @@ def backoff_09(fg_bs, bg_bs, fits, floor=1) -> tuple[int, tuple | None]:
 def real_failing_pairs(reg) -> dict:
     """The study's failing pairs on the H100 (8 GiB emulated), with memory from the shipped GPU profile's
     linear fits: baselines and ours run SIMULATED on measured-profile models, comparable with each other."""
-    from search.planner import fit_models
-    from search.profiles import load_profiles, profile_observations
+    from gpupair_search.search.planner import fit_models
+    from gpupair_search.search.profiles import load_profiles, profile_observations
 
     models = fit_models([], profile_observations(load_profiles()))
     # g07 (VulBERTa/mlp + cnn) is left out: its profile model predicts 7,457 MiB (fits) where the GPU measured

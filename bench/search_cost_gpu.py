@@ -23,13 +23,13 @@ from pathlib import Path
 from benchlib import open_device, stamp, write_json
 from search_cost import backoff_09, doubling_bisection
 
-from launcher.pair_runner import RunOptions, with_batch_sizes
-from launcher.outcome import Outcome
-from search.executors import DeviceExecutor
-from search.extension import reduction_path
-from search.planner import DOES_NOT_FIT, FITS_REDUCED
-from search.report import open_results
-from search.trial_record import pair_peak_mib
+from gpupair_search.launcher.pair_runner import RunOptions, with_batch_sizes
+from gpupair_search.launcher.outcome import Outcome
+from gpupair_search.search.executors import DeviceExecutor
+from gpupair_search.search.extension import reduction_path
+from gpupair_search.search.planner import DOES_NOT_FIT, FITS_REDUCED
+from gpupair_search.search.report import open_results
+from gpupair_search.search.trial_record import pair_peak_mib
 
 Config = tuple
 

@@ -23,7 +23,7 @@ import time
 
 from benchlib import last_float, one_epoch_probe, registry, stamp, write_json
 
-from launcher.cpu_share import available_cores, split_cores
+from gpupair_search.launcher.cpu_share import available_cores, split_cores
 
 POLICIES = ("shared", "threads", "split")
 

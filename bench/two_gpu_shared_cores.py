@@ -10,14 +10,11 @@ both variants can be timed in one device call (`bash bench/gpu_remaining.sh two-
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import search.run_study  # noqa: E402
-from search.cli import main  # noqa: E402
+from gpupair_search.search import run_study
+from gpupair_search.search.cli import main
 
 if __name__ == "__main__":
-    search.run_study.worker_shares = lambda n: [None] * n  # the only change: no worker is given its cores
+    run_study.worker_shares = lambda n: [None] * n  # the only change: no worker is given its cores
     sys.argv[0] = "gpupair-search"
     main()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from launcher.errors import UserError
+from gpupair_search.launcher.errors import UserError
 
 
 def available_cores() -> list[int]:

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from launcher.errors import ConfigError, Problem
-from launcher.jsonfile import describe, json_path, read_json, show, type_name
-from launcher.registry import Registry
-from launcher.spec import JobConfig, PairSpec
+from gpupair_search.launcher.errors import ConfigError, Problem
+from gpupair_search.launcher.jsonfile import describe, json_path, read_json, show, type_name
+from gpupair_search.launcher.registry import Registry
+from gpupair_search.launcher.spec import JobConfig, PairSpec
 
 _KNOWN_TOP = {"experiment_name", "description", "governor", "runs_per_config", "max_retries", "mode",
               "experiments", "gpupair"}

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from launcher.errors import ConfigError, Problem
+from gpupair_search.launcher.errors import ConfigError, Problem
 
 _MAX_DIGITS = 4000  # below Python's int-from-string limit (4300), far above any real setting
 

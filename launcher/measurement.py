@@ -6,7 +6,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from launcher.monitor import Sample
+from gpupair_search.launcher.monitor import Sample
 
 FG, BG = "foreground", "background"
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from launcher.devices.base import Device, DeviceReading
-from launcher.process import RunningJob
+from gpupair_search.launcher.devices.base import Device, DeviceReading
+from gpupair_search.launcher.process import RunningJob
 
 DEFAULT_HZ = 20.0
 

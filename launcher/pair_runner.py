@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from launcher.devices.base import Device
-from launcher.errors import UserError
-from launcher.measurement import (BG, FG, EnergyStats, MemoryStats, RaplCounter, energy_stats, memory_stats)
-from launcher.monitor import DEFAULT_HZ, Monitor, Sample
-from launcher.outcome import JobEnd, Outcome, classify, read_log, scan_log
-from launcher.process import RunningJob, start_job
-from launcher.registry import BATCH_SIZE, MAX_STEPS, Registry
-from launcher.spec import JobConfig, PairSpec
+from gpupair_search.launcher.devices.base import Device
+from gpupair_search.launcher.errors import UserError
+from gpupair_search.launcher.measurement import (BG, FG, EnergyStats, MemoryStats, RaplCounter, energy_stats, memory_stats)
+from gpupair_search.launcher.monitor import DEFAULT_HZ, Monitor, Sample
+from gpupair_search.launcher.outcome import JobEnd, Outcome, classify, read_log, scan_log
+from gpupair_search.launcher.process import RunningJob, start_job
+from gpupair_search.launcher.registry import BATCH_SIZE, MAX_STEPS, Registry
+from gpupair_search.launcher.spec import JobConfig, PairSpec
 
 _THROUGHPUT = re.compile(r"samples_per_second=([\d.]+)")
 _RESERVED = re.compile(r"max_memory_reserved_mib=([\d.]+)")
@@ -370,7 +370,7 @@ def run_pair(pair: PairSpec, registry: Registry, device: Device, options: RunOpt
     except OSError as exc:  # the results directory went away or became unwritable mid-run
         if not _concerns(exc.filename, work_dir):
             raise
-        from launcher.results import ResultsDirError
+        from gpupair_search.launcher.results import ResultsDirError
 
         raise ResultsDirError(f"{work_dir}: cannot write the pair's logs: {exc.strerror or exc}. Every process of "
                               "the pair was stopped. Choose a writable place with --results DIR and run again.") from None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from launcher.registry import Command
+from gpupair_search.launcher.registry import Command
 
 _GUARD = str(Path(__file__).with_name("job_guard.py"))
 

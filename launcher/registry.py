@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from launcher.errors import ConfigError, Problem
-from launcher.jsonfile import describe, json_path, read_json, show, type_name
-from launcher.spec import JobConfig
+from gpupair_search.launcher.errors import ConfigError, Problem
+from gpupair_search.launcher.jsonfile import describe, json_path, read_json, show, type_name
+from gpupair_search.launcher.spec import JobConfig
 
 BATCH_SIZE = "batch_size"
 MAX_STEPS = "max_steps"
@@ -46,6 +46,9 @@ class Repository:
     #: Optional per-model defaults (our extension of the seed format, which has one default per repository;
     #: the seed's runner ignores the key): {"pcb": {"batch_size": 32}}
     model_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Our extension of the seed format: run the job as ``python -m MODULE`` instead of ``train_script``
+    #: (the built-in workloads are modules of the installed package; nothing edits ``sys.path``).
+    train_module: str | None = None
 
     def default_batch_size(self, model: str | None = None) -> int | None:
         """The script's own default: a per-model one (our ``model_defaults`` extension) or the repository's."""
@@ -158,7 +161,10 @@ class Registry:
         """The argv the seed's runner would build for ``job`` (which must have passed ``check_job``)."""
         repo = self.repositories[job.repo]
         script = repo.train_script
-        argv: list[str] = [sys.executable, script] if script.endswith(".py") else [script]
+        if repo.train_module:
+            argv: list[str] = [sys.executable, "-m", repo.train_module]
+        else:
+            argv = [sys.executable, script] if script.endswith(".py") else [script]
         if job.model != "default" and repo.model_flag:
             argv += [repo.model_flag, job.model]
         for value in repo.required_args.values():
@@ -238,6 +244,7 @@ def _argument_problem(text: str) -> str:
 
 
 _REPO_KEYS = {"path": str, "train_script": str, "models": list, "supported_hyperparams": dict}
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _FORMAT_FIX = "see the seed's models_config.json for the format"
 
 
@@ -265,6 +272,10 @@ def _parse_repository(file: str, name: str, entry: Any, base: Path, problems: li
     hyper = _parse_hyperparameters(file, f"{at}.supported_hyperparams", entry["supported_hyperparams"], problems)
     required = _parse_required_args(file, f"{at}.required_args", entry.get("required_args", {}), problems)
     patterns = _parse_log_patterns(file, f"{at}.performance_metrics", entry.get("performance_metrics", {}), problems)
+    module = entry.get("train_module")
+    if module is not None and not (isinstance(module, str) and _MODULE_NAME.fullmatch(module)):
+        problems.append(Problem(file, f"{at}.train_module", f"{describe(module)}, expected a dotted module name",
+                                expected='e.g. "gpupair_search.workloads.examples.train", or leave the key out'))
     if len(problems) > count:
         return None
     path = Path(entry["path"])
@@ -278,6 +289,7 @@ def _parse_repository(file: str, name: str, entry: Any, base: Path, problems: li
         required_args=required,
         log_patterns=patterns,
         model_defaults=_parse_model_defaults(file, at, entry.get("model_defaults", {}), models, problems),
+        train_module=module,
     )
 
 

@@ -16,11 +16,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
-from launcher.errors import UserError
-from launcher.measurement import timeline_rows
-from launcher.outcome import Outcome
-from launcher.pair_runner import PairResult
-from launcher.spec import PairSpec
+from gpupair_search.launcher.errors import UserError
+from gpupair_search.launcher.measurement import timeline_rows
+from gpupair_search.launcher.outcome import Outcome
+from gpupair_search.launcher.pair_runner import PairResult
+from gpupair_search.launcher.spec import PairSpec
 
 SUMMARY_COLUMNS = [
     "experiment_id", "group", "foreground", "background", "foreground_batch_size", "background_batch_size",

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from launcher.measurement import EnergyStats, MemoryStats
-from launcher.outcome import Outcome
-from launcher.pair_runner import PairResult
-from launcher.registry import Registry
-from launcher.spec import JobConfig, PairSpec
+from gpupair_search.launcher.measurement import EnergyStats, MemoryStats
+from gpupair_search.launcher.outcome import Outcome
+from gpupair_search.launcher.pair_runner import PairResult
+from gpupair_search.launcher.registry import Registry
+from gpupair_search.launcher.spec import JobConfig, PairSpec
 
 #: peak MiB of a job at a batch size (None: the job has no batch-size knob)
 MemoryFunction = Callable[[JobConfig, "int | None"], float]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import optuna
 
-from launcher.measurement import timeline_rows
-from launcher.pair_runner import PairResult
+from gpupair_search.launcher.measurement import timeline_rows
+from gpupair_search.launcher.pair_runner import PairResult
 
 TIMELINE_HTML = "memory_timeline.html"
 _FILES = ("training.log", "experiment.json", "energy/timeline.csv", TIMELINE_HTML)
@@ -27,7 +27,7 @@ _FALLBACK = """<script>if (!window.Plotly) { document.body.insertAdjacentHTML("a
 def write_timeline_html(result: PairResult, pair_dir: Path, safe_limit_mib: float | None) -> Path | None:
     """The pair's memory timeline as a small HTML page in its results directory (plotly.js from the CDN:
     inlining it would add 4.6 MB to every trial)."""
-    from search import plots
+    from gpupair_search.search import plots
 
     rows = timeline_rows(result.samples)
     if not rows:

@@ -8,7 +8,7 @@ from typing import Callable, List, Optional
 
 import typer
 
-from launcher.errors import UserError
+from gpupair_search.launcher.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find which training jobs can share one GPU, and at what batch sizes.")
@@ -42,7 +42,7 @@ def validate(settings: Path = typer.Argument(..., help="Experiment settings file
              models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt,
              lenient: bool = LenientOpt) -> None:
     """Check a settings file and print the pairs it would run. Exit 0 valid, 1 invalid, 2 unreadable."""
-    from search.inputs import load_registry, load_settings
+    from gpupair_search.search.inputs import load_registry, load_settings
 
     registry = load_registry(models, repos_root)
     experiment = load_settings(settings, registry, lenient)
@@ -72,8 +72,8 @@ def _parse_params(values: List[str], flag: str) -> dict:
 
 
 def _parse_job(text: str, params: List[str], flag: str, registry, lenient: bool):
-    from launcher.errors import ConfigError
-    from launcher.spec import JobConfig
+    from gpupair_search.launcher.errors import ConfigError
+    from gpupair_search.launcher.spec import JobConfig
 
     repo, sep, model = text.rpartition("/")
     if not sep:
@@ -102,12 +102,12 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
          models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt,
          lenient: bool = LenientOpt) -> None:
     """Run one foreground/background pair and print its outcome and peaks."""
-    from launcher.devices import open_device
-    from launcher.pair_runner import RunOptions, run_pair
-    from launcher.results import new_pair_dir, new_run_dir, write_pair_results
-    from launcher.sizes import format_mib
-    from launcher.spec import PairSpec
-    from search.inputs import load_registry
+    from gpupair_search.launcher.devices import open_device
+    from gpupair_search.launcher.pair_runner import RunOptions, run_pair
+    from gpupair_search.launcher.results import new_pair_dir, new_run_dir, write_pair_results
+    from gpupair_search.launcher.sizes import format_mib
+    from gpupair_search.launcher.spec import PairSpec
+    from gpupair_search.search.inputs import load_registry
 
     registry = load_registry(models, repos_root)
     fg_job, fg_warn = _parse_job(fg, fg_param, "--fg-param", registry, lenient)
@@ -158,7 +158,7 @@ def run(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsOpt,
         results: Path = ResultsOpt, allow_foreign: bool = typer.Option(False, "--allow-foreign-processes"),
         models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt) -> None:
     """Run a study: every pair as a trial, failing pairs extended by batch-size reduction."""
-    from search.run_study import RunRequest, run_study
+    from gpupair_search.search.run_study import RunRequest, run_study
 
     request = RunRequest(study, settings, storage, device, gpu_memory, safe_limit, cpu_memory, probe, extend, policy,
                          floor, timeout, monitor_hz, results, allow_foreign, models, repos_root, lenient)
@@ -179,7 +179,7 @@ def worker(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsO
            models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt,
            cpus: Optional[str] = typer.Option(None, "--cpus", help="Run this worker and its jobs on these cores only, e.g. 0-15 (run --gpus gives each worker its share).")) -> None:
     """Take trials of a shared study until none is left (run one per GPU or host against the same storage)."""
-    from search.run_study import RunRequest, run_study
+    from gpupair_search.search.run_study import RunRequest, run_study
 
     request = RunRequest(study, settings, storage, device, gpu_memory, safe_limit, cpu_memory, probe, extend, policy,
                          floor, timeout, monitor_hz, results, allow_foreign, models, repos_root, lenient, cpus)
@@ -204,7 +204,7 @@ def status(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsO
            results: Path = ResultsOpt, simulated: bool = typer.Option(False, "--simulated", help="The simulated study of that name."),
            models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt) -> None:
     """Print the table of pair verdicts from storage, at any time."""
-    from search.run_study import print_status
+    from gpupair_search.search.run_study import print_status
 
     print_status(study, settings, storage, results, simulated, models, repos_root, lenient)
 
@@ -216,7 +216,7 @@ def plan(gpu_memory: str = typer.Option(..., "--gpu-memory", help="The card to p
          study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsOpt,
          models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt) -> None:
     """Predict (simulated, from shipped profiles) which pairs fit on a card you do not have."""
-    from search.run_study import predict
+    from gpupair_search.search.run_study import predict
 
     typer.echo(predict(study, settings, gpu_memory, safe_limit, models, repos_root, lenient))
 
@@ -231,7 +231,7 @@ def report(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsO
            models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt,
            output: Path = typer.Option(Path("report.html"), "-o", "--output", help="HTML file to write.")) -> None:
     """Write one self-contained HTML report of a study (opens with no network)."""
-    from search.report import open_results, write_report
+    from gpupair_search.search.report import open_results, write_report
 
     fs = open_results(study, settings, storage, results, simulated, models, repos_root, lenient)
     figures = write_report(fs, output, results)
@@ -249,8 +249,8 @@ def export(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsO
            study_models: Optional[Path] = typer.Option(None, "--study-models", help="Models file the study ran with (default: the built-in workloads)."),
            repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt) -> None:
     """Write the verified-safe pairs as a settings file in the seed's format, by risk class."""
-    from search.export import additions_path, build_export, parse_margin, write_export
-    from search.report import open_results
+    from gpupair_search.search.export import additions_path, build_export, parse_margin, write_export
+    from gpupair_search.search.report import open_results
 
     fs = open_results(study, settings, storage, results, simulated, study_models, repos_root, lenient)
     result = build_export(fs, models or fs.registry.file, parse_margin(margin))
@@ -273,18 +273,18 @@ def dashboard(study: Optional[str] = StudyOpt, settings: Optional[Path] = Settin
               models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt,
               lenient: bool = LenientOpt) -> None:
     """Serve optuna-dashboard on the study, with each trial's files and the feasible frontiers."""
-    from search.dashboard import prepare, serve
-    from search.report import is_simulated, open_results
+    from gpupair_search.search.dashboard import prepare, serve
+    from gpupair_search.search.report import is_simulated, open_results
 
     fs = open_results(study, settings, storage, results, simulated, models, repos_root, lenient)
     prepare(fs, is_simulated(fs))
-    from search.storage import existing_storage_url
+    from gpupair_search.search.storage import existing_storage_url
 
     serve(storage or existing_storage_url(results), results, host, port)
 
 
 def _size(text: Optional[str], flag: str) -> Optional[float]:
-    from launcher.sizes import parse_size_mib
+    from gpupair_search.launcher.sizes import parse_size_mib
 
     if text is None:
         return None

@@ -5,8 +5,8 @@ import sys
 import time
 from typing import TextIO
 
-from launcher.monitor import Sample
-from search.planner import PairPlan
+from gpupair_search.launcher.monitor import Sample
+from gpupair_search.search.planner import PairPlan
 
 
 def _short(key: str) -> str:

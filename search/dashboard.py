@@ -11,9 +11,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from search import plots
-from search.extension import reduction_path
-from search.study import FeasibilityStudy
+from gpupair_search.search import plots
+from gpupair_search.search.extension import reduction_path
+from gpupair_search.search.study import FeasibilityStudy
 
 FRONTIER_ID = "gpupair-frontier-g{group:02d}"
 MATRIX_ID = "gpupair-pair-matrix"
@@ -68,9 +68,9 @@ def serve(storage_url: str, results: Path, host: str = "127.0.0.1", port: int = 
     """Block serving the dashboard until interrupted."""
     from optuna_dashboard import run_server
 
-    from search.session import artifact_store
+    from gpupair_search.search.session import artifact_store
 
-    from search.storage import redact_url, open_storage
+    from gpupair_search.search.storage import redact_url, open_storage
 
     print(f"optuna-dashboard on http://{host}:{port}/dashboard (storage {redact_url(storage_url)}); Ctrl-C to stop",
           file=sys.stderr, flush=True)

@@ -4,13 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from launcher.devices.base import Device
-from launcher.monitor import Sample
-from launcher.pair_runner import PairResult, RunOptions, run_pair
-from launcher.registry import Registry
-from launcher.results import new_pair_dir, new_run_dir, write_pair_results
-from launcher.simulated import SimulatedDevice
-from launcher.spec import PairSpec
+from gpupair_search.launcher.devices.base import Device
+from gpupair_search.launcher.monitor import Sample
+from gpupair_search.launcher.pair_runner import PairResult, RunOptions, run_pair
+from gpupair_search.launcher.registry import Registry
+from gpupair_search.launcher.results import new_pair_dir, new_run_dir, write_pair_results
+from gpupair_search.launcher.simulated import SimulatedDevice
+from gpupair_search.launcher.spec import PairSpec
 
 Observer = Callable[[str, Sample | None], None]
 

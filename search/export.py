@@ -19,14 +19,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from launcher.errors import UserError
-from launcher.experiments import load_experiment
-from launcher.jsonfile import read_json
-from launcher.registry import BATCH_SIZE, Registry
-from launcher.results import atomic_write
-from launcher.spec import JobConfig
-from search.extension import Config, reduction_path
-from search.planner import FITS, FITS_REDUCED, PairPlan
+from gpupair_search.launcher.errors import UserError
+from gpupair_search.launcher.experiments import load_experiment
+from gpupair_search.launcher.jsonfile import read_json
+from gpupair_search.launcher.registry import BATCH_SIZE, Registry
+from gpupair_search.launcher.results import atomic_write
+from gpupair_search.launcher.spec import JobConfig
+from gpupair_search.search.extension import Config, reduction_path
+from gpupair_search.search.planner import FITS, FITS_REDUCED, PairPlan
 
 # -- risk classes (seed design §9.1, on an 8 GB card), scaled to the study's card ------------------------
 RISK_CLASSES = ("stable", "usable", "high risk")
@@ -317,7 +317,7 @@ def write_export(result: Export, output: Path) -> list[Path]:
 
 def parse_margin(text: str) -> float:
     """--margin: a size like 200MiB; zero is allowed (parse_size_mib wants a positive size)."""
-    from launcher.sizes import parse_size_mib
+    from gpupair_search.launcher.sizes import parse_size_mib
 
     if re.fullmatch(r"\s*0*\.?0*\s*[a-zA-Z]*\s*", text or "") and not re.search(r"[1-9]", text or ""):
         return 0.0

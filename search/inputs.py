@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from launcher.experiments import Experiment, load_experiment
-from launcher.registry import Registry
-from settings import BUNDLE_ROOT, bundled
+from gpupair_search.launcher.experiments import Experiment, load_experiment
+from gpupair_search.launcher.registry import Registry
+from gpupair_search.settings import BUNDLE_ROOT, bundled
 
 
 def load_registry(models: Path | None, repos_root: Path | None = None) -> Registry:

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 from optuna.trial import TrialState
 
-from launcher.spec import PairSpec
-from search.extension import Config, Policy, answer, budget, next_position, reduction_path, state_from
-from search.memory_model import LinearMemoryModel, Observation, fit_linear, observations_from_trial
-from search.trial_record import TrialView
+from gpupair_search.launcher.spec import PairSpec
+from gpupair_search.search.extension import Config, Policy, answer, budget, next_position, reduction_path, state_from
+from gpupair_search.search.memory_model import LinearMemoryModel, Observation, fit_linear, observations_from_trial
+from gpupair_search.search.trial_record import TrialView
 
 FITS = "fits"
 FITS_REDUCED = "fits_reduced"

@@ -11,10 +11,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 import plotly.graph_objects as go
 
-from search.extension import Config
-from search.memory_model import LinearMemoryModel
-from search.planner import PairPlan, predict_pair
-from search.export import RISK_CLASSES, risk_bounds, risk_class
+from gpupair_search.search.extension import Config
+from gpupair_search.search.memory_model import LinearMemoryModel
+from gpupair_search.search.planner import PairPlan, predict_pair
+from gpupair_search.search.export import RISK_CLASSES, risk_bounds, risk_class
 
 Row = Mapping[str, Any]  # one timeline sample: t_s, foreground_mib, background_mib, total_mib, power_w, ...
 

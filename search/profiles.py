@@ -9,9 +9,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher.errors import ConfigError, Problem
-from search.memory_model import Observation
-from settings import profiles_dir
+from gpupair_search.launcher.errors import ConfigError, Problem
+from gpupair_search.search.memory_model import Observation
+from gpupair_search.settings import profiles_dir
 
 
 @dataclass(frozen=True)

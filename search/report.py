@@ -17,14 +17,14 @@ import optuna
 import plotly.graph_objects as go
 from optuna.trial import TrialState
 
-from launcher.errors import UserError
-from search import plots
-from search.extension import Policy, reduction_path
-from search.planner import ExtensionOptions, PairPlan
-from search.session import open_study, resolve_inputs
-from search.storage import redact_url, default_storage_path, existing_storage_url, open_storage
-from search.study import FeasibilityStudy
-from search.trial_record import TrialView
+from gpupair_search.launcher.errors import UserError
+from gpupair_search.search import plots
+from gpupair_search.search.extension import Policy, reduction_path
+from gpupair_search.search.planner import ExtensionOptions, PairPlan
+from gpupair_search.search.session import open_study, resolve_inputs
+from gpupair_search.search.storage import redact_url, default_storage_path, existing_storage_url, open_storage
+from gpupair_search.search.study import FeasibilityStudy
+from gpupair_search.search.trial_record import TrialView
 
 
 # -- opening a finished (or running) study ---------------------------------------------------------------
@@ -117,7 +117,7 @@ def build_sections(fs: FeasibilityStudy, results_root: Path | None = None) -> li
     views = fs.views()
     models = fs.models(views)
     plans = fs.plans()
-    from search.export import accumulation
+    from gpupair_search.search.export import accumulation
 
     grad = {p.pair.key: ", ".join(f"{r} ×{k}" for r, k in accumulation(p.original, p.recommended).items() if k > 1)
             for p in plans if p.recommended is not None and accumulation(p.original, p.recommended)}
@@ -218,7 +218,7 @@ def render(fs: FeasibilityStudy, sections: list[Section]) -> str:
 
 def write_report(fs: FeasibilityStudy, output: Path, results_root: Path | None = None) -> int:
     """Write the report; returns the number of figures in it."""
-    from launcher.results import atomic_write
+    from gpupair_search.launcher.results import atomic_write
 
     sections = build_sections(fs, results_root)
     atomic_write(output, render(fs, sections))

@@ -9,18 +9,18 @@ from pathlib import Path
 
 import typer
 
-from launcher.cpu_share import parse_cpu_list, pin_this_process, worker_shares
-from launcher.devices import open_device
-from launcher.devices.base import NoDeviceError
-from launcher.devices.select import describe_choices
-from launcher.errors import UserError
-from launcher.pair_runner import RunOptions
-from search.console import Progress, verdict_table
-from search.executors import DeviceExecutor, SimulatedExecutor
-from search.extension import Policy
-from search.planner import ExtensionOptions
-from search.session import open_study, resolve_inputs, simulated_device
-from search.study import FeasibilityStudy
+from gpupair_search.launcher.cpu_share import parse_cpu_list, pin_this_process, worker_shares
+from gpupair_search.launcher.devices import open_device
+from gpupair_search.launcher.devices.base import NoDeviceError
+from gpupair_search.launcher.devices.factory import describe_choices
+from gpupair_search.launcher.errors import UserError
+from gpupair_search.launcher.pair_runner import RunOptions
+from gpupair_search.search.console import Progress, verdict_table
+from gpupair_search.search.executors import DeviceExecutor, SimulatedExecutor
+from gpupair_search.search.extension import Policy
+from gpupair_search.search.planner import ExtensionOptions
+from gpupair_search.search.session import open_study, resolve_inputs, simulated_device
+from gpupair_search.search.study import FeasibilityStudy
 
 
 def _policy(text: str) -> Policy:
@@ -31,8 +31,8 @@ def _policy(text: str) -> Policy:
 
 
 def _open_real_device(device: str | None, card_mib: float, cpu_memory: str | None):
-    from launcher.devices.nvidia import nvml_available
-    from launcher.sizes import parse_size_mib
+    from gpupair_search.launcher.devices.nvidia import nvml_available
+    from gpupair_search.launcher.sizes import parse_size_mib
 
     if device is None and not nvml_available():
         raise NoDeviceError("no NVIDIA GPU found here, and no --device was given; nothing was started.\n"
@@ -74,7 +74,7 @@ class RunRequest:
     cpus: str | None = None  # a worker's own cores on a shared host, e.g. "0-15"
 
     def worker_argv(self, device: str, storage: str) -> list[str]:
-        argv = [sys.executable, "-m", "search.cli", "worker", "--device", device, "--storage", storage,
+        argv = [sys.executable, "-m", "gpupair_search.search.cli", "worker", "--device", device, "--storage", storage,
                 "--results", str(self.results), "--policy", self.policy, "--floor", str(self.floor),
                 "--timeout", str(self.timeout), "--monitor-hz", str(self.monitor_hz),
                 "--probe" if self.probe else "--full-epoch", "--extend" if self.extend else "--no-extend"]
@@ -131,9 +131,9 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
 
 def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: list[int]) -> int:
     """One ``worker`` process per GPU against one storage; they end with us (job guard)."""
-    from launcher.process import start_job
-    from launcher.registry import Command
-    from search.storage import default_storage_url
+    from gpupair_search.launcher.process import start_job
+    from gpupair_search.launcher.registry import Command
+    from gpupair_search.search.storage import default_storage_url
 
     url = req.storage or default_storage_url(req.results)
     fs = open_study(inputs, url, req.results, extension, simulated=False)
@@ -183,7 +183,7 @@ class _ReportingExecutor:
 
 def print_status(study, settings, storage, results, simulated, models, repos_root, lenient) -> None:
     """The verdict table of a stored study, judged with the card and limit it was run with."""
-    from search.report import open_results
+    from gpupair_search.search.report import open_results
 
     fs = open_results(study, settings, storage, results, simulated, models, repos_root, lenient)
     typer.echo(verdict_table(fs.plans(), fs.settings.safe_limit_mib, simulated))

@@ -4,20 +4,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher.devices.base import NoDeviceError
-from launcher.errors import UserError
-from launcher.experiments import Experiment
-from launcher.registry import Registry
-from launcher.results import ensure_results_dir
-from launcher.simulated import SimulatedDevice
-from launcher.sizes import parse_size_mib
-from launcher.spec import JobConfig
-from search.planner import ExtensionOptions, fit_models
-from search.profiles import load_profiles, profile_observations
-from search.storage import default_storage_url
-from search.study import FeasibilityStudy, StudySettings
-from studies import get_study
-from search.inputs import load_registry, load_settings
+from gpupair_search.launcher.devices.base import NoDeviceError
+from gpupair_search.launcher.errors import UserError
+from gpupair_search.launcher.experiments import Experiment
+from gpupair_search.launcher.registry import Registry
+from gpupair_search.launcher.results import ensure_results_dir
+from gpupair_search.launcher.simulated import SimulatedDevice
+from gpupair_search.launcher.sizes import parse_size_mib
+from gpupair_search.launcher.spec import JobConfig
+from gpupair_search.search.planner import ExtensionOptions, fit_models
+from gpupair_search.search.profiles import load_profiles, profile_observations
+from gpupair_search.search.storage import default_storage_url
+from gpupair_search.search.study import FeasibilityStudy, StudySettings
+from gpupair_search.studies import get_study
+from gpupair_search.search.inputs import load_registry, load_settings
 
 SAFE_FRACTION = 7500 / 8192  # the seed design's 7500 MiB on an 8 GiB card
 

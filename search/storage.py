@@ -17,8 +17,8 @@ import warnings
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
 
-from launcher.errors import UserError
-from launcher.results import ensure_results_dir
+from gpupair_search.launcher.errors import UserError
+from gpupair_search.launcher.results import ensure_results_dir
 
 
 def _env_seconds(name: str, default: int) -> int:

@@ -18,16 +18,16 @@ import optuna
 import psutil
 from optuna.trial import TrialState
 
-from launcher.experiments import Experiment
-from launcher.pair_runner import PairResult, with_batch_sizes
-from launcher.registry import Registry
-from launcher.spec import PairSpec
-from search.artifacts import attach_trial_artifacts
-from search.extension import Config
-from search.memory_model import LinearMemoryModel, Observation
-from search.planner import PREDICTED_KEY, ExtensionOptions, PairPlan, fit_models, plan_pair
-from search.storage import HEARTBEAT_S, open_storage
-from search.trial_record import (BATCH_DISTRIBUTION, BG_PARAM, FG_PARAM, PAIR_PARAM, TrialView, is_measured,
+from gpupair_search.launcher.experiments import Experiment
+from gpupair_search.launcher.pair_runner import PairResult, with_batch_sizes
+from gpupair_search.launcher.registry import Registry
+from gpupair_search.launcher.spec import PairSpec
+from gpupair_search.search.artifacts import attach_trial_artifacts
+from gpupair_search.search.extension import Config
+from gpupair_search.search.memory_model import LinearMemoryModel, Observation
+from gpupair_search.search.planner import PREDICTED_KEY, ExtensionOptions, PairPlan, fit_models, plan_pair
+from gpupair_search.search.storage import HEARTBEAT_S, open_storage
+from gpupair_search.search.trial_record import (BATCH_DISTRIBUTION, BG_PARAM, FG_PARAM, PAIR_PARAM, TrialView, is_measured,
                                  record_result, view)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

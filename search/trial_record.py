@@ -16,8 +16,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from launcher.outcome import Outcome
-from launcher.pair_runner import PairResult
+from gpupair_search.launcher.outcome import Outcome
+from gpupair_search.launcher.pair_runner import PairResult
 
 OOM_KEY = "out_of_memory"
 MARGIN_KEY = "over_safe_limit_mib"

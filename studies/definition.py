@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher.errors import UserError
+from gpupair_search.launcher.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ def get_study(name: str) -> StudyDefinition:
 
 
 def _load() -> dict[str, StudyDefinition]:
-    from studies import feasibility
+    from gpupair_search.studies import feasibility
 
     return {feasibility.STUDY.name: feasibility.STUDY}
 

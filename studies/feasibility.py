@@ -3,8 +3,8 @@
 Safe limit 7500 MiB: the seed design's section 11.2 ("< 7500MB, 94% of 8GB"), read as nvidia-smi reports
 it, in MiB. Override with --gpu-memory / --safe-limit or a ``gpupair`` block in the settings file.
 """
-from settings import bundled
-from studies.definition import StudyDefinition
+from gpupair_search.settings import bundled
+from gpupair_search.studies.definition import StudyDefinition
 
 STUDY = StudyDefinition(
     name="feasibility",

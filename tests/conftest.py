@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from launcher.registry import Registry
+from gpupair_search.launcher.registry import Registry
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
@@ -58,5 +58,5 @@ def cli_env() -> dict[str, str]:
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """``gpupair-search ARGS`` as a real subprocess of this Python, output captured."""
-    return subprocess.run([sys.executable, "-m", "search.cli", *args], env=cli_env(), capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "gpupair_search.search.cli", *args], env=cli_env(), capture_output=True, text=True,
                           timeout=timeout)

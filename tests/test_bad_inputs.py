@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from launcher.errors import ConfigError
-from launcher.experiments import load_experiment
-from launcher.registry import Registry
+from gpupair_search.launcher.errors import ConfigError
+from gpupair_search.launcher.experiments import load_experiment
+from gpupair_search.launcher.registry import Registry
 
 TESTS = Path(__file__).resolve().parent
 REPO_ROOT = TESTS.parent
@@ -88,7 +88,7 @@ def _validate_in_process(settings: Path, models: Path) -> tuple[int, str]:
 
 
 def _validate_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "search.cli", "validate", *args],
+    return subprocess.run([sys.executable, "-m", "gpupair_search.search.cli", "validate", *args],
                           capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
 
 

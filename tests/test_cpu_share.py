@@ -6,14 +6,14 @@ import sys
 
 import pytest
 
-from launcher.cpu_share import (
+from gpupair_search.launcher.cpu_share import (
     available_cores,
     format_cpu_list,
     parse_cpu_list,
     split_cores,
     worker_shares,
 )
-from launcher.errors import UserError
+from gpupair_search.launcher.errors import UserError
 from tests.conftest import run_cli
 
 

@@ -29,7 +29,7 @@ ARTIFACTS = {"training.log", "experiment.json", "timeline.csv", "memory_timeline
 
 def _command() -> list[str]:
     entry = shutil.which("gpupair-search")
-    return [entry] if entry else [sys.executable, "-m", "search.cli"]
+    return [entry] if entry else [sys.executable, "-m", "gpupair_search.search.cli"]
 
 
 def _free_port() -> int:

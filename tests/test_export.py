@@ -119,7 +119,7 @@ def test_export_for_the_seed_models_file_warns_and_writes_the_additions(study):
     strict = cli("validate", str(out), "--models", str(SEED_MODELS))
     assert strict.returncode != 0 and "batch_size" in strict.stderr  # without the additions: refused, not dropped
 
-    from search.export import merge_models
+    from gpupair_search.search.export import merge_models
 
     merged = study["root"] / "seed_models_merged.json"
     merged.write_text(json.dumps(merge_models(json.loads(SEED_MODELS.read_text()), additions)))

@@ -57,7 +57,7 @@ def four_pairs(work: Path, long_s: float = 8.0) -> Path:
 
 
 def study_cli(command: str, settings: Path, results: Path, *extra: str, storage: str | None = None) -> list[str]:
-    argv = [sys.executable, "-m", "search.cli", command, "--settings", str(settings), *INPUTS, "--device", "cpu",
+    argv = [sys.executable, "-m", "gpupair_search.search.cli", command, "--settings", str(settings), *INPUTS, "--device", "cpu",
             *CARD, "--results", str(results), *extra]
     return argv + (["--storage", storage] if storage else [])
 
@@ -80,7 +80,7 @@ def config(t) -> tuple:
 
 def measured(trials) -> collections.Counter:
     """How often each configuration was measured (a trial closed unrun as a duplicate is not a run)."""
-    from search.trial_record import is_measured
+    from gpupair_search.search.trial_record import is_measured
 
     return collections.Counter(config(t) for t in trials if is_measured(t.state, t.user_attrs))
 
@@ -336,10 +336,10 @@ class FailingNvml:
 
 
 def nvml_fails(work: Path) -> FaultReport:
-    from launcher.devices.cpu import CpuDevice
-    from launcher.pair_runner import RunOptions, run_pair
-    from launcher.registry import Registry
-    from launcher.spec import JobConfig, PairSpec
+    from gpupair_search.launcher.devices.cpu import CpuDevice
+    from gpupair_search.launcher.pair_runner import RunOptions, run_pair
+    from gpupair_search.launcher.registry import Registry
+    from gpupair_search.launcher.spec import JobConfig, PairSpec
 
     report = FaultReport("NVML fails mid-run")
     pids = work / "pids"
@@ -522,8 +522,8 @@ def test_results_under_a_file_is_a_clear_error_before_anything_starts(tmp_path):
 def test_sigkill_between_measurement_and_tell_runs_the_trial_again(tmp_path):
     """A runner killed while it writes a measurement (some attributes stored, the trial still RUNNING) must not
     leave a trial that looks measured: the recovery fails it and queues it again."""
-    from search.planner import ExtensionOptions
-    from search.session import open_study, resolve_inputs
+    from gpupair_search.search.planner import ExtensionOptions
+    from gpupair_search.search.session import open_study, resolve_inputs
 
     settings = four_pairs(tmp_path)
     inputs = resolve_inputs(None, settings, FIXTURES / "models.json", FIXTURES, False, "400MiB", "250MiB")

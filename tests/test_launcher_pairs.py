@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from launcher.devices.cpu import CpuDevice
-from launcher.outcome import Outcome
-from launcher.pair_runner import RunOptions, run_pair
-from launcher.results import new_pair_dir, new_run_dir, write_pair_results
-from launcher.spec import JobConfig, PairSpec
+from gpupair_search.launcher.devices.cpu import CpuDevice
+from gpupair_search.launcher.outcome import Outcome
+from gpupair_search.launcher.pair_runner import RunOptions, run_pair
+from gpupair_search.launcher.results import new_pair_dir, new_run_dir, write_pair_results
+from gpupair_search.launcher.spec import JobConfig, PairSpec
 from tests.conftest import pids_alive, read_pids
 
 FAST = RunOptions(background_settle_s=0.3, background_min_run_s=1.0, grace_s=1.0)

@@ -52,15 +52,15 @@ def study_settings(tmp_path: Path, seconds: float | None = None, extension: bool
 
 
 def worker_argv(settings: Path, results: Path, storage: str = URL) -> list[str]:
-    return [sys.executable, "-m", "search.cli", "worker", "--storage", storage, "--settings", str(settings),
+    return [sys.executable, "-m", "gpupair_search.search.cli", "worker", "--storage", storage, "--settings", str(settings),
             "--models", str(FIXTURES / "models.json"), "--repos-root", str(FIXTURES), "--device", "cpu",
             "--gpu-memory", "400MiB", "--safe-limit", "250MiB", "--full-epoch", "--results", str(results)]
 
 
 def enqueue(settings: Path, results: Path) -> int:
     """Queue the study's initial trials, as the first of several hosts would."""
-    from search.planner import ExtensionOptions
-    from search.session import open_study, resolve_inputs
+    from gpupair_search.search.planner import ExtensionOptions
+    from gpupair_search.search.session import open_study, resolve_inputs
 
     inputs = resolve_inputs(None, settings, FIXTURES / "models.json", FIXTURES, False, "400MiB", "250MiB")
     return open_study(inputs, URL, results, ExtensionOptions(), simulated=False).enqueue_initial()
@@ -69,7 +69,7 @@ def enqueue(settings: Path, results: Path) -> int:
 @functools.lru_cache(maxsize=None)
 def storage():
     """One storage (one connection pool) for the test process."""
-    from search.storage import open_storage
+    from gpupair_search.search.storage import open_storage
 
     return open_storage(URL)
 
@@ -84,7 +84,7 @@ def config(t) -> tuple:
 
 
 def measured(trials) -> collections.Counter:
-    from search.trial_record import is_measured
+    from gpupair_search.search.trial_record import is_measured
 
     return collections.Counter(config(t) for t in trials if is_measured(t.state, t.user_attrs))
 
@@ -137,7 +137,7 @@ def test_three_concurrent_workers_run_every_queued_trial_exactly_once(tmp_path):
     assert any(t.user_attrs.get("phase") == "extension" for t in trials if "outcome" in t.user_attrs)
     assert len({config(t)[0] for t in trials}) == 9
     assert wait_until(lambda: not pids_alive(all_pids(tmp_path)), timeout=15)
-    status = subprocess.run([sys.executable, "-m", "search.cli", "status", *worker_argv(settings, tmp_path)[4:12]],
+    status = subprocess.run([sys.executable, "-m", "gpupair_search.search.cli", "status", *worker_argv(settings, tmp_path)[4:12]],
                             env=cli_env(), capture_output=True, text=True, timeout=60)
     assert status.returncode == 0 and "fits_reduced" in status.stdout, status.stderr  # any host can read it
     print(f"{WORKERS} workers, {sum(measured(trials).values())} trials measured in {elapsed:.0f} s")
@@ -218,7 +218,7 @@ def test_workers_started_at_once_on_an_empty_database_all_start(tmp_path):
             tables = conn.execute(sqlalchemy.text(
                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = :s"), {"s": schema}).scalar()
         assert tables > 5
-        from search.storage import open_storage
+        from gpupair_search.search.storage import open_storage
 
         trials = optuna.load_study(study_name=name, storage=open_storage(url)).get_trials()
         assert list(measured(trials).values()) == [1]

@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from launcher.errors import ConfigError
-from launcher.experiments import load_experiment
-from launcher.registry import Registry
-from launcher.spec import JobConfig
-from settings import bundled
+from gpupair_search.launcher.errors import ConfigError
+from gpupair_search.launcher.experiments import load_experiment
+from gpupair_search.launcher.registry import Registry
+from gpupair_search.launcher.spec import JobConfig
+from gpupair_search.settings import bundled
 from tests.conftest import FIXTURES
 
 SEED_MODELS = FIXTURES / "seed_models_config.json"
@@ -73,7 +73,7 @@ def test_a_batchsize_for_pcb_is_an_error_not_silently_ignored(seed_registry, tmp
     (["--lenient"], 0, "12 pair(s)"),
 ], ids=["strict", "lenient"])
 def test_validate_on_the_seed_files(args, code, text):
-    done = subprocess.run([sys.executable, "-m", "search.cli", "validate", str(SEED_SETTINGS), "--models",
+    done = subprocess.run([sys.executable, "-m", "gpupair_search.search.cli", "validate", str(SEED_SETTINGS), "--models",
                            str(SEED_MODELS), *args], capture_output=True, text=True, timeout=60)
     assert done.returncode == code
     assert text in done.stdout + done.stderr
@@ -81,7 +81,7 @@ def test_validate_on_the_seed_files(args, code, text):
 
 
 def test_our_copy_of_the_twelve_groups_validates_strictly_against_the_bundled_models():
-    done = subprocess.run([sys.executable, "-m", "search.cli", "validate", str(bundled("parallel_feasibility_test.json"))],
+    done = subprocess.run([sys.executable, "-m", "gpupair_search.search.cli", "validate", str(bundled("parallel_feasibility_test.json"))],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "12 pair(s)" in done.stdout

@@ -70,7 +70,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 
 
 def test_simulated_figures_say_so():
-    from search import plots
+    from gpupair_search.search import plots
 
     rows = [{"t_s": t / 10, "foreground_mib": 100.0 * t if t < 8 else 0.0, "background_mib": 50.0,
              "total_mib": (100.0 * t if t < 8 else 0.0) + 50.0, "power_w": ""} for t in range(12)]

@@ -11,7 +11,7 @@ from tests.conftest import FIXTURES, cli_env, pids_alive, read_pids, wait_until
 
 
 def start_runner(tmp_path, pidfile):
-    argv = [sys.executable, "-m", "search.cli", "pair", "--device", "cpu",
+    argv = [sys.executable, "-m", "gpupair_search.search.cli", "pair", "--device", "cpu",
             "--models", str(FIXTURES / "models.json"), "--repos-root", str(FIXTURES),
             "--results", str(tmp_path / "results"),
             "--fg", "fixture/ok", "--fg-param", "seconds=120", "--fg-param", f"pidfile={pidfile}",

@@ -14,9 +14,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from launcher.errors import ConfigError
-from launcher.experiments import load_experiment
-from launcher.registry import Registry
+from gpupair_search.launcher.errors import ConfigError
+from gpupair_search.launcher.experiments import load_experiment
+from gpupair_search.launcher.registry import Registry
 
 TESTS = Path(__file__).resolve().parent
 SEED_MODELS = TESTS / "fixtures" / "seed_models_config.json"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from launcher.spec import JobConfig
-from search.inputs import load_registry
+from gpupair_search.launcher.spec import JobConfig
+from gpupair_search.search.inputs import load_registry
 
 pytestmark = pytest.mark.slow
 

@@ -1,5 +1,5 @@
 """Devices behind one interface: what a job's memory is, what the device draws, who else is on it."""
-from launcher.devices.base import Device, DeviceReading, ForeignProcess, NoDeviceError
-from launcher.devices.select import open_device, DEVICE_CHOICES
+from gpupair_search.launcher.devices.base import Device, DeviceReading, ForeignProcess, NoDeviceError
+from gpupair_search.launcher.devices.factory import open_device, DEVICE_CHOICES
 
 __all__ = ["Device", "DeviceReading", "ForeignProcess", "NoDeviceError", "open_device", "DEVICE_CHOICES"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from launcher.errors import UserError
+from gpupair_search.launcher.errors import UserError
 
 
 class NoDeviceError(UserError):

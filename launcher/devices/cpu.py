@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import psutil
 
-from launcher.devices.base import Device, DeviceReading
+from gpupair_search.launcher.devices.base import Device, DeviceReading
 
 
 class CpuDevice(Device):

@@ -8,10 +8,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from launcher.devices.base import NoDeviceError
-from launcher.devices.nvidia import NvidiaDevice
-from launcher.process import RunningJob, start_job
-from launcher.registry import Command
+from gpupair_search.launcher.devices.base import NoDeviceError
+from gpupair_search.launcher.devices.nvidia import NvidiaDevice
+from gpupair_search.launcher.process import RunningJob, start_job
+from gpupair_search.launcher.registry import Command
 
 _HOG = str(Path(__file__).with_name("memory_hog.py"))
 

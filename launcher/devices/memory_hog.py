@@ -10,14 +10,10 @@ before every study's first pair. torch is the fallback where the driver library 
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
-
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    del sys.path[0]  # run as a script: this folder's select.py would shadow the standard library's
-
-import ctypes  # noqa: E402
-import time  # noqa: E402
+import time
 
 MIB = 2**20
 

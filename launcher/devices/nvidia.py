@@ -1,7 +1,7 @@
 """NVIDIA GPU through NVML: per-process memory, power, energy counter, utilisation, temperature."""
 from __future__ import annotations
 
-from launcher.devices.base import Device, DeviceReading, ForeignProcess, NoDeviceError
+from gpupair_search.launcher.devices.base import Device, DeviceReading, ForeignProcess, NoDeviceError
 
 try:
     import pynvml

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from launcher.pair_runner import RunOptions, run_pair
-from launcher.registry import Registry
-from launcher.spec import JobConfig, PairSpec
+from gpupair_search.launcher.pair_runner import RunOptions, run_pair
+from gpupair_search.launcher.registry import Registry
+from gpupair_search.launcher.spec import JobConfig, PairSpec
 
 pytestmark = pytest.mark.gpu
 HERE = Path(__file__).parent
@@ -48,7 +48,7 @@ def _job(gib: float, seconds: float) -> JobConfig:
 
 
 def test_nvml_peaks_match_what_each_process_reports(tmp_path, registry):
-    from launcher.devices import open_device
+    from gpupair_search.launcher.devices import open_device
 
     device = open_device("cuda:0")
     pair = PairSpec(1, _job(3.0, 10.0), _job(1.5, 2.0))  # the background completes runs within the window
@@ -68,7 +68,7 @@ def test_nvml_peaks_match_what_each_process_reports(tmp_path, registry):
 
 @pytest.mark.parametrize("gib, expected", [(9.0, "oom_foreground"), (5.0, "ok")], ids=["needs-9GiB", "needs-5GiB"])
 def test_emulated_8gib_card_gives_real_ooms(tmp_path, registry, gib, expected):
-    from launcher.devices import open_device
+    from gpupair_search.launcher.devices import open_device
 
     device = open_device("cuda:0", gpu_memory_mib=8192.0)
     try:
@@ -86,7 +86,7 @@ def test_emulated_8gib_card_gives_real_ooms(tmp_path, registry, gib, expected):
 
 
 def test_foreground_energy_matches_mean_power_times_duration(tmp_path, registry):
-    from launcher.devices import open_device
+    from gpupair_search.launcher.devices import open_device
 
     device = open_device("cuda:0")
     result = run_pair(PairSpec(1, _job(1.0, 8.0), _job(0.5, 60.0)), registry, device, RunOptions(), tmp_path)
@@ -99,7 +99,7 @@ def test_foreground_energy_matches_mean_power_times_duration(tmp_path, registry)
 
 
 def test_probe_does_not_wait_for_a_cpu_only_background(tmp_path, registry):
-    from launcher.devices import open_device
+    from gpupair_search.launcher.devices import open_device
 
     device = open_device("cuda:0")
     cpu_job = JobConfig("cpujob", "ok", {"seconds": 120.0})  # ignores --max-steps: it would run 120 s

@@ -18,13 +18,10 @@ ranking is learnable.
 """
 
 import argparse
-import sys
 import time
 import warnings
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run by path: where the workloads package is
-from workloads.common import (  # noqa: E402
+from gpupair_search.workloads.common import (
     add_max_steps, finish, log, log_config, non_negative_float, non_negative_int, positive_int)
 
 import numpy as np

@@ -10,11 +10,8 @@ size of 1000.
 """
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run by path: where the workloads package is
-from workloads.common import (  # noqa: E402
+from gpupair_search.workloads.common import (
     BatchPool, StepTimer, add_max_steps, finish, log, log_config, log_progress, non_negative_int,
     pick_device, positive_float, positive_int, seed_everything)
 

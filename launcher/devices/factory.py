@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import re
 
-from launcher.devices.base import Device, NoDeviceError
-from launcher.devices.cpu import CpuDevice
+from gpupair_search.launcher.devices.base import Device, NoDeviceError
+from gpupair_search.launcher.devices.cpu import CpuDevice
 
 DEVICE_CHOICES = {
     "auto": "the first NVIDIA GPU if NVML finds one, else stop and say so",
@@ -20,7 +20,7 @@ def describe_choices() -> str:
 
 def open_device(choice: str, gpu_memory_mib: float | None = None, cpu_memory_mib: float | None = None) -> Device:
     """Open the device named by ``choice`` ("auto", "cuda:N", "cpu")."""
-    from launcher.devices.nvidia import NvidiaDevice, nvml_available
+    from gpupair_search.launcher.devices.nvidia import NvidiaDevice, nvml_available
 
     if choice == "cpu":
         if gpu_memory_mib is not None:
@@ -37,7 +37,7 @@ def open_device(choice: str, gpu_memory_mib: float | None = None, cpu_memory_mib
             raise NoDeviceError(f"unknown device {choice!r}. Choices:\n" + describe_choices())
         index = int(match.group(1))
     if gpu_memory_mib is not None:
-        from launcher.devices.emulation import EmulatedNvidiaDevice
+        from gpupair_search.launcher.devices.emulation import EmulatedNvidiaDevice
 
         return EmulatedNvidiaDevice(index, gpu_memory_mib)
     return NvidiaDevice(index)
