@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--study", default="feasibility")
     parser.add_argument("--budget-s", type=float, default=200.0, help="GPU time for configurations the study did not measure")
     args = parser.parse_args()
-    fs = open_results(args.study, None, None, args.results, False, None, None, False)
+    fs = open_results(args.study, None, None, args.results, "gpu", None, None, False)
     plans = [p for p in fs.plans() if p.verdict in (FITS_REDUCED, DOES_NOT_FIT)]
     device = executor = None  # opened at the first configuration to run: --budget-s 0 replays without a GPU
     ends = time.monotonic() + args.budget_s

@@ -1,7 +1,7 @@
 """One sampling loop for a pair: memory per job, device power/utilisation/temperature, CPU share per job.
 
 Device memory is read every ``interval`` (default 50 ms: 1 Hz sampling misses short peaks, see
-GPU_FACTS.md). Process trees are walked less often (``tree_interval``) because a walk reads all of /proc;
+docs/GPU_FACTS.md). Process trees are walked less often (``tree_interval``) because a walk reads all of /proc;
 a new GPU process between walks is attributed at once by following its parents to a job's guard.
 """
 from __future__ import annotations

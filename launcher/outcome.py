@@ -8,18 +8,44 @@ from pathlib import Path
 
 
 class Outcome(str, Enum):
+    """How a pair ended. Each member says what its numbers mean, so that no caller decides from its name."""
+
     OK = "ok"
     OOM_FOREGROUND = "oom_foreground"
     OOM_BACKGROUND = "oom_background"
     OVER_BUDGET = "over_budget"
     CRASH_FOREGROUND = "crash_foreground"
     CRASH_BACKGROUND = "crash_background"
+    NOT_STARTED_FOREGROUND = "not_started_foreground"
+    NOT_STARTED_BACKGROUND = "not_started_background"
     TIMEOUT = "timeout"
     BACKGROUND_UNSTABLE = "background_unstable"
 
     @property
     def is_oom(self) -> bool:
+        """Out of the card's (or the budget's) memory: a memory verdict, the pair does not fit."""
         return self in (Outcome.OOM_FOREGROUND, Outcome.OOM_BACKGROUND, Outcome.OVER_BUDGET)
+
+    @property
+    def is_memory_verdict(self) -> bool:
+        """The pair's memory was measured to the end (it fit) or to the point where it did not: a result the
+        study judges against the limit. Anything else is a failure with a reason."""
+        return self is Outcome.OK or self.is_oom
+
+    @property
+    def peak_is_exact(self) -> bool:
+        """The peaks are what the jobs needed; after an OOM they are a lower bound (what they held)."""
+        return self is Outcome.OK
+
+    @property
+    def oom_role(self) -> str | None:
+        """"foreground" or "background": the job that ran out of memory (None: neither, or the pair's budget)."""
+        return {Outcome.OOM_FOREGROUND: "foreground", Outcome.OOM_BACKGROUND: "background"}.get(self)
+
+    @property
+    def started(self) -> bool:
+        """False when a job never ran (script missing, not executable): nothing about the pair was measured."""
+        return self not in (Outcome.NOT_STARTED_FOREGROUND, Outcome.NOT_STARTED_BACKGROUND)
 
 
 # CUDA OOM in its usual spellings: torch's error class and message, and allocation failures that
@@ -33,11 +59,18 @@ _TRIED = re.compile(r"Tried to allocate ([\d.]+) ?(B|bytes|KiB|MiB|GiB|TiB)", re
 _UNIT_MIB = {"b": 1 / 2**20, "bytes": 1 / 2**20, "kib": 1 / 1024, "mib": 1.0, "gib": 1024.0, "tib": 1024.0**2}
 
 
+# A job that never ran: our job guard could not exec it, or Python could not find its script or module.
+_NOT_STARTED = re.compile(r"^(gpupair-search: cannot start |\S*python[\d.]*: (can't open file|No module named|"
+                          r"Error while finding module specification))", re.MULTILINE)
+
+
 @dataclass(frozen=True)
 class LogFindings:
     oom: bool
     tried_to_allocate_mib: float | None
     last_error: str  # last line that looks like an error, for the results' error_message
+    not_started: bool = False
+    first_lines: str = ""  # the log's first lines, which say why a job that never started did not
 
 
 def scan_log(text: str) -> LogFindings:
@@ -48,7 +81,8 @@ def scan_log(text: str) -> LogFindings:
         tried = float(match.group(1)) * _UNIT_MIB[match.group(2).lower()]
     errors = [line.strip() for line in text.splitlines()
               if re.search(r"Error|error:|Exception|Traceback|Killed", line) and "Traceback" not in line]
-    return LogFindings(oom, tried, errors[-1][:500] if errors else "")
+    first = " | ".join(line.strip() for line in text.splitlines()[:3] if line.strip())[:500]
+    return LogFindings(oom, tried, errors[-1][:500] if errors else "", bool(_NOT_STARTED.search(text[:4096])), first)
 
 
 def read_log(path: Path) -> str:
@@ -70,7 +104,12 @@ class JobEnd:
 
 def classify(foreground: JobEnd, background_runs: list[JobEnd], *, timed_out: bool, over_budget: bool,
              background_unstable: bool) -> Outcome:
-    """The pair's outcome. Memory verdicts come first: an OOM is what the study needs to know."""
+    """The pair's outcome. A job that never started comes first (nothing was measured); then memory
+    verdicts: an OOM is what the study needs to know."""
+    if foreground.log.not_started and not foreground.stopped_by_us:
+        return Outcome.NOT_STARTED_FOREGROUND
+    if any(run.log.not_started for run in background_runs):
+        return Outcome.NOT_STARTED_BACKGROUND
     if over_budget:
         return Outcome.OVER_BUDGET
     if foreground.log.oom:

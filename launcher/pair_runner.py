@@ -354,6 +354,11 @@ def _error_message(outcome: Outcome, fg_log, bg_ends: list[JobEnd], run: PairRun
     if outcome is Outcome.BACKGROUND_UNSTABLE:
         return (f"background exited {run.options.background_max_quick_exits} times in a row within "
                 f"{run.options.background_min_run_s:.0f} s of starting ({len(run.bg_logs)} runs): not a pair")
+    if outcome is Outcome.NOT_STARTED_FOREGROUND:
+        return f"foreground never started: {fg_log.first_lines or 'no output'}"
+    if outcome is Outcome.NOT_STARTED_BACKGROUND:
+        bad = next(e for e in bg_ends if e.log.not_started)
+        return f"background never started: {bad.log.first_lines or 'no output'}"
     if outcome in (Outcome.OOM_BACKGROUND, Outcome.CRASH_BACKGROUND):
         bad = next((e for e in reversed(bg_ends) if e.log.oom or e.exit_code not in (0, None)), None)
         detail = bad.log.last_error if bad else ""

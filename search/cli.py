@@ -1,21 +1,23 @@
-"""The ``gpupair-search`` command line. Each command is a thin shell over one module."""
+"""The ``gpupair-search`` command line. Each command is a thin shell over one module; every option is
+defined once, with its check, in :mod:`gpupair_search.search.cli_options`."""
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
+import typing
+from dataclasses import fields
 from pathlib import Path
 from typing import Callable, List, Optional
 
 import typer
 
 from gpupair_search.launcher.errors import UserError
+from gpupair_search.search import cli_options as opt
+from gpupair_search.search.run_study import RunRequest
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Find which training jobs can share one GPU, and at what batch sizes.")
-
-ModelsOpt = typer.Option(None, "--models", help="Models file in the seed's format (default: the built-in workloads).")
-ReposRootOpt = typer.Option(None, "--repos-root", help="Directory that relative repository paths of --models resolve against (default: current directory).")
-LenientOpt = typer.Option(False, "--lenient", help="Drop unknown hyperparameters with a recorded warning instead of stopping.")
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -36,11 +38,36 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def with_run_request(exclude: tuple[str, ...] = ()) -> Callable:
+    """Give a command every :class:`RunRequest` field as an option (less ``exclude``); the command receives
+    them as one ``request``. So ``run`` and ``worker`` share one definition of their options."""
+
+    def decorate(fn: Callable) -> Callable:
+        own = inspect.signature(fn, eval_str=True)
+        hints = typing.get_type_hints(RunRequest)
+        shared = [f for f in fields(RunRequest) if f.name not in exclude]
+        params = [p for p in own.parameters.values() if p.name != "request"] + [
+            inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.metadata["option"],
+                              annotation=f.metadata.get("type", hints[f.name])) for f in shared]
+
+        @functools.wraps(fn)
+        def wrapper(**kwargs):
+            request = RunRequest(**{f.name: kwargs.pop(f.name) for f in shared})
+            return fn(request=request, **kwargs)
+
+        wrapper.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        del wrapper.__wrapped__  # typer reads the signature above, not fn's
+        return wrapper
+
+    return decorate
+
+
 @app.command()
 @user_errors
 def validate(settings: Path = typer.Argument(..., help="Experiment settings file (seed format)."),
-             models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt,
-             lenient: bool = LenientOpt) -> None:
+             models: Optional[Path] = opt.MODELS, repos_root: Optional[Path] = opt.REPOS_ROOT,
+             lenient: bool = opt.LENIENT) -> None:
     """Check a settings file and print the pairs it would run. Exit 0 valid, 1 invalid, 2 unreadable."""
     from gpupair_search.search.inputs import load_registry, load_settings
 
@@ -64,6 +91,8 @@ def _parse_params(values: List[str], flag: str) -> dict:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise UserError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} batch_size=16")
+        if key in out:
+            raise UserError(f"{flag} {key}= is given twice ({out[key]!r} and {raw!r}); give each hyperparameter once")
         try:
             out[key] = json.loads(raw)  # numbers and booleans as such
         except ValueError:
@@ -91,29 +120,36 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
          bg: Optional[str] = typer.Option(None, "--bg", help="Background job as REPO/MODEL; omit for a solo run."),
          fg_param: List[str] = typer.Option([], "--fg-param", help="Foreground hyperparameter KEY=VALUE (repeatable)."),
          bg_param: List[str] = typer.Option([], "--bg-param", help="Background hyperparameter KEY=VALUE (repeatable)."),
-         device: str = typer.Option("auto", "--device", help="auto, cuda:N or cpu."),
-         gpu_memory: Optional[str] = typer.Option(None, "--gpu-memory", help="Emulate a card with this much memory, e.g. 8GiB."),
-         cpu_memory: Optional[str] = typer.Option(None, "--cpu-memory", help="Host-memory budget for --device cpu, e.g. 4GiB."),
-         timeout: float = typer.Option(3600.0, "--timeout", help="Seconds before the foreground is killed."),
-         probe: bool = typer.Option(False, "--probe", help="Stop jobs after a short probe (built-ins: --max-steps)."),
-         monitor_hz: float = typer.Option(20.0, "--monitor-hz", help="Memory sampling rate."),
-         results: Path = typer.Option(Path("results"), "--results", help="Results root directory."),
-         allow_foreign: bool = typer.Option(False, "--allow-foreign-processes", help="Run even if other processes hold GPU memory."),
-         models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt,
-         lenient: bool = LenientOpt) -> None:
+         device: str = typer.Option("auto", "--device", help="auto, cuda:N or cpu (a pair runs real jobs: no sim)."),
+         gpu_memory: Optional[str] = typer.Option(None, "--gpu-memory", callback=opt.GPU_MEMORY.callback,
+                                                  help="Emulate a card with this much memory, e.g. 8GiB (NVIDIA only; "
+                                                       "with --device cpu use --cpu-memory)."),
+         cpu_memory: Optional[str] = opt.CPU_MEMORY, timeout: float = opt.TIMEOUT,
+         probe: bool = typer.Option(False, "--probe/--full", help="Stop jobs after a short probe (built-ins: --max-steps), "
+                                                               "or run them as configured."),
+         monitor_hz: float = opt.MONITOR_HZ, results: str = opt.RESULTS, allow_foreign: bool = opt.ALLOW_FOREIGN,
+         models: Optional[Path] = opt.MODELS, repos_root: Optional[Path] = opt.REPOS_ROOT,
+         lenient: bool = opt.LENIENT) -> None:
     """Run one foreground/background pair and print its outcome and peaks."""
     from gpupair_search.launcher.devices import open_device
+    from gpupair_search.launcher.outcome import Outcome
     from gpupair_search.launcher.pair_runner import RunOptions, run_pair
     from gpupair_search.launcher.results import new_pair_dir, new_run_dir, write_pair_results
-    from gpupair_search.launcher.sizes import format_mib
+    from gpupair_search.launcher.sizes import format_mib, parse_size_mib
     from gpupair_search.launcher.spec import PairSpec
     from gpupair_search.search.inputs import load_registry
 
+    if bg_param and not bg:
+        raise UserError("--bg-param needs --bg: name the background job (REPO/MODEL), or drop --bg-param")
+    if device == "sim":
+        raise UserError("pair runs real jobs, so it cannot use --device sim; predict without a GPU with "
+                        "`gpupair-search plan --gpu-memory 8GiB` or `run --device sim`")
     registry = load_registry(models, repos_root)
     fg_job, fg_warn = _parse_job(fg, fg_param, "--fg-param", registry, lenient)
     bg_job, bg_warn = _parse_job(bg, bg_param, "--bg-param", registry, lenient) if bg else (None, [])
     spec = PairSpec(1, fg_job, bg_job, source="command line", warnings=tuple(fg_warn + bg_warn))
-    dev = open_device(device, _size(gpu_memory, "--gpu-memory"), _size(cpu_memory, "--cpu-memory"))
+    dev = open_device(device, parse_size_mib(gpu_memory) if gpu_memory else None,
+                      parse_size_mib(cpu_memory) if cpu_memory else None)
     try:
         pair_dir = new_pair_dir(new_run_dir(results), spec)
         options = RunOptions(monitor_hz=monitor_hz, timeout_s=timeout, probe=probe,
@@ -131,58 +167,27 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"results: {pair_dir}")
-    if result.outcome.value != "ok":
+    if result.outcome is not Outcome.OK:
         raise typer.Exit(3)
-
-
-StudyOpt = typer.Option(None, "--study", help="Named study (default: feasibility).")
-SettingsOpt = typer.Option(None, "--settings", help="Run any seed-format settings file as a study.")
-StorageOpt = typer.Option(None, "--storage", help="Optuna storage URL (default: sqlite file in --results).")
-ResultsOpt = typer.Option(Path("results"), "--results", help="Results root directory.")
 
 
 @app.command()
 @user_errors
-def run(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsOpt, storage: Optional[str] = StorageOpt,
-        device: Optional[str] = typer.Option(None, "--device", help="auto, cuda:N, cpu or sim (required without an NVIDIA GPU)."),
-        gpus: Optional[str] = typer.Option(None, "--gpus", help="Comma-separated GPU indices: one worker per GPU on shared storage, e.g. 0,1."),
-        gpu_memory: Optional[str] = typer.Option(None, "--gpu-memory", help="Card size to fit on (emulated on a bigger GPU). Default: the study's (8GiB)."),
-        safe_limit: Optional[str] = typer.Option(None, "--safe-limit", help="Pair peak must stay under this. Default: the study's (7500MiB)."),
-        cpu_memory: Optional[str] = typer.Option(None, "--cpu-memory", help="Host-memory budget with --device cpu (default: the card size)."),
-        probe: bool = typer.Option(True, "--probe/--full-epoch", help="Probe (short run to the memory plateau) or the seed's full epoch."),
-        extend: bool = typer.Option(True, "--extend/--no-extend", help="Reduce batch sizes of failing pairs."),
-        policy: str = typer.Option("background-first", "--policy", help="background-first, foreground-first or proportional."),
-        floor: int = typer.Option(1, "--floor", min=1, help="Smallest batch size the extension may try."),
-        timeout: float = typer.Option(3600.0, "--timeout", help="Seconds before a foreground is killed."),
-        monitor_hz: float = typer.Option(20.0, "--monitor-hz", help="Memory sampling rate."),
-        results: Path = ResultsOpt, allow_foreign: bool = typer.Option(False, "--allow-foreign-processes"),
-        models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt) -> None:
+@with_run_request(exclude=("cpus",))
+def run(gpus: Optional[str] = opt.GPUS, *, request: RunRequest) -> None:
     """Run a study: every pair as a trial, failing pairs extended by batch-size reduction."""
-    from gpupair_search.search.run_study import RunRequest, run_study
+    from gpupair_search.search.run_study import run_study
 
-    request = RunRequest(study, settings, storage, device, gpu_memory, safe_limit, cpu_memory, probe, extend, policy,
-                         floor, timeout, monitor_hz, results, allow_foreign, models, repos_root, lenient)
     raise typer.Exit(run_study(request, gpus=_gpu_list(gpus)))
 
 
 @app.command()
 @user_errors
-def worker(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsOpt,
-           storage: str = typer.Option(..., "--storage", help="The shared Optuna storage URL, e.g. postgresql://..."),
-           device: Optional[str] = typer.Option(None, "--device", help="auto, cuda:N, cpu or sim."),
-           gpu_memory: Optional[str] = typer.Option(None, "--gpu-memory"), safe_limit: Optional[str] = typer.Option(None, "--safe-limit"),
-           cpu_memory: Optional[str] = typer.Option(None, "--cpu-memory"),
-           probe: bool = typer.Option(True, "--probe/--full-epoch"), extend: bool = typer.Option(True, "--extend/--no-extend"),
-           policy: str = typer.Option("background-first", "--policy"), floor: int = typer.Option(1, "--floor", min=1),
-           timeout: float = typer.Option(3600.0, "--timeout"), monitor_hz: float = typer.Option(20.0, "--monitor-hz"),
-           results: Path = ResultsOpt, allow_foreign: bool = typer.Option(False, "--allow-foreign-processes"),
-           models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt,
-           cpus: Optional[str] = typer.Option(None, "--cpus", help="Run this worker and its jobs on these cores only, e.g. 0-15 (run --gpus gives each worker its share).")) -> None:
-    """Take trials of a shared study until none is left (run one per GPU or host against the same storage)."""
-    from gpupair_search.search.run_study import RunRequest, run_study
+@with_run_request()
+def worker(*, request: RunRequest) -> None:
+    """Take trials of a shared study until none is left (run one per GPU or host against the same --storage)."""
+    from gpupair_search.search.run_study import run_study
 
-    request = RunRequest(study, settings, storage, device, gpu_memory, safe_limit, cpu_memory, probe, extend, policy,
-                         floor, timeout, monitor_hz, results, allow_foreign, models, repos_root, lenient, cpus)
     raise typer.Exit(run_study(request, worker=True))
 
 
@@ -193,66 +198,89 @@ def _gpu_list(text: Optional[str]) -> Optional[list]:
         gpus = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise UserError(f"--gpus {text!r}: expected comma-separated GPU indices, e.g. --gpus 0,1") from None
-    if len(set(gpus)) != len(gpus) or not gpus:
-        raise UserError(f"--gpus {text!r}: each GPU once, at least one")
+    if len(set(gpus)) != len(gpus) or not gpus or min(gpus) < 0:
+        raise UserError(f"--gpus {text!r}: each GPU once, at least one, none negative")
     return gpus
 
 
+def _stored(study, settings, storage, results, kind, simulated, models, repos_root, lenient, name):
+    """Open a stored study for reading (status, report, export, dashboard): nothing is written to it."""
+    from gpupair_search.search.report import open_results
+
+    if kind is not None and kind not in ("gpu", "cpu", "simulated"):
+        raise UserError(f"--kind {kind!r}: expected gpu, cpu or simulated")
+    return open_results(study, settings, storage, results, "simulated" if simulated else kind, models, repos_root,
+                        lenient, name)
+
+
+def _outputs_must_not_overwrite_inputs(output: Path, fs, storage: Optional[str], results: Path) -> None:
+    from gpupair_search.search.output_file import refuse_overwriting
+    from gpupair_search.search.storage import sqlite_path
+
+    refuse_overwriting(output, {"the study's storage": sqlite_path(storage) if storage else results / "gpupair.db",
+                                "the settings file": Path(fs.experiment.file), "the models file": Path(fs.registry.file)})
+
+
 @app.command()
 @user_errors
-def status(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsOpt, storage: Optional[str] = StorageOpt,
-           results: Path = ResultsOpt, simulated: bool = typer.Option(False, "--simulated", help="The simulated study of that name."),
-           models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt) -> None:
-    """Print the table of pair verdicts from storage, at any time."""
+def status(study: Optional[str] = opt.STUDY, settings: Optional[Path] = opt.SETTINGS, name: Optional[str] = opt.NAME,
+           storage: Optional[str] = opt.STORAGE, results: str = opt.RESULTS, kind: Optional[str] = opt.KIND,
+           simulated: bool = opt.SIMULATED, models: Optional[Path] = opt.MODELS,
+           repos_root: Optional[Path] = opt.REPOS_ROOT, lenient: bool = opt.LENIENT) -> None:
+    """Print the table of pair verdicts from storage, at any time (reads only)."""
     from gpupair_search.search.run_study import print_status
 
-    print_status(study, settings, storage, results, simulated, models, repos_root, lenient)
+    print_status(_stored(study, settings, storage, results, kind, simulated, models, repos_root, lenient, name))
 
 
 @app.command()
 @user_errors
-def plan(gpu_memory: str = typer.Option(..., "--gpu-memory", help="The card to predict for, e.g. 8GiB."),
-         safe_limit: Optional[str] = typer.Option(None, "--safe-limit"),
-         study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsOpt,
-         models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt) -> None:
+def plan(gpu_memory: str = typer.Option(..., "--gpu-memory", callback=opt.GPU_MEMORY.callback,
+                                        help="The card to predict for, e.g. 8GiB."),
+         safe_limit: Optional[str] = opt.SAFE_LIMIT, study: Optional[str] = opt.STUDY,
+         settings: Optional[Path] = opt.SETTINGS, models: Optional[Path] = opt.MODELS,
+         repos_root: Optional[Path] = opt.REPOS_ROOT, lenient: bool = opt.LENIENT) -> None:
     """Predict (simulated, from shipped profiles) which pairs fit on a card you do not have."""
     from gpupair_search.search.run_study import predict
 
     typer.echo(predict(study, settings, gpu_memory, safe_limit, models, repos_root, lenient))
 
 
-SimulatedOpt = typer.Option(False, "--simulated", help="The simulated study of that name.")
-
-
 @app.command()
 @user_errors
-def report(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsOpt, storage: Optional[str] = StorageOpt,
-           results: Path = ResultsOpt, simulated: bool = SimulatedOpt,
-           models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt,
+def report(study: Optional[str] = opt.STUDY, settings: Optional[Path] = opt.SETTINGS, name: Optional[str] = opt.NAME,
+           storage: Optional[str] = opt.STORAGE, results: str = opt.RESULTS, kind: Optional[str] = opt.KIND,
+           simulated: bool = opt.SIMULATED, models: Optional[Path] = opt.MODELS,
+           repos_root: Optional[Path] = opt.REPOS_ROOT, lenient: bool = opt.LENIENT,
            output: Path = typer.Option(Path("report.html"), "-o", "--output", help="HTML file to write.")) -> None:
     """Write one self-contained HTML report of a study (opens with no network)."""
-    from gpupair_search.search.report import open_results, write_report
+    from gpupair_search.search.report import write_report
 
-    fs = open_results(study, settings, storage, results, simulated, models, repos_root, lenient)
+    fs = _stored(study, settings, storage, results, kind, simulated, models, repos_root, lenient, name)
+    _outputs_must_not_overwrite_inputs(output, fs, storage, results)
     figures = write_report(fs, output, results)
     typer.echo(f"{output}: {figures} figures of study '{fs.settings.name}'")
 
 
 @app.command()
 @user_errors
-def export(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsOpt, storage: Optional[str] = StorageOpt,
-           results: Path = ResultsOpt, simulated: bool = SimulatedOpt,
+def export(study: Optional[str] = opt.STUDY, settings: Optional[Path] = opt.SETTINGS, name: Optional[str] = opt.NAME,
+           storage: Optional[str] = opt.STORAGE, results: str = opt.RESULTS, kind: Optional[str] = opt.KIND,
+           simulated: bool = opt.SIMULATED,
            output: Path = typer.Option(Path("safe_pairs.json"), "-o", "--output", help="Settings file to write."),
            margin: str = typer.Option("0MiB", "--margin", help="Keep pairs whose verified peak is this far under the safe limit, e.g. 200MiB."),
-           models: Optional[Path] = typer.Option(None, "--models", help="Models file the exported settings will run with "
-                                                 "(e.g. the seed's models_config.json). Default: the study's (--study-models)."),
-           study_models: Optional[Path] = typer.Option(None, "--study-models", help="Models file the study ran with (default: the built-in workloads)."),
-           repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt) -> None:
+           models: Optional[Path] = typer.Option(None, "--models", callback=opt.MODELS.callback,
+                                                 help="Models file the exported settings will run with "
+                                                      "(e.g. the seed's models_config.json). Default: the study's (--study-models)."),
+           study_models: Optional[Path] = typer.Option(None, "--study-models", callback=opt.MODELS.callback,
+                                                       help="Models file the study ran with (default: the built-in workloads)."),
+           repos_root: Optional[Path] = opt.REPOS_ROOT, lenient: bool = opt.LENIENT) -> None:
     """Write the verified-safe pairs as a settings file in the seed's format, by risk class."""
     from gpupair_search.search.export import additions_path, build_export, parse_margin, write_export
-    from gpupair_search.search.report import open_results
 
-    fs = open_results(study, settings, storage, results, simulated, study_models, repos_root, lenient)
+    fs = _stored(study, settings, storage, results, kind, simulated, study_models, repos_root, lenient, name)
+    _outputs_must_not_overwrite_inputs(output, fs, storage, results)
+    _outputs_must_not_overwrite_inputs(additions_path(output), fs, storage, results)
     result = build_export(fs, models or fs.registry.file, parse_margin(margin))
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
@@ -266,32 +294,17 @@ def export(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsO
 
 @app.command()
 @user_errors
-def dashboard(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsOpt, storage: Optional[str] = StorageOpt,
-              results: Path = ResultsOpt, simulated: bool = SimulatedOpt,
-              host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (the dashboard has no login: keep it local)."),
-              port: int = typer.Option(8080, "--port", help="Port to listen on."),
-              models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt,
-              lenient: bool = LenientOpt) -> None:
-    """Serve optuna-dashboard on the study, with each trial's files and the feasible frontiers."""
-    from gpupair_search.search.dashboard import prepare, serve
-    from gpupair_search.search.report import is_simulated, open_results
-
-    fs = open_results(study, settings, storage, results, simulated, models, repos_root, lenient)
-    prepare(fs, is_simulated(fs))
+def dashboard(study: Optional[str] = opt.STUDY, settings: Optional[Path] = opt.SETTINGS, name: Optional[str] = opt.NAME,
+              storage: Optional[str] = opt.STORAGE, results: str = opt.RESULTS, kind: Optional[str] = opt.KIND,
+              simulated: bool = opt.SIMULATED, host: str = opt.HOST, port: int = opt.PORT,
+              models: Optional[Path] = opt.MODELS, repos_root: Optional[Path] = opt.REPOS_ROOT,
+              lenient: bool = opt.LENIENT) -> None:
+    """Serve optuna-dashboard on the study, with each trial's files and the feasible frontiers (reads only)."""
+    from gpupair_search.search.dashboard import serve
     from gpupair_search.search.storage import existing_storage_url
 
+    _stored(study, settings, storage, results, kind, simulated, models, repos_root, lenient, name)
     serve(storage or existing_storage_url(results), results, host, port)
-
-
-def _size(text: Optional[str], flag: str) -> Optional[float]:
-    from gpupair_search.launcher.sizes import parse_size_mib
-
-    if text is None:
-        return None
-    try:
-        return parse_size_mib(text)
-    except ValueError as exc:
-        raise UserError(f"{flag}: {exc}") from None
 
 
 def _terminate_as_interrupt(signum, frame) -> None:
@@ -299,8 +312,14 @@ def _terminate_as_interrupt(signum, frame) -> None:
 
 
 def main() -> None:
+    import logging
     import signal
 
+    import optuna
+
+    # Optuna logs every trial at INFO; a CLI run prints its own progress line instead. Set here, for the
+    # command line only: importing the package changes no global state.
+    optuna.logging.set_verbosity(logging.WARNING)
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     app()
 

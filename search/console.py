@@ -7,6 +7,7 @@ from typing import TextIO
 
 from gpupair_search.launcher.monitor import Sample
 from gpupair_search.search.planner import PairPlan
+from gpupair_search.search.verdict import Verdict
 
 
 def _short(key: str) -> str:
@@ -70,7 +71,24 @@ def _bar(fraction: float, width: int = 10) -> str:
     return "[" + "#" * filled + "." * (width - filled) + "]" + ("!" if fraction > 1 else "")
 
 
-def verdict_table(plans: list[PairPlan], safe_limit_mib: float, simulated: bool = False) -> str:
+KIND_WORDS = {"gpu": "", "cpu": "; CPU: host memory (RSS) against a budget, not GPU memory",
+              "simulated": "; SIMULATED numbers"}
+
+
+def budget_words(kind: str, card_mib: float, safe_limit_mib: float) -> str:
+    """What the study fits against, in its own terms: a card, a host-memory budget, or a simulated card."""
+    if kind == "cpu":
+        return f"host-memory budget {card_mib:,.0f} MiB (CPU, not a GPU), safe limit {safe_limit_mib:,.0f} MiB"
+    prefix = "SIMULATED card" if kind == "simulated" else "card"
+    return f"{prefix} {card_mib:,.0f} MiB, safe limit {safe_limit_mib:,.0f} MiB"
+
+
+def measured_trials(plans: list[PairPlan]) -> int:
+    """The trial count every view prints: trials that measured something."""
+    return sum(p.trials_spent for p in plans)
+
+
+def verdict_table(plans: list[PairPlan], safe_limit_mib: float, kind: str = "gpu") -> str:
     head = ["group", "foreground + background", "verdict", "peak MiB", "margin MiB", "batch (orig -> safe)", "trials"]
     rows = []
     for plan in plans:
@@ -80,12 +98,12 @@ def verdict_table(plans: list[PairPlan], safe_limit_mib: float, simulated: bool 
             peak = measured[-1] if measured else None
         margin = f"{safe_limit_mib - peak:,.0f}" if peak is not None else "-"
         jobs = plan.pair.foreground.key + (" + " + plan.pair.background.key if plan.pair.background else "")
-        verdict = plan.verdict + (f" ({plan.detail})" if plan.detail and plan.verdict in ("failed",) else "")
+        verdict = plan.verdict.value + (f" ({plan.detail})" if plan.detail and plan.verdict is Verdict.FAILED else "")
         rows.append([str(plan.pair.group), jobs, verdict[:60], f"{peak:,.0f}" if peak is not None else "-", margin,
                      f"{_batch(plan.original)} -> {_batch(plan.recommended)}", str(plan.trials_spent)])
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
-    total = sum(p.trials_spent for p in plans)
-    title = f"safe limit {safe_limit_mib:,.0f} MiB; {total} trials" + ("; SIMULATED numbers" if simulated else "")
+    total = measured_trials(plans)
+    title = f"safe limit {safe_limit_mib:,.0f} MiB; {total} trials" + KIND_WORDS[kind]
     return title + "\n" + "\n".join(lines)

@@ -53,7 +53,7 @@ def prepare(fs: FeasibilityStudy, simulated: bool = False) -> list[str]:
     options = fs.settings.extension
     ids = []
     for plan in plans:
-        if not plan.extension_trials and plan.verdict not in ("fits_reduced", "does_not_fit"):
+        if not plan.extension_trials and not plan.verdict.shows_frontier:
             continue
         path = reduction_path(*plan.original, options.policy, options.floor)
         figure = plots.frontier(plan, models, limit, path, simulated)

@@ -1,7 +1,7 @@
 """Export the verified-safe pairs of a study as a settings file in the seed's format.
 
 The point is to hand the seed's own runner only what was measured to fit: each safe pair at its largest
-verified batch sizes, ordered by the seed design's risk classes (§9.1), with the gradient-accumulation
+verified batch sizes, ordered by the seed design's risk classes (docs/seed_design.md §9.1), with the gradient-accumulation
 factor that keeps the original effective batch size. The seed's runner silently drops hyperparameters
 its models file does not list, so a reduced ``batch_size`` could be ignored without a word: every
 hyperparameter the target models file lacks is warned about and written to a ``.models_additions.json``
@@ -26,9 +26,10 @@ from gpupair_search.launcher.registry import BATCH_SIZE, Registry
 from gpupair_search.launcher.results import atomic_write
 from gpupair_search.launcher.spec import JobConfig
 from gpupair_search.search.extension import Config, reduction_path
-from gpupair_search.search.planner import FITS, FITS_REDUCED, PairPlan
+from gpupair_search.search.planner import PairPlan
+from gpupair_search.search.verdict import Verdict
 
-# -- risk classes (seed design §9.1, on an 8 GB card), scaled to the study's card ------------------------
+# -- risk classes (docs/seed_design.md §9.1, on an 8 GB card), scaled to the study's card ------------------------
 RISK_CLASSES = ("stable", "usable", "high risk")
 _SEED_CARD_MIB = 8192.0
 _SEED_BOUNDS_MIB = (3000.0, 4000.0)  # stable < 3000 MB <= usable <= 4000 MB < high risk
@@ -56,7 +57,7 @@ def safe_choice(plan: PairPlan, limit_mib: float, policy, floor: int) -> SafeCho
     """The largest verified configuration whose measured peak is at most ``limit_mib``: the plan's
     recommendation when it qualifies, else the first qualifying measured point down the reduction path
     (a --margin can rule out the recommendation while a smaller measured configuration still passes)."""
-    if plan.verdict not in (FITS, FITS_REDUCED):
+    if not plan.verdict.is_safe:
         return None
     order = [plan.original, *reduction_path(*plan.original, policy, floor)]
     rank = {config: i for i, config in enumerate(order)}
@@ -155,14 +156,21 @@ def _raw_models(registry: Registry) -> dict[str, Any]:
 def _top_level(raw: dict[str, Any], fs, margin_mib: float) -> dict[str, Any]:
     out = {key: raw.get(key, default) for key, default in _SEED_TOP.items()}
     out.update({k: v for k, v in raw.items() if k not in out and k != "experiments" and not k.startswith("_")})
+    from gpupair_search.search.report import study_kind
+
     name = str(raw.get("experiment_name", fs.experiment.name))
     limit = fs.settings.safe_limit_mib
+    kind = study_kind(fs)
+    how = {"gpu": "measured to stay under", "cpu": "measured on the CPU (host memory, not GPU memory) to stay under",
+           "simulated": "SIMULATED (predicted from memory profiles, not measured) to stay under"}[kind]
+    where = (f"a {fs.settings.card_mib:,.0f} MiB host-memory budget" if kind == "cpu"
+             else f"a {'simulated ' if kind == 'simulated' else ''}{fs.settings.card_mib:,.0f} MiB card")
+    verified = "largest predicted" if kind == "simulated" else "largest verified"
     out["experiment_name"] = f"{name}_safe_pairs"
-    out["description"] = (f"Pairs of '{name}' measured to stay under {limit - margin_mib:,.0f} MiB "
+    out["description"] = (f"Pairs of '{name}' {how} {limit - margin_mib:,.0f} MiB "
                           f"(safe limit {limit:,.0f} MiB" + (f" minus a {margin_mib:,.0f} MiB margin" if margin_mib else "")
-                          + f") on a {fs.settings.card_mib:,.0f} MiB card, at their largest verified batch sizes; "
-                          "ordered stable, usable, high risk.")
-    out["_exported_from"] = {"study": fs.settings.name, "settings_file": str(fs.experiment.file),
+                          + f") on {where}, at their {verified} batch sizes; ordered stable, usable, high risk.")
+    out["_exported_from"] = {"study": fs.settings.name, "kind": kind, "settings_file": str(fs.experiment.file),
                              "card_mib": fs.settings.card_mib, "safe_limit_mib": limit, "margin_mib": margin_mib,
                              "exported_at": datetime.now().isoformat(timespec="seconds"), "tool": "gpupair-search export"}
     return out
@@ -208,13 +216,13 @@ def _entry(plan: PairPlan, choice: SafeChoice, raw: dict[str, Any], cls: str, li
 def _unsafe_entry(plan: PairPlan, limit: float, margin_mib: float) -> dict[str, Any]:
     peaks = [t.peak_mib for t in plan.trials if t.config == plan.original and t.measured and t.peak_mib is not None]
     peak = peaks[-1] if peaks else None
-    if plan.verdict in (FITS, FITS_REDUCED):
+    if plan.verdict.is_safe:
         reason = (f"verified peak {plan.recommended_peak_mib:,.0f} MiB leaves less than the {margin_mib:,.0f} MiB "
                   f"margin under the {limit:,.0f} MiB limit, and no smaller verified configuration does")
-    elif plan.verdict == "pending" and any(t.measured for t in plan.trials) and peak is None:
+    elif plan.verdict is Verdict.PENDING and any(t.measured for t in plan.trials) and peak is None:
         reason = (f"no trial at its configured batch sizes {plan.original}: the settings or models file changed "
                   "since the study ran (batch-size defaults?); run the study again with the current files")
-    elif plan.verdict == "pending":
+    elif plan.verdict is Verdict.PENDING:
         reason = "not measured yet: run the study to the end"
     else:
         reason = plan.verdict + (f": {plan.detail}" if plan.detail else "") + (

@@ -2,14 +2,16 @@
 
 Fitted from every measurement of the job: its own peak in pairs and solo runs (exact), shipped profiles
 (exact, another card: used for the slope when the study has too few points of its own), and OOMs, which
-give lower bounds (what it held plus what it "tried to allocate"). GPU_FACTS.md: memory grows close to
-linearly with batch size once past small batches.
+give lower bounds (what it held plus what it "tried to allocate"). Memory grows close to linearly with
+batch size once past small batches (BENCHMARKS.md, Prediction).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# A CUDA context alone costs ~610 MiB per process (GPU_FACTS.md); the fixed part is never below that
+from gpupair_search.launcher.outcome import Outcome
+
+# A CUDA context alone costs ~610 MiB per process (measured on an H100, 2026-11-27); the fixed part is never below that
 # on a GPU. Used only when nothing else is known.
 DEFAULT_FIXED_MIB = 610.0
 
@@ -99,18 +101,24 @@ def fit_linear(observations: list[Observation]) -> LinearMemoryModel | None:
 def observations_from_trial(attrs: dict, fg_batch: int | None, bg_batch: int | None) -> dict[str, list[Observation]]:
     """What one measured trial says about each of its jobs (keys ``repo/model``)."""
     out: dict[str, list[Observation]] = {}
-    memory, outcome = attrs.get("memory") or {}, attrs.get("outcome", "")
+    memory, outcome = attrs.get("memory") or {}, _outcome(attrs.get("outcome"))
     for role, batch in (("foreground", fg_batch), ("background", bg_batch)):
         job = attrs.get(role)
-        if not job or batch is None or not memory:
+        if not job or batch is None or not memory or outcome is None:
             continue
         peak = float(memory.get(f"{role}_peak_mib") or 0.0)
         tried = memory.get(f"{role}_tried_to_allocate_mib")
-        this_oom = outcome == f"oom_{role}"
         key = f"{job['repo']}/{job['model']}"
-        if this_oom:
+        if outcome.oom_role == role:
             out.setdefault(key, []).append(Observation(batch, peak + float(tried or 0.0), exact=False))
-        elif peak > 0 and outcome in ("ok", "oom_foreground", "oom_background", "over_budget"):
+        elif peak > 0 and outcome.is_memory_verdict:
             # the other job of an OOM pair was cut short: its peak is only a lower bound
-            out.setdefault(key, []).append(Observation(batch, peak, exact=outcome == "ok"))
+            out.setdefault(key, []).append(Observation(batch, peak, exact=outcome.peak_is_exact))
     return out
+
+
+def _outcome(value: str | None) -> Outcome | None:
+    try:
+        return Outcome(value)
+    except ValueError:
+        return None

@@ -12,14 +12,10 @@ from gpupair_search.launcher.spec import PairSpec
 from gpupair_search.search.extension import Config, Policy, answer, budget, next_position, reduction_path, state_from
 from gpupair_search.search.memory_model import LinearMemoryModel, Observation, fit_linear, observations_from_trial
 from gpupair_search.search.trial_record import TrialView
+from gpupair_search.search.verdict import Verdict
 
-FITS = "fits"
-FITS_REDUCED = "fits_reduced"
-DOES_NOT_FIT = "does_not_fit"
-NOT_REDUCIBLE = "not_reducible"
-FAILED = "failed"
-PENDING = "pending"
-INFEASIBLE = "infeasible"  # extension switched off
+FITS, FITS_REDUCED, DOES_NOT_FIT = Verdict.FITS, Verdict.FITS_REDUCED, Verdict.DOES_NOT_FIT
+NOT_REDUCIBLE, FAILED, PENDING, INFEASIBLE = Verdict.NOT_REDUCIBLE, Verdict.FAILED, Verdict.PENDING, Verdict.INFEASIBLE
 PREDICTED_KEY = "predicted_peak_mib"  # user attr of an extension trial: what the model expected when proposing it
 
 
@@ -37,7 +33,7 @@ class ExtensionOptions:
 class PairPlan:
     pair: PairSpec
     original: Config
-    verdict: str = PENDING
+    verdict: Verdict = PENDING
     recommended: Config | None = None
     recommended_peak_mib: float | None = None
     next_config: Config | None = None
@@ -109,6 +105,7 @@ def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: 
     target = safe_limit_mib * (1 - options.margin_fraction)
     position = next_position(state, _predicted_first_feasible(pair, path, models, target), _distrust(on_path, target))
     if position is not None:
+        plan.verdict = Verdict.SEARCHING
         plan.next_config = path[position - 1]
         plan.next_predicted_mib = predict_pair(pair, plan.next_config, models)
         return plan

@@ -11,6 +11,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import plotly.graph_objects as go
 
+from gpupair_search.launcher.outcome import Outcome
+from gpupair_search.search.verdict import Verdict
 from gpupair_search.search.extension import Config
 from gpupair_search.search.memory_model import LinearMemoryModel
 from gpupair_search.search.planner import PairPlan, predict_pair
@@ -18,15 +20,7 @@ from gpupair_search.search.export import RISK_CLASSES, risk_bounds, risk_class
 
 Row = Mapping[str, Any]  # one timeline sample: t_s, foreground_mib, background_mib, total_mib, power_w, ...
 
-VERDICT_STYLE: dict[str, tuple[str, str]] = {  # verdict -> (legend label, colour)
-    "fits": ("fits at the configured batch sizes", "#2ca02c"),
-    "fits_reduced": ("fits after batch-size reduction", "#1f77b4"),
-    "does_not_fit": ("does not fit, even at the floor", "#d62728"),
-    "not_reducible": ("does not fit, no batch-size knob", "#8c1c13"),
-    "infeasible": ("does not fit (extension off)", "#9467bd"),
-    "failed": ("failed (crash; peak until the crash)", "#7f7f7f"),
-    "pending": ("not measured yet", "#c7c7c7"),
-}
+VERDICT_STYLE: dict[str, tuple[str, str]] = {v.value: (v.label, v.colour) for v in Verdict}  # verdict -> (legend, colour)
 FG_COLOUR, BG_COLOUR, TOTAL_COLOUR, LIMIT_COLOUR, CARD_COLOUR = "#1f77b4", "#ff7f0e", "#222222", "#d62728", "#555555"
 RISK_FILL = {"stable": "#2ca02c", "usable": "#ffbf00", "high risk": "#d62728"}
 _FONT = dict(family="Arial, Helvetica, sans-serif", size=14, color="#222")
@@ -120,7 +114,7 @@ def pair_matrix(plans: Sequence[PairPlan], safe_limit_mib: float, card_mib: floa
                     customdata=[[_jobs(p), p.verdict, _batches(p.original)] for _, p in chosen],
                     hovertemplate="%{customdata[0]}<br>%{customdata[1]} at batch %{customdata[2]}"
                                   "<br>peak %{y:,.0f} MiB<extra></extra>")
-    reduced = [(label, p) for label, p in zip(labels, plans) if p.verdict == "fits_reduced" and p.recommended_peak_mib]
+    reduced = [(label, p) for label, p in zip(labels, plans) if p.verdict is Verdict.FITS_REDUCED and p.recommended_peak_mib]
     if reduced:
         fig.add_scatter(x=[label for label, _ in reduced], y=[p.recommended_peak_mib for _, p in reduced],
                         mode="markers", name="peak at the recommended batch sizes",
@@ -138,7 +132,7 @@ def pair_matrix(plans: Sequence[PairPlan], safe_limit_mib: float, card_mib: floa
     counts = ", ".join(f"{sum(p.verdict == v for p in plans)} {v}" for v in VERDICT_STYLE
                        if any(p.verdict == v for p in plans))
     return _layout(fig, _title("Which pairs fit: peak memory of each pair", simulated,
-                               f"{len(plans)} pairs: {counts}. Bands: risk classes of the seed design (§9.1), "
+                               f"{len(plans)} pairs: {counts}. Bands: risk classes of the seed design (docs/seed_design.md §9.1), "
                                f"scaled to a {card_mib:,.0f} MiB card."), height=620, bottom=190 if len(labels) > 6 else 120,
                    bargap=0.35).update_layout(margin=dict(r=90))
 
@@ -153,17 +147,18 @@ def _batches(config: Config | None) -> str:
 def oom_moment(rows: Sequence[Row], outcome: str | None, card_mib: float | None = None) -> float | None:
     """When the pair ran out of memory: the last sample before the failing job's memory fell (its process
     died), or for an over-budget pair the first sample over the card. None when the outcome is no OOM."""
-    if not outcome or not (outcome.startswith("oom_") or outcome == "over_budget") or not rows:
+    kind = next((o for o in Outcome if o.value == outcome), None)
+    if kind is None or not kind.is_oom or not rows:
         return None
     times = _column(rows, "t_s")
-    if outcome == "over_budget":
+    if kind.oom_role is None:  # over the pair's budget
         total = _column(rows, "total_mib")
         if card_mib:
             over = [t for t, v in zip(times, total) if v is not None and v > card_mib]
             if over:
                 return over[0]
         return _argmax(times, total)
-    values = _column(rows, "foreground_mib" if outcome == "oom_foreground" else "background_mib")
+    values = _column(rows, f"{kind.oom_role}_mib")
     peak_at = max(range(len(values)), key=lambda i: values[i] or 0.0)
     peak = values[peak_at] or 0.0
     i = peak_at

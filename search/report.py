@@ -19,40 +19,64 @@ from optuna.trial import TrialState
 
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.search import plots
+from gpupair_search.search.console import budget_words, measured_trials
 from gpupair_search.search.extension import Policy, reduction_path
 from gpupair_search.search.planner import ExtensionOptions, PairPlan
-from gpupair_search.search.session import open_study, resolve_inputs
-from gpupair_search.search.storage import redact_url, default_storage_path, existing_storage_url, open_storage
-from gpupair_search.search.study import FeasibilityStudy
+from gpupair_search.search.profiles import load_profiles, profile_observations
+from gpupair_search.search.session import DEVICE_KINDS, resolve_inputs, study_name
+from gpupair_search.search.storage import default_storage_path, existing_storage_url, open_storage, redact_url
+from gpupair_search.search.study import FeasibilityStudy, StudySettings, stored_definition
 from gpupair_search.search.trial_record import TrialView
 
 
 # -- opening a finished (or running) study ---------------------------------------------------------------
-def open_results(study: str | None, settings: Path | None, storage: str | None, results: Path, simulated: bool,
-                 models: Path | None, repos_root: Path | None, lenient: bool) -> FeasibilityStudy:
-    """The study as stored: fails clearly when it does not exist (instead of creating an empty one), and
-    keeps the card size, safe limit, policy and floor it was run with."""
+def open_results(study: str | None, settings: Path | None, storage: str | None, results: Path, kind: str | None,
+                 models: Path | None, repos_root: Path | None, lenient: bool,
+                 name: str | None = None) -> FeasibilityStudy:
+    """The study as stored, for reading: its own definition (card, limit, policy, floor, pairs), never the
+    defaults or an edited settings file, and nothing written. ``kind`` ("gpu", "cpu", "simulated") picks
+    among studies of the same settings; None finds the one there is."""
     inputs = resolve_inputs(study, settings, models, repos_root, lenient, None, None)
-    name = inputs.name + ("-simulated" if simulated else "")
     if storage is None and not default_storage_path(results).exists():
         raise UserError(f"no study storage at {default_storage_path(results)}; point --results at the directory the study "
                         "ran with (or --storage at its URL), or run it first with `gpupair-search run`")
     url = storage or existing_storage_url(results)
-    stored = open_storage(url)  # not the bare URL: it picks the installed PostgreSQL driver
+    stored = open_storage(url, must_exist=True)  # not the bare URL: it picks the installed PostgreSQL driver
     names = [s.study_name for s in stored.get_all_studies()]
-    if name not in names:
-        raise UserError(f"no study named {name!r} in {redact_url(url)}; studies there: {', '.join(names) or '(none)'}. "
-                        "Pass the --settings/--study it ran with" + ("" if simulated else " (or --simulated)"))
-    attrs = optuna.load_study(study_name=name, storage=stored).user_attrs
-    inputs = dataclasses.replace(inputs, card_mib=float(attrs.get("card_mib", inputs.card_mib)),
-                                 safe_limit_mib=float(attrs.get("safe_limit_mib", inputs.safe_limit_mib)))
-    extension = ExtensionOptions(policy=Policy(attrs.get("policy", Policy.BACKGROUND_FIRST.value)),
+    base = name or inputs.name
+    kinds = [kind] if kind else list(DEVICE_KINDS)
+    found = [study_name(base, k) for k in kinds if study_name(base, k) in names]
+    if not found:
+        raise UserError(f"no study named {study_name(base, kind) if kind else repr(base)} in {redact_url(url)}; "
+                        f"studies there: {', '.join(names) or '(none)'}. Pass the --settings/--study (or --name) "
+                        "it ran with")
+    if len(found) > 1:
+        raise UserError(f"{redact_url(url)} holds {len(found)} studies of these settings: {', '.join(found)}; "
+                        "choose one with --kind " + "|".join(k for k in kinds if study_name(base, k) in found))
+    loaded = optuna.load_study(study_name=found[0], storage=stored)
+    definition = stored_definition(loaded)
+    attrs = definition.to_json() if definition else loaded.user_attrs
+    extension = ExtensionOptions(enabled=bool(attrs.get("extend", True)),
+                                 policy=Policy(attrs.get("policy", Policy.BACKGROUND_FIRST.value)),
                                  floor=int(attrs.get("floor", 1)))
-    return open_study(inputs, storage, results, extension, simulated)
+    settings_ = StudySettings(found[0], float(attrs.get("card_mib", inputs.card_mib)),
+                              float(attrs.get("safe_limit_mib", inputs.safe_limit_mib)), extension)
+    return FeasibilityStudy.read(loaded, settings_, inputs.experiment, inputs.registry,
+                                 profile_observations(load_profiles()))
+
+
+def study_kind(fs: FeasibilityStudy) -> str:
+    """"gpu", "cpu" or "simulated": what the study's numbers are."""
+    if fs.definition is not None:
+        return fs.definition.device_kind
+    for kind, suffix in DEVICE_KINDS.items():
+        if suffix and fs.settings.name.endswith(suffix):
+            return kind
+    return "simulated" if any(v.attrs.get("simulated") for v in fs.views()) else "gpu"
 
 
 def is_simulated(fs: FeasibilityStudy) -> bool:
-    return fs.settings.name.endswith("-simulated") or any(v.attrs.get("simulated") for v in fs.views())
+    return study_kind(fs) == "simulated"
 
 
 # -- the data behind the per-pair figures -----------------------------------------------------------------
@@ -126,7 +150,7 @@ def build_sections(fs: FeasibilityStudy, results_root: Path | None = None) -> li
         Section("Pair matrix", [plots.pair_matrix(plans, limit, card, simulated)], anchor="matrix"),
         Section("Expected against measured", [plots.expected_vs_measured(plans, limit, simulated)], anchor="expected"),
     ]
-    extended = [p for p in plans if p.extension_trials or p.verdict in ("fits_reduced", "does_not_fit")]
+    extended = [p for p in plans if p.extension_trials or p.verdict.shows_frontier]
     if extended:
         options = fs.settings.extension
         sections.append(Section("Feasible frontiers of the extended pairs", [
@@ -186,8 +210,14 @@ _CONFIG = {"displaylogo": False, "responsive": True,
            "toImageButtonOptions": {"format": "svg", "scale": 1}}  # SVG download: paper quality
 
 
+_BANNERS = {"simulated": "SIMULATED: every number below comes from memory models, not from a measurement on a GPU.",
+            "cpu": "CPU: every number below is host memory (RSS) against a host-memory budget, measured on the CPU; "
+                   "none is GPU memory."}
+
+
 def render(fs: FeasibilityStudy, sections: list[Section]) -> str:
-    simulated = is_simulated(fs)
+    kind = study_kind(fs)
+    simulated = kind == "simulated"
     name = html.escape(fs.settings.name)
     count = sum(len(s.figures) for s in sections)
     parts = ["<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
@@ -195,12 +225,11 @@ def render(fs: FeasibilityStudy, sections: list[Section]) -> str:
              f"<meta name=\"gpupair-figures\" content=\"{count}\">",
              f"<style>{_STYLE}</style></head><body>", _ERROR_HOOK,
              f"<h1>{'SIMULATED — ' if simulated else ''}Which training jobs can share one GPU: {name}</h1>",
-             f"<p class=\"meta\">card {fs.settings.card_mib:,.0f} MiB · safe limit {fs.settings.safe_limit_mib:,.0f} MiB"
-             f" · settings {html.escape(str(fs.experiment.file))} · {len(fs.views())} trials · "
+             f"<p class=\"meta\">{html.escape(budget_words(kind, fs.settings.card_mib, fs.settings.safe_limit_mib))}"
+             f" · settings {html.escape(str(fs.experiment.file))} · {measured_trials(fs.plans())} trials · "
              f"report written {datetime.now().isoformat(timespec='seconds')}</p>"]
-    if simulated:
-        parts.append("<div class=\"banner\">SIMULATED: every number below comes from memory models, not from a "
-                     "measurement on a GPU.</div>")
+    if kind in _BANNERS:
+        parts.append(f"<div class=\"banner\">{_BANNERS[kind]}</div>")
     parts.append("<nav>" + "".join(f"<a href=\"#{s.anchor}\">{html.escape(s.heading.split(' — ')[0])}</a>"
                                    for s in sections if s.anchor) + "</nav>")
     first = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import typer
@@ -15,11 +15,12 @@ from gpupair_search.launcher.devices.base import NoDeviceError
 from gpupair_search.launcher.devices.factory import describe_choices
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.pair_runner import RunOptions
-from gpupair_search.search.console import Progress, verdict_table
+from gpupair_search.search import cli_options as opt
+from gpupair_search.search.console import Progress, budget_words, verdict_table
 from gpupair_search.search.executors import DeviceExecutor, SimulatedExecutor
 from gpupair_search.search.extension import Policy
 from gpupair_search.search.planner import ExtensionOptions
-from gpupair_search.search.session import open_study, resolve_inputs, simulated_device
+from gpupair_search.search.session import device_kind, open_study, resolve_inputs, simulated_device
 from gpupair_search.search.study import FeasibilityStudy
 
 
@@ -49,46 +50,57 @@ def _open_real_device(device: str | None, card_mib: float, cpu_memory: str | Non
     return open_device(choice)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunRequest:
-    """The options of ``run`` / ``worker``, kept together so ``run --gpus`` can hand them to its workers."""
+    """The options of ``run`` / ``worker``: the CLI builds both commands from these fields (each carries its
+    option in ``metadata``), and ``run --gpus`` hands them to its workers as the same flags."""
 
-    study: str | None = None
-    settings: Path | None = None
-    storage: str | None = None
-    device: str | None = None
-    gpu_memory: str | None = None
-    safe_limit: str | None = None
-    cpu_memory: str | None = None
-    probe: bool = True
-    extend: bool = True
-    policy: str = "background-first"
-    floor: int = 1
-    timeout: float = 3600.0
-    monitor_hz: float = 20.0
-    results: Path = Path("results")
-    allow_foreign: bool = False
-    models: Path | None = None
-    repos_root: Path | None = None
-    lenient: bool = False
-    cpus: str | None = None  # a worker's own cores on a shared host, e.g. "0-15"
+    study: str | None = field(default=None, metadata={"option": opt.STUDY})
+    settings: Path | None = field(default=None, metadata={"option": opt.SETTINGS})
+    name: str | None = field(default=None, metadata={"option": opt.NAME})
+    storage: str | None = field(default=None, metadata={"option": opt.STORAGE})
+    device: str | None = field(default=None, metadata={"option": opt.DEVICE})
+    gpu_memory: str | None = field(default=None, metadata={"option": opt.GPU_MEMORY})
+    safe_limit: str | None = field(default=None, metadata={"option": opt.SAFE_LIMIT})
+    cpu_memory: str | None = field(default=None, metadata={"option": opt.CPU_MEMORY})
+    probe: bool = field(default=True, metadata={"option": opt.PROBE})
+    extend: bool = field(default=True, metadata={"option": opt.EXTEND})
+    policy: str = field(default="background-first", metadata={"option": opt.POLICY})
+    floor: int = field(default=1, metadata={"option": opt.FLOOR})
+    timeout: float = field(default=opt.DEFAULT_TIMEOUT_S, metadata={"option": opt.TIMEOUT})
+    monitor_hz: float = field(default=opt.DEFAULT_MONITOR_HZ, metadata={"option": opt.MONITOR_HZ})
+    results: Path = field(default=Path("results"), metadata={"option": opt.RESULTS, "type": str})
+    allow_foreign: bool = field(default=False, metadata={"option": opt.ALLOW_FOREIGN})
+    models: Path | None = field(default=None, metadata={"option": opt.MODELS})
+    repos_root: Path | None = field(default=None, metadata={"option": opt.REPOS_ROOT})
+    lenient: bool = field(default=False, metadata={"option": opt.LENIENT})
+    cpus: str | None = field(default=None, metadata={"option": opt.CPUS})  # a worker's own cores, e.g. "0-15"
 
     def worker_argv(self, device: str, storage: str) -> list[str]:
-        argv = [sys.executable, "-m", "gpupair_search.search.cli", "worker", "--device", device, "--storage", storage,
-                "--results", str(self.results), "--policy", self.policy, "--floor", str(self.floor),
-                "--timeout", str(self.timeout), "--monitor-hz", str(self.monitor_hz),
-                "--probe" if self.probe else "--full-epoch", "--extend" if self.extend else "--no-extend"]
-        for flag, value in (("--study", self.study), ("--settings", self.settings), ("--gpu-memory", self.gpu_memory),
-                            ("--safe-limit", self.safe_limit), ("--cpu-memory", self.cpu_memory),
-                            ("--models", self.models), ("--repos-root", self.repos_root), ("--cpus", self.cpus)):
-            if value is not None:
-                argv += [flag, str(value)]
-        argv += ["--allow-foreign-processes"] * self.allow_foreign + ["--lenient"] * self.lenient
+        """The ``worker`` command that runs this request on ``device`` against ``storage``."""
+        argv = [sys.executable, "-m", "gpupair_search.search.cli", "worker"]
+        for f in fields(self):
+            value = {"device": device, "storage": storage}.get(f.name, getattr(self, f.name))
+            argv += _as_flags(f.metadata["option"], value)
         return argv
 
 
+def _as_flags(option, value) -> list[str]:
+    """``value`` as the flags of ``option`` (typer's ParameterInfo): ``--flag VALUE`` or one side of an on/off pair."""
+    names = [d for d in option.param_decls if d.startswith("--")]
+    if isinstance(value, bool):
+        on, _, off = names[0].partition("/")
+        return [on] if value else ([off] if off else [])
+    return [] if value is None else [names[0], str(value)]
+
+
 def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = False) -> int:
-    """Run the study here (one device), or with ``gpus`` one worker process per GPU on shared storage."""
+    """Run the study here (one device), or with ``gpus`` one worker process per GPU on shared storage.
+
+    The study is opened first: a stored study with another definition stops the run before any device,
+    job or trial is touched."""
+    if worker and not req.storage:
+        raise UserError("worker needs --storage: the URL of the study's shared storage (see README, many hosts)")
     if req.cpus:
         pin_this_process(parse_cpu_list(req.cpus))  # before anything is started: the jobs inherit it
     inputs = resolve_inputs(req.study, req.settings, req.models, req.repos_root, req.lenient, req.gpu_memory,
@@ -97,11 +109,12 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
         for warning in inputs.experiment.warnings:
             typer.echo(f"warning: {warning}", err=True)
     extension = ExtensionOptions(enabled=req.extend, policy=_policy(req.policy), floor=req.floor)
-    simulated = req.device == "sim"
+    kind = device_kind(req.device)
     if gpus:
         return _run_workers(req, inputs, extension, gpus)
-    progress = Progress(len(inputs.experiment.pairs), inputs.safe_limit_mib, simulated)
-    if simulated:
+    fs = open_study(inputs, req.storage, req.results, extension, kind, req.probe, req.name)
+    progress = Progress(len(inputs.experiment.pairs), inputs.safe_limit_mib, kind == "simulated")
+    if kind == "simulated":
         dev = None
         executor = SimulatedExecutor(simulated_device(inputs), req.results)
         where = executor.device.name
@@ -112,21 +125,32 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
         executor = DeviceExecutor(inputs.registry, dev, options, req.results, observer=progress.update)
         where = dev.name
     try:
-        fs = open_study(inputs, req.storage, req.results, extension, simulated)
         fs.recover_stale()  # first: an interrupted trial is re-queued once, not queued again as new
         added = fs.enqueue_initial()
         typer.echo(f"study '{fs.settings.name}' on {where}: {len(inputs.experiment.pairs)} pairs, "
-                   f"card {inputs.card_mib:,.0f} MiB, safe limit {inputs.safe_limit_mib:,.0f} MiB, "
+                   f"{budget_words(kind, inputs.card_mib, inputs.safe_limit_mib)}, "
                    f"{'probe' if req.probe else 'full epoch'} mode; {added} trial(s) queued", err=True)
-        fs.run(_ReportingExecutor(executor, fs, progress), extend=req.extend, wait_for_others=worker)
+        fs.run(_ReportingExecutor(executor, fs, progress), extend=req.extend)
     finally:
         if dev is not None:
             dev.close()
     if not worker:
-        typer.echo(verdict_table(fs.plans(), inputs.safe_limit_mib, simulated))
+        publish_to_dashboard(fs, kind)
+        typer.echo(verdict_table(fs.plans(), inputs.safe_limit_mib, kind))
     if executor.run_dir is not None and executor.run_dir.path is not None:
         typer.echo(f"results: {executor.run_dir.path}", err=worker)
     return 0
+
+
+def publish_to_dashboard(fs: FeasibilityStudy, kind: str) -> None:
+    """Store the frontiers, the pair matrix and the verdict note in the study for optuna-dashboard: the
+    runner writes them, so that ``dashboard`` itself only reads."""
+    try:
+        from gpupair_search.search.dashboard import prepare
+
+        prepare(fs, kind == "simulated")
+    except ImportError:  # optuna-dashboard is an optional extra; without it there is nothing to show them
+        pass
 
 
 def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: list[int]) -> int:
@@ -136,7 +160,7 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
     from gpupair_search.search.storage import default_storage_url
 
     url = req.storage or default_storage_url(req.results)
-    fs = open_study(inputs, url, req.results, extension, simulated=False)
+    fs = open_study(inputs, url, req.results, extension, "gpu", req.probe, req.name)
     fs.recover_stale()
     added = fs.enqueue_initial()
     shares = worker_shares(len(gpus))
@@ -154,9 +178,21 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
             w.stop()
     for g, code in zip(gpus, codes):
         if code != 0:
-            typer.echo(f"worker on cuda:{g} exited with {code}; see {logs / f'cuda{g}.log'}", err=True)
+            typer.echo(f"worker on cuda:{g} exited with {code}: {_last_error(logs / f'cuda{g}.log')}\n"
+                       f"  its log: {logs / f'cuda{g}.log'}", err=True)
+    publish_to_dashboard(fs, "gpu")
     typer.echo(verdict_table(fs.plans(), inputs.safe_limit_mib))
     return 0 if all(c == 0 for c in codes) else 1
+
+
+def _last_error(log: Path) -> str:
+    """The reason a worker gave for stopping: its last ``error:`` line, else its last line."""
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "(no log)"
+    errors = [line for line in lines if line.startswith("error:")]
+    return (errors or lines or ["(empty log)"])[-1][:300]
 
 
 class _ReportingExecutor:
@@ -181,20 +217,21 @@ class _ReportingExecutor:
         return result
 
 
-def print_status(study, settings, storage, results, simulated, models, repos_root, lenient) -> None:
+def print_status(fs: FeasibilityStudy) -> None:
     """The verdict table of a stored study, judged with the card and limit it was run with."""
-    from gpupair_search.search.report import open_results
+    from gpupair_search.search.report import study_kind
 
-    fs = open_results(study, settings, storage, results, simulated, models, repos_root, lenient)
-    typer.echo(verdict_table(fs.plans(), fs.settings.safe_limit_mib, simulated))
+    kind = study_kind(fs)
+    typer.echo(f"study '{fs.settings.name}': {budget_words(kind, fs.settings.card_mib, fs.settings.safe_limit_mib)}")
+    typer.echo(verdict_table(fs.plans(), fs.settings.safe_limit_mib, kind))
 
 
 def predict(study, settings, gpu_memory, safe_limit, models, repos_root, lenient) -> str:
     inputs = resolve_inputs(study, settings, models, repos_root, lenient, gpu_memory, safe_limit)
     device = simulated_device(inputs)
     with tempfile.TemporaryDirectory() as tmp:
-        fs = open_study(inputs, f"sqlite:///{tmp}/plan.db", Path(tmp), ExtensionOptions(), simulated=True)
+        fs = open_study(inputs, f"sqlite:///{tmp}/plan.db", Path(tmp), ExtensionOptions(), "simulated")
         fs.enqueue_initial()
         fs.run(SimulatedExecutor(device, None))
-        table = verdict_table(fs.plans(), inputs.safe_limit_mib, simulated=True)
+        table = verdict_table(fs.plans(), inputs.safe_limit_mib, "simulated")
     return f"SIMULATED prediction for a {inputs.card_mib:,.0f} MiB card ({device.name})\n{table}"

@@ -12,6 +12,7 @@ from gpupair_search.launcher.results import ensure_results_dir
 from gpupair_search.launcher.simulated import SimulatedDevice
 from gpupair_search.launcher.sizes import parse_size_mib
 from gpupair_search.launcher.spec import JobConfig
+from gpupair_search.search.fixed_definition import FixedDefinition, file_digest, pair_record
 from gpupair_search.search.planner import ExtensionOptions, fit_models
 from gpupair_search.search.profiles import load_profiles, profile_observations
 from gpupair_search.search.storage import default_storage_url
@@ -81,13 +82,46 @@ def simulated_device(inputs: StudyInputs, profiles_dir: Path | None = None) -> S
     return SimulatedDevice(memory, inputs.card_mib, inputs.registry, label=f"profiles: {cards}")
 
 
+#: The device kinds a study can be measured on. Each keeps its own study (its own name), so a CPU or a
+#: simulated run can never mix its numbers into a GPU study of the same settings.
+DEVICE_KINDS = {"gpu": "", "cpu": "-cpu", "simulated": "-simulated"}
+
+
+def device_kind(device: str | None) -> str:
+    """The study kind of a ``--device`` choice."""
+    return {"sim": "simulated", "cpu": "cpu"}.get(device or "", "gpu")
+
+
+def study_name(base: str, kind: str) -> str:
+    return base + DEVICE_KINDS[kind]
+
+
+def fixed_definition(inputs: StudyInputs, name: str, extension: ExtensionOptions, kind: str,
+                     probe: bool) -> FixedDefinition:
+    """What this run would measure, for comparison with what the study was created with."""
+    experiment, registry = inputs.experiment, inputs.registry
+
+    def original(pair):
+        return (registry.batch_size(pair.foreground),
+                registry.batch_size(pair.background) if pair.background else None)
+
+    return FixedDefinition(
+        name=name, device_kind=kind, card_mib=inputs.card_mib, safe_limit_mib=inputs.safe_limit_mib,
+        extend=extension.enabled, policy=extension.policy.value, floor=extension.floor, probe=probe,
+        settings_file=str(Path(experiment.file).resolve()), settings_sha256=file_digest(experiment.file),
+        models_file=str(Path(registry.file).resolve()), models_sha256=file_digest(registry.file),
+        pairs=tuple(pair_record(p, original(p)) for p in experiment.pairs))
+
+
 def open_study(inputs: StudyInputs, storage: str | None, results: Path, extension: ExtensionOptions,
-               simulated: bool) -> FeasibilityStudy:
+               kind: str = "gpu", probe: bool = True, name: str | None = None) -> FeasibilityStudy:
+    """Create the study, or resume it; a stored study with another definition stops here, unchanged."""
     url = storage or default_storage_url(results)
-    name = inputs.name + ("-simulated" if simulated else "")
-    settings = StudySettings(name, inputs.card_mib, inputs.safe_limit_mib, extension)
+    full_name = study_name(name or inputs.name, kind)
+    settings = StudySettings(full_name, inputs.card_mib, inputs.safe_limit_mib, extension)
+    definition = fixed_definition(inputs, full_name, extension, kind, probe)
     fs = FeasibilityStudy.open(url, settings, inputs.experiment, inputs.registry,
-                               profile_observations(load_profiles()))
+                               profile_observations(load_profiles()), definition)
     fs.artifact_store = artifact_store(results)
     return fs
 

@@ -10,9 +10,8 @@ import importlib.util
 import os
 import random
 import time
-from pathlib import Path
-
 import warnings
+from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
@@ -53,18 +52,66 @@ def default_storage_url(results: Path) -> str:
     return existing_storage_url(results)
 
 
-def open_storage(url: str | BaseStorage) -> BaseStorage:
+_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://", "mysql://",
+            "mysql+pymysql://")
+
+
+def check_storage_url(url: str, must_exist: bool = False) -> None:
+    """Refuse a storage URL that would write nowhere, or somewhere the user did not mean, before it is opened:
+    a plain path, an empty SQLite path, a SQLite file in a missing or read-only directory; with
+    ``must_exist`` (reading a study), a SQLite file that is not there (SQLite would create an empty one)."""
+    if not url.strip():
+        raise StorageError("cannot open storage: --storage is empty; give an Optuna storage URL, e.g. sqlite:///results/gpupair.db "
+                           "or postgresql://user@host/db (or leave it out: a SQLite file in --results)")
+    if not url.startswith(_SCHEMES):
+        hint = f" (a SQLite file: --storage sqlite:///{Path(url).resolve()})" if "://" not in url else ""
+        raise StorageError(f"cannot open storage {redact_url(url)!r}: not a storage URL{hint}; it must start with one of "
+                           + ", ".join(s.rstrip("/") for s in _SCHEMES[:2]))
+    if not url.startswith("sqlite:///"):
+        return
+    path = sqlite_path(url)
+    if path is None:
+        raise StorageError(f"cannot open storage {url!r}: it names no file, so the study would be kept nowhere; give a file, e.g. "
+                           "sqlite:///results/gpupair.db (an absolute path: sqlite:////abs/path.db)")
+    if path.is_dir():
+        raise StorageError(f"cannot open storage {url!r}: {path} is a directory; name a database file in it, e.g. "
+                           f"sqlite:///{path / 'gpupair.db'}")
+    if must_exist:
+        if not path.is_file():
+            raise StorageError(f"cannot open storage {url!r}: no database file at {path.resolve()}; point it at the file "
+                               "the study ran with")
+        return
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise StorageError(f"cannot open storage {url!r}: the directory {parent} does not exist; create it, or give a path "
+                           "in an existing directory")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise StorageError(f"cannot open storage {url!r}: {path.resolve() if path.exists() else parent} is not writable; "
+                           "give a path you can write to")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL (None for any other storage)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    raw = url[len("sqlite:///"):].split("?", 1)[0]
+    return Path(raw) if raw and raw != ":memory:" else None
+
+
+def open_storage(url: str | BaseStorage, must_exist: bool = False) -> BaseStorage:
     """An RDB storage with heartbeats, so trials of a dead worker are found and run again."""
     if isinstance(url, BaseStorage):
         return url
+    check_storage_url(url, must_exist)
     given, url = url, _with_postgres_driver(url)
     try:
         if url.startswith(("sqlite", "postgresql", "mysql")):
-            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-            return _rdb_storage(url)
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; said once, here
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return _rdb_storage(url)
         return optuna.storages.get_storage(url)
     except ImportError as exc:
-        raise StorageError(f"storage {redact_url(given)} needs a database driver that is not installed"
+        raise StorageError(f"cannot open storage {redact_url(given)}: it needs a database driver that is not installed"
                            f"{f' ({exc.name})' if exc.name else ''}; for PostgreSQL "
                            'install it with `pip install "gpupair-search[postgres]"`') from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds; all mean "cannot open"

@@ -2,35 +2,38 @@
 
 Resume is by construction: the trial queue and every measurement live in the storage; planning is a
 pure function of stored trials (see planner.py); trials left RUNNING by a dead runner are failed
-and re-queued once.
+and re-queued once. A study's definition is fixed when it is created (fixed_definition.py): a later run
+with another one stops before it writes anything, and readers never write.
 """
 from __future__ import annotations
 
 import os
-import warnings
 import socket
 import threading
 import time
+import warnings
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import optuna
 import psutil
 from optuna.trial import TrialState
 
+from gpupair_search.launcher import kill_points
+from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.experiments import Experiment
 from gpupair_search.launcher.pair_runner import PairResult, with_batch_sizes
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.spec import PairSpec
 from gpupair_search.search.artifacts import attach_trial_artifacts
+from gpupair_search.search import optuna_adapter as adapter
 from gpupair_search.search.extension import Config
+from gpupair_search.search.fixed_definition import DEFINITION_KEY, FixedDefinition
 from gpupair_search.search.memory_model import LinearMemoryModel, Observation
 from gpupair_search.search.planner import PREDICTED_KEY, ExtensionOptions, PairPlan, fit_models, plan_pair
 from gpupair_search.search.storage import HEARTBEAT_S, open_storage
 from gpupair_search.search.trial_record import (BATCH_DISTRIBUTION, BG_PARAM, FG_PARAM, PAIR_PARAM, TrialView, is_measured,
                                  record_result, view)
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 _HOST, _PID = "gpupair:host", "gpupair:pid"
 
@@ -49,34 +52,61 @@ class StudySettings:
     extension: ExtensionOptions = ExtensionOptions()
 
 
+OBJECTIVE_NAME = "pair_peak_mib"  # the objective's name, as optuna-dashboard and ``trials_dataframe`` show it
+
+
 class FeasibilityStudy:
     def __init__(self, study: optuna.Study, settings: StudySettings, experiment: Experiment, registry: Registry,
-                 profile_obs: dict[str, list[Observation]] | None = None) -> None:
+                 profile_obs: dict[str, list[Observation]] | None = None,
+                 definition: FixedDefinition | None = None) -> None:
         self.study, self.settings, self.experiment, self.registry = study, settings, experiment, registry
         self.profile_obs = profile_obs or {}
-        self.pairs = {p.key: p for p in experiment.pairs}
+        self.definition = definition
+        pairs = definition.job_pairs() if definition else experiment.pairs
+        self.pairs = {p.key: p for p in pairs}
+        self._originals = definition.originals() if definition else {}
         self.artifact_store = None  # an optuna.artifacts store: each trial's files are attached to it
         self.pair_choices = tuple(self.pairs)
 
     @classmethod
-    def open(cls, storage_url: "str | optuna.storages.BaseStorage", settings: StudySettings, experiment: Experiment, registry: Registry,
-             profile_obs: dict[str, list[Observation]] | None = None) -> "FeasibilityStudy":
+    def open(cls, storage_url: "str | optuna.storages.BaseStorage", settings: StudySettings, experiment: Experiment,
+             registry: Registry, profile_obs: dict[str, list[Observation]] | None = None,
+             definition: FixedDefinition | None = None) -> "FeasibilityStudy":
+        """Create the study, or resume it when ``definition`` is the one it was created with. A stored study with
+        another definition raises :class:`DefinitionChanged` before anything is written."""
         storage = open_storage(storage_url)
-        study = optuna.create_study(storage=storage, study_name=settings.name, direction="minimize",
-                                    load_if_exists=True)
+        existing = _load_study(storage, settings.name)
+        if existing is not None:
+            stored = stored_definition(existing)
+            if stored is not None and definition is not None:
+                stored.check_same(definition)
+                return cls(existing, settings, experiment, registry, profile_obs, stored)
+            if stored is None and definition is not None:  # a study from before definitions were kept
+                existing.set_user_attr(DEFINITION_KEY, definition.to_json())
+            return cls(existing, settings, experiment, registry, profile_obs, definition)
+        study = optuna.create_study(storage=storage, study_name=settings.name, direction="minimize")
+        with warnings.catch_warnings():  # "experimental" since Optuna 3.2, and what the dashboard shows
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([OBJECTIVE_NAME])
         attrs = {"settings_file": str(experiment.file), "card_mib": settings.card_mib,
                  "safe_limit_mib": settings.safe_limit_mib, "policy": settings.extension.policy.value,
-                 "floor": settings.extension.floor,
-                 "pairs": [{"key": p.key, "group": p.group, "note": p.note, "expected_mib": p.expected_mib,
-                            "foreground": p.foreground.to_json(),
-                            "background": p.background.to_json() if p.background else None} for p in experiment.pairs]}
+                 "floor": settings.extension.floor}
+        if definition is not None:
+            attrs[DEFINITION_KEY] = definition.to_json()
         for key, value in attrs.items():
-            if study.user_attrs.get(key) != value:
-                study.set_user_attr(key, value)
-        return cls(study, settings, experiment, registry, profile_obs)
+            study.set_user_attr(key, value)
+        return cls(study, settings, experiment, registry, profile_obs, definition)
+
+    @classmethod
+    def read(cls, study: optuna.Study, settings: StudySettings, experiment: Experiment, registry: Registry,
+             profile_obs: dict[str, list[Observation]] | None = None) -> "FeasibilityStudy":
+        """A stored study, for reading only: its own definition (pairs, card, limit), nothing written."""
+        return cls(study, settings, experiment, registry, profile_obs, stored_definition(study))
 
     # -- the queue --------------------------------------------------------------------------------
     def original_config(self, pair: PairSpec) -> Config:
+        if pair.key in self._originals:
+            return self._originals[pair.key]
         return (self.registry.batch_size(pair.foreground),
                 self.registry.batch_size(pair.background) if pair.background else None)
 
@@ -141,15 +171,11 @@ class FeasibilityStudy:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(self.study)
-        storage, recovered = self.study._storage, 0
+        recovered = 0
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             host, pid = t.system_attrs.get(_HOST), t.system_attrs.get(_PID)
             if host == socket.gethostname() and pid is not None and not _alive(int(pid)):
-                try:
-                    if storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
-                        recovered += 1
-                except optuna.exceptions.UpdateFinishedTrialError:
-                    pass
+                recovered += adapter.fail_running(self.study, t)
         retried = {v.attrs.get("retry_of") for v in self.views()}
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
             if is_measured(t.state, t.user_attrs) or "skipped_duplicate_of" in t.user_attrs or t.number in retried:
@@ -164,16 +190,16 @@ class FeasibilityStudy:
     def pop_trial(self) -> optuna.Trial | None:
         """Take the next WAITING trial (atomically: a trial another worker took is skipped). A trial whose
         configuration another trial already measured, runs or is queued before it, is closed unrun."""
-        storage = self.study._storage
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            try:
-                if not storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
-                    continue
-            except optuna.exceptions.UpdateFinishedTrialError:
+            kill_points.reached("before_claim")
+            trial = adapter.claim(self.study, t)
+            if trial is None:
                 continue
-            storage.set_trial_system_attr(t._trial_id, _HOST, socket.gethostname())
-            storage.set_trial_system_attr(t._trial_id, _PID, os.getpid())
-            trial = optuna.Trial(self.study, t._trial_id)
+            kill_points.reached("claimed")
+            adapter.set_system_attr(self.study, trial, _HOST, socket.gethostname())
+            kill_points.reached("host_recorded")
+            adapter.set_system_attr(self.study, trial, _PID, os.getpid())
+            kill_points.reached("pid_recorded")
             twin = self._twin(t)
             if twin is not None:
                 trial.set_user_attr("skipped_duplicate_of", twin)
@@ -200,7 +226,7 @@ class FeasibilityStudy:
 
     # -- running ----------------------------------------------------------------------------------
     def pair_for(self, trial: optuna.Trial) -> PairSpec:
-        fixed = self.study._storage.get_trial_system_attrs(trial._trial_id).get("fixed_params", {})
+        fixed = adapter.system_attrs(self.study, trial).get("fixed_params", {})
         key = trial.suggest_categorical(PAIR_PARAM, self.pair_choices) if PAIR_PARAM in fixed else None
         if key not in self.pairs:
             raise KeyError(f"trial {trial.number} names pair {key!r}, which the settings file no longer has")
@@ -210,9 +236,11 @@ class FeasibilityStudy:
 
     def run_trial(self, trial: optuna.Trial, executor: PairExecutor) -> PairResult | None:
         pair = self.pair_for(trial)
-        with _Heartbeat(self.study._storage, trial._trial_id):
+        with _Heartbeat(self.study, trial):
             try:
+                kill_points.reached("pair_ready")
                 result = executor.run(pair, trial.number)
+                kill_points.reached("measured")
             except BaseException:  # Ctrl-C, or results not writable: mark it; the next run re-queues it
                 trial.set_user_attr("fail_reason", "interrupted: stopped by the user or a runner error")
                 self.study.tell(trial, state=TrialState.FAIL)
@@ -223,23 +251,20 @@ class FeasibilityStudy:
         self.study.tell(trial, value, state=state)
         return result
 
-    def run(self, executor: PairExecutor, extend: bool = True, on_trial: Callable | None = None,
-            wait_for_others: bool = False, poll_s: float = 2.0) -> None:
-        """Run queued trials, extending failing pairs, until nothing is left to do. With
-        ``wait_for_others`` (several workers), stay while other workers' trials may still extend."""
+    def run(self, executor: PairExecutor, extend: bool = True, poll_s: float = 2.0) -> None:
+        """Run queued trials, extending failing pairs, until nothing is left to do. While trials of other
+        runners are RUNNING, stay: they may still extend, or turn out dead (heartbeat) and be queued again."""
         while True:
             self.recover_stale()  # before each trial: a worker that died mid-trial, here or elsewhere
             if extend:
                 self.enqueue_extensions()
             trial = self.pop_trial()
             if trial is None:
-                if wait_for_others and self.others_running():
+                if self.others_running():
                     time.sleep(poll_s)
                     continue
                 break
-            result = self.run_trial(trial, executor)
-            if on_trial:
-                on_trial(self, trial.number, result)
+            self.run_trial(trial, executor)
 
 
 def _suggest_batch(trial: optuna.Trial, name: str) -> int:
@@ -254,19 +279,36 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _load_study(storage, name: str) -> optuna.Study | None:
+    if name not in {s.study_name for s in storage.get_all_studies()}:
+        return None
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def stored_definition(study: optuna.Study) -> FixedDefinition | None:
+    data = study.user_attrs.get(DEFINITION_KEY)
+    if not isinstance(data, dict):
+        return None
+    try:
+        return FixedDefinition.from_json(data)
+    except (TypeError, KeyError) as exc:
+        raise UserError(f"study '{study.study_name}' has a definition this version cannot read ({exc}); "
+                        "read it with the version that wrote it") from None
+
+
 class _Heartbeat:
     """Record a heartbeat for a running trial, so other workers can tell it is alive."""
 
-    def __init__(self, storage, trial_id: int) -> None:
-        self.storage, self.trial_id = storage, trial_id
+    def __init__(self, study: optuna.Study, trial: optuna.Trial) -> None:
+        self.study, self.trial = study, trial
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._beat, daemon=True)
 
     def _beat(self) -> None:
-        record = getattr(self.storage, "record_heartbeat", None)
-        while record and not self.stop.is_set():
+        while not self.stop.is_set():
             try:
-                record(self.trial_id)
+                if not adapter.record_heartbeat(self.study, self.trial):
+                    return
             except Exception:  # noqa: BLE001 - a missed beat is not fatal; the storage may be busy
                 pass
             self.stop.wait(HEARTBEAT_S)

@@ -16,8 +16,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from gpupair_search.launcher.outcome import Outcome
 from gpupair_search.launcher.pair_runner import PairResult
+from gpupair_search.search import optuna_adapter as adapter
 
 OOM_KEY = "out_of_memory"
 MARGIN_KEY = "over_safe_limit_mib"
@@ -59,7 +59,7 @@ def record_result(trial: optuna.Trial, result: PairResult, safe_limit_mib: float
     }
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
-    if result.outcome.is_oom or result.outcome is Outcome.OK:
+    if result.outcome.is_memory_verdict:
         constraints = {OOM_KEY: 1.0 if result.outcome.is_oom else 0.0, MARGIN_KEY: round(peak - safe_limit_mib, 1)}
         for key, value in constraints.items():
             trial.set_constraint(key, value)
@@ -67,7 +67,7 @@ def record_result(trial: optuna.Trial, result: PairResult, safe_limit_mib: float
         # write), not Optuna 5's ``constraints:<key>`` keys: without it every trial shows as feasible there.
         # Optuna reads both forms, so ``trial.constraints`` then also holds "0", "1": the same values, so
         # feasibility (all <= 0) is unchanged.
-        trial.storage.set_trial_system_attr(trial._trial_id, LIST_CONSTRAINTS_KEY, list(constraints.values()))
+        adapter.set_system_attr(trial.study, trial, LIST_CONSTRAINTS_KEY, list(constraints.values()))
         return TrialState.COMPLETE, round(peak, 1)
     trial.set_user_attr("fail_reason", f"{result.outcome.value}: {result.error_message}")
     return TrialState.FAIL, None

@@ -78,7 +78,7 @@ def served(tmp_path_factory):
 
 def _study(base: str) -> tuple[int, dict]:
     studies = json.loads(_get(base + "/api/studies"))["study_summaries"]
-    study_id = next(s["study_id"] for s in studies if s["study_name"] == "fixture_study")
+    study_id = next(s["study_id"] for s in studies if s["study_name"] == "fixture_study-cpu")
     return study_id, json.loads(_get(f"{base}/api/studies/{study_id}"))
 
 
@@ -95,7 +95,7 @@ def test_dashboard_listens_on_localhost_only(served):
 def test_trials_and_their_feasibility(served):
     base, results, _ = served
     study_id, detail = _study(base)
-    stored = optuna.load_study(study_name="fixture_study", storage=f"sqlite:///{results / 'gpupair.db'}").trials
+    stored = optuna.load_study(study_name="fixture_study-cpu", storage=f"sqlite:///{results / 'gpupair.db'}").trials
     trials = {t["number"]: t for t in detail["trials"]}
     assert sorted(trials) == [t.number for t in stored]
     for t in stored:

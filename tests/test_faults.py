@@ -68,7 +68,7 @@ def sqlite_url(path: Path) -> str:
 
 def trials_of(storage: str, name: str = STUDY) -> list[optuna.trial.FrozenTrial]:
     try:
-        return optuna.load_study(study_name=name, storage=storage).get_trials()
+        return optuna.load_study(study_name=name + "-cpu", storage=storage).get_trials()  # CPU studies: own name
     except Exception:  # noqa: BLE001 - not created yet, or the file is being written
         return []
 
@@ -528,7 +528,7 @@ def test_sigkill_between_measurement_and_tell_runs_the_trial_again(tmp_path):
     settings = four_pairs(tmp_path)
     inputs = resolve_inputs(None, settings, FIXTURES / "models.json", FIXTURES, False, "400MiB", "250MiB")
     storage = sqlite_url(tmp_path / "study.db")
-    fs = open_study(inputs, storage, tmp_path / "results", ExtensionOptions(), simulated=False)
+    fs = open_study(inputs, storage, tmp_path / "results", ExtensionOptions(), "cpu")
     fs.enqueue_initial()
     trial = fs.pop_trial()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

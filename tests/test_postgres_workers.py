@@ -63,7 +63,7 @@ def enqueue(settings: Path, results: Path) -> int:
     from gpupair_search.search.session import open_study, resolve_inputs
 
     inputs = resolve_inputs(None, settings, FIXTURES / "models.json", FIXTURES, False, "400MiB", "250MiB")
-    return open_study(inputs, URL, results, ExtensionOptions(), simulated=False).enqueue_initial()
+    return open_study(inputs, URL, results, ExtensionOptions(), "cpu", probe=False).enqueue_initial()
 
 
 @functools.lru_cache(maxsize=None)
@@ -75,7 +75,7 @@ def storage():
 
 
 def load(name: str) -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name=name, storage=storage()).get_trials()
+    return optuna.load_study(study_name=name + "-cpu", storage=storage()).get_trials()  # a CPU study has its own name
 
 
 def config(t) -> tuple:
@@ -220,7 +220,7 @@ def test_workers_started_at_once_on_an_empty_database_all_start(tmp_path):
         assert tables > 5
         from gpupair_search.search.storage import open_storage
 
-        trials = optuna.load_study(study_name=name, storage=open_storage(url)).get_trials()
+        trials = optuna.load_study(study_name=name + "-cpu", storage=open_storage(url)).get_trials()
         assert list(measured(trials).values()) == [1]
         assert all("skipped_duplicate_of" in t.user_attrs for t in trials if "outcome" not in t.user_attrs)
     finally:

@@ -21,7 +21,7 @@ def cli(*args, results):
 
 def load(results):
     storage = f"sqlite:///{results / 'gpupair.db'}"
-    return optuna.load_study(study_name="fixture_study", storage=storage)
+    return optuna.load_study(study_name="fixture_study-cpu", storage=storage)
 
 
 def test_study_of_three_pairs_runs_end_to_end_and_extends_the_failing_pair(tmp_path):
@@ -78,4 +78,4 @@ def test_sigkill_mid_study_then_the_same_command_loses_and_duplicates_nothing(tm
     measured = collections.Counter((t.params["pair"], t.params.get("fg_batch_size"), t.params.get("bg_batch_size"))
                                    for t in trials if "outcome" in t.user_attrs)
     assert max(measured.values()) == 1  # no configuration ran twice
-    assert {p for p, _, _ in measured} == {p["key"] for p in load(results).user_attrs["pairs"]}
+    assert {p for p, _, _ in measured} == {p["key"] for p in load(results).user_attrs["definition"]["pairs"]}

@@ -1,0 +1,123 @@
+"""Every command-line option of ``gpupair-search``, defined once, with its help, default and check.
+
+Checks run as the options are parsed, before anything starts: a bad value is one message that names the
+flag (click prints it as a usage error, exit 2), never a traceback or a busy loop. Defaults come from the
+records they configure (``RunOptions`` for the launcher's), so each has one definition.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Callable
+
+import typer
+
+from gpupair_search.launcher.pair_runner import RunOptions
+from gpupair_search.launcher.sizes import parse_size_mib
+
+_RUN = {f.name: f.default for f in fields(RunOptions)}
+DEFAULT_TIMEOUT_S: float = _RUN["timeout_s"]
+DEFAULT_MONITOR_HZ: float = _RUN["monitor_hz"]
+MAX_MONITOR_HZ = 1000.0  # NVML's per-process memory query takes about 1 ms; faster asks only spin
+
+
+def _finite_in(low: float, high: float, low_open: bool = True) -> Callable[[typer.Context, typer.CallbackParam, Any], Any]:
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+        if value is None:
+            return value
+        bad_low = value <= low if low_open else value < low
+        if not math.isfinite(value) or bad_low or value > high:
+            raise typer.BadParameter(f"{value!r} is out of range: expected a finite number "
+                                     f"{'>' if low_open else '>='} {low:g} and <= {high:g}")
+        return value
+    return check
+
+
+def _size(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    if value is None:
+        return value
+    try:
+        parse_size_mib(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def _directory(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> Path | None:
+    if value is None:
+        return None
+    if not value.strip():
+        raise typer.BadParameter("is empty; name a directory (it is created if needed), e.g. --results results")
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise typer.BadParameter(f"{value!r} exists and is not a directory")
+    return path
+
+
+def _file(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+    if value is None:
+        return None
+    if not value.is_file():
+        raise typer.BadParameter(f"{str(value)!r} is not a file" + (" (it does not exist)" if not value.exists() else ""))
+    return value
+
+
+# -- inputs --------------------------------------------------------------------------------------------
+STUDY = typer.Option(None, "--study", help="Named study (default: feasibility).")
+SETTINGS = typer.Option(None, "--settings", callback=_file, help="Run any seed-format settings file as a study.")
+MODELS = typer.Option(None, "--models", callback=_file,
+                      help="Models file in the seed's format (default: the built-in workloads).")
+REPOS_ROOT = typer.Option(None, "--repos-root",
+                          help="Directory that relative repository paths of --models resolve against "
+                               "(default: current directory).")
+LENIENT = typer.Option(False, "--lenient/--strict",
+                       help="--lenient: keep going past what the seed's runner would skip or drop (unknown "
+                            "hyperparameters, repositories), each a recorded warning. Default --strict: stop.")
+NAME = typer.Option(None, "--name", help="Name of the study in its storage (default: the study's or the "
+                                         "settings file's experiment_name).")
+
+# -- where results live ----------------------------------------------------------------------------
+STORAGE = typer.Option(None, "--storage", help="Optuna storage URL, e.g. sqlite:///results/gpupair.db or "
+                                               "postgresql://user@host/db (default: a SQLite file in --results).")
+RESULTS = typer.Option("results", "--results", callback=_directory, help="Results root directory.")
+KIND = typer.Option(None, "--kind", help="Which study of these settings: gpu, cpu or simulated (default: the "
+                                         "only one there is).")
+SIMULATED = typer.Option(False, "--simulated", hidden=True, help="Same as --kind simulated.")
+
+# -- the device and the card ---------------------------------------------------------------------------
+DEVICE = typer.Option(None, "--device", help="auto, cuda:N, cpu (host memory against --cpu-memory) or sim "
+                                             "(simulated from shipped profiles); required without an NVIDIA GPU.")
+GPU_MEMORY = typer.Option(None, "--gpu-memory", callback=_size,
+                          help="Card size to fit on, e.g. 8GiB (emulated with real OOMs on a bigger GPU). "
+                               "Default: the study's (8GiB).")
+SAFE_LIMIT = typer.Option(None, "--safe-limit", callback=_size,
+                          help="A pair fits when its peak stays under this, e.g. 7500MiB. Default: the study's.")
+CPU_MEMORY = typer.Option(None, "--cpu-memory", callback=_size,
+                          help="Host-memory budget with --device cpu, e.g. 4GiB (default: the card size).")
+ALLOW_FOREIGN = typer.Option(False, "--allow-foreign-processes/--no-foreign-processes",
+                             help="Run even if processes we did not start hold GPU memory (their memory is "
+                                  "then not the pair's, but it is not free either).")
+
+# -- how each pair runs --------------------------------------------------------------------------------
+PROBE = typer.Option(True, "--probe/--full-epoch",
+                     help="Probe (short run to the memory plateau) or the seed's full epoch.")
+TIMEOUT = typer.Option(DEFAULT_TIMEOUT_S, "--timeout", callback=_finite_in(0, 7 * 24 * 3600),
+                       help="Seconds before a foreground is killed.")
+MONITOR_HZ = typer.Option(DEFAULT_MONITOR_HZ, "--monitor-hz", callback=_finite_in(0, MAX_MONITOR_HZ),
+                          help="Memory sampling rate in Hz (1 Hz, as `watch nvidia-smi`, misses short peaks).")
+
+# -- the search ----------------------------------------------------------------------------------------
+EXTEND = typer.Option(True, "--extend/--no-extend", help="Reduce batch sizes of failing pairs.")
+POLICY = typer.Option("background-first", "--policy",
+                      help="Which batch size shrinks first: background-first, foreground-first or proportional.")
+FLOOR = typer.Option(1, "--floor", min=1, help="Smallest batch size the extension may try.")
+
+# -- workers -------------------------------------------------------------------------------------------
+GPUS = typer.Option(None, "--gpus", help="Comma-separated GPU indices: one worker per GPU on shared storage, e.g. 0,1.")
+CPUS = typer.Option(None, "--cpus", help="Run this worker and its jobs on these cores only, e.g. 0-15 "
+                                         "(run --gpus gives each worker its share).")
+
+# -- the dashboard ---------------------------------------------------------------------------------------
+HOST = typer.Option("127.0.0.1", "--host", help="Address to bind (the dashboard has no login: keep it local).")
+PORT = typer.Option(8080, "--port", min=1, max=65535, help="Port to listen on.")

@@ -1,0 +1,115 @@
+"""What a study *is*, fixed when it is created: the card, the limit, the search, the pairs and the input files.
+
+A study's trials only mean something against the definition they were measured under. So the definition is
+written once, as one user attribute of the study, and every later run compares its own against it before
+anything starts: a run with another card, policy or edited settings file stops and says what differs,
+instead of judging old peaks against a new limit.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from gpupair_search.launcher.errors import UserError
+from gpupair_search.launcher.spec import JobConfig, PairSpec
+
+DEFINITION_KEY = "definition"
+
+
+class DefinitionChanged(UserError):
+    """A run whose definition differs from the stored one: nothing was started or written."""
+
+
+@dataclass(frozen=True)
+class FixedDefinition:
+    name: str
+    device_kind: str  # "gpu", "cpu" (host memory against a budget) or "simulated"
+    card_mib: float  # the card size; for a CPU study, the host-memory budget
+    safe_limit_mib: float
+    extend: bool
+    policy: str
+    floor: int
+    probe: bool
+    settings_file: str
+    settings_sha256: str
+    models_file: str
+    models_sha256: str
+    #: per pair: key, group, note, foreground, background, original batch sizes [fg, bg]
+    pairs: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["pairs"] = list(self.pairs)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "FixedDefinition":
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["pairs"] = tuple(values.get("pairs", ()))
+        return cls(**values)
+
+    def differences(self, now: "FixedDefinition") -> list[str]:
+        """One line per difference, stored value first: what a user must put back to continue this study."""
+        lines = []
+        for f in fields(self):
+            if f.name in ("pairs", "name"):
+                continue
+            stored, current = getattr(self, f.name), getattr(now, f.name)
+            if stored != current:
+                lines.append(f"{f.name}: stored {_show(stored)}, now {_show(current)}")
+        stored_pairs = {p["key"]: p for p in self.pairs}
+        current_pairs = {p["key"]: p for p in now.pairs}
+        for key in sorted(stored_pairs.keys() - current_pairs.keys()):
+            lines.append(f"pair {key}: in the study, not in the settings now")
+        for key in sorted(current_pairs.keys() - stored_pairs.keys()):
+            lines.append(f"pair {key}: in the settings now, not in the study")
+        for key in sorted(stored_pairs.keys() & current_pairs.keys()):
+            if stored_pairs[key] != current_pairs[key]:
+                changed = [k for k in stored_pairs[key] if stored_pairs[key].get(k) != current_pairs[key].get(k)]
+                lines.append(f"pair {key}: {', '.join(changed)} changed")
+        return lines
+
+    def check_same(self, now: "FixedDefinition") -> None:
+        """Raise :class:`DefinitionChanged`, listing each difference and the two ways on."""
+        diff = self.differences(now)
+        if diff:
+            raise DefinitionChanged(
+                f"study '{self.name}' was created with another definition; nothing was started or changed:\n"
+                + "\n".join(f"  - {line}" for line in diff)
+                + "\n  fix: run with the flags and files it was created with, or give this run its own study "
+                  "name (--name NEW_NAME)")
+
+    def job_pairs(self) -> list[PairSpec]:
+        """The pairs as stored, for reading a study without its (possibly edited) settings file."""
+        return [PairSpec(p["group"], _job(p["foreground"]), _job(p["background"]) if p["background"] else None,
+                         note=p.get("note", ""), source="stored study definition") for p in self.pairs]
+
+    def originals(self) -> dict[str, tuple[int | None, int | None]]:
+        return {p["key"]: tuple(p["original"]) for p in self.pairs}  # type: ignore[misc]
+
+
+def pair_record(pair: PairSpec, original: tuple[int | None, int | None]) -> dict[str, Any]:
+    return {"key": pair.key, "group": pair.group, "note": pair.note, "foreground": pair.foreground.to_json(),
+            "background": pair.background.to_json() if pair.background else None, "original": list(original)}
+
+
+def file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def _job(data: dict[str, Any]) -> JobConfig:
+    return JobConfig(data["repo"], data["model"], dict(data.get("hyperparameters", {})))
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.1f}".rstrip("0").rstrip(".")
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return value[:12] + "…"  # a digest: the file's content changed
+    return repr(value)

@@ -1,0 +1,62 @@
+"""The few storage operations Optuna has no public API for, in one place.
+
+Optuna's public surface (``ask``/``tell``/``enqueue_trial``) lets a study hand out trials, but not let
+several workers *claim* a queued trial atomically, record a heartbeat before the claim, or write a system
+attribute that optuna-dashboard reads. Those need the study's storage and a trial's id, which Optuna keeps
+private (``study._storage``, ``trial._trial_id``). Every such access goes through this module, so an Optuna
+upgrade that changes them changes one file.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
+
+
+def storage_of(study: optuna.Study) -> BaseStorage:
+    return study._storage  # no public accessor
+
+
+def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
+    return trial._trial_id  # no public accessor
+
+
+def record_heartbeat(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> bool:
+    """One heartbeat for ``trial``; False where the storage keeps none (in-memory storage)."""
+    record = getattr(storage_of(study), "record_heartbeat", None)
+    if record is None:
+        return False
+    record(trial_id(trial))
+    return True
+
+
+def claim(study: optuna.Study, waiting: FrozenTrial) -> optuna.Trial | None:
+    """Move a WAITING trial to RUNNING, atomically; None when another worker took it first.
+
+    The heartbeat is recorded *before* the claim: a runner killed at any point after the claim leaves a
+    RUNNING trial that Optuna's stale-trial check finds by its heartbeat, with nothing else needed."""
+    record_heartbeat(study, waiting)
+    try:
+        if not storage_of(study).set_trial_state_values(trial_id(waiting), TrialState.RUNNING):
+            return None
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return None
+    return optuna.Trial(study, trial_id(waiting))
+
+
+def fail_running(study: optuna.Study, running: FrozenTrial) -> bool:
+    """Mark a RUNNING trial FAIL (its runner is known dead); False when it had ended meanwhile."""
+    try:
+        return storage_of(study).set_trial_state_values(trial_id(running), TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+
+
+def set_system_attr(study: optuna.Study, trial: optuna.Trial | FrozenTrial, key: str, value: Any) -> None:
+    storage_of(study).set_trial_system_attr(trial_id(trial), key, value)
+
+
+def system_attrs(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> dict[str, Any]:
+    return storage_of(study).get_trial_system_attrs(trial_id(trial))
