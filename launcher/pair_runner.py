@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from gpupair_search.launcher import kill_points
 from gpupair_search.launcher.devices.base import Device
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.measurement import (BG, FG, EnergyStats, MemoryStats, RaplCounter, energy_stats, memory_stats)
@@ -118,6 +119,7 @@ class PairRun:
         self.bg_logs.append(log)
         self.bg = start_job(BG, self.registry.command(self.bg_job), log, self.env, self.options.grace_s)
         self.monitor.track(BG, self.bg)
+        kill_points.reached("background_started")
 
     def _check_background(self) -> bool:
         """Restart a background that ended normally; False when the pair must stop."""
@@ -186,6 +188,7 @@ class PairRun:
         self.fg = start_job(FG, self.registry.command(self.fg_job), self.work_dir / "training.log", self.env,
                             self.options.grace_s)
         self.monitor.track(FG, self.fg)
+        kill_points.reached("foreground_started")
         t_start = self.monitor.now()
         plateau_rule = self.options.probe and not self.registry.supports(self.fg_job, MAX_STEPS)
         alive_ticks = ticks = 0

@@ -55,6 +55,12 @@ def _directory(ctx: typer.Context, param: typer.CallbackParam, value: str | None
     return path
 
 
+def _not_empty(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise typer.BadParameter("is empty; give a value or leave the option out")
+    return value
+
+
 def _file(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
     if value is None:
         return None
@@ -78,7 +84,7 @@ NAME = typer.Option(None, "--name", help="Name of the study in its storage (defa
                                          "settings file's experiment_name).")
 
 # -- where results live ----------------------------------------------------------------------------
-STORAGE = typer.Option(None, "--storage", help="Optuna storage URL, e.g. sqlite:///results/gpupair.db or "
+STORAGE = typer.Option(None, "--storage", callback=_not_empty, help="Optuna storage URL, e.g. sqlite:///results/gpupair.db or "
                                                "postgresql://user@host/db (default: a SQLite file in --results).")
 RESULTS = typer.Option("results", "--results", callback=_directory, help="Results root directory.")
 KIND = typer.Option(None, "--kind", help="Which study of these settings: gpu, cpu or simulated (default: the "

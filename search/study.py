@@ -133,6 +133,7 @@ class FeasibilityStudy:
             return False
         self.study.enqueue_trial(params, user_attrs={"pair_key": pair.key, "group": pair.group, "phase": phase,
                                                      "note": pair.note, **extra})
+        kill_points.reached("enqueued")
         return True
 
     def enqueue_initial(self) -> int:

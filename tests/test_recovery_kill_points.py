@@ -1,0 +1,67 @@
+"""No trial is lost: the runner is SIGKILLed at every step of a trial's start, and the next run of the same
+command measures every pair exactly once, on SQLite and on PostgreSQL (real processes, CPU device).
+
+The steps are the named points of ``gpupair_search.launcher.kill_points``: the trial queued, before and after
+it is claimed, after each attribute the runner writes, before the pair, after each job starts, after the
+measurement. Recovery must not depend on anything written after the claim: a trial killed right after it is
+claimed has only its heartbeat (recorded before the claim) to be found by.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.conftest import cli_env, pids_alive, read_pids
+from tests.test_faults import job, sqlite_url, study_cli, write_settings
+
+KILL_POINTS = ["enqueued", "before_claim", "claimed", "host_recorded", "pid_recorded", "pair_ready",
+               "background_started", "foreground_started", "measured"]
+POSTGRES = os.environ.get("GPUPAIR_TEST_POSTGRES", "")
+STORAGES = ["sqlite", pytest.param("postgres", marks=pytest.mark.skipif(
+    not POSTGRES, reason="GPUPAIR_TEST_POSTGRES is not set (CI starts a server with .ci/postgres.sh)"))]
+# short heartbeats, so that a trial whose runner died before recording its pid is found within seconds
+FAST_HEARTBEAT = {"GPUPAIR_HEARTBEAT_S": "1", "GPUPAIR_GRACE_S": "3"}
+
+
+def two_pairs(work: Path, name: str) -> tuple[Path, Path]:
+    pids = work / "pids"
+    pids.mkdir(parents=True, exist_ok=True)
+    small = {"batch_size": 8, "mib_per_sample": 2}
+    return write_settings(work / "two_pairs.json", [
+        (job("ok", pids / "g1", seconds=0.5, **small), job("ok", pids / "g1", seconds=60, **small), "first"),
+        (job("ok", pids / "g2", seconds=0.5, **small), job("ok", pids / "g2", seconds=60, batch_size=4), "second"),
+    ], name=name), pids
+
+
+def measured_once_each(storage: str, name: str) -> collections.Counter:
+    trials = optuna.load_study(study_name=name + "-cpu", storage=storage).get_trials()
+    assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    return collections.Counter(t.params["pair"] for t in trials if "outcome" in t.user_attrs)
+
+
+@pytest.mark.parametrize("storage_kind", STORAGES)
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_a_runner_killed_at_any_step_of_a_trials_start_loses_nothing(tmp_path, storage_kind, point):
+    name = f"kill_{point}_{uuid.uuid4().hex[:8]}"
+    settings, pids = two_pairs(tmp_path, name)
+    storage = sqlite_url(tmp_path / "study.db") if storage_kind == "sqlite" else POSTGRES
+    argv = study_cli("run", settings, tmp_path / "results", "--full-epoch", storage=storage)
+    env = {**cli_env(), **FAST_HEARTBEAT}
+
+    killed = subprocess.run(argv, env={**env, "GPUPAIR_KILL_AT": point}, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, f"the runner did not reach {point!r}: {killed.stderr[-1500:]}"
+
+    again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0, again.stderr[-2000:]
+    from gpupair_search.search.storage import open_storage
+
+    assert measured_once_each(open_storage(storage), name) == {f"g01:fixture/ok+fixture/ok": 1,
+                                                               f"g02:fixture/ok+fixture/ok": 1}
+    assert pids_alive([pid for f in pids.iterdir() for pid in read_pids(f)]) == []

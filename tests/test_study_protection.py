@@ -1,0 +1,138 @@
+"""A finished study can't be falsified or lost by an ordinary slip: a changed definition stops the run before it
+writes anything, read-only commands write nothing, and outputs never overwrite what the command reads. Each
+check compares checksums of the study's database and result files before and after (real CLI subprocesses,
+the simulated device: the numbers don't matter here, the files do)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gpupair_search.settings import bundled
+from tests.conftest import run_cli
+
+
+def snapshot(results: Path) -> dict[str, str]:
+    return {str(p.relative_to(results)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(results.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> tuple[Path, Path]:
+    """A finished simulated study of a copy of the bundled 12-group settings file."""
+    work = tmp_path_factory.mktemp("finished")
+    settings = work / "settings.json"
+    shutil.copy(bundled("parallel_feasibility_test.json"), settings)
+    done = run_cli("run", "--settings", str(settings), "--device", "sim", "--lenient", "--results", str(work / "results"))
+    assert done.returncode == 0, done.stderr
+    return work, settings
+
+
+def copy_of(finished, tmp_path) -> tuple[Path, Path]:
+    work, settings = finished
+    shutil.copytree(work / "results", tmp_path / "results")
+    shutil.copy(settings, tmp_path / "settings.json")
+    return tmp_path / "results", tmp_path / "settings.json"
+
+
+@pytest.mark.parametrize("change, stored_vs_now", [
+    (["--gpu-memory", "6GiB"], "card_mib: stored 8,192, now 6,144"),
+    (["--safe-limit", "7000MiB"], "safe_limit_mib: stored 7,500, now 7,000"),
+    (["--policy", "proportional"], "policy: stored 'background-first', now 'proportional'"),
+    (["--floor", "2"], "floor: stored 1, now 2"),
+    (["--full-epoch"], "probe: stored True, now False"),
+    (["--no-extend"], "extend: stored True, now False"),
+])
+def test_rerunning_a_finished_study_with_another_definition_stops_and_changes_nothing(finished, tmp_path, change,
+                                                                                      stored_vs_now):
+    results, settings = copy_of(finished, tmp_path)
+    before = snapshot(results)
+    done = run_cli("run", "--settings", str(settings), "--device", "sim", "--lenient", "--results", str(results), *change)
+    assert done.returncode != 0
+    assert stored_vs_now in done.stderr and "--name" in done.stderr and "Traceback" not in done.stderr
+    assert snapshot(results) == before
+
+
+def test_an_edited_settings_file_stops_the_run_with_each_changed_pair_named(finished, tmp_path):
+    results, settings = copy_of(finished, tmp_path)
+    body = json.loads(settings.read_text())
+    body["experiments"][0]["foreground"]["hyperparameters"]["batch_size"] = 7
+    settings.write_text(json.dumps(body))
+    before = snapshot(results)
+    done = run_cli("run", "--settings", str(settings), "--device", "sim", "--lenient", "--results", str(results))
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "settings_sha256: stored" in done.stderr and "pair g01:" in done.stderr
+    assert snapshot(results) == before
+    renamed = run_cli("run", "--settings", str(settings), "--device", "sim", "--lenient", "--results", str(results),
+                      "--name", "edited")
+    assert renamed.returncode == 0, renamed.stderr  # the way on: a study of its own
+
+
+def test_read_only_commands_leave_a_finished_study_byte_identical(finished, tmp_path):
+    results, settings = copy_of(finished, tmp_path)
+    before = snapshot(results)
+    common = ["--settings", str(settings), "--lenient", "--results", str(results)]
+    status = run_cli("status", *common)
+    assert status.returncode == 0 and "SIMULATED" in status.stdout, status.stderr  # found without --simulated
+    assert run_cli("report", *common, "-o", str(tmp_path / "report.html")).returncode == 0
+    assert run_cli("export", *common, "-o", str(tmp_path / "safe.json")).returncode == 0
+    assert run_cli("plan", "--gpu-memory", "6GiB", "--settings", str(settings), "--lenient").returncode == 0
+    assert snapshot(results) == before
+
+
+def test_status_reads_the_stored_pairs_not_an_edited_settings_file(finished, tmp_path):
+    results, settings = copy_of(finished, tmp_path)
+    body = json.loads(settings.read_text())
+    body["experiments"] = body["experiments"][:3]
+    settings.write_text(json.dumps(body))
+    status = run_cli("status", "--settings", str(settings), "--lenient", "--results", str(results))
+    assert status.returncode == 0, status.stderr
+    assert sum(1 for line in status.stdout.splitlines() if line.split()[:1] and line.split()[0].isdigit()) == 12
+
+
+@pytest.mark.parametrize("target", ["database", "settings", "a hard link to the database"])
+def test_an_output_pointed_at_an_input_is_refused_and_the_input_kept(finished, tmp_path, target):
+    results, settings = copy_of(finished, tmp_path)
+    paths = {"database": results / "gpupair.db", "settings": settings}
+    if target.startswith("a hard link"):
+        (tmp_path / "link.db").hardlink_to(results / "gpupair.db")
+        paths[target] = tmp_path / "link.db"
+    before, settings_before = snapshot(results), settings.read_bytes()
+    for command in ("report", "export"):
+        done = run_cli(command, "--settings", str(settings), "--lenient", "--results", str(results), "-o", str(paths[target]))
+        assert done.returncode != 0 and "which this command reads" in done.stderr and "Traceback" not in done.stderr
+    assert snapshot(results) == before and settings.read_bytes() == settings_before
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--monitor-hz", "0"], "--monitor-hz"), (["--monitor-hz", "-5"], "--monitor-hz"),
+    (["--monitor-hz", "nan"], "--monitor-hz"), (["--timeout", "-1"], "--timeout"), (["--timeout", "nan"], "--timeout"),
+    (["--timeout", "inf"], "--timeout"), (["--cpu-memory", "lots"], "--cpu-memory"), (["--results", ""], "--results"),
+    (["--floor", "0"], "--floor"), (["--gpu-memory", "eight"], "--gpu-memory"),
+])
+def test_every_flag_is_checked_before_anything_starts(tmp_path, args, flag):
+    done = run_cli("run", "--device", "sim", "--results", str(tmp_path / "results"), *args)
+    assert done.returncode == 2 and flag in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("storage, words", [
+    ("sqlite:///", "names no file"), ("results.db", "not a storage URL"), ("", "--storage"),
+    ("sqlite:////nonexistent_dir_for_gpupair/x.db", "does not exist"),
+])
+def test_a_storage_that_would_write_nowhere_or_elsewhere_is_refused(tmp_path, storage, words):
+    done = run_cli("run", "--device", "sim", "--results", str(tmp_path / "results"), "--storage", storage)
+    assert done.returncode != 0 and words in done.stderr and "Traceback" not in done.stderr
+
+
+def test_port_out_of_range_and_repeated_or_orphaned_job_parameters_are_refused(tmp_path):
+    assert run_cli("dashboard", "--port", "99999").returncode == 2
+    repeated = run_cli("pair", "--fg", "examples/mnist", "--fg-param", "batch_size=8", "--fg-param", "batch_size=9",
+                       "--device", "cpu", "--results", str(tmp_path))
+    assert repeated.returncode != 0 and "given twice" in repeated.stderr
+    orphan = run_cli("pair", "--fg", "examples/mnist", "--bg-param", "batch_size=8", "--device", "cpu",
+                     "--results", str(tmp_path))
+    assert orphan.returncode != 0 and "--bg-param needs --bg" in orphan.stderr
