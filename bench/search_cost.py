@@ -30,7 +30,7 @@ from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.simulated import SimulatedDevice
 from gpupair_search.launcher.spec import JobConfig, PairSpec
 from gpupair_search.search.executors import SimulatedExecutor
-from gpupair_search.search.extension import Policy, reduction_path
+from gpupair_search.search.extension import Backoff, DoublingBisection, Policy, reduction_path, search
 from gpupair_search.search.memory_model import Observation
 from gpupair_search.search.planner import ExtensionOptions
 from gpupair_search.search.study import FeasibilityStudy, StudySettings
@@ -60,46 +60,14 @@ def ours(fg, bg, fg_bs, bg_bs, reg, profiles: bool) -> tuple[int, tuple | None]:
     return plan.extension_trials, plan.recommended
 
 
-def doubling_bisection(path, fits) -> tuple[int, tuple | None]:
-    """Lightning binsearch on the path read from its small end (index 1 = the floor configuration)."""
-    asc = list(reversed(path))
-    trials, k, last_ok, first_bad = 0, 1, 0, None
-    while k <= len(asc):
-        trials += 1
-        if fits(asc[k - 1]):
-            last_ok, k = k, k * 2
-        else:
-            first_bad = k
-            break
-    if first_bad is None:
-        first_bad = len(asc) + 1  # the original configuration, known to fail
-        if last_ok < len(asc):
-            # doubling overshot the end: the largest untested index still has to be tried
-            first_bad = len(asc) + 1
-    lo, hi = last_ok, first_bad
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        trials += 1
-        if fits(asc[mid - 1]):
-            lo = mid
-        else:
-            hi = mid
-    return trials, (asc[lo - 1] if lo else None)
+def doubling_bisection(original, fits) -> tuple[int, tuple | None]:
+    """Lightning's binsearch on the background-first path, read from its small end."""
+    return search(DoublingBisection(), original, 1, fits)
 
 
-def backoff_09(fg_bs, bg_bs, fits, floor=1) -> tuple[int, tuple | None]:
+def backoff_09(original, fits, floor=1) -> tuple[int, tuple | None]:
     """Accelerate: batch *= 0.9 after each OOM (at least -1), background first, then foreground."""
-    fg, bg, trials = fg_bs, bg_bs, 0
-    while True:
-        if bg > floor:
-            bg = max(floor, min(bg - 1, int(bg * 0.9)))
-        elif fg > floor:
-            fg = max(floor, min(fg - 1, int(fg * 0.9)))
-        else:
-            return trials, None
-        trials += 1
-        if fits((fg, bg)):
-            return trials, (fg, bg)
+    return search(Backoff(0.9), original, floor, fits)
 
 
 def real_failing_pairs(reg) -> dict:
@@ -121,12 +89,13 @@ def real_failing_pairs(reg) -> dict:
         truth = next((c for c in path if fits(c)), None)
         out[name] = {"largest_safe": truth, **{label: {"trials": n, "largest": found == truth} for label, (n, found) in {
             "ours": ours(fg, bg, fg_bs, bg_bs, reg, profiles=False),
-            "doubling+bisection": doubling_bisection(path, fits),
-            "x0.9 back-off": backoff_09(fg_bs, bg_bs, fits)}.items()}}
+            "doubling+bisection": doubling_bisection((fg_bs, bg_bs), fits),
+            "x0.9 back-off": backoff_09((fg_bs, bg_bs), fits)}.items()}}
     return out
 
 
 def main() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
@@ -149,8 +118,8 @@ def main() -> None:
             for name, (n, found) in {
                 "ours": ours(fg, bg, fg_bs, bg_bs, reg, profiles=False),
                 "ours+profiles": ours(fg, bg, fg_bs, bg_bs, reg, profiles=True),
-                "doubling+bisection": doubling_bisection(path, fits),
-                "x0.9 back-off": backoff_09(fg_bs, bg_bs, fits),
+                "doubling+bisection": doubling_bisection((fg_bs, bg_bs), fits),
+                "x0.9 back-off": backoff_09((fg_bs, bg_bs), fits),
             }.items():
                 row[name] = {"trials": n, "largest": found == truth}
             rows.append(row)

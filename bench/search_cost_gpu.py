@@ -26,7 +26,6 @@ from search_cost import backoff_09, doubling_bisection
 from gpupair_search.launcher.pair_runner import RunOptions, with_batch_sizes
 from gpupair_search.launcher.outcome import Outcome
 from gpupair_search.search.executors import DeviceExecutor
-from gpupair_search.search.extension import reduction_path
 from gpupair_search.search.planner import DOES_NOT_FIT, FITS_REDUCED
 from gpupair_search.search.report import open_results
 from gpupair_search.search.trial_record import pair_peak_mib
@@ -88,12 +87,11 @@ def main() -> None:
     try:
         for i, plan in enumerate(plans):
             deadline = time.monotonic() + max(0.0, ends - time.monotonic()) / (len(plans) - i)  # a fair share each
-            policy, floor = fs.settings.extension.policy, fs.settings.extension.floor
-            path = reduction_path(*plan.original, policy, floor)
+            floor = fs.settings.extension.floor
             measured = {v.config: bool(v.feasible) for v in plan.trials if v.feasible is not None}
             oracle = Oracle(measured)
-            methods = {"doubling+bisection": lambda fits, path=path: doubling_bisection(path, fits),
-                       "x0.9 back-off": lambda fits, o=plan.original: backoff_09(*o, fits, floor)}
+            methods = {"doubling+bisection": lambda fits, o=plan.original: doubling_bisection(o, fits),
+                       "x0.9 back-off": lambda fits, o=plan.original: backoff_09(o, fits, floor)}
             # which configurations the baselines ask for (decided by inference for now), largest first
             wanted = {c for m in methods.values() for c, src in replay(m, oracle)["asked"] if src == "inferred"}
             runs = []

@@ -95,11 +95,7 @@ def main(argv: list[str]) -> int:
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     if os.getppid() != parent:  # the runner died before we asked for the death signal
         return 137
-    stopping = False
-
     def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
         kill_tree(grace)
         os._exit(128 + signum)
 

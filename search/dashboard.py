@@ -12,7 +12,6 @@ from collections import Counter
 from pathlib import Path
 
 from gpupair_search.search import plots
-from gpupair_search.search.extension import reduction_path
 from gpupair_search.search.study import FeasibilityStudy
 
 FRONTIER_ID = "gpupair-frontier-g{group:02d}"
@@ -50,13 +49,11 @@ def prepare(fs: FeasibilityStudy, simulated: bool = False) -> list[str]:
     limit = fs.settings.safe_limit_mib
     plans = fs.plans()
     models = fs.models()
-    options = fs.settings.extension
     ids = []
     for plan in plans:
         if not plan.extension_trials and not plan.verdict.shows_frontier:
             continue
-        path = reduction_path(*plan.original, options.policy, options.floor)
-        figure = plots.frontier(plan, models, limit, path, simulated)
+        figure = plots.frontier(plan, models, limit, plan.path, simulated)
         ids.append(save_plotly_graph_object(fs.study, figure, graph_object_id=FRONTIER_ID.format(group=plan.pair.group)))
     figure = plots.pair_matrix(plans, limit, fs.settings.card_mib, simulated)
     ids.append(save_plotly_graph_object(fs.study, figure, graph_object_id=MATRIX_ID))

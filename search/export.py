@@ -25,7 +25,7 @@ from gpupair_search.launcher.jsonfile import read_json
 from gpupair_search.launcher.registry import BATCH_SIZE, Registry
 from gpupair_search.launcher.results import atomic_write
 from gpupair_search.launcher.spec import JobConfig
-from gpupair_search.search.extension import Config, reduction_path
+from gpupair_search.search.extension import Config
 from gpupair_search.search.planner import PairPlan
 from gpupair_search.search.verdict import Verdict
 
@@ -53,13 +53,13 @@ class SafeChoice:
     trial_number: int
 
 
-def safe_choice(plan: PairPlan, limit_mib: float, policy, floor: int) -> SafeChoice | None:
+def safe_choice(plan: PairPlan, limit_mib: float) -> SafeChoice | None:
     """The largest verified configuration whose measured peak is at most ``limit_mib``: the plan's
     recommendation when it qualifies, else the first qualifying measured point down the reduction path
     (a --margin can rule out the recommendation while a smaller measured configuration still passes)."""
     if not plan.verdict.is_safe:
         return None
-    order = [plan.original, *reduction_path(*plan.original, policy, floor)]
+    order = [plan.original, *plan.path]
     rank = {config: i for i, config in enumerate(order)}
     verified = [t for t in plan.trials if t.feasible and t.peak_mib is not None and t.peak_mib <= limit_mib
                 and t.config in rank]
@@ -99,7 +99,6 @@ class Export:
 def build_export(fs, target_models: Path, margin_mib: float = 0.0) -> Export:
     """The settings file of ``fs``'s safe pairs, for the runner that uses ``target_models``."""
     limit, card = fs.settings.safe_limit_mib, fs.settings.card_mib
-    options = fs.settings.extension
     raw = _raw_settings(fs.experiment.file)
     target_raw = read_json(Path(target_models), "models file")
     study_raw = _raw_models(fs.registry)
@@ -110,7 +109,7 @@ def build_export(fs, target_models: Path, margin_mib: float = 0.0) -> Export:
     warnings: list[str] = []
     classes = {name: 0 for name in RISK_CLASSES}
     for plan in fs.plans():
-        choice = safe_choice(plan, limit - margin_mib, options.policy, options.floor)
+        choice = safe_choice(plan, limit - margin_mib)
         if choice is None:
             unsafe.append(_unsafe_entry(plan, limit, margin_mib))
             continue

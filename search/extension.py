@@ -14,12 +14,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import Enum
+from typing import Callable, Protocol
+
+from gpupair_search.launcher.errors import UserError
 
 
 class Policy(str, Enum):
+    """The orders of the model-guided search: which batch size shrinks first."""
+
     BACKGROUND_FIRST = "background-first"
     FOREGROUND_FIRST = "foreground-first"
     PROPORTIONAL = "proportional"
+
+    def __str__(self) -> str:  # the name a user types and the study stores
+        return self.value
 
 
 Config = tuple[int | None, int | None]  # (foreground batch size, background batch size); None: no knob
@@ -106,3 +114,141 @@ def answer(state: SearchState, path_length: int) -> int | None:
     if state.low >= state.high and state.high <= path_length:
         return state.high
     return None
+
+
+# -- search policies: how to walk a path ---------------------------------------------------------------
+class SearchPolicy(Protocol):
+    """How a pair's batch sizes are searched: the candidate configurations, largest first, and which one to
+    verify next given the verified ones (position -> fits). The planner and the bench's baselines use the
+    same protocol; a new policy is a class here and an entry in :data:`POLICIES`."""
+
+    name: str
+
+    def path(self, original: Config, floor: int) -> list[Config]: ...
+
+    def budget(self, path_length: int) -> int: ...
+
+    def next_position(self, path_length: int, results: dict[int, bool], predicted_first_feasible: int | None,
+                      distrust: int) -> int | None: ...
+
+    def answer(self, path_length: int, results: dict[int, bool]) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class ModelGuided:
+    """Ours: test where the fitted memory model puts the boundary, clamped so that bisection can always
+    finish within ``ceil(log2(N)) + 1`` trials."""
+
+    order: Policy
+
+    @property
+    def name(self) -> str:
+        return self.order.value
+
+    def path(self, original: Config, floor: int) -> list[Config]:
+        return reduction_path(*original, self.order, floor)
+
+    def budget(self, path_length: int) -> int:
+        return budget(path_length)
+
+    def next_position(self, path_length: int, results: dict[int, bool], predicted_first_feasible: int | None,
+                      distrust: int) -> int | None:
+        return next_position(state_from(path_length, results, len(results)), predicted_first_feasible, distrust)
+
+    def answer(self, path_length: int, results: dict[int, bool]) -> int | None:
+        return answer(state_from(path_length, results, len(results)), path_length)
+
+
+@dataclass(frozen=True)
+class DoublingBisection:
+    """Baseline (Lightning's batch-size finder): from the floor end, double while it fits, then bisect.
+    Ignores the memory model."""
+
+    name: str = "doubling-bisection"
+
+    def path(self, original: Config, floor: int) -> list[Config]:
+        return reduction_path(*original, Policy.BACKGROUND_FIRST, floor)
+
+    def budget(self, path_length: int) -> int:
+        return path_length
+
+    def next_position(self, path_length: int, results: dict[int, bool], predicted_first_feasible: int | None,
+                      distrust: int) -> int | None:
+        def ascending(k: int) -> int:  # k-th configuration from the floor end, as a path position
+            return path_length + 1 - k
+
+        k, last_ok, first_bad = 1, 0, path_length + 1
+        while k <= path_length:  # replay the doubling phase on what is known
+            position = ascending(k)
+            if position not in results:
+                return position
+            if not results[position]:
+                first_bad = k
+                break
+            last_ok, k = k, k * 2
+        lo, hi = last_ok, first_bad
+        while hi - lo > 1:  # then the bisection
+            mid = (lo + hi) // 2
+            if ascending(mid) not in results:
+                return ascending(mid)
+            lo, hi = (mid, hi) if results[ascending(mid)] else (lo, mid)
+        return None
+
+    def answer(self, path_length: int, results: dict[int, bool]) -> int | None:
+        return min((p for p, ok in results.items() if ok), default=None)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Baseline (Accelerate's ``find_executable_batch_size``): multiply the batch size by ``factor`` after each
+    OOM, background first, then foreground; stop at the first configuration that fits."""
+
+    factor: float = 0.9
+    name: str = "backoff-0.9"
+
+    def path(self, original: Config, floor: int) -> list[Config]:
+        fg, bg = original
+        path: list[Config] = []
+        while True:
+            if bg is not None and bg > floor:
+                bg = max(floor, min(bg - 1, int(bg * self.factor)))
+            elif fg is not None and fg > floor:
+                fg = max(floor, min(fg - 1, int(fg * self.factor)))
+            else:
+                return path
+            path.append((fg, bg))
+
+    def budget(self, path_length: int) -> int:
+        return path_length
+
+    def next_position(self, path_length: int, results: dict[int, bool], predicted_first_feasible: int | None,
+                      distrust: int) -> int | None:
+        if any(results.values()):
+            return None
+        position = len(results) + 1
+        return position if position <= path_length else None
+
+    def answer(self, path_length: int, results: dict[int, bool]) -> int | None:
+        return min((p for p, ok in results.items() if ok), default=None)
+
+
+POLICIES: dict[str, SearchPolicy] = {p.name: p for p in (
+    *(ModelGuided(order) for order in Policy), DoublingBisection(), Backoff())}
+
+
+def search_policy(name: str) -> SearchPolicy:
+    """The policy named ``name`` (``--policy``), or a clear error listing the names there are."""
+    try:
+        return POLICIES[str(name.value if isinstance(name, Policy) else name)]
+    except KeyError:
+        raise UserError(f"--policy {name!r}: expected one of {', '.join(POLICIES)}") from None
+
+
+def search(policy: SearchPolicy, original: Config, floor: int, fits: Callable[[Config], bool]) -> tuple[int, Config | None]:
+    """Run ``policy`` against an oracle (no model): the trials it spends and the configuration it answers."""
+    path = policy.path(original, floor)
+    results: dict[int, bool] = {}
+    while (position := policy.next_position(len(path), results, None, 0)) is not None:
+        results[position] = fits(path[position - 1])
+    first = policy.answer(len(path), results)
+    return len(results), (path[first - 1] if first else None)

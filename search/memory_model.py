@@ -33,25 +33,6 @@ class LinearMemoryModel:
     def predict(self, batch_size: int | None) -> float:
         return self.fixed_mib + self.per_sample_mib * (batch_size or 0)
 
-    def largest_batch_within(self, budget_mib: float) -> int:
-        """Largest batch size predicted to fit ``budget_mib`` (0: none)."""
-        if self.per_sample_mib <= 0:
-            return 1 << 20 if self.fixed_mib <= budget_mib else 0
-        return max(0, int((budget_mib - self.fixed_mib) // self.per_sample_mib))
-
-
-@dataclass
-class JobMemoryData:
-    """All observations of one job (``repo/model``)."""
-
-    observations: list[Observation] = field(default_factory=list)
-
-    def add(self, obs: Observation) -> None:
-        self.observations.append(obs)
-
-    def fit(self) -> LinearMemoryModel | None:
-        return fit_linear(self.observations)
-
 
 def _least_squares(points: list[tuple[float, float]]) -> tuple[float, float] | None:
     xs = {x for x, _ in points}

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from optuna.trial import TrialState
 
 from gpupair_search.launcher.spec import PairSpec
-from gpupair_search.search.extension import Config, Policy, answer, budget, next_position, reduction_path, state_from
+from gpupair_search.search.extension import Config, Policy, search_policy
 from gpupair_search.search.memory_model import LinearMemoryModel, Observation, fit_linear, observations_from_trial
 from gpupair_search.search.trial_record import TrialView
 from gpupair_search.search.verdict import Verdict
@@ -22,11 +22,8 @@ PREDICTED_KEY = "predicted_peak_mib"  # user attr of an extension trial: what th
 @dataclass(frozen=True)
 class ExtensionOptions:
     enabled: bool = True
-    policy: Policy = Policy.BACKGROUND_FIRST
+    policy: str = Policy.BACKGROUND_FIRST  # a name of extension.POLICIES
     floor: int = 1
-    # Predictions aim this far under the safe limit. 0 by default: the safe limit already is the margin
-    # below the card, and every proposal is verified by a real trial anyway.
-    margin_fraction: float = 0.0
 
 
 @dataclass
@@ -36,6 +33,7 @@ class PairPlan:
     verdict: Verdict = PENDING
     recommended: Config | None = None
     recommended_peak_mib: float | None = None
+    path: list[Config] = field(default_factory=list)  # the candidates the search walks, largest first
     next_config: Config | None = None
     next_predicted_mib: float | None = None  # the memory model's peak for next_config, stored on its trial
     extension_trials: int = 0
@@ -88,7 +86,8 @@ def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: 
     if not options.enabled:
         plan.verdict = INFEASIBLE
         return plan
-    path = reduction_path(*original, options.policy, options.floor)
+    policy = search_policy(options.policy)
+    path = plan.path = policy.path(original, options.floor)
     if not path:
         plan.verdict, plan.detail = DOES_NOT_FIT, "already at the floor batch size"
         return plan
@@ -100,16 +99,16 @@ def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: 
         return plan
     results = {index[v.config]: bool(v.feasible) for v in on_path if v.state is TrialState.COMPLETE}
     plan.extension_trials = len(results)
-    plan.extension_budget = budget(len(path))
-    state = state_from(len(path), results, len(results))
-    target = safe_limit_mib * (1 - options.margin_fraction)
-    position = next_position(state, _predicted_first_feasible(pair, path, models, target), _distrust(on_path, target))
+    plan.extension_budget = policy.budget(len(path))
+    target = safe_limit_mib
+    position = policy.next_position(len(path), results, _predicted_first_feasible(pair, path, models, target),
+                                    _distrust(on_path, target))
     if position is not None:
         plan.verdict = Verdict.SEARCHING
         plan.next_config = path[position - 1]
         plan.next_predicted_mib = predict_pair(pair, plan.next_config, models)
         return plan
-    first = answer(state, len(path))
+    first = policy.answer(len(path), results)
     if first is None:
         plan.verdict = DOES_NOT_FIT
         plan.detail = f"no configuration down to batch size {options.floor} fits"

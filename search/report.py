@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.search import plots
 from gpupair_search.search.console import budget_words, measured_trials
-from gpupair_search.search.extension import Policy, reduction_path
+from gpupair_search.search.extension import Policy
 from gpupair_search.search.planner import ExtensionOptions, PairPlan
 from gpupair_search.search.profiles import load_profiles, profile_observations
 from gpupair_search.search.session import DEVICE_KINDS, resolve_inputs, study_name
@@ -57,7 +57,7 @@ def open_results(study: str | None, settings: Path | None, storage: str | None, 
     definition = stored_definition(loaded)
     attrs = definition.to_json() if definition else loaded.user_attrs
     extension = ExtensionOptions(enabled=bool(attrs.get("extend", True)),
-                                 policy=Policy(attrs.get("policy", Policy.BACKGROUND_FIRST.value)),
+                                 policy=str(attrs.get("policy", Policy.BACKGROUND_FIRST.value)),
                                  floor=int(attrs.get("floor", 1)))
     settings_ = StudySettings(found[0], float(attrs.get("card_mib", inputs.card_mib)),
                               float(attrs.get("safe_limit_mib", inputs.safe_limit_mib)), extension)
@@ -152,9 +152,8 @@ def build_sections(fs: FeasibilityStudy, results_root: Path | None = None) -> li
     ]
     extended = [p for p in plans if p.extension_trials or p.verdict.shows_frontier]
     if extended:
-        options = fs.settings.extension
         sections.append(Section("Feasible frontiers of the extended pairs", [
-            plots.frontier(p, models, limit, reduction_path(*p.original, options.policy, options.floor), simulated)
+            plots.frontier(p, models, limit, p.path, simulated)
             for p in extended], anchor="frontier"))
     for plan in plans:
         figures, missing = [], []

@@ -18,17 +18,14 @@ from gpupair_search.launcher.pair_runner import RunOptions
 from gpupair_search.search import cli_options as opt
 from gpupair_search.search.console import Progress, budget_words, verdict_table
 from gpupair_search.search.executors import DeviceExecutor, SimulatedExecutor
-from gpupair_search.search.extension import Policy
+from gpupair_search.search.extension import search_policy
 from gpupair_search.search.planner import ExtensionOptions
 from gpupair_search.search.session import device_kind, open_study, resolve_inputs, simulated_device
 from gpupair_search.search.study import FeasibilityStudy
 
 
-def _policy(text: str) -> Policy:
-    try:
-        return Policy(text)
-    except ValueError:
-        raise UserError(f"--policy {text!r}: expected one of " + ", ".join(p.value for p in Policy)) from None
+def _policy(text: str) -> str:
+    return search_policy(text).name  # a clear error for an unknown name, before anything starts
 
 
 def _open_real_device(device: str | None, card_mib: float, cpu_memory: str | None):

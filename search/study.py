@@ -89,7 +89,7 @@ class FeasibilityStudy:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([OBJECTIVE_NAME])
         attrs = {"settings_file": str(experiment.file), "card_mib": settings.card_mib,
-                 "safe_limit_mib": settings.safe_limit_mib, "policy": settings.extension.policy.value,
+                 "safe_limit_mib": settings.safe_limit_mib, "policy": str(settings.extension.policy),
                  "floor": settings.extension.floor}
         if definition is not None:
             attrs[DEFINITION_KEY] = definition.to_json()

@@ -10,7 +10,6 @@ from gpupair_search.launcher.errors import UserError
 @dataclass(frozen=True)
 class StudyDefinition:
     name: str
-    description: str
     settings: Path
     card_mib: float  # the card to fit on (emulated with --gpu-memory on a bigger GPU)
     safe_limit_mib: float  # a pair is feasible when its peak stays under this

@@ -8,7 +8,6 @@ from gpupair_search.studies.definition import StudyDefinition
 
 STUDY = StudyDefinition(
     name="feasibility",
-    description="12 foreground/background pairs of the seed's 11 models, 1 epoch each, on an 8 GiB card",
     settings=bundled("parallel_feasibility_test.json"),
     card_mib=8192.0,
     safe_limit_mib=7500.0,
