@@ -136,3 +136,22 @@ def test_a_unitless_card_flag_is_an_error_naming_the_flag(tmp_path):
                           text=True, timeout=60)
     assert done.returncode != 0 and "--gpu-memory" in done.stderr and "no unit" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "r" / "gpupair.db").exists()
+
+
+def test_pair_with_a_catastrophic_metric_pattern_ends_and_keeps_the_other_metrics(tmp_path):
+    models = json.loads((FIXTURES / "models.json").read_text(encoding="utf-8"))
+    patterns = models["models"]["fixture"]["performance_metrics"]["log_patterns"]
+    patterns["backtracks"] = "(a+)+$"
+    models_file = tmp_path / "models.json"
+    models_file.write_text(json.dumps(models), encoding="utf-8")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "gpupair_search.search.cli", "pair", "--fg", "fixture/ok",
+                           "--fg-param", "seconds=0.2", "--fg-param", "value=" + "a" * 60, "--device", "cpu",
+                           "--models", str(models_file), "--repos-root", str(FIXTURES),
+                           "--results", str(tmp_path / "results")],
+                          env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert time.monotonic() - started < 100
+    assert "'backtracks'" in done.stderr and "stopped" in done.stderr
+    [record] = (tmp_path / "results").glob("run_*/*/experiment.json")
+    assert json.loads(record.read_text())["foreground"]["performance_metrics"] == {"test_accuracy": 97.5}
