@@ -77,6 +77,12 @@ class _Reader:
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
+    def runner_default(self, where: str, text: str) -> None:
+        """Where the seed's runner would fall back to its default mode "mutation" and we run the job as written: said
+        with --lenient (reading the user's runner files); in strict mode our format's meaning applies silently."""
+        if self.lenient:
+            self.warn(where, text)
+
     def warn(self, where: str, text: str) -> str:
         message = f"{self.file}: {where}: {text}" if where else f"{self.file}: {text}"
         self.warnings.append(message)
@@ -250,12 +256,12 @@ class _Reader:
         if default_mode is not None:
             return default_mode
         if "foreground" in entry or "background" in entry:
-            self.warn(at, 'no "mode" here nor at the top level, so the seed\'s runner would use "mutation" and skip '
+            self.runner_default(at, 'no "mode" here nor at the top level, so the seed\'s runner would use "mutation" and skip '
                       'this pair; gpupair-search runs it as a pair. Set "mode": "parallel"')
             return "parallel"
         if "mutate" in entry:
             return "mutation"
-        self.warn(at, 'no "mode" here nor at the top level, so the seed\'s runner would use "mutation" and draw '
+        self.runner_default(at, 'no "mode" here nor at the top level, so the seed\'s runner would use "mutation" and draw '
                   'every hyperparameter from its range; gpupair-search runs the hyperparameters as written. Set '
                   '"mode": "default" (or "mutation")')
         return "default"
@@ -282,7 +288,7 @@ class _Reader:
         if mode is None:
             if "mutate" in job:
                 return "mutation"
-            self.warn(at, 'no "mode": the seed\'s runner would use "mutation" for this foreground and draw its '
+            self.runner_default(at, 'no "mode": the seed\'s runner would use "mutation" for this foreground and draw its '
                       'hyperparameters from their ranges; gpupair-search runs them as written. Set "mode": "default" '
                       '(or "mutation")')
             return "default"

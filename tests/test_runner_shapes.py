@@ -147,13 +147,14 @@ def test_strict_mode_keeps_unknown_repositories_and_differing_duplicates_as_erro
     assert "1, then 2" in lenient.warnings[0]
 
 
-def test_where_the_runner_would_mutate_an_unmarked_job_a_warning_says_so(registry, tmp_path):
+def test_where_the_runner_would_mutate_an_unmarked_job_lenient_mode_says_so(registry, tmp_path):
     path = tmp_path / "unmarked.json"
     path.write_text(json.dumps({"experiments": [
         {"repo": "examples", "model": "mnist", "hyperparameters": {"epochs": 1}},
         {"mode": "parallel", "foreground": {"repo": "examples", "model": "mnist_ff", "hyperparameters": {"epochs": 1}},
          "background": {"repo": "examples", "model": "siamese"}}]}))
-    experiment = load_experiment(path, registry)
+    assert load_experiment(path, registry).warnings == []  # strict: our format's meaning, runs as written
+    experiment = load_experiment(path, registry, lenient=True)  # reading the user's runner files: say where it differs
     assert [w.split(": ", 2)[1] for w in experiment.warnings] == ["experiments[0]", "experiments[1].foreground"]
     assert all('"mutation"' in w for w in experiment.warnings)
     assert experiment.pairs[0].foreground.hyperparameters == {"epochs": 1}
