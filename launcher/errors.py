@@ -18,13 +18,16 @@ class Problem:
     fix: str = ""
 
     def render(self) -> str:
+        """The problem as printed: control characters of every part escaped (they may come from the file)."""
+        from gpupair_search.launcher.jsonfile import printable
+
         head = f"{self.file}: {self.where}: {self.message}" if self.where else f"{self.file}: {self.message}"
         lines = [head]
         if self.expected:
             lines.append(f"  expected: {self.expected}")
         if self.fix:
             lines.append(f"  fix: {self.fix}")
-        return "\n".join(lines)
+        return "\n".join(printable(line, keep_newlines=False) for line in lines)
 
 
 class UserError(Exception):

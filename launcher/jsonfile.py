@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import reprlib
+import stat
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ _MAX_DIGITS = 4000  # below Python's int-from-string limit (4300), far above any
 class _Repeated(dict):
     """A JSON object in which some key appeared more than once (json would keep only the last)."""
 
-    repeated: tuple[str, ...] = ()
+    repeated: dict[str, tuple[Any, ...]] = {}  # key -> every value it was given, in file order
 
 
 class _HugeNumber(Exception):
@@ -30,7 +33,8 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(data) == len(pairs):
         return data
     obj = _Repeated(pairs)
-    obj.repeated = tuple(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
+    counts = Counter(key for key, _ in pairs)
+    obj.repeated = {key: tuple(v for k, v in pairs if k == key) for key, count in counts.items() if count > 1}
     return obj
 
 
@@ -66,17 +70,16 @@ def json_path(parent: str, key: str | int) -> str:
     return f"{parent}.{key}" if parent else key
 
 
-def _place_problems(file: str, data: Any) -> list[Problem]:
-    """Keys given twice in one object (json keeps the last: data lost) and strings that are not text,
-    with their paths; iterative, so any depth is fine."""
+def _place_problems(file: str, data: Any) -> tuple[list[Problem], list[Duplicate]]:
+    """Strings that are not text (problems), and keys given twice in one object (json keeps the last), with
+    their paths; iterative, so any depth is fine."""
     problems: list[Problem] = []
+    duplicates: list[Duplicate] = []
     stack: list[tuple[str, Any]] = [("", data)]
     while stack:
         at, value = stack.pop()
         if isinstance(value, dict):
-            problems += [Problem(file, json_path(at, key), "appears more than once in the same object; JSON keeps "
-                                 "only the last one, so the others would be lost", fix="keep one of them")
-                         for key in getattr(value, "repeated", ())]
+            duplicates += [Duplicate(json_path(at, key), key, value.repeated[key]) for key in getattr(value, "repeated", {})]
             stack += [(json_path(at, k), v) for k, v in reversed(value.items())]
             problems += [Problem(file, json_path(at, k), f"the key contains {_surrogate(k)!a}, an unpaired surrogate "
                                  "escape that is not a character", fix="remove the \\u escape")
@@ -86,7 +89,7 @@ def _place_problems(file: str, data: Any) -> list[Problem]:
         elif isinstance(value, str) and _surrogate(value):
             problems.append(Problem(file, at, f"contains {_surrogate(value)!a}, an unpaired surrogate escape "
                                     "that is not a character", fix="remove the \\u escape"))
-    return problems
+    return problems, duplicates
 
 
 def _line_column(text: str, index: int) -> str:
@@ -94,23 +97,81 @@ def _line_column(text: str, index: int) -> str:
     return f"line {line} column {index - (text.rfind(chr(10), 0, index) + 1) + 1}"
 
 
-def read_json(path: Path, what: str) -> Any:
-    """Load ``path``; ``what`` says what kind of file it should be, for the error message."""
+MAX_INPUT_BYTES = 16 * 2**20  # far above any real settings or models file; a cap so no input can exhaust memory
+
+
+def read_text(path: Path, what: str, limit: int = MAX_INPUT_BYTES) -> str:
+    """The UTF-8 text of ``path``, read only if it is a regular file of at most ``limit`` bytes.
+
+    Opened non-blocking and checked with ``fstat`` before reading, so a FIFO, a device such as /dev/zero or a
+    directory is a clear error, never a block or an endless read.
+    """
     file = str(path)
+
+    def unreadable(message: str, fix: str, expected: str = "") -> ConfigError:
+        return ConfigError([Problem(file, "", message, expected=expected, fix=fix)], unreadable=True)
+
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not a mistake
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise ConfigError([Problem(file, "", f"{what} not found", fix="check the path")], unreadable=True) from None
+        raise unreadable(f"{what} not found", "check the path") from None
     except IsADirectoryError:
-        raise ConfigError([Problem(file, "", f"is a directory, not a {what}", fix="give the path of the JSON file")],
-                          unreadable=True) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError([Problem(file, "", f"{what} is not UTF-8 text (byte {exc.start}: {exc.reason})",
-                                   expected="a JSON file saved as UTF-8",
-                                   fix="re-save the file as UTF-8")], unreadable=True) from None
+        raise unreadable(f"is a directory, not a {what}", "give the path of the JSON file") from None
     except OSError as exc:
-        raise ConfigError([Problem(file, "", f"cannot read {what}: {exc.strerror or exc}",
-                                   fix="check the file's permissions")], unreadable=True) from None
+        raise unreadable(f"cannot read {what}: {exc.strerror or exc}", "check the file's permissions") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise unreadable(f"is a directory, not a {what}", "give the path of the JSON file")
+        raise unreadable(f"is not a regular file (a {_file_kind(mode)}), so it is not read",
+                         f"give the path of the {what} itself", expected=f"a {what} saved on disk")
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            raw = fh.read(limit + 1)
+        except OSError as exc:
+            raise unreadable(f"cannot read {what}: {exc.strerror or exc}", "check the file's permissions") from None
+    if len(raw) > limit:
+        raise unreadable(f"{what} is larger than {limit // 2**20} MiB, far beyond any real {what}",
+                         f"give the right file (a {what} is a few KiB)")
+    try:
+        return raw.decode("utf-8-sig")  # a BOM (Windows editors) is not a mistake
+    except UnicodeDecodeError as exc:
+        raise unreadable(f"{what} is not UTF-8 text (byte {exc.start}: {exc.reason})", "re-save the file as UTF-8",
+                         expected="a JSON file saved as UTF-8") from None
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "named pipe"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+             (stat.S_ISSOCK, "socket"))
+    return next((name for test, name in kinds if test(mode)), "special file")
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A key given more than once in one JSON object: where, and every value it was given, in file order."""
+
+    where: str
+    key: str
+    values: tuple[Any, ...]
+
+    @property
+    def equal(self) -> bool:
+        first = json.dumps(self.values[0], sort_keys=True)
+        return all(json.dumps(v, sort_keys=True) == first for v in self.values[1:])
+
+    def occurrences(self) -> str:
+        """``"epochs" twice: 1, then 2 (JSON keeps the last)``: both values named, for messages."""
+        count = {2: "twice", 3: "three times"}.get(len(self.values), f"{len(self.values)} times")
+        values = ", then ".join(show(v) for v in self.values)
+        return f"given {count} in the same object: {values}"
+
+
+def read_json_with_duplicates(path: Path, what: str) -> tuple[Any, list[Duplicate]]:
+    """Load ``path`` like :func:`read_json`, but return repeated keys instead of failing on them: the caller
+    decides which are mistakes. The data holds the last value of each (what ``json`` and the seed's runner use)."""
+    file = str(path)
+    text = read_text(path, what)
     if not text.strip():
         raise ConfigError([Problem(file, "", f"{what} is empty", expected="a JSON object")], unreadable=True)
     try:
@@ -128,9 +189,23 @@ def read_json(path: Path, what: str) -> Any:
     except RecursionError:
         raise ConfigError([Problem(file, "", f"{what} is nested too deeply to read",
                                    expected="a JSON object a few levels deep")], unreadable=True) from None
-    problems = _place_problems(file, data)
+    problems, duplicates = _place_problems(file, data)
     if problems:
         raise ConfigError(problems)
+    return data, duplicates
+
+
+def duplicate_problem(file: str, duplicate: Duplicate) -> Problem:
+    return Problem(file, duplicate.where, f"{duplicate.occurrences()}; JSON keeps only the last one, so the "
+                   "others would be lost", fix="keep one of them")
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Load ``path``; ``what`` says what kind of file it should be, for the error message. A key given twice in
+    one object is an error (json would keep only the last)."""
+    data, duplicates = read_json_with_duplicates(path, what)
+    if duplicates:
+        raise ConfigError([duplicate_problem(str(path), d) for d in duplicates])
     return data
 
 
@@ -147,7 +222,7 @@ _SHOW_CHARS = 80
 
 def show(value: Any) -> str:
     """A short ``repr`` for messages: long strings, huge numbers and deep arrays are cut, never a wall of text."""
-    text = _SHOW.repr(value)
+    text = printable(_SHOW.repr(value), keep_newlines=False)
     return text if len(text) <= _SHOW_CHARS else text[:_SHOW_CHARS - 3] + "..."
 
 
@@ -158,3 +233,46 @@ def describe(value: Any) -> str:
     if isinstance(value, bool):
         return f"boolean {'true' if value else 'false'}"
     return f"{type_name(value)} {show(value)}"
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str, keep_newlines: bool = True) -> str:
+    """``text`` with control characters escaped (``\\x1b``, ``\\u202e``): text from a file can neither clear the
+    terminal, move the cursor nor reorder what is shown. Tabs and (unless ``keep_newlines`` is False) newlines stay."""
+    escaped = _CONTROL.sub(lambda found: _escape(found.group()), text)
+    return escaped if keep_newlines else escaped.replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def name_shown(name: str) -> str:
+    """A name for messages, quoted; non-ASCII characters escaped (``'ex\\u0430mples'``), so that a look-alike
+    (a Cyrillic ``а`` for a Latin ``a``) is visible next to the names it is compared with."""
+    return ascii(name) if not name.isascii() else show(name)
+
+
+def non_ascii_note(name: str) -> str:
+    """`` (it contains \\u0430 CYRILLIC SMALL LETTER A)`` for a name with non-ASCII characters, else ""."""
+    import unicodedata
+
+    odd = [c for c in dict.fromkeys(name) if not c.isascii()]
+    if not odd:
+        return ""
+    return " (it contains " + ", ".join(f"{_escape(c)} {unicodedata.name(c, 'an unnamed character')}"
+                                        for c in odd[:3]) + ")"
+
+
+def nearest(word: str, known: "list[str] | set[str] | tuple[str, ...]") -> str | None:
+    """The known word closest to ``word`` (a typo's intended word), or None when none is close."""
+    import difflib
+
+    by_case = {k.lower(): k for k in known}
+    if word.lower() in by_case:
+        return by_case[word.lower()]
+    found = difflib.get_close_matches(word.lower(), list(by_case), n=1, cutoff=0.7)
+    return by_case[found[0]] if found else None

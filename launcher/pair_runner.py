@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from gpupair_search.launcher import kill_points
 from gpupair_search.launcher.devices.base import Device
+from gpupair_search.launcher.log_metrics import extract_metrics
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.measurement import (BG, FG, EnergyStats, MemoryStats, RaplCounter, energy_stats, memory_stats)
 from gpupair_search.launcher.monitor import DEFAULT_HZ, Monitor, Sample
@@ -295,19 +296,20 @@ class PairRun:
         bg_text = "\n".join(read_log(p) for p in self.bg_logs)
         memory = memory_stats(self.monitor.samples, fg_log.tried_to_allocate_mib, bg_tried)
         energy = energy_stats(self.monitor.samples, *self.fg_window, rapl.joules_since_start(), rapl.note)
+        metrics, metric_warnings = extract_metrics(self.registry.repository(self.fg_job.repo).log_patterns, fg_text)
         return PairResult(
             pair=self.pair, foreground=self.fg_job, background=self.bg_job, outcome=outcome, memory=memory,
             energy=energy, device=self.device.describe(), foreground_exit_code=fg_code,
             foreground_duration_s=round(self.fg.duration(), 3) if self.fg else 0.0,
             background_runs=len(self.bg_logs), error_message=_error_message(outcome, fg_log, self.bg_ends, self),
-            performance_metrics=_metrics(self.registry, self.fg_job, fg_text),
+            performance_metrics=metrics,
             foreground_samples_per_second=_last_float(_THROUGHPUT, fg_text),
             background_coverage=self.bg_coverage,
             foreground_reported_reserved_mib=_last_float(_RESERVED, fg_text),
             background_reported_reserved_mib=_last_float(_RESERVED, bg_text),
             batch_sizes={"foreground": self.registry.batch_size(self.fg_job),
                          "background": self.registry.batch_size(self.bg_job) if self.bg_job else None},
-            warnings=list(self.pair.warnings) + self.monitor.errors,
+            warnings=list(self.pair.warnings) + self.monitor.errors + metric_warnings,
             samples=self.monitor.samples, foreground_window=self.fg_window, background_logs=list(self.bg_logs),
             phase_seconds=dict(self.phase_seconds),
         )
@@ -330,21 +332,6 @@ class _Plateau:
 def _last_float(pattern: re.Pattern, text: str) -> float | None:
     found = pattern.findall(text)
     return float(found[-1]) if found else None
-
-
-def _metrics(registry: Registry, job: JobConfig, text: str) -> dict[str, float]:
-    out = {}
-    for name, pattern in registry.repository(job.repo).log_patterns.items():
-        try:
-            found = re.findall(pattern, text)
-        except re.error:
-            continue
-        if found:
-            try:
-                out[name] = float(found[-1])
-            except ValueError:
-                pass
-    return out
 
 
 def _error_message(outcome: Outcome, fg_log, bg_ends: list[JobEnd], run: PairRun) -> str:

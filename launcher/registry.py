@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from gpupair_search.launcher.errors import ConfigError, Problem
-from gpupair_search.launcher.jsonfile import describe, json_path, read_json, show, type_name
+from gpupair_search.launcher.jsonfile import (describe, json_path, name_shown, nearest, non_ascii_note, read_json,
+                                              show, type_name)
 from gpupair_search.launcher.spec import JobConfig
 
 BATCH_SIZE = "batch_size"
@@ -31,6 +32,9 @@ class Hyperparameter:
     type: str  # "int", "float", "str" or "bool"
     default: Any = None
     allows_negative: bool = False  # only where the models file's default or range is negative (n_jobs=-2)
+    #: The seed's mutation settings: values are drawn from ``range`` [low, high] by ``distribution``.
+    range: tuple[float, float] | None = None
+    distribution: str = "uniform"
 
 
 @dataclass(frozen=True)
@@ -79,19 +83,23 @@ class JobCheck:
     problems: list[Problem]
     warnings: list[str]
     dropped: tuple[str, ...]  # hyperparameters removed in lenient mode
+    unknown: bool = False  # the repository or the model is not in the models file (the seed's runner skips the job)
 
 
 class Registry:
     """All repositories of one models file."""
 
-    def __init__(self, file: Path, repositories: Mapping[str, Repository]) -> None:
+    def __init__(self, file: Path, repositories: Mapping[str, Repository], require_paths: bool = True) -> None:
         self.file = file
         self.repositories = dict(repositories)
+        #: Whether a job's repository directory must exist (False only where nothing will run, e.g. checking an
+        #: export against a models file of another machine).
+        self.require_paths = require_paths
 
     @classmethod
-    def load(cls, path: Path, base_dir: Path | None = None) -> "Registry":
+    def load(cls, path: Path, base_dir: Path | None = None, require_paths: bool = True) -> "Registry":
         """Read a models file; relative repository paths resolve against ``base_dir``
-        (default: the current directory, as the seed's runner did)."""
+        (default: the current directory, as the seed's runner did) and must stay inside it."""
         path = Path(path)
         data = read_json(path, "models file")
         base = Path(base_dir) if base_dir is not None else Path.cwd()
@@ -114,7 +122,7 @@ class Registry:
                                     fix="add the repositories your settings files name"))
         if problems:
             raise ConfigError(problems)
-        return cls(path, repos)
+        return cls(path, repos, require_paths)
 
     def repository(self, name: str) -> Repository:
         return self.repositories[name]
@@ -126,15 +134,28 @@ class Registry:
         dropped: list[str] = []
         repo = self.repositories.get(job.repo)
         if repo is None:
-            problems.append(Problem(file, f"{where}.repo", f"unknown repository {show(job.repo)} (not in {self.file})",
-                                    expected="one of: " + ", ".join(sorted(self.repositories)),
-                                    fix="fix the name or register the repository in the models file (--models FILE)"))
-            return JobCheck(problems, warnings, ())
+            problems.append(Problem(file, f"{where}.repo", f"unknown repository {name_shown(job.repo)} (not in "
+                                    f"{self.file}){non_ascii_note(job.repo)}",
+                                    expected="one of: " + _names(sorted(self.repositories)),
+                                    fix=_did_you_mean(job.repo, self.repositories,
+                                                      "fix the name or register the repository in the models file "
+                                                      "(--models FILE)")))
+            return JobCheck(problems, warnings, (), unknown=True)
         if job.model not in repo.models:
             problems.append(Problem(file, f"{where}.model",
-                                    f"unknown model {show(job.model)} for repository {show(job.repo)}",
-                                    expected="one of: " + ", ".join(repo.models),
-                                    fix="fix the name or add the model to the models file"))
+                                    f"unknown model {name_shown(job.model)} for repository {name_shown(job.repo)}"
+                                    f"{non_ascii_note(job.model)}",
+                                    expected="one of: " + _names(repo.models),
+                                    fix=_did_you_mean(job.model, repo.models,
+                                                      "fix the name or add the model to the models file")))
+            return JobCheck(problems, warnings, (), unknown=True)
+        if self.require_paths and not repo.path.is_dir():
+            problems.append(Problem(str(self.file), f"{json_path('models', repo.name)}.path",
+                                    f"repository {name_shown(repo.name)} is at {repo.path}, which "
+                                    f"{'is not a directory' if repo.path.exists() else 'does not exist'}",
+                                    expected="the directory of the repository's clone",
+                                    fix="clone the repository there, fix its \"path\", or give --repos-root DIR "
+                                        "(relative paths resolve against it)"))
         for name, value in job.hyperparameters.items():
             at = json_path(f"{where}.hyperparameters", name)
             hp = repo.hyperparameters.get(name)
@@ -184,6 +205,15 @@ class Registry:
 
     def supports(self, job: JobConfig, hyperparameter: str) -> bool:
         return hyperparameter in self.repositories[job.repo].hyperparameters
+
+
+def _names(names) -> str:
+    return ", ".join(name_shown(n) if not n.isascii() else n for n in names)
+
+
+def _did_you_mean(name: str, known, otherwise: str) -> str:
+    close = nearest(name, list(known))
+    return f"did you mean {name_shown(close)}? {otherwise}" if close else otherwise
 
 
 def _format_value(value: Any) -> str:
@@ -276,12 +306,16 @@ def _parse_repository(file: str, name: str, entry: Any, base: Path, problems: li
     if module is not None and not (isinstance(module, str) and _MODULE_NAME.fullmatch(module)):
         problems.append(Problem(file, f"{at}.train_module", f"{describe(module)}, expected a dotted module name",
                                 expected='e.g. "gpupair_search.workloads.examples.train", or leave the key out'))
-    if len(problems) > count:
+    path = _repository_path(file, at, entry["path"], base, problems)
+    if path is not None:
+        _check_train_script(file, at, entry["train_script"], path, problems)
+    if len(problems) == count:
+        _check_flags(file, at, hyper, entry.get("model_flag"), required, problems)
+    if len(problems) > count or path is None:
         return None
-    path = Path(entry["path"])
     return Repository(
         name=name,
-        path=path if path.is_absolute() else base / path,
+        path=path,
         train_script=entry["train_script"],
         models=models,
         hyperparameters=hyper,
@@ -291,6 +325,60 @@ def _parse_repository(file: str, name: str, entry: Any, base: Path, problems: li
         model_defaults=_parse_model_defaults(file, at, entry.get("model_defaults", {}), models, problems),
         train_module=module,
     )
+
+
+def _inside(path: Path, root: Path) -> bool:
+    path, root = path.resolve(), root.resolve()
+    return path == root or root in path.parents
+
+
+def _repository_path(file: str, at: str, text: str, base: Path, problems: list[Problem]) -> Path | None:
+    """The repository directory: an absolute ``path`` as given; a relative one under ``base`` (where the seed's
+    runner resolves it), never outside it (``../elsewhere``)."""
+    path = Path(text)
+    if path.is_absolute():
+        return path
+    resolved = base / path
+    if not _inside(resolved, base):
+        problems.append(Problem(file, f"{at}.path", f"{show(text)} resolves to {resolved.resolve()}, outside "
+                                f"{base.resolve()} (the directory relative repository paths resolve against)",
+                                expected="a path inside that directory, or an absolute path",
+                                fix="fix the path, or give --repos-root DIR for the directory that holds the clones"))
+        return None
+    return resolved
+
+
+def _check_train_script(file: str, at: str, script: str, repo_path: Path, problems: list[Problem]) -> None:
+    """A train script runs with the repository as working directory, and must be a file of that repository."""
+    resolved = repo_path / script
+    if "\0" in script or not _inside(resolved, repo_path):
+        problems.append(Problem(file, f"{at}.train_script", f"{show(script)} resolves to "
+                                f"{resolved.resolve() if chr(0) not in script else show(script)}, outside the "
+                                f"repository {repo_path.resolve()}",
+                                expected="a script inside the repository, e.g. \"./train.sh\"",
+                                fix="fix the script's path, or the repository's \"path\""))
+
+
+def _check_flags(file: str, at: str, hyper: Mapping[str, Hyperparameter], model_flag: Any,
+                 required: Mapping[str, str], problems: list[Problem]) -> None:
+    """No two arguments of one repository's command share a flag: the script would see one value twice."""
+    owners: dict[str, str] = {}
+    if isinstance(model_flag, str):
+        owners[model_flag] = "model_flag"
+    for key, value in required.items():
+        for word in shlex.split(value):
+            if word.startswith("-"):
+                owners.setdefault(word, json_path("required_args", key))
+    for hp in hyper.values():
+        where = json_path("supported_hyperparams", hp.name)
+        if hp.flag in owners:
+            problems.append(Problem(file, f"{json_path(f'{at}.supported_hyperparams', hp.name)}.flag",
+                                    f"flag {show(hp.flag)} is also the flag of {owners[hp.flag]}: the training script "
+                                    "would get both values and keep one",
+                                    expected="a flag of its own for every hyperparameter",
+                                    fix="correct the flag (see the script's --help)"))
+        else:
+            owners[hp.flag] = where
 
 
 def _parse_model_defaults(file: str, at: str, value: Any, models: tuple[str, ...],
@@ -344,16 +432,68 @@ def _parse_hyperparameters(file: str, at: str, specs: dict, problems: list[Probl
             problems.append(Problem(file, f"{hp_at}.type", f"unknown type {show(kind)}",
                                     expected='"int", "float", "str" or "bool"', fix=_FORMAT_FIX))
             continue
+        if hp_name == BATCH_SIZE and kind != "int":
+            problems.append(Problem(file, f"{hp_at}.type", f"batch size of type {show(kind)}",
+                                    expected='"int": batch sizes are whole numbers', fix='set "type": "int"'))
+            continue
         default = spec.get("default")
         if default is not None and _type_problem(kind, default):
             problems.append(Problem(file, f"{hp_at}.default", _type_problem(kind, default),
                                     expected=f"a value of type {kind} (the hyperparameter's \"type\")",
                                     fix="correct the default or the type"))
             continue
-        bounds = spec.get("range") if isinstance(spec.get("range"), list) else []
-        negative = any(isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0 for v in [default, *bounds])
-        hyper[hp_name] = Hyperparameter(hp_name, flag, kind, default, negative)
+        if hp_name == BATCH_SIZE and default is not None and not 1 <= default <= _MAX_BATCH_SIZE:
+            problems.append(Problem(file, f"{hp_at}.default", f"batch size {show(default)} is out of range",
+                                    expected=f"an integer from 1 to {_MAX_BATCH_SIZE}, the script's own default",
+                                    fix="correct the default"))
+            continue
+        bounds = _parse_range(file, hp_at, hp_name, kind, spec, problems)
+        if bounds is False:
+            continue
+        negative = any(isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0
+                       for v in [default, *(bounds or ())])
+        hyper[hp_name] = Hyperparameter(hp_name, flag, kind, default, negative, bounds or None,
+                                        spec.get("distribution", "uniform"))
     return hyper
+
+
+_DISTRIBUTIONS = ("uniform", "log_uniform")
+
+
+def _parse_range(file: str, at: str, name: str, kind: str, spec: dict,
+                 problems: list[Problem]) -> tuple[float, float] | None | bool:
+    """The mutation ``range`` [low, high] (None when absent); False, with a problem, when it is unusable (the seed's
+    runner would fail on it when drawing a value)."""
+    if "range" not in spec:
+        return None
+    bounds, distribution = spec["range"], spec.get("distribution", "uniform")
+    numbers = isinstance(bounds, list) and len(bounds) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v) for v in bounds)
+    if not numbers or (kind == "int" and not all(isinstance(v, int) for v in bounds)) or kind not in ("int", "float"):
+        problems.append(Problem(file, f"{at}.range", f"is {describe(bounds)}",
+                                expected=f"[low, high], two {'integers' if kind == 'int' else 'numbers'}" if kind in (
+                                    "int", "float") else "no range: only int and float hyperparameters are drawn",
+                                fix="correct the range"))
+        return False
+    low, high = bounds
+    if low > high:
+        problems.append(Problem(file, f"{at}.range", f"low {show(low)} is above high {show(high)}",
+                                expected="[low, high] with low <= high", fix="swap the bounds"))
+        return False
+    if distribution not in _DISTRIBUTIONS:
+        problems.append(Problem(file, f"{at}.distribution", f"unknown distribution {show(distribution)}",
+                                expected=" or ".join(f'"{d}"' for d in _DISTRIBUTIONS), fix="correct the distribution"))
+        return False
+    if distribution == "log_uniform" and low <= 0:
+        problems.append(Problem(file, f"{at}.range", f"low {show(low)} with a log_uniform distribution",
+                                expected="a low bound above 0 (log_uniform draws on a log scale)",
+                                fix='raise the low bound or use "distribution": "uniform"'))
+        return False
+    if name == BATCH_SIZE and not (1 <= low and high <= _MAX_BATCH_SIZE):
+        problems.append(Problem(file, f"{at}.range", f"batch sizes {show(low)} to {show(high)} are out of range",
+                                expected=f"batch sizes from 1 to {_MAX_BATCH_SIZE}", fix="correct the range"))
+        return False
+    return float(low) if kind == "float" else low, float(high) if kind == "float" else high
 
 
 def _parse_required_args(file: str, at: str, required: Any, problems: list[Problem]) -> dict[str, str]:
@@ -392,9 +532,16 @@ def _parse_log_patterns(file: str, at: str, metrics: Any, problems: list[Problem
                                     expected="a regular expression with one group, the metric's value"))
             continue
         try:
-            re.compile(pattern)
-        except (re.error, OverflowError, RecursionError) as exc:
+            compiled = re.compile(pattern)
+        except (re.error, OverflowError, RecursionError, ValueError) as exc:
             problems.append(Problem(file, where, f"not a valid regular expression: {exc}",
                                     expected="a Python regular expression with one group, the metric's value",
                                     fix="fix the pattern (escape backslashes twice in JSON)"))
+            continue
+        if compiled.groups != 1:
+            problems.append(Problem(file, where, f"the pattern has {compiled.groups} capturing groups, so no single "
+                                    "value can be read from a match",
+                                    expected="exactly one capturing group, the metric's value, e.g. "
+                                             "\"Accuracy[:\\\\s]+([0-9.]+)\"",
+                                    fix="make the other groups non-capturing: (?:...)"))
     return patterns

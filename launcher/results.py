@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import re
 import tempfile
 from dataclasses import asdict
 from datetime import datetime
@@ -78,9 +79,23 @@ def new_run_dir(root: Path) -> Path:
                             "a results directory")
 
 
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._+-]+")
+_NAME_CHARS = 64
+
+
+def safe_name(text: str) -> str:
+    """``text`` as one harmless file-name component: only ``[A-Za-z0-9._+-]`` (anything else, ``/`` and ``\\``
+    included, becomes ``_``), no leading dot (so never ``.`` or ``..``), at most 64 characters. Repository and
+    model names come from the user's files: a name like ``../../x`` must not move a write out of ``--results``."""
+    name = _UNSAFE_CHARS.sub("_", text).lstrip(".")
+    return name[:_NAME_CHARS] or "_"
+
+
 def new_pair_dir(run_dir: Path, pair: PairSpec) -> Path:
-    """``<repo>_<model>_parallel_NNN``, NNN counting pairs of the same foreground within the run."""
-    stem = f"{pair.foreground.repo}_{pair.foreground.model}_{'parallel' if pair.background else 'solo'}"
+    """``<repo>_<model>_parallel_NNN``, NNN counting pairs of the same foreground within the run; the names
+    sanitised (:func:`safe_name`), so the directory is always a direct child of ``run_dir``."""
+    stem = (f"{safe_name(pair.foreground.repo)}_{safe_name(pair.foreground.model)}_"
+            f"{'parallel' if pair.background else 'solo'}")
     return _mkdir_exclusive(run_dir, (f"{stem}_{n:03d}" for n in range(1, 1000)), "a pair directory")
 
 

@@ -1,38 +1,56 @@
-"""Memory sizes as people write them ("8GiB", "7500MiB", "7.5GB") <-> MiB floats."""
+"""Memory sizes as people write them ("8GiB", "7500MiB", "7.5GB") <-> MiB floats.
+
+A size needs its unit: a bare ``8`` could be 8 MiB or 8 GiB, and guessing wrong runs a study on the wrong card.
+"""
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {
-    "": 1.0,  # a bare number is MiB, the unit nvidia-smi prints
     "mib": 1.0,
     "m": 1.0,
     "gib": 1024.0,
     "g": 1024.0,
     "tib": 1024.0 * 1024.0,
+    "t": 1024.0 * 1024.0,
     "kib": 1.0 / 1024.0,
+    "k": 1.0 / 1024.0,
     "mb": 1e6 / 2**20,
     "gb": 1e9 / 2**20,
+    "tb": 1e12 / 2**20,
     "kb": 1e3 / 2**20,
 }
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$")
+MIN_MIB = 1.0
+MAX_MIB = 16.0 * 1024 * 1024  # 16 TiB: beyond any GPU or host memory budget
+_FORMS = "use a number with a unit, e.g. 8GiB, 7500MiB or 7.5GB"
 
 
 def parse_size_mib(text: str | float | int) -> float:
-    """Parse a size into MiB. Raises ValueError with the accepted forms when it cannot."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        value, unit = float(text), ""
-    else:
-        match = _SIZE.match(str(text))
-        if not match or match.group(2).lower() not in _UNITS:
-            raise ValueError(f"not a memory size: {text!r} (use e.g. 8GiB, 7500MiB, 7.5GB; a bare number is MiB)")
-        value, unit = float(match.group(1)), match.group(2).lower()
-    if value <= 0:
-        raise ValueError(f"memory size must be positive: {text!r}")
-    return value * _UNITS[unit]
+    """Parse a size into MiB. Raises ValueError saying what is wrong and the accepted forms when it cannot."""
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+        raise ValueError(f"not a memory size: {text!r} ({_FORMS})")
+    if isinstance(text, (int, float)):
+        raise ValueError(f"{text!r} has no unit: is it MiB or GiB? ({_FORMS})")
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"not a memory size: {text!r} ({_FORMS})")
+    number, unit = match.group(1), match.group(2).lower()
+    if not unit:
+        raise ValueError(f"{text!r} has no unit: is it MiB or GiB? ({_FORMS})")
+    if unit not in _UNITS:
+        raise ValueError(f"{text!r}: unknown unit {match.group(2)!r} (KiB, MiB, GiB, TiB, KB, MB, GB or TB)")
+    mib = float(number) * _UNITS[unit]
+    if not math.isfinite(mib) or not MIN_MIB <= mib <= MAX_MIB:
+        raise ValueError(f"{text!r} is {'not finite' if not math.isfinite(mib) else format_mib(mib)}: a memory size "
+                         f"must be from 1 MiB to 16 TiB")
+    return mib
 
 
 def format_mib(mib: float | None) -> str:
     if mib is None:
         return "-"
+    if 0 < mib < 1:
+        return f"{mib:.3g} MiB"
     return f"{mib:,.0f} MiB"

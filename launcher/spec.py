@@ -42,6 +42,15 @@ class PairSpec:
     note: str = ""
     source: str = ""  # "file: experiments[i]" for messages
     warnings: tuple[str, ...] = ()
+    #: How many times the user's runner runs this configuration (identical entries and ``runs_per_config``):
+    #: one trial measures it, and ``export`` writes the count back as ``runs_per_config``.
+    repeats: int = 1
+    #: The entries that were merged into this one (identical configurations), beyond ``source``.
+    repeated_at: tuple[str, ...] = ()
+    #: For ``mutation`` jobs, by role: the values checked (the memory worst case of the models file's ranges)
+    #: and which of them are at the top of their range, e.g.
+    #: ``{"foreground": {"values": {"batch_size": 128, "seed": 1}, "at_maximum": ["batch_size"]}}``.
+    worst_case: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def key(self) -> str:

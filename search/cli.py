@@ -69,18 +69,15 @@ def validate(settings: Path = typer.Argument(..., help="Experiment settings file
              models: Optional[Path] = opt.MODELS, repos_root: Optional[Path] = opt.REPOS_ROOT,
              lenient: bool = opt.LENIENT) -> None:
     """Check a settings file and print the pairs it would run. Exit 0 valid, 1 invalid, 2 unreadable."""
-    from gpupair_search.search.inputs import load_registry, load_settings
+    from gpupair_search.search.inputs import load_registry, load_settings, validation_lines
 
     registry = load_registry(models, repos_root)
     experiment = load_settings(settings, registry, lenient)
-    for warning in experiment.warnings:
-        typer.echo(f"warning: {warning}", err=True)
-    typer.echo(f"{settings}: {len(experiment.pairs)} pair(s) in '{experiment.name}'")
-    for pair in experiment.pairs:
-        typer.echo(f"  {pair.key}  {pair.note}")
-        typer.echo(f"      foreground: {registry.command(pair.foreground).display()}")
-        if pair.background:
-            typer.echo(f"      background: {registry.command(pair.background).display()}")
+    out, warnings = validation_lines(settings, experiment, registry)
+    for line in warnings:
+        typer.echo(line, err=True)
+    for line in out:
+        typer.echo(line)
 
 
 def _parse_params(values: List[str], flag: str) -> dict:

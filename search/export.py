@@ -102,7 +102,7 @@ def build_export(fs, target_models: Path, margin_mib: float = 0.0) -> Export:
     raw = _raw_settings(fs.experiment.file)
     target_raw = read_json(Path(target_models), "models file")
     study_raw = _raw_models(fs.registry)
-    target = Registry.load(Path(target_models), base_dir=Path(target_models).parent)
+    target = Registry.load(Path(target_models), base_dir=Path(target_models).parent, require_paths=False)
     entries: list[tuple[int, int, dict[str, Any]]] = []
     unsafe: list[dict[str, Any]] = []
     additions: dict[str, Any] = {}
@@ -115,7 +115,7 @@ def build_export(fs, target_models: Path, margin_mib: float = 0.0) -> Export:
             continue
         cls = risk_class(choice.peak_mib, card)
         classes[cls] += 1
-        entry, jobs = _entry(plan, choice, raw, cls, limit, margin_mib)
+        entry, jobs = _entry(plan, choice, raw, cls, limit, margin_mib, warnings)
         for job in jobs:
             _check_job(job, target, target_raw, study_raw, fs.registry, Path(target_models), additions, warnings)
         entries.append((RISK_CLASSES.index(cls), plan.pair.group, entry))
@@ -176,8 +176,9 @@ def _top_level(raw: dict[str, Any], fs, margin_mib: float) -> dict[str, Any]:
 
 
 def _entry(plan: PairPlan, choice: SafeChoice, raw: dict[str, Any], cls: str, limit: float,
-           margin_mib: float) -> tuple[dict[str, Any], list[JobConfig]]:
-    """The seed-format entry: the original entry's shape and keys, batch sizes set, note rewritten."""
+           margin_mib: float, warnings: list[str]) -> tuple[dict[str, Any], list[JobConfig]]:
+    """The seed-format entry: the original entry's shape and keys, batch sizes set, note rewritten, and the
+    repeat count as the experiment's ``runs_per_config`` (which the runner reads before any other level)."""
     pair = plan.pair
     experiments = raw.get("experiments") if isinstance(raw.get("experiments"), list) else []
     source = experiments[pair.group - 1] if 0 < pair.group <= len(experiments) else None
@@ -193,6 +194,9 @@ def _entry(plan: PairPlan, choice: SafeChoice, raw: dict[str, Any], cls: str, li
         target = entry if pair.background is None else entry.setdefault(role, {})
         if not isinstance(target, dict):
             target = entry[role] = {}
+        reduced = batch is not None and batch != plan.original[index]
+        if role in pair.worst_case and not _as_default_job(target, job, reduced, pair, warnings):
+            continue
         target.update({"repo": job.repo, "model": job.model, "hyperparameters": dict(job.hyperparameters)})
     factors = accumulation(plan.original, choice.config)
     changes = [f"{role} batch size {plan.original[i]}→{choice.config[i]}"
@@ -209,7 +213,24 @@ def _entry(plan: PairPlan, choice: SafeChoice, raw: dict[str, Any], cls: str, li
         entry["gradient_accumulation"] = factors
     origin = pair.note or (pair.foreground.key + (" + " + pair.background.key if pair.background else ""))
     entry["note"] = f"{note} (g{pair.group:02d} {origin})"
+    entry["runs_per_config"] = pair.repeats
+    if isinstance(entry.get("foreground"), dict):
+        entry["foreground"].pop("runs_per_config", None)  # the experiment's count is the one the runner uses
     return entry, jobs
+
+
+def _as_default_job(target: dict[str, Any], job: JobConfig, reduced: bool, pair, warnings: list[str]) -> bool:
+    """A mutation job stays one (False: leave ``target`` as it is) when its worst case was verified as such; when
+    its batch size had to be reduced, the runner would still draw up to the top of the range, so it is written
+    as a ``default`` job at the verified values instead (True), with a warning."""
+    if not reduced:
+        return False
+    target["mode"] = "default"
+    target.pop("mutate", None)
+    warnings.append(f"{pair.source}: a mutation job fits only at a reduced batch size, so it is exported as a "
+                    f"\"default\" job at the verified values ({job.key}); the seed's runner would otherwise draw "
+                    "batch sizes up to the top of the range")
+    return True
 
 
 def _unsafe_entry(plan: PairPlan, limit: float, margin_mib: float) -> dict[str, Any]:
@@ -297,7 +318,8 @@ def _self_check(result: Export, target_raw: Any, target_file: Path) -> None:
         settings = Path(tmp) / "settings.json"
         settings.write_text(json.dumps(result.settings))
         try:
-            load_experiment(settings, Registry.load(models, base_dir=target_file.parent), lenient=False)
+            load_experiment(settings, Registry.load(models, base_dir=target_file.parent, require_paths=False),
+                            lenient=False)
         except UserError as exc:  # our bug, not the user's: say so plainly
             raise UserError(f"internal error: the exported settings do not load against {target_file}"
                             f"{' plus the additions' if result.additions else ''}:\n{exc.render()}") from None

@@ -56,6 +56,8 @@ def record_result(trial: optuna.Trial, result: PairResult, safe_limit_mib: float
         "result_dir": str(result.result_dir) if result.result_dir else None,
         "foreground": result.foreground.to_json(),
         "background": result.background.to_json() if result.background else None,
+        "repeats": result.pair.repeats,  # how often the user's runner runs this configuration (export writes it back)
+        "worst_case": {role: dict(case) for role, case in result.pair.worst_case.items()},  # mutation jobs' checked values
     }
     for key, value in attrs.items():
         trial.set_user_attr(key, value)

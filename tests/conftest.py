@@ -12,6 +12,8 @@ import pytest
 from gpupair_search.launcher.registry import Registry
 
 FIXTURES = Path(__file__).parent / "fixtures"
+#: The user's project layout for the seed's models file: ``repos/<name>/`` of each repository (its paths must exist).
+SEED_PROJECT = FIXTURES / "seed_project"
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 
 

@@ -26,6 +26,7 @@ CORPUS = TESTS / "bad_inputs"
 VALID_SETTINGS = CORPUS / "valid_settings.json"
 SEED_MODELS = TESTS / "fixtures" / "seed_models_config.json"
 FIXTURE_MODELS = TESTS / "fixtures" / "models.json"
+SEED_PROJECT = TESTS / "fixtures" / "seed_project"  # repos/<name>/ of each repository of the seed's models file
 EXPECTED: dict[str, str] = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
 MAX_LINES = 8
 MAX_LINE_CHARS = 400  # a long file path plus a one-line message; a value dump would be far longer
@@ -42,7 +43,6 @@ CLI_CASES = [
     "settings/number_with_5000_digits.json",
     "settings/top_level_is_array.json",
     "settings/experiments_is_object.json",
-    "settings/duplicated_pair.json",
     "settings/duplicated_key.json",
     "settings/hyperparameters_is_list.json",
     "settings/unknown_model.json",
@@ -81,7 +81,7 @@ def _files_for(case: str) -> tuple[Path, Path]:
 def _validate_in_process(settings: Path, models: Path) -> tuple[int, str]:
     """What ``gpupair-search validate`` prints on stderr and exits with, without the subprocess."""
     try:
-        load_experiment(settings, Registry.load(models, base_dir=REPO_ROOT))
+        load_experiment(settings, Registry.load(models, base_dir=SEED_PROJECT))
     except ConfigError as exc:
         return exc.exit_code, f"error: {exc.render()}\n"
     return 0, ""
@@ -113,7 +113,7 @@ def test_the_corpus_is_complete():
 
 
 def test_the_base_files_are_valid():
-    registry = Registry.load(SEED_MODELS, base_dir=REPO_ROOT)
+    registry = Registry.load(SEED_MODELS, base_dir=SEED_PROJECT)
     experiment = load_experiment(VALID_SETTINGS, registry)
     assert len(experiment.pairs) == 3 and experiment.warnings == []
 
@@ -131,7 +131,7 @@ def test_a_bad_file_gives_a_short_error_naming_the_file_and_the_place(case):
 @pytest.mark.parametrize("case", CLI_CASES)
 def test_the_cli_prints_the_same_short_error_without_a_traceback(case):
     settings, models = _files_for(case)
-    done = _validate_cli(str(settings), "--models", str(models))
+    done = _validate_cli(str(settings), "--models", str(models), "--repos-root", str(SEED_PROJECT))
     assert "Traceback" not in done.stdout
     _check_message(case, done.returncode, done.stderr)
     assert (done.returncode, done.stderr) == _validate_in_process(settings, models)
@@ -140,8 +140,8 @@ def test_the_cli_prints_the_same_short_error_without_a_traceback(case):
 @pytest.mark.parametrize("which", ["settings", "models"])
 def test_a_missing_file_or_a_directory_is_unreadable(tmp_path, which):
     for bad in (tmp_path / "nope.json", tmp_path):
-        args = [str(bad), "--models", str(SEED_MODELS)] if which == "settings" else [
-            str(VALID_SETTINGS), "--models", str(bad)]
+        args = [str(bad), "--models", str(SEED_MODELS), "--repos-root", str(SEED_PROJECT)] if which == "settings" else [
+            str(VALID_SETTINGS), "--models", str(bad), "--repos-root", str(SEED_PROJECT)]
         done = _validate_cli(*args)
         assert done.returncode == 2, done.stderr
         assert done.stderr.startswith(f"error: {bad}: ") and "Traceback" not in done.stderr
@@ -151,7 +151,7 @@ def test_a_missing_file_or_a_directory_is_unreadable(tmp_path, which):
 def test_a_byte_order_mark_is_not_a_mistake(tmp_path):
     settings = tmp_path / "bom.json"
     settings.write_bytes(b"\xef\xbb\xbf" + VALID_SETTINGS.read_bytes())
-    assert len(load_experiment(settings, Registry.load(SEED_MODELS)).pairs) == 3
+    assert len(load_experiment(settings, Registry.load(SEED_MODELS, base_dir=SEED_PROJECT)).pairs) == 3
 
 
 # --- shell metacharacters -----------------------------------------------------------------------------------

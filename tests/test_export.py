@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, run_cli as cli
+from tests.conftest import FIXTURES, SEED_PROJECT, run_cli as cli
 
 SEED_MODELS = FIXTURES / "seed_models_config.json"  # a byte-identical copy of the seed's (see test_bad_inputs)
 CARD = ["--gpu-memory", "400MiB", "--safe-limit", "250MiB"]
@@ -116,13 +116,13 @@ def test_export_for_the_seed_models_file_warns_and_writes_the_additions(study):
     assert additions["models"]["VulBERTa"]["supported_hyperparams"]["batch_size"]["flag"] == "--batch-size"
     assert "batch_size" not in additions["models"].get("examples", {}).get("supported_hyperparams", {})  # seed has it
 
-    strict = cli("validate", str(out), "--models", str(SEED_MODELS))
+    strict = cli("validate", str(out), "--models", str(SEED_MODELS), "--repos-root", str(SEED_PROJECT))
     assert strict.returncode != 0 and "batch_size" in strict.stderr  # without the additions: refused, not dropped
 
     from gpupair_search.search.export import merge_models
 
     merged = study["root"] / "seed_models_merged.json"
     merged.write_text(json.dumps(merge_models(json.loads(SEED_MODELS.read_text()), additions)))
-    valid = cli("validate", str(out), "--models", str(merged))
+    valid = cli("validate", str(out), "--models", str(merged), "--repos-root", str(SEED_PROJECT))
     assert valid.returncode == 0, valid.stderr + valid.stdout
     assert "--batch-size" in valid.stdout  # the reduced batch size reaches the command line

@@ -12,15 +12,15 @@ from gpupair_search.launcher.experiments import load_experiment
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.spec import JobConfig
 from gpupair_search.settings import bundled
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, SEED_PROJECT
 
 SEED_MODELS = FIXTURES / "seed_models_config.json"
 SEED_SETTINGS = FIXTURES / "seed_parallel_feasibility_test.json"
 
 
 @pytest.fixture
-def seed_registry(tmp_path) -> Registry:
-    return Registry.load(SEED_MODELS, base_dir=tmp_path)
+def seed_registry() -> Registry:
+    return Registry.load(SEED_MODELS, base_dir=SEED_PROJECT)
 
 
 def test_the_fixtures_are_the_seed_files_unchanged(reference_dir):
@@ -37,10 +37,10 @@ def test_the_fixtures_are_the_seed_files_unchanged(reference_dir):
     (JobConfig("Person_reID_baseline_pytorch", "pcb", {"epochs": 1, "dropout": 0.5}),
      ["./train.sh", "-n", "pcb", "--total_epoch", "1", "--droprate", "0.5"], "repos/Person_reID_baseline_pytorch"),
 ], ids=["model flag and required args", "default model has no flag", "hyperparameter flags from the file"])
-def test_the_argv_is_the_one_the_seed_runner_builds(seed_registry, tmp_path, job, argv, repo_dir):
+def test_the_argv_is_the_one_the_seed_runner_builds(seed_registry, job, argv, repo_dir):
     command = seed_registry.command(job)
     assert list(command.argv) == argv
-    assert command.cwd == tmp_path / repo_dir
+    assert command.cwd == SEED_PROJECT / repo_dir
 
 
 def test_strict_loading_names_the_unknown_hyperparameter_and_what_is_known(seed_registry):
@@ -74,7 +74,7 @@ def test_a_batchsize_for_pcb_is_an_error_not_silently_ignored(seed_registry, tmp
 ], ids=["strict", "lenient"])
 def test_validate_on_the_seed_files(args, code, text):
     done = subprocess.run([sys.executable, "-m", "gpupair_search.search.cli", "validate", str(SEED_SETTINGS), "--models",
-                           str(SEED_MODELS), *args], capture_output=True, text=True, timeout=60)
+                           str(SEED_MODELS), "--repos-root", str(SEED_PROJECT), *args], capture_output=True, text=True, timeout=60)
     assert done.returncode == code
     assert text in done.stdout + done.stderr
     assert "Traceback" not in done.stderr

@@ -21,7 +21,8 @@ from gpupair_search.launcher.registry import Registry
 TESTS = Path(__file__).resolve().parent
 SEED_MODELS = TESTS / "fixtures" / "seed_models_config.json"
 VALID_SETTINGS = TESTS / "bad_inputs" / "valid_settings.json"
-REGISTRY = Registry.load(SEED_MODELS, base_dir=TESTS)
+SEED_PROJECT = TESTS / "fixtures" / "seed_project"  # repos/<name>/ of each repository of the seed's models file
+REGISTRY = Registry.load(SEED_MODELS, base_dir=SEED_PROJECT)
 BASE = json.loads(VALID_SETTINGS.read_text(encoding="utf-8"))
 MODELS = json.loads(SEED_MODELS.read_text(encoding="utf-8"))
 
@@ -226,7 +227,7 @@ def test_a_mutated_models_file_loads_or_names_a_place_in_it(data):
         path = Path(tmp) / "models.json"
         path.write_text(json.dumps(data, indent=2), encoding="utf-8")
         try:
-            registry = Registry.load(path, base_dir=Path(tmp))
+            registry = Registry.load(path, base_dir=SEED_PROJECT)
         except ConfigError as exc:
             assert exc.exit_code == 1
             _assert_places_exist(exc, data)

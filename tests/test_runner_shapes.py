@@ -1,0 +1,203 @@
+"""Settings files in the layouts the user's runner (seed_runner.py) runs load with the runner's meaning: what
+runs, in which mode, how many times. The oracle is ``runner_runs`` below, our own reading of the runner's
+selection logic (``run_from_experiment_config``), written for this test; our loader must agree with it, the study
+must run it (``run --device sim``), and ``export`` must hand it back with the same meaning."""
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from gpupair_search.launcher.errors import ConfigError
+from gpupair_search.launcher.experiments import load_experiment
+from gpupair_search.search.inputs import load_registry
+from gpupair_search.settings import bundled
+from tests.conftest import FIXTURES, run_cli
+
+SHAPES = FIXTURES / "runner_shapes"
+BUNDLED_MODELS = json.loads(bundled("models.json").read_text(encoding="utf-8"))["models"]
+
+
+# -- the oracle: which experiments the user's runner runs, in which mode, how many times ----------------------
+def runner_runs(settings: dict[str, Any], models: dict[str, Any]) -> collections.Counter:
+    """Counter of (mode, foreground, foreground mode, foreground hyperparameters, background, background
+    hyperparameters) -> number of runs, as the seed's runner selects them. Hyperparameters are those passed as
+    written (None where the runner draws them: mutation)."""
+    def known(job: dict) -> bool:
+        return job.get("repo") in models and job.get("model") in models[job["repo"]]["models"]
+
+    def frozen(hyper: dict | None) -> tuple | None:
+        return None if hyper is None else tuple(sorted(hyper.items()))
+
+    runs: collections.Counter = collections.Counter()
+    file_runs = settings.get("runs_per_config", 1)
+    file_mode = settings.get("mode", "mutation")
+    for exp in settings.get("experiments", []):
+        mode = exp.get("mode", file_mode)
+        if mode == "parallel":
+            fg, bg = exp.get("foreground", {}), exp.get("background", {})
+            if not fg or not bg or not known(fg) or not known(bg):
+                continue
+            fg_mode = fg.get("mode", "mutation")
+            count = exp.get("runs_per_config", fg.get("runs_per_config", file_runs))
+            fg_hyper = fg.get("hyperparameters", {}) if fg_mode != "mutation" else None
+            runs[("parallel", f"{fg['repo']}/{fg['model']}", fg_mode, frozen(fg_hyper),
+                  f"{bg['repo']}/{bg['model']}", frozen(bg.get("hyperparameters", {})))] += count
+        elif known(exp):
+            hyper = exp.get("hyperparameters", {}) if mode == "default" else None
+            runs[(mode if mode == "default" else "mutation", f"{exp['repo']}/{exp['model']}",
+                  "default" if mode == "default" else "mutation", frozen(hyper), None, None)] += exp.get(
+                "runs_per_config", file_runs)
+    return runs
+
+
+def our_runs(pairs) -> collections.Counter:
+    """The same Counter from our PairSpecs (each one trial, run ``repeats`` times by the runner)."""
+    runs: collections.Counter = collections.Counter()
+    for pair in pairs:
+        fg_mode = "mutation" if "foreground" in pair.worst_case else "default"
+        fg_hyper = None if fg_mode == "mutation" else tuple(sorted(pair.foreground.hyperparameters.items()))
+        if pair.background is None:
+            key = (fg_mode, pair.foreground.key, fg_mode, fg_hyper, None, None)
+        else:
+            key = ("parallel", pair.foreground.key, fg_mode, fg_hyper, pair.background.key,
+                   tuple(sorted(pair.background.hyperparameters.items())))
+        runs[key] += pair.repeats
+    return runs
+
+
+SHAPE_FILES = ["mixed_modes", "repeats_every_level", "mutation_ranges", "duplicate_comments",
+               "skipped_repositories", "repeated_pair", "repeated_solo_job"]
+#: Warnings each file must give with --lenient: one per place where our reading differs or something is dropped.
+WARNINGS = {
+    "mixed_modes": ["mode"],
+    "repeats_every_level": [],
+    "mutation_ranges": [],
+    "duplicate_comments": ["description", "experiments[0].comment", "experiments[0].foreground.hyperparameters.batch_size",
+                           "experiments[1].note"],
+    "skipped_repositories": ["experiments[1].foreground", "experiments[2].background", "experiments[3]"],
+    "repeated_pair": [],
+    "repeated_solo_job": [],
+}
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_registry(None)
+
+
+@pytest.mark.parametrize("shape", SHAPE_FILES)
+def test_each_shape_loads_leniently_with_the_runners_meaning_and_one_warning_per_divergence(shape, registry):
+    path = SHAPES / f"{shape}.json"
+    experiment = load_experiment(path, registry, lenient=True)
+    assert our_runs(experiment.pairs) == runner_runs(json.loads(path.read_text(encoding="utf-8")), BUNDLED_MODELS)
+    places = [w.split(": ", 2)[1] for w in experiment.warnings]
+    assert places == WARNINGS[shape], experiment.warnings
+    assert all(w.startswith(f"{path}: ") for w in experiment.warnings)
+
+
+def test_repeats_are_one_pair_per_distinct_configuration_with_the_runners_counts(registry):
+    experiment = load_experiment(SHAPES / "repeats_every_level.json", registry)
+    counts = {p.key: p.repeats for p in experiment.pairs}
+    assert counts == {"g01:examples/mnist+VulBERTa/mlp": 4,  # file level 2, listed twice
+                      "g02:examples/mnist_rnn+VulBERTa/mlp": 3,  # experiment level
+                      "g03:examples/siamese+VulBERTa/mlp": 4,  # foreground level
+                      "g04:examples/mnist_ff+VulBERTa/mlp": 1,  # experiment level beats foreground level
+                      "g06:examples/mnist+solo": 3}  # a solo job, experiment level
+    assert experiment.pairs[0].repeated_at == ("experiments[4]",)
+
+
+def test_a_mutation_job_is_checked_at_the_top_of_its_memory_ranges(registry):
+    experiment = load_experiment(SHAPES / "mutation_ranges.json", registry)
+    solo, every, pair = experiment.pairs
+    assert solo.foreground.hyperparameters == {"learning_rate": 0.01, "batch_size": 128}  # default lr, top batch
+    assert solo.worst_case == {"foreground": {"values": {"learning_rate": 0.01, "batch_size": 128},
+                                              "at_maximum": ["batch_size"], "ignored": []}}
+    assert every.foreground.hyperparameters["batch_size"] == 128 and every.repeats == 1
+    assert every.foreground.hyperparameters["weight_decay"] == 1e-05  # default 0.0 is outside its range: the low end
+    assert pair.background.hyperparameters == {"epochs": 1} and pair.worst_case["foreground"]["at_maximum"] == ["batch_size"]
+
+
+def test_validate_shows_the_worst_case_and_the_repeat_counts():
+    done = run_cli("validate", str(SHAPES / "mutation_ranges.json"), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "checked at the memory worst case of its ranges: learning_rate=0.01, batch_size=128 (top of its range)" \
+        in done.stdout
+    assert "×3 runs" in done.stdout and "would run 7 times in all" in done.stdout
+
+
+def test_strict_mode_keeps_unknown_repositories_and_differing_duplicates_as_errors(registry, tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(SHAPES / "skipped_repositories.json", registry)
+    assert [p.where for p in caught.value.problems] == ["experiments[1].foreground.repo",
+                                                        "experiments[2].background.model", "experiments[3].repo"]
+    path = tmp_path / "dup.json"
+    path.write_text('{"mode": "default", "experiments": [{"repo": "examples", "model": "mnist", '
+                    '"hyperparameters": {"epochs": 1, "epochs": 2}}]}')
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(path, registry)
+    [problem] = caught.value.problems
+    assert problem.where == "experiments[0].hyperparameters.epochs" and "1, then 2" in problem.message
+    lenient = load_experiment(path, registry, lenient=True)
+    assert lenient.pairs[0].foreground.hyperparameters == {"epochs": 2}  # the last one, as json and the runner
+    assert "1, then 2" in lenient.warnings[0]
+
+
+def test_where_the_runner_would_mutate_an_unmarked_job_lenient_mode_says_so(registry, tmp_path):
+    path = tmp_path / "unmarked.json"
+    path.write_text(json.dumps({"experiments": [
+        {"repo": "examples", "model": "mnist", "hyperparameters": {"epochs": 1}},
+        {"mode": "parallel", "foreground": {"repo": "examples", "model": "mnist_ff", "hyperparameters": {"epochs": 1}},
+         "background": {"repo": "examples", "model": "siamese"}}]}))
+    assert load_experiment(path, registry).warnings == []  # strict: our format's meaning, runs as written
+    experiment = load_experiment(path, registry, lenient=True)  # reading the user's runner files: say where it differs
+    assert [w.split(": ", 2)[1] for w in experiment.warnings] == ["experiments[0]", "experiments[1].foreground"]
+    assert all('"mutation"' in w for w in experiment.warnings)
+    assert experiment.pairs[0].foreground.hyperparameters == {"epochs": 1}
+
+
+# -- the study runs each shape, and its export reads back with the same meaning ---------------------------
+def _trials(results: Path) -> list[optuna.trial.FrozenTrial]:
+    storage = f"sqlite:///{results / 'gpupair.db'}"
+    [summary] = optuna.get_all_study_summaries(storage)
+    return optuna.load_study(study_name=summary.study_name, storage=storage).get_trials()
+
+
+@pytest.mark.parametrize("shape", ["mixed_modes", "repeats_every_level", "mutation_ranges", "duplicate_comments",
+                                   "skipped_repositories"])
+def test_run_on_the_simulated_device_runs_each_shape_one_trial_per_configuration(shape, tmp_path, registry):
+    path = SHAPES / f"{shape}.json"
+    results = tmp_path / "results"
+    done = run_cli("run", "--settings", str(path), "--device", "sim", "--lenient", "--results", str(results),
+                   timeout=120)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
+    pairs = load_experiment(path, registry, lenient=True).pairs
+    initial = [t for t in _trials(results) if t.user_attrs.get("phase", "initial") == "initial"]
+    assert sorted(t.params["pair"] for t in initial) == sorted(p.key for p in pairs)
+    by_key = {p.key: p for p in pairs}
+    for trial in initial:
+        pair = by_key[trial.params["pair"]]
+        assert trial.user_attrs["repeats"] == pair.repeats
+        assert trial.user_attrs["worst_case"] == json.loads(json.dumps(dict(pair.worst_case)))
+        assert (trial.user_attrs["background"] is None) == (pair.background is None)
+
+
+@pytest.mark.parametrize("shape", ["repeats_every_level", "mixed_modes"])
+def test_export_of_such_a_study_reads_back_with_the_same_runs_in_the_runners_logic(shape, tmp_path):
+    path = SHAPES / f"{shape}.json"
+    results = tmp_path / "results"
+    assert run_cli("run", "--settings", str(path), "--device", "sim", "--lenient", "--results", str(results),
+                   timeout=120).returncode == 0
+    out = tmp_path / "exported.json"
+    done = run_cli("export", "--settings", str(path), "--simulated", "--lenient", "--results", str(results),
+                   "-o", str(out), timeout=120)
+    assert done.returncode == 0, done.stderr + done.stdout
+    exported = json.loads(out.read_text(encoding="utf-8"))
+    assert exported["_unsafe_pairs"] == []  # every pair fits on the simulated 8 GiB card
+    assert runner_runs(exported, BUNDLED_MODELS) == runner_runs(json.loads(path.read_text(encoding="utf-8")),
+                                                                BUNDLED_MODELS)
