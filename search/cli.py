@@ -186,6 +186,37 @@ def worker(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsO
     raise typer.Exit(run_study(request, worker=True))
 
 
+@app.command()
+@user_errors
+def slurm(study: Optional[str] = StudyOpt, settings: Optional[Path] = SettingsOpt,
+          storage: Optional[str] = typer.Option(None, "--storage", help="PostgreSQL URL without a password (the nodes read it from ~/.pgpass)."),
+          storage_env: Optional[Path] = typer.Option(None, "--storage-env", help="Or: a file of mode 0600 with GPUPAIR_STORAGE=postgresql://user:password@host/db, read by each task."),
+          tasks: int = typer.Option(1, "--tasks", min=1, help="Array tasks: one worker, and one GPU, each."),
+          cpus_per_task: int = typer.Option(4, "--cpus-per-task", min=1, help="Cores of each task (sbatch --cpus-per-task)."),
+          time_limit: Optional[str] = typer.Option(None, "--time", help="Each task's time limit (sbatch --time), e.g. 12:00:00."),
+          partition: Optional[str] = typer.Option(None, "--partition"), account: Optional[str] = typer.Option(None, "--account"),
+          job_name: Optional[str] = typer.Option(None, "--job-name", help="Default: gpupair-STUDY."),
+          sbatch_option: List[str] = typer.Option([], "--sbatch-option", help="One more #SBATCH line, e.g. --sbatch-option=--mem=32G (repeatable)."),
+          dry_run: bool = typer.Option(False, "--dry-run", help="Print the job script; submit nothing."),
+          device: Optional[str] = typer.Option(None, "--device", help="cuda:0 (each task's own GPU, the default) or cpu."),
+          gpu_memory: Optional[str] = typer.Option(None, "--gpu-memory"), safe_limit: Optional[str] = typer.Option(None, "--safe-limit"),
+          cpu_memory: Optional[str] = typer.Option(None, "--cpu-memory"),
+          probe: bool = typer.Option(True, "--probe/--full-epoch"), extend: bool = typer.Option(True, "--extend/--no-extend"),
+          policy: str = typer.Option("background-first", "--policy"), floor: int = typer.Option(1, "--floor", min=1),
+          timeout: float = typer.Option(3600.0, "--timeout"), monitor_hz: float = typer.Option(20.0, "--monitor-hz"),
+          results: Path = ResultsOpt, allow_foreign: bool = typer.Option(False, "--allow-foreign-processes"),
+          models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt, lenient: bool = LenientOpt) -> None:
+    """Submit the study's workers as a Slurm job array (one worker per task and GPU) on PostgreSQL storage."""
+    from gpupair_search.search.run_study import RunRequest
+    from gpupair_search.search.slurm import SlurmJob, submit
+
+    request = RunRequest(study, settings, None, device, gpu_memory, safe_limit, cpu_memory, probe, extend, policy,
+                         floor, timeout, monitor_hz, results, allow_foreign, models, repos_root, lenient)
+    job = SlurmJob(tasks, cpus_per_task, time_limit, partition, account, job_name, tuple(sbatch_option), storage,
+                   storage_env)
+    typer.echo(submit(request, job, dry_run), nl=not dry_run)
+
+
 def _gpu_list(text: Optional[str]) -> Optional[list]:
     if not text:
         return None

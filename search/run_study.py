@@ -19,6 +19,7 @@ from gpupair_search.search.console import Progress, verdict_table
 from gpupair_search.search.executors import DeviceExecutor, SimulatedExecutor
 from gpupair_search.search.extension import Policy
 from gpupair_search.search.planner import ExtensionOptions
+from gpupair_search.search.placement import worker_placement
 from gpupair_search.search.session import open_study, resolve_inputs, simulated_device
 from gpupair_search.search.study import FeasibilityStudy
 
@@ -74,7 +75,12 @@ class RunRequest:
     cpus: str | None = None  # a worker's own cores on a shared host, e.g. "0-15"
 
     def worker_argv(self, device: str, storage: str) -> list[str]:
-        argv = [sys.executable, "-m", "gpupair_search.search.cli", "worker", "--device", device, "--storage", storage,
+        return [sys.executable, "-m", "gpupair_search.search.cli", "worker", "--storage", storage,
+                *self.worker_options(device)]
+
+    def worker_options(self, device: str) -> list[str]:
+        """The study options of ``worker``, without the storage (``slurm`` keeps it out of its job script)."""
+        argv = ["--device", device,
                 "--results", str(self.results), "--policy", self.policy, "--floor", str(self.floor),
                 "--timeout", str(self.timeout), "--monitor-hz", str(self.monitor_hz),
                 "--probe" if self.probe else "--full-epoch", "--extend" if self.extend else "--no-extend"]
@@ -113,6 +119,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
         where = dev.name
     try:
         fs = open_study(inputs, req.storage, req.results, extension, simulated)
+        fs.placement = worker_placement(dev)
         fs.recover_stale()  # first: an interrupted trial is re-queued once, not queued again as new
         added = fs.enqueue_initial()
         typer.echo(f"study '{fs.settings.name}' on {where}: {len(inputs.experiment.pairs)} pairs, "
