@@ -188,6 +188,29 @@ def worker(*, request: RunRequest) -> None:
     raise typer.Exit(run_study(request, worker=True))
 
 
+@app.command()
+@user_errors
+@with_run_request(exclude=("storage", "cpus"))
+def slurm(storage: Optional[str] = typer.Option(None, "--storage", callback=opt.STORAGE.callback,
+                                                help="PostgreSQL URL without a password (the nodes read it from ~/.pgpass)."),
+          storage_env: Optional[Path] = typer.Option(None, "--storage-env", help="Or: a file of mode 0600 with GPUPAIR_STORAGE=postgresql://user:password@host/db, read by each task."),
+          tasks: int = typer.Option(1, "--tasks", min=1, help="Array tasks: one worker, and one GPU, each."),
+          cpus_per_task: int = typer.Option(4, "--cpus-per-task", min=1, help="Cores of each task (sbatch --cpus-per-task)."),
+          time_limit: Optional[str] = typer.Option(None, "--time", help="Each task's time limit (sbatch --time), e.g. 12:00:00."),
+          partition: Optional[str] = typer.Option(None, "--partition", help="Slurm partition (sbatch --partition)."),
+          account: Optional[str] = typer.Option(None, "--account", help="Slurm account (sbatch --account)."),
+          job_name: Optional[str] = typer.Option(None, "--job-name", help="Default: gpupair-STUDY."),
+          sbatch_option: List[str] = typer.Option([], "--sbatch-option", help="One more #SBATCH line, e.g. --sbatch-option=--mem=32G (repeatable)."),
+          dry_run: bool = typer.Option(False, "--dry-run", help="Print the job script; submit nothing."),
+          *, request: RunRequest) -> None:
+    """Submit the study's workers as a Slurm job array (one worker per task and GPU) on PostgreSQL storage."""
+    from gpupair_search.search.slurm import SlurmJob, submit
+
+    job = SlurmJob(tasks, cpus_per_task, time_limit, partition, account, job_name, tuple(sbatch_option), storage,
+                   storage_env)
+    typer.echo(submit(request, job, dry_run), nl=not dry_run)
+
+
 def _gpu_list(text: Optional[str]) -> Optional[list]:
     if not text:
         return None

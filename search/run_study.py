@@ -20,6 +20,7 @@ from gpupair_search.search.console import Progress, budget_words, verdict_table
 from gpupair_search.search.executors import DeviceExecutor, SimulatedExecutor
 from gpupair_search.search.extension import search_policy
 from gpupair_search.search.planner import ExtensionOptions
+from gpupair_search.search.placement import worker_placement
 from gpupair_search.search.session import device_kind, open_study, resolve_inputs, simulated_device
 from gpupair_search.search.study import FeasibilityStudy
 
@@ -75,10 +76,15 @@ class RunRequest:
 
     def worker_argv(self, device: str, storage: str) -> list[str]:
         """The ``worker`` command that runs this request on ``device`` against ``storage``."""
-        argv = [sys.executable, "-m", "gpupair_search.search.cli", "worker"]
+        return [sys.executable, "-m", "gpupair_search.search.cli", "worker", "--storage", storage,
+                *self.worker_options(device)]
+
+    def worker_options(self, device: str) -> list[str]:
+        """The study options of ``worker``, without the storage (``slurm`` keeps it out of its job script)."""
+        argv: list[str] = []
         for f in fields(self):
-            value = {"device": device, "storage": storage}.get(f.name, getattr(self, f.name))
-            argv += _as_flags(f.metadata["option"], value)
+            if f.name != "storage":
+                argv += _as_flags(f.metadata["option"], device if f.name == "device" else getattr(self, f.name))
         return argv
 
 
@@ -122,6 +128,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
         executor = DeviceExecutor(inputs.registry, dev, options, req.results, observer=progress.update)
         where = dev.name
     try:
+        fs.placement = worker_placement(dev)
         fs.recover_stale()  # first: an interrupted trial is re-queued once, not queued again as new
         added = fs.enqueue_initial()
         typer.echo(f"study '{fs.settings.name}' on {where}: {len(inputs.experiment.pairs)} pairs, "

@@ -31,6 +31,7 @@ from gpupair_search.search.extension import Config
 from gpupair_search.search.fixed_definition import DEFINITION_KEY, FixedDefinition
 from gpupair_search.search.memory_model import LinearMemoryModel, Observation
 from gpupair_search.search.planner import PREDICTED_KEY, ExtensionOptions, PairPlan, fit_models, plan_pair
+from gpupair_search.search.placement import PLACEMENT_KEY
 from gpupair_search.search.storage import HEARTBEAT_S, open_storage
 from gpupair_search.search.trial_record import (BATCH_DISTRIBUTION, BG_PARAM, FG_PARAM, PAIR_PARAM, TrialView, is_measured,
                                  record_result, view)
@@ -66,6 +67,7 @@ class FeasibilityStudy:
         self.pairs = {p.key: p for p in pairs}
         self._originals = definition.originals() if definition else {}
         self.artifact_store = None  # an optuna.artifacts store: each trial's files are attached to it
+        self.placement: dict | None = None  # where this worker runs (search/placement.py), put on each trial
         self.pair_choices = tuple(self.pairs)
 
     @classmethod
@@ -237,6 +239,8 @@ class FeasibilityStudy:
 
     def run_trial(self, trial: optuna.Trial, executor: PairExecutor) -> PairResult | None:
         pair = self.pair_for(trial)
+        if self.placement:
+            trial.set_user_attr(PLACEMENT_KEY, self.placement)
         with _Heartbeat(self.study, trial):
             try:
                 kill_points.reached("pair_ready")

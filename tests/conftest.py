@@ -58,7 +58,8 @@ def cli_env() -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """``gpupair-search ARGS`` as a real subprocess of this Python, output captured."""
-    return subprocess.run([sys.executable, "-m", "gpupair_search.search.cli", *args], env=cli_env(), capture_output=True, text=True,
-                          timeout=timeout)
+def run_cli(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``gpupair-search ARGS`` as a real subprocess of this Python, output captured; ``env``: variables to add
+    or replace in its environment."""
+    return subprocess.run([sys.executable, "-m", "gpupair_search.search.cli", *args], env={**cli_env(), **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)

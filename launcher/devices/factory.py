@@ -8,7 +8,8 @@ from gpupair_search.launcher.devices.cpu import CpuDevice
 
 DEVICE_CHOICES = {
     "auto": "the first NVIDIA GPU if NVML finds one, else stop and say so",
-    "cuda:N": "NVIDIA GPU N, measured through NVML: memory per process, power, energy, utilisation, temperature",
+    "cuda:N": "NVIDIA GPU N as CUDA counts them (the N-th of CUDA_VISIBLE_DEVICES when it is set), measured "
+              "through NVML: memory per process, power, energy, utilisation, temperature",
     "cpu": "the CPU: host memory (RSS) per job against --cpu-memory; no GPU numbers",
     "sim": "simulated: memory from fitted per-job models and shipped profiles, nothing is trained (labelled simulated)",
 }

@@ -1,7 +1,10 @@
 """NVIDIA GPU through NVML: per-process memory, power, energy counter, utilisation, temperature."""
 from __future__ import annotations
 
+import os
+
 from gpupair_search.launcher.devices.base import Device, DeviceReading, ForeignProcess, NoDeviceError
+from gpupair_search.launcher.devices.visible import VARIABLE, as_text, nvml_index
 
 try:
     import pynvml
@@ -22,7 +25,8 @@ def nvml_available() -> bool:
 class NvidiaDevice(Device):
     kind = "nvidia"
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, cuda_index: int) -> None:
+        """``cuda_index`` counts the GPUs visible to this process, as CUDA does (see :mod:`visible`)."""
         if pynvml is None:
             raise NoDeviceError("nvidia-ml-py is not installed; install it with `pip install nvidia-ml-py`")
         try:
@@ -30,16 +34,20 @@ class NvidiaDevice(Device):
             count = pynvml.nvmlDeviceGetCount()
         except pynvml.NVMLError as exc:
             raise NoDeviceError(f"NVML is not usable here ({exc}); use --device cpu or --device sim") from None
-        if not 0 <= index < count:
-            raise NoDeviceError(f"cuda:{index} does not exist; this machine has {count} NVIDIA GPU(s): "
+        visible = os.environ.get(VARIABLE)
+        if visible is None and not 0 <= cuda_index < count:
+            raise NoDeviceError(f"cuda:{cuda_index} does not exist; this machine has {count} NVIDIA GPU(s): "
                                 + ", ".join(f"cuda:{i}" for i in range(count)))
-        self.index = index
+        index = nvml_index(cuda_index, visible)
+        self.cuda_index = cuda_index
+        self.index = index  # NVML's, which differs from cuda_index when CUDA_VISIBLE_DEVICES narrows the GPUs
         self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
         self.total_mib = pynvml.nvmlDeviceGetMemoryInfo(self.handle).total / 2**20
         self.capacity_mib = self.total_mib
-        self.uuid = pynvml.nvmlDeviceGetUUID(self.handle)
-        self.card = pynvml.nvmlDeviceGetName(self.handle)
-        self.name = f"{self.card} (cuda:{index})"
+        self.uuid = as_text(pynvml.nvmlDeviceGetUUID(self.handle))
+        self.card = as_text(pynvml.nvmlDeviceGetName(self.handle))
+        self.name = f"{self.card} (cuda:{cuda_index})" if index == cuda_index else \
+            f"{self.card} (cuda:{cuda_index}, {VARIABLE}={visible})"
 
     def job_env(self) -> dict[str, str]:
         # The UUID pins the same physical GPU NVML reads, whatever CUDA's device ordering is.
@@ -84,7 +92,8 @@ class NvidiaDevice(Device):
         return found
 
     def describe(self) -> dict[str, object]:
-        return {**super().describe(), "card": self.card, "index": self.index, "uuid": self.uuid,
+        return {**super().describe(), "card": self.card, "index": self.index, "cuda_index": self.cuda_index,
+                "uuid": self.uuid,
                 "total_mib": round(self.total_mib), "driver": _try(pynvml.nvmlSystemGetDriverVersion)}
 
 
