@@ -8,6 +8,7 @@ instead of judging old peaks against a new limit.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ class FixedDefinition:
         """One line per difference, stored value first: what a user must put back to continue this study."""
         lines = []
         for f in fields(self):
-            if f.name in ("pairs", "name"):
+            if f.name in _NOT_COMPARED:
                 continue
             stored, current = getattr(self, f.name), getattr(now, f.name)
             if stored != current:
@@ -67,8 +68,9 @@ class FixedDefinition:
         for key in sorted(current_pairs.keys() - stored_pairs.keys()):
             lines.append(f"pair {key}: in the settings now, not in the study")
         for key in sorted(stored_pairs.keys() & current_pairs.keys()):
-            if stored_pairs[key] != current_pairs[key]:
-                changed = [k for k in stored_pairs[key] if stored_pairs[key].get(k) != current_pairs[key].get(k)]
+            changed = [k for k in stored_pairs[key] | current_pairs[key]
+                       if k not in _PAIR_NOT_COMPARED and stored_pairs[key].get(k) != current_pairs[key].get(k)]
+            if changed:
                 lines.append(f"pair {key}: {', '.join(changed)} changed")
         return lines
 
@@ -85,7 +87,10 @@ class FixedDefinition:
     def job_pairs(self) -> list[PairSpec]:
         """The pairs as stored, for reading a study without its (possibly edited) settings file."""
         return [PairSpec(p["group"], _job(p["foreground"]), _job(p["background"]) if p["background"] else None,
-                         note=p.get("note", ""), source="stored study definition") for p in self.pairs]
+                         note=p.get("note", ""), source="stored study definition",
+                         warnings=tuple(p.get("warnings", ())), repeats=int(p.get("repeats", 1)),
+                         repeated_at=tuple(p.get("repeated_at", ())), worst_case=p.get("worst_case", {}))
+                for p in self.pairs]
 
     def originals(self) -> dict[str, tuple[int | None, int | None]]:
         return {p["key"]: tuple(p["original"]) for p in self.pairs}  # type: ignore[misc]
@@ -93,7 +98,15 @@ class FixedDefinition:
 
 def pair_record(pair: PairSpec, original: tuple[int | None, int | None]) -> dict[str, Any]:
     return {"key": pair.key, "group": pair.group, "note": pair.note, "foreground": pair.foreground.to_json(),
-            "background": pair.background.to_json() if pair.background else None, "original": list(original)}
+            "background": pair.background.to_json() if pair.background else None, "original": list(original),
+            "repeats": pair.repeats, "repeated_at": list(pair.repeated_at), "warnings": list(pair.warnings),
+            "worst_case": json.loads(json.dumps({role: dict(case) for role, case in pair.worst_case.items()}))}
+
+
+# Where the files are (a moved settings file is the same study: its digest says whether it changed), and
+# what is derived from the rest (warnings, the places repeats came from), are kept but not compared.
+_NOT_COMPARED = {"name", "pairs", "settings_file", "models_file"}
+_PAIR_NOT_COMPARED = {"warnings", "repeated_at"}
 
 
 def file_digest(path: Path) -> str:

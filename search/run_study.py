@@ -81,10 +81,10 @@ class RunRequest:
 
     def worker_options(self, device: str) -> list[str]:
         """The study options of ``worker``, without the storage (``slurm`` keeps it out of its job script)."""
-        argv: list[str] = []
+        argv = ["--device", device]
         for f in fields(self):
-            if f.name != "storage":
-                argv += _as_flags(f.metadata["option"], device if f.name == "device" else getattr(self, f.name))
+            if f.name not in ("storage", "device"):
+                argv += _as_flags(f.metadata["option"], getattr(self, f.name))
         return argv
 
 

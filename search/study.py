@@ -78,26 +78,21 @@ class FeasibilityStudy:
         another definition raises :class:`DefinitionChanged` before anything is written."""
         storage = open_storage(storage_url)
         existing = _load_study(storage, settings.name)
-        if existing is not None:
-            stored = stored_definition(existing)
-            if stored is not None and definition is not None:
-                stored.check_same(definition)
-                return cls(existing, settings, experiment, registry, profile_obs, stored)
-            if stored is None and definition is not None:  # a study from before definitions were kept
-                existing.set_user_attr(DEFINITION_KEY, definition.to_json())
-            return cls(existing, settings, experiment, registry, profile_obs, definition)
-        study = optuna.create_study(storage=storage, study_name=settings.name, direction="minimize")
-        with warnings.catch_warnings():  # "experimental" since Optuna 3.2, and what the dashboard shows
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([OBJECTIVE_NAME])
-        attrs = {"settings_file": str(experiment.file), "card_mib": settings.card_mib,
-                 "safe_limit_mib": settings.safe_limit_mib, "policy": str(settings.extension.policy),
-                 "floor": settings.extension.floor}
-        if definition is not None:
-            attrs[DEFINITION_KEY] = definition.to_json()
-        for key, value in attrs.items():
-            study.set_user_attr(key, value)
-        return cls(study, settings, experiment, registry, profile_obs, definition)
+        if existing is None:
+            try:
+                study = optuna.create_study(storage=storage, study_name=settings.name, direction="minimize")
+            except optuna.exceptions.DuplicatedStudyError:  # another worker created it a moment ago
+                existing = _load_study(storage, settings.name, wait_for_definition=definition is not None)
+            else:
+                _write_definition(study, settings, experiment, definition)
+                return cls(study, settings, experiment, registry, profile_obs, definition)
+        stored = stored_definition(existing)
+        if stored is not None and definition is not None:
+            stored.check_same(definition)
+            return cls(existing, settings, experiment, registry, profile_obs, stored)
+        if stored is None and definition is not None:  # a study from before definitions were kept
+            existing.set_user_attr(DEFINITION_KEY, definition.to_json())
+        return cls(existing, settings, experiment, registry, profile_obs, definition)
 
     @classmethod
     def read(cls, study: optuna.Study, settings: StudySettings, experiment: Experiment, registry: Registry,
@@ -284,10 +279,28 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _load_study(storage, name: str) -> optuna.Study | None:
+def _load_study(storage, name: str, wait_for_definition: bool = False) -> optuna.Study | None:
     if name not in {s.study_name for s in storage.get_all_studies()}:
         return None
-    return optuna.load_study(study_name=name, storage=storage)
+    study = optuna.load_study(study_name=name, storage=storage)
+    deadline = time.monotonic() + 10
+    while wait_for_definition and DEFINITION_KEY not in study.user_attrs and time.monotonic() < deadline:
+        time.sleep(0.2)  # its creator writes the definition right after creating it
+    return study
+
+
+def _write_definition(study: optuna.Study, settings: StudySettings, experiment: Experiment,
+                      definition: FixedDefinition | None) -> None:
+    with warnings.catch_warnings():  # "experimental" since Optuna 3.2, and what the dashboard shows
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([OBJECTIVE_NAME])
+    attrs = {"settings_file": str(experiment.file), "card_mib": settings.card_mib,
+             "safe_limit_mib": settings.safe_limit_mib, "policy": str(settings.extension.policy),
+             "floor": settings.extension.floor}
+    if definition is not None:
+        attrs[DEFINITION_KEY] = definition.to_json()
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
 
 
 def stored_definition(study: optuna.Study) -> FixedDefinition | None:
