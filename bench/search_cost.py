@@ -27,9 +27,9 @@ import optuna
 
 from gpupair_search.launcher.experiments import Experiment
 from gpupair_search.launcher.registry import Registry
-from gpupair_search.launcher.simulated import SimulatedDevice
+from gpupair_search.launcher.devices.simulated import SimulatedDevice
 from gpupair_search.launcher.spec import JobConfig, PairSpec
-from gpupair_search.search.executors import SimulatedExecutor
+from gpupair_search.search.executors import DeviceExecutor
 from gpupair_search.search.extension import Backoff, DoublingBisection, Policy, reduction_path, search
 from gpupair_search.search.memory_model import Observation
 from gpupair_search.search.planner import ExtensionOptions
@@ -55,7 +55,7 @@ def ours(fg, bg, fg_bs, bg_bs, reg, profiles: bool) -> tuple[int, tuple | None]:
     fs = FeasibilityStudy.open(optuna.storages.InMemoryStorage(), StudySettings("b", CARD, LIMIT, ExtensionOptions()),
                                Experiment(reg.file, "b", "", [pair]), reg, obs)
     fs.enqueue_initial()
-    fs.run(SimulatedExecutor(SimulatedDevice(lambda j, b: fns[j.key](b), CARD, reg), None))
+    fs.run(DeviceExecutor(reg, SimulatedDevice(lambda j, b: fns[j.key](b), CARD, reg)))
     [plan] = fs.plans()
     return plan.extension_trials, plan.recommended
 

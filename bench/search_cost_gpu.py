@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from benchlib import open_device, stamp, write_json
+from gpupair_search.launcher.devices import DeviceRequest
 from search_cost import backoff_09, doubling_bisection
 
 from gpupair_search.launcher.pair_runner import RunOptions, with_batch_sizes
@@ -99,7 +100,7 @@ def main() -> None:
                 if time.monotonic() >= deadline:
                     break
                 if executor is None:
-                    device = open_device("cuda:0", fs.settings.card_mib)
+                    device = open_device("cuda:0", DeviceRequest(card_mib=fs.settings.card_mib))
                     executor = DeviceExecutor(fs.registry, device, RunOptions(probe=True), args.results / "search_cost_gpu")
                 result = executor.run(with_batch_sizes(plan.pair, fs.registry, *config), len(runs))
                 peak = pair_peak_mib(result)

@@ -89,13 +89,13 @@ class Monitor:
 
     def _unattributed(self, jobs: dict[str, RunningJob]) -> set[int]:
         """GPU processes not yet in any job's set: attribute them by ancestry now, not at the next walk."""
-        all_memory = getattr(self.device, "all_process_memory", None)
-        if all_memory is None:
+        listed = self.device.all_process_memory()
+        if listed is None:
             return set()
         known = set().union(*self._pids.values()) if self._pids else set()
         roots = {job.pid: label for label, job in jobs.items()}
         found: set[int] = set()
-        for pid in all_memory():
+        for pid in listed:
             if pid in known:
                 continue
             try:

@@ -128,7 +128,7 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
          models: Optional[Path] = opt.MODELS, repos_root: Optional[Path] = opt.REPOS_ROOT,
          lenient: bool = opt.LENIENT) -> None:
     """Run one foreground/background pair and print its outcome and peaks."""
-    from gpupair_search.launcher.devices import open_device
+    from gpupair_search.launcher.devices import DeviceRequest, open_device
     from gpupair_search.launcher.outcome import Outcome
     from gpupair_search.launcher.pair_runner import RunOptions, run_pair
     from gpupair_search.launcher.results import new_pair_dir, new_run_dir, write_pair_results
@@ -138,15 +138,12 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
 
     if bg_param and not bg:
         raise UserError("--bg-param needs --bg: name the background job (REPO/MODEL), or drop --bg-param")
-    if device == "sim":
-        raise UserError("pair runs real jobs, so it cannot use --device sim; predict without a GPU with "
-                        "`gpupair-search plan --gpu-memory 8GiB` or `run --device sim`")
     registry = load_registry(models, repos_root)
     fg_job, fg_warn = _parse_job(fg, fg_param, "--fg-param", registry, lenient)
     bg_job, bg_warn = _parse_job(bg, bg_param, "--bg-param", registry, lenient) if bg else (None, [])
     spec = PairSpec(1, fg_job, bg_job, source="command line", warnings=tuple(fg_warn + bg_warn))
-    dev = open_device(device, parse_size_mib(gpu_memory) if gpu_memory else None,
-                      parse_size_mib(cpu_memory) if cpu_memory else None)
+    dev = open_device(device, DeviceRequest(card_mib=parse_size_mib(gpu_memory) if gpu_memory else None,
+                                            cpu_memory_mib=parse_size_mib(cpu_memory) if cpu_memory else None))
     try:
         pair_dir = new_pair_dir(new_run_dir(results), spec)
         options = RunOptions(monitor_hz=monitor_hz, timeout_s=timeout, probe=probe,

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import typer
 
+from gpupair_search.launcher.devices.factory import shown, device_classes
 from gpupair_search.launcher.pair_runner import RunOptions
 from gpupair_search.launcher.sizes import parse_size_mib
 
@@ -92,8 +93,8 @@ KIND = typer.Option(None, "--kind", help="Which study of these settings: gpu, cp
 SIMULATED = typer.Option(False, "--simulated", hidden=True, help="Same as --kind simulated.")
 
 # -- the device and the card ---------------------------------------------------------------------------
-DEVICE = typer.Option(None, "--device", help="auto, cuda:N, cpu (host memory against --cpu-memory) or sim "
-                                             "(simulated from shipped profiles); required without an NVIDIA GPU.")
+DEVICE = typer.Option(None, "--device", help="Where to measure (required without an NVIDIA GPU): "
+                                             + "; ".join(f"{shown(c.choice)}: {c.choice_help}" for c in device_classes()))
 GPU_MEMORY = typer.Option(None, "--gpu-memory", callback=_size,
                           help="Card size to fit on, e.g. 8GiB (emulated with real OOMs on a bigger GPU). "
                                "Default: the study's (8GiB).")

@@ -9,7 +9,6 @@ from gpupair_search.launcher.monitor import Sample
 from gpupair_search.launcher.pair_runner import PairResult, RunOptions, run_pair
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.results import new_pair_dir, new_run_dir, write_pair_results
-from gpupair_search.launcher.simulated import SimulatedDevice
 from gpupair_search.launcher.spec import PairSpec
 
 Observer = Callable[[str, Sample | None], None]
@@ -33,25 +32,21 @@ class _RunDir:
 
 
 class DeviceExecutor:
-    def __init__(self, registry: Registry, device: Device, options: RunOptions, results_root: Path,
-                 observer: Observer | None = None) -> None:
+    """Runs each trial's pair on the device (a simulated one predicts it) and writes its results directory
+    (none when ``results_root`` is None, as for ``plan``'s throw-away predictions)."""
+
+    def __init__(self, registry: Registry, device: Device, options: RunOptions = RunOptions(),
+                 results_root: Path | None = None, observer: Observer | None = None) -> None:
         self.registry, self.device, self.options, self.observer = registry, device, options, observer
-        self.run_dir = _RunDir(results_root)
-
-    def run(self, pair: PairSpec, trial_number: int) -> PairResult:
-        pair_dir = self.run_dir.pair_dir(pair)
-        result = run_pair(pair, self.registry, self.device, self.options, pair_dir, observer=self.observer)
-        write_pair_results(result, pair_dir)
-        return result
-
-
-class SimulatedExecutor:
-    def __init__(self, device: SimulatedDevice, results_root: Path | None) -> None:
-        self.device = device
         self.run_dir = _RunDir(results_root) if results_root is not None else None
 
     def run(self, pair: PairSpec, trial_number: int) -> PairResult:
-        result = self.device.run(pair)
-        if self.run_dir is not None:
-            write_pair_results(result, self.run_dir.pair_dir(pair))
+        pair_dir = self.run_dir.pair_dir(pair) if self.run_dir is not None else None
+        if self.device.simulated:
+            result = self.device.simulate(pair)
+        else:
+            assert pair_dir is not None, "a measured pair needs a results directory"
+            result = run_pair(pair, self.registry, self.device, self.options, pair_dir, observer=self.observer)
+        if pair_dir is not None:
+            write_pair_results(result, pair_dir)
         return result

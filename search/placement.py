@@ -31,7 +31,7 @@ def worker_placement(device: object | None, env: Mapping[str, str] | None = None
         from gpupair_search.launcher.cpu_share import available_cores, format_cpu_list
 
         record["cpus"] = format_cpu_list(available_cores())
-    uuid = getattr(device, "uuid", None)
+    uuid = device.uuid if device is not None else None
     if uuid:
         record["gpu_uuid"] = uuid
     return record

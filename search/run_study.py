@@ -10,42 +10,23 @@ from pathlib import Path
 import typer
 
 from gpupair_search.launcher.cpu_share import parse_cpu_list, pin_this_process, worker_shares
-from gpupair_search.launcher.devices import open_device
-from gpupair_search.launcher.devices.base import NoDeviceError
-from gpupair_search.launcher.devices.factory import describe_choices
+from gpupair_search.launcher.devices import DeviceRequest, open_device
+from gpupair_search.launcher.devices.factory import study_kind
+from gpupair_search.launcher.sizes import parse_size_mib
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.pair_runner import RunOptions
 from gpupair_search.search import cli_options as opt
 from gpupair_search.search.console import Progress, budget_words, verdict_table
-from gpupair_search.search.executors import DeviceExecutor, SimulatedExecutor
+from gpupair_search.search.executors import DeviceExecutor
 from gpupair_search.search.extension import search_policy
 from gpupair_search.search.planner import ExtensionOptions
 from gpupair_search.search.placement import worker_placement
-from gpupair_search.search.session import device_kind, open_study, resolve_inputs, simulated_device
+from gpupair_search.search.session import open_study, resolve_inputs, simulated_device
 from gpupair_search.search.study import FeasibilityStudy
 
 
 def _policy(text: str) -> str:
     return search_policy(text).name  # a clear error for an unknown name, before anything starts
-
-
-def _open_real_device(device: str | None, card_mib: float, cpu_memory: str | None):
-    from gpupair_search.launcher.devices.nvidia import nvml_available
-    from gpupair_search.launcher.sizes import parse_size_mib
-
-    if device is None and not nvml_available():
-        raise NoDeviceError("no NVIDIA GPU found here, and no --device was given; nothing was started.\n"
-                            "Choose what to measure on:\n" + describe_choices())
-    choice = device or "auto"
-    if choice == "cpu":
-        budget = parse_size_mib(cpu_memory) if cpu_memory else card_mib
-        return open_device("cpu", None, budget)
-    probe = open_device(choice)  # find the real card size first
-    total = probe.capacity_mib
-    probe.close()
-    if total is not None and total > card_mib + 1:
-        return open_device(choice, card_mib)  # a bigger card: emulate the target card with real OOMs
-    return open_device(choice)
 
 
 @dataclass(frozen=True)
@@ -112,21 +93,18 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
         for warning in inputs.experiment.warnings:
             typer.echo(f"warning: {warning}", err=True)
     extension = ExtensionOptions(enabled=req.extend, policy=_policy(req.policy), floor=req.floor)
-    kind = device_kind(req.device)
     if gpus:
         return _run_workers(req, inputs, extension, gpus)
+    choice = req.device or "auto"
+    kind = study_kind(choice)
     fs = open_study(inputs, req.storage, req.results, extension, kind, req.probe, req.name)
     progress = Progress(len(inputs.experiment.pairs), inputs.safe_limit_mib, kind == "simulated")
-    if kind == "simulated":
-        dev = None
-        executor = SimulatedExecutor(simulated_device(inputs), req.results)
-        where = executor.device.name
-    else:
-        dev = _open_real_device(req.device, inputs.card_mib, req.cpu_memory)
-        options = RunOptions(monitor_hz=req.monitor_hz, timeout_s=req.timeout, probe=req.probe,
-                             allow_foreign_processes=req.allow_foreign)
-        executor = DeviceExecutor(inputs.registry, dev, options, req.results, observer=progress.update)
-        where = dev.name
+    dev = open_device(choice, DeviceRequest(card_mib=inputs.card_mib, simulation=lambda: simulated_device(inputs),
+                                            cpu_memory_mib=parse_size_mib(req.cpu_memory) if req.cpu_memory else None))
+    options = RunOptions(monitor_hz=req.monitor_hz, timeout_s=req.timeout, probe=req.probe,
+                         allow_foreign_processes=req.allow_foreign)
+    executor = DeviceExecutor(inputs.registry, dev, options, req.results, observer=progress.update)
+    where = dev.name
     try:
         fs.placement = worker_placement(dev)
         fs.recover_stale()  # first: an interrupted trial is re-queued once, not queued again as new
@@ -136,8 +114,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
                    f"{'probe' if req.probe else 'full epoch'} mode; {added} trial(s) queued", err=True)
         fs.run(_ReportingExecutor(executor, fs, progress), extend=req.extend)
     finally:
-        if dev is not None:
-            dev.close()
+        dev.close()
     if not worker:
         publish_to_dashboard(fs, kind)
         typer.echo(verdict_table(fs.plans(), inputs.safe_limit_mib, kind))
@@ -236,6 +213,6 @@ def predict(study, settings, gpu_memory, safe_limit, models, repos_root, lenient
     with tempfile.TemporaryDirectory() as tmp:
         fs = open_study(inputs, f"sqlite:///{tmp}/plan.db", Path(tmp), ExtensionOptions(), "simulated")
         fs.enqueue_initial()
-        fs.run(SimulatedExecutor(device, None))
+        fs.run(DeviceExecutor(inputs.registry, device, RunOptions(), None))
         table = verdict_table(fs.plans(), inputs.safe_limit_mib, "simulated")
     return f"SIMULATED prediction for a {inputs.card_mib:,.0f} MiB card ({device.name})\n{table}"

@@ -9,7 +9,7 @@ from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.experiments import Experiment
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.results import ensure_results_dir
-from gpupair_search.launcher.simulated import SimulatedDevice
+from gpupair_search.launcher.devices.simulated import SimulatedDevice
 from gpupair_search.launcher.sizes import parse_size_mib
 from gpupair_search.launcher.spec import JobConfig
 from gpupair_search.search.fixed_definition import FixedDefinition, file_digest, pair_record
@@ -85,11 +85,6 @@ def simulated_device(inputs: StudyInputs, profiles_dir: Path | None = None) -> S
 #: The device kinds a study can be measured on. Each keeps its own study (its own name), so a CPU or a
 #: simulated run can never mix its numbers into a GPU study of the same settings.
 DEVICE_KINDS = {"gpu": "", "cpu": "-cpu", "simulated": "-simulated"}
-
-
-def device_kind(device: str | None) -> str:
-    """The study kind of a ``--device`` choice."""
-    return {"sim": "simulated", "cpu": "cpu"}.get(device or "", "gpu")
 
 
 def study_name(base: str, kind: str) -> str:

@@ -8,9 +8,9 @@ import optuna
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from gpupair_search.launcher.experiments import Experiment
-from gpupair_search.launcher.simulated import SimulatedDevice
+from gpupair_search.launcher.devices.simulated import SimulatedDevice
 from gpupair_search.launcher.spec import JobConfig, PairSpec
-from gpupair_search.search.executors import SimulatedExecutor
+from gpupair_search.search.executors import DeviceExecutor
 from gpupair_search.search.extension import Policy, budget, reduction_path
 from gpupair_search.search.memory_model import Observation
 from gpupair_search.search.planner import DOES_NOT_FIT, FITS, FITS_REDUCED, ExtensionOptions
@@ -34,7 +34,7 @@ def run_extension(fg_curve, bg_curve, fg_bs, bg_bs, registry, policy=Policy.BACK
     fs = FeasibilityStudy.open(optuna.storages.InMemoryStorage(), StudySettings("t", CARD, LIMIT, ExtensionOptions(policy=policy)),
                                Experiment(registry.file, "t", "", [pair]), registry, profiles)
     fs.enqueue_initial()
-    fs.run(SimulatedExecutor(device, None))
+    fs.run(DeviceExecutor(registry, device))
     [plan] = fs.plans()
     path = reduction_path(fg_bs, bg_bs, policy)
     # trials record peaks to 0.1 MiB, so the oracle judges the same rounded sum

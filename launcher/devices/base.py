@@ -1,8 +1,10 @@
 """The device interface the monitor samples."""
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
 
 from gpupair_search.launcher.errors import UserError
 
@@ -29,10 +31,32 @@ class ForeignProcess:
     used_mib: float
 
 
-class Device(ABC):
-    """One device a pair runs on."""
+@dataclass(frozen=True)
+class DeviceRequest:
+    """What a command asks of the device it opens."""
 
-    kind: str  # "nvidia", "cpu"
+    card_mib: float | None = None  # the card to fit on: a bigger NVIDIA GPU emulates it with real OOMs
+    cpu_memory_mib: float | None = None  # the host-memory budget of the CPU device
+    #: for ``sim``: builds the simulated device's memory model (the study's shipped profiles); None: unavailable
+    simulation: Callable[[], Any] | None = None
+
+
+class Device(ABC):
+    """One device a pair runs on.
+
+    Each concrete class names the ``--device`` choice it opens (``choice``, a regular expression) and opens
+    it (:meth:`open`); :mod:`.factory` finds every class of this package, so a new kind of device is one
+    module here. Optional capabilities are declared below with their defaults."""
+
+    #: ``--device`` values this class opens (a regular expression), with the words ``--help`` shows
+    choice: ClassVar[str | None] = None
+    choice_help: ClassVar[str] = ""
+    #: what the study's numbers are: "gpu", "cpu" or "simulated" (each kind is stored as its own study)
+    study_kind: ClassVar[str] = "gpu"
+    #: True when nothing runs: the device predicts a pair's result (:meth:`simulate`)
+    simulated: ClassVar[bool] = False
+
+    kind: str  # "nvidia", "cpu", "simulated"
     name: str  # human-readable, e.g. "NVIDIA H100 80GB HBM3 (cuda:0)"
     #: Memory the pair may use, MiB (the emulated card size, or the CPU budget); None: unbounded.
     capacity_mib: float | None = None
@@ -60,3 +84,16 @@ class Device(ABC):
 
     def close(self) -> None:
         """Release what the device holds (e.g. an emulation allocation)."""
+
+    # -- optional capabilities ----------------------------------------------------------------------
+    uuid: str | None = None  # the physical device's id, where it has one (NVIDIA)
+
+    def all_process_memory(self) -> dict[int, float] | None:
+        """Memory of every process on the device, ours or not (None: the device cannot list them): lets
+        the monitor attribute a new process by ancestry at once."""
+        return None
+
+    @classmethod
+    def open(cls, match: re.Match[str], request: DeviceRequest) -> "Device":
+        """Open the device for the ``--device`` value ``match`` (of :attr:`choice`)."""
+        raise NotImplementedError(cls.__name__)

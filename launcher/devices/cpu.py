@@ -3,12 +3,21 @@ from __future__ import annotations
 
 import psutil
 
-from gpupair_search.launcher.devices.base import Device, DeviceReading
+import re
+
+from gpupair_search.launcher.devices.base import Device, DeviceReading, DeviceRequest
 
 
 class CpuDevice(Device):
     kind = "cpu"
     enforces_capacity = True
+    choice = "cpu"
+    choice_help = "the CPU: host memory (RSS) per job against --cpu-memory; no GPU numbers"
+    study_kind = "cpu"
+
+    @classmethod
+    def open(cls, match: re.Match[str], request: DeviceRequest) -> "CpuDevice":
+        return cls(request.cpu_memory_mib or request.card_mib)
 
     def __init__(self, budget_mib: float | None = None) -> None:
         self.capacity_mib = budget_mib

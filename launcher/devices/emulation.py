@@ -17,7 +17,10 @@ _HOG = str(Path(__file__).with_name("memory_hog.py"))
 
 
 class EmulatedNvidiaDevice(NvidiaDevice):
-    """An NVIDIA device with only ``card_mib`` free for the pair; released by :meth:`close`."""
+    """An NVIDIA device with only ``card_mib`` free for the pair; released by :meth:`close`. Opened by
+    :meth:`NvidiaDevice.open` for a card smaller than the GPU."""
+
+    choice = None
 
     def __init__(self, index: int, card_mib: float, timeout: float = 120.0) -> None:
         super().__init__(index)

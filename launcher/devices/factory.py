@@ -1,44 +1,57 @@
-"""Turn ``--device`` / ``--gpu-memory`` into a :class:`Device`."""
+"""Turn ``--device`` into a :class:`Device`: every device class of this package names its own choice.
+
+The factory imports the package's modules and asks each :class:`Device` subclass whether ``--device``
+matches its ``choice``; so a new kind of device is one module in ``launcher/devices/`` and nothing else.
+"""
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
+from functools import lru_cache
 
-from gpupair_search.launcher.devices.base import Device, NoDeviceError
-from gpupair_search.launcher.devices.cpu import CpuDevice
+from gpupair_search.launcher import devices as _package
+from gpupair_search.launcher.devices.base import Device, DeviceRequest, NoDeviceError
 
-DEVICE_CHOICES = {
-    "auto": "the first NVIDIA GPU if NVML finds one, else stop and say so",
-    "cuda:N": "NVIDIA GPU N as CUDA counts them (the N-th of CUDA_VISIBLE_DEVICES when it is set), measured "
-              "through NVML: memory per process, power, energy, utilisation, temperature",
-    "cpu": "the CPU: host memory (RSS) per job against --cpu-memory; no GPU numbers",
-    "sim": "simulated: memory from fitted per-job models and shipped profiles, nothing is trained (labelled simulated)",
-}
+
+@lru_cache(maxsize=1)
+def device_classes() -> tuple[type[Device], ...]:
+    """Every class of the package that opens a ``--device`` choice."""
+    for module in pkgutil.iter_modules(_package.__path__):
+        importlib.import_module(f"{_package.__name__}.{module.name}")
+    found: list[type[Device]] = []
+    stack = list(Device.__subclasses__())
+    while stack:
+        cls = stack.pop(0)
+        stack.extend(cls.__subclasses__())
+        if cls.__dict__.get("choice") is not None:
+            found.append(cls)
+    return tuple(found)
 
 
 def describe_choices() -> str:
-    return "\n".join(f"  --device {name:<7} {what}" for name, what in DEVICE_CHOICES.items())
+    return "\n".join(f"  --device {shown(cls.choice):<8} {cls.choice_help}" for cls in device_classes())
 
 
-def open_device(choice: str, gpu_memory_mib: float | None = None, cpu_memory_mib: float | None = None) -> Device:
-    """Open the device named by ``choice`` ("auto", "cuda:N", "cpu")."""
-    from gpupair_search.launcher.devices.nvidia import NvidiaDevice, nvml_available
+def _match(choice: str) -> tuple[type[Device], re.Match[str]]:
+    for cls in device_classes():
+        match = re.fullmatch(cls.choice, choice)
+        if match:
+            return cls, match
+    raise NoDeviceError(f"unknown device {choice!r}. Choices:\n" + describe_choices())
 
-    if choice == "cpu":
-        if gpu_memory_mib is not None:
-            raise NoDeviceError("--gpu-memory needs an NVIDIA device; with --device cpu use --cpu-memory")
-        return CpuDevice(cpu_memory_mib)
-    if choice == "auto":
-        if not nvml_available():
-            raise NoDeviceError("no NVIDIA GPU found (NVML unavailable). Choose a device explicitly:\n"
-                                + describe_choices())
-        index = 0
-    else:
-        match = re.fullmatch(r"cuda:(\d+)", choice)
-        if not match:
-            raise NoDeviceError(f"unknown device {choice!r}. Choices:\n" + describe_choices())
-        index = int(match.group(1))
-    if gpu_memory_mib is not None:
-        from gpupair_search.launcher.devices.emulation import EmulatedNvidiaDevice
 
-        return EmulatedNvidiaDevice(index, gpu_memory_mib)
-    return NvidiaDevice(index)
+def study_kind(choice: str) -> str:
+    """"gpu", "cpu" or "simulated": what a study measured on ``choice`` is, before the device is opened."""
+    return _match(choice)[0].study_kind
+
+
+def open_device(choice: str, request: DeviceRequest | None = None) -> Device:
+    """Open the device named by ``choice`` (``auto``, ``cuda:N``, ``cpu``, ``sim``)."""
+    cls, match = _match(choice)
+    return cls.open(match, request or DeviceRequest())
+
+
+def shown(pattern: str) -> str:
+    """A choice as ``--help`` writes it: ``cuda:N`` for the pattern."""
+    return pattern.replace(r"auto|cuda:(\d+)", "cuda:N").replace(r"(\d+)", "N")

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
+import re
 
-from gpupair_search.launcher.devices.base import Device, DeviceReading, ForeignProcess, NoDeviceError
+from gpupair_search.launcher.devices.base import Device, DeviceReading, DeviceRequest, ForeignProcess, NoDeviceError
 from gpupair_search.launcher.devices.visible import VARIABLE, as_text, nvml_index
 
 try:
@@ -24,6 +25,26 @@ def nvml_available() -> bool:
 
 class NvidiaDevice(Device):
     kind = "nvidia"
+    choice = r"auto|cuda:(\d+)"
+    choice_help = ("NVIDIA GPU N as CUDA counts them (the N-th of CUDA_VISIBLE_DEVICES when it is set), measured "
+                   "through NVML: memory per process, power, energy, utilisation, temperature; auto: the first one")
+
+    @classmethod
+    def open(cls, match: re.Match[str], request: DeviceRequest) -> "NvidiaDevice":
+        """The GPU; one bigger than ``request.card_mib`` emulates that card (the difference held, real OOMs)."""
+        if match.group(1) is None and not nvml_available():
+            from gpupair_search.launcher.devices.factory import describe_choices
+
+            raise NoDeviceError("no NVIDIA GPU found here (NVML unavailable); choose a device explicitly:\n"
+                                + describe_choices())
+        index = int(match.group(1) or 0)
+        device = cls(index)
+        if request.card_mib is None or device.total_mib <= request.card_mib + 1:
+            return device
+        device.close()
+        from gpupair_search.launcher.devices.emulation import EmulatedNvidiaDevice
+
+        return EmulatedNvidiaDevice(index, request.card_mib)
 
     def __init__(self, cuda_index: int) -> None:
         """``cuda_index`` counts the GPUs visible to this process, as CUDA does (see :mod:`visible`)."""

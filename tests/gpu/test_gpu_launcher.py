@@ -68,9 +68,9 @@ def test_nvml_peaks_match_what_each_process_reports(tmp_path, registry):
 
 @pytest.mark.parametrize("gib, expected", [(9.0, "oom_foreground"), (5.0, "ok")], ids=["needs-9GiB", "needs-5GiB"])
 def test_emulated_8gib_card_gives_real_ooms(tmp_path, registry, gib, expected):
-    from gpupair_search.launcher.devices import open_device
+    from gpupair_search.launcher.devices import DeviceRequest, open_device
 
-    device = open_device("cuda:0", gpu_memory_mib=8192.0)
+    device = open_device("cuda:0", DeviceRequest(card_mib=8192.0))
     try:
         result = run_pair(PairSpec(1, _job(gib, 2.0), _job(0.25, 30.0)), registry, device, RunOptions(), tmp_path)
     finally:

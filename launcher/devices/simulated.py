@@ -5,8 +5,10 @@ produces has ``simulated=True`` and its device says "simulated"; its numbers are
 """
 from __future__ import annotations
 
+import re
 from typing import Callable
 
+from gpupair_search.launcher.devices.base import Device, DeviceRequest, NoDeviceError
 from gpupair_search.launcher.measurement import EnergyStats, MemoryStats
 from gpupair_search.launcher.outcome import Outcome
 from gpupair_search.launcher.pair_runner import PairResult
@@ -17,8 +19,21 @@ from gpupair_search.launcher.spec import JobConfig, PairSpec
 MemoryFunction = Callable[[JobConfig, "int | None"], float]
 
 
-class SimulatedDevice:
+class SimulatedDevice(Device):
+    """Nothing runs: :meth:`simulate` predicts the pair's result from per-job memory functions."""
+
     kind = "simulated"
+    choice = "sim"
+    choice_help = "simulated: memory from fitted per-job models and shipped profiles, nothing is trained (labelled simulated)"
+    study_kind = "simulated"
+    simulated = True
+
+    @classmethod
+    def open(cls, match: re.Match[str], request: DeviceRequest) -> "SimulatedDevice":
+        if request.simulation is None:
+            raise NoDeviceError("--device sim predicts a whole study from memory profiles: use it with `run` or "
+                                "`plan`, not with a single pair")
+        return request.simulation()
 
     def __init__(self, memory: MemoryFunction, capacity_mib: float, registry: Registry, label: str = "") -> None:
         self.memory = memory
@@ -29,7 +44,13 @@ class SimulatedDevice:
     def describe(self) -> dict[str, object]:
         return {"kind": self.kind, "name": self.name, "capacity_mib": self.capacity_mib, "simulated": True}
 
-    def run(self, pair: PairSpec) -> PairResult:
+    def job_env(self) -> dict[str, str]:
+        return {}
+
+    def memory_by_pid(self, pids: set[int]) -> dict[int, float]:
+        return {}
+
+    def simulate(self, pair: PairSpec) -> PairResult:
         """The background starts first; whichever job's allocation passes the card's capacity fails."""
         fg_bs = self.registry.batch_size(pair.foreground)
         bg_bs = self.registry.batch_size(pair.background) if pair.background else None
