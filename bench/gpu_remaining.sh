@@ -38,7 +38,7 @@ full)
     ;;
 two-gpu)
     nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv > "$OUT/card.txt"
-    step warm_up 60 python3 -c "import torch, torchvision, optuna, search.cli"
+    step warm_up 60 python3 -c "import torch, torchvision, optuna, gpupair_search.search.cli"
     IFS=, read -ra modes <<< "${2:-one,two}"
     for mode in "${modes[@]}"; do
         case "$mode" in
@@ -54,6 +54,20 @@ two-gpu)
         tar czf "$OUT/probe_${mode}_gpu_results.tgz" -C /tmp "p_$mode"
     done
     ;;
+after-namespace)
+    # 2026-12-01: the GPU paths after the one-package move, the device registry and warm start (~4 min)
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
+    GPUPAIR_OUT=$OUT step gpu_tests 200 python3 -m pytest -q -m gpu tests/gpu -p no:cacheprovider
+    step job_start 300 python3 bench/job_start.py --device cuda:0 --repeats 3 \
+        --workloads examples/mnist,pytorch_resnet_cifar10/resnet20,Person_reID_baseline_pytorch/pcb,VulBERTa/mlp
+    ;;
+study)
+    # the user's main command as written, timed to the verdict table; its database and table come back (~6 min)
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
+    step study 560 python3 -m gpupair_search.search.cli run --study feasibility --results /tmp/study
+    cp /tmp/study/gpupair.db "$OUT/feasibility_study.db"
+    python3 -m gpupair_search.search.cli status --study feasibility --results /tmp/study > "$OUT/status.txt" 2>&1
+    ;;
 *)
-    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]" >&2; exit 2 ;;
+    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study" >&2; exit 2 ;;
 esac

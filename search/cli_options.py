@@ -16,6 +16,7 @@ import typer
 from gpupair_search.launcher.devices.factory import shown, device_classes
 from gpupair_search.launcher.pair_runner import RunOptions
 from gpupair_search.launcher.sizes import parse_size_mib
+from gpupair_search.search.extension import POLICIES
 
 _RUN = {f.name: f.default for f in fields(RunOptions)}
 DEFAULT_TIMEOUT_S: float = _RUN["timeout_s"]
@@ -70,6 +71,16 @@ def _file(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) ->
     return value
 
 
+def _size_option(flag: str, help: str) -> Any:
+    """A memory size: a number with a unit (8GiB, 7500MiB), checked as it is parsed."""
+    return typer.Option(None, flag, callback=_size, help=help)
+
+
+def _switch(default: bool, flags: str, help: str) -> Any:
+    """An on/off pair, ``--on/--off``."""
+    return typer.Option(default, flags, help=help)
+
+
 # -- inputs --------------------------------------------------------------------------------------------
 STUDY = typer.Option(None, "--study", help="Named study (default: feasibility).")
 SETTINGS = typer.Option(None, "--settings", callback=_file, help="Run any seed-format settings file as a study.")
@@ -78,9 +89,9 @@ MODELS = typer.Option(None, "--models", callback=_file,
 REPOS_ROOT = typer.Option(None, "--repos-root",
                           help="Directory that relative repository paths of --models resolve against "
                                "(default: current directory).")
-LENIENT = typer.Option(False, "--lenient/--strict",
-                       help="--lenient: keep going past what the seed's runner would skip or drop (unknown "
-                            "hyperparameters, repositories), each a recorded warning. Default --strict: stop.")
+LENIENT = _switch(False, "--lenient/--strict",
+                  "--lenient: keep going past what the seed's runner would skip or drop (unknown hyperparameters, "
+                  "repositories), each a recorded warning. Default --strict: stop.")
 NAME = typer.Option(None, "--name", help="Name of the study in its storage (default: the study's or the "
                                          "settings file's experiment_name).")
 
@@ -95,29 +106,26 @@ SIMULATED = typer.Option(False, "--simulated", hidden=True, help="Same as --kind
 # -- the device and the card ---------------------------------------------------------------------------
 DEVICE = typer.Option(None, "--device", help="Where to measure (required without an NVIDIA GPU): "
                                              + "; ".join(f"{shown(c.choice)}: {c.choice_help}" for c in device_classes()))
-GPU_MEMORY = typer.Option(None, "--gpu-memory", callback=_size,
-                          help="Card size to fit on, e.g. 8GiB (emulated with real OOMs on a bigger GPU). "
-                               "Default: the study's (8GiB).")
-SAFE_LIMIT = typer.Option(None, "--safe-limit", callback=_size,
-                          help="A pair fits when its peak stays under this, e.g. 7500MiB. Default: the study's.")
-CPU_MEMORY = typer.Option(None, "--cpu-memory", callback=_size,
-                          help="Host-memory budget with --device cpu, e.g. 4GiB (default: the card size).")
-ALLOW_FOREIGN = typer.Option(False, "--allow-foreign-processes/--no-foreign-processes",
-                             help="Run even if processes we did not start hold GPU memory (their memory is "
-                                  "then not the pair's, but it is not free either).")
+GPU_MEMORY = _size_option("--gpu-memory", "Card size to fit on, e.g. 8GiB (emulated with real OOMs on a bigger "
+                                          "GPU). Default: the study's (8GiB).")
+SAFE_LIMIT = _size_option("--safe-limit", "A pair fits when its peak stays under this, e.g. 7500MiB. Default: the study's.")
+CPU_MEMORY = _size_option("--cpu-memory", "Host-memory budget with --device cpu, e.g. 4GiB (default: the card size).")
+ALLOW_FOREIGN = _switch(False, "--allow-foreign-processes/--no-foreign-processes",
+                        "Run even if processes we did not start hold GPU memory (their memory is then not the "
+                        "pair's, but it is not free either).")
 
 # -- how each pair runs --------------------------------------------------------------------------------
-PROBE = typer.Option(True, "--probe/--full-epoch",
-                     help="Probe (short run to the memory plateau) or the seed's full epoch.")
+PROBE = _switch(True, "--probe/--full-epoch", "Probe (short run to the memory plateau) or the seed's full epoch.")
 TIMEOUT = typer.Option(DEFAULT_TIMEOUT_S, "--timeout", callback=_finite_in(0, 7 * 24 * 3600),
                        help="Seconds before a foreground is killed.")
 MONITOR_HZ = typer.Option(DEFAULT_MONITOR_HZ, "--monitor-hz", callback=_finite_in(0, MAX_MONITOR_HZ),
                           help="Memory sampling rate in Hz (1 Hz, as `watch nvidia-smi`, misses short peaks).")
 
 # -- the search ----------------------------------------------------------------------------------------
-EXTEND = typer.Option(True, "--extend/--no-extend", help="Reduce batch sizes of failing pairs.")
+EXTEND = _switch(True, "--extend/--no-extend", "Reduce batch sizes of failing pairs.")
 POLICY = typer.Option("background-first", "--policy",
-                      help="Which batch size shrinks first: background-first, foreground-first or proportional.")
+                      help="How batch sizes are searched: " + ", ".join(POLICIES) + " (the first three model-guided, "
+                           "named by which batch size shrinks first; the others the bench's baselines).")
 FLOOR = typer.Option(1, "--floor", min=1, help="Smallest batch size the extension may try.")
 
 # -- workers -------------------------------------------------------------------------------------------

@@ -6,19 +6,9 @@ import time
 from typing import TextIO
 
 from gpupair_search.launcher.monitor import Sample
+from gpupair_search.search.labels import batches, short_key
 from gpupair_search.search.planner import PairPlan
 from gpupair_search.search.verdict import Verdict
-
-
-def _short(key: str) -> str:
-    group, _, jobs = key.partition(":")
-    return f"{group} " + "+".join(j.split("/")[-1] if "/" in j else j for j in jobs.split("+"))
-
-
-def _batch(config) -> str:
-    if config is None:
-        return "-"
-    return "/".join("·" if b is None else str(b) for b in config)
 
 
 class Progress:
@@ -36,7 +26,7 @@ class Progress:
         self._last_plain = 0.0
 
     def begin(self, trial_number: int, pair_key: str, config, remaining: int) -> None:
-        self.current = f"trial {trial_number} {_short(pair_key)} bs {_batch(config)}"
+        self.current = f"trial {trial_number} {short_key(pair_key)} bs {batches(config)}"
         self.trial_started = time.monotonic()
         self.remaining = remaining
 
@@ -100,7 +90,7 @@ def verdict_table(plans: list[PairPlan], safe_limit_mib: float, kind: str = "gpu
         jobs = plan.pair.foreground.key + (" + " + plan.pair.background.key if plan.pair.background else "")
         verdict = plan.verdict.value + (f" ({plan.detail})" if plan.detail and plan.verdict is Verdict.FAILED else "")
         rows.append([str(plan.pair.group), jobs, verdict[:60], f"{peak:,.0f}" if peak is not None else "-", margin,
-                     f"{_batch(plan.original)} -> {_batch(plan.recommended)}", str(plan.trials_spent)])
+                     f"{batches(plan.original)} -> {batches(plan.recommended)}", str(plan.trials_spent)])
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]

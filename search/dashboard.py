@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from gpupair_search.search import plots
+from gpupair_search.search.labels import batches, jobs
 from gpupair_search.search.study import FeasibilityStudy
 
 FRONTIER_ID = "gpupair-frontier-g{group:02d}"
@@ -36,8 +37,8 @@ def verdict_note(fs: FeasibilityStudy, simulated: bool = False) -> str:
     for p in plans:
         peak = p.recommended_peak_mib if p.recommended_peak_mib is not None else plots.original_peak(p)
         detail = f" ({p.detail[:60]})" if p.detail else ""
-        lines.append(f"| G{p.pair.group} | {plots._jobs(p)} | {p.verdict}{detail} | "
-                     f"{plots._batches(p.original)} → {plots._batches(p.recommended)} | "
+        lines.append(f"| G{p.pair.group} | {jobs(p.pair)} | {p.verdict}{detail} | "
+                     f"{batches(p.original)} → {batches(p.recommended)} | "
                      f"{f'{peak:,.0f}' if peak is not None else '-'} | {p.trials_spent} |")
     return "\n".join(lines) + "\n"
 

@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping, Sequence
 import plotly.graph_objects as go
 
 from gpupair_search.launcher.outcome import Outcome
+from gpupair_search.search.labels import batches, jobs, pair_label
 from gpupair_search.search.verdict import Verdict
 from gpupair_search.search.extension import Config
 from gpupair_search.search.memory_model import LinearMemoryModel
@@ -27,18 +28,6 @@ _FONT = dict(family="Arial, Helvetica, sans-serif", size=14, color="#222")
 
 
 # -- shared pieces ---------------------------------------------------------------------------------------
-def pair_label(plan: PairPlan) -> str:
-    """Short, unique label: the settings group and both models, e.g. ``G2 mnist + siamese``."""
-    pair = plan.pair
-    bg = pair.background.model if pair.background else "solo"
-    return f"G{pair.group} {pair.foreground.model} + {bg}"
-
-
-def _jobs(plan: PairPlan) -> str:
-    pair = plan.pair
-    return pair.foreground.key + " + " + (pair.background.key if pair.background else "(solo)")
-
-
 def original_peak(plan: PairPlan) -> float | None:
     """Peak measured at the configured batch sizes (the last such measurement), None when unmeasured."""
     peaks = [t.peak_mib for t in plan.trials if t.config == plan.original and t.measured and t.peak_mib is not None]
@@ -93,7 +82,7 @@ def _column(rows: Sequence[Row], key: str) -> list[float | None]:
 def pair_matrix(plans: Sequence[PairPlan], safe_limit_mib: float, card_mib: float, simulated: bool = False) -> go.Figure:
     """Every pair's peak at its configured batch sizes (bars coloured by verdict), the peak at the
     recommended smaller batch sizes where the search reduced them, against the safe limit and the card."""
-    labels = [pair_label(p) for p in plans]
+    labels = [pair_label(p.pair) for p in plans]
     fig = go.Figure()
     top = max(card_mib, safe_limit_mib)
     low, high = risk_bounds(card_mib)
@@ -111,7 +100,7 @@ def pair_matrix(plans: Sequence[PairPlan], safe_limit_mib: float, card_mib: floa
         fig.add_bar(x=[label for label, _ in chosen], y=[v if v is not None else 0 for v in peaks], name=legend,
                     marker=dict(color=colour, line=dict(color="#333", width=0.5)),
                     text=[f"{v:,.0f}" if v is not None else "not measured" for v in peaks], textposition="outside",
-                    customdata=[[_jobs(p), p.verdict, _batches(p.original)] for _, p in chosen],
+                    customdata=[[jobs(p.pair), p.verdict, batches(p.original)] for _, p in chosen],
                     hovertemplate="%{customdata[0]}<br>%{customdata[1]} at batch %{customdata[2]}"
                                   "<br>peak %{y:,.0f} MiB<extra></extra>")
     reduced = [(label, p) for label, p in zip(labels, plans) if p.verdict is Verdict.FITS_REDUCED and p.recommended_peak_mib]
@@ -122,7 +111,7 @@ def pair_matrix(plans: Sequence[PairPlan], safe_limit_mib: float, card_mib: floa
                         hovertemplate="%{x}: %{y:,.0f} MiB at the recommended batch sizes<extra></extra>")
         for label, p in reduced:
             fig.add_annotation(x=label, y=p.recommended_peak_mib, text=f"{p.recommended_peak_mib:,.0f} MiB at batch "
-                               f"{_batches(p.recommended)}", showarrow=True, arrowhead=0, ax=70, ay=25,
+                               f"{batches(p.recommended)}", showarrow=True, arrowhead=0, ax=70, ay=25,
                                bgcolor="rgba(255,255,255,0.9)", bordercolor="#333", font=dict(size=12))
     _limit_lines(fig, safe_limit_mib, card_mib)
     fig.update_xaxes(title_text="pair (settings group: foreground + background)", categoryorder="array",
@@ -135,12 +124,6 @@ def pair_matrix(plans: Sequence[PairPlan], safe_limit_mib: float, card_mib: floa
                                f"{len(plans)} pairs: {counts}. Bands: risk classes of the seed design (docs/seed_design.md §9.1), "
                                f"scaled to a {card_mib:,.0f} MiB card."), height=620, bottom=190 if len(labels) > 6 else 120,
                    bargap=0.35).update_layout(margin=dict(r=90))
-
-
-def _batches(config: Config | None) -> str:
-    if config is None:
-        return "-"
-    return "/".join("·" if b is None else str(b) for b in config)
 
 
 # -- memory over time ------------------------------------------------------------------------------------
@@ -257,14 +240,14 @@ def frontier(plan: PairPlan, models: Mapping[str, LinearMemoryModel], safe_limit
                     marker=dict(symbol="square-open", size=20, color="#333", line=dict(width=2)))
     if plan.recommended and None not in plan.recommended:
         fig.add_scatter(x=[plan.recommended[0]], y=[plan.recommended[1]], mode="markers",
-                        name=f"recommended ({_batches(plan.recommended)}, {plan.recommended_peak_mib or 0:,.0f} MiB)",
+                        name=f"recommended ({batches(plan.recommended)}, {plan.recommended_peak_mib or 0:,.0f} MiB)",
                         marker=dict(symbol="star", size=22, color="#ffbf00", line=dict(width=1.5, color="#333")))
     fig.update_xaxes(title_text="foreground batch size (samples)", range=[0, x_max], rangemode="tozero")
     fig.update_yaxes(title_text="background batch size (samples)", range=[0, y_max], rangemode="tozero")
-    subtitle = (f"{_jobs(plan)}; verdict {plan.verdict}; {plan.trials_spent} trials; labels: measured pair peak "
+    subtitle = (f"{jobs(plan.pair)}; verdict {plan.verdict}; {plan.trials_spent} trials; labels: measured pair peak "
                 f"(MiB); model boundary: predicted peak = safe limit {safe_limit_mib:,.0f} MiB"
                 + ("" if boundary else " (no fitted model for both jobs)"))
-    return _layout(fig, _title(f"Feasible frontier of {pair_label(plan)}", simulated, subtitle), height=620)
+    return _layout(fig, _title(f"Feasible frontier of {pair_label(plan.pair)}", simulated, subtitle), height=620)
 
 
 def _boundary(predict: Callable[[float, float], float | None], limit: float, x_max: float,
@@ -320,8 +303,8 @@ def _frontier_1d(plan: PairPlan, models: Mapping[str, LinearMemoryModel], safe_l
     _limit_lines(fig, safe_limit_mib, None)
     fig.update_xaxes(title_text=f"{role} batch size (samples; the other job has no batch-size knob)")
     fig.update_yaxes(title_text="pair peak memory (MiB)", rangemode="tozero")
-    return _layout(fig, _title(f"Feasible batch sizes of {pair_label(plan)}", simulated,
-                               f"{_jobs(plan)}; verdict {plan.verdict}"), height=480)
+    return _layout(fig, _title(f"Feasible batch sizes of {pair_label(plan.pair)}", simulated,
+                               f"{jobs(plan.pair)}; verdict {plan.verdict}"), height=480)
 
 
 # -- energy and power ------------------------------------------------------------------------------------
@@ -369,7 +352,7 @@ def energy_power(rows: Sequence[Row], energy: Mapping[str, Any] | None, *, title
 def expected_vs_measured(plans: Sequence[PairPlan], safe_limit_mib: float, simulated: bool = False) -> go.Figure:
     """The memory the settings note expected (e.g. "(1300MB)") next to the peak measured at the configured
     batch sizes, per pair: where the design's guesses were off, and by how much."""
-    labels = [pair_label(p) for p in plans]
+    labels = [pair_label(p.pair) for p in plans]
     expected = [p.pair.expected_mib for p in plans]
     measured = [original_peak(p) for p in plans]
     fig = go.Figure()
@@ -417,7 +400,7 @@ def summary_table(plans: Sequence[PairPlan], safe_limit_mib: float, card_mib: fl
         rows.append([
             f"G{p.pair.group}", _job_cell(p.pair.foreground), _job_cell(p.pair.background),
             p.verdict, risk_class(peak, card_mib) if safe and peak is not None else "-",
-            f"{_batches(p.original)} → {_batches(p.recommended)}",
+            f"{batches(p.original)} → {batches(p.recommended)}",
             f"{peak:,.0f}" if peak is not None else "-",
             f"{safe_limit_mib - peak:,.0f}" if peak is not None else "-",
             f"{p.pair.expected_mib:,.0f}" if p.pair.expected_mib is not None else "-",

@@ -21,6 +21,7 @@ from gpupair_search.launcher.errors import UserError
 from gpupair_search.search import plots
 from gpupair_search.search.console import budget_words, measured_trials
 from gpupair_search.search.extension import Policy
+from gpupair_search.search.labels import batches, pair_label
 from gpupair_search.search.planner import ExtensionOptions, PairPlan
 from gpupair_search.search.profiles import load_profiles, profile_observations
 from gpupair_search.search.session import DEVICE_KINDS, resolve_inputs, study_name
@@ -159,22 +160,22 @@ def build_sections(fs: FeasibilityStudy, results_root: Path | None = None) -> li
         figures, missing = [], []
         for trial in shown_trials(plan):
             rows = read_timeline(trial.attrs.get("result_dir"), results_root)
-            what = f"trial {trial.number}, batch {plots._batches(trial.config)}, {trial.outcome}"
+            what = f"trial {trial.number}, batch {batches(trial.config)}, {trial.outcome}"
             if rows is None:
                 missing.append(f"{what}: " + ("simulated, no memory samples" if trial.attrs.get("simulated") else
                                               f"no timeline at {trial.attrs.get('result_dir')}"))
                 continue
             figures.append(plots.memory_timeline(
                 rows, safe_limit_mib=limit, card_mib=card, outcome=trial.outcome, simulated=simulated,
-                title=f"Memory over time: {plots.pair_label(plan)}",
+                title=f"Memory over time: {pair_label(plan.pair)}",
                 subtitle=f"{what}; pair peak {trial.peak_mib or 0:,.0f} MiB (sum of both jobs' peaks)"))
             slowdown, basis = solo_slowdown(trial, views)
             figures.append(plots.energy_power(rows, trial.attrs.get("energy"), slowdown=slowdown, slowdown_basis=basis,
                                               simulated=simulated,
-                                              title=f"Power over the foreground window: {plots.pair_label(plan)}, "
+                                              title=f"Power over the foreground window: {pair_label(plan.pair)}, "
                                                     f"trial {trial.number}"))
         text = "; ".join(missing) if missing else ("" if figures else "not measured yet")
-        sections.append(Section(f"{plots.pair_label(plan)} — {plan.verdict}", figures, text,
+        sections.append(Section(f"{pair_label(plan.pair)} — {plan.verdict}", figures, text,
                                 anchor=f"pair-{plan.pair.group}"))
     return sections
 
