@@ -45,6 +45,7 @@ class RunOptions:
     background_max_quick_exits: int = 3
     allow_foreign_processes: bool = False
     grace_s: float = 3.0
+    warm_start: bool = True  # fork built-in workloads from the warm launcher (launcher.warm_start)
 
 
 @dataclass
@@ -75,6 +76,7 @@ class PairResult:
     background_logs: list[Path] = field(default_factory=list)
     result_dir: Path | None = None
     phase_seconds: dict[str, float] = field(default_factory=dict)  # where the pair's wall time went
+    job_start: dict[str, str] = field(default_factory=dict)  # per job: "warm" or "cold" (the last run's)
 
 
 def probe_job(job: JobConfig, registry: Registry, steps: int) -> JobConfig:
@@ -110,14 +112,15 @@ class PairRun:
         self.bg_coverage: float | None = None
         self.fg_exited_itself = False
         self.phase_seconds: dict[str, float] = {}
+        self.job_start: dict[str, str] = {}
+        self.start_notes: list[str] = []
 
     # -- background -------------------------------------------------------------------------------
     def _start_background(self) -> None:
         n = len(self.bg_logs) + 1
         log = self.work_dir / "background_logs" / f"run_{n}.log"
         self.bg_logs.append(log)
-        self.bg = start_job(BG, self.registry.command(self.bg_job), log, self.env, self.options.grace_s)
-        self.monitor.track(BG, self.bg)
+        self.bg = self._start(BG, self.bg_job, log)
 
     def _check_background(self) -> bool:
         """Restart a background that ended normally; False when the pair must stop."""
@@ -163,6 +166,14 @@ class PairRun:
             time.sleep(0.05)
         return True
 
+    def _start(self, label: str, job: JobConfig, log: Path) -> RunningJob:
+        started = start_job(label, self.registry.command(job), log, self.env, self.options.grace_s,
+                            warm=self.options.warm_start)
+        self.job_start[label] = started.start
+        self.start_notes += [note for note in started.notes if note not in self.start_notes]
+        self.monitor.track(label, started)
+        return started
+
     # -- foreground -------------------------------------------------------------------------------
     def _check_budget(self) -> None:
         cap = self.device.capacity_mib
@@ -183,9 +194,7 @@ class PairRun:
         return peak_before > 0 and recent <= peak_before
 
     def _run_foreground(self) -> None:
-        self.fg = start_job(FG, self.registry.command(self.fg_job), self.work_dir / "training.log", self.env,
-                            self.options.grace_s)
-        self.monitor.track(FG, self.fg)
+        self.fg = self._start(FG, self.fg_job, self.work_dir / "training.log")
         t_start = self.monitor.now()
         plateau_rule = self.options.probe and not self.registry.supports(self.fg_job, MAX_STEPS)
         alive_ticks = ticks = 0
@@ -304,9 +313,9 @@ class PairRun:
             background_reported_reserved_mib=_last_float(_RESERVED, bg_text),
             batch_sizes={"foreground": self.registry.batch_size(self.fg_job),
                          "background": self.registry.batch_size(self.bg_job) if self.bg_job else None},
-            warnings=list(self.pair.warnings) + self.monitor.errors,
+            warnings=list(self.pair.warnings) + self.monitor.errors + self.start_notes,
             samples=self.monitor.samples, foreground_window=self.fg_window, background_logs=list(self.bg_logs),
-            phase_seconds=dict(self.phase_seconds),
+            phase_seconds=dict(self.phase_seconds), job_start=dict(self.job_start),
         )
 
 

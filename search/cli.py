@@ -99,6 +99,7 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
          monitor_hz: float = typer.Option(20.0, "--monitor-hz", help="Memory sampling rate."),
          results: Path = typer.Option(Path("results"), "--results", help="Results root directory."),
          allow_foreign: bool = typer.Option(False, "--allow-foreign-processes", help="Run even if other processes hold GPU memory."),
+         cold_start: bool = typer.Option(False, "--cold-start", help="Start built-in workloads as fresh processes, not forked from the warm launcher."),
          models: Optional[Path] = ModelsOpt, repos_root: Optional[Path] = ReposRootOpt,
          lenient: bool = LenientOpt) -> None:
     """Run one foreground/background pair and print its outcome and peaks."""
@@ -117,7 +118,7 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
     try:
         pair_dir = new_pair_dir(new_run_dir(results), spec)
         options = RunOptions(monitor_hz=monitor_hz, timeout_s=timeout, probe=probe,
-                             allow_foreign_processes=allow_foreign)
+                             allow_foreign_processes=allow_foreign, warm_start=not cold_start)
         result = run_pair(spec, registry, dev, options, pair_dir)
         write_pair_results(result, pair_dir)
     finally:
