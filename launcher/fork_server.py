@@ -28,6 +28,8 @@ Protocol, over an AF_UNIX SOCK_SEQPACKET socket from the runner: the server firs
 (``{"ready": true, "imported": [...], "skipped": {...}}`` or ``{"ready": false, "error": ...}``); then each
 request is a JSON :class:`JobRequest` with two file descriptors, the job's log and the write end of a
 status pipe, and is answered ``{"pid": GUARD_PID, "warnings": [...]}`` or ``{"error": ..., "errno": N}``.
+A request carries the job's environment as its difference from the one the server was started with
+(usually none), which keeps every message far below the socket's size limit.
 When a guard is reaped the server writes its exit code (``os.waitstatus_to_exitcode``) to its status pipe.
 
 Usage: ``python -m gpupair_search.launcher.fork_server RUNNER_PID GRACE SOCKET_FD CPUS`` (CPUS: ``0-3,8`` or ``-``)
@@ -54,18 +56,20 @@ from gpupair_search.launcher.job_guard import PR_SET_CHILD_SUBREAPER, PR_SET_PDE
 PRELOAD = ("torch", "torch.nn", "torch.nn.functional", "torch.optim", "torchvision", "timm", "numpy",
            "joblib", "sklearn.exceptions", "sklearn.model_selection", "sklearn.neural_network", "pynvml")
 REQUIRED = "torch"  # without it a warm start saves nothing worth a second process
-MAX_MESSAGE = 8 * 2**20  # a request carries the job's whole environment
+MAX_MESSAGE = 2**20  # far above any request (its environment travels as a difference)
 _JOB_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
 
 
 @dataclass
 class JobRequest:
-    """One job to fork: ``python -m MODULE ARGS...`` in ``cwd`` with ``env``."""
+    """One job to fork: ``python -m MODULE ARGS...`` in ``cwd``, with the server's start-up environment
+    changed by ``env_set`` and ``env_unset``."""
 
     module: str
     args: list[str]
     cwd: str
-    env: dict[str, str]
+    env_set: dict[str, str] = field(default_factory=dict)
+    env_unset: list[str] = field(default_factory=list)
     grace: float = 3.0
 
 
@@ -242,10 +246,11 @@ def _drain(fd: int) -> None:
 
 
 def run_job(job: JobRequest) -> None:
-    """In the job process: become ``python -m job.module *job.args`` in ``job.cwd`` with ``job.env``."""
+    """In the job process: become ``python -m job.module *job.args`` in ``job.cwd`` with its environment."""
     os.chdir(job.cwd)
-    os.environ.clear()
-    os.environ.update(job.env)
+    for name in job.env_unset:
+        os.environ.pop(name, None)
+    os.environ.update(job.env_set)
     sys.argv = [job.module, *job.args]  # run_module puts the module's path in argv[0], as -m does
     sys.path.insert(0, job.cwd)  # the entry `python -m` itself puts first: modules beside the job import as cold
     runpy.run_module(job.module, run_name="__main__", alter_sys=True)

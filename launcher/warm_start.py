@@ -86,7 +86,7 @@ class WarmServer:
 
     def __init__(self, env: dict[str, str], cpus: list[int] | None, grace: float) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.sock = ours
+        self.sock, self.env = ours, dict(env)
         self._errors = tempfile.TemporaryFile()  # the server's stderr, for the message when it fails
         self._lock = threading.Lock()
         self._jobs: list[WarmProcess] = []
@@ -111,7 +111,8 @@ class WarmServer:
     def launch(self, command: Command, log_path: Path, env: dict[str, str], grace: float) -> tuple[WarmProcess, list[str]]:
         """Fork ``command`` (a ``python -m`` command) with its output appended to ``log_path``."""
         request = {"module": command.module, "args": list(command.argv[3:]), "cwd": str(command.cwd),
-                   "env": env, "grace": grace}
+                   "env_set": {k: v for k, v in env.items() if self.env.get(k) != v},
+                   "env_unset": [k for k in self.env if k not in env], "grace": grace}
         read_end, write_end = os.pipe()
         try:
             with open(log_path, "ab") as log, self._lock:
@@ -131,7 +132,8 @@ class WarmServer:
                 raise OSError(reply["errno"], reply["error"], str(command.cwd))
             raise WarmStartUnavailable(f"the warm launcher refused the job: {reply['error']}")
         job = WarmProcess(reply["pid"], command.argv, read_end)
-        self._jobs = [j for j in self._jobs if j.returncode is None] + [job]
+        with self._lock:
+            self._jobs = [j for j in self._jobs if j.returncode is None] + [job]
         return job, list(reply.get("warnings", []))
 
     def alive(self) -> bool:

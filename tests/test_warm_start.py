@@ -67,6 +67,22 @@ def test_a_warm_job_is_seen_as_a_cold_one(tmp_path, registry):
                                               "Test Accuracy: 97.5%", "[SUCCESS] Training completed"]
 
 
+def test_a_warm_job_sees_what_a_cold_one_sees(tmp_path, registry):
+    env = {**cli_env(), "GPUPAIR_FIXTURE": "the job's own"}
+    env.pop("HOME", None)
+    seen = {}
+    for warm in (True, False):
+        log = tmp_path / f"{warm}.log"
+        job = start(registry, log, warm, "describe", env=env, seconds=0.1, value="GPUPAIR_FIXTURE,HOME")
+        assert job.start == ("warm" if warm else "cold") and job.popen.wait(timeout=30) == 0
+        seen[warm] = json.loads(log.read_text().splitlines()[1])
+    assert seen[True] == seen[False]
+    assert seen[True]["env"] == {"GPUPAIR_FIXTURE": "the job's own", "HOME": None}
+    assert seen[True]["argv"][1:] == ["-n", "describe", "--seconds", "0.1", "--value", "GPUPAIR_FIXTURE,HOME"]
+    assert seen[True]["path0"] == seen[True]["cwd"] == str(FIXTURES)
+    assert (seen[True]["name"], seen[True]["spec"], seen[True]["stdin"]) == ("__main__", "fake_train", "")
+
+
 def test_a_crashing_workload_exits_non_zero_with_its_traceback_in_the_log(tmp_path, registry):
     for warm in (True, False):
         log = tmp_path / f"{warm}.log"
