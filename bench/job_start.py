@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import tempfile
 import time
@@ -24,18 +23,18 @@ from benchlib import last_float, one_epoch_probe, open_device, registry, stamp, 
 
 from gpupair_search.launcher import warm_start
 from gpupair_search.launcher.cpu_share import available_cores
+from gpupair_search.launcher.outcome import TRAINING_PROGRESS
 from gpupair_search.launcher.process import RunningJob, start_job
 
 DEFAULT_WORKLOADS = ["examples/mnist", "pytorch_resnet_cifar10/resnet20", "Person_reID_baseline_pytorch/pcb",
                      "VulBERTa/mlp", "MRT-OAST/default"]
-_PROGRESS = re.compile(r"^Epoch \d+ step \d+/\d+", re.MULTILINE)
 
 
 def first_step_s(job: RunningJob, requested: float, timeout: float) -> float | None:
     """Seconds from ``requested`` until the log's first progress line; None if the job ended without one."""
     deadline = requested + timeout
     while time.perf_counter() < deadline:
-        if _PROGRESS.search(job.log_path.read_text(errors="replace")):
+        if TRAINING_PROGRESS.search(job.log_path.read_text(errors="replace")):
             return time.perf_counter() - requested
         if job.poll() is not None:
             return None

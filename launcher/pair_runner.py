@@ -18,7 +18,7 @@ from gpupair_search.launcher.devices.base import Device
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.measurement import (BG, FG, EnergyStats, MemoryStats, RaplCounter, energy_stats, memory_stats)
 from gpupair_search.launcher.monitor import DEFAULT_HZ, Monitor, Sample
-from gpupair_search.launcher.outcome import JobEnd, Outcome, classify, read_log, scan_log
+from gpupair_search.launcher.outcome import TRAINING_PROGRESS, JobEnd, Outcome, classify, read_log, scan_log
 from gpupair_search.launcher.process import RunningJob, start_job
 from gpupair_search.launcher.registry import BATCH_SIZE, MAX_STEPS, Registry
 from gpupair_search.launcher.spec import JobConfig, PairSpec
@@ -41,7 +41,7 @@ class RunOptions:
     background_settle_s: float = 2.0
     background_ready_timeout_s: float = 120.0
     background_cpu_only_after_s: float = 15.0  # no device memory by then: a CPU job, judge it by host memory
-    background_min_run_s: float = 2.0  # a real training run, even a probe, takes longer (imports, CUDA init)
+    background_min_run_s: float = 2.0  # a real cold run, even a probe, takes longer (imports, CUDA init)
     background_max_quick_exits: int = 3
     allow_foreign_processes: bool = False
     grace_s: float = 3.0
@@ -129,11 +129,14 @@ class PairRun:
         code = self.bg.poll()
         if code is None:
             return True
-        end = JobEnd(code, False, scan_log(read_log(self.bg.log_path)), self.bg.duration())
+        text = read_log(self.bg.log_path)
+        end = JobEnd(code, False, scan_log(text), self.bg.duration())
         self.bg_ends.append(end)
         if code != 0 or end.log.oom:
             return False
-        self.quick_exits = self.quick_exits + 1 if end.duration_s < self.options.background_min_run_s else 0
+        # A short run that trained is a real one: a warm-started probe has no imports to wait for.
+        quick = end.duration_s < self.options.background_min_run_s and not TRAINING_PROGRESS.search(text)
+        self.quick_exits = self.quick_exits + 1 if quick else 0
         if self.quick_exits >= self.options.background_max_quick_exits:
             self.unstable = True
             return False

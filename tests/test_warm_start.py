@@ -17,9 +17,12 @@ import pytest
 
 from gpupair_search.launcher import warm_start
 from gpupair_search.launcher.cpu_share import available_cores
+from gpupair_search.launcher.devices.cpu import CpuDevice
+from gpupair_search.launcher.outcome import Outcome
+from gpupair_search.launcher.pair_runner import RunOptions, run_pair
 from gpupair_search.launcher.process import RunningJob, start_job
 from gpupair_search.launcher.registry import Registry
-from gpupair_search.launcher.spec import JobConfig
+from gpupair_search.launcher.spec import JobConfig, PairSpec
 from gpupair_search.settings import BUNDLE_ROOT, bundled
 from tests.conftest import FIXTURES, cli_env, pids_alive, read_pids, run_cli, wait_until
 
@@ -155,6 +158,18 @@ def test_pair_records_how_each_job_started(tmp_path, flag, expected):
     record = json.loads(next((tmp_path / "results").rglob("experiment.json")).read_text())
     assert record["job_start"] == {"background": expected, "foreground": expected}
     assert record["warnings"] == []
+
+
+@pytest.mark.parametrize("background, outcome", [("trains", Outcome.OK), ("quick", Outcome.BACKGROUND_UNSTABLE)])
+def test_a_short_background_run_is_a_quick_exit_only_if_it_did_not_train(tmp_path, registry, background, outcome):
+    """Warm, a tiny probe can end within background_min_run_s: its progress line says it trained."""
+    pair = PairSpec(1, JobConfig("warmfixture", "ok", {"seconds": 3.0}), JobConfig("warmfixture", background, {}))
+    options = RunOptions(background_settle_s=0.3, background_min_run_s=1.0, grace_s=1.0)
+    result = run_pair(pair, registry, CpuDevice(), options, tmp_path / "pair")
+    assert result.job_start["background"] == "warm"
+    assert result.outcome is outcome, result.error_message
+    quick_exits = options.background_max_quick_exits
+    assert result.background_runs > quick_exits if outcome is Outcome.OK else result.background_runs == quick_exits
 
 
 def models_with_mnist_and_the_fixture(tmp_path) -> Path:
