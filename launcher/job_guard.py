@@ -24,7 +24,7 @@ PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
 
-def _prctl(option: int, value: int) -> None:
+def prctl(option: int, value: int) -> None:
     try:
         ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: fall back to the runner's own clean-up
@@ -64,7 +64,7 @@ def kill_tree(grace: float) -> None:
     me = os.getpid()
     _signal_all(descendants(me), signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _reap_all():
+    while time.monotonic() < deadline and reap_all():
         time.sleep(0.05)
     for _ in range(3):  # a dying parent can still fork; repeat until the tree is empty
         left = descendants(me)
@@ -72,10 +72,10 @@ def kill_tree(grace: float) -> None:
             break
         _signal_all(left, signal.SIGKILL)
         time.sleep(0.05)
-        _reap_all()
+        reap_all()
 
 
-def _reap_all() -> bool:
+def reap_all() -> bool:
     """Reap exited children (we are a subreaper); True while children remain."""
     while True:
         try:
@@ -91,8 +91,8 @@ def main(argv: list[str]) -> int:
     if sep != "--" or not command:
         print("usage: job_guard.py PARENT_PID GRACE -- ARGV...", file=sys.stderr)
         return 2
-    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
     if os.getppid() != parent:  # the runner died before we asked for the death signal
         return 137
     def stop(signum: int, _frame: object) -> None:

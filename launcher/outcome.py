@@ -56,6 +56,8 @@ _OOM = re.compile(
     r"|HIP out of memory|CUDA_ERROR_OUT_OF_MEMORY"
 )
 _TRIED = re.compile(r"Tried to allocate ([\d.]+) ?(B|bytes|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+#: A training step done, in the built-in workloads' output contract (workloads/common.py ``log_progress``).
+TRAINING_PROGRESS = re.compile(r"^Epoch \d+ step \d+/\d+", re.MULTILINE)
 _UNIT_MIB = {"b": 1 / 2**20, "bytes": 1 / 2**20, "kib": 1 / 1024, "mib": 1.0, "gib": 1024.0, "tib": 1024.0**2}
 
 

@@ -20,7 +20,7 @@ from gpupair_search.launcher.log_metrics import extract_metrics
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.measurement import (BG, FG, EnergyStats, MemoryStats, RaplCounter, energy_stats, memory_stats)
 from gpupair_search.launcher.monitor import DEFAULT_HZ, Monitor, Sample
-from gpupair_search.launcher.outcome import JobEnd, Outcome, classify, read_log, scan_log
+from gpupair_search.launcher.outcome import TRAINING_PROGRESS, JobEnd, Outcome, classify, read_log, scan_log
 from gpupair_search.launcher.process import RunningJob, start_job
 from gpupair_search.launcher.registry import BATCH_SIZE, MAX_STEPS, Registry
 from gpupair_search.launcher.spec import JobConfig, PairSpec
@@ -43,10 +43,13 @@ class RunOptions:
     background_settle_s: float = 2.0
     background_ready_timeout_s: float = 120.0
     background_cpu_only_after_s: float = 15.0  # no device memory by then: a CPU job, judge it by host memory
-    background_min_run_s: float = 2.0  # a real training run, even a probe, takes longer (imports, CUDA init)
+    background_min_run_s: float = 2.0  # a real cold run, even a probe, takes longer (imports, CUDA init)
     background_max_quick_exits: int = 3
     allow_foreign_processes: bool = False
     grace_s: float = 3.0
+    #: fork built-in workloads from the warm launcher (launcher.warm_start); None: where the device measures
+    #: GPU memory only (on the CPU device a fork's RSS includes pages it shares with the launcher)
+    warm_start: bool | None = None
 
 
 @dataclass
@@ -77,6 +80,7 @@ class PairResult:
     background_logs: list[Path] = field(default_factory=list)
     result_dir: Path | None = None
     phase_seconds: dict[str, float] = field(default_factory=dict)  # where the pair's wall time went
+    job_start: dict[str, str] = field(default_factory=dict)  # per job: "warm" or "cold" (the last run's)
 
 
 def probe_job(job: JobConfig, registry: Registry, steps: int) -> JobConfig:
@@ -112,15 +116,15 @@ class PairRun:
         self.bg_coverage: float | None = None
         self.fg_exited_itself = False
         self.phase_seconds: dict[str, float] = {}
+        self.job_start: dict[str, str] = {}
+        self.start_notes: list[str] = []
 
     # -- background -------------------------------------------------------------------------------
     def _start_background(self) -> None:
         n = len(self.bg_logs) + 1
         log = self.work_dir / "background_logs" / f"run_{n}.log"
         self.bg_logs.append(log)
-        self.bg = start_job(BG, self.registry.command(self.bg_job), log, self.env, self.options.grace_s)
-        self.monitor.track(BG, self.bg)
-        kill_points.reached("background_started")
+        self.bg = self._start(BG, self.bg_job, log)
 
     def _check_background(self) -> bool:
         """Restart a background that ended normally; False when the pair must stop."""
@@ -129,11 +133,14 @@ class PairRun:
         code = self.bg.poll()
         if code is None:
             return True
-        end = JobEnd(code, False, scan_log(read_log(self.bg.log_path)), self.bg.duration())
+        text = read_log(self.bg.log_path)
+        end = JobEnd(code, False, scan_log(text), self.bg.duration())
         self.bg_ends.append(end)
         if code != 0 or end.log.oom:
             return False
-        self.quick_exits = self.quick_exits + 1 if end.duration_s < self.options.background_min_run_s else 0
+        # A short run that trained is a real one: a warm-started probe has no imports to wait for.
+        quick = end.duration_s < self.options.background_min_run_s and not TRAINING_PROGRESS.search(text)
+        self.quick_exits = self.quick_exits + 1 if quick else 0
         if self.quick_exits >= self.options.background_max_quick_exits:
             self.unstable = True
             return False
@@ -166,6 +173,17 @@ class PairRun:
             time.sleep(0.05)
         return True
 
+    def _start(self, label: str, job: JobConfig, log: Path) -> RunningJob:
+        warm = self.options.warm_start
+        if warm is None:  # a fork shares the warm launcher's host pages: host memory (RSS) would not be the job's
+            warm = self.device.study_kind == "gpu"
+        started = start_job(label, self.registry.command(job), log, self.env, self.options.grace_s, warm=warm)
+        self.job_start[label] = started.start
+        self.start_notes += [note for note in started.notes if note not in self.start_notes]
+        self.monitor.track(label, started)
+        kill_points.reached(f"{label}_started")
+        return started
+
     # -- foreground -------------------------------------------------------------------------------
     def _check_budget(self) -> None:
         cap = self.device.capacity_mib
@@ -186,10 +204,7 @@ class PairRun:
         return peak_before > 0 and recent <= peak_before
 
     def _run_foreground(self) -> None:
-        self.fg = start_job(FG, self.registry.command(self.fg_job), self.work_dir / "training.log", self.env,
-                            self.options.grace_s)
-        self.monitor.track(FG, self.fg)
-        kill_points.reached("foreground_started")
+        self.fg = self._start(FG, self.fg_job, self.work_dir / "training.log")
         t_start = self.monitor.now()
         plateau_rule = self.options.probe and not self.registry.supports(self.fg_job, MAX_STEPS)
         alive_ticks = ticks = 0
@@ -309,9 +324,9 @@ class PairRun:
             background_reported_reserved_mib=_last_float(_RESERVED, bg_text),
             batch_sizes={"foreground": self.registry.batch_size(self.fg_job),
                          "background": self.registry.batch_size(self.bg_job) if self.bg_job else None},
-            warnings=list(self.pair.warnings) + self.monitor.errors + metric_warnings,
+            warnings=list(self.pair.warnings) + self.monitor.errors + metric_warnings + self.start_notes,
             samples=self.monitor.samples, foreground_window=self.fg_window, background_logs=list(self.bg_logs),
-            phase_seconds=dict(self.phase_seconds),
+            phase_seconds=dict(self.phase_seconds), job_start=dict(self.job_start),
         )
 
 

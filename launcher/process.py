@@ -1,4 +1,7 @@
-"""Start a job in its own session under :mod:`launcher.job_guard`, and end it with its whole tree."""
+"""Start a job in its own session under :mod:`launcher.job_guard`, and end it with its whole tree.
+
+A ``python -m`` workload may instead be forked warm by :mod:`launcher.warm_start`, under the same guarantees;
+the :class:`RunningJob` looks the same either way."""
 from __future__ import annotations
 
 import os
@@ -6,12 +9,13 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
 from gpupair_search.launcher.registry import Command
+from gpupair_search.launcher.warm_start import WarmProcess, WarmStartUnavailable, launch_warm
 
 _GUARD = str(Path(__file__).with_name("job_guard.py"))
 
@@ -23,9 +27,11 @@ class RunningJob:
     label: str
     command: Command
     log_path: Path
-    popen: subprocess.Popen
+    popen: subprocess.Popen | WarmProcess
     started: float  # time.monotonic()
     ended: float | None = None
+    start: str = "cold"  # "warm": forked by the warm launcher
+    notes: list[str] = field(default_factory=list)  # to record with the job's results (e.g. why it started cold)
 
     @property
     def pid(self) -> int:
@@ -63,14 +69,25 @@ class RunningJob:
         return self.popen.returncode
 
 
-def start_job(label: str, command: Command, log_path: Path, env: dict[str, str], grace: float = 3.0) -> RunningJob:
-    """Start ``command`` with stdout and stderr going to ``log_path``; never through a shell."""
+def start_job(label: str, command: Command, log_path: Path, env: dict[str, str], grace: float = 3.0,
+              warm: bool = False) -> RunningJob:
+    """Start ``command`` with stdout and stderr going to ``log_path``; never through a shell.
+
+    ``warm``: fork a ``python -m`` workload (``command.module``) from the warm launcher; other commands, and
+    any job the warm launcher cannot take, start cold (the reason is in ``notes``)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    if warm and command.module is not None:
+        try:
+            process, notes = launch_warm(command, log_path, env, grace)
+            return RunningJob(label, command, log_path, process, time.monotonic(), start="warm", notes=notes)
+        except WarmStartUnavailable as exc:
+            notes = [f"{label} started cold: {exc}"]
     argv = [sys.executable, "-I", _GUARD, str(os.getpid()), str(grace), "--", *command.argv]
     with open(log_path, "ab") as log:
         popen = subprocess.Popen(argv, cwd=command.cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL, start_new_session=True)
-    return RunningJob(label, command, log_path, popen, time.monotonic())
+    return RunningJob(label, command, log_path, popen, time.monotonic(), notes=notes)
 
 
 def _kill_session(pid: int) -> None:

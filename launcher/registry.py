@@ -69,6 +69,9 @@ class Command:
 
     argv: tuple[str, ...]
     cwd: Path
+    #: Set when ``argv`` is ``[python, -m, module, ...]`` for a repository's ``train_module``: such a job
+    #: can start warm (:mod:`launcher.warm_start`).
+    module: str | None = None
 
     def display(self) -> str:
         """The command as a person would type it in ``cwd`` (for messages only; never executed)."""
@@ -193,7 +196,7 @@ class Registry:
         for name, value in job.hyperparameters.items():
             hp = repo.hyperparameters[name]
             argv += [hp.flag, _format_value(value)]
-        return Command(tuple(argv), repo.path)
+        return Command(tuple(argv), repo.path, repo.train_module)
 
     def batch_size(self, job: JobConfig) -> int | None:
         """The job's batch size: its setting, else the registry default; None when it has no knob."""

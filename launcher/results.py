@@ -125,6 +125,7 @@ def experiment_record(result: PairResult, pair_dir: Path) -> dict[str, Any]:
         "warnings": result.warnings,
         "simulated": result.simulated,
         "phase_seconds": result.phase_seconds,
+        "job_start": result.job_start,
     }
     if bg:
         record["background"] = {"repository": bg.repo, "model": bg.model, "hyperparameters": dict(bg.hyperparameters),

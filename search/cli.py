@@ -125,6 +125,9 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
          probe: bool = typer.Option(False, "--probe/--full", help="Stop jobs after a short probe (built-ins: --max-steps), "
                                                                "or run them as configured."),
          monitor_hz: float = opt.MONITOR_HZ, results: str = opt.RESULTS, allow_foreign: bool = opt.ALLOW_FOREIGN,
+         start: str = typer.Option("auto", "--start", help="How built-in workloads start: warm (forked from a "
+                                   "launcher that has imported torch: seconds faster), cold (fresh processes), or "
+                                   "auto: warm on a GPU, cold on the CPU, where a fork's host memory is not its own."),
          models: Optional[Path] = opt.MODELS, repos_root: Optional[Path] = opt.REPOS_ROOT,
          lenient: bool = opt.LENIENT) -> None:
     """Run one foreground/background pair and print its outcome and peaks."""
@@ -136,6 +139,8 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
     from gpupair_search.launcher.spec import PairSpec
     from gpupair_search.search.inputs import load_registry
 
+    if start not in _START:
+        raise UserError(f"--start {start!r}: expected auto, warm or cold")
     if bg_param and not bg:
         raise UserError("--bg-param needs --bg: name the background job (REPO/MODEL), or drop --bg-param")
     registry = load_registry(models, repos_root)
@@ -147,7 +152,7 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
     try:
         pair_dir = new_pair_dir(new_run_dir(results), spec)
         options = RunOptions(monitor_hz=monitor_hz, timeout_s=timeout, probe=probe,
-                             allow_foreign_processes=allow_foreign)
+                             allow_foreign_processes=allow_foreign, warm_start=_START[start])
         result = run_pair(spec, registry, dev, options, pair_dir)
         write_pair_results(result, pair_dir)
     finally:
@@ -206,6 +211,9 @@ def slurm(storage: Optional[str] = typer.Option(None, "--storage", callback=opt.
     job = SlurmJob(tasks, cpus_per_task, time_limit, partition, account, job_name, tuple(sbatch_option), storage,
                    storage_env)
     typer.echo(submit(request, job, dry_run), nl=not dry_run)
+
+
+_START = {"auto": None, "warm": True, "cold": False}  # --start -> RunOptions.warm_start
 
 
 def _gpu_list(text: Optional[str]) -> Optional[list]:
