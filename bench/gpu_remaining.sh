@@ -64,7 +64,8 @@ after-namespace)
 study)
     # the user's main command as written, timed to the verdict table; its database and table come back (~6 min)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
-    step study 560 python3 -m gpupair_search.search.cli run --study feasibility --results /tmp/study
+    GPUPAIR_OUT=$OUT step gpu_tests 150 python3 -m pytest -q -m gpu tests/gpu -p no:cacheprovider
+    step study 440 python3 -m gpupair_search.search.cli run --study feasibility --results /tmp/study
     cp /tmp/study/gpupair.db "$OUT/feasibility_study.db"
     python3 -m gpupair_search.search.cli status --study feasibility --results /tmp/study > "$OUT/status.txt" 2>&1
     ;;

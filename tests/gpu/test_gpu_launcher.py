@@ -36,7 +36,7 @@ def _record(name: str, data: dict) -> None:
 
 @pytest.fixture(scope="module")
 def registry():
-    return Registry.load(HERE / "models.json", base_dir=HERE)
+    return Registry.load(HERE / "models.json", base_dir=HERE.parent)
 
 
 def _self_peak(log: Path) -> float:
