@@ -111,6 +111,7 @@ class PairRun:
         self.bg_ends: list[JobEnd] = []
         self.bg_logs: list[Path] = []
         self.quick_exits = 0
+        self.bg_trained_runs = 0  # background runs that trained and ended normally
         self.timed_out = self.over_budget = self.unstable = self.probe_stopped = False
         self.fg_window = (0.0, 0.0)
         self.bg_coverage: float | None = None
@@ -139,7 +140,9 @@ class PairRun:
         if code != 0 or end.log.oom:
             return False
         # A short run that trained is a real one: a warm-started probe has no imports to wait for.
-        quick = end.duration_s < self.options.background_min_run_s and not TRAINING_PROGRESS.search(text)
+        trained = bool(TRAINING_PROGRESS.search(text))
+        self.bg_trained_runs += trained
+        quick = end.duration_s < self.options.background_min_run_s and not trained
         self.quick_exits = self.quick_exits + 1 if quick else 0
         if self.quick_exits >= self.options.background_max_quick_exits:
             self.unstable = True
@@ -149,15 +152,18 @@ class PairRun:
 
     def _wait_background_ready(self) -> bool:
         """Wait until the background is really running: its device memory stopped growing for
-        ``background_settle_s``, or, for a job that never touches the device (a CPU job such as
-        bug-localization), its host memory did after ``background_cpu_only_after_s``; at most
-        ``background_ready_timeout_s``. Never a fixed sleep."""
+        ``background_settle_s``, or one run of it trained and ended normally (a short, warm-started probe
+        restarts before its memory can look flat, but a whole run has shown its peak), or, for a job that
+        never touches the device (a CPU job such as bug-localization), its host memory settled after
+        ``background_cpu_only_after_s``; at most ``background_ready_timeout_s``. Never a fixed sleep."""
         started = time.monotonic()
         deadline = started + self.options.background_ready_timeout_s
         device_memory, host_memory = _Plateau(self.options.background_settle_s), _Plateau(self.options.background_settle_s)
         while time.monotonic() < deadline:
             if not self._check_background():
                 return False
+            if self.bg_trained_runs:
+                return True
             sample = self.monitor.latest()
             mib = sample.job_mib.get(BG, 0.0) if sample else 0.0
             rss = sample.rss_mib.get(BG, 0.0) if sample else 0.0
