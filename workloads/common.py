@@ -23,6 +23,12 @@ import argparse
 import math
 import random
 import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported only where a function needs it: bug-localization runs without it
+    import torch
 
 SUCCESS_MARKER = "[SUCCESS] Training completed"
 _STARTED = time.perf_counter()  # this module is imported before torch: about when the process started
@@ -61,6 +67,49 @@ def add_max_steps(parser: argparse.ArgumentParser) -> None:
         "--max-steps", type=non_negative_int, default=0,
         help="at most N training steps per epoch and N evaluation batches per "
              "evaluation set (0 = no limit); for short probes")
+
+
+@dataclass(frozen=True)
+class PerModelBatchSize:
+    """A --batch-size whose default depends on the model, as in the originals that have one per model.
+
+    model_dest is the argparse dest of the model choice; defaults maps each model to its batch size (the
+    same numbers as the entry's 'model_defaults' in settings/models.json).
+    """
+
+    model_dest: str
+    defaults: Mapping[str, int]
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--batch-size", type=positive_int, default=None,
+                            help="default per model: " + ", ".join(f"{k} {v}" for k, v in self.defaults.items()))
+
+    def resolve(self, args: argparse.Namespace) -> None:
+        """Fill in the model's default where --batch-size was not given."""
+        if args.batch_size is None:
+            args.batch_size = self.defaults[getattr(args, self.model_dest)]
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None,
+               batch_size: PerModelBatchSize | None = None) -> argparse.Namespace:
+    """Add the options every workload ends with (a per-model --batch-size if given, then --max-steps) and
+    parse argv; the per-model batch size is resolved, so args.batch_size is always a number."""
+    if batch_size is not None:
+        batch_size.add_to(parser)
+    add_max_steps(parser)
+    args = parser.parse_args(argv)
+    if batch_size is not None:
+        batch_size.resolve(args)
+    return args
+
+
+def start_workload(parser: argparse.ArgumentParser, argv: list[str] | None,
+                   batch_size: PerModelBatchSize | None = None) -> tuple[argparse.Namespace, torch.device]:
+    """How every torch workload starts: parse_args, seed every generator from --seed before any model or
+    data is made (so the same argv trains the same numbers), then pick the device."""
+    args = parse_args(parser, argv, batch_size)
+    seed_everything(args.seed)
+    return args, pick_device()
 
 
 # ---------------------------------------------------------------- device, seeds, data
@@ -170,6 +219,51 @@ class StepTimer:
     @property
     def samples_per_second(self) -> float:
         return self.samples / self.seconds if self.steps and self.seconds > 0 else float("nan")
+
+
+class TrainingLoop:
+    """The epoch loop's bookkeeping, the same in every torch workload; the step itself is the workload's.
+
+        loop = TrainingLoop(device, train, epochs)
+        for epoch in loop:
+            for x, y in loop.batches(model):
+                loss = ...                 # forward, backward, optimizer step
+                loop.step_done(loss)
+            ...                            # evaluation (model in eval mode), not timed
+        finish(device, loop.timer)
+
+    The step's own variables stay in the caller's frame, so tensors live exactly as long as in a plain loop.
+    """
+
+    def __init__(self, device: torch.device, train: BatchPool, epochs: int):
+        self.train = train
+        self.epochs = epochs
+        self.timer = StepTimer(device)
+        self.epoch = 0
+        self.step = 0
+
+    def __iter__(self) -> Iterator[int]:
+        for self.epoch in range(1, self.epochs + 1):
+            yield self.epoch
+
+    def batches(self, model: torch.nn.Module) -> Iterator[tuple]:
+        """This epoch's training batches, with the model in training mode and the step clock running; after
+        the last, the clock stopped and the model in evaluation mode, for the epoch's evaluation."""
+        model.train()
+        self.timer.start()
+        for self.step, batch in enumerate(self.train, 1):
+            yield batch
+        self.timer.stop()
+        model.eval()
+
+    def step_done(self, loss) -> None:
+        """After each step: count it (a full batch) and print the progress line when one is due."""
+        self.timer.step_done(self.train.batch_size)
+        log_progress(self.epoch, self.step, len(self.train), loss)
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
 def cuda_context_mib() -> float | None:

@@ -22,7 +22,7 @@ import time
 import warnings
 
 from gpupair_search.workloads.common import (
-    add_max_steps, finish, log, log_config, non_negative_float, non_negative_int, positive_int)
+    finish, log, log_config, non_negative_float, non_negative_int, parse_args, positive_int)
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -83,8 +83,7 @@ def main(argv=None):
     parser.add_argument("--alpha", type=non_negative_float, default=1e-5)
     parser.add_argument("--seed", type=non_negative_int, default=42)
     parser.add_argument("--n_jobs", type=nonzero_int, default=-2)
-    add_max_steps(parser)  # > 0 caps max_iter
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)  # --max-steps > 0 caps max_iter
     max_iter = min(args.max_iter, args.max_steps) if args.max_steps else args.max_iter
 
     features, buggy = make_features(args.seed)

@@ -12,8 +12,8 @@ size of 1000.
 import argparse
 
 from gpupair_search.workloads.common import (
-    BatchPool, StepTimer, add_max_steps, finish, log, log_config, log_progress, non_negative_int,
-    pick_device, positive_float, positive_int, seed_everything)
+    BatchPool, TrainingLoop, finish, log, log_config, non_negative_int, parameter_count, positive_float,
+    positive_int, start_workload)
 
 import torch
 import torch.nn as nn
@@ -167,11 +167,7 @@ def main(argv=None):
     parser.add_argument("-l", "--learning-rate", type=positive_float, default=0.01)
     parser.add_argument("-b", "--batch-size", type=positive_int, default=32)
     parser.add_argument("--seed", type=non_negative_int, default=1)
-    add_max_steps(parser)
-    args = parser.parse_args(argv)
-
-    seed_everything(args.seed)
-    device = pick_device()
+    args, device = start_workload(parser, argv)
     pairs = args.model == "siamese"
     make = image_pairs if pairs else images_and_labels
     train = BatchPool(make, args.batch_size, TRAIN_SAMPLES, device, args.max_steps, seed=args.seed)
@@ -188,14 +184,12 @@ def main(argv=None):
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
     log_config(workload="examples", model=args.model, device=device.type, batch_size=args.batch_size,
                steps_per_epoch=len(train), eval_batches=len(test),
-               params=sum(p.numel() for p in model.parameters()))
+               params=parameter_count(model))
 
-    timer = StepTimer(device)
-    for epoch in range(1, args.epochs + 1):
-        model.train()
+    loop = TrainingLoop(device, train, args.epochs)
+    for epoch in loop:
         correct = torch.zeros((), device=device)
-        timer.start()
-        for step, batch in enumerate(train, 1):
+        for batch in loop.batches(model):
             if args.model == "mnist_ff":
                 loss = model.train_batch(*batch)
             else:
@@ -210,14 +204,11 @@ def main(argv=None):
                     correct += (output.argmax(1) == batch[1]).sum()
                 loss.backward()
                 optimizer.step()
-            timer.step_done(args.batch_size)
-            log_progress(epoch, step, len(train), loss)
-        timer.stop()
+            loop.step_done(loss)
         if scheduler is not None:
             scheduler.step()
 
         # evaluation pass (its memory counts)
-        model.eval()
         with torch.no_grad():
             test_correct = torch.zeros((), device=device)
             for batch in test:
@@ -239,7 +230,7 @@ def main(argv=None):
     log(f"Test Accuracy: {100.0 * test_accuracy:.2f}%")
     log(f"Test Error: {1.0 - test_accuracy:.4f}")
     log(f"train error: {train_error:.4f}")
-    finish(device, timer)
+    finish(device, loop.timer)
 
 
 if __name__ == "__main__":

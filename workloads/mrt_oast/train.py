@@ -15,8 +15,8 @@ Prints Accuracy, Precision, Recall and F1 score of the positive (clone) class.
 import argparse
 
 from gpupair_search.workloads.common import (
-    BatchPool, StepTimer, add_max_steps, dropout_rate, finish, log, log_config, log_progress,
-    non_negative_float, non_negative_int, pick_device, positive_float, positive_int, seed_everything)
+    BatchPool, TrainingLoop, dropout_rate, finish, log, log_config, non_negative_float, non_negative_int,
+    parameter_count, positive_float, positive_int, start_workload)
 
 import torch
 import torch.nn as nn
@@ -59,33 +59,24 @@ def main(argv=None):
     parser.add_argument("--dropout", type=dropout_rate, default=0.2)
     parser.add_argument("--weight-decay", type=non_negative_float, default=0.0)
     parser.add_argument("--batch-size", type=positive_int, default=64)
-    add_max_steps(parser)
-    args = parser.parse_args(argv)
-
-    seed_everything(args.seed)
-    device = pick_device()
+    args, device = start_workload(parser, argv)
     train = BatchPool(pair_batch, args.batch_size, TRAIN_PAIRS, device, args.max_steps, seed=args.seed)
     test = BatchPool(pair_batch, args.batch_size, TEST_PAIRS, device, args.max_steps, seed=args.seed + 1)
     model = CloneDetector(args.dropout).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     log_config(workload="MRT-OAST", model="default", device=device.type, batch_size=args.batch_size,
                seq_len=SEQ_LEN, steps_per_epoch=len(train), eval_batches=len(test),
-               params=sum(p.numel() for p in model.parameters()))
+               params=parameter_count(model))
 
-    timer = StepTimer(device)
-    for epoch in range(1, args.epochs + 1):
-        model.train()
-        timer.start()
-        for step, (a, b, y) in enumerate(train, 1):
+    loop = TrainingLoop(device, train, args.epochs)
+    for epoch in loop:
+        for a, b, y in loop.batches(model):
             loss = F.cross_entropy(model(a, b), y)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            timer.step_done(args.batch_size)
-            log_progress(epoch, step, len(train), loss)
-        timer.stop()
+            loop.step_done(loss)
 
-        model.eval()
         counts = torch.zeros(4, device=device)  # tp, fp, fn, tn
         with torch.no_grad():
             for a, b, y in test:
@@ -99,11 +90,9 @@ def main(argv=None):
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         log(f"Epoch {epoch} eval: score {f1:.4f}")
 
-    log(f"Accuracy: {accuracy:.4f}")
-    log(f"Precision: {precision:.4f}")
-    log(f"Recall: {recall:.4f}")
-    log(f"F1 score: {f1:.4f}")
-    finish(device, timer)
+    for name, value in (("Accuracy", accuracy), ("Precision", precision), ("Recall", recall), ("F1 score", f1)):
+        log(f"{name}: {value:.4f}")
+    finish(device, loop.timer)
 
 
 if __name__ == "__main__":

@@ -18,14 +18,14 @@ computed on the CPU, with same-id same-camera gallery images as junk.
 import argparse
 
 from gpupair_search.workloads.common import (
-    BatchPool, StepTimer, add_max_steps, dropout_rate, finish, log, log_config, log_progress,
-    non_negative_int, pick_device, positive_float, positive_int, seed_everything)
+    BatchPool, PerModelBatchSize, TrainingLoop, dropout_rate, finish, log, log_config, non_negative_int,
+    parameter_count, positive_float, positive_int, start_workload)
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-DEFAULT_BATCH = {"densenet121": 24, "hrnet18": 24, "pcb": 32}
+BATCH_SIZE = PerModelBatchSize("name", {"densenet121": 24, "hrnet18": 24, "pcb": 32})
 NUM_CLASSES = 751
 INPUT_SIZE = (256, 128)
 TRAIN_SAMPLES, QUERY_SAMPLES, GALLERY_SAMPLES = 12_936, 3_368, 15_913
@@ -169,19 +169,12 @@ def rank_metrics(query, gallery, chunk=256):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", "--name", choices=sorted(DEFAULT_BATCH), default="densenet121")
+    parser.add_argument("-n", "--name", choices=sorted(BATCH_SIZE.defaults), default="densenet121")
     parser.add_argument("--total_epoch", type=positive_int, default=60)
     parser.add_argument("--lr", type=positive_float, default=0.05)
     parser.add_argument("--seed", type=non_negative_int, default=1334)
     parser.add_argument("--droprate", type=dropout_rate, default=0.5)
-    parser.add_argument("--batch-size", type=positive_int, default=None,
-                        help="default per model: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_BATCH.items()))
-    add_max_steps(parser)
-    args = parser.parse_args(argv)
-    batch_size = args.batch_size or DEFAULT_BATCH[args.name]
-
-    seed_everything(args.seed)
-    device = pick_device()
+    args, device = start_workload(parser, argv, BATCH_SIZE)
     model = (PCB(args.droprate) if args.name == "pcb" else GlobalNet(args.name, args.droprate)).to(device)
     head_ids = {id(p) for p in model.classifier.parameters()}
     optimizer = torch.optim.SGD(
@@ -189,34 +182,29 @@ def main(argv=None):
          {"params": list(model.classifier.parameters()), "lr": args.lr}],
         weight_decay=5e-4, momentum=0.9, nesterov=True)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, args.total_epoch * 2 // 3), gamma=0.1)
-    train = BatchPool(train_batch, batch_size, TRAIN_SAMPLES, device, args.max_steps, seed=args.seed)
-    query = BatchPool(test_batch, batch_size, QUERY_SAMPLES, device, args.max_steps, seed=args.seed + 1)
-    gallery = BatchPool(test_batch, batch_size, GALLERY_SAMPLES, device, args.max_steps, seed=args.seed + 2)
+    train = BatchPool(train_batch, args.batch_size, TRAIN_SAMPLES, device, args.max_steps, seed=args.seed)
+    query = BatchPool(test_batch, args.batch_size, QUERY_SAMPLES, device, args.max_steps, seed=args.seed + 1)
+    gallery = BatchPool(test_batch, args.batch_size, GALLERY_SAMPLES, device, args.max_steps, seed=args.seed + 2)
     log_config(workload="Person_reID_baseline_pytorch", model=args.name, device=device.type,
-               batch_size=batch_size, steps_per_epoch=len(train), eval_batches=len(query) + len(gallery),
-               params=sum(p.numel() for p in model.parameters()))
+               batch_size=args.batch_size, steps_per_epoch=len(train), eval_batches=len(query) + len(gallery),
+               params=parameter_count(model))
 
-    timer = StepTimer(device)
-    for epoch in range(1, args.total_epoch + 1):
-        model.train()
-        timer.start()
-        for step, (x, y) in enumerate(train, 1):
+    loop = TrainingLoop(device, train, args.total_epoch)
+    for epoch in loop:
+        for x, y in loop.batches(model):
             out = model(x)
             loss = sum(F.cross_entropy(o, y) for o in out) if isinstance(out, list) else F.cross_entropy(out, y)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            timer.step_done(batch_size)
-            log_progress(epoch, step, len(train), loss)
-        timer.stop()
+            loop.step_done(loss)
         scheduler.step()
 
-        model.eval()
         rank1, rank5, rank10, mean_ap = rank_metrics(extract(model, query), extract(model, gallery))
         log(f"Epoch {epoch} eval: score {rank1:.4f}")
 
     log(f"Rank@1:{rank1:.4f} Rank@5:{rank5:.4f} Rank@10:{rank10:.4f} mAP:{mean_ap:.4f}")
-    finish(device, timer)
+    finish(device, loop.timer)
 
 
 if __name__ == "__main__":

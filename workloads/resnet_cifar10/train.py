@@ -8,8 +8,8 @@ Prints the test (last epoch) and best validation accuracy in percent.
 import argparse
 
 from gpupair_search.workloads.common import (
-    BatchPool, StepTimer, add_max_steps, finish, log, log_config, log_progress, non_negative_float,
-    non_negative_int, pick_device, positive_float, positive_int, seed_everything)
+    BatchPool, TrainingLoop, finish, log, log_config, non_negative_float, non_negative_int, parameter_count,
+    positive_float, positive_int, start_workload)
 
 import torch
 import torch.nn as nn
@@ -77,11 +77,7 @@ def main(argv=None):
     parser.add_argument("--wd", "--weight-decay", dest="weight_decay", type=non_negative_float, default=1e-4)
     parser.add_argument("--seed", type=non_negative_int, default=1334)
     parser.add_argument("--batch-size", type=positive_int, default=128)
-    add_max_steps(parser)
-    args = parser.parse_args(argv)
-
-    seed_everything(args.seed)
-    device = pick_device()
+    args, device = start_workload(parser, argv)
     train = BatchPool(cifar_batch, args.batch_size, TRAIN_SAMPLES, device, args.max_steps, seed=args.seed)
     val = BatchPool(cifar_batch, VAL_BATCH, TEST_SAMPLES, device, args.max_steps, seed=args.seed + 1)
     model = ResNet(DEPTHS[args.arch]).to(device)
@@ -89,24 +85,19 @@ def main(argv=None):
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[100, 150])
     log_config(workload="pytorch_resnet_cifar10", model=args.arch, device=device.type,
                batch_size=args.batch_size, steps_per_epoch=len(train), eval_batches=len(val),
-               params=sum(p.numel() for p in model.parameters()))
+               params=parameter_count(model))
 
-    timer = StepTimer(device)
+    loop = TrainingLoop(device, train, args.epochs)
     best = 0.0
-    for epoch in range(1, args.epochs + 1):
-        model.train()
-        timer.start()
-        for step, (x, y) in enumerate(train, 1):
+    for epoch in loop:
+        for x, y in loop.batches(model):
             loss = F.cross_entropy(model(x), y)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            timer.step_done(args.batch_size)
-            log_progress(epoch, step, len(train), loss)
-        timer.stop()
+            loop.step_done(loss)
         scheduler.step()
 
-        model.eval()
         with torch.no_grad():
             correct = sum((model(x).argmax(1) == y).sum() for x, y in val)
         accuracy = 100.0 * float(correct) / (len(val) * VAL_BATCH)
@@ -115,7 +106,7 @@ def main(argv=None):
 
     log(f"测试准确率: {accuracy:.2f}")  # test accuracy (%)
     log(f"最佳验证准确率: {best:.2f}")  # best validation accuracy (%)
-    finish(device, timer)
+    finish(device, loop.timer)
 
 
 if __name__ == "__main__":

@@ -20,14 +20,14 @@ import argparse
 import time
 
 from gpupair_search.workloads.common import (
-    BatchPool, StepTimer, add_max_steps, finish, log, log_config, log_progress, non_negative_float,
-    non_negative_int, pick_device, positive_float, positive_int, seed_everything)
+    BatchPool, PerModelBatchSize, TrainingLoop, finish, log, log_config, non_negative_float, non_negative_int,
+    parameter_count, positive_float, positive_int, start_workload)
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-DEFAULT_BATCH = {"mlp": 2, "cnn": 128}
+BATCH_SIZE = PerModelBatchSize("model", {"mlp": 2, "cnn": 128})
 SEQ_LEN = 1024
 VOCAB = 50_000
 # D2A leaderboard, function task (d2a_lbv1_function_{train,dev}.csv): about
@@ -87,22 +87,15 @@ def token_batch(n, gen):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", "--model", choices=sorted(DEFAULT_BATCH), default="mlp")
+    parser.add_argument("-n", "--model", choices=sorted(BATCH_SIZE.defaults), default="mlp")
     parser.add_argument("-d", "--dataset", choices=["d2a"], default="d2a")
     parser.add_argument("--epochs", type=positive_int, default=10)
     parser.add_argument("--learning_rate", type=positive_float, default=3e-5)
     parser.add_argument("--seed", type=non_negative_int, default=42)
     parser.add_argument("--weight_decay", type=non_negative_float, default=0.0)
-    parser.add_argument("--batch-size", type=positive_int, default=None,
-                        help="default per model: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_BATCH.items()))
-    add_max_steps(parser)
-    args = parser.parse_args(argv)
-    batch_size = args.batch_size or DEFAULT_BATCH[args.model]
-
-    seed_everything(args.seed)
-    device = pick_device()
-    train = BatchPool(token_batch, batch_size, TRAIN_SAMPLES, device, args.max_steps, seed=args.seed)
-    val = BatchPool(token_batch, batch_size, EVAL_SAMPLES, device, args.max_steps, seed=args.seed + 1)
+    args, device = start_workload(parser, argv, BATCH_SIZE)
+    train = BatchPool(token_batch, args.batch_size, TRAIN_SAMPLES, device, args.max_steps, seed=args.seed)
+    val = BatchPool(token_batch, args.batch_size, EVAL_SAMPLES, device, args.max_steps, seed=args.seed + 1)
     if args.model == "mlp":
         model = RobertaClassifier().to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
@@ -113,16 +106,14 @@ def main(argv=None):
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)
         scheduler = None
-    log_config(workload="VulBERTa", model=args.model, device=device.type, batch_size=batch_size,
+    log_config(workload="VulBERTa", model=args.model, device=device.type, batch_size=args.batch_size,
                seq_len=SEQ_LEN, steps_per_epoch=len(train), eval_batches=len(val),
-               params=sum(p.numel() for p in model.parameters()))
+               params=parameter_count(model))
 
-    timer = StepTimer(device)
-    for epoch in range(1, args.epochs + 1):
-        model.train()
+    loop = TrainingLoop(device, train, args.epochs)
+    for epoch in loop:
         loss_sum = torch.zeros((), device=device)
-        timer.start()
-        for step, (ids, labels) in enumerate(train, 1):
+        for ids, labels in loop.batches(model):
             loss = F.cross_entropy(model(ids), labels)
             optimizer.zero_grad()
             loss.backward()
@@ -132,24 +123,21 @@ def main(argv=None):
             if scheduler is not None:
                 scheduler.step()
             loss_sum += loss.detach()
-            timer.step_done(batch_size)
-            log_progress(epoch, step, len(train), loss)
-        timer.stop()
+            loop.step_done(loss)
         train_loss = float(loss_sum) / len(train)
 
-        model.eval()
         start = time.perf_counter()
         with torch.no_grad():
             eval_loss = sum(F.cross_entropy(model(ids), labels, reduction="sum") for ids, labels in val)
-            eval_loss = float(eval_loss) / (len(val) * batch_size)  # float() waits for the device
+            eval_loss = float(eval_loss) / (len(val) * args.batch_size)  # float() waits for the device
         eval_seconds = time.perf_counter() - start
         log(f"Epoch {epoch} eval: score {eval_loss:.4f}")
 
     log(f"eval_loss: {eval_loss:.4f}")
     log(f"Final training loss: {train_loss:.4f}")  # mean over the last epoch
-    log(f"train_samples_per_second: {timer.samples_per_second:.3f}")
-    log(f"eval_samples_per_second: {len(val) * batch_size / eval_seconds:.3f}")
-    finish(device, timer)
+    log(f"train_samples_per_second: {loop.timer.samples_per_second:.3f}")
+    log(f"eval_samples_per_second: {len(val) * args.batch_size / eval_seconds:.3f}")
+    finish(device, loop.timer)
 
 
 if __name__ == "__main__":
