@@ -127,3 +127,37 @@ def classify(foreground: JobEnd, background_runs: list[JobEnd], *, timed_out: bo
     if any(run.exit_code not in (0, None) and not run.stopped_by_us for run in background_runs):
         return Outcome.CRASH_BACKGROUND
     return Outcome.OK
+
+
+@dataclass(frozen=True)
+class PairLimits:
+    """What a pair was held to, for the words of :func:`explain`."""
+
+    budget_mib: float | None
+    timeout_s: float
+    background_max_quick_exits: int
+    background_min_run_s: float
+    background_runs: int
+
+
+def explain(outcome: Outcome, foreground: JobEnd, background_runs: list[JobEnd], limits: PairLimits) -> str:
+    """The pair's ``error_message``: why it ended as it did, in one line ("" when it ran to the end)."""
+    if outcome is Outcome.OK:
+        return ""
+    if outcome is Outcome.OVER_BUDGET:
+        return f"pair memory exceeded the budget of {limits.budget_mib or 0:.0f} MiB; the pair was killed"
+    if outcome is Outcome.TIMEOUT:
+        return f"foreground ran longer than {limits.timeout_s:.0f} s; the pair was killed"
+    if outcome is Outcome.BACKGROUND_UNSTABLE:
+        return (f"background exited {limits.background_max_quick_exits} times in a row within "
+                f"{limits.background_min_run_s:.0f} s of starting ({limits.background_runs} runs): not a pair")
+    if outcome is Outcome.NOT_STARTED_FOREGROUND:
+        return f"foreground never started: {foreground.log.first_lines or 'no output'}"
+    if outcome is Outcome.NOT_STARTED_BACKGROUND:
+        bad = next(e for e in background_runs if e.log.not_started)
+        return f"background never started: {bad.log.first_lines or 'no output'}"
+    if outcome in (Outcome.OOM_BACKGROUND, Outcome.CRASH_BACKGROUND):
+        bad = next((e for e in reversed(background_runs) if e.log.oom or e.exit_code not in (0, None)), None)
+        detail = bad.log.last_error if bad else ""
+        return f"background: {detail or f'exit code {bad.exit_code if bad else None}'}"
+    return f"foreground: {foreground.log.last_error or f'exit code {foreground.exit_code}'}"

@@ -20,7 +20,8 @@ from gpupair_search.launcher.log_metrics import extract_metrics
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.measurement import (BG, FG, EnergyStats, MemoryStats, RaplCounter, energy_stats, memory_stats)
 from gpupair_search.launcher.monitor import DEFAULT_HZ, Monitor, Sample
-from gpupair_search.launcher.outcome import TRAINING_PROGRESS, JobEnd, Outcome, classify, read_log, scan_log
+from gpupair_search.launcher.outcome import (TRAINING_PROGRESS, JobEnd, Outcome, PairLimits, classify, explain, read_log,
+                                            scan_log)
 from gpupair_search.launcher.process import RunningJob, start_job
 from gpupair_search.launcher.registry import BATCH_SIZE, MAX_STEPS, Registry
 from gpupair_search.launcher.spec import JobConfig, PairSpec
@@ -179,6 +180,11 @@ class PairRun:
             time.sleep(0.05)
         return True
 
+    def _limits(self) -> PairLimits:
+        o = self.options
+        return PairLimits(self.device.capacity_mib, o.timeout_s, o.background_max_quick_exits, o.background_min_run_s,
+                          len(self.bg_logs))
+
     def _start(self, label: str, job: JobConfig, log: Path) -> RunningJob:
         warm = self.options.warm_start
         if warm is None:  # a fork shares the warm launcher's host pages: host memory (RSS) would not be the job's
@@ -322,7 +328,7 @@ class PairRun:
             pair=self.pair, foreground=self.fg_job, background=self.bg_job, outcome=outcome, memory=memory,
             energy=energy, device=self.device.describe(), foreground_exit_code=fg_code,
             foreground_duration_s=round(self.fg.duration(), 3) if self.fg else 0.0,
-            background_runs=len(self.bg_logs), error_message=_error_message(outcome, fg_log, self.bg_ends, self),
+            background_runs=len(self.bg_logs), error_message=explain(outcome, fg_end, self.bg_ends, self._limits()),
             performance_metrics=metrics,
             foreground_samples_per_second=_last_float(_THROUGHPUT, fg_text),
             background_coverage=self.bg_coverage,
@@ -353,28 +359,6 @@ class _Plateau:
 def _last_float(pattern: re.Pattern, text: str) -> float | None:
     found = pattern.findall(text)
     return float(found[-1]) if found else None
-
-
-def _error_message(outcome: Outcome, fg_log, bg_ends: list[JobEnd], run: PairRun) -> str:
-    if outcome is Outcome.OK:
-        return ""
-    if outcome is Outcome.OVER_BUDGET:
-        return f"pair memory exceeded the budget of {run.device.capacity_mib:.0f} MiB; the pair was killed"
-    if outcome is Outcome.TIMEOUT:
-        return f"foreground ran longer than {run.options.timeout_s:.0f} s; the pair was killed"
-    if outcome is Outcome.BACKGROUND_UNSTABLE:
-        return (f"background exited {run.options.background_max_quick_exits} times in a row within "
-                f"{run.options.background_min_run_s:.0f} s of starting ({len(run.bg_logs)} runs): not a pair")
-    if outcome is Outcome.NOT_STARTED_FOREGROUND:
-        return f"foreground never started: {fg_log.first_lines or 'no output'}"
-    if outcome is Outcome.NOT_STARTED_BACKGROUND:
-        bad = next(e for e in bg_ends if e.log.not_started)
-        return f"background never started: {bad.log.first_lines or 'no output'}"
-    if outcome in (Outcome.OOM_BACKGROUND, Outcome.CRASH_BACKGROUND):
-        bad = next((e for e in reversed(bg_ends) if e.log.oom or e.exit_code not in (0, None)), None)
-        detail = bad.log.last_error if bad else ""
-        return f"background: {detail or f'exit code {bad.exit_code if bad else None}'}"
-    return f"foreground: {fg_log.last_error or f'exit code {run.fg.popen.returncode if run.fg else None}'}"
 
 
 def run_pair(pair: PairSpec, registry: Registry, device: Device, options: RunOptions, work_dir: Path,
