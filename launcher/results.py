@@ -26,8 +26,12 @@ from gpupair_search.launcher.spec import PairSpec
 SUMMARY_COLUMNS = [
     "experiment_id", "group", "foreground", "background", "foreground_batch_size", "background_batch_size",
     "outcome", "training_success", "foreground_peak_mib", "background_peak_mib", "concurrent_peak_mib",
-    "sum_of_peaks_mib", "foreground_duration_s", "gpu_energy_j", "background_runs", "simulated", "error_message",
+    "sum_of_peaks_mib", "foreground_duration_s", "gpu_energy_j", "background_runs", "simulated", "memory_measured_as",
+    "error_message",
 ]
+#: What the memory columns of a row are, by the device's kind: never a CPU number read as GPU memory.
+MEASURED_AS = {"nvidia": "GPU memory (NVML, per process)", "cpu": "host memory (RSS), CPU device: not GPU memory",
+               "simulated": "SIMULATED: predicted from memory profiles, nothing ran"}
 
 
 class ResultsDirError(UserError):
@@ -154,6 +158,7 @@ def summary_row(result: PairResult, experiment_id: str) -> dict[str, Any]:
         "concurrent_peak_mib": round(m.concurrent_peak_mib, 1), "sum_of_peaks_mib": round(m.sum_of_peaks_mib, 1),
         "foreground_duration_s": result.foreground_duration_s, "gpu_energy_j": result.energy.gpu_energy_j,
         "background_runs": result.background_runs, "simulated": result.simulated,
+        "memory_measured_as": MEASURED_AS.get(str(result.device.get("kind")), str(result.device.get("kind"))),
         "error_message": result.error_message,
     }
 

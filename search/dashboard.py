@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from gpupair_search.search import plots
+from gpupair_search.search.console import budget_words
 from gpupair_search.search.labels import batches, jobs
 from gpupair_search.search.study import FeasibilityStudy
 
@@ -26,7 +27,7 @@ def verdict_note(fs: FeasibilityStudy, simulated: bool = False) -> str:
     counts = Counter(p.verdict for p in plans)
     lines = [f"# {'SIMULATED — ' if simulated else ''}{fs.settings.name}",
              "",
-             f"Card {fs.settings.card_mib:,.0f} MiB, safe limit {limit:,.0f} MiB. "
+             budget_words(fs.kind, fs.settings.card_mib, limit) + ". "
              + ", ".join(f"**{n}** {v}" for v, n in sorted(counts.items())) + f" of {len(plans)} pairs.",
              "",
              "Infeasible trials (over the safe limit or out of memory) show as infeasible; each trial's logs, "

@@ -17,6 +17,9 @@ from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.spec import JobConfig, PairSpec
 
 DEFINITION_KEY = "definition"
+#: The device kinds a study can be measured on, with the suffix of its name. Each keeps its own study, so a
+#: CPU or a simulated run can never mix its numbers into a GPU study of the same settings.
+DEVICE_KINDS = {"gpu": "", "cpu": "-cpu", "simulated": "-simulated"}
 
 
 class DefinitionChanged(UserError):

@@ -24,7 +24,8 @@ from gpupair_search.search.extension import Policy
 from gpupair_search.search.labels import batches, pair_label
 from gpupair_search.search.planner import ExtensionOptions, PairPlan
 from gpupair_search.search.profiles import load_profiles, profile_observations
-from gpupair_search.search.session import DEVICE_KINDS, resolve_inputs, study_name
+from gpupair_search.search.fixed_definition import DEVICE_KINDS
+from gpupair_search.search.session import resolve_inputs, study_name
 from gpupair_search.search.storage import default_storage_path, existing_storage_url, open_storage, redact_url
 from gpupair_search.search.study import FeasibilityStudy, StudySettings, stored_definition
 from gpupair_search.search.trial_record import TrialView
@@ -68,12 +69,7 @@ def open_results(study: str | None, settings: Path | None, storage: str | None, 
 
 def study_kind(fs: FeasibilityStudy) -> str:
     """"gpu", "cpu" or "simulated": what the study's numbers are."""
-    if fs.definition is not None:
-        return fs.definition.device_kind
-    for kind, suffix in DEVICE_KINDS.items():
-        if suffix and fs.settings.name.endswith(suffix):
-            return kind
-    return "simulated" if any(v.attrs.get("simulated") for v in fs.views()) else "gpu"
+    return fs.kind
 
 
 def is_simulated(fs: FeasibilityStudy) -> bool:

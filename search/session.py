@@ -12,7 +12,7 @@ from gpupair_search.launcher.results import ensure_results_dir
 from gpupair_search.launcher.devices.simulated import SimulatedDevice
 from gpupair_search.launcher.sizes import parse_size_mib
 from gpupair_search.launcher.spec import JobConfig
-from gpupair_search.search.fixed_definition import FixedDefinition, file_digest, pair_record
+from gpupair_search.search.fixed_definition import DEVICE_KINDS, FixedDefinition, file_digest, pair_record
 from gpupair_search.search.planner import ExtensionOptions, fit_models
 from gpupair_search.search.profiles import load_profiles, profile_observations
 from gpupair_search.search.storage import default_storage_url
@@ -80,11 +80,6 @@ def simulated_device(inputs: StudyInputs, profiles_dir: Path | None = None) -> S
         return 0.0 if job.key in cpu_only else models[job.key].predict(batch)
 
     return SimulatedDevice(memory, inputs.card_mib, inputs.registry, label=f"profiles: {cards}")
-
-
-#: The device kinds a study can be measured on. Each keeps its own study (its own name), so a CPU or a
-#: simulated run can never mix its numbers into a GPU study of the same settings.
-DEVICE_KINDS = {"gpu": "", "cpu": "-cpu", "simulated": "-simulated"}
 
 
 def study_name(base: str, kind: str) -> str:

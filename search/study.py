@@ -28,7 +28,7 @@ from gpupair_search.launcher.spec import PairSpec
 from gpupair_search.search.artifacts import attach_trial_artifacts
 from gpupair_search.search import optuna_adapter as adapter
 from gpupair_search.search.extension import Config
-from gpupair_search.search.fixed_definition import DEFINITION_KEY, FixedDefinition
+from gpupair_search.search.fixed_definition import DEFINITION_KEY, DEVICE_KINDS, FixedDefinition
 from gpupair_search.search.memory_model import LinearMemoryModel, Observation
 from gpupair_search.search.planner import PREDICTED_KEY, ExtensionOptions, PairPlan, fit_models, plan_pair
 from gpupair_search.search.placement import PLACEMENT_KEY
@@ -99,6 +99,17 @@ class FeasibilityStudy:
              profile_obs: dict[str, list[Observation]] | None = None) -> "FeasibilityStudy":
         """A stored study, for reading only: its own definition (pairs, card, limit), nothing written."""
         return cls(study, settings, experiment, registry, profile_obs, stored_definition(study))
+
+    @property
+    def kind(self) -> str:
+        """"gpu", "cpu" or "simulated": what the study's numbers are (from its definition; a study from before
+        definitions were kept, from its name or its trials)."""
+        if self.definition is not None:
+            return self.definition.device_kind
+        for kind, suffix in DEVICE_KINDS.items():
+            if suffix and self.settings.name.endswith(suffix):
+                return kind
+        return "simulated" if any(v.attrs.get("simulated") for v in self.views()) else "gpu"
 
     # -- the queue --------------------------------------------------------------------------------
     def original_config(self, pair: PairSpec) -> Config:
