@@ -294,10 +294,10 @@ def export(study: Optional[str] = opt.STUDY, settings: Optional[Path] = opt.SETT
            simulated: bool = opt.SIMULATED,
            output: Path = typer.Option(Path("safe_pairs.json"), "-o", "--output", help="Settings file to write."),
            margin: str = typer.Option("0MiB", "--margin", help="Keep pairs whose verified peak is this far under the safe limit, e.g. 200MiB."),
-           models: Optional[Path] = typer.Option(None, "--models", callback=opt.MODELS.callback,
+           models: Optional[Path] = typer.Option(None, "--models",
                                                  help="Models file the exported settings will run with "
                                                       "(e.g. the seed's models_config.json). Default: the study's (--study-models)."),
-           study_models: Optional[Path] = typer.Option(None, "--study-models", callback=opt.MODELS.callback,
+           study_models: Optional[Path] = typer.Option(None, "--study-models",
                                                        help="Models file the study ran with (default: the built-in workloads)."),
            repos_root: Optional[Path] = opt.REPOS_ROOT, lenient: bool = opt.LENIENT) -> None:
     """Write the verified-safe pairs as a settings file in the seed's format, by risk class."""

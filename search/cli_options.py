@@ -63,14 +63,6 @@ def _not_empty(ctx: typer.Context, param: typer.CallbackParam, value: str | None
     return value
 
 
-def _file(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
-    if value is None:
-        return None
-    if not value.is_file():
-        raise typer.BadParameter(f"{str(value)!r} is not a file" + (" (it does not exist)" if not value.exists() else ""))
-    return value
-
-
 def _size_option(flag: str, help: str) -> Any:
     """A memory size: a number with a unit (8GiB, 7500MiB), checked as it is parsed."""
     return typer.Option(None, flag, callback=_size, help=help)
@@ -83,8 +75,8 @@ def _switch(default: bool, flags: str, help: str) -> Any:
 
 # -- inputs --------------------------------------------------------------------------------------------
 STUDY = typer.Option(None, "--study", help="Named study (default: feasibility).")
-SETTINGS = typer.Option(None, "--settings", callback=_file, help="Run any seed-format settings file as a study.")
-MODELS = typer.Option(None, "--models", callback=_file,
+SETTINGS = typer.Option(None, "--settings", help="Run any seed-format settings file as a study.")
+MODELS = typer.Option(None, "--models",
                       help="Models file in the seed's format (default: the built-in workloads).")
 REPOS_ROOT = typer.Option(None, "--repos-root",
                           help="Directory that relative repository paths of --models resolve against "
