@@ -9,6 +9,7 @@ claimed has only its heartbeat (recorded before the claim) to be found by.
 from __future__ import annotations
 
 import collections
+import hashlib
 import os
 import subprocess
 import uuid
@@ -40,6 +41,11 @@ def two_pairs(work: Path, name: str) -> tuple[Path, Path]:
     ], name=name), pids
 
 
+def checksums(root: Path, skip: str) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != skip}
+
+
 def measured_once_each(storage: str, name: str) -> collections.Counter:
     trials = optuna.load_study(study_name=name + "-cpu", storage=storage).get_trials()
     assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
@@ -57,9 +63,12 @@ def test_a_runner_killed_at_any_step_of_a_trials_start_loses_nothing(tmp_path, s
 
     killed = subprocess.run(argv, env={**env, "GPUPAIR_KILL_AT": point}, capture_output=True, text=True, timeout=120)
     assert killed.returncode == -9, f"the runner did not reach {point!r}: {killed.stderr[-1500:]}"
+    written_before = checksums(tmp_path / "results", skip="gpupair.db")
 
     again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
     assert again.returncode == 0, again.stderr[-2000:]
+    after = checksums(tmp_path / "results", skip="gpupair.db")
+    assert {path: after.get(path) for path in written_before} == written_before  # what was written stays as it was
     from gpupair_search.search.storage import open_storage
 
     assert measured_once_each(open_storage(storage), name) == {f"g01:fixture/ok+fixture/ok": 1,
