@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from gpupair_search.launcher.errors import ConfigError, Problem
 from gpupair_search.launcher.jsonfile import (describe, json_path, name_shown, nearest, non_ascii_note, read_json,
                                               show, type_name)
-from gpupair_search.launcher.spec import JobConfig
+from gpupair_search.launcher.spec import JobConfig, PairSpec
 
 BATCH_SIZE = "batch_size"
 MAX_STEPS = "max_steps"
@@ -205,6 +205,10 @@ class Registry:
             return None
         value = job.hyperparameters.get(BATCH_SIZE)
         return int(value) if value is not None else repo.default_batch_size(job.model)
+
+    def batch_sizes(self, pair: PairSpec) -> tuple[int | None, int | None]:
+        """The pair's (foreground, background) batch sizes as configured; None where a job has none."""
+        return self.batch_size(pair.foreground), self.batch_size(pair.background) if pair.background else None
 
     def supports(self, job: JobConfig, hyperparameter: str) -> bool:
         return hyperparameter in self.repositories[job.repo].hyperparameters

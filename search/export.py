@@ -155,11 +155,9 @@ def _raw_models(registry: Registry) -> dict[str, Any]:
 def _top_level(raw: dict[str, Any], fs, margin_mib: float) -> dict[str, Any]:
     out = {key: raw.get(key, default) for key, default in _SEED_TOP.items()}
     out.update({k: v for k, v in raw.items() if k not in out and k != "experiments" and not k.startswith("_")})
-    from gpupair_search.search.report import study_kind
-
     name = str(raw.get("experiment_name", fs.experiment.name))
     limit = fs.settings.safe_limit_mib
-    kind = study_kind(fs)
+    kind = fs.kind
     how = {"gpu": "measured to stay under", "cpu": "measured on the CPU (host memory, not GPU memory) to stay under",
            "simulated": "SIMULATED (predicted from memory profiles, not measured) to stay under"}[kind]
     where = (f"a {fs.settings.card_mib:,.0f} MiB host-memory budget" if kind == "cpu"

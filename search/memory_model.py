@@ -7,7 +7,7 @@ batch size once past small batches (BENCHMARKS.md, Prediction).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gpupair_search.launcher.outcome import Outcome
 

@@ -67,15 +67,6 @@ def open_results(study: str | None, settings: Path | None, storage: str | None, 
                                  profile_observations(load_profiles()))
 
 
-def study_kind(fs: FeasibilityStudy) -> str:
-    """"gpu", "cpu" or "simulated": what the study's numbers are."""
-    return fs.kind
-
-
-def is_simulated(fs: FeasibilityStudy) -> bool:
-    return study_kind(fs) == "simulated"
-
-
 # -- the data behind the per-pair figures -----------------------------------------------------------------
 def read_timeline(result_dir: str | None, results_root: Path | None = None) -> list[dict[str, str]] | None:
     """A trial's ``energy/timeline.csv`` rows; looked up under ``results_root`` too when the results
@@ -133,7 +124,7 @@ class Section:
 
 
 def build_sections(fs: FeasibilityStudy, results_root: Path | None = None) -> list[Section]:
-    simulated = is_simulated(fs)
+    simulated = fs.kind == "simulated"
     limit, card = fs.settings.safe_limit_mib, fs.settings.card_mib
     views = fs.views()
     models = fs.models(views)
@@ -212,7 +203,7 @@ _BANNERS = {"simulated": "SIMULATED: every number below comes from memory models
 
 
 def render(fs: FeasibilityStudy, sections: list[Section]) -> str:
-    kind = study_kind(fs)
+    kind = fs.kind
     simulated = kind == "simulated"
     name = html.escape(fs.settings.name)
     count = sum(len(s.figures) for s in sections)

@@ -187,9 +187,7 @@ class _ReportingExecutor:
         from optuna.trial import TrialState
 
         waiting = len(self.fs.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-        config = (self.fs.registry.batch_size(pair.foreground),
-                  self.fs.registry.batch_size(pair.background) if pair.background else None)
-        self.progress.begin(trial_number, pair.key, config, waiting)
+        self.progress.begin(trial_number, pair.key, self.fs.registry.batch_sizes(pair), waiting)
         result = self.inner.run(pair, trial_number)
         m = result.memory
         self.progress.end(f"{result.outcome.value}: peak {m.sum_of_peaks_mib:,.0f} MiB "
@@ -200,9 +198,7 @@ class _ReportingExecutor:
 
 def print_status(fs: FeasibilityStudy) -> None:
     """The verdict table of a stored study, judged with the card and limit it was run with."""
-    from gpupair_search.search.report import study_kind
-
-    kind = study_kind(fs)
+    kind = fs.kind
     typer.echo(f"study '{fs.settings.name}': {budget_words(kind, fs.settings.card_mib, fs.settings.safe_limit_mib)}")
     typer.echo(verdict_table(fs.plans(), fs.settings.safe_limit_mib, kind))
 

@@ -90,17 +90,12 @@ def fixed_definition(inputs: StudyInputs, name: str, extension: ExtensionOptions
                      probe: bool) -> FixedDefinition:
     """What this run would measure, for comparison with what the study was created with."""
     experiment, registry = inputs.experiment, inputs.registry
-
-    def original(pair):
-        return (registry.batch_size(pair.foreground),
-                registry.batch_size(pair.background) if pair.background else None)
-
     return FixedDefinition(
         name=name, device_kind=kind, card_mib=inputs.card_mib, safe_limit_mib=inputs.safe_limit_mib,
         extend=extension.enabled, policy=str(extension.policy), floor=extension.floor, probe=probe,
         settings_file=str(Path(experiment.file).resolve()), settings_sha256=file_digest(experiment.file),
         models_file=str(Path(registry.file).resolve()), models_sha256=file_digest(registry.file),
-        pairs=tuple(pair_record(p, original(p)) for p in experiment.pairs))
+        pairs=tuple(pair_record(p, registry.batch_sizes(p)) for p in experiment.pairs))
 
 
 def open_study(inputs: StudyInputs, storage: str | None, results: Path, extension: ExtensionOptions,

@@ -115,8 +115,7 @@ class FeasibilityStudy:
     def original_config(self, pair: PairSpec) -> Config:
         if pair.key in self._originals:
             return self._originals[pair.key]
-        return (self.registry.batch_size(pair.foreground),
-                self.registry.batch_size(pair.background) if pair.background else None)
+        return self.registry.batch_sizes(pair)
 
     def _params(self, pair: PairSpec, config: Config) -> dict:
         params: dict = {PAIR_PARAM: pair.key}

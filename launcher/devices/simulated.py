@@ -52,8 +52,7 @@ class SimulatedDevice(Device):
 
     def simulate(self, pair: PairSpec) -> PairResult:
         """The background starts first; whichever job's allocation passes the card's capacity fails."""
-        fg_bs = self.registry.batch_size(pair.foreground)
-        bg_bs = self.registry.batch_size(pair.background) if pair.background else None
+        fg_bs, bg_bs = self.registry.batch_sizes(pair)
         fg = self.memory(pair.foreground, fg_bs)
         bg = self.memory(pair.background, bg_bs) if pair.background else 0.0
         cap = self.capacity_mib
