@@ -1,7 +1,7 @@
 """What a pair run measured: memory peaks, energy, timelines. Pure functions over monitor samples."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from statistics import mean
 from typing import Any
@@ -42,6 +42,8 @@ class EnergyStats:
     cpu_energy_note: str = ""
     foreground_cpu_avg_pct: float | None = None
     background_cpu_avg_pct: float | None = None
+    #: why the GPU figures are missing, e.g. for a packed trial, whose device was shared with other trials
+    gpu_energy_note: str = ""
 
 
 def memory_stats(samples: list[Sample], fg_tried: float | None = None, bg_tried: float | None = None) -> MemoryStats:
@@ -84,6 +86,14 @@ def energy_stats(samples: list[Sample], start_t: float, end_t: float, cpu_energy
         cpu_energy_j=cpu_energy_j, cpu_energy_note=cpu_note,
         foreground_cpu_avg_pct=_stat(fg_cpu, mean), background_cpu_avg_pct=_stat(bg_cpu, mean),
     )
+
+
+def without_device_figures(stats: EnergyStats, reason: str) -> EnergyStats:
+    """``stats`` with every whole-device figure (energy, power, utilisation, temperature) removed, saying why:
+    on a device shared with other trials they are not this pair's."""
+    return replace(stats, gpu_energy_j=None, power_avg_w=None, power_max_w=None, utilization_avg_pct=None,
+                   utilization_max_pct=None, temperature_max_c=None, cpu_energy_j=None,
+                   cpu_energy_note=reason, gpu_energy_note=reason)
 
 
 class RaplCounter:

@@ -1,8 +1,11 @@
-"""One sampling loop for a pair: memory per job, device power/utilisation/temperature, CPU share per job.
+"""Sampling: one thread per device reads it, and hands each reading to the monitor of every pair on it.
 
 Device memory is read every ``interval`` (default 50 ms: 1 Hz sampling misses short peaks, see
-docs/GPU_FACTS.md). Process trees are walked less often (``tree_interval``) because a walk reads all of /proc;
-a new GPU process between walks is attributed at once by following its parents to a job's guard.
+docs/GPU_FACTS.md). Packed trials share the device, so they share its sampler (:class:`DeviceSampler`):
+one NVML process query per tick serves every pair, where a monitor each would multiply the queries and
+the threads competing for the host's cores (12 monitors of their own reached only 9 Hz). A :class:`Monitor`
+is one pair's view: its jobs, its samples. Process trees are walked less often (``tree_interval``) because a
+walk reads /proc; a new GPU process between walks is attributed at once by following its parents.
 """
 from __future__ import annotations
 
@@ -27,13 +30,96 @@ class Sample:
     rss_mib: dict[str, float] = field(default_factory=dict)
 
 
-class Monitor:
-    """Samples in a thread until :meth:`stop`. Jobs are tracked by label ("foreground", "background");
-    re-tracking a label (a background restart) follows the new process."""
+@dataclass(frozen=True)
+class DeviceSnapshot:
+    """One read of the device: memory per process (of the pids asked for, or all when it can list them)."""
 
-    def __init__(self, device: Device, hz: float = DEFAULT_HZ, tree_interval: float = 0.5) -> None:
+    at: float  # time.monotonic()
+    by_pid: dict[int, float]
+    reading: DeviceReading
+    lists_all: bool  # by_pid holds every process on the device, ours or not
+    error: str | None = None
+
+
+class DeviceSampler:
+    """Reads one device at ``hz`` in one thread, for every attached :class:`Monitor`. Runs while at least one
+    monitor is attached."""
+
+    def __init__(self, device: Device, hz: float = DEFAULT_HZ) -> None:
         self.device = device
         self.interval = 1.0 / hz
+        self._monitors: list[Monitor] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.ticks = 0
+
+    def attach(self, monitor: "Monitor") -> None:
+        with self._lock:
+            self._monitors.append(monitor)
+            if self._thread is None:
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._loop, name="gpupair-sampler", daemon=True)
+                self._thread.start()
+
+    def detach(self, monitor: "Monitor") -> None:
+        with self._lock:
+            if monitor in self._monitors:
+                self._monitors.remove(monitor)
+            thread = self._thread if not self._monitors else None
+            if thread is not None:
+                self._stop.set()
+                self._thread = None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5.0)
+
+    def tick(self) -> None:
+        """Read the device once and give the snapshot to every attached monitor."""
+        with self._lock:
+            monitors = list(self._monitors)
+        for monitor in monitors:
+            monitor.refresh_trees()
+        snapshot = self.read({pid for m in monitors for pid in m.known_pids()})
+        for monitor in monitors:
+            monitor.record(snapshot)
+        self.ticks += 1
+
+    def read(self, pids: set[int]) -> DeviceSnapshot:
+        listed = self.device.all_process_memory()
+        by_pid = listed if listed is not None else self.device.memory_by_pid(pids)
+        error = None
+        try:
+            reading = self.device.reading()
+        except Exception as exc:  # a failing sensor must not end the pair; it is recorded
+            reading, error = DeviceReading(), f"device reading failed: {exc}"
+        return DeviceSnapshot(time.monotonic(), by_pid, reading, listed is not None, error)
+
+    def _loop(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception as exc:  # noqa: BLE001 - recorded on each monitor, sampling goes on
+                with self._lock:
+                    for monitor in self._monitors:
+                        monitor.note_error(f"sampling failed: {exc}")
+            next_at += self.interval
+            delay = next_at - time.monotonic()
+            if delay < 0:  # fell behind (slow NVML call): do not try to catch up in a burst
+                next_at = time.monotonic()
+                delay = 0
+            self._stop.wait(delay)
+
+
+class Monitor:
+    """One pair's samples, from ``sampler`` (shared by packed pairs) or from a sampler of its own at ``hz``.
+    Jobs are tracked by label ("foreground", "background"); re-tracking a label (a background restart)
+    follows the new process. Samples are taken from :meth:`start` to :meth:`stop`."""
+
+    def __init__(self, device: Device, hz: float = DEFAULT_HZ, tree_interval: float = 0.5,
+                 sampler: DeviceSampler | None = None) -> None:
+        self.device = device
+        self.sampler = sampler or DeviceSampler(device, hz)
         self.tree_interval = tree_interval
         self.samples: list[Sample] = []
         self.errors: list[str] = []
@@ -42,15 +128,18 @@ class Monitor:
         self._pids: dict[str, set[int]] = {}
         self._procs: dict[int, psutil.Process] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="gpupair-monitor", daemon=True)
         self._last_tree = 0.0
         self._cpu: dict[str, float] = {}
         self._rss: dict[str, float] = {}
+        self._not_ours: set[int] = set()  # device processes seen that descend from none of our jobs
 
     def start(self) -> "Monitor":
-        self._thread.start()
+        self.t0 = time.monotonic()
+        self.sampler.attach(self)
         return self
+
+    def stop(self) -> None:
+        self.sampler.detach(self)
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -60,58 +149,30 @@ class Monitor:
             self._jobs[label] = job
             self._pids[label] = set()
             self._last_tree = 0.0
+            self._not_ours.clear()
 
     def latest(self) -> Sample | None:
         return self.samples[-1] if self.samples else None
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5.0)
-
     def sample_once(self) -> Sample:
+        """Take one sample now, outside the sampling thread."""
+        self.refresh_trees()
+        self.record(self.sampler.read(self.known_pids()))
+        return self.samples[-1]
+
+    # -- called by the sampler ---------------------------------------------------------------------
+    def known_pids(self) -> set[int]:
+        with self._lock:
+            return set().union(*self._pids.values()) if self._pids else set()
+
+    def refresh_trees(self) -> None:
+        now = time.monotonic()
+        if now - self._last_tree < self.tree_interval:
+            return
         with self._lock:
             jobs = dict(self._jobs)
-        now = time.monotonic()
-        if now - self._last_tree >= self.tree_interval:
-            self._walk_trees(jobs)
-            self._last_tree = now
-        all_pids = set().union(*self._pids.values()) if self._pids else set()
-        by_pid = self.device.memory_by_pid(all_pids | self._unattributed(jobs))
-        job_mib = {label: sum(by_pid.get(pid, 0.0) for pid in self._pids.get(label, ())) for label in jobs}
-        try:
-            reading = self.device.reading()
-        except Exception as exc:  # a failing sensor must not end the pair; it is recorded
-            reading = DeviceReading()
-            self._note_error(f"device reading failed: {exc}")
-        sample = Sample(now - self.t0, job_mib, reading, dict(self._cpu), dict(self._rss))
-        self.samples.append(sample)
-        return sample
-
-    def _unattributed(self, jobs: dict[str, RunningJob]) -> set[int]:
-        """GPU processes not yet in any job's set: attribute them by ancestry now, not at the next walk."""
-        listed = self.device.all_process_memory()
-        if listed is None:
-            return set()
-        known = set().union(*self._pids.values()) if self._pids else set()
-        roots = {job.pid: label for label, job in jobs.items()}
-        found: set[int] = set()
-        for pid in listed:
-            if pid in known:
-                continue
-            try:
-                for parent in psutil.Process(pid).parents():
-                    if parent.pid in roots:
-                        self._pids[roots[parent.pid]].add(pid)
-                        found.add(pid)
-                        break
-            except psutil.Error:
-                continue
-        return found
-
-    def _walk_trees(self, jobs: dict[str, RunningJob]) -> None:
         for label, job in jobs.items():
             pids = job.process_ids()
-            self._pids[label] = pids
             cpu = rss = 0.0
             for pid in pids:
                 proc = self._procs.get(pid)
@@ -123,23 +184,44 @@ class Monitor:
                     rss += proc.memory_info().rss / 2**20
                 except psutil.Error:
                     self._procs.pop(pid, None)
-            self._cpu[label] = cpu
-            self._rss[label] = rss
+            with self._lock:
+                if self._jobs.get(label) is job:
+                    self._pids[label] = pids
+            self._cpu[label], self._rss[label] = cpu, rss
+        self._last_tree = now
 
-    def _note_error(self, message: str) -> None:
+    def record(self, snapshot: DeviceSnapshot) -> None:
+        with self._lock:
+            jobs = dict(self._jobs)
+        if snapshot.lists_all:
+            self._attribute_new(snapshot.by_pid, jobs)
+        with self._lock:
+            pids = {label: set(self._pids.get(label, ())) for label in jobs}
+        job_mib = {label: sum(snapshot.by_pid.get(pid, 0.0) for pid in pids[label]) for label in jobs}
+        if snapshot.error:
+            self.note_error(snapshot.error)
+        self.samples.append(Sample(snapshot.at - self.t0, job_mib, snapshot.reading, dict(self._cpu), dict(self._rss)))
+
+    def _attribute_new(self, listed: dict[int, float], jobs: dict[str, RunningJob]) -> None:
+        """Device processes not yet in a job's set: attribute them by ancestry now, not at the next walk.
+        One that descends from none of this pair's jobs (another packed pair's) is not walked again."""
+        known = self.known_pids()
+        roots = {job.pid: label for label, job in jobs.items()}
+        self._not_ours &= set(listed)
+        for pid in listed:
+            if pid in known or pid in self._not_ours:
+                continue
+            try:
+                parents = psutil.Process(pid).parents()
+            except psutil.Error:
+                continue
+            label = next((roots[p.pid] for p in parents if p.pid in roots), None)
+            if label is None:
+                self._not_ours.add(pid)
+                continue
+            with self._lock:
+                self._pids[label].add(pid)
+
+    def note_error(self, message: str) -> None:
         if message not in self.errors:
             self.errors.append(message)
-
-    def _loop(self) -> None:
-        next_at = time.monotonic()
-        while not self._stop.is_set():
-            try:
-                self.sample_once()
-            except Exception as exc:
-                self._note_error(f"sampling failed: {exc}")
-            next_at += self.interval
-            delay = next_at - time.monotonic()
-            if delay < 0:  # fell behind (slow NVML call): do not try to catch up in a burst
-                next_at = time.monotonic()
-                delay = 0
-            self._stop.wait(delay)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from gpupair_search.launcher.devices.base import Device
 from gpupair_search.launcher.log_metrics import extract_metrics
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.measurement import (BG, FG, EnergyStats, MemoryStats, RaplCounter, energy_stats, memory_stats)
-from gpupair_search.launcher.monitor import DEFAULT_HZ, Monitor, Sample
+from gpupair_search.launcher.monitor import DEFAULT_HZ, DeviceSampler, Monitor, Sample
 from gpupair_search.launcher.outcome import (TRAINING_PROGRESS, JobEnd, Outcome, PairLimits, classify, explain, read_log,
                                             scan_log)
 from gpupair_search.launcher.process import RunningJob, start_job
@@ -32,6 +33,10 @@ _RESERVED = re.compile(r"max_memory_reserved_mib=([\d.]+)")
 
 class ForeignProcessesError(UserError):
     pass
+
+
+class PairAborted(Exception):
+    """The runner asked a pair to stop (Ctrl-C while packed trials run): its jobs are stopped, nothing measured."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,8 @@ class PairResult:
     result_dir: Path | None = None
     phase_seconds: dict[str, float] = field(default_factory=dict)  # where the pair's wall time went
     job_start: dict[str, str] = field(default_factory=dict)  # per job: "warm" or "cold" (the last run's)
+    #: how it was measured: {"mode": "serial" | "packed", "device": ..., ...} (search/packing.py)
+    measurement: dict[str, Any] = field(default_factory=dict)
 
 
 def probe_job(job: JobConfig, registry: Registry, steps: int) -> JobConfig:
@@ -95,8 +102,10 @@ class PairRun:
     """One execution of a pair. Use :func:`run_pair`."""
 
     def __init__(self, pair: PairSpec, registry: Registry, device: Device, options: RunOptions, work_dir: Path,
-                 observer: Callable[[str, Sample | None], None] | None = None):
+                 observer: Callable[[str, Sample | None], None] | None = None, sampler: DeviceSampler | None = None,
+                 abort: threading.Event | None = None):
         self.pair, self.registry, self.device, self.options = pair, registry, device, options
+        self.abort = abort
         self.observer = observer
         self._last_report = 0.0
         self.work_dir = work_dir
@@ -106,7 +115,7 @@ class PairRun:
             bg = probe_job(bg, registry, options.probe_steps) if bg else None
         self.fg_job, self.bg_job = fg, bg
         self.env = {**os.environ, **device.job_env(), "PYTHONUNBUFFERED": "1"}
-        self.monitor = Monitor(device, options.monitor_hz)
+        self.monitor = Monitor(device, options.monitor_hz, sampler=sampler)
         self.fg: RunningJob | None = None
         self.bg: RunningJob | None = None
         self.bg_ends: list[JobEnd] = []
@@ -267,6 +276,8 @@ class PairRun:
             self.phase_seconds[phase] = round(time.monotonic() - started, 2)
 
     def _report(self, phase: str) -> None:
+        if self.abort is not None and self.abort.is_set():  # the runner is stopping: every loop passes here
+            raise PairAborted(f"{phase}: the runner is stopping")
         if self.observer is not None and time.monotonic() - self._last_report >= 0.5:
             self._last_report = time.monotonic()
             self.observer(phase, self.monitor.latest())
@@ -302,7 +313,7 @@ class PairRun:
     def _refuse_foreign_processes(self) -> None:
         if self.options.allow_foreign_processes:
             return
-        foreign = self.device.foreign_processes(set())
+        foreign = self.device.foreign_processes(_our_descendants())
         if foreign:
             lines = "\n".join(f"  PID {p.pid:>7}  {p.used_mib:>8.0f} MiB  {p.command[:100]}" for p in foreign)
             raise ForeignProcessesError(
@@ -362,11 +373,14 @@ def _last_float(pattern: re.Pattern, text: str) -> float | None:
 
 
 def run_pair(pair: PairSpec, registry: Registry, device: Device, options: RunOptions, work_dir: Path,
-             observer: Callable[[str, Sample | None], None] | None = None) -> PairResult:
+             observer: Callable[[str, Sample | None], None] | None = None,
+             sampler: DeviceSampler | None = None, abort: threading.Event | None = None) -> PairResult:
     """Run ``pair`` with logs under ``work_dir``; every process it started is gone when this returns.
-    ``observer(phase, latest_sample)`` is called about twice a second for progress output."""
+    ``observer(phase, latest_sample)`` is called about twice a second for progress output. ``sampler``: the
+    device's shared sampler, when other pairs run on it at the same time (packed trials); ``abort``: set it to
+    stop the pair (:class:`PairAborted`)."""
     try:
-        return PairRun(pair, registry, device, options, work_dir, observer).run()
+        return PairRun(pair, registry, device, options, work_dir, observer, sampler, abort).run()
     except OSError as exc:  # the results directory went away or became unwritable mid-run
         if not _concerns(exc.filename, work_dir):
             raise
@@ -374,6 +388,16 @@ def run_pair(pair: PairSpec, registry: Registry, device: Device, options: RunOpt
 
         raise ResultsDirError(f"{work_dir}: cannot write the pair's logs: {exc.strerror or exc}. Every process of "
                               "the pair was stopped. Choose a writable place with --results DIR and run again.") from None
+
+
+def _our_descendants() -> set[int]:
+    """Processes this runner started (other packed pairs' jobs, the warm launcher): not foreign."""
+    import psutil
+
+    try:
+        return {p.pid for p in psutil.Process().children(recursive=True)}
+    except psutil.Error:
+        return set()
 
 
 def _concerns(filename, work_dir: Path) -> bool:

@@ -120,6 +120,28 @@ POLICY = typer.Option("background-first", "--policy",
                            "named by which batch size shrinks first; the others the bench's baselines).")
 FLOOR = typer.Option(1, "--floor", min=1, help="Smallest batch size the extension may try.")
 
+# -- packing ---------------------------------------------------------------------------------------------
+def _parallel(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    if value is None or value == "auto":
+        return value
+    try:
+        slots = int(value)
+    except ValueError:
+        slots = 0
+    if not 1 <= slots <= 64:
+        raise typer.BadParameter(f"{value!r}: expected auto or a whole number of trials from 1 to 64")
+    return value
+
+
+PARALLEL = typer.Option("auto", "--parallel", callback=_parallel,
+                        help="Trials at once on one GPU (packed: each job's peak without the card's limit; what is "
+                             "near a boundary, and every recommendation, is then confirmed alone on the card). auto: "
+                             "as many cards as the GPU has free memory for, one per core beyond 2; 1 on the CPU and sim "
+                             "devices. 1: one trial at a time, each on the (emulated) card.")
+CONFIRM_MARGIN = typer.Option(0.10, "--confirm-margin", callback=_finite_in(0, 1, low_open=False),
+                              help="Packed results within this fraction of the card or of the safe limit are "
+                                   "confirmed alone on the card (default 0.10).")
+
 # -- workers -------------------------------------------------------------------------------------------
 GPUS = typer.Option(None, "--gpus", help="Comma-separated GPU indices: one worker per GPU on shared storage, e.g. 0,1.")
 CPUS = typer.Option(None, "--cpus", help="Run this worker and its jobs on these cores only, e.g. 0-15 "

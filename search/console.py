@@ -24,11 +24,14 @@ class Progress:
         self.trial_started = time.monotonic()
         self.remaining = 0
         self._last_plain = 0.0
+        self._started: dict[str, float] = {}
 
-    def begin(self, trial_number: int, pair_key: str, config, remaining: int) -> None:
-        self.current = f"trial {trial_number} {short_key(pair_key)} bs {batches(config)}"
-        self.trial_started = time.monotonic()
+    def begin(self, trial_number: int, pair_key: str, config, remaining: int) -> str:
+        """Start a trial's line; returns its label (packed trials run in threads: each ends its own)."""
+        label = self.current = f"trial {trial_number} {short_key(pair_key)} bs {batches(config)}"
+        self.trial_started = self._started[label] = time.monotonic()
         self.remaining = remaining
+        return label
 
     def eta(self) -> str:
         if not self.durations:
@@ -49,11 +52,12 @@ class Progress:
             self._last_plain = time.monotonic()
             print(line, file=self.stream, flush=True)
 
-    def end(self, verdict_line: str) -> None:
-        self.durations.append(time.monotonic() - self.trial_started)
+    def end(self, verdict_line: str, label: str | None = None) -> None:
+        label = label or self.current
+        self.durations.append(time.monotonic() - self._started.pop(label, self.trial_started))
         prefix = "\r" + " " * 160 + "\r" if self.tty else ""
-        label = " (simulated)" if self.simulated else ""
-        print(f"{prefix}[{self.current}]{label} {verdict_line}", file=self.stream, flush=True)
+        kind = " (simulated)" if self.simulated else ""
+        print(f"{prefix}[{label}]{kind} {verdict_line}", file=self.stream, flush=True)
 
 
 def _bar(fraction: float, width: int = 10) -> str:

@@ -1,30 +1,38 @@
 """Run the pair of a trial on a device (or the simulated one) and keep its results directory."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Callable
 
 from gpupair_search.launcher.devices.base import Device
-from gpupair_search.launcher.monitor import Sample
+from gpupair_search.launcher.measurement import without_device_figures
+from gpupair_search.launcher.monitor import DeviceSampler, Sample
 from gpupair_search.launcher.pair_runner import PairResult, RunOptions, run_pair
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.results import new_pair_dir, new_run_dir, write_pair_results
 from gpupair_search.launcher.spec import PairSpec
+from gpupair_search.search.trial_record import PACKED, SERIAL
 
 Observer = Callable[[str, Sample | None], None]
+PACKED_NOTE = "packed: no energy figure (other trials shared the device)"
 
 
-class _RunDir:
-    """One ``run_YYYYMMDD_HHMMSS`` per invocation, created on the first pair: resumes never overwrite."""
+class RunDir:
+    """One ``run_YYYYMMDD_HHMMSS`` per invocation, created on the first pair: resumes never overwrite. Shared
+    by the packed and the serial phase of a run, and by the threads of packed trials (hence the lock: the
+    run's summary.csv is rewritten with each pair)."""
 
     def __init__(self, results_root: Path) -> None:
         self.root = results_root
         self._path: Path | None = None
+        self.lock = threading.Lock()
 
     def pair_dir(self, pair: PairSpec) -> Path:
-        if self._path is None:
-            self._path = new_run_dir(self.root)
-        return new_pair_dir(self._path, pair)
+        with self.lock:
+            if self._path is None:
+                self._path = new_run_dir(self.root)
+            return new_pair_dir(self._path, pair)
 
     @property
     def path(self) -> Path | None:
@@ -33,20 +41,50 @@ class _RunDir:
 
 class DeviceExecutor:
     """Runs each trial's pair on the device (a simulated one predicts it) and writes its results directory
-    (none when ``results_root`` is None, as for ``plan``'s throw-away predictions)."""
+    (none when ``results`` is None, as for ``plan``'s throw-away predictions; a :class:`RunDir` to share one).
+
+    ``packed``: the device is shared with other trials running at the same time, without the card's limit;
+    their monitors share one ``sampler``, and whole-device figures (energy, power) are left out, not
+    misattributed. Every result says how it was measured (``PairResult.measurement``)."""
 
     def __init__(self, registry: Registry, device: Device, options: RunOptions = RunOptions(),
-                 results_root: Path | None = None, observer: Observer | None = None) -> None:
+                 results: Path | RunDir | None = None, observer: Observer | None = None, packed: bool = False,
+                 abort: threading.Event | None = None) -> None:
         self.registry, self.device, self.options, self.observer = registry, device, options, observer
-        self.run_dir = _RunDir(results_root) if results_root is not None else None
+        self.run_dir = RunDir(results) if isinstance(results, Path) else results
+        self.packed, self.abort = packed, abort
+        self.sampler = DeviceSampler(device, options.monitor_hz) if packed else None
+        self._running = 0
+        self._count_lock = threading.Lock()
 
     def run(self, pair: PairSpec, trial_number: int) -> PairResult:
         pair_dir = self.run_dir.pair_dir(pair) if self.run_dir is not None else None
-        if self.device.simulated:
-            result = self.device.simulate(pair)
-        else:
-            assert pair_dir is not None, "a measured pair needs a results directory"
-            result = run_pair(pair, self.registry, self.device, self.options, pair_dir, observer=self.observer)
+        with self._count_lock:
+            self._running += 1
+            concurrent = self._running
+        try:
+            if self.device.simulated:
+                result = self.device.simulate(pair)
+            else:
+                assert pair_dir is not None, "a measured pair needs a results directory"
+                result = run_pair(pair, self.registry, self.device, self.options, pair_dir, observer=self.observer,
+                                  sampler=self.sampler, abort=self.abort)
+        finally:
+            with self._count_lock:
+                self._running -= 1
+        result.measurement = self._measurement(concurrent)
+        if self.packed and not self.device.simulated:
+            result.energy = without_device_figures(result.energy, PACKED_NOTE)
         if pair_dir is not None:
-            write_pair_results(result, pair_dir)
+            with self.run_dir.lock:
+                write_pair_results(result, pair_dir)
         return result
+
+    def _measurement(self, concurrent: int) -> dict[str, object]:
+        described = self.device.describe()
+        record: dict[str, object] = {"mode": PACKED if self.packed else SERIAL, "device": self.device.name,
+                                     "card_mib": described.get("emulated_card_mib", self.device.capacity_mib)}
+        if self.packed:
+            record["trials_at_start"] = concurrent  # this one included
+        return record
+

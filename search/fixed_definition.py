@@ -42,6 +42,9 @@ class FixedDefinition:
     models_sha256: str
     #: per pair: key, group, note, foreground, background, original batch sizes [fg, bg]
     pairs: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    #: packed results this close (a fraction) to the card or the limit are confirmed alone (search/confirmation.py);
+    #: studies from before packing read as the default, which is what confirmation would have used
+    confirm_margin: float = 0.10
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

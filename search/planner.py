@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from optuna.trial import TrialState
 
 from gpupair_search.launcher.spec import PairSpec
+from gpupair_search.search.confirmation import DEFAULT_MARGIN, ConfirmationRule, evidence
 from gpupair_search.search.extension import Config, Policy, search_policy
 from gpupair_search.search.memory_model import LinearMemoryModel, Observation, fit_linear, observations_from_trial
-from gpupair_search.search.trial_record import TrialView
+from gpupair_search.search.trial_record import CONFIRM_PHASE, TrialView
 from gpupair_search.search.verdict import Verdict
 
 FITS, FITS_REDUCED, DOES_NOT_FIT = Verdict.FITS, Verdict.FITS_REDUCED, Verdict.DOES_NOT_FIT
@@ -24,6 +25,7 @@ class ExtensionOptions:
     enabled: bool = True
     policy: str = Policy.BACKGROUND_FIRST  # a name of extension.POLICIES
     floor: int = 1
+    confirm_margin: float = DEFAULT_MARGIN  # packed results this close to the card or the limit are re-measured
 
 
 @dataclass
@@ -36,6 +38,7 @@ class PairPlan:
     path: list[Config] = field(default_factory=list)  # the candidates the search walks, largest first
     next_config: Config | None = None
     next_predicted_mib: float | None = None  # the memory model's peak for next_config, stored on its trial
+    next_confirms: bool = False  # next_config was measured packed only: its next trial runs alone on the card
     extension_trials: int = 0
     extension_budget: int = 0
     trials: list[TrialView] = field(default_factory=list)
@@ -68,18 +71,23 @@ def predict_pair(pair: PairSpec, config: Config, models: dict[str, LinearMemoryM
 
 
 def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: dict[str, LinearMemoryModel],
-              safe_limit_mib: float, options: ExtensionOptions) -> PairPlan:
+              safe_limit_mib: float, options: ExtensionOptions, card_mib: float | None = None) -> PairPlan:
+    """The pair's verdict and next trial. Packed measurements count only as :mod:`.confirmation` allows: a
+    configuration measured packed near a boundary, and every recommendation, is measured again alone."""
     plan = PairPlan(pair, original, trials=views)
-    finished = [v for v in views if v.state in (TrialState.COMPLETE, TrialState.FAIL)]
+    known = evidence(views, ConfirmationRule(safe_limit_mib, card_mib, options.confirm_margin))
+    finished = [v for v in known.usable if v.state in (TrialState.COMPLETE, TrialState.FAIL)]
     initial = next((v for v in finished if v.config == original and v.state is TrialState.COMPLETE), None)
     if initial is None:
         failed = [v for v in finished if v.config == original and v.state is TrialState.FAIL and v.measured]
         if failed:
             plan.verdict, plan.detail = FAILED, failed[-1].attrs.get("fail_reason", "")
+        elif known.needs_serial(original):
+            _confirm(plan, original, models)
         return plan
     if initial.feasible:
         plan.verdict, plan.recommended, plan.recommended_peak_mib = FITS, original, initial.peak_mib
-        return plan
+        return _confirm(plan, original, models) if known.packed_only(original) else plan
     if original == (None, None):
         plan.verdict, plan.detail = NOT_REDUCIBLE, "neither job has a batch-size knob"
         return plan
@@ -92,7 +100,7 @@ def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: 
         plan.verdict, plan.detail = DOES_NOT_FIT, "already at the floor batch size"
         return plan
     index = {config: i + 1 for i, config in enumerate(path)}
-    on_path = [v for v in finished if v.config in index and v.phase == "extension"]
+    on_path = [v for v in finished if v.config in index and v.phase in ("extension", CONFIRM_PHASE)]
     crashed = [v for v in on_path if v.state is TrialState.FAIL and v.measured]
     if crashed:
         plan.verdict, plan.detail = FAILED, "extension trial failed: " + crashed[-1].attrs.get("fail_reason", "")
@@ -107,6 +115,7 @@ def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: 
         plan.verdict = Verdict.SEARCHING
         plan.next_config = path[position - 1]
         plan.next_predicted_mib = predict_pair(pair, plan.next_config, models)
+        plan.next_confirms = known.needs_serial(plan.next_config)
         return plan
     first = policy.answer(len(path), results)
     if first is None:
@@ -116,6 +125,17 @@ def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: 
     plan.verdict, plan.recommended = FITS_REDUCED, path[first - 1]
     plan.recommended_peak_mib = next(v.peak_mib for v in on_path if v.config == plan.recommended
                                      and v.state is TrialState.COMPLETE)
+    return _confirm(plan, plan.recommended, models) if known.packed_only(plan.recommended) else plan
+
+
+def _confirm(plan: PairPlan, config: Config, models: dict[str, LinearMemoryModel]) -> PairPlan:
+    """The plan waits for a serial trial of ``config``, measured so far only packed: nothing is recommended
+    until it is confirmed."""
+    packed = [v.peak_mib for v in plan.trials if v.config == config and v.peak_mib is not None]
+    plan.detail = f"packed peak {packed[-1]:,.0f} MiB" if packed else ""
+    plan.recommended = plan.recommended_peak_mib = None
+    plan.verdict, plan.next_config, plan.next_confirms = Verdict.CONFIRMING, config, True
+    plan.next_predicted_mib = predict_pair(plan.pair, config, models)
     return plan
 
 

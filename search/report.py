@@ -22,6 +22,7 @@ from gpupair_search.search import plots
 from gpupair_search.search.console import budget_words, measured_trials
 from gpupair_search.search.extension import Policy
 from gpupair_search.search.labels import batches, pair_label
+from gpupair_search.search.confirmation import DEFAULT_MARGIN
 from gpupair_search.search.planner import ExtensionOptions, PairPlan
 from gpupair_search.search.profiles import load_profiles, profile_observations
 from gpupair_search.search.fixed_definition import DEVICE_KINDS
@@ -60,7 +61,8 @@ def open_results(study: str | None, settings: Path | None, storage: str | None, 
     attrs = definition.to_json() if definition else loaded.user_attrs
     extension = ExtensionOptions(enabled=bool(attrs.get("extend", True)),
                                  policy=str(attrs.get("policy", Policy.BACKGROUND_FIRST.value)),
-                                 floor=int(attrs.get("floor", 1)))
+                                 floor=int(attrs.get("floor", 1)),
+                                 confirm_margin=float(attrs.get("confirm_margin", DEFAULT_MARGIN)))
     settings_ = StudySettings(found[0], float(attrs.get("card_mib", inputs.card_mib)),
                               float(attrs.get("safe_limit_mib", inputs.safe_limit_mib)), extension)
     return FeasibilityStudy.read(loaded, settings_, inputs.experiment, inputs.registry,

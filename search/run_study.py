@@ -4,8 +4,11 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Iterator
 
 import typer
 
@@ -17,9 +20,10 @@ from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.pair_runner import RunOptions
 from gpupair_search.search import cli_options as opt
 from gpupair_search.search.console import Progress, budget_words, verdict_table
-from gpupair_search.search.executors import DeviceExecutor
+from gpupair_search.search.executors import DeviceExecutor, RunDir
 from gpupair_search.search.extension import search_policy
 from gpupair_search.search.planner import ExtensionOptions
+from gpupair_search.search.packing import packing_slots, run_packed
 from gpupair_search.search.placement import worker_placement
 from gpupair_search.search.session import open_study, resolve_inputs, simulated_device
 from gpupair_search.search.study import FeasibilityStudy
@@ -46,6 +50,8 @@ class RunRequest:
     extend: bool = field(default=True, metadata={"option": opt.EXTEND})
     policy: str = field(default="background-first", metadata={"option": opt.POLICY})
     floor: int = field(default=1, metadata={"option": opt.FLOOR})
+    parallel: str = field(default="auto", metadata={"option": opt.PARALLEL})
+    confirm_margin: float = field(default=0.10, metadata={"option": opt.CONFIRM_MARGIN})
     timeout: float = field(default=opt.DEFAULT_TIMEOUT_S, metadata={"option": opt.TIMEOUT})
     monitor_hz: float = field(default=opt.DEFAULT_MONITOR_HZ, metadata={"option": opt.MONITOR_HZ})
     results: Path = field(default=Path("results"), metadata={"option": opt.RESULTS, "type": str})
@@ -92,35 +98,71 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
     if not worker:
         for warning in inputs.experiment.warnings:
             typer.echo(f"warning: {warning}", err=True)
-    extension = ExtensionOptions(enabled=req.extend, policy=_policy(req.policy), floor=req.floor)
+    extension = ExtensionOptions(enabled=req.extend, policy=_policy(req.policy), floor=req.floor,
+                                 confirm_margin=req.confirm_margin)
     if gpus:
         return _run_workers(req, inputs, extension, gpus)
     choice = req.device or "auto"
     kind = study_kind(choice)
     fs = open_study(inputs, req.storage, req.results, extension, kind, req.probe, req.name)
     progress = Progress(len(inputs.experiment.pairs), inputs.safe_limit_mib, kind == "simulated")
-    dev = open_device(choice, DeviceRequest(card_mib=inputs.card_mib, simulation=lambda: simulated_device(inputs),
-                                            cpu_memory_mib=parse_size_mib(req.cpu_memory) if req.cpu_memory else None))
     options = RunOptions(monitor_hz=req.monitor_hz, timeout_s=req.timeout, probe=req.probe,
                          allow_foreign_processes=req.allow_foreign)
-    executor = DeviceExecutor(inputs.registry, dev, options, req.results, observer=progress.update)
-    where = dev.name
-    try:
-        fs.placement = worker_placement(dev)
+    run_dir = RunDir(req.results)
+    unconstrained = open_device(choice, _device_request(inputs, req, card=False))
+    slots = _slots(req.parallel, unconstrained, inputs.card_mib)
+    serial = lambda: _serial_executor(fs, inputs, req, choice, options, run_dir, progress)  # noqa: E731
+    with ExitStack() as stack:
+        if slots > 1:
+            stack.callback(unconstrained.close)
+            where = f"{unconstrained.name}, packed: up to {slots} trials at once"
+        else:
+            unconstrained.close()
+            executor = stack.enter_context(serial())
+            where = executor.inner.device.name
         fs.recover_stale()  # first: an interrupted trial is re-queued once, not queued again as new
         added = fs.enqueue_initial()
         typer.echo(f"study '{fs.settings.name}' on {where}: {len(inputs.experiment.pairs)} pairs, "
                    f"{budget_words(kind, inputs.card_mib, inputs.safe_limit_mib)}, "
                    f"{'probe' if req.probe else 'full epoch'} mode; {added} trial(s) queued", err=True)
-        fs.run(_ReportingExecutor(executor, fs, progress), extend=req.extend)
-    finally:
-        dev.close()
+        if slots > 1:
+            abort = threading.Event()
+            packed = DeviceExecutor(inputs.registry, unconstrained, options, run_dir, packed=True, abort=abort)
+            fs.placement = worker_placement(unconstrained)
+            run_packed(fs, _ReportingExecutor(packed, fs, progress), slots, serial, extend=req.extend, abort=abort)
+        else:
+            fs.run(executor, extend=req.extend)
     if not worker:
         publish_to_dashboard(fs, kind)
         typer.echo(verdict_table(fs.plans(), inputs.safe_limit_mib, kind))
-    if executor.run_dir is not None and executor.run_dir.path is not None:
-        typer.echo(f"results: {executor.run_dir.path}", err=worker)
+    if run_dir.path is not None:
+        typer.echo(f"results: {run_dir.path}", err=worker)
     return 0
+
+
+def _device_request(inputs, req: RunRequest, card: bool = True) -> DeviceRequest:
+    """What to open: the study's card (emulated on a bigger GPU, a host-memory budget on the CPU), or with
+    ``card=False`` the device without a limit, for packed trials."""
+    cpu_memory = parse_size_mib(req.cpu_memory) if req.cpu_memory else None
+    return DeviceRequest(card_mib=inputs.card_mib if card else None, simulation=lambda: simulated_device(inputs),
+                         cpu_memory_mib=cpu_memory if card else None)
+
+
+def _slots(parallel: str, device, card_mib: float) -> int:
+    return packing_slots(device, card_mib) if parallel == "auto" else int(parallel)
+
+
+@contextmanager
+def _serial_executor(fs: FeasibilityStudy, inputs, req: RunRequest, choice: str, options: RunOptions, run_dir: RunDir,
+                     progress: Progress) -> Iterator[_ReportingExecutor]:
+    """The device as the study's card, one trial at a time, for as long as the serial phase lasts."""
+    dev = open_device(choice, _device_request(inputs, req))
+    try:
+        fs.placement = worker_placement(dev)
+        yield _ReportingExecutor(DeviceExecutor(inputs.registry, dev, options, run_dir, observer=progress.update),
+                                 fs, progress)
+    finally:
+        dev.close()
 
 
 def publish_to_dashboard(fs: FeasibilityStudy, kind: str) -> None:
@@ -187,12 +229,13 @@ class _ReportingExecutor:
         from optuna.trial import TrialState
 
         waiting = len(self.fs.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-        self.progress.begin(trial_number, pair.key, self.fs.registry.batch_sizes(pair), waiting)
+        label = self.progress.begin(trial_number, pair.key, self.fs.registry.batch_sizes(pair), waiting)
         result = self.inner.run(pair, trial_number)
         m = result.memory
-        self.progress.end(f"{result.outcome.value}: peak {m.sum_of_peaks_mib:,.0f} MiB "
+        how = result.measurement.get("mode", "serial")
+        self.progress.end(f"{how}, {result.outcome.value}: peak {m.sum_of_peaks_mib:,.0f} MiB "
                           f"(fg {m.foreground_peak_mib:,.0f} + bg {m.background_peak_mib:,.0f}), "
-                          f"{result.foreground_duration_s:.0f} s")
+                          f"{result.foreground_duration_s:.0f} s", label)
         return result
 
 

@@ -93,6 +93,7 @@ def fixed_definition(inputs: StudyInputs, name: str, extension: ExtensionOptions
     return FixedDefinition(
         name=name, device_kind=kind, card_mib=inputs.card_mib, safe_limit_mib=inputs.safe_limit_mib,
         extend=extension.enabled, policy=str(extension.policy), floor=extension.floor, probe=probe,
+        confirm_margin=extension.confirm_margin,
         settings_file=str(Path(experiment.file).resolve()), settings_sha256=file_digest(experiment.file),
         models_file=str(Path(registry.file).resolve()), models_sha256=file_digest(registry.file),
         pairs=tuple(pair_record(p, registry.batch_sizes(p)) for p in experiment.pairs))

@@ -33,8 +33,8 @@ from gpupair_search.search.memory_model import LinearMemoryModel, Observation
 from gpupair_search.search.planner import PREDICTED_KEY, ExtensionOptions, PairPlan, fit_models, plan_pair
 from gpupair_search.search.placement import PLACEMENT_KEY
 from gpupair_search.search.storage import HEARTBEAT_S, open_storage
-from gpupair_search.search.trial_record import (BATCH_DISTRIBUTION, BG_PARAM, FG_PARAM, PAIR_PARAM, TrialView, is_measured,
-                                 record_result, view)
+from gpupair_search.search.trial_record import (BATCH_DISTRIBUTION, BG_PARAM, CONFIRM_PHASE, FG_PARAM, PAIR_PARAM, SERIAL,
+                                                TrialView, is_measured, measurement_mode, record_result, view)
 
 _HOST, _PID = "gpupair:host", "gpupair:pid"
 
@@ -125,18 +125,21 @@ class FeasibilityStudy:
             params[BG_PARAM] = config[1]
         return params
 
-    def _exists(self, params: dict, states: tuple[TrialState, ...]) -> bool:
+    def _exists(self, params: dict, states: tuple[TrialState, ...], confirming: bool = False) -> bool:
         """A trial of ``params`` in one of ``states``, or a FAIL trial that measured it (a crash is a result:
-        it is not queued again on resume; an unmeasured FAIL is re-queued by :meth:`recover_stale`)."""
+        it is not queued again on resume; an unmeasured FAIL is re-queued by :meth:`recover_stale`).
+        ``confirming``: only trials that measure it alone on the card count (a confirmation, or a serial run)."""
         for t in self.study.get_trials(deepcopy=False, states=states + (TrialState.FAIL,)):
             if t.system_attrs.get("fixed_params", t.params) == params and (
-                    t.state in states or is_measured(t.state, t.user_attrs)):
+                    t.state in states or is_measured(t.state, t.user_attrs)) and (
+                    not confirming or _measures_alone(t)):
                 return True
         return False
 
     def _enqueue(self, pair: PairSpec, config: Config, phase: str, **extra) -> bool:
         params = self._params(pair, config)
-        if self._exists(params, (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)):
+        if self._exists(params, (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE),
+                        confirming=phase == CONFIRM_PHASE):
             return False
         self.study.enqueue_trial(params, user_attrs={"pair_key": pair.key, "group": pair.group, "phase": phase,
                                                      "note": pair.note, **extra})
@@ -160,15 +163,20 @@ class FeasibilityStudy:
         for v in views:
             by_pair.setdefault(v.pair_key, []).append(v)
         return [plan_pair(p, self.original_config(p), by_pair.get(k, []), models, self.settings.safe_limit_mib,
-                          self.settings.extension) for k, p in self.pairs.items()]
+                          self.settings.extension, self.settings.card_mib) for k, p in self.pairs.items()]
 
-    def enqueue_extensions(self) -> int:
-        """Queue the next verification trial of every pair whose search is not over."""
+    def enqueue_extensions(self, confirmations_only: bool = False) -> int:
+        """Queue the next verification trial of every pair whose search is not over (a confirmation alone on
+        the card of what was measured packed is queued even when the search is off)."""
         added = 0
         for plan in self.plans():
             busy = any(v.state in (TrialState.WAITING, TrialState.RUNNING) for v in plan.trials)
-            if plan.next_config is not None and not busy:
-                predicted = None if plan.next_predicted_mib is None else round(plan.next_predicted_mib, 1)
+            if plan.next_config is None or busy or (confirmations_only and not plan.next_confirms):
+                continue
+            predicted = None if plan.next_predicted_mib is None else round(plan.next_predicted_mib, 1)
+            if plan.next_confirms:
+                added += self._enqueue(plan.pair, plan.next_config, CONFIRM_PHASE, **{PREDICTED_KEY: predicted})
+            else:
                 added += self._enqueue(plan.pair, plan.next_config, "extension", extends=plan.pair.key,
                                        extension_step=plan.extension_trials + 1, **{PREDICTED_KEY: predicted})
         return added
@@ -195,10 +203,13 @@ class FeasibilityStudy:
             recovered += 1
         return recovered
 
-    def pop_trial(self) -> optuna.Trial | None:
+    def pop_trial(self, packable_only: bool = False) -> optuna.Trial | None:
         """Take the next WAITING trial (atomically: a trial another worker took is skipped). A trial whose
-        configuration another trial already measured, runs or is queued before it, is closed unrun."""
+        configuration another trial already measured, runs or is queued before it, is closed unrun.
+        ``packable_only``: leave confirmations, which must run alone on the card, in the queue."""
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            if packable_only and t.user_attrs.get("phase") == CONFIRM_PHASE:
+                continue
             kill_points.reached("before_claim")
             trial = adapter.claim(self.study, t)
             if trial is None:
@@ -218,10 +229,14 @@ class FeasibilityStudy:
 
     def _twin(self, trial) -> int | None:
         """An earlier trial of the same configuration that is done, running or queued (enqueue races
-        between workers can queue a configuration twice; it must still run once)."""
+        between workers can queue a configuration twice; it must still run once). A confirmation's twin is
+        only another trial that measures alone on the card."""
         params = trial.system_attrs.get("fixed_params", trial.params)
+        confirming = trial.user_attrs.get("phase") == CONFIRM_PHASE
         for other in self.study.get_trials(deepcopy=False):
             if other.number == trial.number or other.system_attrs.get("fixed_params", other.params) != params:
+                continue
+            if confirming and not _measures_alone(other):
                 continue
             if is_measured(other.state, other.user_attrs):
                 return other.number  # measured (a crash too)
@@ -231,6 +246,9 @@ class FeasibilityStudy:
 
     def others_running(self) -> bool:
         return bool(self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+    def waiting(self) -> int:
+        return len(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
     # -- running ----------------------------------------------------------------------------------
     def pair_for(self, trial: optuna.Trial) -> PairSpec:
@@ -266,8 +284,7 @@ class FeasibilityStudy:
         runners are RUNNING, stay: they may still extend, or turn out dead (heartbeat) and be queued again."""
         while True:
             self.recover_stale()  # before each trial: a worker that died mid-trial, here or elsewhere
-            if extend:
-                self.enqueue_extensions()
+            self.enqueue_extensions(confirmations_only=not extend)
             trial = self.pop_trial()
             if trial is None:
                 if self.others_running():
@@ -275,6 +292,11 @@ class FeasibilityStudy:
                     continue
                 break
             self.run_trial(trial, executor)
+
+
+def _measures_alone(t) -> bool:
+    """A confirmation (queued or done), or a trial measured serially."""
+    return t.user_attrs.get("phase") == CONFIRM_PHASE or measurement_mode(t.state, t.user_attrs) == SERIAL
 
 
 def _suggest_batch(trial: optuna.Trial, name: str) -> int:

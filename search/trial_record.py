@@ -23,6 +23,10 @@ OOM_KEY = "out_of_memory"
 MARGIN_KEY = "over_safe_limit_mib"
 LIST_CONSTRAINTS_KEY = "constraints"  # the list form, in the order OOM_KEY, MARGIN_KEY
 PAIR_PARAM, FG_PARAM, BG_PARAM = "pair", "fg_batch_size", "bg_batch_size"
+#: how a trial was measured (user attr ``measurement["mode"]``): alone on the study's card, emulated where the GPU
+#: is bigger, with real OOMs; or packed with other trials on a big GPU, each job's peak without the card's limit
+SERIAL, PACKED = "serial", "packed"
+CONFIRM_PHASE = "confirm"  # a serial trial that re-measures a configuration measured packed
 BATCH_DISTRIBUTION = optuna.distributions.IntDistribution(1, 65536, log=True)
 
 
@@ -59,6 +63,7 @@ def record_result(trial: optuna.Trial, result: PairResult, safe_limit_mib: float
         "background": result.background.to_json() if result.background else None,
         "repeats": result.pair.repeats,  # how often the user's runner runs this configuration (export writes it back)
         "worst_case": {role: dict(case) for role, case in result.pair.worst_case.items()},  # mutation jobs' checked values
+        "measurement": result.measurement or {"mode": SERIAL},
     }
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
@@ -103,6 +108,17 @@ class TrialView:
     @property
     def config(self) -> tuple[int | None, int | None]:
         return self.fg_batch, self.bg_batch
+
+    @property
+    def mode(self) -> str | None:
+        """"serial" or "packed" once measured (trials from before packing existed: serial); None before."""
+        return measurement_mode(self.state, self.attrs)
+
+
+def measurement_mode(state: TrialState, attrs: dict[str, Any]) -> str | None:
+    if not is_measured(state, attrs):
+        return None
+    return (attrs.get("measurement") or {}).get("mode", SERIAL)
 
 
 def is_measured(state: TrialState, attrs: dict[str, Any]) -> bool:

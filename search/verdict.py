@@ -12,6 +12,7 @@ class Verdict(str, Enum):
     FITS = "fits"
     FITS_REDUCED = "fits_reduced"
     SEARCHING = "searching"
+    CONFIRMING = "confirming"
     DOES_NOT_FIT = "does_not_fit"
     NOT_REDUCIBLE = "not_reducible"
     INFEASIBLE = "infeasible"
@@ -50,6 +51,7 @@ _STYLE: dict[Verdict, tuple[str, str]] = {  # verdict -> (label, colour)
     Verdict.FITS: ("fits at the configured batch sizes", "#2ca02c"),
     Verdict.FITS_REDUCED: ("fits after batch-size reduction", "#1f77b4"),
     Verdict.SEARCHING: ("does not fit as configured; smaller batch sizes being verified", "#ffbf00"),
+    Verdict.CONFIRMING: ("measured packed; being confirmed alone on the card", "#9edae5"),
     Verdict.DOES_NOT_FIT: ("does not fit, even at the floor", "#d62728"),
     Verdict.NOT_REDUCIBLE: ("does not fit, no batch-size knob", "#8c1c13"),
     Verdict.INFEASIBLE: ("does not fit (extension off)", "#9467bd"),

@@ -1,0 +1,85 @@
+"""Packing: up to K trials at once on one GPU with room for K cards, then, alone, what must be confirmed.
+
+A packed trial measures each job's peak on the big GPU without the card's limit (see :mod:`.confirmation` for
+when such a peak is enough for a verdict). The run has two phases, because a card can only be emulated with the
+GPU to itself (the rest of it is held, :mod:`launcher.devices.emulation`):
+
+1. **packed**: every queued trial but confirmations, K at a time (Optuna's own concurrency: K trials RUNNING in
+   one study, each claimed, heart-beaten and told as a serial one is), extensions queued as results arrive;
+2. **serial**: once nothing packable is left, the device is reopened as the card and the remaining trials
+   (confirmations, and whatever they queue) run one at a time, as ``--parallel 1`` runs everything.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager
+from typing import Callable
+
+from gpupair_search.launcher.devices.base import Device
+from gpupair_search.search.study import FeasibilityStudy, PairExecutor
+
+#: host cores kept for the runner and its sampler; each packed pair's two jobs share the rest
+RESERVED_CORES = 2
+MAX_SLOTS = 16
+
+
+def packing_slots(device: Device, card_mib: float, cores: int | None = None) -> int:
+    """K for ``--parallel auto``: as many cards of ``card_mib`` as the device has free memory for, at most one
+    per host core beyond :data:`RESERVED_CORES`; 1 (serial) on a device that is not a GPU."""
+    if device.study_kind != "gpu" or device.simulated:
+        return 1
+    free = _free_mib(device)
+    cores = cores if cores is not None else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else (os.cpu_count() or 1)
+    if free is None or card_mib <= 0:
+        return 1
+    return max(1, min(int(free // card_mib), cores - RESERVED_CORES, MAX_SLOTS))
+
+
+def _free_mib(device: Device) -> float | None:
+    total = getattr(device, "total_mib", None)
+    used = device.reading().used_mib
+    return None if total is None or used is None else total - used
+
+
+def run_packed(fs: FeasibilityStudy, packed: PairExecutor, slots: int,
+               serial: Callable[[], AbstractContextManager[PairExecutor]], extend: bool = True,
+               abort: threading.Event | None = None, poll_s: float = 0.5) -> None:
+    """Run the study's queue ``slots`` trials at a time on ``packed``, then the rest one at a time on the
+    executor ``serial()`` opens (only if anything is left for it). ``abort`` is set when this stops early
+    (Ctrl-C, an error), so every running pair stops its jobs and its trial is re-queued by the next run."""
+    abort = abort or threading.Event()
+    running: dict[Future, int] = {}
+    pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="gpupair-trial")
+    try:
+        while True:
+            if not running:
+                fs.recover_stale()
+            fs.enqueue_extensions(confirmations_only=not extend)
+            while len(running) < slots:
+                trial = fs.pop_trial(packable_only=True)
+                if trial is None:
+                    break
+                running[pool.submit(fs.run_trial, trial, packed)] = trial.number
+            if running:
+                done, _ = wait(running, timeout=poll_s, return_when=FIRST_COMPLETED)
+                for future in done:
+                    running.pop(future)
+                    future.result()  # a runner error (not a pair's failure: that is a result) stops the run
+                continue
+            if fs.waiting():
+                break  # only confirmations are left: they need the card to themselves
+            if fs.others_running():  # another worker's trials: they may still extend, or die and be re-queued
+                time.sleep(poll_s)
+                continue
+            return
+    except BaseException:
+        abort.set()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+    with serial() as executor:
+        fs.run(executor, extend=extend)
