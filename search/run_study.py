@@ -16,6 +16,7 @@ from gpupair_search.launcher.sizes import parse_size_mib
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.pair_runner import RunOptions
 from gpupair_search.search import cli_options as opt
+from gpupair_search.search.batch_grid import BatchGrid, batch_grid
 from gpupair_search.search.console import Progress, budget_words, verdict_table
 from gpupair_search.search.executors import DeviceExecutor
 from gpupair_search.search.extension import search_policy
@@ -46,6 +47,7 @@ class RunRequest:
     extend: bool = field(default=True, metadata={"option": opt.EXTEND})
     policy: str = field(default="background-first", metadata={"option": opt.POLICY})
     floor: int = field(default=1, metadata={"option": opt.FLOOR})
+    batch_grid: str = field(default=BatchGrid.DIVISORS.value, metadata={"option": opt.BATCH_GRID})
     timeout: float = field(default=opt.DEFAULT_TIMEOUT_S, metadata={"option": opt.TIMEOUT})
     monitor_hz: float = field(default=opt.DEFAULT_MONITOR_HZ, metadata={"option": opt.MONITOR_HZ})
     results: Path = field(default=Path("results"), metadata={"option": opt.RESULTS, "type": str})
@@ -92,7 +94,8 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
     if not worker:
         for warning in inputs.experiment.warnings:
             typer.echo(f"warning: {warning}", err=True)
-    extension = ExtensionOptions(enabled=req.extend, policy=_policy(req.policy), floor=req.floor)
+    extension = ExtensionOptions(enabled=req.extend, policy=_policy(req.policy), floor=req.floor,
+                                 grid=batch_grid(req.batch_grid))
     if gpus:
         return _run_workers(req, inputs, extension, gpus)
     choice = req.device or "auto"
