@@ -10,7 +10,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import assume, given, strategies as st
 
 from gpupair_search.search.batch_grid import BatchGrid, batch_grid
 from gpupair_search.search.export import accumulation, accumulation_words
@@ -58,12 +58,14 @@ def test_every_policy_on_divisors_walks_a_shrinking_chain_of_divisors(fg, bg, fl
     assert len(path) == len(set(path))
 
 
-@given(fg=st.integers(1, 150), bg=st.integers(1, 150), floor=st.integers(1, 4), order=st.sampled_from(list(Policy)))
-def test_batch_grid_any_reproduces_the_unit_path(fg, bg, floor, order):
-    unit = reduction_path(fg, bg, order, floor)  # the unit search, as it always was
-    assert reduction_path(fg, bg, order, floor, grid=ANY) == unit
-    if order is Policy.BACKGROUND_FIRST and fg >= floor and bg >= floor:
-        assert len(unit) == (bg - floor) + (fg - floor)  # every size, one at a time
+@given(fg=st.integers(1, 150), bg=st.integers(1, 150), floor=st.integers(1, 4))
+def test_batch_grid_any_reproduces_the_unit_path(fg, bg, floor):
+    assume(fg >= floor and bg >= floor)
+    every_size = [(fg, b) for b in range(bg - 1, floor - 1, -1)] + [(f, floor) for f in range(fg - 1, floor - 1, -1)]
+    assert reduction_path(fg, bg, Policy.BACKGROUND_FIRST, floor, grid=ANY) == every_size
+    for policy in POLICIES.values():  # any policy's own unit steps pass through untouched
+        unit = policy.path((fg, bg), floor)
+        assert ANY.restrict(unit, (fg, bg), floor) == unit
 
 
 def test_an_unknown_grid_is_one_clear_error():
@@ -113,8 +115,8 @@ def test_the_g07_case_needs_one_trial_on_divisors_where_the_unit_search_needed_f
 
 
 @pytest.mark.parametrize("grid", list(BatchGrid))
-@pytest.mark.parametrize("order", list(Policy))
-def test_no_trial_is_spent_on_a_candidate_that_cannot_change_the_recommendation(fixture_registry, grid, order):
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_no_trial_is_spent_on_a_candidate_that_cannot_change_the_recommendation(fixture_registry, grid, name):
     """Every extension trial tests a position strictly between the last known infeasible one and the first known
     feasible one (anything else is already decided by monotone memory), and the search stops as soon as none is
     left untested there."""
@@ -124,7 +126,8 @@ def test_no_trial_is_spent_on_a_candidate_that_cannot_change_the_recommendation(
     for _ in range(12):
         fg = memory_curve(rng.uniform(600, 3000), rng.uniform(5, 150), rng.choice([0.0, 2.0]), rng.choice([0.0, 20.0]))
         bg = memory_curve(rng.uniform(600, 3000), rng.uniform(5, 150), rng.choice([0.0, 2.0]), rng.choice([0.0, 20.0]))
-        plan, path, _ = run_extension(fg, bg, rng.randint(8, 96), rng.randint(8, 96), fixture_registry, order, grid=grid)
+        plan, _, _ = run_extension(fg, bg, rng.randint(8, 96), rng.randint(8, 96), fixture_registry, name, grid=grid)
+        path = plan.path
         index = {config: i + 1 for i, config in enumerate(path)}
         known: dict[int, bool] = {}
         for trial in sorted((v for v in plan.trials if v.phase == "extension"), key=lambda v: v.number):
@@ -136,7 +139,7 @@ def test_no_trial_is_spent_on_a_candidate_that_cannot_change_the_recommendation(
             assert final.low >= final.high  # nothing undecided is left
 
 
-def test_the_baselines_walk_the_same_divisor_path(fixture_registry):
+def test_the_baselines_walk_the_same_divisor_path():
     fits = lambda c: c[1] <= 40  # noqa: E731
     for name in ("doubling-bisection", "backoff-0.9"):
         trials, found = search(POLICIES[name], (2, 128), 1, fits, DIVISORS)
@@ -215,9 +218,13 @@ def test_a_study_stored_without_a_grid_reads_as_the_unit_search_it_ran(sim_runs,
     assert status.returncode == 0 and "effective batch 246" in (tmp_path / "e.json").read_text()
 
 
-def test_workers_are_given_the_grid():
+def test_workers_and_slurm_tasks_are_given_the_grid():
     from gpupair_search.search.run_study import RunRequest
 
     argv = RunRequest(batch_grid="any").worker_options("cuda:0")
     assert argv[argv.index("--batch-grid") + 1] == "any"
     assert re.search(r"--batch-grid divisors", " ".join(RunRequest().worker_options("cuda:1")))
+    script = run_cli("slurm", "--study", "feasibility", "--storage", "postgresql://gpupair@db.example/gpupair",
+                     "--device", "cpu", "--batch-grid", "any", "--dry-run", timeout=120)
+    assert script.returncode == 0, script.stderr
+    assert " worker " in script.stdout.splitlines()[-1] and "--batch-grid any" in script.stdout.splitlines()[-1]
