@@ -80,6 +80,8 @@ class SearchState:
 
     @property
     def done(self) -> bool:
+        """Over when no candidate is left between the last one known not to fit and the first known to fit:
+        monotone memory decides every other one, so no further trial could change the recommendation."""
         return self.low >= self.high or self.spent >= self.limit
 
 
