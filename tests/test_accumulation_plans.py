@@ -228,3 +228,10 @@ def test_workers_and_slurm_tasks_are_given_the_grid():
                      "--device", "cpu", "--batch-grid", "any", "--dry-run", timeout=120)
     assert script.returncode == 0, script.stderr
     assert " worker " in script.stdout.splitlines()[-1] and "--batch-grid any" in script.stdout.splitlines()[-1]
+
+
+def test_the_report_says_the_same_steps(sim_runs, tmp_path):
+    out = tmp_path / "report.html"
+    done = run_cli("report", "--study", "feasibility", "--results", str(sim_runs["divisors"]), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "background batch 64 \\u00d72 accumulation steps = 128 as configured" in out.read_text()
