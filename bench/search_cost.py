@@ -10,8 +10,10 @@
 * x0.9 back-off (HF Accelerate's find_executable_batch_size): from the configured batch size, multiply by
   0.9 after every OOM until a run fits (reducing the background first, then the foreground, like ours).
 
-All three walk the same reduction path (background first) and count one trial per configuration run.
-Everything here is SIMULATED: memory comes from random monotone models. Usage: python bench/search_cost.py
+All three walk the same reduction path (background first, on the same --batch-grid: divisors of the
+configured batch sizes by default, or any size) and count one trial per configuration run.
+Everything here is SIMULATED: memory comes from random monotone models.
+Usage: python bench/search_cost.py [--batch-grid divisors|any]
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from gpupair_search.launcher.experiments import Experiment
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.devices.simulated import SimulatedDevice
 from gpupair_search.launcher.spec import JobConfig, PairSpec
+from gpupair_search.search.batch_grid import BatchGrid
 from gpupair_search.search.executors import DeviceExecutor
 from gpupair_search.search.extension import Backoff, DoublingBisection, Policy, reduction_path, search
 from gpupair_search.search.memory_model import Observation
@@ -47,12 +50,12 @@ def curve(rng: random.Random, linear: bool):
                       else fixed + slope * b + bend * b ** 1.5)
 
 
-def ours(fg, bg, fg_bs, bg_bs, reg, profiles: bool) -> tuple[int, tuple | None]:
+def ours(fg, bg, fg_bs, bg_bs, reg, profiles: bool, grid: BatchGrid) -> tuple[int, tuple | None]:
     pair = PairSpec(1, JobConfig("fixture", "ok", {"batch_size": fg_bs}), JobConfig("fixture", "crash", {"batch_size": bg_bs}))
     fns = {"fixture/ok": fg, "fixture/crash": bg}
     obs = ({"fixture/ok": [Observation(b, fg(b), source="profile") for b in (4, 8, 16)],
             "fixture/crash": [Observation(b, bg(b), source="profile") for b in (4, 8, 16)]} if profiles else None)
-    fs = FeasibilityStudy.open(optuna.storages.InMemoryStorage(), StudySettings("b", CARD, LIMIT, ExtensionOptions()),
+    fs = FeasibilityStudy.open(optuna.storages.InMemoryStorage(), StudySettings("b", CARD, LIMIT, ExtensionOptions(grid=grid)),
                                Experiment(reg.file, "b", "", [pair]), reg, obs)
     fs.enqueue_initial()
     fs.run(DeviceExecutor(reg, SimulatedDevice(lambda j, b: fns[j.key](b), CARD, reg)))
@@ -60,17 +63,18 @@ def ours(fg, bg, fg_bs, bg_bs, reg, profiles: bool) -> tuple[int, tuple | None]:
     return plan.extension_trials, plan.recommended
 
 
-def doubling_bisection(original, fits) -> tuple[int, tuple | None]:
+def doubling_bisection(original, fits, grid: BatchGrid) -> tuple[int, tuple | None]:
     """Lightning's binsearch on the background-first path, read from its small end."""
-    return search(DoublingBisection(), original, 1, fits)
+    return search(DoublingBisection(), original, 1, fits, grid)
 
 
-def backoff_09(original, fits, floor=1) -> tuple[int, tuple | None]:
-    """Accelerate: batch *= 0.9 after each OOM (at least -1), background first, then foreground."""
-    return search(Backoff(0.9), original, floor, fits)
+def backoff_09(original, fits, grid: BatchGrid, floor=1) -> tuple[int, tuple | None]:
+    """Accelerate: batch *= 0.9 after each OOM (at least -1), background first, then foreground; on the
+    divisors grid each step moves to the largest divisor not above the backed-off size."""
+    return search(Backoff(0.9), original, floor, fits, grid)
 
 
-def real_failing_pairs(reg) -> dict:
+def real_failing_pairs(reg, grid: BatchGrid) -> dict:
     """The study's failing pairs on the H100 (8 GiB emulated), with memory from the shipped GPU profile's
     linear fits: baselines and ours run SIMULATED on measured-profile models, comparable with each other."""
     from gpupair_search.search.planner import fit_models
@@ -85,12 +89,12 @@ def real_failing_pairs(reg) -> dict:
     for name, (fg_key, fg_bs, bg_key, bg_bs) in pairs.items():
         fg, bg = models[fg_key].predict, models[bg_key].predict
         fits = lambda c, fg=fg, bg=bg: fg(c[0]) + bg(c[1]) <= LIMIT  # noqa: E731
-        path = reduction_path(fg_bs, bg_bs, Policy.BACKGROUND_FIRST)
+        path = reduction_path(fg_bs, bg_bs, Policy.BACKGROUND_FIRST, grid=grid)
         truth = next((c for c in path if fits(c)), None)
         out[name] = {"largest_safe": truth, **{label: {"trials": n, "largest": found == truth} for label, (n, found) in {
-            "ours": ours(fg, bg, fg_bs, bg_bs, reg, profiles=False),
-            "doubling+bisection": doubling_bisection((fg_bs, bg_bs), fits),
-            "x0.9 back-off": backoff_09((fg_bs, bg_bs), fits)}.items()}}
+            "ours": ours(fg, bg, fg_bs, bg_bs, reg, profiles=False, grid=grid),
+            "doubling+bisection": doubling_bisection((fg_bs, bg_bs), fits, grid),
+            "x0.9 back-off": backoff_09((fg_bs, bg_bs), fits, grid)}.items()}}
     return out
 
 
@@ -100,7 +104,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--batch-grid", choices=[g.value for g in BatchGrid], default=BatchGrid.DIVISORS.value)
     args = parser.parse_args()
+    grid = BatchGrid(args.batch_grid)
     reg = Registry.load(FIXTURES / "models.json", base_dir=FIXTURES)
     rng = random.Random(args.seed)
     results = {}
@@ -112,14 +118,14 @@ def main() -> None:
             fits = lambda c, fg=fg, bg=bg: fg(c[0]) + bg(c[1]) <= LIMIT  # noqa: E731
             if fits((fg_bs, bg_bs)):
                 continue  # not a failing pair
-            path = reduction_path(fg_bs, bg_bs, Policy.BACKGROUND_FIRST)
+            path = reduction_path(fg_bs, bg_bs, Policy.BACKGROUND_FIRST, grid=grid)
             truth = next((c for c in path if fits(c)), None)
             row = {"path": len(path)}
             for name, (n, found) in {
-                "ours": ours(fg, bg, fg_bs, bg_bs, reg, profiles=False),
-                "ours+profiles": ours(fg, bg, fg_bs, bg_bs, reg, profiles=True),
-                "doubling+bisection": doubling_bisection((fg_bs, bg_bs), fits),
-                "x0.9 back-off": backoff_09((fg_bs, bg_bs), fits),
+                "ours": ours(fg, bg, fg_bs, bg_bs, reg, profiles=False, grid=grid),
+                "ours+profiles": ours(fg, bg, fg_bs, bg_bs, reg, profiles=True, grid=grid),
+                "doubling+bisection": doubling_bisection((fg_bs, bg_bs), fits, grid),
+                "x0.9 back-off": backoff_09((fg_bs, bg_bs), fits, grid),
             }.items():
                 row[name] = {"trials": n, "largest": found == truth}
             rows.append(row)
@@ -128,10 +134,11 @@ def main() -> None:
                           "found_largest_pct": round(100 * statistics.mean(r[name]["largest"] for r in rows), 1)}
                    for name in ("ours", "ours+profiles", "doubling+bisection", "x0.9 back-off")}
         results["linear" if linear else "nonlinear"] = summary
-    results["failing pairs of the H100 study (profile models)"] = real_failing_pairs(reg)
+    results["failing pairs of the H100 study (profile models)"] = real_failing_pairs(reg, grid)
     print(json.dumps(results, indent=2))
     if args.out:
         args.out.write_text(json.dumps({"simulated": True, "pairs_per_family": args.pairs, "seed": args.seed,
+                                        "batch_grid": grid.value,
                                         "results": results}, indent=2))
 
 

@@ -88,11 +88,11 @@ def main() -> None:
     try:
         for i, plan in enumerate(plans):
             deadline = time.monotonic() + max(0.0, ends - time.monotonic()) / (len(plans) - i)  # a fair share each
-            floor = fs.settings.extension.floor
+            floor, grid = fs.settings.extension.floor, fs.settings.extension.grid  # the study's own candidates
             measured = {v.config: bool(v.feasible) for v in plan.trials if v.feasible is not None}
             oracle = Oracle(measured)
-            methods = {"doubling+bisection": lambda fits, o=plan.original: doubling_bisection(o, fits),
-                       "x0.9 back-off": lambda fits, o=plan.original: backoff_09(o, fits, floor)}
+            methods = {"doubling+bisection": lambda fits, o=plan.original: doubling_bisection(o, fits, grid),
+                       "x0.9 back-off": lambda fits, o=plan.original: backoff_09(o, fits, grid, floor)}
             # which configurations the baselines ask for (decided by inference for now), largest first
             wanted = {c for m in methods.values() for c, src in replay(m, oracle)["asked"] if src == "inferred"}
             runs = []

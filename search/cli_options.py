@@ -16,6 +16,7 @@ import typer
 from gpupair_search.launcher.devices.factory import shown, device_classes
 from gpupair_search.launcher.pair_runner import RunOptions
 from gpupair_search.launcher.sizes import parse_size_mib
+from gpupair_search.search.batch_grid import BatchGrid
 from gpupair_search.search.extension import POLICIES
 
 _RUN = {f.name: f.default for f in fields(RunOptions)}
@@ -141,6 +142,17 @@ PARALLEL = typer.Option("auto", "--parallel", callback=_parallel,
 CONFIRM_MARGIN = typer.Option(0.10, "--confirm-margin", callback=_finite_in(0, 1, low_open=False),
                               help="Packed results within this fraction of the card or of the safe limit are "
                                    "confirmed alone on the card (default 0.10).")
+
+def _grid(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    if value is not None and value not in {g.value for g in BatchGrid}:
+        raise typer.BadParameter(f"{value!r}: expected one of {', '.join(g.value for g in BatchGrid)}")
+    return value
+
+
+BATCH_GRID = typer.Option(BatchGrid.DIVISORS.value, "--batch-grid", callback=_grid,
+                          help="Which reduced batch sizes the extension may try: divisors (default: those that divide "
+                               "the configured batch, so micro-batch × accumulation steps is exactly the configured "
+                               "batch) or any (every size down to --floor; the accumulation then overshoots).")
 
 # -- workers -------------------------------------------------------------------------------------------
 GPUS = typer.Option(None, "--gpus", help="Comma-separated GPU indices: one worker per GPU on shared storage, e.g. 0,1.")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from gpupair_search.launcher.jsonfile import read_json
 from gpupair_search.launcher.registry import BATCH_SIZE, Registry
 from gpupair_search.launcher.results import atomic_write
 from gpupair_search.launcher.spec import JobConfig
+from gpupair_search.search.batch_grid import BatchGrid
 from gpupair_search.search.extension import Config
 from gpupair_search.search.planner import PairPlan
 from gpupair_search.search.verdict import Verdict
@@ -73,13 +73,32 @@ def safe_choice(plan: PairPlan, limit_mib: float) -> SafeChoice | None:
     return SafeChoice(best.config, best.peak_mib, best.number)
 
 
-def accumulation(original: Config, chosen: Config) -> dict[str, int]:
-    """ceil(original / new) per job whose batch size was reduced ({} when none was)."""
+_ROLES = ("foreground", "background")
+
+
+def accumulation(original: Config, chosen: Config, grid: BatchGrid = BatchGrid.ANY) -> dict[str, int]:
+    """Gradient-accumulation steps per job with a batch-size knob, when any job's batch size was reduced ({}
+    when none was): configured // micro-batch, exact, on the ``divisors`` grid; ceil(configured / micro-batch)
+    on ``any``, where no count may give the configured batch exactly."""
     factors = {}
-    for role, before, after in (("foreground", original[0], chosen[0]), ("background", original[1], chosen[1])):
+    for role, before, after in zip(_ROLES, original, chosen):
         if before is not None and after is not None:
-            factors[role] = math.ceil(before / after)
+            factors[role] = grid.accumulation_steps(before, after)
     return factors if any(f > 1 for f in factors.values()) else {}
+
+
+def accumulation_words(original: Config, chosen: Config, grid: BatchGrid = BatchGrid.ANY) -> list[str]:
+    """What each reduced job trains with, in words: whether micro-batch × steps is the configured batch."""
+    words = []
+    for role, steps in accumulation(original, chosen, grid).items():
+        micro, before = chosen[_ROLES.index(role)], original[_ROLES.index(role)]
+        if steps <= 1 or micro is None or before is None:
+            continue
+        if micro * steps == before:
+            words.append(f"{role} batch {micro} ×{steps} accumulation steps = {before} as configured")
+        else:
+            words.append(f"{role} ×{steps} (effective batch {micro * steps}, was {before})")
+    return words
 
 
 # -- the export -----------------------------------------------------------------------------------------
@@ -115,7 +134,7 @@ def build_export(fs, target_models: Path, margin_mib: float = 0.0) -> Export:
             continue
         cls = risk_class(choice.peak_mib, card)
         classes[cls] += 1
-        entry, jobs = _entry(plan, choice, raw, cls, limit, margin_mib, warnings)
+        entry, jobs = _entry(plan, choice, raw, cls, limit, margin_mib, warnings, fs.settings.extension.grid)
         for job in jobs:
             _check_job(job, target, target_raw, study_raw, fs.registry, Path(target_models), additions, warnings)
         entries.append((RISK_CLASSES.index(cls), plan.pair.group, entry))
@@ -174,7 +193,7 @@ def _top_level(raw: dict[str, Any], fs, margin_mib: float) -> dict[str, Any]:
 
 
 def _entry(plan: PairPlan, choice: SafeChoice, raw: dict[str, Any], cls: str, limit: float,
-           margin_mib: float, warnings: list[str]) -> tuple[dict[str, Any], list[JobConfig]]:
+           margin_mib: float, warnings: list[str], grid: BatchGrid) -> tuple[dict[str, Any], list[JobConfig]]:
     """The seed-format entry: the original entry's shape and keys, batch sizes set, note rewritten, and the
     repeat count as the experiment's ``runs_per_config`` (which the runner reads before any other level)."""
     pair = plan.pair
@@ -196,7 +215,7 @@ def _entry(plan: PairPlan, choice: SafeChoice, raw: dict[str, Any], cls: str, li
         if role in pair.worst_case and not _as_default_job(target, job, reduced, pair, warnings):
             continue
         target.update({"repo": job.repo, "model": job.model, "hyperparameters": dict(job.hyperparameters)})
-    factors = accumulation(plan.original, choice.config)
+    factors = accumulation(plan.original, choice.config, grid)
     changes = [f"{role} batch size {plan.original[i]}→{choice.config[i]}"
                for i, role in enumerate(("foreground", "background"))
                if choice.config[i] is not None and choice.config[i] != plan.original[i]]
@@ -205,9 +224,7 @@ def _entry(plan: PairPlan, choice: SafeChoice, raw: dict[str, Any], cls: str, li
     if changes:
         note += "; " + ", ".join(changes)
     if factors:
-        note += "; gradient accumulation " + ", ".join(
-            f"{role} ×{k} (effective batch {choice.config[0 if role == 'foreground' else 1] * k}, "
-            f"was {plan.original[0 if role == 'foreground' else 1]})" for role, k in factors.items() if k > 1)
+        note += "; gradient accumulation " + ", ".join(accumulation_words(plan.original, choice.config, grid))
         entry["gradient_accumulation"] = factors
     origin = pair.note or (pair.foreground.key + (" + " + pair.background.key if pair.background else ""))
     entry["note"] = f"{note} (g{pair.group:02d} {origin})"

@@ -1,7 +1,8 @@
 """Adaptive batch-size reduction for a pair that does not fit: few trials, each one verified.
 
 The candidate configurations form a *reduction path* from the original batch sizes down to the floor
-(background first, foreground first, or both in proportion). Memory only grows with batch size, so
+(background first, foreground first, or both in proportion), on the study's batch grid (search/batch_grid.py:
+the divisors of each configured batch size, or every size). Memory only grows with batch size, so
 along the path the feasible configurations are a suffix: we look for the first feasible position.
 
 Each step tests the position the fitted memory model predicts to be the boundary (or its neighbour,
@@ -17,6 +18,7 @@ from enum import Enum
 from typing import Callable, Protocol
 
 from gpupair_search.launcher.errors import UserError
+from gpupair_search.search.batch_grid import BatchGrid, Config
 
 
 class Policy(str, Enum):
@@ -30,11 +32,13 @@ class Policy(str, Enum):
         return self.value
 
 
-Config = tuple[int | None, int | None]  # (foreground batch size, background batch size); None: no knob
+def reduction_path(fg: int | None, bg: int | None, policy: Policy, floor: int = 1,
+                   grid: BatchGrid = BatchGrid.ANY) -> list[Config]:
+    """Positions 1..L of the path (position 0, the original configuration, is not included), on ``grid``."""
+    return grid.restrict(_unit_path(fg, bg, policy, floor), (fg, bg), floor)
 
 
-def reduction_path(fg: int | None, bg: int | None, policy: Policy, floor: int = 1) -> list[Config]:
-    """Positions 1..L of the path (position 0, the original configuration, is not included)."""
+def _unit_path(fg: int | None, bg: int | None, policy: Policy, floor: int) -> list[Config]:
     path: list[Config] = []
 
     def add(config: Config) -> None:
@@ -76,6 +80,8 @@ class SearchState:
 
     @property
     def done(self) -> bool:
+        """Over when no candidate is left between the last one known not to fit and the first known to fit:
+        monotone memory decides every other one, so no further trial could change the recommendation."""
         return self.low >= self.high or self.spent >= self.limit
 
 
@@ -120,7 +126,9 @@ def answer(state: SearchState, path_length: int) -> int | None:
 class SearchPolicy(Protocol):
     """How a pair's batch sizes are searched: the candidate configurations, largest first, and which one to
     verify next given the verified ones (position -> fits). The planner and the bench's baselines use the
-    same protocol; a new policy is a class here and an entry in :data:`POLICIES`."""
+    same protocol; a new policy is a class here and an entry in :data:`POLICIES`. ``path`` walks in unit
+    steps; the planner moves it onto the study's batch grid (:meth:`BatchGrid.restrict`), and the other
+    methods see only the length and positions of the path they are given, so every policy works on every grid."""
 
     name: str
 
@@ -244,9 +252,10 @@ def search_policy(name: str) -> SearchPolicy:
         raise UserError(f"--policy {name!r}: expected one of {', '.join(POLICIES)}") from None
 
 
-def search(policy: SearchPolicy, original: Config, floor: int, fits: Callable[[Config], bool]) -> tuple[int, Config | None]:
+def search(policy: SearchPolicy, original: Config, floor: int, fits: Callable[[Config], bool],
+           grid: BatchGrid = BatchGrid.ANY) -> tuple[int, Config | None]:
     """Run ``policy`` against an oracle (no model): the trials it spends and the configuration it answers."""
-    path = policy.path(original, floor)
+    path = grid.restrict(policy.path(original, floor), original, floor)
     results: dict[int, bool] = {}
     while (position := policy.next_position(len(path), results, None, 0)) is not None:
         results[position] = fits(path[position - 1])

@@ -15,6 +15,7 @@ from typing import Any
 
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.spec import JobConfig, PairSpec
+from gpupair_search.search.batch_grid import STORED_BEFORE_GRIDS
 
 DEFINITION_KEY = "definition"
 #: The device kinds a study can be measured on, with the suffix of its name. Each keeps its own study, so a
@@ -45,6 +46,8 @@ class FixedDefinition:
     #: packed results this close (a fraction) to the card or the limit are confirmed alone (search/confirmation.py);
     #: studies from before packing read as the default, which is what confirmation would have used
     confirm_margin: float = 0.10
+    #: the extension's candidate batch sizes (--batch-grid); a study stored without one ran the unit search
+    batch_grid: str = STORED_BEFORE_GRIDS
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 
 from gpupair_search.launcher.spec import PairSpec
 from gpupair_search.search.confirmation import DEFAULT_MARGIN, ConfirmationRule, evidence
+from gpupair_search.search.batch_grid import BatchGrid
 from gpupair_search.search.extension import Config, Policy, search_policy
 from gpupair_search.search.memory_model import LinearMemoryModel, Observation, fit_linear, observations_from_trial
 from gpupair_search.search.trial_record import CONFIRM_PHASE, TrialView
@@ -26,6 +27,7 @@ class ExtensionOptions:
     policy: str = Policy.BACKGROUND_FIRST  # a name of extension.POLICIES
     floor: int = 1
     confirm_margin: float = DEFAULT_MARGIN  # packed results this close to the card or the limit are re-measured
+    grid: BatchGrid = BatchGrid.DIVISORS  # which batch sizes are candidates (--batch-grid)
 
 
 @dataclass
@@ -95,7 +97,7 @@ def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: 
         plan.verdict = INFEASIBLE
         return plan
     policy = search_policy(options.policy)
-    path = plan.path = policy.path(original, options.floor)
+    path = plan.path = options.grid.restrict(policy.path(original, options.floor), original, options.floor)
     if not path:
         plan.verdict, plan.detail = DOES_NOT_FIT, "already at the floor batch size"
         return plan

@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.search import plots
 from gpupair_search.search.console import budget_words, measured_trials
+from gpupair_search.search.batch_grid import STORED_BEFORE_GRIDS, batch_grid
 from gpupair_search.search.extension import Policy
 from gpupair_search.search.labels import batches, pair_label
 from gpupair_search.search.confirmation import DEFAULT_MARGIN
@@ -62,7 +63,8 @@ def open_results(study: str | None, settings: Path | None, storage: str | None, 
     extension = ExtensionOptions(enabled=bool(attrs.get("extend", True)),
                                  policy=str(attrs.get("policy", Policy.BACKGROUND_FIRST.value)),
                                  floor=int(attrs.get("floor", 1)),
-                                 confirm_margin=float(attrs.get("confirm_margin", DEFAULT_MARGIN)))
+                                 confirm_margin=float(attrs.get("confirm_margin", DEFAULT_MARGIN)),
+                                 grid=batch_grid(attrs.get("batch_grid", STORED_BEFORE_GRIDS)))
     settings_ = StudySettings(found[0], float(attrs.get("card_mib", inputs.card_mib)),
                               float(attrs.get("safe_limit_mib", inputs.safe_limit_mib)), extension)
     return FeasibilityStudy.read(loaded, settings_, inputs.experiment, inputs.registry,
@@ -131,10 +133,11 @@ def build_sections(fs: FeasibilityStudy, results_root: Path | None = None) -> li
     views = fs.views()
     models = fs.models(views)
     plans = fs.plans()
-    from gpupair_search.search.export import accumulation
+    from gpupair_search.search.export import accumulation_words
 
-    grad = {p.pair.key: ", ".join(f"{r} ×{k}" for r, k in accumulation(p.original, p.recommended).items() if k > 1)
-            for p in plans if p.recommended is not None and accumulation(p.original, p.recommended)}
+    grid = fs.settings.extension.grid
+    grad = {p.pair.key: ", ".join(words) for p in plans
+            if p.recommended is not None and (words := accumulation_words(p.original, p.recommended, grid))}
     sections = [
         Section("Summary", [plots.summary_table(plans, limit, card, simulated, grad)], anchor="summary"),
         Section("Pair matrix", [plots.pair_matrix(plans, limit, card, simulated)], anchor="matrix"),

@@ -19,6 +19,7 @@ from gpupair_search.launcher.sizes import parse_size_mib
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.pair_runner import RunOptions
 from gpupair_search.search import cli_options as opt
+from gpupair_search.search.batch_grid import BatchGrid, batch_grid
 from gpupair_search.search.console import Progress, budget_words, verdict_table
 from gpupair_search.search.executors import DeviceExecutor, RunDir
 from gpupair_search.search.extension import search_policy
@@ -52,6 +53,7 @@ class RunRequest:
     floor: int = field(default=1, metadata={"option": opt.FLOOR})
     parallel: str = field(default="auto", metadata={"option": opt.PARALLEL})
     confirm_margin: float = field(default=0.10, metadata={"option": opt.CONFIRM_MARGIN})
+    batch_grid: str = field(default=BatchGrid.DIVISORS.value, metadata={"option": opt.BATCH_GRID})
     timeout: float = field(default=opt.DEFAULT_TIMEOUT_S, metadata={"option": opt.TIMEOUT})
     monitor_hz: float = field(default=opt.DEFAULT_MONITOR_HZ, metadata={"option": opt.MONITOR_HZ})
     results: Path = field(default=Path("results"), metadata={"option": opt.RESULTS, "type": str})
@@ -99,7 +101,8 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
         for warning in inputs.experiment.warnings:
             typer.echo(f"warning: {warning}", err=True)
     extension = ExtensionOptions(enabled=req.extend, policy=_policy(req.policy), floor=req.floor,
-                                 confirm_margin=req.confirm_margin)
+                                 confirm_margin=req.confirm_margin,
+                                 grid=batch_grid(req.batch_grid))
     if gpus:
         return _run_workers(req, inputs, extension, gpus)
     choice = req.device or "auto"

@@ -96,7 +96,7 @@ def fixed_definition(inputs: StudyInputs, name: str, extension: ExtensionOptions
         confirm_margin=extension.confirm_margin,
         settings_file=str(Path(experiment.file).resolve()), settings_sha256=file_digest(experiment.file),
         models_file=str(Path(registry.file).resolve()), models_sha256=file_digest(registry.file),
-        pairs=tuple(pair_record(p, registry.batch_sizes(p)) for p in experiment.pairs))
+        pairs=tuple(pair_record(p, registry.batch_sizes(p)) for p in experiment.pairs), batch_grid=str(extension.grid))
 
 
 def open_study(inputs: StudyInputs, storage: str | None, results: Path, extension: ExtensionOptions,

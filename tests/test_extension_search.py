@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from gpupair_search.launcher.experiments import Experiment
 from gpupair_search.launcher.devices.simulated import SimulatedDevice
 from gpupair_search.launcher.spec import JobConfig, PairSpec
+from gpupair_search.search.batch_grid import BatchGrid
 from gpupair_search.search.executors import DeviceExecutor
 from gpupair_search.search.extension import Policy, budget, reduction_path
 from gpupair_search.search.memory_model import Observation
@@ -27,16 +28,17 @@ def memory_curve(fixed: float, slope: float, curvature: float, step: float):
     return peak
 
 
-def run_extension(fg_curve, bg_curve, fg_bs, bg_bs, registry, policy=Policy.BACKGROUND_FIRST, profiles=None):
+def run_extension(fg_curve, bg_curve, fg_bs, bg_bs, registry, policy=Policy.BACKGROUND_FIRST, profiles=None,
+                  grid=BatchGrid.ANY):
     pair = PairSpec(1, JobConfig("fixture", "ok", {"batch_size": fg_bs}), JobConfig("fixture", "crash", {"batch_size": bg_bs}))
     curves = {"fixture/ok": fg_curve, "fixture/crash": bg_curve}
     device = SimulatedDevice(lambda job, b: curves[job.key](b), CARD, registry)
-    fs = FeasibilityStudy.open(optuna.storages.InMemoryStorage(), StudySettings("t", CARD, LIMIT, ExtensionOptions(policy=policy)),
+    fs = FeasibilityStudy.open(optuna.storages.InMemoryStorage(), StudySettings("t", CARD, LIMIT, ExtensionOptions(policy=policy, grid=grid)),
                                Experiment(registry.file, "t", "", [pair]), registry, profiles)
     fs.enqueue_initial()
     fs.run(DeviceExecutor(registry, device))
     [plan] = fs.plans()
-    path = reduction_path(fg_bs, bg_bs, policy)
+    path = reduction_path(fg_bs, bg_bs, policy, grid=grid)
     # trials record peaks to 0.1 MiB, so the oracle judges the same rounded sum
     truth = next((c for c in [(fg_bs, bg_bs)] + path if round(fg_curve(c[0]) + bg_curve(c[1]), 1) <= LIMIT), None)
     return plan, path, truth
@@ -48,9 +50,10 @@ curves = st.builds(memory_curve, fixed=st.floats(300, 2500), slope=st.floats(0.5
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(fg=curves, bg=curves, fg_bs=st.integers(1, 96), bg_bs=st.integers(1, 96),
-       policy=st.sampled_from(list(Policy)))
-def test_extension_finds_the_first_feasible_configuration_within_the_bound(fixture_registry, fg, bg, fg_bs, bg_bs, policy):
-    plan, path, truth = run_extension(fg, bg, fg_bs, bg_bs, fixture_registry, policy)
+       policy=st.sampled_from(list(Policy)), grid=st.sampled_from(list(BatchGrid)))
+def test_extension_finds_the_first_feasible_configuration_within_the_bound(fixture_registry, fg, bg, fg_bs, bg_bs, policy,
+                                                                           grid):
+    plan, path, truth = run_extension(fg, bg, fg_bs, bg_bs, fixture_registry, policy, grid=grid)
     if truth == (fg_bs, bg_bs):
         assert plan.verdict == FITS and plan.extension_trials == 0
     elif truth is None:

@@ -45,6 +45,7 @@ def copy_of(finished, tmp_path) -> tuple[Path, Path]:
     (["--floor", "2"], "floor: stored 1, now 2"),
     (["--full-epoch"], "probe: stored True, now False"),
     (["--no-extend"], "extend: stored True, now False"),
+    (["--batch-grid", "any"], "batch_grid: stored 'divisors', now 'any'"),
 ])
 def test_rerunning_a_finished_study_with_another_definition_stops_and_changes_nothing(finished, tmp_path, change,
                                                                                       stored_vs_now):
@@ -112,6 +113,7 @@ def test_an_output_pointed_at_an_input_is_refused_and_the_input_kept(finished, t
     (["--monitor-hz", "nan"], "--monitor-hz"), (["--timeout", "-1"], "--timeout"), (["--timeout", "nan"], "--timeout"),
     (["--timeout", "inf"], "--timeout"), (["--cpu-memory", "lots"], "--cpu-memory"), (["--results", ""], "--results"),
     (["--floor", "0"], "--floor"), (["--gpu-memory", "eight"], "--gpu-memory"),
+    (["--batch-grid", "powers"], "--batch-grid"),
 ])
 def test_every_flag_is_checked_before_anything_starts(tmp_path, args, flag):
     done = run_cli("run", "--device", "sim", "--results", str(tmp_path / "results"), *args)
