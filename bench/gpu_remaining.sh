@@ -69,6 +69,16 @@ study)
     cp /tmp/study/gpupair.db "$OUT/feasibility_study.db"
     python3 -m gpupair_search.search.cli status --study feasibility --results /tmp/study > "$OUT/status.txt" 2>&1
     ;;
+packing)
+    # 2026-12-01, session 6: the 12-group study serial (--parallel 1) and packed (--parallel auto) in one call,
+    # after the GPU tests (which also warm the file cache for both); then the comparison (~8 min)
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
+    GPUPAIR_OUT=$OUT step gpu_tests 150 python3 -m pytest -q -m gpu tests/gpu -p no:cacheprovider
+    step study_serial 260 python3 -m gpupair_search.search.cli run --study feasibility --parallel 1 --results /tmp/serial
+    step study_packed 200 python3 -m gpupair_search.search.cli run --study feasibility --results /tmp/packed
+    cp /tmp/serial/gpupair.db "$OUT/feasibility_serial.db"; cp /tmp/packed/gpupair.db "$OUT/feasibility_packed.db"
+    step compare 60 python3 bench/packing_compare.py --serial /tmp/serial --packed /tmp/packed --out "$OUT/packing_compare.json"
+    ;;
 *)
-    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study" >&2; exit 2 ;;
+    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing" >&2; exit 2 ;;
 esac

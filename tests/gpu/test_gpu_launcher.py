@@ -110,3 +110,37 @@ def test_probe_does_not_wait_for_a_cpu_only_background(tmp_path, registry):
     assert result.outcome.value == "ok", result.error_message
     assert result.memory.background_peak_mib == 0
     assert result.phase_seconds["background_finish"] < 1.0
+
+
+def test_packed_pairs_on_one_gpu_each_get_their_own_peaks_from_one_sampler(tmp_path, registry):
+    """Four pairs at once on the GPU (packed, no card limit): one sampler thread serves them all at >= 20 Hz,
+    and each pair's NVML peaks are its own jobs' (within 2% or 30 MiB of what each process reports)."""
+    import threading
+
+    from gpupair_search.launcher.devices import open_device
+    from gpupair_search.search.executors import DeviceExecutor
+
+    executor = DeviceExecutor(registry, open_device("cuda:0"), RunOptions(), tmp_path, packed=True)
+    sizes = [1.0, 2.0, 3.0, 4.0]
+    pairs = [PairSpec(i + 1, _job(gib, 8.0), _job(gib / 2, 30.0)) for i, gib in enumerate(sizes)]
+    results, samplers = {}, []
+    threads = [threading.Thread(target=lambda p=p: results.setdefault(p.group, executor.run(p, p.group)))
+               for p in pairs]
+    for t in threads:
+        t.start()
+    import time
+    time.sleep(6.0)
+    samplers.append(sum(1 for t in threading.enumerate() if t.name == "gpupair-sampler"))
+    for t in threads:
+        t.join(timeout=120)
+    rows = []
+    for pair, gib in zip(pairs, sizes):
+        r = results[pair.group]
+        fg_self = _self_peak(r.result_dir / "training.log")
+        rows.append({"fg_gib": gib, "fg_nvml_mib": r.memory.foreground_peak_mib, "fg_self_mib": fg_self,
+                     "bg_nvml_mib": r.memory.background_peak_mib, "sample_hz": r.memory.sample_hz})
+    _record("packed_pairs_one_sampler", {"samplers": samplers, "pairs": rows})
+    assert samplers == [1]
+    for row in rows:
+        assert abs(row["fg_nvml_mib"] - row["fg_self_mib"]) <= max(30.0, 0.02 * row["fg_self_mib"]), row
+        assert row["sample_hz"] >= 20.0 * 0.95, row
