@@ -45,14 +45,23 @@ class DeviceSampler:
     """Reads one device at ``hz`` in one thread, for every attached :class:`Monitor`. Runs while at least one
     monitor is attached."""
 
-    def __init__(self, device: Device, hz: float = DEFAULT_HZ) -> None:
+    def __init__(self, device: Device, hz: float = DEFAULT_HZ, whole_device: bool = True) -> None:
         self.device = device
         self.interval = 1.0 / hz
+        #: read power, energy, utilisation each tick; not for packed trials, whose device is shared (no
+        #: pair's figure), so the tick is one NVML process query
+        self.whole_device = whole_device
         self._monitors: list[Monitor] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.ticks = 0
+
+    @property
+    def attached(self) -> int:
+        """How many monitors (pairs) it serves now."""
+        with self._lock:
+            return len(self._monitors)
 
     def attach(self, monitor: "Monitor") -> None:
         with self._lock:
@@ -77,8 +86,11 @@ class DeviceSampler:
         """Read the device once and give the snapshot to every attached monitor."""
         with self._lock:
             monitors = list(self._monitors)
-        for monitor in monitors:
-            monitor.refresh_trees()
+        due = [m for m in monitors if m.tree_due()]
+        if due:
+            children = children_by_parent()  # one read of /proc for every pair, not one per job
+            for monitor in due:
+                monitor.refresh_trees(children)
         snapshot = self.read({pid for m in monitors for pid in m.known_pids()})
         for monitor in monitors:
             monitor.record(snapshot)
@@ -88,6 +100,8 @@ class DeviceSampler:
         listed = self.device.all_process_memory()
         by_pid = listed if listed is not None else self.device.memory_by_pid(pids)
         error = None
+        if not self.whole_device:
+            return DeviceSnapshot(time.monotonic(), by_pid, DeviceReading(), listed is not None)
         try:
             reading = self.device.reading()
         except Exception as exc:  # a failing sensor must not end the pair; it is recorded
@@ -109,6 +123,26 @@ class DeviceSampler:
                 next_at = time.monotonic()
                 delay = 0
             self._stop.wait(delay)
+
+
+def children_by_parent() -> dict[int, list[int]]:
+    """Every process of the host, by parent pid (one pass over /proc)."""
+    children: dict[int, list[int]] = {}
+    for proc in psutil.process_iter(["ppid"]):
+        children.setdefault(proc.info["ppid"], []).append(proc.pid)
+    return children
+
+
+def descendants(pid: int, children: dict[int, list[int]]) -> set[int]:
+    """``pid``'s descendants in ``children`` (``pid`` itself excluded, like ``Process.children(recursive=True)``)."""
+    found: set[int] = set()
+    stack = list(children.get(pid, ()))
+    while stack:
+        child = stack.pop()
+        if child not in found:
+            found.add(child)
+            stack.extend(children.get(child, ()))
+    return found
 
 
 class Monitor:
@@ -165,14 +199,19 @@ class Monitor:
         with self._lock:
             return set().union(*self._pids.values()) if self._pids else set()
 
-    def refresh_trees(self) -> None:
-        now = time.monotonic()
-        if now - self._last_tree < self.tree_interval:
+    def tree_due(self) -> bool:
+        return time.monotonic() - self._last_tree >= self.tree_interval
+
+    def refresh_trees(self, children: dict[int, list[int]] | None = None) -> None:
+        """Walk each job's process tree (in ``children``, a parent -> children map of the host, when given)
+        for its pids, CPU share and host memory."""
+        if not self.tree_due():
             return
+        now = time.monotonic()
         with self._lock:
             jobs = dict(self._jobs)
         for label, job in jobs.items():
-            pids = job.process_ids()
+            pids = job.process_ids() if children is None else descendants(job.pid, children)
             cpu = rss = 0.0
             for pid in pids:
                 proc = self._procs.get(pid)

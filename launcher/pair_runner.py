@@ -53,6 +53,9 @@ class RunOptions:
     background_max_quick_exits: int = 3
     allow_foreign_processes: bool = False
     grace_s: float = 3.0
+    #: how often the pair's own loop checks its jobs (exits, budget, timeout); memory is sampled by the monitor
+    #: at monitor_hz whatever this is. Packed pairs check less often: each loop wakes the runner's threads.
+    poll_s: float = 0.05
     #: fork built-in workloads from the warm launcher (launcher.warm_start); None: where the device measures
     #: GPU memory only (on the CPU device a fork's RSS includes pages it shares with the launcher)
     warm_start: bool | None = None
@@ -186,7 +189,7 @@ class PairRun:
             if self.over_budget:
                 return False
             self._report("background starting")
-            time.sleep(0.05)
+            time.sleep(self.options.poll_s)
         return True
 
     def _limits(self) -> PairLimits:
@@ -245,7 +248,7 @@ class PairRun:
                 self.probe_stopped = True
                 break
             self._report("foreground running")
-            time.sleep(0.05)
+            time.sleep(self.options.poll_s)
         self.fg_window = (t_start, self.monitor.now())
         self.bg_coverage = alive_ticks / ticks if ticks and self.bg is not None else None
 
@@ -262,7 +265,7 @@ class PairRun:
             if self.over_budget:
                 return
             self._report("background finishing its probe")
-            time.sleep(0.05)
+            time.sleep(self.options.poll_s)
         self._check_background()
 
     def _background_used_device(self) -> bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -15,6 +16,7 @@ from gpupair_search.launcher.spec import PairSpec
 from gpupair_search.search.trial_record import PACKED, SERIAL
 
 Observer = Callable[[str, Sample | None], None]
+PACKED_POLL_S = 0.25
 PACKED_NOTE = "packed: no energy figure (other trials shared the device)"
 
 
@@ -53,7 +55,9 @@ class DeviceExecutor:
         self.registry, self.device, self.options, self.observer = registry, device, options, observer
         self.run_dir = RunDir(results) if isinstance(results, Path) else results
         self.packed, self.abort = packed, abort
-        self.sampler = DeviceSampler(device, options.monitor_hz) if packed else None
+        if packed:  # many pairs' loops wake the runner: each checks its jobs less often (memory is sampled anyway)
+            self.options = replace(options, poll_s=max(options.poll_s, PACKED_POLL_S))
+        self.sampler = DeviceSampler(device, options.monitor_hz, whole_device=False) if packed else None
         self._running = 0
         self._count_lock = threading.Lock()
 

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import optuna
 import psutil
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from gpupair_search.launcher import kill_points
 from gpupair_search.launcher.errors import UserError
@@ -30,7 +30,7 @@ from gpupair_search.search import optuna_adapter as adapter
 from gpupair_search.search.extension import Config
 from gpupair_search.search.fixed_definition import DEFINITION_KEY, DEVICE_KINDS, FixedDefinition
 from gpupair_search.search.memory_model import LinearMemoryModel, Observation
-from gpupair_search.search.planner import PREDICTED_KEY, ExtensionOptions, PairPlan, fit_models, plan_pair
+from gpupair_search.search.planner import PREDICTED_KEY, ExtensionOptions, PairPlan, fit_models, plan_pair, predict_pair
 from gpupair_search.search.placement import PLACEMENT_KEY
 from gpupair_search.search.storage import HEARTBEAT_S, open_storage
 from gpupair_search.search.trial_record import (BATCH_DISTRIBUTION, BG_PARAM, CONFIRM_PHASE, FG_PARAM, PAIR_PARAM, SERIAL,
@@ -147,8 +147,25 @@ class FeasibilityStudy:
         return True
 
     def enqueue_initial(self) -> int:
-        """One trial per pair at its configured batch sizes; never twice, across resumes."""
-        return sum(self._enqueue(p, self.original_config(p), "initial") for p in self.pairs.values())
+        """One trial per pair at its configured batch sizes; never twice, across resumes. Each carries the
+        memory model's prediction (from the shipped profiles), which decides whether packing is worth it."""
+        models = self.models()
+        added = 0
+        for p in self.pairs.values():
+            config = self.original_config(p)
+            predicted = predict_pair(p, config, models)
+            added += self._enqueue(p, config, "initial",
+                                   **{PREDICTED_KEY: None if predicted is None else round(predicted, 1)})
+        return added
+
+    def goes_serial(self, trial: FrozenTrial) -> bool:
+        """Whether a queued trial should wait for the serial phase rather than run packed: a confirmation, or a
+        configuration predicted to fit clearly, which would be recommended and so confirmed alone anyway."""
+        if trial.user_attrs.get("phase") == CONFIRM_PHASE:
+            return True
+        predicted = trial.user_attrs.get(PREDICTED_KEY)
+        margin = self.settings.extension.confirm_margin
+        return predicted is not None and predicted <= self.settings.safe_limit_mib * (1 - margin)
 
     def views(self) -> list[TrialView]:
         return [view(t) for t in self.study.get_trials(deepcopy=False)]
@@ -206,9 +223,9 @@ class FeasibilityStudy:
     def pop_trial(self, packable_only: bool = False) -> optuna.Trial | None:
         """Take the next WAITING trial (atomically: a trial another worker took is skipped). A trial whose
         configuration another trial already measured, runs or is queued before it, is closed unrun.
-        ``packable_only``: leave confirmations, which must run alone on the card, in the queue."""
+        ``packable_only``: leave the trials that go to the serial phase (:meth:`goes_serial`) in the queue."""
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            if packable_only and t.user_attrs.get("phase") == CONFIRM_PHASE:
+            if packable_only and self.goes_serial(t):
                 continue
             kill_points.reached("before_claim")
             trial = adapter.claim(self.study, t)

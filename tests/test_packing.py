@@ -167,7 +167,7 @@ def test_packed_pairs_share_one_sampler_and_each_gets_its_own_jobs_memory(tmp_pa
     threads = [threading.Thread(target=one, args=(p,)) for p in pairs]
     for t in threads:
         t.start()
-    wait_until(lambda: executor._running == 3 or not any(t.is_alive() for t in threads), timeout=60)
+    assert wait_until(lambda: executor.sampler.attached == 3, timeout=60)  # all three pairs are being sampled
     samplers.append(sum(1 for t in threading.enumerate() if t.name == "gpupair-sampler"))
     for t in threads:
         t.join(timeout=120)
