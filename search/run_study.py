@@ -19,6 +19,7 @@ from gpupair_search.search import cli_options as opt
 from gpupair_search.search.console import Progress, budget_words, verdict_table
 from gpupair_search.search.executors import DeviceExecutor
 from gpupair_search.search.extension import search_policy
+from gpupair_search.search.matrix_view import matrix_text, pair_grid
 from gpupair_search.search.planner import ExtensionOptions
 from gpupair_search.search.placement import worker_placement
 from gpupair_search.search.session import open_study, resolve_inputs, simulated_device
@@ -200,7 +201,11 @@ def print_status(fs: FeasibilityStudy) -> None:
     """The verdict table of a stored study, judged with the card and limit it was run with."""
     kind = fs.kind
     typer.echo(f"study '{fs.settings.name}': {budget_words(kind, fs.settings.card_mib, fs.settings.safe_limit_mib)}")
-    typer.echo(verdict_table(fs.plans(), fs.settings.safe_limit_mib, kind))
+    plans = fs.plans()
+    typer.echo(verdict_table(plans, fs.settings.safe_limit_mib, kind))
+    grid = pair_grid(plans)
+    if grid is not None:  # a matrix study: its 121 rows at a glance
+        typer.echo("\n" + matrix_text(grid))
 
 
 def predict(study, settings, gpu_memory, safe_limit, models, repos_root, lenient) -> str:

@@ -33,6 +33,7 @@ from gpupair_search.search.memory_model import LinearMemoryModel, Observation
 from gpupair_search.search.planner import PREDICTED_KEY, ExtensionOptions, PairPlan, fit_models, plan_pair
 from gpupair_search.search.placement import PLACEMENT_KEY
 from gpupair_search.search.storage import HEARTBEAT_S, open_storage
+from gpupair_search.search.work_order import likely_failures_first, pair_order
 from gpupair_search.search.trial_record import (BATCH_DISTRIBUTION, BG_PARAM, FG_PARAM, PAIR_PARAM, TrialView, is_measured,
                                  record_result, view)
 
@@ -69,6 +70,9 @@ class FeasibilityStudy:
         self.artifact_store = None  # an optuna.artifacts store: each trial's files are attached to it
         self.placement: dict | None = None  # where this worker runs (search/placement.py), put on each trial
         self.pair_choices = tuple(self.pairs)
+        #: Work the queue solos first, then likely failures first (search/work_order.py); set by open_study from the
+        #: named study. Queue order only: not part of the definition.
+        self.likely_failures_first = False
 
     @classmethod
     def open(cls, storage_url: "str | optuna.storages.BaseStorage", settings: StudySettings, experiment: Experiment,
@@ -145,7 +149,10 @@ class FeasibilityStudy:
 
     def enqueue_initial(self) -> int:
         """One trial per pair at its configured batch sizes; never twice, across resumes."""
-        return sum(self._enqueue(p, self.original_config(p), "initial") for p in self.pairs.values())
+        pairs = list(self.pairs.values())
+        if self.likely_failures_first:
+            pairs = pair_order(pairs, {p.key: self.original_config(p) for p in pairs}, self.models())
+        return sum(self._enqueue(p, self.original_config(p), "initial") for p in pairs)
 
     def views(self) -> list[TrialView]:
         return [view(t) for t in self.study.get_trials(deepcopy=False)]
@@ -198,7 +205,7 @@ class FeasibilityStudy:
     def pop_trial(self) -> optuna.Trial | None:
         """Take the next WAITING trial (atomically: a trial another worker took is skipped). A trial whose
         configuration another trial already measured, runs or is queued before it, is closed unrun."""
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        for t in self._waiting():
             kill_points.reached("before_claim")
             trial = adapter.claim(self.study, t)
             if trial is None:
@@ -215,6 +222,22 @@ class FeasibilityStudy:
                 continue
             return trial
         return None
+
+    def _waiting(self) -> list:
+        """WAITING trials in the order to take them: queue order, or likely failures first (from the trials
+        measured so far, so each solo that completes refines the order of the pairs after it)."""
+        waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if not self.likely_failures_first or len(waiting) < 2:
+            return waiting
+        return likely_failures_first(waiting, self._initial_pair, self.models())
+
+    def _initial_pair(self, trial) -> tuple[PairSpec, Config] | None:
+        """A queued first trial of a pair (a retried one too) and its configuration; None for an extension trial."""
+        if trial.user_attrs.get("phase", "initial") != "initial":
+            return None
+        queued = view(trial)
+        pair = self.pairs.get(queued.pair_key)
+        return None if pair is None else (pair, queued.config)
 
     def _twin(self, trial) -> int | None:
         """An earlier trial of the same configuration that is done, running or queued (enqueue races
