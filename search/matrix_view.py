@@ -77,16 +77,17 @@ def cell_text(plan: PairPlan) -> str:
 
 
 def matrix_text(grid: PairGrid) -> str:
-    """The matrix in a terminal: one mark per cell, the jobs numbered across the top, and a key with counts."""
+    """The matrix in a terminal, at most 80 columns for up to 40 jobs: one mark per cell, the jobs numbered across
+    the top, and a key with each verdict's count."""
     labels = grid.labels()
     width = max(len(label) for label in labels)
     number = len(str(len(labels)))
-    lines = ["pair matrix: rows foreground, columns background (numbered as the rows), diagonal the job alone",
+    lines = ["pair matrix: foreground (rows) × background (columns, numbered as the rows)",
              " " * (number + 1 + width) + "".join(f" {i + 1:>{number}}" for i in range(len(labels)))]
     for i, (fg, label) in enumerate(zip(grid.jobs, labels)):
         marks = "".join(f" {MARKS[grid.plan(fg, bg).verdict][0]:>{number}}" for bg in grid.jobs)
         lines.append(f"{i + 1:>{number}} {label:<{width}}{marks}")
     counts = {v: sum(p.verdict is v for p in grid.cells.values()) for v in Verdict}
-    lines.append("key: " + ", ".join(f"{MARKS[v][0]} {v.label} ({n})" for v, n in counts.items() if n)
-                 + "; safe batch sizes: the table above")
+    lines.append("key (the diagonal is the job alone; safe batch sizes: the table above):")
+    lines += [f"  {MARKS[v][0]} {v.label}: {n}" for v, n in counts.items() if n]
     return "\n".join(lines)
