@@ -177,6 +177,7 @@ def matrix_run(tmp_path_factory) -> tuple[list[str], subprocess.CompletedProcess
 def test_the_simulated_matrix_runs_solos_first_then_largest_predicted_first(matrix_run):
     _, done, _ = matrix_run
     assert "121 pairs" in done.stderr and "121 trial(s) queued" in done.stderr
+    assert "pair matrix: foreground (rows) × background (columns" in done.stdout  # run ends with it, as status
     ran = re.findall(r"^\[trial \d+ g(\d+) ", done.stderr, re.M)
     pairs = load_experiment(bundled("matrix.json"), bundled_registry()).pairs
     first = [pairs[int(group) - 1] for group in ran[:121]]  # each pair once, before any extension trial
