@@ -161,9 +161,10 @@ def verdict_matrix(grid: PairGrid, safe_limit_mib: float, card_mib: float, simul
     fig.update_xaxes(title_text="background job", side="top", tickangle=-30, showgrid=False)
     fig.update_yaxes(title_text="foreground job (monitored)", autorange="reversed", showgrid=False)
     size = len(labels)
+    safe = "predicted to stay" if simulated else "verified"
     return _layout(fig, _title("Every pair: verdict and safe batch sizes", simulated,
                                f"{size} × {size}: rows foreground, columns background, diagonal each job alone; cell "
-                               f"text: batch sizes (fg/bg) verified under the safe limit {safe_limit_mib:,.0f} MiB on "
+                               f"text: batch sizes (fg/bg) {safe} under the safe limit {safe_limit_mib:,.0f} MiB on "
                                f"a {card_mib:,.0f} MiB card"),
                    height=330 + 52 * size, bottom=110).update_layout(margin=dict(t=270), plot_bgcolor="#ffffff")
 

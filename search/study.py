@@ -17,7 +17,7 @@ from typing import Protocol
 
 import optuna
 import psutil
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from gpupair_search.launcher import kill_points
 from gpupair_search.launcher.errors import UserError
@@ -223,7 +223,7 @@ class FeasibilityStudy:
             return trial
         return None
 
-    def _waiting(self) -> list:
+    def _waiting(self) -> list[FrozenTrial]:
         """WAITING trials in the order to take them: queue order, or likely failures first (from the trials
         measured so far, so each solo that completes refines the order of the pairs after it)."""
         waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
@@ -231,7 +231,7 @@ class FeasibilityStudy:
             return waiting
         return likely_failures_first(waiting, self._initial_pair, self.models())
 
-    def _initial_pair(self, trial) -> tuple[PairSpec, Config] | None:
+    def _initial_pair(self, trial: FrozenTrial) -> tuple[PairSpec, Config] | None:
         """A queued first trial of a pair (a retried one too) and its configuration; None for an extension trial."""
         if trial.user_attrs.get("phase", "initial") != "initial":
             return None

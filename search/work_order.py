@@ -10,13 +10,15 @@ run or a second worker picks the same next trial. It only orders: every queued t
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence, TypeVar
+from typing import Callable, Iterable, Mapping, Sequence, TypeVar
 
 from gpupair_search.launcher.spec import PairSpec
 from gpupair_search.search.extension import Config
 from gpupair_search.search.memory_model import LinearMemoryModel
 
 T = TypeVar("T")
+#: An item's pair and configuration, or None for an item that keeps its queue place after the ranked ones.
+Locate = Callable[[T], "tuple[PairSpec, Config] | None"]
 
 
 def predicted_peak_mib(pair: PairSpec, config: Config, models: Mapping[str, LinearMemoryModel]) -> float:
@@ -35,7 +37,8 @@ def rank(pair: PairSpec, config: Config, models: Mapping[str, LinearMemoryModel]
     return (0 if pair.background is None else 1, -predicted_peak_mib(pair, config, models), pair.group)
 
 
-def likely_failures_first(items: Iterable[T], pair_and_config, models: Mapping[str, LinearMemoryModel]) -> list[T]:
+def likely_failures_first(items: Iterable[T], pair_and_config: Locate,
+                          models: Mapping[str, LinearMemoryModel]) -> list[T]:
     """``items`` in work order; ``pair_and_config(item)`` gives its (pair, config), or None for an item that
     keeps its place after the ranked ones (an extension trial: its pair's search goes on once every pair has a
     first verdict, as without this order)."""

@@ -23,7 +23,7 @@ from gpupair_search.search.planner import ExtensionOptions, PairPlan, fit_models
 from gpupair_search.search.profiles import load_profiles, profile_observations
 from gpupair_search.search.study import FeasibilityStudy, StudySettings
 from gpupair_search.search.verdict import Verdict
-from gpupair_search.search.work_order import predicted_peak_mib
+from gpupair_search.search.work_order import likely_failures_first, predicted_peak_mib
 from gpupair_search.settings import bundled
 from gpupair_search.studies import get_study
 from gpupair_search.studies.matrix import MATRIX_MODELS, bundled_registry, matrix_settings, render
@@ -138,6 +138,21 @@ def test_a_second_worker_takes_the_trial_the_first_would_take(tmp_path):
     assert all(_jobs(k) == {INFLATED, "VulBERTa/mlp"} for k in keys) and keys[0] != keys[1]
 
 
+def test_extension_trials_keep_their_queue_place_after_every_first_trial():
+    registry = bundled_registry()
+    pairs = {p.key: p for p in load_experiment(bundled("matrix.json"), registry).pairs}
+    queue = [("extension", "g12:examples/mnist+examples/mnist_rnn"), ("initial", "g13:examples/mnist+examples/mnist_ff"),
+             ("extension", "g03:examples/mnist_ff+solo"), ("initial", "g01:examples/mnist+solo"),
+             ("initial", "g79:Person_reID_baseline_pytorch/hrnet18+VulBERTa/mlp")]
+
+    def located(item):
+        phase, key = item
+        return None if phase == "extension" else (pairs[key], registry.batch_sizes(pairs[key]))
+
+    ordered = likely_failures_first(queue, located, fit_models([], profile_observations(load_profiles())))
+    assert ordered == [queue[3], queue[4], queue[1], queue[0], queue[2]]  # solo, larger pair, smaller; then as queued
+
+
 # -- the matrix view --------------------------------------------------------------------------------------
 def _pending_plans(settings: Path, lenient: bool = False) -> list[PairPlan]:
     registry = bundled_registry()
@@ -217,6 +232,7 @@ def test_the_report_draws_the_matrix_with_safe_batch_sizes(matrix_run):
 
     fs = open_results("matrix", None, common[3], root / "r", None, None, None, False)
     [figure] = plots.verdict_matrix_figures(fs.plans(), LIMIT, CARD, simulated=True)
+    assert "predicted to stay under the safe limit" in figure.layout.title.subtitle.text  # simulated: not "verified"
     cells = figure.data[0]
     assert len(cells.z) == 11 and all(len(row) == 11 for row in cells.z)
     grid = pair_grid(fs.plans())
