@@ -63,15 +63,15 @@ def default_hyperparameters(registry: Registry, key: str) -> dict[str, Any]:
     return values
 
 
-def _job(registry: Registry, key: str) -> dict[str, Any]:
+def _job(registry: Registry, key: str, **extra: Any) -> dict[str, Any]:
     repo, _, model = key.partition("/")
-    return {"repo": repo, "model": model, "hyperparameters": default_hyperparameters(registry, key)}
+    return {"repo": repo, "model": model, **extra, "hyperparameters": default_hyperparameters(registry, key)}
 
 
 def matrix_settings(registry: Registry, models: tuple[str, ...] = MATRIX_MODELS) -> dict[str, Any]:
     """The matrix study's settings file (seed format): each of ``models`` alone, then every ordered pair."""
     solos = [{"mode": "default", **_job(registry, key), "note": f"Matrix: solo {key}"} for key in models]
-    pairs = [{"mode": "parallel", "foreground": {**_job(registry, fg), "mode": "default"},
+    pairs = [{"mode": "parallel", "foreground": _job(registry, fg, mode="default"),
               "background": _job(registry, bg), "note": f"Matrix: fg {fg} + bg {bg}"}
              for fg in models for bg in models if fg != bg]
     n = len(models)
