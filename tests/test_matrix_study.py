@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -231,6 +232,9 @@ def test_the_report_draws_the_matrix_with_safe_batch_sizes(matrix_run):
     from gpupair_search.search.report import open_results
 
     fs = open_results("matrix", None, common[3], root / "r", None, None, None, False)
+    with sqlite3.connect(root / "x.db") as db:  # run stored it for optuna-dashboard, too
+        keys = [k for (k,) in db.execute("SELECT key FROM study_system_attributes")]
+    assert any(key.startswith("dashboard:plot_data:gpupair-verdict-matrix") for key in keys), keys
     [figure] = plots.verdict_matrix_figures(fs.plans(), LIMIT, CARD, simulated=True)
     assert "predicted to stay under the safe limit" in figure.layout.title.subtitle.text  # simulated: not "verified"
     cells = figure.data[0]
