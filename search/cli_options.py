@@ -18,6 +18,7 @@ from gpupair_search.launcher.pair_runner import RunOptions
 from gpupair_search.launcher.sizes import parse_size_mib
 from gpupair_search.search.batch_grid import BatchGrid
 from gpupair_search.search.extension import POLICIES
+from gpupair_search.studies import STUDIES
 
 _RUN = {f.name: f.default for f in fields(RunOptions)}
 DEFAULT_TIMEOUT_S: float = _RUN["timeout_s"]
@@ -75,7 +76,7 @@ def _switch(default: bool, flags: str, help: str) -> Any:
 
 
 # -- inputs --------------------------------------------------------------------------------------------
-STUDY = typer.Option(None, "--study", help="Named study (default: feasibility).")
+STUDY = typer.Option(None, "--study", help=f"Named study: {', '.join(STUDIES)} (default: feasibility).")
 SETTINGS = typer.Option(None, "--settings", help="Run any seed-format settings file as a study.")
 MODELS = typer.Option(None, "--models",
                       help="Models file in the seed's format (default: the built-in workloads).")

@@ -7,6 +7,7 @@ from typing import TextIO
 
 from gpupair_search.launcher.monitor import Sample
 from gpupair_search.search.labels import batches, short_key
+from gpupair_search.search.matrix_view import matrix_text, pair_grid
 from gpupair_search.search.planner import PairPlan
 from gpupair_search.search.verdict import Verdict
 
@@ -101,3 +102,11 @@ def verdict_table(plans: list[PairPlan], safe_limit_mib: float, kind: str = "gpu
     total = measured_trials(plans)
     title = f"safe limit {safe_limit_mib:,.0f} MiB; {total} trials" + KIND_WORDS[kind]
     return title + "\n" + "\n".join(lines)
+
+
+def verdicts_text(plans: list[PairPlan], safe_limit_mib: float, kind: str = "gpu") -> str:
+    """What ``run`` and ``status`` print at the end: the verdict table, and for a study whose pairs form a
+    foreground × background matrix (the matrix study), that matrix at a glance below it."""
+    grid = pair_grid(plans)
+    table = verdict_table(plans, safe_limit_mib, kind)
+    return table if grid is None else f"{table}\n\n{matrix_text(grid)}"

@@ -2,8 +2,8 @@
 
 optuna-dashboard already shows trials, parameters and artifacts; what it cannot know is the study's
 meaning. So before serving we store in the study the feasible frontier of each extended pair, the pair
-matrix, and a note that summarises the verdicts. Binds to 127.0.0.1 by default: the dashboard can edit
-notes and upload files, and it has no authentication.
+matrix (and a matrix study's verdict matrix), and a note that summarises the verdicts. Binds to 127.0.0.1
+by default: the dashboard can edit notes and upload files, and it has no authentication.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from gpupair_search.search.study import FeasibilityStudy
 
 FRONTIER_ID = "gpupair-frontier-g{group:02d}"
 MATRIX_ID = "gpupair-pair-matrix"
+VERDICT_MATRIX_ID = "gpupair-verdict-matrix"  # foreground × background, for a study whose pairs form that matrix
 
 
 def verdict_note(fs: FeasibilityStudy, simulated: bool = False) -> str:
@@ -59,6 +60,8 @@ def prepare(fs: FeasibilityStudy, simulated: bool = False) -> list[str]:
         ids.append(save_plotly_graph_object(fs.study, figure, graph_object_id=FRONTIER_ID.format(group=plan.pair.group)))
     figure = plots.pair_matrix(plans, limit, fs.settings.card_mib, simulated)
     ids.append(save_plotly_graph_object(fs.study, figure, graph_object_id=MATRIX_ID))
+    for figure in plots.verdict_matrix_figures(plans, limit, fs.settings.card_mib, simulated):  # a matrix study's
+        ids.append(save_plotly_graph_object(fs.study, figure, graph_object_id=VERDICT_MATRIX_ID))
     save_note(fs.study, verdict_note(fs, simulated))
     return ids
 

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 
 from gpupair_search.launcher.outcome import Outcome
 from gpupair_search.search.labels import batches, jobs, pair_label
+from gpupair_search.search.matrix_view import PairGrid, cell_text, pair_grid
 from gpupair_search.search.verdict import Verdict
 from gpupair_search.search.extension import Config
 from gpupair_search.search.memory_model import LinearMemoryModel
@@ -124,6 +125,48 @@ def pair_matrix(plans: Sequence[PairPlan], safe_limit_mib: float, card_mib: floa
                                f"{len(plans)} pairs: {counts}. Bands: risk classes of the seed design (docs/seed_design.md §9.1), "
                                f"scaled to a {card_mib:,.0f} MiB card."), height=620, bottom=190 if len(labels) > 6 else 120,
                    bargap=0.35).update_layout(margin=dict(r=90))
+
+
+# -- every pair: the foreground × background matrix --------------------------------------------------------
+def verdict_matrix_figures(plans: Sequence[PairPlan], safe_limit_mib: float, card_mib: float,
+                           simulated: bool = False) -> list[go.Figure]:
+    """The verdict matrix when the study's pairs form one (matrix_view.pair_grid), else no figure."""
+    grid = pair_grid(plans)
+    return [] if grid is None else [verdict_matrix(grid, safe_limit_mib, card_mib, simulated)]
+
+
+def verdict_matrix(grid: PairGrid, safe_limit_mib: float, card_mib: float, simulated: bool = False) -> go.Figure:
+    """Foreground (rows) × background (columns), each cell coloured by its pair's verdict and labelled with its
+    safe batch sizes; the diagonal is each job alone."""
+    order = list(Verdict)
+    labels = grid.labels()
+    rows = [[grid.plan(fg, bg) for bg in grid.jobs] for fg in grid.jobs]
+    steps = len(order)
+    scale = [[edge, v.colour] for i, v in enumerate(order) for edge in (i / steps, (i + 1) / steps)]
+    fig = go.Figure(go.Heatmap(
+        z=[[order.index(p.verdict) + 0.5 for p in row] for row in rows], zmin=0, zmax=steps, colorscale=scale,
+        showscale=False, x=labels, y=labels, xgap=2, ygap=2,
+        text=[[cell_text(p) for p in row] for row in rows], texttemplate="%{text}", textfont=dict(size=12),
+        customdata=[[[jobs(p.pair), p.verdict.label, batches(p.original), batches(p.recommended),
+                      f"{p.recommended_peak_mib or original_peak(p) or 0:,.0f}"] for p in row] for row in rows],
+        hovertemplate="%{customdata[0]}<br>%{customdata[1]}<br>batch %{customdata[2]} → safe %{customdata[3]}"
+                      "<br>peak %{customdata[4]} MiB<extra></extra>"))
+    counts = {v: sum(p.verdict is v for p in grid.cells.values()) for v in order}
+    for verdict, count in counts.items():
+        if count:  # the legend: one square per verdict present
+            fig.add_scatter(x=[None], y=[None], mode="markers", name=f"{verdict.label} ({count})",
+                            marker=dict(symbol="square", size=14, color=verdict.colour), hoverinfo="skip")
+    for i in range(len(labels)):  # the diagonal, framed: each job alone, not a pair
+        fig.add_shape(type="rect", x0=i - 0.5, x1=i + 0.5, y0=i - 0.5, y1=i + 0.5, line=dict(color="#222", width=2))
+    fig.update_xaxes(title_text="background job", side="top", tickangle=-30, showgrid=False)
+    fig.update_yaxes(title_text="foreground job (monitored)", autorange="reversed", showgrid=False)
+    size = len(labels)
+    safe = "predicted to stay" if simulated else "verified"
+    return _layout(fig, _title("Every pair: verdict and safe batch sizes", simulated,
+                               f"{size} × {size}: rows foreground, columns background, diagonal each job alone; cell "
+                               f"text: batch sizes (fg/bg) {safe} under the safe limit {safe_limit_mib:,.0f} MiB on "
+                               f"a {card_mib:,.0f} MiB card"),
+                   height=330 + 52 * size, bottom=110).update_layout(margin=dict(t=270), plot_bgcolor="#ffffff")
 
 
 # -- memory over time ------------------------------------------------------------------------------------

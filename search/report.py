@@ -139,6 +139,8 @@ def build_sections(fs: FeasibilityStudy, results_root: Path | None = None) -> li
     grad = {p.pair.key: ", ".join(words) for p in plans
             if p.recommended is not None and (words := accumulation_words(p.original, p.recommended, grid))}
     sections = [
+        *[Section("Every pair", [figure], anchor="every-pair")
+          for figure in plots.verdict_matrix_figures(plans, limit, card, simulated)],
         Section("Summary", [plots.summary_table(plans, limit, card, simulated, grad)], anchor="summary"),
         Section("Pair matrix", [plots.pair_matrix(plans, limit, card, simulated)], anchor="matrix"),
         Section("Expected against measured", [plots.expected_vs_measured(plans, limit, simulated)], anchor="expected"),

@@ -20,7 +20,7 @@ from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.pair_runner import RunOptions
 from gpupair_search.search import cli_options as opt
 from gpupair_search.search.batch_grid import BatchGrid, batch_grid
-from gpupair_search.search.console import Progress, budget_words, verdict_table
+from gpupair_search.search.console import Progress, budget_words, verdicts_text
 from gpupair_search.search.executors import DeviceExecutor, RunDir
 from gpupair_search.search.extension import search_policy
 from gpupair_search.search.planner import ExtensionOptions
@@ -137,7 +137,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
             fs.run(executor, extend=req.extend)
     if not worker:
         publish_to_dashboard(fs, kind)
-        typer.echo(verdict_table(fs.plans(), inputs.safe_limit_mib, kind))
+        typer.echo(verdicts_text(fs.plans(), inputs.safe_limit_mib, kind))
     if run_dir.path is not None:
         typer.echo(f"results: {run_dir.path}", err=worker)
     return 0
@@ -207,7 +207,7 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
             typer.echo(f"worker on cuda:{g} exited with {code}: {_last_error(logs / f'cuda{g}.log')}\n"
                        f"  its log: {logs / f'cuda{g}.log'}", err=True)
     publish_to_dashboard(fs, "gpu")
-    typer.echo(verdict_table(fs.plans(), inputs.safe_limit_mib))
+    typer.echo(verdicts_text(fs.plans(), inputs.safe_limit_mib))
     return 0 if all(c == 0 for c in codes) else 1
 
 
@@ -246,7 +246,7 @@ def print_status(fs: FeasibilityStudy) -> None:
     """The verdict table of a stored study, judged with the card and limit it was run with."""
     kind = fs.kind
     typer.echo(f"study '{fs.settings.name}': {budget_words(kind, fs.settings.card_mib, fs.settings.safe_limit_mib)}")
-    typer.echo(verdict_table(fs.plans(), fs.settings.safe_limit_mib, kind))
+    typer.echo(verdicts_text(fs.plans(), fs.settings.safe_limit_mib, kind))
 
 
 def predict(study, settings, gpu_memory, safe_limit, models, repos_root, lenient) -> str:
@@ -256,5 +256,5 @@ def predict(study, settings, gpu_memory, safe_limit, models, repos_root, lenient
         fs = open_study(inputs, f"sqlite:///{tmp}/plan.db", Path(tmp), ExtensionOptions(), "simulated")
         fs.enqueue_initial()
         fs.run(DeviceExecutor(inputs.registry, device, RunOptions(), None))
-        table = verdict_table(fs.plans(), inputs.safe_limit_mib, "simulated")
+        table = verdicts_text(fs.plans(), inputs.safe_limit_mib, "simulated")
     return f"SIMULATED prediction for a {inputs.card_mib:,.0f} MiB card ({device.name})\n{table}"

@@ -30,6 +30,7 @@ class StudyInputs:
     registry: Registry
     card_mib: float
     safe_limit_mib: float
+    likely_failures_first: bool = False  # the named study's work order (search/work_order.py)
 
 
 def _size(value, where: str) -> float:
@@ -61,8 +62,9 @@ def resolve_inputs(study: str | None, settings: Path | None, models: Path | None
         limit = card * SAFE_FRACTION  # the seed design's 7500 MiB of 8 GiB, scaled to this card
     if limit > card:
         raise UserError(f"the safe limit ({limit:.0f} MiB) is above the card's memory ({card:.0f} MiB)")
-    name = definition.name if definition and settings is None else experiment.name
-    return StudyInputs(name, experiment, registry, card, limit)
+    named = definition is not None and settings is None
+    name = definition.name if named else experiment.name
+    return StudyInputs(name, experiment, registry, card, limit, named and definition.likely_failures_first)
 
 
 def simulated_device(inputs: StudyInputs, profiles_dir: Path | None = None) -> SimulatedDevice:
@@ -109,6 +111,7 @@ def open_study(inputs: StudyInputs, storage: str | None, results: Path, extensio
     fs = FeasibilityStudy.open(url, settings, inputs.experiment, inputs.registry,
                                profile_observations(load_profiles()), definition)
     fs.artifact_store = artifact_store(results)
+    fs.likely_failures_first = inputs.likely_failures_first
     return fs
 
 

@@ -33,6 +33,7 @@ from gpupair_search.search.memory_model import LinearMemoryModel, Observation
 from gpupair_search.search.planner import PREDICTED_KEY, ExtensionOptions, PairPlan, fit_models, plan_pair, predict_pair
 from gpupair_search.search.placement import PLACEMENT_KEY
 from gpupair_search.search.storage import HEARTBEAT_S, open_storage
+from gpupair_search.search.work_order import likely_failures_first, pair_order
 from gpupair_search.search.trial_record import (BATCH_DISTRIBUTION, BG_PARAM, CONFIRM_PHASE, FG_PARAM, PAIR_PARAM, SERIAL,
                                                 TrialView, is_measured, measurement_mode, record_result, view)
 
@@ -69,6 +70,9 @@ class FeasibilityStudy:
         self.artifact_store = None  # an optuna.artifacts store: each trial's files are attached to it
         self.placement: dict | None = None  # where this worker runs (search/placement.py), put on each trial
         self.pair_choices = tuple(self.pairs)
+        #: Work the queue solos first, then likely failures first (search/work_order.py); set by open_study from the
+        #: named study. Queue order only: not part of the definition.
+        self.likely_failures_first = False
 
     @classmethod
     def open(cls, storage_url: "str | optuna.storages.BaseStorage", settings: StudySettings, experiment: Experiment,
@@ -150,8 +154,11 @@ class FeasibilityStudy:
         """One trial per pair at its configured batch sizes; never twice, across resumes. Each carries the
         memory model's prediction (from the shipped profiles), which decides whether packing is worth it."""
         models = self.models()
+        pairs = list(self.pairs.values())
+        if self.likely_failures_first:
+            pairs = pair_order(pairs, {p.key: self.original_config(p) for p in pairs}, models)
         added = 0
-        for p in self.pairs.values():
+        for p in pairs:
             config = self.original_config(p)
             predicted = predict_pair(p, config, models)
             added += self._enqueue(p, config, "initial",
@@ -224,7 +231,7 @@ class FeasibilityStudy:
         """Take the next WAITING trial (atomically: a trial another worker took is skipped). A trial whose
         configuration another trial already measured, runs or is queued before it, is closed unrun.
         ``packable_only``: leave the trials that go to the serial phase (:meth:`goes_serial`) in the queue."""
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        for t in self._waiting():
             if packable_only and self.goes_serial(t):
                 continue
             kill_points.reached("before_claim")
@@ -243,6 +250,22 @@ class FeasibilityStudy:
                 continue
             return trial
         return None
+
+    def _waiting(self) -> list[FrozenTrial]:
+        """WAITING trials in the order to take them: queue order, or likely failures first (from the trials
+        measured so far, so each solo that completes refines the order of the pairs after it)."""
+        waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if not self.likely_failures_first or len(waiting) < 2:
+            return waiting
+        return likely_failures_first(waiting, self._initial_pair, self.models())
+
+    def _initial_pair(self, trial: FrozenTrial) -> tuple[PairSpec, Config] | None:
+        """A queued first trial of a pair (a retried one too) and its configuration; None for an extension trial."""
+        if trial.user_attrs.get("phase", "initial") != "initial":
+            return None
+        queued = view(trial)
+        pair = self.pairs.get(queued.pair_key)
+        return None if pair is None else (pair, queued.config)
 
     def _twin(self, trial) -> int | None:
         """An earlier trial of the same configuration that is done, running or queued (enqueue races

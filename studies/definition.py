@@ -13,6 +13,9 @@ class StudyDefinition:
     settings: Path
     card_mib: float  # the card to fit on (emulated with --gpu-memory on a bigger GPU)
     safe_limit_mib: float  # a pair is feasible when its peak stays under this
+    #: Work the queue solos first, then pairs by predicted peak, largest first (search/work_order.py). The order
+    #: of the queue only: not part of the study's fixed definition, and every pair is still measured.
+    likely_failures_first: bool = False
 
 
 def get_study(name: str) -> StudyDefinition:
@@ -23,9 +26,9 @@ def get_study(name: str) -> StudyDefinition:
 
 
 def _load() -> dict[str, StudyDefinition]:
-    from gpupair_search.studies import feasibility
+    from gpupair_search.studies import feasibility, matrix
 
-    return {feasibility.STUDY.name: feasibility.STUDY}
+    return {study.name: study for study in (feasibility.STUDY, matrix.STUDY)}
 
 
 STUDIES: dict[str, StudyDefinition] = {}
