@@ -79,6 +79,20 @@ packing)
     cp /tmp/serial/gpupair.db "$OUT/feasibility_serial.db"; cp /tmp/packed/gpupair.db "$OUT/feasibility_packed.db"
     step compare 60 python3 bench/packing_compare.py --serial /tmp/serial --packed /tmp/packed --out "$OUT/packing_compare.json"
     ;;
+matrix)
+    # 2026-12-01, session 6, after the first packing run: the 12-group study serial and packed again in one call,
+    # then the 110-pair matrix (packed) with what is left of the call (its database comes back, finished or not)
+    begin=$(date +%s)
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
+    step study_serial 200 python3 -m gpupair_search.search.cli run --study feasibility --parallel 1 --results /tmp/serial
+    step study_packed 200 python3 -m gpupair_search.search.cli run --study feasibility --results /tmp/packed
+    cp /tmp/serial/gpupair.db "$OUT/feasibility_serial.db"; cp /tmp/packed/gpupair.db "$OUT/feasibility_packed.db"
+    step compare 30 python3 bench/packing_compare.py --serial /tmp/serial --packed /tmp/packed --out "$OUT/packing_compare.json"
+    left=$(( ${MATRIX_UNTIL_S:-565} - ($(date +%s) - begin) ))
+    step matrix "$left" python3 -m gpupair_search.search.cli run --study matrix --results /tmp/matrix
+    cp /tmp/matrix/gpupair.db "$OUT/matrix.db"
+    python3 -m gpupair_search.search.cli status --study matrix --results /tmp/matrix > "$OUT/matrix_status.txt" 2>&1
+    ;;
 *)
-    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing" >&2; exit 2 ;;
+    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing|matrix" >&2; exit 2 ;;
 esac

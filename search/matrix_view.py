@@ -20,6 +20,7 @@ MARKS: dict[Verdict, tuple[str, str]] = {
     Verdict.FITS: ("F", ""),
     Verdict.FITS_REDUCED: ("R", ""),
     Verdict.SEARCHING: ("?", "searching"),
+    Verdict.CONFIRMING: ("c", "confirming"),
     Verdict.DOES_NOT_FIT: ("X", "no fit"),
     Verdict.NOT_REDUCIBLE: ("N", "no fit"),
     Verdict.INFEASIBLE: ("I", "no fit"),
