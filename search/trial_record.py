@@ -1,6 +1,7 @@
 """Between a measured pair and an Optuna trial: values, constraints and user attributes, and back.
 
-* Objective (minimise): the pair's peak memory, the sum of each job's own peak (MiB, the safe bound).
+* Objective: the pair's peak memory, the sum of each job's own peak (MiB, the safe bound); maximised in new
+  studies, so that the best feasible trial is the largest pair that fits (study.py ``DIRECTION``).
 * Constraints (Optuna 5 ``trial.set_constraint``; feasible when <= 0):
   ``out_of_memory`` (1 when a job ran out of memory or over the budget, else 0) and
   ``over_safe_limit_mib`` (peak minus the safe limit); also written as the list ``constraints`` (same order),
