@@ -38,14 +38,22 @@ def feasible_best(trials: Sequence[FrozenTrial], direction: StudyDirection) -> F
     return max(feasible, key=lambda t: (sign * t.value, -t.number))
 
 
-def _delegate(name: str) -> Callable[..., Any]:
-    def method(self: "FeasibleBestStorage", *args: Any, **kwargs: Any) -> Any:
-        return getattr(self.inner, name)(*args, **kwargs)
+def _delegating(cls: type) -> type:
+    """Give ``cls`` every public method of BaseStorage it does not define, each calling ``self.inner``'s."""
+    def delegate(name: str) -> Callable[..., Any]:
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return getattr(self.inner, name)(*args, **kwargs)
 
-    method.__name__ = method.__qualname__ = name
-    return method
+        method.__name__ = method.__qualname__ = name
+        return method
+
+    for name, _ in inspect.getmembers(BaseStorage, inspect.isfunction):
+        if not name.startswith("_") and name not in vars(cls):
+            setattr(cls, name, delegate(name))
+    return abc.update_abstractmethods(cls)
 
 
+@_delegating
 class FeasibleBestStorage(BaseStorage):
     """Another storage, unchanged but for ``get_best_trial``: the best feasible trial (Optuna's ``best_trial``).
 
@@ -65,12 +73,6 @@ class FeasibleBestStorage(BaseStorage):
         if name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)
-
-
-for _name, _ in inspect.getmembers(BaseStorage, inspect.isfunction):
-    if not _name.startswith("_") and _name != "get_best_trial":
-        setattr(FeasibleBestStorage, _name, _delegate(_name))
-abc.update_abstractmethods(FeasibleBestStorage)
 
 
 def drop_infeasible_best(app: Any) -> None:
