@@ -67,13 +67,17 @@ def prepare(fs: FeasibilityStudy, simulated: bool = False) -> list[str]:
 
 
 def serve(storage_url: str, results: Path, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Block serving the dashboard until interrupted."""
-    from optuna_dashboard import run_server
+    """Block serving the dashboard until interrupted. Its "Best Trial" is the best *feasible* trial (Optuna's
+    ``best_trial`` rule), or none: see feasible_best.py."""
+    import bottle
+    from optuna_dashboard import wsgi
 
+    from gpupair_search.search.feasible_best import FeasibleBestStorage, drop_infeasible_best
     from gpupair_search.search.session import artifact_store
+    from gpupair_search.search.storage import open_storage, redact_url
 
-    from gpupair_search.search.storage import redact_url, open_storage
-
+    app = wsgi(FeasibleBestStorage(open_storage(storage_url)), artifact_store=artifact_store(results))
+    drop_infeasible_best(app)
     print(f"optuna-dashboard on http://{host}:{port}/dashboard (storage {redact_url(storage_url)}); Ctrl-C to stop",
           file=sys.stderr, flush=True)
-    run_server(open_storage(storage_url), host=host, port=port, artifact_store=artifact_store(results))
+    bottle.run(app, host=host, port=port)

@@ -30,6 +30,10 @@ def _env_seconds(name: str, default: int) -> int:
 
 HEARTBEAT_S = _env_seconds("GPUPAIR_HEARTBEAT_S", 10)
 GRACE_S = max(_env_seconds("GPUPAIR_GRACE_S", 40), 2 * HEARTBEAT_S)
+#: How long a SQLite writer waits for another's write lock before failing with "database is locked". Python's
+#: default is 5 s; bench/storage_concurrency.py measured single waits of up to 3 s with 8-16 concurrent writers
+#: on a loaded 2-core machine (BENCHMARKS.md), too close. Waiting is safe: every write is one short transaction.
+SQLITE_BUSY_TIMEOUT_S = 60.0
 
 
 class StorageError(UserError):
@@ -127,14 +131,21 @@ def _rdb_storage(url: str, attempts: int = 5) -> RDBStorage:
 
     for attempt in range(attempts):
         try:
-            return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                              engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None)
+            return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, engine_kwargs=_engine_kwargs(url))
         except sqlalchemy.exc.DatabaseError as exc:
             racing = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)
             if not racing or attempt == attempts - 1:
                 raise
             time.sleep(0.2 + random.random() * 0.5)
     raise AssertionError("unreachable")
+
+
+def _engine_kwargs(url: str) -> dict:
+    """SQLite: a long busy timeout (a ``?timeout=`` in the URL is the user's own choice and wins); a server: check a
+    pooled connection before use, so a worker survives the server closing idle ones."""
+    if not url.startswith("sqlite"):
+        return {"pool_pre_ping": True}
+    return {} if "timeout=" in url.partition("?")[2] else {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
 
 
 def _with_postgres_driver(url: str) -> str:

@@ -55,6 +55,11 @@ class StudySettings:
 
 
 OBJECTIVE_NAME = "pair_peak_mib"  # the objective's name, as optuna-dashboard and ``trials_dataframe`` show it
+#: New studies maximise the pair's peak: with OOM and the safe limit as constraints, the best trial (Optuna's
+#: ``best_trial``, the dashboard's "Best Trial") is then the largest pair verified to fit, not the smallest pair.
+#: Studies created before 2026-12-01 minimise it; everything that reads a study works with either
+#: (search/feasible_best.py). Trials are enqueued, never sampled, so the direction steers no search.
+DIRECTION = "maximize"
 
 
 class FeasibilityStudy:
@@ -84,7 +89,7 @@ class FeasibilityStudy:
         existing = _load_study(storage, settings.name)
         if existing is None:
             try:
-                study = optuna.create_study(storage=storage, study_name=settings.name, direction="minimize")
+                study = optuna.create_study(storage=storage, study_name=settings.name, direction=DIRECTION)
             except optuna.exceptions.DuplicatedStudyError:  # another worker created it a moment ago
                 existing = _load_study(storage, settings.name, wait_for_definition=definition is not None)
             else:

@@ -1,6 +1,7 @@
 """Between a measured pair and an Optuna trial: values, constraints and user attributes, and back.
 
-* Objective (minimise): the pair's peak memory, the sum of each job's own peak (MiB, the safe bound).
+* Objective: the pair's peak memory, the sum of each job's own peak (MiB, the safe bound); maximised in new
+  studies, so that the best feasible trial is the largest pair that fits (study.py ``DIRECTION``).
 * Constraints (Optuna 5 ``trial.set_constraint``; feasible when <= 0):
   ``out_of_memory`` (1 when a job ran out of memory or over the budget, else 0) and
   ``over_safe_limit_mib`` (peak minus the safe limit); also written as the list ``constraints`` (same order),
@@ -18,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from gpupair_search.launcher.pair_runner import PairResult
 from gpupair_search.search import optuna_adapter as adapter
+from gpupair_search.search.feasible_best import is_feasible
 
 OOM_KEY = "out_of_memory"
 MARGIN_KEY = "over_safe_limit_mib"
@@ -131,7 +133,7 @@ def view(trial: FrozenTrial) -> TrialView:
     params = trial.params or trial.system_attrs.get("fixed_params", {})
     feasible = None
     if trial.state is TrialState.COMPLETE:
-        feasible = all(v <= 0.0 for v in trial.constraints.values())
+        feasible = is_feasible(trial)
     return TrialView(
         number=trial.number, state=trial.state, pair_key=params.get(PAIR_PARAM, trial.user_attrs.get("pair_key", "")),
         fg_batch=params.get(FG_PARAM), bg_batch=params.get(BG_PARAM),

@@ -20,7 +20,7 @@ import optuna
 import psutil
 import pytest
 
-from tests.conftest import FIXTURES, cli_env
+from tests.conftest import FIXTURES, cli_env, wait_until
 
 STUDY_ARGS = ["--settings", str(FIXTURES / "study_settings.json"), "--models", str(FIXTURES / "models.json"),
               "--repos-root", str(FIXTURES)]
@@ -130,3 +130,56 @@ def test_trial_artifacts_are_served(served):
     page = next(a for a in first["artifacts"] if a["filename"] == "memory_timeline.html")
     assert page["mimetype"] == "text/html"
     assert b"Memory over time" in _get(f"{base}/artifacts/{study_id}/{first['trial_id']}/{page['artifact_id']}")
+
+
+# -- "Best Trial" is the best feasible trial (search/feasible_best.py) -------------------------------------------
+def _detail_of(base: str, name: str) -> dict:
+    def find() -> dict | None:
+        studies = json.loads(_get(base + "/api/studies"))["study_summaries"]
+        found = next((s["study_id"] for s in studies if s["study_name"] == name), None)
+        return None if found is None else json.loads(_get(f"{base}/api/studies/{found}"))
+
+    detail = wait_until(find, timeout=30, step=0.5)
+    assert detail is not None, f"the dashboard does not list study {name!r}"
+    return detail
+
+
+def _stored_study(storage: str, name: str, direction: str, trials: list[tuple[float, dict[str, float]]]) -> optuna.Study:
+    """A study written as ours are: each COMPLETE trial with its constraints in both of Optuna's forms."""
+    from gpupair_search.search import optuna_adapter as adapter
+
+    study = optuna.create_study(storage=storage, study_name=name, direction=direction)
+    for value, constraints in trials:
+        trial = study.ask()
+        for key, c in constraints.items():
+            trial.set_constraint(key, c)
+        adapter.set_system_attr(study, trial, "constraints", list(constraints.values()))
+        study.tell(trial, value)
+    return study
+
+
+def test_the_best_trial_is_the_largest_pair_verified_to_fit(served):
+    base, results, _ = served
+    _, detail = _study(base)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{results / 'gpupair.db'}")
+    study = optuna.load_study(study_name="fixture_study-cpu", storage=storage)
+    assert detail["directions"] == ["maximize"]
+    [best] = detail["best_trials"]
+    assert best["number"] == study.best_trial.number  # Optuna 5's own rule: the best among feasible trials
+    assert all(v <= 0 for v in best["constraints"])
+    completed = [t for t in study.trials if t.state is optuna.trial.TrialState.COMPLETE]
+    assert best["values"] == [max(t.value for t in completed if all(v <= 0 for v in t.constraints.values()))]
+    unconstrained = storage.get_best_trial(study._study_id)  # what the dashboard showed before: an infeasible pair
+    assert unconstrained.number != best["number"] and any(v > 0 for v in unconstrained.constraints.values())
+
+
+def test_an_old_minimising_study_shows_its_smallest_feasible_pair_and_an_infeasible_one_none(served):
+    base, results, _ = served
+    url = f"sqlite:///{results / 'gpupair.db'}"
+    fits, oom, over = ({"out_of_memory": 0.0, "over_safe_limit_mib": -50.0}, {"out_of_memory": 1.0, "over_safe_limit_mib": -200.0},
+                       {"out_of_memory": 0.0, "over_safe_limit_mib": 30.0})
+    old = _stored_study(url, "old-minimising", "minimize", [(300.0, fits), (50.0, oom), (200.0, fits), (280.0, over)])
+    [best] = _detail_of(base, "old-minimising")["best_trials"]
+    assert best["number"] == old.best_trial.number == 2  # 200 MiB fits; the 50 MiB OOM is no best
+    _stored_study(url, "nothing-fits", "maximize", [(300.0, oom), (280.0, over)])
+    assert _detail_of(base, "nothing-fits")["best_trials"] == []

@@ -1,7 +1,8 @@
 """A finished study can't be falsified or lost by an ordinary slip: a changed definition stops the run before it
 writes anything, read-only commands write nothing, and outputs never overwrite what the command reads. Each
 check compares checksums of the study's database and result files before and after (real CLI subprocesses,
-the simulated device: the numbers don't matter here, the files do)."""
+the simulated device: the numbers don't matter here, the files do). Names that try to climb out of
+``--results`` run on the CPU device, with the fixture's fake training job."""
 from __future__ import annotations
 
 import hashlib
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from gpupair_search.launcher.jsonfile import json_path
 from gpupair_search.settings import bundled
-from tests.conftest import run_cli
+from tests.conftest import FIXTURES, run_cli
 
 
 def snapshot(results: Path) -> dict[str, str]:
@@ -138,3 +140,66 @@ def test_port_out_of_range_and_repeated_or_orphaned_job_parameters_are_refused(t
     orphan = run_cli("pair", "--fg", "examples/mnist", "--bg-param", "batch_size=8", "--device", "cpu",
                      "--results", str(tmp_path))
     assert orphan.returncode != 0 and "--bg-param needs --bg" in orphan.stderr
+
+
+# -- every path the tool writes is inside --results (class 3) -----------------------------------------------
+ESCAPING_REPO, ESCAPING_MODEL = "../../../../escaped_repo", "../../../../../escaped_model"
+
+
+def _escaping_project(root: Path, train_script: str = "fake_train.py") -> tuple[Path, Path]:
+    """The test models file with a repository and a model whose names climb out of any directory, and a
+    settings file with one pair of them; ``outside/evil.py`` leaves a mark if it is ever run."""
+    (root / "repos" / "fixture").mkdir(parents=True)
+    shutil.copy(FIXTURES / "fake_train.py", root / "repos" / "fixture" / "fake_train.py")
+    (root / "repos" / "outside").mkdir()
+    (root / "repos" / "outside" / "evil.py").write_text(f"open({str(root / 'EVIL_RAN')!r}, 'w').close()\n")
+    body = json.loads((FIXTURES / "models.json").read_text(encoding="utf-8"))
+    repository = body["models"].pop("fixture")
+    repository.update(path="repos/fixture", train_script=train_script, models=[ESCAPING_MODEL])
+    body["models"][ESCAPING_REPO] = repository
+    (root / "models.json").write_text(json.dumps(body), encoding="utf-8")
+    job = {"repo": ESCAPING_REPO, "model": ESCAPING_MODEL, "hyperparameters": {"seconds": 0.3, "batch_size": 4}}
+    (root / "settings.json").write_text(json.dumps({"experiment_name": "escape", "experiments": [
+        {"mode": "parallel", "foreground": job, "background": {**job, "hyperparameters": {"seconds": 30}}}]}))
+    return root / "settings.json", root / "models.json"
+
+
+def _outside(root: Path, results: Path) -> dict[str, str]:
+    """Checksums of every file under ``root`` but inside ``results``."""
+    return {path: digest for path, digest in snapshot(root).items()
+            if not (root / path).resolve().is_relative_to(results.resolve())}
+
+
+def _run_cpu(settings: Path, models: Path, root: Path, results: Path):
+    return run_cli("run", "--settings", str(settings), "--models", str(models), "--repos-root", str(root),
+                   "--device", "cpu", "--gpu-memory", "400MiB", "--safe-limit", "250MiB", "--results", str(results))
+
+
+def test_names_that_climb_out_write_nothing_outside_results(tmp_path):
+    root = tmp_path / "a" / "b" / "c" / "project"
+    settings, models = _escaping_project(root)
+    results = root / "results"
+    before, around = _outside(tmp_path, results), sorted(p.name for p in tmp_path.parent.iterdir())
+    done = _run_cpu(settings, models, root, results)
+    assert done.returncode == 0, done.stderr
+    assert _outside(tmp_path, results) == before  # nothing outside --results written or changed
+    assert sorted(p.name for p in tmp_path.parent.iterdir()) == around
+    written = [p for p in results.rglob("*") if p.is_file()]
+    assert any(p.name == "experiment.json" for p in written) and (results / "gpupair.db").is_file()
+    assert all(p.resolve().is_relative_to(results.resolve()) for p in written)
+    outside = [p for p in tmp_path.rglob("*escaped*") if not p.resolve().is_relative_to(results.resolve())]
+    assert outside == [] and not (root / "EVIL_RAN").exists()
+
+
+def test_a_train_script_outside_its_repository_is_refused_at_load_and_nothing_is_written(tmp_path):
+    root = tmp_path / "project"
+    settings, models = _escaping_project(root, train_script="../outside/evil.py")
+    results = root / "results"
+    before = snapshot(tmp_path)
+    done = _run_cpu(settings, models, root, results)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    first = done.stderr.splitlines()[0]
+    where = json_path(json_path("models", ESCAPING_REPO), "train_script")  # models["../../../../escaped_repo"]...
+    assert first.startswith(f"error: {models}: {where}: "), done.stderr
+    assert str(root / "repos" / "outside" / "evil.py") in first and "outside the repository" in first
+    assert snapshot(tmp_path) == before and not results.exists() and not (root / "EVIL_RAN").exists()
