@@ -25,6 +25,7 @@ class Sample:
     device: DeviceReading
     cpu_pct: dict[str, float] = field(default_factory=dict)
     rss_mib: dict[str, float] = field(default_factory=dict)
+    host_cpu_pct: float | None = None  # the whole host, 0-100 over all cores (since the last tree walk)
 
 
 class Monitor:
@@ -47,6 +48,8 @@ class Monitor:
         self._last_tree = 0.0
         self._cpu: dict[str, float] = {}
         self._rss: dict[str, float] = {}
+        self._host_cpu: float | None = None
+        self._host_times = _busy_and_total()
 
     def start(self) -> "Monitor":
         self._thread.start()
@@ -83,7 +86,7 @@ class Monitor:
         except Exception as exc:  # a failing sensor must not end the pair; it is recorded
             reading = DeviceReading()
             self._note_error(f"device reading failed: {exc}")
-        sample = Sample(now - self.t0, job_mib, reading, dict(self._cpu), dict(self._rss))
+        sample = Sample(now - self.t0, job_mib, reading, dict(self._cpu), dict(self._rss), self._host_cpu)
         self.samples.append(sample)
         return sample
 
@@ -109,6 +112,10 @@ class Monitor:
         return found
 
     def _walk_trees(self, jobs: dict[str, RunningJob]) -> None:
+        busy, total = _busy_and_total()
+        if total > self._host_times[1]:
+            self._host_cpu = round(100.0 * (busy - self._host_times[0]) / (total - self._host_times[1]), 1)
+            self._host_times = (busy, total)
         for label, job in jobs.items():
             pids = job.process_ids()
             self._pids[label] = pids
@@ -143,3 +150,10 @@ class Monitor:
                 next_at = time.monotonic()
                 delay = 0
             self._stop.wait(delay)
+
+
+def _busy_and_total() -> tuple[float, float]:
+    """Host CPU seconds busy and in all, over all cores (our own counter: psutil.cpu_percent's is shared)."""
+    times = psutil.cpu_times()
+    total = sum(times)
+    return total - times.idle - getattr(times, "iowait", 0.0), total

@@ -25,6 +25,8 @@ from gpupair_search.launcher.outcome import (TRAINING_PROGRESS, JobEnd, Outcome,
 from gpupair_search.launcher.process import RunningJob, start_job
 from gpupair_search.launcher.registry import BATCH_SIZE, MAX_STEPS, Registry
 from gpupair_search.launcher.spec import JobConfig, PairSpec
+from gpupair_search.launcher.steady_window import ProgressTail, user_steps_pattern
+from gpupair_search.launcher.window_stats import WindowStats, window_stats
 
 _THROUGHPUT = re.compile(r"samples_per_second=([\d.]+)")
 _RESERVED = re.compile(r"max_memory_reserved_mib=([\d.]+)")
@@ -82,6 +84,8 @@ class PairResult:
     result_dir: Path | None = None
     phase_seconds: dict[str, float] = field(default_factory=dict)  # where the pair's wall time went
     job_start: dict[str, str] = field(default_factory=dict)  # per job: "warm" or "cold" (the last run's)
+    #: the foreground's steady-state window: throughput, energy, CPU (launcher/window_stats.py)
+    window: WindowStats | None = None
 
 
 def probe_job(job: JobConfig, registry: Registry, steps: int) -> JobConfig:
@@ -120,13 +124,29 @@ class PairRun:
         self.phase_seconds: dict[str, float] = {}
         self.job_start: dict[str, str] = {}
         self.start_notes: list[str] = []
+        self.fg_progress: ProgressTail | None = None
+        self.bg_progress: list[ProgressTail] = []  # one per background run
 
     # -- background -------------------------------------------------------------------------------
     def _start_background(self) -> None:
         n = len(self.bg_logs) + 1
         log = self.work_dir / "background_logs" / f"run_{n}.log"
         self.bg_logs.append(log)
+        self.bg_progress.append(self._progress_tail(self.bg_job, log))
         self.bg = self._start(BG, self.bg_job, log)
+
+    def _progress_tail(self, job: JobConfig, log: Path) -> ProgressTail:
+        patterns = self.registry.repository(job.repo).log_patterns
+        return ProgressTail(log, self.registry.batch_size(job), user_steps_pattern(patterns))
+
+    def _read_progress(self) -> None:
+        """Timestamp the progress lines the jobs wrote since the last tick (the running background run's only:
+        an ended run's last lines were read when it ended)."""
+        now = self.monitor.now()
+        if self.fg_progress is not None:
+            self.fg_progress.poll(now)
+        if self.bg_progress:
+            self.bg_progress[-1].poll(now)
 
     def _check_background(self) -> bool:
         """Restart a background that ended normally; False when the pair must stop."""
@@ -135,6 +155,7 @@ class PairRun:
         code = self.bg.poll()
         if code is None:
             return True
+        self._read_progress()
         text = read_log(self.bg.log_path)
         end = JobEnd(code, False, scan_log(text), self.bg.duration())
         self.bg_ends.append(end)
@@ -216,6 +237,7 @@ class PairRun:
         return peak_before > 0 and recent <= peak_before
 
     def _run_foreground(self) -> None:
+        self.fg_progress = self._progress_tail(self.fg_job, self.work_dir / "training.log")
         self.fg = self._start(FG, self.fg_job, self.work_dir / "training.log")
         t_start = self.monitor.now()
         plateau_rule = self.options.probe and not self.registry.supports(self.fg_job, MAX_STEPS)
@@ -237,6 +259,7 @@ class PairRun:
                 break
             self._report("foreground running")
             time.sleep(0.05)
+        self._read_progress()
         self.fg_window = (t_start, self.monitor.now())
         self.bg_coverage = alive_ticks / ticks if ticks and self.bg is not None else None
 
@@ -267,6 +290,7 @@ class PairRun:
             self.phase_seconds[phase] = round(time.monotonic() - started, 2)
 
     def _report(self, phase: str) -> None:
+        self._read_progress()
         if self.observer is not None and time.monotonic() - self._last_report >= 0.5:
             self._last_report = time.monotonic()
             self.observer(phase, self.monitor.latest())
@@ -339,6 +363,9 @@ class PairRun:
             warnings=list(self.pair.warnings) + self.monitor.errors + metric_warnings + self.start_notes,
             samples=self.monitor.samples, foreground_window=self.fg_window, background_logs=list(self.bg_logs),
             phase_seconds=dict(self.phase_seconds), job_start=dict(self.job_start),
+            window=window_stats(self.fg_progress.points if self.fg_progress else [],
+                                [tail.points for tail in self.bg_progress], self.monitor.samples,
+                                solo=self.bg_job is None),
         )
 
 

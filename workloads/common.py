@@ -6,7 +6,10 @@ to fill an epoch, so data loading costs nothing and what gets measured (GPU
 memory, step time) is the model's own.
 
 Output contract (parsed by gpupair-search and bench/profile_workloads.py):
-  progress lines    Epoch 1 step 100/1875 loss 2.3012
+  progress lines    Epoch 1 step 100/1875 loss 2.3012   (every PROGRESS_EVERY steps and at an epoch's last)
+  machine progress  [gpupair] progress steps=N samples=M  (cumulative training steps and samples, warm-up
+                    step included; after the first step, then at most every PROGRESS_INTERVAL_S and at an
+                    epoch's last step; the launcher timestamps them to find the steady-state window)
   metric lines      in the log_patterns format of settings/models.json
   on CUDA           [gpupair] max_memory_reserved_mib=R max_memory_allocated_mib=A
   torch workloads   [gpupair] steps=S seconds_per_step=T samples_per_second=Q
@@ -33,6 +36,7 @@ if TYPE_CHECKING:  # torch is imported only where a function needs it: bug-local
 SUCCESS_MARKER = "[SUCCESS] Training completed"
 _STARTED = time.perf_counter()  # this module is imported before torch: about when the process started
 PROGRESS_EVERY = 50  # steps between progress lines
+PROGRESS_INTERVAL_S = 0.1  # at most this long between machine progress lines
 
 
 def log(*parts) -> None:
@@ -174,6 +178,29 @@ def log_progress(epoch: int, step: int, steps: int, loss) -> None:
         log(f"Epoch {epoch} step {step}/{steps} loss {value:.4f}")
 
 
+class ProgressReporter:
+    """The machine progress line: often enough for a 30-step probe to show its steady state, rarely enough
+    (PROGRESS_INTERVAL_S) that printing costs nothing. On CUDA the device is synchronised before a line, so
+    its moment is when the steps were done, not when they were queued."""
+
+    def __init__(self, device) -> None:
+        self.cuda = device is not None and getattr(device, "type", "") == "cuda"
+        self.steps = self.samples = 0
+        self._last = -math.inf
+
+    def step_done(self, samples: int, last_of_epoch: bool = False) -> None:
+        self.steps += 1
+        self.samples += samples
+        now = time.perf_counter()
+        if self.steps == 1 or last_of_epoch or now - self._last >= PROGRESS_INTERVAL_S:
+            if self.cuda:
+                import torch
+
+                torch.cuda.synchronize()
+            self._last = now
+            log(f"[gpupair] progress steps={self.steps} samples={self.samples}")
+
+
 class StepTimer:
     """Wall time of training steps only, excluding the run's first (warm-up) step.
 
@@ -239,6 +266,7 @@ class TrainingLoop:
         self.train = train
         self.epochs = epochs
         self.timer = StepTimer(device)
+        self.progress = ProgressReporter(device)
         self.epoch = 0
         self.step = 0
 
@@ -260,6 +288,7 @@ class TrainingLoop:
         """After each step: count it (a full batch) and print the progress line when one is due."""
         self.timer.step_done(self.train.batch_size)
         log_progress(self.epoch, self.step, len(self.train), loss)
+        self.progress.step_done(self.train.batch_size, last_of_epoch=self.step == len(self.train))
 
 
 def parameter_count(model: torch.nn.Module) -> int:

@@ -1,0 +1,62 @@
+"""The steady-state window measured on real processes that print progress, through the real run_pair."""
+from __future__ import annotations
+
+import pytest
+
+from gpupair_search.launcher.devices.cpu import CpuDevice
+from gpupair_search.launcher.outcome import Outcome
+from gpupair_search.launcher.pair_runner import RunOptions, run_pair
+from gpupair_search.launcher.registry import Registry
+from gpupair_search.launcher.spec import JobConfig, PairSpec
+from tests.conftest import FIXTURES
+
+FAST = RunOptions(background_settle_s=0.3, background_min_run_s=1.0, grace_s=1.0)
+
+
+@pytest.fixture
+def registry() -> Registry:
+    return Registry.load(FIXTURES / "progress_models.json", base_dir=FIXTURES)
+
+
+def job(model: str = "sleeper", **hp) -> JobConfig:
+    return JobConfig("progress", model, hp)
+
+
+def run(tmp_path, registry, fg, bg=None):
+    return run_pair(PairSpec(1, fg, bg), registry, CpuDevice(), FAST, tmp_path / "pair")
+
+
+def test_the_window_leaves_out_start_up_and_evaluation(tmp_path, registry):
+    result = run(tmp_path, registry, job(startup_s=1.5, steps=30, step_s=0.05, eval_s=1.5, batch_size=4))
+    w = result.window
+    assert result.outcome is Outcome.OK and w.reliable
+    fg_start = result.foreground_window[0]
+    assert w.start_t - fg_start >= 1.5  # the start-up sleep is before the window
+    assert w.window_s < result.foreground_duration_s - 2.5  # and the evaluation sleep after it
+    assert 27 - 3 <= w.foreground_steps <= 27
+    assert w.foreground_samples == 4 * w.foreground_steps
+    assert 40 < w.foreground_samples_per_second <= 80  # 4 samples per >= 50 ms step
+    assert w.background_training_share is None and w.background_samples_per_second is None
+    assert w.gpu_energy_j is None and w.energy_note.startswith("unavailable")  # the CPU device has no counter
+    assert w.foreground_cpu_pct is not None and w.host_cpu_pct is not None
+
+
+def test_an_external_script_gets_a_window_through_its_progress_pattern(tmp_path, registry):
+    result = run(tmp_path, registry, job("external", startup_s=0.5, steps=30, step_s=0.05, batch_size=2))
+    assert result.window.reliable and result.window.foreground_samples == 2 * result.window.foreground_steps
+
+
+def test_a_background_that_is_mostly_starting_up_trains_for_a_small_share_of_the_window(tmp_path, registry):
+    result = run(tmp_path, registry, job(steps=80, step_s=0.05),
+                 job(startup_s=1.5, steps=3, step_s=0.05, batch_size=2))
+    w = result.window
+    assert result.outcome is Outcome.OK and result.background_runs >= 2
+    assert result.background_coverage > 0.9  # alive nearly all the time: coverage alone calls it a pair
+    assert w.background_training_share < 0.4  # but it trained in a small part of the window
+
+
+def test_a_background_that_trains_throughout_has_a_high_share_and_a_throughput(tmp_path, registry):
+    result = run(tmp_path, registry, job(steps=40, step_s=0.05), job(steps=1000, step_s=0.05, batch_size=2))
+    w = result.window
+    assert w.background_training_share > 0.9
+    assert 20 < w.background_samples_per_second <= 40  # 2 samples per >= 50 ms step
