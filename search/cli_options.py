@@ -115,6 +115,9 @@ MONITOR_HZ = typer.Option(DEFAULT_MONITOR_HZ, "--monitor-hz", callback=_finite_i
 
 # -- the search ----------------------------------------------------------------------------------------
 EXTEND = _switch(True, "--extend/--no-extend", "Reduce batch sizes of failing pairs.")
+BASELINES = typer.Option(None, "--baselines/--no-baselines",
+                         help="Run each job alone once (at its original and recommended batch sizes), for slowdowns "
+                              "and energy against running one after the other. Default: on for GPU studies.")
 POLICY = typer.Option("background-first", "--policy",
                       help="How batch sizes are searched: " + ", ".join(POLICIES) + " (the first three model-guided, "
                            "named by which batch size shrinks first; the others the bench's baselines).")

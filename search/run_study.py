@@ -54,6 +54,7 @@ class RunRequest:
     repos_root: Path | None = field(default=None, metadata={"option": opt.REPOS_ROOT})
     lenient: bool = field(default=False, metadata={"option": opt.LENIENT})
     cpus: str | None = field(default=None, metadata={"option": opt.CPUS})  # a worker's own cores, e.g. "0-15"
+    baselines: bool | None = field(default=None, metadata={"option": opt.BASELINES})  # None: the kind's default
 
     def worker_argv(self, device: str, storage: str) -> list[str]:
         """The ``worker`` command that runs this request on ``device`` against ``storage``."""
@@ -97,7 +98,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
         return _run_workers(req, inputs, extension, gpus)
     choice = req.device or "auto"
     kind = study_kind(choice)
-    fs = open_study(inputs, req.storage, req.results, extension, kind, req.probe, req.name)
+    fs = open_study(inputs, req.storage, req.results, extension, kind, req.probe, req.name, req.baselines)
     progress = Progress(len(inputs.experiment.pairs), inputs.safe_limit_mib, kind == "simulated")
     dev = open_device(choice, DeviceRequest(card_mib=inputs.card_mib, simulation=lambda: simulated_device(inputs),
                                             cpu_memory_mib=parse_size_mib(req.cpu_memory) if req.cpu_memory else None))
@@ -108,7 +109,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
     try:
         fs.placement = worker_placement(dev)
         fs.recover_stale()  # first: an interrupted trial is re-queued once, not queued again as new
-        added = fs.enqueue_initial()
+        added = fs.enqueue_initial() + fs.enqueue_baselines()
         typer.echo(f"study '{fs.settings.name}' on {where}: {len(inputs.experiment.pairs)} pairs, "
                    f"{budget_words(kind, inputs.card_mib, inputs.safe_limit_mib)}, "
                    f"{'probe' if req.probe else 'full epoch'} mode; {added} trial(s) queued", err=True)
@@ -141,9 +142,9 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
     from gpupair_search.search.storage import default_storage_url
 
     url = req.storage or default_storage_url(req.results)
-    fs = open_study(inputs, url, req.results, extension, "gpu", req.probe, req.name)
+    fs = open_study(inputs, url, req.results, extension, "gpu", req.probe, req.name, req.baselines)
     fs.recover_stale()
-    added = fs.enqueue_initial()
+    added = fs.enqueue_initial() + fs.enqueue_baselines()
     shares = worker_shares(len(gpus))
     typer.echo(f"study '{fs.settings.name}': {added} trial(s) queued; one worker on each of "
                + ", ".join(f"cuda:{g}" + (f" (cores {cpus})" if cpus else "") for g, cpus in zip(gpus, shares)),

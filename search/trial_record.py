@@ -49,6 +49,7 @@ def record_result(trial: optuna.Trial, result: PairResult, safe_limit_mib: float
         "background_runs": result.background_runs,
         "background_coverage": result.background_coverage,
         "phase_seconds": result.phase_seconds,
+        "window": asdict(result.window) if result.window else None,  # the steady-state window (interference)
         "job_start": result.job_start,
         "performance_metrics": result.performance_metrics,
         "error_message": result.error_message,
