@@ -161,8 +161,9 @@ class PairRun:
         self.bg_ends.append(end)
         if code != 0 or end.log.oom:
             return False
-        # A short run that trained is a real one: a warm-started probe has no imports to wait for.
-        trained = bool(TRAINING_PROGRESS.search(text))
+        # A short run that trained is a real one: a warm-started probe has no imports to wait for. An external
+        # script shows its training through its progress pattern.
+        trained = bool(TRAINING_PROGRESS.search(text)) or bool(self.bg_progress and self.bg_progress[-1].points)
         self.bg_trained_runs += trained
         quick = end.duration_s < self.options.background_min_run_s and not trained
         self.quick_exits = self.quick_exits + 1 if quick else 0

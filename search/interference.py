@@ -169,6 +169,16 @@ def pair_interference(views: list[TrialView]) -> list[PairInterference]:
             if v.phase != BASELINE_PHASE and _ok(v) and v.attrs.get("background")]
 
 
+def figures_by_trial(views: list[TrialView]) -> dict[int, PairInterference]:
+    return {p.trial: p for p in pair_interference(views)}
+
+
+def worth_a_note(p: PairInterference) -> bool:
+    """Whether a pair has a figure to show (a pair without progress lines or baselines only has reasons)."""
+    return p.foreground_slowdown is not None or p.energy_per_fg_sample_j is not None or bool(
+        {MOSTLY_STARTING, CPU_STARVED, PACKED} & set(p.flags))
+
+
 def _one(v: TrialView, solos: dict[tuple[str, int | None], Solo]) -> PairInterference:
     fg_key, bg_key = _identity(v.attrs["foreground"]), _identity(v.attrs["background"])
     base = PairInterference(v.pair_key, v.number, v.fg_batch, v.bg_batch, fg_key, bg_key)

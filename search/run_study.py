@@ -16,7 +16,8 @@ from gpupair_search.launcher.sizes import parse_size_mib
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.pair_runner import RunOptions
 from gpupair_search.search import cli_options as opt
-from gpupair_search.search.console import Progress, budget_words, verdict_table
+from gpupair_search.search.console import Progress, budget_words, interference_lines, verdict_table
+from gpupair_search.search.interference import pair_interference, worth_a_note
 from gpupair_search.search.executors import DeviceExecutor
 from gpupair_search.search.extension import search_policy
 from gpupair_search.search.planner import ExtensionOptions
@@ -109,7 +110,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
     try:
         fs.placement = worker_placement(dev)
         fs.recover_stale()  # first: an interrupted trial is re-queued once, not queued again as new
-        added = fs.enqueue_initial() + fs.enqueue_baselines()
+        added = fs.enqueue_baselines() + fs.enqueue_initial()  # baselines first: each pair is then judged as it ends
         typer.echo(f"study '{fs.settings.name}' on {where}: {len(inputs.experiment.pairs)} pairs, "
                    f"{budget_words(kind, inputs.card_mib, inputs.safe_limit_mib)}, "
                    f"{'probe' if req.probe else 'full epoch'} mode; {added} trial(s) queued", err=True)
@@ -119,6 +120,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
     if not worker:
         publish_to_dashboard(fs, kind)
         typer.echo(verdict_table(fs.plans(), inputs.safe_limit_mib, kind))
+        print_interference(fs)
     if executor.run_dir is not None and executor.run_dir.path is not None:
         typer.echo(f"results: {executor.run_dir.path}", err=worker)
     return 0
@@ -144,7 +146,7 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
     url = req.storage or default_storage_url(req.results)
     fs = open_study(inputs, url, req.results, extension, "gpu", req.probe, req.name, req.baselines)
     fs.recover_stale()
-    added = fs.enqueue_initial() + fs.enqueue_baselines()
+    added = fs.enqueue_baselines() + fs.enqueue_initial()
     shares = worker_shares(len(gpus))
     typer.echo(f"study '{fs.settings.name}': {added} trial(s) queued; one worker on each of "
                + ", ".join(f"cuda:{g}" + (f" (cores {cpus})" if cpus else "") for g, cpus in zip(gpus, shares)),
@@ -202,6 +204,13 @@ def print_status(fs: FeasibilityStudy) -> None:
     kind = fs.kind
     typer.echo(f"study '{fs.settings.name}': {budget_words(kind, fs.settings.card_mib, fs.settings.safe_limit_mib)}")
     typer.echo(verdict_table(fs.plans(), fs.settings.safe_limit_mib, kind))
+    print_interference(fs)
+
+
+def print_interference(fs: FeasibilityStudy) -> None:
+    """Each pair's slowdowns and energy per sample, when the study has any (after the verdict table)."""
+    for line in interference_lines([p for p in pair_interference(fs.views()) if worth_a_note(p)]):
+        typer.echo(line)
 
 
 def predict(study, settings, gpu_memory, safe_limit, models, repos_root, lenient) -> str:

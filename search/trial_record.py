@@ -63,6 +63,9 @@ def record_result(trial: optuna.Trial, result: PairResult, safe_limit_mib: float
     }
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
+    figures = _interference(trial, attrs, result)
+    if figures is not None:
+        trial.set_user_attr("interference", figures)
     if result.outcome.is_memory_verdict:
         constraints = {OOM_KEY: 1.0 if result.outcome.is_oom else 0.0, MARGIN_KEY: round(peak - safe_limit_mib, 1)}
         for key, value in constraints.items():
@@ -75,6 +78,22 @@ def record_result(trial: optuna.Trial, result: PairResult, safe_limit_mib: float
         return TrialState.COMPLETE, round(peak, 1)
     trial.set_user_attr("fail_reason", f"{result.outcome.value}: {result.error_message}")
     return TrialState.FAIL, None
+
+
+def _interference(trial: optuna.Trial, attrs: dict[str, Any], result: PairResult) -> dict[str, Any] | None:
+    """The pair's interference figures against the baselines measured so far (optuna-dashboard shows user
+    attributes; a finished trial's cannot change, so figures whose baseline comes later are in status and the
+    report only)."""
+    if result.background is None or result.outcome.value != "ok":
+        return None
+    from gpupair_search.search import interference  # it reads TrialViews, defined here
+
+    params = dict(trial.params)
+    this = TrialView(trial.number, TrialState.COMPLETE, params.get(PAIR_PARAM, ""), params.get(FG_PARAM),
+                     params.get(BG_PARAM), trial.user_attrs.get("phase", "initial"), True, None, result.outcome.value, {**dict(trial.user_attrs), **attrs})
+    others = [view(t) for t in trial.study.get_trials(deepcopy=False) if t.number != trial.number]
+    found = interference.figures_by_trial(others + [this]).get(trial.number)
+    return interference.attrs_for_trial(found) if found is not None else None
 
 
 def _rounded(d: dict[str, Any]) -> dict[str, Any]:
