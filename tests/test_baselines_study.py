@@ -24,8 +24,8 @@ def test_baselines_run_once_per_job_and_are_not_pairs(tmp_path):
     assert "5 trial(s) queued" in done.stderr  # two pairs, three distinct jobs
     solo = [t for t in trials(results) if t.user_attrs["phase"] == "baseline"]
     assert sorted(t.params["baseline"] for t in solo) == [
-        'solo:progress/external{"step_s": 0.05, "steps": 60}', 'solo:progress/sleeper{"step_s": 0.05, "steps": 60}',
-        'solo:progress/sleeper{"step_s": 0.05, "steps": 30}']
+        'solo:progress/external{"step_s": 0.05, "steps": 60}', 'solo:progress/sleeper{"step_s": 0.05, "steps": 30}',
+        'solo:progress/sleeper{"step_s": 0.05, "steps": 60}']
     assert all(t.user_attrs["background"] is None and t.user_attrs["window"]["reliable"] for t in solo)
     assert {t.params["fg_batch_size"] for t in solo} == {2, 4}
     table = [line for line in done.stdout.splitlines() if line[:1].isdigit()]
