@@ -84,3 +84,17 @@ def test_the_training_loop_times_and_reports_every_step_but_the_warm_up(capsys):
 
 def test_parameter_count_counts_every_parameter():
     assert parameter_count(torch.nn.Linear(3, 2)) == 3 * 2 + 2
+
+
+def test_the_training_loop_prints_machine_progress_on_stderr_at_the_first_and_each_epochs_last_step(capsys):
+    device = torch.device("cpu")
+    model = torch.nn.Linear(3, 1)
+    loop = TrainingLoop(device, BatchPool(lambda n, gen: (torch.rand(n, 3, generator=gen),), 2, num_samples=6,
+                                          device=device), epochs=2)
+    for _ in loop:
+        for (x,) in loop.batches(model):
+            loop.step_done(model(x).pow(2).mean())
+    lines = capsys.readouterr().err.splitlines()
+    # fast steps: within PROGRESS_INTERVAL_S only the first step and each epoch's last are printed
+    assert lines[0] == "[gpupair] progress steps=1 samples=2"
+    assert "[gpupair] progress steps=3 samples=6" in lines and lines[-1] == "[gpupair] progress steps=6 samples=12"

@@ -7,7 +7,8 @@ memory, step time) is the model's own.
 
 Output contract (parsed by gpupair-search and bench/profile_workloads.py):
   progress lines    Epoch 1 step 100/1875 loss 2.3012   (every PROGRESS_EVERY steps and at an epoch's last)
-  machine progress  [gpupair] progress steps=N samples=M  (cumulative training steps and samples, warm-up
+  machine progress  [gpupair] progress steps=N samples=M  (on stderr, which the launcher logs with stdout;
+                    cumulative training steps and samples, warm-up
                     step included; after the first step, then at most every PROGRESS_INTERVAL_S and at an
                     epoch's last step; the launcher timestamps them to find the steady-state window)
   metric lines      in the log_patterns format of settings/models.json
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -198,7 +200,7 @@ class ProgressReporter:
 
                 torch.cuda.synchronize()
             self._last = now
-            log(f"[gpupair] progress steps={self.steps} samples={self.samples}")
+            print(f"[gpupair] progress steps={self.steps} samples={self.samples}", file=sys.stderr, flush=True)
 
 
 class StepTimer:
