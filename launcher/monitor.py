@@ -49,6 +49,7 @@ class Monitor:
         self._cpu: dict[str, float] = {}
         self._rss: dict[str, float] = {}
         self._host_cpu: float | None = None
+        self._foreign: set[int] = set()  # listed GPU processes found not to be ours, until the next tree walk
         self._host_times = _busy_and_total()
 
     def start(self) -> "Monitor":
@@ -79,7 +80,11 @@ class Monitor:
             self._walk_trees(jobs)
             self._last_tree = now
         all_pids = set().union(*self._pids.values()) if self._pids else set()
-        by_pid = self.device.memory_by_pid(all_pids | self._unattributed(jobs))
+        # One process listing per tick serves both attribution and memory: it was read twice, and on NVML
+        # each listing is two queries (compute and graphics), so 9 NVML calls a tick are now 7.
+        listed = self.device.all_process_memory()
+        pids = all_pids | self._unattributed(jobs, listed)
+        by_pid = self.device.memory_by_pid(pids) if listed is None else {p: listed[p] for p in pids if p in listed}
         job_mib = {label: sum(by_pid.get(pid, 0.0) for pid in self._pids.get(label, ())) for label in jobs}
         try:
             reading = self.device.reading()
@@ -90,16 +95,15 @@ class Monitor:
         self.samples.append(sample)
         return sample
 
-    def _unattributed(self, jobs: dict[str, RunningJob]) -> set[int]:
+    def _unattributed(self, jobs: dict[str, RunningJob], listed: dict[int, float] | None) -> set[int]:
         """GPU processes not yet in any job's set: attribute them by ancestry now, not at the next walk."""
-        listed = self.device.all_process_memory()
         if listed is None:
             return set()
         known = set().union(*self._pids.values()) if self._pids else set()
         roots = {job.pid: label for label, job in jobs.items()}
         found: set[int] = set()
         for pid in listed:
-            if pid in known:
+            if pid in known or pid in self._foreign:
                 continue
             try:
                 for parent in psutil.Process(pid).parents():
@@ -107,11 +111,14 @@ class Monitor:
                         self._pids[roots[parent.pid]].add(pid)
                         found.add(pid)
                         break
+                else:  # another user's process, or the emulation's memory hog: not walked again each tick
+                    self._foreign.add(pid)
             except psutil.Error:
                 continue
         return found
 
     def _walk_trees(self, jobs: dict[str, RunningJob]) -> None:
+        self._foreign.clear()  # a PID can be reused; the walk finds our own processes in any case
         busy, total = _busy_and_total()
         if total > self._host_times[1]:
             self._host_cpu = round(100.0 * (busy - self._host_times[0]) / (total - self._host_times[1]), 1)
