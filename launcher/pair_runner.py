@@ -23,7 +23,7 @@ from gpupair_search.launcher.monitor import DEFAULT_HZ, Monitor, Sample
 from gpupair_search.launcher.outcome import (TRAINING_PROGRESS, JobEnd, Outcome, PairLimits, classify, explain, read_log,
                                             scan_log)
 from gpupair_search.launcher.process import RunningJob, start_job
-from gpupair_search.launcher.registry import BATCH_SIZE, MAX_STEPS, Registry
+from gpupair_search.launcher.registry import BATCH_SIZE, MAX_STEPS, MIN_TRAIN_S, Registry
 from gpupair_search.launcher.spec import JobConfig, PairSpec
 from gpupair_search.launcher.steady_window import ProgressTail, user_steps_pattern
 from gpupair_search.launcher.window_stats import WindowStats, window_stats
@@ -42,6 +42,10 @@ class RunOptions:
     timeout_s: float = 3600.0
     probe: bool = False
     probe_steps: int = 30  # --max-steps for jobs that have it, in probe mode
+    #: probe mode, jobs that have --min-train-s: the foreground trains at least this long, so that its steady-state
+    #: window has >= 1 s of energy counter even for a fast model; the background BACKGROUND_TRAIN_FACTOR times as
+    #: long, so that it trains through the foreground's start-up and window instead of restarting
+    min_window_s: float = 0.0
     probe_plateau_s: float = 15.0  # external scripts in probe mode: stop once memory is flat this long
     background_settle_s: float = 2.0
     background_ready_timeout_s: float = 120.0
@@ -88,10 +92,16 @@ class PairResult:
     window: WindowStats | None = None
 
 
-def probe_job(job: JobConfig, registry: Registry, steps: int) -> JobConfig:
-    """In probe mode a built-in stops after ``steps`` steps and one evaluation pass."""
+BACKGROUND_TRAIN_FACTOR = 5.0
+
+
+def probe_job(job: JobConfig, registry: Registry, steps: int, min_train_s: float = 0.0) -> JobConfig:
+    """In probe mode a built-in stops after ``steps`` steps (its first epoch after at least ``min_train_s``
+    seconds of training, where it has --min-train-s) and one evaluation pass."""
     if registry.supports(job, MAX_STEPS) and not job.hyperparameters.get(MAX_STEPS):
-        return job.with_hyperparameter(MAX_STEPS, steps)
+        job = job.with_hyperparameter(MAX_STEPS, steps)
+    if min_train_s > 0 and registry.supports(job, MIN_TRAIN_S) and not job.hyperparameters.get(MIN_TRAIN_S):
+        job = job.with_hyperparameter(MIN_TRAIN_S, round(min_train_s, 3))
     return job
 
 
@@ -106,8 +116,8 @@ class PairRun:
         self.work_dir = work_dir
         fg, bg = pair.foreground, pair.background
         if options.probe:
-            fg = probe_job(fg, registry, options.probe_steps)
-            bg = probe_job(bg, registry, options.probe_steps) if bg else None
+            fg = probe_job(fg, registry, options.probe_steps, options.min_window_s)
+            bg = probe_job(bg, registry, options.probe_steps, BACKGROUND_TRAIN_FACTOR * options.min_window_s) if bg else None
         self.fg_job, self.bg_job = fg, bg
         self.env = {**os.environ, **device.job_env(), "PYTHONUNBUFFERED": "1"}
         self.monitor = Monitor(device, options.monitor_hz)

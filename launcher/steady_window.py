@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-MACHINE_PROGRESS = re.compile(r"^\[gpupair\] progress steps=(\d+) samples=(\d+)")
+MACHINE_PROGRESS = re.compile(r"^\[gpupair\] progress steps=(\d+) samples=(\d+)(?: epoch=(\d+))?")
 EPOCH_PROGRESS = re.compile(r"^Epoch (\d+) step (\d+)/(\d+)")
 #: The models file's ``performance_metrics.log_patterns`` entry that external scripts use to report progress.
 PROGRESS_PATTERN_NAME = "progress_steps"
@@ -31,6 +31,7 @@ class ProgressPoint:
     t: float  # the monitor's clock when the line was read
     steps: int  # cumulative training steps of this run
     samples: int | None  # cumulative samples, when known
+    epoch: int | None = None  # when the job says (an evaluation pass lies between two epochs)
 
 
 class ProgressTail:
@@ -62,13 +63,14 @@ class ProgressTail:
         machine = MACHINE_PROGRESS.match(line)
         if machine:
             self._machine = True
-            return ProgressPoint(t, int(machine.group(1)), int(machine.group(2)))
+            epoch = int(machine.group(3)) if machine.group(3) else None
+            return ProgressPoint(t, int(machine.group(1)), int(machine.group(2)), epoch)
         if self._machine:
             return None
         epoch = EPOCH_PROGRESS.match(line)
         if epoch:
             steps = (int(epoch.group(1)) - 1) * int(epoch.group(3)) + int(epoch.group(2))
-            return ProgressPoint(t, steps, steps * self.batch_size if self.batch_size else None)
+            return ProgressPoint(t, steps, steps * self.batch_size if self.batch_size else None, int(epoch.group(1)))
         if self.steps_pattern is not None:
             found = self.steps_pattern.search(line[:MAX_LINE_CHARS])
             if found:
@@ -106,12 +108,25 @@ class SteadyWindow:
         return self.steps / self.seconds if self.seconds > 0 else None
 
 
+def epochs(points: list[ProgressPoint]) -> list[list[ProgressPoint]]:
+    """Consecutive points of the same epoch (a job that does not say its epoch: one group)."""
+    groups: list[list[ProgressPoint]] = []
+    for p in points:
+        if groups and groups[-1][-1].epoch == p.epoch:
+            groups[-1].append(p)
+        else:
+            groups.append([p])
+    return groups
+
+
 def steady_window(points: list[ProgressPoint], warmup_steps: int = WARMUP_STEPS,
                   max_steps: int | None = None) -> SteadyWindow | None:
-    """None when the job reported too little progress to have a window (no lines, or none after warm-up)."""
-    after = [p for p in points if p.steps >= warmup_steps]
-    if len(after) < 2:
+    """Within one epoch (the longest, the first of equals: no evaluation pass inside), after warm-up. None when
+    the job reported too little progress to have a window (no lines, or none after warm-up)."""
+    candidates = [g for g in ([p for p in group if p.steps >= warmup_steps] for group in epochs(points)) if len(g) >= 2]
+    if not candidates:
         return None
+    after = max(candidates, key=lambda g: g[-1].t - g[0].t)
     start = after[0]
     end = after[-1]
     if max_steps is not None:
@@ -123,9 +138,9 @@ def steady_window(points: list[ProgressPoint], warmup_steps: int = WARMUP_STEPS,
 
 
 def training_intervals(runs: list[list[ProgressPoint]]) -> list[tuple[float, float]]:
-    """Per run, from its first to its last progress line: when it trained (before: start-up; after: evaluation
-    and exit)."""
-    return [(run[0].t, run[-1].t) for run in runs if len(run) >= 2 and run[-1].t > run[0].t]
+    """Per run and epoch, from its first to its last progress line: when it trained (before: start-up; between
+    epochs: evaluation; after: evaluation and exit)."""
+    return [(g[0].t, g[-1].t) for run in runs for g in epochs(run) if len(g) >= 2 and g[-1].t > g[0].t]
 
 
 def overlap_share(intervals: list[tuple[float, float]], start_t: float, end_t: float) -> float | None:
@@ -142,7 +157,7 @@ def samples_within(runs: list[list[ProgressPoint]], start_t: float, end_t: float
     total, known = 0.0, False
     for run in runs:
         for a, b in zip(run, run[1:]):
-            if a.samples is None or b.samples is None or b.t <= a.t:
+            if a.samples is None or b.samples is None or b.t <= a.t or a.epoch != b.epoch:
                 continue
             known = True
             inside = max(0.0, min(b.t, end_t) - max(a.t, start_t))

@@ -14,19 +14,28 @@ from __future__ import annotations
 import json
 from typing import Iterable
 
-from gpupair_search.launcher.registry import BATCH_SIZE, MAX_STEPS
+from gpupair_search.launcher.registry import BATCH_SIZE, MAX_STEPS, MIN_TRAIN_S
 from gpupair_search.launcher.spec import JobConfig, PairSpec
 
 BASELINE_PARAM = "baseline"  # the trial parameter naming the job a solo baseline measures
 BASELINE_PHASE = "baseline"
 BASELINE_SOURCE = "solo baseline"
 #: Hyperparameters that do not make a job another job: the batch size is the trial's own parameter, and the
-#: probe's step cap is the launcher's.
-_NOT_IDENTITY = (BATCH_SIZE, MAX_STEPS)
+#: probe's step cap and minimum training time are the launcher's.
+_NOT_IDENTITY = (BATCH_SIZE, MAX_STEPS, MIN_TRAIN_S)
 
 
 def default_baselines(kind: str) -> bool:
     return kind == "gpu"
+
+
+#: ``--min-window-s`` by study kind: a GPU study's probes train long enough for the energy counter; CPU and
+#: simulated studies measure host memory or predict it, and their probes stay as short as they were.
+DEFAULT_MIN_WINDOW_S = {"gpu": 2.0, "cpu": 0.0, "simulated": 0.0}
+
+
+def default_min_window_s(kind: str) -> float:
+    return DEFAULT_MIN_WINDOW_S.get(kind, 0.0)
 
 
 def job_identity(job: JobConfig) -> str:

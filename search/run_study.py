@@ -56,6 +56,7 @@ class RunRequest:
     lenient: bool = field(default=False, metadata={"option": opt.LENIENT})
     cpus: str | None = field(default=None, metadata={"option": opt.CPUS})  # a worker's own cores, e.g. "0-15"
     baselines: bool | None = field(default=None, metadata={"option": opt.BASELINES})  # None: the kind's default
+    min_window_s: float | None = field(default=None, metadata={"option": opt.MIN_WINDOW_S})  # None: the kind's
 
     def worker_argv(self, device: str, storage: str) -> list[str]:
         """The ``worker`` command that runs this request on ``device`` against ``storage``."""
@@ -99,12 +100,14 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
         return _run_workers(req, inputs, extension, gpus)
     choice = req.device or "auto"
     kind = study_kind(choice)
-    fs = open_study(inputs, req.storage, req.results, extension, kind, req.probe, req.name, req.baselines)
+    fs = open_study(inputs, req.storage, req.results, extension, kind, req.probe, req.name, req.baselines,
+                    req.min_window_s)
     progress = Progress(len(inputs.experiment.pairs), inputs.safe_limit_mib, kind == "simulated")
     dev = open_device(choice, DeviceRequest(card_mib=inputs.card_mib, simulation=lambda: simulated_device(inputs),
                                             cpu_memory_mib=parse_size_mib(req.cpu_memory) if req.cpu_memory else None))
     options = RunOptions(monitor_hz=req.monitor_hz, timeout_s=req.timeout, probe=req.probe,
-                         allow_foreign_processes=req.allow_foreign)
+                         allow_foreign_processes=req.allow_foreign,
+                         min_window_s=(fs.definition.min_window_s if fs.definition else None) or 0.0)
     executor = DeviceExecutor(inputs.registry, dev, options, req.results, observer=progress.update)
     where = dev.name
     try:
@@ -144,7 +147,7 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
     from gpupair_search.search.storage import default_storage_url
 
     url = req.storage or default_storage_url(req.results)
-    fs = open_study(inputs, url, req.results, extension, "gpu", req.probe, req.name, req.baselines)
+    fs = open_study(inputs, url, req.results, extension, "gpu", req.probe, req.name, req.baselines, req.min_window_s)
     fs.recover_stale()
     added = fs.enqueue_baselines() + fs.enqueue_initial()
     shares = worker_shares(len(gpus))

@@ -90,3 +90,22 @@ def test_window_energy_is_a_number_only_over_one_second_of_counter():
 def test_no_progress_means_no_window_and_says_why():
     stats = window_stats([], [], [], solo=True)
     assert not stats.reliable and "progress_steps" in stats.note
+
+
+def test_the_window_stays_within_one_epoch_so_no_evaluation_pass_is_inside():
+    def at(t, steps, epoch):
+        return ProgressPoint(t, steps, 4 * steps, epoch)
+
+    run = [at(0.0, 1, 1), at(1.0, 5, 1), at(3.0, 15, 1), at(9.0, 16, 2), at(10.0, 20, 2)]  # 6 s of evaluation
+    window = steady_window(run, warmup_steps=3)
+    assert (window.start_t, window.end_t, window.steps) == (1.0, 3.0, 10)
+    assert training_intervals([run]) == [(0.0, 3.0), (9.0, 10.0)]
+    assert samples_within([run], 0.0, 10.0) == pytest.approx(4 * (15 - 1) + 4 * (20 - 16))
+
+
+def test_machine_lines_carry_their_epoch(tmp_path):
+    log = tmp_path / "job.log"
+    log.write_text("[gpupair] progress steps=7 samples=28 epoch=2\n")
+    tail = ProgressTail(log)
+    tail.poll(1.0)
+    assert tail.points == [ProgressPoint(1.0, 7, 28, 2)]

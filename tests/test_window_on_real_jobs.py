@@ -60,3 +60,14 @@ def test_a_background_that_trains_throughout_has_a_high_share_and_a_throughput(t
     w = result.window
     assert w.background_training_share > 0.9
     assert 20 < w.background_samples_per_second <= 40  # 2 samples per >= 50 ms step
+
+
+def test_probes_train_long_enough_for_a_window_of_min_window_s(tmp_path, registry):
+    options = RunOptions(background_settle_s=0.3, background_min_run_s=1.0, grace_s=1.0, probe=True, probe_steps=5,
+                         min_window_s=1.5)
+    fg, bg = job(steps=1000, step_s=0.02), job(steps=1000, step_s=0.02)
+    result = run_pair(PairSpec(1, fg, bg), registry, CpuDevice(), options, tmp_path / "pair")
+    assert result.foreground.hyperparameters["max_steps"] == 5 and result.foreground.hyperparameters["min_train_s"] == 1.5
+    assert result.background.hyperparameters["min_train_s"] == 7.5  # trains through the foreground's start and window
+    assert result.window.window_s >= 1.0  # 5 probe steps alone would be 0.1 s
+    assert result.window.background_training_share > 0.9

@@ -7,8 +7,8 @@ memory, step time) is the model's own.
 
 Output contract (parsed by gpupair-search and bench/profile_workloads.py):
   progress lines    Epoch 1 step 100/1875 loss 2.3012   (every PROGRESS_EVERY steps and at an epoch's last)
-  machine progress  [gpupair] progress steps=N samples=M  (on stderr, which the launcher logs with stdout;
-                    cumulative training steps and samples, warm-up
+  machine progress  [gpupair] progress steps=N samples=M epoch=E  (on stderr, which the launcher logs
+                    with stdout; cumulative training steps and samples, warm-up
                     step included; after the first step, then at most every PROGRESS_INTERVAL_S and at an
                     epoch's last step; the launcher timestamps them to find the steady-state window)
   metric lines      in the log_patterns format of settings/models.json
@@ -75,6 +75,13 @@ def add_max_steps(parser: argparse.ArgumentParser) -> None:
              "evaluation set (0 = no limit); for short probes")
 
 
+def add_min_train_s(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--min-train-s", type=non_negative_float, default=0.0,
+        help="the first epoch trains at least S seconds, cycling its batches past --max-steps (0 = off); gives a "
+             "probe a steady-state window long enough to measure throughput and energy")
+
+
 @dataclass(frozen=True)
 class PerModelBatchSize:
     """A --batch-size whose default depends on the model, as in the originals that have one per model.
@@ -98,8 +105,9 @@ class PerModelBatchSize:
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None,
                batch_size: PerModelBatchSize | None = None) -> argparse.Namespace:
-    """Add the options every workload ends with (a per-model --batch-size if given, then --max-steps) and
+    """Add the options every workload ends with (--min-train-s, a per-model --batch-size if given, then --max-steps) and
     parse argv; the per-model batch size is resolved, so args.batch_size is always a number."""
+    add_min_train_s(parser)
     if batch_size is not None:
         batch_size.add_to(parser)
     add_max_steps(parser)
@@ -190,7 +198,7 @@ class ProgressReporter:
         self.steps = self.samples = 0
         self._last = -math.inf
 
-    def step_done(self, samples: int, last_of_epoch: bool = False) -> None:
+    def step_done(self, samples: int, epoch: int, last_of_epoch: bool = False) -> None:
         self.steps += 1
         self.samples += samples
         now = time.perf_counter()
@@ -200,7 +208,8 @@ class ProgressReporter:
 
                 torch.cuda.synchronize()
             self._last = now
-            print(f"[gpupair] progress steps={self.steps} samples={self.samples}", file=sys.stderr, flush=True)
+            print(f"[gpupair] progress steps={self.steps} samples={self.samples} epoch={epoch}", file=sys.stderr,
+                  flush=True)
 
 
 class StepTimer:
@@ -262,11 +271,13 @@ class TrainingLoop:
         finish(device, loop.timer)
 
     The step's own variables stay in the caller's frame, so tensors live exactly as long as in a plain loop.
+    ``min_train_s`` (the workloads' --min-train-s) keeps the first epoch training that long.
     """
 
-    def __init__(self, device: torch.device, train: BatchPool, epochs: int):
+    def __init__(self, device: torch.device, train: BatchPool, epochs: int, min_train_s: float = 0.0):
         self.train = train
         self.epochs = epochs
+        self.min_train_s = min_train_s
         self.timer = StepTimer(device)
         self.progress = ProgressReporter(device)
         self.epoch = 0
@@ -281,16 +292,23 @@ class TrainingLoop:
         the last, the clock stopped and the model in evaluation mode, for the epoch's evaluation."""
         model.train()
         self.timer.start()
+        started = time.perf_counter()
         for self.step, batch in enumerate(self.train, 1):
             yield batch
+        if self.epoch == 1:
+            # --min-train-s: more of the same batches (the same memory), until the first epoch trained long enough
+            while time.perf_counter() - started < self.min_train_s:
+                self.step += 1
+                yield self.train.batches[self.step % len(self.train.batches)]
         self.timer.stop()
         model.eval()
 
     def step_done(self, loss) -> None:
         """After each step: count it (a full batch) and print the progress line when one is due."""
         self.timer.step_done(self.train.batch_size)
-        log_progress(self.epoch, self.step, len(self.train), loss)
-        self.progress.step_done(self.train.batch_size, last_of_epoch=self.step == len(self.train))
+        if self.step <= len(self.train):  # steps added by --min-train-s show in the machine lines only
+            log_progress(self.epoch, self.step, len(self.train), loss)
+        self.progress.step_done(self.train.batch_size, self.epoch, last_of_epoch=self.step == len(self.train))
 
 
 def parameter_count(model: torch.nn.Module) -> int:
