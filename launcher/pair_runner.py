@@ -26,7 +26,7 @@ from gpupair_search.launcher.process import RunningJob, start_job
 from gpupair_search.launcher.registry import BATCH_SIZE, MAX_STEPS, MIN_TRAIN_S, Registry
 from gpupair_search.launcher.spec import JobConfig, PairSpec
 from gpupair_search.launcher.steady_window import ProgressTail, user_steps_pattern
-from gpupair_search.launcher.window_stats import WindowStats, window_stats
+from gpupair_search.launcher.window_stats import WindowStats, background_warning, window_stats
 
 _THROUGHPUT = re.compile(r"samples_per_second=([\d.]+)")
 _RESERVED = re.compile(r"max_memory_reserved_mib=([\d.]+)")
@@ -359,6 +359,9 @@ class PairRun:
         memory = memory_stats(self.monitor.samples, fg_log.tried_to_allocate_mib, bg_tried)
         energy = energy_stats(self.monitor.samples, *self.fg_window, rapl.joules_since_start(), rapl.note)
         metrics, metric_warnings = extract_metrics(self.registry.repository(self.fg_job.repo).log_patterns, fg_text)
+        window = window_stats(self.fg_progress.points if self.fg_progress else [],
+                              [tail.points for tail in self.bg_progress], self.monitor.samples, solo=self.bg_job is None)
+        starting = background_warning(window, len(self.bg_logs))
         return PairResult(
             pair=self.pair, foreground=self.fg_job, background=self.bg_job, outcome=outcome, memory=memory,
             energy=energy, device=self.device.describe(), foreground_exit_code=fg_code,
@@ -371,12 +374,11 @@ class PairRun:
             background_reported_reserved_mib=_last_float(_RESERVED, bg_text),
             batch_sizes={"foreground": self.registry.batch_size(self.fg_job),
                          "background": self.registry.batch_size(self.bg_job) if self.bg_job else None},
-            warnings=list(self.pair.warnings) + self.monitor.errors + metric_warnings + self.start_notes,
+            warnings=list(self.pair.warnings) + self.monitor.errors + metric_warnings + self.start_notes
+            + ([starting] if starting else []),
             samples=self.monitor.samples, foreground_window=self.fg_window, background_logs=list(self.bg_logs),
             phase_seconds=dict(self.phase_seconds), job_start=dict(self.job_start),
-            window=window_stats(self.fg_progress.points if self.fg_progress else [],
-                                [tail.points for tail in self.bg_progress], self.monitor.samples,
-                                solo=self.bg_job is None),
+            window=window,
         )
 
 

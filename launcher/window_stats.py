@@ -15,6 +15,18 @@ from gpupair_search.launcher.steady_window import (ProgressPoint, overlap_share,
                                                    training_intervals)
 
 MIN_ENERGY_WINDOW_S = 1.0  # NVML's energy counter is not trustworthy over less (it updates every ~100 ms or less)
+#: Below this share of the foreground's window spent training (not starting up), the background was mostly a
+#: process starting: not a co-located job (the seed's "103 restarts" in a milder form).
+MIN_BACKGROUND_TRAINING_SHARE = 0.5
+
+
+def background_warning(stats: "WindowStats", runs: int) -> str | None:
+    """The pair's warning when its background mostly started up during the foreground's window."""
+    share = stats.background_training_share
+    if share is None or share >= MIN_BACKGROUND_TRAINING_SHARE:
+        return None
+    return (f"the background trained in {share:.0%} of the foreground's steady-state window; the rest was start-up "
+            f"between its {runs} runs: its memory was measured, but this is no co-location (no interference figures)")
 
 
 @dataclass(frozen=True)

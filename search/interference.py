@@ -18,12 +18,10 @@ from typing import Any
 from optuna.trial import TrialState
 
 from gpupair_search.launcher.spec import JobConfig
+from gpupair_search.launcher.window_stats import MIN_BACKGROUND_TRAINING_SHARE
 from gpupair_search.search.baselines import BASELINE_PHASE, job_identity
 from gpupair_search.search.trial_record import TrialView
 
-#: Below this share of the foreground's window spent training (not starting up), the background was mostly a
-#: process starting: not a co-located job (the seed's "103 restarts" in a milder form).
-MIN_BACKGROUND_TRAINING_SHARE = 0.5
 #: The foreground is CPU-starved when it got this much less CPU than alone and was this much slower.
 STARVED_CPU_RATIO = 0.8
 STARVED_SLOWDOWN = 1.2

@@ -53,6 +53,7 @@ def test_a_background_that_is_mostly_starting_up_trains_for_a_small_share_of_the
     assert result.outcome is Outcome.OK and result.background_runs >= 2
     assert result.background_coverage > 0.9  # alive nearly all the time: coverage alone calls it a pair
     assert w.background_training_share < 0.4  # but it trained in a small part of the window
+    assert any("this is no co-location" in warning for warning in result.warnings)
 
 
 def test_a_background_that_trains_throughout_has_a_high_share_and_a_throughput(tmp_path, registry):
