@@ -16,6 +16,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from gpupair_search.launcher.outcome import Outcome
 from gpupair_search.launcher.pair_runner import PairResult
 from gpupair_search.search import optuna_adapter as adapter
 
@@ -84,7 +85,7 @@ def _interference(trial: optuna.Trial, attrs: dict[str, Any], result: PairResult
     """The pair's interference figures against the baselines measured so far (optuna-dashboard shows user
     attributes; a finished trial's cannot change, so figures whose baseline comes later are in status and the
     report only)."""
-    if result.background is None or result.outcome.value != "ok":
+    if result.background is None or result.outcome is not Outcome.OK:
         return None
     from gpupair_search.search import interference  # it reads TrialViews, defined here
 
