@@ -2,7 +2,6 @@
 once across resumes, never listed as a pair, and each pair's slowdowns in status."""
 from __future__ import annotations
 
-
 import optuna
 
 from tests.conftest import FIXTURES, run_cli
