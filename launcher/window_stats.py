@@ -55,6 +55,25 @@ class WindowStats:
     host_cpu_pct: float | None = None
 
 
+def describe(stats: WindowStats) -> str:
+    """One line for people: what the window measured, or why there is none."""
+    if not stats.reliable:
+        return stats.note
+    parts = [f"{stats.window_s:.2f} s, {stats.foreground_steps} foreground steps"]
+    if stats.foreground_samples_per_second is not None:
+        parts.append(f"foreground {stats.foreground_samples_per_second:,.1f} samples/s")
+    if stats.background_samples_per_second is not None:
+        parts.append(f"background {stats.background_samples_per_second:,.1f} samples/s")
+    if stats.background_training_share is not None:
+        parts.append(f"background training {stats.background_training_share:.0%} of it")
+    if stats.energy_reliable and stats.gpu_energy_per_foreground_sample_j is not None:
+        parts.append(f"GPU {stats.gpu_energy_j:,.1f} J, {1000 * stats.gpu_energy_per_foreground_sample_j:.3g} mJ per "
+                     "foreground sample")
+    else:
+        parts.append(f"energy {stats.energy_note}")
+    return ", ".join(parts)
+
+
 def window_stats(fg_points: list[ProgressPoint], bg_runs: list[list[ProgressPoint]], samples: list[Sample],
                  solo: bool) -> WindowStats:
     window = steady_window(fg_points)
