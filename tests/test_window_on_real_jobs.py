@@ -1,8 +1,11 @@
 """The steady-state window measured on real processes that print progress, through the real run_pair."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from gpupair_search.launcher.devices.base import DeviceReading
 from gpupair_search.launcher.devices.cpu import CpuDevice
 from gpupair_search.launcher.outcome import Outcome
 from gpupair_search.launcher.pair_runner import RunOptions, run_pair
@@ -72,3 +75,22 @@ def test_probes_train_long_enough_for_a_window_of_min_window_s(tmp_path, registr
     assert result.background.hyperparameters["min_train_s"] == 7.5  # trains through the foreground's start and window
     assert result.window.window_s >= 1.0  # 5 probe steps alone would be 0.1 s
     assert result.window.background_training_share > 0.9
+
+
+class MeteredCpu(CpuDevice):
+    """The CPU device with an energy counter that a 100 W card would show (this machine has no NVML): the real
+    jobs, the real monitor and the real window, with the one reading the machine lacks."""
+
+    def reading(self) -> DeviceReading:
+        return DeviceReading(power_w=100.0, energy_mj=100_000.0 * time.monotonic())
+
+
+def test_a_window_under_one_second_of_energy_counter_is_unreliable_and_a_longer_one_has_its_energy(tmp_path, registry):
+    short = run_pair(PairSpec(1, job(steps=12, step_s=0.02), None), registry, MeteredCpu(), FAST, tmp_path / "short")
+    assert short.window.reliable and short.window.window_s < 1.0
+    assert not short.window.energy_reliable and short.window.gpu_energy_j is None
+    assert short.window.energy_note.startswith("unreliable:")
+    long = run_pair(PairSpec(1, job(steps=40, step_s=0.05), None), registry, MeteredCpu(), FAST, tmp_path / "long")
+    w = long.window
+    assert w.energy_reliable and w.gpu_energy_j == pytest.approx(100.0 * w.energy_counter_s, rel=0.01)
+    assert w.gpu_energy_per_foreground_sample_j == pytest.approx(w.gpu_energy_j / w.foreground_samples, rel=1e-4)
