@@ -131,5 +131,6 @@ def timeline_rows(samples: list[Sample]) -> list[dict[str, Any]]:
         rows.append({"t_s": round(s.t, 3), "foreground_mib": round(fg, 1), "background_mib": round(bg, 1),
                      "total_mib": round(fg + bg, 1), **{k: v for k, v in asdict(s.device).items()},
                      "foreground_cpu_pct": s.cpu_pct.get(FG), "background_cpu_pct": s.cpu_pct.get(BG),
-                     "foreground_rss_mib": s.rss_mib.get(FG), "background_rss_mib": s.rss_mib.get(BG)})
+                     "foreground_rss_mib": s.rss_mib.get(FG), "background_rss_mib": s.rss_mib.get(BG),
+                     "host_cpu_pct": s.host_cpu_pct})
     return rows

@@ -28,6 +28,7 @@ class Sample:
     device: DeviceReading
     cpu_pct: dict[str, float] = field(default_factory=dict)
     rss_mib: dict[str, float] = field(default_factory=dict)
+    host_cpu_pct: float | None = None  # the whole host, 0-100 over all cores (since the last tree walk)
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,8 @@ class Monitor:
         self._cpu: dict[str, float] = {}
         self._rss: dict[str, float] = {}
         self._not_ours: set[int] = set()  # device processes seen that descend from none of our jobs
+        self._host_cpu: float | None = None
+        self._host_times = _busy_and_total()
 
     def start(self) -> "Monitor":
         self.t0 = time.monotonic()
@@ -208,6 +211,10 @@ class Monitor:
         if not self.tree_due():
             return
         now = time.monotonic()
+        busy, total = _busy_and_total()
+        if total > self._host_times[1]:
+            self._host_cpu = round(100.0 * (busy - self._host_times[0]) / (total - self._host_times[1]), 1)
+            self._host_times = (busy, total)
         with self._lock:
             jobs = dict(self._jobs)
         for label, job in jobs.items():
@@ -239,7 +246,8 @@ class Monitor:
         job_mib = {label: sum(snapshot.by_pid.get(pid, 0.0) for pid in pids[label]) for label in jobs}
         if snapshot.error:
             self.note_error(snapshot.error)
-        self.samples.append(Sample(snapshot.at - self.t0, job_mib, snapshot.reading, dict(self._cpu), dict(self._rss)))
+        self.samples.append(Sample(snapshot.at - self.t0, job_mib, snapshot.reading, dict(self._cpu), dict(self._rss),
+                                   self._host_cpu))
 
     def _attribute_new(self, listed: dict[int, float], jobs: dict[str, RunningJob]) -> None:
         """Device processes not yet in a job's set: attribute them by ancestry now, not at the next walk.
@@ -264,3 +272,10 @@ class Monitor:
     def note_error(self, message: str) -> None:
         if message not in self.errors:
             self.errors.append(message)
+
+
+def _busy_and_total() -> tuple[float, float]:
+    """Host CPU seconds busy and in all, over all cores (our own counter: psutil.cpu_percent's is shared)."""
+    times = psutil.cpu_times()
+    total = sum(times)
+    return total - times.idle - getattr(times, "iowait", 0.0), total

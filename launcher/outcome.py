@@ -57,7 +57,7 @@ _OOM = re.compile(
 )
 _TRIED = re.compile(r"Tried to allocate ([\d.]+) ?(B|bytes|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 #: A training step done, in the built-in workloads' output contract (workloads/common.py ``log_progress``).
-TRAINING_PROGRESS = re.compile(r"^Epoch \d+ step \d+/\d+", re.MULTILINE)
+TRAINING_PROGRESS = re.compile(r"^(?:Epoch \d+ step \d+/\d+|\[gpupair\] progress steps=)", re.MULTILINE)
 _UNIT_MIB = {"b": 1 / 2**20, "bytes": 1 / 2**20, "kib": 1 / 1024, "mib": 1.0, "gib": 1024.0, "tib": 1024.0**2}
 
 

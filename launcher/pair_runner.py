@@ -24,8 +24,10 @@ from gpupair_search.launcher.monitor import DEFAULT_HZ, DeviceSampler, Monitor, 
 from gpupair_search.launcher.outcome import (TRAINING_PROGRESS, JobEnd, Outcome, PairLimits, classify, explain, read_log,
                                             scan_log)
 from gpupair_search.launcher.process import RunningJob, start_job
-from gpupair_search.launcher.registry import BATCH_SIZE, MAX_STEPS, Registry
+from gpupair_search.launcher.registry import BATCH_SIZE, MAX_STEPS, MIN_TRAIN_S, Registry
 from gpupair_search.launcher.spec import JobConfig, PairSpec
+from gpupair_search.launcher.steady_window import ProgressTail, user_steps_pattern
+from gpupair_search.launcher.window_stats import WindowStats, background_warning, window_stats
 
 _THROUGHPUT = re.compile(r"samples_per_second=([\d.]+)")
 _RESERVED = re.compile(r"max_memory_reserved_mib=([\d.]+)")
@@ -45,6 +47,10 @@ class RunOptions:
     timeout_s: float = 3600.0
     probe: bool = False
     probe_steps: int = 30  # --max-steps for jobs that have it, in probe mode
+    #: probe mode, jobs that have --min-train-s: the foreground trains at least this long, so that its steady-state
+    #: window has >= 1 s of energy counter even for a fast model; the background BACKGROUND_TRAIN_FACTOR times as
+    #: long, so that it trains through the foreground's start-up and window instead of restarting
+    min_window_s: float = 0.0
     probe_plateau_s: float = 15.0  # external scripts in probe mode: stop once memory is flat this long
     background_settle_s: float = 2.0
     background_ready_timeout_s: float = 120.0
@@ -92,12 +98,20 @@ class PairResult:
     job_start: dict[str, str] = field(default_factory=dict)  # per job: "warm" or "cold" (the last run's)
     #: how it was measured: {"mode": "serial" | "packed", "device": ..., ...} (search/packing.py)
     measurement: dict[str, Any] = field(default_factory=dict)
+    #: the foreground's steady-state window: throughput, energy, CPU (launcher/window_stats.py)
+    window: WindowStats | None = None
 
 
-def probe_job(job: JobConfig, registry: Registry, steps: int) -> JobConfig:
-    """In probe mode a built-in stops after ``steps`` steps and one evaluation pass."""
+BACKGROUND_TRAIN_FACTOR = 5.0
+
+
+def probe_job(job: JobConfig, registry: Registry, steps: int, min_train_s: float = 0.0) -> JobConfig:
+    """In probe mode a built-in stops after ``steps`` steps (its first epoch after at least ``min_train_s``
+    seconds of training, where it has --min-train-s) and one evaluation pass."""
     if registry.supports(job, MAX_STEPS) and not job.hyperparameters.get(MAX_STEPS):
-        return job.with_hyperparameter(MAX_STEPS, steps)
+        job = job.with_hyperparameter(MAX_STEPS, steps)
+    if min_train_s > 0 and registry.supports(job, MIN_TRAIN_S) and not job.hyperparameters.get(MIN_TRAIN_S):
+        job = job.with_hyperparameter(MIN_TRAIN_S, round(min_train_s, 3))
     return job
 
 
@@ -114,8 +128,8 @@ class PairRun:
         self.work_dir = work_dir
         fg, bg = pair.foreground, pair.background
         if options.probe:
-            fg = probe_job(fg, registry, options.probe_steps)
-            bg = probe_job(bg, registry, options.probe_steps) if bg else None
+            fg = probe_job(fg, registry, options.probe_steps, options.min_window_s)
+            bg = probe_job(bg, registry, options.probe_steps, BACKGROUND_TRAIN_FACTOR * options.min_window_s) if bg else None
         self.fg_job, self.bg_job = fg, bg
         self.env = {**os.environ, **device.job_env(), "PYTHONUNBUFFERED": "1"}
         self.monitor = Monitor(device, options.monitor_hz, sampler=sampler)
@@ -132,13 +146,29 @@ class PairRun:
         self.phase_seconds: dict[str, float] = {}
         self.job_start: dict[str, str] = {}
         self.start_notes: list[str] = []
+        self.fg_progress: ProgressTail | None = None
+        self.bg_progress: list[ProgressTail] = []  # one per background run
 
     # -- background -------------------------------------------------------------------------------
     def _start_background(self) -> None:
         n = len(self.bg_logs) + 1
         log = self.work_dir / "background_logs" / f"run_{n}.log"
         self.bg_logs.append(log)
+        self.bg_progress.append(self._progress_tail(self.bg_job, log))
         self.bg = self._start(BG, self.bg_job, log)
+
+    def _progress_tail(self, job: JobConfig, log: Path) -> ProgressTail:
+        patterns = self.registry.repository(job.repo).log_patterns
+        return ProgressTail(log, self.registry.batch_size(job), user_steps_pattern(patterns))
+
+    def _read_progress(self) -> None:
+        """Timestamp the progress lines the jobs wrote since the last tick (the running background run's only:
+        an ended run's last lines were read when it ended)."""
+        now = self.monitor.now()
+        if self.fg_progress is not None:
+            self.fg_progress.poll(now)
+        if self.bg_progress:
+            self.bg_progress[-1].poll(now)
 
     def _check_background(self) -> bool:
         """Restart a background that ended normally; False when the pair must stop."""
@@ -147,13 +177,15 @@ class PairRun:
         code = self.bg.poll()
         if code is None:
             return True
+        self._read_progress()
         text = read_log(self.bg.log_path)
         end = JobEnd(code, False, scan_log(text), self.bg.duration())
         self.bg_ends.append(end)
         if code != 0 or end.log.oom:
             return False
-        # A short run that trained is a real one: a warm-started probe has no imports to wait for.
-        trained = bool(TRAINING_PROGRESS.search(text))
+        # A short run that trained is a real one: a warm-started probe has no imports to wait for. An external
+        # script shows its training through its progress pattern.
+        trained = bool(TRAINING_PROGRESS.search(text)) or bool(self.bg_progress and self.bg_progress[-1].points)
         self.bg_trained_runs += trained
         quick = end.duration_s < self.options.background_min_run_s and not trained
         self.quick_exits = self.quick_exits + 1 if quick else 0
@@ -228,6 +260,7 @@ class PairRun:
         return peak_before > 0 and recent <= peak_before
 
     def _run_foreground(self) -> None:
+        self.fg_progress = self._progress_tail(self.fg_job, self.work_dir / "training.log")
         self.fg = self._start(FG, self.fg_job, self.work_dir / "training.log")
         t_start = self.monitor.now()
         plateau_rule = self.options.probe and not self.registry.supports(self.fg_job, MAX_STEPS)
@@ -249,6 +282,7 @@ class PairRun:
                 break
             self._report("foreground running")
             time.sleep(self.options.poll_s)
+        self._read_progress()
         self.fg_window = (t_start, self.monitor.now())
         self.bg_coverage = alive_ticks / ticks if ticks and self.bg is not None else None
 
@@ -281,6 +315,7 @@ class PairRun:
     def _report(self, phase: str) -> None:
         if self.abort is not None and self.abort.is_set():  # the runner is stopping: every loop passes here
             raise PairAborted(f"{phase}: the runner is stopping")
+        self._read_progress()
         if self.observer is not None and time.monotonic() - self._last_report >= 0.5:
             self._last_report = time.monotonic()
             self.observer(phase, self.monitor.latest())
@@ -338,6 +373,9 @@ class PairRun:
         memory = memory_stats(self.monitor.samples, fg_log.tried_to_allocate_mib, bg_tried)
         energy = energy_stats(self.monitor.samples, *self.fg_window, rapl.joules_since_start(), rapl.note)
         metrics, metric_warnings = extract_metrics(self.registry.repository(self.fg_job.repo).log_patterns, fg_text)
+        window = window_stats(self.fg_progress.points if self.fg_progress else [],
+                              [tail.points for tail in self.bg_progress], self.monitor.samples, solo=self.bg_job is None)
+        starting = background_warning(window, len(self.bg_logs))
         return PairResult(
             pair=self.pair, foreground=self.fg_job, background=self.bg_job, outcome=outcome, memory=memory,
             energy=energy, device=self.device.describe(), foreground_exit_code=fg_code,
@@ -350,9 +388,11 @@ class PairRun:
             background_reported_reserved_mib=_last_float(_RESERVED, bg_text),
             batch_sizes={"foreground": self.registry.batch_size(self.fg_job),
                          "background": self.registry.batch_size(self.bg_job) if self.bg_job else None},
-            warnings=list(self.pair.warnings) + self.monitor.errors + metric_warnings + self.start_notes,
+            warnings=list(self.pair.warnings) + self.monitor.errors + metric_warnings + self.start_notes
+            + ([starting] if starting else []),
             samples=self.monitor.samples, foreground_window=self.fg_window, background_logs=list(self.bg_logs),
             phase_seconds=dict(self.phase_seconds), job_start=dict(self.job_start),
+            window=window,
         )
 
 

@@ -22,6 +22,7 @@ from gpupair_search.launcher.spec import JobConfig, PairSpec
 
 BATCH_SIZE = "batch_size"
 MAX_STEPS = "max_steps"
+MIN_TRAIN_S = "min_train_s"  # built-ins: the first epoch trains at least this long (a probe's steady-state window)
 _MAX_BATCH_SIZE = 65536
 
 

@@ -130,6 +130,7 @@ def experiment_record(result: PairResult, pair_dir: Path) -> dict[str, Any]:
         "simulated": result.simulated,
         "phase_seconds": result.phase_seconds,
         "job_start": result.job_start,
+        "steady_window": asdict(result.window) if result.window else None,
     }
     if bg:
         record["background"] = {"repository": bg.repo, "model": bg.model, "hyperparameters": dict(bg.hyperparameters),

@@ -129,14 +129,16 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
                                    "launcher that has imported torch: seconds faster), cold (fresh processes), or "
                                    "auto: warm on a GPU, cold on the CPU, where a fork's host memory is not its own."),
          models: Optional[Path] = opt.MODELS, repos_root: Optional[Path] = opt.REPOS_ROOT,
-         lenient: bool = opt.LENIENT) -> None:
-    """Run one foreground/background pair and print its outcome and peaks."""
+         lenient: bool = opt.LENIENT, min_window_s: Optional[float] = opt.MIN_WINDOW_S) -> None:
+    """Run one foreground/background pair and print its outcome, peaks and steady-state window."""
     from gpupair_search.launcher.devices import DeviceRequest, open_device
     from gpupair_search.launcher.outcome import Outcome
     from gpupair_search.launcher.pair_runner import RunOptions, run_pair
     from gpupair_search.launcher.results import new_pair_dir, new_run_dir, write_pair_results
     from gpupair_search.launcher.sizes import format_mib, parse_size_mib
     from gpupair_search.launcher.spec import PairSpec
+    from gpupair_search.launcher.window_stats import describe
+    from gpupair_search.search.baselines import default_min_window_s
     from gpupair_search.search.inputs import load_registry
 
     if start not in _START:
@@ -151,8 +153,9 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
                                             cpu_memory_mib=parse_size_mib(cpu_memory) if cpu_memory else None))
     try:
         pair_dir = new_pair_dir(new_run_dir(results), spec)
+        window_s = default_min_window_s(dev.study_kind) if min_window_s is None else min_window_s
         options = RunOptions(monitor_hz=monitor_hz, timeout_s=timeout, probe=probe,
-                             allow_foreign_processes=allow_foreign, warm_start=_START[start])
+                             allow_foreign_processes=allow_foreign, warm_start=_START[start], min_window_s=window_s)
         result = run_pair(spec, registry, dev, options, pair_dir)
         write_pair_results(result, pair_dir)
     finally:
@@ -163,6 +166,8 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
     typer.echo(f"peak foreground {format_mib(m.foreground_peak_mib)}, background {format_mib(m.background_peak_mib)}, "
                f"concurrent {format_mib(m.concurrent_peak_mib)}, sum of peaks {format_mib(m.sum_of_peaks_mib)} "
                f"({m.samples} samples at {m.sample_hz} Hz)")
+    if result.window is not None:
+        typer.echo(f"steady-state window: {describe(result.window)}")
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"results: {pair_dir}")

@@ -117,6 +117,13 @@ MONITOR_HZ = typer.Option(DEFAULT_MONITOR_HZ, "--monitor-hz", callback=_finite_i
 
 # -- the search ----------------------------------------------------------------------------------------
 EXTEND = _switch(True, "--extend/--no-extend", "Reduce batch sizes of failing pairs.")
+MIN_WINDOW_S = typer.Option(None, "--min-window-s", callback=_finite_in(0, 600, low_open=False),
+                            help="Probes: built-ins train their first epoch at least this many seconds (backgrounds 5x "
+                                 "as long), so that throughput and energy have a steady-state window (energy needs "
+                                 ">= 1 s). Default: 2 for GPU studies, 0 otherwise.")
+BASELINES = typer.Option(None, "--baselines/--no-baselines",
+                         help="Run each job alone once (at its original and recommended batch sizes), for slowdowns "
+                              "and energy against running one after the other. Default: on for GPU studies.")
 POLICY = typer.Option("background-first", "--policy",
                       help="How batch sizes are searched: " + ", ".join(POLICIES) + " (the first three model-guided, "
                            "named by which batch size shrinks first; the others the bench's baselines).")

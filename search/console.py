@@ -6,6 +6,7 @@ import time
 from typing import TextIO
 
 from gpupair_search.launcher.monitor import Sample
+from gpupair_search.search.interference import PairInterference
 from gpupair_search.search.labels import batches, short_key
 from gpupair_search.search.matrix_view import matrix_text, pair_grid
 from gpupair_search.search.planner import PairPlan
@@ -81,6 +82,17 @@ def budget_words(kind: str, card_mib: float, safe_limit_mib: float) -> str:
 def measured_trials(plans: list[PairPlan]) -> int:
     """The trial count every view prints: trials that measured something."""
     return sum(p.trials_spent for p in plans)
+
+
+def interference_lines(items: list[PairInterference]) -> list[str]:
+    """Per pair trial: its slowdowns, energy per sample and paired against sequential, or why it has none."""
+    if not items:
+        return []
+    lines = ["interference (foreground's steady-state window, against solo baselines):"]
+    for p in items:
+        lines.append(f"  trial {p.trial} {p.pair_key.split(':')[0]} batch {batches((p.fg_batch, p.bg_batch))}: "
+                     f"{p.summary()}")
+    return lines
 
 
 def verdict_table(plans: list[PairPlan], safe_limit_mib: float, kind: str = "gpu") -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gpupair_search.search import plots
 from gpupair_search.search.console import budget_words
+from gpupair_search.search.interference import pair_interference, worth_a_note
 from gpupair_search.search.labels import batches, jobs
 from gpupair_search.search.study import FeasibilityStudy
 
@@ -42,6 +43,11 @@ def verdict_note(fs: FeasibilityStudy, simulated: bool = False) -> str:
         lines.append(f"| G{p.pair.group} | {jobs(p.pair)} | {p.verdict}{detail} | "
                      f"{batches(p.original)} → {batches(p.recommended)} | "
                      f"{f'{peak:,.0f}' if peak is not None else '-'} | {p.trials_spent} |")
+    figures = [p for p in pair_interference(fs.views()) if worth_a_note(p)]
+    if figures:
+        lines += ["", "## Interference (steady-state window, against solo baselines)", "",
+                  "| trial | pair | batch fg/bg | figures |", "|---|---|---|---|"]
+        lines += [f"| {p.trial} | {p.pair_key} | {batches((p.fg_batch, p.bg_batch))} | {p.summary()} |" for p in figures]
     return "\n".join(lines) + "\n"
 
 

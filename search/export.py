@@ -25,6 +25,7 @@ from gpupair_search.launcher.registry import BATCH_SIZE, Registry
 from gpupair_search.launcher.results import atomic_write
 from gpupair_search.launcher.spec import JobConfig
 from gpupair_search.search.batch_grid import BatchGrid
+from gpupair_search.search.interference import figures_by_trial, worth_a_note
 from gpupair_search.search.extension import Config
 from gpupair_search.search.planner import PairPlan
 from gpupair_search.search.verdict import Verdict
@@ -127,6 +128,7 @@ def build_export(fs, target_models: Path, margin_mib: float = 0.0) -> Export:
     additions: dict[str, Any] = {}
     warnings: list[str] = []
     classes = {name: 0 for name in RISK_CLASSES}
+    figures = figures_by_trial(fs.views())
     for plan in fs.plans():
         choice = safe_choice(plan, limit - margin_mib)
         if choice is None:
@@ -135,6 +137,9 @@ def build_export(fs, target_models: Path, margin_mib: float = 0.0) -> Export:
         cls = risk_class(choice.peak_mib, card)
         classes[cls] += 1
         entry, jobs = _entry(plan, choice, raw, cls, limit, margin_mib, warnings, fs.settings.extension.grid)
+        found = figures.get(choice.trial_number)
+        if found is not None and worth_a_note(found):
+            entry["note"] += f"; {found.summary()}"
         for job in jobs:
             _check_job(job, target, target_raw, study_raw, fs.registry, Path(target_models), additions, warnings)
         entries.append((RISK_CLASSES.index(cls), plan.pair.group, entry))

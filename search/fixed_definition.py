@@ -16,6 +16,7 @@ from typing import Any
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.spec import JobConfig, PairSpec
 from gpupair_search.search.batch_grid import STORED_BEFORE_GRIDS
+from gpupair_search.search.baselines import default_baselines, default_min_window_s
 
 DEFINITION_KEY = "definition"
 #: The device kinds a study can be measured on, with the suffix of its name. Each keeps its own study, so a
@@ -41,6 +42,10 @@ class FixedDefinition:
     settings_sha256: str
     models_file: str
     models_sha256: str
+    #: solo baselines of each job (search/baselines.py); None: the default of the study's kind
+    baselines: bool | None = None
+    #: probes: the foreground trains at least this many seconds (launcher RunOptions.min_window_s)
+    min_window_s: float | None = None
     #: per pair: key, group, note, foreground, background, original batch sizes [fg, bg]
     pairs: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     #: packed results this close (a fraction) to the card or the limit are confirmed alone (search/confirmation.py);
@@ -59,6 +64,9 @@ class FixedDefinition:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["pairs"] = tuple(values.get("pairs", ()))
+        # a study from before baselines were kept is resumed with its kind's default (they are then queued)
+        values.setdefault("baselines", default_baselines(values.get("device_kind", "gpu")))
+        values.setdefault("min_window_s", default_min_window_s(values.get("device_kind", "gpu")))
         return cls(**values)
 
     def differences(self, now: "FixedDefinition") -> list[str]:

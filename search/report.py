@@ -18,7 +18,8 @@ import plotly.graph_objects as go
 from optuna.trial import TrialState
 
 from gpupair_search.launcher.errors import UserError
-from gpupair_search.search import plots
+from gpupair_search.search import interference_view, plots
+from gpupair_search.search.interference import pair_interference, worth_a_note
 from gpupair_search.search.console import budget_words, measured_trials
 from gpupair_search.search.batch_grid import STORED_BEFORE_GRIDS, batch_grid
 from gpupair_search.search.extension import Policy
@@ -145,6 +146,17 @@ def build_sections(fs: FeasibilityStudy, results_root: Path | None = None) -> li
         Section("Pair matrix", [plots.pair_matrix(plans, limit, card, simulated)], anchor="matrix"),
         Section("Expected against measured", [plots.expected_vs_measured(plans, limit, simulated)], anchor="expected"),
     ]
+    interference = pair_interference(views)
+    figures_of = {p.trial: p for p in interference}
+    if any(worth_a_note(p) for p in interference):
+        sections.append(Section("What co-location costs", [
+            interference_view.slowdown_heatmap(interference, simulated),
+            interference_view.sequential_bars(interference, "time", simulated),
+            interference_view.sequential_bars(interference, "energy", simulated)],
+            "Over each foreground's steady-state window (after warm-up, evaluation left out), from serial trials, "
+            "against solo baselines of the same jobs at the same batch sizes. Flagged pairs: "
+            + ("; ".join(f"trial {p.trial}: {', '.join(p.flags)}" for p in interference if p.flags) or "none"),
+            anchor="interference"))
     extended = [p for p in plans if p.extension_trials or p.verdict.shows_frontier]
     if extended:
         sections.append(Section("Feasible frontiers of the extended pairs", [
@@ -163,11 +175,20 @@ def build_sections(fs: FeasibilityStudy, results_root: Path | None = None) -> li
                 rows, safe_limit_mib=limit, card_mib=card, outcome=trial.outcome, simulated=simulated,
                 title=f"Memory over time: {pair_label(plan.pair)}",
                 subtitle=f"{what}; pair peak {trial.peak_mib or 0:,.0f} MiB (sum of both jobs' peaks)"))
-            slowdown, basis = solo_slowdown(trial, views)
+            found = figures_of.get(trial.number)
+            if found is not None and found.foreground_slowdown is not None:
+                slowdown, basis = found.foreground_slowdown, "steady-state window, solo baseline"
+            else:
+                slowdown, basis = solo_slowdown(trial, views)
             figures.append(plots.energy_power(rows, trial.attrs.get("energy"), slowdown=slowdown, slowdown_basis=basis,
                                               simulated=simulated,
                                               title=f"Power over the foreground window: {pair_label(plan.pair)}, "
                                                     f"trial {trial.number}"))
+            window = trial.attrs.get("window") or {}
+            if window.get("reliable"):
+                figures.append(interference_view.power_and_cpu(
+                    rows, window, simulated=simulated,
+                    title=f"Power and CPU: {pair_label(plan.pair)}, trial {trial.number}"))
         text = "; ".join(missing) if missing else ("" if figures else "not measured yet")
         sections.append(Section(f"{pair_label(plan.pair)} — {plan.verdict}", figures, text,
                                 anchor=f"pair-{plan.pair.group}"))

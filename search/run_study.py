@@ -20,7 +20,8 @@ from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.pair_runner import RunOptions
 from gpupair_search.search import cli_options as opt
 from gpupair_search.search.batch_grid import BatchGrid, batch_grid
-from gpupair_search.search.console import Progress, budget_words, verdicts_text
+from gpupair_search.search.console import Progress, budget_words, interference_lines, verdicts_text
+from gpupair_search.search.interference import pair_interference, worth_a_note
 from gpupair_search.search.executors import DeviceExecutor, RunDir
 from gpupair_search.search.extension import search_policy
 from gpupair_search.search.planner import ExtensionOptions
@@ -62,6 +63,8 @@ class RunRequest:
     repos_root: Path | None = field(default=None, metadata={"option": opt.REPOS_ROOT})
     lenient: bool = field(default=False, metadata={"option": opt.LENIENT})
     cpus: str | None = field(default=None, metadata={"option": opt.CPUS})  # a worker's own cores, e.g. "0-15"
+    baselines: bool | None = field(default=None, metadata={"option": opt.BASELINES})  # None: the kind's default
+    min_window_s: float | None = field(default=None, metadata={"option": opt.MIN_WINDOW_S})  # None: the kind's
 
     def worker_argv(self, device: str, storage: str) -> list[str]:
         """The ``worker`` command that runs this request on ``device`` against ``storage``."""
@@ -107,10 +110,12 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
         return _run_workers(req, inputs, extension, gpus)
     choice = req.device or "auto"
     kind = study_kind(choice)
-    fs = open_study(inputs, req.storage, req.results, extension, kind, req.probe, req.name)
+    fs = open_study(inputs, req.storage, req.results, extension, kind, req.probe, req.name, req.baselines,
+                    req.min_window_s)
     progress = Progress(len(inputs.experiment.pairs), inputs.safe_limit_mib, kind == "simulated")
     options = RunOptions(monitor_hz=req.monitor_hz, timeout_s=req.timeout, probe=req.probe,
-                         allow_foreign_processes=req.allow_foreign)
+                         allow_foreign_processes=req.allow_foreign,
+                         min_window_s=(fs.definition.min_window_s if fs.definition else None) or 0.0)
     run_dir = RunDir(req.results)
     unconstrained = open_device(choice, _device_request(inputs, req, card=False))
     slots = _slots(req.parallel, unconstrained, inputs.card_mib)
@@ -124,7 +129,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
             executor = stack.enter_context(serial())
             where = executor.inner.device.name
         fs.recover_stale()  # first: an interrupted trial is re-queued once, not queued again as new
-        added = fs.enqueue_initial()
+        added = fs.enqueue_baselines() + fs.enqueue_initial()  # baselines first: each pair is then judged as it ends
         typer.echo(f"study '{fs.settings.name}' on {where}: {len(inputs.experiment.pairs)} pairs, "
                    f"{budget_words(kind, inputs.card_mib, inputs.safe_limit_mib)}, "
                    f"{'probe' if req.probe else 'full epoch'} mode; {added} trial(s) queued", err=True)
@@ -138,6 +143,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
     if not worker:
         publish_to_dashboard(fs, kind)
         typer.echo(verdicts_text(fs.plans(), inputs.safe_limit_mib, kind))
+        print_interference(fs)
     if run_dir.path is not None:
         typer.echo(f"results: {run_dir.path}", err=worker)
     return 0
@@ -186,9 +192,9 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
     from gpupair_search.search.storage import default_storage_url
 
     url = req.storage or default_storage_url(req.results)
-    fs = open_study(inputs, url, req.results, extension, "gpu", req.probe, req.name)
+    fs = open_study(inputs, url, req.results, extension, "gpu", req.probe, req.name, req.baselines, req.min_window_s)
     fs.recover_stale()
-    added = fs.enqueue_initial()
+    added = fs.enqueue_baselines() + fs.enqueue_initial()
     shares = worker_shares(len(gpus))
     typer.echo(f"study '{fs.settings.name}': {added} trial(s) queued; one worker on each of "
                + ", ".join(f"cuda:{g}" + (f" (cores {cpus})" if cpus else "") for g, cpus in zip(gpus, shares)),
@@ -247,6 +253,13 @@ def print_status(fs: FeasibilityStudy) -> None:
     kind = fs.kind
     typer.echo(f"study '{fs.settings.name}': {budget_words(kind, fs.settings.card_mib, fs.settings.safe_limit_mib)}")
     typer.echo(verdicts_text(fs.plans(), fs.settings.safe_limit_mib, kind))
+    print_interference(fs)
+
+
+def print_interference(fs: FeasibilityStudy) -> None:
+    """Each pair's slowdowns and energy per sample, when the study has any (after the verdict table)."""
+    for line in interference_lines([p for p in pair_interference(fs.views()) if worth_a_note(p)]):
+        typer.echo(line)
 
 
 def predict(study, settings, gpu_memory, safe_limit, models, repos_root, lenient) -> str:

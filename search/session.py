@@ -12,6 +12,7 @@ from gpupair_search.launcher.results import ensure_results_dir
 from gpupair_search.launcher.devices.simulated import SimulatedDevice
 from gpupair_search.launcher.sizes import parse_size_mib
 from gpupair_search.launcher.spec import JobConfig
+from gpupair_search.search.baselines import default_baselines, default_min_window_s
 from gpupair_search.search.fixed_definition import DEVICE_KINDS, FixedDefinition, file_digest, pair_record
 from gpupair_search.search.planner import ExtensionOptions, fit_models
 from gpupair_search.search.profiles import load_profiles, profile_observations
@@ -89,25 +90,28 @@ def study_name(base: str, kind: str) -> str:
 
 
 def fixed_definition(inputs: StudyInputs, name: str, extension: ExtensionOptions, kind: str,
-                     probe: bool) -> FixedDefinition:
+                     probe: bool, baselines: bool | None = None, min_window_s: float | None = None) -> FixedDefinition:
     """What this run would measure, for comparison with what the study was created with."""
     experiment, registry = inputs.experiment, inputs.registry
     return FixedDefinition(
         name=name, device_kind=kind, card_mib=inputs.card_mib, safe_limit_mib=inputs.safe_limit_mib,
         extend=extension.enabled, policy=str(extension.policy), floor=extension.floor, probe=probe,
         confirm_margin=extension.confirm_margin,
+        baselines=default_baselines(kind) if baselines is None else baselines,
+        min_window_s=default_min_window_s(kind) if min_window_s is None else float(min_window_s),
         settings_file=str(Path(experiment.file).resolve()), settings_sha256=file_digest(experiment.file),
         models_file=str(Path(registry.file).resolve()), models_sha256=file_digest(registry.file),
         pairs=tuple(pair_record(p, registry.batch_sizes(p)) for p in experiment.pairs), batch_grid=str(extension.grid))
 
 
 def open_study(inputs: StudyInputs, storage: str | None, results: Path, extension: ExtensionOptions,
-               kind: str = "gpu", probe: bool = True, name: str | None = None) -> FeasibilityStudy:
+               kind: str = "gpu", probe: bool = True, name: str | None = None,
+               baselines: bool | None = None, min_window_s: float | None = None) -> FeasibilityStudy:
     """Create the study, or resume it; a stored study with another definition stops here, unchanged."""
     url = storage or default_storage_url(results)
     full_name = study_name(name or inputs.name, kind)
     settings = StudySettings(full_name, inputs.card_mib, inputs.safe_limit_mib, extension)
-    definition = fixed_definition(inputs, full_name, extension, kind, probe)
+    definition = fixed_definition(inputs, full_name, extension, kind, probe, baselines, min_window_s)
     fs = FeasibilityStudy.open(url, settings, inputs.experiment, inputs.registry,
                                profile_observations(load_profiles()), definition)
     fs.artifact_store = artifact_store(results)

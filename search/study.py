@@ -26,6 +26,8 @@ from gpupair_search.launcher.pair_runner import PairResult, with_batch_sizes
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.spec import PairSpec
 from gpupair_search.search.artifacts import attach_trial_artifacts
+from gpupair_search.search.baselines import (BASELINE_PARAM, BASELINE_PHASE, baseline_specs, default_baselines,
+                                             is_baseline, job_identity, jobs_at)
 from gpupair_search.search import optuna_adapter as adapter
 from gpupair_search.search.extension import Config
 from gpupair_search.search.fixed_definition import DEFINITION_KEY, DEVICE_KINDS, FixedDefinition
@@ -78,6 +80,8 @@ class FeasibilityStudy:
         #: Work the queue solos first, then likely failures first (search/work_order.py); set by open_study from the
         #: named study. Queue order only: not part of the definition.
         self.likely_failures_first = False
+        self.baselines = baseline_specs(self.pairs.values())  # solo runs of each job (search/baselines.py)
+        self.baseline_choices = tuple(self.baselines)
 
     @classmethod
     def open(cls, storage_url: "str | optuna.storages.BaseStorage", settings: StudySettings, experiment: Experiment,
@@ -126,8 +130,15 @@ class FeasibilityStudy:
             return self._originals[pair.key]
         return self.registry.batch_sizes(pair)
 
+    @property
+    def wants_baselines(self) -> bool:
+        """Whether this study measures solo baselines (its definition says; else by its kind)."""
+        if self.definition is not None and self.definition.baselines is not None:
+            return self.definition.baselines
+        return default_baselines(self.kind)
+
     def _params(self, pair: PairSpec, config: Config) -> dict:
-        params: dict = {PAIR_PARAM: pair.key}
+        params: dict = {BASELINE_PARAM: job_identity(pair.foreground)} if is_baseline(pair) else {PAIR_PARAM: pair.key}
         if config[0] is not None:
             params[FG_PARAM] = config[0]
         if config[1] is not None:
@@ -150,7 +161,8 @@ class FeasibilityStudy:
         if self._exists(params, (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE),
                         confirming=phase == CONFIRM_PHASE):
             return False
-        self.study.enqueue_trial(params, user_attrs={"pair_key": pair.key, "group": pair.group, "phase": phase,
+        key = params.get(PAIR_PARAM) or params[BASELINE_PARAM]
+        self.study.enqueue_trial(params, user_attrs={"pair_key": key, "group": pair.group, "phase": phase,
                                                      "note": pair.note, **extra})
         kill_points.reached("enqueued")
         return True
@@ -173,11 +185,24 @@ class FeasibilityStudy:
     def goes_serial(self, trial: FrozenTrial) -> bool:
         """Whether a queued trial should wait for the serial phase rather than run packed: a confirmation, or a
         configuration predicted to fit clearly, which would be recommended and so confirmed alone anyway."""
-        if trial.user_attrs.get("phase") == CONFIRM_PHASE:
+        if trial.user_attrs.get("phase") in (CONFIRM_PHASE, BASELINE_PHASE):  # baselines: energy needs the GPU alone
             return True
         predicted = trial.user_attrs.get(PREDICTED_KEY)
         margin = self.settings.extension.confirm_margin
         return predicted is not None and predicted <= self.settings.safe_limit_mib * (1 - margin)
+
+    def enqueue_baselines(self) -> int:
+        """A solo trial of each job at its batch size in every pair's original configuration and, once a pair has
+        one, its recommended configuration; never twice, across resumes. None when the study has no baselines."""
+        if not self.wants_baselines:
+            return 0
+        wanted: dict[tuple[str, int | None], None] = {}
+        for pair in self.pairs.values():
+            wanted.update(dict.fromkeys(jobs_at(pair, self.original_config(pair))))
+        for plan in self.plans():
+            if plan.recommended is not None:
+                wanted.update(dict.fromkeys(jobs_at(plan.pair, plan.recommended)))
+        return sum(self._enqueue(self.baselines[key], (batch, None), BASELINE_PHASE) for key, batch in wanted)
 
     def views(self) -> list[TrialView]:
         return [view(t) for t in self.study.get_trials(deepcopy=False)]
@@ -208,7 +233,7 @@ class FeasibilityStudy:
             else:
                 added += self._enqueue(plan.pair, plan.next_config, "extension", extends=plan.pair.key,
                                        extension_step=plan.extension_trials + 1, **{PREDICTED_KEY: predicted})
-        return added
+        return added + self.enqueue_baselines()  # a new recommendation gets its baselines
 
     def recover_stale(self) -> int:
         """Fail trials whose runner died (same host: PID gone; any host: heartbeat expired), and re-queue
@@ -298,6 +323,10 @@ class FeasibilityStudy:
     # -- running ----------------------------------------------------------------------------------
     def pair_for(self, trial: optuna.Trial) -> PairSpec:
         fixed = adapter.system_attrs(self.study, trial).get("fixed_params", {})
+        if BASELINE_PARAM in fixed:
+            solo = trial.suggest_categorical(BASELINE_PARAM, self.baseline_choices)
+            batch = _suggest_batch(trial, FG_PARAM) if FG_PARAM in fixed else None
+            return with_batch_sizes(self.baselines[solo], self.registry, batch, None)
         key = trial.suggest_categorical(PAIR_PARAM, self.pair_choices) if PAIR_PARAM in fixed else None
         if key not in self.pairs:
             raise KeyError(f"trial {trial.number} names pair {key!r}, which the settings file no longer has")

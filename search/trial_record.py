@@ -17,6 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from gpupair_search.launcher.outcome import Outcome
 from gpupair_search.launcher.pair_runner import PairResult
 from gpupair_search.search import optuna_adapter as adapter
 from gpupair_search.search.feasible_best import is_feasible
@@ -55,6 +56,7 @@ def record_result(trial: optuna.Trial, result: PairResult, safe_limit_mib: float
         "background_runs": result.background_runs,
         "background_coverage": result.background_coverage,
         "phase_seconds": result.phase_seconds,
+        "window": asdict(result.window) if result.window else None,  # the steady-state window (interference)
         "job_start": result.job_start,
         "performance_metrics": result.performance_metrics,
         "error_message": result.error_message,
@@ -69,6 +71,9 @@ def record_result(trial: optuna.Trial, result: PairResult, safe_limit_mib: float
     }
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
+    figures = _interference(trial, attrs, result)
+    if figures is not None:
+        trial.set_user_attr("interference", figures)
     if result.outcome.is_memory_verdict:
         constraints = {OOM_KEY: 1.0 if result.outcome.is_oom else 0.0, MARGIN_KEY: round(peak - safe_limit_mib, 1)}
         for key, value in constraints.items():
@@ -81,6 +86,22 @@ def record_result(trial: optuna.Trial, result: PairResult, safe_limit_mib: float
         return TrialState.COMPLETE, round(peak, 1)
     trial.set_user_attr("fail_reason", f"{result.outcome.value}: {result.error_message}")
     return TrialState.FAIL, None
+
+
+def _interference(trial: optuna.Trial, attrs: dict[str, Any], result: PairResult) -> dict[str, Any] | None:
+    """The pair's interference figures against the baselines measured so far (optuna-dashboard shows user
+    attributes; a finished trial's cannot change, so figures whose baseline comes later are in status and the
+    report only)."""
+    if result.background is None or result.outcome is not Outcome.OK:
+        return None
+    from gpupair_search.search import interference  # it reads TrialViews, defined here
+
+    params = dict(trial.params)
+    this = TrialView(trial.number, TrialState.COMPLETE, params.get(PAIR_PARAM, ""), params.get(FG_PARAM),
+                     params.get(BG_PARAM), trial.user_attrs.get("phase", "initial"), True, None, result.outcome.value, {**dict(trial.user_attrs), **attrs})
+    others = [view(t) for t in trial.study.get_trials(deepcopy=False) if t.number != trial.number]
+    found = interference.figures_by_trial(others + [this]).get(trial.number)
+    return interference.attrs_for_trial(found) if found is not None else None
 
 
 def _rounded(d: dict[str, Any]) -> dict[str, Any]:

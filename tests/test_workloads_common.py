@@ -6,6 +6,7 @@ as subprocesses in test_workloads_smoke.py.
 
 import argparse
 import re
+import time
 
 import pytest
 
@@ -84,3 +85,36 @@ def test_the_training_loop_times_and_reports_every_step_but_the_warm_up(capsys):
 
 def test_parameter_count_counts_every_parameter():
     assert parameter_count(torch.nn.Linear(3, 2)) == 3 * 2 + 2
+
+
+def test_the_training_loop_prints_machine_progress_on_stderr_at_the_first_and_each_epochs_last_step(capsys):
+    device = torch.device("cpu")
+    model = torch.nn.Linear(3, 1)
+    loop = TrainingLoop(device, BatchPool(lambda n, gen: (torch.rand(n, 3, generator=gen),), 2, num_samples=6,
+                                          device=device), epochs=2)
+    for _ in loop:
+        for (x,) in loop.batches(model):
+            loop.step_done(model(x).pow(2).mean())
+    lines = capsys.readouterr().err.splitlines()
+    # fast steps: within PROGRESS_INTERVAL_S only the first step and each epoch's last are printed
+    assert lines[0] == "[gpupair] progress steps=1 samples=2 epoch=1"
+    assert "[gpupair] progress steps=3 samples=6 epoch=1" in lines
+    assert lines[-1] == "[gpupair] progress steps=6 samples=12 epoch=2"
+
+
+def test_min_train_s_keeps_the_first_epoch_training_on_the_same_batches():
+    device = torch.device("cpu")
+    model = torch.nn.Linear(3, 1)
+    train = BatchPool(lambda n, gen: (torch.rand(n, 3, generator=gen),), 2, num_samples=6, device=device)
+    loop = TrainingLoop(device, train, epochs=2, min_train_s=0.3)
+    steps = {1: 0, 2: 0}
+    started = time.perf_counter()
+    for epoch in loop:
+        for (x,) in loop.batches(model):
+            assert any(x is b[0] for b in train.batches)  # no new data: the same memory
+            steps[epoch] += 1
+            loop.step_done(model(x).pow(2).mean())
+            time.sleep(0.01)
+        if epoch == 1:
+            assert time.perf_counter() - started >= 0.3
+    assert steps[1] > 3 and steps[2] == 3  # only the first epoch is lengthened

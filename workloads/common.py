@@ -6,7 +6,11 @@ to fill an epoch, so data loading costs nothing and what gets measured (GPU
 memory, step time) is the model's own.
 
 Output contract (parsed by gpupair-search and bench/profile_workloads.py):
-  progress lines    Epoch 1 step 100/1875 loss 2.3012
+  progress lines    Epoch 1 step 100/1875 loss 2.3012   (every PROGRESS_EVERY steps and at an epoch's last)
+  machine progress  [gpupair] progress steps=N samples=M epoch=E  (on stderr, which the launcher logs
+                    with stdout; cumulative training steps and samples, warm-up
+                    step included; after the first step, then at most every PROGRESS_INTERVAL_S and at an
+                    epoch's last step; the launcher timestamps them to find the steady-state window)
   metric lines      in the log_patterns format of settings/models.json
   on CUDA           [gpupair] max_memory_reserved_mib=R max_memory_allocated_mib=A
   torch workloads   [gpupair] steps=S seconds_per_step=T samples_per_second=Q
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -33,6 +38,7 @@ if TYPE_CHECKING:  # torch is imported only where a function needs it: bug-local
 SUCCESS_MARKER = "[SUCCESS] Training completed"
 _STARTED = time.perf_counter()  # this module is imported before torch: about when the process started
 PROGRESS_EVERY = 50  # steps between progress lines
+PROGRESS_INTERVAL_S = 0.1  # at most this long between machine progress lines
 
 
 def log(*parts) -> None:
@@ -69,6 +75,13 @@ def add_max_steps(parser: argparse.ArgumentParser) -> None:
              "evaluation set (0 = no limit); for short probes")
 
 
+def add_min_train_s(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--min-train-s", type=non_negative_float, default=0.0,
+        help="the first epoch trains at least S seconds, cycling its batches past --max-steps (0 = off); gives a "
+             "probe a steady-state window long enough to measure throughput and energy")
+
+
 @dataclass(frozen=True)
 class PerModelBatchSize:
     """A --batch-size whose default depends on the model, as in the originals that have one per model.
@@ -92,8 +105,9 @@ class PerModelBatchSize:
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None,
                batch_size: PerModelBatchSize | None = None) -> argparse.Namespace:
-    """Add the options every workload ends with (a per-model --batch-size if given, then --max-steps) and
+    """Add the options every workload ends with (--min-train-s, a per-model --batch-size if given, then --max-steps) and
     parse argv; the per-model batch size is resolved, so args.batch_size is always a number."""
+    add_min_train_s(parser)
     if batch_size is not None:
         batch_size.add_to(parser)
     add_max_steps(parser)
@@ -174,6 +188,30 @@ def log_progress(epoch: int, step: int, steps: int, loss) -> None:
         log(f"Epoch {epoch} step {step}/{steps} loss {value:.4f}")
 
 
+class ProgressReporter:
+    """The machine progress line: often enough for a 30-step probe to show its steady state, rarely enough
+    (PROGRESS_INTERVAL_S) that printing costs nothing. On CUDA the device is synchronised before a line, so
+    its moment is when the steps were done, not when they were queued."""
+
+    def __init__(self, device) -> None:
+        self.cuda = device is not None and getattr(device, "type", "") == "cuda"
+        self.steps = self.samples = 0
+        self._last = -math.inf
+
+    def step_done(self, samples: int, epoch: int, last_of_epoch: bool = False) -> None:
+        self.steps += 1
+        self.samples += samples
+        now = time.perf_counter()
+        if self.steps == 1 or last_of_epoch or now - self._last >= PROGRESS_INTERVAL_S:
+            if self.cuda:
+                import torch
+
+                torch.cuda.synchronize()
+            self._last = now
+            print(f"[gpupair] progress steps={self.steps} samples={self.samples} epoch={epoch}", file=sys.stderr,
+                  flush=True)
+
+
 class StepTimer:
     """Wall time of training steps only, excluding the run's first (warm-up) step.
 
@@ -233,12 +271,15 @@ class TrainingLoop:
         finish(device, loop.timer)
 
     The step's own variables stay in the caller's frame, so tensors live exactly as long as in a plain loop.
+    ``min_train_s`` (the workloads' --min-train-s) keeps the first epoch training that long.
     """
 
-    def __init__(self, device: torch.device, train: BatchPool, epochs: int):
+    def __init__(self, device: torch.device, train: BatchPool, epochs: int, min_train_s: float = 0.0):
         self.train = train
         self.epochs = epochs
+        self.min_train_s = min_train_s
         self.timer = StepTimer(device)
+        self.progress = ProgressReporter(device)
         self.epoch = 0
         self.step = 0
 
@@ -251,15 +292,23 @@ class TrainingLoop:
         the last, the clock stopped and the model in evaluation mode, for the epoch's evaluation."""
         model.train()
         self.timer.start()
+        started = time.perf_counter()
         for self.step, batch in enumerate(self.train, 1):
             yield batch
+        if self.epoch == 1:
+            # --min-train-s: more of the same batches (the same memory), until the first epoch trained long enough
+            while time.perf_counter() - started < self.min_train_s:
+                self.step += 1
+                yield self.train.batches[self.step % len(self.train.batches)]
         self.timer.stop()
         model.eval()
 
     def step_done(self, loss) -> None:
         """After each step: count it (a full batch) and print the progress line when one is due."""
         self.timer.step_done(self.train.batch_size)
-        log_progress(self.epoch, self.step, len(self.train), loss)
+        if self.step <= len(self.train):  # steps added by --min-train-s show in the machine lines only
+            log_progress(self.epoch, self.step, len(self.train), loss)
+        self.progress.step_done(self.train.batch_size, self.epoch, last_of_epoch=self.step == len(self.train))
 
 
 def parameter_count(model: torch.nn.Module) -> int:

@@ -186,7 +186,7 @@ def main(argv=None):
                steps_per_epoch=len(train), eval_batches=len(test),
                params=parameter_count(model))
 
-    loop = TrainingLoop(device, train, args.epochs)
+    loop = TrainingLoop(device, train, args.epochs, args.min_train_s)
     for epoch in loop:
         correct = torch.zeros((), device=device)
         for batch in loop.batches(model):

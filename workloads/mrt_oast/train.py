@@ -68,7 +68,7 @@ def main(argv=None):
                seq_len=SEQ_LEN, steps_per_epoch=len(train), eval_batches=len(test),
                params=parameter_count(model))
 
-    loop = TrainingLoop(device, train, args.epochs)
+    loop = TrainingLoop(device, train, args.epochs, args.min_train_s)
     for epoch in loop:
         for a, b, y in loop.batches(model):
             loss = F.cross_entropy(model(a, b), y)

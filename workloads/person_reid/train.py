@@ -189,7 +189,7 @@ def main(argv=None):
                batch_size=args.batch_size, steps_per_epoch=len(train), eval_batches=len(query) + len(gallery),
                params=parameter_count(model))
 
-    loop = TrainingLoop(device, train, args.total_epoch)
+    loop = TrainingLoop(device, train, args.total_epoch, args.min_train_s)
     for epoch in loop:
         for x, y in loop.batches(model):
             out = model(x)

@@ -87,7 +87,7 @@ def main(argv=None):
                batch_size=args.batch_size, steps_per_epoch=len(train), eval_batches=len(val),
                params=parameter_count(model))
 
-    loop = TrainingLoop(device, train, args.epochs)
+    loop = TrainingLoop(device, train, args.epochs, args.min_train_s)
     best = 0.0
     for epoch in loop:
         for x, y in loop.batches(model):

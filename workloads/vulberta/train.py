@@ -110,7 +110,7 @@ def main(argv=None):
                seq_len=SEQ_LEN, steps_per_epoch=len(train), eval_batches=len(val),
                params=parameter_count(model))
 
-    loop = TrainingLoop(device, train, args.epochs)
+    loop = TrainingLoop(device, train, args.epochs, args.min_train_s)
     for epoch in loop:
         loss_sum = torch.zeros((), device=device)
         for ids, labels in loop.batches(model):

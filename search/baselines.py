@@ -1,0 +1,69 @@
+"""Solo baselines: each distinct job of a study, run alone, so that every pair has something to be slower than.
+
+A slowdown needs the job's throughput without a neighbour, measured the same way (same probe, same steady-state
+window). The baselines are derived from the study's pairs alone, so every worker and every resume derives the
+same ones; they are trials of their own phase and their own parameter (``baseline``), so that the pairs'
+planning, verdicts and export never see them.
+
+Which studies have them: a study's definition fixes it (``--baselines/--no-baselines``); by default GPU
+studies do and CPU or simulated studies do not (a CPU study measures host memory for development; its throughput
+is the host's, and an extra trial per job only makes its tests slower).
+"""
+from __future__ import annotations
+
+import json
+from typing import Iterable
+
+from gpupair_search.launcher.registry import BATCH_SIZE, MAX_STEPS, MIN_TRAIN_S
+from gpupair_search.launcher.spec import JobConfig, PairSpec
+
+BASELINE_PARAM = "baseline"  # the trial parameter naming the job a solo baseline measures
+BASELINE_PHASE = "baseline"
+BASELINE_SOURCE = "solo baseline"
+#: Hyperparameters that do not make a job another job: the batch size is the trial's own parameter, and the
+#: probe's step cap and minimum training time are the launcher's.
+_NOT_IDENTITY = (BATCH_SIZE, MAX_STEPS, MIN_TRAIN_S)
+
+
+def default_baselines(kind: str) -> bool:
+    return kind == "gpu"
+
+
+#: ``--min-window-s`` by study kind: a GPU study's probes train long enough for the energy counter; CPU and
+#: simulated studies measure host memory or predict it, and their probes stay as short as they were.
+DEFAULT_MIN_WINDOW_S = {"gpu": 2.0, "cpu": 0.0, "simulated": 0.0}
+
+
+def default_min_window_s(kind: str) -> float:
+    return DEFAULT_MIN_WINDOW_S.get(kind, 0.0)
+
+
+def job_identity(job: JobConfig) -> str:
+    """``solo:repo/model`` plus the hyperparameters that make it this job, e.g. ``solo:vulberta/mlp{"lr": 0.1}``."""
+    rest = {k: v for k, v in sorted(job.hyperparameters.items()) if k not in _NOT_IDENTITY}
+    return f"solo:{job.key}" + (json.dumps(rest, sort_keys=True, default=str) if rest else "")
+
+
+def baseline_specs(pairs: Iterable[PairSpec]) -> dict[str, PairSpec]:
+    """One solo run per distinct job of ``pairs`` (foregrounds and backgrounds), keyed by :func:`job_identity`;
+    in the order the jobs first appear, with the group of the first pair that has them."""
+    out: dict[str, PairSpec] = {}
+    for pair in pairs:
+        for job in (pair.foreground, pair.background):
+            if job is None:
+                continue
+            key = job_identity(job)
+            if key not in out:
+                out[key] = PairSpec(pair.group, job.without((BATCH_SIZE,)), None, note=f"solo baseline of {key}",
+                                    source=BASELINE_SOURCE)
+    return out
+
+
+def is_baseline(pair: PairSpec) -> bool:
+    return pair.source == BASELINE_SOURCE and pair.background is None
+
+
+def jobs_at(pair: PairSpec, config: tuple[int | None, int | None]) -> list[tuple[str, int | None]]:
+    """The (baseline key, batch size) of each job of ``pair`` at ``config``."""
+    jobs = [(pair.foreground, config[0]), (pair.background, config[1])]
+    return [(job_identity(job), batch) for job, batch in jobs if job is not None]

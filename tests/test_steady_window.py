@@ -1,0 +1,111 @@
+"""The steady-state window: progress read as it is written, warm-up and evaluation left out, the background's
+training share, and energy only over a window long enough for the counter."""
+from __future__ import annotations
+
+import pytest
+
+from gpupair_search.launcher.devices.base import DeviceReading
+from gpupair_search.launcher.monitor import Sample
+from gpupair_search.launcher.steady_window import (ProgressPoint, ProgressTail, overlap_share, samples_within,
+                                                   steady_window, training_intervals)
+from gpupair_search.launcher.window_stats import window_stats
+
+
+def points(*pairs: tuple[float, int], batch: int = 4) -> list[ProgressPoint]:
+    return [ProgressPoint(t, steps, steps * batch) for t, steps in pairs]
+
+
+def test_a_tail_reads_only_complete_lines_and_stamps_them_when_read(tmp_path):
+    log = tmp_path / "job.log"
+    tail = ProgressTail(log, batch_size=8)
+    tail.poll(0.0)  # not written yet: nothing, no error
+    log.write_text("importing\n[gpupair] progress steps=1 samples=8\n[gpupair] progress st")
+    tail.poll(1.0)
+    with log.open("a") as fh:
+        fh.write("eps=2 samples=16\nEpoch 1 step 2/10 loss 0.1\n")
+    tail.poll(2.5)
+    assert tail.points == [ProgressPoint(1.0, 1, 8), ProgressPoint(2.5, 2, 16)]  # the Epoch line duplicates
+
+
+def test_epoch_lines_count_steps_across_epochs_and_samples_from_the_batch_size(tmp_path):
+    log = tmp_path / "job.log"
+    log.write_text("Epoch 1 step 10/10 loss 1\nEpoch 2 step 5/10 loss 1\n")
+    tail = ProgressTail(log, batch_size=32)
+    tail.poll(3.0)
+    assert [(p.steps, p.samples) for p in tail.points] == [(10, 320), (15, 480)]
+
+
+def test_an_external_script_reports_progress_through_its_progress_steps_pattern(tmp_path):
+    log = tmp_path / "job.log"
+    log.write_text("iteration 7 done\nloss 3\n")
+    tail = ProgressTail(log, batch_size=2, steps_pattern=r"^iteration (\d+) done")
+    tail.poll(1.0)
+    assert tail.points == [ProgressPoint(1.0, 7, 14)]
+
+
+def test_the_window_starts_after_warm_up_and_ends_at_the_last_training_step():
+    window = steady_window(points((1.0, 1), (1.5, 2), (2.0, 3), (3.0, 5), (4.0, 7)), warmup_steps=3)
+    assert (window.start_t, window.end_t, window.steps, window.samples) == (2.0, 4.0, 4, 16)
+    assert window.samples_per_second == pytest.approx(8.0)
+    assert steady_window(points((1.0, 1), (2.0, 2)), warmup_steps=3) is None
+    assert steady_window([], warmup_steps=0) is None
+
+
+def test_a_window_can_be_capped_at_a_number_of_steps():
+    window = steady_window(points((0.0, 3), (1.0, 5), (2.0, 7), (3.0, 9)), warmup_steps=3, max_steps=4)
+    assert (window.end_t, window.steps) == (2.0, 4)
+
+
+def test_the_background_training_share_leaves_out_its_start_up():
+    runs = [points((2.0, 1), (2.5, 3)), points((5.0, 1), (5.5, 3)), points((8.0, 1), (8.5, 3))]
+    assert training_intervals(runs) == [(2.0, 2.5), (5.0, 5.5), (8.0, 8.5)]
+    assert overlap_share(training_intervals(runs), 0.0, 10.0) == pytest.approx(0.15)
+    assert overlap_share([(0.0, 20.0)], 5.0, 10.0) == 1.0
+
+
+def test_samples_within_a_window_spread_each_interval_evenly():
+    run = points((0.0, 0), (2.0, 10))  # 40 samples over 2 s
+    assert samples_within([run], 1.0, 1.5) == pytest.approx(10.0)
+    assert samples_within([[ProgressPoint(0.0, 0, None), ProgressPoint(1.0, 5, None)]], 0, 1) is None
+
+
+def sample(t: float, energy_mj: float | None, fg_cpu: float = 90.0) -> Sample:
+    return Sample(t, {}, DeviceReading(power_w=100.0, energy_mj=energy_mj), {"foreground": fg_cpu}, {}, 50.0)
+
+
+def test_window_energy_is_a_number_only_over_one_second_of_counter():
+    fg = points((0.0, 3), (2.0, 13))
+    long = [sample(t / 10, 10_000.0 * t) for t in range(0, 21)]  # 100 J/s (100,000 mJ/s) over 2 s
+    stats = window_stats(fg, [], long, solo=True)
+    assert stats.energy_reliable and stats.gpu_energy_j == pytest.approx(200.0)
+    assert stats.gpu_energy_per_foreground_sample_j == pytest.approx(200.0 / 40)
+    assert stats.foreground_cpu_pct == 90.0 and stats.host_cpu_pct == 50.0
+    short = window_stats(points((0.0, 3), (0.8, 13)), [], long, solo=True)
+    assert not short.energy_reliable and short.gpu_energy_j is None
+    assert short.energy_note.startswith("unreliable: 0.80 s of energy counter")
+    no_counter = window_stats(fg, [], [sample(t / 10, None) for t in range(21)], solo=True)
+    assert no_counter.gpu_energy_j is None and no_counter.energy_note.startswith("unavailable")
+
+
+def test_no_progress_means_no_window_and_says_why():
+    stats = window_stats([], [], [], solo=True)
+    assert not stats.reliable and "progress_steps" in stats.note
+
+
+def test_the_window_stays_within_one_epoch_so_no_evaluation_pass_is_inside():
+    def at(t, steps, epoch):
+        return ProgressPoint(t, steps, 4 * steps, epoch)
+
+    run = [at(0.0, 1, 1), at(1.0, 5, 1), at(3.0, 15, 1), at(9.0, 16, 2), at(10.0, 20, 2)]  # 6 s of evaluation
+    window = steady_window(run, warmup_steps=3)
+    assert (window.start_t, window.end_t, window.steps) == (1.0, 3.0, 10)
+    assert training_intervals([run]) == [(0.0, 3.0), (9.0, 10.0)]
+    assert samples_within([run], 0.0, 10.0) == pytest.approx(4 * (15 - 1) + 4 * (20 - 16))
+
+
+def test_machine_lines_carry_their_epoch(tmp_path):
+    log = tmp_path / "job.log"
+    log.write_text("[gpupair] progress steps=7 samples=28 epoch=2\n")
+    tail = ProgressTail(log)
+    tail.poll(1.0)
+    assert tail.points == [ProgressPoint(1.0, 7, 28, 2)]
