@@ -93,6 +93,21 @@ matrix)
     cp /tmp/matrix/gpupair.db "$OUT/matrix.db"
     python3 -m gpupair_search.search.cli status --study matrix --results /tmp/matrix > "$OUT/matrix_status.txt" 2>&1
     ;;
+interference)
+    # 2026-12-01, session 6: the 12 groups at their recommended batch sizes (the export of the packed study of the
+    # 'matrix' step), serially with solo baselines, twice in one call; then the monitor's overhead (~9 min)
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
+    rec=bench/data/h200_2026-12-01_session6/recommended_pairs.json
+    for run in r1 r2; do
+        step "interference_$run" 215 python3 -m gpupair_search.search.cli run --settings "$rec" --no-extend \
+            --parallel 1 --results "/tmp/$run"
+        cp "/tmp/$run/gpupair.db" "$OUT/interference_$run.db"
+    done
+    step repeat 30 python3 bench/interference_repeat.py --results-a /tmp/r1 --results-b /tmp/r2 --settings "$rec" \
+        -o "$OUT/interference_repeat.json"
+    python3 -m gpupair_search.search.cli status --settings "$rec" --results /tmp/r1 > "$OUT/interference_status.txt" 2>&1
+    step overhead 100 python3 bench/monitor_overhead.py --workloads pytorch_resnet_cifar10/resnet20 --budget-s 80
+    ;;
 *)
-    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing|matrix" >&2; exit 2 ;;
+    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing|matrix|interference" >&2; exit 2 ;;
 esac
