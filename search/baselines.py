@@ -16,6 +16,7 @@ from typing import Iterable
 
 from gpupair_search.launcher.registry import BATCH_SIZE, MAX_STEPS, MIN_TRAIN_S
 from gpupair_search.launcher.spec import JobConfig, PairSpec
+from gpupair_search.launcher.steady_window import PROGRESS_PATTERN_NAME
 
 BASELINE_PARAM = "baseline"  # the trial parameter naming the job a solo baseline measures
 BASELINE_PHASE = "baseline"
@@ -57,6 +58,13 @@ def baseline_specs(pairs: Iterable[PairSpec]) -> dict[str, PairSpec]:
                 out[key] = PairSpec(pair.group, job.without((BATCH_SIZE,)), None, note=f"solo baseline of {key}",
                                     source=BASELINE_SOURCE)
     return out
+
+
+def reports_progress(job: JobConfig, registry) -> bool:
+    """Whether ``job`` can give a steady-state window: a built-in that trains for ``min_train_s``, or a script whose
+    models-file entry names a ``progress_steps`` pattern. A solo run of any other job measures nothing a baseline is
+    for (on the H200 a CPU-only built-in's solo run took 69 s for no window), so it gets none."""
+    return registry.supports(job, MIN_TRAIN_S) or PROGRESS_PATTERN_NAME in registry.repository(job.repo).log_patterns
 
 
 def is_baseline(pair: PairSpec) -> bool:

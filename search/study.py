@@ -27,7 +27,7 @@ from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.spec import PairSpec
 from gpupair_search.search.artifacts import attach_trial_artifacts
 from gpupair_search.search.baselines import (BASELINE_PARAM, BASELINE_PHASE, baseline_specs, default_baselines,
-                                             is_baseline, job_identity, jobs_at)
+                                             is_baseline, job_identity, jobs_at, reports_progress)
 from gpupair_search.search import optuna_adapter as adapter
 from gpupair_search.search.extension import Config
 from gpupair_search.search.fixed_definition import DEFINITION_KEY, DEVICE_KINDS, FixedDefinition
@@ -202,7 +202,8 @@ class FeasibilityStudy:
         for plan in self.plans():
             if plan.recommended is not None:
                 wanted.update(dict.fromkeys(jobs_at(plan.pair, plan.recommended)))
-        return sum(self._enqueue(self.baselines[key], (batch, None), BASELINE_PHASE) for key, batch in wanted)
+        return sum(self._enqueue(self.baselines[key], (batch, None), BASELINE_PHASE) for key, batch in wanted
+                   if reports_progress(self.baselines[key].foreground, self.registry))
 
     def views(self) -> list[TrialView]:
         return [view(t) for t in self.study.get_trials(deepcopy=False)]

@@ -71,3 +71,17 @@ def test_a_study_without_baselines_queues_none_and_keeps_that_in_its_definition(
     assert [t.user_attrs["phase"] for t in trials(results)] == ["initial", "initial"]
     changed = run_cli("run", *ARGS, "--baselines", "--no-extend", "--results", str(results))
     assert changed.returncode != 0 and "baselines: stored False, now True" in changed.stderr
+
+
+def test_a_job_that_cannot_report_progress_gets_no_baseline(fixture_registry):
+    """A solo run without a steady-state window measures nothing a baseline is for (a CPU-only built-in's solo
+    run took 69 s on the H200 for no window): such jobs get none; built-ins that train for min_train_s do."""
+    from gpupair_search.launcher.registry import Registry
+    from gpupair_search.launcher.spec import JobConfig
+    from gpupair_search.search.baselines import reports_progress
+    from gpupair_search.settings import BUNDLE_ROOT, bundled
+
+    builtins = Registry.load(bundled("models.json"), base_dir=BUNDLE_ROOT)
+    assert reports_progress(JobConfig("examples", "mnist"), builtins)
+    assert not reports_progress(JobConfig("bug-localization-by-dnn-and-rvsm", "default"), builtins)
+    assert not reports_progress(JobConfig("fixture", "ok"), fixture_registry)  # no progress_steps pattern
