@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 from gpupair_search.launcher.devices.base import Device, DeviceReading, DeviceRequest, ForeignProcess, NoDeviceError
 from gpupair_search.launcher.devices.visible import VARIABLE, as_text, nvml_index
@@ -21,6 +22,9 @@ def nvml_available() -> bool:
         return pynvml.nvmlDeviceGetCount() > 0
     except pynvml.NVMLError:
         return False
+
+
+SLOW_READ_S = 0.25  # whole-device figures other than the energy counter, and graphics processes: 4 Hz
 
 
 class NvidiaDevice(Device):
@@ -67,6 +71,7 @@ class NvidiaDevice(Device):
         self.capacity_mib = self.total_mib
         self.uuid = as_text(pynvml.nvmlDeviceGetUUID(self.handle))
         self.card = as_text(pynvml.nvmlDeviceGetName(self.handle))
+        self._cache: dict[str, tuple[float, object]] = {}
         self.name = f"{self.card} (cuda:{cuda_index})" if index == cuda_index else \
             f"{self.card} (cuda:{cuda_index}, {VARIABLE}={visible})"
 
@@ -75,12 +80,22 @@ class NvidiaDevice(Device):
         return {"CUDA_VISIBLE_DEVICES": self.uuid}
 
     def _processes(self) -> dict[int, float]:
+        """Memory per process: compute processes (CUDA jobs) read each call; graphics ones at most every
+        :data:`SLOW_READ_S` (a training job is a compute process; the query costs about 1 ms of the runner's CPU)."""
         used: dict[int, float] = {}
-        for query in (pynvml.nvmlDeviceGetComputeRunningProcesses, pynvml.nvmlDeviceGetGraphicsRunningProcesses):
-            for proc in query(self.handle):
-                if proc.usedGpuMemory is not None:
-                    used[proc.pid] = used.get(proc.pid, 0.0) + proc.usedGpuMemory / 2**20
+        graphics = self._slow("graphics", lambda: _memory_of(pynvml.nvmlDeviceGetGraphicsRunningProcesses(self.handle)))
+        for listing in (_memory_of(pynvml.nvmlDeviceGetComputeRunningProcesses(self.handle)), graphics):
+            for pid, mib in listing.items():
+                used[pid] = used.get(pid, 0.0) + mib
         return used
+
+    def _slow(self, name: str, read):
+        """``read()``, at most every SLOW_READ_S: whole-device figures that change slowly or are only context."""
+        now = time.monotonic()
+        cached = self._cache.get(name)
+        if cached is None or now - cached[0] >= SLOW_READ_S:
+            cached = self._cache[name] = (now, read())
+        return cached[1]
 
     def memory_by_pid(self, pids: set[int]) -> dict[int, float]:
         return {pid: mib for pid, mib in self._processes().items() if pid in pids}
@@ -89,14 +104,17 @@ class NvidiaDevice(Device):
         return self._processes()
 
     def reading(self) -> DeviceReading:
+        """The energy counter on every call (window energy needs it at the sampling rate); used memory, power,
+        utilisation and temperature at most every SLOW_READ_S (timelines and context): 1 NVML call a tick
+        instead of 5, which with the process query brought the monitor's CPU down (BENCHMARKS.md)."""
         h = self.handle
-        return DeviceReading(
-            used_mib=pynvml.nvmlDeviceGetMemoryInfo(h).used / 2**20,
-            power_w=_try(lambda: pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0),
-            utilization_pct=_try(lambda: float(pynvml.nvmlDeviceGetUtilizationRates(h).gpu)),
-            temperature_c=_try(lambda: float(pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU))),
-            energy_mj=_try(lambda: float(pynvml.nvmlDeviceGetTotalEnergyConsumption(h))),
-        )
+        used, power, util, temp = self._slow("device", lambda: (
+            pynvml.nvmlDeviceGetMemoryInfo(h).used / 2**20,
+            _try(lambda: pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0),
+            _try(lambda: float(pynvml.nvmlDeviceGetUtilizationRates(h).gpu)),
+            _try(lambda: float(pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU)))))
+        return DeviceReading(used_mib=used, power_w=power, utilization_pct=util, temperature_c=temp,
+                             energy_mj=_try(lambda: float(pynvml.nvmlDeviceGetTotalEnergyConsumption(h))))
 
     def foreign_processes(self, ours: set[int]) -> list[ForeignProcess]:
         import psutil
@@ -116,6 +134,10 @@ class NvidiaDevice(Device):
         return {**super().describe(), "card": self.card, "index": self.index, "cuda_index": self.cuda_index,
                 "uuid": self.uuid,
                 "total_mib": round(self.total_mib), "driver": _try(pynvml.nvmlSystemGetDriverVersion)}
+
+
+def _memory_of(processes) -> dict[int, float]:
+    return {proc.pid: proc.usedGpuMemory / 2**20 for proc in processes if proc.usedGpuMemory is not None}
 
 
 def _try(read):

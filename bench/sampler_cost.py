@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""The sampler's own CPU cost on an NVIDIA GPU: every whole-device figure read each tick, against the slow ones
+(used memory, power, utilisation, temperature, graphics processes) read at most every SLOW_READ_S.
+
+    python3 bench/sampler_cost.py [--seconds 10] [--hz 20]
+
+One CUDA process holds memory on the GPU, so the process query has something to list. The sampler runs with one
+monitor attached for ``--seconds`` in each mode; the runner's CPU seconds per second (``time.process_time``, its
+main thread asleep) is the sampler's cost. Writes sampler_cost.json (benchlib.out_dir()).
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+
+from benchlib import stamp, write_json
+
+from gpupair_search.launcher.devices import nvidia
+from gpupair_search.launcher.devices import open_device
+from gpupair_search.launcher.monitor import DeviceSampler, Monitor
+
+HOLDER = "import time, torch; x = torch.empty(2**28, device='cuda'); print('ready', flush=True); time.sleep(120)"
+
+
+def cost(device, hz: float, seconds: float) -> dict:
+    sampler = DeviceSampler(device, hz)
+    monitor = Monitor(device, hz, sampler=sampler).start()
+    cpu0, t0 = time.process_time(), time.monotonic()
+    time.sleep(seconds)
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
+    monitor.stop()
+    return {"cpu_ms_per_s": round(1000 * cpu / wall, 1), "ticks_per_s": round(sampler.ticks / wall, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--hz", type=float, default=20.0)
+    args = parser.parse_args()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER], stdout=subprocess.PIPE, text=True)
+    try:
+        holder.stdout.readline()
+        device = open_device("cuda:0")
+        slow = nvidia.SLOW_READ_S
+        nvidia.SLOW_READ_S = 0.0  # every figure each tick: what the monitor read before
+        every_tick = cost(device, args.hz, args.seconds)
+        nvidia.SLOW_READ_S = slow
+        device._cache.clear()
+        slow_reads = cost(device, args.hz, args.seconds)
+    finally:
+        holder.kill()
+    result = {**stamp(), "device": device.describe(), "hz": args.hz, "seconds": args.seconds,
+              "every_figure_each_tick": every_tick, f"slow_figures_every_{slow}s": slow_reads}
+    print(result, flush=True)
+    print(f"wrote {write_json('sampler_cost.json', result)}")
+
+
+if __name__ == "__main__":
+    main()
