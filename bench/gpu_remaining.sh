@@ -75,7 +75,7 @@ packing)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     GPUPAIR_OUT=$OUT step gpu_tests 150 python3 -m pytest -q -m gpu tests/gpu -p no:cacheprovider
     step study_serial 260 python3 -m gpupair_search.search.cli run --study feasibility --parallel 1 --results /tmp/serial
-    step study_packed 200 python3 -m gpupair_search.search.cli run --study feasibility --results /tmp/packed
+    step study_packed 200 python3 -m gpupair_search.search.cli run --study feasibility --parallel auto --results /tmp/packed
     cp /tmp/serial/gpupair.db "$OUT/feasibility_serial.db"; cp /tmp/packed/gpupair.db "$OUT/feasibility_packed.db"
     step compare 60 python3 bench/packing_compare.py --serial /tmp/serial --packed /tmp/packed --out "$OUT/packing_compare.json"
     ;;
@@ -85,11 +85,11 @@ matrix)
     begin=$(date +%s)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     step study_serial 200 python3 -m gpupair_search.search.cli run --study feasibility --parallel 1 --results /tmp/serial
-    step study_packed 200 python3 -m gpupair_search.search.cli run --study feasibility --results /tmp/packed
+    step study_packed 200 python3 -m gpupair_search.search.cli run --study feasibility --parallel auto --results /tmp/packed
     cp /tmp/serial/gpupair.db "$OUT/feasibility_serial.db"; cp /tmp/packed/gpupair.db "$OUT/feasibility_packed.db"
     step compare 30 python3 bench/packing_compare.py --serial /tmp/serial --packed /tmp/packed --out "$OUT/packing_compare.json"
     left=$(( ${MATRIX_UNTIL_S:-565} - ($(date +%s) - begin) ))
-    step matrix "$left" python3 -m gpupair_search.search.cli run --study matrix --results /tmp/matrix
+    step matrix "$left" python3 -m gpupair_search.search.cli run --study matrix --parallel auto --results /tmp/matrix
     cp /tmp/matrix/gpupair.db "$OUT/matrix.db"
     python3 -m gpupair_search.search.cli status --study matrix --results /tmp/matrix > "$OUT/matrix_status.txt" 2>&1
     ;;

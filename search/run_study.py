@@ -52,7 +52,7 @@ class RunRequest:
     extend: bool = field(default=True, metadata={"option": opt.EXTEND})
     policy: str = field(default="background-first", metadata={"option": opt.POLICY})
     floor: int = field(default=1, metadata={"option": opt.FLOOR})
-    parallel: str = field(default="auto", metadata={"option": opt.PARALLEL})
+    parallel: str = field(default="1", metadata={"option": opt.PARALLEL})
     confirm_margin: float = field(default=0.10, metadata={"option": opt.CONFIRM_MARGIN})
     batch_grid: str = field(default=BatchGrid.DIVISORS.value, metadata={"option": opt.BATCH_GRID})
     timeout: float = field(default=opt.DEFAULT_TIMEOUT_S, metadata={"option": opt.TIMEOUT})

@@ -211,3 +211,15 @@ def test_sigkill_of_a_packing_runner_leaves_no_process_and_loses_no_trial(tmp_pa
     assert max(measured.values()) == 1  # no configuration measured twice the same way
     assert set(verdicts(again.stdout)) == {"1", "2", "3"}
     assert not pids_alive(read_pids(pidfile))
+
+
+def test_a_packed_simulated_study_gives_the_serial_verdicts(tmp_path):
+    """On the sim device too: packed predictions are labelled packed, and everything recommended is confirmed."""
+    sim = ["--study", "feasibility", "--device", "sim"]
+    serial = run("run", *sim, "--parallel", "1", results=tmp_path / "serial")
+    packed = run("run", *sim, "--parallel", "4", results=tmp_path / "packed")
+    assert verdicts(packed.stdout) == verdicts(serial.stdout)
+    ts = [t for t in trials(tmp_path / "packed", "feasibility-simulated") if "outcome" in t.user_attrs]
+    modes = collections.Counter(t.user_attrs["measurement"]["mode"] for t in ts)
+    assert modes[PACKED] >= 1 and modes[SERIAL] >= 12  # each of the 12 recommendations alone on the card
+    assert "SIMULATED" in packed.stdout
