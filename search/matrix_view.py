@@ -15,18 +15,8 @@ from gpupair_search.search.planner import PairPlan
 from gpupair_search.search.verdict import Verdict
 
 #: One character per verdict for the text matrix, and a short word for the report's cells where there are no safe
-#: batch sizes to show. Every verdict has both (a test checks it), so a new verdict shows in the matrix too.
-MARKS: dict[Verdict, tuple[str, str]] = {
-    Verdict.FITS: ("F", ""),
-    Verdict.FITS_REDUCED: ("R", ""),
-    Verdict.SEARCHING: ("?", "searching"),
-    Verdict.CONFIRMING: ("c", "confirming"),
-    Verdict.DOES_NOT_FIT: ("X", "no fit"),
-    Verdict.NOT_REDUCIBLE: ("N", "no fit"),
-    Verdict.INFEASIBLE: ("I", "no fit"),
-    Verdict.FAILED: ("!", "crash"),
-    Verdict.PENDING: (".", "pending"),
-}
+#: batch sizes to show: each verdict's own (search/verdict.py), so a new verdict shows in the matrix too.
+MARKS: dict[Verdict, tuple[str, str]] = {v: (v.mark, v.cell_word) for v in Verdict}
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,16 @@ class Verdict(str, Enum):
         return _STYLE[self][1]
 
     @property
+    def mark(self) -> str:
+        """One character, for the text pair matrix."""
+        return _STYLE[self][2]
+
+    @property
+    def cell_word(self) -> str:
+        """A short word for a matrix cell that has no safe batch sizes to show ("" for the verdicts that do)."""
+        return _STYLE[self][3]
+
+    @property
     def is_safe(self) -> bool:
         """A configuration of the pair was verified under the limit: it can be exported."""
         return self in (Verdict.FITS, Verdict.FITS_REDUCED)
@@ -47,14 +57,14 @@ class Verdict(str, Enum):
         return self.value
 
 
-_STYLE: dict[Verdict, tuple[str, str]] = {  # verdict -> (label, colour)
-    Verdict.FITS: ("fits at the configured batch sizes", "#2ca02c"),
-    Verdict.FITS_REDUCED: ("fits after batch-size reduction", "#1f77b4"),
-    Verdict.SEARCHING: ("does not fit as configured; smaller batch sizes being verified", "#ffbf00"),
-    Verdict.CONFIRMING: ("measured packed; being confirmed alone on the card", "#9edae5"),
-    Verdict.DOES_NOT_FIT: ("does not fit, even at the floor", "#d62728"),
-    Verdict.NOT_REDUCIBLE: ("does not fit, no batch-size knob", "#8c1c13"),
-    Verdict.INFEASIBLE: ("does not fit (extension off)", "#9467bd"),
-    Verdict.FAILED: ("failed (crash; peak until the crash)", "#7f7f7f"),
-    Verdict.PENDING: ("not measured yet", "#c7c7c7"),
+_STYLE: dict[Verdict, tuple[str, str, str, str]] = {  # verdict -> (label, colour, matrix mark, matrix cell word)
+    Verdict.FITS: ("fits at the configured batch sizes", "#2ca02c", "F", ""),
+    Verdict.FITS_REDUCED: ("fits after batch-size reduction", "#1f77b4", "R", ""),
+    Verdict.SEARCHING: ("does not fit as configured; smaller batch sizes being verified", "#ffbf00", "?", "searching"),
+    Verdict.CONFIRMING: ("measured packed; being confirmed alone on the card", "#9edae5", "c", "confirming"),
+    Verdict.DOES_NOT_FIT: ("does not fit, even at the floor", "#d62728", "X", "no fit"),
+    Verdict.NOT_REDUCIBLE: ("does not fit, no batch-size knob", "#8c1c13", "N", "no fit"),
+    Verdict.INFEASIBLE: ("does not fit (extension off)", "#9467bd", "I", "no fit"),
+    Verdict.FAILED: ("failed (crash; peak until the crash)", "#7f7f7f", "!", "crash"),
+    Verdict.PENDING: ("not measured yet", "#c7c7c7", ".", "pending"),
 }
