@@ -161,7 +161,7 @@ class Monitor:
         self.t0 = time.monotonic()
         self._jobs: dict[str, RunningJob] = {}
         self._pids: dict[str, set[int]] = {}
-        self._procs: dict[int, psutil.Process] = {}
+        self._procs: dict[int, tuple[psutil.Process, float, float]] = {}  # pid -> (process, CPU s, at)
         self._lock = threading.Lock()
         self._last_tree = 0.0
         self._cpu: dict[str, float] = {}
@@ -221,13 +221,9 @@ class Monitor:
             pids = job.process_ids() if children is None else descendants(job.pid, children)
             cpu = rss = 0.0
             for pid in pids:
-                proc = self._procs.get(pid)
                 try:
-                    if proc is None:
-                        proc = self._procs[pid] = psutil.Process(pid)
-                        proc.cpu_percent(None)  # first call primes the counter
-                    cpu += proc.cpu_percent(None)
-                    rss += proc.memory_info().rss / 2**20
+                    cpu += self._cpu_pct(pid)
+                    rss += self._procs[pid][0].memory_info().rss / 2**20
                 except psutil.Error:
                     self._procs.pop(pid, None)
             with self._lock:
@@ -235,6 +231,18 @@ class Monitor:
                     self._pids[label] = pids
             self._cpu[label], self._rss[label] = cpu, rss
         self._last_tree = now
+
+    def _cpu_pct(self, pid: int) -> float:
+        """The process's CPU share (100 = one core) since the last walk; a process seen for the first time, since
+        it started. psutil's cpu_percent says 0 on its first call, so a job younger than two walks (a short
+        solo window on a loaded host) would read as idle."""
+        known = self._procs.get(pid)
+        proc = known[0] if known else psutil.Process(pid)
+        times = proc.cpu_times()
+        busy, now = times.user + times.system, time.time()
+        since_busy, since = (known[1], known[2]) if known else (0.0, proc.create_time())
+        self._procs[pid] = (proc, busy, now)
+        return 100.0 * (busy - since_busy) / (now - since) if now > since else 0.0
 
     def record(self, snapshot: DeviceSnapshot) -> None:
         with self._lock:
