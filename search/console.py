@@ -96,7 +96,8 @@ def interference_lines(items: list[PairInterference]) -> list[str]:
 
 
 def verdict_table(plans: list[PairPlan], safe_limit_mib: float, kind: str = "gpu") -> str:
-    head = ["group", "foreground + background", "verdict", "peak MiB", "margin MiB", "batch (orig -> safe)", "trials"]
+    head = ["group", "foreground + background", "verdict", "peak MiB", "margin MiB", "batch (orig -> safe)", "trials",
+            "measured"]
     rows = []
     for plan in plans:
         peak = plan.recommended_peak_mib
@@ -107,7 +108,8 @@ def verdict_table(plans: list[PairPlan], safe_limit_mib: float, kind: str = "gpu
         jobs = plan.pair.foreground.key + (" + " + plan.pair.background.key if plan.pair.background else "")
         verdict = plan.verdict.value + (f" ({plan.detail})" if plan.detail and plan.verdict is Verdict.FAILED else "")
         rows.append([str(plan.pair.group), jobs, verdict[:60], f"{peak:,.0f}" if peak is not None else "-", margin,
-                     f"{batches(plan.original)} -> {batches(plan.recommended)}", str(plan.trials_spent)])
+                     f"{batches(plan.original)} -> {batches(plan.recommended)}", str(plan.trials_spent),
+                     plan.measured_as])
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]

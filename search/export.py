@@ -28,6 +28,7 @@ from gpupair_search.search.batch_grid import BatchGrid
 from gpupair_search.search.interference import figures_by_trial, worth_a_note
 from gpupair_search.search.extension import Config
 from gpupair_search.search.planner import PairPlan
+from gpupair_search.search.trial_record import PACKED
 from gpupair_search.search.verdict import Verdict
 
 # -- risk classes (docs/seed_design.md §9.1, on an 8 GB card), scaled to the study's card ------------------------
@@ -64,13 +65,14 @@ def safe_choice(plan: PairPlan, limit_mib: float) -> SafeChoice | None:
     rank = {config: i for i, config in enumerate(order)}
     verified = [t for t in plan.trials if t.feasible and t.peak_mib is not None and t.peak_mib <= limit_mib
                 and t.config in rank]
+    verified.sort(key=lambda t: t.mode == PACKED)  # of one configuration, the trial alone on the card is the one
     if plan.recommended is not None and plan.recommended_peak_mib is not None and plan.recommended_peak_mib <= limit_mib:
         trial = next((t for t in verified if t.config == plan.recommended), None)
         if trial is not None:
             return SafeChoice(plan.recommended, plan.recommended_peak_mib, trial.number)
     if not verified:
         return None
-    best = min(verified, key=lambda t: (rank[t.config], t.peak_mib))
+    best = min(verified, key=lambda t: (rank[t.config], t.mode == PACKED, t.peak_mib))
     return SafeChoice(best.config, best.peak_mib, best.number)
 
 
@@ -136,7 +138,8 @@ def build_export(fs, target_models: Path, margin_mib: float = 0.0) -> Export:
             continue
         cls = risk_class(choice.peak_mib, card)
         classes[cls] += 1
-        entry, jobs = _entry(plan, choice, raw, cls, limit, margin_mib, warnings, fs.settings.extension.grid)
+        entry, jobs = _entry(plan, choice, raw, cls, limit, margin_mib, warnings, fs.settings.extension.grid,
+                             kind=fs.kind)
         found = figures.get(choice.trial_number)
         if found is not None and worth_a_note(found):
             entry["note"] += f"; {found.summary()}"
@@ -198,7 +201,8 @@ def _top_level(raw: dict[str, Any], fs, margin_mib: float) -> dict[str, Any]:
 
 
 def _entry(plan: PairPlan, choice: SafeChoice, raw: dict[str, Any], cls: str, limit: float,
-           margin_mib: float, warnings: list[str], grid: BatchGrid) -> tuple[dict[str, Any], list[JobConfig]]:
+           margin_mib: float, warnings: list[str], grid: BatchGrid,
+           kind: str = "gpu") -> tuple[dict[str, Any], list[JobConfig]]:
     """The seed-format entry: the original entry's shape and keys, batch sizes set, note rewritten, and the
     repeat count as the experiment's ``runs_per_config`` (which the runner reads before any other level)."""
     pair = plan.pair
@@ -224,8 +228,8 @@ def _entry(plan: PairPlan, choice: SafeChoice, raw: dict[str, Any], cls: str, li
     changes = [f"{role} batch size {plan.original[i]}→{choice.config[i]}"
                for i, role in enumerate(("foreground", "background"))
                if choice.config[i] is not None and choice.config[i] != plan.original[i]]
-    note = (f"{cls}: measured peak {choice.peak_mib:,.0f} MiB, margin {limit - choice.peak_mib:,.0f} MiB to the "
-            f"{limit:,.0f} MiB limit")
+    note = (f"{cls}: {'predicted' if kind == 'simulated' else 'measured'} peak {choice.peak_mib:,.0f} MiB, margin "
+            f"{limit - choice.peak_mib:,.0f} MiB to the {limit:,.0f} MiB limit{_how_measured(plan, choice, kind)}")
     if changes:
         note += "; " + ", ".join(changes)
     if factors:
@@ -237,6 +241,22 @@ def _entry(plan: PairPlan, choice: SafeChoice, raw: dict[str, Any], cls: str, li
     if isinstance(entry.get("foreground"), dict):
         entry["foreground"].pop("runs_per_config", None)  # the experiment's count is the one the runner uses
     return entry, jobs
+
+
+def _how_measured(plan: PairPlan, choice: SafeChoice, kind: str) -> str:
+    """Where the exported configuration was measured: alone on the card (a packed study confirms what it
+    recommends), and whether packed trials went before it; a simulated one was not measured at all."""
+    if kind == "simulated":
+        return "; SIMULATED, not measured"
+    trial = next((t for t in plan.trials if t.number == choice.trial_number), None)
+    if trial is None or trial.mode is None:
+        return ""
+    if trial.mode == PACKED:
+        return "; measured packed, not confirmed alone"
+    card = (trial.attrs.get("measurement") or {}).get("card_mib")
+    where = "" if not isinstance(card, (int, float)) else (
+        f" within the {card:,.0f} MiB host-memory budget" if kind == "cpu" else f" on the {card:,.0f} MiB card")
+    return f"; measured alone{where}" + (", confirming packed trials" if "packed" in plan.measured_as else "")
 
 
 def _as_default_job(target: dict[str, Any], job: JobConfig, reduced: bool, pair, warnings: list[str]) -> bool:

@@ -13,7 +13,7 @@ from gpupair_search.search.confirmation import DEFAULT_MARGIN, ConfirmationRule,
 from gpupair_search.search.batch_grid import BatchGrid
 from gpupair_search.search.extension import Config, Policy, search_policy
 from gpupair_search.search.memory_model import LinearMemoryModel, Observation, fit_linear, observations_from_trial
-from gpupair_search.search.trial_record import CONFIRM_PHASE, TrialView
+from gpupair_search.search.trial_record import CONFIRM_PHASE, PACKED, TrialView
 from gpupair_search.search.verdict import Verdict
 
 FITS, FITS_REDUCED, DOES_NOT_FIT = Verdict.FITS, Verdict.FITS_REDUCED, Verdict.DOES_NOT_FIT
@@ -45,6 +45,18 @@ class PairPlan:
     extension_budget: int = 0
     trials: list[TrialView] = field(default_factory=list)
     detail: str = ""
+
+    @property
+    def measured_as(self) -> str:
+        """How the pair's trials were measured: "alone" (each on the study's card), "packed", or both with
+        counts, e.g. "1 packed + 2 alone" (search/confirmation.py says which results a verdict rests on)."""
+        modes = [t.mode for t in self.trials if t.mode is not None]
+        packed, alone = modes.count(PACKED), len(modes) - modes.count(PACKED)
+        if not modes:
+            return "-"
+        if not packed or not alone:
+            return "packed" if packed else "alone"
+        return f"{packed} packed + {alone} alone"
 
     @property
     def trials_spent(self) -> int:

@@ -434,8 +434,8 @@ def summary_table(plans: Sequence[PairPlan], safe_limit_mib: float, card_mib: fl
     ``accumulation``: pair key -> gradient-accumulation text, where the export would reduce batch sizes."""
     head = ["group", "foreground<br>model (repository)", "background<br>model (repository)", "verdict", "risk class",
             "batch fg/bg<br>configured → safe", "peak<br>(MiB)", "margin to<br>limit (MiB)", "expected<br>(MB)",
-            "gradient<br>accumulation", "trials", "detail"]
-    widths = [45, 170, 170, 95, 65, 105, 60, 75, 65, 95, 45, 170]
+            "gradient<br>accumulation", "trials", "measured", "detail"]
+    widths = [45, 170, 170, 95, 65, 105, 60, 75, 65, 95, 45, 80, 170]
     rows = []
     for p in plans:
         peak = p.recommended_peak_mib if p.recommended_peak_mib is not None else original_peak(p)
@@ -447,7 +447,7 @@ def summary_table(plans: Sequence[PairPlan], safe_limit_mib: float, card_mib: fl
             f"{peak:,.0f}" if peak is not None else "-",
             f"{safe_limit_mib - peak:,.0f}" if peak is not None else "-",
             f"{p.pair.expected_mib:,.0f}" if p.pair.expected_mib is not None else "-",
-            (accumulation or {}).get(p.pair.key, "-"), str(p.trials_spent), (p.detail or "")[:90],
+            (accumulation or {}).get(p.pair.key, "-"), str(p.trials_spent), p.measured_as, (p.detail or "")[:90],
         ])
     fill = [_tint(VERDICT_STYLE.get(p.verdict, ("", "#cccccc"))[1]) for p in plans]
     fig = go.Figure(go.Table(
