@@ -167,6 +167,7 @@ class Monitor:
         self._cpu: dict[str, float] = {}
         self._rss: dict[str, float] = {}
         self._not_ours: set[int] = set()  # device processes seen that descend from none of our jobs
+        self._seen: set[str] = set()  # labels whose current job has shown a process (then walks are at 2 Hz)
         self._host_cpu: float | None = None
         self._host_times = _busy_and_total()
 
@@ -185,6 +186,7 @@ class Monitor:
         with self._lock:
             self._jobs[label] = job
             self._pids[label] = set()
+            self._seen.discard(label)
             self._last_tree = 0.0
             self._not_ours.clear()
 
@@ -203,7 +205,12 @@ class Monitor:
             return set().union(*self._pids.values()) if self._pids else set()
 
     def tree_due(self) -> bool:
-        return time.monotonic() - self._last_tree >= self.tree_interval
+        """A walk every ``tree_interval``, and on every tick while a tracked job has no process found yet: a
+        job's first CPU figure must not wait half a second after it started (a short window would read idle)."""
+        if time.monotonic() - self._last_tree >= self.tree_interval:
+            return True
+        with self._lock:
+            return any(label not in self._seen for label in self._jobs)
 
     def refresh_trees(self, children: dict[int, list[int]] | None = None) -> None:
         """Walk each job's process tree (in ``children``, a parent -> children map of the host, when given)
@@ -229,6 +236,8 @@ class Monitor:
             with self._lock:
                 if self._jobs.get(label) is job:
                     self._pids[label] = pids
+                    if pids:
+                        self._seen.add(label)
             self._cpu[label], self._rss[label] = cpu, rss
         self._last_tree = now
 
