@@ -54,6 +54,9 @@ def test_a_cpu_heavy_background_on_the_foregrounds_core_is_flagged_as_starving_i
     views = [view(t) for t in study.trials]
     [pair] = pair_interference(views)
     assert pair.fg_solo is not None and pair.bg_solo is not None
+    if pair.fg_solo.cpu_pct < 50.0:  # a spinner alone on its core gets most of it, unless the host is saturated
+        pytest.skip(f"the host was too loaded to measure: the spinning foreground got {pair.fg_solo.cpu_pct:.0f}% "
+                    "of its core alone")
     assert pair.foreground_slowdown > 1.4  # sharing one core with a spinning neighbour
     assert pair.fg_cpu_pct < 0.8 * pair.fg_solo.cpu_pct
     assert CPU_STARVED in pair.flags and "CPU-starved foreground" in pair.summary()
