@@ -14,6 +14,7 @@ import typer
 
 from gpupair_search.launcher.cpu_share import parse_cpu_list, pin_this_process, worker_shares
 from gpupair_search.launcher.devices import DeviceRequest, open_device
+from gpupair_search.launcher.devices.base import Device
 from gpupair_search.launcher.devices.factory import study_kind
 from gpupair_search.launcher.sizes import parse_size_mib
 from gpupair_search.launcher.errors import UserError
@@ -117,15 +118,13 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
                          allow_foreign_processes=req.allow_foreign,
                          min_window_s=(fs.definition.min_window_s if fs.definition else None) or 0.0)
     run_dir = RunDir(req.results)
-    unconstrained = open_device(choice, _device_request(inputs, req, card=False))
-    slots = _slots(req.parallel, unconstrained, inputs.card_mib)
+    unconstrained, slots = _packing_device(req, inputs, choice)
     serial = lambda: _serial_executor(fs, inputs, req, choice, options, run_dir, progress)  # noqa: E731
     with ExitStack() as stack:
         if slots > 1:
             stack.callback(unconstrained.close)
             where = f"{unconstrained.name}, packed: up to {slots} trials at once"
         else:
-            unconstrained.close()
             executor = stack.enter_context(serial())
             where = executor.inner.device.name
         fs.recover_stale()  # first: an interrupted trial is re-queued once, not queued again as new
@@ -157,8 +156,17 @@ def _device_request(inputs, req: RunRequest, card: bool = True) -> DeviceRequest
                          cpu_memory_mib=cpu_memory if card else None)
 
 
-def _slots(parallel: str, device, card_mib: float) -> int:
-    return packing_slots(device, card_mib) if parallel == "auto" else int(parallel)
+def _packing_device(req: RunRequest, inputs, choice: str) -> tuple[Device | None, int]:
+    """The device without the card's limit and how many trials to pack on it; (None, 1) for a serial run, which
+    opens only the card (``--parallel 1``, or ``auto`` where no more than one card fits)."""
+    if req.parallel == "1":
+        return None, 1
+    device = open_device(choice, _device_request(inputs, req, card=False))
+    slots = packing_slots(device, inputs.card_mib) if req.parallel == "auto" else int(req.parallel)
+    if slots == 1:
+        device.close()
+        return None, 1
+    return device, slots
 
 
 @contextmanager
