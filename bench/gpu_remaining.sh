@@ -108,6 +108,40 @@ interference)
     python3 -m gpupair_search.search.cli status --settings "$rec" --results /tmp/r1 > "$OUT/interference_status.txt" 2>&1
     step overhead 100 python3 bench/monitor_overhead.py --workloads pytorch_resnet_cifar10/resnet20 --budget-s 80
     ;;
+matrix-alone)
+    # 2026-12-02, session 7: the 110-pair matrix (memory only: no baselines, no steady-state window), packed with
+    # --parallel auto (a core per job), timed from the command to its verdict table; database and status come back
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
+    step matrix "${MATRIX_LIMIT_S:-555}" python3 -m gpupair_search.search.cli run --study matrix --parallel auto \
+        --results /tmp/matrix
+    cp /tmp/matrix/gpupair.db "$OUT/matrix.db"
+    python3 -m gpupair_search.search.cli status --study matrix --results /tmp/matrix > "$OUT/matrix_status.txt" 2>&1
+    ;;
+interference-twice)
+    # 2026-12-02, session 7: the 12 groups at their recommended batch sizes, serially with solo baselines, twice
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
+    rec=bench/data/h200_2026-12-01_session6/recommended_pairs.json
+    for run in r1 r2; do
+        step "interference_$run" "${RUN_LIMIT_S:-275}" python3 -m gpupair_search.search.cli run --settings "$rec" \
+            --no-extend --parallel 1 --results "/tmp/$run"
+        cp "/tmp/$run/gpupair.db" "$OUT/interference_$run.db"
+    done
+    step repeat 30 python3 bench/interference_repeat.py --results-a /tmp/r1 --results-b /tmp/r2 --settings "$rec" \
+        -o "$OUT/interference_repeat.json"
+    python3 -m gpupair_search.search.cli status --settings "$rec" --results /tmp/r1 > "$OUT/interference_status.txt" 2>&1
+    ;;
+costs)
+    # 2026-12-02, session 7: the fault table with packing on, the sampler's NVML cost, the monitor's overhead (epoch-
+    # aware windows), and job start with where a warm start's time goes (~8 min)
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
+    step sampler_cost 40 python3 bench/sampler_cost.py --seconds 8
+    step reliability 170 python3 bench/reliability.py -n 1 --device cuda:0 --runner-args "--parallel 3" \
+        --faults sigkill,sigint,hang,background_dies,storage_unreachable,results_unwritable
+    step overhead 170 python3 bench/monitor_overhead.py --workloads pytorch_resnet_cifar10/resnet20 --budget-s 140 \
+        --max-pairs 200
+    step job_start 150 python3 bench/job_start.py --device cuda:0 --repeats 2 \
+        --workloads examples/mnist,pytorch_resnet_cifar10/resnet20,Person_reID_baseline_pytorch/pcb,VulBERTa/mlp
+    ;;
 *)
-    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing|matrix|interference" >&2; exit 2 ;;
+    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing|matrix|interference|matrix-alone|interference-twice|costs" >&2; exit 2 ;;
 esac

@@ -26,20 +26,31 @@ from gpupair_search.launcher.cpu_share import available_cores
 from gpupair_search.launcher.outcome import TRAINING_PROGRESS
 from gpupair_search.launcher.process import RunningJob, start_job
 
+CONFIG_LINE = "[gpupair] config "
 DEFAULT_WORKLOADS = ["examples/mnist", "pytorch_resnet_cifar10/resnet20", "Person_reID_baseline_pytorch/pcb",
                      "VulBERTa/mlp", "MRT-OAST/default"]
 
 
-def first_step_s(job: RunningJob, requested: float, timeout: float) -> float | None:
-    """Seconds from ``requested`` until the log's first progress line; None if the job ended without one."""
+def first_step_s(job: RunningJob, requested: float, timeout: float) -> dict[str, float | None]:
+    """Seconds from ``requested`` until the log's first output, its ``[gpupair] config`` line (the workloads print
+    it once the model and its batches are on the device) and its first progress line (after the first step);
+    None for what the job ended without."""
     deadline = requested + timeout
+    seen: dict[str, float | None] = {"first_output_s": None, "config_s": None, "first_step_s": None}
     while time.perf_counter() < deadline:
-        if TRAINING_PROGRESS.search(job.log_path.read_text(errors="replace")):
-            return time.perf_counter() - requested
+        text = job.log_path.read_text(errors="replace") if job.log_path.exists() else ""
+        now = time.perf_counter() - requested
+        if text and seen["first_output_s"] is None:
+            seen["first_output_s"] = now
+        if seen["config_s"] is None and CONFIG_LINE in text:
+            seen["config_s"] = now
+        if TRAINING_PROGRESS.search(text):
+            seen["first_step_s"] = now
+            break
         if job.poll() is not None:
-            return None
+            break
         time.sleep(0.005)
-    return None
+    return {k: None if v is None else round(v, 3) for k, v in seen.items()}
 
 
 def one_start(reg, key: str, warm: bool, env: dict[str, str], logs: Path, n: int, timeout: float) -> dict:
@@ -48,12 +59,12 @@ def one_start(reg, key: str, warm: bool, env: dict[str, str], logs: Path, n: int
     requested = time.perf_counter()
     job = start_job("foreground", command, log, env, warm=warm)
     launched = time.perf_counter() - requested
-    seconds = first_step_s(job, requested, timeout)
+    phases = first_step_s(job, requested, timeout)
+    seconds = phases["first_step_s"]
     code = job.stop() if seconds is None else job.popen.wait(timeout=timeout)  # let it finish: no kill in the log
     text = log.read_text(errors="replace")
-    return {"start": job.start, "first_step_s": round(seconds, 3) if seconds is not None else None,
-            "launch_call_s": round(launched, 4), "exit_code": code, "notes": job.notes,
-            "own_startup_s": last_float(r"startup_s=([\d.]+)", text)}
+    return {"start": job.start, **phases, "launch_call_s": round(launched, 4), "exit_code": code,
+            "notes": job.notes, "own_startup_s": last_float(r"startup_s=([\d.]+)", text)}
 
 
 def median(values: list[float]) -> float | None:
@@ -70,6 +81,9 @@ def bench_workload(reg, key: str, env: dict[str, str], logs: Path, repeats: int,
     cold = [r["first_step_s"] for r in runs["cold"] if r["first_step_s"] is not None and r["start"] == "cold"]
     warm = [r["first_step_s"] for r in runs["warm"] if r["first_step_s"] is not None and r["start"] == "warm"]
     row = {"workload": key, "runs": runs, "median_cold_s": median(cold), "median_warm_s": median(warm)}
+    for phase in ("first_output_s", "config_s"):  # where a warm start's time goes (the rest is the first step)
+        row[f"median_warm_{phase}"] = median([r[phase] for r in runs["warm"]
+                                              if r[phase] is not None and r["start"] == "warm"])
     row["warm_over_cold"] = round(row["median_warm_s"] / row["median_cold_s"], 3) if cold and warm else None
     return row
 
@@ -109,7 +123,8 @@ def main() -> None:
     report["warm_over_cold"] = round(median(warm) / median(cold), 3) if cold and warm else None
     for row in rows:
         print(f"{row['workload']:40s} cold {row['median_cold_s']} s  warm {row['median_warm_s']} s  "
-              f"ratio {row['warm_over_cold']}")
+              f"ratio {row['warm_over_cold']}; warm: first output {row['median_warm_first_output_s']} s, "
+              f"model and batches on the device {row['median_warm_config_s']} s")
     print(f"all: cold {report['median_cold_s']} s, warm {report['median_warm_s']} s, ratio {report['warm_over_cold']}")
     print(write_json("job_start.json", report))
 

@@ -107,7 +107,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--injections", type=int, default=5, help="injections of each fault (default 5)")
     parser.add_argument("--faults", default="", help="comma-separated subset of: " + ", ".join(scenarios()))
+    parser.add_argument("--device", default="cpu", help="the runner's --device for the study scenarios (cuda:0 on "
+                        "the GPU machine: an 8 GiB card, emulated)")
+    parser.add_argument("--runner-args", default="", help="more runner flags for the study scenarios, e.g. "
+                        "'--parallel 3' (packing on)")
     args = parser.parse_args()
+    # read by tests/test_faults.py when its scenarios build the runner's argv (set before they are imported)
+    os.environ["GPUPAIR_FAULT_DEVICE"], os.environ["GPUPAIR_FAULT_RUNNER_ARGS"] = args.device, args.runner_args
     available = scenarios()
     chosen = [f.strip() for f in args.faults.split(",") if f.strip()] or list(available)
     unknown = [f for f in chosen if f not in available]

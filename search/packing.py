@@ -21,14 +21,19 @@ from typing import Callable
 from gpupair_search.launcher.devices.base import Device
 from gpupair_search.search.study import FeasibilityStudy, PairExecutor
 
-#: host cores kept for the runner and its sampler; each packed pair's two jobs share the rest
+#: host cores kept for the runner and its sampler; the rest give each job of a packed pair a core of its own
 RESERVED_CORES = 2
+JOBS_PER_PAIR = 2
 MAX_SLOTS = 16
 
 
 def packing_slots(device: Device, card_mib: float, cores: int | None = None) -> int:
-    """K for ``--parallel auto``: as many cards of ``card_mib`` as the device has free memory for, at most one
-    per host core beyond :data:`RESERVED_CORES`; 1 (serial) on a device that is not a GPU."""
+    """K for ``--parallel auto``: as many cards of ``card_mib`` as the device has free memory for, with a host
+    core for each job beyond :data:`RESERVED_CORES`; 1 (serial) on a device that is not a GPU.
+
+    A core per job, not per pair: 12 concurrent monitors sampled at 9 Hz when they competed for the cores. Even so,
+    packing pays only for light jobs: on the H200 (2026-12-02) 7 packed heavy matrix pairs trained 12-15x slower
+    than alone and ended 2 in 545 s (BENCHMARKS.md), which is why ``--parallel`` defaults to 1."""
     if device.study_kind != "gpu" or device.simulated:
         return 1
     free = _free_mib(device)
@@ -36,7 +41,7 @@ def packing_slots(device: Device, card_mib: float, cores: int | None = None) -> 
         else (os.cpu_count() or 1)
     if free is None or card_mib <= 0:
         return 1
-    return max(1, min(int(free // card_mib), cores - RESERVED_CORES, MAX_SLOTS))
+    return max(1, min(int(free // card_mib), (cores - RESERVED_CORES) // JOBS_PER_PAIR, MAX_SLOTS))
 
 
 def _free_mib(device: Device) -> float | None:

@@ -32,6 +32,8 @@ class StudyInputs:
     card_mib: float
     safe_limit_mib: float
     likely_failures_first: bool = False  # the named study's work order (search/work_order.py)
+    baselines: bool | None = None  # the named study's default for --baselines (None: the device kind's)
+    min_window_s: float | None = None  # the named study's default for --min-window-s (None: the device kind's)
 
 
 def _size(value, where: str) -> float:
@@ -65,7 +67,10 @@ def resolve_inputs(study: str | None, settings: Path | None, models: Path | None
         raise UserError(f"the safe limit ({limit:.0f} MiB) is above the card's memory ({card:.0f} MiB)")
     named = definition is not None and settings is None
     name = definition.name if named else experiment.name
-    return StudyInputs(name, experiment, registry, card, limit, named and definition.likely_failures_first)
+    if not named:
+        return StudyInputs(name, experiment, registry, card, limit)
+    return StudyInputs(name, experiment, registry, card, limit, definition.likely_failures_first,
+                       definition.baselines, definition.min_window_s)
 
 
 def simulated_device(inputs: StudyInputs, profiles_dir: Path | None = None) -> SimulatedDevice:
@@ -97,11 +102,16 @@ def fixed_definition(inputs: StudyInputs, name: str, extension: ExtensionOptions
         name=name, device_kind=kind, card_mib=inputs.card_mib, safe_limit_mib=inputs.safe_limit_mib,
         extend=extension.enabled, policy=str(extension.policy), floor=extension.floor, probe=probe,
         confirm_margin=extension.confirm_margin,
-        baselines=default_baselines(kind) if baselines is None else baselines,
-        min_window_s=default_min_window_s(kind) if min_window_s is None else float(min_window_s),
+        baselines=_first_given(baselines, inputs.baselines, default_baselines(kind)),
+        min_window_s=float(_first_given(min_window_s, inputs.min_window_s, default_min_window_s(kind))),
         settings_file=str(Path(experiment.file).resolve()), settings_sha256=file_digest(experiment.file),
         models_file=str(Path(registry.file).resolve()), models_sha256=file_digest(registry.file),
         pairs=tuple(pair_record(p, registry.batch_sizes(p)) for p in experiment.pairs), batch_grid=str(extension.grid))
+
+
+def _first_given(*values):
+    """The first value that is not None: a flag, then the named study's default, then the device kind's."""
+    return next(value for value in values if value is not None)
 
 
 def open_study(inputs: StudyInputs, storage: str | None, results: Path, extension: ExtensionOptions,

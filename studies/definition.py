@@ -16,6 +16,10 @@ class StudyDefinition:
     #: Work the queue solos first, then pairs by predicted peak, largest first (search/work_order.py). The order
     #: of the queue only: not part of the study's fixed definition, and every pair is still measured.
     likely_failures_first: bool = False
+    #: The study's defaults for ``--baselines`` and ``--min-window-s`` (None: the device kind's, see
+    #: search/baselines.py). A study that answers memory only needs neither: its probes are as short as a peak allows.
+    baselines: bool | None = None
+    min_window_s: float | None = None
 
 
 def get_study(name: str) -> StudyDefinition:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -27,6 +29,7 @@ from tests.conftest import FIXTURES, cli_env, read_pids, wait_until
 CARD = ["--gpu-memory", "400MiB", "--safe-limit", "250MiB"]
 INPUTS = ["--models", str(FIXTURES / "models.json"), "--repos-root", str(FIXTURES)]
 STUDY = "fault_study"
+GPU_CARD = ["--gpu-memory", "8GiB", "--safe-limit", "7500MiB"]  # a GPU's CUDA context alone is over 400 MiB
 
 
 # -- helpers shared with bench/reliability.py ------------------------------------------------------
@@ -56,9 +59,17 @@ def four_pairs(work: Path, long_s: float = 8.0) -> Path:
     ])
 
 
+def fault_device() -> str:
+    """bench/reliability.py --device: the same faults on a real GPU (GPUPAIR_FAULT_DEVICE); tests, CI: the CPU."""
+    return os.environ.get("GPUPAIR_FAULT_DEVICE", "cpu")
+
+
 def study_cli(command: str, settings: Path, results: Path, *extra: str, storage: str | None = None) -> list[str]:
-    argv = [sys.executable, "-m", "gpupair_search.search.cli", command, "--settings", str(settings), *INPUTS, "--device", "cpu",
-            *CARD, "--results", str(results), *extra]
+    device = fault_device()
+    runner_args = shlex.split(os.environ.get("GPUPAIR_FAULT_RUNNER_ARGS", ""))  # e.g. --parallel 3: packing on
+    argv = [sys.executable, "-m", "gpupair_search.search.cli", command, "--settings", str(settings), *INPUTS,
+            "--device", device, *(CARD if device == "cpu" else GPU_CARD), "--results", str(results), *runner_args,
+            *extra]
     return argv + (["--storage", storage] if storage else [])
 
 
@@ -68,7 +79,8 @@ def sqlite_url(path: Path) -> str:
 
 def trials_of(storage: str, name: str = STUDY) -> list[optuna.trial.FrozenTrial]:
     try:
-        return optuna.load_study(study_name=name + "-cpu", storage=storage).get_trials()  # CPU studies: own name
+        suffix = "-cpu" if fault_device() == "cpu" else ""  # CPU studies have a name of their own
+        return optuna.load_study(study_name=name + suffix, storage=storage).get_trials()
     except Exception:  # noqa: BLE001 - not created yet, or the file is being written
         return []
 
@@ -79,15 +91,17 @@ def config(t) -> tuple:
 
 
 def measured(trials) -> collections.Counter:
-    """How often each configuration was measured (a trial closed unrun as a duplicate is not a run)."""
-    from gpupair_search.search.trial_record import is_measured
+    """How often each configuration was measured, per way of measuring it (a trial closed unrun as a duplicate is
+    not a run). Packed (``--parallel K``), a configuration may be measured twice: packed, then confirmed alone."""
+    from gpupair_search.search.trial_record import measurement_mode
 
-    return collections.Counter(config(t) for t in trials if is_measured(t.state, t.user_attrs))
+    return collections.Counter((*config(t), measurement_mode(t.state, t.user_attrs)) for t in trials
+                               if measurement_mode(t.state, t.user_attrs))
 
 
 def lost(trials) -> set:
     """Queued configurations that never got a measured COMPLETE/FAIL trial."""
-    return {config(t) for t in trials} - set(measured(trials))
+    return {config(t) for t in trials} - {key[:-1] for key in measured(trials)}
 
 
 class ProcessWatch:
@@ -206,18 +220,25 @@ def _interrupt_long_trial(work: Path, sig: int, fault: str) -> FaultReport:
     stderr = runner.communicate(timeout=60)[1]
     report.data.update(code=runner.returncode, stderr=stderr, pair_pids=pair_pids, guards=guards)
     report.expect(runner.returncode != 0, f"the runner exited 0 after {fault}")
-    report.expect(len(running) == 1 and config(running[0])[0].startswith("g03"), "the long pair was not the one running")
+    long_ones = [t for t in running if config(t)[0].startswith("g03")]
+    report.expect(len(long_ones) == 1 and (len(running) == 1 or _packed(argv)), "the long pair was not the one running")
     report.expect(wait_until(lambda: not _alive(pair_pids + guards), timeout=15),
                   f"processes of the interrupted pair left: {_alive(pair_pids + guards)}")
-    interrupted = [t for t in trials_of(storage) if running and t.number == running[0].number]
+    numbers = {t.number for t in running}
+    interrupted = sorted((t for t in trials_of(storage) if t.number in numbers), key=lambda t: not config(t)[0].startswith("g03"))
     report.data["interrupted"] = interrupted[0] if interrupted else None
     trials = _rerun_completes(report, argv, watch, storage)
-    if interrupted:  # run again, once, by a later trial (its retry, or the initial one queued again on resume)
-        again = [t for t in trials if config(t) == config(interrupted[0]) and t.number > interrupted[0].number
-                 and "outcome" in t.user_attrs]
-        report.expect(len(again) == 1 and measured(trials)[config(interrupted[0])] == 1,
-                      "the interrupted configuration was not run again exactly once")
+    for stopped in interrupted:  # run again, once, by a later trial (its retry, or the initial one queued on resume)
+        again = [t for t in trials if config(t) == config(stopped) and t.number > stopped.number
+                 and "outcome" in t.user_attrs and t.user_attrs.get("phase") == stopped.user_attrs.get("phase")]
+        report.expect(len(again) == 1, f"the interrupted configuration {config(stopped)} was not run again exactly "
+                                       f"once: {len(again)} times")
     return _finish(report, trials, watch)
+
+
+def _packed(argv: list[str]) -> bool:
+    """Whether the runner packs trials (--parallel K, K > 1): several trials are then RUNNING at once."""
+    return "--parallel" in argv and argv[argv.index("--parallel") + 1] not in ("1",)
 
 
 def _default_sigint() -> None:
@@ -263,13 +284,16 @@ def _one_pair(work: Path, fault: str, fg: dict, bg: dict | None, *extra: str) ->
     settings = write_settings(work / "one_pair.json", [(fg, bg, fault)])
     results = work / "results"
     watch = ProcessWatch(pids)
-    runner = watch.add_root(subprocess.Popen(study_cli("run", settings, results, "--full-epoch", *extra),
-                                             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    argv = study_cli("run", settings, results, "--full-epoch", *extra)
+    runner = watch.add_root(subprocess.Popen(argv, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                             text=True))
     out, err = runner.communicate(timeout=120)
     report.data.update(code=runner.returncode, stdout=out, stderr=err)
     report.expect(runner.returncode == 0, f"run exited {runner.returncode}: {err[-2000:]}")
     trials = trials_of(sqlite_url(results / "gpupair.db"))
-    report.expect(len(trials) == 1 and trials[0].state is TrialState.FAIL, "expected one FAIL trial")
+    expected = 2 if _packed(argv) else 1  # packed, a failure is measured again alone on the card (confirmation.py)
+    report.expect(len(trials) == expected and all(t.state is TrialState.FAIL for t in trials),
+                  f"expected {expected} FAIL trial(s), got {[(t.number, t.state.name) for t in trials]}")
     return _finish(report, trials, watch)
 
 
@@ -408,11 +432,20 @@ def results_unwritable(work: Path) -> FaultReport:
     settings, results = four_pairs(work, long_s=2.0), work / "results"
     storage = sqlite_url(work / "study.db")  # outside --results, so the study outlives the results directory
     watch = ProcessWatch(work / "pids")
-    runner = watch.add_root(subprocess.Popen(study_cli("run", settings, results, "--full-epoch", storage=storage),
-                                             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    # after the first trial, while the second pair's background settles: its foreground's log cannot be opened
-    first_done = wait_until(lambda: any(t.state.is_finished() for t in trials_of(storage))
-                            and len(read_pids(work / "pids" / "g2")) == 1, timeout=120)
+    argv = study_cli("run", settings, results, "--full-epoch", storage=storage)
+    runner = watch.add_root(subprocess.Popen(argv, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                             text=True))
+    # after the first trial, while the second pair's background settles: its foreground's log cannot be opened.
+    # Packed, the second pair started with the first: then once a trial finished and another is still queued.
+    def due() -> bool:
+        trials = trials_of(storage)
+        if not any(t.state.is_finished() for t in trials):
+            return False
+        if _packed(argv):
+            return any(t.state is TrialState.WAITING for t in trials)
+        return len(read_pids(work / "pids" / "g2")) == 1
+
+    first_done = wait_until(due, timeout=120)
     report.expect(bool(first_done), "the first trial never finished")
     run_dirs = list(results.glob("run_*"))
     report.expect(len(run_dirs) == 1, f"expected one run directory, found {run_dirs}")

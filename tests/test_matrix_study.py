@@ -71,6 +71,20 @@ def test_the_matrix_study_is_registered_on_the_feasibility_card():
     assert study.likely_failures_first and not get_study("feasibility").likely_failures_first
 
 
+def test_a_gpu_matrix_measures_memory_only_unless_the_flags_ask_for_baselines_and_a_window():
+    from gpupair_search.search.session import fixed_definition, resolve_inputs
+
+    def definition(study: str, **flags):
+        inputs = resolve_inputs(study, None, None, None, False, None, None)
+        return fixed_definition(inputs, study, ExtensionOptions(), "gpu", True, **flags)
+
+    matrix, feasibility = definition("matrix"), definition("feasibility")
+    assert (matrix.baselines, matrix.min_window_s) == (False, 0.0)  # its solos are its solo runs
+    assert (feasibility.baselines, feasibility.min_window_s) == (True, 2.0)  # a GPU study's defaults
+    asked = definition("matrix", baselines=True, min_window_s=3.0)
+    assert (asked.baselines, asked.min_window_s) == (True, 3.0)
+
+
 # -- the work order ---------------------------------------------------------------------------------------
 SMALL = ("examples/mnist_ff", "Person_reID_baseline_pytorch/pcb", "VulBERTa/mlp")
 INFLATED = "examples/mnist_ff"  # on the "card" below it needs 4000 MiB more than its profile says
