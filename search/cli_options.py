@@ -146,8 +146,8 @@ PARALLEL = typer.Option("1", "--parallel", callback=_parallel,
                         help="Trials at once on one GPU (packed: each job's peak without the card's limit; what is "
                              "near a boundary, and every recommendation, is then confirmed alone on the card). Default "
                              "1: one trial at a time, each on the (emulated) card, which was faster on the H200 (see "
-                             "BENCHMARKS.md, packing). auto: as many cards as the GPU has free memory for, one per core "
-                             "beyond 2 (1 on the CPU and sim devices); K: K at a time.")
+                             "BENCHMARKS.md, packing). auto: as many cards as the GPU has free memory for, with a host "
+                             "core for each job beyond 2 (1 on the CPU and sim devices); K: K at a time.")
 CONFIRM_MARGIN = typer.Option(0.10, "--confirm-margin", callback=_finite_in(0, 1, low_open=False),
                               help="Packed results within this fraction of the card or of the safe limit are "
                                    "confirmed alone on the card (default 0.10).")

@@ -223,3 +223,29 @@ def test_a_packed_simulated_study_gives_the_serial_verdicts(tmp_path):
     modes = collections.Counter(t.user_attrs["measurement"]["mode"] for t in ts)
     assert modes[PACKED] >= 1 and modes[SERIAL] >= 12  # each of the 12 recommendations alone on the card
     assert "SIMULATED" in packed.stdout
+
+
+# -- how many at once -----------------------------------------------------------------------------------
+class _Gpu:
+    """What ``packing_slots`` reads of a GPU: its kind, its total and its used memory (an H200's figures)."""
+
+    study_kind, simulated, total_mib = "gpu", False, 143_771.0
+
+    def __init__(self, used_mib: float) -> None:
+        self.used_mib = used_mib
+
+    def reading(self):
+        from gpupair_search.launcher.devices.base import DeviceReading
+
+        return DeviceReading(used_mib=self.used_mib)
+
+
+def test_auto_packs_as_many_cards_as_fit_with_a_core_for_each_job():
+    from gpupair_search.search.packing import packing_slots
+
+    card = 8192.0
+    assert packing_slots(_Gpu(0.0), card, cores=16) == 7  # 17 cards fit; 14 spare cores, 2 jobs a pair
+    assert packing_slots(_Gpu(0.0), card, cores=64) == 16  # the cap
+    assert packing_slots(_Gpu(143_771.0 - 3 * card), card, cores=64) == 3  # what is free, not the total
+    assert packing_slots(_Gpu(0.0), card, cores=3) == 1  # never 0
+    assert packing_slots(CpuDevice(400.0), 400.0, cores=16) == 1  # only a GPU packs by itself
