@@ -574,3 +574,12 @@ def test_sigkill_between_measurement_and_tell_runs_the_trial_again(tmp_path):
     assert trials[trial.number].state is TrialState.FAIL
     retries = [t for t in trials if t.user_attrs.get("retry_of") == trial.number]
     assert len(retries) == 1 and retries[0].state is TrialState.WAITING
+
+
+def test_packed_the_same_faults_leave_no_process_and_lose_no_trial(tmp_path, monkeypatch):
+    """--parallel 2: a packed failure is measured again alone (two runs of it, not a duplicate); the hang times
+    out both times, the dying background is a FAIL both times, and an unwritable results dir is a clear error."""
+    monkeypatch.setenv("GPUPAIR_FAULT_RUNNER_ARGS", "--parallel 2")
+    for name in ("hang", "background_dies", "results_unwritable"):
+        report = SCENARIOS[name](tmp_path / name)
+        _passed(report)
