@@ -142,6 +142,16 @@ costs)
     step job_start 150 python3 bench/job_start.py --device cuda:0 --repeats 2 \
         --workloads examples/mnist,pytorch_resnet_cifar10/resnet20,Person_reID_baseline_pytorch/pcb,VulBERTa/mlp
     ;;
+left-after-7)
+    # what the seventh session left (about 10 min, two calls' worth: run the steps by name, FAULTS and SKIP_*):
+    # the five packed faults the costs call did not reach, and the monitor's overhead on a GPU-bound batch
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
+    [ -z "${SKIP_FAULTS:-}" ] && step reliability "${FAULTS_LIMIT_S:-560}" python3 bench/reliability.py -n 1 \
+        --device cuda:0 --runner-args "--parallel 3" \
+        --faults "${FAULTS:-sigint,hang,background_dies,storage_unreachable,results_unwritable}"
+    [ -z "${SKIP_OVERHEAD:-}" ] && step overhead 300 python3 bench/monitor_overhead.py \
+        --workloads pytorch_resnet_cifar10/resnet20 --batch-size 1024 --budget-s 260 --max-pairs 400
+    ;;
 *)
-    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing|matrix|interference|matrix-alone|interference-twice|costs" >&2; exit 2 ;;
+    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing|matrix|interference|matrix-alone|interference-twice|costs|left-after-7" >&2; exit 2 ;;
 esac

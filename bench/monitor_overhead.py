@@ -37,7 +37,7 @@ from benchlib import bench_job, open_device, registry, stamp, write_json
 from gpupair_search.launcher.devices.base import Device
 from gpupair_search.launcher.monitor import DEFAULT_HZ, Monitor
 from gpupair_search.launcher.process import RunningJob, start_job
-from gpupair_search.launcher.registry import Registry
+from gpupair_search.launcher.registry import BATCH_SIZE, Registry
 from gpupair_search.launcher.steady_window import ProgressPoint, ProgressTail
 
 POLL_S = 0.010  # how often the log is read; the timestamp error of one progress line is at most this
@@ -227,6 +227,8 @@ def summary_line(row: dict, trains_on: str) -> str:
 
 def run_workload(reg: Registry, device: Device, key: str, args: argparse.Namespace) -> dict:
     job = bench_job(reg, key, args.epochs)  # long enough to outlast the windows, then stopped
+    if args.batch_size:  # a bigger batch makes a launch-bound job GPU-bound, whose windows vary less
+        job = job.with_hyperparameter(BATCH_SIZE, args.batch_size)
     env = {**os.environ, **device.job_env(), "PYTHONUNBUFFERED": "1"}
     log = Path(tempfile.mkdtemp(prefix="monitor_overhead_")) / "run.log"
     started = time.monotonic()
@@ -262,6 +264,8 @@ def main() -> None:
     parser.add_argument("--window-s", type=float, default=2.0, help="seconds per window (widened when too short)")
     parser.add_argument("--epochs", type=int, default=10_000, help="epochs asked of the workload; it is stopped early")
     parser.add_argument("--device", default="cuda:0", help="cuda:N, or cpu (workloads then train on the CPU)")
+    parser.add_argument("--batch-size", type=int, default=None, help="every workload at this batch size (default: "
+                        "its own)")
     args = parser.parse_args()
     if args.pairs < 2 or args.max_pairs < args.pairs or not 0 < args.window_s <= MAX_WINDOW_S or args.epochs < 1:
         parser.error(f"need 2 <= --pairs <= --max-pairs, 0 < --window-s <= {MAX_WINDOW_S:g}, --epochs >= 1")
