@@ -121,8 +121,8 @@ class DeviceSampler:
             next_at += self.interval
             delay = next_at - time.monotonic()
             # A tick a little late (under one interval) is made up by the next one starting at once, so the rate
-            # holds: resetting the schedule on every late tick cost the packed H200 runs 1-1.5% of their ticks
-            # (19.7-19.8 Hz of 20). Further behind (a stalled NVML call): start the schedule again, no burst.
+            # holds (when every late tick reset the schedule, packed H200 runs sampled at 19.7-19.8 Hz of 20).
+            # Further behind (a stalled NVML call): start the schedule again, no burst.
             if delay < -self.interval:
                 next_at, delay = time.monotonic(), 0.0
             self._stop.wait(max(delay, 0.0))
