@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -63,3 +64,10 @@ def run_cli(*args: str, timeout: float = 300, env: dict[str, str] | None = None)
     or replace in its environment."""
     return subprocess.run([sys.executable, "-m", "gpupair_search.search.cli", *args], env={**cli_env(), **(env or {})},
                           capture_output=True, text=True, timeout=timeout)
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a runner a test will Ctrl-C: the signal must reach it even when the tests run as a
+    background job (``nohup ... &``), whose children start with SIGINT ignored, which Python then keeps
+    ignoring (two local CI runs under nohup timed out on exactly this)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

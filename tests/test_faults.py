@@ -24,7 +24,7 @@ import optuna
 import psutil
 from optuna.trial import TrialState
 
-from tests.conftest import FIXTURES, cli_env, read_pids, wait_until
+from tests.conftest import FIXTURES, cli_env, default_sigint, read_pids, wait_until
 
 CARD = ["--gpu-memory", "400MiB", "--safe-limit", "250MiB"]
 INPUTS = ["--models", str(FIXTURES / "models.json"), "--repos-root", str(FIXTURES)]
@@ -210,7 +210,7 @@ def _interrupt_long_trial(work: Path, sig: int, fault: str) -> FaultReport:
     argv = study_cli("run", settings, results, "--full-epoch")
     watch = ProcessWatch(work / "pids")
     runner = watch.add_root(subprocess.Popen(argv, env=cli_env(), stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint))
+                                             stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint))
     started = wait_until(lambda: len(read_pids(work / "pids" / "g3")) >= 2, timeout=120)
     report.expect(bool(started), "the long pair never started")
     pair_pids = read_pids(work / "pids" / "g3")
@@ -239,12 +239,6 @@ def _interrupt_long_trial(work: Path, sig: int, fault: str) -> FaultReport:
 def _packed(argv: list[str]) -> bool:
     """Whether the runner packs trials (--parallel K, K > 1): several trials are then RUNNING at once."""
     return "--parallel" in argv and argv[argv.index("--parallel") + 1] not in ("1",)
-
-
-def _default_sigint() -> None:
-    """Ctrl-C must reach the runner even when this test runs as a background job (nohup, ``&``), whose children
-    start with SIGINT ignored, and Python then keeps ignoring it."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _parent(pid: int) -> int | None:
