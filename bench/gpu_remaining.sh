@@ -135,11 +135,11 @@ costs)
     # aware windows), and job start with where a warm start's time goes (~8 min)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     step sampler_cost 40 python3 bench/sampler_cost.py --seconds 8
-    step reliability 170 python3 bench/reliability.py -n 1 --device cuda:0 --runner-args "--parallel 3" \
+    step reliability 165 python3 bench/reliability.py -n 1 --device cuda:0 --runner-args "--parallel 3" \
         --faults sigkill,sigint,hang,background_dies,storage_unreachable,results_unwritable
-    step overhead 170 python3 bench/monitor_overhead.py --workloads pytorch_resnet_cifar10/resnet20 --budget-s 140 \
+    step overhead 145 python3 bench/monitor_overhead.py --workloads pytorch_resnet_cifar10/resnet20 --budget-s 115 \
         --max-pairs 200
-    step job_start 150 python3 bench/job_start.py --device cuda:0 --repeats 2 \
+    step job_start 125 python3 bench/job_start.py --device cuda:0 --repeats 2 \
         --workloads examples/mnist,pytorch_resnet_cifar10/resnet20,Person_reID_baseline_pytorch/pcb,VulBERTa/mlp
     ;;
 left-after-7)
