@@ -237,8 +237,14 @@ def _interrupt_long_trial(work: Path, sig: int, fault: str) -> FaultReport:
 
 
 def _packed(argv: list[str]) -> bool:
-    """Whether the runner packs trials (--parallel K, K > 1): several trials are then RUNNING at once."""
-    return "--parallel" in argv and argv[argv.index("--parallel") + 1] not in ("1",)
+    """Whether the runner packs trials (--parallel K, K > 1): several trials are then RUNNING at once. The
+    scenarios must know, so they take an explicit K; ``auto`` (K decided by the device) is refused."""
+    if "--parallel" not in argv:
+        return False
+    value = argv[argv.index("--parallel") + 1]
+    if not value.isdigit():
+        raise ValueError(f"the fault scenarios need --parallel K with an explicit K, not {value!r}")
+    return int(value) > 1
 
 
 def _parent(pid: int) -> int | None:
