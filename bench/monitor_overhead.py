@@ -5,8 +5,9 @@ against the same workload with no monitor, in ONE training process per workload 
 run-to-run variance, about 7% on the H100, does not enter). While it trains, the monitor is switched off and on
 in back-to-back windows of ``--window-s`` seconds.
 
-- Rate: the built-ins' machine progress line (``[gpupair] progress steps=N samples=M``, about every 0.1 s,
-  workloads/common.py), read by the launcher's own ``ProgressTail`` (launcher/steady_window.py) every 10 ms. A
+- Rate: the built-ins' machine progress line (``[gpupair] progress steps=N samples=M ... t=T``, about every
+  0.1 s, workloads/common.py), read by the launcher's own ``ProgressTail`` (launcher/steady_window.py) every
+  10 ms and placed at the job's own stamp T (from the eighth session on; before, at the moment it was read). A
   window's rate sums the samples between consecutive lines over the time between them, leaving out any gap over
   ``GAP_FACTOR`` x the median gap (an evaluation pass between epochs is not training time).
 - Pairs: OFF/ON in alternating order (OFF,ON then ON,OFF), so a linear drift hits both sides alike. Each pair
@@ -233,7 +234,7 @@ def run_workload(reg: Registry, device: Device, key: str, args: argparse.Namespa
     log = Path(tempfile.mkdtemp(prefix="monitor_overhead_")) / "run.log"
     started = time.monotonic()
     running = start_job("foreground", reg.command(job), log, env)
-    tail = ProgressTail(log, reg.batch_size(job))
+    tail = ProgressTail(log, reg.batch_size(job), clock_origin=0.0)  # this bench's clock is time.monotonic()
     state = Measurement(args.window_s)
     try:
         if wait_for_first_line(running, tail, FIRST_LINE_TIMEOUT_S):

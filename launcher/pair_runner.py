@@ -159,7 +159,7 @@ class PairRun:
 
     def _progress_tail(self, job: JobConfig, log: Path) -> ProgressTail:
         patterns = self.registry.repository(job.repo).log_patterns
-        return ProgressTail(log, self.registry.batch_size(job), user_steps_pattern(patterns))
+        return ProgressTail(log, self.registry.batch_size(job), user_steps_pattern(patterns), self.monitor.t0)
 
     def _read_progress(self) -> None:
         """Timestamp the progress lines the jobs wrote since the last tick (the running background run's only:

@@ -3,7 +3,9 @@
 Throughput and energy over a job's whole run mix in what is not training: imports, CUDA start-up, the
 evaluation pass, the time to exit. A job's own progress lines say when its steps happened, but only if they are
 read as they are written: :class:`ProgressTail` reads a job's log while it runs and stamps each line with the
-monitor's clock. :func:`steady_window` then keeps the steps after warm-up up to the last training step seen
+monitor's clock. A machine line may carry the job's own ``time.monotonic()`` of the moment it was printed
+(``t=``, the built-ins do): the tail then uses that, because a line read at the next tick is late by up to one
+tick (50 ms at 20 Hz, 2.5% of a 2 s window at each end). :func:`steady_window` then keeps the steps after warm-up up to the last training step seen
 (evaluation prints no progress), so start-up and evaluation are left out by construction.
 
 Progress comes from, in order of preference: the built-ins' machine line ``[gpupair] progress steps=N
@@ -17,7 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-MACHINE_PROGRESS = re.compile(r"^\[gpupair\] progress steps=(\d+) samples=(\d+)(?: epoch=(\d+))?")
+MACHINE_PROGRESS = re.compile(r"^\[gpupair\] progress steps=(\d+) samples=(\d+)(?: epoch=(\d+))?(?: t=(\d+(?:\.\d+)?))?")
+#: A job's own stamp is trusted only when it lies this close before the moment its line was read (else the
+#: job's clock is not ours, e.g. another time namespace, and the read time is used).
+STAMP_MAX_LAG_S = 10.0
+STAMP_MAX_LEAD_S = 0.05
 EPOCH_PROGRESS = re.compile(r"^Epoch (\d+) step (\d+)/(\d+)")
 #: The models file's ``performance_metrics.log_patterns`` entry that external scripts use to report progress.
 PROGRESS_PATTERN_NAME = "progress_steps"
@@ -28,7 +34,7 @@ _READ_CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class ProgressPoint:
-    t: float  # the monitor's clock when the line was read
+    t: float  # the monitor's clock: when the job printed the line (its stamp), else when it was read
     steps: int  # cumulative training steps of this run
     samples: int | None  # cumulative samples, when known
     epoch: int | None = None  # when the job says (an evaluation pass lies between two epochs)
@@ -37,8 +43,11 @@ class ProgressPoint:
 class ProgressTail:
     """Reads the complete lines a running job appended to its log since the last :meth:`poll`."""
 
-    def __init__(self, path: Path, batch_size: int | None = None, steps_pattern: str | None = None) -> None:
-        self.path, self.batch_size = Path(path), batch_size
+    def __init__(self, path: Path, batch_size: int | None = None, steps_pattern: str | None = None,
+                 clock_origin: float | None = None) -> None:
+        """``clock_origin``: the ``time.monotonic()`` that is 0 on the monitor's clock; without it, jobs' own
+        stamps are ignored."""
+        self.path, self.batch_size, self.clock_origin = Path(path), batch_size, clock_origin
         self.steps_pattern = re.compile(steps_pattern, re.MULTILINE) if steps_pattern else None
         self.points: list[ProgressPoint] = []
         self._offset = 0
@@ -64,7 +73,7 @@ class ProgressTail:
         if machine:
             self._machine = True
             epoch = int(machine.group(3)) if machine.group(3) else None
-            return ProgressPoint(t, int(machine.group(1)), int(machine.group(2)), epoch)
+            return ProgressPoint(self._stamped(machine.group(4), t), int(machine.group(1)), int(machine.group(2)), epoch)
         if self._machine:
             return None
         epoch = EPOCH_PROGRESS.match(line)
@@ -80,6 +89,15 @@ class ProgressTail:
                     return None
                 return ProgressPoint(t, steps, steps * self.batch_size if self.batch_size else None)
         return None
+
+
+    def _stamped(self, stamp: str | None, read_t: float) -> float:
+        if stamp is None or self.clock_origin is None:
+            return read_t
+        t = float(stamp) - self.clock_origin
+        if not read_t - STAMP_MAX_LAG_S <= t <= read_t + STAMP_MAX_LEAD_S:
+            t = read_t
+        return max(t, self.points[-1].t) if self.points else t  # a job's progress never goes back in time
 
 
 def user_steps_pattern(log_patterns: Mapping[str, str]) -> str | None:

@@ -109,3 +109,31 @@ def test_machine_lines_carry_their_epoch(tmp_path):
     tail = ProgressTail(log)
     tail.poll(1.0)
     assert tail.points == [ProgressPoint(1.0, 7, 28, 2)]
+
+
+def test_a_stamped_line_is_placed_when_the_job_printed_it_not_when_it_was_read(tmp_path):
+    log = tmp_path / "job.log"
+    origin = 1000.0  # the monotonic time that is 0 on the monitor's clock
+    log.write_text("[gpupair] progress steps=3 samples=12 epoch=1 t=1001.2000\n"
+                   "[gpupair] progress steps=4 samples=16 epoch=1 t=1001.2400\n")
+    tail = ProgressTail(log, clock_origin=origin)
+    tail.poll(1.25)  # both lines read at one tick: only the stamps tell them apart
+    assert [p.t for p in tail.points] == pytest.approx([1.2, 1.24])
+
+
+def test_a_stamp_from_another_clock_falls_back_to_the_read_time_and_time_never_goes_back(tmp_path):
+    log = tmp_path / "job.log"
+    log.write_text("[gpupair] progress steps=1 samples=4 t=5.0000\n"  # far before the origin: not our clock
+                   "[gpupair] progress steps=2 samples=8 t=99999.0\n"  # after the moment it was read
+                   "[gpupair] progress steps=3 samples=12 t=1001.0\n")  # ours, but before the accepted read time
+    tail = ProgressTail(log, clock_origin=1000.0)
+    tail.poll(2.0)
+    assert [p.t for p in tail.points] == [2.0, 2.0, 2.0]
+
+
+def test_without_a_clock_origin_stamps_are_ignored(tmp_path):
+    log = tmp_path / "job.log"
+    log.write_text("[gpupair] progress steps=7 samples=28 epoch=2 t=1.5\n")
+    tail = ProgressTail(log)
+    tail.poll(3.0)
+    assert tail.points == [ProgressPoint(3.0, 7, 28, 2)]

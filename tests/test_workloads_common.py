@@ -92,14 +92,21 @@ def test_the_training_loop_prints_machine_progress_on_stderr_at_the_first_and_ea
     model = torch.nn.Linear(3, 1)
     loop = TrainingLoop(device, BatchPool(lambda n, gen: (torch.rand(n, 3, generator=gen),), 2, num_samples=6,
                                           device=device), epochs=2)
+    before = time.monotonic()
     for _ in loop:
         for (x,) in loop.batches(model):
             loop.step_done(model(x).pow(2).mean())
-    lines = capsys.readouterr().err.splitlines()
+    after = time.monotonic()
+    err = capsys.readouterr().err
+    lines = [re.sub(r" t=[\d.]+$", "", line) for line in err.splitlines()]
     # fast steps: within PROGRESS_INTERVAL_S only the first step and each epoch's last are printed
     assert lines[0] == "[gpupair] progress steps=1 samples=2 epoch=1"
     assert "[gpupair] progress steps=3 samples=6 epoch=1" in lines
     assert lines[-1] == "[gpupair] progress steps=6 samples=12 epoch=2"
+    # each line carries the moment its steps were done, on the host's monotonic clock
+    stamps = [float(t) for t in re.findall(r" t=([\d.]+)$", err, re.MULTILINE)]
+    assert len(stamps) == len(lines) and stamps == sorted(stamps)
+    assert before - 0.001 <= stamps[0] and stamps[-1] <= after + 0.001
 
 
 def test_min_train_s_keeps_the_first_epoch_training_on_the_same_batches():

@@ -7,10 +7,11 @@ memory, step time) is the model's own.
 
 Output contract (parsed by gpupair-search and bench/profile_workloads.py):
   progress lines    Epoch 1 step 100/1875 loss 2.3012   (every PROGRESS_EVERY steps and at an epoch's last)
-  machine progress  [gpupair] progress steps=N samples=M epoch=E  (on stderr, which the launcher logs
+  machine progress  [gpupair] progress steps=N samples=M epoch=E t=T  (on stderr, which the launcher logs
                     with stdout; cumulative training steps and samples, warm-up
-                    step included; after the first step, then at most every PROGRESS_INTERVAL_S and at an
-                    epoch's last step; the launcher timestamps them to find the steady-state window)
+                    step included; T is time.monotonic() when the steps were done; after the first step,
+                    then at most every PROGRESS_INTERVAL_S and at an epoch's last step; the launcher
+                    places them in time to find the steady-state window)
   metric lines      in the log_patterns format of settings/models.json
   on CUDA           [gpupair] max_memory_reserved_mib=R max_memory_allocated_mib=A
   torch workloads   [gpupair] steps=S seconds_per_step=T samples_per_second=Q
@@ -208,8 +209,8 @@ class ProgressReporter:
 
                 torch.cuda.synchronize()
             self._last = now
-            print(f"[gpupair] progress steps={self.steps} samples={self.samples} epoch={epoch}", file=sys.stderr,
-                  flush=True)
+            print(f"[gpupair] progress steps={self.steps} samples={self.samples} epoch={epoch} "
+                  f"t={time.monotonic():.4f}", file=sys.stderr, flush=True)
 
 
 class StepTimer:
