@@ -20,6 +20,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Find which training jobs can share one GPU, and at what batch sizes.")
 
 
+_INTERRUPTED = {
+    None: "interrupted: the current pair was stopped and its trial marked; run the same command again to resume",
+    "pair": "interrupted: the pair's jobs were stopped. A pair is no study, so nothing resumes it: run it again",
+}
+
+
 def user_errors(fn: Callable) -> Callable:
     """Print user mistakes as one clear message and exit non-zero; no traceback."""
 
@@ -31,8 +37,7 @@ def user_errors(fn: Callable) -> Callable:
             typer.echo(f"error: {exc.render()}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            typer.echo("interrupted: the current pair was stopped and its trial marked; run the same command "
-                       "again to resume", err=True)
+            typer.echo(_INTERRUPTED.get(fn.__name__, _INTERRUPTED[None]), err=True)
             raise typer.Exit(130) from None
 
     return wrapper
@@ -119,8 +124,8 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
          bg_param: List[str] = typer.Option([], "--bg-param", help="Background hyperparameter KEY=VALUE (repeatable)."),
          device: str = typer.Option("auto", "--device", help="auto, cuda:N or cpu (a pair runs real jobs: no sim)."),
          gpu_memory: Optional[str] = typer.Option(None, "--gpu-memory", callback=opt.GPU_MEMORY.callback,
-                                                  help="Emulate a card with this much memory, e.g. 8GiB (NVIDIA only; "
-                                                       "with --device cpu use --cpu-memory)."),
+                                                  help="Emulate a card with this much memory, e.g. 8GiB (on an NVIDIA "
+                                                       "GPU; on the CPU, the same as --cpu-memory)."),
          cpu_memory: Optional[str] = opt.CPU_MEMORY, timeout: float = opt.TIMEOUT,
          probe: bool = typer.Option(False, "--probe/--full", help="Stop jobs after a short probe (built-ins: --max-steps), "
                                                                "or run them as configured."),
@@ -132,6 +137,7 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
          lenient: bool = opt.LENIENT, min_window_s: Optional[float] = opt.MIN_WINDOW_S) -> None:
     """Run one foreground/background pair and print its outcome, peaks and steady-state window."""
     from gpupair_search.launcher.devices import DeviceRequest, open_device
+    from gpupair_search.launcher.devices.factory import study_kind
     from gpupair_search.launcher.outcome import Outcome
     from gpupair_search.launcher.pair_runner import RunOptions, run_pair
     from gpupair_search.launcher.results import new_pair_dir, new_run_dir, write_pair_results
@@ -149,8 +155,8 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
     fg_job, fg_warn = _parse_job(fg, fg_param, "--fg-param", registry, lenient)
     bg_job, bg_warn = _parse_job(bg, bg_param, "--bg-param", registry, lenient) if bg else (None, [])
     spec = PairSpec(1, fg_job, bg_job, source="command line", warnings=tuple(fg_warn + bg_warn))
-    dev = open_device(device, DeviceRequest(card_mib=parse_size_mib(gpu_memory) if gpu_memory else None,
-                                            cpu_memory_mib=parse_size_mib(cpu_memory) if cpu_memory else None))
+    card = opt.card_size(study_kind(device), gpu_memory, cpu_memory)
+    dev = open_device(device, DeviceRequest(card_mib=parse_size_mib(card) if card else None))
     try:
         pair_dir = new_pair_dir(new_run_dir(results), spec)
         window_s = default_min_window_s(dev.study_kind) if min_window_s is None else min_window_s
@@ -243,12 +249,15 @@ def _stored(study, settings, storage, results, kind, simulated, models, repos_ro
                         lenient, name)
 
 
-def _outputs_must_not_overwrite_inputs(output: Path, fs, storage: Optional[str], results: Path) -> None:
-    from gpupair_search.search.output_file import refuse_overwriting
+def _outputs_must_not_overwrite_inputs(output: Path, fs, storage: Optional[str], results: Path,
+                                       more_inputs: Optional[dict] = None, example: str = "out.html") -> None:
+    from gpupair_search.search.output_file import database_files, refuse_overwriting
     from gpupair_search.search.storage import sqlite_path
 
-    refuse_overwriting(output, {"the study's storage": sqlite_path(storage) if storage else results / "gpupair.db",
-                                "the settings file": Path(fs.experiment.file), "the models file": Path(fs.registry.file)})
+    db = sqlite_path(storage) if storage else results / "gpupair.db"
+    inputs = {**(database_files(db) if db is not None else {}), "the settings file": Path(fs.experiment.file),
+              "the models file": Path(fs.registry.file), **(more_inputs or {})}
+    refuse_overwriting(output, inputs, {"the study's results folder": results}, example)
 
 
 @app.command()
@@ -309,8 +318,9 @@ def export(study: Optional[str] = opt.STUDY, settings: Optional[Path] = opt.SETT
     from gpupair_search.search.export import additions_path, build_export, parse_margin, write_export
 
     fs = _stored(study, settings, storage, results, kind, simulated, study_models, repos_root, lenient, name)
-    _outputs_must_not_overwrite_inputs(output, fs, storage, results)
-    _outputs_must_not_overwrite_inputs(additions_path(output), fs, storage, results)
+    target = {"the models file the export is for (--models)": models}
+    _outputs_must_not_overwrite_inputs(output, fs, storage, results, target, "safe_pairs.json")
+    _outputs_must_not_overwrite_inputs(additions_path(output), fs, storage, results, target, "safe_pairs.json")
     result = build_export(fs, models or fs.registry.file, parse_margin(margin))
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)

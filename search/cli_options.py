@@ -14,6 +14,7 @@ from typing import Any, Callable
 import typer
 
 from gpupair_search.launcher.devices.factory import shown, device_classes
+from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.pair_runner import RunOptions
 from gpupair_search.launcher.sizes import parse_size_mib
 from gpupair_search.search.batch_grid import BatchGrid
@@ -86,7 +87,7 @@ REPOS_ROOT = typer.Option(None, "--repos-root",
 LENIENT = _switch(False, "--lenient/--strict",
                   "--lenient: keep going past what the seed's runner would skip or drop (unknown hyperparameters, "
                   "repositories), each a recorded warning. Default --strict: stop.")
-NAME = typer.Option(None, "--name", help="Name of the study in its storage (default: the study's or the "
+NAME = typer.Option(None, "--name", callback=_not_empty, help="Name of the study in its storage (default: the study's or the "
                                          "settings file's experiment_name).")
 
 # -- where results live ----------------------------------------------------------------------------
@@ -103,7 +104,26 @@ DEVICE = typer.Option(None, "--device", help="Where to measure (required without
 GPU_MEMORY = _size_option("--gpu-memory", "Card size to fit on, e.g. 8GiB (emulated with real OOMs on a bigger "
                                           "GPU). Default: the study's (8GiB).")
 SAFE_LIMIT = _size_option("--safe-limit", "A pair fits when its peak stays under this, e.g. 7500MiB. Default: the study's.")
-CPU_MEMORY = _size_option("--cpu-memory", "Host-memory budget with --device cpu, e.g. 4GiB (default: the card size).")
+CPU_MEMORY = _size_option("--cpu-memory", "Host-memory budget with --device cpu, e.g. 4GiB: the CPU device's card "
+                                          "(the same as --gpu-memory there; default: the study's card).")
+
+
+def card_size(kind: str, gpu_memory: str | None, cpu_memory: str | None) -> str | None:
+    """The size the study's card is, from the two flags that can name it.
+
+    On the CPU device the card is a host-memory budget, which either flag may give (``--cpu-memory`` says so
+    more plainly); a device that has a card of its own takes only ``--gpu-memory``. A flag that would be
+    ignored, or two that disagree, are refused: a study measured against another budget than the one shown
+    would be wrong without a word."""
+    if kind == "cpu":
+        if gpu_memory and cpu_memory and parse_size_mib(gpu_memory) != parse_size_mib(cpu_memory):
+            raise UserError(f"--gpu-memory {gpu_memory} and --cpu-memory {cpu_memory}: on --device cpu both name "
+                            "the host-memory budget; give one")
+        return cpu_memory or gpu_memory
+    if cpu_memory:
+        raise UserError(f"--cpu-memory {cpu_memory}: it is the budget of --device cpu, and this device is a "
+                        f"{'simulated card' if kind == 'simulated' else 'GPU'}; give the card with --gpu-memory")
+    return gpu_memory
 ALLOW_FOREIGN = _switch(False, "--allow-foreign-processes/--no-foreign-processes",
                         "Run even if processes we did not start hold GPU memory (their memory is then not the "
                         "pair's, but it is not free either).")

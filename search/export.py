@@ -23,6 +23,7 @@ from gpupair_search.launcher.experiments import load_experiment
 from gpupair_search.launcher.jsonfile import read_json
 from gpupair_search.launcher.registry import BATCH_SIZE, Registry
 from gpupair_search.launcher.results import atomic_write
+from gpupair_search.launcher.sizes import format_mib
 from gpupair_search.launcher.spec import JobConfig
 from gpupair_search.search.batch_grid import BatchGrid
 from gpupair_search.search.interference import figures_by_trial, worth_a_note
@@ -121,6 +122,9 @@ class Export:
 def build_export(fs, target_models: Path, margin_mib: float = 0.0) -> Export:
     """The settings file of ``fs``'s safe pairs, for the runner that uses ``target_models``."""
     limit, card = fs.settings.safe_limit_mib, fs.settings.card_mib
+    if margin_mib >= limit:
+        raise UserError(f"--margin {format_mib(margin_mib)}: it is not under the study's safe limit "
+                        f"({format_mib(limit)}), so no pair could pass; give a margin under it, e.g. 200MiB")
     raw = _raw_settings(fs.experiment.file)
     target_raw = read_json(Path(target_models), "models file")
     study_raw = _raw_models(fs.registry)

@@ -51,6 +51,11 @@ def open_results(study: str | None, settings: Path | None, storage: str | None, 
     base = name or inputs.name
     kinds = [kind] if kind else list(DEVICE_KINDS)
     found = [study_name(base, k) for k in kinds if study_name(base, k) in names]
+    other_kinds = [k for k in DEVICE_KINDS if k != kind and study_name(base, k) in names] if kind else []
+    if not found and other_kinds:
+        raise UserError(f"no {kind} study of these settings in {redact_url(url)}: there is "
+                        + " and ".join(f"a {k} one ({study_name(base, k)})" for k in other_kinds)
+                        + "; choose it with --kind " + "|".join(other_kinds))
     if not found:
         raise UserError(f"no study named {study_name(base, kind) if kind else repr(base)} in {redact_url(url)}; "
                         f"studies there: {', '.join(names) or '(none)'}. Pass the --settings/--study (or --name) "

@@ -16,7 +16,6 @@ from gpupair_search.launcher.cpu_share import parse_cpu_list, pin_this_process, 
 from gpupair_search.launcher.devices import DeviceRequest, open_device
 from gpupair_search.launcher.devices.base import Device
 from gpupair_search.launcher.devices.factory import study_kind
-from gpupair_search.launcher.sizes import parse_size_mib
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.pair_runner import RunOptions
 from gpupair_search.search import cli_options as opt
@@ -99,8 +98,12 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
         raise UserError("worker needs --storage: the URL of the study's shared storage (see README, many hosts)")
     if req.cpus:
         pin_this_process(parse_cpu_list(req.cpus))  # before anything is started: the jobs inherit it
-    inputs = resolve_inputs(req.study, req.settings, req.models, req.repos_root, req.lenient, req.gpu_memory,
-                            req.safe_limit)
+    choice = req.device or "auto"
+    if gpus and choice != "auto":
+        raise UserError(f"--gpus with --device {choice}: --gpus starts one worker on each NVIDIA GPU it lists; "
+                        "drop --device, or drop --gpus to run here on one device")
+    card = opt.card_size("gpu" if gpus else study_kind(choice), req.gpu_memory, req.cpu_memory)
+    inputs = resolve_inputs(req.study, req.settings, req.models, req.repos_root, req.lenient, card, req.safe_limit)
     if not worker:
         for warning in inputs.experiment.warnings:
             typer.echo(f"warning: {warning}", err=True)
@@ -109,7 +112,6 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
                                  grid=batch_grid(req.batch_grid))
     if gpus:
         return _run_workers(req, inputs, extension, gpus)
-    choice = req.device or "auto"
     kind = study_kind(choice)
     fs = open_study(inputs, req.storage, req.results, extension, kind, req.probe, req.name, req.baselines,
                     req.min_window_s)
@@ -127,11 +129,11 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
         else:
             executor = stack.enter_context(serial())
             where = executor.inner.device.name
-        fs.recover_stale()  # first: an interrupted trial is re-queued once, not queued again as new
+        retried = fs.recover_stale()  # first: an interrupted trial is re-queued once, not queued again as new
         added = fs.enqueue_baselines() + fs.enqueue_initial()  # baselines first: each pair is then judged as it ends
         typer.echo(f"study '{fs.settings.name}' on {where}: {len(inputs.experiment.pairs)} pairs, "
                    f"{budget_words(kind, inputs.card_mib, inputs.safe_limit_mib)}, "
-                   f"{'probe' if req.probe else 'full epoch'} mode; {added} trial(s) queued", err=True)
+                   f"{'probe' if req.probe else 'full epoch'} mode; {queued_words(added, retried)}", err=True)
         if slots > 1:
             abort = threading.Event()
             packed = DeviceExecutor(inputs.registry, unconstrained, options, run_dir, packed=True, abort=abort)
@@ -151,9 +153,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
 def _device_request(inputs, req: RunRequest, card: bool = True) -> DeviceRequest:
     """What to open: the study's card (emulated on a bigger GPU, a host-memory budget on the CPU), or with
     ``card=False`` the device without a limit, for packed trials."""
-    cpu_memory = parse_size_mib(req.cpu_memory) if req.cpu_memory else None
-    return DeviceRequest(card_mib=inputs.card_mib if card else None, simulation=lambda: simulated_device(inputs),
-                         cpu_memory_mib=cpu_memory if card else None)
+    return DeviceRequest(card_mib=inputs.card_mib if card else None, simulation=lambda: simulated_device(inputs))
 
 
 def _packing_device(req: RunRequest, inputs, choice: str) -> tuple[Device | None, int]:
@@ -199,12 +199,14 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
     from gpupair_search.launcher.registry import Command
     from gpupair_search.search.storage import default_storage_url
 
+    for g in gpus:  # every GPU is there before the study is stored: else it would wait, queued, for workers that fail
+        open_device(f"cuda:{g}").close()
     url = req.storage or default_storage_url(req.results)
     fs = open_study(inputs, url, req.results, extension, "gpu", req.probe, req.name, req.baselines, req.min_window_s)
-    fs.recover_stale()
+    retried = fs.recover_stale()
     added = fs.enqueue_baselines() + fs.enqueue_initial()
     shares = worker_shares(len(gpus))
-    typer.echo(f"study '{fs.settings.name}': {added} trial(s) queued; one worker on each of "
+    typer.echo(f"study '{fs.settings.name}': {queued_words(added, retried)}; one worker on each of "
                + ", ".join(f"cuda:{g}" + (f" (cores {cpus})" if cpus else "") for g, cpus in zip(gpus, shares)),
                err=True)
     logs = req.results / "workers"
@@ -223,6 +225,11 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
     publish_to_dashboard(fs, "gpu")
     typer.echo(verdicts_text(fs.plans(), inputs.safe_limit_mib))
     return 0 if all(c == 0 for c in codes) else 1
+
+
+def queued_words(added: int, retried: int) -> str:
+    """What a run adds to the queue: new trials, and the interrupted ones it runs again."""
+    return f"{added} trial(s) queued" + (f", {retried} interrupted trial(s) to run again" if retried else "")
 
 
 def _last_error(log: Path) -> str:

@@ -46,6 +46,9 @@ def _size(value, where: str) -> float:
 def resolve_inputs(study: str | None, settings: Path | None, models: Path | None, repos_root: Path | None,
                    lenient: bool, gpu_memory: str | None, safe_limit: str | None) -> StudyInputs:
     """Flags override the settings file's ``gpupair`` block, which overrides the named study."""
+    if study is not None and settings is not None:
+        raise UserError(f"--study {study} and --settings {settings}: these name two different studies; give one "
+                        "(--study NAME for a named study, --settings FILE for any settings file)")
     if study is None and settings is None:
         study = "feasibility"
     definition = get_study(study) if study else None

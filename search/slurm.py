@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from gpupair_search.launcher.errors import UserError
+from gpupair_search.search import cli_options as opt
 from gpupair_search.search.run_study import RunRequest
 from gpupair_search.search.storage import GRACE_S, HEARTBEAT_S, redact_url
 from gpupair_search.search.with_storage import STORAGE_VARIABLE, read_storage_env
@@ -232,9 +233,10 @@ def submit(req: RunRequest, job: SlurmJob, dry_run: bool = False) -> str:
 
     if req.policy not in {p.value for p in Policy}:
         raise SlurmError(f"--policy {req.policy!r}: expected one of " + ", ".join(p.value for p in Policy))
-    task_device(req.device)
+    device = task_device(req.device)
     check_storage(job)
-    inputs = resolve_inputs(req.study, req.settings, req.models, req.repos_root, req.lenient, req.gpu_memory,
+    card = opt.card_size("cpu" if device == "cpu" else "gpu", req.gpu_memory, req.cpu_memory)
+    inputs = resolve_inputs(req.study, req.settings, req.models, req.repos_root, req.lenient, card,
                             req.safe_limit)  # a mistake in the settings stops here, not in every task
     text = build_script(req, job, inputs.name)
     if dry_run:

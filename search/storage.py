@@ -115,9 +115,10 @@ def open_storage(url: str | BaseStorage, must_exist: bool = False) -> BaseStorag
                 return _rdb_storage(url)
         return optuna.storages.get_storage(url)
     except ImportError as exc:
+        install = ("install PyMySQL (`pip install pymysql`) and write the URL as mysql+pymysql://..."
+                   if given.startswith("mysql") else 'install it with `pip install "gpupair-search[postgres]"`')
         raise StorageError(f"cannot open storage {redact_url(given)}: it needs a database driver that is not installed"
-                           f"{f' ({exc.name})' if exc.name else ''}; for PostgreSQL "
-                           'install it with `pip install "gpupair-search[postgres]"`') from None
+                           f"{f' ({exc.name})' if exc.name else ''}; {install}") from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds; all mean "cannot open"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StorageError(f"cannot open storage {redact_url(given)}: {first}\n"

@@ -238,7 +238,8 @@ class FeasibilityStudy:
 
     def recover_stale(self) -> int:
         """Fail trials whose runner died (same host: PID gone; any host: heartbeat expired), and re-queue
-        every FAIL trial that measured nothing (runner died or was interrupted) exactly once."""
+        every FAIL trial that measured nothing (runner died or was interrupted) exactly once. Returns how many
+        were re-queued."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(self.study)
@@ -246,7 +247,7 @@ class FeasibilityStudy:
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             host, pid = t.system_attrs.get(_HOST), t.system_attrs.get(_PID)
             if host == socket.gethostname() and pid is not None and not _alive(int(pid)):
-                recovered += adapter.fail_running(self.study, t)
+                adapter.fail_running(self.study, t)
         retried = {v.attrs.get("retry_of") for v in self.views()}
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
             if is_measured(t.state, t.user_attrs) or "skipped_duplicate_of" in t.user_attrs or t.number in retried:

@@ -104,6 +104,9 @@ def test_export_validates_strictly_and_runs_again(study):
     for entry in json.loads((study["root"] / "margin.json").read_text())["experiments"]:
         peak = float(re.search(r"measured peak ([\d,]+) MiB", entry["note"]).group(1).replace(",", ""))
         assert peak <= 240
+    whole_limit = _export(study, study["root"] / "none.json", "--margin", "250MiB")  # the limit minus 250: nothing
+    assert whole_limit.returncode != 0 and "not under the study's safe limit (250 MiB)" in whole_limit.stderr
+    assert not (study["root"] / "none.json").exists()
 
 
 def test_export_for_the_seed_models_file_warns_and_writes_the_additions(study):

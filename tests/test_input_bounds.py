@@ -115,10 +115,18 @@ def test_a_pair_directory_is_always_a_child_of_the_run_directory(tmp_path, repo,
 
 
 # -- memory sizes need a unit and a sane range --------------------------------------------------------------
-@pytest.mark.parametrize("text, mib", [("8GiB", 8192.0), ("7500MiB", 7500.0), ("7.5GB", 7.5e9 / 2**20), ("1MiB", 1.0),
-                                       ("16TiB", 16 * 2**20)])
+@pytest.mark.parametrize("text, mib", [("8GiB", 8192.0), ("7500MiB", 7500.0), ("8G", 8192.0), ("1MiB", 1.0),
+                                       ("16TiB", 16 * 2**20), ("2048kib", 2.0)])
 def test_a_size_with_a_unit_parses(text, mib):
     assert parse_size_mib(text) == pytest.approx(mib)
+
+
+@pytest.mark.parametrize("text, binary, decimal", [("8GB", "8GiB", "7629MiB"), ("7500MB", "7500MiB", "7153MiB"),
+                                                   ("1TB", "1TiB", "953674MiB")])
+def test_a_decimal_unit_is_refused_as_ambiguous_with_both_readings_given(text, binary, decimal):
+    with pytest.raises(ValueError, match="ambiguous") as refused:
+        parse_size_mib(text)
+    assert f"Write {binary} for the first or {decimal} for the second" in str(refused.value)
 
 
 @pytest.mark.parametrize("value, reason", [(8, "no unit"), ("8", "no unit"), ("0.001", "no unit"),

@@ -54,7 +54,8 @@ def test_dry_run_prints_a_gpu_array_script_without_the_password_and_submits_noth
 
 
 def test_dry_run_on_the_cpu_asks_for_no_gpu_and_passes_the_heartbeat_settings_on(tmp_path):
-    done = slurm(*STUDY, "--storage", "postgresql://gpupair@db.example/gpupair", "--device", "cpu",
+    without_card = [a for a in STUDY if a not in ("--gpu-memory", "400MiB")]  # on the CPU the card is --cpu-memory
+    done = slurm(*without_card, "--storage", "postgresql://gpupair@db.example/gpupair", "--device", "cpu",
                  "--cpu-memory", "1GiB", "--cpus-per-task", "1", "--dry-run",
                  env={"GPUPAIR_HEARTBEAT_S": "2", "GPUPAIR_GRACE_S": "9"})
     assert done.returncode == 0, done.stderr

@@ -50,6 +50,22 @@ def test_study_of_three_pairs_runs_end_to_end_and_extends_the_failing_pair(tmp_p
     assert status.returncode == 0 and "fits_reduced" in status.stdout
 
 
+def test_cpu_memory_is_the_cpu_studys_card_so_another_budget_is_another_definition(tmp_path):
+    results = tmp_path / "results"
+    args = [*STUDY_ARGS[:8], "--safe-limit", "250MiB", "--no-extend"]  # without --gpu-memory 400MiB
+
+    def run(*budget):
+        return subprocess.run(cli("run", *args, *budget, results=results), env=cli_env(), capture_output=True,
+                              text=True, timeout=300)
+
+    first = run("--cpu-memory", "400MiB")
+    assert first.returncode == 0, first.stderr
+    assert "host-memory budget 400 MiB" in first.stderr
+    assert run("--gpu-memory", "400MiB").returncode == 0  # the same budget, by the other flag: the same study
+    other = run("--cpu-memory", "300MiB")
+    assert other.returncode != 0 and "card_mib: stored 400, now 300" in other.stderr
+
+
 def test_sigkill_mid_study_then_the_same_command_loses_and_duplicates_nothing(tmp_path):
     results = tmp_path / "results"
     runner = subprocess.Popen(cli("run", *STUDY_ARGS, results=results), env=cli_env(),

@@ -86,6 +86,13 @@ def test_read_only_commands_leave_a_finished_study_byte_identical(finished, tmp_
     assert snapshot(results) == before
 
 
+def test_asking_for_a_kind_of_study_that_is_not_there_names_the_kind_that_is(finished, tmp_path):
+    results, settings = copy_of(finished, tmp_path)
+    done = run_cli("status", "--settings", str(settings), "--lenient", "--results", str(results), "--kind", "gpu")
+    assert done.returncode != 0 and "no gpu study of these settings" in done.stderr
+    assert "choose it with --kind simulated" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_status_reads_the_stored_pairs_not_an_edited_settings_file(finished, tmp_path):
     results, settings = copy_of(finished, tmp_path)
     body = json.loads(settings.read_text())
@@ -110,16 +117,65 @@ def test_an_output_pointed_at_an_input_is_refused_and_the_input_kept(finished, t
     assert snapshot(results) == before and settings.read_bytes() == settings_before
 
 
+def _measured_files(results: Path) -> list[Path]:
+    """One of each kind of file a simulated study records: its summary, a trial's record, a stored artifact."""
+    run_dir = next(results.glob("run_*"))
+    return [run_dir / "summary.csv", next(run_dir.rglob("experiment.json")),
+            next(p for p in (results / "artifacts").rglob("*") if p.is_file())]
+
+
+def test_an_output_pointed_at_a_measured_file_is_refused_and_the_results_kept(finished, tmp_path):
+    results, settings = copy_of(finished, tmp_path)
+    before = snapshot(results)
+    for target in _measured_files(results):
+        for command in ("report", "export"):
+            done = run_cli(command, "--settings", str(settings), "--lenient", "--results", str(results), "-o", str(target))
+            assert done.returncode != 0 and "holds what a study recorded" in done.stderr, (target, done.stderr)
+            assert "Traceback" not in done.stderr
+    assert snapshot(results) == before
+    new_file = results / "report.html"  # a new file beside the results replaces nothing: allowed
+    assert run_cli("report", "--settings", str(settings), "--lenient", "--results", str(results),
+                   "-o", str(new_file)).returncode == 0 and new_file.is_file()
+
+
+@pytest.mark.parametrize("output_of", [lambda models: models, lambda models: models.with_name("safe.json")])
+def test_export_never_writes_over_the_models_file_it_is_for(finished, tmp_path, output_of):
+    """Neither the exported settings file nor its ``.models_additions.json`` companion may be ``--models``."""
+    results, settings = copy_of(finished, tmp_path)
+    models = tmp_path / "safe.models_additions.json"  # the name the companion of -o safe.json would take
+    shutil.copy(FIXTURES / "seed_models_config.json", models)
+    models_before = models.read_bytes()
+    done = run_cli("export", "--settings", str(settings), "--lenient", "--results", str(results),
+                   "--models", str(models), "-o", str(output_of(models)))
+    assert done.returncode != 0 and "--models" in done.stderr and "Traceback" not in done.stderr
+    assert models.read_bytes() == models_before
+
+
 @pytest.mark.parametrize("args, flag", [
     (["--monitor-hz", "0"], "--monitor-hz"), (["--monitor-hz", "-5"], "--monitor-hz"),
     (["--monitor-hz", "nan"], "--monitor-hz"), (["--timeout", "-1"], "--timeout"), (["--timeout", "nan"], "--timeout"),
     (["--timeout", "inf"], "--timeout"), (["--cpu-memory", "lots"], "--cpu-memory"), (["--results", ""], "--results"),
     (["--floor", "0"], "--floor"), (["--gpu-memory", "eight"], "--gpu-memory"),
-    (["--batch-grid", "powers"], "--batch-grid"),
+    (["--batch-grid", "powers"], "--batch-grid"), (["--name", ""], "--name"), (["--name", "  "], "--name"),
 ])
 def test_every_flag_is_checked_before_anything_starts(tmp_path, args, flag):
     done = run_cli("run", "--device", "sim", "--results", str(tmp_path / "results"), *args)
     assert done.returncode == 2 and flag in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--device", "sim", "--gpus", "0,1"], "--gpus with --device sim"),
+    (["--device", "sim", "--cpu-memory", "2GiB"], "it is the budget of --device cpu"),
+    (["--device", "cpu", "--gpu-memory", "2GiB", "--cpu-memory", "3GiB"], "both name the host-memory budget"),
+    (["--device", "sim", "--study", "matrix", "--settings", str(bundled("parallel_feasibility_test.json"))],
+     "name two different studies"),
+    (["--device", "sim", "--gpu-memory", "8GB"], "'8GB' is ambiguous"),
+])
+def test_flags_that_would_be_ignored_or_contradict_each_other_are_refused_before_anything_is_written(tmp_path, args,
+                                                                                                     words):
+    done = run_cli("run", "--results", str(tmp_path / "results"), *args)
+    assert done.returncode != 0 and words in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "results").exists()
 
 

@@ -35,8 +35,8 @@ class ForeignProcess:
 class DeviceRequest:
     """What a command asks of the device it opens."""
 
-    card_mib: float | None = None  # the card to fit on: a bigger NVIDIA GPU emulates it with real OOMs
-    cpu_memory_mib: float | None = None  # the host-memory budget of the CPU device
+    #: the card to fit on: a bigger NVIDIA GPU emulates it with real OOMs; the CPU device's host-memory budget
+    card_mib: float | None = None
     #: for ``sim``: builds the simulated device's memory model (the study's shipped profiles); None: unavailable
     simulation: Callable[[], Any] | None = None
 

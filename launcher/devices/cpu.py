@@ -17,7 +17,7 @@ class CpuDevice(Device):
 
     @classmethod
     def open(cls, match: re.Match[str], request: DeviceRequest) -> "CpuDevice":
-        return cls(request.cpu_memory_mib or request.card_mib)
+        return cls(request.card_mib)
 
     def __init__(self, budget_mib: float | None = None) -> None:
         self.capacity_mib = budget_mib
