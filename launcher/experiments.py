@@ -41,6 +41,7 @@ GPUPAIR_KEYS = ("gpu_memory", "safe_limit")
 _FORMAT_FIX = "see the seed's settings/parallel_feasibility_test.json for the format"
 #: Optional integer settings (top level, and runs_per_config per experiment too) and their least value.
 _COUNTS = {"runs_per_config": 1, "max_retries": 0}
+_ROLES = ("foreground", "background")  # the jobs of a pair, as export's gradient_accumulation names them
 
 
 @dataclass(frozen=True)
@@ -104,21 +105,20 @@ class _Reader:
                 self.problems.append(duplicate_problem(self.file, duplicate))
 
     def settings(self, path: Path, data: dict[str, Any]) -> Experiment:
-        for key in data:
-            if key not in _KNOWN_TOP and not key.startswith("_"):
-                close = nearest(key, _KNOWN_TOP)
-                self.warn(json_path("", key), "unknown top-level key, ignored"
-                          + (f' (did you mean "{close}"?)' if close else ""))
+        misspelled = self.top_keys(data)
         experiments = data.get("experiments")
+        if "experiments" not in data and "experiments" in misspelled:
+            raise ConfigError(self.problems)  # the misspelling's message says it all, one message for one mistake
         if not isinstance(experiments, list) or not experiments:
             got = "missing" if "experiments" not in data else f"{type_name(experiments)}" + (
                 " (empty)" if experiments == [] else "")
             raise ConfigError(self.problems + [Problem(self.file, "experiments", f"{got}, expected a non-empty array "
                                                        "of experiments", fix=_FORMAT_FIX)])
         name = data.get("experiment_name", path.stem)
-        if not isinstance(name, str):
-            self.problem("experiment_name", f"is {describe(name)}, expected a string",
-                         fix="give the experiment a name in quotes")
+        if not isinstance(name, str) or not name.strip():
+            self.problem("experiment_name", f"is {describe(name)}, expected a name" + ("" if isinstance(name, str) else
+                         " in quotes"), fix="give the experiment a name (it names the study), or remove the key "
+                         "to use the file's name")
             name = path.stem
         for key in ("description", "governor"):
             if key in data and not isinstance(data[key], str):
@@ -136,6 +136,24 @@ class _Reader:
         description = data.get("description", "")
         return Experiment(path, name, description if isinstance(description, str) else "", pairs, options,
                           self.warnings)
+
+    def top_keys(self, data: dict[str, Any]) -> set[str]:
+        """A top-level key close to a known one is a typo that would silently change the run (``runs_per_confg``:
+        one run per configuration), an error; a free-form one (``comments``, ``author``) is a warning. Returns the
+        known keys that were misspelled."""
+        misspelled = set()
+        for key in data:
+            if key in _KNOWN_TOP or key.startswith("_"):
+                continue
+            where, close = json_path("", key), nearest(key, _KNOWN_TOP)
+            if close is None or _free_text(key):
+                self.warn(where, "unknown top-level key, ignored" + (f' (did you mean "{close}"?)' if close else ""))
+                continue
+            self.problem(where, f"unknown top-level key {name_shown(key)}, which the seed's runner would ignore",
+                         expected="one of: " + ", ".join(sorted(_KNOWN_TOP)),
+                         fix=f'did you mean "{close}"? (prefix a key with _ to keep it as a comment)')
+            misspelled.add(close)
+        return misspelled
 
     def top_mode(self, data: dict[str, Any], experiments: list) -> str | None:
         """The file's default mode; None where it sets none (the seed's runner then uses "mutation"). A mode we do
@@ -234,6 +252,9 @@ class _Reader:
             return None
         found = self.parallel(at, entry, top_runs) if mode == "parallel" else self.solo(at, entry, mode, top_runs)
         self.keys(at, entry, _ENTRY_KEYS)
+        if "gradient_accumulation" in entry:
+            self.accumulation(f"{at}.gradient_accumulation", entry["gradient_accumulation"],
+                              _ROLES if mode == "parallel" else _ROLES[:1])
         if found is None or len(self.problems) > count:
             return None
         (fg, bg), runs, worst = found
@@ -265,6 +286,24 @@ class _Reader:
                   'every hyperparameter from its range; gpupair-search runs the hyperparameters as written. Set '
                   '"mode": "default" (or "mutation")')
         return "default"
+
+    def accumulation(self, at: str, steps: Any, roles: tuple[str, ...]) -> None:
+        """``export``'s gradient-accumulation steps per job (``{"foreground": 1, "background": 2}``): a solo entry's
+        one job is its foreground. Not used to run anything, but read by whoever trains the exported pairs."""
+        example = ", ".join(f'"{role}": 2' for role in roles)
+        if not isinstance(steps, dict):
+            self.problem(at, f"is {describe(steps)}, expected an object", expected="{" + example + "}: the "
+                         "accumulation steps of each job", fix="write the steps per job, or remove the key")
+            return
+        for key in steps:
+            if key in roles or key.startswith("_"):
+                continue
+            close = nearest(key, roles)
+            self.problem(json_path(at, key), f"unknown job {name_shown(key)}"
+                         + (": the entry has no background job" if key in _ROLES else ""),
+                         expected="one of: " + ", ".join(roles),
+                         fix=f'did you mean "{close}"?' if close else "remove it")
+        self.counts(at, steps, {role: 1 for role in roles})
 
     def parallel(self, at: str, entry: dict, top_runs: int):
         fg_entry, bg_entry = entry.get("foreground"), entry.get("background")
@@ -384,6 +423,12 @@ class _Reader:
                                   repeated_at=first.repeated_at + (spec.source.rsplit(": ", 1)[-1],),
                                   warnings=first.warnings + spec.warnings)
         return list(merged.values())
+
+
+def _free_text(key: str) -> bool:
+    """``Description``, ``comments``: a key that only carries text, whatever its case or number."""
+    word = key.lower()
+    return word in FREE_TEXT or word.removesuffix("s") in FREE_TEXT
 
 
 def _count(entry: Any, key: str, default: int = 1) -> int:

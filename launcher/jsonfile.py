@@ -1,6 +1,7 @@
 """Read a JSON file into Python data, or fail with a ConfigError that names the file and the line."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -118,7 +119,9 @@ def read_text(path: Path, what: str, limit: int = MAX_INPUT_BYTES) -> str:
     except IsADirectoryError:
         raise unreadable(f"is a directory, not a {what}", "give the path of the JSON file") from None
     except OSError as exc:
-        raise unreadable(f"cannot read {what}: {exc.strerror or exc}", "check the file's permissions") from None
+        fix = ("the path is a loop of symbolic links: point it at the file itself" if exc.errno == errno.ELOOP
+               else "check the file's permissions")
+        raise unreadable(f"cannot read {what}: {exc.strerror or exc}", fix) from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)

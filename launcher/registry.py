@@ -8,6 +8,7 @@ file does not know is an error (``--lenient``: a recorded warning), never silent
 from __future__ import annotations
 
 import math
+import os
 import re
 import shlex
 import sys
@@ -26,16 +27,63 @@ MIN_TRAIN_S = "min_train_s"  # built-ins: the first epoch trains at least this l
 _MAX_BATCH_SIZE = 65536
 
 
+#: Our extension of the seed format: the values a training script's own argument check accepts, so that a value
+#: it would refuse is an error before anything runs, not a job that fails to start (``"min": 1`` for epochs).
+BOUND_KEYS = ("min", "exclusive_min", "max", "exclusive_max", "excluded")
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What a hyperparameter's script accepts: at least ``low`` and at most ``high`` (each bound inclusive or
+    not; None: unbounded), and none of ``excluded``."""
+
+    low: float | None = None
+    high: float | None = None
+    low_inclusive: bool = True
+    high_inclusive: bool = True
+    excluded: tuple[float, ...] = ()
+
+    def admits(self, value: float) -> bool:
+        if self.low is not None and (value < self.low or (value == self.low and not self.low_inclusive)):
+            return False
+        if self.high is not None and (value > self.high or (value == self.high and not self.high_inclusive)):
+            return False
+        return value not in self.excluded
+
+    def words(self) -> str:
+        """``>= 1``, ``>= 0 and < 1``, ``other than 0``: the condition, as the built-ins' argparse errors say it."""
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>=' if self.low_inclusive else '>'} {show(self.low)}")
+        if self.high is not None:
+            parts.append(f"{'<=' if self.high_inclusive else '<'} {show(self.high)}")
+        if self.excluded:
+            parts.append("other than " + " or ".join(show(v) for v in self.excluded))
+        return " and ".join(parts)
+
+    def as_written(self) -> str:
+        """The bounds as the models file gives them: ``"min": 0, "exclusive_max": 1``."""
+        keys = []
+        if self.low is not None:
+            keys.append(f'"{"min" if self.low_inclusive else "exclusive_min"}": {show(self.low)}')
+        if self.high is not None:
+            keys.append(f'"{"max" if self.high_inclusive else "exclusive_max"}": {show(self.high)}')
+        if self.excluded:
+            keys.append(f'"excluded": [{", ".join(show(v) for v in self.excluded)}]')
+        return ", ".join(keys)
+
+
 @dataclass(frozen=True)
 class Hyperparameter:
     name: str
     flag: str
     type: str  # "int", "float", "str" or "bool"
     default: Any = None
-    allows_negative: bool = False  # only where the models file's default or range is negative (n_jobs=-2)
+    allows_negative: bool = False  # only where the models file's default, range or bounds are negative (n_jobs=-2)
     #: The seed's mutation settings: values are drawn from ``range`` [low, high] by ``distribution``.
     range: tuple[float, float] | None = None
     distribution: str = "uniform"
+    bounds: Bounds | None = None  # what the training script accepts, where the models file says (BOUND_KEYS)
 
 
 @dataclass(frozen=True)
@@ -96,8 +144,8 @@ class Registry:
     def __init__(self, file: Path, repositories: Mapping[str, Repository], require_paths: bool = True) -> None:
         self.file = file
         self.repositories = dict(repositories)
-        #: Whether a job's repository directory must exist (False only where nothing will run, e.g. checking an
-        #: export against a models file of another machine).
+        #: Whether a job's repository directory and train script must be there, ready to start (False only where
+        #: nothing will run, e.g. checking an export against a models file of another machine).
         self.require_paths = require_paths
 
     @classmethod
@@ -153,13 +201,8 @@ class Registry:
                                     fix=_did_you_mean(job.model, repo.models,
                                                       "fix the name or add the model to the models file")))
             return JobCheck(problems, warnings, (), unknown=True)
-        if self.require_paths and not repo.path.is_dir():
-            problems.append(Problem(str(self.file), f"{json_path('models', repo.name)}.path",
-                                    f"repository {name_shown(repo.name)} is at {repo.path}, which "
-                                    f"{'is not a directory' if repo.path.exists() else 'does not exist'}",
-                                    expected="the directory of the repository's clone",
-                                    fix="clone the repository there, fix its \"path\", or give --repos-root DIR "
-                                        "(relative paths resolve against it)"))
+        if self.require_paths:
+            problems.extend(_start_problems(str(self.file), repo))
         for name, value in job.hyperparameters.items():
             at = json_path(f"{where}.hyperparameters", name)
             hp = repo.hyperparameters.get(name)
@@ -188,8 +231,10 @@ class Registry:
         script = repo.train_script
         if repo.train_module:
             argv: list[str] = [sys.executable, "-m", repo.train_module]
-        else:
-            argv = [sys.executable, script] if script.endswith(".py") else [script]
+        elif script.endswith(".py"):
+            argv = [sys.executable, script]
+        else:  # executed directly: a bare name would be looked up on PATH, not in the repository
+            argv = [script if "/" in script else f"./{script}"]
         if job.model != "default" and repo.model_flag:
             argv += [repo.model_flag, job.model]
         for value in repo.required_args.values():
@@ -230,10 +275,16 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
+_KIND_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
+
+
 def _expected(hp: Hyperparameter) -> str:
     if hp.name == BATCH_SIZE:
         return f"an integer from 1 to {_MAX_BATCH_SIZE}"
-    return {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}.get(hp.type, hp.type)
+    if hp.bounds is not None:
+        return (f"{_KIND_WORDS[hp.type]} {hp.bounds.words()}, as the training script checks "
+                f"({hp.bounds.as_written()} in the models file)")
+    return _KIND_WORDS.get(hp.type, hp.type)
 
 
 def _type_problem(kind: str, value: Any) -> str:
@@ -254,14 +305,15 @@ def _value_problem(hp: Hyperparameter, value: Any) -> str:
     wrong_type = _type_problem(hp.type, value)
     if wrong_type:
         return wrong_type
+    if hp.type == "float" and not _finite(value):
+        return f"{show(value)} is not a finite number"
+    if hp.bounds is not None and not hp.bounds.admits(value):
+        return f"expected {_KIND_WORDS[hp.type]} {hp.bounds.words()}, got {show(value)}"
     if hp.type == "int":
         if value < 0 and not hp.allows_negative:
             return f"{show(value)} is negative"
         if hp.name == BATCH_SIZE and not 1 <= value <= _MAX_BATCH_SIZE:
             return f"batch size {show(value)} is out of range"
-    elif hp.type == "float":
-        if not _finite(value):
-            return f"{show(value)} is not a finite number"
     elif hp.type == "str":
         return _argument_problem(value)
     return ""
@@ -367,6 +419,38 @@ def _check_train_script(file: str, at: str, script: str, repo_path: Path, proble
                                 fix="fix the script's path, or the repository's \"path\""))
 
 
+def _start_problems(file: str, repo: Repository) -> list[Problem]:
+    """Why a job of ``repo`` could not start on this machine: checked for the jobs a settings file uses (a models
+    file may list repositories not cloned here), before anything runs."""
+    if not repo.path.is_dir():
+        return [Problem(file, f"{json_path('models', repo.name)}.path",
+                        f"repository {name_shown(repo.name)} is at {repo.path}, which "
+                        f"{'is not a directory' if repo.path.exists() else 'does not exist'}",
+                        expected="the directory of the repository's clone",
+                        fix="clone the repository there, fix its \"path\", or give --repos-root DIR "
+                            "(relative paths resolve against it)")]
+    if repo.train_module:
+        return []  # run as ``python -m``: the train script is not what starts
+    script = repo.path / repo.train_script
+    by_python = repo.train_script.endswith(".py")
+    if script.is_file() and (by_python or os.access(script, os.X_OK)):
+        return []
+    fix = "fix \"train_script\" (it is relative to the repository's \"path\") or the \"path\""
+    if script.is_file():
+        state = "is not executable, and a script whose name does not end in .py is executed directly"
+        fix = f"make it executable (chmod +x {script}), or {fix}"
+    elif script.is_dir():
+        state = "is a directory"
+    elif script.exists():
+        state = "is not a regular file"
+    else:
+        state = "is a symbolic link to nothing" if script.is_symlink() else "does not exist"
+    return [Problem(file, f"{json_path('models', repo.name)}.train_script",
+                    f"{show(repo.train_script)} of repository {name_shown(repo.name)} is {script}, which {state}",
+                    expected="the repository's training script: a file, executable unless its name ends in .py "
+                             "(run with python)", fix=fix)]
+
+
 def _check_flags(file: str, at: str, hyper: Mapping[str, Hyperparameter], model_flag: Any,
                  required: Mapping[str, str], problems: list[Problem]) -> None:
     """No two arguments of one repository's command share a flag: the script would see one value twice."""
@@ -458,14 +542,86 @@ def _parse_hyperparameters(file: str, at: str, specs: dict, problems: list[Probl
         bounds = _parse_range(file, hp_at, hp_name, kind, spec, problems)
         if bounds is False:
             continue
+        accepted = _parse_bounds(file, hp_at, kind, spec, problems)
+        if accepted is False or not _within_bounds(file, hp_at, default, bounds, accepted, problems):
+            continue
         negative = any(isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0
-                       for v in [default, *(bounds or ())])
+                       for v in [default, *(bounds or ()), accepted.low if accepted else None])
         hyper[hp_name] = Hyperparameter(hp_name, flag, kind, default, negative, bounds or None,
-                                        spec.get("distribution", "uniform"))
+                                        spec.get("distribution", "uniform"), accepted)
     return hyper
 
 
+def _parse_bounds(file: str, at: str, kind: str, spec: dict, problems: list[Problem]) -> Bounds | None | bool:
+    """The script's accepted values (BOUND_KEYS; None when the entry gives none); False, with a problem, when they
+    are unusable. A key that is nearly a bound key (``"exclusiveMinimum"``) is a problem too: the bound would be
+    lost."""
+    count = len(problems)
+    for key in spec:
+        close = nearest(key, BOUND_KEYS) if key not in _SPEC_KEYS else None
+        if close is not None and not key.startswith("_"):
+            problems.append(Problem(file, json_path(at, key), f"unknown key {name_shown(key)}, so no bound is set",
+                                    expected="one of: " + ", ".join(_SPEC_KEYS), fix=f'did you mean "{close}"?'))
+    given = {key: spec[key] for key in BOUND_KEYS if key in spec}
+    if not given:
+        return None if len(problems) == count else False
+    if kind not in ("int", "float"):
+        problems.append(Problem(file, json_path(at, next(iter(given))), f"a bound on a hyperparameter of type "
+                                f"{show(kind)}", expected="bounds only on \"int\" and \"float\" hyperparameters",
+                                fix="remove the bound"))
+        return False
+    for key, value in given.items():
+        values = value if key == "excluded" and isinstance(value, list) else [value]
+        if key == "excluded" and not isinstance(value, list):
+            problems.append(Problem(file, f"{at}.excluded", f"is {describe(value)}",
+                                    expected="a list of the values the script refuses, e.g. [0]",
+                                    fix="correct the bound"))
+        for i, v in enumerate(values):
+            if _type_problem(kind, v) or not _finite(v):
+                where = f"{at}.excluded[{i}]" if key == "excluded" else f"{at}.{key}"
+                problems.append(Problem(file, where, f"is {describe(v)}",
+                                        expected=f"{'an integer' if kind == 'int' else 'a finite number'}, "
+                                                 f"the hyperparameter's \"type\"", fix="correct the bound"))
+    for one, other in (("min", "exclusive_min"), ("max", "exclusive_max")):
+        if one in given and other in given:
+            problems.append(Problem(file, f"{at}.{other}", f"is given with \"{one}\": two bounds on one side",
+                                    expected=f'either "{one}" (inclusive) or "{other}"', fix="remove one of them"))
+    if len(problems) > count:
+        return False
+    low, high = given.get("min", given.get("exclusive_min")), given.get("max", given.get("exclusive_max"))
+    accepted = Bounds(low, high, low_inclusive="exclusive_min" not in given,
+                      high_inclusive="exclusive_max" not in given, excluded=tuple(given.get("excluded", ())))
+    if low is not None and high is not None and (
+            low > high or (low == high and not (accepted.low_inclusive and accepted.high_inclusive))):
+        problems.append(Problem(file, f"{at}.{'max' if accepted.high_inclusive else 'exclusive_max'}",
+                                f"no value is {accepted.words()}",
+                                expected="a lower bound below the upper bound", fix="swap or correct the bounds"))
+        return False
+    return accepted
+
+
+def _within_bounds(file: str, at: str, default: Any, drawn: tuple[float, float] | None, accepted: Bounds | None,
+                   problems: list[Problem]) -> bool:
+    """The script's own default, and the ends of the mutation range, must be values the script accepts."""
+    if accepted is None:
+        return True
+    if default is not None and not accepted.admits(default):
+        problems.append(Problem(file, f"{at}.default", f"the default {show(default)} is not {accepted.words()}, "
+                                "so the bounds would refuse the script's own default",
+                                expected=f"bounds ({accepted.as_written()}) that admit the default",
+                                fix="correct the bounds or the default"))
+        return False
+    if drawn is not None and not all(accepted.admits(v) for v in drawn):
+        problems.append(Problem(file, f"{at}.range", f"{show(list(drawn))} reaches values that are not "
+                                f"{accepted.words()}, so a mutation run could draw a value the script refuses",
+                                expected=f"a range inside the bounds ({accepted.as_written()})",
+                                fix="narrow the range or correct the bounds"))
+        return False
+    return True
+
+
 _DISTRIBUTIONS = ("uniform", "log_uniform")
+_SPEC_KEYS = ("flag", "type", "default", "range", "distribution", *BOUND_KEYS)
 
 
 def _parse_range(file: str, at: str, name: str, kind: str, spec: dict,

@@ -14,7 +14,7 @@ import typer
 
 from gpupair_search.launcher.cpu_share import parse_cpu_list, pin_this_process, worker_shares
 from gpupair_search.launcher.devices import DeviceRequest, open_device
-from gpupair_search.launcher.devices.base import Device
+from gpupair_search.launcher.devices.base import Device, NoDeviceError
 from gpupair_search.launcher.devices.factory import study_kind
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.pair_runner import RunOptions
@@ -200,7 +200,12 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
     from gpupair_search.search.storage import default_storage_url
 
     for g in gpus:  # every GPU is there before the study is stored: else it would wait, queued, for workers that fail
-        open_device(f"cuda:{g}").close()
+        try:
+            open_device(f"cuda:{g}").close()
+        except NoDeviceError as exc:
+            raise NoDeviceError(f"--gpus {','.join(map(str, gpus))}: cuda:{g} can't be opened ({exc}). Nothing was "
+                                "stored. --gpus needs NVIDIA GPUs; without them drop it and pass --device cpu or "
+                                "--device sim") from None
     url = req.storage or default_storage_url(req.results)
     fs = open_study(inputs, url, req.results, extension, "gpu", req.probe, req.name, req.baselines, req.min_window_s)
     retried = fs.recover_stale()

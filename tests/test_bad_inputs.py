@@ -51,11 +51,15 @@ CLI_CASES = [
     "settings/shell_metacharacters_in_int.json",
     "settings/epochs_is_very_long_string.json",
     "settings/unpaired_surrogate_in_hyperparameter_name.json",
+    "settings/gradient_accumulation_key_misspelled.json",
+    "settings/top_level_key_misspelled.json",
     "models/empty.json",
     "models/not_json_missing_brace.json",
     "models/model_flag_missing.json",
     "models/required_args_unbalanced_quote.json",
     "models/log_pattern_invalid_regex.json",
+    "models/train_script_not_executable.json",
+    "models/bound_refuses_the_default.json",
 ]
 
 
@@ -197,3 +201,81 @@ def test_a_string_no_argv_can_carry_is_an_error_not_a_crash_at_launch(tmp_path, 
         load_experiment(_fixture_settings(tmp_path, value=value), registry)
     [problem] = caught.value.problems
     assert problem.where == "experiments[0].hyperparameters.value" and reason in problem.message
+
+
+# --- keys the seed's runner ignores ---------------------------------------------------------------------------
+
+
+def _valid_with(tmp_path: Path, change) -> Path:
+    data = json.loads(VALID_SETTINGS.read_text(encoding="utf-8"))
+    change(data)
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def _load_valid_with(tmp_path: Path, change, lenient: bool = False):
+    return load_experiment(_valid_with(tmp_path, change), Registry.load(SEED_MODELS, base_dir=SEED_PROJECT), lenient)
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+def test_a_misspelled_top_level_key_is_an_error_naming_the_key_it_resembles(tmp_path, lenient):
+    with pytest.raises(ConfigError) as caught:
+        _load_valid_with(tmp_path, lambda d: d.update(runs_per_confg=2), lenient)
+    [problem] = caught.value.problems
+    assert problem.where == "runs_per_confg" and '"runs_per_config"' in problem.fix
+
+
+def test_free_form_top_level_keys_stay_warnings(tmp_path):
+    free = {"comments": "x", "Description": "y", "author": "me", "version": 3, "_comment": "z"}
+    experiment = _load_valid_with(tmp_path, lambda d: d.update(free))
+    warned = " ".join(experiment.warnings)
+    assert len(experiment.pairs) == 3 and all(key in warned for key in ("comments", "Description", "author", "version"))
+    done = _validate_cli(str(_valid_with(tmp_path, lambda d: d.update(free))), "--models", str(SEED_MODELS),
+                         "--repos-root", str(SEED_PROJECT))
+    assert done.returncode == 0 and "warning: " in done.stderr, done.stderr
+
+
+def test_a_misspelled_experiments_key_is_one_message(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        _load_valid_with(tmp_path, lambda d: d.update(experiment=d.pop("experiments")))
+    [problem] = caught.value.problems
+    assert problem.where == "experiment" and '"experiments"' in problem.fix
+
+
+def test_gradient_accumulation_as_export_writes_it_is_valid(tmp_path):
+    def accumulate(data):
+        data["experiments"][0]["gradient_accumulation"] = {"foreground": 1, "background": 2}
+        data["experiments"].append({"mode": "default", "repo": "examples", "model": "mnist",
+                                    "hyperparameters": {"batch_size": 16}, "gradient_accumulation": {"foreground": 2}})
+    assert len(_load_valid_with(tmp_path, accumulate).pairs) == 4
+
+
+@pytest.mark.parametrize("steps, where, says", [
+    ("lots", "experiments[0].gradient_accumulation", "expected an object"),
+    ({"background": -5, "foreground": "x"}, "experiments[0].gradient_accumulation.foreground", "not an integer"),
+    ({"background": 0}, "experiments[0].gradient_accumulation.background", "less than 1"),
+    ({"backgrund": 2}, "experiments[0].gradient_accumulation.backgrund", 'did you mean "background"?'),
+    ({"foreground": 1.5}, "experiments[0].gradient_accumulation.foreground", "not an integer"),
+])
+def test_gradient_accumulation_is_checked_with_its_path(tmp_path, steps, where, says):
+    with pytest.raises(ConfigError) as caught:
+        _load_valid_with(tmp_path, lambda d: d["experiments"][0].update(gradient_accumulation=steps), lenient=True)
+    first = caught.value.problems[0]
+    assert first.where == where and says in first.render()
+
+
+def test_every_bad_gradient_accumulation_step_is_reported_at_once(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        _load_valid_with(tmp_path, lambda d: d["experiments"][0].update(
+            gradient_accumulation={"background": -5, "foreground": "x"}))
+    assert [p.where for p in caught.value.problems] == ["experiments[0].gradient_accumulation.foreground",
+                                                        "experiments[0].gradient_accumulation.background"]
+
+
+def test_a_solo_entry_has_no_background_to_accumulate(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        _load_valid_with(tmp_path, lambda d: d["experiments"].append(
+            {"mode": "default", "repo": "examples", "model": "mnist", "gradient_accumulation": {"background": 2}}))
+    [problem] = caught.value.problems
+    assert problem.where == "experiments[3].gradient_accumulation.background" and "no background job" in problem.message

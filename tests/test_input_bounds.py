@@ -44,6 +44,14 @@ def test_a_fifo_is_refused_at_once_not_read(tmp_path, which):
     assert "Traceback" not in done.stderr
 
 
+def test_a_loop_of_symbolic_links_says_so_not_to_check_permissions(tmp_path):
+    (tmp_path / "a.json").symlink_to(tmp_path / "b.json")
+    (tmp_path / "b.json").symlink_to(tmp_path / "a.json")
+    with pytest.raises(ConfigError) as caught:
+        read_json(tmp_path / "a.json", "settings file")
+    assert "loop of symbolic links" in caught.value.render() and "permissions" not in caught.value.render()
+
+
 def test_a_device_is_refused_and_a_huge_file_is_cut_at_the_cap(tmp_path):
     with pytest.raises(ConfigError) as caught:
         read_json(Path("/dev/zero"), "settings file")

@@ -62,6 +62,8 @@ def _typed(convert, check, what):
     return parse
 
 
+# settings/models.json declares each of these as the hyperparameter's bounds ("min": 1, ...), so that validate refuses
+# what a workload would refuse at start; tests/test_builtin_bounds.py runs these parsers to keep the two equal.
 positive_int = _typed(int, lambda v: v >= 1, "an integer >= 1")
 non_negative_int = _typed(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _typed(float, lambda v: v > 0 and math.isfinite(v), "a number > 0")

@@ -1,0 +1,108 @@
+"""A job whose training script cannot start (missing, a directory, not executable where it is executed directly) is
+refused by ``validate``, ``pair`` and ``run`` at the models file's ``train_script``, before anything starts or is
+written; only the repositories the settings use are checked (real files, real subprocesses)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gpupair_search.launcher.experiments import load_experiment
+from gpupair_search.launcher.registry import Registry
+from gpupair_search.launcher.spec import JobConfig
+from tests.conftest import FIXTURES, run_cli
+
+
+def _project(root: Path, script: str, state: str) -> tuple[Path, Path]:
+    """A models file whose ``scripted`` repository runs ``script`` (in ``state``: executable, plain, directory,
+    missing), a ``fixture`` repository that runs fake_train.py, and a settings file pairing the two."""
+    repo = root / "repos" / "scripted"
+    repo.mkdir(parents=True)
+    shutil.copy(FIXTURES / "fake_train.py", repo / "fake_train.py")
+    if state == "directory":
+        (repo / script).mkdir()
+    elif state != "missing":
+        (repo / script).write_text("#!/bin/sh\nexit 0\n")
+        (repo / script).chmod(0o755 if state == "executable" else 0o644)
+    body = json.loads((FIXTURES / "models.json").read_text(encoding="utf-8"))
+    fixture = body["models"]["fixture"]
+    fixture["path"] = "repos/scripted"
+    fixture["train_script"] = "fake_train.py"
+    body["models"]["scripted"] = {**fixture, "train_script": script}
+    body["models"]["not_cloned_here"] = {**fixture, "path": "repos/elsewhere", "train_script": "./missing.sh"}
+    (root / "models.json").write_text(json.dumps(body), encoding="utf-8")
+    job = {"repo": "fixture", "model": "ok", "hyperparameters": {"seconds": 30}}
+    (root / "settings.json").write_text(json.dumps({"experiment_name": "scripts", "experiments": [
+        {"mode": "parallel", "foreground": {"repo": "scripted", "model": "ok"}, "background": job}]}))
+    return root / "settings.json", root / "models.json"
+
+
+@pytest.mark.parametrize("script, state, why", [
+    ("./nosuch.sh", "missing", "does not exist"),
+    ("nosuch.py", "missing", "does not exist"),
+    ("./train.sh", "directory", "is a directory"),
+    ("./train.sh", "plain", "is not executable"),
+])
+def test_validate_names_the_train_script_that_cannot_start(tmp_path, script, state, why):
+    settings, models = _project(tmp_path, script, state)
+    done = run_cli("validate", str(settings), "--models", str(models), "--repos-root", str(tmp_path), timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith(f"error: {models}: models.scripted.train_script: ") and why in lines[0], done.stderr
+    assert len(lines) == 3 and lines[1].startswith("  expected: ") and lines[2].startswith("  fix: ")
+
+
+def test_run_refuses_before_the_background_starts_and_stores_nothing(tmp_path):
+    settings, models = _project(tmp_path, "./nosuch.sh", "missing")
+    results = tmp_path / "results"
+    done = run_cli("run", "--settings", str(settings), "--models", str(models), "--repos-root", str(tmp_path),
+                   "--device", "cpu", "--gpu-memory", "400MiB", "--safe-limit", "250MiB", "--results", str(results))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"error: {models}: models.scripted.train_script: "), done.stderr
+    assert not results.exists()  # no study, no trial, no log: the background never started
+
+
+def test_pair_refuses_before_anything_starts(tmp_path):
+    _, models = _project(tmp_path, "./train.sh", "plain")
+    done = run_cli("pair", "--fg", "scripted/ok", "--bg", "fixture/ok", "--device", "cpu", "--models", str(models),
+                   "--repos-root", str(tmp_path), "--results", str(tmp_path / "results"), timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"error: {models}: models.scripted.train_script: "), done.stderr
+    assert f"chmod +x {tmp_path / 'repos' / 'scripted' / 'train.sh'}" in done.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_repository_the_settings_do_not_use_needs_no_clone_nor_script(tmp_path):
+    settings, models = _project(tmp_path, "./train.sh", "executable")  # not_cloned_here is in the models file
+    done = run_cli("validate", str(settings), "--models", str(models), "--repos-root", str(tmp_path), timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_python_script_is_run_by_python_and_needs_no_execute_bit(tmp_path):
+    settings, models = _project(tmp_path, "train.py", "plain")
+    done = run_cli("validate", str(settings), "--models", str(models), "--repos-root", str(tmp_path), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "foreground: python train.py -n ok" in done.stdout
+
+
+def test_a_bare_script_name_is_executed_from_the_repository_not_looked_up_on_path(tmp_path):
+    _, models = _project(tmp_path, "train.sh", "executable")
+    command = Registry.load(models, base_dir=tmp_path).command(JobConfig("scripted", "ok", {}))
+    assert command.argv[0] == "./train.sh"
+    assert subprocess.run(list(command.argv), cwd=command.cwd, timeout=30).returncode == 0
+
+
+def test_checking_against_another_machines_models_file_skips_what_is_on_disk(tmp_path):
+    """export's check of its output against a target models file: the target's clones are not here."""
+    settings, models = _project(tmp_path, "./nosuch.sh", "missing")
+    registry = Registry.load(models, base_dir=tmp_path, require_paths=False)
+    assert len(load_experiment(settings, registry).pairs) == 1
+
+
+def test_the_built_in_workloads_run_as_modules_and_pass():
+    done = run_cli("validate", str(Path(__file__).parents[1] / "settings" / "parallel_feasibility_test.json"),
+                   timeout=60)
+    assert done.returncode == 0, done.stderr
