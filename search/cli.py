@@ -112,8 +112,24 @@ def _parse_job(text: str, params: List[str], flag: str, registry, lenient: bool)
     job = JobConfig(repo, model, _parse_params(params, flag))
     check = registry.check_job(job, flag.lstrip("-"), "command line", lenient)
     if check.problems:
-        raise ConfigError(check.problems)
+        raise ConfigError([_on_the_command_line(p, flag) for p in check.problems])
     return job.without(check.dropped), check.warnings
+
+
+def _on_the_command_line(problem, param_flag: str):
+    """A job's problem said as the flag that gave the value: ``--fg`` for its repository and model, ``--fg-param
+    KEY`` for a hyperparameter (the registry says where in a settings file it would be)."""
+    from dataclasses import replace
+
+    job_flag = param_flag.removesuffix("-param")
+    head, _, rest = problem.where.partition(".")
+    if rest in ("repo", "model"):
+        where = f"{job_flag} ({rest})"
+    elif rest.startswith("hyperparameters"):
+        where = f"{param_flag} {rest.removeprefix('hyperparameters').lstrip('.')}".rstrip()
+    else:
+        where = problem.where
+    return replace(problem, where=where, fix=problem.fix.replace(" in the settings file", ""))
 
 
 @app.command()

@@ -101,7 +101,7 @@ def test_pair_refuses_a_fg_param_outside_the_bounds(tmp_path):
     done = run_cli("pair", "--fg", "examples/mnist", "--fg-param", "epochs=0", "--device", "cpu",
                    "--results", str(tmp_path / "results"), timeout=60)
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert "fg-param.hyperparameters.epochs: expected an integer >= 1, got 0" in done.stderr
+    assert "command line: --fg-param epochs: expected an integer >= 1, got 0" in done.stderr
     assert not (tmp_path / "results").exists()
 
 

@@ -188,6 +188,17 @@ def test_a_storage_that_would_write_nowhere_or_elsewhere_is_refused(tmp_path, st
     assert done.returncode != 0 and words in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("args, said", [
+    (["--fg", "examples/mnsit"], "command line: --fg (model): unknown model 'mnsit'"),
+    (["--fg", "examples/mnist", "--bg", "exampls/mnist"], "command line: --bg (repo): unknown repository 'exampls'"),
+    (["--fg", "examples/mnist", "--fg-param", "batch_size=abc"], "command line: --fg-param batch_size: string 'abc'"),
+])
+def test_a_job_given_on_the_command_line_is_faulted_by_the_flag_that_gave_it(tmp_path, args, said):
+    done = run_cli("pair", *args, "--device", "cpu", "--results", str(tmp_path / "results"))
+    assert done.returncode != 0 and said in done.stderr and "settings file" not in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "results").exists()
+
+
 def test_port_out_of_range_and_repeated_or_orphaned_job_parameters_are_refused(tmp_path):
     assert run_cli("dashboard", "--port", "99999").returncode == 2
     repeated = run_cli("pair", "--fg", "examples/mnist", "--fg-param", "batch_size=8", "--fg-param", "batch_size=9",
