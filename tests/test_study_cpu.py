@@ -90,7 +90,9 @@ def test_sigkill_mid_study_then_the_same_command_loses_and_duplicates_nothing(tm
     stale = [t for t in trials if t.state is TrialState.FAIL and "outcome" not in t.user_attrs]
     assert [t.number for t in stale] == [killed[0].number]
     retries = [t for t in trials if t.user_attrs.get("retry_of") == killed[0].number]
-    assert len(retries) == 1 and retries[0].params == killed[0].params
+    # killed before it suggested its parameters, a trial has none yet: its enqueued ones are what it was to measure
+    queued_with = killed[0].system_attrs.get("fixed_params") or killed[0].params
+    assert len(retries) == 1 and retries[0].params == queued_with
     measured = collections.Counter((t.params["pair"], t.params.get("fg_batch_size"), t.params.get("bg_batch_size"))
                                    for t in trials if "outcome" in t.user_attrs)
     assert max(measured.values()) == 1  # no configuration ran twice
