@@ -5,8 +5,9 @@ evaluation pass, the time to exit. A job's own progress lines say when its steps
 read as they are written: :class:`ProgressTail` reads a job's log while it runs and stamps each line with the
 monitor's clock. A machine line may carry the job's own ``time.monotonic()`` of the moment it was printed
 (``t=``, the built-ins do): the tail then uses that, because a line read at the next tick is late by up to one
-tick (50 ms at 20 Hz, 2.5% of a 2 s window at each end). :func:`steady_window` then keeps the steps after warm-up up to the last training step seen
-(evaluation prints no progress), so start-up and evaluation are left out by construction.
+tick (50 ms at 20 Hz, 2.5% of a 2 s window at each end). :func:`steady_window` then keeps the steps after
+warm-up up to the last training step seen (evaluation prints no progress), so start-up and evaluation are left
+out by construction.
 
 Progress comes from, in order of preference: the built-ins' machine line ``[gpupair] progress steps=N
 samples=M`` (workloads/common.py), their ``Epoch E step S/N`` lines (samples = steps x batch size), or for an
@@ -89,7 +90,6 @@ class ProgressTail:
                     return None
                 return ProgressPoint(t, steps, steps * self.batch_size if self.batch_size else None)
         return None
-
 
     def _stamped(self, stamp: str | None, read_t: float) -> float:
         if stamp is None or self.clock_origin is None:

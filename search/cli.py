@@ -122,7 +122,7 @@ def _on_the_command_line(problem, param_flag: str):
     from dataclasses import replace
 
     job_flag = param_flag.removesuffix("-param")
-    head, _, rest = problem.where.partition(".")
+    _, _, rest = problem.where.partition(".")
     if rest in ("repo", "model"):
         where = f"{job_flag} ({rest})"
     elif rest.startswith("hyperparameters"):

@@ -87,8 +87,9 @@ REPOS_ROOT = typer.Option(None, "--repos-root",
 LENIENT = _switch(False, "--lenient/--strict",
                   "--lenient: keep going past what the seed's runner would skip or drop (unknown hyperparameters, "
                   "repositories), each a recorded warning. Default --strict: stop.")
-NAME = typer.Option(None, "--name", callback=_not_empty, help="Name of the study in its storage (default: the study's or the "
-                                         "settings file's experiment_name).")
+NAME = typer.Option(None, "--name", callback=_not_empty,
+                    help="Name of the study in its storage (default: the study's or the settings file's "
+                         "experiment_name).")
 
 # -- where results live ----------------------------------------------------------------------------
 STORAGE = typer.Option(None, "--storage", callback=_not_empty, help="Optuna storage URL, e.g. sqlite:///results/gpupair.db or "
@@ -106,6 +107,9 @@ GPU_MEMORY = _size_option("--gpu-memory", "Card size to fit on, e.g. 8GiB (emula
 SAFE_LIMIT = _size_option("--safe-limit", "A pair fits when its peak stays under this, e.g. 7500MiB. Default: the study's.")
 CPU_MEMORY = _size_option("--cpu-memory", "Host-memory budget with --device cpu, e.g. 4GiB: the CPU device's card "
                                           "(the same as --gpu-memory there; default: the study's card).")
+ALLOW_FOREIGN = _switch(False, "--allow-foreign-processes/--no-foreign-processes",
+                        "Run even if processes we did not start hold GPU memory (their memory is then not the "
+                        "pair's, but it is not free either).")
 
 
 def card_size(kind: str, gpu_memory: str | None, cpu_memory: str | None) -> str | None:
@@ -124,9 +128,7 @@ def card_size(kind: str, gpu_memory: str | None, cpu_memory: str | None) -> str 
         raise UserError(f"--cpu-memory {cpu_memory}: it is the budget of --device cpu, and this device is a "
                         f"{'simulated card' if kind == 'simulated' else 'GPU'}; give the card with --gpu-memory")
     return gpu_memory
-ALLOW_FOREIGN = _switch(False, "--allow-foreign-processes/--no-foreign-processes",
-                        "Run even if processes we did not start hold GPU memory (their memory is then not the "
-                        "pair's, but it is not free either).")
+
 
 # -- how each pair runs --------------------------------------------------------------------------------
 PROBE = _switch(True, "--probe/--full-epoch", "Probe (short run to the memory plateau) or the seed's full epoch.")

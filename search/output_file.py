@@ -30,7 +30,7 @@ def refuse_overwriting(output: Path, inputs: dict[str, Path | None],
             raise UserError(f"-o {output}: that is {what} ({path}), which this command reads; nothing was written. "
                             "Choose another output path")
     for what, folder in (results_dirs or {}).items():
-        if folder is not None and output.exists() and _inside(output, folder):
+        if folder is not None and output.exists() and output.resolve().is_relative_to(folder.resolve()):
             raise UserError(f"-o {output}: that file is inside {what} ({folder}) and holds what a study recorded; "
                             "nothing was written. Choose a new file name or another folder")
 
@@ -48,11 +48,3 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist: then they are not the same file
         return False
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except ValueError:
-        return False
-    return True

@@ -102,7 +102,8 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
     if gpus and choice != "auto":
         raise UserError(f"--gpus with --device {choice}: --gpus starts one worker on each NVIDIA GPU it lists; "
                         "drop --device, or drop --gpus to run here on one device")
-    card = opt.card_size("gpu" if gpus else study_kind(choice), req.gpu_memory, req.cpu_memory)
+    kind = "gpu" if gpus else study_kind(choice)
+    card = opt.card_size(kind, req.gpu_memory, req.cpu_memory)
     inputs = resolve_inputs(req.study, req.settings, req.models, req.repos_root, req.lenient, card, req.safe_limit)
     if not worker:
         for warning in inputs.experiment.warnings:
@@ -112,7 +113,6 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
                                  grid=batch_grid(req.batch_grid))
     if gpus:
         return _run_workers(req, inputs, extension, gpus)
-    kind = study_kind(choice)
     fs = open_study(inputs, req.storage, req.results, extension, kind, req.probe, req.name, req.baselines,
                     req.min_window_s)
     progress = Progress(len(inputs.experiment.pairs), inputs.safe_limit_mib, kind == "simulated")
