@@ -152,6 +152,17 @@ left-after-7)
     [ -z "${SKIP_OVERHEAD:-}" ] && step overhead 300 python3 bench/monitor_overhead.py \
         --workloads pytorch_resnet_cifar10/resnet20 --batch-size 1024 --budget-s 260 --max-pairs 400
     ;;
+session9-costs)
+    # 2026-12-02, session 9: where the sampler's CPU goes (per NVML call and /proc pass), the five packed faults
+    # the seventh session did not reach, and the monitor's overhead on a GPU-bound batch (~9.5 min)
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
+    step sampler_cost 40 python3 bench/sampler_cost.py --seconds 6 --calls 200
+    step reliability "${FAULTS_LIMIT_S:-330}" python3 bench/reliability.py -n 1 --device cuda:0 \
+        --runner-args "--parallel 3" --faults sigint,hang,background_dies,storage_unreachable,results_unwritable
+    step overhead "${OVERHEAD_LIMIT_S:-195}" python3 bench/monitor_overhead.py \
+        --workloads pytorch_resnet_cifar10/resnet20 --batch-size 1024 --budget-s "${OVERHEAD_BUDGET_S:-150}" \
+        --max-pairs 400
+    ;;
 *)
-    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing|matrix|interference|matrix-alone|interference-twice|costs|left-after-7" >&2; exit 2 ;;
+    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing|matrix|interference|matrix-alone|interference-twice|costs|left-after-7|session9-costs" >&2; exit 2 ;;
 esac
