@@ -309,8 +309,10 @@ def hanging_workload(work: Path) -> FaultReport:
 
 def background_dies(work: Path) -> FaultReport:
     pids = work / "pids"
+    # The background dies 3 s after the foreground of its run started, however long the runner waited for the
+    # background to get ready: on a GPU a background that never uses the device is waited for 15 s.
     report = _one_pair(work, "background dies mid-run", job("ok", pids / "fg", seconds=60),
-                       job("crash", pids / "bg", seconds=6))
+                       job("crash", pids / "bg", seconds=3, after_pidfile=str(pids / "fg")))
     trial = report.data["trials"][0] if report.data["trials"] else None
     reason = trial.user_attrs.get("fail_reason", "") if trial else ""
     report.expect(reason.startswith("crash_background:"), f"fail_reason {reason!r}, expected crash_background")
