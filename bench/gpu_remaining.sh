@@ -163,6 +163,23 @@ session9-costs)
         --workloads pytorch_resnet_cifar10/resnet20 --batch-size 1024 --budget-s "${OVERHEAD_BUDGET_S:-150}" \
         --max-pairs 400
     ;;
+session9-packed)
+    # 2026-12-02, session 9: the sampler after the energy counter went to 10 Hz (and how often the counter changes),
+    # the energy GPU test, the last two packed faults, warm job start with models made on the device (all 11
+    # built-ins: also a smoke test of that change), the 12-group study packed (the sampler's rate with light
+    # packed pairs) (~8.5 min)
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
+    step sampler_cost 40 python3 bench/sampler_cost.py --seconds 6 --calls 200
+    GPUPAIR_OUT=$OUT step gpu_energy 60 python3 -m pytest -q -m gpu tests/gpu -k energy -p no:cacheprovider
+    step reliability 190 python3 bench/reliability.py -n 1 --device cuda:0 --runner-args "--parallel 3" \
+        --faults background_dies,results_unwritable
+    step job_start 90 python3 bench/job_start.py --device cuda:0 --repeats 2 --modes warm \
+        --workloads "$(python3 -c 'import sys; sys.path.insert(0, "bench"); import benchlib; print(",".join(benchlib.GPU_WORKLOADS))')"
+    step study_packed "${PACKED_LIMIT_S:-150}" python3 -m gpupair_search.search.cli run --study feasibility \
+        --parallel auto --results /tmp/packed
+    cp /tmp/packed/gpupair.db "$OUT/feasibility_packed.db"
+    python3 -m gpupair_search.search.cli status --study feasibility --results /tmp/packed > "$OUT/packed_status.txt" 2>&1
+    ;;
 *)
-    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing|matrix|interference|matrix-alone|interference-twice|costs|left-after-7|session9-costs" >&2; exit 2 ;;
+    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing|matrix|interference|matrix-alone|interference-twice|costs|left-after-7|session9-costs|session9-packed" >&2; exit 2 ;;
 esac

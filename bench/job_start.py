@@ -71,10 +71,11 @@ def median(values: list[float]) -> float | None:
     return round(statistics.median(values), 3) if values else None
 
 
-def bench_workload(reg, key: str, env: dict[str, str], logs: Path, repeats: int, timeout: float) -> dict:
+def bench_workload(reg, key: str, env: dict[str, str], logs: Path, repeats: int, timeout: float,
+                   modes: tuple[str, ...] = ("cold", "warm")) -> dict:
     runs: dict[str, list[dict]] = {"cold": [], "warm": []}
     for n in range(repeats):
-        for mode in ("cold", "warm"):
+        for mode in modes:
             run = one_start(reg, key, mode == "warm", env, logs, n, timeout)
             runs[mode].append(run)
             print(key, mode, run["start"], run["first_step_s"], f"rc={run['exit_code']}", *run["notes"], flush=True)
@@ -101,7 +102,11 @@ def main() -> None:
     parser.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS))
     parser.add_argument("--repeats", type=int, default=5, help="starts per workload and mode (the median of N)")
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--modes", default="cold,warm", help="cold,warm (alternating) or one of them")
     args = parser.parse_args()
+    modes = tuple(args.modes.split(","))
+    if not modes or set(modes) - {"cold", "warm"}:
+        parser.error(f"--modes {args.modes!r}: expected cold, warm or cold,warm")
     reg, device = registry(), open_device(args.device)
     env = {**os.environ, **device.job_env(), "PYTHONUNBUFFERED": "1"}
     keys = args.workloads.split(",")
@@ -111,7 +116,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="gpupair-job-start-") as tmp:
             report["first_warm_job"] = warm_up_server(reg, keys[0], env, Path(tmp), args.timeout)
             for key in keys:
-                report["workloads"].append(bench_workload(reg, key, env, Path(tmp), args.repeats, args.timeout))
+                report["workloads"].append(bench_workload(reg, key, env, Path(tmp), args.repeats,
+                                                                 args.timeout, modes))
     finally:
         warm_start.close_all()
         device.close()

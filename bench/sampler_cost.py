@@ -44,6 +44,19 @@ def per_call(read, calls: int) -> dict:
             "wall_ms": round(1000 * (time.perf_counter() - t0) / calls, 3)}
 
 
+def counter_updates(device, seconds: float) -> dict:
+    """How often NVML's energy counter changes: read it back to back for ``seconds``, count distinct values."""
+    import pynvml
+
+    values, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        values.append((time.monotonic(), pynvml.nvmlDeviceGetTotalEnergyConsumption(device.handle)))
+    changes = [t for (t, v), (_, before) in zip(values[1:], values) if v != before]
+    gaps = [b - a for a, b in zip(changes, changes[1:])]
+    return {"reads": len(values), "changes": len(changes),
+            "median_ms_between_changes": round(1000 * sorted(gaps)[len(gaps) // 2], 1) if gaps else None}
+
+
 def components(device, holder_pid: int, calls: int) -> dict:
     """Each part of a sampler tick alone: the NVML reads, the /proc pass, a tree refresh, a whole tick."""
     import pynvml
@@ -81,12 +94,13 @@ def main() -> None:
     try:
         holder.stdout.readline()
         device = open_device("cuda:0")
-        slow = nvidia.SLOW_READ_S
-        nvidia.SLOW_READ_S = 0.0  # every figure each tick: what the monitor read before
+        slow, energy = nvidia.SLOW_READ_S, nvidia.ENERGY_READ_S
+        nvidia.SLOW_READ_S = nvidia.ENERGY_READ_S = 0.0  # every figure each tick: what the monitor read before
         every_tick = cost(device, args.hz, args.seconds)
-        nvidia.SLOW_READ_S = slow
+        nvidia.SLOW_READ_S, nvidia.ENERGY_READ_S = slow, energy
         device._cache.clear()
         slow_reads = cost(device, args.hz, args.seconds)
+        updates = counter_updates(device, seconds=2.0)
         try:
             parts = components(device, holder.pid, args.calls)
         except Exception as exc:  # noqa: BLE001 - the two modes above are still worth writing
@@ -94,7 +108,8 @@ def main() -> None:
     finally:
         holder.kill()
     result = {**stamp(), "device": device.describe(), "hz": args.hz, "seconds": args.seconds,
-              "every_figure_each_tick": every_tick, f"slow_figures_every_{slow}s": slow_reads,
+              "every_figure_each_tick": every_tick,
+              f"slow_figures_every_{slow}s_energy_every_{energy}s": slow_reads, "energy_counter": updates,
               "per_call": parts}
     print(result, flush=True)
     print(f"wrote {write_json('sampler_cost.json', result)}")

@@ -1,6 +1,7 @@
 """What a pair run measured: memory peaks, energy, timelines. Pure functions over monitor samples."""
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from statistics import mean
@@ -68,18 +69,40 @@ def _stat(values: list[float], fn) -> float | None:
     return round(fn(values), 2) if values else None
 
 
+def counter_energy(samples: list[Sample], start_t: float, end_t: float) -> tuple[float | None, float]:
+    """GPU joules from ``start_t`` to ``end_t`` by the device's cumulative energy counter, and the seconds of the
+    window the counter's reads cover. The counter is read a few times a second, not on every sample (one NVML
+    energy read cost 3.5 ms of CPU on the H200, BENCHMARKS.md), so each edge of the window is interpolated
+    linearly between the reads around it. A window reaching past the first or last read is cut to the reads:
+    the energy is then that of the covered seconds, which the caller compares with the window."""
+    reads = [(s.t, s.device.energy_mj) for s in samples if s.device.energy_mj is not None]
+    start, end = max(start_t, reads[0][0]) if reads else start_t, min(end_t, reads[-1][0]) if reads else end_t
+    if len(reads) < 2 or end <= start:
+        return None, 0.0
+    return (_counter_at(reads, end) - _counter_at(reads, start)) / 1000.0, end - start
+
+
+def _counter_at(reads: list[tuple[float, float]], t: float) -> float:
+    """The counter (mJ) at ``t``, between the two reads around it (``t`` within the reads)."""
+    after = bisect_left(reads, t, key=lambda read: read[0])
+    if after == 0:
+        return reads[0][1]
+    (t0, e0), (t1, e1) = reads[after - 1], reads[min(after, len(reads) - 1)]
+    return e0 if t1 <= t0 else e0 + (e1 - e0) * (t - t0) / (t1 - t0)
+
+
 def energy_stats(samples: list[Sample], start_t: float, end_t: float, cpu_energy_j: float | None,
                  cpu_note: str) -> EnergyStats:
     window = [s for s in samples if start_t <= s.t <= end_t]
     power = [s.device.power_w for s in window if s.device.power_w is not None]
     util = [s.device.utilization_pct for s in window if s.device.utilization_pct is not None]
     temp = [s.device.temperature_c for s in window if s.device.temperature_c is not None]
-    counters = [s.device.energy_mj for s in window if s.device.energy_mj is not None]
+    gpu_energy_j, _ = counter_energy(samples, start_t, end_t)
     fg_cpu = [s.cpu_pct[FG] for s in window if FG in s.cpu_pct]
     bg_cpu = [s.cpu_pct[BG] for s in window if BG in s.cpu_pct]
     return EnergyStats(
         window_s=round(end_t - start_t, 3),
-        gpu_energy_j=round((counters[-1] - counters[0]) / 1000.0, 3) if len(counters) > 1 else None,
+        gpu_energy_j=None if gpu_energy_j is None else round(gpu_energy_j, 3),
         power_avg_w=_stat(power, mean), power_max_w=_stat(power, max),
         utilization_avg_pct=_stat(util, mean), utilization_max_pct=_stat(util, max),
         temperature_max_c=_stat(temp, max),

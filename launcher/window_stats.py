@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from statistics import mean
 
-from gpupair_search.launcher.measurement import BG, FG
+from gpupair_search.launcher.measurement import BG, FG, counter_energy
 from gpupair_search.launcher.monitor import Sample
 from gpupair_search.launcher.steady_window import (ProgressPoint, overlap_share, samples_within, steady_window,
                                                    training_intervals)
@@ -82,7 +82,7 @@ def window_stats(fg_points: list[ProgressPoint], bg_runs: list[list[ProgressPoin
                                        "(built-ins print it; an external script needs a 'progress_steps' log pattern)")
     start, end = window.start_t, window.end_t
     inside = [s for s in samples if start <= s.t <= end]
-    energy, counter_s, energy_note = _energy(inside)
+    energy, counter_s, energy_note = _energy(samples, start, end)
     bg_samples = None if solo else samples_within(bg_runs, start, end)
     per_sample = None
     if energy is not None and window.samples:
@@ -102,15 +102,16 @@ def window_stats(fg_points: list[ProgressPoint], bg_runs: list[list[ProgressPoin
     )
 
 
-def _energy(inside: list[Sample]) -> tuple[float | None, float | None, str]:
-    counters = [(s.t, s.device.energy_mj) for s in inside if s.device.energy_mj is not None]
-    if len(counters) < 2:
+def _energy(samples: list[Sample], start: float, end: float) -> tuple[float | None, float | None, str]:
+    """The window's energy, or None and why. A window the counter's reads cover only in part gets the energy of
+    the covered seconds at their mean power (an edge of at most one read interval)."""
+    if sum(s.device.energy_mj is not None for s in samples) < 2:
         return None, None, "unavailable: the device has no energy counter"
-    span = counters[-1][0] - counters[0][0]
-    if span < MIN_ENERGY_WINDOW_S:
+    energy, span = counter_energy(samples, start, end)
+    if energy is None or span < MIN_ENERGY_WINDOW_S:
         return None, span, (f"unreliable: {span:.2f} s of energy counter in the window, under {MIN_ENERGY_WINDOW_S:g} s "
                             "(train longer: more probe steps)")
-    return (counters[-1][1] - counters[0][1]) / 1000.0, span, ""
+    return energy * (end - start) / span, span, ""
 
 
 def _mean_of(inside: list[Sample], label: str) -> float | None:

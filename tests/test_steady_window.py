@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gpupair_search.launcher.devices.base import DeviceReading
+from gpupair_search.launcher.measurement import counter_energy
 from gpupair_search.launcher.monitor import Sample
 from gpupair_search.launcher.steady_window import (ProgressPoint, ProgressTail, overlap_share, samples_within,
                                                    steady_window, training_intervals)
@@ -137,3 +138,21 @@ def test_without_a_clock_origin_stamps_are_ignored(tmp_path):
     tail = ProgressTail(log)
     tail.poll(3.0)
     assert tail.points == [ProgressPoint(3.0, 7, 28, 2)]
+
+
+def test_window_energy_interpolates_the_counter_between_reads_a_few_times_a_second():
+    # The counter is read every 0.25 s (None on the samples between), 100 J/s; the window's edges fall between reads.
+    samples = [sample(t / 20, 5_000.0 * t if t % 5 == 0 else None) for t in range(0, 61)]
+    energy, covered = counter_energy(samples, 0.33, 2.41)
+    assert energy == pytest.approx(100.0 * 2.08) and covered == pytest.approx(2.08)
+    stats = window_stats(points((0.33, 3), (2.41, 13)), [], samples, solo=True)
+    assert stats.energy_reliable and stats.gpu_energy_j == pytest.approx(208.0)
+
+
+def test_a_window_past_the_last_counter_read_gets_the_covered_seconds_at_their_mean_power():
+    samples = [sample(t / 4, 25_000.0 * t) for t in range(0, 9)]  # reads up to 2.0 s, 100 J/s
+    energy, covered = counter_energy(samples, 0.5, 2.2)
+    assert covered == pytest.approx(1.5) and energy == pytest.approx(150.0)
+    stats = window_stats(points((0.5, 3), (2.2, 13)), [], samples, solo=True)
+    assert stats.gpu_energy_j == pytest.approx(170.0) and stats.energy_counter_s == pytest.approx(1.5)
+    assert counter_energy(samples[:1], 0.0, 1.0) == (None, 0.0)

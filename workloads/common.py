@@ -137,6 +137,16 @@ def pick_device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def on_device(device):
+    """Where a model is made: ``with on_device(device): model = Net()`` initialises its weights on the training
+    device instead of on the host and then copying them (building VulBERTa/mlp and its batches took 1.55 s of a
+    warm start on the H200, pcb 0.74 s; BENCHMARKS.md). The weights still follow --seed, through the device's
+    generator, so the same argv on the same device trains the same numbers."""
+    import torch
+
+    return torch.device(device)
+
+
 def seed_everything(seed: int) -> None:
     import numpy as np
     import torch

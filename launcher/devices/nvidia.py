@@ -25,6 +25,7 @@ def nvml_available() -> bool:
 
 
 SLOW_READ_S = 0.25  # whole-device figures other than the energy counter, and graphics processes: 4 Hz
+ENERGY_READ_S = 0.1  # the energy counter: 10 Hz, so a 1 s window has about 10 reads and its edges 0.1 s apart
 
 
 class NvidiaDevice(Device):
@@ -72,6 +73,7 @@ class NvidiaDevice(Device):
         self.uuid = as_text(pynvml.nvmlDeviceGetUUID(self.handle))
         self.card = as_text(pynvml.nvmlDeviceGetName(self.handle))
         self._cache: dict[str, tuple[float, object]] = {}
+        self._energy_read_at = float("-inf")
         self.name = f"{self.card} (cuda:{cuda_index})" if index == cuda_index else \
             f"{self.card} (cuda:{cuda_index}, {VARIABLE}={visible})"
 
@@ -104,9 +106,10 @@ class NvidiaDevice(Device):
         return self._processes()
 
     def reading(self) -> DeviceReading:
-        """The energy counter on every call (window energy needs it at the sampling rate); used memory, power,
-        utilisation and temperature at most every SLOW_READ_S (timelines and context): 1 NVML call a tick
-        instead of 5, which with the process query brought the monitor's CPU down (BENCHMARKS.md)."""
+        """Used memory, power, utilisation and temperature at most every SLOW_READ_S (timelines and context, the
+        last value in between); the energy counter at most every ENERGY_READ_S and None in between, because one
+        read of it cost 3.5 ms of CPU on the H200, 70 ms/s at 20 Hz, most of the sampler's cost (BENCHMARKS.md).
+        A window's energy interpolates between the counter's reads (launcher/measurement.py:counter_energy)."""
         h = self.handle
         used, power, util, temp = self._slow("device", lambda: (
             pynvml.nvmlDeviceGetMemoryInfo(h).used / 2**20,
@@ -114,7 +117,15 @@ class NvidiaDevice(Device):
             _try(lambda: float(pynvml.nvmlDeviceGetUtilizationRates(h).gpu)),
             _try(lambda: float(pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU)))))
         return DeviceReading(used_mib=used, power_w=power, utilization_pct=util, temperature_c=temp,
-                             energy_mj=_try(lambda: float(pynvml.nvmlDeviceGetTotalEnergyConsumption(h))))
+                             energy_mj=self._energy_counter())
+
+    def _energy_counter(self) -> float | None:
+        """The cumulative energy counter (mJ) when ENERGY_READ_S has passed since its last read, else None."""
+        now = time.monotonic()
+        if now - self._energy_read_at < ENERGY_READ_S:
+            return None
+        self._energy_read_at = now
+        return _try(lambda: float(pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)))
 
     def foreign_processes(self, ours: set[int]) -> list[ForeignProcess]:
         import psutil

@@ -12,7 +12,7 @@ size of 1000.
 import argparse
 
 from gpupair_search.workloads.common import (
-    BatchPool, TrainingLoop, finish, log, log_config, non_negative_int, parameter_count, positive_float,
+    BatchPool, TrainingLoop, finish, log, log_config, non_negative_int, on_device, parameter_count, positive_float,
     positive_int, start_workload)
 
 import torch
@@ -174,12 +174,14 @@ def main(argv=None):
     test = BatchPool(make, TEST_BATCH, TEST_SAMPLES, device, args.max_steps, seed=args.seed + 1)
 
     if args.model == "mnist_ff":
-        model = FFNet(args.learning_rate).to(device)
+        with on_device(device):
+            model = FFNet(args.learning_rate)
         optimizer = scheduler = None
         # the original also reports the error on the training set
         train_eval = BatchPool(make, TEST_BATCH, TRAIN_SAMPLES, device, args.max_steps, seed=args.seed)
     else:
-        model = {"mnist": MnistNet, "mnist_rnn": MnistRNN, "siamese": SiameseNetwork}[args.model]().to(device)
+        with on_device(device):
+            model = {"mnist": MnistNet, "mnist_rnn": MnistRNN, "siamese": SiameseNetwork}[args.model]()
         optimizer = torch.optim.Adadelta(model.parameters(), lr=args.learning_rate)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
     log_config(workload="examples", model=args.model, device=device.type, batch_size=args.batch_size,

@@ -15,7 +15,7 @@ Prints Accuracy, Precision, Recall and F1 score of the positive (clone) class.
 import argparse
 
 from gpupair_search.workloads.common import (
-    BatchPool, TrainingLoop, dropout_rate, finish, log, log_config, non_negative_float, non_negative_int,
+    BatchPool, TrainingLoop, dropout_rate, finish, log, log_config, non_negative_float, non_negative_int, on_device,
     parameter_count, positive_float, positive_int, start_workload)
 
 import torch
@@ -62,7 +62,8 @@ def main(argv=None):
     args, device = start_workload(parser, argv)
     train = BatchPool(pair_batch, args.batch_size, TRAIN_PAIRS, device, args.max_steps, seed=args.seed)
     test = BatchPool(pair_batch, args.batch_size, TEST_PAIRS, device, args.max_steps, seed=args.seed + 1)
-    model = CloneDetector(args.dropout).to(device)
+    with on_device(device):
+        model = CloneDetector(args.dropout)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     log_config(workload="MRT-OAST", model="default", device=device.type, batch_size=args.batch_size,
                seq_len=SEQ_LEN, steps_per_epoch=len(train), eval_batches=len(test),

@@ -18,7 +18,7 @@ computed on the CPU, with same-id same-camera gallery images as junk.
 import argparse
 
 from gpupair_search.workloads.common import (
-    BatchPool, PerModelBatchSize, TrainingLoop, dropout_rate, finish, log, log_config, non_negative_int,
+    BatchPool, PerModelBatchSize, TrainingLoop, dropout_rate, finish, log, log_config, non_negative_int, on_device,
     parameter_count, positive_float, positive_int, start_workload)
 
 import torch
@@ -175,7 +175,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=non_negative_int, default=1334)
     parser.add_argument("--droprate", type=dropout_rate, default=0.5)
     args, device = start_workload(parser, argv, BATCH_SIZE)
-    model = (PCB(args.droprate) if args.name == "pcb" else GlobalNet(args.name, args.droprate)).to(device)
+    with on_device(device):
+        model = PCB(args.droprate) if args.name == "pcb" else GlobalNet(args.name, args.droprate)
     head_ids = {id(p) for p in model.classifier.parameters()}
     optimizer = torch.optim.SGD(
         [{"params": [p for p in model.parameters() if id(p) not in head_ids], "lr": 0.1 * args.lr},

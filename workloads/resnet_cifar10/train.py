@@ -8,8 +8,8 @@ Prints the test (last epoch) and best validation accuracy in percent.
 import argparse
 
 from gpupair_search.workloads.common import (
-    BatchPool, TrainingLoop, finish, log, log_config, non_negative_float, non_negative_int, parameter_count,
-    positive_float, positive_int, start_workload)
+    BatchPool, TrainingLoop, finish, log, log_config, non_negative_float, non_negative_int, on_device,
+    parameter_count, positive_float, positive_int, start_workload)
 
 import torch
 import torch.nn as nn
@@ -80,7 +80,8 @@ def main(argv=None):
     args, device = start_workload(parser, argv)
     train = BatchPool(cifar_batch, args.batch_size, TRAIN_SAMPLES, device, args.max_steps, seed=args.seed)
     val = BatchPool(cifar_batch, VAL_BATCH, TEST_SAMPLES, device, args.max_steps, seed=args.seed + 1)
-    model = ResNet(DEPTHS[args.arch]).to(device)
+    with on_device(device):
+        model = ResNet(DEPTHS[args.arch])
     optimizer = torch.optim.SGD(model.parameters(), args.lr, momentum=0.9, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[100, 150])
     log_config(workload="pytorch_resnet_cifar10", model=args.arch, device=device.type,

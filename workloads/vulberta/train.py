@@ -21,7 +21,7 @@ import time
 
 from gpupair_search.workloads.common import (
     BatchPool, PerModelBatchSize, TrainingLoop, finish, log, log_config, non_negative_float, non_negative_int,
-    parameter_count, positive_float, positive_int, start_workload)
+    on_device, parameter_count, positive_float, positive_int, start_workload)
 
 import torch
 import torch.nn as nn
@@ -97,12 +97,14 @@ def main(argv=None):
     train = BatchPool(token_batch, args.batch_size, TRAIN_SAMPLES, device, args.max_steps, seed=args.seed)
     val = BatchPool(token_batch, args.batch_size, EVAL_SAMPLES, device, args.max_steps, seed=args.seed + 1)
     if args.model == "mlp":
-        model = RobertaClassifier().to(device)
+        with on_device(device):
+            model = RobertaClassifier()
         optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
         total = args.epochs * len(train)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / total))
     else:
-        model = VulBertaCNN().to(device)
+        with on_device(device):
+            model = VulBertaCNN()
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)
         scheduler = None
