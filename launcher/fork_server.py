@@ -104,6 +104,20 @@ def os_threads() -> int:
         return 1
 
 
+def other_threads() -> list[str]:
+    """The names of this process's threads other than the calling one, as the kernel has them (native threads
+    too: a library's thread pool shows here and not in ``threading.enumerate()``)."""
+    names = []
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            if int(tid) != threading.get_native_id():
+                with open(f"/proc/self/task/{tid}/comm") as fh:
+                    names.append(fh.read().strip())
+    except (OSError, ValueError):
+        pass
+    return sorted(names)
+
+
 def preload() -> Hello:
     """Import :data:`PRELOAD`; not ready when torch is missing or something initialised CUDA."""
     imported, skipped = [], {}
@@ -200,6 +214,8 @@ class Server:
         notes = [str(w.message) for w in caught]
         if not notes and os_threads() > 1:
             notes.append(f"the warm launcher forked while {os_threads()} threads ran")
+        if notes and (threads := other_threads()):  # which library started them, for whoever reads the note
+            notes.append("the warm launcher's other threads: " + ", ".join(threads))
         send_message(self.sock, {"pid": pid, "warnings": notes})
         return None
 

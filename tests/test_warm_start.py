@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import psutil
@@ -219,3 +220,18 @@ def test_sigkill_of_the_runner_leaves_no_process_of_the_warm_launcher(tmp_path):
         if runner.poll() is None:
             runner.kill()
         runner.wait()
+
+
+def test_a_fork_warning_can_name_the_threads_that_were_running():
+    from gpupair_search.launcher.fork_server import other_threads
+
+    before = len(other_threads())
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait)
+    thread.start()
+    try:
+        assert len(other_threads()) == before + 1  # the kernel's list: native threads count too
+    finally:
+        release.set()
+        thread.join()
+    assert len(other_threads()) == before
