@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import psutil
@@ -223,15 +222,19 @@ def test_sigkill_of_the_runner_leaves_no_process_of_the_warm_launcher(tmp_path):
 
 
 def test_a_fork_warning_can_name_the_threads_that_were_running():
-    from gpupair_search.launcher.fork_server import other_threads
-
-    before = len(other_threads())
-    release = threading.Event()
-    thread = threading.Thread(target=release.wait)
-    thread.start()
-    try:
-        assert len(other_threads()) == before + 1  # the kernel's list: native threads count too
-    finally:
-        release.set()
-        thread.join()
-    assert len(other_threads()) == before
+    # In a process of its own: this one's other tests start and end threads of their own at any time.
+    script = """
+import threading
+from gpupair_search.launcher.fork_server import other_threads
+alone = other_threads()
+release = threading.Event()
+thread = threading.Thread(target=release.wait)
+thread.start()
+print(len(alone), len(other_threads()))
+release.set()
+thread.join()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=cli_env())
+    assert done.returncode == 0, done.stderr
+    alone, with_one = map(int, done.stdout.split())
+    assert with_one == alone + 1  # the kernel's list of the process's threads, native ones included
