@@ -180,6 +180,13 @@ session9-packed)
     cp /tmp/packed/gpupair.db "$OUT/feasibility_packed.db"
     python3 -m gpupair_search.search.cli status --study feasibility --results /tmp/packed > "$OUT/packed_status.txt" 2>&1
     ;;
+session9-sampler)
+    # 2026-12-02, session 9, last call: the sampler's cost and tick rate after the /proc pass stopped going through
+    # psutil, alone and with four packed pairs (the GPU test that packs them) (~1.5 min)
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
+    step sampler_cost 30 python3 bench/sampler_cost.py --seconds 4 --calls 100
+    GPUPAIR_OUT=$OUT step gpu_packed 100 python3 -m pytest -q -m gpu tests/gpu -k packed_pairs -p no:cacheprovider
+    ;;
 *)
-    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing|matrix|interference|matrix-alone|interference-twice|costs|left-after-7|session9-costs|session9-packed" >&2; exit 2 ;;
+    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing|matrix|interference|matrix-alone|interference-twice|costs|left-after-7|session9-costs|session9-packed|session9-sampler" >&2; exit 2 ;;
 esac
