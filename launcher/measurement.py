@@ -76,8 +76,10 @@ def counter_energy(samples: list[Sample], start_t: float, end_t: float) -> tuple
     linearly between the reads around it. A window reaching past the first or last read is cut to the reads:
     the energy is then that of the covered seconds, which the caller compares with the window."""
     reads = [(s.t, s.device.energy_mj) for s in samples if s.device.energy_mj is not None]
-    start, end = max(start_t, reads[0][0]) if reads else start_t, min(end_t, reads[-1][0]) if reads else end_t
-    if len(reads) < 2 or end <= start:
+    if len(reads) < 2:
+        return None, 0.0
+    start, end = max(start_t, reads[0][0]), min(end_t, reads[-1][0])
+    if end <= start:
         return None, 0.0
     return (_counter_at(reads, end) - _counter_at(reads, start)) / 1000.0, end - start
 
