@@ -72,25 +72,49 @@ def _stat(values: list[float], fn) -> float | None:
 def counter_energy(samples: list[Sample], start_t: float, end_t: float) -> tuple[float | None, float]:
     """GPU joules from ``start_t`` to ``end_t`` by the device's cumulative energy counter, and the seconds of the
     window the counter's reads cover. The counter is read a few times a second, not on every sample (one NVML
-    energy read cost 3.5 ms of CPU on the H200, BENCHMARKS.md), so each edge of the window is interpolated
-    linearly between the reads around it. A window reaching past the first or last read is cut to the reads:
-    the energy is then that of the covered seconds, which the caller compares with the window."""
-    reads = [(s.t, s.device.energy_mj) for s in samples if s.device.energy_mj is not None]
+    energy read cost 3.5 ms of CPU on the H200, BENCHMARKS.md): see :func:`counter_between`."""
+    delta, covered = counter_between([(s.t, s.device.energy_mj) for s in samples if s.device.energy_mj is not None],
+                                     start_t, end_t)
+    return (None if delta is None else delta / 1000.0), covered
+
+
+def counter_between(reads: list[tuple[float, float]], start_t: float, end_t: float) -> tuple[float | None, float]:
+    """How much a counter that only grows (energy, CPU seconds), read at the times in ``reads``, grew from
+    ``start_t`` to ``end_t``, and the seconds of that span the reads cover. Each edge is interpolated linearly
+    between the reads around it. A span reaching past the first or last read is cut to the reads: the growth
+    is then that of the covered seconds, which the caller compares with the span."""
     if len(reads) < 2:
         return None, 0.0
     start, end = max(start_t, reads[0][0]), min(end_t, reads[-1][0])
     if end <= start:
         return None, 0.0
-    return (_counter_at(reads, end) - _counter_at(reads, start)) / 1000.0, end - start
+    return _counter_at(reads, end) - _counter_at(reads, start), end - start
 
 
 def _counter_at(reads: list[tuple[float, float]], t: float) -> float:
-    """The counter (mJ) at ``t``, between the two reads around it (``t`` within the reads)."""
+    """The counter at ``t``, between the two reads around it (``t`` within the reads)."""
     after = bisect_left(reads, t, key=lambda read: read[0])
     if after == 0:
         return reads[0][1]
     (t0, e0), (t1, e1) = reads[after - 1], reads[min(after, len(reads) - 1)]
     return e0 if t1 <= t0 else e0 + (e1 - e0) * (t - t0) / (t1 - t0)
+
+
+def cpu_share_pct(samples: list[Sample], label: str, start_t: float, end_t: float) -> float | None:
+    """``label``'s CPU share from ``start_t`` to ``end_t`` (100 = one core), from its CPU-seconds counter at the
+    tree walks around the edges. None when no walk covers half of the span (the caller falls back)."""
+    delta, covered = counter_between([(s.t, s.cpu_s[label]) for s in samples if label in s.cpu_s], start_t, end_t)
+    return None if delta is None or covered < 0.5 * (end_t - start_t) else 100.0 * delta / covered
+
+
+def host_cpu_share_pct(samples: list[Sample], start_t: float, end_t: float) -> float | None:
+    """The host's CPU share from ``start_t`` to ``end_t`` (0-100 over all cores), as :func:`cpu_share_pct`."""
+    walks = [(s.t, s.host_cpu_s) for s in samples if s.host_cpu_s is not None]
+    busy, covered = counter_between([(t, c[0]) for t, c in walks], start_t, end_t)
+    total, _ = counter_between([(t, c[1]) for t, c in walks], start_t, end_t)
+    if busy is None or not total or covered < 0.5 * (end_t - start_t):
+        return None
+    return 100.0 * busy / total
 
 
 def energy_stats(samples: list[Sample], start_t: float, end_t: float, cpu_energy_j: float | None,
@@ -100,8 +124,8 @@ def energy_stats(samples: list[Sample], start_t: float, end_t: float, cpu_energy
     util = [s.device.utilization_pct for s in window if s.device.utilization_pct is not None]
     temp = [s.device.temperature_c for s in window if s.device.temperature_c is not None]
     gpu_energy_j, _ = counter_energy(samples, start_t, end_t)
-    fg_cpu = [s.cpu_pct[FG] for s in window if FG in s.cpu_pct]
-    bg_cpu = [s.cpu_pct[BG] for s in window if BG in s.cpu_pct]
+    fg_cpu = _share_or_mean(samples, window, FG, start_t, end_t)
+    bg_cpu = _share_or_mean(samples, window, BG, start_t, end_t)
     return EnergyStats(
         window_s=round(end_t - start_t, 3),
         gpu_energy_j=None if gpu_energy_j is None else round(gpu_energy_j, 3),
@@ -109,8 +133,18 @@ def energy_stats(samples: list[Sample], start_t: float, end_t: float, cpu_energy
         utilization_avg_pct=_stat(util, mean), utilization_max_pct=_stat(util, max),
         temperature_max_c=_stat(temp, max),
         cpu_energy_j=cpu_energy_j, cpu_energy_note=cpu_note,
-        foreground_cpu_avg_pct=_stat(fg_cpu, mean), background_cpu_avg_pct=_stat(bg_cpu, mean),
+        foreground_cpu_avg_pct=fg_cpu, background_cpu_avg_pct=bg_cpu,
     )
+
+
+def _share_or_mean(samples: list[Sample], window: list[Sample], label: str, start_t: float,
+                   end_t: float) -> float | None:
+    """``label``'s CPU share over the window by its counter; samples without counters (older records, tests'
+    hand-made samples): the mean of the per-walk shares inside it."""
+    share = cpu_share_pct(samples, label, start_t, end_t)
+    if share is not None:
+        return round(share, 2)
+    return _stat([s.cpu_pct[label] for s in window if label in s.cpu_pct], mean)
 
 
 def without_device_figures(stats: EnergyStats, reason: str) -> EnergyStats:

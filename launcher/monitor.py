@@ -30,6 +30,12 @@ class Sample:
     cpu_pct: dict[str, float] = field(default_factory=dict)
     rss_mib: dict[str, float] = field(default_factory=dict)
     host_cpu_pct: float | None = None  # the whole host, 0-100 over all cores (since the last tree walk)
+    #: on the sample just after a tree walk only: each job's CPU seconds so far (a counter that only grows,
+    #: what its ended processes used included) and the host's (busy, total) CPU seconds. cpu_pct is the share
+    #: over the walk interval *before* the walk, up to tree_interval late; a window's CPU share interpolates
+    #: these counters at its edges instead (launcher/window_stats.py).
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    host_cpu_s: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -188,6 +194,9 @@ class Monitor:
         self._seen: set[str] = set()  # labels whose current job has shown a process (then walks are at 2 Hz)
         self._host_cpu: float | None = None
         self._host_times = _busy_and_total()
+        self._walked: dict[str, set[int]] = {}  # each label's pids at the last walk (sampler thread only)
+        self._ended_s: dict[str, float] = {}  # CPU seconds of a label's processes that have left its tree
+        self._counters: tuple[dict[str, float], tuple[float, float]] | None = None  # from a walk, not yet recorded
 
     def start(self) -> "Monitor":
         self.t0 = time.monotonic()
@@ -242,22 +251,35 @@ class Monitor:
             self._host_times = (busy, total)
         with self._lock:
             jobs = dict(self._jobs)
+        cpu_s: dict[str, float] = {}
         for label, job in jobs.items():
             pids = job.process_ids() if children is None else descendants(job.pid, children)
-            cpu = rss = 0.0
+            for pid in self._walked.get(label, set()) - pids:  # ended, or an earlier run's: keep what it used
+                self._leave(label, pid)
+            cpu = rss = live_s = 0.0
             for pid in pids:
                 try:
                     cpu += self._cpu_pct(pid)
+                    live_s += self._procs[pid][1]
                     rss += self._procs[pid][0].memory_info().rss / 2**20
                 except psutil.Error:
-                    self._procs.pop(pid, None)
+                    self._leave(label, pid)
+            self._walked[label] = pids
             with self._lock:
                 if self._jobs.get(label) is job:
                     self._pids[label] = pids
                     if pids:
                         self._seen.add(label)
             self._cpu[label], self._rss[label] = cpu, rss
+            cpu_s[label] = self._ended_s.get(label, 0.0) + live_s
+        self._counters = (cpu_s, (busy, total))
         self._last_tree = now
+
+    def _leave(self, label: str, pid: int) -> None:
+        """``pid`` is no longer in ``label``'s tree: its CPU seconds stay in the label's counter."""
+        known = self._procs.pop(pid, None)
+        if known is not None:
+            self._ended_s[label] = self._ended_s.get(label, 0.0) + known[1]
 
     def _cpu_pct(self, pid: int) -> float:
         """The process's CPU share (100 = one core) since the last walk; a process seen for the first time, since
@@ -281,8 +303,10 @@ class Monitor:
         job_mib = {label: sum(snapshot.by_pid.get(pid, 0.0) for pid in pids[label]) for label in jobs}
         if snapshot.error:
             self.note_error(snapshot.error)
+        counters, self._counters = self._counters, None
+        cpu_s, host_cpu_s = counters if counters is not None else ({}, None)
         self.samples.append(Sample(snapshot.at - self.t0, job_mib, snapshot.reading, dict(self._cpu), dict(self._rss),
-                                   self._host_cpu))
+                                   self._host_cpu, cpu_s, host_cpu_s))
 
     def _attribute_new(self, listed: dict[int, float], jobs: dict[str, RunningJob]) -> None:
         """Device processes not yet in a job's set: attribute them by ancestry now, not at the next walk.

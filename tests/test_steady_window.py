@@ -156,3 +156,20 @@ def test_a_window_past_the_last_counter_read_gets_the_covered_seconds_at_their_m
     stats = window_stats(points((0.5, 3), (2.2, 13)), [], samples, solo=True)
     assert stats.gpu_energy_j == pytest.approx(170.0) and stats.energy_counter_s == pytest.approx(1.5)
     assert counter_energy(samples[:1], 0.0, 1.0) == (None, 0.0)
+
+
+def test_a_window_cpu_share_comes_from_the_counter_not_from_shares_that_lag_a_walk():
+    # A job starts at 0.05 s and then uses its whole core; the tree is walked at 0.05 s and every 0.5 s after.
+    # Each sample's cpu_pct is the share over the walk interval before it (2% until the walk at 0.55 s).
+    walks = {0.05: 0.0, 0.55: 0.5, 1.05: 1.0, 1.55: 1.5}
+    samples = []
+    for tick in range(1, 33):
+        t = tick / 20
+        last_walk = max(w for w in walks if w <= t + 1e-9)
+        at_walk = abs(t - last_walk) < 1e-9
+        samples.append(Sample(t, {}, DeviceReading(), {"foreground": 2.0 if last_walk < 0.55 else 100.0}, {}, None,
+                              {"foreground": walks[last_walk]} if at_walk else {}, None))
+    stats = window_stats(points((0.1, 3), (1.1, 60)), [], samples, solo=True)
+    assert stats.foreground_cpu_pct == pytest.approx(100.0)
+    lagging = [s.cpu_pct["foreground"] for s in samples if 0.1 <= s.t <= 1.1]
+    assert sum(lagging) / len(lagging) < 60.0  # what the window read before
