@@ -102,9 +102,14 @@ def _counter_at(reads: list[tuple[float, float]], t: float) -> float:
 
 def cpu_share_pct(samples: list[Sample], label: str, start_t: float, end_t: float) -> float | None:
     """``label``'s CPU share from ``start_t`` to ``end_t`` (100 = one core), from its CPU-seconds counter at the
-    tree walks around the edges. None when no walk covers half of the span (the caller falls back)."""
+    tree walks around the edges. Not the mean of the samples' ``cpu_pct``: each is the share over the walk
+    interval before it, up to 0.5 s late, and in a 1 s window a solo spinner read 48% of its core that way (it
+    had 100%). Where no walk with a counter covers half of the span (older records, hand-made samples): that
+    mean, for want of better."""
     delta, covered = counter_between([(s.t, s.cpu_s[label]) for s in samples if label in s.cpu_s], start_t, end_t)
-    return None if delta is None or covered < 0.5 * (end_t - start_t) else 100.0 * delta / covered
+    if delta is not None and covered >= 0.5 * (end_t - start_t):
+        return 100.0 * delta / covered
+    return _mean_within(samples, start_t, end_t, lambda s: s.cpu_pct.get(label))
 
 
 def host_cpu_share_pct(samples: list[Sample], start_t: float, end_t: float) -> float | None:
@@ -112,9 +117,14 @@ def host_cpu_share_pct(samples: list[Sample], start_t: float, end_t: float) -> f
     walks = [(s.t, s.host_cpu_s) for s in samples if s.host_cpu_s is not None]
     busy, covered = counter_between([(t, c[0]) for t, c in walks], start_t, end_t)
     total, _ = counter_between([(t, c[1]) for t, c in walks], start_t, end_t)
-    if busy is None or not total or covered < 0.5 * (end_t - start_t):
-        return None
-    return 100.0 * busy / total
+    if busy is not None and total and covered >= 0.5 * (end_t - start_t):
+        return 100.0 * busy / total
+    return _mean_within(samples, start_t, end_t, lambda s: s.host_cpu_pct)
+
+
+def _mean_within(samples: list[Sample], start_t: float, end_t: float, value) -> float | None:
+    values = [v for s in samples if start_t <= s.t <= end_t and (v := value(s)) is not None]
+    return mean(values) if values else None
 
 
 def energy_stats(samples: list[Sample], start_t: float, end_t: float, cpu_energy_j: float | None,
@@ -124,8 +134,8 @@ def energy_stats(samples: list[Sample], start_t: float, end_t: float, cpu_energy
     util = [s.device.utilization_pct for s in window if s.device.utilization_pct is not None]
     temp = [s.device.temperature_c for s in window if s.device.temperature_c is not None]
     gpu_energy_j, _ = counter_energy(samples, start_t, end_t)
-    fg_cpu = _share_or_mean(samples, window, FG, start_t, end_t)
-    bg_cpu = _share_or_mean(samples, window, BG, start_t, end_t)
+    fg_cpu = cpu_share_pct(samples, FG, start_t, end_t)
+    bg_cpu = cpu_share_pct(samples, BG, start_t, end_t)
     return EnergyStats(
         window_s=round(end_t - start_t, 3),
         gpu_energy_j=None if gpu_energy_j is None else round(gpu_energy_j, 3),
@@ -133,18 +143,12 @@ def energy_stats(samples: list[Sample], start_t: float, end_t: float, cpu_energy
         utilization_avg_pct=_stat(util, mean), utilization_max_pct=_stat(util, max),
         temperature_max_c=_stat(temp, max),
         cpu_energy_j=cpu_energy_j, cpu_energy_note=cpu_note,
-        foreground_cpu_avg_pct=fg_cpu, background_cpu_avg_pct=bg_cpu,
+        foreground_cpu_avg_pct=_rounded(fg_cpu), background_cpu_avg_pct=_rounded(bg_cpu),
     )
 
 
-def _share_or_mean(samples: list[Sample], window: list[Sample], label: str, start_t: float,
-                   end_t: float) -> float | None:
-    """``label``'s CPU share over the window by its counter; samples without counters (older records, tests'
-    hand-made samples): the mean of the per-walk shares inside it."""
-    share = cpu_share_pct(samples, label, start_t, end_t)
-    if share is not None:
-        return round(share, 2)
-    return _stat([s.cpu_pct[label] for s in window if label in s.cpu_pct], mean)
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 def without_device_figures(stats: EnergyStats, reason: str) -> EnergyStats:

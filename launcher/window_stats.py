@@ -97,9 +97,9 @@ def window_stats(fg_points: list[ProgressPoint], bg_runs: list[list[ProgressPoin
         gpu_energy_j=_round(energy), energy_counter_s=_round(counter_s), energy_reliable=energy is not None,
         energy_note=energy_note, gpu_energy_per_foreground_sample_j=_round(per_sample, 6),
         power_avg_w=_round(mean(power) if power else None),
-        foreground_cpu_pct=_cpu_of(samples, inside, FG, start, end),
-        background_cpu_pct=None if solo else _cpu_of(samples, inside, BG, start, end),
-        host_cpu_pct=_host_cpu_of(samples, inside, start, end),
+        foreground_cpu_pct=_round(cpu_share_pct(samples, FG, start, end)),
+        background_cpu_pct=None if solo else _round(cpu_share_pct(samples, BG, start, end)),
+        host_cpu_pct=_round(host_cpu_share_pct(samples, start, end)),
     )
 
 
@@ -113,26 +113,6 @@ def _energy(samples: list[Sample], start: float, end: float) -> tuple[float | No
         return None, span, (f"unreliable: {span:.2f} s of energy counter in the window, under {MIN_ENERGY_WINDOW_S:g} s "
                             "(train longer: more probe steps)")
     return energy * (end - start) / span, span, ""
-
-
-def _cpu_of(samples: list[Sample], inside: list[Sample], label: str, start: float, end: float) -> float | None:
-    """The job's CPU share over the window, from its CPU-seconds counter at the tree walks around the window's
-    edges. Not the mean of the samples' ``cpu_pct``: each is the share over the walk interval before it, up to
-    0.5 s late, and in a 1.3 s window a solo spinner read 48% of its core that way (it had 100%). Samples
-    without counters: that mean."""
-    share = cpu_share_pct(samples, label, start, end)
-    if share is not None:
-        return _round(share)
-    values = [s.cpu_pct[label] for s in inside if label in s.cpu_pct]
-    return _round(mean(values)) if values else None
-
-
-def _host_cpu_of(samples: list[Sample], inside: list[Sample], start: float, end: float) -> float | None:
-    share = host_cpu_share_pct(samples, start, end)
-    if share is not None:
-        return _round(share)
-    values = [s.host_cpu_pct for s in inside if s.host_cpu_pct is not None]
-    return _round(mean(values)) if values else None
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:

@@ -61,4 +61,3 @@ def test_a_cpu_heavy_background_on_the_foregrounds_core_is_flagged_as_starving_i
     assert pair.fg_cpu_pct < 0.8 * pair.fg_solo.cpu_pct
     assert CPU_STARVED in pair.flags and "CPU-starved foreground" in pair.summary()
     assert pair.background_training_share > 0.9 and pair.sequential is not None
-
