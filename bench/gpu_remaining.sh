@@ -187,6 +187,25 @@ session9-sampler)
     step sampler_cost 30 python3 bench/sampler_cost.py --seconds 4 --calls 100
     GPUPAIR_OUT=$OUT step gpu_packed 100 python3 -m pytest -q -m gpu tests/gpu -k packed_pairs -p no:cacheprovider
     ;;
+session10)
+    # 2026-12-02, session 10: how many probe steps a peak needs (every built-in alone at 3/5/10/30 steps), then the
+    # matrix packed (jobs of a packed trial start together; verdicts clear of the limits rest on packed peaks,
+    # --confirm near-limits), then the 12-group study packed, both at PROBE_STEPS (~9.5 min)
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
+    [ -z "${SKIP_PROBE_BENCH:-}" ] && step probe_steps "${PROBE_LIMIT_S:-130}" python3 bench/probe_steps.py --steps 3,5,10,30
+    step matrix "${MATRIX_LIMIT_S:-260}" python3 -m gpupair_search.search.cli run --study matrix --parallel auto \
+        --probe-steps "${PROBE_STEPS:-5}" --results /tmp/matrix
+    cp /tmp/matrix/gpupair.db "$OUT/matrix.db"
+    python3 -m gpupair_search.search.cli status --study matrix --results /tmp/matrix > "$OUT/matrix_status.txt" 2>&1
+    step study_packed "${PACKED_LIMIT_S:-100}" python3 -m gpupair_search.search.cli run --study feasibility \
+        --parallel auto --probe-steps "${PROBE_STEPS:-5}" --results /tmp/packed
+    cp /tmp/packed/gpupair.db "$OUT/feasibility_packed.db"
+    python3 -m gpupair_search.search.cli status --study feasibility --results /tmp/packed > "$OUT/packed_status.txt" 2>&1
+    [ -n "${SERIAL_LIMIT_S:-}" ] && step study_serial "$SERIAL_LIMIT_S" python3 -m gpupair_search.search.cli run \
+        --study feasibility --parallel 1 --probe-steps "${PROBE_STEPS:-5}" --results /tmp/serial
+    [ -n "${SERIAL_LIMIT_S:-}" ] && cp /tmp/serial/gpupair.db "$OUT/feasibility_serial.db" && \
+        python3 -m gpupair_search.search.cli status --study feasibility --results /tmp/serial > "$OUT/serial_status.txt" 2>&1
+    ;;
 *)
-    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing|matrix|interference|matrix-alone|interference-twice|costs|left-after-7|session9-costs|session9-packed|session9-sampler" >&2; exit 2 ;;
+    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing|matrix|interference|matrix-alone|interference-twice|costs|left-after-7|session9-costs|session9-packed|session9-sampler|session10" >&2; exit 2 ;;
 esac

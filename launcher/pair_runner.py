@@ -1,7 +1,8 @@
 """Run one foreground/background pair on one device and measure it.
 
 Order of events: background starts -> it is *really* running (memory stopped growing, or a bound passed)
--> foreground starts -> both monitored -> foreground ends -> background stopped. The background is
+-> foreground starts -> both monitored -> foreground ends -> background stopped. Packed trials start both
+jobs at once (``RunOptions.start_together``): without the card's limit the order changes no peak. The background is
 restarted after each normal exit; quick exits again and again make the pair ``background_unstable``
 (the seed once ran 103 restarts of a stub and called it a pair).
 """
@@ -46,7 +47,7 @@ class RunOptions:
     monitor_hz: float = DEFAULT_HZ
     timeout_s: float = 3600.0
     probe: bool = False
-    probe_steps: int = 30  # --max-steps for jobs that have it, in probe mode
+    probe_steps: int = 30  # --max-steps for jobs that have it, in probe mode (a study's: its definition's)
     #: probe mode, jobs that have --min-train-s: the foreground trains at least this long, so that its steady-state
     #: window has >= 1 s of energy counter even for a fast model; the background BACKGROUND_TRAIN_FACTOR times as
     #: long, so that it trains through the foreground's start-up and window instead of restarting
@@ -65,6 +66,10 @@ class RunOptions:
     #: fork built-in workloads from the warm launcher (launcher.warm_start); None: where the device measures
     #: GPU memory only (on the CPU device a fork's RSS includes pages it shares with the launcher)
     warm_start: bool | None = None
+    #: start the foreground right after the background instead of once it is ready. Only where the order changes
+    #: no measurement: packed trials, whose jobs' peaks are measured without the card's limit (nobody can OOM
+    #: because the other came first), and whose throughput and energy are not figures of the pair alone anyway
+    start_together: bool = False
 
 
 @dataclass
@@ -331,7 +336,8 @@ class PairRun:
             started_ok = True
             if self.bg_job is not None:
                 self._start_background()
-                started_ok = self._timed("background_ready", self._wait_background_ready)
+                if not self.options.start_together:
+                    started_ok = self._timed("background_ready", self._wait_background_ready)
             if started_ok:
                 self._timed("foreground", self._run_foreground)
                 self._timed("background_finish", self._finish_background_probe)

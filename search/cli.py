@@ -150,7 +150,8 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
                                    "launcher that has imported torch: seconds faster), cold (fresh processes), or "
                                    "auto: warm on a GPU, cold on the CPU, where a fork's host memory is not its own."),
          models: Optional[Path] = opt.MODELS, repos_root: Optional[Path] = opt.REPOS_ROOT,
-         lenient: bool = opt.LENIENT, min_window_s: Optional[float] = opt.MIN_WINDOW_S) -> None:
+         lenient: bool = opt.LENIENT, min_window_s: Optional[float] = opt.MIN_WINDOW_S,
+         probe_steps: Optional[int] = opt.PROBE_STEPS) -> None:
     """Run one foreground/background pair and print its outcome, peaks and steady-state window."""
     from gpupair_search.launcher.devices import DeviceRequest, open_device
     from gpupair_search.launcher.devices.factory import study_kind
@@ -177,7 +178,8 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
         pair_dir = new_pair_dir(new_run_dir(results), spec)
         window_s = default_min_window_s(dev.study_kind) if min_window_s is None else min_window_s
         options = RunOptions(monitor_hz=monitor_hz, timeout_s=timeout, probe=probe,
-                             allow_foreign_processes=allow_foreign, warm_start=_START[start], min_window_s=window_s)
+                             allow_foreign_processes=allow_foreign, warm_start=_START[start], min_window_s=window_s,
+                             probe_steps=probe_steps or opt.DEFAULT_PROBE_STEPS)
         result = run_pair(spec, registry, dev, options, pair_dir)
         write_pair_results(result, pair_dir)
     finally:

@@ -18,6 +18,7 @@ from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.pair_runner import RunOptions
 from gpupair_search.launcher.sizes import parse_size_mib
 from gpupair_search.search.batch_grid import BatchGrid
+from gpupair_search.search.confirmation import Confirm
 from gpupair_search.search.extension import POLICIES
 from gpupair_search.studies import STUDIES
 
@@ -132,6 +133,10 @@ def card_size(kind: str, gpu_memory: str | None, cpu_memory: str | None) -> str 
 
 # -- how each pair runs --------------------------------------------------------------------------------
 PROBE = _switch(True, "--probe/--full-epoch", "Probe (short run to the memory plateau) or the seed's full epoch.")
+DEFAULT_PROBE_STEPS: int = _RUN["probe_steps"]
+PROBE_STEPS = typer.Option(None, "--probe-steps", min=1, max=100_000,
+                           help="Probes: built-ins train at most this many steps per epoch and evaluate as many "
+                                f"batches (--max-steps). Default: the study's, else {DEFAULT_PROBE_STEPS}.")
 TIMEOUT = typer.Option(DEFAULT_TIMEOUT_S, "--timeout", callback=_finite_in(0, 7 * 24 * 3600),
                        help="Seconds before a foreground is killed.")
 MONITOR_HZ = typer.Option(DEFAULT_MONITOR_HZ, "--monitor-hz", callback=_finite_in(0, MAX_MONITOR_HZ),
@@ -173,6 +178,19 @@ PARALLEL = typer.Option("1", "--parallel", callback=_parallel,
 CONFIRM_MARGIN = typer.Option(0.10, "--confirm-margin", callback=_finite_in(0, 1, low_open=False),
                               help="Packed results within this fraction of the card or of the safe limit are "
                                    "confirmed alone on the card (default 0.10).")
+
+def _confirm(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    if value is not None and value not in {c.value for c in Confirm}:
+        raise typer.BadParameter(f"{value!r}: expected one of {', '.join(c.value for c in Confirm)}")
+    return value
+
+
+CONFIRM = typer.Option(None, "--confirm", callback=_confirm,
+                       help="What a packed run measures again alone on the card: recommended (every configuration "
+                            "it recommends, and every packed result near a boundary) or near-limits (only those "
+                            "near a boundary; a recommendation measured packed, clearly under the limit, is exported "
+                            "as measured packed). Default: the study's (matrix: near-limits), else recommended.")
+
 
 def _grid(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
     if value is not None and value not in {g.value for g in BatchGrid}:

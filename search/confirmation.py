@@ -11,12 +11,28 @@ whose result replaces the packed one: a confirmation can overturn a packed verdi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 from optuna.trial import TrialState
 
 from gpupair_search.search.trial_record import PACKED, SERIAL, TrialView
 
 DEFAULT_MARGIN = 0.10
+
+
+class Confirm(str, Enum):
+    """What a packed study measures again alone on the card (``--confirm``).
+
+    ``recommended``: every configuration it recommends, and every packed result near a boundary; what a user
+    will train with has met the card's real OOMs. ``near-limits``: only packed results near a boundary; a
+    recommendation measured packed, clearly under the safe limit, rests on that (its export note says so). The
+    matrix's default: it surveys 110 pairs, and its packed and serial peaks agree (docs/GPU_FACTS.md)."""
+
+    RECOMMENDED = "recommended"
+    NEAR_LIMITS = "near-limits"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)

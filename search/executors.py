@@ -55,8 +55,9 @@ class DeviceExecutor:
         self.registry, self.device, self.options, self.observer = registry, device, options, observer
         self.run_dir = RunDir(results) if isinstance(results, Path) else results
         self.packed, self.abort = packed, abort
-        if packed:  # many pairs' loops wake the runner: each checks its jobs less often (memory is sampled anyway)
-            self.options = replace(options, poll_s=max(options.poll_s, PACKED_POLL_S))
+        if packed:  # many pairs' loops wake the runner: each checks its jobs less often (memory is sampled anyway);
+            # both jobs start at once, as their order changes no peak measured without the card's limit
+            self.options = replace(options, poll_s=max(options.poll_s, PACKED_POLL_S), start_together=True)
         self.sampler = DeviceSampler(device, options.monitor_hz, whole_device=False) if packed else None
         self._running = 0
         self._count_lock = threading.Lock()
@@ -90,5 +91,6 @@ class DeviceExecutor:
                                      "card_mib": described.get("emulated_card_mib", self.device.capacity_mib)}
         if self.packed:
             record["trials_at_start"] = concurrent  # this one included
+            record["jobs_started"] = "together" if self.options.start_together else "background first"
         return record
 

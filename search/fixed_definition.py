@@ -16,9 +16,11 @@ from typing import Any
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.spec import JobConfig, PairSpec
 from gpupair_search.search.batch_grid import STORED_BEFORE_GRIDS
+from gpupair_search.search.confirmation import Confirm
 from gpupair_search.search.baselines import default_baselines, default_min_window_s
 
 DEFINITION_KEY = "definition"
+STORED_BEFORE_PROBE_STEPS = 30
 #: The device kinds a study can be measured on, with the suffix of its name. Each keeps its own study, so a
 #: CPU or a simulated run can never mix its numbers into a GPU study of the same settings.
 DEVICE_KINDS = {"gpu": "", "cpu": "-cpu", "simulated": "-simulated"}
@@ -53,6 +55,10 @@ class FixedDefinition:
     confirm_margin: float = 0.10
     #: the extension's candidate batch sizes (--batch-grid); a study stored without one ran the unit search
     batch_grid: str = STORED_BEFORE_GRIDS
+    #: probes: built-ins' --max-steps (launcher RunOptions.probe_steps); a study stored without one ran 30
+    probe_steps: int = STORED_BEFORE_PROBE_STEPS
+    #: what packed trials are confirmed alone (--confirm); a study stored without one confirmed its recommendations
+    confirm: str = Confirm.RECOMMENDED.value
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

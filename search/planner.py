@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from optuna.trial import TrialState
 
 from gpupair_search.launcher.spec import PairSpec
-from gpupair_search.search.confirmation import DEFAULT_MARGIN, ConfirmationRule, evidence
+from gpupair_search.search.confirmation import DEFAULT_MARGIN, Confirm, ConfirmationRule, Evidence, evidence
 from gpupair_search.search.batch_grid import BatchGrid
 from gpupair_search.search.extension import Config, Policy, search_policy
 from gpupair_search.search.memory_model import LinearMemoryModel, Observation, fit_linear, observations_from_trial
@@ -28,6 +28,11 @@ class ExtensionOptions:
     floor: int = 1
     confirm_margin: float = DEFAULT_MARGIN  # packed results this close to the card or the limit are re-measured
     grid: BatchGrid = BatchGrid.DIVISORS  # which batch sizes are candidates (--batch-grid)
+    confirm: Confirm = Confirm.RECOMMENDED  # whether a recommendation measured packed is confirmed alone (--confirm)
+
+    @property
+    def confirms_recommendations(self) -> bool:
+        return self.confirm is Confirm.RECOMMENDED
 
 
 @dataclass
@@ -87,7 +92,8 @@ def predict_pair(pair: PairSpec, config: Config, models: dict[str, LinearMemoryM
 def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: dict[str, LinearMemoryModel],
               safe_limit_mib: float, options: ExtensionOptions, card_mib: float | None = None) -> PairPlan:
     """The pair's verdict and next trial. Packed measurements count only as :mod:`.confirmation` allows: a
-    configuration measured packed near a boundary, and every recommendation, is measured again alone."""
+    configuration measured packed near a boundary, and (``options.confirm``) every recommendation, is measured
+    again alone."""
     plan = PairPlan(pair, original, trials=views)
     known = evidence(views, ConfirmationRule(safe_limit_mib, card_mib, options.confirm_margin))
     finished = [v for v in known.usable if v.state in (TrialState.COMPLETE, TrialState.FAIL)]
@@ -101,7 +107,7 @@ def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: 
         return plan
     if initial.feasible:
         plan.verdict, plan.recommended, plan.recommended_peak_mib = FITS, original, initial.peak_mib
-        return _confirm(plan, original, models) if known.packed_only(original) else plan
+        return _confirm(plan, original, models) if _unconfirmed(known, original, options) else plan
     if original == (None, None):
         plan.verdict, plan.detail = NOT_REDUCIBLE, "neither job has a batch-size knob"
         return plan
@@ -139,7 +145,13 @@ def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: 
     plan.verdict, plan.recommended = FITS_REDUCED, path[first - 1]
     plan.recommended_peak_mib = next(v.peak_mib for v in on_path if v.config == plan.recommended
                                      and v.state is TrialState.COMPLETE)
-    return _confirm(plan, plan.recommended, models) if known.packed_only(plan.recommended) else plan
+    return _confirm(plan, plan.recommended, models) if _unconfirmed(known, plan.recommended, options) else plan
+
+
+def _unconfirmed(known: Evidence, recommended: Config, options: ExtensionOptions) -> bool:
+    """Whether the recommendation still needs its trial alone on the card: it was measured only packed, and the
+    study confirms what it recommends (a packed result near a boundary is never usable, see :func:`evidence`)."""
+    return options.confirms_recommendations and known.packed_only(recommended)
 
 
 def _confirm(plan: PairPlan, config: Config, models: dict[str, LinearMemoryModel]) -> PairPlan:

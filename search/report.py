@@ -22,6 +22,7 @@ from gpupair_search.search import interference_view, plots
 from gpupair_search.search.interference import pair_interference, worth_a_note
 from gpupair_search.search.console import budget_words, measured_trials
 from gpupair_search.search.batch_grid import STORED_BEFORE_GRIDS, batch_grid
+from gpupair_search.search.confirmation import Confirm
 from gpupair_search.search.extension import Policy
 from gpupair_search.search.labels import batches, pair_label
 from gpupair_search.search.confirmation import DEFAULT_MARGIN
@@ -70,7 +71,8 @@ def open_results(study: str | None, settings: Path | None, storage: str | None, 
                                  policy=str(attrs.get("policy", Policy.BACKGROUND_FIRST.value)),
                                  floor=int(attrs.get("floor", 1)),
                                  confirm_margin=float(attrs.get("confirm_margin", DEFAULT_MARGIN)),
-                                 grid=batch_grid(attrs.get("batch_grid", STORED_BEFORE_GRIDS)))
+                                 grid=batch_grid(attrs.get("batch_grid", STORED_BEFORE_GRIDS)),
+                                 confirm=Confirm(attrs.get("confirm", Confirm.RECOMMENDED.value)))
     settings_ = StudySettings(found[0], float(attrs.get("card_mib", inputs.card_mib)),
                               float(attrs.get("safe_limit_mib", inputs.safe_limit_mib)), extension)
     return FeasibilityStudy.read(loaded, settings_, inputs.experiment, inputs.registry,

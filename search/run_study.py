@@ -20,6 +20,7 @@ from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.pair_runner import RunOptions
 from gpupair_search.search import cli_options as opt
 from gpupair_search.search.batch_grid import BatchGrid, batch_grid
+from gpupair_search.search.confirmation import Confirm
 from gpupair_search.search.console import Progress, budget_words, interference_lines, verdicts_text
 from gpupair_search.search.interference import pair_interference, worth_a_note
 from gpupair_search.search.executors import DeviceExecutor, RunDir
@@ -65,6 +66,8 @@ class RunRequest:
     cpus: str | None = field(default=None, metadata={"option": opt.CPUS})  # a worker's own cores, e.g. "0-15"
     baselines: bool | None = field(default=None, metadata={"option": opt.BASELINES})  # None: the kind's default
     min_window_s: float | None = field(default=None, metadata={"option": opt.MIN_WINDOW_S})  # None: the kind's
+    probe_steps: int | None = field(default=None, metadata={"option": opt.PROBE_STEPS})  # None: the study's
+    confirm: str | None = field(default=None, metadata={"option": opt.CONFIRM})  # None: the study's
 
     def worker_argv(self, device: str, storage: str) -> list[str]:
         """The ``worker`` command that runs this request on ``device`` against ``storage``."""
@@ -110,15 +113,17 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
             typer.echo(f"warning: {warning}", err=True)
     extension = ExtensionOptions(enabled=req.extend, policy=_policy(req.policy), floor=req.floor,
                                  confirm_margin=req.confirm_margin,
-                                 grid=batch_grid(req.batch_grid))
+                                 grid=batch_grid(req.batch_grid),
+                                 confirm=Confirm(req.confirm or inputs.confirm or Confirm.RECOMMENDED.value))
     if gpus:
         return _run_workers(req, inputs, extension, gpus)
     fs = open_study(inputs, req.storage, req.results, extension, kind, req.probe, req.name, req.baselines,
-                    req.min_window_s)
+                    req.min_window_s, req.probe_steps)
     progress = Progress(len(inputs.experiment.pairs), inputs.safe_limit_mib, kind == "simulated")
     options = RunOptions(monitor_hz=req.monitor_hz, timeout_s=req.timeout, probe=req.probe,
                          allow_foreign_processes=req.allow_foreign,
-                         min_window_s=(fs.definition.min_window_s if fs.definition else None) or 0.0)
+                         min_window_s=(fs.definition.min_window_s if fs.definition else None) or 0.0,
+                         probe_steps=fs.definition.probe_steps if fs.definition else RunOptions.probe_steps)
     run_dir = RunDir(req.results)
     unconstrained, slots = _packing_device(req, inputs, choice)
     serial = lambda: _serial_executor(fs, inputs, req, choice, options, run_dir, progress)  # noqa: E731
@@ -207,7 +212,8 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
                                 "stored. --gpus needs NVIDIA GPUs; without them drop it and pass --device cpu or "
                                 "--device sim") from None
     url = req.storage or default_storage_url(req.results)
-    fs = open_study(inputs, url, req.results, extension, "gpu", req.probe, req.name, req.baselines, req.min_window_s)
+    fs = open_study(inputs, url, req.results, extension, "gpu", req.probe, req.name, req.baselines, req.min_window_s,
+                    req.probe_steps)
     retried = fs.recover_stale()
     added = fs.enqueue_baselines() + fs.enqueue_initial()
     shares = worker_shares(len(gpus))

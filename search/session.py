@@ -7,6 +7,7 @@ from pathlib import Path
 from gpupair_search.launcher.devices.base import NoDeviceError
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.experiments import Experiment
+from gpupair_search.launcher.pair_runner import RunOptions
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.results import ensure_results_dir
 from gpupair_search.launcher.devices.simulated import SimulatedDevice
@@ -34,6 +35,8 @@ class StudyInputs:
     likely_failures_first: bool = False  # the named study's work order (search/work_order.py)
     baselines: bool | None = None  # the named study's default for --baselines (None: the device kind's)
     min_window_s: float | None = None  # the named study's default for --min-window-s (None: the device kind's)
+    probe_steps: int | None = None  # the named study's default for --probe-steps (None: the launcher's)
+    confirm: str | None = None  # the named study's default for --confirm (None: recommended)
 
 
 def _size(value, where: str) -> float:
@@ -73,7 +76,7 @@ def resolve_inputs(study: str | None, settings: Path | None, models: Path | None
     if not named:
         return StudyInputs(name, experiment, registry, card, limit)
     return StudyInputs(name, experiment, registry, card, limit, definition.likely_failures_first,
-                       definition.baselines, definition.min_window_s)
+                       definition.baselines, definition.min_window_s, definition.probe_steps, definition.confirm)
 
 
 def simulated_device(inputs: StudyInputs, profiles_dir: Path | None = None) -> SimulatedDevice:
@@ -98,7 +101,8 @@ def study_name(base: str, kind: str) -> str:
 
 
 def fixed_definition(inputs: StudyInputs, name: str, extension: ExtensionOptions, kind: str,
-                     probe: bool, baselines: bool | None = None, min_window_s: float | None = None) -> FixedDefinition:
+                     probe: bool, baselines: bool | None = None, min_window_s: float | None = None,
+                     probe_steps: int | None = None) -> FixedDefinition:
     """What this run would measure, for comparison with what the study was created with."""
     experiment, registry = inputs.experiment, inputs.registry
     return FixedDefinition(
@@ -109,7 +113,9 @@ def fixed_definition(inputs: StudyInputs, name: str, extension: ExtensionOptions
         min_window_s=float(_first_given(min_window_s, inputs.min_window_s, default_min_window_s(kind))),
         settings_file=str(Path(experiment.file).resolve()), settings_sha256=file_digest(experiment.file),
         models_file=str(Path(registry.file).resolve()), models_sha256=file_digest(registry.file),
-        pairs=tuple(pair_record(p, registry.batch_sizes(p)) for p in experiment.pairs), batch_grid=str(extension.grid))
+        pairs=tuple(pair_record(p, registry.batch_sizes(p)) for p in experiment.pairs), batch_grid=str(extension.grid),
+        probe_steps=int(_first_given(probe_steps, inputs.probe_steps, RunOptions.probe_steps)),
+        confirm=str(extension.confirm))
 
 
 def _first_given(*values):
@@ -119,12 +125,13 @@ def _first_given(*values):
 
 def open_study(inputs: StudyInputs, storage: str | None, results: Path, extension: ExtensionOptions,
                kind: str = "gpu", probe: bool = True, name: str | None = None,
-               baselines: bool | None = None, min_window_s: float | None = None) -> FeasibilityStudy:
+               baselines: bool | None = None, min_window_s: float | None = None,
+               probe_steps: int | None = None) -> FeasibilityStudy:
     """Create the study, or resume it; a stored study with another definition stops here, unchanged."""
     url = storage or default_storage_url(results)
     full_name = study_name(name or inputs.name, kind)
     settings = StudySettings(full_name, inputs.card_mib, inputs.safe_limit_mib, extension)
-    definition = fixed_definition(inputs, full_name, extension, kind, probe, baselines, min_window_s)
+    definition = fixed_definition(inputs, full_name, extension, kind, probe, baselines, min_window_s, probe_steps)
     fs = FeasibilityStudy.open(url, settings, inputs.experiment, inputs.registry,
                                profile_observations(load_profiles()), definition)
     fs.artifact_store = artifact_store(results)

@@ -184,9 +184,12 @@ class FeasibilityStudy:
 
     def goes_serial(self, trial: FrozenTrial) -> bool:
         """Whether a queued trial should wait for the serial phase rather than run packed: a confirmation, or a
-        configuration predicted to fit clearly, which would be recommended and so confirmed alone anyway."""
+        configuration predicted to fit clearly, which would be recommended and so confirmed alone anyway (where
+        the study confirms its recommendations, ``--confirm recommended``)."""
         if trial.user_attrs.get("phase") in (CONFIRM_PHASE, BASELINE_PHASE):  # baselines: energy needs the GPU alone
             return True
+        if not self.settings.extension.confirms_recommendations:
+            return False
         predicted = trial.user_attrs.get(PREDICTED_KEY)
         margin = self.settings.extension.confirm_margin
         return predicted is not None and predicted <= self.settings.safe_limit_mib * (1 - margin)

@@ -20,6 +20,10 @@ class StudyDefinition:
     #: search/baselines.py). A study that answers memory only needs neither: its probes are as short as a peak allows.
     baselines: bool | None = None
     min_window_s: float | None = None
+    #: The study's defaults for ``--probe-steps`` and ``--confirm`` (None: the tool's, ``RunOptions.probe_steps``
+    #: and ``recommended``, search/confirmation.py).
+    probe_steps: int | None = None
+    confirm: str | None = None
 
 
 def get_study(name: str) -> StudyDefinition:

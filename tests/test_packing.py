@@ -179,6 +179,22 @@ def test_packed_pairs_share_one_sampler_and_each_gets_its_own_jobs_memory(tmp_pa
         assert results[pair.group].measurement["mode"] == PACKED
 
 
+def test_a_packed_pair_starts_its_foreground_without_waiting_for_the_background(tmp_path, fixture_registry):
+    """Without the card's limit the order changes no peak, so a packed trial does not wait for its background to
+    be ready; a serial one, on the card, does (an OOM there depends on who allocated first)."""
+    pair = PairSpec(1, JobConfig("fixture", "ok", {"seconds": 1.0, "alloc_mib": 40.0}),
+                    JobConfig("fixture", "ok", {"seconds": 30, "alloc_mib": 60.0}))
+    options = RunOptions(timeout_s=60)
+    packed = DeviceExecutor(fixture_registry, CpuDevice(None), options, tmp_path / "packed", packed=True).run(pair, 1)
+    serial = DeviceExecutor(fixture_registry, CpuDevice(None), options, tmp_path / "serial").run(pair, 1)
+
+    assert packed.outcome.value == serial.outcome.value == "ok"
+    assert packed.measurement["jobs_started"] == "together" and "background_ready" not in packed.phase_seconds
+    assert packed.foreground_window[0] < options.background_settle_s <= serial.foreground_window[0]
+    for result in (packed, serial):  # both jobs measured either way
+        assert result.memory.foreground_peak_mib >= 40 and result.memory.background_peak_mib >= 60
+
+
 def test_sigkill_of_a_packing_runner_leaves_no_process_and_loses_no_trial(tmp_path):
     results = tmp_path / "results"
     pidfile = tmp_path / "pids.txt"
