@@ -206,6 +206,19 @@ session10)
     [ -n "${SERIAL_LIMIT_S:-}" ] && cp /tmp/serial/gpupair.db "$OUT/feasibility_serial.db" && \
         python3 -m gpupair_search.search.cli status --study feasibility --results /tmp/serial > "$OUT/serial_status.txt" 2>&1
     ;;
+session10b)
+    # 2026-12-02, session 10, call 2: why packed heavy probes crawl (K copies of one probe at once, warm and
+    # cold), the heavy built-ins' probe-step peaks, and the 12-group study serially at PROBE_STEPS (~7 min)
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
+    step packed_copies 170 python3 bench/packed_copies.py --workload Person_reID_baseline_pytorch/densenet121 \
+        --copies 1,4 --steps 5 --timeout-s 40
+    step probe_steps 100 python3 bench/probe_steps.py --steps 3,5,30 --models \
+        pytorch_resnet_cifar10/resnet20,Person_reID_baseline_pytorch/densenet121,Person_reID_baseline_pytorch/hrnet18,Person_reID_baseline_pytorch/pcb,VulBERTa/mlp,VulBERTa/cnn,MRT-OAST/default
+    step study_serial "${SERIAL_LIMIT_S:-150}" python3 -m gpupair_search.search.cli run --study feasibility \
+        --parallel 1 --probe-steps "${PROBE_STEPS:-5}" --results /tmp/serial
+    cp /tmp/serial/gpupair.db "$OUT/feasibility_serial.db"
+    python3 -m gpupair_search.search.cli status --study feasibility --results /tmp/serial > "$OUT/serial_status.txt" 2>&1
+    ;;
 *)
-    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing|matrix|interference|matrix-alone|interference-twice|costs|left-after-7|session9-costs|session9-packed|session9-sampler|session10" >&2; exit 2 ;;
+    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing|matrix|interference|matrix-alone|interference-twice|costs|left-after-7|session9-costs|session9-packed|session9-sampler|session10|session10b" >&2; exit 2 ;;
 esac
