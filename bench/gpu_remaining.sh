@@ -219,6 +219,25 @@ session10b)
     cp /tmp/serial/gpupair.db "$OUT/feasibility_serial.db"
     python3 -m gpupair_search.search.cli status --study feasibility --results /tmp/serial > "$OUT/serial_status.txt" 2>&1
     ;;
+session10c)
+    # 2026-12-02, session 10, call 3, after probes train one epoch (the matrix's jobs ran their models-file default of
+    # 10-200 epochs) and default to 5 steps: the matrix packed; the 12-group study packed, then serially, memory
+    # verdicts only (no baselines, no window); the heavy built-ins' probe-step peaks (~9.5 min)
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
+    step matrix "${MATRIX_LIMIT_S:-250}" python3 -m gpupair_search.search.cli run --study matrix --parallel auto \
+        --results /tmp/matrix
+    cp /tmp/matrix/gpupair.db "$OUT/matrix.db"
+    python3 -m gpupair_search.search.cli status --study matrix --results /tmp/matrix > "$OUT/matrix_status.txt" 2>&1
+    for mode in packed serial; do
+        [ "$mode" = packed ] && parallel=auto limit=${PACKED_LIMIT_S:-80} || parallel=1 limit=${SERIAL_LIMIT_S:-130}
+        step "study_$mode" "$limit" python3 -m gpupair_search.search.cli run --study feasibility --parallel "$parallel" \
+            --no-baselines --min-window-s 0 --results "/tmp/$mode"
+        cp "/tmp/$mode/gpupair.db" "$OUT/feasibility_$mode.db"
+        python3 -m gpupair_search.search.cli status --study feasibility --results "/tmp/$mode" > "$OUT/${mode}_status.txt" 2>&1
+    done
+    step probe_steps "${PROBE_LIMIT_S:-80}" python3 bench/probe_steps.py --steps 3,5,30 --models \
+        pytorch_resnet_cifar10/resnet20,Person_reID_baseline_pytorch/densenet121,Person_reID_baseline_pytorch/hrnet18,Person_reID_baseline_pytorch/pcb,VulBERTa/mlp,VulBERTa/cnn,MRT-OAST/default
+    ;;
 *)
-    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing|matrix|interference|matrix-alone|interference-twice|costs|left-after-7|session9-costs|session9-packed|session9-sampler|session10|session10b" >&2; exit 2 ;;
+    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing|matrix|interference|matrix-alone|interference-twice|costs|left-after-7|session9-costs|session9-packed|session9-sampler|session10|session10b|session10c" >&2; exit 2 ;;
 esac

@@ -25,7 +25,7 @@ from gpupair_search.launcher.monitor import DEFAULT_HZ, DeviceSampler, Monitor, 
 from gpupair_search.launcher.outcome import (TRAINING_PROGRESS, JobEnd, Outcome, PairLimits, classify, explain, read_log,
                                             scan_log)
 from gpupair_search.launcher.process import RunningJob, start_job
-from gpupair_search.launcher.registry import BATCH_SIZE, MAX_STEPS, MIN_TRAIN_S, Registry
+from gpupair_search.launcher.registry import BATCH_SIZE, DEFAULT_PROBE_STEPS, EPOCHS, MAX_STEPS, MIN_TRAIN_S, Registry
 from gpupair_search.launcher.spec import JobConfig, PairSpec
 from gpupair_search.launcher.steady_window import ProgressTail, user_steps_pattern
 from gpupair_search.launcher.window_stats import WindowStats, background_warning, window_stats
@@ -47,7 +47,7 @@ class RunOptions:
     monitor_hz: float = DEFAULT_HZ
     timeout_s: float = 3600.0
     probe: bool = False
-    probe_steps: int = 30  # --max-steps for jobs that have it, in probe mode (a study's: its definition's)
+    probe_steps: int = DEFAULT_PROBE_STEPS  # --max-steps for jobs that have it, in probe mode (a study's: its definition's)
     #: probe mode, jobs that have --min-train-s: the foreground trains at least this long, so that its steady-state
     #: window has >= 1 s of energy counter even for a fast model; the background BACKGROUND_TRAIN_FACTOR times as
     #: long, so that it trains through the foreground's start-up and window instead of restarting
@@ -111,13 +111,22 @@ BACKGROUND_TRAIN_FACTOR = 5.0
 
 
 def probe_job(job: JobConfig, registry: Registry, steps: int, min_train_s: float = 0.0) -> JobConfig:
-    """In probe mode a built-in stops after ``steps`` steps (its first epoch after at least ``min_train_s``
-    seconds of training, where it has --min-train-s) and one evaluation pass."""
+    """In probe mode a built-in trains one epoch of ``steps`` steps (at least ``min_train_s`` seconds of training,
+    where it has --min-train-s) and one evaluation pass. One epoch: --max-steps caps the steps *per epoch*, and
+    every later epoch repeats the first one's batches, memory and evaluation, so it could only add time. At its
+    models-file default of 200 epochs, resnet20's 30-step probe took 68.6 s on the H200 (BENCHMARKS.md)."""
     if registry.supports(job, MAX_STEPS) and not job.hyperparameters.get(MAX_STEPS):
         job = job.with_hyperparameter(MAX_STEPS, steps)
+        if registry.supports(job, EPOCHS) and _more_than_one(job.hyperparameters.get(EPOCHS)):
+            job = job.with_hyperparameter(EPOCHS, 1)
     if min_train_s > 0 and registry.supports(job, MIN_TRAIN_S) and not job.hyperparameters.get(MIN_TRAIN_S):
         job = job.with_hyperparameter(MIN_TRAIN_S, round(min_train_s, 3))
     return job
+
+
+def _more_than_one(epochs: Any) -> bool:
+    """An epoch count above 1, or none given (the script's own default, which is more than one for the built-ins)."""
+    return epochs is None or (isinstance(epochs, (int, float)) and not isinstance(epochs, bool) and epochs > 1)
 
 
 class PairRun:

@@ -23,7 +23,11 @@ from gpupair_search.launcher.spec import JobConfig, PairSpec
 
 BATCH_SIZE = "batch_size"
 MAX_STEPS = "max_steps"
+#: A probe's --max-steps unless the study says otherwise: on the H200 every built-in's peak at 5 steps equalled
+#: its peak at 30 (bench/probe_steps.py, BENCHMARKS.md); 3 was too few for two of them.
+DEFAULT_PROBE_STEPS = 5
 MIN_TRAIN_S = "min_train_s"  # built-ins: the first epoch trains at least this long (a probe's steady-state window)
+EPOCHS = "epochs"
 _MAX_BATCH_SIZE = 65536
 
 

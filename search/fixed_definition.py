@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from gpupair_search.launcher.errors import UserError
+from gpupair_search.launcher.registry import DEFAULT_PROBE_STEPS
 from gpupair_search.launcher.spec import JobConfig, PairSpec
 from gpupair_search.search.batch_grid import STORED_BEFORE_GRIDS
 from gpupair_search.search.confirmation import Confirm
@@ -55,10 +56,15 @@ class FixedDefinition:
     confirm_margin: float = 0.10
     #: the extension's candidate batch sizes (--batch-grid); a study stored without one ran the unit search
     batch_grid: str = STORED_BEFORE_GRIDS
-    #: probes: built-ins' --max-steps (launcher RunOptions.probe_steps); a study stored without one ran 30
-    probe_steps: int = STORED_BEFORE_PROBE_STEPS
+    #: probes: built-ins' --max-steps (launcher RunOptions.probe_steps); a study stored without one ran 30. None in
+    #: a run's definition: not asked for, so a stored study goes on with its own, and a new one gets the default
+    probe_steps: int | None = STORED_BEFORE_PROBE_STEPS
     #: what packed trials are confirmed alone (--confirm); a study stored without one confirmed its recommendations
     confirm: str = Confirm.RECOMMENDED.value
+
+    def for_new_study(self) -> "FixedDefinition":
+        """The definition to store: what the run left to the default, filled in."""
+        return replace(self, probe_steps=DEFAULT_PROBE_STEPS) if self.probe_steps is None else self
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -82,6 +88,8 @@ class FixedDefinition:
             if f.name in _NOT_COMPARED:
                 continue
             stored, current = getattr(self, f.name), getattr(now, f.name)
+            if current is None and f.name in _AS_STORED:
+                continue
             if stored != current:
                 lines.append(f"{f.name}: stored {_show(stored)}, now {_show(current)}")
         stored_pairs = {p["key"]: p for p in self.pairs}
@@ -130,6 +138,9 @@ def pair_record(pair: PairSpec, original: tuple[int | None, int | None]) -> dict
 # what is derived from the rest (warnings, the places repeats came from), are kept but not compared.
 _NOT_COMPARED = {"name", "pairs", "settings_file", "models_file"}
 _PAIR_NOT_COMPARED = {"warnings", "repeated_at"}
+#: Left to the default by a run (None), these go on as the stored study has them: a changed default must not
+#: stop a study that was started under the old one.
+_AS_STORED = {"probe_steps"}
 
 
 def file_digest(path: Path) -> str:

@@ -123,7 +123,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
     options = RunOptions(monitor_hz=req.monitor_hz, timeout_s=req.timeout, probe=req.probe,
                          allow_foreign_processes=req.allow_foreign,
                          min_window_s=(fs.definition.min_window_s if fs.definition else None) or 0.0,
-                         probe_steps=fs.definition.probe_steps if fs.definition else RunOptions.probe_steps)
+                         probe_steps=(fs.definition.probe_steps if fs.definition else None) or RunOptions.probe_steps)
     run_dir = RunDir(req.results)
     unconstrained, slots = _packing_device(req, inputs, choice)
     serial = lambda: _serial_executor(fs, inputs, req, choice, options, run_dir, progress)  # noqa: E731

@@ -97,6 +97,7 @@ class FeasibilityStudy:
             except optuna.exceptions.DuplicatedStudyError:  # another worker created it a moment ago
                 existing = _load_study(storage, settings.name, wait_for_definition=definition is not None)
             else:
+                definition = definition.for_new_study() if definition is not None else None
                 _write_definition(study, settings, experiment, definition)
                 return cls(study, settings, experiment, registry, profile_obs, definition)
         stored = stored_definition(existing)
@@ -104,6 +105,7 @@ class FeasibilityStudy:
             stored.check_same(definition)
             return cls(existing, settings, experiment, registry, profile_obs, stored)
         if stored is None and definition is not None:  # a study from before definitions were kept
+            definition = definition.for_new_study()
             existing.set_user_attr(DEFINITION_KEY, definition.to_json())
         return cls(existing, settings, experiment, registry, profile_obs, definition)
 

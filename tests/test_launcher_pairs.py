@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -134,3 +135,26 @@ def test_hyperparameter_values_reach_the_script_literally(tmp_path, fixture_regi
 def test_a_new_run_never_reuses_a_run_directory(tmp_path):
     first, second = new_run_dir(tmp_path), new_run_dir(tmp_path)
     assert first != second and first.exists() and second.exists()
+
+
+def test_a_probe_trains_one_epoch_whatever_epochs_the_job_is_configured_with(tmp_path):
+    """--max-steps caps the steps of each epoch, so a probe of a job at its models-file default (resnet20: 200
+    epochs) would train every epoch; the probe stops after the first, which holds the peak, and records it."""
+    from gpupair_search.launcher.pair_runner import probe_job
+    from gpupair_search.studies.matrix import bundled_registry, default_hyperparameters
+
+    registry = bundled_registry()
+    many = JobConfig("pytorch_resnet_cifar10", "resnet20", default_hyperparameters(registry, "pytorch_resnet_cifar10/resnet20"))
+    assert many.hyperparameters["epochs"] == 200
+    probed = probe_job(many, registry, steps=5)
+    assert probed.hyperparameters["epochs"] == 1 and probed.hyperparameters["max_steps"] == 5
+    unset = JobConfig("examples", "mnist", {})
+    assert probe_job(unset, registry, steps=5).hyperparameters["epochs"] == 1  # the script's default is 10
+
+    mnist = JobConfig("examples", "mnist", {"epochs": 3, "batch_size": 8})
+    result = run_pair(PairSpec(1, mnist, None), registry, CpuDevice(), RunOptions(probe=True, probe_steps=2, timeout_s=300),
+                      tmp_path / "pair")
+    assert result.outcome.value == "ok", result.error_message
+    log = (tmp_path / "pair" / "training.log").read_text()
+    assert re.search(r"^Epoch 1 step 2/2 ", log, re.M) and not re.search(r"^Epoch 2 ", log, re.M)
+    assert result.foreground.hyperparameters["epochs"] == 1  # the record says what ran

@@ -48,6 +48,8 @@ def copy_of(finished, tmp_path) -> tuple[Path, Path]:
     (["--full-epoch"], "probe: stored True, now False"),
     (["--no-extend"], "extend: stored True, now False"),
     (["--batch-grid", "any"], "batch_grid: stored 'divisors', now 'any'"),
+    (["--probe-steps", "7"], "probe_steps: stored 5, now 7"),
+    (["--confirm", "near-limits"], "confirm: stored 'recommended', now 'near-limits'"),
 ])
 def test_rerunning_a_finished_study_with_another_definition_stops_and_changes_nothing(finished, tmp_path, change,
                                                                                       stored_vs_now):
@@ -57,6 +59,28 @@ def test_rerunning_a_finished_study_with_another_definition_stops_and_changes_no
     assert done.returncode != 0
     assert stored_vs_now in done.stderr and "--name" in done.stderr and "Traceback" not in done.stderr
     assert snapshot(results) == before
+
+
+def test_a_study_from_before_probe_steps_were_kept_goes_on_with_the_30_it_ran(finished, tmp_path):
+    """The default went from 30 probe steps to 5: a study stored without the field ran 30, and a run that does not
+    ask for a number resumes it as it is; asking for another is a changed definition."""
+    import optuna
+
+    results, settings = copy_of(finished, tmp_path)
+    url = f"sqlite:///{results / 'gpupair.db'}"
+    [name] = optuna.get_all_study_names(url)
+    study = optuna.load_study(study_name=name, storage=url)
+    old = {k: v for k, v in study.user_attrs["definition"].items() if k != "probe_steps"}
+    study.set_user_attr("definition", old)
+    before = snapshot(results)
+    again = run_cli("run", "--settings", str(settings), "--device", "sim", "--lenient", "--results", str(results))
+    assert again.returncode == 0, again.stderr
+    assert "probe_steps" not in optuna.load_study(study_name=name, storage=url).user_attrs["definition"]
+    other = run_cli("run", "--settings", str(settings), "--device", "sim", "--lenient", "--results", str(results),
+                    "--probe-steps", "5")
+    assert other.returncode != 0 and "probe_steps: stored 30, now 5" in other.stderr
+    assert {k: v for k, v in snapshot(results).items() if "gpupair.db" not in k} == \
+        {k: v for k, v in before.items() if "gpupair.db" not in k}
 
 
 def test_an_edited_settings_file_stops_the_run_with_each_changed_pair_named(finished, tmp_path):
