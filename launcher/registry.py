@@ -23,8 +23,8 @@ from gpupair_search.launcher.spec import JobConfig, PairSpec
 
 BATCH_SIZE = "batch_size"
 MAX_STEPS = "max_steps"
-#: A probe's --max-steps unless the study says otherwise: on the H200 every built-in's peak at 5 steps equalled
-#: its peak at 30 (bench/probe_steps.py, BENCHMARKS.md); 3 was too few for two of them.
+#: A probe's --max-steps unless the study says otherwise: on the H200 each of the 11 built-ins' peaks at 5 steps
+#: was within 2 MiB of its peak at 30 (bench/probe_steps.py, BENCHMARKS.md); at 3 steps up to 44 MiB short.
 DEFAULT_PROBE_STEPS = 5
 MIN_TRAIN_S = "min_train_s"  # built-ins: the first epoch trains at least this long (a probe's steady-state window)
 EPOCHS = "epochs"
