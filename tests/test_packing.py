@@ -265,3 +265,25 @@ def test_auto_packs_as_many_cards_as_fit_with_a_core_for_each_job():
     assert packing_slots(_Gpu(143_771.0 - 3 * card), card, cores=64) == 3  # what is free, not the total
     assert packing_slots(_Gpu(0.0), card, cores=3) == 1  # never 0
     assert packing_slots(CpuDevice(400.0), 400.0, cores=16) == 1  # only a GPU packs by itself
+
+
+def test_near_limits_lets_a_clear_packed_fit_stand_and_still_confirms_one_near_the_limit():
+    """--confirm recommended measures every recommendation alone; near-limits (the matrix's) trusts a packed fit
+    clearly under the limit, labelled packed, but never one near it."""
+    from gpupair_search.search.confirmation import Confirm
+    from gpupair_search.search.planner import ExtensionOptions, plan_pair
+    from gpupair_search.search.verdict import Verdict
+
+    pair = PairSpec(1, JobConfig("fixture", "ok", {}), JobConfig("fixture", "ok", {}))
+    limit, card = 250.0, 400.0
+    clear, near = [_view(PACKED, 100)], [_view(PACKED, 240)]  # 240 is within 10% of the 250 MiB limit
+
+    def plan(views, confirm):
+        return plan_pair(pair, (8, 8), views, {}, limit, ExtensionOptions(confirm=confirm), card)
+
+    strict = plan(clear, Confirm.RECOMMENDED)
+    assert strict.verdict is Verdict.CONFIRMING and strict.next_config == (8, 8) and strict.next_confirms
+    survey = plan(clear, Confirm.NEAR_LIMITS)
+    assert survey.verdict is Verdict.FITS and survey.recommended == (8, 8) and survey.measured_as == "packed"
+    for confirm in Confirm:
+        assert plan(near, confirm).verdict is Verdict.CONFIRMING
