@@ -61,10 +61,12 @@ class FixedDefinition:
     probe_steps: int | None = STORED_BEFORE_PROBE_STEPS
     #: what packed trials are confirmed alone (--confirm); a study stored without one confirmed its recommendations
     confirm: str = Confirm.RECOMMENDED.value
+    #: what a new study gets when the run leaves probe_steps to the default (the named study's, else the tool's)
+    probe_steps_default: int = DEFAULT_PROBE_STEPS
 
     def for_new_study(self) -> "FixedDefinition":
         """The definition to store: what the run left to the default, filled in."""
-        return replace(self, probe_steps=DEFAULT_PROBE_STEPS) if self.probe_steps is None else self
+        return replace(self, probe_steps=self.probe_steps_default) if self.probe_steps is None else self
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -136,7 +138,7 @@ def pair_record(pair: PairSpec, original: tuple[int | None, int | None]) -> dict
 
 # Where the files are (a moved settings file is the same study: its digest says whether it changed), and
 # what is derived from the rest (warnings, the places repeats came from), are kept but not compared.
-_NOT_COMPARED = {"name", "pairs", "settings_file", "models_file"}
+_NOT_COMPARED = {"name", "pairs", "settings_file", "models_file", "probe_steps_default"}
 _PAIR_NOT_COMPARED = {"warnings", "repeated_at"}
 #: Left to the default by a run (None), these go on as the stored study has them: a changed default must not
 #: stop a study that was started under the old one.

@@ -7,6 +7,7 @@ from pathlib import Path
 from gpupair_search.launcher.devices.base import NoDeviceError
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.experiments import Experiment
+from gpupair_search.launcher.registry import DEFAULT_PROBE_STEPS
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.results import ensure_results_dir
 from gpupair_search.launcher.devices.simulated import SimulatedDevice
@@ -113,7 +114,7 @@ def fixed_definition(inputs: StudyInputs, name: str, extension: ExtensionOptions
         settings_file=str(Path(experiment.file).resolve()), settings_sha256=file_digest(experiment.file),
         models_file=str(Path(registry.file).resolve()), models_sha256=file_digest(registry.file),
         pairs=tuple(pair_record(p, registry.batch_sizes(p)) for p in experiment.pairs), batch_grid=str(extension.grid),
-        probe_steps=probe_steps if probe_steps is not None else inputs.probe_steps,
+        probe_steps=probe_steps, probe_steps_default=inputs.probe_steps or DEFAULT_PROBE_STEPS,
         confirm=str(extension.confirm))
 
 

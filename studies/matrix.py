@@ -18,7 +18,7 @@ import json
 from typing import Any
 
 from gpupair_search.launcher.errors import UserError
-from gpupair_search.launcher.registry import MAX_STEPS, Registry
+from gpupair_search.launcher.registry import BUILTIN_PROBE_STEPS, MAX_STEPS, Registry
 from gpupair_search.settings import BUNDLE_ROOT, bundled
 from gpupair_search.studies.definition import StudyDefinition
 
@@ -52,6 +52,7 @@ STUDY = StudyDefinition(
     # A survey of 110 pairs: packed peaks clearly under the limit are its verdicts (labelled packed); what is near
     # the card or the limit is still confirmed alone on it (search/confirmation.py).
     confirm="near-limits",
+    probe_steps=BUILTIN_PROBE_STEPS,
 )
 
 

@@ -48,7 +48,7 @@ def copy_of(finished, tmp_path) -> tuple[Path, Path]:
     (["--full-epoch"], "probe: stored True, now False"),
     (["--no-extend"], "extend: stored True, now False"),
     (["--batch-grid", "any"], "batch_grid: stored 'divisors', now 'any'"),
-    (["--probe-steps", "7"], "probe_steps: stored 5, now 7"),
+    (["--probe-steps", "7"], "probe_steps: stored 30, now 7"),
     (["--confirm", "near-limits"], "confirm: stored 'recommended', now 'near-limits'"),
 ])
 def test_rerunning_a_finished_study_with_another_definition_stops_and_changes_nothing(finished, tmp_path, change,
