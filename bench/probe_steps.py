@@ -23,8 +23,7 @@ from gpupair_search.launcher.spec import JobConfig, PairSpec
 from gpupair_search.studies.matrix import default_hyperparameters
 
 
-def probe(key: str, steps: int, device, work: Path) -> dict:
-    reg = registry()
+def probe(reg, key: str, steps: int, device, work: Path) -> dict:
     repo, model = key.rsplit("/", 1)
     job = JobConfig(repo, model, default_hyperparameters(reg, key))
     options = RunOptions(probe=True, probe_steps=steps, min_window_s=0.0, warm_start=True, timeout_s=300)
@@ -43,12 +42,13 @@ def main() -> None:
     args = parser.parse_args()
     caps = [int(s) for s in args.steps.split(",")]
     device = open_device(args.device, DeviceRequest())
+    reg = registry()
     runs = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for key in args.models.split(","):
                 for steps in caps:
-                    runs.append(probe(key, steps, device, Path(tmp)))
+                    runs.append(probe(reg, key, steps, device, Path(tmp)))
                     write_json("probe_steps.json", {**stamp(), "device": device.name, "runs": runs})
                 mine = [r for r in runs if r["model"] == key]
                 ref = mine[-1]["peak_mib"] if caps[-1] == max(caps) else None

@@ -117,16 +117,11 @@ def probe_job(job: JobConfig, registry: Registry, steps: int, min_train_s: float
     models-file default of 200 epochs, resnet20's 30-step probe took 68.6 s on the H200 (BENCHMARKS.md)."""
     if registry.supports(job, MAX_STEPS) and not job.hyperparameters.get(MAX_STEPS):
         job = job.with_hyperparameter(MAX_STEPS, steps)
-        if registry.supports(job, EPOCHS) and _more_than_one(job.hyperparameters.get(EPOCHS)):
+        if registry.supports(job, EPOCHS):
             job = job.with_hyperparameter(EPOCHS, 1)
     if min_train_s > 0 and registry.supports(job, MIN_TRAIN_S) and not job.hyperparameters.get(MIN_TRAIN_S):
         job = job.with_hyperparameter(MIN_TRAIN_S, round(min_train_s, 3))
     return job
-
-
-def _more_than_one(epochs: Any) -> bool:
-    """An epoch count above 1, or none given (the script's own default, which is more than one for the built-ins)."""
-    return epochs is None or (isinstance(epochs, (int, float)) and not isinstance(epochs, bool) and epochs > 1)
 
 
 class PairRun:

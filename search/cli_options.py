@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import fields
+from enum import Enum
 from pathlib import Path
 from typing import Any, Callable
 
@@ -179,26 +180,24 @@ CONFIRM_MARGIN = typer.Option(0.10, "--confirm-margin", callback=_finite_in(0, 1
                               help="Packed results within this fraction of the card or of the safe limit are "
                                    "confirmed alone on the card (default 0.10).")
 
-def _confirm(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
-    if value is not None and value not in {c.value for c in Confirm}:
-        raise typer.BadParameter(f"{value!r}: expected one of {', '.join(c.value for c in Confirm)}")
-    return value
+
+def _one_of(choices: type[Enum]) -> Callable[[typer.Context, typer.CallbackParam, str | None], str | None]:
+    """A check that the value is one of an enum's values."""
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+        if value is not None and value not in {c.value for c in choices}:
+            raise typer.BadParameter(f"{value!r}: expected one of {', '.join(c.value for c in choices)}")
+        return value
+    return check
 
 
-CONFIRM = typer.Option(None, "--confirm", callback=_confirm,
+CONFIRM = typer.Option(None, "--confirm", callback=_one_of(Confirm),
                        help="What a packed run measures again alone on the card: recommended (every configuration "
                             "it recommends, and every packed result near a boundary) or near-limits (only those "
                             "near a boundary; a recommendation measured packed, clearly under the limit, is exported "
                             "as measured packed). Default: the study's (matrix: near-limits), else recommended.")
 
 
-def _grid(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
-    if value is not None and value not in {g.value for g in BatchGrid}:
-        raise typer.BadParameter(f"{value!r}: expected one of {', '.join(g.value for g in BatchGrid)}")
-    return value
-
-
-BATCH_GRID = typer.Option(BatchGrid.DIVISORS.value, "--batch-grid", callback=_grid,
+BATCH_GRID = typer.Option(BatchGrid.DIVISORS.value, "--batch-grid", callback=_one_of(BatchGrid),
                           help="Which reduced batch sizes the extension may try: divisors (default: those that divide "
                                "the configured batch, so micro-batch × accumulation steps is exactly the configured "
                                "batch) or any (every size down to --floor; the accumulation then overshoots).")

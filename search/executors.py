@@ -91,6 +91,6 @@ class DeviceExecutor:
                                      "card_mib": described.get("emulated_card_mib", self.device.capacity_mib)}
         if self.packed:
             record["trials_at_start"] = concurrent  # this one included
-            record["jobs_started"] = "together" if self.options.start_together else "background first"
+            record["jobs_started"] = "together"  # packed trials always do (__init__)
         return record
 

@@ -7,8 +7,7 @@ from pathlib import Path
 from gpupair_search.launcher.devices.base import NoDeviceError
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.experiments import Experiment
-from gpupair_search.launcher.registry import DEFAULT_PROBE_STEPS
-from gpupair_search.launcher.registry import Registry
+from gpupair_search.launcher.registry import DEFAULT_PROBE_STEPS, Registry
 from gpupair_search.launcher.results import ensure_results_dir
 from gpupair_search.launcher.devices.simulated import SimulatedDevice
 from gpupair_search.launcher.sizes import parse_size_mib
