@@ -1,5 +1,8 @@
 """The warm launcher's server: imports the built-in workloads' libraries once, then forks one job per request.
 
+It answers ready once torch is imported, and imports the other libraries while no request waits, so that the
+first job of a run need not wait for all of them (about 12 s on the H200, the first trial's largest part).
+
 Why: a trial's time on the GPU machine is mostly process start-up (``import torch`` 3.5-5.4 s there,
 torchvision and timm seconds more), paid by every background restart and every foreground. A child forked
 from a process that has imported them, but never touched CUDA, has CUDA ready in a fraction of a second,
@@ -62,6 +65,9 @@ from gpupair_search.launcher.job_guard import PR_SET_CHILD_SUBREAPER, PR_SET_PDE
 PRELOAD = ("torch", "torch.nn", "torch.nn.functional", "torch.optim", "torchvision", "timm", "numpy",
            "joblib", "sklearn.exceptions", "sklearn.model_selection", "sklearn.neural_network", "pynvml")
 REQUIRED = "torch"  # without it a warm start saves nothing worth a second process
+#: the server is ready once these of PRELOAD are imported (torch: 3.5 s of the 12 s all took on the H200); a job
+#: forked before the rest are in imports what it needs itself, as a cold start would
+FIRST_PRELOADED = 4
 MAX_MESSAGE = 2**20  # far above any request (its environment travels as a difference)
 _JOB_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
 
@@ -118,29 +124,47 @@ def other_threads() -> list[str]:
     return sorted(names)
 
 
-def preload() -> Hello:
-    """Import :data:`PRELOAD`; not ready when torch is missing or something initialised CUDA."""
+def preload(names: tuple[str, ...] = PRELOAD[:FIRST_PRELOADED]) -> Hello:
+    """Import ``names`` (by default torch's: the server answers ready once they are in, and imports the rest
+    of :data:`PRELOAD` while it has no request, :meth:`Server.import_next`); not ready when torch is missing or
+    something initialised CUDA."""
     imported, skipped = [], {}
-    for name in PRELOAD:
-        try:
-            importlib.import_module(name)
+    for name in names:
+        error = _import(name)
+        if error is None:
             imported.append(name)
-        except Exception as exc:  # noqa: BLE001 - any failing import only means that library starts cold
-            skipped[name] = f"{type(exc).__name__}: {exc}"
+        else:
+            skipped[name] = error
     if REQUIRED not in imported:
         return Hello(False, imported, skipped, f"cannot import {REQUIRED} ({skipped.get(REQUIRED)})")
-    if sys.modules["torch"].cuda.is_initialized():
+    if _cuda_initialised():
         return Hello(False, imported, skipped, "CUDA was initialised while importing; a forked job could not use it")
     return Hello(True, imported, skipped)
+
+
+def _import(name: str) -> str | None:
+    """Import ``name``; the reason when it fails (a failing import only means that library starts cold)."""
+    try:
+        importlib.import_module(name)
+    except Exception as exc:  # noqa: BLE001
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _cuda_initialised() -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.cuda.is_initialized()
 
 
 class Server:
     """The fork loop. :meth:`serve` returns an exit code in the server, a :class:`JobRequest` in a job."""
 
-    def __init__(self, sock: socket.socket, grace: float) -> None:
+    def __init__(self, sock: socket.socket, grace: float, pending: tuple[str, ...] = PRELOAD[FIRST_PRELOADED:]) -> None:
         self.sock, self.grace = sock, grace
         self.status: dict[int, int] = {}  # guard pid -> write end of its status pipe
         self.wake_r, self.wake_w = os.pipe()
+        self.pending = list(pending)  # libraries still to import, between requests
+        self.broken = ""  # why no more jobs can be forked (an import initialised CUDA)
 
     def serve(self) -> int | JobRequest:
         for fd in (self.wake_r, self.wake_w):
@@ -150,11 +174,12 @@ class Server:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         while True:
-            readable, _, _ = select.select([self.sock, self.wake_r], [], [], 1.0)
+            readable, _, _ = select.select([self.sock, self.wake_r], [], [], 0.0 if self.pending else 1.0)
             if self.wake_r in readable:
                 _drain(self.wake_r)
             self._reap()
             if self.sock not in readable:
+                self.import_next()
                 continue
             try:
                 message, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 2)
@@ -166,6 +191,15 @@ class Server:
             job = self._handle(message, fds)
             if job is not None:
                 return job
+
+    def import_next(self) -> None:
+        """Import the next pending library (the runner waits for none of them: a request is answered first).
+        One that initialised CUDA ends the forking: a child could not use it."""
+        if not self.pending or self.broken:
+            return
+        _import(self.pending.pop(0))
+        if _cuda_initialised():
+            self.broken = "CUDA was initialised while importing; a forked job could not use it"
 
     def _stop(self, signum: int, _frame: object) -> None:
         kill_tree(self.grace)
@@ -195,6 +229,11 @@ class Server:
             for fd in fds:
                 os.close(fd)
             send_message(self.sock, {"error": f"bad request: {exc}", "errno": None})
+            return None
+        if self.broken:
+            for fd in fds:
+                os.close(fd)
+            send_message(self.sock, {"error": self.broken, "errno": None})
             return None
         if not os.path.isdir(job.cwd):
             os.close(log_fd)

@@ -140,7 +140,7 @@ class PairRun:
             fg = probe_job(fg, registry, options.probe_steps, options.min_window_s)
             bg = probe_job(bg, registry, options.probe_steps, BACKGROUND_TRAIN_FACTOR * options.min_window_s) if bg else None
         self.fg_job, self.bg_job = fg, bg
-        self.env = {**os.environ, **device.job_env(), "PYTHONUNBUFFERED": "1"}
+        self.env = job_environment(device)
         self.monitor = Monitor(device, options.monitor_hz, sampler=sampler)
         self.fg: RunningJob | None = None
         self.bg: RunningJob | None = None
@@ -207,7 +207,8 @@ class PairRun:
     def _wait_background_ready(self) -> bool:
         """Wait until the background is really running: its device memory stopped growing for
         ``background_settle_s``, or one run of it trained and ended normally (a short, warm-started probe
-        restarts before its memory can look flat, but a whole run has shown its peak), or, for a job that
+        restarts before its memory can look flat, but a whole run has shown its peak), or, in a probe that
+        measures memory only, it reported a finished training step (:meth:`_background_training`), or, for a job that
         never touches the device (a CPU job such as bug-localization), its host memory settled after
         ``background_cpu_only_after_s``; at most ``background_ready_timeout_s``. Never a fixed sleep."""
         started = time.monotonic()
@@ -216,7 +217,7 @@ class PairRun:
         while time.monotonic() < deadline:
             if not self._check_background():
                 return False
-            if self.bg_trained_runs:
+            if self.bg_trained_runs or self._background_training():
                 return True
             sample = self.monitor.latest()
             mib = sample.job_mib.get(BG, 0.0) if sample else 0.0
@@ -233,15 +234,23 @@ class PairRun:
             time.sleep(self.options.poll_s)
         return True
 
+    def _background_training(self) -> bool:
+        """A memory-only probe (no steady-state window): the background's current run reported a finished
+        training step, so it holds its model, optimizer state and a step's activations, as a job in training
+        does. Waiting for its whole run instead made the foreground start while the background restarted, with
+        its memory at zero again, and cost about a second of every trial (BENCHMARKS.md, eleventh session).
+        Where a window is measured (interference), the background must be past its warm-up: not then."""
+        if not self.options.probe or self.options.min_window_s > 0 or not self.bg_progress:
+            return False
+        return any(point.steps >= 1 for point in self.bg_progress[-1].points)
+
     def _limits(self) -> PairLimits:
         o = self.options
         return PairLimits(self.device.capacity_mib, o.timeout_s, o.background_max_quick_exits, o.background_min_run_s,
                           len(self.bg_logs))
 
     def _start(self, label: str, job: JobConfig, log: Path) -> RunningJob:
-        warm = self.options.warm_start
-        if warm is None:  # a fork shares the warm launcher's host pages: host memory (RSS) would not be the job's
-            warm = self.device.study_kind == "gpu"
+        warm = starts_warm(self.options, self.device)
         started = start_job(label, self.registry.command(job), log, self.env, self.options.grace_s, warm=warm)
         self.job_start[label] = started.start
         self.start_notes += [note for note in started.notes if note not in self.start_notes]
@@ -423,6 +432,17 @@ class _Plateau:
 def _last_float(pattern: re.Pattern, text: str) -> float | None:
     found = pattern.findall(text)
     return float(found[-1]) if found else None
+
+
+def job_environment(device: Device) -> dict[str, str]:
+    """The environment a pair's jobs run with on ``device``."""
+    return {**os.environ, **device.job_env(), "PYTHONUNBUFFERED": "1"}
+
+
+def starts_warm(options: RunOptions, device: Device) -> bool:
+    """Whether built-in workloads are forked from the warm launcher: as ``options`` say, else on a GPU only (a
+    fork shares the launcher's host pages, so on the CPU device its host memory (RSS) would not be the job's)."""
+    return options.warm_start if options.warm_start is not None else device.study_kind == "gpu"
 
 
 def run_pair(pair: PairSpec, registry: Registry, device: Device, options: RunOptions, work_dir: Path,

@@ -186,7 +186,7 @@ def launch_warm(command: Command, log_path: Path, env: dict[str, str], grace: fl
     if command.module is None or sys.platform != "linux":
         raise WarmStartUnavailable("only python -m workloads on Linux start warm")
     cpus = available_cores()
-    key = (tuple(cpus), tuple(sorted((k, v) for k, v in env.items() if k.startswith(STARTUP_ENV))))
+    key = _key(cpus, env)
     with _LOCK:
         server = _SERVERS.get(key)
         if server is None or not server.alive():
@@ -200,6 +200,32 @@ def launch_warm(command: Command, log_path: Path, env: dict[str, str], grace: fl
                 _FAILED[key] = str(exc)
                 raise
     return server.launch(command, log_path, env, grace)
+
+
+def prestart(env: dict[str, str], grace: float) -> None:
+    """Start the server that :func:`launch_warm` will use for this thread's cores and ``env``, without waiting
+    for it: its imports then overlap what the runner does before its first job (the study's queue, the card's
+    emulation). A server that cannot start says so at the first :func:`launch_warm`, as without this."""
+    if sys.platform != "linux":
+        return
+    cpus = available_cores()
+
+    def start() -> None:
+        with _LOCK:
+            key = _key(cpus, env)
+            if key in _SERVERS or key in _FAILED:
+                return
+            try:
+                _SERVERS[key] = WarmServer(env, cpus, grace)
+            except WarmStartUnavailable as exc:
+                _FAILED[key] = str(exc)
+
+    threading.Thread(target=start, name="gpupair-warm-prestart", daemon=True).start()
+
+
+def _key(cpus: list[int], env: dict[str, str]) -> tuple:
+    """Which server serves a job: its cores and its start-up environment (:data:`STARTUP_ENV`)."""
+    return tuple(cpus), tuple(sorted((k, v) for k, v in env.items() if k.startswith(STARTUP_ENV)))
 
 
 def close_all() -> None:

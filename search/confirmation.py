@@ -48,8 +48,12 @@ class ConfirmationRule:
             return True
         if v.state is not TrialState.COMPLETE or v.peak_mib is None:
             return False
-        return not any(abs(v.peak_mib - bound) <= self.margin * bound
-                       for bound in (self.safe_limit_mib, self.card_mib) if bound)
+        return not self.near_a_bound(v.peak_mib)
+
+    def near_a_bound(self, peak_mib: float) -> bool:
+        """Whether a pair peak of ``peak_mib`` lies within ``margin`` of the card or of the safe limit: measured
+        packed, it would have to be measured again alone."""
+        return any(abs(peak_mib - bound) <= self.margin * bound for bound in (self.safe_limit_mib, self.card_mib) if bound)
 
 
 @dataclass(frozen=True)

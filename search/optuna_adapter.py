@@ -60,3 +60,31 @@ def set_system_attr(study: optuna.Study, trial: optuna.Trial | FrozenTrial, key:
 
 def system_attrs(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> dict[str, Any]:
     return storage_of(study).get_trial_system_attrs(trial_id(trial))
+
+
+def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+    """Write every one of ``attrs`` on a running trial, in one transaction where the storage is a database.
+
+    Optuna writes a user attribute per call, and each call is a transaction of its own: a measured pair's 24
+    attributes cost 24 commits (0.04 s of the 0.3 s a simulated trial's bookkeeping took on the project's
+    2-core host, bench/bookkeeping.py). One transaction is also all or nothing: a runner killed mid-write
+    leaves a trial with all of its results or none. Other storages get one call per attribute."""
+    backend = _rdb_backend(storage_of(trial.study))
+    if backend is None:
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(backend.scoped_session, True) as session:
+        for key, value in attrs.items():
+            backend._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial_id(trial), key, value)
+    trial._cached_frozen_trial.user_attrs.update(attrs)  # what trial.set_user_attr keeps, for trial.user_attrs
+
+
+def _rdb_backend(storage: BaseStorage) -> optuna.storages.RDBStorage | None:
+    """The relational database behind ``storage`` (Optuna wraps it in a cache), or None for another kind."""
+    backend = getattr(storage, "_backend", storage)
+    rdb = optuna.storages.RDBStorage
+    return backend if isinstance(backend, rdb) and hasattr(backend, "_set_trial_attr_without_commit") else None

@@ -11,6 +11,7 @@ GPU to itself (the rest of it is held, :mod:`launcher.devices.emulation`):
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -25,6 +26,8 @@ from gpupair_search.search.study import FeasibilityStudy, PairExecutor
 RESERVED_CORES = 2
 JOBS_PER_PAIR = 2
 MAX_SLOTS = 16
+#: how often the packed loop plans while none of its own trials ends (other workers' trials may queue work)
+REPLAN_S = 5.0
 
 
 def packing_slots(device: Device, card_mib: float, cores: int | None = None) -> int:
@@ -59,22 +62,31 @@ def run_packed(fs: FeasibilityStudy, packed: PairExecutor, slots: int,
     abort = abort or threading.Event()
     running: dict[Future, int] = {}
     pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="gpupair-trial")
+    planned_at = -math.inf
     try:
         while True:
-            if not running:
-                fs.recover_stale()
-            fs.enqueue_extensions(confirmations_only=not extend)
-            while len(running) < slots:
-                trial = fs.pop_trial(packable_only=True)
-                if trial is None:
-                    break
-                running[pool.submit(fs.run_trial, trial, packed)] = trial.number
+            # Plan only when a trial of ours ended, or now and then for other workers' trials: planning reads
+            # every trial and fits the memory model (about 0.1 s with the matrix's 121 pairs), in the thread that
+            # shares the interpreter with the sampler.
+            if time.monotonic() - planned_at >= REPLAN_S:
+                if not running:
+                    fs.recover_stale()
+                fs.enqueue_extensions(confirmations_only=not extend)
+                while len(running) < slots:
+                    trial = fs.pop_trial(packable_only=True)
+                    if trial is None:
+                        break
+                    running[pool.submit(fs.run_trial, trial, packed)] = trial.number
+                planned_at = time.monotonic()
             if running:
                 done, _ = wait(running, timeout=poll_s, return_when=FIRST_COMPLETED)
                 for future in done:
                     running.pop(future)
                     future.result()  # a runner error (not a pair's failure: that is a result) stops the run
+                if done:
+                    planned_at = -math.inf
                 continue
+            planned_at = -math.inf
             if fs.waiting():
                 break  # only confirmations are left: they need the card to themselves
             if fs.others_running():  # another worker's trials: they may still extend, or die and be re-queued

@@ -17,7 +17,10 @@ from gpupair_search.launcher.devices import DeviceRequest, open_device
 from gpupair_search.launcher.devices.base import Device, NoDeviceError
 from gpupair_search.launcher.devices.factory import study_kind
 from gpupair_search.launcher.errors import UserError
-from gpupair_search.launcher.pair_runner import RunOptions
+from gpupair_search.launcher.pair_runner import RunOptions, job_environment, starts_warm
+from gpupair_search.launcher.registry import Registry
+from gpupair_search.launcher.spec import PairSpec
+from gpupair_search.launcher.warm_start import prestart
 from gpupair_search.search import cli_options as opt
 from gpupair_search.search.batch_grid import BatchGrid, batch_grid
 from gpupair_search.search.confirmation import Confirm
@@ -131,9 +134,11 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
         if slots > 1:
             stack.callback(unconstrained.close)
             where = f"{unconstrained.name}, packed: up to {slots} trials at once"
+            _warm_up(unconstrained, options, inputs.experiment.pairs, inputs.registry)
         else:
             executor = stack.enter_context(serial())
             where = executor.inner.device.name
+            _warm_up(executor.inner.device, options, inputs.experiment.pairs, inputs.registry)
         retried = fs.recover_stale()  # first: an interrupted trial is re-queued once, not queued again as new
         added = fs.enqueue_baselines() + fs.enqueue_initial()  # baselines first: each pair is then judged as it ends
         typer.echo(f"study '{fs.settings.name}' on {where}: {len(inputs.experiment.pairs)} pairs, "
@@ -153,6 +158,16 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
     if run_dir.path is not None:
         typer.echo(f"results: {run_dir.path}", err=worker)
     return 0
+
+
+def _warm_up(device: Device, options: RunOptions, pairs: list[PairSpec], registry: Registry) -> None:
+    """Start the warm launcher now, where built-in workloads will be forked from it: its imports then overlap
+    the queueing of the study instead of delaying the first job. Nothing for a study of user scripts only."""
+    if device.simulated or not starts_warm(options, device):
+        return
+    jobs = [job for pair in pairs for job in (pair.foreground, pair.background) if job is not None]
+    if any(registry.repository(job.repo).train_module for job in jobs):
+        prestart(job_environment(device), options.grace_s)
 
 
 def _device_request(inputs, req: RunRequest, card: bool = True) -> DeviceRequest:

@@ -29,6 +29,7 @@ from gpupair_search.search.artifacts import attach_trial_artifacts
 from gpupair_search.search.baselines import (BASELINE_PARAM, BASELINE_PHASE, baseline_specs, default_baselines,
                                              is_baseline, job_identity, jobs_at, reports_progress)
 from gpupair_search.search import optuna_adapter as adapter
+from gpupair_search.search.confirmation import ConfirmationRule
 from gpupair_search.search.extension import Config
 from gpupair_search.search.fixed_definition import DEFINITION_KEY, DEVICE_KINDS, FixedDefinition
 from gpupair_search.search.memory_model import LinearMemoryModel, Observation
@@ -184,27 +185,41 @@ class FeasibilityStudy:
                                    **{PREDICTED_KEY: None if predicted is None else round(predicted, 1)})
         return added
 
-    def goes_serial(self, trial: FrozenTrial) -> bool:
+    def goes_serial(self, trial: FrozenTrial, models: dict[str, LinearMemoryModel] | None = None) -> bool:
         """Whether a queued trial should wait for the serial phase rather than run packed: a confirmation, or a
-        configuration predicted to fit clearly, which would be recommended and so confirmed alone anyway (where
-        the study confirms its recommendations, ``--confirm recommended``)."""
+        configuration whose packed result could not stand, as predicted by the memory model (``models``: fitted
+        to the trials measured so far; else the prediction stored when it was queued). That is a peak near the
+        card or the safe limit, which would be measured again alone (search/confirmation.py), and, where the
+        study confirms its recommendations (``--confirm recommended``), one that fits clearly and so would be
+        recommended and confirmed alone anyway. A wrong prediction costs time, never a verdict: whatever runs
+        packed is still judged by the confirmation rule."""
         if trial.user_attrs.get("phase") in (CONFIRM_PHASE, BASELINE_PHASE):  # baselines: energy needs the GPU alone
             return True
-        if not self.settings.extension.confirms_recommendations:
+        predicted = self._predicted_peak(trial, models)
+        if predicted is None:
             return False
-        predicted = trial.user_attrs.get(PREDICTED_KEY)
-        margin = self.settings.extension.confirm_margin
-        return predicted is not None and predicted <= self.settings.safe_limit_mib * (1 - margin)
+        extension = self.settings.extension
+        rule = ConfirmationRule(self.settings.safe_limit_mib, self.settings.card_mib, extension.confirm_margin)
+        clearly_fits = predicted <= self.settings.safe_limit_mib * (1 - extension.confirm_margin)
+        return rule.near_a_bound(predicted) or (extension.confirms_recommendations and clearly_fits)
 
-    def enqueue_baselines(self) -> int:
+    def _predicted_peak(self, trial: FrozenTrial, models: dict[str, LinearMemoryModel] | None) -> float | None:
+        """A queued trial's pair peak: the model's prediction now (solos measured since it was queued refine
+        it), else the one stored with it."""
+        queued = self._initial_pair(trial) if models is not None else None
+        predicted = predict_pair(*queued, models) if queued is not None else None
+        return predicted if predicted is not None else trial.user_attrs.get(PREDICTED_KEY)
+
+    def enqueue_baselines(self, plans: list[PairPlan] | None = None) -> int:
         """A solo trial of each job at its batch size in every pair's original configuration and, once a pair has
-        one, its recommended configuration; never twice, across resumes. None when the study has no baselines."""
+        one, its recommended configuration; never twice, across resumes. None when the study has no baselines.
+        ``plans``: the pairs' plans, when the caller has them."""
         if not self.wants_baselines:
             return 0
         wanted: dict[tuple[str, int | None], None] = {}
         for pair in self.pairs.values():
             wanted.update(dict.fromkeys(jobs_at(pair, self.original_config(pair))))
-        for plan in self.plans():
+        for plan in plans if plans is not None else self.plans():
             if plan.recommended is not None:
                 wanted.update(dict.fromkeys(jobs_at(plan.pair, plan.recommended)))
         return sum(self._enqueue(self.baselines[key], (batch, None), BASELINE_PHASE) for key, batch in wanted
@@ -229,7 +244,8 @@ class FeasibilityStudy:
         """Queue the next verification trial of every pair whose search is not over (a confirmation alone on
         the card of what was measured packed is queued even when the search is off)."""
         added = 0
-        for plan in self.plans():
+        plans = self.plans()
+        for plan in plans:
             busy = any(v.state in (TrialState.WAITING, TrialState.RUNNING) for v in plan.trials)
             if plan.next_config is None or busy or (confirmations_only and not plan.next_confirms):
                 continue
@@ -239,7 +255,8 @@ class FeasibilityStudy:
             else:
                 added += self._enqueue(plan.pair, plan.next_config, "extension", extends=plan.pair.key,
                                        extension_step=plan.extension_trials + 1, **{PREDICTED_KEY: predicted})
-        return added + self.enqueue_baselines()  # a new recommendation gets its baselines
+        # a new recommendation gets its baselines; recommendations rest on measured trials, so queueing changed none
+        return added + self.enqueue_baselines(plans)
 
     def recover_stale(self) -> int:
         """Fail trials whose runner died (same host: PID gone; any host: heartbeat expired), and re-queue
@@ -253,9 +270,12 @@ class FeasibilityStudy:
             host, pid = t.system_attrs.get(_HOST), t.system_attrs.get(_PID)
             if host == socket.gethostname() and pid is not None and not _alive(int(pid)):
                 adapter.fail_running(self.study, t)
-        retried = {v.attrs.get("retry_of") for v in self.views()}
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-            if is_measured(t.state, t.user_attrs) or "skipped_duplicate_of" in t.user_attrs or t.number in retried:
+        trials = self.study.get_trials(deepcopy=False)
+        unmeasured = [t for t in trials if t.state is TrialState.FAIL and not is_measured(t.state, t.user_attrs)
+                      and "skipped_duplicate_of" not in t.user_attrs]
+        retried = {t.user_attrs.get("retry_of") for t in trials} if unmeasured else set()
+        for t in unmeasured:
+            if t.number in retried:
                 continue  # a measured failure is a result; and each unmeasured trial is re-queued once
             params = t.system_attrs.get("fixed_params", t.params)
             keep = ("pair_key", "group", "phase", "note", "extends", "extension_step")
@@ -268,8 +288,10 @@ class FeasibilityStudy:
         """Take the next WAITING trial (atomically: a trial another worker took is skipped). A trial whose
         configuration another trial already measured, runs or is queued before it, is closed unrun.
         ``packable_only``: leave the trials that go to the serial phase (:meth:`goes_serial`) in the queue."""
-        for t in self._waiting():
-            if packable_only and self.goes_serial(t):
+        waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        models = self.models() if waiting and (packable_only or self.likely_failures_first) else None
+        for t in self._in_order(waiting, models):
+            if packable_only and self.goes_serial(t, models):
                 continue
             kill_points.reached("before_claim")
             trial = adapter.claim(self.study, t)
@@ -288,13 +310,12 @@ class FeasibilityStudy:
             return trial
         return None
 
-    def _waiting(self) -> list[FrozenTrial]:
-        """WAITING trials in the order to take them: queue order, or likely failures first (from the trials
-        measured so far, so each solo that completes refines the order of the pairs after it)."""
-        waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-        if not self.likely_failures_first or len(waiting) < 2:
+    def _in_order(self, waiting: list[FrozenTrial], models: dict[str, LinearMemoryModel] | None) -> list[FrozenTrial]:
+        """WAITING trials in the order to take them: queue order, or likely failures first (by ``models``, fitted
+        to the trials measured so far, so each solo that completes refines the order of the pairs after it)."""
+        if not self.likely_failures_first or len(waiting) < 2 or models is None:
             return waiting
-        return likely_failures_first(waiting, self._initial_pair, self.models())
+        return likely_failures_first(waiting, self._initial_pair, models)
 
     def _initial_pair(self, trial: FrozenTrial) -> tuple[PairSpec, Config] | None:
         """A queued first trial of a pair (a retried one too) and its configuration; None for an extension trial."""

@@ -69,8 +69,7 @@ def record_result(trial: optuna.Trial, result: PairResult, safe_limit_mib: float
         "worst_case": {role: dict(case) for role, case in result.pair.worst_case.items()},  # mutation jobs' checked values
         "measurement": result.measurement or {"mode": SERIAL},
     }
-    for key, value in attrs.items():
-        trial.set_user_attr(key, value)
+    adapter.set_user_attrs(trial, attrs)
     figures = _interference(trial, attrs, result)
     if figures is not None:
         trial.set_user_attr("interference", figures)

@@ -158,3 +158,23 @@ def test_a_probe_trains_one_epoch_whatever_epochs_the_job_is_configured_with(tmp
     log = (tmp_path / "pair" / "training.log").read_text()
     assert re.search(r"^Epoch 1 step 2/2 ", log, re.M) and not re.search(r"^Epoch 2 ", log, re.M)
     assert result.foreground.hyperparameters["epochs"] == 1  # the record says what ran
+
+
+@pytest.mark.parametrize("min_window_s", [0.0, 1.0])
+def test_a_memory_probe_starts_its_foreground_once_the_background_trains(tmp_path, fixture_registry, min_window_s):
+    """A probe that measures memory only starts the foreground as soon as the background reports a training step
+    (it then holds what a training job holds), not after the background's whole run; a probe with a steady-state
+    window still waits for the background's memory to settle (background_settle_s)."""
+    pair = PairSpec(1, JobConfig("fixture", "ok", {"seconds": 1.0, "alloc_mib": 20.0}),
+                    JobConfig("fixture", "steps", {"seconds": 30, "alloc_mib": 40.0}))
+    options = RunOptions(timeout_s=60, probe=True, probe_steps=100, min_window_s=min_window_s,  # a 10 s background run
+                         background_settle_s=4.0)
+    result = run_pair(pair, fixture_registry, CpuDevice(None), options, tmp_path / "pair")
+
+    assert result.outcome is Outcome.OK
+    ready = result.phase_seconds["background_ready"]
+    if min_window_s:
+        assert ready >= options.background_settle_s
+    else:
+        assert ready < 3.0  # one step: 0.1 s after its start, against 4 s of settling and 10 s for the whole run
+    assert result.memory.background_peak_mib >= 40  # its memory is measured either way

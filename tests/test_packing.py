@@ -287,3 +287,27 @@ def test_near_limits_lets_a_clear_packed_fit_stand_and_still_confirms_one_near_t
     assert survey.verdict is Verdict.FITS and survey.recommended == (8, 8) and survey.measured_as == "packed"
     for confirm in Confirm:
         assert plan(near, confirm).verdict is Verdict.CONFIRMING
+
+
+def test_a_trial_whose_packed_result_could_not_stand_waits_for_the_card():
+    """Packing a trial the memory model predicts near the card or the safe limit would only be measured again
+    alone: it waits for the serial phase. Where recommendations are confirmed, so does a clear predicted fit. A
+    trial without a prediction, or clearly over both, runs packed (its packed result can stand)."""
+    from types import SimpleNamespace
+
+    from gpupair_search.search.confirmation import Confirm
+    from gpupair_search.search.planner import PREDICTED_KEY, ExtensionOptions
+    from gpupair_search.search.study import FeasibilityStudy, StudySettings
+
+    def study(confirm: Confirm) -> FeasibilityStudy:
+        settings = StudySettings("s", card_mib=400.0, safe_limit_mib=250.0, extension=ExtensionOptions(confirm=confirm))
+        return FeasibilityStudy(optuna.create_study(), settings, SimpleNamespace(pairs=[]), registry=None)
+
+    def serial(fs: FeasibilityStudy, predicted: float | None) -> bool:
+        queued = optuna.trial.create_trial(state=TrialState.WAITING, user_attrs={"phase": "initial", PREDICTED_KEY: predicted})
+        return fs.goes_serial(queued)
+
+    survey, strict = study(Confirm.NEAR_LIMITS), study(Confirm.RECOMMENDED)
+    # 240 and 270: within 10% of the 250 MiB limit; 380: within 10% of the 400 MiB card
+    assert [serial(survey, p) for p in (100, 240, 270, 320, 380, 600, None)] == [False, True, True, False, True, False, False]
+    assert [serial(strict, p) for p in (100, 240, 270, 320, 380, 600, None)] == [True, True, True, False, True, False, False]

@@ -238,3 +238,30 @@ thread.join()
     assert done.returncode == 0, done.stderr
     alone, with_one = map(int, done.stdout.split())
     assert with_one == alone + 1  # the kernel's list of the process's threads, native ones included
+
+
+def test_the_launcher_answers_once_torch_is_in_and_imports_the_rest_between_jobs(tmp_path, registry):
+    """The first job need not wait for every library (about 12 s on the H200): the server is ready with torch, a
+    job forked at once has only what was in by then, and the rest comes in while no request waits."""
+    import importlib.util
+
+    from gpupair_search.launcher.fork_server import FIRST_PRELOADED, PRELOAD
+
+    env = {**cli_env(), "PYTHONGPUPAIRTEST": str(tmp_path)}  # a start-up variable of its own: a fresh server
+    server = warm_start.WarmServer(env, available_cores(), 1.0)
+    names = ",".join(PRELOAD)
+
+    def modules_of_a_new_job(log: Path) -> dict[str, bool]:
+        job, _ = server.launch(registry.command(JobConfig("warmfixture", "describe", {"value": names})), log, env, 1.0)
+        assert job.wait(timeout=30) == 0
+        return json.loads(log.read_text().splitlines()[1])["modules"]
+
+    try:
+        assert server.imported == list(PRELOAD[:FIRST_PRELOADED])
+        first = modules_of_a_new_job(tmp_path / "first.log")
+        installed = [name for name in PRELOAD if importlib.util.find_spec(name) is not None]
+        assert all(first[name] for name in PRELOAD[:FIRST_PRELOADED]) and not all(first[name] for name in installed)
+        logs = iter(tmp_path / f"later{i}.log" for i in range(1000))
+        assert wait_until(lambda: all(modules_of_a_new_job(next(logs))[name] for name in installed), timeout=120)
+    finally:
+        server.close()
