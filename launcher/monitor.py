@@ -64,6 +64,7 @@ class DeviceSampler:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.ticks = 0
+        self.passes = 0  # reads of /proc for the process trees
 
     @property
     def attached(self) -> int:
@@ -94,11 +95,16 @@ class DeviceSampler:
         """Read the device once and give the snapshot to every attached monitor."""
         with self._lock:
             monitors = list(self._monitors)
-        due = [m for m in monitors if m.tree_due()]
-        if due:
+        children = None
+        if any(m.tree_due() for m in monitors):
             children = children_by_parent()  # one read of /proc for every pair, not one per job
-            for monitor in due:
-                monitor.refresh_trees(children)
+            # ... and one pass per tree interval: the pairs more than halfway to their next walk are walked with
+            # the one that is due, so that within a walk or two all walk on the same ticks (7 packed pairs, each
+            # on its own schedule, read /proc on most ticks)
+            for monitor in monitors:
+                if monitor.tree_due(ahead=monitor.tree_interval / 2):
+                    monitor.refresh_trees(children, force=True)
+        self.passes += 1 if children is not None else 0
         snapshot = self.read({pid for m in monitors for pid in m.known_pids()})
         for monitor in monitors:
             monitor.record(snapshot)
@@ -231,18 +237,19 @@ class Monitor:
         with self._lock:
             return set().union(*self._pids.values()) if self._pids else set()
 
-    def tree_due(self) -> bool:
-        """A walk every ``tree_interval``, and on every tick while a tracked job has no process found yet: a
-        job's first CPU figure must not wait half a second after it started (a short window would read idle)."""
-        if time.monotonic() - self._last_tree >= self.tree_interval:
+    def tree_due(self, ahead: float = 0.0) -> bool:
+        """A walk every ``tree_interval`` (due ``ahead`` seconds from now), and on every tick while a tracked job has
+        no process found yet: a job's first CPU figure must not wait half a second after it started (a short window
+        would read idle)."""
+        if time.monotonic() + ahead - self._last_tree >= self.tree_interval:
             return True
         with self._lock:
             return any(label not in self._seen for label in self._jobs)
 
-    def refresh_trees(self, children: dict[int, list[int]] | None = None) -> None:
+    def refresh_trees(self, children: dict[int, list[int]] | None = None, force: bool = False) -> None:
         """Walk each job's process tree (in ``children``, a parent -> children map of the host, when given)
-        for its pids, CPU share and host memory."""
-        if not self.tree_due():
+        for its pids, CPU share and host memory; when a walk is due, or ``force``."""
+        if not (force or self.tree_due()):
             return
         now = time.monotonic()
         busy, total = _busy_and_total()

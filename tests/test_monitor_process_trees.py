@@ -36,3 +36,39 @@ def test_a_job_tree_read_from_proc_is_the_tree_psutil_sees():
             proc.kill()
         parent.kill()
         parent.wait()
+
+
+def test_packed_pairs_share_one_read_of_proc_per_tree_interval(tmp_path):
+    """Pairs started at different times each walk their trees every tree_interval (0.5 s); one sampler serves them
+    with one pass over /proc per interval, not one per pair: their walks fall on the same ticks."""
+    import time
+
+    from gpupair_search.launcher.devices.cpu import CpuDevice
+    from gpupair_search.launcher.monitor import DeviceSampler, Monitor
+    from gpupair_search.launcher.process import start_job
+    from gpupair_search.launcher.registry import Command
+
+    device = CpuDevice(None)
+    sampler = DeviceSampler(device, hz=20)
+    monitors, jobs = [], []
+    try:
+        for k in range(5):  # five pairs, 0.1 s apart: five walk schedules
+            job = start_job("foreground", Command((sys.executable, "-c", "import time; time.sleep(60)"), tmp_path),
+                            tmp_path / f"{k}.log", {}, grace=1.0)
+            monitor = Monitor(device, sampler=sampler)
+            monitor.track("foreground", job)
+            monitors.append(monitor.start())
+            jobs.append(job)
+            time.sleep(0.1)
+        assert wait_until(lambda: all(any(s.cpu_s for s in m.samples) for m in monitors), timeout=10)  # all walked
+        time.sleep(1.0)
+        passes, ticks = sampler.passes, sampler.ticks
+        time.sleep(2.0)
+        passes, ticks = sampler.passes - passes, sampler.ticks - ticks
+        assert ticks >= 10 and passes <= ticks / 10 * 2 + 2, (passes, ticks)  # at most one pass in 0.5 s, and slack
+        assert all(m.samples[-1].t - m.samples[0].t > 2.5 for m in monitors)  # every pair still sampled throughout
+    finally:
+        for monitor in monitors:
+            monitor.stop()
+        for job in jobs:
+            job.stop(1.0)
