@@ -65,10 +65,10 @@ def system_attrs(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> dict
 def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
     """Write every one of ``attrs`` on a running trial, in one transaction where the storage is a database.
 
-    Optuna writes a user attribute per call, and each call is a transaction of its own: a measured pair's 24
-    attributes cost 24 commits (0.04 s of the 0.3 s a simulated trial's bookkeeping took on the project's
-    2-core host, bench/bookkeeping.py). One transaction is also all or nothing: a runner killed mid-write
-    leaves a trial with all of its results or none. Other storages get one call per attribute."""
+    Optuna writes a user attribute per call, and each call is a transaction of its own: 24 attributes took
+    45 ms one by one against 15 ms in one transaction (SQLite, the project's 2-core host, bench/bookkeeping.py).
+    One transaction is also all or nothing: a runner killed mid-write leaves a trial with all of its results or
+    none. Other storages get one call per attribute."""
     backend = _rdb_backend(storage_of(trial.study))
     if backend is None:
         for key, value in attrs.items():
