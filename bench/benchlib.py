@@ -50,6 +50,14 @@ def stamp() -> dict:
     return {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "argv": sys.argv}
 
 
+def emit(data: dict, path: Path | None) -> None:
+    """Print ``data`` as JSON, and write it to ``path`` when one is given."""
+    text = json.dumps(data, indent=2, default=str)
+    print(text)
+    if path:
+        path.write_text(text + "\n")
+
+
 def write_json(name: str, data: dict) -> Path:
     path = out_dir() / name
     path.write_text(json.dumps(data, indent=2, default=str))

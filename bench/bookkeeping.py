@@ -15,7 +15,6 @@ Two measurements, each a ratio within one run:
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -77,10 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     result = {**benchlib.stamp(), "device": "none (CPU only)",
               "write": write_costs(args.trials, args.repeats), "simulated_matrix": simulated_matrix()}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    benchlib.emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,15 @@ trials, the sampling rate each reached (``memory.sample_hz``) against the monito
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
+import sys
 from pathlib import Path
 
-from gpupair_search.search.report import open_results
-from gpupair_search.search.trial_record import PACKED
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib  # noqa: E402
+
+from gpupair_search.search.report import open_results  # noqa: E402
+from gpupair_search.search.trial_record import PACKED  # noqa: E402
 
 
 def median(values: list[float]) -> float | None:
@@ -59,10 +62,7 @@ def main() -> None:
     parser.add_argument("--kind", default="gpu")
     parser.add_argument("-o", "--out", type=Path)
     args = parser.parse_args()
-    text = json.dumps(timeline(args.results, args.study, args.kind), indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    benchlib.emit(timeline(args.results, args.study, args.kind), args.out)
 
 
 if __name__ == "__main__":
