@@ -377,7 +377,7 @@ class FeasibilityStudy:
                 raise
         if self.artifact_store is not None:
             attach_trial_artifacts(trial, result, self.artifact_store)
-        state, value = record_result(trial, result, self.settings.safe_limit_mib)
+        state, value = record_result(trial, result, self.settings.safe_limit_mib, interference=self.wants_baselines)
         self.study.tell(trial, value, state=state)
         return result
 

@@ -41,8 +41,11 @@ def pair_peak_mib(result: PairResult) -> float:
     return m.sum_of_peaks_mib + (tried if result.outcome.is_oom else 0.0)
 
 
-def record_result(trial: optuna.Trial, result: PairResult, safe_limit_mib: float) -> tuple[TrialState, float | None]:
-    """Store everything measured on ``trial``; returns the state and value to ``tell``."""
+def record_result(trial: optuna.Trial, result: PairResult, safe_limit_mib: float,
+                  interference: bool = True) -> tuple[TrialState, float | None]:
+    """Store everything measured on ``trial``; returns the state and value to ``tell``. ``interference``: the
+    study measures solo baselines, so the pair's slowdowns against them are stored too (a study without them
+    has none to compare with, and reading every trial for them cost a tenth of a trial's bookkeeping)."""
     peak = pair_peak_mib(result)
     attrs: dict[str, Any] = {
         "outcome": result.outcome.value,
@@ -70,7 +73,7 @@ def record_result(trial: optuna.Trial, result: PairResult, safe_limit_mib: float
         "measurement": result.measurement or {"mode": SERIAL},
     }
     adapter.set_user_attrs(trial, attrs)
-    figures = _interference(trial, attrs, result)
+    figures = _interference(trial, attrs, result) if interference else None
     if figures is not None:
         trial.set_user_attr("interference", figures)
     if result.outcome.is_memory_verdict:
