@@ -243,16 +243,19 @@ session11)
     # packed trials whose result could not stand went to the card, and the warm launcher answered with torch: the
     # 110-pair matrix packed, to its last verdict; then the 12-group study serially and packed (memory verdicts),
     # compared (~9.5 min). What is done so far is archived after each step ($OUT/session11.tgz), so a call cut short
-    # still brings it back.
+    # still brings it back. MATRIX_LAST=1 runs the matrix after the 12-group study; STUDY_MODES=serial, one mode.
     final=$OUT; OUT=/tmp/session11; mkdir -p "$OUT"
     archive() { cp "$OUT/walls.txt" "$final/walls.txt"; tar czf "$final/session11.tgz" -C /tmp session11; }
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
-    step matrix "${MATRIX_LIMIT_S:-330}" python3 -m gpupair_search.search.cli run --study matrix --parallel auto \
-        --results /tmp/matrix
-    cp /tmp/matrix/gpupair.db "$OUT/matrix.db"
-    python3 -m gpupair_search.search.cli status --study matrix --results /tmp/matrix > "$OUT/matrix_status.txt" 2>&1
-    archive
-    for mode in serial packed; do
+    matrix() {
+        step matrix "${MATRIX_LIMIT_S:-330}" python3 -m gpupair_search.search.cli run --study matrix --parallel auto \
+            --results /tmp/matrix
+        cp /tmp/matrix/gpupair.db "$OUT/matrix.db"
+        python3 -m gpupair_search.search.cli status --study matrix --results /tmp/matrix > "$OUT/matrix_status.txt" 2>&1
+        archive
+    }
+    [ -z "${MATRIX_LAST:-}" ] && matrix
+    for mode in ${STUDY_MODES:-serial packed}; do
         [ "$mode" = serial ] && parallel=1 limit=${SERIAL_LIMIT_S:-110} || parallel=auto limit=${PACKED_LIMIT_S:-100}
         step "study_$mode" "$limit" python3 -m gpupair_search.search.cli run --study feasibility --parallel "$parallel" \
             --no-baselines --min-window-s 0 --results "/tmp/$mode"
@@ -260,8 +263,9 @@ session11)
         python3 -m gpupair_search.search.cli status --study feasibility --results "/tmp/$mode" > "$OUT/${mode}_status.txt" 2>&1
         archive
     done
-    step compare 30 python3 bench/packing_compare.py --serial /tmp/serial --packed /tmp/packed --out "$OUT/packing_compare.json"
-    archive
+    [ -d /tmp/packed ] && step compare 30 python3 bench/packing_compare.py --serial /tmp/serial --packed /tmp/packed \
+        --out "$OUT/packing_compare.json" && archive
+    [ -n "${MATRIX_LAST:-}" ] && matrix
     ;;
 *)
     echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing|matrix|interference|matrix-alone|interference-twice|costs|left-after-7|session9-costs|session9-packed|session9-sampler|session10|session10b|session10c|session11" >&2; exit 2 ;;
