@@ -1,7 +1,7 @@
 """The warm launcher's server: imports the built-in workloads' libraries once, then forks one job per request.
 
 It answers ready once torch is imported, and imports the other libraries while no request waits, so that the
-first job of a run need not wait for all of them (about 12 s on the H200, the first trial's largest part).
+first job of a run need not wait for all of them (the H200's first trial of a study waited about 13 s for them).
 
 Why: a trial's time on the GPU machine is mostly process start-up (``import torch`` 3.5-5.4 s there,
 torchvision and timm seconds more), paid by every background restart and every foreground. A child forked
@@ -65,8 +65,8 @@ from gpupair_search.launcher.job_guard import PR_SET_CHILD_SUBREAPER, PR_SET_PDE
 PRELOAD = ("torch", "torch.nn", "torch.nn.functional", "torch.optim", "torchvision", "timm", "numpy",
            "joblib", "sklearn.exceptions", "sklearn.model_selection", "sklearn.neural_network", "pynvml")
 REQUIRED = "torch"  # without it a warm start saves nothing worth a second process
-#: the server is ready once these of PRELOAD are imported (torch: 3.5 s of the 12 s all took on the H200); a job
-#: forked before the rest are in imports what it needs itself, as a cold start would
+#: the server is ready once these of PRELOAD are imported (torch's: 3.5-5.4 s on the H200, docs/GPU_FACTS.md); a
+#: job forked before the rest are in imports what it needs itself, as a cold start would
 FIRST_PRELOADED = 4
 MAX_MESSAGE = 2**20  # far above any request (its environment travels as a difference)
 _JOB_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}

@@ -238,7 +238,7 @@ class PairRun:
         """A memory-only probe (no steady-state window): the background's current run reported a finished
         training step, so it holds its model, optimizer state and a step's activations, as a job in training
         does. Waiting for its whole run instead made the foreground start while the background restarted, with
-        its memory at zero again, and cost about a second of every trial (BENCHMARKS.md, eleventh session).
+        its memory at zero again, and took most of a serial trial's ``background_ready`` (BENCHMARKS.md).
         Where a window is measured (interference), the background must be past its warm-up: not then."""
         if not self.options.probe or self.options.min_window_s > 0 or not self.bg_progress:
             return False
