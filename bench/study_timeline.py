@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 
 from gpupair_search.search.report import open_results  # noqa: E402
-from gpupair_search.search.trial_record import PACKED  # noqa: E402
+from gpupair_search.search.trial_record import PACKED, measurement_mode  # noqa: E402
+from gpupair_search.search.verdict import Verdict  # noqa: E402
 
 
 def median(values: list[float]) -> float | None:
@@ -32,9 +33,10 @@ def timeline(results: Path, study: str, kind: str = "gpu", target_hz: float = 20
     trials = [t for t in fs.study.get_trials(deepcopy=False) if t.datetime_start and t.datetime_complete]
     first = min(t.datetime_start for t in trials)
     last = max(t.datetime_complete for t in trials)
+    modes = {t.number: measurement_mode(t.state, t.user_attrs) for t in trials}
     by_mode: dict[str, dict] = {}
-    for mode in sorted({t.user_attrs.get("measurement", {}).get("mode", "serial") for t in trials if "outcome" in t.user_attrs}):
-        ts = [t for t in trials if "outcome" in t.user_attrs and t.user_attrs.get("measurement", {}).get("mode", "serial") == mode]
+    for mode in sorted({m for m in modes.values() if m is not None}):
+        ts = [t for t in trials if modes[t.number] == mode]
         phases = sorted({p for t in ts for p in t.user_attrs.get("phase_seconds") or {}})
         entry = {"trials": len(ts),
                  "span_s": round((max(t.datetime_complete for t in ts) - min(t.datetime_start for t in ts)).total_seconds(), 1),
@@ -48,7 +50,7 @@ def timeline(results: Path, study: str, kind: str = "gpu", target_hz: float = 20
                                   f"reached_{target_hz:g}_hz": sum(r >= target_hz - 0.05 for r in rates), "of": len(rates)}
         by_mode[mode] = entry
     plans = fs.plans()
-    open_verdicts = [p.pair.key for p in plans if p.verdict.value in ("pending", "searching", "confirming")]
+    open_verdicts = [p.pair.key for p in plans if p.verdict in (Verdict.PENDING, Verdict.SEARCHING, Verdict.CONFIRMING)]
     return {"study": fs.settings.name, "trials": len(trials), "first_start_to_last_end_s": round((last - first).total_seconds(), 1),
             "pairs": len(plans), "pairs_with_a_final_verdict": len(plans) - len(open_verdicts),
             "verdicts": {v: sum(p.verdict.value == v for p in plans) for v in sorted({p.verdict.value for p in plans})},

@@ -95,16 +95,15 @@ class DeviceSampler:
         """Read the device once and give the snapshot to every attached monitor."""
         with self._lock:
             monitors = list(self._monitors)
-        children = None
         if any(m.tree_due() for m in monitors):
             children = children_by_parent()  # one read of /proc for every pair, not one per job
+            self.passes += 1
             # ... and one pass per tree interval: the pairs more than halfway to their next walk are walked with
             # the one that is due, so that within a walk or two all walk on the same ticks (7 packed pairs, each
             # on its own schedule, read /proc on most ticks)
             for monitor in monitors:
                 if monitor.tree_due(ahead=monitor.tree_interval / 2):
                     monitor.refresh_trees(children, force=True)
-        self.passes += 1 if children is not None else 0
         snapshot = self.read({pid for m in monitors for pid in m.known_pids()})
         for monitor in monitors:
             monitor.record(snapshot)

@@ -185,6 +185,12 @@ def launch_warm(command: Command, log_path: Path, env: dict[str, str], grace: fl
     missing (as ``subprocess.Popen`` would)."""
     if command.module is None or sys.platform != "linux":
         raise WarmStartUnavailable("only python -m workloads on Linux start warm")
+    return _server(env, grace).launch(command, log_path, env, grace)
+
+
+def _server(env: dict[str, str], grace: float) -> WarmServer:
+    """The server for this thread's cores and ``env``, started if there is none (a failure is remembered, and
+    said again without a second try)."""
     cpus = available_cores()
     key = _key(cpus, env)
     with _LOCK:
@@ -199,7 +205,7 @@ def launch_warm(command: Command, log_path: Path, env: dict[str, str], grace: fl
                 _SERVERS.pop(key, None)
                 _FAILED[key] = str(exc)
                 raise
-    return server.launch(command, log_path, env, grace)
+    return server
 
 
 def prestart(env: dict[str, str], grace: float) -> None:
@@ -208,17 +214,12 @@ def prestart(env: dict[str, str], grace: float) -> None:
     emulation). A server that cannot start says so at the first :func:`launch_warm`, as without this."""
     if sys.platform != "linux":
         return
-    cpus = available_cores()
 
-    def start() -> None:
-        with _LOCK:
-            key = _key(cpus, env)
-            if key in _SERVERS or key in _FAILED:
-                return
-            try:
-                _SERVERS[key] = WarmServer(env, cpus, grace)
-            except WarmStartUnavailable as exc:
-                _FAILED[key] = str(exc)
+    def start() -> None:  # a thread starts on its creator's cores, so it finds the server launch_warm will want
+        try:
+            _server(env, grace)
+        except WarmStartUnavailable:
+            pass  # remembered in _FAILED: the first launch_warm says it
 
     threading.Thread(target=start, name="gpupair-warm-prestart", daemon=True).start()
 

@@ -134,11 +134,11 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
         if slots > 1:
             stack.callback(unconstrained.close)
             where = f"{unconstrained.name}, packed: up to {slots} trials at once"
-            _warm_up(unconstrained, options, inputs.experiment.pairs, inputs.registry)
         else:
             executor = stack.enter_context(serial())
             where = executor.inner.device.name
-            _warm_up(executor.inner.device, options, inputs.experiment.pairs, inputs.registry)
+        _warm_up(unconstrained if slots > 1 else executor.inner.device, options, inputs.experiment.pairs,
+                 inputs.registry)
         retried = fs.recover_stale()  # first: an interrupted trial is re-queued once, not queued again as new
         added = fs.enqueue_baselines() + fs.enqueue_initial()  # baselines first: each pair is then judged as it ends
         typer.echo(f"study '{fs.settings.name}' on {where}: {len(inputs.experiment.pairs)} pairs, "
