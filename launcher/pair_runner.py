@@ -208,7 +208,7 @@ class PairRun:
         """Wait until the background is really running: its device memory stopped growing for
         ``background_settle_s``, or one run of it trained and ended normally (a short, warm-started probe
         restarts before its memory can look flat, but a whole run has shown its peak), or, in a probe that
-        measures memory only, it reported a finished training step (:meth:`_background_training`), or, for a job that
+        measures memory only, it trains (:meth:`_background_training`), or, for a job that
         never touches the device (a CPU job such as bug-localization), its host memory settled after
         ``background_cpu_only_after_s``; at most ``background_ready_timeout_s``. Never a fixed sleep."""
         started = time.monotonic()
@@ -235,14 +235,18 @@ class PairRun:
         return True
 
     def _background_training(self) -> bool:
-        """A memory-only probe (no steady-state window): the background's current run reported a finished
-        training step, so it holds its model, optimizer state and a step's activations, as a job in training
-        does. Waiting for its whole run instead made the foreground start while the background restarted, with
-        its memory at zero again, and took most of a serial trial's ``background_ready`` (BENCHMARKS.md).
-        Where a window is measured (interference), the background must be past its warm-up: not then."""
+        """A memory-only probe (no steady-state window): the background's current run holds all the device memory
+        it holds in training. Either it reported a finished training step, so it holds its model, optimizer state
+        and a step's activations; or, on a GPU, it said in its config line that it trains on the CPU
+        (bug-localization), so it holds none of the GPU's memory, and waiting ``background_cpu_only_after_s`` to see that took 20 s of a 4 s serial trial
+        on the H100 (BENCHMARKS.md). Waiting for the background's whole run instead made the foreground start
+        while the background restarted, with its memory at zero again. Where a window is measured (interference),
+        the background must be past its warm-up: not then."""
         if not self.options.probe or self.options.min_window_s > 0 or not self.bg_progress:
             return False
-        return any(point.steps >= 1 for point in self.bg_progress[-1].points)
+        current = self.bg_progress[-1]
+        on_the_cpu = current.declared_device == "cpu" and self.device.study_kind == "gpu"  # (the CPU device: its RSS)
+        return on_the_cpu or any(point.steps >= 1 for point in current.points)
 
     def _limits(self) -> PairLimits:
         o = self.options

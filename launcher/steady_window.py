@@ -26,6 +26,8 @@ MACHINE_PROGRESS = re.compile(r"^\[gpupair\] progress steps=(\d+) samples=(\d+)(
 STAMP_MAX_LAG_S = 10.0
 STAMP_MAX_LEAD_S = 0.05
 EPOCH_PROGRESS = re.compile(r"^Epoch (\d+) step (\d+)/(\d+)")
+#: The built-ins' config line names the device they train on (``device=cpu`` for bug-localization, a CPU job).
+CONFIG_DEVICE = re.compile(r"^\[gpupair\] config .*?\bdevice=(\S+)")
 #: The models file's ``performance_metrics.log_patterns`` entry that external scripts use to report progress.
 PROGRESS_PATTERN_NAME = "progress_steps"
 WARMUP_STEPS = 3  # steps left out at the start: the first steps pay for lazy initialisation and autotuning
@@ -54,6 +56,7 @@ class ProgressTail:
         self._offset = 0
         self._partial = b""
         self._machine = False  # once a machine line is seen, the other kinds are duplicates
+        self.declared_device: str | None = None  # from a built-in's config line, once printed
 
     def poll(self, t: float) -> None:
         try:
@@ -70,6 +73,11 @@ class ProgressTail:
                 self.points.append(point)
 
     def _parse(self, line: str, t: float) -> ProgressPoint | None:
+        if self.declared_device is None:
+            config = CONFIG_DEVICE.match(line)
+            if config:
+                self.declared_device = config.group(1)
+                return None
         machine = MACHINE_PROGRESS.match(line)
         if machine:
             self._machine = True

@@ -178,3 +178,17 @@ def test_a_memory_probe_starts_its_foreground_once_the_background_trains(tmp_pat
     else:
         assert ready < 3.0  # one step: 0.1 s after its start, against 4 s of settling and 10 s for the whole run
     assert result.memory.background_peak_mib >= 40  # its memory is measured either way
+
+
+def test_on_the_cpu_device_a_background_that_trains_on_the_cpu_is_still_waited_for(tmp_path, fixture_registry):
+    """A background that says it trains on the CPU holds no GPU memory, so on a GPU a memory-only probe starts its
+    foreground at once (proven on the GPU: BENCHMARKS.md, g11). On the CPU device its host memory is what is
+    measured, so the foreground waits for that to settle, as for any job."""
+    pair = PairSpec(1, JobConfig("fixture", "ok", {"seconds": 1.0, "alloc_mib": 20.0}),
+                    JobConfig("fixture", "cpu_job", {"seconds": 30, "alloc_mib": 40.0}))
+    options = RunOptions(timeout_s=60, probe=True, probe_steps=100, min_window_s=0.0, background_settle_s=2.0)
+    result = run_pair(pair, fixture_registry, CpuDevice(None), options, tmp_path / "pair")
+
+    assert result.outcome is Outcome.OK
+    assert result.phase_seconds["background_ready"] >= options.background_settle_s
+    assert result.memory.background_peak_mib >= 40

@@ -44,6 +44,18 @@ def test_an_external_script_reports_progress_through_its_progress_steps_pattern(
     assert tail.points == [ProgressPoint(1.0, 7, 14)]
 
 
+def test_a_tail_learns_the_device_a_built_in_names_in_its_config_line(tmp_path):
+    log = tmp_path / "job.log"
+    tail = ProgressTail(log)
+    log.write_text("loading data\n")
+    tail.poll(0.5)
+    assert tail.declared_device is None  # not said yet: nothing assumed
+    with log.open("a") as fh:
+        fh.write("[gpupair] config workload=bug-localization-by-dnn-and-rvsm model=default device=cpu kfold=10\n")
+    tail.poll(1.0)
+    assert tail.declared_device == "cpu" and tail.points == []
+
+
 def test_the_window_starts_after_warm_up_and_ends_at_the_last_training_step():
     window = steady_window(points((1.0, 1), (1.5, 2), (2.0, 3), (3.0, 5), (4.0, 7)), warmup_steps=3)
     assert (window.start_t, window.end_t, window.steps, window.samples) == (2.0, 4.0, 4, 16)
