@@ -238,14 +238,16 @@ session10c)
     step probe_steps "${PROBE_LIMIT_S:-80}" python3 bench/probe_steps.py --steps 3,5,30 --models \
         pytorch_resnet_cifar10/resnet20,Person_reID_baseline_pytorch/densenet121,Person_reID_baseline_pytorch/hrnet18,Person_reID_baseline_pytorch/pcb,VulBERTa/mlp,VulBERTa/cnn,MRT-OAST/default
     ;;
-session11)
+session11|session12)
     # 2026-12-06, session 11, after the memory-only probe's foreground stopped waiting for the background's whole run,
     # packed trials whose result could not stand went to the card, and the warm launcher answered with torch: the
     # 110-pair matrix packed, to its last verdict; then the 12-group study serially and packed (memory verdicts),
-    # compared (~9.5 min). What is done so far is archived after each step ($OUT/session11.tgz), so a call cut short
+    # compared (~9.5 min). What is done so far is archived after each step ($OUT/$1.tgz), so a call cut short
     # still brings it back. MATRIX_LAST=1 runs the matrix after the 12-group study; STUDY_MODES=serial, one mode.
-    final=$OUT; OUT=/tmp/session11; mkdir -p "$OUT"
-    archive() { cp "$OUT/walls.txt" "$final/walls.txt"; tar czf "$final/session11.tgz" -C /tmp session11; }
+    # session12 (2026-12-06, twelfth session): the same runs after a CPU background stopped delaying the
+    # foreground, the warm launcher started before the card's holder, and tree walks left the sampler's tick.
+    name=$1; final=$OUT; OUT=/tmp/$name; mkdir -p "$OUT"
+    archive() { cp "$OUT/walls.txt" "$final/walls.txt"; tar czf "$final/$name.tgz" -C /tmp "$name"; }
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     matrix() {
         step matrix "${MATRIX_LIMIT_S:-330}" python3 -m gpupair_search.search.cli run --study matrix --parallel auto \

@@ -4,12 +4,14 @@ Device memory is read every ``interval`` (default 50 ms: 1 Hz sampling misses sh
 docs/GPU_FACTS.md). Packed trials share the device, so they share its sampler (:class:`DeviceSampler`):
 one NVML process query per tick serves every pair, where a monitor each would multiply the queries and
 the threads competing for the host's cores (12 monitors of their own reached only 9 Hz). A :class:`Monitor`
-is one pair's view: its jobs, its samples. Process trees are walked less often (``tree_interval``) because a
-walk reads /proc; a new GPU process between walks is attributed at once by following its parents.
+is one pair's view: its jobs, its samples. Process trees are walked less often (``tree_interval``), and in a
+thread of their own, because a walk reads /proc; a new GPU process between walks is attributed at once by
+following its parents.
 """
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from gpupair_search.launcher.devices.base import Device, DeviceReading
 from gpupair_search.launcher.process import RunningJob
 
 DEFAULT_HZ = 20.0
+SWITCH_INTERVAL_S = 0.001
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class DeviceSampler:
         self._stop = threading.Event()
         self.ticks = 0
         self.passes = 0  # reads of /proc for the process trees
+        self._walker: threading.Thread | None = None  # the walk under way, if any: the next starts after it
 
     @property
     def attached(self) -> int:
@@ -77,6 +81,9 @@ class DeviceSampler:
             self._monitors.append(monitor)
             if self._thread is None:
                 self._stop.clear()
+                # A thread waiting for the interpreter's lock gets it after at most this long (Python's default
+                # is 5 ms): each NVML call and each read gives the lock up and must get it back.
+                sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
                 self._thread = threading.Thread(target=self._loop, name="gpupair-sampler", daemon=True)
                 self._thread.start()
 
@@ -90,24 +97,39 @@ class DeviceSampler:
                 self._thread = None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5.0)
+        walker = self._walker
+        if walker is not None and walker is not threading.current_thread():
+            walker.join(timeout=5.0)  # a stopped monitor is touched by no walk
 
     def tick(self) -> None:
-        """Read the device once and give the snapshot to every attached monitor."""
+        """Read the device once and give the snapshot to every attached monitor; start a walk of the process
+        trees when one is due, without waiting for it (:meth:`walk`)."""
         with self._lock:
             monitors = list(self._monitors)
-        if any(m.tree_due() for m in monitors):
-            children = children_by_parent()  # one read of /proc for every pair, not one per job
-            self.passes += 1
-            # ... and one pass per tree interval: the pairs more than halfway to their next walk are walked with
-            # the one that is due, so that within a walk or two all walk on the same ticks (7 packed pairs, each
-            # on its own schedule, read /proc on most ticks)
-            for monitor in monitors:
-                if monitor.tree_due(ahead=monitor.tree_interval / 2):
-                    monitor.refresh_trees(children, force=True)
+        walker = self._walker
+        if (walker is None or not walker.is_alive()) and any(m.tree_due() for m in monitors):
+            self._walker = threading.Thread(target=self.walk, args=(monitors,), name="gpupair-trees", daemon=True)
+            self._walker.start()
         snapshot = self.read({pid for m in monitors for pid in m.known_pids()})
         for monitor in monitors:
             monitor.record(snapshot)
         self.ticks += 1
+
+    def walk(self, monitors: list["Monitor"]) -> None:
+        """One read of /proc for every pair, and their process trees from it, in the walker thread. A walk makes
+        hundreds of system calls, each of which gives up the interpreter's lock and waits to get it back behind
+        the runner's other threads; in the tick it delayed reads enough that 7 packed pairs sampled at a median
+        18.4 Hz of 20 on the H100 (BENCHMARKS.md). The pairs more than halfway to their next walk are walked with
+        the one that is due, so that within a walk or two all walk together."""
+        try:
+            children = children_by_parent()
+            self.passes += 1
+            for monitor in monitors:
+                if monitor.tree_due(ahead=monitor.tree_interval / 2):
+                    monitor.refresh_trees(children, force=True)
+        except Exception as exc:  # noqa: BLE001 - recorded on each monitor, sampling goes on
+            for monitor in monitors:
+                monitor.note_error(f"walking process trees failed: {exc}")
 
     def read(self, pids: set[int]) -> DeviceSnapshot:
         listed = self.device.all_process_memory()
@@ -278,7 +300,8 @@ class Monitor:
                         self._seen.add(label)
             self._cpu[label], self._rss[label] = cpu, rss
             cpu_s[label] = self._ended_s.get(label, 0.0) + live_s
-        self._counters = (cpu_s, (busy, total))
+        with self._lock:  # the walk runs in the walker thread, record() in the sampler's
+            self._counters = (cpu_s, (busy, total))
         self._last_tree = now
 
     def _leave(self, label: str, pid: int) -> None:
@@ -309,7 +332,8 @@ class Monitor:
         job_mib = {label: sum(snapshot.by_pid.get(pid, 0.0) for pid in pids[label]) for label in jobs}
         if snapshot.error:
             self.note_error(snapshot.error)
-        counters, self._counters = self._counters, None
+        with self._lock:
+            counters, self._counters = self._counters, None
         cpu_s, host_cpu_s = counters if counters is not None else ({}, None)
         self.samples.append(Sample(snapshot.at - self.t0, job_mib, snapshot.reading, dict(self._cpu), dict(self._rss),
                                    self._host_cpu, cpu_s, host_cpu_s))

@@ -352,7 +352,7 @@ class PairRun:
         try:
             started_ok = True
             if self.bg_job is not None:
-                self._start_background()
+                self._timed("background_start", self._start_background)  # a warm launcher still importing: here
                 if not self.options.start_together:
                     started_ok = self._timed("background_ready", self._wait_background_ready)
             if started_ok:

@@ -56,7 +56,7 @@ def test_ok_pair_measures_both_jobs_and_writes_the_seed_layout(tmp_path, fixture
 def test_the_pair_says_where_its_wall_time_went(tmp_path, fixture_registry):
     result = run(tmp_path, fixture_registry, job("ok", seconds=1.5), job("ok", seconds=30))
     phases = result.phase_seconds
-    assert list(phases) == ["background_ready", "foreground", "background_finish", "stop"]
+    assert list(phases) == ["background_start", "background_ready", "foreground", "background_finish", "stop"]
     assert phases["background_ready"] >= FAST.background_settle_s
     assert phases["foreground"] == pytest.approx(result.foreground_duration_s, abs=0.5)
     assert json.loads((result.result_dir / "experiment.json").read_text())["phase_seconds"] == phases
