@@ -21,7 +21,12 @@ class Observation:
     batch_size: int
     peak_mib: float
     exact: bool = True  # False: a lower bound (the job ran out of memory or was cut short)
-    source: str = "trial"  # "trial" or "profile"
+    source: str = "trial"  # "trial", "profile", or CPU_ONLY
+
+
+#: The source of a profile's word that a job holds no GPU memory at all, at any batch size (a CPU job): its
+#: model is 0 MiB until the study's own trials measure it.
+CPU_ONLY = "cpu_only"
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,8 @@ def fit_linear(observations: list[Observation]) -> LinearMemoryModel | None:
     exact_trials = [(o.batch_size, o.peak_mib) for o in observations if o.exact and o.source == "trial"]
     exact_profiles = [(o.batch_size, o.peak_mib) for o in observations if o.exact and o.source == "profile"]
     fit = _least_squares(exact_trials)
+    if fit is None and not exact_trials and any(o.source == CPU_ONLY for o in observations):
+        fit = (0.0, 0.0)
     if fit is None:
         profile_fit = _least_squares(exact_profiles)
         if profile_fit is not None and exact_trials:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpupair_search.launcher.errors import ConfigError, Problem
-from gpupair_search.search.memory_model import Observation
+from gpupair_search.search.memory_model import CPU_ONLY, Observation
 from gpupair_search.settings import profiles_dir
 
 
@@ -43,8 +43,12 @@ def load_profiles(directory: Path | None = None) -> list[Profile]:
 
 
 def profile_observations(profiles: list[Profile]) -> dict[str, list[Observation]]:
+    """Every profile's points by job; a job a profile found to use no GPU memory gets a :data:`CPU_ONLY` word,
+    so that its pairs are predicted (a CPU background adds 0 MiB) instead of unknown."""
     out: dict[str, list[Observation]] = {}
     for profile in profiles:
         for key, obs in profile.jobs.items():
             out.setdefault(key, []).extend(obs)
+        for key in profile.cpu_only:
+            out.setdefault(key, []).append(Observation(0, 0.0, exact=True, source=CPU_ONLY))
     return out

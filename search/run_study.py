@@ -307,7 +307,14 @@ def print_status(fs: FeasibilityStudy) -> None:
 
 
 def print_interference(fs: FeasibilityStudy) -> None:
-    """Each pair's slowdowns and energy per sample, when the study has any (after the verdict table)."""
+    """Each pair's slowdowns and energy per sample, when the study has any (after the verdict table). A study
+    that measures memory only (no steady-state window, no baselines) has none to show, only a reason per trial
+    (the matrix printed 109 such lines, and a "not a pair" for each serial trial whose sub-second window
+    caught its background between two short probe runs): one line says so instead."""
+    if not fs.wants_baselines and not (fs.definition and fs.definition.min_window_s):
+        typer.echo("interference: not measured (memory only: no steady-state window and no solo baselines; "
+                   "--min-window-s and --baselines measure it)")
+        return
     for line in interference_lines([p for p in pair_interference(fs.views()) if worth_a_note(p)]):
         typer.echo(line)
 

@@ -80,17 +80,16 @@ def resolve_inputs(study: str | None, settings: Path | None, models: Path | None
 
 def simulated_device(inputs: StudyInputs, profiles_dir: Path | None = None) -> SimulatedDevice:
     profiles = load_profiles(profiles_dir)
-    models = fit_models([], profile_observations(profiles))
-    cpu_only = set().union(*(p.cpu_only for p in profiles)) if profiles else set()
+    models = fit_models([], profile_observations(profiles))  # a CPU-only job's model: 0 MiB
     missing = sorted({j.key for p in inputs.experiment.pairs for j in (p.foreground, p.background)
-                      if j is not None and j.key not in models and j.key not in cpu_only})
+                      if j is not None and j.key not in models})
     if missing:
         raise NoDeviceError("--device sim needs a memory profile for every job; none for: " + ", ".join(missing)
                             + ". Measure them on a GPU (bench/profile_workloads.py) into settings/profiles/.")
     cards = ", ".join(sorted({f"{p.card} {p.date}" for p in profiles}))
 
     def memory(job: JobConfig, batch: int | None) -> float:
-        return 0.0 if job.key in cpu_only else models[job.key].predict(batch)
+        return models[job.key].predict(batch)
 
     return SimulatedDevice(memory, inputs.card_mib, inputs.registry, label=f"profiles: {cards}")
 

@@ -230,15 +230,20 @@ def test_sigkill_of_a_packing_runner_leaves_no_process_and_loses_no_trial(tmp_pa
 
 
 def test_a_packed_simulated_study_gives_the_serial_verdicts(tmp_path):
-    """On the sim device too: packed predictions are labelled packed, and everything recommended is confirmed."""
-    sim = ["--study", "feasibility", "--device", "sim"]
+    """On the sim device too. Where every recommendation is confirmed (the default), a trial the memory model
+    predicts clearly would be measured alone anyway, so none is packed first: all 12 groups are predicted (g11's
+    CPU background from the profile's word). Under near-limits the clear fits run packed, labelled so."""
+    sim = ["--study", "feasibility", "--device", "sim", "--no-baselines", "--min-window-s", "0"]
     serial = run("run", *sim, "--parallel", "1", results=tmp_path / "serial")
-    packed = run("run", *sim, "--parallel", "4", results=tmp_path / "packed")
-    assert verdicts(packed.stdout) == verdicts(serial.stdout)
-    ts = [t for t in trials(tmp_path / "packed", "feasibility-simulated") if "outcome" in t.user_attrs]
-    modes = collections.Counter(t.user_attrs["measurement"]["mode"] for t in ts)
-    assert modes[PACKED] >= 1 and modes[SERIAL] >= 12  # each of the 12 recommendations alone on the card
-    assert "SIMULATED" in packed.stdout
+    for confirm, packed_trials in (("recommended", 0), ("near-limits", 1)):
+        packed = run("run", *sim, "--parallel", "4", "--confirm", confirm, results=tmp_path / confirm)
+        assert verdicts(packed.stdout) == verdicts(serial.stdout)
+        ts = [t for t in trials(tmp_path / confirm, "feasibility-simulated") if "outcome" in t.user_attrs]
+        modes = collections.Counter(t.user_attrs["measurement"]["mode"] for t in ts)
+        assert (modes[PACKED] >= 1) == bool(packed_trials), modes
+        assert "SIMULATED" in packed.stdout
+        assert "interference: not measured (memory only" in packed.stdout and "no energy figure" not in packed.stdout
+    assert modes[SERIAL] >= 3  # near-limits: what lies near the limit is still measured alone
 
 
 # -- how many at once -----------------------------------------------------------------------------------
