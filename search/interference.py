@@ -20,13 +20,13 @@ from optuna.trial import TrialState
 from gpupair_search.launcher.spec import JobConfig
 from gpupair_search.launcher.window_stats import MIN_BACKGROUND_TRAINING_SHARE
 from gpupair_search.search.baselines import BASELINE_PHASE, job_identity
-from gpupair_search.search.trial_record import PACKED, TrialView
+from gpupair_search.search.trial_record import TrialView
 
 #: The foreground is CPU-starved when it got this much less CPU than alone and was this much slower.
 STARVED_CPU_RATIO = 0.8
 STARVED_SLOWDOWN = 1.2
 
-NO_WINDOW, NO_BASELINE, PACKED = "no_window", "no_baseline", "packed"
+NO_WINDOW, NO_BASELINE, PACKED = "no_window", "no_baseline", "packed"  # PACKED: also the mode's value
 MOSTLY_STARTING, CPU_STARVED, ENERGY_UNRELIABLE = "background_mostly_starting", "cpu_starved", "energy_unreliable"
 
 
