@@ -249,6 +249,8 @@ session11|session12)
     name=$1; final=$OUT; OUT=/tmp/$name; mkdir -p "$OUT"
     archive() { cp "$OUT/walls.txt" "$final/walls.txt"; tar czf "$final/$name.tgz" -C /tmp "$name"; }
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
+    [ "$name" = session12 ] && step startup_parts "${STARTUP_LIMIT_S:-45}" python3 bench/startup_parts.py \
+        -o "$OUT/startup_parts.json"
     matrix() {
         step matrix "${MATRIX_LIMIT_S:-330}" python3 -m gpupair_search.search.cli run --study matrix --parallel auto \
             --results /tmp/matrix
