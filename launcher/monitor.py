@@ -244,6 +244,11 @@ class Monitor:
             self._last_tree = 0.0
             self._not_ours.clear()
 
+    def saw(self, label: str) -> bool:
+        """Whether a process of ``label``'s current job was ever found (by a walk, or on the device)."""
+        with self._lock:
+            return label in self._seen or bool(self._pids.get(label))
+
     def latest(self) -> Sample | None:
         return self.samples[-1] if self.samples else None
 

@@ -20,6 +20,9 @@ class Outcome(str, Enum):
     NOT_STARTED_BACKGROUND = "not_started_background"
     TIMEOUT = "timeout"
     BACKGROUND_UNSTABLE = "background_unstable"
+    #: the foreground exited 0 before the monitor saw any of its processes: no figure is the pair's (the runner
+    #: was late, not the pair: run it again)
+    UNMEASURED = "unmeasured"
 
     @property
     def is_oom(self) -> bool:
@@ -105,9 +108,10 @@ class JobEnd:
 
 
 def classify(foreground: JobEnd, background_runs: list[JobEnd], *, timed_out: bool, over_budget: bool,
-             background_unstable: bool) -> Outcome:
+             background_unstable: bool, foreground_seen: bool = True) -> Outcome:
     """The pair's outcome. A job that never started comes first (nothing was measured); then memory
-    verdicts: an OOM is what the study needs to know."""
+    verdicts: an OOM is what the study needs to know. A foreground that ran to its end unseen
+    (``foreground_seen`` False) measured nothing: its 0 MiB would pass for a fit."""
     if foreground.log.not_started and not foreground.stopped_by_us:
         return Outcome.NOT_STARTED_FOREGROUND
     if any(run.log.not_started for run in background_runs):
@@ -126,7 +130,7 @@ def classify(foreground: JobEnd, background_runs: list[JobEnd], *, timed_out: bo
         return Outcome.CRASH_FOREGROUND
     if any(run.exit_code not in (0, None) and not run.stopped_by_us for run in background_runs):
         return Outcome.CRASH_BACKGROUND
-    return Outcome.OK
+    return Outcome.OK if foreground_seen else Outcome.UNMEASURED
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,9 @@ def explain(outcome: Outcome, foreground: JobEnd, background_runs: list[JobEnd],
     if outcome is Outcome.BACKGROUND_UNSTABLE:
         return (f"background exited {limits.background_max_quick_exits} times in a row within "
                 f"{limits.background_min_run_s:.0f} s of starting ({limits.background_runs} runs): not a pair")
+    if outcome is Outcome.UNMEASURED:
+        return (f"foreground ended {foreground.duration_s:.2f} s after it was handed to the monitor, before any of "
+                "its processes was seen: nothing was measured")
     if outcome is Outcome.NOT_STARTED_FOREGROUND:
         return f"foreground never started: {foreground.log.first_lines or 'no output'}"
     if outcome is Outcome.NOT_STARTED_BACKGROUND:

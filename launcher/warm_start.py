@@ -121,6 +121,11 @@ class WarmServer:
                 except OSError as exc:
                     raise WarmStartUnavailable(self._gone(f"({exc})")) from None
                 reply = self._receive(REPLY_TIMEOUT_S, "to fork the job")
+                if "error" not in reply:
+                    # Kept while the lock is held: the job runs from here on, and taking the lock again queued
+                    # this thread behind other trials' requests until a 2 s job had ended unseen (0 MiB, "ok").
+                    job = WarmProcess(reply["pid"], command.argv, read_end)
+                    self._jobs = [j for j in self._jobs if j.returncode is None] + [job]
         except BaseException:
             os.close(read_end)
             raise
@@ -131,9 +136,6 @@ class WarmServer:
             if reply.get("errno"):
                 raise OSError(reply["errno"], reply["error"], str(command.cwd))
             raise WarmStartUnavailable(f"the warm launcher refused the job: {reply['error']}")
-        job = WarmProcess(reply["pid"], command.argv, read_end)
-        with self._lock:
-            self._jobs = [j for j in self._jobs if j.returncode is None] + [job]
         return job, list(reply.get("warnings", []))
 
     def alive(self) -> bool:

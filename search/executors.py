@@ -9,6 +9,7 @@ from typing import Callable
 from gpupair_search.launcher.devices.base import Device
 from gpupair_search.launcher.measurement import without_device_figures
 from gpupair_search.launcher.monitor import DeviceSampler, Sample
+from gpupair_search.launcher.outcome import Outcome
 from gpupair_search.launcher.pair_runner import PairResult, RunOptions, run_pair
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.results import new_pair_dir, new_run_dir, write_pair_results
@@ -63,6 +64,15 @@ class DeviceExecutor:
         self._count_lock = threading.Lock()
 
     def run(self, pair: PairSpec, trial_number: int) -> PairResult:
+        """The pair's result. One that measured nothing because the runner was late (its foreground ended
+        before it was seen) is run once more, in a directory of its own; the first run's files stay."""
+        result, pair_dir = self._run_once(pair)
+        if result.outcome is Outcome.UNMEASURED:
+            result, _ = self._run_once(pair, (f"run again: the first run measured nothing ({result.error_message}; "
+                                              f"its files: {pair_dir})",))
+        return result
+
+    def _run_once(self, pair: PairSpec, notes: tuple[str, ...] = ()) -> tuple[PairResult, Path | None]:
         pair_dir = self.run_dir.pair_dir(pair) if self.run_dir is not None else None
         with self._count_lock:
             self._running += 1
@@ -78,12 +88,13 @@ class DeviceExecutor:
             with self._count_lock:
                 self._running -= 1
         result.measurement = self._measurement(concurrent)
+        result.warnings.extend(notes)
         if self.packed and not self.device.simulated:
             result.energy = without_device_figures(result.energy, PACKED_NOTE)
         if pair_dir is not None:
             with self.run_dir.lock:
                 write_pair_results(result, pair_dir)
-        return result
+        return result, pair_dir
 
     def _measurement(self, concurrent: int) -> dict[str, object]:
         described = self.device.describe()

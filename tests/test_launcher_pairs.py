@@ -192,3 +192,25 @@ def test_on_the_cpu_device_a_background_that_trains_on_the_cpu_is_still_waited_f
     assert result.outcome is Outcome.OK
     assert result.phase_seconds["background_ready"] >= options.background_settle_s
     assert result.memory.background_peak_mib >= 40
+
+
+def test_a_foreground_that_ended_before_it_was_seen_measured_nothing(tmp_path, fixture_registry):
+    """0 MiB from a job the monitor never saw is no fit: on the H100 a warm-started VulBERTa/mlp ran to its end
+    before the runner held it, and the matrix recorded "ok, 0 MiB". Here the monitor looks every 2 s and the job
+    exits at once."""
+    options = RunOptions(monitor_hz=0.5, grace_s=1.0)
+    result = run(tmp_path, fixture_registry, job("quick"), None, options=options)
+    assert result.outcome is Outcome.UNMEASURED and not result.outcome.is_memory_verdict
+    assert "before any of its processes was seen" in result.error_message
+    crashed = run(tmp_path, fixture_registry, job("crash", seconds=0.0), None, options=options)
+    assert crashed.outcome is Outcome.CRASH_FOREGROUND  # its exit code is a finding, seen or not
+
+
+def test_a_trial_that_measured_nothing_is_run_once_more_and_keeps_both_runs_files(tmp_path, fixture_registry):
+    from gpupair_search.search.executors import DeviceExecutor
+
+    executor = DeviceExecutor(fixture_registry, CpuDevice(), RunOptions(monitor_hz=0.5, grace_s=1.0), tmp_path / "r")
+    result = executor.run(PairSpec(1, job("quick"), None), trial_number=0)
+    assert result.outcome is Outcome.UNMEASURED  # unseen again: a failure with its reason, never a figure
+    assert any(w.startswith("run again: the first run measured nothing") for w in result.warnings)
+    assert len([d for d in executor.run_dir.path.iterdir() if d.is_dir()]) == 2
