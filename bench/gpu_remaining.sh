@@ -238,14 +238,15 @@ session10c)
     step probe_steps "${PROBE_LIMIT_S:-80}" python3 bench/probe_steps.py --steps 3,5,30 --models \
         pytorch_resnet_cifar10/resnet20,Person_reID_baseline_pytorch/densenet121,Person_reID_baseline_pytorch/hrnet18,Person_reID_baseline_pytorch/pcb,VulBERTa/mlp,VulBERTa/cnn,MRT-OAST/default
     ;;
-session11|session12)
+session11|session12|session12b)
     # 2026-12-06, session 11, after the memory-only probe's foreground stopped waiting for the background's whole run,
     # packed trials whose result could not stand went to the card, and the warm launcher answered with torch: the
     # 110-pair matrix packed, to its last verdict; then the 12-group study serially and packed (memory verdicts),
     # compared (~9.5 min). What is done so far is archived after each step ($OUT/$1.tgz), so a call cut short
     # still brings it back. MATRIX_LAST=1 runs the matrix after the 12-group study; STUDY_MODES=serial, one mode.
     # session12 (2026-12-06, twelfth session): the same runs after a CPU background stopped delaying the
-    # foreground, the warm launcher started before the card's holder, and tree walks left the sampler's tick.
+    # foreground, the warm launcher started before the card's holder, and tree walks left the sampler's tick;
+    # session12b: again after the warm launcher handed jobs back under its lock (a packed job had ended unseen).
     name=$1; final=$OUT; OUT=/tmp/$name; mkdir -p "$OUT"
     archive() { cp "$OUT/walls.txt" "$final/walls.txt"; tar czf "$final/$name.tgz" -C /tmp "$name"; }
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"

@@ -69,6 +69,7 @@ class DeviceSampler:
         self.ticks = 0
         self.passes = 0  # reads of /proc for the process trees
         self._walker: threading.Thread | None = None  # the walk under way, if any: the next starts after it
+        self.parent_of: dict[int, int] = {}  # every process's parent at the last walk
 
     @property
     def attached(self) -> int:
@@ -111,8 +112,9 @@ class DeviceSampler:
             self._walker = threading.Thread(target=self.walk, args=(monitors,), name="gpupair-trees", daemon=True)
             self._walker.start()
         snapshot = self.read({pid for m in monitors for pid in m.known_pids()})
+        parent_of = self.parent_of
         for monitor in monitors:
-            monitor.record(snapshot)
+            monitor.record(snapshot, parent_of)
         self.ticks += 1
 
     def walk(self, monitors: list["Monitor"]) -> None:
@@ -124,6 +126,7 @@ class DeviceSampler:
         try:
             children = children_by_parent()
             self.passes += 1
+            self.parent_of = {child: parent for parent, kids in children.items() for child in kids}
             for monitor in monitors:
                 if monitor.tree_due(ahead=monitor.tree_interval / 2):
                     monitor.refresh_trees(children, force=True)
@@ -183,6 +186,14 @@ def children_by_parent() -> dict[int, list[int]]:
         ppid = int(stat[stat.rindex(b")") + 2:].split(b" ", 2)[1])
         children.setdefault(ppid, []).append(int(entry.name))
     return children
+
+
+def _ancestors(pid: int, parent_of: dict[int, int]) -> list[int]:
+    """``pid``'s parent, its parent's parent and so on, as ``parent_of`` has them (nearest first)."""
+    found: list[int] = []
+    while (pid := parent_of.get(pid, 0)) > 0 and pid not in found:
+        found.append(pid)
+    return found
 
 
 def descendants(pid: int, children: dict[int, list[int]]) -> set[int]:
@@ -327,11 +338,11 @@ class Monitor:
         self._procs[pid] = (proc, busy, now)
         return 100.0 * (busy - since_busy) / (now - since) if now > since else 0.0
 
-    def record(self, snapshot: DeviceSnapshot) -> None:
+    def record(self, snapshot: DeviceSnapshot, parent_of: dict[int, int] | None = None) -> None:
         with self._lock:
             jobs = dict(self._jobs)
         if snapshot.lists_all:
-            self._attribute_new(snapshot.by_pid, jobs)
+            self._attribute_new(snapshot.by_pid, jobs, parent_of)
         with self._lock:
             pids = {label: set(self._pids.get(label, ())) for label in jobs}
         job_mib = {label: sum(snapshot.by_pid.get(pid, 0.0) for pid in pids[label]) for label in jobs}
@@ -343,20 +354,25 @@ class Monitor:
         self.samples.append(Sample(snapshot.at - self.t0, job_mib, snapshot.reading, dict(self._cpu), dict(self._rss),
                                    self._host_cpu, cpu_s, host_cpu_s))
 
-    def _attribute_new(self, listed: dict[int, float], jobs: dict[str, RunningJob]) -> None:
+    def _attribute_new(self, listed: dict[int, float], jobs: dict[str, RunningJob],
+                       parent_of: dict[int, int] | None = None) -> None:
         """Device processes not yet in a job's set: attribute them by ancestry now, not at the next walk.
-        One that descends from none of this pair's jobs (another packed pair's) is not walked again."""
+        One that descends from none of this pair's jobs (another packed pair's) is not walked again.
+        ``parent_of``: the host's parent map from the last walk, so that a process it knows costs no system call
+        (with 7 packed pairs, every new job made each pair look up every other pair's processes in /proc)."""
         known = self.known_pids()
         roots = {job.pid: label for label, job in jobs.items()}
         self._not_ours &= set(listed)
         for pid in listed:
             if pid in known or pid in self._not_ours:
                 continue
-            try:
-                parents = psutil.Process(pid).parents()
-            except psutil.Error:
-                continue
-            label = next((roots[p.pid] for p in parents if p.pid in roots), None)
+            parents = _ancestors(pid, parent_of) if parent_of and pid in parent_of else None
+            if parents is None:
+                try:
+                    parents = [p.pid for p in psutil.Process(pid).parents()]
+                except psutil.Error:
+                    continue
+            label = next((roots[p] for p in parents if p in roots), None)
             if label is None:
                 self._not_ours.add(pid)
                 continue

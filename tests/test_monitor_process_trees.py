@@ -72,3 +72,32 @@ def test_packed_pairs_share_one_read_of_proc_per_tree_interval(tmp_path):
             monitor.stop()
         for job in jobs:
             job.stop(1.0)
+
+
+def test_a_device_process_is_attributed_from_the_last_walks_parent_map_without_asking_proc(tmp_path):
+    """Packed pairs see each other's GPU processes; each new one was looked up in /proc by every pair on the next
+    tick. The walk's parent map answers instead: here for a pid that /proc does not have at all, which only the
+    map can place under the job."""
+    import os
+    import time
+
+    from gpupair_search.launcher.devices.base import DeviceReading
+    from gpupair_search.launcher.devices.cpu import CpuDevice
+    from gpupair_search.launcher.monitor import DeviceSnapshot, Monitor
+    from gpupair_search.launcher.process import start_job
+    from gpupair_search.launcher.registry import Command
+
+    job = start_job("foreground", Command((sys.executable, "-c", "import time; time.sleep(60)"), tmp_path),
+                    tmp_path / "job.log", {}, grace=1.0)
+    gone = 4_000_000  # above any pid_max: no such process
+    try:
+        monitor = Monitor(CpuDevice(None))
+        monitor.track("foreground", job)
+        listed = {gone: 300.0, gone + 1: 500.0}  # ours (by the map), and another pair's
+        snapshot = DeviceSnapshot(time.monotonic(), listed, DeviceReading(), lists_all=True)
+        monitor.record(snapshot, parent_of={gone: job.pid, job.pid: os.getpid(), gone + 1: os.getpid()})
+        assert monitor.samples[-1].job_mib == {"foreground": 300.0}
+        monitor.record(snapshot)  # without the map, /proc is asked: it has neither, so nothing new is attributed
+        assert monitor.samples[-1].job_mib == {"foreground": 300.0}  # what was attributed stays
+    finally:
+        job.stop(1.0)
