@@ -238,7 +238,7 @@ session10c)
     step probe_steps "${PROBE_LIMIT_S:-80}" python3 bench/probe_steps.py --steps 3,5,30 --models \
         pytorch_resnet_cifar10/resnet20,Person_reID_baseline_pytorch/densenet121,Person_reID_baseline_pytorch/hrnet18,Person_reID_baseline_pytorch/pcb,VulBERTa/mlp,VulBERTa/cnn,MRT-OAST/default
     ;;
-session11|session12|session12b)
+session11|session12|session12b|session12c)
     # 2026-12-06, session 11, after the memory-only probe's foreground stopped waiting for the background's whole run,
     # packed trials whose result could not stand went to the card, and the warm launcher answered with torch: the
     # 110-pair matrix packed, to its last verdict; then the 12-group study serially and packed (memory verdicts),
@@ -247,9 +247,13 @@ session11|session12|session12b)
     # session12 (2026-12-06, twelfth session): the same runs after a CPU background stopped delaying the
     # foreground, the warm launcher started before the card's holder, and tree walks left the sampler's tick;
     # session12b: again after the warm launcher handed jobs back under its lock (a packed job had ended unseen).
+    # session12c: after one import of the libraries (the machine's file cache warm, as on any run but its first),
+    # then the matrix, then the 12-group study serially and packed.
     name=$1; final=$OUT; OUT=/tmp/$name; mkdir -p "$OUT"
     archive() { cp "$OUT/walls.txt" "$final/walls.txt"; tar czf "$final/$name.tgz" -C /tmp "$name"; }
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
+    [ "$name" = session12c ] && step warm_up 60 python3 -c \
+        "import torch, torchvision, timm, transformers, sklearn, optuna, plotly, gpupair_search.search.cli"
     [ "$name" = session12 ] && step startup_parts "${STARTUP_LIMIT_S:-45}" python3 bench/startup_parts.py \
         -o "$OUT/startup_parts.json"
     matrix() {

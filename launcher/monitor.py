@@ -109,8 +109,9 @@ class DeviceSampler:
             monitors = list(self._monitors)
         walker = self._walker
         if (walker is None or not walker.is_alive()) and any(m.tree_due() for m in monitors):
-            self._walker = threading.Thread(target=self.walk, args=(monitors,), name="gpupair-trees", daemon=True)
-            self._walker.start()
+            walker = threading.Thread(target=self.walk, args=(monitors,), name="gpupair-trees", daemon=True)
+            walker.start()
+            self._walker = walker  # only once started: detach() joins it from another thread
         snapshot = self.read({pid for m in monitors for pid in m.known_pids()})
         parent_of = self.parent_of
         for monitor in monitors:
