@@ -48,6 +48,9 @@ def timeline(results: Path, study: str, kind: str = "gpu", target_hz: float = 20
             entry["sample_hz"] = {"min": rates[0] if rates else None, "median": median(rates),
                                   "max": rates[-1] if rates else None,
                                   f"reached_{target_hz:g}_hz": sum(r >= target_hz - 0.05 for r in rates), "of": len(rates)}
+            gaps = sorted(g for t in ts if (g := t.user_attrs.get("memory", {}).get("max_gap_ms")))
+            if gaps:  # recorded since the twelfth session
+                entry["max_gap_ms"] = {"median": median(gaps), "max": gaps[-1]}
         by_mode[mode] = entry
     plans = fs.plans()
     open_verdicts = [p.pair.key for p in plans if p.verdict in (Verdict.PENDING, Verdict.SEARCHING, Verdict.CONFIRMING)]

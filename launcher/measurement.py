@@ -26,6 +26,9 @@ class MemoryStats:
     background_tried_to_allocate_mib: float | None = None
     samples: int = 0
     sample_hz: float = 0.0
+    #: the longest time between two samples: how long the monitor was blind at worst (a peak shorter than
+    #: that can be missed); the mean rate hides a single stall
+    max_gap_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ def memory_stats(samples: list[Sample], fg_tried: float | None = None, bg_tried:
         background_tried_to_allocate_mib=bg_tried,
         samples=len(samples),
         sample_hz=round((len(samples) - 1) / span, 1) if span > 0 else 0.0,
+        max_gap_ms=round(1000 * max((b.t - a.t for a, b in zip(samples, samples[1:])), default=0.0), 1),
     )
 
 

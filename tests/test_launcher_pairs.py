@@ -35,6 +35,8 @@ def test_ok_pair_measures_both_jobs_and_writes_the_seed_layout(tmp_path, fixture
     assert result.memory.background_peak_mib >= 80
     assert result.memory.sum_of_peaks_mib >= result.memory.concurrent_peak_mib > 120
     assert result.memory.sample_hz >= 10
+    gaps = [b.t - a.t for a, b in zip(result.samples, result.samples[1:])]
+    assert result.memory.max_gap_ms == round(1000 * max(gaps), 1) >= 50 * 0.9  # no two samples closer than a tick
     assert result.performance_metrics == {"test_accuracy": 97.5}
     assert result.energy.cpu_energy_j is None or result.energy.cpu_energy_j > 0
     if result.energy.cpu_energy_j is None:
