@@ -238,6 +238,32 @@ session10c)
     step probe_steps "${PROBE_LIMIT_S:-80}" python3 bench/probe_steps.py --steps 3,5,30 --models \
         pytorch_resnet_cifar10/resnet20,Person_reID_baseline_pytorch/densenet121,Person_reID_baseline_pytorch/hrnet18,Person_reID_baseline_pytorch/pcb,VulBERTa/mlp,VulBERTa/cnn,MRT-OAST/default
     ;;
+session13)
+    # Written in the twelfth session (2026-12-06) for the next call: the 12-group study took 50.0 s in one call
+    # and 63.9 s in another, on two machines and two versions of the code. Here both versions run on one machine,
+    # alternating, after one import of the libraries: the old one from ab/old (before the call:
+    # `mkdir -p ab/old && git archive 1dc6861 | tar -x -C ab/old`, `ab` in .git/info/exclude, carry [".whl", "ab"]),
+    # this one from the checkout. Then the matrix, whose pairs now record their longest sample gap (~8.5 min).
+    name=$1; final=$OUT; OUT=/tmp/$name; mkdir -p "$OUT"
+    archive() { cp "$OUT/walls.txt" "$final/walls.txt"; tar czf "$final/$name.tgz" -C /tmp "$name"; }
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
+    step warm_up 60 python3 -c \
+        "import torch, torchvision, timm, transformers, sklearn, optuna, plotly, gpupair_search.search.cli"
+    for round in 1 2; do
+        for code in old new; do
+            root=$PWD; [ "$code" = old ] && root=$PWD/ab/old
+            PYTHONPATH=$root:/tmp/site step "serial_${code}_$round" "${SERIAL_LIMIT_S:-80}" python3 -m \
+                gpupair_search.search.cli run --study feasibility --parallel 1 --no-baselines --min-window-s 0 \
+                --results "/tmp/serial_${code}_$round"
+            cp "/tmp/serial_${code}_$round/gpupair.db" "$OUT/serial_${code}_$round.db"
+            archive
+        done
+    done
+    step matrix "${MATRIX_LIMIT_S:-240}" python3 -m gpupair_search.search.cli run --study matrix --parallel auto \
+        --results /tmp/matrix
+    cp /tmp/matrix/gpupair.db "$OUT/matrix.db"
+    archive
+    ;;
 session11|session12|session12b|session12c)
     # 2026-12-06, session 11, after the memory-only probe's foreground stopped waiting for the background's whole run,
     # packed trials whose result could not stand went to the card, and the warm launcher answered with torch: the
