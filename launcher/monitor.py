@@ -121,9 +121,10 @@ class DeviceSampler:
     def walk(self, monitors: list["Monitor"]) -> None:
         """One read of /proc for every pair, and their process trees from it, in the walker thread. A walk makes
         hundreds of system calls, each of which gives up the interpreter's lock and waits to get it back behind
-        the runner's other threads; in the tick it delayed reads enough that 7 packed pairs sampled at a median
-        18.4 Hz of 20 on the H100 (BENCHMARKS.md). The pairs more than halfway to their next walk are walked with
-        the one that is due, so that within a walk or two all walk together."""
+        the runner's other threads, so in the tick it delayed the device's reads (7 packed pairs on the H100: a
+        median 18.4 Hz of 20 with the walk in the tick, 19.6-19.7 Hz with it here; BENCHMARKS.md). The pairs more
+        than halfway to their next walk are walked with the one that is due, so that within a walk or two all
+        walk together."""
         try:
             children = children_by_parent()
             self.passes += 1
