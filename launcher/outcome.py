@@ -157,7 +157,8 @@ def explain(outcome: Outcome, foreground: JobEnd, background_runs: list[JobEnd],
                 f"{limits.background_min_run_s:.0f} s of starting ({limits.background_runs} runs): not a pair")
     if outcome is Outcome.UNMEASURED:
         return (f"foreground ended {foreground.duration_s:.2f} s after it was handed to the monitor, before any of "
-                "its processes was seen: nothing was measured")
+                "its processes was seen: nothing was measured (if it does that each time, it trains nothing: check "
+                "its command and log)")
     if outcome is Outcome.NOT_STARTED_FOREGROUND:
         return f"foreground never started: {foreground.log.first_lines or 'no output'}"
     if outcome is Outcome.NOT_STARTED_BACKGROUND:
