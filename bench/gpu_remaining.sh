@@ -259,8 +259,8 @@ session13)
             archive
         done
     done
-    step matrix "${MATRIX_LIMIT_S:-240}" python3 -m gpupair_search.search.cli run --study matrix --parallel auto \
-        --results /tmp/matrix
+    step matrix "${MATRIX_LIMIT_S:-240}" python3 bench/gc_log.py -o "$OUT/matrix_gc.json" -- run --study matrix \
+        --parallel auto --results /tmp/matrix
     cp /tmp/matrix/gpupair.db "$OUT/matrix.db"
     archive
     ;;

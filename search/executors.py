@@ -1,6 +1,7 @@
 """Run the pair of a trial on a device (or the simulated one) and keep its results directory."""
 from __future__ import annotations
 
+import gc
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -70,6 +71,11 @@ class DeviceExecutor:
         if result.outcome is Outcome.UNMEASURED:
             result, _ = self._run_once(pair, (f"run again: the first run measured nothing ({result.error_message}; "
                                               f"its files: {pair_dir})",))
+        # What the runner keeps from here on (trials, caches) leaves the garbage collector's full passes: each
+        # stops every thread, the sampler's too, and with the matrix's trials they took 25-102 ms on the
+        # project's 2-core host, longer than a tick (BENCHMARKS.md, bench/gc_log.py). A cycle frozen here is
+        # never collected: 8 MiB more at the end of the simulated matrix.
+        gc.freeze()
         return result
 
     def _run_once(self, pair: PairSpec, notes: tuple[str, ...] = ()) -> tuple[PairResult, Path | None]:

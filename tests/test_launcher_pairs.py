@@ -209,10 +209,14 @@ def test_a_foreground_that_ended_before_it_was_seen_measured_nothing(tmp_path, f
 
 
 def test_a_trial_that_measured_nothing_is_run_once_more_and_keeps_both_runs_files(tmp_path, fixture_registry):
+    import gc
+
     from gpupair_search.search.executors import DeviceExecutor
 
     executor = DeviceExecutor(fixture_registry, CpuDevice(), RunOptions(monitor_hz=0.5, grace_s=1.0), tmp_path / "r")
+    frozen = gc.get_freeze_count()
     result = executor.run(PairSpec(1, job("quick"), None), trial_number=0)
+    assert gc.get_freeze_count() > frozen  # what outlives a pair leaves the collector's full passes (a tick each)
     assert result.outcome is Outcome.UNMEASURED  # unseen again: a failure with its reason, never a figure
     assert any(w.startswith("run again: the first run measured nothing") for w in result.warnings)
     assert len([d for d in executor.run_dir.path.iterdir() if d.is_dir()]) == 2
