@@ -239,10 +239,11 @@ class PairRun:
         """A memory-only probe (no steady-state window): the background's current run holds all the device memory
         it holds in training. Either it reported a finished training step, so it holds its model, optimizer state
         and a step's activations; or, on a GPU, it said in its config line that it trains on the CPU
-        (bug-localization), so it holds none of the GPU's memory, and waiting ``background_cpu_only_after_s`` to see that took 20 s of a 4 s serial trial
-        on the H100 (BENCHMARKS.md). Waiting for the background's whole run instead made the foreground start
-        while the background restarted, with its memory at zero again. Where a window is measured (interference),
-        the background must be past its warm-up: not then."""
+        (bug-localization), so it holds none of the GPU's memory (finding that out by waiting
+        ``background_cpu_only_after_s`` took 20.4 s of a 23.7 s serial trial on the H100, BENCHMARKS.md).
+        Waiting for the background's whole run instead made the foreground start while the background
+        restarted, with its memory at zero again. Where a window is measured (interference), the background
+        must be past its warm-up: not then."""
         if not self.options.probe or self.options.min_window_s > 0 or not self.bg_progress:
             return False
         current = self.bg_progress[-1]
