@@ -252,7 +252,8 @@ session13)
     for round in 1 2; do
         for code in old new; do
             root=$PWD; [ "$code" = old ] && root=$PWD/ab/old
-            PYTHONPATH=$root:/tmp/site step "serial_${code}_$round" "${SERIAL_LIMIT_S:-80}" python3 -m \
+            # -P: not the current directory (this checkout) first on sys.path, so that PYTHONPATH picks the code
+            PYTHONPATH=$root:/tmp/site step "serial_${code}_$round" "${SERIAL_LIMIT_S:-80}" python3 -P -m \
                 gpupair_search.search.cli run --study feasibility --parallel 1 --no-baselines --min-window-s 0 \
                 --results "/tmp/serial_${code}_$round"
             cp "/tmp/serial_${code}_$round/gpupair.db" "$OUT/serial_${code}_$round.db"
