@@ -20,13 +20,13 @@ from optuna.trial import TrialState
 from gpupair_search.launcher.spec import JobConfig
 from gpupair_search.launcher.window_stats import MIN_BACKGROUND_TRAINING_SHARE
 from gpupair_search.search.baselines import BASELINE_PHASE, job_identity
-from gpupair_search.search.trial_record import TrialView
+from gpupair_search.search.trial_record import PACKED as PACKED_MODE, TrialView
 
 #: The foreground is CPU-starved when it got this much less CPU than alone and was this much slower.
 STARVED_CPU_RATIO = 0.8
 STARVED_SLOWDOWN = 1.2
 
-NO_WINDOW, NO_BASELINE, PACKED = "no_window", "no_baseline", "packed"  # PACKED: also the mode's value
+NO_WINDOW, NO_BASELINE, PACKED = "no_window", "no_baseline", "packed"
 MOSTLY_STARTING, CPU_STARVED, ENERGY_UNRELIABLE = "background_mostly_starting", "cpu_starved", "energy_unreliable"
 
 
@@ -142,7 +142,7 @@ def solo_baselines(views: list[TrialView]) -> dict[tuple[str, int | None], Solo]
     """The latest usable baseline of each (job, batch size): serial, with a steady-state window."""
     out: dict[tuple[str, int | None], Solo] = {}
     for v in sorted(views, key=lambda v: v.number):
-        if v.phase != BASELINE_PHASE or not _ok(v) or v.mode == PACKED:
+        if v.phase != BASELINE_PHASE or not _ok(v) or v.mode == PACKED_MODE:
             continue
         window = v.attrs.get("window") or {}
         sps = window.get("foreground_samples_per_second")
@@ -174,7 +174,7 @@ def worth_a_note(p: PairInterference) -> bool:
 def _one(v: TrialView, solos: dict[tuple[str, int | None], Solo]) -> PairInterference:
     fg_key, bg_key = _identity(v.attrs["foreground"]), _identity(v.attrs["background"])
     base = PairInterference(v.pair_key, v.number, v.fg_batch, v.bg_batch, fg_key, bg_key)
-    if v.mode == PACKED:
+    if v.mode == PACKED_MODE:
         return _with(base, PACKED, "no energy figure: packed (measured alongside other trials)")
     window = v.attrs.get("window") or {}
     if not window.get("reliable"):
