@@ -152,7 +152,6 @@ class PairRun:
         self.fg_window = (0.0, 0.0)
         self.bg_coverage: float | None = None
         self.fg_exited_itself = False
-        self._foreground_seen = True  # until the pair ends: whether the monitor found the foreground's processes
         self.phase_seconds: dict[str, float] = {}
         self.job_start: dict[str, str] = {}
         self.start_notes: list[str] = []
@@ -369,7 +368,6 @@ class PairRun:
                 code = self.bg.stop(self.options.grace_s)
                 self.bg_ends.append(JobEnd(None if running else code, running,
                                            scan_log(read_log(self.bg.log_path)), self.bg.duration()))
-            self._foreground_seen = self.fg is None or self.monitor.saw(FG)
             self.monitor.stop()
             self.phase_seconds["stop"] = round(time.monotonic() - stopping, 2)
         return self._result(fg_code, rapl)
@@ -391,7 +389,8 @@ class PairRun:
         fg_end = JobEnd(fg_code, not self.fg_exited_itself, fg_log, self.fg.duration() if self.fg else 0.0)
         started_fg = self.fg is not None
         outcome = classify(fg_end, self.bg_ends, timed_out=self.timed_out, over_budget=self.over_budget,
-                           background_unstable=self.unstable, foreground_seen=self._foreground_seen)
+                           background_unstable=self.unstable,
+                           foreground_seen=self.fg is None or self.monitor.saw(FG))
         if not started_fg and outcome is Outcome.OK:  # background never got ready and did not say why
             outcome = Outcome.CRASH_BACKGROUND
         bg_tried = next((e.log.tried_to_allocate_mib for e in reversed(self.bg_ends) if e.log.oom), None)
