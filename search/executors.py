@@ -72,9 +72,9 @@ class DeviceExecutor:
             result, _ = self._run_once(pair, (f"run again: the first run measured nothing ({result.error_message}; "
                                               f"its files: {pair_dir})",))
         # What the runner keeps from here on (trials, caches) leaves the garbage collector's full passes: each
-        # stops every thread, the sampler's too, and with the matrix's trials they took 25-102 ms on the
-        # project's 2-core host, longer than a tick (BENCHMARKS.md, bench/gc_log.py). A cycle frozen here is
-        # never collected: 8 MiB more at the end of the simulated matrix.
+        # stops every thread, the sampler's too, and in the simulated matrix 66 of 67 took 20 ms or more (up to
+        # 288 ms) on the project's 2-core host (BENCHMARKS.md, bench/gc_log.py). A cycle frozen here is never
+        # collected: 2 MiB more peak memory at the end of the simulated matrix.
         gc.freeze()
         return result
 
