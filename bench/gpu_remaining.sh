@@ -239,31 +239,39 @@ session10c)
         pytorch_resnet_cifar10/resnet20,Person_reID_baseline_pytorch/densenet121,Person_reID_baseline_pytorch/hrnet18,Person_reID_baseline_pytorch/pcb,VulBERTa/mlp,VulBERTa/cnn,MRT-OAST/default
     ;;
 session13)
-    # Written in the twelfth session (2026-12-06) for the next call: the 12-group study took 50.0 s in one call
-    # and 63.9 s in another, on two machines and two versions of the code. Here both versions run on one machine,
-    # alternating, after one import of the libraries: the old one from ab/old (before the call:
-    # `mkdir -p ab/old && git archive 1dc6861 | tar -x -C ab/old`, `ab` in .git/info/exclude, carry [".whl", "ab"]),
-    # this one from the checkout. Then the matrix, whose pairs now record their longest sample gap (~8.5 min).
-    name=$1; final=$OUT; OUT=/tmp/$name; mkdir -p "$OUT"
+    # Written in the thirteenth session (2026-12-06): where the packed sampler's missing ticks go. The matrix packed,
+    # its runner under bench/gc_log.py (every garbage collection and every sampler tick timed) beside a witness
+    # sampler in a process of its own (bench/nvml_witness.py); then the 12-group study serially and packed, compared;
+    # then, with what is left of the call, the fault table's SIGKILL packed (~9 min). Archived after each step.
+    name=$1; final=$OUT; OUT=/tmp/$name; mkdir -p "$OUT"; begin=$(date +%s)
     archive() { cp "$OUT/walls.txt" "$final/walls.txt"; tar czf "$final/$name.tgz" -C /tmp "$name"; }
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     step warm_up 60 python3 -c \
         "import torch, torchvision, timm, transformers, sklearn, optuna, plotly, gpupair_search.search.cli"
-    for round in 1 2; do
-        for code in old new; do
-            root=$PWD; [ "$code" = old ] && root=$PWD/ab/old
-            # -P: not the current directory (this checkout) first on sys.path, so that PYTHONPATH picks the code
-            PYTHONPATH=$root:/tmp/site step "serial_${code}_$round" "${SERIAL_LIMIT_S:-80}" python3 -P -m \
-                gpupair_search.search.cli run --study feasibility --parallel 1 --no-baselines --min-window-s 0 \
-                --results "/tmp/serial_${code}_$round"
-            cp "/tmp/serial_${code}_$round/gpupair.db" "$OUT/serial_${code}_$round.db"
-            archive
-        done
-    done
-    step matrix "${MATRIX_LIMIT_S:-240}" python3 bench/gc_log.py -o "$OUT/matrix_gc.json" -- run --study matrix \
-        --parallel auto --results /tmp/matrix
+    python3 bench/nvml_witness.py -o "$OUT/matrix_witness.json" --seconds 300 2> "$OUT/witness.txt" & witness=$!
+    step matrix "${MATRIX_LIMIT_S:-240}" python3 bench/gc_log.py -o "$OUT/matrix_gc.json" \
+        --ticks "$OUT/matrix_ticks.json" -- run --study matrix --parallel auto --results /tmp/matrix
+    kill -TERM "$witness"; wait "$witness"
     cp /tmp/matrix/gpupair.db "$OUT/matrix.db"
+    python3 bench/tick_gaps.py --ticks "$OUT/matrix_ticks.json" --gc "$OUT/matrix_gc.json" \
+        --witness "$OUT/matrix_witness.json" -o "$OUT/matrix_gaps.json" > /dev/null 2>&1
     archive
+    for mode in serial packed; do
+        parallel=1; [ "$mode" = packed ] && parallel=auto
+        step "study_$mode" "${STUDY_LIMIT_S:-80}" python3 -m gpupair_search.search.cli run --study feasibility \
+            --parallel "$parallel" --results "/tmp/$mode"
+        cp "/tmp/$mode/gpupair.db" "$OUT/feasibility_$mode.db"
+        archive
+    done
+    step compare 30 python3 bench/packing_compare.py --serial /tmp/serial --packed /tmp/packed \
+        --out "$OUT/packing_compare.json"
+    archive
+    left=$(( ${CALL_S:-555} - ($(date +%s) - begin) ))
+    if [ "$left" -gt 140 ]; then
+        step reliability "$left" python3 bench/reliability.py -n 1 --device cuda:0 --runner-args "--parallel 3" \
+            --faults sigkill
+        archive
+    fi
     ;;
 session11|session12|session12b|session12c)
     # 2026-12-06, session 11, after the memory-only probe's foreground stopped waiting for the background's whole run,
