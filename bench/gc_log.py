@@ -52,14 +52,16 @@ def main() -> None:
             "command": command, "frozen_after_each_pair": not args.without_freeze,
             "collections": {str(g): {"count": len(v), "total_ms": round(sum(v), 1), "max_ms": round(max(v, default=0), 1)}
                             for g, v in by_gen.items()},
+            "freezes": len(freezes), "first_freeze": round(freezes[0], 3) if freezes else None,
             f"pauses_of_{LONG_MS:g}_ms_or_more": [{"monotonic": round(t, 3), "generation": g, "ms": round(ms, 1)}
                                                   for t, g, ms in pauses if ms >= LONG_MS],
         }, indent=2) + "\n")
 
     if args.ticks:
         atexit.register(time_ticks(args.ticks))
-    if args.without_freeze:
-        gc.freeze = lambda: None
+    freezes: list[float] = []
+    freeze = gc.freeze
+    gc.freeze = lambda: None if args.without_freeze else (freezes.append(time.monotonic()), freeze())[1]
     gc.callbacks.append(timed)
     atexit.register(write)
     sys.argv = ["gpupair-search", *command]

@@ -4,9 +4,9 @@ collections (bench/gc_log.py) and a witness sampler in its own process (bench/nv
 
     python3 bench/tick_gaps.py --ticks ticks.json --gc gc.json --witness witness.json [-o gaps.json]
 
-A tick is due every 50 ms. A gap is the time from one tick's start to the next's beyond that; the sampler makes up
-a gap of less than one tick, so only longer stalls cost samples. Each gap of at least ``--min-gap-ms`` is laid at
-the door of what overlapped it, in this order:
+A tick is due every interval (the median time between the sampler's ticks: 50 ms at 20 Hz, 40 ms for the packed
+sampler's 25 Hz). The sampler makes up a gap of less than one interval, so only longer stalls cost samples. Each
+gap of at least ``--min-gap-ms`` (default 1.5 intervals) is laid at the door of what overlapped it, in this order:
 
 - ``slow_read``: the tick's own device read took more than half the gap (the NVML call, and getting the
   interpreter's lock back after it); ``nvml`` if the witness's read at that moment was slow as well;
@@ -23,8 +23,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from statistics import median
 
-INTERVAL_MS = 50.0
-
+WITNESS_GAP_MS = 75.0  # 1.5 of the witness's 50 ms ticks
 
 def load(path: Path | None) -> dict:
     return json.loads(path.read_text()) if path else {}
@@ -55,7 +54,7 @@ def classify(ticks: list[list], gc_pauses: list[dict], witness: list[list], min_
             continue
         start, end = tick[1], nxt[1]
         gc_ms = sum(p["ms"] for p in gc_pauses if start < p["monotonic"] <= end)
-        w_stalled, w_read = witness_stall(witness, start, end, min_gap_ms) if witness else (False, 0.0)
+        w_stalled, w_read = witness_stall(witness, start, end, WITNESS_GAP_MS) if witness else (False, 0.0)
         if tick[2] > gap_ms / 2:
             cause = "nvml" if witness and w_read > gap_ms / 2 else "slow_read"
         elif gc_ms > 0:
@@ -81,15 +80,20 @@ def shared_runs(ticks: list[list]) -> list[list[list]]:
     return [run for run in runs if len(run) > 1]
 
 
+def interval_ms(runs: list[list[list]]) -> float:
+    return median(1000 * (b[1] - a[1]) for run in runs for a, b in zip(run, run[1:]))
+
+
 def summary(runs: list[list[list]], gaps: list[dict]) -> dict:
     ticks = [t for run in runs for t in run]
+    interval = interval_ms(runs)
     span_ms = 1000 * sum(run[-1][1] - run[0][1] for run in runs)
     intervals = len(ticks) - len(runs)
-    missing = span_ms / INTERVAL_MS - intervals
+    missing = span_ms / interval - intervals
     excess = Counter()
     for gap in gaps:
-        excess[gap["cause"]] += gap["gap_ms"] - INTERVAL_MS
-    return {"ticks": len(ticks), "span_s": round(span_ms / 1000, 1),
+        excess[gap["cause"]] += gap["gap_ms"] - interval
+    return {"interval_ms": round(interval, 1), "ticks": len(ticks), "span_s": round(span_ms / 1000, 1),
             "rate_hz": round(intervals / (span_ms / 1000), 2) if span_ms else 0.0,
             "missing_ticks": round(missing, 1),
             "read_ms_median": median(t[2] for t in ticks), "read_ms_max": max(t[2] for t in ticks),
@@ -115,7 +119,7 @@ def main() -> None:
     parser.add_argument("--ticks", type=Path, required=True)
     parser.add_argument("--gc", type=Path)
     parser.add_argument("--witness", type=Path)
-    parser.add_argument("--min-gap-ms", type=float, default=75.0)
+    parser.add_argument("--min-gap-ms", type=float, help="default: 1.5 intervals")
     parser.add_argument("-o", "--out", type=Path)
     args = parser.parse_args()
     ticks = load(args.ticks)["ticks"]
@@ -131,11 +135,12 @@ def main() -> None:
             continue
         first, last = runs[0][0][1], runs[-1][-1][1]
         window = [w for w in witness if first <= w[0] <= last]
-        gaps = [g for run in runs for g in classify(run, pauses, window, args.min_gap_ms)]
+        min_gap_ms = args.min_gap_ms or 1.5 * interval_ms(runs)
+        gaps = [g for run in runs for g in classify(run, pauses, window, min_gap_ms)]
         report["samplers"][sampler] = summary(runs, gaps)
         if window:
             report["samplers"][sampler]["witness"] = witness_summary(
-                window, [h for h in witness_data.get("host", []) if first <= h[0] <= last], args.min_gap_ms)
+                window, [h for h in witness_data.get("host", []) if first <= h[0] <= last], WITNESS_GAP_MS)
     text = json.dumps(report, indent=2)
     if args.out:
         args.out.write_text(text + "\n")

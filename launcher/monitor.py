@@ -69,7 +69,8 @@ class DeviceSampler:
         self.ticks = 0
         self.passes = 0  # reads of /proc for the process trees
         self._walker: threading.Thread | None = None  # the walk under way, if any: the next starts after it
-        self.parent_of: dict[int, int] = {}  # every process's parent at the last walk
+        self.parent_of: dict[int, int] = {}  # every process's parent at the last walk, and those placed since
+        self._unplaced: set[int] = set()  # device processes /proc did not have since the last walk
 
     @property
     def attached(self) -> int:
@@ -113,7 +114,7 @@ class DeviceSampler:
             walker.start()
             self._walker = walker  # only once started: detach() joins it from another thread
         snapshot = self.read({pid for m in monitors for pid in m.known_pids()})
-        parent_of = self.parent_of
+        parent_of = self._place(snapshot)
         for monitor in monitors:
             monitor.record(snapshot, parent_of)
         self.ticks += 1
@@ -129,12 +130,28 @@ class DeviceSampler:
             children = children_by_parent()
             self.passes += 1
             self.parent_of = {child: parent for parent, kids in children.items() for child in kids}
+            self._unplaced = set()
             for monitor in monitors:
                 if monitor.tree_due(ahead=monitor.tree_interval / 2):
                     monitor.refresh_trees(children, force=True)
         except Exception as exc:  # noqa: BLE001 - recorded on each monitor, sampling goes on
             for monitor in monitors:
                 monitor.note_error(f"walking process trees failed: {exc}")
+
+    def _place(self, snapshot: DeviceSnapshot) -> dict[int, int]:
+        """The last walk's parent map, with every device process it lacks (one started since) looked up once, for
+        every pair at once. Each pair looking up each new process itself cost the tick that saw three jobs start
+        under six packed pairs 470 ms (H100, thirteenth session: psutil's lookups, each system call waiting for the
+        interpreter's lock behind the runner's busy threads); here it is one read of /proc per process, kept
+        until the next walk."""
+        parent_of = self.parent_of
+        new = [pid for pid in snapshot.by_pid if pid not in parent_of and pid not in self._unplaced]
+        if not snapshot.lists_all or not new:
+            return parent_of
+        parent_of = with_parents(new, parent_of)
+        self._unplaced.update(pid for pid in new if pid not in parent_of)
+        self.parent_of = parent_of  # a walk that ended meanwhile is overwritten by the older map: the next one mends it
+        return parent_of
 
     def read(self, pids: set[int]) -> DeviceSnapshot:
         listed = self.device.all_process_memory()
@@ -179,15 +196,32 @@ def children_by_parent() -> dict[int, list[int]]:
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:  # it ended between the listing and the read
-            continue
-        # "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses, so split after its last ")"
-        ppid = int(stat[stat.rindex(b")") + 2:].split(b" ", 2)[1])
-        children.setdefault(ppid, []).append(int(entry.name))
+        ppid = parent_pid(int(entry.name))
+        if ppid is not None:  # else it ended between the listing and the read
+            children.setdefault(ppid, []).append(int(entry.name))
     return children
+
+
+def parent_pid(pid: int) -> int | None:
+    """``pid``'s parent from ``/proc/PID/stat`` (one read), or None when there is no such process (or no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    # "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses, so split after its last ")"
+    return int(stat[stat.rindex(b")") + 2:].split(b" ", 2)[1])
+
+
+def with_parents(pids: list[int], parent_of: dict[int, int]) -> dict[int, int]:
+    """A copy of ``parent_of`` in which each of ``pids`` that exists has its line of parents, read from /proc up to
+    the first process the map already has."""
+    placed = dict(parent_of)
+    for pid in pids:
+        while pid > 1 and pid not in placed and (ppid := parent_pid(pid)) is not None:
+            placed[pid] = ppid
+            pid = ppid
+    return placed
 
 
 def _ancestors(pid: int, parent_of: dict[int, int]) -> list[int]:
@@ -360,20 +394,18 @@ class Monitor:
                        parent_of: dict[int, int] | None = None) -> None:
         """Device processes not yet in a job's set: attribute them by ancestry now, not at the next walk.
         One that descends from none of this pair's jobs (another packed pair's) is not walked again.
-        ``parent_of``: the host's parent map from the last walk, so that a process it knows costs no system call
-        (with 7 packed pairs, every new job made each pair look up every other pair's processes in /proc)."""
+        ``parent_of``: the host's parent map, from the sampler (the last walk's, with the processes started since:
+        :meth:`DeviceSampler._place`); without it, /proc is read here."""
         known = self.known_pids()
         roots = {job.pid: label for label, job in jobs.items()}
         self._not_ours &= set(listed)
-        for pid in listed:
-            if pid in known or pid in self._not_ours:
-                continue
-            parents = _ancestors(pid, parent_of) if parent_of and pid in parent_of else None
-            if parents is None:
-                try:
-                    parents = [p.pid for p in psutil.Process(pid).parents()]
-                except psutil.Error:
-                    continue
+        new = [pid for pid in listed if pid not in known and pid not in self._not_ours]
+        if parent_of is None:
+            parent_of = with_parents(new, {})
+        for pid in new:
+            if pid not in parent_of:
+                continue  # /proc does not have it (it ended, or lives in another pid namespace)
+            parents = _ancestors(pid, parent_of)
             label = next((roots[p] for p in parents if p in roots), None)
             if label is None:
                 self._not_ours.add(pid)

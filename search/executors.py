@@ -20,6 +20,12 @@ from gpupair_search.search.trial_record import PACKED, SERIAL
 Observer = Callable[[str, Sample | None], None]
 PACKED_POLL_S = 0.25
 PACKED_NOTE = "packed: no energy figure (other trials shared the device)"
+#: The packed sampler aims this far above --monitor-hz, so that the rate asked for is the rate reached. Packed pairs
+#: start jobs all the time, and NVML's process query stalls while a job creates its CUDA context: beside the packed
+#: H100 matrix a witness process that made nothing but that query at 20 Hz reached 19.96 Hz, its longest read
+#: 131 ms, 94% of its reads over 30 ms within 0.2 s of a process starting or ending (thirteenth session,
+#: BENCHMARKS.md). No sampler gets those stalls back; it can only have ticks to spare.
+PACKED_HZ_HEADROOM = 1.25
 
 
 class RunDir:
@@ -60,7 +66,8 @@ class DeviceExecutor:
         if packed:  # many pairs' loops wake the runner: each checks its jobs less often (memory is sampled anyway);
             # both jobs start at once, as their order changes no peak measured without the card's limit
             self.options = replace(options, poll_s=max(options.poll_s, PACKED_POLL_S), start_together=True)
-        self.sampler = DeviceSampler(device, options.monitor_hz, whole_device=False) if packed else None
+        self.sampler = DeviceSampler(device, options.monitor_hz * PACKED_HZ_HEADROOM, whole_device=False) \
+            if packed else None
         self._running = 0
         self._count_lock = threading.Lock()
 

@@ -1,6 +1,7 @@
 """The ``run``, ``status`` and ``plan`` commands: choose the executor, run the study, print verdicts."""
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import tempfile
@@ -102,6 +103,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
     job or trial is touched."""
     if worker and not req.storage:
         raise UserError("worker needs --storage: the URL of the study's shared storage (see README, many hosts)")
+    gc.freeze()  # the imports: never garbage, and scanned by every full collection of the setup below
     if req.cpus:
         pin_this_process(parse_cpu_list(req.cpus))  # before anything is started: the jobs inherit it
     choice = req.device or "auto"
@@ -145,6 +147,10 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
         typer.echo(f"study '{fs.settings.name}' on {where}: {len(inputs.experiment.pairs)} pairs, "
                    f"{budget_words(kind, inputs.card_mib, inputs.safe_limit_mib)}, "
                    f"{'probe' if req.probe else 'full epoch'} mode; {queued_words(added, retried)}", err=True)
+        # The setup's objects (imports, the study's queued trials) out of the collector's full passes before the
+        # first pair is sampled, as after each pair (DeviceExecutor.run): the H100 matrix's first seconds had ten
+        # full collections of 60-86 ms, two of them while packed pairs were being sampled (thirteenth session).
+        gc.freeze()
         if slots > 1:
             abort = threading.Event()
             packed = DeviceExecutor(inputs.registry, unconstrained, options, run_dir, packed=True, abort=abort)
