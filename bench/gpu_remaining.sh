@@ -238,14 +238,16 @@ session10c)
     step probe_steps "${PROBE_LIMIT_S:-80}" python3 bench/probe_steps.py --steps 3,5,30 --models \
         pytorch_resnet_cifar10/resnet20,Person_reID_baseline_pytorch/densenet121,Person_reID_baseline_pytorch/hrnet18,Person_reID_baseline_pytorch/pcb,VulBERTa/mlp,VulBERTa/cnn,MRT-OAST/default
     ;;
-session13|session13b)
+session13|session13b|session13c)
     # Written in the thirteenth session (2026-12-06): where the packed sampler's missing ticks go. The matrix packed,
     # its runner under bench/gc_log.py (every garbage collection and every sampler tick timed) beside a witness
     # sampler in a process of its own (bench/nvml_witness.py); then the 12-group study serially and packed, compared;
     # then, with what is left of the call, the fault table's SIGKILL packed (~9 min). Archived after each step.
     # session13b: after the fixes that session13 called for (new device processes placed once per tick for every
     # pair, the runner's setup frozen, the packed sampler aiming 25% above 20 Hz), with nvml_stall.py first; run it
-    # with MATRIX_LIMIT_S=300 STUDY_LIMIT_S=90.
+    # with MATRIX_LIMIT_S=300 STUDY_LIMIT_S=90. Until session13b the 12-group runs here lacked the benchmark's
+    # --no-baselines --min-window-s 0, so they measured 11 solo baselines first and ran out of time (not comparable).
+    # session13c: no matrix; the 12-group study serially and packed as benchmarked, then the fault table's SIGKILL.
     name=$1; final=$OUT; OUT=/tmp/$name; mkdir -p "$OUT"; begin=$(date +%s)
     archive() { cp "$OUT/walls.txt" "$final/walls.txt"; tar czf "$final/$name.tgz" -C /tmp "$name"; }
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
@@ -253,6 +255,7 @@ session13|session13b)
         "import torch, torchvision, timm, transformers, sklearn, optuna, plotly, gpupair_search.search.cli"
     # session13b: first, does NVML's query stall while other processes create their CUDA contexts?
     [ "$name" = session13b ] && step nvml_stall 60 python3 bench/nvml_stall.py --seconds 25 -o "$OUT/nvml_stall.json"
+    [ "$name" != session13c ] && {
     python3 bench/nvml_witness.py -o "$OUT/matrix_witness.json" --seconds 300 2> "$OUT/witness.txt" & witness=$!
     step matrix "${MATRIX_LIMIT_S:-240}" python3 bench/gc_log.py -o "$OUT/matrix_gc.json" \
         --ticks "$OUT/matrix_ticks.json" -- run --study matrix --parallel auto --results /tmp/matrix
@@ -261,10 +264,11 @@ session13|session13b)
     python3 bench/tick_gaps.py --ticks "$OUT/matrix_ticks.json" --gc "$OUT/matrix_gc.json" \
         --witness "$OUT/matrix_witness.json" -o "$OUT/matrix_gaps.json" > /dev/null 2>&1
     archive
+    }
     for mode in serial packed; do
         parallel=1; [ "$mode" = packed ] && parallel=auto
         step "study_$mode" "${STUDY_LIMIT_S:-80}" python3 -m gpupair_search.search.cli run --study feasibility \
-            --parallel "$parallel" --results "/tmp/$mode"
+            --parallel "$parallel" --no-baselines --min-window-s 0 --results "/tmp/$mode"
         cp "/tmp/$mode/gpupair.db" "$OUT/feasibility_$mode.db"
         archive
     done
