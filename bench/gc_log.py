@@ -61,7 +61,13 @@ def main() -> None:
         atexit.register(time_ticks(args.ticks))
     freezes: list[float] = []
     freeze = gc.freeze
-    gc.freeze = lambda: None if args.without_freeze else (freezes.append(time.monotonic()), freeze())[1]
+
+    def counted_freeze() -> None:  # the runner's gc.freeze(), timed, or nothing with --without-freeze
+        if not args.without_freeze:
+            freezes.append(time.monotonic())
+            freeze()
+
+    gc.freeze = counted_freeze
     gc.callbacks.append(timed)
     atexit.register(write)
     sys.argv = ["gpupair-search", *command]

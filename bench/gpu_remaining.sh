@@ -253,18 +253,19 @@ session13|session13b|session13c)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     step warm_up 60 python3 -c \
         "import torch, torchvision, timm, transformers, sklearn, optuna, plotly, gpupair_search.search.cli"
-    # session13b: first, does NVML's query stall while other processes create their CUDA contexts?
-    [ "$name" = session13b ] && step nvml_stall 60 python3 bench/nvml_stall.py --seconds 25 -o "$OUT/nvml_stall.json"
-    [ "$name" != session13c ] && {
-    python3 bench/nvml_witness.py -o "$OUT/matrix_witness.json" --seconds 300 2> "$OUT/witness.txt" & witness=$!
-    step matrix "${MATRIX_LIMIT_S:-240}" python3 bench/gc_log.py -o "$OUT/matrix_gc.json" \
-        --ticks "$OUT/matrix_ticks.json" -- run --study matrix --parallel auto --results /tmp/matrix
-    kill -TERM "$witness"; wait "$witness"
-    cp /tmp/matrix/gpupair.db "$OUT/matrix.db"
-    python3 bench/tick_gaps.py --ticks "$OUT/matrix_ticks.json" --gc "$OUT/matrix_gc.json" \
-        --witness "$OUT/matrix_witness.json" -o "$OUT/matrix_gaps.json" > /dev/null 2>&1
-    archive
-    }
+    if [ "$name" = session13b ]; then  # first, does NVML's query stall while other processes create contexts?
+        step nvml_stall 60 python3 bench/nvml_stall.py --seconds 25 -o "$OUT/nvml_stall.json"
+    fi
+    if [ "$name" != session13c ]; then
+        python3 bench/nvml_witness.py -o "$OUT/matrix_witness.json" --seconds 300 2> "$OUT/witness.txt" & witness=$!
+        step matrix "${MATRIX_LIMIT_S:-240}" python3 bench/gc_log.py -o "$OUT/matrix_gc.json" \
+            --ticks "$OUT/matrix_ticks.json" -- run --study matrix --parallel auto --results /tmp/matrix
+        kill -TERM "$witness"; wait "$witness"
+        cp /tmp/matrix/gpupair.db "$OUT/matrix.db"
+        python3 bench/tick_gaps.py --ticks "$OUT/matrix_ticks.json" --gc "$OUT/matrix_gc.json" \
+            --witness "$OUT/matrix_witness.json" -o "$OUT/matrix_gaps.json" > /dev/null 2>&1
+        archive
+    fi
     for mode in serial packed; do
         parallel=1; [ "$mode" = packed ] && parallel=auto
         step "study_$mode" "${STUDY_LIMIT_S:-80}" python3 -m gpupair_search.search.cli run --study feasibility \

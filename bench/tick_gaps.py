@@ -84,9 +84,8 @@ def interval_ms(runs: list[list[list]]) -> float:
     return median(1000 * (b[1] - a[1]) for run in runs for a, b in zip(run, run[1:]))
 
 
-def summary(runs: list[list[list]], gaps: list[dict]) -> dict:
+def summary(runs: list[list[list]], gaps: list[dict], interval: float) -> dict:
     ticks = [t for run in runs for t in run]
-    interval = interval_ms(runs)
     span_ms = 1000 * sum(run[-1][1] - run[0][1] for run in runs)
     intervals = len(ticks) - len(runs)
     missing = span_ms / interval - intervals
@@ -135,9 +134,9 @@ def main() -> None:
             continue
         first, last = runs[0][0][1], runs[-1][-1][1]
         window = [w for w in witness if first <= w[0] <= last]
-        min_gap_ms = args.min_gap_ms or 1.5 * interval_ms(runs)
-        gaps = [g for run in runs for g in classify(run, pauses, window, min_gap_ms)]
-        report["samplers"][sampler] = summary(runs, gaps)
+        interval = interval_ms(runs)
+        gaps = [g for run in runs for g in classify(run, pauses, window, args.min_gap_ms or 1.5 * interval)]
+        report["samplers"][sampler] = summary(runs, gaps, interval)
         if window:
             report["samplers"][sampler]["witness"] = witness_summary(
                 window, [h for h in witness_data.get("host", []) if first <= h[0] <= last], WITNESS_GAP_MS)
