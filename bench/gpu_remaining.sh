@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU runs owed to BENCHMARKS.md after the first session of 2026-11-27, one device call each, from the
-# repository root on the GPU machine after the wheel install line of ../shared/device/wheelhouse.sh.
+# The GPU runs behind BENCHMARKS.md and bench/history/, one device call each, from the repository root on a GPU
+# machine after `pip install ".[workloads,dashboard,test]"`. Each subcommand is named for what it measures.
 # Results go to $OUT (or /tmp/o). Each step has its own timeout so that one slow step cannot eat the call.
 #   bash bench/gpu_remaining.sh checks     # GPU tests, start-up cost, monitor overhead, peak capture (~9 min)
 #   bash bench/gpu_remaining.sh full       # finish the full-epoch study, then GPU search-cost baselines (~9 min)
@@ -54,8 +54,8 @@ two-gpu)
         tar czf "$OUT/probe_${mode}_gpu_results.tgz" -C /tmp "p_$mode"
     done
     ;;
-after-namespace)
-    # 2026-12-01: the GPU paths after the one-package move, the device registry and warm start (~4 min)
+gpu-checks-job-start)
+    # the GPU tests, then warm against cold job start for four built-ins (~4 min)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     GPUPAIR_OUT=$OUT step gpu_tests 200 python3 -m pytest -q -m gpu tests/gpu -p no:cacheprovider
     step job_start 300 python3 bench/job_start.py --device cuda:0 --repeats 3 \
@@ -70,7 +70,7 @@ study)
     python3 -m gpupair_search.search.cli status --study feasibility --results /tmp/study > "$OUT/status.txt" 2>&1
     ;;
 packing)
-    # 2026-12-01, session 6: the 12-group study serial (--parallel 1) and packed (--parallel auto) in one call,
+    # the 12-group study serial (--parallel 1) and packed (--parallel auto) in one call,
     # after the GPU tests (which also warm the file cache for both); then the comparison (~8 min)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     GPUPAIR_OUT=$OUT step gpu_tests 150 python3 -m pytest -q -m gpu tests/gpu -p no:cacheprovider
@@ -80,7 +80,7 @@ packing)
     step compare 60 python3 bench/packing_compare.py --serial /tmp/serial --packed /tmp/packed --out "$OUT/packing_compare.json"
     ;;
 matrix)
-    # 2026-12-01, session 6, after the first packing run: the 12-group study serial and packed again in one call,
+    # the 12-group study serial and packed in one call,
     # then the 110-pair matrix (packed) with what is left of the call (its database comes back, finished or not)
     begin=$(date +%s)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
@@ -94,10 +94,10 @@ matrix)
     python3 -m gpupair_search.search.cli status --study matrix --results /tmp/matrix > "$OUT/matrix_status.txt" 2>&1
     ;;
 interference)
-    # 2026-12-01, session 6: the 12 groups at their recommended batch sizes (the export of the packed study of the
+    # the 12 groups at their recommended batch sizes (the export of the packed study of the
     # 'matrix' step), serially with solo baselines, twice in one call; then the monitor's overhead (~9 min)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
-    rec=bench/data/h200_2026-12-01_session6/recommended_pairs.json
+    rec=bench/data/h200_2026-12-01b/recommended_pairs.json
     for run in r1 r2; do
         step "interference_$run" 215 python3 -m gpupair_search.search.cli run --settings "$rec" --no-extend \
             --parallel 1 --results "/tmp/$run"
@@ -109,7 +109,7 @@ interference)
     step overhead 100 python3 bench/monitor_overhead.py --workloads pytorch_resnet_cifar10/resnet20 --budget-s 80
     ;;
 matrix-alone)
-    # 2026-12-02, session 7: the 110-pair matrix (memory only: no baselines, no steady-state window), packed with
+    # the 110-pair matrix (memory only: no baselines, no steady-state window), packed with
     # --parallel auto (a core per job), timed from the command to its verdict table; database and status come back
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     step matrix "${MATRIX_LIMIT_S:-555}" python3 -m gpupair_search.search.cli run --study matrix --parallel auto \
@@ -118,9 +118,9 @@ matrix-alone)
     python3 -m gpupair_search.search.cli status --study matrix --results /tmp/matrix > "$OUT/matrix_status.txt" 2>&1
     ;;
 interference-twice)
-    # 2026-12-02, session 7: the 12 groups at their recommended batch sizes, serially with solo baselines, twice
+    # the 12 groups at their recommended batch sizes, serially with solo baselines, twice
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
-    rec=bench/data/h200_2026-12-01_session6/recommended_pairs.json
+    rec=bench/data/h200_2026-12-01b/recommended_pairs.json
     for run in r1 r2; do
         step "interference_$run" "${RUN_LIMIT_S:-275}" python3 -m gpupair_search.search.cli run --settings "$rec" \
             --no-extend --parallel 1 --results "/tmp/$run"
@@ -131,7 +131,7 @@ interference-twice)
     python3 -m gpupair_search.search.cli status --settings "$rec" --results /tmp/r1 > "$OUT/interference_status.txt" 2>&1
     ;;
 costs)
-    # 2026-12-02, session 7: the fault table with packing on, the sampler's NVML cost, the monitor's overhead (epoch-
+    # the fault table with packing on, the sampler's NVML cost, the monitor's overhead (epoch-
     # aware windows), and job start with where a warm start's time goes (~8 min)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     step sampler_cost 40 python3 bench/sampler_cost.py --seconds 8
@@ -142,9 +142,9 @@ costs)
     step job_start 125 python3 bench/job_start.py --device cuda:0 --repeats 2 \
         --workloads examples/mnist,pytorch_resnet_cifar10/resnet20,Person_reID_baseline_pytorch/pcb,VulBERTa/mlp
     ;;
-left-after-7)
-    # what the seventh session left (about 10 min, two calls' worth: run the steps by name, FAULTS and SKIP_*):
-    # the five packed faults the costs call did not reach, and the monitor's overhead on a GPU-bound batch
+packed-faults-overhead)
+    # five packed faults (FAULTS) and the monitor's overhead on a GPU-bound batch (about 10 min, two calls' worth:
+    # SKIP_FAULTS or SKIP_OVERHEAD runs one part)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     [ -z "${SKIP_FAULTS:-}" ] && step reliability "${FAULTS_LIMIT_S:-560}" python3 bench/reliability.py -n 1 \
         --device cuda:0 --runner-args "--parallel 3" \
@@ -152,9 +152,9 @@ left-after-7)
     [ -z "${SKIP_OVERHEAD:-}" ] && step overhead 300 python3 bench/monitor_overhead.py \
         --workloads pytorch_resnet_cifar10/resnet20 --batch-size 1024 --budget-s 260 --max-pairs 400
     ;;
-session9-costs)
-    # 2026-12-02, session 9: where the sampler's CPU goes (per NVML call and /proc pass), the five packed faults
-    # the seventh session did not reach, and the monitor's overhead on a GPU-bound batch (~9.5 min)
+sampler-parts-faults)
+    # where the sampler's CPU goes (per NVML call and /proc pass), five packed faults, and the monitor's overhead
+    # on a GPU-bound batch (~9.5 min)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     step sampler_cost 40 python3 bench/sampler_cost.py --seconds 6 --calls 200
     step reliability "${FAULTS_LIMIT_S:-330}" python3 bench/reliability.py -n 1 --device cuda:0 \
@@ -163,8 +163,8 @@ session9-costs)
         --workloads pytorch_resnet_cifar10/resnet20 --batch-size 1024 --budget-s "${OVERHEAD_BUDGET_S:-150}" \
         --max-pairs 400
     ;;
-session9-packed)
-    # 2026-12-02, session 9: the sampler after the energy counter went to 10 Hz (and how often the counter changes),
+job-start-all)
+    # the sampler after the energy counter went to 10 Hz (and how often the counter changes),
     # the energy GPU test, the last two packed faults, warm job start with models made on the device (all 11
     # built-ins: also a smoke test of that change), the 12-group study packed (the sampler's rate with light
     # packed pairs) (~8.5 min)
@@ -180,15 +180,14 @@ session9-packed)
     cp /tmp/packed/gpupair.db "$OUT/feasibility_packed.db"
     python3 -m gpupair_search.search.cli status --study feasibility --results /tmp/packed > "$OUT/packed_status.txt" 2>&1
     ;;
-session9-sampler)
-    # 2026-12-02, session 9, last call: the sampler's cost and tick rate after the /proc pass stopped going through
-    # psutil, alone and with four packed pairs (the GPU test that packs them) (~1.5 min)
+sampler-packed-pairs)
+    # the sampler's cost and tick rate, alone and with four packed pairs (the GPU test that packs them) (~1.5 min)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     step sampler_cost 30 python3 bench/sampler_cost.py --seconds 4 --calls 100
     GPUPAIR_OUT=$OUT step gpu_packed 100 python3 -m pytest -q -m gpu tests/gpu -k packed_pairs -p no:cacheprovider
     ;;
-session10)
-    # 2026-12-02, session 10: how many probe steps a peak needs (every built-in alone at 3/5/10/30 steps), then the
+probe-steps-matrix)
+    # how many probe steps a peak needs (every built-in alone at 3/5/10/30 steps), then the
     # matrix packed (jobs of a packed trial start together; verdicts clear of the limits rest on packed peaks,
     # --confirm near-limits), then the 12-group study packed, both at PROBE_STEPS (~9.5 min)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
@@ -206,8 +205,8 @@ session10)
     [ -n "${SERIAL_LIMIT_S:-}" ] && cp /tmp/serial/gpupair.db "$OUT/feasibility_serial.db" && \
         python3 -m gpupair_search.search.cli status --study feasibility --results /tmp/serial > "$OUT/serial_status.txt" 2>&1
     ;;
-session10b)
-    # 2026-12-02, session 10, call 2: why packed heavy probes crawl (K copies of one probe at once, warm and
+packed-copies)
+    # why packed heavy probes crawl (K copies of one probe at once, warm and
     # cold), the heavy built-ins' probe-step peaks, and the 12-group study serially at PROBE_STEPS (~7 min)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     step packed_copies 170 python3 bench/packed_copies.py --workload Person_reID_baseline_pytorch/densenet121 \
@@ -219,9 +218,8 @@ session10b)
     cp /tmp/serial/gpupair.db "$OUT/feasibility_serial.db"
     python3 -m gpupair_search.search.cli status --study feasibility --results /tmp/serial > "$OUT/serial_status.txt" 2>&1
     ;;
-session10c)
-    # 2026-12-02, session 10, call 3, after probes train one epoch (the matrix's jobs ran their models-file default of
-    # 10-200 epochs) and default to 5 steps: the matrix packed; the 12-group study packed, then serially, memory
+memory-verdicts-one-epoch)
+    # the matrix packed; the 12-group study packed, then serially, memory
     # verdicts only (no baselines, no window); the heavy built-ins' probe-step peaks (~9.5 min)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     step matrix "${MATRIX_LIMIT_S:-250}" python3 -m gpupair_search.search.cli run --study matrix --parallel auto \
@@ -238,25 +236,23 @@ session10c)
     step probe_steps "${PROBE_LIMIT_S:-80}" python3 bench/probe_steps.py --steps 3,5,30 --models \
         pytorch_resnet_cifar10/resnet20,Person_reID_baseline_pytorch/densenet121,Person_reID_baseline_pytorch/hrnet18,Person_reID_baseline_pytorch/pcb,VulBERTa/mlp,VulBERTa/cnn,MRT-OAST/default
     ;;
-session13|session13b|session13c)
-    # Written in the thirteenth session (2026-12-06): where the packed sampler's missing ticks go. The matrix packed,
+tick-gaps|tick-gaps-nvml-stall|study-memory-sigkill)
+    # tick-gaps: where the packed sampler's missing ticks go. The matrix packed,
     # its runner under bench/gc_log.py (every garbage collection and every sampler tick timed) beside a witness
     # sampler in a process of its own (bench/nvml_witness.py); then the 12-group study serially and packed, compared;
     # then, with what is left of the call, the fault table's SIGKILL packed (~9 min). Archived after each step.
-    # session13b: after the fixes that session13 called for (new device processes placed once per tick for every
-    # pair, the runner's setup frozen, the packed sampler aiming 25% above 20 Hz), with nvml_stall.py first; run it
-    # with MATRIX_LIMIT_S=300 STUDY_LIMIT_S=90. Until session13b the 12-group runs here lacked the benchmark's
-    # --no-baselines --min-window-s 0, so they measured 11 solo baselines first and ran out of time (not comparable).
-    # session13c: no matrix; the 12-group study serially and packed as benchmarked, then the fault table's SIGKILL.
+    # tick-gaps-nvml-stall: the same, with nvml_stall.py first (does NVML's query stall while other processes create
+    # CUDA contexts?); run it with MATRIX_LIMIT_S=300 STUDY_LIMIT_S=90.
+    # study-memory-sigkill: no matrix; the 12-group study serially and packed as benchmarked, then the fault table's SIGKILL.
     name=$1; final=$OUT; OUT=/tmp/$name; mkdir -p "$OUT"; begin=$(date +%s)
     archive() { cp "$OUT/walls.txt" "$final/walls.txt"; tar czf "$final/$name.tgz" -C /tmp "$name"; }
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     step warm_up 60 python3 -c \
         "import torch, torchvision, timm, transformers, sklearn, optuna, plotly, gpupair_search.search.cli"
-    if [ "$name" = session13b ]; then  # first, does NVML's query stall while other processes create contexts?
+    if [ "$name" = tick-gaps-nvml-stall ]; then  # first, does NVML's query stall while other processes create contexts?
         step nvml_stall 60 python3 bench/nvml_stall.py --seconds 25 -o "$OUT/nvml_stall.json"
     fi
-    if [ "$name" != session13c ]; then
+    if [ "$name" != study-memory-sigkill ]; then
         python3 bench/nvml_witness.py -o "$OUT/matrix_witness.json" --seconds 300 2> "$OUT/witness.txt" & witness=$!
         step matrix "${MATRIX_LIMIT_S:-240}" python3 bench/gc_log.py -o "$OUT/matrix_gc.json" \
             --ticks "$OUT/matrix_ticks.json" -- run --study matrix --parallel auto --results /tmp/matrix
@@ -283,23 +279,19 @@ session13|session13b|session13c)
         archive
     fi
     ;;
-session11|session12|session12b|session12c)
-    # 2026-12-06, session 11, after the memory-only probe's foreground stopped waiting for the background's whole run,
-    # packed trials whose result could not stand went to the card, and the warm launcher answered with torch: the
-    # 110-pair matrix packed, to its last verdict; then the 12-group study serially and packed (memory verdicts),
+memory-verdicts|memory-verdicts-startup|memory-verdicts-warm)
+    # memory-verdicts: the 110-pair matrix packed, to its last verdict; then the 12-group study serially and packed (memory verdicts),
     # compared (~9.5 min). What is done so far is archived after each step ($OUT/$1.tgz), so a call cut short
     # still brings it back. MATRIX_LAST=1 runs the matrix after the 12-group study; STUDY_MODES=serial, one mode.
-    # session12 (2026-12-06, twelfth session): the same runs after a CPU background stopped delaying the
-    # foreground, the warm launcher started before the card's holder, and tree walks left the sampler's tick;
-    # session12b: again after the warm launcher handed jobs back under its lock (a packed job had ended unseen).
-    # session12c: after one import of the libraries (the machine's file cache warm, as on any run but its first),
-    # then the matrix, then the 12-group study serially and packed.
+    # memory-verdicts-startup: the same, with the start-up's parts timed first (bench/startup_parts.py).
+    # memory-verdicts-warm: after one import of the libraries (the machine's file cache warm, as on any run but its
+    # first), then the matrix, then the 12-group study serially and packed.
     name=$1; final=$OUT; OUT=/tmp/$name; mkdir -p "$OUT"
     archive() { cp "$OUT/walls.txt" "$final/walls.txt"; tar czf "$final/$name.tgz" -C /tmp "$name"; }
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
-    [ "$name" = session12c ] && step warm_up 60 python3 -c \
+    [ "$name" = memory-verdicts-warm ] && step warm_up 60 python3 -c \
         "import torch, torchvision, timm, transformers, sklearn, optuna, plotly, gpupair_search.search.cli"
-    [ "$name" = session12 ] && step startup_parts "${STARTUP_LIMIT_S:-45}" python3 bench/startup_parts.py \
+    [ "$name" = memory-verdicts-startup ] && step startup_parts "${STARTUP_LIMIT_S:-45}" python3 bench/startup_parts.py \
         -o "$OUT/startup_parts.json"
     matrix() {
         step matrix "${MATRIX_LIMIT_S:-330}" python3 -m gpupair_search.search.cli run --study matrix --parallel auto \
@@ -322,5 +314,5 @@ session11|session12|session12b|session12c)
     [ -n "${MATRIX_LAST:-}" ] && matrix
     ;;
 *)
-    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|after-namespace|study|packing|matrix|interference|matrix-alone|interference-twice|costs|left-after-7|session9-costs|session9-packed|session9-sampler|session10|session10b|session10c|session11" >&2; exit 2 ;;
+    echo "usage: bash bench/gpu_remaining.sh checks|full|two-gpu [MODE,MODE...]|gpu-checks-job-start|study|packing|matrix|interference|matrix-alone|interference-twice|costs|packed-faults-overhead|sampler-parts-faults|job-start-all|sampler-packed-pairs|probe-steps-matrix|packed-copies|memory-verdicts-one-epoch|tick-gaps|tick-gaps-nvml-stall|study-memory-sigkill|memory-verdicts|memory-verdicts-startup|memory-verdicts-warm" >&2; exit 2 ;;
 esac

@@ -7,7 +7,7 @@ in back-to-back windows of ``--window-s`` seconds.
 
 - Rate: the built-ins' machine progress line (``[gpupair] progress steps=N samples=M ... t=T``, about every
   0.1 s, workloads/common.py), read by the launcher's own ``ProgressTail`` (launcher/steady_window.py) every
-  10 ms and placed at the job's own stamp T (from the eighth session on; before, at the moment it was read). A
+  10 ms and placed at the job's own stamp T (a line without a stamp: at the moment it was read). A
   window's rate sums the samples between consecutive lines over the time between them, leaving out any gap over
   ``GAP_FACTOR`` x the median gap (an evaluation pass between epochs is not training time).
 - Pairs: OFF/ON in alternating order (OFF,ON then ON,OFF), so a linear drift hits both sides alike. Each pair

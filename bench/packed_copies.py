@@ -1,7 +1,7 @@
 """Why do packed heavy jobs run 10-100x slower than alone? K copies of one probe at once, cold and warm.
 
-A packed matrix on the H200 (2026-12-02, tenth session) ran densenet121's 5-step solo probe in 136 s with six
-other trials on the GPU; alone such a probe takes seconds. This starts K copies of one built-in probe at once
+A packed matrix once ran densenet121's 5-step solo probe in over a hundred seconds with six other trials on the
+GPU (bench/history/); alone such a probe takes seconds. This starts K copies of one built-in probe at once
 on one GPU, each as a study starts a job (``launcher.process.start_job``): *cold* (a fresh process) or *warm*
 (forked from the warm launcher), and reads each copy's wall time and its own figures from its log (start-up,
 training time, samples/s). If warm copies slow down far more than cold ones, the cause is something the forks

@@ -6,7 +6,7 @@ the GPU).
 
     python3 bench/packed_peaks.py DIR [-o out.json]
 
-DIR holds ``matrix.db`` and ``feasibility_serial.db``, as ``bench/gpu_remaining.sh session12c`` archives them.
+DIR holds ``matrix.db`` and ``feasibility_serial.db``, as ``bench/gpu_remaining.sh memory-verdicts-warm`` archives them.
 """
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ def timeline(results: Path, study: str, kind: str = "gpu", target_hz: float = 20
                                   "max": rates[-1] if rates else None,
                                   f"reached_{target_hz:g}_hz": sum(r >= target_hz - 0.05 for r in rates), "of": len(rates)}
             gaps = sorted(g for t in ts if (g := t.user_attrs.get("memory", {}).get("max_gap_ms")))
-            if gaps:  # recorded since the twelfth session
+            if gaps:  # trials stored before memory.max_gap_ms existed have none
                 entry["max_gap_ms"] = {"median": median(gaps), "max": gaps[-1]}
         by_mode[mode] = entry
     plans = fs.plans()

@@ -1,6 +1,6 @@
 """`run --gpus` with the per-worker core split switched off: the A/B partner of `run --gpus` itself.
 
-Session 3 credited the split (``launcher/cpu_share.py``) with taking the two-GPU probe study from 0.642x to
+The 2026-11-27c runs (bench/history/) credited the split (``launcher/cpu_share.py``) with taking the two-GPU probe study from 0.642x to
 0.55x of the one-GPU wall time, but the 0.642x call ran on another machine. This runs the same command on
 the same machine with one thing changed: every worker gets no ``--cpus`` (the code before the split), so
 both variants can be timed in one device call (`bash bench/gpu_remaining.sh two-gpu two,shared`).

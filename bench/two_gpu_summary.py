@@ -4,7 +4,7 @@ For each run of each call: its wall time (walls.txt), that wall against the call
 their summed time from its study database, whether every trial's peak agrees with the reference run, and the
 mean start-up of the training processes (``startup_s`` in the results trees).
 
-    python3 bench/two_gpu_summary.py bench/data/h100_2026-11-27_session3 x2_a_shared x2_b_split x2_c_split
+    python3 bench/two_gpu_summary.py bench/data/h100_2026-11-27c x2_a_shared x2_b_split x2_c_split
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A window's CPU share two ways, on real processes (CPU only): from the jobs' CPU-seconds counters at the tree
 walks, interpolated at the window's edges (what the launcher reports), and as the mean of the samples' per-walk
-shares (what it reported before the ninth session, which lag by up to one walk, 0.5 s).
+shares (the older method, which lags by up to one walk, 0.5 s).
 
 One job spins on one core for about 1 s of steady-state window, alone, ``--runs`` times.
 
