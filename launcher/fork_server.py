@@ -65,7 +65,7 @@ from gpupair_search.launcher.job_guard import PR_SET_CHILD_SUBREAPER, PR_SET_PDE
 PRELOAD = ("torch", "torch.nn", "torch.nn.functional", "torch.optim", "torchvision", "timm", "numpy",
            "joblib", "sklearn.exceptions", "sklearn.model_selection", "sklearn.neural_network", "pynvml")
 REQUIRED = "torch"  # without it a warm start saves nothing worth a second process
-#: the server is ready once these of PRELOAD are imported (torch's: 3.5-5.4 s on the H200, docs/GPU_FACTS.md); a
+#: the server is ready once these of PRELOAD are imported (torch's: 3.5-5.4 s on the H200, docs/reference/measured.md); a
 #: job forked before the rest are in imports what it needs itself, as a cold start would
 FIRST_PRELOADED = 4
 MAX_MESSAGE = 2**20  # far above any request (its environment travels as a difference)

@@ -1,7 +1,7 @@
 """Sampling: one thread per device reads it, and hands each reading to the monitor of every pair on it.
 
 Device memory is read every ``interval`` (default 50 ms: 1 Hz sampling misses short peaks, see
-docs/GPU_FACTS.md). Packed trials share the device, so they share its sampler (:class:`DeviceSampler`):
+docs/reference/measured.md). Packed trials share the device, so they share its sampler (:class:`DeviceSampler`):
 one NVML process query per tick serves every pair, where a monitor each would multiply the queries and
 the threads competing for the host's cores (12 monitors of their own reached only 9 Hz). A :class:`Monitor`
 is one pair's view: its jobs, its samples. Process trees are walked less often (``tree_interval``), and in a

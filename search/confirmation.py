@@ -1,7 +1,7 @@
 """Which packed measurements a verdict may rest on, and which must be measured again, alone on the card.
 
 A packed trial runs with other trials on a big GPU, each job's peak measured without the card's limit. Its sum
-of peaks is the same number a serial run measures (docs/GPU_FACTS.md: within 2 MiB in 12 of 12 groups), but
+of peaks is the same number a serial run measures (docs/reference/measured.md: within 2 MiB in 12 of 12 groups), but
 near a boundary "the same" is not good enough: only a run on the card itself has its real OOMs and allocator.
 So a packed result counts as it is only when it is clearly on one side of both the card and the safe limit
 (more than ``margin`` away); a packed crash counts not at all (host memory or CPU shared with other trials may
@@ -26,7 +26,7 @@ class Confirm(str, Enum):
     ``recommended``: every configuration it recommends, and every packed result near a boundary; what a user
     will train with has met the card's real OOMs. ``near-limits``: only packed results near a boundary; a
     recommendation measured packed, clearly under the safe limit, rests on that (its export note says so). The
-    matrix's default: it surveys 110 pairs, and its packed and serial peaks agree (docs/GPU_FACTS.md)."""
+    matrix's default: it surveys 110 pairs, and its packed and serial peaks agree (docs/reference/measured.md)."""
 
     RECOMMENDED = "recommended"
     NEAR_LIMITS = "near-limits"

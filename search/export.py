@@ -1,7 +1,7 @@
 """Export the verified-safe pairs of a study as a settings file in the seed's format.
 
 The point is to hand the seed's own runner only what was measured to fit: each safe pair at its largest
-verified batch sizes, ordered by the seed design's risk classes (docs/seed_design.md §9.1), with the gradient-accumulation
+verified batch sizes, ordered by risk class (docs/concepts/outcomes-and-verdicts.md), with the gradient-accumulation
 factor that keeps the original effective batch size. The seed's runner silently drops hyperparameters
 its models file does not list, so a reduced ``batch_size`` could be ignored without a word: every
 hyperparameter the target models file lacks is warned about and written to a ``.models_additions.json``
@@ -32,7 +32,7 @@ from gpupair_search.search.planner import PairPlan
 from gpupair_search.search.trial_record import PACKED
 from gpupair_search.search.verdict import Verdict
 
-# -- risk classes (docs/seed_design.md §9.1, on an 8 GB card), scaled to the study's card ------------------------
+# -- risk classes (docs/concepts/outcomes-and-verdicts.md: the 12-group design's bounds on an 8 GB card), scaled to the card --
 RISK_CLASSES = ("stable", "usable", "high risk")
 _SEED_CARD_MIB = 8192.0
 _SEED_BOUNDS_MIB = (3000.0, 4000.0)  # stable < 3000 MB <= usable <= 4000 MB < high risk

@@ -122,7 +122,7 @@ def pair_matrix(plans: Sequence[PairPlan], safe_limit_mib: float, card_mib: floa
     counts = ", ".join(f"{sum(p.verdict == v for p in plans)} {v}" for v in VERDICT_STYLE
                        if any(p.verdict == v for p in plans))
     return _layout(fig, _title("Which pairs fit: peak memory of each pair", simulated,
-                               f"{len(plans)} pairs: {counts}. Bands: risk classes of the seed design (docs/seed_design.md §9.1), "
+                               f"{len(plans)} pairs: {counts}. Bands: risk classes (stable, usable, high risk), "
                                f"scaled to a {card_mib:,.0f} MiB card."), height=620, bottom=190 if len(labels) > 6 else 120,
                    bargap=0.35).update_layout(margin=dict(r=90))
 
