@@ -102,7 +102,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
     The study is opened first: a stored study with another definition stops the run before any device,
     job or trial is touched."""
     if worker and not req.storage:
-        raise UserError("worker needs --storage: the URL of the study's shared storage (see README, many hosts)")
+        raise UserError("worker needs --storage: the URL of the study's shared storage (docs/guide/many-gpus.md)")
     gc.freeze()  # the imports: never garbage, and scanned by every full collection of the setup below
     if req.cpus:
         pin_this_process(parse_cpu_list(req.cpus))  # before anything is started: the jobs inherit it

@@ -65,7 +65,7 @@ def require_postgres(url: str, source: str) -> None:
            "workers on several nodes would corrupt the study") if backend == "sqlite" else \
         f"'{backend}' is not a storage the cluster workers are built and tested for"
     raise SlurmError(f"{source} {redact_url(url)}: slurm needs a PostgreSQL storage; {why}.\n"
-                     "  fix: start a PostgreSQL server the nodes can reach (README: \"Many GPUs, many hosts\") and "
+                     "  fix: start a PostgreSQL server the nodes can reach (docs: \"Many GPUs, many hosts\", docs/guide/many-gpus.md) and "
                      "pass postgresql://user@host:5432/db")
 
 
