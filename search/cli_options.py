@@ -85,7 +85,8 @@ MODELS = typer.Option(None, "--models",
                       help="Models file in the seed's format (default: the built-in workloads).")
 REPOS_ROOT = typer.Option(None, "--repos-root",
                           help="Directory that relative repository paths of --models resolve against "
-                               "(default: current directory).")
+                               "(default: the project root that holds them, as the seed's runner resolves "
+                               "them: the current directory, or the folder above the models file's folder).")
 LENIENT = _switch(False, "--lenient/--strict",
                   "--lenient: keep going past what the seed's runner would skip or drop (unknown hyperparameters, "
                   "repositories), each a recorded warning. Default --strict: stop.")

@@ -114,6 +114,8 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
     card = opt.card_size(kind, req.gpu_memory, req.cpu_memory)
     inputs = resolve_inputs(req.study, req.settings, req.models, req.repos_root, req.lenient, card, req.safe_limit)
     if not worker:
+        if inputs.registry.root_note:
+            typer.echo(inputs.registry.root_note, err=True)
         for warning in inputs.experiment.warnings:
             typer.echo(f"warning: {warning}", err=True)
     extension = ExtensionOptions(enabled=req.extend, policy=_policy(req.policy), floor=req.floor,
@@ -333,4 +335,5 @@ def predict(study, settings, gpu_memory, safe_limit, models, repos_root, lenient
         fs.enqueue_initial()
         fs.run(DeviceExecutor(inputs.registry, device, RunOptions(), None))
         table = verdicts_text(fs.plans(), inputs.safe_limit_mib, "simulated")
-    return f"SIMULATED prediction for a {inputs.card_mib:,.0f} MiB card ({device.name})\n{table}"
+    root = f"{inputs.registry.root_note}\n" if inputs.registry.root_note else ""
+    return f"{root}SIMULATED prediction for a {inputs.card_mib:,.0f} MiB card ({device.name})\n{table}"
