@@ -198,6 +198,7 @@ class _Reader:
         """A file with nothing to run: where a key close to ``experiments`` holds the list, one message naming it."""
         experiments = data.get("experiments")
         close = [key for key in data if key not in _KNOWN_TOP and nearest(key, ["experiments"]) == "experiments"]
+        close.sort(key=lambda key: not isinstance(data[key], list))  # the one holding a list first
         if "experiments" not in data and close:
             at = json_path("", close[0])
             return [p for p in self.problems if p.where != at] + [Problem(
@@ -253,9 +254,9 @@ class _Reader:
                       "experiment sets its own mode")
             return top
         which = ", ".join(f"experiments[{i}]" for i in users[:4]) + (f" and {len(users) - 4} more" if len(users) > 4 else "")
-        self.divergence("mode", f"{describe(top.word)} is not a mode of the seed's runner, which runs the experiments "
+        self.divergence("mode", f"{show(top.word)} is not a mode of the seed's runner, which runs the experiments "
                         f"that set no mode of their own ({which}) as \"mutation\"",
-                        f"{describe(top.word)} is not a mode of the seed's runner: the experiments that set no mode "
+                        f"{show(top.word)} is not a mode of the seed's runner: the experiments that set no mode "
                         f"of their own ({which}) run as \"mutation\", as the runner runs them",
                         expected=" or ".join(f'"{m}"' for m in _MODES),
                         fix='write "mutation" to keep what the runner does, or the mode those experiments are meant '
@@ -406,7 +407,7 @@ class _Reader:
         unused = '; its "hyperparameters" are not used' if "hyperparameters" in entry else ""
         self.divergence(where, f"unknown mode {show(word)}: the seed's runner runs every mode other than "
                         "\"parallel\" and \"default\" as \"mutation\"",
-                        f"{describe(word)} is not a mode of the seed's runner: run as \"mutation\", as the runner "
+                        f"{show(word)} is not a mode of the seed's runner: run as \"mutation\", as the runner "
                         f"runs every mode other than \"parallel\" and \"default\" (values drawn from the models "
                         f"file's ranges{unused})",
                         expected=" or ".join(f'"{m}"' for m in _MODES) + ': the seed\'s runner runs every other mode '
@@ -481,7 +482,7 @@ class _Reader:
         close = nearest(mode, ["default", "mutation"]) if isinstance(mode, str) else None
         self.divergence(f"{at}.mode", f"unknown foreground mode {show(mode)}" if isinstance(mode, str)
                         else f"is {describe(mode)}, expected a string",
-                        f"{describe(mode)} is not a foreground mode of the seed's runner: its hyperparameters run as "
+                        f"{show(mode)} is not a foreground mode of the seed's runner: its hyperparameters run as "
                         "written, as the runner runs every foreground whose mode is not \"mutation\"",
                         expected='"default" or "mutation"',
                         fix=(f'did you mean "{close}"? ' if close else "") + '"default" runs its hyperparameters as '
