@@ -169,10 +169,10 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
     if bg_param and not bg:
         raise UserError("--bg-param needs --bg: name the background job (REPO/MODEL), or drop --bg-param")
     registry = load_registry(models, repos_root)
-    if registry.root_note:
-        typer.echo(registry.root_note, err=True)
     fg_job, fg_warn = _parse_job(fg, fg_param, "--fg-param", registry, lenient)
     bg_job, bg_warn = _parse_job(bg, bg_param, "--bg-param", registry, lenient) if bg else (None, [])
+    if registry.root_note:
+        typer.echo(registry.root_note, err=True)
     spec = PairSpec(1, fg_job, bg_job, source="command line", warnings=tuple(fg_warn + bg_warn))
     card = opt.card_size(study_kind(device), gpu_memory, cpu_memory)
     dev = open_device(device, DeviceRequest(card_mib=parse_size_mib(card) if card else None))

@@ -92,7 +92,8 @@ def load_registry(models: Path | None, repos_root: Path | None = None, need_clon
         return Registry.load(bundled("models.json"), base_dir=BUNDLE_ROOT, require_paths=need_clones)
     root = find_repos_root(models, repos_root)
     registry = Registry.load(models, base_dir=root.path, require_paths=need_clones)
-    registry.root_note = root.note()
+    if _relative_repositories(Path(models)):  # where every path is absolute, no root is used: nothing to say
+        registry.root_note = root.note()
     return registry
 
 

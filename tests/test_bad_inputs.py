@@ -58,7 +58,6 @@ CLI_CASES = [
     "models/model_flag_missing.json",
     "models/required_args_unbalanced_quote.json",
     "models/log_pattern_invalid_regex.json",
-    "models/train_script_not_executable.json",
     "models/bound_refuses_the_default.json",
 ]
 
