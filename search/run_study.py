@@ -114,8 +114,6 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
     card = opt.card_size(kind, req.gpu_memory, req.cpu_memory)
     inputs = resolve_inputs(req.study, req.settings, req.models, req.repos_root, req.lenient, card, req.safe_limit)
     if not worker:
-        if inputs.registry.root_note:
-            typer.echo(inputs.registry.root_note, err=True)
         for warning in inputs.experiment.warnings:
             typer.echo(f"warning: {warning}", err=True)
     extension = ExtensionOptions(enabled=req.extend, policy=_policy(req.policy), floor=req.floor,
@@ -146,6 +144,8 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
             where = executor.inner.device.name
         retried = fs.recover_stale()  # first: an interrupted trial is re-queued once, not queued again as new
         added = fs.enqueue_baselines() + fs.enqueue_initial()  # baselines first: each pair is then judged as it ends
+        if inputs.registry.root_note and not worker:
+            typer.echo(inputs.registry.root_note, err=True)
         typer.echo(f"study '{fs.settings.name}' on {where}: {len(inputs.experiment.pairs)} pairs, "
                    f"{budget_words(kind, inputs.card_mib, inputs.safe_limit_mib)}, "
                    f"{'probe' if req.probe else 'full epoch'} mode; {queued_words(added, retried)}", err=True)

@@ -311,6 +311,10 @@ def test_validate_and_run_from_outside_the_project_root_find_it_and_say_so(tmp_p
     assert done.returncode == 0, done.stderr + done.stdout
     assert f"resolve against {root}" in done.stderr
     assert len([line for line in done.stdout.splitlines() if line[:1].isdigit() and " fits " in line]) == 2
+    (root / "repos").rename(tmp_path / "moved")  # reading the stored study needs no clone
+    done = _cli_in(elsewhere, "status", "--settings", str(settings), "--models", models, "--kind", "simulated",
+                   "--results", str(tmp_path / "results"))
+    assert done.returncode == 0, done.stderr + done.stdout
 
 
 def test_without_clones_validate_warns_that_run_needs_them_and_run_refuses(tmp_path):
