@@ -257,7 +257,8 @@ class _Reader:
         self.divergence("mode", f"{show(top.word)} is not a mode of the seed's runner, which runs the experiments "
                         f"that set no mode of their own ({which}) as \"mutation\"",
                         f"{show(top.word)} is not a mode of the seed's runner: the experiments that set no mode "
-                        f"of their own ({which}) run as \"mutation\", as the runner runs them",
+                        f"of their own ({which}) run as \"mutation\" (values drawn from the models file's ranges), as the "
+                        "runner runs them",
                         expected=" or ".join(f'"{m}"' for m in _MODES),
                         fix='write "mutation" to keep what the runner does, or the mode those experiments are meant '
                             'for')

@@ -357,8 +357,8 @@ def merge_models(models: dict[str, Any], additions: dict[str, Any] | None) -> di
 
 
 def _self_check(result: Export, target_raw: Any, target_file: Path) -> None:
-    """Load the export against the target models file plus the additions: every exported entry must be one pair
-    (nothing skipped, nothing merged). Read with the runner's meaning (lenient): an export keeps the source's own
+    """Load the export against the target models file plus the additions: every exported run must load (nothing
+    skipped). Read with the runner's meaning (lenient): an export keeps the source's own
     words, such as a mode the runner reads as mutation, which strict mode would stop at."""
     with tempfile.TemporaryDirectory() as tmp:
         models = Path(tmp) / "models.json"
@@ -371,10 +371,11 @@ def _self_check(result: Export, target_raw: Any, target_file: Path) -> None:
         except UserError as exc:  # our bug, not the user's: say so plainly
             raise UserError(f"internal error: the exported settings do not load against {target_file}"
                             f"{' plus the additions' if result.additions else ''}:\n{exc.render()}") from None
-        exported = len(result.settings["experiments"])
-        if len(loaded.pairs) != exported:
-            raise UserError(f"internal error: the exported settings hold {exported} experiments, but {len(loaded.pairs)} "
-                            f"of them load as pairs against {target_file}:\n" + "\n".join(loaded.warnings))
+        exported = sum(entry["runs_per_config"] for entry in result.settings["experiments"])
+        runs = sum(pair.repeats for pair in loaded.pairs)
+        if runs != exported:
+            raise UserError(f"internal error: the exported settings hold {exported} runs, but {runs} of them load "
+                            f"against {target_file}:\n" + "\n".join(loaded.warnings))
 
 
 def additions_path(output: Path) -> Path:

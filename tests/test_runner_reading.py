@@ -158,6 +158,16 @@ def test_strict_mode_loads_what_the_runner_runs_without_a_divergence_and_names_e
     assert all(p.fix for p in caught.value.problems)
 
 
+def test_hyperparameters_beside_a_pairs_jobs_are_not_dropped_silently_and_the_fix_says_where_they_go(registry):
+    path = READING / "misplaced_keys.json"
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(path, registry)
+    first = caught.value.problems[0]
+    assert first.where == "experiments[0].hyperparameters" and 'move it inside "foreground"' in first.fix
+    warning = load_experiment(path, registry, lenient=True).warnings[0]
+    assert "ignored, as by the seed's runner" in warning and 'move it inside "foreground"' in warning
+
+
 def test_an_unknown_entry_mode_is_said_as_the_runner_reads_it_not_as_a_near_miss(registry):
     path = READING / "entry_mode_nonparallel.json"
     with pytest.raises(ConfigError) as caught:
