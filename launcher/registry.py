@@ -159,8 +159,9 @@ class Registry:
 
     @classmethod
     def load(cls, path: Path, base_dir: Path | None = None, require_paths: bool = True) -> "Registry":
-        """Read a models file; relative repository paths resolve against ``base_dir``
-        (default: the current directory, as the seed's runner did) and must stay inside it."""
+        """Read a models file; relative repository paths resolve against ``base_dir`` (default: the current
+        directory; the CLI passes the project root the seed's runner would use, see ``search.inputs``) and must
+        stay inside it."""
         path = Path(path)
         data = read_json(path, "models file")
         base = Path(base_dir) if base_dir is not None else Path.cwd()
