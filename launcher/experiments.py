@@ -253,12 +253,13 @@ class _Reader:
             self.warn("mode", f"{describe(top.word)} is not a mode of the seed's runner; unused, since every "
                       "experiment sets its own mode")
             return top
-        which = ", ".join(f"experiments[{i}]" for i in users[:4]) + (f" and {len(users) - 4} more" if len(users) > 4 else "")
+        more = f" and {len(users) - 4} more" if len(users) > 4 else ""
+        which = ", ".join(f"experiments[{i}]" for i in users[:4]) + more
         self.divergence("mode", f"{show(top.word)} is not a mode of the seed's runner, which runs the experiments "
                         f"that set no mode of their own ({which}) as \"mutation\"",
                         f"{show(top.word)} is not a mode of the seed's runner: the experiments that set no mode "
-                        f"of their own ({which}) run as \"mutation\" (values drawn from the models file's ranges), as the "
-                        "runner runs them",
+                        f"of their own ({which}) run as \"mutation\" (values drawn from the models file's "
+                        "ranges), as the runner runs them",
                         expected=" or ".join(f'"{m}"' for m in _MODES),
                         fix='write "mutation" to keep what the runner does, or the mode those experiments are meant '
                             'for')

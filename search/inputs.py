@@ -72,7 +72,8 @@ def _relative_repositories(models: Path) -> list[tuple[str, str]]:
         return []
     return [(e["path"], e.get("train_script") if isinstance(e.get("train_script"), str) else "")
             for e in entries.values()
-            if isinstance(e, dict) and isinstance(e.get("path"), str) and e["path"] and not Path(e["path"]).is_absolute()]
+            if isinstance(e, dict) and isinstance(e.get("path"), str) and e["path"]
+            and not Path(e["path"]).is_absolute()]
 
 
 def _holds(root: Path, path: str, script: str) -> bool:
