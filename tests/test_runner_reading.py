@@ -342,6 +342,10 @@ def test_without_clones_validate_warns_that_run_needs_them_and_run_refuses(tmp_p
                    "--results", str(results))
     assert done.returncode == 1 and "models.examples.path" in done.stderr and "Traceback" not in done.stderr
     assert not results.exists() or not any(results.iterdir())  # a refused run leaves nothing behind
+    for command in (["plan", "--gpu-memory", "8GiB", "--settings", str(settings)],
+                    ["pair", "--fg", "examples/mnist", "--device", "cpu", "--results", str(results)]):
+        done = _cli_in(elsewhere, *command, "--models", models)
+        assert done.returncode == 1 and "models.examples.path" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_the_project_root_is_found_where_the_repositories_are(tmp_path):
