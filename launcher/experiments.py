@@ -3,15 +3,22 @@
 Read with the meaning the user's own runner (the seed's ``mutation/runner.py``) gives it:
 
 * the top-level ``mode`` is only the default of experiments that set none; ``parallel`` entries are pairs,
-  ``default`` entries solo jobs (a pair without background), ``mutation`` entries solo jobs (or foregrounds)
-  whose hyperparameters the runner draws from each hyperparameter's ``range`` in the models file: we check them
-  at the memory worst case of those ranges (:mod:`launcher.mutation`);
+  ``default`` entries solo jobs (a pair without background), and every other mode word (``mutation``, and any
+  the runner does not know, such as ``nonparallel``) a ``mutation`` entry: a solo job (or foreground) whose
+  hyperparameters the runner draws from each hyperparameter's ``range`` in the models file; we check them at the
+  memory worst case of those ranges (:mod:`launcher.mutation`);
 * ``runs_per_config`` at the file, experiment and foreground level, with the runner's priority, and identical
   entries, are repeats: one :class:`PairSpec` per distinct configuration, with its ``repeats`` count;
-* in lenient mode an unknown repository or model skips its entry with a warning, as the runner does.
+* the runner reads only the keys it knows, each where it stands: any other top-level key is ignored (a
+  warning), and an entry with neither a repository nor a foreground is skipped (a separator such as
+  ``{"comment": "=== pairs ==="}``);
+* in lenient mode what the runner skips (an unknown repository or model, an entry it cannot read) is skipped
+  with a warning, as the runner does.
 
-Where our reading differs from the runner's, a warning names the file and the JSON path. Everything wrong is
-reported together (a ConfigError), so one edit fixes it all.
+Where a file says something the runner reads otherwise (an unknown mode, a key it would not read where it
+stands), strict mode stops with the runner's meaning and the fix; ``--lenient`` takes the runner's meaning with
+one warning per place, naming the file and the JSON path. Everything wrong is reported together (a
+ConfigError), so one edit fixes it all.
 """
 from __future__ import annotations
 
@@ -30,18 +37,52 @@ from gpupair_search.launcher.spec import JobConfig, PairSpec
 _KNOWN_TOP = {"experiment_name", "description", "governor", "runs_per_config", "max_retries", "mode",
               "experiments", "gpupair", "use_deduplication", "historical_csvs"}
 _MODES = ("default", "mutation", "parallel")  # the seed's runner's modes
-_RUNNER_DEFAULT_MODE = "mutation"  # what the seed's runner uses where neither the entry nor the file sets a mode
+_AS_WRITTEN = ("parallel", "default")  # the runner runs every other entry mode (even one it does not know) as mutation
 #: Keys whose text changes nothing that runs: repeated, they are warnings; they may appear anywhere.
 FREE_TEXT = ("comment", "note", "description")
-_ENTRY_KEYS = ("mode", "foreground", "background", "runs_per_config", "repo", "model", "hyperparameters", "mutate",
-               "gradient_accumulation", *FREE_TEXT)
-_JOB_KEYS = ("repo", "model", "hyperparameters", "mode", "mutate", "runs_per_config", *FREE_TEXT)
+_OURS = ("gradient_accumulation",)  # export's key, which the runner ignores
+#: The keys the runner reads on an experiment, by the experiment's mode, and on each job of a pair.
+_ENTRY_READS = {"parallel": ("mode", "foreground", "background", "runs_per_config"),
+                "default": ("mode", "repo", "model", "hyperparameters", "runs_per_config"),
+                "mutation": ("mode", "repo", "model", "mutate", "runs_per_config")}
+_FOREGROUND_READS = {"default": ("repo", "model", "mode", "hyperparameters", "runs_per_config"),
+                     "mutation": ("repo", "model", "mode", "mutate", "runs_per_config")}
+_BACKGROUND_READS = ("repo", "model", "hyperparameters", "mode")  # a background's mode: ignored, but common
+_ENTRY_KEYS = tuple(dict.fromkeys(k for keys in _ENTRY_READS.values() for k in keys))
+_JOB_KEYS = tuple(dict.fromkeys(k for keys in _FOREGROUND_READS.values() for k in keys))
 #: The ``gpupair`` block: our settings, which the seed's runner ignores. Sizes need a unit.
 GPUPAIR_KEYS = ("gpu_memory", "safe_limit")
 _FORMAT_FIX = "see the seed's settings/parallel_feasibility_test.json for the format"
 #: Optional integer settings (top level, and runs_per_config per experiment too) and their least value.
 _COUNTS = {"runs_per_config": 1, "max_retries": 0}
 _ROLES = ("foreground", "background")  # the jobs of a pair, as export's gradient_accumulation names them
+
+#: Where a key the runner reads elsewhere belongs, said where it stands instead (the fix of the message).
+_INTO_JOB = 'move it inside "foreground" (or "background"), where the seed\'s runner reads it for a pair'
+_TO_MUTATE = 'set "mode": "mutation" to draw values from the models file\'s ranges, or remove it'
+_AS_WRITTEN_FIX = ('set "mode": "default" to run these values as written, or remove them (in mutation mode the '
+                   'runner draws every value from the models file\'s ranges)')
+_TO_PAIR = 'set "mode": "parallel" for a foreground/background pair, or remove it'
+_ENTRY_MOVES = {
+    "parallel": {"repo": _INTO_JOB, "model": _INTO_JOB, "hyperparameters": _INTO_JOB, "mutate": _INTO_JOB},
+    "default": {"mutate": _TO_MUTATE, "foreground": _TO_PAIR, "background": _TO_PAIR},
+    "mutation": {"hyperparameters": _AS_WRITTEN_FIX, "foreground": _TO_PAIR, "background": _TO_PAIR},
+}
+_FOREGROUND_MOVES = {
+    "default": {"mutate": 'set the foreground\'s "mode": "mutation" to draw values from the ranges, or remove it'},
+    "mutation": {"hyperparameters": 'set the foreground\'s "mode": "default" to run these values as written, or '
+                                    'remove them (in mutation mode the runner draws them from the ranges)'},
+}
+_BACKGROUND_MOVES = {
+    "mutate": "remove it: the seed's runner runs a background's hyperparameters as written, never mutated",
+    "runs_per_config": "move it to the experiment (or its foreground), where the seed's runner reads it",
+}
+_TO_ENTRY = "move it to the experiment, where the seed's runner reads it"
+for _moves in (*_FOREGROUND_MOVES.values(), _BACKGROUND_MOVES):
+    _moves.update({key: _TO_ENTRY for key in ("foreground", "background", "gradient_accumulation")})
+#: Names users give keys of the runner (only for the hint of a message).
+_ALIASES = {"repository": "repo", "repo_name": "repo", "model_name": "model", "hyperparams": "hyperparameters",
+            "params": "hyperparameters"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +109,19 @@ def load_experiment(path: Path, registry: Registry, lenient: bool = False) -> Ex
     return reader.settings(path, data)
 
 
+@dataclass(frozen=True)
+class _TopMode:
+    """The file's top-level ``mode``: the mode of every experiment that sets none."""
+
+    given: bool = False
+    word: Any = None
+
+    @property
+    def mode(self) -> str:
+        """As the runner reads it: a word it does not know runs as mutation."""
+        return self.word if self.word in _AS_WRITTEN else "mutation"
+
+
 @dataclass
 class _Reader:
     """One settings file being read: what it found so far."""
@@ -92,6 +146,14 @@ class _Reader:
     def problem(self, where: str, message: str, expected: str = "", fix: str = "") -> None:
         self.problems.append(Problem(self.file, where, message, expected=expected, fix=fix))
 
+    def divergence(self, where: str, message: str, lenient_text: str, expected: str = "", fix: str = "") -> None:
+        """Where the file says one thing and the runner does another: an error in strict mode (``message``, what to
+        write instead), a warning with the runner's meaning (``lenient_text``) in lenient mode."""
+        if self.lenient:
+            self.warn(where, lenient_text + " (--lenient)")
+        else:
+            self.problem(where, message, expected=expected, fix=fix)
+
     # -- the file ------------------------------------------------------------------------------------------
     def duplicates(self, duplicates: list[Duplicate]) -> None:
         """A repeated free-text key, or one repeated with equal values, changes nothing: a warning. Otherwise it is
@@ -105,15 +167,10 @@ class _Reader:
                 self.problems.append(duplicate_problem(self.file, duplicate))
 
     def settings(self, path: Path, data: dict[str, Any]) -> Experiment:
-        misspelled = self.top_keys(data)
+        self.top_keys(data)
         experiments = data.get("experiments")
-        if "experiments" not in data and "experiments" in misspelled:
-            raise ConfigError(self.problems)  # the misspelling's message says it all, one message for one mistake
         if not isinstance(experiments, list) or not experiments:
-            got = "missing" if "experiments" not in data else f"{type_name(experiments)}" + (
-                " (empty)" if experiments == [] else "")
-            raise ConfigError(self.problems + [Problem(self.file, "experiments", f"{got}, expected a non-empty array "
-                                                       "of experiments", fix=_FORMAT_FIX)])
+            raise ConfigError(self.no_experiments(data))
         name = data.get("experiment_name", path.stem)
         if not isinstance(name, str) or not name.strip():
             self.problem("experiment_name", f"is {describe(name)}, expected a name" + ("" if isinstance(name, str) else
@@ -126,8 +183,8 @@ class _Reader:
         self.counts("", data, _COUNTS)
         top_runs = _count(data, "runs_per_config")
         options = self.gpupair(data.get("gpupair", {}))
-        default_mode = self.top_mode(data, experiments)
-        pairs = self.merge([self.entry(i, entry, default_mode, top_runs) for i, entry in enumerate(experiments)])
+        top = self.top_mode(data, experiments)
+        pairs = self.merge([self.entry(i, entry, top, top_runs) for i, entry in enumerate(experiments)])
         if not self.problems and not pairs:
             self.problem("experiments", "no experiment is left to run: every one was skipped (see the warnings)",
                          fix="fix the repository and model names, or the models file (--models FILE)")
@@ -137,45 +194,76 @@ class _Reader:
         return Experiment(path, name, description if isinstance(description, str) else "", pairs, options,
                           self.warnings)
 
-    def top_keys(self, data: dict[str, Any]) -> set[str]:
-        """A top-level key close to a known one is a typo that would silently change the run (``runs_per_confg``:
-        one run per configuration), an error; a free-form one (``comments``, ``author``) is a warning. Returns the
-        known keys that were misspelled."""
-        misspelled = set()
+    def no_experiments(self, data: dict[str, Any]) -> list[Problem]:
+        """A file with nothing to run: where a key close to ``experiments`` holds the list, one message naming it."""
+        experiments = data.get("experiments")
+        close = [key for key in data if key not in _KNOWN_TOP and nearest(key, ["experiments"]) == "experiments"]
+        close.sort(key=lambda key: not isinstance(data[key], list))  # the one holding a list first
+        if "experiments" not in data and close:
+            at = json_path("", close[0])
+            return [p for p in self.problems if p.where != at] + [Problem(
+                self.file, at, f"unknown top-level key {name_shown(close[0])}, and the file has no \"experiments\", "
+                "so nothing would run", expected='"experiments": [...]: the list of experiments',
+                fix=f'did you mean "experiments"? rename {name_shown(close[0])} to "experiments"')]
+        got = "missing" if "experiments" not in data else f"{type_name(experiments)}" + (
+            " (empty)" if experiments == [] else "")
+        hint = f' (the file has {name_shown(close[0])}: is that the list?)' if close else ""
+        return self.problems + [Problem(self.file, "experiments", f"{got}, expected a non-empty array of "
+                                        f"experiments{hint}", fix=_FORMAT_FIX)]
+
+    def top_keys(self, data: dict[str, Any]) -> None:
+        """The runner reads only the top-level keys it knows: any other is ignored, a warning (``comments``,
+        ``expected_experiments`` beside ``experiments``). Two exceptions, since they change what runs: a key that
+        belongs in each experiment (``hyperparameters``), and in strict mode a near miss of a key that changes what
+        runs, holding a value of that key's type (``"runs_per_confg": 2``: the runner would run each configuration
+        once; ``"expected_experiments": 44`` is no list of experiments, so it is only a warning)."""
         for key in data:
             if key in _KNOWN_TOP or key.startswith("_"):
                 continue
             where, close = json_path("", key), nearest(key, _KNOWN_TOP)
-            if close is None or _free_text(key):
-                self.warn(where, "unknown top-level key, ignored" + (f' (did you mean "{close}"?)' if close else ""))
+            if key in _ENTRY_KEYS or key in ("foreground", "background"):
+                self.divergence(where, f"{name_shown(key)} is read in each experiment, not at the top level: the "
+                                "seed's runner ignores it here", f"{name_shown(key)} is read in each experiment, "
+                                "not at the top level: ignored, as by the seed's runner",
+                                expected="one of: " + ", ".join(sorted(_KNOWN_TOP)),
+                                fix="move it into each experiment it is meant for")
+                continue
+            if self.lenient or not _could_be(close, data[key]) or _free_text(key):
+                hint = f' (did you mean "{close}"?)' if _could_be(close, data[key]) and not _free_text(key) else ""
+                self.warn(where, f"unknown top-level key, ignored as by the seed's runner{hint}")
                 continue
             self.problem(where, f"unknown top-level key {name_shown(key)}, which the seed's runner would ignore",
                          expected="one of: " + ", ".join(sorted(_KNOWN_TOP)),
-                         fix=f'did you mean "{close}"? (prefix a key with _ to keep it as a comment)')
-            misspelled.add(close)
-        return misspelled
+                         fix=f'did you mean "{close}"? (prefix a key with _ to keep it as a comment, or use '
+                             '--lenient to ignore it)')
 
-    def top_mode(self, data: dict[str, Any], experiments: list) -> str | None:
-        """The file's default mode; None where it sets none (the seed's runner then uses "mutation"). A mode we do
-        not know is an error only where an experiment uses it."""
+    def top_mode(self, data: dict[str, Any], experiments: list) -> _TopMode:
+        """The file's default mode, as the runner reads it: a word it does not know is "mutation" for every
+        experiment that sets no mode of its own (a divergence, said once, here); unused, only a warning."""
         if "mode" not in data:
-            return None
-        mode = data["mode"]
-        if isinstance(mode, str) and mode in _MODES:
-            return mode
-        if isinstance(mode, str) and all(isinstance(e, dict) and "mode" in e for e in experiments):
-            self.warn("mode", f"{describe(mode)} is not a mode of the seed's runner; unused, since every experiment "
-                      "sets its own mode")
-            return None
-        self.mode_problem("mode", mode)
-        return None
-
-    def mode_problem(self, where: str, mode: Any) -> None:
-        close = nearest(mode, _MODES) if isinstance(mode, str) else None
-        self.problem(where, f"unknown mode {show(mode)}" if isinstance(mode, str) else
-                     f"is {describe(mode)}, expected a string", expected=" or ".join(f'"{m}"' for m in _MODES),
-                     fix=(f'did you mean "{close}"? ' if close else "")
-                     + 'use "parallel" for a foreground/background pair, "default" for a solo job')
+            return _TopMode()
+        top = _TopMode(True, data["mode"])
+        if top.word in _MODES:
+            return top
+        if not isinstance(top.word, str):
+            self.mode_type("mode", top.word)
+            return _TopMode()
+        users = [i for i, e in enumerate(experiments) if isinstance(e, dict) and "mode" not in e and not _separator(e)]
+        if not users:
+            self.warn("mode", f"{describe(top.word)} is not a mode of the seed's runner; unused, since every "
+                      "experiment sets its own mode")
+            return top
+        more = f" and {len(users) - 4} more" if len(users) > 4 else ""
+        which = ", ".join(f"experiments[{i}]" for i in users[:4]) + more
+        self.divergence("mode", f"{show(top.word)} is not a mode of the seed's runner, which runs the experiments "
+                        f"that set no mode of their own ({which}) as \"mutation\"",
+                        f"{show(top.word)} is not a mode of the seed's runner: the experiments that set no mode "
+                        f"of their own ({which}) run as \"mutation\" (values drawn from the models file's "
+                        "ranges), as the runner runs them",
+                        expected=" or ".join(f'"{m}"' for m in _MODES),
+                        fix='write "mutation" to keep what the runner does, or the mode those experiments are meant '
+                            'for')
+        return top
 
     def gpupair(self, block: Any) -> dict[str, Any]:
         """Our block: known keys only, and sizes with a unit in a sane range (checked here, used by ``run``)."""
@@ -219,27 +307,37 @@ class _Reader:
                 self.problem(where, f"{show(value)} is less than {least}", expected=f"an integer, {least} or more",
                              fix="correct the value")
 
-    def keys(self, at: str, obj: dict, known: tuple[str, ...]) -> None:
-        """A key the runner does not read is a mistake (``hyperparams`` would drop every hyperparameter): an error
-        naming the nearest known key; in lenient mode a warning when no known key is close."""
+    def keys(self, at: str, obj: dict, reads: tuple[str, ...], moves: dict[str, str],
+             said: tuple[str, ...] = ()) -> None:
+        """Every key of ``obj`` the runner does not read where it stands: a key it reads elsewhere (``moves``: key ->
+        where it belongs) or one it knows nowhere (``hyperparams`` would drop every hyperparameter). Each is a
+        divergence: an error in strict mode, a warning in lenient mode; the runner ignores it. ``said``: keys a
+        message about this place has already covered."""
         for key in obj:
-            if key in known or key.startswith("_"):
+            if key in reads or key in said or key.startswith("_") or _free_text(key):
                 continue
             where = json_path(at, key)
-            close = nearest(key, known)
-            if close is None and self.lenient:
-                self.warn(where, f"unknown key {name_shown(key)}, ignored as by the seed's runner (--lenient)")
+            if key in moves:
+                self.divergence(where, f"{name_shown(key)} is not read here by the seed's runner, so it would be "
+                                "ignored", f"{name_shown(key)} is not read here: ignored, as by the seed's runner; "
+                                f"{moves[key]}", expected="here: " + ", ".join(reads), fix=moves[key])
                 continue
-            self.problem(where, f"unknown key {name_shown(key)}, which the seed's runner would ignore",
-                         expected="one of: " + ", ".join(known),
-                         fix=f'did you mean "{close}"?' if close else "remove it (or prefix it with _ as a comment)")
+            close = nearest(key, reads) or _ALIASES.get(key.lower())
+            self.divergence(where, f"unknown key {name_shown(key)}, which the seed's runner would ignore",
+                            f"unknown key {name_shown(key)}, ignored as by the seed's runner"
+                            + (f' (did you mean "{close}"?)' if close else ""),
+                            expected="one of: " + ", ".join(reads),
+                            fix=f'did you mean "{close}"?' if close else "remove it (or prefix it with _ as a comment)")
 
     # -- one experiment -------------------------------------------------------------------------------------
-    def entry(self, i: int, entry: Any, default_mode: str | None, top_runs: int) -> PairSpec | None:
+    def entry(self, i: int, entry: Any, top: _TopMode, top_runs: int) -> PairSpec | None:
         at = f"experiments[{i}]"
         if not isinstance(entry, dict):
             self.problem(at, f"is {describe(entry)}, expected an object",
                          expected='{"mode": "parallel", "foreground": {...}, "background": {...}}', fix=_FORMAT_FIX)
+            return None
+        if _separator(entry) and (self.lenient or all(_free_text(k) or k.startswith("_") for k in entry)):
+            self.warn(at, _separator_text(entry))
             return None
         count, first_warning = len(self.problems), len(self.warnings)
         note = entry.get("note", "")
@@ -247,11 +345,12 @@ class _Reader:
             self.problem(f"{at}.note", f"is {describe(note)}, expected a string", fix="write the note in quotes")
             note = ""
         self.counts(at, entry, {"runs_per_config": _COUNTS["runs_per_config"]})
-        mode = self.entry_mode(at, entry, default_mode)
+        mode, said = self.entry_mode(at, entry, top)
         if mode is None:
             return None
-        found = self.parallel(at, entry, top_runs) if mode == "parallel" else self.solo(at, entry, mode, top_runs)
-        self.keys(at, entry, _ENTRY_KEYS)
+        found = (self.parallel(at, entry, top_runs) if mode == "parallel"
+                 else self.solo(at, entry, mode, top_runs, said))
+        self.keys(at, entry, _ENTRY_READS[mode] + _OURS, _ENTRY_MOVES[mode], ("hyperparameters",) if said else ())
         if "gradient_accumulation" in entry:
             self.accumulation(f"{at}.gradient_accumulation", entry["gradient_accumulation"],
                               _ROLES if mode == "parallel" else _ROLES[:1])
@@ -261,31 +360,74 @@ class _Reader:
         return PairSpec(group=i + 1, foreground=fg, background=bg, note=note, source=f"{self.file}: {at}",
                         warnings=tuple(self.warnings[first_warning:]), repeats=runs, worst_case=worst)
 
-    def entry_mode(self, at: str, entry: dict, default_mode: str | None) -> str | None:
-        """The entry's own mode, else the file's; where neither is set, the seed's runner uses "mutation": we follow
-        it for an entry that says what to mutate, and otherwise run the entry as written, with a warning."""
+    def entry_mode(self, at: str, entry: dict, top: _TopMode) -> tuple[str | None, bool]:
+        """The mode the runner runs the entry in: its own ``mode``, else the file's; "parallel" and "default" as
+        such, every other word as "mutation". Returns (mode, whether a message about the mode was given); mode
+        None where the runner skips the entry: a pair (foreground/background, no "repo") read in another mode."""
         if "mode" in entry:
-            mode = entry["mode"]
-            if isinstance(mode, str) and mode in _MODES:
-                if mode != "parallel" and ("foreground" in entry or "background" in entry):
-                    self.warn(at, f'"mode" is "{mode}", but the entry has a foreground/background: the seed\'s '
-                              'runner would skip it; gpupair-search runs it as a pair. Set "mode": "parallel"')
-                    return "parallel"
-                return mode
-            self.mode_problem(f"{at}.mode", mode)
-            return None
-        if default_mode is not None:
-            return default_mode
+            word, where = entry["mode"], f"{at}.mode"
+        elif top.given:
+            word, where = top.word, "mode"
+        else:
+            return self.unmarked(at, entry), False
+        if not isinstance(word, str):
+            if where != "mode":
+                self.mode_type(where, word)
+            return None, True
+        mode = word if word in _AS_WRITTEN else "mutation"
+        if mode != "parallel" and ("foreground" in entry or "background" in entry) and "repo" not in entry:
+            self.skipped_pair(at, word, mode, from_top=where == "mode")
+            return None, True
+        if where == "mode":
+            return mode, top.word not in _MODES  # the top level's message covers it
+        if word not in _MODES:
+            self.unknown_mode(where, word, entry)
+            return mode, True
+        return mode, False
+
+    def unmarked(self, at: str, entry: dict) -> str:
+        """No mode here nor at the top level: the runner would use "mutation"; we follow it for an entry that says
+        what to mutate, and otherwise run the entry as written, with a warning (--lenient)."""
         if "foreground" in entry or "background" in entry:
-            self.runner_default(at, 'no "mode" here nor at the top level, so the seed\'s runner would use "mutation" and skip '
-                      'this pair; gpupair-search runs it as a pair. Set "mode": "parallel"')
+            self.runner_default(at, 'no "mode" here nor at the top level, so the seed\'s runner would use "mutation" '
+                                'and skip this pair; gpupair-search runs it as a pair. Set "mode": "parallel"')
             return "parallel"
         if "mutate" in entry:
             return "mutation"
-        self.runner_default(at, 'no "mode" here nor at the top level, so the seed\'s runner would use "mutation" and draw '
-                  'every hyperparameter from its range; gpupair-search runs the hyperparameters as written. Set '
-                  '"mode": "default" (or "mutation")')
+        self.runner_default(at, 'no "mode" here nor at the top level, so the seed\'s runner would use "mutation" and '
+                            'draw every hyperparameter from its range; gpupair-search runs the hyperparameters as '
+                            'written. Set "mode": "default" (or "mutation")')
         return "default"
+
+    def mode_type(self, where: str, word: Any) -> None:
+        self.problem(where, f"is {describe(word)}, expected a mode name in quotes",
+                     expected=" or ".join(f'"{m}"' for m in _MODES),
+                     fix='use "parallel" for a foreground/background pair, "default" for a solo job run as written, '
+                         '"mutation" for one whose values are drawn from the models file\'s ranges')
+
+    def unknown_mode(self, where: str, word: Any, entry: dict) -> None:
+        unused = '; its "hyperparameters" are not used' if "hyperparameters" in entry else ""
+        self.divergence(where, f"unknown mode {show(word)}: the seed's runner runs every mode other than "
+                        "\"parallel\" and \"default\" as \"mutation\"",
+                        f"{show(word)} is not a mode of the seed's runner: run as \"mutation\", as the runner "
+                        f"runs every mode other than \"parallel\" and \"default\" (values drawn from the models "
+                        f"file's ranges{unused})",
+                        expected=" or ".join(f'"{m}"' for m in _MODES) + ': the seed\'s runner runs every other mode '
+                        'as "mutation"', fix='write "mutation" for what the runner does with it (values drawn from '
+                        'the models file\'s ranges), or "default" to run the hyperparameters as written')
+
+    def skipped_pair(self, at: str, word: Any, mode: str, from_top: bool) -> None:
+        """A foreground/background entry read in a mode other than parallel: the runner looks for its "repo",
+        fails, and skips it."""
+        source = f"the top-level mode {show(word)}" if from_top else f"its mode {show(word)}"
+        close = isinstance(word, str) and word not in _MODES and nearest(word, ["parallel"]) == "parallel"
+        self.divergence(f"{at}.mode" if not from_top else at,
+                        f"{source} makes the seed's runner read this foreground/background pair as a \"{mode}\" "
+                        "experiment, which needs a \"repo\": it skips the pair",
+                        f"{source} makes the seed's runner read this foreground/background pair as a \"{mode}\" "
+                        "experiment without a \"repo\": skipped, as the runner skips it",
+                        expected='"mode": "parallel" for a foreground/background pair',
+                        fix=('did you mean "parallel"? ' if close else "") + 'set "mode": "parallel" on the entry')
 
     def accumulation(self, at: str, steps: Any, roles: tuple[str, ...]) -> None:
         """``export``'s gradient-accumulation steps per job (``{"foreground": 1, "background": 2}``): a solo entry's
@@ -307,10 +449,14 @@ class _Reader:
 
     def parallel(self, at: str, entry: dict, top_runs: int):
         fg_entry, bg_entry = entry.get("foreground"), entry.get("background")
-        fg_mode = "default"
+        gap = _pair_gap(fg_entry, bg_entry)
+        if gap and self.lenient:
+            self.warn(at, f"{gap}: skipped, as by the seed's runner (--lenient)")
+            return None
+        fg_mode, said = "default", False
         if isinstance(fg_entry, dict):
-            fg_mode = self.foreground_mode(f"{at}.foreground", fg_entry)
-        fg, fg_worst = self.job(f"{at}.foreground", fg_entry, fg_mode)
+            fg_mode, said = self.foreground_mode(f"{at}.foreground", fg_entry)
+        fg, fg_worst = self.job(f"{at}.foreground", fg_entry, fg_mode, said=said)
         if "skipped" in fg_worst:
             return None
         bg, _ = self.job(f"{at}.background", bg_entry, "default", background=True)
@@ -322,37 +468,51 @@ class _Reader:
         runs = _count(entry, "runs_per_config", _count(fg_entry, "runs_per_config", top_runs))
         return (fg, bg), runs, ({"foreground": fg_worst} if fg_worst else {})
 
-    def foreground_mode(self, at: str, job: dict) -> str:
+    def foreground_mode(self, at: str, job: dict) -> tuple[str, bool]:
+        """The runner draws a foreground's values when its mode is "mutation" and runs them as written for any
+        other mode; no mode: see ``unmarked``. Returns (mode, whether a message about the mode was given)."""
         mode = job.get("mode")
         if mode is None:
             if "mutate" in job:
-                return "mutation"
-            self.runner_default(at, 'no "mode": the seed\'s runner would use "mutation" for this foreground and draw its '
-                      'hyperparameters from their ranges; gpupair-search runs them as written. Set "mode": "default" '
-                      '(or "mutation")')
-            return "default"
+                return "mutation", False
+            self.runner_default(at, 'no "mode": the seed\'s runner would use "mutation" for this foreground and draw '
+                                'its hyperparameters from their ranges; gpupair-search runs them as written. Set '
+                                '"mode": "default" (or "mutation")')
+            return "default", False
         if mode in ("default", "mutation"):
-            return mode
-        self.problem(f"{at}.mode", f"unknown foreground mode {show(mode)}" if isinstance(mode, str)
-                     else f"is {describe(mode)}, expected a string", expected='"default" or "mutation"',
-                     fix='"default" runs its hyperparameters as written, "mutation" draws them from their ranges')
-        return "default"
+            return mode, False
+        close = nearest(mode, ["default", "mutation"]) if isinstance(mode, str) else None
+        self.divergence(f"{at}.mode", f"unknown foreground mode {show(mode)}" if isinstance(mode, str)
+                        else f"is {describe(mode)}, expected a string",
+                        f"{show(mode)} is not a foreground mode of the seed's runner: its hyperparameters run as "
+                        "written, as the runner runs every foreground whose mode is not \"mutation\"",
+                        expected='"default" or "mutation"',
+                        fix=(f'did you mean "{close}"? ' if close else "") + '"default" runs its hyperparameters as '
+                            'written, "mutation" draws them from their ranges')
+        return "default", True
 
-    def solo(self, at: str, entry: dict, mode: str, top_runs: int):
-        job, worst = self.job(at, entry, mode)
+    def solo(self, at: str, entry: dict, mode: str, top_runs: int, said: bool = False):
+        if self.lenient and "model" not in entry:
+            self.warn(at, 'no "model": skipped, as by the seed\'s runner (--lenient)')
+            return None
+        job, worst = self.job(at, entry, mode, said=said)
         if job is None:
             return None
         return (job, None), _count(entry, "runs_per_config", top_runs), ({"foreground": worst} if worst else {})
 
-    def job(self, at: str, entry: Any, mode: str, background: bool = False) -> tuple[JobConfig | None, dict[str, Any]]:
-        """The job at ``at`` checked against the models file, and for a mutation job its worst case."""
+    def job(self, at: str, entry: Any, mode: str, background: bool = False,
+            said: bool = False) -> tuple[JobConfig | None, dict[str, Any]]:
+        """The job at ``at`` checked against the models file, and for a mutation job its worst case. ``said``: a
+        message about the job's mode already covers its unused hyperparameters."""
         if not isinstance(entry, dict):
             got = "missing" if entry is None else describe(entry)
             self.problem(at, f"{got}, expected an object with repo, model, hyperparameters",
                          expected='{"repo": "examples", "model": "mnist", "hyperparameters": {...}}', fix=_FORMAT_FIX)
             return None, {}
-        if at.endswith(("foreground", "background")):
-            self.keys(at, entry, _JOB_KEYS)
+        if background:
+            self.keys(at, entry, _BACKGROUND_READS, _BACKGROUND_MOVES)
+        elif at.endswith("foreground"):
+            self.keys(at, entry, _FOREGROUND_READS[mode], _FOREGROUND_MOVES[mode], ("hyperparameters",) if said else ())
         bad = False
         for key, example in (("repo", "examples"), ("model", "mnist")):
             if not isinstance(entry.get(key), str) or not entry.get(key):
@@ -373,9 +533,6 @@ class _Reader:
             return None, {}
         worst: dict[str, Any] = {}
         if mode == "mutation":
-            if hyper:
-                self.warn(f"{at}.hyperparameters", "ignored in mutation mode, as by the seed's runner: values are "
-                          "drawn from the models file's ranges")
             found = self.mutation(at, entry)
             if found is None:
                 return None, {}
@@ -429,6 +586,46 @@ def _free_text(key: str) -> bool:
     """``Description``, ``comments``: a key that only carries text, whatever its case or number."""
     word = key.lower()
     return word in FREE_TEXT or word.removesuffix("s") in FREE_TEXT
+
+
+#: The top-level keys that change what the runner runs, and the JSON type of their values.
+_TOP_TYPES = {"runs_per_config": int, "max_retries": int, "mode": str, "experiments": list, "gpupair": dict,
+              "governor": str, "use_deduplication": bool, "historical_csvs": list}
+
+
+def _could_be(known: str | None, value: Any) -> bool:
+    """Whether ``value`` could be meant for the top-level key ``known``: one that changes what runs, and a value of
+    its type (a near miss holding it is then likely a misspelling of it)."""
+    kind = _TOP_TYPES.get(known or "")
+    return kind is not None and isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+
+
+def _separator(entry: dict) -> bool:
+    """An entry with neither a repository nor a foreground: the runner fails on it (``'repo'``) and goes on."""
+    return "repo" not in entry and "foreground" not in entry
+
+
+def _separator_text(entry: dict) -> str:
+    others = [k for k in entry if not (_free_text(k) or k.startswith("_"))]
+    hints = [f'"{_ALIASES[k.lower()]}" for {name_shown(k)}' for k in others if k.lower() in _ALIASES]
+    has = f" (it has {', '.join(name_shown(k) for k in others)}" + (f"; did you mean {', '.join(hints)}?" if hints
+                                                                     else "") + ")" if others else ""
+    return (f'no "repo" and no "foreground"{has}: skipped, as the seed\'s runner skips it (it reports "Error running '
+            'experiment: \'repo\'" and goes on)')
+
+
+def _pair_gap(fg: Any, bg: Any) -> str:
+    """What the runner finds missing in a pair before it skips it ("" where nothing is)."""
+    if not fg or not bg:
+        missing = [role for role, job in (("foreground", fg), ("background", bg)) if not job]
+        return f'a parallel experiment needs a "foreground" and a "background"; {" and ".join(missing)} ' \
+               f'{"is" if len(missing) == 1 else "are"} missing or empty'
+    for role, job in (("foreground", fg), ("background", bg)):
+        if isinstance(job, dict):
+            for key in ("repo", "model"):
+                if key not in job:
+                    return f'the {role} has no "{key}"'
+    return ""
 
 
 def _count(entry: Any, key: str, default: int = 1) -> int:

@@ -154,11 +154,14 @@ class Registry:
         #: Whether a job's repository directory and train script must be there, ready to start (False only where
         #: nothing will run, e.g. checking an export against a models file of another machine).
         self.require_paths = require_paths
+        #: Which directory relative repository paths resolved against, and why, for the CLI to say ("" if none).
+        self.root_note = ""
 
     @classmethod
     def load(cls, path: Path, base_dir: Path | None = None, require_paths: bool = True) -> "Registry":
-        """Read a models file; relative repository paths resolve against ``base_dir``
-        (default: the current directory, as the seed's runner did) and must stay inside it."""
+        """Read a models file; relative repository paths resolve against ``base_dir`` (default: the current
+        directory; the CLI passes the project root the seed's runner would use, see ``search.inputs``) and must
+        stay inside it."""
         path = Path(path)
         data = read_json(path, "models file")
         base = Path(base_dir) if base_dir is not None else Path.cwd()
@@ -185,6 +188,10 @@ class Registry:
 
     def repository(self, name: str) -> Repository:
         return self.repositories[name]
+
+    def start_problems(self, name: str) -> list[Problem]:
+        """Why a job of repository ``name`` could not start here (its clone or train script is missing)."""
+        return _start_problems(str(self.file), self.repositories[name])
 
     def check_job(self, job: JobConfig, where: str, file: str, lenient: bool) -> JobCheck:
         """Check ``job`` (found at ``where`` in ``file``) against this registry."""

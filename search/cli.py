@@ -76,7 +76,7 @@ def validate(settings: Path = typer.Argument(..., help="Experiment settings file
     """Check a settings file and print the pairs it would run. Exit 0 valid, 1 invalid, 2 unreadable."""
     from gpupair_search.search.inputs import load_registry, load_settings, validation_lines
 
-    registry = load_registry(models, repos_root)
+    registry = load_registry(models, repos_root, need_clones=False)
     experiment = load_settings(settings, registry, lenient)
     out, warnings = validation_lines(settings, experiment, registry)
     for line in warnings:
@@ -171,6 +171,8 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
     registry = load_registry(models, repos_root)
     fg_job, fg_warn = _parse_job(fg, fg_param, "--fg-param", registry, lenient)
     bg_job, bg_warn = _parse_job(bg, bg_param, "--bg-param", registry, lenient) if bg else (None, [])
+    if registry.root_note:
+        typer.echo(registry.root_note, err=True)
     spec = PairSpec(1, fg_job, bg_job, source="command line", warnings=tuple(fg_warn + bg_warn))
     card = opt.card_size(study_kind(device), gpu_memory, cpu_memory)
     dev = open_device(device, DeviceRequest(card_mib=parse_size_mib(card) if card else None))

@@ -85,10 +85,12 @@ MODELS = typer.Option(None, "--models",
                       help="Models file in the seed's format (default: the built-in workloads).")
 REPOS_ROOT = typer.Option(None, "--repos-root",
                           help="Directory that relative repository paths of --models resolve against "
-                               "(default: current directory).")
+                               "(default: the project root that holds them, as the seed's runner resolves "
+                               "them: the current directory, or the folder above the models file's folder).")
 LENIENT = _switch(False, "--lenient/--strict",
-                  "--lenient: keep going past what the seed's runner would skip or drop (unknown hyperparameters, "
-                  "repositories), each a recorded warning. Default --strict: stop.")
+                  "--lenient: read the file as the seed's runner does, keeping going past what it would skip, ignore "
+                  "or drop (unknown hyperparameters, repositories, mode words, misplaced keys), each a recorded "
+                  "warning. Default --strict: stop there.")
 NAME = typer.Option(None, "--name", callback=_not_empty,
                     help="Name of the study in its storage (default: the study's or the settings file's "
                          "experiment_name).")

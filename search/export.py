@@ -5,7 +5,7 @@ verified batch sizes, ordered by risk class (docs/concepts/outcomes-and-verdicts
 factor that keeps the original effective batch size. The seed's runner silently drops hyperparameters
 its models file does not list, so a reduced ``batch_size`` could be ignored without a word: every
 hyperparameter the target models file lacks is warned about and written to a ``.models_additions.json``
-next to the output. The result is checked with our own strict loader before it is written.
+next to the output. The result is read back with our loader (the runner's meaning) before it is written.
 """
 from __future__ import annotations
 
@@ -106,8 +106,10 @@ def accumulation_words(original: Config, chosen: Config, grid: BatchGrid = Batch
 
 
 # -- the export -----------------------------------------------------------------------------------------
-_SEED_TOP = {"experiment_name": "parallel_feasibility_test", "description": "", "governor": "performance",
-             "runs_per_config": 1, "max_retries": 1, "mode": "parallel"}
+#: The top-level keys export always writes: text the runner only prints. Every other top-level key is the source
+#: file's, unchanged (``governor``, ``max_retries``, ``mode``, ...): one the source lacks would change what the
+#: runner does (its ``max_retries`` default is 2, and it sets no governor unless told).
+_TEXT_TOP = ("experiment_name", "description")
 
 
 @dataclass
@@ -184,7 +186,7 @@ def _raw_models(registry: Registry) -> dict[str, Any]:
 
 
 def _top_level(raw: dict[str, Any], fs, margin_mib: float) -> dict[str, Any]:
-    out = {key: raw.get(key, default) for key, default in _SEED_TOP.items()}
+    out = {key: raw.get(key, "") for key in _TEXT_TOP}
     out.update({k: v for k, v in raw.items() if k not in out and k != "experiments" and not k.startswith("_")})
     name = str(raw.get("experiment_name", fs.experiment.name))
     limit = fs.settings.safe_limit_mib
@@ -355,18 +357,25 @@ def merge_models(models: dict[str, Any], additions: dict[str, Any] | None) -> di
 
 
 def _self_check(result: Export, target_raw: Any, target_file: Path) -> None:
-    """Load the export with the strict loader against the target models file plus the additions."""
+    """Load the export against the target models file plus the additions: every exported run must load (nothing
+    skipped). Read with the runner's meaning (lenient): an export keeps the source's own
+    words, such as a mode the runner reads as mutation, which strict mode would stop at."""
     with tempfile.TemporaryDirectory() as tmp:
         models = Path(tmp) / "models.json"
         models.write_text(json.dumps(merge_models(target_raw, result.additions)))
         settings = Path(tmp) / "settings.json"
         settings.write_text(json.dumps(result.settings))
         try:
-            load_experiment(settings, Registry.load(models, base_dir=target_file.parent, require_paths=False),
-                            lenient=False)
+            loaded = load_experiment(settings, Registry.load(models, base_dir=target_file.parent,
+                                                             require_paths=False), lenient=True)
         except UserError as exc:  # our bug, not the user's: say so plainly
             raise UserError(f"internal error: the exported settings do not load against {target_file}"
                             f"{' plus the additions' if result.additions else ''}:\n{exc.render()}") from None
+        exported = sum(entry["runs_per_config"] for entry in result.settings["experiments"])
+        runs = sum(pair.repeats for pair in loaded.pairs)
+        if runs != exported:
+            raise UserError(f"internal error: the exported settings hold {exported} runs, but {runs} of them load "
+                            f"against {target_file}:\n" + "\n".join(loaded.warnings))
 
 
 def additions_path(output: Path) -> Path:

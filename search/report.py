@@ -41,7 +41,7 @@ def open_results(study: str | None, settings: Path | None, storage: str | None, 
     """The study as stored, for reading: its own definition (card, limit, policy, floor, pairs), never the
     defaults or an edited settings file, and nothing written. ``kind`` ("gpu", "cpu", "simulated") picks
     among studies of the same settings; None finds the one there is."""
-    inputs = resolve_inputs(study, settings, models, repos_root, lenient, None, None)
+    inputs = resolve_inputs(study, settings, models, repos_root, lenient, None, None, need_clones=False)
     if storage is None and not default_storage_path(results).exists():
         raise UserError(f"no study storage at {default_storage_path(results)}; point --results at the directory the study "
                         "ran with (or --storage at its URL), or run it first with `gpupair-search run`")

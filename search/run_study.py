@@ -144,6 +144,8 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
             where = executor.inner.device.name
         retried = fs.recover_stale()  # first: an interrupted trial is re-queued once, not queued again as new
         added = fs.enqueue_baselines() + fs.enqueue_initial()  # baselines first: each pair is then judged as it ends
+        if inputs.registry.root_note and not worker:
+            typer.echo(inputs.registry.root_note, err=True)
         typer.echo(f"study '{fs.settings.name}' on {where}: {len(inputs.experiment.pairs)} pairs, "
                    f"{budget_words(kind, inputs.card_mib, inputs.safe_limit_mib)}, "
                    f"{'probe' if req.probe else 'full epoch'} mode; {queued_words(added, retried)}", err=True)
@@ -333,4 +335,5 @@ def predict(study, settings, gpu_memory, safe_limit, models, repos_root, lenient
         fs.enqueue_initial()
         fs.run(DeviceExecutor(inputs.registry, device, RunOptions(), None))
         table = verdicts_text(fs.plans(), inputs.safe_limit_mib, "simulated")
-    return f"SIMULATED prediction for a {inputs.card_mib:,.0f} MiB card ({device.name})\n{table}"
+    root = f"{inputs.registry.root_note}\n" if inputs.registry.root_note else ""
+    return f"{root}SIMULATED prediction for a {inputs.card_mib:,.0f} MiB card ({device.name})\n{table}"

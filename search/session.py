@@ -46,15 +46,17 @@ def _size(value, where: str) -> float:
 
 
 def resolve_inputs(study: str | None, settings: Path | None, models: Path | None, repos_root: Path | None,
-                   lenient: bool, gpu_memory: str | None, safe_limit: str | None) -> StudyInputs:
-    """Flags override the settings file's ``gpupair`` block, which overrides the named study."""
+                   lenient: bool, gpu_memory: str | None, safe_limit: str | None,
+                   need_clones: bool = True) -> StudyInputs:
+    """Flags override the settings file's ``gpupair`` block, which overrides the named study. ``need_clones``:
+    False where nothing will run (reading a stored study), so the repositories' clones need not be here."""
     if study is not None and settings is not None:
         raise UserError(f"--study {study} and --settings {settings}: these name two different studies; give one "
                         "(--study NAME for a named study, --settings FILE for any settings file)")
     if study is None and settings is None:
         study = "feasibility"
     definition = get_study(study) if study else None
-    registry = load_registry(models, repos_root)
+    registry = load_registry(models, repos_root, need_clones)
     experiment = load_settings(settings or definition.settings, registry, lenient)
     block = experiment.options
     file_card = _size(block["gpu_memory"], f"{experiment.file}: gpupair.gpu_memory") if "gpu_memory" in block else None

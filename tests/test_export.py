@@ -75,8 +75,8 @@ def test_export_validates_strictly_and_runs_again(study):
     assert "warning" not in done.stderr  # its own models file knows every hyperparameter
     assert not (study["root"] / "safe_pairs.models_additions.json").exists()
     data = json.loads(out.read_text())
-    assert {"experiment_name", "description", "governor", "runs_per_config", "max_retries", "mode",
-            "experiments"} <= set(data)  # the seed's top-level keys
+    # the source's top-level keys and nothing the runner would read differently (no governor, no max_retries)
+    assert set(data) == {"experiment_name", "description", "mode", "experiments", "_unsafe_pairs", "_exported_from"}
     notes = [e["note"] for e in data["experiments"]]
     order = [n.split(":")[0] for n in notes]
     assert order == sorted(order, key=["stable", "usable", "high risk"].index)  # stable first, high risk last

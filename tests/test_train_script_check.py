@@ -46,9 +46,15 @@ def _project(root: Path, script: str, state: str) -> tuple[Path, Path]:
     ("./train.sh", "directory", "is a directory"),
     ("./train.sh", "plain", "is not executable"),
 ])
-def test_validate_names_the_train_script_that_cannot_start(tmp_path, script, state, why):
+def test_validate_names_the_train_script_that_cannot_start_and_run_refuses_it(tmp_path, script, state, why):
     settings, models = _project(tmp_path, script, state)
     done = run_cli("validate", str(settings), "--models", str(models), "--repos-root", str(tmp_path), timeout=60)
+    assert done.returncode == 0 and "Traceback" not in done.stderr  # validate checks meaning: a warning
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"warning: {models}: models.scripted.train_script: ") and why in line, done.stderr
+    assert line.endswith("`run` needs it (`validate` checks only the files' meaning)")
+    done = run_cli("run", "--settings", str(settings), "--models", str(models), "--repos-root", str(tmp_path),
+                   "--device", "sim", "--results", str(tmp_path / "results"), timeout=60)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     lines = done.stderr.splitlines()
     assert lines[0].startswith(f"error: {models}: models.scripted.train_script: ") and why in lines[0], done.stderr
