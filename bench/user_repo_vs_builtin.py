@@ -24,13 +24,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -47,6 +48,7 @@ PEAK_TARGET = 0.02
 README_TARGET_S = 75.0
 OUTSIDE_TARGET_S = 1.5
 NAMED = "feasibility"
+GRACE_S = 15.0
 
 
 def cli() -> list[str]:
@@ -56,14 +58,22 @@ def cli() -> list[str]:
 
 
 def timed(argv: list[str], cwd: Path, log: Path, timeout_s: float) -> dict[str, Any]:
-    """Run ``argv``; its wall time, exit status, and the last lines of its output (all of it in ``log``)."""
+    """Run ``argv``; its wall time, exit status, and the last lines of its output (all of it in ``log``). Past
+    ``timeout_s`` it gets Ctrl-C, as a user would press it (the runner then ends its jobs and records what it
+    measured), and is killed only if it has not ended ``GRACE_S`` later."""
     start = time.monotonic()
     with log.open("w", encoding="utf-8") as out:
+        process = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
-            done = subprocess.run(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s,
-                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})
-            rc = done.returncode
+            rc = process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=GRACE_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
             rc = None
     wall = time.monotonic() - start
     return {"argv": argv, "cwd": str(cwd), "rc": rc, "wall_s": round(wall, 2), "timed_out": rc is None,
@@ -117,6 +127,16 @@ def read_study(results: Path, storage: str, kind: str, study: str | None, settin
             "outside_jobs_s": outside, "outside_jobs_median_s": statistics.median(outside) if outside else None}
 
 
+def stored(run: dict[str, Any], read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The study as stored, also after a run that failed or was stopped (what it measured until then, marked
+    partial); empty where nothing could be read."""
+    try:
+        study = read()
+    except Exception as exc:  # noqa: BLE001 - a run that stored nothing: say why, compare nothing
+        return {"unreadable": f"{type(exc).__name__}: {exc}"}
+    return {**study, "partial": run["rc"] != 0}
+
+
 def compare_peaks(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     """Each job's peak in every configuration both studies measured, and (b - a) / a."""
     rows = []
@@ -165,7 +185,8 @@ def markdown(data: dict[str, Any]) -> str:
                      f"{run.get('study', {}).get('measured_trials', '-')} | {run.get('study', {}).get('probe_steps', '-')} "
                      f"| {'not recorded' if outside is None else round(outside, 3)} |")
     s = data["summary"]
-    lines += ["", f"- wall-time ratio user/built-in: **{s['ratio']}** (target <= {RATIO_TARGET}: {s['ratio_ok']})",
+    lines += ["", f"- both runs completed: {s['both_completed']} (a run stopped at --timeout-s is read as far as it got)",
+              f"- wall-time ratio user/built-in: **{s['ratio']}** (target <= {RATIO_TARGET}: {s['ratio_ok']})",
               f"- verdicts equal: **{s['verdicts_equal']}**; per-job peaks within {PEAK_TARGET:.0%}: "
               f"**{s['peaks_within_target']}** (largest |difference| {s['max_abs_peak_rel_diff']})",
               f"- README main command as typed: {s['readme_command']}",
@@ -193,7 +214,10 @@ def main(argv: list[str] | None = None) -> int:
                                                   "temporary directory, removed at the end)")
     parser.add_argument("--user-probe-steps", default="same",
                         help="same: (b) probes as many steps as (a) stored; default: the tool's for a settings file")
-    parser.add_argument("--timeout-s", type=float, default=900.0, help="per study run")
+    parser.add_argument("--timeout-s", type=float, default=440.0,
+                        help="(b)'s limit; it is then stopped with Ctrl-C and read as far as it got (default 440, so "
+                             "that the whole call fits 10 minutes)")
+    parser.add_argument("--builtin-timeout-s", type=float, default=150.0, help="(a)'s limit (default 150)")
     args = parser.parse_args(argv)
     total = len(json.loads(bundled("parallel_feasibility_test.json").read_text(encoding="utf-8"))["experiments"])
     groups = parse_groups(args.groups, total)
@@ -203,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="user_repo_vs_builtin_") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        data = compare(work, groups, subset, args.device, args.user_probe_steps, args.timeout_s)
+        data = compare(work, groups, subset, args.device, args.user_probe_steps, args.builtin_timeout_s,
+                       args.timeout_s)
     data.update(stamp())
     (out / "user_repo_vs_builtin.json").write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
     (out / "user_repo_vs_builtin.md").write_text(markdown(data), encoding="utf-8")
@@ -213,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def compare(work: Path, groups: tuple[int, ...], subset: bool, device: str, user_probe_steps: str,
-            timeout_s: float) -> dict[str, Any]:
+            builtin_timeout_s: float, timeout_s: float) -> dict[str, Any]:
     named = get_study(NAMED)
     kind = kind_of(device)
     device_flags = [] if device == "auto" else ["--device", device]
@@ -232,9 +257,8 @@ def compare(work: Path, groups: tuple[int, ...], subset: bool, device: str, user
     else:
         a_typed = ["run", "--study", NAMED]
     a_argv = [*cli(), *a_typed, *device_flags, "--results", str(a_results), "--storage", a_storage]
-    a_run = timed(a_argv, work, work / "builtin.log", timeout_s)
-    a_study = read_study(a_results, a_storage, kind, None if subset else NAMED, builtin_settings) \
-        if a_run["rc"] == 0 else {}
+    a_run = timed(a_argv, work, work / "builtin.log", builtin_timeout_s)
+    a_study = stored(a_run, lambda: read_study(a_results, a_storage, kind, None if subset else NAMED, builtin_settings))
 
     # (b) the same groups as a user's repositories, from the project's root
     project = write_project(work / "project", groups)
@@ -248,8 +272,8 @@ def compare(work: Path, groups: tuple[int, ...], subset: bool, device: str, user
     b_argv = [*cli(), *b_typed, *device_flags, "--repos-root", str(project.root), "--results", str(b_results),
               "--storage", b_storage]
     b_run = timed(b_argv, project.root, work / "user.log", timeout_s)
-    b_study = read_study(b_results, b_storage, kind, None, project.root / project.settings,
-                         project.root / project.models, project.root) if b_run["rc"] == 0 else {}
+    b_study = stored(b_run, lambda: read_study(b_results, b_storage, kind, None, project.root / project.settings,
+                                               project.root / project.models, project.root))
 
     reference = simulated_reference(work, builtin_settings)
     verdicts = compare_verdicts(a_study.get("verdicts", {}), b_study.get("verdicts", {}))
@@ -277,7 +301,8 @@ def compare(work: Path, groups: tuple[int, ...], subset: bool, device: str, user
         "verdicts": verdicts, "peaks": peaks, "simulated_reference": reference,
         "summary": {
             "builtin_wall_s": a_run["wall_s"], "user_wall_s": b_run["wall_s"], "ratio": ratio,
-            "ratio_ok": ratio is not None and ratio <= RATIO_TARGET,
+            "both_completed": a_run["rc"] == 0 and b_run["rc"] == 0,
+            "ratio_ok": a_run["rc"] == 0 and b_run["rc"] == 0 and ratio is not None and ratio <= RATIO_TARGET,
             "verdicts_equal": bool(verdicts) and all(r["same"] for r in verdicts),
             "peaks_within_target": bool(peaks) and all(r["within_target"] for r in peaks),
             "max_abs_peak_rel_diff": max(diffs, default=None),

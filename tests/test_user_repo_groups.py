@@ -80,3 +80,13 @@ def test_the_bench_compares_each_jobs_peak_and_each_verdict():
     verdicts = compare_verdicts({"g01": {"verdict": "fits", "recommended": (32, 128)}},
                                 {"g01": {"verdict": "fits", "recommended": (32, 64)}})
     assert verdicts[0]["same"] is False
+
+
+def test_a_run_past_its_limit_is_stopped_with_ctrl_c_and_said_to_have_timed_out(tmp_path):
+    from bench.user_repo_vs_builtin import timed
+
+    script = "import signal, sys, time\nsignal.signal(signal.SIGINT, lambda *a: (print('stopped'), sys.exit(130)))\n" \
+             "print('started', flush=True)\ntime.sleep(60)\n"
+    run = timed([sys.executable, "-c", script], tmp_path, tmp_path / "run.log", timeout_s=2.0)
+    assert run["timed_out"] and run["rc"] is None and run["wall_s"] < 15
+    assert run["tail"] == ["started", "stopped"]  # it ended on the Ctrl-C, not on the kill that would follow
