@@ -17,7 +17,8 @@ their ratio (target <= 2), each pair's verdict and recommended batch sizes side 
 configuration both measured and their relative difference (target <= 2%), the median per-trial time outside the
 jobs where the trial records carry it, (a)'s wall time against the README's 75 s, and the simulated prediction of
 the same groups from the shipped profiles (labelled SIMULATED) as a cross-check of (a)'s verdicts.
-On ``--device cpu`` both runs measure host memory, and built-ins start cold there too (warm start is the GPU's).
+On ``--device cpu`` both runs measure host memory, and built-ins start cold there too (warm start is the GPU's);
+``--device sim`` runs no job at all (both studies are predicted) and only checks the bench end to end.
 """
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ def timed(argv: list[str], cwd: Path, log: Path, timeout_s: float) -> dict[str, 
 
 
 def kind_of(device: str) -> str:
-    return "cpu" if device == "cpu" else "gpu"
+    return {"cpu": "cpu", "sim": "simulated"}.get(device, "gpu")
 
 
 def outside_seconds(attrs: dict[str, Any]) -> float | None:
@@ -98,29 +99,50 @@ def outside_seconds(attrs: dict[str, Any]) -> float | None:
     return None
 
 
+def seed_key(key: str, groups: tuple[int, ...] | None) -> str:
+    """A pair key of a file of ``groups`` (numbered from 1 by position) under the seed's group number."""
+    if not groups or not key.startswith("g") or ":" not in key:
+        return key
+    number, _, rest = key.partition(":")
+    return f"g{groups[int(number[1:]) - 1]:02d}:{rest}"
+
+
 def read_study(results: Path, storage: str, kind: str, study: str | None, settings: Path | None = None,
-               models: Path | None = None, repos_root: Path | None = None) -> dict[str, Any]:
-    """What the stored study says: verdicts, each measured configuration's peaks, trial count, times outside."""
+               models: Path | None = None, repos_root: Path | None = None,
+               groups: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """What the stored study says: verdicts, each measured configuration's peaks, trial count, times outside;
+    pairs named by their seed group (``groups``: the seed groups the settings file holds, in order)."""
     fs = open_results(study, settings, storage, results, kind, models, repos_root, False)
-    verdicts = {plan.pair.key: {"verdict": plan.verdict.value, "recommended": plan.recommended,
+    verdicts = {seed_key(plan.pair.key, groups): {"verdict": plan.verdict.value, "recommended": plan.recommended,
                                 "recommended_peak_mib": plan.recommended_peak_mib} for plan in fs.plans()}
     peaks: dict[str, dict[str, Any]] = {}
     outside = []
     measured = 0
+    phases: dict[str, float] = {}
+    starts: dict[str, int] = {}
     for v in fs.views():
         if not v.measured:
             continue
         measured += 1
+        for phase, seconds in (v.attrs.get("phase_seconds") or {}).items():
+            phases[phase] = round(phases.get(phase, 0.0) + float(seconds), 2)
+        for how in (v.attrs.get("job_start") or {}).values():
+            starts[how] = starts.get(how, 0) + 1
         seconds = outside_seconds(v.attrs)
         if seconds is not None:
             outside.append(seconds)
         memory = v.attrs.get("memory") or {}
         if v.state.name == "COMPLETE" and memory:
-            peaks.setdefault(f"{v.pair_key} {v.fg_batch}/{v.bg_batch}",
+            peaks.setdefault(f"{seed_key(v.pair_key, groups)} {v.fg_batch}/{v.bg_batch}",
                              {"foreground": memory.get("foreground_peak_mib"),
                               "background": memory.get("background_peak_mib"), "outcome": v.outcome})
     definition = fs.definition
+    walls = [(t.datetime_complete - t.datetime_start).total_seconds() for t in fs.study.get_trials(deepcopy=False)
+             if t.datetime_start and t.datetime_complete]
     return {"study": fs.settings.name, "verdicts": verdicts, "peaks": peaks, "measured_trials": measured,
+            "trial_wall_s_total": round(sum(walls), 2),
+            "trial_wall_s_median": round(statistics.median(walls), 2) if walls else None,
+            "phase_seconds_total": phases, "job_starts": starts,
             "probe_steps": definition.probe_steps if definition else None,
             "baselines": definition.baselines if definition else None,
             "min_window_s": definition.min_window_s if definition else None,
@@ -159,7 +181,7 @@ def compare_verdicts(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any
             for key in a]
 
 
-def simulated_reference(work: Path, settings: Path | None) -> dict[str, Any]:
+def simulated_reference(work: Path, settings: Path | None, groups: tuple[int, ...]) -> dict[str, Any]:
     """The same groups on the simulated device (shipped profiles): a cross-check of (a)'s verdicts, labelled so."""
     results = work / "simulated"
     results.mkdir(parents=True, exist_ok=True)
@@ -169,7 +191,7 @@ def simulated_reference(work: Path, settings: Path | None) -> dict[str, Any]:
     if run["rc"] != 0:
         return {"run": run}
     study = read_study(results, f"sqlite:///{results / 'gpupair.db'}", "simulated", NAMED if settings is None else None,
-                       settings)
+                       settings, groups=groups)
     return {"run": run, "verdicts": study["verdicts"]}
 
 
@@ -177,12 +199,17 @@ def markdown(data: dict[str, Any]) -> str:
     a, b, label = data["builtin"], data["user"], data["device_label"]
     lines = [f"# The seed groups as a user's repositories against the built-in study ({label})", "",
              f"{data['date']}, device `{data['device']}`, groups {', '.join(data['groups'])}", "",
-             "| run | command | exit | wall s | trials measured | probe steps | median outside the jobs s |",
-             "|---|---|---|---|---|---|---|"]
+             "Commands as typed; each also got the bench's --device (unless auto), --results and --storage, and (b) "
+             "--repos-root (the JSON has every argv).", "",
+             "| run | command | exit | wall s | trials measured | sum of trial walls s | job starts | probe steps "
+             "| median outside the jobs s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, run in (("built-in (a)", a), ("user repo (b)", b)):
         outside = run["study"].get("outside_jobs_median_s") if run.get("study") else None
         lines.append(f"| {name} | `{' '.join(run['shown'])}` | {run['run']['rc']} | {run['run']['wall_s']} | "
-                     f"{run.get('study', {}).get('measured_trials', '-')} | {run.get('study', {}).get('probe_steps', '-')} "
+                     f"{run.get('study', {}).get('measured_trials', '-')} | "
+                     f"{run.get('study', {}).get('trial_wall_s_total', '-')} | {run.get('study', {}).get('job_starts', '-')} | "
+                     f"{run.get('study', {}).get('probe_steps', '-')} "
                      f"| {'not recorded' if outside is None else round(outside, 3)} |")
     s = data["summary"]
     lines += ["", f"- both runs completed: {s['both_completed']} (a run stopped at --timeout-s is read as far as it got)",
@@ -206,7 +233,8 @@ def markdown(data: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="auto", help="auto (the typed command's default), cuda:N or cpu")
+    parser.add_argument("--device", default="auto", help="auto (the typed command's default), cuda:N, cpu, or sim "
+                                                         "(checks the bench itself: nothing runs)")
     parser.add_argument("--groups", help="a subset of the seed groups, e.g. g01,g02 (default: all 12, and (a) is "
                                          "the named study as typed)")
     parser.add_argument("--out", type=Path, help="where the JSON and the table go (default: $OUT, else results/bench)")
@@ -258,7 +286,8 @@ def compare(work: Path, groups: tuple[int, ...], subset: bool, device: str, user
         a_typed = ["run", "--study", NAMED]
     a_argv = [*cli(), *a_typed, *device_flags, "--results", str(a_results), "--storage", a_storage]
     a_run = timed(a_argv, work, work / "builtin.log", builtin_timeout_s)
-    a_study = stored(a_run, lambda: read_study(a_results, a_storage, kind, None if subset else NAMED, builtin_settings))
+    a_study = stored(a_run, lambda: read_study(a_results, a_storage, kind, None if subset else NAMED, builtin_settings,
+                                               groups=groups))
 
     # (b) the same groups as a user's repositories, from the project's root
     project = write_project(work / "project", groups)
@@ -273,9 +302,10 @@ def compare(work: Path, groups: tuple[int, ...], subset: bool, device: str, user
               "--storage", b_storage]
     b_run = timed(b_argv, project.root, work / "user.log", timeout_s)
     b_study = stored(b_run, lambda: read_study(b_results, b_storage, kind, None, project.root / project.settings,
-                                               project.root / project.models, project.root))
+                                               project.root / project.models, project.root, groups))
 
-    reference = simulated_reference(work, builtin_settings)
+    # the shipped profiles are GPU memory: a cross-check of GPU verdicts only
+    reference = simulated_reference(work, builtin_settings, groups) if kind == "gpu" else {"skipped": "not a GPU study"}
     verdicts = compare_verdicts(a_study.get("verdicts", {}), b_study.get("verdicts", {}))
     peaks = compare_peaks(a_study.get("peaks", {}), b_study.get("peaks", {}))
     diffs = [abs(r["rel_diff"]) for r in peaks if r["rel_diff"] is not None]
@@ -286,7 +316,8 @@ def compare(work: Path, groups: tuple[int, ...], subset: bool, device: str, user
               else f"not measured here ({'a subset of the groups' if subset else 'not a GPU'}): (a) took "
                    f"{a_run['wall_s']} s")
     simulated = reference.get("verdicts")
-    label = "GPU" if on_gpu else "CPU: host memory, both runs start their jobs cold"
+    label = {"gpu": "GPU", "cpu": "CPU: host memory, both runs start their jobs cold",
+             "simulated": "SIMULATED: no job runs, both studies predicted from the shipped profiles"}[kind]
 
     def median_words(study: dict[str, Any]) -> str:
         value = study.get("outside_jobs_median_s")

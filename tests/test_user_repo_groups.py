@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +91,19 @@ def test_a_run_past_its_limit_is_stopped_with_ctrl_c_and_said_to_have_timed_out(
     run = timed([sys.executable, "-c", script], tmp_path, tmp_path / "run.log", timeout_s=2.0)
     assert run["timed_out"] and run["rc"] is None and run["wall_s"] < 15
     assert run["tail"] == ["started", "stopped"]  # it ended on the Ctrl-C, not on the kill that would follow
+
+
+def test_the_bench_runs_end_to_end_on_the_simulated_device(tmp_path):
+    """Both studies predicted from the same profiles: the bench's plumbing (project, both CLI runs, reading both
+    studies back under the seed's group numbers) must find them equal; on a GPU the same code measures."""
+    done = subprocess.run([sys.executable, "bench/user_repo_vs_builtin.py", "--device", "sim", "--groups", "g01,g09",
+                           "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")],
+                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads((tmp_path / "out" / "user_repo_vs_builtin.json").read_text())
+    summary = data["summary"]
+    assert summary["both_completed"] and summary["verdicts_equal"] and summary["peaks_within_target"]
+    assert [row["pair"] for row in data["verdicts"]] == ["g01:examples/mnist_ff+pytorch_resnet_cifar10/resnet20",
+                                                          "g09:Person_reID_baseline_pytorch/pcb+VulBERTa/mlp"]
+    assert data["user"]["run"]["cwd"] == str(tmp_path / "work" / "project")  # run from the project's root
+    assert "SIMULATED" in (tmp_path / "out" / "user_repo_vs_builtin.md").read_text()
