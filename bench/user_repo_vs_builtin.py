@@ -81,6 +81,12 @@ def timed(argv: list[str], cwd: Path, log: Path, timeout_s: float) -> dict[str, 
             "tail": log.read_text(encoding="utf-8", errors="replace").splitlines()[-20:]}
 
 
+def probe_steps_choice(text: str) -> str:
+    if text in ("same", "default") or (text.isdigit() and int(text) >= 1):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: expected same, default or a number of steps >= 1")
+
+
 def kind_of(device: str) -> str:
     return {"cpu": "cpu", "sim": "simulated"}.get(device, "gpu")
 
@@ -240,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="where the JSON and the table go (default: $OUT, else results/bench)")
     parser.add_argument("--work", type=Path, help="where the project and both studies are kept (default: a "
                                                   "temporary directory, removed at the end)")
-    parser.add_argument("--user-probe-steps", default="same",
+    parser.add_argument("--user-probe-steps", default="same", type=probe_steps_choice,
                         help="same: (b) probes as many steps as (a) stored; default: the tool's for a settings file")
     parser.add_argument("--timeout-s", type=float, default=440.0,
                         help="(b)'s limit; it is then stopped with Ctrl-C and read as far as it got (default 440, so "
@@ -280,7 +286,8 @@ def compare(work: Path, groups: tuple[int, ...], subset: bool, device: str, user
     builtin_settings = None
     if subset:
         builtin_settings = work / "builtin_groups.json"
-        builtin_settings.write_text(json.dumps(seed_groups(groups, "builtin_groups", "the built-in workloads"), indent=2, ensure_ascii=False), encoding="utf-8")
+        body = seed_groups(groups, "builtin_groups", "the built-in workloads")
+        builtin_settings.write_text(json.dumps(body, indent=2, ensure_ascii=False), encoding="utf-8")
         a_typed = ["run", "--settings", str(builtin_settings), *card, "--probe-steps", str(named.probe_steps)]
     else:
         a_typed = ["run", "--study", NAMED]
@@ -311,8 +318,8 @@ def compare(work: Path, groups: tuple[int, ...], subset: bool, device: str, user
     diffs = [abs(r["rel_diff"]) for r in peaks if r["rel_diff"] is not None]
     ratio = round(b_run["wall_s"] / a_run["wall_s"], 2) if a_run["wall_s"] else None
     on_gpu = kind == "gpu"
-    readme = (f"{a_run['wall_s']} s (target <= {README_TARGET_S:.0f} s on one H100 or H200: "
-              f"{a_run['wall_s'] <= README_TARGET_S})" if not subset and on_gpu
+    readme = (f"{a_run['wall_s']} s, exit {a_run['rc']} (target <= {README_TARGET_S:.0f} s on one H100 or H200: "
+              f"{a_run['rc'] == 0 and a_run['wall_s'] <= README_TARGET_S})" if not subset and on_gpu
               else f"not measured here ({'a subset of the groups' if subset else 'not a GPU'}): (a) took "
                    f"{a_run['wall_s']} s")
     simulated = reference.get("verdicts")
