@@ -5,9 +5,10 @@ window). The baselines are derived from the study's pairs alone, so every worker
 same ones; they are trials of their own phase and their own parameter (``baseline``), so that the pairs'
 planning, verdicts and export never see them.
 
-Which studies have them: a study's definition fixes it (``--baselines/--no-baselines``); by default GPU
-studies do and CPU or simulated studies do not (a CPU study measures host memory for development; its throughput
-is the host's, and an extra trial per job only makes its tests slower).
+Which studies have them: a study's definition fixes it (``--baselines/--no-baselines``). By default none do:
+the question a study answers first is which pairs fit in memory, and a baseline is an extra trial per job, plus a
+steady-state window in every pair, spent on slowdown and energy figures. ``--study feasibility-cost`` (the same
+pairs) measures them, and ``--baselines`` with ``--min-window-s`` asks for them on any study.
 """
 from __future__ import annotations
 
@@ -26,17 +27,13 @@ BASELINE_SOURCE = "solo baseline"
 _NOT_IDENTITY = (BATCH_SIZE, MAX_STEPS, MIN_TRAIN_S)
 
 
-def default_baselines(kind: str) -> bool:
-    return kind == "gpu"
-
-
-#: ``--min-window-s`` by study kind: a GPU study's probes train long enough for the energy counter; CPU and
-#: simulated studies measure host memory or predict it, and their probes stay as short as they were.
-DEFAULT_MIN_WINDOW_S = {"gpu": 2.0, "cpu": 0.0, "simulated": 0.0}
-
-
-def default_min_window_s(kind: str) -> float:
-    return DEFAULT_MIN_WINDOW_S.get(kind, 0.0)
+#: ``--baselines`` and ``--min-window-s`` when neither the flags nor a named study say: memory verdicts only, so a
+#: probe is as short as its peak allows.
+DEFAULT_BASELINES = False
+DEFAULT_MIN_WINDOW_S = 0.0
+#: The window a study that measures slowdown and energy gives its probes (``feasibility-cost``): long enough for
+#: the GPU's energy counter, which needs >= 1 s.
+COST_MIN_WINDOW_S = 2.0
 
 
 def job_identity(job: JobConfig) -> str:

@@ -161,7 +161,7 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
     from gpupair_search.launcher.sizes import format_mib, parse_size_mib
     from gpupair_search.launcher.spec import PairSpec
     from gpupair_search.launcher.window_stats import describe
-    from gpupair_search.search.baselines import default_min_window_s
+    from gpupair_search.search.baselines import DEFAULT_MIN_WINDOW_S
     from gpupair_search.search.inputs import load_registry
 
     if start not in _START:
@@ -178,7 +178,7 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
     dev = open_device(device, DeviceRequest(card_mib=parse_size_mib(card) if card else None))
     try:
         pair_dir = new_pair_dir(new_run_dir(results), spec)
-        window_s = default_min_window_s(dev.study_kind) if min_window_s is None else min_window_s
+        window_s = DEFAULT_MIN_WINDOW_S if min_window_s is None else min_window_s
         options = RunOptions(monitor_hz=monitor_hz, timeout_s=timeout, probe=probe,
                              allow_foreign_processes=allow_foreign, warm_start=_START[start], min_window_s=window_s,
                              probe_steps=probe_steps or opt.DEFAULT_PROBE_STEPS)

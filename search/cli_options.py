@@ -79,7 +79,9 @@ def _switch(default: bool, flags: str, help: str) -> Any:
 
 
 # -- inputs --------------------------------------------------------------------------------------------
-STUDY = typer.Option(None, "--study", help=f"Named study: {', '.join(STUDIES)} (default: feasibility).")
+STUDY = typer.Option(None, "--study", help=f"Named study: {', '.join(STUDIES)} (default: feasibility). feasibility "
+                                           "and matrix answer memory only; feasibility-cost, the same pairs, also "
+                                           "measures slowdown and energy.")
 SETTINGS = typer.Option(None, "--settings", help="Run any seed-format settings file as a study.")
 MODELS = typer.Option(None, "--models",
                       help="Models file in the seed's format (default: the built-in workloads).")
@@ -151,10 +153,11 @@ EXTEND = _switch(True, "--extend/--no-extend", "Reduce batch sizes of failing pa
 MIN_WINDOW_S = typer.Option(None, "--min-window-s", callback=_finite_in(0, 600, low_open=False),
                             help="Probes: built-ins train their first epoch at least this many seconds (backgrounds 5x "
                                  "as long), so that throughput and energy have a steady-state window (energy needs "
-                                 ">= 1 s). Default: 2 for GPU studies, 0 otherwise.")
+                                 ">= 1 s). Default: 0, memory verdicts only (--study feasibility-cost: 2).")
 BASELINES = typer.Option(None, "--baselines/--no-baselines",
                          help="Run each job alone once (at its original and recommended batch sizes), for slowdowns "
-                              "and energy against running one after the other. Default: on for GPU studies.")
+                              "and energy against running one after the other. Default: off, memory verdicts only "
+                              "(--study feasibility-cost: on).")
 POLICY = typer.Option("background-first", "--policy",
                       help="How batch sizes are searched: " + ", ".join(POLICIES) + " (the first three model-guided, "
                            "named by which batch size shrinks first; the others the bench's baselines).")

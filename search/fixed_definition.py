@@ -18,10 +18,13 @@ from gpupair_search.launcher.registry import DEFAULT_PROBE_STEPS
 from gpupair_search.launcher.spec import JobConfig, PairSpec
 from gpupair_search.search.batch_grid import STORED_BEFORE_GRIDS
 from gpupair_search.search.confirmation import Confirm
-from gpupair_search.search.baselines import default_baselines, default_min_window_s
+from gpupair_search.search.baselines import DEFAULT_BASELINES, DEFAULT_MIN_WINDOW_S
 
 DEFINITION_KEY = "definition"
 STORED_BEFORE_PROBE_STEPS = 30
+#: (baselines, min_window_s) a study stored without them is resumed with, by device kind: the defaults of the time,
+#: when GPU studies measured slowdown and energy (they are then queued, as they always were for such a study).
+STORED_BEFORE_BASELINES = {"gpu": (True, 2.0), "cpu": (False, 0.0), "simulated": (False, 0.0)}
 #: The device kinds a study can be measured on, with the suffix of its name. Each keeps its own study, so a
 #: CPU or a simulated run can never mix its numbers into a GPU study of the same settings.
 DEVICE_KINDS = {"gpu": "", "cpu": "-cpu", "simulated": "-simulated"}
@@ -45,9 +48,10 @@ class FixedDefinition:
     settings_sha256: str
     models_file: str
     models_sha256: str
-    #: solo baselines of each job (search/baselines.py); None: the default of the study's kind
+    #: solo baselines of each job (search/baselines.py). None in a run's definition: not asked for, so a stored
+    #: study goes on with its own, and a new one gets ``baselines_default``
     baselines: bool | None = None
-    #: probes: the foreground trains at least this many seconds (launcher RunOptions.min_window_s)
+    #: probes: the foreground trains at least this many seconds (launcher RunOptions.min_window_s); None as above
     min_window_s: float | None = None
     #: per pair: key, group, note, foreground, background, original batch sizes [fg, bg]
     pairs: tuple[dict[str, Any], ...] = field(default_factory=tuple)
@@ -63,10 +67,15 @@ class FixedDefinition:
     confirm: str = Confirm.RECOMMENDED.value
     #: what a new study gets when the run leaves probe_steps to the default (the named study's, else the tool's)
     probe_steps_default: int = DEFAULT_PROBE_STEPS
+    #: what a new study gets when the run leaves baselines and min_window_s to the default (as probe_steps_default)
+    baselines_default: bool = DEFAULT_BASELINES
+    min_window_s_default: float = DEFAULT_MIN_WINDOW_S
 
     def for_new_study(self) -> "FixedDefinition":
         """The definition to store: what the run left to the default, filled in."""
-        return replace(self, probe_steps=self.probe_steps_default) if self.probe_steps is None else self
+        defaults = {"probe_steps": self.probe_steps_default, "baselines": self.baselines_default,
+                    "min_window_s": self.min_window_s_default}
+        return replace(self, **{name: value for name, value in defaults.items() if getattr(self, name) is None})
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -78,9 +87,11 @@ class FixedDefinition:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["pairs"] = tuple(values.get("pairs", ()))
-        # a study from before baselines were kept is resumed with its kind's default (they are then queued)
-        values.setdefault("baselines", default_baselines(values.get("device_kind", "gpu")))
-        values.setdefault("min_window_s", default_min_window_s(values.get("device_kind", "gpu")))
+        # a study from before baselines were kept is resumed with its kind's default of the time (they are then
+        # queued), whatever the default is now
+        baselines, window = STORED_BEFORE_BASELINES.get(values.get("device_kind", "gpu"), (False, 0.0))
+        values.setdefault("baselines", baselines)
+        values.setdefault("min_window_s", window)
         return cls(**values)
 
     def differences(self, now: "FixedDefinition") -> list[str]:
@@ -138,11 +149,12 @@ def pair_record(pair: PairSpec, original: tuple[int | None, int | None]) -> dict
 
 # Where the files are (a moved settings file is the same study: its digest says whether it changed), and
 # what is derived from the rest (warnings, the places repeats came from), are kept but not compared.
-_NOT_COMPARED = {"name", "pairs", "settings_file", "models_file", "probe_steps_default"}
+_NOT_COMPARED = {"name", "pairs", "settings_file", "models_file", "probe_steps_default", "baselines_default",
+                 "min_window_s_default"}
 _PAIR_NOT_COMPARED = {"warnings", "repeated_at"}
 #: Left to the default by a run (None), these go on as the stored study has them: a changed default must not
 #: stop a study that was started under the old one.
-_AS_STORED = {"probe_steps"}
+_AS_STORED = {"probe_steps", "baselines", "min_window_s"}
 
 
 def file_digest(path: Path) -> str:

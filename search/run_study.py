@@ -321,7 +321,7 @@ def print_interference(fs: FeasibilityStudy) -> None:
     caught its background between two short probe runs): one line says so instead."""
     if not fs.wants_baselines and not (fs.definition and fs.definition.min_window_s):
         typer.echo("interference: not measured (memory only: no steady-state window and no solo baselines; "
-                   "--min-window-s and --baselines measure it)")
+                   "--baselines with --min-window-s 2 measure it, as --study feasibility-cost does)")
         return
     for line in interference_lines([p for p in pair_interference(fs.views()) if worth_a_note(p)]):
         typer.echo(line)

@@ -12,7 +12,7 @@ from gpupair_search.launcher.results import ensure_results_dir
 from gpupair_search.launcher.devices.simulated import SimulatedDevice
 from gpupair_search.launcher.sizes import parse_size_mib
 from gpupair_search.launcher.spec import JobConfig
-from gpupair_search.search.baselines import default_baselines, default_min_window_s
+from gpupair_search.search.baselines import DEFAULT_BASELINES, DEFAULT_MIN_WINDOW_S
 from gpupair_search.search.fixed_definition import DEVICE_KINDS, FixedDefinition, file_digest, pair_record
 from gpupair_search.search.planner import ExtensionOptions, fit_models
 from gpupair_search.search.profiles import load_profiles, profile_observations
@@ -32,8 +32,8 @@ class StudyInputs:
     card_mib: float
     safe_limit_mib: float
     likely_failures_first: bool = False  # the named study's work order (search/work_order.py)
-    baselines: bool | None = None  # the named study's default for --baselines (None: the device kind's)
-    min_window_s: float | None = None  # the named study's default for --min-window-s (None: the device kind's)
+    baselines: bool | None = None  # the named study's default for --baselines (None: the tool's, off)
+    min_window_s: float | None = None  # the named study's default for --min-window-s (None: the tool's, 0)
     probe_steps: int | None = None  # the named study's default for --probe-steps (None: the launcher's)
     confirm: str | None = None  # the named study's default for --confirm (None: recommended)
 
@@ -109,8 +109,9 @@ def fixed_definition(inputs: StudyInputs, name: str, extension: ExtensionOptions
         name=name, device_kind=kind, card_mib=inputs.card_mib, safe_limit_mib=inputs.safe_limit_mib,
         extend=extension.enabled, policy=str(extension.policy), floor=extension.floor, probe=probe,
         confirm_margin=extension.confirm_margin,
-        baselines=_first_given(baselines, inputs.baselines, default_baselines(kind)),
-        min_window_s=float(_first_given(min_window_s, inputs.min_window_s, default_min_window_s(kind))),
+        baselines=baselines, baselines_default=_first_given(inputs.baselines, DEFAULT_BASELINES),
+        min_window_s=None if min_window_s is None else float(min_window_s),
+        min_window_s_default=float(_first_given(inputs.min_window_s, DEFAULT_MIN_WINDOW_S)),
         settings_file=str(Path(experiment.file).resolve()), settings_sha256=file_digest(experiment.file),
         models_file=str(Path(registry.file).resolve()), models_sha256=file_digest(registry.file),
         pairs=tuple(pair_record(p, registry.batch_sizes(p)) for p in experiment.pairs), batch_grid=str(extension.grid),
@@ -119,7 +120,7 @@ def fixed_definition(inputs: StudyInputs, name: str, extension: ExtensionOptions
 
 
 def _first_given(*values):
-    """The first value that is not None: a flag, then the named study's default, then the device kind's."""
+    """The first value that is not None: the named study's default, then the tool's."""
     return next(value for value in values if value is not None)
 
 

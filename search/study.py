@@ -26,7 +26,7 @@ from gpupair_search.launcher.pair_runner import PairResult, with_batch_sizes
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.spec import PairSpec
 from gpupair_search.search.artifacts import attach_trial_artifacts
-from gpupair_search.search.baselines import (BASELINE_PARAM, BASELINE_PHASE, baseline_specs, default_baselines,
+from gpupair_search.search.baselines import (BASELINE_PARAM, BASELINE_PHASE, baseline_specs, DEFAULT_BASELINES,
                                              is_baseline, job_identity, jobs_at, reports_progress)
 from gpupair_search.search import optuna_adapter as adapter
 from gpupair_search.search.confirmation import ConfirmationRule
@@ -135,10 +135,10 @@ class FeasibilityStudy:
 
     @property
     def wants_baselines(self) -> bool:
-        """Whether this study measures solo baselines (its definition says; else by its kind)."""
+        """Whether this study measures solo baselines (its definition says; a study without one has none)."""
         if self.definition is not None and self.definition.baselines is not None:
             return self.definition.baselines
-        return default_baselines(self.kind)
+        return DEFAULT_BASELINES
 
     def _params(self, pair: PairSpec, config: Config) -> dict:
         params: dict = {BASELINE_PARAM: job_identity(pair.foreground)} if is_baseline(pair) else {PAIR_PARAM: pair.key}

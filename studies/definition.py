@@ -16,7 +16,7 @@ class StudyDefinition:
     #: Work the queue solos first, then pairs by predicted peak, largest first (search/work_order.py). The order
     #: of the queue only: not part of the study's fixed definition, and every pair is still measured.
     likely_failures_first: bool = False
-    #: The study's defaults for ``--baselines`` and ``--min-window-s`` (None: the device kind's, see
+    #: The study's defaults for ``--baselines`` and ``--min-window-s`` (None: the tool's, memory only, see
     #: search/baselines.py). A study that answers memory only needs neither: its probes are as short as a peak allows.
     baselines: bool | None = None
     min_window_s: float | None = None
@@ -36,7 +36,7 @@ def get_study(name: str) -> StudyDefinition:
 def _load() -> dict[str, StudyDefinition]:
     from gpupair_search.studies import feasibility, matrix
 
-    return {study.name: study for study in (feasibility.STUDY, matrix.STUDY)}
+    return {study.name: study for study in (feasibility.STUDY, feasibility.COST_STUDY, matrix.STUDY)}
 
 
 STUDIES: dict[str, StudyDefinition] = {}

@@ -2,8 +2,14 @@
 
 Safe limit 7500 MiB: the seed design's section 11.2 ("< 7500MB, 94% of 8GB"), read as nvidia-smi reports
 it, in MiB. Override with --gpu-memory / --safe-limit or a ``gpupair`` block in the settings file.
+
+Two named studies of these pairs: ``feasibility`` answers the seed design's question, which pairs fit in memory
+(memory verdicts only: no solo baselines, and probes as short as a peak allows), and ``feasibility-cost`` also
+measures what sharing costs: each job's slowdown next to its neighbour and the energy per sample, against solo
+baselines of each job and a steady-state window in every probe. Each is a study of its own in the storage.
 """
 from gpupair_search.launcher.registry import BUILTIN_PROBE_STEPS
+from gpupair_search.search.baselines import COST_MIN_WINDOW_S
 from gpupair_search.settings import bundled
 from gpupair_search.studies.definition import StudyDefinition
 
@@ -13,4 +19,16 @@ STUDY = StudyDefinition(
     card_mib=8192.0,
     safe_limit_mib=7500.0,
     probe_steps=BUILTIN_PROBE_STEPS,  # the built-ins' peaks at 5 steps equal 30's within 2 MiB (BENCHMARKS.md)
+    baselines=False,
+    min_window_s=0.0,
+)
+
+COST_STUDY = StudyDefinition(
+    name="feasibility-cost",
+    settings=STUDY.settings,
+    card_mib=STUDY.card_mib,
+    safe_limit_mib=STUDY.safe_limit_mib,
+    probe_steps=STUDY.probe_steps,
+    baselines=True,
+    min_window_s=COST_MIN_WINDOW_S,
 )

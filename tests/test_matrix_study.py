@@ -76,11 +76,10 @@ def test_a_gpu_matrix_measures_memory_only_unless_the_flags_ask_for_baselines_an
 
     def definition(study: str, **flags):
         inputs = resolve_inputs(study, None, None, None, False, None, None)
-        return fixed_definition(inputs, study, ExtensionOptions(), "gpu", True, **flags)
+        return fixed_definition(inputs, study, ExtensionOptions(), "gpu", True, **flags).for_new_study()
 
-    matrix, feasibility = definition("matrix"), definition("feasibility")
+    matrix = definition("matrix")
     assert (matrix.baselines, matrix.min_window_s) == (False, 0.0)  # its solos are its solo runs
-    assert (feasibility.baselines, feasibility.min_window_s) == (True, 2.0)  # a GPU study's defaults
     asked = definition("matrix", baselines=True, min_window_s=3.0)
     assert (asked.baselines, asked.min_window_s) == (True, 3.0)
 

@@ -233,7 +233,7 @@ def test_a_packed_simulated_study_gives_the_serial_verdicts(tmp_path):
     """On the sim device too. Where every recommendation is confirmed (the default), a trial the memory model
     predicts clearly would be measured alone anyway, so none is packed first: all 12 groups are predicted (g11's
     CPU background from the profile's word). Under near-limits the clear fits run packed, labelled so."""
-    sim = ["--study", "feasibility", "--device", "sim", "--no-baselines", "--min-window-s", "0"]
+    sim = ["--study", "feasibility", "--device", "sim"]  # memory verdicts only, the named study's default
     serial = run("run", *sim, "--parallel", "1", results=tmp_path / "serial")
     for confirm, packed_trials in (("recommended", 0), ("near-limits", 1)):
         packed = run("run", *sim, "--parallel", "4", "--confirm", confirm, results=tmp_path / confirm)

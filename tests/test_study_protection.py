@@ -50,6 +50,8 @@ def copy_of(finished, tmp_path) -> tuple[Path, Path]:
     (["--batch-grid", "any"], "batch_grid: stored 'divisors', now 'any'"),
     (["--probe-steps", "7"], "probe_steps: stored 30, now 7"),
     (["--confirm", "near-limits"], "confirm: stored 'recommended', now 'near-limits'"),
+    (["--baselines"], "baselines: stored False, now True"),
+    (["--min-window-s", "1"], "min_window_s: stored 0, now 1"),
 ])
 def test_rerunning_a_finished_study_with_another_definition_stops_and_changes_nothing(finished, tmp_path, change,
                                                                                       stored_vs_now):
