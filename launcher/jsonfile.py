@@ -241,10 +241,12 @@ def describe(value: Any) -> str:
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def printable(text: str, keep_newlines: bool = True) -> str:
+def printable(text: str, keep_newlines: bool = True, keep_carriage_returns: bool = False) -> str:
     """``text`` with control characters escaped (``\\x1b``, ``\\u202e``): text from a file can neither clear the
-    terminal, move the cursor nor reorder what is shown. Tabs and (unless ``keep_newlines`` is False) newlines stay."""
-    escaped = _CONTROL.sub(lambda found: _escape(found.group()), text)
+    terminal, move the cursor nor reorder what is shown. Tabs and (unless ``keep_newlines`` is False) newlines stay;
+    carriage returns only with ``keep_carriage_returns`` (a live progress line of our own)."""
+    escaped = _CONTROL.sub(lambda found: found.group() if keep_carriage_returns and found.group() == "\r"
+                           else _escape(found.group()), text)
     return escaped if keep_newlines else escaped.replace("\n", "\\n").replace("\r", "\\r")
 
 

@@ -56,10 +56,13 @@ def _directory(ctx: typer.Context, param: typer.CallbackParam, value: str | None
         return None
     if not value.strip():
         raise typer.BadParameter("is empty; name a directory (it is created if needed), e.g. --results results")
-    path = Path(value)
-    if path.exists() and not path.is_dir():
-        raise typer.BadParameter(f"{value!r} exists and is not a directory")
-    return path
+    from gpupair_search.search.output_file import OutputPathError, check_output_path
+
+    try:
+        check_output_path(value, "--results", example="results", directory=True)
+    except OutputPathError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--results ")) from None
+    return Path(value)
 
 
 def _not_empty(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:

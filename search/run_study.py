@@ -122,6 +122,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
                                  confirm=Confirm(req.confirm or inputs.confirm or Confirm.RECOMMENDED.value))
     if gpus:
         return _run_workers(req, inputs, extension, gpus)
+    _device_must_open(choice, inputs, req)
     fs = open_study(inputs, req.storage, req.results, extension, kind, req.probe, req.name, req.baselines,
                     req.min_window_s, req.probe_steps)
     progress = Progress(len(inputs.experiment.pairs), inputs.safe_limit_mib, kind == "simulated")
@@ -165,6 +166,12 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
     if run_dir.path is not None:
         typer.echo(f"results: {run_dir.path}", err=worker)
     return 0
+
+
+def _device_must_open(choice: str, inputs, req: RunRequest) -> None:
+    """Open the device once, without the card, before the study is stored: a run refused for want of a device
+    (no NVIDIA GPU, no memory profile for a simulated job) leaves the storage and the results as they were."""
+    open_device(choice, _device_request(inputs, req, card=False)).close()
 
 
 def _warm_up(device: Device | None, open_plain: Callable[[], Device], options: RunOptions, pairs: list[PairSpec],
