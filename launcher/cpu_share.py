@@ -58,15 +58,19 @@ def format_cpu_list(cores: list[int]) -> str:
 def parse_cpu_list(text: str) -> list[int]:
     """``0-2,5`` as ``[0, 1, 2, 5]``; a :class:`UserError` naming ``--cpus`` for anything else."""
     cores: set[int] = set()
+    top = max(available_cores())
     try:
         for part in text.split(","):
             low, dash, high = part.strip().partition("-")
             first, last = int(low), int(high if dash else low)
             if first < 0 or last < first:
                 raise ValueError
+            if last > top:  # before the range is expanded: "0-4000000000" is no list to build
+                raise UserError(f"--cpus {text[:40]!r}: core {last} is beyond this host's cores (the highest this "
+                                f"process may use is {top}); give cores from {format_cpu_list(available_cores())}")
             cores.update(range(first, last + 1))
     except ValueError:
-        raise UserError(f"--cpus {text!r}: expected a CPU list such as 0-15 or 0,2,4-7") from None
+        raise UserError(f"--cpus {text[:40]!r}: expected a CPU list such as 0-15 or 0,2,4-7") from None
     return sorted(cores)
 
 

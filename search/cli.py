@@ -43,20 +43,28 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def with_run_request(exclude: tuple[str, ...] = ()) -> Callable:
+def with_run_request(exclude: tuple[str, ...] = (), check_idle: bool = True) -> Callable:
     """Give a command every :class:`RunRequest` field as an option (less ``exclude``); the command receives
-    them as one ``request``. So ``run`` and ``worker`` share one definition of their options."""
+    them as one ``request``. So ``run`` and ``worker`` share one definition of their options. A given flag that
+    has no effect with the others (search/idle_flags.py) is refused first; not by ``worker``, whose flags
+    ``run --gpus`` and ``slurm`` write out in full."""
 
     def decorate(fn: Callable) -> Callable:
         own = inspect.signature(fn, eval_str=True)
         hints = typing.get_type_hints(RunRequest)
         shared = [f for f in fields(RunRequest) if f.name not in exclude]
         params = [p for p in own.parameters.values() if p.name != "request"] + [
+            inspect.Parameter("_ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)] + [
             inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.metadata["option"],
                               annotation=f.metadata.get("type", hints[f.name])) for f in shared]
 
         @functools.wraps(fn)
         def wrapper(**kwargs):
+            from gpupair_search.search.idle_flags import RUN_RULES, given_options, refuse_idle_flags
+
+            given = given_options(kwargs.pop("_ctx"))
+            if check_idle:
+                refuse_idle_flags(kwargs, given, RUN_RULES)
             request = RunRequest(**{f.name: kwargs.pop(f.name) for f in shared})
             return fn(request=request, **kwargs)
 
@@ -134,7 +142,7 @@ def _on_the_command_line(problem, param_flag: str):
 
 @app.command()
 @user_errors
-def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL (REPO alone for 'default')."),
+def pair(ctx: typer.Context, fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL (REPO alone for 'default')."),
          bg: Optional[str] = typer.Option(None, "--bg", help="Background job as REPO/MODEL; omit for a solo run."),
          fg_param: List[str] = typer.Option([], "--fg-param", help="Foreground hyperparameter KEY=VALUE (repeatable)."),
          bg_param: List[str] = typer.Option([], "--bg-param", help="Background hyperparameter KEY=VALUE (repeatable)."),
@@ -164,6 +172,9 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
     from gpupair_search.search.baselines import default_min_window_s
     from gpupair_search.search.inputs import load_registry
 
+    from gpupair_search.search.idle_flags import PAIR_RULES, given_options, refuse_idle_flags
+
+    refuse_idle_flags(locals(), given_options(ctx), PAIR_RULES)
     if start not in _START:
         raise UserError(f"--start {start!r}: expected auto, warm or cold")
     if bg_param and not bg:
@@ -211,7 +222,7 @@ def run(gpus: Optional[str] = opt.GPUS, *, request: RunRequest) -> None:
 
 @app.command()
 @user_errors
-@with_run_request()
+@with_run_request(check_idle=False)
 def worker(*, request: RunRequest) -> None:
     """Take trials of a shared study until none is left (run one per GPU or host against the same --storage)."""
     from gpupair_search.search.run_study import run_study

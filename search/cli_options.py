@@ -180,9 +180,24 @@ PARALLEL = typer.Option("1", "--parallel", callback=_parallel,
                              "1: one trial at a time, each on the (emulated) card, which was faster on the H200 (see "
                              "BENCHMARKS.md, packing). auto: as many cards as the GPU has free memory for, with a host "
                              "core for each job beyond 2 (1 on the CPU and sim devices); K: K at a time.")
-CONFIRM_MARGIN = typer.Option(0.10, "--confirm-margin", callback=_finite_in(0, 1, low_open=False),
-                              help="Packed results within this fraction of the card or of the safe limit are "
-                                   "confirmed alone on the card (default 0.10).")
+def _fraction(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> float | None:
+    """A fraction from 0 to 1, written as one (0.10) or as a percentage (10%)."""
+    if value is None or isinstance(value, float):
+        return value
+    text = str(value).strip()
+    try:
+        number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or not 0 <= number <= 1:
+        raise typer.BadParameter(f"{value!r}: expected a fraction from 0 to 1 (e.g. 0.10) or a percentage from "
+                                 "0% to 100% (e.g. 10%) of the card or of the safe limit")
+    return number
+
+
+CONFIRM_MARGIN = typer.Option("0.10", "--confirm-margin", callback=_fraction,
+                              help="Packed results within this fraction of the card or of the safe limit (0.10 "
+                                   "or 10%) are confirmed alone on the card (default 0.10).")
 
 
 def _one_of(choices: type[Enum]) -> Callable[[typer.Context, typer.CallbackParam, str | None], str | None]:

@@ -58,7 +58,7 @@ class RunRequest:
     policy: str = field(default="background-first", metadata={"option": opt.POLICY})
     floor: int = field(default=1, metadata={"option": opt.FLOOR})
     parallel: str = field(default="1", metadata={"option": opt.PARALLEL})
-    confirm_margin: float = field(default=0.10, metadata={"option": opt.CONFIRM_MARGIN})
+    confirm_margin: float = field(default=0.10, metadata={"option": opt.CONFIRM_MARGIN, "type": str})
     batch_grid: str = field(default=BatchGrid.DIVISORS.value, metadata={"option": opt.BATCH_GRID})
     timeout: float = field(default=opt.DEFAULT_TIMEOUT_S, metadata={"option": opt.TIMEOUT})
     monitor_hz: float = field(default=opt.DEFAULT_MONITOR_HZ, metadata={"option": opt.MONITOR_HZ})
