@@ -34,7 +34,9 @@ def user_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            typer.echo(f"error: {exc.render()}", err=True)
+            from gpupair_search.launcher.secrets import mask_secrets
+
+            typer.echo(f"error: {mask_secrets(exc.render())}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             typer.echo(_INTERRUPTED.get(fn.__name__, _INTERRUPTED[None]), err=True)
@@ -390,7 +392,30 @@ def main() -> None:
     # command line only: importing the package changes no global state.
     optuna.logging.set_verbosity(logging.WARNING)
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    guard_output_streams()
     app()
+
+
+def guard_output_streams() -> None:
+    """Everything the command line prints (messages, tables, warnings, a traceback of ours, the logs of the
+    libraries it uses) goes through one filter: passwords masked in every form a storage URL or libpq accepts,
+    terminal control characters (a right-to-left override in a --name) escaped. A password from the
+    environment (PGPASSWORD) is masked wherever it appears."""
+    import logging
+    import os
+
+    from gpupair_search.launcher.secrets import MaskingStream, remember_secrets
+
+    for variable in ("PGPASSWORD", "GPUPAIR_STORAGE"):
+        if os.environ.get(variable):
+            remember_secrets(f"{variable}={os.environ[variable]}" if variable == "PGPASSWORD" else os.environ[variable])
+    if not isinstance(sys.stdout, MaskingStream):
+        sys.stdout = MaskingStream(sys.stdout)
+    if not isinstance(sys.stderr, MaskingStream):
+        sys.stderr = MaskingStream(sys.stderr)
+    for handler in logging.getLogger().handlers + logging.getLogger("optuna").handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.__stderr__, sys.__stdout__):
+            handler.setStream(sys.stderr)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,21 @@ REPOS_ROOT = typer.Option(None, "--repos-root",
 LENIENT = _switch(False, "--lenient/--strict",
                   "--lenient: keep going past what the seed's runner would skip or drop (unknown hyperparameters, "
                   "repositories), each a recorded warning. Default --strict: stop.")
-NAME = typer.Option(None, "--name", callback=_not_empty,
+def _study_name(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    """A study's name is shown on terminals, in reports and in the dashboard: no control characters, which
+    could clear a line or reorder what is shown (a right-to-left override)."""
+    from gpupair_search.launcher.jsonfile import non_ascii_note, printable
+
+    value = _not_empty(ctx, param, value)
+    if value is not None and printable(value, keep_newlines=False) != value:
+        odd = "".join(c for c in value if printable(c, keep_newlines=False) != c)
+        raise typer.BadParameter(f"'{printable(value, keep_newlines=False)}' contains control characters"
+                                 f"{non_ascii_note(odd) or ' ' + printable(odd, keep_newlines=False)}, which would "
+                                 "move or reorder what a terminal shows; use letters, digits, '-' and '_'")
+    return value
+
+
+NAME = typer.Option(None, "--name", callback=_study_name,
                     help="Name of the study in its storage (default: the study's or the settings file's "
                          "experiment_name).")
 

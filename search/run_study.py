@@ -34,6 +34,7 @@ from gpupair_search.search.packing import packing_slots, run_packed
 from gpupair_search.search.placement import worker_placement
 from gpupair_search.search.session import open_study, resolve_inputs, simulated_device
 from gpupair_search.search.study import FeasibilityStudy
+from gpupair_search.search.with_storage import STORAGE_VARIABLE
 
 
 def _policy(text: str) -> str:
@@ -74,9 +75,13 @@ class RunRequest:
     confirm: str | None = field(default=None, metadata={"option": opt.CONFIRM})  # None: the study's
 
     def worker_argv(self, device: str, storage: str) -> list[str]:
-        """The ``worker`` command that runs this request on ``device`` against ``storage``."""
-        return [sys.executable, "-m", "gpupair_search.search.cli", "worker", "--storage", storage,
-                *self.worker_options(device)]
+        """The ``worker`` command that runs this request on ``device`` against ``storage``. A URL with a password
+        is left off: a command line is readable by every user of the host (``ps``), so the worker reads it from
+        its environment (``GPUPAIR_STORAGE``, :func:`worker_environment`)."""
+        from gpupair_search.launcher.secrets import has_secret
+
+        shown = [] if has_secret(storage) else ["--storage", storage]
+        return [sys.executable, "-m", "gpupair_search.search.cli", "worker", *shown, *self.worker_options(device)]
 
     def worker_options(self, device: str) -> list[str]:
         """The study options of ``worker``, without the storage (``slurm`` keeps it out of its job script)."""
@@ -101,6 +106,8 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
 
     The study is opened first: a stored study with another definition stops the run before any device,
     job or trial is touched."""
+    if worker and not req.storage and os.environ.get(STORAGE_VARIABLE):
+        req = replace(req, storage=os.environ[STORAGE_VARIABLE])  # from run --gpus: kept off the command line
     if worker and not req.storage:
         raise UserError("worker needs --storage: the URL of the study's shared storage (see README, many hosts)")
     gc.freeze()  # the imports: never garbage, and scanned by every full collection of the setup below
@@ -258,8 +265,9 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
                + ", ".join(f"cuda:{g}" + (f" (cores {cpus})" if cpus else "") for g, cpus in zip(gpus, shares)),
                err=True)
     logs = req.results / "workers"
+    environment = {**os.environ, STORAGE_VARIABLE: url}
     workers = [start_job(f"worker-{g}", Command(tuple(replace(req, cpus=cpus).worker_argv(f"cuda:{g}", url)),
-                                                Path.cwd()), logs / f"cuda{g}.log", dict(os.environ))
+                                                Path.cwd()), logs / f"cuda{g}.log", environment)
                for g, cpus in zip(gpus, shares)]
     try:
         codes = [w.popen.wait() for w in workers]

@@ -76,7 +76,12 @@ def check_storage_url(url: str, must_exist: bool = False) -> None:
                            f"and four before an absolute one; did you mean sqlite:///{rest} (that is, "
                            f"{Path(rest).resolve()})?")
     if not url.startswith(_SCHEMES):
-        hint = f" (a SQLite file: --storage sqlite:///{Path(url).resolve()})" if "://" not in url else ""
+        if "://" in url:
+            hint = ""
+        elif "=" in url:
+            hint = " (a libpq keyword/value string: write it as a URL, postgresql://user@host:5432/db)"
+        else:
+            hint = f" (a SQLite file: --storage sqlite:///{Path(url).resolve()})"
         raise StorageError(f"cannot open storage {shown!r}: not a storage URL{hint}; it must start with one of "
                            + ", ".join(s for s in _SCHEMES[:2]))
     if not url.startswith("sqlite:///"):
