@@ -346,7 +346,7 @@ def export(study: Optional[str] = opt.STUDY, settings: Optional[Path] = opt.SETT
                                                        help="Models file the study ran with (default: the built-in workloads)."),
            repos_root: Optional[Path] = opt.REPOS_ROOT, lenient: bool = opt.LENIENT) -> None:
     """Write the verified-safe pairs as a settings file in the seed's format, by risk class."""
-    from gpupair_search.search.export import additions_path, build_export, parse_margin, write_export
+    from gpupair_search.search.export import additions_path, build_export, parse_margin, risk_words, write_export
 
     fs = _stored(study, settings, storage, results, kind, simulated, study_models, repos_root, lenient, name)
     target = {"the models file the export is for (--models)": models}
@@ -359,6 +359,7 @@ def export(study: Optional[str] = opt.STUDY, settings: Optional[Path] = opt.SETT
     classes = ", ".join(f"{n} {c}" for c, n in result.classes.items())
     typer.echo(f"{output}: {sum(result.classes.values())} safe pair(s) ({classes}); "
                f"{result.unsafe} without a safe configuration listed under _unsafe_pairs")
+    typer.echo(f"  {risk_words(fs.settings.card_mib)}")
     if result.additions:
         typer.echo(f"{additions_path(output)}: models-file entries to add before running it (see the warnings)", err=True)
 

@@ -25,7 +25,7 @@ from gpupair_search.launcher.warm_start import prestart
 from gpupair_search.search import cli_options as opt
 from gpupair_search.search.batch_grid import BatchGrid, batch_grid
 from gpupair_search.search.confirmation import Confirm
-from gpupair_search.search.console import Progress, budget_words, interference_lines, verdicts_text
+from gpupair_search.search.console import Progress, budget_words, interference_lines, trial_words, verdicts_text
 from gpupair_search.search.interference import pair_interference, worth_a_note
 from gpupair_search.search.executors import DeviceExecutor, RunDir
 from gpupair_search.search.extension import search_policy
@@ -313,7 +313,8 @@ class _ReportingExecutor:
         result = self.inner.run(pair, trial_number)
         m = result.memory
         how = result.measurement.get("mode", "serial")
-        self.progress.end(f"{how}, {result.outcome.value}: peak {m.sum_of_peaks_mib:,.0f} MiB "
+        verdict = trial_words(result.outcome, m.sum_of_peaks_mib, self.fs.settings.safe_limit_mib)
+        self.progress.end(f"{how}, {verdict}: peak {m.sum_of_peaks_mib:,.0f} MiB "
                           f"(fg {m.foreground_peak_mib:,.0f} + bg {m.background_peak_mib:,.0f}), "
                           f"{result.foreground_duration_s:.0f} s", label)
         return result
