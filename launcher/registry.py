@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from gpupair_search.launcher.errors import ConfigError, Problem
+from gpupair_search.launcher.file_kinds import MODELS, refuse_other_kind
 from gpupair_search.launcher.jsonfile import (describe, json_path, name_shown, nearest, non_ascii_note, read_json,
                                               show, type_name)
 from gpupair_search.launcher.spec import JobConfig, PairSpec
@@ -164,6 +165,7 @@ class Registry:
         base = Path(base_dir) if base_dir is not None else Path.cwd()
         problems: list[Problem] = []
         repos: dict[str, Repository] = {}
+        refuse_other_kind(str(path), data, MODELS)
         if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
             if isinstance(data, dict):
                 got = "missing" if "models" not in data else f"is {describe(data['models'])}, expected an object"
