@@ -53,7 +53,7 @@ def risk_words(card_mib: float) -> str:
 
 
 def risk_reason(peak_mib: float, card_mib: float) -> str:
-    """``peak 4,458 MiB above 4,000 MiB``: where the peak stands against its class's bound."""
+    """``peak above 4,000 MiB``: where the peak stands against its class's bound."""
     low, high = risk_bounds(card_mib)
     if peak_mib < low:
         return f"peak under {low:,.0f} MiB"
@@ -159,8 +159,8 @@ def build_export(fs, target_models: Path, margin_mib: float = 0.0) -> Export:
             continue
         cls = risk_class(choice.peak_mib, card)
         classes[cls] += 1
-        entry, jobs = _entry(plan, choice, raw, f"{cls} ({risk_reason(choice.peak_mib, card)})", limit, margin_mib,
-                             warnings, fs.settings.extension.grid, kind=fs.kind)
+        entry, jobs = _entry(plan, choice, raw, cls, limit, margin_mib, warnings, fs.settings.extension.grid,
+                             kind=fs.kind, why=risk_reason(choice.peak_mib, card))
         found = figures.get(choice.trial_number)
         if found is not None and worth_a_note(found):
             entry["note"] += f"; {found.summary()}"
@@ -223,7 +223,7 @@ def _top_level(raw: dict[str, Any], fs, margin_mib: float) -> dict[str, Any]:
 
 def _entry(plan: PairPlan, choice: SafeChoice, raw: dict[str, Any], cls: str, limit: float,
            margin_mib: float, warnings: list[str], grid: BatchGrid,
-           kind: str = "gpu") -> tuple[dict[str, Any], list[JobConfig]]:
+           kind: str = "gpu", why: str = "") -> tuple[dict[str, Any], list[JobConfig]]:
     """The seed-format entry: the original entry's shape and keys, batch sizes set, note rewritten, and the
     repeat count as the experiment's ``runs_per_config`` (which the runner reads before any other level)."""
     pair = plan.pair
@@ -251,6 +251,8 @@ def _entry(plan: PairPlan, choice: SafeChoice, raw: dict[str, Any], cls: str, li
                if choice.config[i] is not None and choice.config[i] != plan.original[i]]
     note = (f"{cls}: {'predicted' if kind == 'simulated' else 'measured'} peak {choice.peak_mib:,.0f} MiB, margin "
             f"{limit - choice.peak_mib:,.0f} MiB to the {limit:,.0f} MiB limit{_how_measured(plan, choice, kind)}")
+    if why:
+        note += f"; {cls} because the {why}"
     if changes:
         note += "; " + ", ".join(changes)
     if factors:
