@@ -2,7 +2,9 @@
 
 ``run --full-epoch --probe-steps 5`` would run full epochs and ignore the 5: the user believes they set
 something they did not. Each rule names a flag, when it has no effect, and why; the command line is checked
-against them before anything starts. Only flags the user gave count (a default is never refused).
+against them before anything starts. Only flags the user gave count (a default is never refused). A flag that
+is part of the study's stored definition and matters on a later run (``--confirm`` of a study run serially now
+and packed later) is not idle.
 """
 from __future__ import annotations
 
@@ -38,12 +40,6 @@ RUN_RULES: tuple[IdleRule, ...] = (
              "it bounds the batch-size search, and --no-extend searches none; drop one of them"),
     IdleRule("batch_grid", "--batch-grid", lambda o: not o["extend"],
              "it chooses the batch sizes the search tries, and --no-extend searches none; drop one of them"),
-    IdleRule("confirm", "--confirm", lambda o: o["parallel"] == "1",
-             "it chooses which packed results are measured again alone, and --parallel 1 packs nothing; "
-             "give --parallel auto or K, or drop --confirm"),
-    IdleRule("confirm_margin", "--confirm-margin", lambda o: o["parallel"] == "1",
-             "it chooses which packed results are measured again alone, and --parallel 1 packs nothing; "
-             "give --parallel auto or K, or drop --confirm-margin"),
     IdleRule("timeout", "--timeout", _simulated, "--device sim runs no job, so nothing can time out; drop it"),
     IdleRule("monitor_hz", "--monitor-hz", _simulated, "--device sim samples no memory; drop it"),
     IdleRule("allow_foreign", "--allow-foreign-processes", _simulated,
