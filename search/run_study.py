@@ -107,7 +107,8 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
     The study is opened first: a stored study with another definition stops the run before any device,
     job or trial is touched."""
     if worker and not req.storage and os.environ.get(STORAGE_VARIABLE):
-        req = replace(req, storage=os.environ[STORAGE_VARIABLE])  # from run --gpus: kept off the command line
+        # From run --gpus: kept off the command line, and out of the environment the training jobs inherit.
+        req = replace(req, storage=os.environ.pop(STORAGE_VARIABLE))
     if worker and not req.storage:
         raise UserError("worker needs --storage: the URL of the study's shared storage (see README, many hosts)")
     gc.freeze()  # the imports: never garbage, and scanned by every full collection of the setup below

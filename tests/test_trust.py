@@ -358,3 +358,36 @@ def test_the_dashboard_shows_no_infeasible_trial_as_best(path, tmp_path):
     assert all(v <= 0 for t in best for v in t["constraints"])
     if case["best"] is not None:
         assert study.best_trial.number == case["best"]  # Optuna's own rule agrees
+
+
+# -- what a trial line, a table and the models file say --------------------------------------------------------
+
+
+@pytest.mark.parametrize("outcome, peak, says", [
+    ("ok", 7582.0, "over the safe limit (82 MiB above 7,500 MiB)"),
+    ("ok", 7457.0, "fits (43 MiB under the 7,500 MiB safe limit)"),
+    ("oom_foreground", 8000.0, "does not fit (oom_foreground)"),
+    ("crash_background", 100.0, "failed (crash_background)"),
+])
+def test_a_trial_line_leads_with_the_verdict_not_the_exit(outcome, peak, says):
+    from gpupair_search.launcher.outcome import Outcome
+    from gpupair_search.search.console import trial_words
+
+    assert trial_words(Outcome(outcome), peak, 7500.0) == says
+
+
+def test_every_models_file_level_has_its_keys_checked():
+    from gpupair_search.launcher.registry import ALLOWED_KEYS, unknown_key_problems
+
+    for level, allowed in ALLOWED_KEYS.items():
+        assert unknown_key_problems("m.json", "at", dict.fromkeys([*allowed, "_comment"]), level) == []
+        [problem] = unknown_key_problems("m.json", "at", {allowed[0] + "x": 1}, level)
+        assert problem.where == f"at.{allowed[0]}x" and f'did you mean "{allowed[0]}"?' in problem.fix
+
+
+@pytest.mark.parametrize("flag, ok", [("--lr", True), ("-b", True), ("--weight-decay", True), ("--lr=", False),
+                                      ("--epochs 5", False), ("seed", False), ("--", False), ("-", False)])
+def test_a_flag_is_one_argparse_reads(flag, ok):
+    from gpupair_search.launcher.registry import _flag_problem
+
+    assert (_flag_problem(flag) == "") is ok
