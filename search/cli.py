@@ -34,7 +34,7 @@ def user_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            from gpupair_search.launcher.secrets import mask_secrets
+            from gpupair_search.launcher.masking import mask_secrets
 
             typer.echo(f"error: {mask_secrets(exc.render())}", err=True)
             raise typer.Exit(exc.exit_code) from None
@@ -405,7 +405,7 @@ def guard_output_streams() -> None:
     import logging
     import os
 
-    from gpupair_search.launcher.secrets import MaskingStream, remember_secrets
+    from gpupair_search.launcher.masking import MaskingStream, remember_secrets
 
     for variable in ("PGPASSWORD", "GPUPAIR_STORAGE"):
         if os.environ.get(variable):

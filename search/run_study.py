@@ -78,7 +78,7 @@ class RunRequest:
         """The ``worker`` command that runs this request on ``device`` against ``storage``. A URL with a password
         is left off: a command line is readable by every user of the host (``ps``), so the worker reads it from
         its environment (``GPUPAIR_STORAGE``, :func:`worker_environment`)."""
-        from gpupair_search.launcher.secrets import has_secret
+        from gpupair_search.launcher.masking import has_secret
 
         shown = [] if has_secret(storage) else ["--storage", storage]
         return [sys.executable, "-m", "gpupair_search.search.cli", "worker", *shown, *self.worker_options(device)]

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from gpupair_search.launcher.errors import UserError
-from gpupair_search.launcher.secrets import has_secret, mask_secrets
+from gpupair_search.launcher.masking import has_secret, mask_secrets
 from gpupair_search.search import cli_options as opt
 from gpupair_search.search.run_study import RunRequest
 from gpupair_search.search.storage import GRACE_S, HEARTBEAT_S, redact_url

@@ -19,7 +19,7 @@ from optuna.storages import BaseStorage, RDBStorage
 
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.results import ensure_results_dir
-from gpupair_search.launcher.secrets import mask_secrets, remember_secrets
+from gpupair_search.launcher.masking import mask_secrets, remember_secrets
 
 
 def _env_seconds(name: str, default: int) -> int:
@@ -248,5 +248,5 @@ def _with_postgres_driver(url: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """A storage URL (or any text holding one) as it may be shown: every password masked (launcher/secrets.py)."""
+    """A storage URL (or any text holding one) as it may be shown: every password masked (launcher/masking.py)."""
     return mask_secrets(url)

@@ -89,12 +89,12 @@ def main(argv: list[str] | None = None) -> None:
         values = read_storage_env(Path(argv[0]))
         args = command_args(argv[1:], values.pop(STORAGE_VARIABLE))
     except UserError as exc:
-        from gpupair_search.launcher.secrets import mask_secrets
+        from gpupair_search.launcher.masking import mask_secrets
 
         print(f"error: {mask_secrets(exc.render())}", file=sys.stderr)
         sys.exit(exc.exit_code)
     os.environ.update(values)
-    from gpupair_search.launcher.secrets import remember_secrets
+    from gpupair_search.launcher.masking import remember_secrets
     from gpupair_search.search.cli import app, guard_output_streams
 
     remember_secrets(args[-1])

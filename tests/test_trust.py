@@ -200,7 +200,7 @@ SECRET_URLS = [
 
 @pytest.mark.parametrize("url", SECRET_URLS)
 def test_the_masking_function_hides_every_password_form(url):
-    from gpupair_search.launcher.secrets import has_secret, mask_secrets
+    from gpupair_search.launcher.masking import has_secret, mask_secrets
 
     assert has_secret(url)
     masked = mask_secrets(f"cannot open storage {url}: refused")
@@ -262,7 +262,7 @@ def test_a_run_its_files_its_job_script_and_its_dashboard_never_show_the_passwor
 
 
 def test_the_dashboard_command_prints_the_storage_masked(tmp_path):
-    from gpupair_search.launcher.secrets import MaskingStream
+    from gpupair_search.launcher.masking import MaskingStream
 
     stream = io.StringIO()
     masked = MaskingStream(stream)
