@@ -94,25 +94,27 @@ class MaskingStream(io.TextIOBase):
         super().__init__()
         self.inner = inner
         self._pending = ""
+        self._lock = threading.Lock()  # packed trials print their lines from several threads
 
     def write(self, text: str) -> int:
         from gpupair_search.launcher.jsonfile import printable
 
-        self._pending += text
-        head, sep, self._pending = self._pending.rpartition("\n")
-        if not sep and "\r" in self._pending:  # a live progress line: redrawn in place, never ends with "\n"
-            head, sep, self._pending = self._pending.rpartition("\r")
-            sep = "\r"
-        if sep:
-            self.inner.write(printable(mask_secrets(head), keep_carriage_returns=True) + sep)
+        with self._lock:
+            self._pending += text
+            head, sep, self._pending = self._pending.rpartition("\n")
+            if not sep and "\r" in self._pending:  # a live progress line: redrawn in place, never ends with "\n"
+                head, sep, self._pending = self._pending.rpartition("\r")
+            if sep:
+                self.inner.write(printable(mask_secrets(head), keep_carriage_returns=True) + sep)
         return len(text)
 
     def flush(self) -> None:
         from gpupair_search.launcher.jsonfile import printable
 
-        if self._pending:
-            self.inner.write(printable(mask_secrets(self._pending), keep_carriage_returns=True))
-            self._pending = ""
+        with self._lock:
+            if self._pending:
+                self.inner.write(printable(mask_secrets(self._pending), keep_carriage_returns=True))
+                self._pending = ""
         self.inner.flush()
 
     def isatty(self) -> bool:
