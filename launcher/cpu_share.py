@@ -55,6 +55,10 @@ def format_cpu_list(cores: list[int]) -> str:
     return ",".join(str(first) if first == last else f"{first}-{last}" for first, last in runs)
 
 
+#: Linux's largest core number (NR_CPUS is at most 8192): a list beyond it is a typo, not a host.
+MAX_CORE = 8191
+
+
 def parse_cpu_list(text: str) -> list[int]:
     """``0-2,5`` as ``[0, 1, 2, 5]``; a :class:`UserError` naming ``--cpus`` for anything else."""
     cores: set[int] = set()
@@ -64,9 +68,12 @@ def parse_cpu_list(text: str) -> list[int]:
             first, last = int(low), int(high if dash else low)
             if first < 0 or last < first:
                 raise ValueError
+            if last > MAX_CORE:  # before the range is expanded: "0-4000000000" is no list to build
+                raise UserError(f"--cpus {text[:40]!r}: core {last} is not available here, nor on any host: beyond any core Linux numbers (at most "
+                                f"{MAX_CORE}); give cores of this host, which are {format_cpu_list(available_cores())}")
             cores.update(range(first, last + 1))
     except ValueError:
-        raise UserError(f"--cpus {text!r}: expected a CPU list such as 0-15 or 0,2,4-7") from None
+        raise UserError(f"--cpus {text[:40]!r}: expected a CPU list such as 0-15 or 0,2,4-7") from None
     return sorted(cores)
 
 

@@ -137,11 +137,35 @@ def read_text(path: Path, what: str, limit: int = MAX_INPUT_BYTES) -> str:
     if len(raw) > limit:
         raise unreadable(f"{what} is larger than {limit // 2**20} MiB, far beyond any real {what}",
                          f"give the right file (a {what} is a few KiB)")
+    encoding = _wide_encoding(raw)
+    if encoding:
+        raise unreadable(f"{what} is {encoding}, not UTF-8 (as some Windows editors and PowerShell's `>` save it)",
+                         f"re-save the file as UTF-8 (e.g. iconv -f {encoding.split()[0]} -t UTF-8)",
+                         expected="a JSON file saved as UTF-8")
     try:
         return raw.decode("utf-8-sig")  # a BOM (Windows editors) is not a mistake
     except UnicodeDecodeError as exc:
         raise unreadable(f"{what} is not UTF-8 text (byte {exc.start}: {exc.reason})", "re-save the file as UTF-8",
                          expected="a JSON file saved as UTF-8") from None
+
+
+_WIDE_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32LE"), (b"\x00\x00\xfe\xff", "UTF-32BE"), (b"\xff\xfe", "UTF-16LE"),
+              (b"\xfe\xff", "UTF-16BE"))
+
+
+def _wide_encoding(raw: bytes) -> str:
+    """The UTF-16 or UTF-32 encoding ``raw`` is in ("" for none): by its byte order mark, or without one by its
+    zero bytes (ASCII text in UTF-16 has a zero in every other byte, which UTF-8 JSON never has)."""
+    for bom, name in _WIDE_BOMS:
+        if raw.startswith(bom):
+            return f"{name} text (with a byte order mark)"
+    sample = raw[:4096]
+    if len(sample) < 4 or sample.count(0) < len(sample) // 4:
+        return ""
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    if min(even, odd) == 0 and max(even, odd) >= len(sample) // 4:
+        return f"UTF-16{'LE' if odd else 'BE'} text (without a byte order mark: every other byte is zero)"
+    return "UTF-32 text, or another encoding of wide characters (a quarter of its bytes are zero)"
 
 
 def _file_kind(mode: int) -> str:
@@ -241,10 +265,12 @@ def describe(value: Any) -> str:
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def printable(text: str, keep_newlines: bool = True) -> str:
+def printable(text: str, keep_newlines: bool = True, keep_carriage_returns: bool = False) -> str:
     """``text`` with control characters escaped (``\\x1b``, ``\\u202e``): text from a file can neither clear the
-    terminal, move the cursor nor reorder what is shown. Tabs and (unless ``keep_newlines`` is False) newlines stay."""
-    escaped = _CONTROL.sub(lambda found: _escape(found.group()), text)
+    terminal, move the cursor nor reorder what is shown. Tabs and (unless ``keep_newlines`` is False) newlines stay;
+    carriage returns only with ``keep_carriage_returns`` (a live progress line of our own)."""
+    escaped = _CONTROL.sub(lambda found: found.group() if keep_carriage_returns and found.group() == "\r"
+                           else _escape(found.group()), text)
     return escaped if keep_newlines else escaped.replace("\n", "\\n").replace("\r", "\\r")
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from gpupair_search.launcher.errors import ConfigError, Problem
+from gpupair_search.launcher.file_kinds import MODELS, refuse_other_kind
 from gpupair_search.launcher.jsonfile import (describe, json_path, name_shown, nearest, non_ascii_note, read_json,
                                               show, type_name)
 from gpupair_search.launcher.spec import JobConfig, PairSpec
@@ -167,6 +168,7 @@ class Registry:
         base = Path(base_dir) if base_dir is not None else Path.cwd()
         problems: list[Problem] = []
         repos: dict[str, Repository] = {}
+        refuse_other_kind(str(path), data, MODELS)
         if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
             if isinstance(data, dict):
                 got = "missing" if "models" not in data else f"is {describe(data['models'])}, expected an object"
@@ -174,6 +176,7 @@ class Registry:
                 got = f"missing: the file's top level is {type_name(data)}, not an object"
             raise ConfigError([Problem(str(path), "models", got,
                                        expected='{"models": {"<repo>": {...}}} as in the seed\'s models_config.json')])
+        problems += unknown_key_problems(str(path), "", data, "file")
         for name, entry in data["models"].items():
             repo = _parse_repository(str(path), name, entry, base, problems)
             if repo is not None:
@@ -324,6 +327,9 @@ def _value_problem(hp: Hyperparameter, value: Any) -> str:
     if hp.bounds is not None and not hp.bounds.admits(value):
         return f"expected {_KIND_WORDS[hp.type]} {hp.bounds.words()}, got {show(value)}"
     if hp.type == "int":
+        if not INT64_MIN <= value <= INT64_MAX:
+            return (f"{show(value)} is beyond a 64-bit integer ({INT64_MIN} to {INT64_MAX}), the most a training "
+                    "script's numbers can hold (torch.manual_seed refuses 2**64)")
         if value < 0 and not hp.allows_negative:
             return f"{show(value)} is negative"
         if hp.name == BATCH_SIZE and not 1 <= value <= _MAX_BATCH_SIZE:
@@ -340,14 +346,52 @@ def _finite(value: int | float) -> bool:
         return False
 
 
+#: The kernel's limit on one command-line argument (Linux's MAX_ARG_STRLEN, 32 pages of 4 KiB): a longer one
+#: makes starting the job fail with "Argument list too long".
+MAX_ARGUMENT_BYTES = 131072
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
+
+
 def _argument_problem(text: str) -> str:
     """Why ``text`` cannot reach a training script as one literal argv element, or "" when it can."""
     if "\0" in text:
         return f"{show(text)} contains a NUL character, which no command-line argument can carry"
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size >= MAX_ARGUMENT_BYTES:
+        return (f"a string of {size:,} bytes: the operating system starts no program with an argument of "
+                f"{MAX_ARGUMENT_BYTES:,} bytes or more")
     return ""
 
 
 _REPO_KEYS = {"path": str, "train_script": str, "models": list, "supported_hyperparams": dict}
+_DISTRIBUTIONS = ("uniform", "log_uniform")
+_SPEC_KEYS = ("flag", "type", "default", "range", "distribution", *BOUND_KEYS)
+
+#: Every key a models file may hold, per level: anything else would be read as nothing (``requried_args`` would
+#: run the job without its required arguments), so it is an error, with the known key it resembles. A key that
+#: starts with "_" is a comment at any level.
+ALLOWED_KEYS: dict[str, tuple[str, ...]] = {
+    "file": ("models",),
+    "repository": (*_REPO_KEYS, "model_flag", "required_args", "performance_metrics", "model_defaults",
+                   "train_module"),
+    "hyperparameter": _SPEC_KEYS,
+    "performance_metrics": ("log_patterns",),
+}
+
+
+def unknown_key_problems(file: str, at: str, data: dict, level: str) -> list[Problem]:
+    """A problem for each key of ``data`` (found at ``at``) that a models file does not have at ``level``."""
+    allowed = ALLOWED_KEYS[level]
+    problems = []
+    for key in data:
+        if key in allowed or key.startswith("_"):
+            continue
+        close = nearest(key, allowed)
+        problems.append(Problem(file, json_path(at, key), f"unknown key {name_shown(key)}, so it would be read as "
+                                "nothing", expected="one of: " + ", ".join(allowed),
+                                fix=(f'did you mean "{close}"? ' if close else "")
+                                + 'correct the key, or start it with "_" if it is a comment'))
+    return problems
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _FORMAT_FIX = "see the seed's models_config.json for the format"
 
@@ -361,6 +405,7 @@ def _parse_repository(file: str, name: str, entry: Any, base: Path, problems: li
                                 expected='{"path": ..., "train_script": ..., "models": [...], '
                                          '"supported_hyperparams": {...}}', fix=_FORMAT_FIX))
         return None
+    problems.extend(unknown_key_problems(file, at, entry, "repository"))
     ok = True
     for key, kind in _REPO_KEYS.items():
         value = entry.get(key)
@@ -443,8 +488,16 @@ def _start_problems(file: str, repo: Repository) -> list[Problem]:
                         expected="the directory of the repository's clone",
                         fix="clone the repository there, fix its \"path\", or give --repos-root DIR "
                             "(relative paths resolve against it)")]
-    if repo.train_module:
-        return []  # run as ``python -m``: the train script is not what starts
+    if repo.train_module:  # run as ``python -m``: the module is what starts, not the train script
+        if module_can_start(repo.train_module, repo.path):
+            return []
+        return [Problem(file, f"{json_path('models', repo.name)}.train_module",
+                        f"{show(repo.train_module)} of repository {name_shown(repo.name)} cannot be imported by "
+                        f"`python -m` in {repo.path}, so the job would fail to start",
+                        expected="a module importable in the repository's directory (a .py file or package there, "
+                                 "or an installed one)",
+                        fix="correct \"train_module\", install the package, or leave the key out to run "
+                            "\"train_script\"")]
     script = repo.path / repo.train_script
     by_python = repo.train_script.endswith(".py")
     if script.is_file() and (by_python or os.access(script, os.X_OK)):
@@ -463,6 +516,33 @@ def _start_problems(file: str, repo: Repository) -> list[Problem]:
                     f"{show(repo.train_script)} of repository {name_shown(repo.name)} is {script}, which {state}",
                     expected="the repository's training script: a file, executable unless its name ends in .py "
                              "(run with python)", fix=fix)]
+
+
+_MODULES_FOUND: dict[tuple[str, Path], bool] = {}
+
+
+def module_can_start(module: str, cwd: Path) -> bool:
+    """Whether ``python -m module`` run in ``cwd`` finds the module (cached). Our own workloads are looked up
+    here; any other module in a child process, as the job would be, so its packages' code runs there, not in us."""
+    key = (module, Path(cwd))
+    if key not in _MODULES_FOUND:
+        if module.split(".")[0] == __name__.split(".")[0]:
+            import importlib.util
+
+            try:
+                _MODULES_FOUND[key] = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                _MODULES_FOUND[key] = False
+        else:
+            import subprocess
+
+            probe = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec(sys.argv[1]) else 1)"
+            try:
+                done = subprocess.run([sys.executable, "-c", probe, module], cwd=cwd, capture_output=True, timeout=60)
+                _MODULES_FOUND[key] = done.returncode == 0
+            except (OSError, subprocess.TimeoutExpired):
+                _MODULES_FOUND[key] = False
+    return _MODULES_FOUND[key]
 
 
 def _check_flags(file: str, at: str, hyper: Mapping[str, Hyperparameter], model_flag: Any,
@@ -500,6 +580,26 @@ def _parse_model_defaults(file: str, at: str, value: Any, models: tuple[str, ...
     return {m: dict(v) for m, v in value.items()}
 
 
+_FLAG = re.compile(r"--?[A-Za-z_][A-Za-z0-9_.\-]*")
+_FLAG_EXPECTED = 'an option as the script\'s argparse defines it: "-" or "--" and a name, e.g. "--lr" or "-b"'
+
+
+def _flag_problem(flag: str) -> str:
+    """Why argparse would not read ``flag`` followed by a value as that option, or "" when it would. The value
+    goes in the next argument, so ``"--lr="`` would reach the script as ``--lr= 0.1``; a space splits nothing
+    (no shell); a name that does not start with "-" is no option at all."""
+    if _FLAG.fullmatch(flag):
+        return ""
+    if flag.startswith("-") and "=" in flag:
+        return (f"flag {show(flag)} contains \"=\": the value is passed as the next argument, so the script "
+                f"would get {show(flag)} and the value apart, which argparse refuses")
+    if any(c.isspace() for c in flag):
+        return f"flag {show(flag)} contains white space: it is passed as one argument, which no option matches"
+    if not flag.startswith("-"):
+        return f"flag {show(flag)} does not start with \"-\", so argparse would read it as a positional argument"
+    return f"flag {show(flag)} is not an option name argparse accepts"
+
+
 def _parse_models(file: str, at: str, models: list, model_flag: Any, problems: list[Problem]) -> tuple[str, ...]:
     if not models:
         problems.append(Problem(file, f"{at}.models", "is empty, expected at least one model name",
@@ -511,6 +611,9 @@ def _parse_models(file: str, at: str, models: list, model_flag: Any, problems: l
     if model_flag is not None and (not isinstance(model_flag, str) or not model_flag):
         problems.append(Problem(file, f"{at}.model_flag", f"is {describe(model_flag)}, "
                                 "expected a non-empty string", expected='e.g. "-n"'))
+    elif isinstance(model_flag, str) and _flag_problem(model_flag):
+        problems.append(Problem(file, f"{at}.model_flag", _flag_problem(model_flag), expected=_FLAG_EXPECTED,
+                                fix="correct the flag (see the script's --help)"))
     elif model_flag is None and len(models) > 1:
         problems.append(Problem(file, f"{at}.model_flag", f"missing, but there are {len(models)} models: "
                                 "without it the training script is never told which one to train",
@@ -527,11 +630,19 @@ def _parse_hyperparameters(file: str, at: str, specs: dict, problems: list[Probl
             problems.append(Problem(file, hp_at, f"is {type_name(spec)}, expected an object",
                                     expected='{"flag": "--lr", "type": "float", "default": 0.1}', fix=_FORMAT_FIX))
             continue
+        unknown = unknown_key_problems(file, hp_at, spec, "hyperparameter")
+        if unknown:
+            problems.extend(unknown)
+            continue
         flag = spec.get("flag")
         if not isinstance(flag, str) or not flag:
             got = "missing" if "flag" not in spec else describe(flag)
             problems.append(Problem(file, f"{hp_at}.flag", f"{got}, expected a non-empty string",
                                     expected='e.g. "--lr"', fix=_FORMAT_FIX))
+            continue
+        if _flag_problem(flag):
+            problems.append(Problem(file, f"{hp_at}.flag", _flag_problem(flag), expected=_FLAG_EXPECTED,
+                                    fix="correct the flag (see the script's --help)"))
             continue
         kind = spec.get("type", "str")
         if kind not in ("int", "float", "str", "bool"):
@@ -547,6 +658,10 @@ def _parse_hyperparameters(file: str, at: str, specs: dict, problems: list[Probl
             problems.append(Problem(file, f"{hp_at}.default", _type_problem(kind, default),
                                     expected=f"a value of type {kind} (the hyperparameter's \"type\")",
                                     fix="correct the default or the type"))
+            continue
+        if kind == "int" and default is not None and not INT64_MIN <= default <= INT64_MAX:
+            problems.append(Problem(file, f"{hp_at}.default", f"{show(default)} is beyond a 64-bit integer",
+                                    expected=f"an integer from {INT64_MIN} to {INT64_MAX}", fix="correct the default"))
             continue
         if hp_name == BATCH_SIZE and default is not None and not 1 <= default <= _MAX_BATCH_SIZE:
             problems.append(Problem(file, f"{hp_at}.default", f"batch size {show(default)} is out of range",
@@ -571,11 +686,6 @@ def _parse_bounds(file: str, at: str, kind: str, spec: dict, problems: list[Prob
     are unusable. A key that is nearly a bound key (``"exclusiveMinimum"``) is a problem too: the bound would be
     lost."""
     count = len(problems)
-    for key in spec:
-        close = nearest(key, BOUND_KEYS) if key not in _SPEC_KEYS else None
-        if close is not None and not key.startswith("_"):
-            problems.append(Problem(file, json_path(at, key), f"unknown key {name_shown(key)}, so no bound is set",
-                                    expected="one of: " + ", ".join(_SPEC_KEYS), fix=f'did you mean "{close}"?'))
     given = {key: spec[key] for key in BOUND_KEYS if key in spec}
     if not given:
         return None if len(problems) == count else False
@@ -632,10 +742,6 @@ def _within_bounds(file: str, at: str, default: Any, drawn: tuple[float, float] 
                                 fix="narrow the range or correct the bounds"))
         return False
     return True
-
-
-_DISTRIBUTIONS = ("uniform", "log_uniform")
-_SPEC_KEYS = ("flag", "type", "default", "range", "distribution", *BOUND_KEYS)
 
 
 def _parse_range(file: str, at: str, name: str, kind: str, spec: dict,
@@ -698,6 +804,7 @@ def _parse_log_patterns(file: str, at: str, metrics: Any, problems: list[Problem
         problems.append(Problem(file, at, f"is {type_name(metrics)}, expected an object",
                                 expected='{"log_patterns": {"<metric>": "<regular expression>"}}', fix=_FORMAT_FIX))
         return {}
+    problems.extend(unknown_key_problems(file, at, metrics, "performance_metrics"))
     patterns = metrics.get("log_patterns", {})
     if not isinstance(patterns, dict):
         problems.append(Problem(file, f"{at}.log_patterns", f"is {type_name(patterns)}, expected an object",

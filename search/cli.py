@@ -34,7 +34,9 @@ def user_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            typer.echo(f"error: {exc.render()}", err=True)
+            from gpupair_search.launcher.masking import mask_secrets
+
+            typer.echo(f"error: {mask_secrets(exc.render())}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             typer.echo(_INTERRUPTED.get(fn.__name__, _INTERRUPTED[None]), err=True)
@@ -43,20 +45,28 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def with_run_request(exclude: tuple[str, ...] = ()) -> Callable:
+def with_run_request(exclude: tuple[str, ...] = (), check_idle: bool = True) -> Callable:
     """Give a command every :class:`RunRequest` field as an option (less ``exclude``); the command receives
-    them as one ``request``. So ``run`` and ``worker`` share one definition of their options."""
+    them as one ``request``. So ``run`` and ``worker`` share one definition of their options. A given flag that
+    has no effect with the others (search/idle_flags.py) is refused first; not by ``worker``, whose flags
+    ``run --gpus`` and ``slurm`` write out in full."""
 
     def decorate(fn: Callable) -> Callable:
         own = inspect.signature(fn, eval_str=True)
         hints = typing.get_type_hints(RunRequest)
         shared = [f for f in fields(RunRequest) if f.name not in exclude]
         params = [p for p in own.parameters.values() if p.name != "request"] + [
+            inspect.Parameter("_ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)] + [
             inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.metadata["option"],
                               annotation=f.metadata.get("type", hints[f.name])) for f in shared]
 
         @functools.wraps(fn)
         def wrapper(**kwargs):
+            from gpupair_search.search.idle_flags import RUN_RULES, given_options, refuse_idle_flags
+
+            given = given_options(kwargs.pop("_ctx"))
+            if check_idle:
+                refuse_idle_flags(kwargs, given, RUN_RULES)
             request = RunRequest(**{f.name: kwargs.pop(f.name) for f in shared})
             return fn(request=request, **kwargs)
 
@@ -134,7 +144,7 @@ def _on_the_command_line(problem, param_flag: str):
 
 @app.command()
 @user_errors
-def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL (REPO alone for 'default')."),
+def pair(ctx: typer.Context, fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL (REPO alone for 'default')."),
          bg: Optional[str] = typer.Option(None, "--bg", help="Background job as REPO/MODEL; omit for a solo run."),
          fg_param: List[str] = typer.Option([], "--fg-param", help="Foreground hyperparameter KEY=VALUE (repeatable)."),
          bg_param: List[str] = typer.Option([], "--bg-param", help="Background hyperparameter KEY=VALUE (repeatable)."),
@@ -164,6 +174,9 @@ def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL 
     from gpupair_search.search.baselines import DEFAULT_MIN_WINDOW_S
     from gpupair_search.search.inputs import load_registry
 
+    from gpupair_search.search.idle_flags import PAIR_RULES, given_options, refuse_idle_flags
+
+    refuse_idle_flags(locals(), given_options(ctx), PAIR_RULES)
     if start not in _START:
         raise UserError(f"--start {start!r}: expected auto, warm or cold")
     if bg_param and not bg:
@@ -213,7 +226,7 @@ def run(gpus: Optional[str] = opt.GPUS, *, request: RunRequest) -> None:
 
 @app.command()
 @user_errors
-@with_run_request()
+@with_run_request(check_idle=False)
 def worker(*, request: RunRequest) -> None:
     """Take trials of a shared study until none is left (run one per GPU or host against the same --storage)."""
     from gpupair_search.search.run_study import run_study
@@ -335,7 +348,7 @@ def export(study: Optional[str] = opt.STUDY, settings: Optional[Path] = opt.SETT
                                                        help="Models file the study ran with (default: the built-in workloads)."),
            repos_root: Optional[Path] = opt.REPOS_ROOT, lenient: bool = opt.LENIENT) -> None:
     """Write the verified-safe pairs as a settings file in the seed's format, by risk class."""
-    from gpupair_search.search.export import additions_path, build_export, parse_margin, write_export
+    from gpupair_search.search.export import additions_path, build_export, parse_margin, risk_words, write_export
 
     fs = _stored(study, settings, storage, results, kind, simulated, study_models, repos_root, lenient, name)
     target = {"the models file the export is for (--models)": models}
@@ -348,6 +361,7 @@ def export(study: Optional[str] = opt.STUDY, settings: Optional[Path] = opt.SETT
     classes = ", ".join(f"{n} {c}" for c, n in result.classes.items())
     typer.echo(f"{output}: {sum(result.classes.values())} safe pair(s) ({classes}); "
                f"{result.unsafe} without a safe configuration listed under _unsafe_pairs")
+    typer.echo(f"  {risk_words(fs.settings.card_mib)}")
     if result.additions:
         typer.echo(f"{additions_path(output)}: models-file entries to add before running it (see the warnings)", err=True)
 
@@ -381,7 +395,30 @@ def main() -> None:
     # command line only: importing the package changes no global state.
     optuna.logging.set_verbosity(logging.WARNING)
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    guard_output_streams()
     app()
+
+
+def guard_output_streams() -> None:
+    """Everything the command line prints (messages, tables, warnings, a traceback of ours, the logs of the
+    libraries it uses) goes through one filter: passwords masked in every form a storage URL or libpq accepts,
+    terminal control characters (a right-to-left override in a --name) escaped. A password from the
+    environment (PGPASSWORD) is masked wherever it appears."""
+    import logging
+    import os
+
+    from gpupair_search.launcher.masking import MaskingStream, remember_secrets
+
+    for variable in ("PGPASSWORD", "GPUPAIR_STORAGE"):
+        if os.environ.get(variable):
+            remember_secrets(f"{variable}={os.environ[variable]}" if variable == "PGPASSWORD" else os.environ[variable])
+    if not isinstance(sys.stdout, MaskingStream):
+        sys.stdout = MaskingStream(sys.stdout)
+    if not isinstance(sys.stderr, MaskingStream):
+        sys.stderr = MaskingStream(sys.stderr)
+    for handler in logging.getLogger().handlers + logging.getLogger("optuna").handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.__stderr__, sys.__stdout__):
+            handler.setStream(sys.stderr)
 
 
 if __name__ == "__main__":

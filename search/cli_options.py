@@ -56,10 +56,13 @@ def _directory(ctx: typer.Context, param: typer.CallbackParam, value: str | None
         return None
     if not value.strip():
         raise typer.BadParameter("is empty; name a directory (it is created if needed), e.g. --results results")
-    path = Path(value)
-    if path.exists() and not path.is_dir():
-        raise typer.BadParameter(f"{value!r} exists and is not a directory")
-    return path
+    from gpupair_search.search.output_file import OutputPathError, check_output_path
+
+    try:
+        check_output_path(value, "--results", example="results", directory=True)
+    except OutputPathError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--results ")) from None
+    return Path(value)
 
 
 def _not_empty(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
@@ -93,7 +96,23 @@ LENIENT = _switch(False, "--lenient/--strict",
                   "--lenient: read the file as the seed's runner does, keeping going past what it would skip, ignore "
                   "or drop (unknown hyperparameters, repositories, mode words, misplaced keys), each a recorded "
                   "warning. Default --strict: stop there.")
-NAME = typer.Option(None, "--name", callback=_not_empty,
+
+
+def _study_name(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    """A study's name is shown on terminals, in reports and in the dashboard: no control characters, which
+    could clear a line or reorder what is shown (a right-to-left override)."""
+    from gpupair_search.launcher.jsonfile import non_ascii_note, printable
+
+    value = _not_empty(ctx, param, value)
+    if value is not None and printable(value, keep_newlines=False) != value:
+        odd = "".join(c for c in value if printable(c, keep_newlines=False) != c)
+        raise typer.BadParameter(f"'{printable(value, keep_newlines=False)}' contains control characters"
+                                 f"{non_ascii_note(odd) or ' ' + printable(odd, keep_newlines=False)}, which would "
+                                 "move or reorder what a terminal shows; use letters, digits, '-' and '_'")
+    return value
+
+
+NAME = typer.Option(None, "--name", callback=_study_name,
                     help="Name of the study in its storage (default: the study's or the settings file's "
                          "experiment_name).")
 
@@ -182,9 +201,24 @@ PARALLEL = typer.Option("1", "--parallel", callback=_parallel,
                              "1: one trial at a time, each on the (emulated) card, which was faster on the H200 (see "
                              "BENCHMARKS.md, packing). auto: as many cards as the GPU has free memory for, with a host "
                              "core for each job beyond 2 (1 on the CPU and sim devices); K: K at a time.")
-CONFIRM_MARGIN = typer.Option(0.10, "--confirm-margin", callback=_finite_in(0, 1, low_open=False),
-                              help="Packed results within this fraction of the card or of the safe limit are "
-                                   "confirmed alone on the card (default 0.10).")
+def _fraction(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> float | None:
+    """A fraction from 0 to 1, written as one (0.10) or as a percentage (10%)."""
+    if value is None or isinstance(value, float):
+        return value
+    text = str(value).strip()
+    try:
+        number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or not 0 <= number <= 1:
+        raise typer.BadParameter(f"{value!r}: expected a fraction from 0 to 1 (e.g. 0.10) or a percentage from "
+                                 "0% to 100% (e.g. 10%) of the card or of the safe limit")
+    return number
+
+
+CONFIRM_MARGIN = typer.Option("0.10", "--confirm-margin", callback=_fraction,
+                              help="Packed results within this fraction of the card or of the safe limit (0.10 "
+                                   "or 10%) are confirmed alone on the card (default 0.10).")
 
 
 def _one_of(choices: type[Enum]) -> Callable[[typer.Context, typer.CallbackParam, str | None], str | None]:

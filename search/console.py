@@ -62,6 +62,18 @@ class Progress:
         print(f"{prefix}[{label}]{kind} {verdict_line}", file=self.stream, flush=True)
 
 
+def trial_words(outcome, peak_mib: float, safe_limit_mib: float) -> str:
+    """The verdict a trial line leads with: what the peak means for the pair, not how its process exited. A pair
+    that ran to the end over the safe limit is "over the safe limit", never "ok"."""
+    if outcome.is_oom:
+        return f"does not fit ({outcome.value})"
+    if not outcome.is_memory_verdict:
+        return f"failed ({outcome.value})"
+    if peak_mib > safe_limit_mib:
+        return f"over the safe limit ({peak_mib - safe_limit_mib:,.0f} MiB above {safe_limit_mib:,.0f} MiB)"
+    return f"fits ({safe_limit_mib - peak_mib:,.0f} MiB under the {safe_limit_mib:,.0f} MiB safe limit)"
+
+
 def _bar(fraction: float, width: int = 10) -> str:
     filled = min(width, int(round(fraction * width)))
     return "[" + "#" * filled + "." * (width - filled) + "]" + ("!" if fraction > 1 else "")

@@ -72,18 +72,27 @@ def prepare(fs: FeasibilityStudy, simulated: bool = False) -> list[str]:
     return ids
 
 
-def serve(storage_url: str, results: Path, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Block serving the dashboard until interrupted. Its "Best Trial" is the best *feasible* trial (Optuna's
-    ``best_trial`` rule), or none: see feasible_best.py."""
-    import bottle
+def dashboard_app(storage_url: str, results: Path):
+    """optuna-dashboard's WSGI app on the study's storage, reading only. Its "Best Trial" is the best *feasible*
+    trial (Optuna's ``best_trial`` rule), or none: see feasible_best.py."""
     from optuna_dashboard import wsgi
 
     from gpupair_search.search.feasible_best import FeasibleBestStorage, drop_infeasible_best
     from gpupair_search.search.session import artifact_store
-    from gpupair_search.search.storage import open_storage, redact_url
+    from gpupair_search.search.storage import open_storage
 
-    app = wsgi(FeasibleBestStorage(open_storage(storage_url)), artifact_store=artifact_store(results))
+    app = wsgi(FeasibleBestStorage(open_storage(storage_url, must_exist=True)), artifact_store=artifact_store(results))
     drop_infeasible_best(app)
+    return app
+
+
+def serve(storage_url: str, results: Path, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Block serving the dashboard until interrupted."""
+    import bottle
+
+    from gpupair_search.search.storage import redact_url
+
+    app = dashboard_app(storage_url, results)
     print(f"optuna-dashboard on http://{host}:{port}/dashboard (storage {redact_url(storage_url)}); Ctrl-C to stop",
           file=sys.stderr, flush=True)
     bottle.run(app, host=host, port=port)

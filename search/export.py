@@ -43,6 +43,23 @@ def risk_bounds(card_mib: float) -> tuple[float, float]:
     return tuple(b * card_mib / _SEED_CARD_MIB for b in _SEED_BOUNDS_MIB)  # type: ignore[return-value]
 
 
+def risk_words(card_mib: float) -> str:
+    """Why a pair is in its class, for every view that shows one: the classes go by the pair's peak on the card,
+    not by its margin to the safe limit, so a pair with thousands of MiB of margin can be "high risk"."""
+    low, high = risk_bounds(card_mib)
+    return (f"risk classes go by the pair's peak, not its margin: stable under {low:,.0f} MiB, usable up to "
+            f"{high:,.0f} MiB, high risk above (the seed design's 3000 and 4000 MB of an 8 GB card, scaled to "
+            f"this {card_mib:,.0f} MiB card)")
+
+
+def risk_reason(peak_mib: float, card_mib: float) -> str:
+    """``peak above 4,000 MiB``: where the peak stands against its class's bound."""
+    low, high = risk_bounds(card_mib)
+    if peak_mib < low:
+        return f"peak under {low:,.0f} MiB"
+    return f"peak {'up to' if peak_mib <= high else 'above'} {high:,.0f} MiB"
+
+
 def risk_class(peak_mib: float, card_mib: float) -> str:
     low, high = risk_bounds(card_mib)
     return RISK_CLASSES[0] if peak_mib < low else RISK_CLASSES[1] if peak_mib <= high else RISK_CLASSES[2]
@@ -145,7 +162,7 @@ def build_export(fs, target_models: Path, margin_mib: float = 0.0) -> Export:
         cls = risk_class(choice.peak_mib, card)
         classes[cls] += 1
         entry, jobs = _entry(plan, choice, raw, cls, limit, margin_mib, warnings, fs.settings.extension.grid,
-                             kind=fs.kind)
+                             kind=fs.kind, why=risk_reason(choice.peak_mib, card))
         found = figures.get(choice.trial_number)
         if found is not None and worth_a_note(found):
             entry["note"] += f"; {found.summary()}"
@@ -208,7 +225,7 @@ def _top_level(raw: dict[str, Any], fs, margin_mib: float) -> dict[str, Any]:
 
 def _entry(plan: PairPlan, choice: SafeChoice, raw: dict[str, Any], cls: str, limit: float,
            margin_mib: float, warnings: list[str], grid: BatchGrid,
-           kind: str = "gpu") -> tuple[dict[str, Any], list[JobConfig]]:
+           kind: str = "gpu", why: str = "") -> tuple[dict[str, Any], list[JobConfig]]:
     """The seed-format entry: the original entry's shape and keys, batch sizes set, note rewritten, and the
     repeat count as the experiment's ``runs_per_config`` (which the runner reads before any other level)."""
     pair = plan.pair
@@ -236,6 +253,8 @@ def _entry(plan: PairPlan, choice: SafeChoice, raw: dict[str, Any], cls: str, li
                if choice.config[i] is not None and choice.config[i] != plan.original[i]]
     note = (f"{cls}: {'predicted' if kind == 'simulated' else 'measured'} peak {choice.peak_mib:,.0f} MiB, margin "
             f"{limit - choice.peak_mib:,.0f} MiB to the {limit:,.0f} MiB limit{_how_measured(plan, choice, kind)}")
+    if why:
+        note += f"; {cls} because the {why}"
     if changes:
         note += "; " + ", ".join(changes)
     if factors:

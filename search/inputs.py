@@ -99,6 +99,13 @@ def load_registry(models: Path | None, repos_root: Path | None = None, need_clon
 
 
 def load_settings(settings: Path, registry: Registry, lenient: bool) -> Experiment:
+    """The settings file; a file of another kind given in its place (a trial's experiment.json, a models file) is
+    named as what it is, not judged as a broken settings file."""
+    from gpupair_search.launcher.file_kinds import SETTINGS, refuse_other_kind
+    from gpupair_search.launcher.jsonfile import read_json_with_duplicates
+
+    data, _ = read_json_with_duplicates(Path(settings), SETTINGS)
+    refuse_other_kind(str(settings), data, SETTINGS)
     return load_experiment(settings, registry, lenient=lenient)
 
 

@@ -6,7 +6,7 @@ from gpupair_search.launcher.sizes import format_mib
 from gpupair_search.launcher.spec import PairSpec
 from gpupair_search.search.extension import Config
 
-__all__ = ["batches", "format_mib", "jobs", "pair_label", "short_key"]
+__all__ = ["batches", "format_mib", "jobs", "measured", "pair_label", "short_key"]
 
 
 def batches(config: Config | None) -> str:
@@ -31,3 +31,9 @@ def short_key(key: str) -> str:
     """A pair key for the progress line: ``g02 mnist+siamese``."""
     group, _, both = key.partition(":")
     return f"{group} " + "+".join(j.split("/")[-1] if "/" in j else j for j in both.split("+"))
+
+
+def measured(simulated: bool) -> str:
+    """The word for a study's numbers: "measured", or "predicted" where nothing ran (a simulated study). Every
+    label and legend takes it from here, so no simulated view says "measured"."""
+    return "predicted" if simulated else "measured"

@@ -54,11 +54,14 @@ class PairPlan:
     @property
     def measured_as(self) -> str:
         """How the pair's trials were measured: "alone" (each on the study's card), "packed", or both with
-        counts, e.g. "1 packed + 2 alone" (search/confirmation.py says which results a verdict rests on)."""
+        counts, e.g. "1 packed + 2 alone" (search/confirmation.py says which results a verdict rests on);
+        "simulated" where nothing was measured."""
         modes = [t.mode for t in self.trials if t.mode is not None]
         packed, alone = modes.count(PACKED), len(modes) - modes.count(PACKED)
         if not modes:
             return "-"
+        if all(t.attrs.get("simulated") for t in self.trials if t.mode is not None):
+            return "simulated"  # predicted from profiles: nothing was measured, alone or packed
         if not packed or not alone:
             return "packed" if packed else "alone"
         return f"{packed} packed + {alone} alone"

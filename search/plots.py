@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 
 from gpupair_search.launcher.outcome import Outcome
 from gpupair_search.search.labels import batches, jobs, pair_label
+from gpupair_search.search.labels import measured as labels_measured
 from gpupair_search.search.matrix_view import PairGrid, cell_text, pair_grid
 from gpupair_search.search.verdict import Verdict
 from gpupair_search.search.extension import Config
@@ -287,7 +288,7 @@ def frontier(plan: PairPlan, models: Mapping[str, LinearMemoryModel], safe_limit
                         marker=dict(symbol="star", size=22, color="#ffbf00", line=dict(width=1.5, color="#333")))
     fig.update_xaxes(title_text="foreground batch size (samples)", range=[0, x_max], rangemode="tozero")
     fig.update_yaxes(title_text="background batch size (samples)", range=[0, y_max], rangemode="tozero")
-    subtitle = (f"{jobs(plan.pair)}; verdict {plan.verdict}; {plan.trials_spent} trials; labels: measured pair peak "
+    subtitle = (f"{jobs(plan.pair)}; verdict {plan.verdict}; {plan.trials_spent} trials; labels: {labels_measured(simulated)} pair peak "
                 f"(MiB); model boundary: predicted peak = safe limit {safe_limit_mib:,.0f} MiB"
                 + ("" if boundary else " (no fitted model for both jobs)"))
     return _layout(fig, _title(f"Feasible frontier of {pair_label(plan.pair)}", simulated, subtitle), height=620)
@@ -402,12 +403,13 @@ def expected_vs_measured(plans: Sequence[PairPlan], safe_limit_mib: float, simul
     fig.add_bar(x=labels, y=expected, name="expected (settings note, MB as written)",
                 marker=dict(color="#d9d9d9", line=dict(color="#777", width=1), pattern=dict(shape="/")),
                 text=[f"{v:,.0f}" if v is not None else "none" for v in expected], textposition="outside")
-    fig.add_bar(x=labels, y=measured, name="measured peak at the configured batch sizes (MiB)",
+    word = labels_measured(simulated)
+    fig.add_bar(x=labels, y=measured, name=f"{word} peak at the configured batch sizes (MiB)",
                 marker=dict(color=[VERDICT_STYLE.get(p.verdict, ("", "#777"))[1] for p in plans]),
                 text=[_ratio(m, e) for m, e in zip(measured, expected)], textposition="outside",
                 customdata=[[f"{m:,.0f}" if m is not None else "-", f"{e:,.0f}" if e is not None else "-"]
                             for m, e in zip(measured, expected)],
-                hovertemplate="%{x}: measured %{customdata[0]} MiB, expected %{customdata[1]} MB<extra></extra>")
+                hovertemplate=f"%{{x}}: {word} %{{customdata[0]}} MiB, expected %{{customdata[1]}} MB<extra></extra>")
     _limit_lines(fig, safe_limit_mib, None)
     values = [v for v in expected + measured if v is not None] + [safe_limit_mib]
     fig.update_xaxes(title_text="pair (settings group)", tickangle=-30 if len(labels) > 6 else 0)

@@ -25,7 +25,7 @@ from gpupair_search.launcher.warm_start import prestart
 from gpupair_search.search import cli_options as opt
 from gpupair_search.search.batch_grid import BatchGrid, batch_grid
 from gpupair_search.search.confirmation import Confirm
-from gpupair_search.search.console import Progress, budget_words, interference_lines, verdicts_text
+from gpupair_search.search.console import Progress, budget_words, interference_lines, trial_words, verdicts_text
 from gpupair_search.search.interference import pair_interference, worth_a_note
 from gpupair_search.search.executors import DeviceExecutor, RunDir
 from gpupair_search.search.extension import search_policy
@@ -34,6 +34,7 @@ from gpupair_search.search.packing import packing_slots, run_packed
 from gpupair_search.search.placement import worker_placement
 from gpupair_search.search.session import open_study, resolve_inputs, simulated_device
 from gpupair_search.search.study import FeasibilityStudy
+from gpupair_search.search.with_storage import STORAGE_VARIABLE
 
 
 def _policy(text: str) -> str:
@@ -58,7 +59,7 @@ class RunRequest:
     policy: str = field(default="background-first", metadata={"option": opt.POLICY})
     floor: int = field(default=1, metadata={"option": opt.FLOOR})
     parallel: str = field(default="1", metadata={"option": opt.PARALLEL})
-    confirm_margin: float = field(default=0.10, metadata={"option": opt.CONFIRM_MARGIN})
+    confirm_margin: float = field(default=0.10, metadata={"option": opt.CONFIRM_MARGIN, "type": str})
     batch_grid: str = field(default=BatchGrid.DIVISORS.value, metadata={"option": opt.BATCH_GRID})
     timeout: float = field(default=opt.DEFAULT_TIMEOUT_S, metadata={"option": opt.TIMEOUT})
     monitor_hz: float = field(default=opt.DEFAULT_MONITOR_HZ, metadata={"option": opt.MONITOR_HZ})
@@ -74,9 +75,13 @@ class RunRequest:
     confirm: str | None = field(default=None, metadata={"option": opt.CONFIRM})  # None: the study's
 
     def worker_argv(self, device: str, storage: str) -> list[str]:
-        """The ``worker`` command that runs this request on ``device`` against ``storage``."""
-        return [sys.executable, "-m", "gpupair_search.search.cli", "worker", "--storage", storage,
-                *self.worker_options(device)]
+        """The ``worker`` command that runs this request on ``device`` against ``storage``. A URL with a password
+        is left off: a command line is readable by every user of the host (``ps``), so the worker reads it from
+        its environment (``GPUPAIR_STORAGE``, :func:`worker_environment`)."""
+        from gpupair_search.launcher.masking import has_secret
+
+        shown = [] if has_secret(storage) else ["--storage", storage]
+        return [sys.executable, "-m", "gpupair_search.search.cli", "worker", *shown, *self.worker_options(device)]
 
     def worker_options(self, device: str) -> list[str]:
         """The study options of ``worker``, without the storage (``slurm`` keeps it out of its job script)."""
@@ -101,6 +106,9 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
 
     The study is opened first: a stored study with another definition stops the run before any device,
     job or trial is touched."""
+    if worker and not req.storage and os.environ.get(STORAGE_VARIABLE):
+        # From run --gpus: kept off the command line, and out of the environment the training jobs inherit.
+        req = replace(req, storage=os.environ.pop(STORAGE_VARIABLE))
     if worker and not req.storage:
         raise UserError("worker needs --storage: the URL of the study's shared storage (docs/guide/many-gpus.md)")
     gc.freeze()  # the imports: never garbage, and scanned by every full collection of the setup below
@@ -122,6 +130,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
                                  confirm=Confirm(req.confirm or inputs.confirm or Confirm.RECOMMENDED.value))
     if gpus:
         return _run_workers(req, inputs, extension, gpus)
+    _device_must_open(choice, inputs, req)
     fs = open_study(inputs, req.storage, req.results, extension, kind, req.probe, req.name, req.baselines,
                     req.min_window_s, req.probe_steps)
     progress = Progress(len(inputs.experiment.pairs), inputs.safe_limit_mib, kind == "simulated")
@@ -167,6 +176,12 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
     if run_dir.path is not None:
         typer.echo(f"results: {run_dir.path}", err=worker)
     return 0
+
+
+def _device_must_open(choice: str, inputs, req: RunRequest) -> None:
+    """Open the device once, without the card, before the study is stored: a run refused for want of a device
+    (no NVIDIA GPU, no memory profile for a simulated job) leaves the storage and the results as they were."""
+    open_device(choice, _device_request(inputs, req, card=False)).close()
 
 
 def _warm_up(device: Device | None, open_plain: Callable[[], Device], options: RunOptions, pairs: list[PairSpec],
@@ -253,8 +268,9 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
                + ", ".join(f"cuda:{g}" + (f" (cores {cpus})" if cpus else "") for g, cpus in zip(gpus, shares)),
                err=True)
     logs = req.results / "workers"
+    environment = {**os.environ, STORAGE_VARIABLE: url}
     workers = [start_job(f"worker-{g}", Command(tuple(replace(req, cpus=cpus).worker_argv(f"cuda:{g}", url)),
-                                                Path.cwd()), logs / f"cuda{g}.log", dict(os.environ))
+                                                Path.cwd()), logs / f"cuda{g}.log", environment)
                for g, cpus in zip(gpus, shares)]
     try:
         codes = [w.popen.wait() for w in workers]
@@ -300,7 +316,8 @@ class _ReportingExecutor:
         result = self.inner.run(pair, trial_number)
         m = result.memory
         how = result.measurement.get("mode", "serial")
-        self.progress.end(f"{how}, {result.outcome.value}: peak {m.sum_of_peaks_mib:,.0f} MiB "
+        verdict = trial_words(result.outcome, m.sum_of_peaks_mib, self.fs.settings.safe_limit_mib)
+        self.progress.end(f"{how}, {verdict}: peak {m.sum_of_peaks_mib:,.0f} MiB "
                           f"(fg {m.foreground_peak_mib:,.0f} + bg {m.background_peak_mib:,.0f}), "
                           f"{result.foreground_duration_s:.0f} s", label)
         return result

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from gpupair_search.launcher.errors import UserError
+from gpupair_search.launcher.masking import has_secret, mask_secrets
 from gpupair_search.search import cli_options as opt
 from gpupair_search.search.run_study import RunRequest
 from gpupair_search.search.storage import GRACE_S, HEARTBEAT_S, redact_url
@@ -71,8 +72,6 @@ def require_postgres(url: str, source: str) -> None:
 
 def check_storage(job: SlurmJob) -> str:
     """The PostgreSQL URL the tasks will use, checked; the password stays where it is."""
-    from sqlalchemy.engine import make_url
-
     if (job.storage is None) == (job.storage_env is None):
         raise SlurmError("give the study's storage as --storage postgresql://user@host/db (password in ~/.pgpass "
                          "on the nodes) or as --storage-env FILE (mode 0600, a line GPUPAIR_STORAGE=postgresql://"
@@ -82,7 +81,7 @@ def check_storage(job: SlurmJob) -> str:
         require_postgres(url, f"{job.storage_env}: {STORAGE_VARIABLE}")
         return url
     require_postgres(job.storage, "--storage")
-    if make_url(job.storage).password is not None:
+    if has_secret(job.storage):
         raise SlurmError(f"--storage {redact_url(job.storage)}: the URL holds a password, which would be written "
                          "into the job script and onto every worker's command line.\n"
                          f"  fix: put the URL in a file of mode 0600 as {STORAGE_VARIABLE}=... and pass "
@@ -186,7 +185,11 @@ def build_script(req: RunRequest, job: SlurmJob, study_name: str, python: str | 
                  'task ${SLURM_ARRAY_TASK_ID:-?}, GPUs ${CUDA_VISIBLE_DEVICES:-none}" >&2')
     lines.append(secret.rstrip("\n"))
     lines.append("exec " + shlex.join(worker_command(req, job, python)))
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    if mask_secrets(text) != text:  # check_storage refuses a URL with a password; nothing else may carry one
+        raise SlurmError("the job script would hold a password; nothing was written. Pass the storage with "
+                         "--storage-env FILE (mode 0600)")
+    return text
 
 
 @dataclass(frozen=True)

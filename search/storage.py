@@ -7,6 +7,7 @@ environment (``GPUPAIR_HEARTBEAT_S``, ``GPUPAIR_GRACE_S``), e.g. shorter in test
 from __future__ import annotations
 
 import importlib.util
+from contextlib import closing
 import os
 import random
 import time
@@ -18,6 +19,7 @@ from optuna.storages import BaseStorage, RDBStorage
 
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.results import ensure_results_dir
+from gpupair_search.launcher.masking import mask_secrets, remember_secrets
 
 
 def _env_seconds(name: str, default: int) -> int:
@@ -67,31 +69,113 @@ def check_storage_url(url: str, must_exist: bool = False) -> None:
     if not url.strip():
         raise StorageError("cannot open storage: --storage is empty; give an Optuna storage URL, e.g. sqlite:///results/gpupair.db "
                            "or postgresql://user@host/db (or leave it out: a SQLite file in --results)")
+    shown = redact_url(url)
+    if url.startswith("sqlite:") and not url.startswith("sqlite:///"):
+        rest = url[len("sqlite:"):].lstrip("/")
+        raise StorageError(f"cannot open storage {shown!r}: a SQLite URL has three slashes before a relative path "
+                           f"and four before an absolute one; did you mean sqlite:///{rest} (that is, "
+                           f"{Path(rest).resolve()})?")
     if not url.startswith(_SCHEMES):
-        hint = f" (a SQLite file: --storage sqlite:///{Path(url).resolve()})" if "://" not in url else ""
-        raise StorageError(f"cannot open storage {redact_url(url)!r}: not a storage URL{hint}; it must start with one of "
-                           + ", ".join(s.rstrip("/") for s in _SCHEMES[:2]))
+        if "://" in url:
+            hint = ""
+        elif "=" in url:
+            hint = " (a libpq keyword/value string: write it as a URL, postgresql://user@host:5432/db)"
+        else:
+            hint = f" (a SQLite file: --storage sqlite:///{Path(url).resolve()})"
+        raise StorageError(f"cannot open storage {shown!r}: not a storage URL{hint}; it must start with one of "
+                           + ", ".join(s for s in _SCHEMES[:2]))
     if not url.startswith("sqlite:///"):
         return
     path = sqlite_path(url)
     if path is None:
-        raise StorageError(f"cannot open storage {url!r}: it names no file, so the study would be kept nowhere; give a file, e.g. "
+        raise StorageError(f"cannot open storage {shown!r}: it names no file, so the study would be kept nowhere; give a file, e.g. "
                            "sqlite:///results/gpupair.db (an absolute path: sqlite:////abs/path.db)")
     if path.is_dir():
-        raise StorageError(f"cannot open storage {url!r}: {path} is a directory; name a database file in it, e.g. "
+        raise StorageError(f"cannot open storage {shown!r}: {path} is a directory; name a database file in it, e.g. "
                            f"sqlite:///{path / 'gpupair.db'}")
     if must_exist:
         if not path.is_file():
-            raise StorageError(f"cannot open storage {url!r}: no database file at {path.resolve()}; point it at the file "
+            raise StorageError(f"cannot open storage {shown!r}: no database file at {path.resolve()}; point it at the file "
                                "the study ran with")
         return
+    from gpupair_search.search.output_file import check_output_path
+
+    check_output_path(path, f"--storage {shown}", example="gpupair.db")
     parent = path.resolve().parent
     if not parent.is_dir():
-        raise StorageError(f"cannot open storage {url!r}: the directory {parent} does not exist; create it, or give a path "
+        raise StorageError(f"cannot open storage {shown!r}: the directory {parent} does not exist; create it, or give a path "
                            "in an existing directory")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise StorageError(f"cannot open storage {url!r}: {path.resolve() if path.exists() else parent} is not writable; "
+        raise StorageError(f"cannot open storage {shown!r}: {path.resolve() if path.exists() else parent} is not writable; "
                            "give a path you can write to")
+
+
+#: The first 16 bytes of every SQLite 3 database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def optuna_tables() -> frozenset[str]:
+    """The tables Optuna's RDB storage keeps (its models, and Alembic's version table)."""
+    from optuna.storages._rdb import models
+
+    return frozenset(models.BaseModel.metadata.tables) | {"alembic_version"}
+
+
+def refuse_foreign_database(url: str) -> None:
+    """Stop before Optuna creates its tables in a database that holds another tool's: Optuna's storage adds a
+    dozen tables to whatever database it is given. Refused: a file that is not a SQLite database, and any
+    database with a table that is not Optuna's. An empty or missing database is ours to create."""
+    shown = redact_url(url)
+    path = sqlite_path(url)
+    if path is not None:
+        tables = _sqlite_tables(path, shown)
+    elif url.startswith(("postgresql", "mysql")):
+        tables = _server_tables(url)
+    else:
+        return
+    foreign = sorted(set(tables) - optuna_tables())
+    if foreign:
+        listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise StorageError(f"cannot open storage {shown}: the database holds tables that are not a study's ({listed}), "
+                           "so it belongs to another program; nothing was written to it.\n"
+                           "  fix: give a database of its own for the study, e.g. --storage sqlite:///results/gpupair.db "
+                           "(or leave --storage out)")
+
+
+def _sqlite_tables(path: Path, shown: str) -> list[str]:
+    import sqlite3
+
+    try:
+        with path.open("rb") as fh:
+            header = fh.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise StorageError(f"cannot open storage {shown}: cannot read {path} ({exc.strerror})") from None
+    if not header:
+        return []  # an empty file: SQLite makes it a new database
+    if header != SQLITE_HEADER:
+        raise StorageError(f"cannot open storage {shown}: {path} is not a SQLite database (it is some other file), "
+                           "so the study cannot be kept in it; nothing was written to it.\n"
+                           "  fix: name a new file, e.g. --storage sqlite:///results/gpupair.db")
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            return [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                                 "AND name NOT LIKE 'sqlite_%'")]
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"cannot open storage {shown}: {path} cannot be read as a SQLite database ({exc}); "
+                           "nothing was written to it") from None
+
+
+def _server_tables(url: str) -> list[str]:
+    """The tables of a database server's default schema, read through a short-lived connection."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(_with_postgres_driver(url))
+    try:
+        return sqlalchemy.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -107,13 +191,17 @@ def open_storage(url: str | BaseStorage, must_exist: bool = False) -> BaseStorag
     if isinstance(url, BaseStorage):
         return url
     check_storage_url(url, must_exist)
+    remember_secrets(url)
     given, url = url, _with_postgres_driver(url)
     try:
         if url.startswith(("sqlite", "postgresql", "mysql")):
+            refuse_foreign_database(given)
             with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; said once, here
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return _rdb_storage(url)
         return optuna.storages.get_storage(url)
+    except StorageError:
+        raise
     except ImportError as exc:
         install = ("install PyMySQL (`pip install pymysql`) and write the URL as mysql+pymysql://..."
                    if given.startswith("mysql") else 'install it with `pip install "gpupair-search[postgres]"`')
@@ -121,7 +209,7 @@ def open_storage(url: str | BaseStorage, must_exist: bool = False) -> BaseStorag
                            f"{f' ({exc.name})' if exc.name else ''}; {install}") from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds; all mean "cannot open"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StorageError(f"cannot open storage {redact_url(given)}: {first}\n"
+        raise StorageError(f"cannot open storage {redact_url(given)}: {redact_url(first)}\n"
                            "  fix: check the URL, that the server is running and reachable, and the credentials") from None
 
 
@@ -160,7 +248,5 @@ def _with_postgres_driver(url: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+    """A storage URL (or any text holding one) as it may be shown: every password masked (launcher/masking.py)."""
+    return mask_secrets(url)

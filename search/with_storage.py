@@ -89,12 +89,19 @@ def main(argv: list[str] | None = None) -> None:
         values = read_storage_env(Path(argv[0]))
         args = command_args(argv[1:], values.pop(STORAGE_VARIABLE))
     except UserError as exc:
-        print(f"error: {exc.render()}", file=sys.stderr)
+        from gpupair_search.launcher.masking import mask_secrets
+
+        print(f"error: {mask_secrets(exc.render())}", file=sys.stderr)
         sys.exit(exc.exit_code)
     os.environ.update(values)
-    from gpupair_search.search.cli import app
+    from gpupair_search.launcher.masking import remember_secrets
+    from gpupair_search.search.cli import app, guard_output_streams
 
+    remember_secrets(args[-1])
+    for key, value in values.items():
+        remember_secrets(f"{key}={value}")
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    guard_output_streams()
     app(args=args, prog_name="gpupair-search")
 
 
