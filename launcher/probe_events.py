@@ -1,0 +1,86 @@
+"""What a probed job's DataLoaders did, read from the events file of :mod:`launcher.probe_hook.sitecustomize`.
+
+The hook needs nothing from the job's code, so these facts hold for any Python job that trains from a
+``torch.utils.data.DataLoader``, started directly or through a wrapper script: a training step was done (the
+job holds its training memory: a background is ready), an evaluation pass ran, the probe bounded the epoch, a
+second training epoch started after an evaluation (everything later repeats what was seen).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HOOK_DIR = Path(__file__).with_name("probe_hook")
+EVENTS_VAR = "GPUPAIR_PROBE_EVENTS"
+BATCHES_VAR = "GPUPAIR_PROBE_BATCHES"
+
+#: How a job's memory was probed (the trial's label, ``probe: <rule>``): its training was bounded to a number of
+#: steps and it passed through evaluation (its own --max-steps, or the hook bounding its DataLoaders); it was
+#: stopped once its memory had been flat (a job the probe cannot bound: not Python, not torch, its own loop);
+#: or it ran the seed's full epoch.
+BOUNDED, PLATEAU, FULL_EPOCH = "bounded steps", "plateau", "full epoch"
+#: Whether the job's evaluation pass was part of what was measured: a DataLoader ran with gradients off;
+#: the job ended by itself, exit code 0 (so whatever evaluation it does, it did); or neither.
+EVAL_REACHED, RAN_TO_END, EVAL_NOT_REACHED = "reached", "ran to its end", "not reached"
+
+
+def hook_environment(env: dict[str, str], events: Path, batches: int) -> dict[str, str]:
+    """``env`` for a probed job: the hook first on ``PYTHONPATH``, told where to write and how many batches an
+    iterator may yield."""
+    path = os.pathsep.join(p for p in (str(HOOK_DIR), env.get("PYTHONPATH", "")) if p)
+    return {**env, "PYTHONPATH": path, EVENTS_VAR: str(events), BATCHES_VAR: str(batches)}
+
+
+@dataclass
+class ProbeEvents:
+    """Incremental reader of one job run's events file."""
+
+    path: Path
+    hooked: bool = False
+    failed: bool = False
+    train_started: bool = False
+    trained_step: bool = False  # a training iterator was asked for its second batch: one step done
+    bounded: bool = False  # the probe ended a training iterator early
+    eval_started: bool = False
+    eval_ended: bool = False
+    train_after_eval: bool = False  # a training epoch started after an evaluation pass ended
+    _offset: int = 0
+
+    def poll(self) -> "ProbeEvents":
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self._offset)
+                data = fh.read()
+        except OSError:
+            return self
+        end = data.rfind(b"\n") + 1  # complete lines only
+        self._offset += end
+        for line in data[:end].decode("utf-8", "replace").splitlines():
+            self._read(line.split())
+        return self
+
+    def _read(self, words: list[str]) -> None:
+        if not words:
+            return
+        kind, role = words[0], words[1] if len(words) > 1 else ""
+        if kind == "hooked":
+            self.hooked = True
+        elif kind == "hook-failed":
+            self.failed = True
+        elif kind == "start" and role == "train":
+            self.train_after_eval = self.train_after_eval or self.eval_ended
+            self.train_started = True
+        elif kind == "start" and role == "eval":
+            self.eval_started = True
+        elif kind == "step" and role == "train":
+            self.trained_step = True
+        elif kind in ("bounded", "end") and role == "eval":
+            self.eval_ended = True
+        if kind == "bounded" and role == "train":
+            self.bounded = True
+
+    @property
+    def effective(self) -> bool:
+        """The hook saw the job's training loop: the job is bounded by it, not by a plateau."""
+        return self.hooked and not self.failed and self.train_started
