@@ -44,7 +44,10 @@ class ProbeEvents:
     bounded: bool = False  # the probe ended a training iterator early
     eval_started: bool = False
     eval_ended: bool = False
-    train_after_eval: bool = False  # a training epoch started after an evaluation pass ended
+    #: a training epoch started after an evaluation pass that followed training (an evaluation before any
+    #: training, a sanity check, does not count): the job repeats what was seen
+    train_after_eval: bool = False
+    _evaluated_after_training: bool = False
     _offset: int = 0
 
     def poll(self) -> "ProbeEvents":
@@ -69,7 +72,7 @@ class ProbeEvents:
         elif kind == "hook-failed":
             self.failed = True
         elif kind == "start" and role == "train":
-            self.train_after_eval = self.train_after_eval or self.eval_ended
+            self.train_after_eval = self.train_after_eval or self._evaluated_after_training
             self.train_started = True
         elif kind == "start" and role == "eval":
             self.eval_started = True
@@ -77,6 +80,7 @@ class ProbeEvents:
             self.trained_step = True
         elif kind in ("bounded", "end") and role == "eval":
             self.eval_ended = True
+            self._evaluated_after_training = self._evaluated_after_training or self.train_started
         if kind == "bounded" and role == "train":
             self.bounded = True
 

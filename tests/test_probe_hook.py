@@ -89,3 +89,15 @@ def test_status_says_the_median_time_outside_the_jobs_and_how_trials_were_probed
     assert time_and_probe_line(views) == ("time outside the jobs: median 0.60 s per trial (max 2.00 s, 3 trials). "
                                           "2 × probe: bounded steps; 1 × probe: plateau, evaluation not reached")
     assert time_and_probe_line([view(0, {})]) == ""
+
+
+def test_an_evaluation_before_any_training_is_not_the_end_of_the_first_epoch(tmp_path):
+    """A sanity evaluation first (as some trainers do): the next training epoch is the first, not a repeat."""
+    events = tmp_path / "job.events"
+    events.write_text("hooked limit=5 pid=1\nstart eval a pid=1\nbounded eval a 5 pid=1\nstart train b pid=1\n"
+                      "step train b pid=1\n")
+    seen = ProbeEvents(events).poll()
+    assert seen.trained_step and seen.eval_ended and not seen.train_after_eval
+    with events.open("a") as fh:
+        fh.write("bounded train b 5 pid=1\nstart eval c pid=1\nend eval c 3 pid=1\nstart train d pid=1\n")
+    assert seen.poll().train_after_eval
