@@ -116,6 +116,9 @@ class PairResult:
     #: the pair's (after the study's bookkeeping: the trial's) wall time minus ``jobs_s``: waits, start-up of
     #: the runner's side, stopping, bookkeeping
     outside_jobs_s: float = 0.0
+    #: what told the runner the background was ready: "a training step", "a run ended normally", "memory
+    #: settled", "host memory settled", "timeout" (no fact: the whole wait is outside the jobs); "" without one
+    background_ready_by: str = ""
 
     @property
     def probe_label(self) -> str:
@@ -540,7 +543,7 @@ class PairRun:
             + ([starting] if starting else []) + self._probe_warnings(probe),
             samples=self.monitor.samples, foreground_window=self.fg_window, background_logs=list(self.bg_logs),
             phase_seconds=dict(self.phase_seconds), job_start=dict(self.job_start),
-            window=window, probe=probe,
+            window=window, probe=probe, background_ready_by=self.ready_by,
         )
 
     def _probe_records(self, fg_code: int | None) -> dict[str, dict[str, str]]:

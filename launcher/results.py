@@ -134,7 +134,8 @@ def experiment_record(result: PairResult, pair_dir: Path) -> dict[str, Any]:
         "steady_window": asdict(result.window) if result.window else None,
         #: how each job's memory was probed and whether its evaluation pass was part of it (probe_events.py)
         "probe": result.probe,
-        "time": {"jobs_s": result.jobs_s, "outside_jobs_s": result.outside_jobs_s},
+        "time": {"jobs_s": result.jobs_s, "outside_jobs_s": result.outside_jobs_s,
+                 "background_ready_by": result.background_ready_by},
     }
     if bg:
         record["background"] = {"repository": bg.repo, "model": bg.model, "hyperparameters": dict(bg.hyperparameters),

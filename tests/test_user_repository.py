@@ -105,6 +105,7 @@ def test_user_pairs_get_verdicts_a_crash_is_a_crash_and_a_job_without_progress_l
     assert silent.probe["foreground"] == {"rule": BOUNDED, "evaluation": EVAL_REACHED}
     assert silent.probe["background"]["rule"] == BOUNDED
     assert silent.phase_seconds["background_ready"] < 60  # ready at its first training step, no timeout
+    assert silent.background_ready_by == "a training step"
 
 
 def test_a_pair_over_the_budget_is_out_of_memory(tmp_path, lab):
@@ -121,6 +122,7 @@ def test_a_short_background_that_loops_is_ready_after_its_first_run(tmp_path, la
     assert result.outcome is Outcome.OK
     first_run = json.loads((result.result_dir / "experiment.json").read_text())["background"]["runs"] >= 1
     assert first_run and result.phase_seconds["background_ready"] < 60
+    assert result.background_ready_by == "a run ended normally"
     assert result.probe["background"]["rule"] == FULL_EPOCH
     assert result.outside_jobs_s < 10
 
