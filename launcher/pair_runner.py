@@ -384,7 +384,7 @@ class PairRun:
         while self.fg.poll() is None:
             if self.fg_events is not None and self.fg_events.poll().effective:
                 plateau_rule = False  # the hook bounds its epochs: it ends by itself, evaluation passed
-                if self.fg_events.train_after_eval:  # no epochs hyperparameter: the next epoch repeats the first
+                if self.fg_events.repeating:  # no epochs hyperparameter: the next epoch repeats the first
                     self.probe_complete = True
                     break
             ticks += 1
@@ -574,6 +574,10 @@ class PairRun:
 
     def _probe_warnings(self, probe: dict[str, dict[str, str]]) -> list[str]:
         fg = probe["foreground"]
+        if fg["rule"] == BOUNDED and fg["evaluation"] == EVAL_NOT_REACHED and self.probe_complete:
+            return ["probe: the foreground restarted its training loop with no evaluation seen (none through a "
+                    "DataLoader with gradients off) and was stopped at its third training iterator; an evaluation "
+                    "at the end of its run is not in this figure: --full-epoch measures it"]
         if fg["rule"] != PLATEAU or fg["evaluation"] != EVAL_NOT_REACHED:
             return []
         why = f" ({fg['hook']})" if "hook" in fg else ""

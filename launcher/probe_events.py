@@ -47,6 +47,7 @@ class ProbeEvents:
     #: a training epoch started after an evaluation pass that followed training (an evaluation before any
     #: training, a sanity check, does not count): the job repeats what was seen
     train_after_eval: bool = False
+    train_starts: int = 0  # training iterators started (epochs, or an iteration-based loop's restarts)
     _evaluated_after_training: bool = False
     _offset: int = 0
 
@@ -74,6 +75,7 @@ class ProbeEvents:
         elif kind == "start" and role == "train":
             self.train_after_eval = self.train_after_eval or self._evaluated_after_training
             self.train_started = True
+            self.train_starts += 1
         elif kind == "start" and role == "eval":
             self.eval_started = True
         elif kind == "step" and role == "train":
@@ -83,6 +85,13 @@ class ProbeEvents:
             self._evaluated_after_training = self._evaluated_after_training or self.train_started
         if kind == "bounded" and role == "train":
             self.bounded = True
+
+    @property
+    def repeating(self) -> bool:
+        """Everything later repeats what was seen: a training epoch after an evaluation that followed training;
+        or, with no evaluation through a DataLoader, a third training iterator (a loop that re-creates its
+        iterator until a step count, which the probe's bound alone would never end)."""
+        return self.train_after_eval or (self.train_starts >= 3 and not self.eval_started)
 
     @property
     def effective(self) -> bool:

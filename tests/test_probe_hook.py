@@ -101,3 +101,13 @@ def test_an_evaluation_before_any_training_is_not_the_end_of_the_first_epoch(tmp
     with events.open("a") as fh:
         fh.write("bounded train b 5 pid=1\nstart eval c pid=1\nend eval c 3 pid=1\nstart train d pid=1\n")
     assert seen.poll().train_after_eval
+
+
+def test_a_loop_that_recreates_its_iterator_without_evaluation_is_repeating_by_its_third_iterator(tmp_path):
+    events = tmp_path / "job.events"
+    events.write_text("".join(f"start train {i} pid=1\nstep train {i} pid=1\nbounded train {i} 5 pid=1\n" for i in "ab"))
+    seen = ProbeEvents(events).poll()
+    assert seen.train_starts == 2 and not seen.repeating
+    with events.open("a") as fh:
+        fh.write("start train c pid=1\n")
+    assert seen.poll().repeating and not seen.train_after_eval
