@@ -25,7 +25,7 @@ from gpupair_search.launcher.monitor import DEFAULT_HZ, DeviceSampler, Monitor, 
 from gpupair_search.launcher.outcome import (TRAINING_PROGRESS, JobEnd, Outcome, PairLimits, classify, explain, read_log,
                                             scan_log)
 from gpupair_search.launcher.probe_events import (BOUNDED, EVAL_NOT_REACHED, EVAL_REACHED, FULL_EPOCH, PLATEAU,
-                                                  RAN_TO_END, ProbeEvents, hook_environment)
+                                                  RAN_TO_END, ProbeEvents, evaluation_dwell_s, hook_environment)
 from gpupair_search.launcher.process import RunningJob, start_job
 from gpupair_search.launcher.registry import BATCH_SIZE, DEFAULT_PROBE_STEPS, EPOCHS, MAX_STEPS, MIN_TRAIN_S, Registry
 from gpupair_search.launcher.spec import JobConfig, PairSpec
@@ -214,6 +214,7 @@ class PairRun:
         self.fg_done_t: float | None = None  # when the foreground ended, or the runner decided to stop it
         self.finish_work_s = 0.0  # the background's probe run finishing, after the foreground
         self.probe_complete = False  # the foreground started a second training epoch after its evaluation
+        self.dwell_s = evaluation_dwell_s(options.monitor_hz, self.monitor.tree_interval, device.study_kind == "cpu")
 
     # -- background -------------------------------------------------------------------------------
     def _start_background(self) -> None:
@@ -339,7 +340,8 @@ class PairRun:
 
     def _start(self, label: str, job: JobConfig, log: Path, events: ProbeEvents | None = None) -> RunningJob:
         warm = starts_warm(self.options, self.device)
-        env = hook_environment(self.env, events.path, self.options.probe_steps) if events is not None else self.env
+        env = self.env if events is None else hook_environment(self.env, events.path, self.options.probe_steps,
+                                                               self.dwell_s)
         started = start_job(label, self.registry.command(job), log, env, self.options.grace_s, warm=warm)
         self.job_start[label] = started.start
         self.start_notes += [note for note in started.notes if note not in self.start_notes]
@@ -495,7 +497,8 @@ class PairRun:
             seconds += max(0.0, self.ready_known_t - self.bg_first_started)
         if self.fg is not None:
             seconds += max(0.0, (self.fg_done_t or self.fg.ended or time.monotonic()) - self.fg.started)
-        return seconds
+        dwells = self.fg_events.eval_ends if self.fg_events else 0  # (the background's finish ends before its hold)
+        return max(0.0, seconds - dwells * self.dwell_s)  # the evaluation passes' holds are the probe's waits
 
     def _refuse_foreign_processes(self) -> None:
         if self.options.allow_foreign_processes:

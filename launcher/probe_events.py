@@ -14,6 +14,7 @@ from pathlib import Path
 HOOK_DIR = Path(__file__).with_name("probe_hook")
 EVENTS_VAR = "GPUPAIR_PROBE_EVENTS"
 BATCHES_VAR = "GPUPAIR_PROBE_BATCHES"
+DWELL_VAR = "GPUPAIR_PROBE_DWELL_S"
 
 #: How a job's memory was probed (the trial's label, ``probe: <rule>``): its training was bounded to a number of
 #: steps and it passed through evaluation (its own --max-steps, or the hook bounding its DataLoaders); it was
@@ -25,11 +26,18 @@ BOUNDED, PLATEAU, FULL_EPOCH = "bounded steps", "plateau", "full epoch"
 EVAL_REACHED, RAN_TO_END, EVAL_NOT_REACHED = "reached", "ran to its end", "not reached"
 
 
-def hook_environment(env: dict[str, str], events: Path, batches: int) -> dict[str, str]:
-    """``env`` for a probed job: the hook first on ``PYTHONPATH``, told where to write and how many batches an
-    iterator may yield."""
+def hook_environment(env: dict[str, str], events: Path, batches: int, dwell_s: float = 0.0) -> dict[str, str]:
+    """``env`` for a probed job: the hook first on ``PYTHONPATH``, told where to write, how many batches an
+    iterator may yield and how long a finished evaluation iterator holds on (so that it is sampled)."""
     path = os.pathsep.join(p for p in (str(HOOK_DIR), env.get("PYTHONPATH", "")) if p)
-    return {**env, "PYTHONPATH": path, EVENTS_VAR: str(events), BATCHES_VAR: str(batches)}
+    return {**env, "PYTHONPATH": path, EVENTS_VAR: str(events), BATCHES_VAR: str(batches), DWELL_VAR: f"{dwell_s:g}"}
+
+
+def evaluation_dwell_s(monitor_hz: float, tree_interval_s: float, host_memory: bool) -> float:
+    """How long a probed evaluation pass holds on after its last batch: where memory is host memory (RSS),
+    two walks of the process trees, which find its DataLoader workers; else four samples (GPU memory is read per
+    process at each sample, and torch's caching allocator keeps what the pass reserved anyway)."""
+    return 2 * tree_interval_s if host_memory else 4 / monitor_hz
 
 
 @dataclass
@@ -44,6 +52,7 @@ class ProbeEvents:
     bounded: bool = False  # the probe ended a training iterator early
     eval_started: bool = False
     eval_ended: bool = False
+    eval_ends: int = 0  # evaluation iterators that ended (each held on for the dwell)
     #: a training epoch started after an evaluation pass that followed training (an evaluation before any
     #: training, a sanity check, does not count): the job repeats what was seen
     train_after_eval: bool = False
@@ -82,6 +91,7 @@ class ProbeEvents:
             self.trained_step = True
         elif kind in ("bounded", "end") and role == "eval":
             self.eval_ended = True
+            self.eval_ends += 1
             self._evaluated_after_training = self._evaluated_after_training or self.train_started
         if kind == "bounded" and role == "train":
             self.bounded = True

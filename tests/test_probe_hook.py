@@ -111,3 +111,13 @@ def test_a_loop_that_recreates_its_iterator_without_evaluation_is_repeating_by_i
     with events.open("a") as fh:
         fh.write("start train c pid=1\n")
     assert seen.poll().repeating and not seen.train_after_eval
+
+
+def test_a_finished_evaluation_iterator_holds_on_so_that_what_it_held_is_sampled(tmp_path):
+    code = ("import time, torch\nfrom torch.utils.data import DataLoader, TensorDataset\n"
+            "data = TensorDataset(torch.randn(40, 4))\nwith torch.no_grad():\n    t = time.monotonic()\n"
+            "    n = sum(1 for _ in DataLoader(data, batch_size=2))\n    print(n, round(time.monotonic() - t, 1))\n")
+    done = python(tmp_path, code, hook_environment({}, tmp_path / "job.events", 5, dwell_s=1.0))
+    assert done.returncode == 0, done.stderr
+    batches, seconds = done.stdout.split()
+    assert batches == "5" and float(seconds) >= 1.0

@@ -12,7 +12,9 @@ evaluation loops finish by themselves) and appends small events to the file ``GP
 ``end <role> <id> <n>``          its data ran out after n batches
 
 ``role`` is ``eval`` for an iterator that started with gradients off (``torch.no_grad``, ``inference_mode``:
-an evaluation pass), else ``train``. Each event is one short ``O_APPEND`` write, so the job's processes
+an evaluation pass), else ``train``. An evaluation iterator, once done, holds on for ``GPUPAIR_PROBE_DWELL_S``
+seconds before it ends: a bounded evaluation pass can be shorter than the runner's sampling interval (and its
+process-tree walk, which finds new DataLoader workers), and what it holds must be in the peak. Each event is one short ``O_APPEND`` write, so the job's processes
 (a DataLoader's workers, a launcher and its child) never interleave within a line.
 
 Nothing here may break the job: any failure leaves the DataLoader as it was and writes ``hook-failed``, and the
@@ -26,6 +28,7 @@ import sys
 
 EVENTS_VAR = "GPUPAIR_PROBE_EVENTS"
 BATCHES_VAR = "GPUPAIR_PROBE_BATCHES"
+DWELL_VAR = "GPUPAIR_PROBE_DWELL_S"
 _TARGET = "torch.utils.data.dataloader"
 
 
@@ -50,6 +53,13 @@ def _batches() -> int:
         return 0
 
 
+def _dwell() -> float:
+    try:
+        return min(10.0, max(0.0, float(os.environ.get(DWELL_VAR, "0"))))
+    except ValueError:
+        return 0.0
+
+
 def _patch(module) -> None:
     """Bound ``_BaseDataLoaderIter.__next__``: every kind of iterator (one process or worker processes) passes
     through it, and ``_num_yielded`` (the batches of this epoch; reset for a persistent iterator's next epoch)
@@ -58,7 +68,7 @@ def _patch(module) -> None:
 
     base = module._BaseDataLoaderIter
     original = base.__next__
-    limit = _batches()
+    limit, dwell = _batches(), _dwell()
 
     def __next__(self):
         n = getattr(self, "_num_yielded", 0)
@@ -68,11 +78,13 @@ def _patch(module) -> None:
             self._gpupair_role = role
         if limit and n >= limit:
             _event(f"bounded {role} {id(self):x} {n}")
+            _hold(role, dwell)
             raise StopIteration
         try:
             batch = original(self)
         except StopIteration:
             _event(f"end {role} {id(self):x} {n}")
+            _hold(role, dwell)
             raise
         if n == 0:
             _event(f"start {role} {id(self):x}")
@@ -83,6 +95,13 @@ def _patch(module) -> None:
     __next__.__wrapped__ = original
     base.__next__ = __next__
     _event(f"hooked limit={limit}")
+
+
+def _hold(role: str, dwell: float) -> None:
+    if role == "eval" and dwell > 0:
+        import time
+
+        time.sleep(dwell)
 
 
 class _Finder:
