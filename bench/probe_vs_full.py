@@ -57,7 +57,7 @@ def measure(reg: Registry, pair: PairSpec, device, options: RunOptions, work: Pa
 def peaks(lab: Registry, device, args, work: Path) -> list[dict]:
     rows = []
     for model in args.jobs.split(","):
-        for loop in ("dataloader", "own"):
+        for loop in args.loops.split(","):
             hp = {"train_batches": args.train_batches, "epochs": 1, "loader": loop}
             if loop == "own":
                 hp["workers"] = 0
@@ -108,6 +108,7 @@ def main() -> None:
     parser.add_argument("--train-batches", type=int, default=4000, help="the full epoch's batches (keep it < 60 s)")
     parser.add_argument("--probe-steps", type=int, default=RunOptions.probe_steps)
     parser.add_argument("--jobs", default=",".join(USER_JOBS), help="the lab repository's models to measure")
+    parser.add_argument("--loops", default="dataloader,own", help="dataloader (bounded by the probe), own (plateau)")
     parser.add_argument("--builtin-pairs", type=int, default=len(BUILTIN_PAIRS))
     parser.add_argument("--skip-trials", action="store_true", help="peaks only")
     args = parser.parse_args()
