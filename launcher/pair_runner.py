@@ -24,6 +24,8 @@ from gpupair_search.launcher.measurement import (BG, FG, EnergyStats, MemoryStat
 from gpupair_search.launcher.monitor import DEFAULT_HZ, DeviceSampler, Monitor, Sample
 from gpupair_search.launcher.outcome import (TRAINING_PROGRESS, JobEnd, Outcome, PairLimits, classify, explain, read_log,
                                             scan_log)
+from gpupair_search.launcher.probe_events import (BOUNDED, EVAL_NOT_REACHED, EVAL_REACHED, FULL_EPOCH, PLATEAU,
+                                                  RAN_TO_END, ProbeEvents, evaluation_dwell_s, hook_environment)
 from gpupair_search.launcher.process import RunningJob, start_job
 from gpupair_search.launcher.registry import BATCH_SIZE, DEFAULT_PROBE_STEPS, EPOCHS, MAX_STEPS, MIN_TRAIN_S, Registry
 from gpupair_search.launcher.spec import JobConfig, PairSpec
@@ -105,6 +107,41 @@ class PairResult:
     measurement: dict[str, Any] = field(default_factory=dict)
     #: the foreground's steady-state window: throughput, energy, CPU (launcher/window_stats.py)
     window: WindowStats | None = None
+    #: per role ("foreground", "background"): how its memory was probed ({"rule": BOUNDED | PLATEAU | FULL_EPOCH,
+    #: "evaluation": EVAL_REACHED | RAN_TO_END | EVAL_NOT_REACHED}, launcher/probe_events.py)
+    probe: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: seconds its jobs did their own work (each from its process start): the background until the runner knew
+    #: it was ready, the foreground's run, the background's probe finishing; see :meth:`PairRun._jobs_seconds`
+    jobs_s: float = 0.0
+    #: the pair's (after the study's bookkeeping: the trial's) wall time minus ``jobs_s``: waits, start-up of
+    #: the runner's side, stopping, bookkeeping
+    outside_jobs_s: float = 0.0
+    #: what told the runner the background was ready: "a training step", "a run ended normally", "memory
+    #: settled", "host memory settled", "timeout" (no fact: the whole wait is outside the jobs); "" without one
+    background_ready_by: str = ""
+
+    @property
+    def probe_label(self) -> str:
+        """``probe: bounded steps``, ``probe: plateau`` or ``full epoch`` (the background's too where it
+        differs), and whether the foreground's evaluation was not reached."""
+        return probe_label(self.probe)
+
+
+def probe_label(probe: dict[str, dict[str, str]]) -> str:
+    """The words of a trial line for a PairResult's ``probe`` (also as stored with a trial)."""
+    fg, bg = probe.get("foreground") or {}, probe.get("background") or {}
+    if not fg:
+        return ""
+    words = _rule_words(fg.get("rule", ""))
+    if bg and bg.get("rule") != fg.get("rule"):
+        words += f" (background: {_rule_words(bg.get('rule', ''))})"
+    if fg.get("evaluation") == EVAL_NOT_REACHED:
+        words += ", evaluation not reached"
+    return words
+
+
+def _rule_words(rule: str) -> str:
+    return rule if rule == FULL_EPOCH else f"probe: {rule}"
 
 
 BACKGROUND_TRAIN_FACTOR = 5.0
@@ -119,9 +156,17 @@ def probe_job(job: JobConfig, registry: Registry, steps: int, min_train_s: float
         job = job.with_hyperparameter(MAX_STEPS, steps)
         if registry.supports(job, EPOCHS):
             job = job.with_hyperparameter(EPOCHS, 1)
+    elif hooked(job, registry) and registry.supports(job, EPOCHS):
+        job = job.with_hyperparameter(EPOCHS, 1)  # the hook bounds each epoch; the first holds the peak
     if min_train_s > 0 and registry.supports(job, MIN_TRAIN_S) and not job.hyperparameters.get(MIN_TRAIN_S):
         job = job.with_hyperparameter(MIN_TRAIN_S, round(min_train_s, 3))
     return job
+
+
+def hooked(job: JobConfig, registry: Registry) -> bool:
+    """Whether a probe bounds ``job`` through the DataLoader hook (launcher/probe_hook): a user's script with no
+    --max-steps of its own. It starts as a process of its own (built-ins are modules of ours, with --max-steps)."""
+    return not registry.supports(job, MAX_STEPS) and registry.repository(job.repo).train_module is None
 
 
 class PairRun:
@@ -157,6 +202,19 @@ class PairRun:
         self.start_notes: list[str] = []
         self.fg_progress: ProgressTail | None = None
         self.bg_progress: list[ProgressTail] = []  # one per background run
+        #: probe mode, jobs the DataLoader hook bounds: what their loaders did (one per background run)
+        self.fg_hooked = options.probe and hooked(fg, registry)
+        self.bg_hooked = options.probe and bg is not None and hooked(bg, registry)
+        self.fg_events: ProbeEvents | None = None
+        self.bg_events: list[ProbeEvents] = []
+        self.bg_completed_runs = 0  # background runs that ended normally: each showed its whole run's memory
+        self.ready_by = ""  # what told the runner the background was ready
+        self.ready_known_t: float | None = None  # time.monotonic() when the runner knew (see _jobs_seconds)
+        self.bg_first_started: float | None = None
+        self.fg_done_t: float | None = None  # when the foreground ended, or the runner decided to stop it
+        self.finish_work_s = 0.0  # the background's probe run finishing, after the foreground
+        self.probe_complete = False  # the foreground started a second training epoch after its evaluation
+        self.dwell_s = evaluation_dwell_s(options.monitor_hz, self.monitor.tree_interval, device.study_kind == "cpu")
 
     # -- background -------------------------------------------------------------------------------
     def _start_background(self) -> None:
@@ -164,7 +222,20 @@ class PairRun:
         log = self.work_dir / "background_logs" / f"run_{n}.log"
         self.bg_logs.append(log)
         self.bg_progress.append(self._progress_tail(self.bg_job, log))
-        self.bg = self._start(BG, self.bg_job, log)
+        events = self._events(f"background_run_{n}") if self.bg_hooked else None
+        if events is not None:
+            self.bg_events.append(events)
+        self.bg = self._start(BG, self.bg_job, log, events)
+        if n == 1:
+            self.bg_first_started = self.bg.started
+
+    def _events(self, name: str) -> ProbeEvents:
+        path = self.work_dir / "probe_events" / f"{name}.events"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return ProbeEvents(path)
+
+    def _current_bg_events(self) -> ProbeEvents | None:
+        return self.bg_events[-1].poll() if self.bg_events and len(self.bg_events) == len(self.bg_logs) else None
 
     def _progress_tail(self, job: JobConfig, log: Path) -> ProgressTail:
         patterns = self.registry.repository(job.repo).log_patterns
@@ -193,10 +264,13 @@ class PairRun:
         if code != 0 or end.log.oom:
             return False
         # A short run that trained is a real one: a warm-started probe has no imports to wait for. An external
-        # script shows its training through its progress pattern.
-        trained = bool(TRAINING_PROGRESS.search(text)) or bool(self.bg_progress and self.bg_progress[-1].points)
+        # script shows its training through its progress pattern, or, probed, through its DataLoader.
+        events = self._current_bg_events()
+        trained = (bool(TRAINING_PROGRESS.search(text)) or bool(self.bg_progress and self.bg_progress[-1].points)
+                   or bool(events and events.trained_step))
         self.bg_trained_runs += trained
         quick = end.duration_s < self.options.background_min_run_s and not trained
+        self.bg_completed_runs += not quick  # it ran and ended normally: its whole run's memory was seen
         self.quick_exits = self.quick_exits + 1 if quick else 0
         if self.quick_exits >= self.options.background_max_quick_exits:
             self.unstable = True
@@ -206,8 +280,8 @@ class PairRun:
 
     def _wait_background_ready(self) -> bool:
         """Wait until the background is really running: its device memory stopped growing for
-        ``background_settle_s``, or one run of it trained and ended normally (a short, warm-started probe
-        restarts before its memory can look flat, but a whole run has shown its peak), or, in a probe that
+        ``background_settle_s``, or one run of it ended normally, for any job (a short run that loops restarts
+        before its memory can look flat, but a whole run has shown its peak), or, in a probe that
         measures memory only, it trains (:meth:`_background_training`), or, for a job that
         never touches the device (a CPU job such as bug-localization), its host memory settled after
         ``background_cpu_only_after_s``; at most ``background_ready_timeout_s``. Never a fixed sleep."""
@@ -217,21 +291,30 @@ class PairRun:
         while time.monotonic() < deadline:
             if not self._check_background():
                 return False
-            if self.bg_trained_runs or self._background_training():
-                return True
+            if self.bg_trained_runs or self.bg_completed_runs:
+                return self._ready("a run ended normally")
+            if self._background_training():
+                return self._ready("a training step")
             sample = self.monitor.latest()
             mib = sample.job_mib.get(BG, 0.0) if sample else 0.0
             rss = sample.rss_mib.get(BG, 0.0) if sample else 0.0
             if device_memory.settled(mib):
-                return True
+                return self._ready("memory settled", self.options.background_settle_s)
             cpu_only = mib == 0 and time.monotonic() - started >= self.options.background_cpu_only_after_s
             if host_memory.settled(rss) and cpu_only:
-                return True
+                return self._ready("host memory settled", self.options.background_settle_s)
             self._check_budget()
             if self.over_budget:
                 return False
             self._report("background starting")
             time.sleep(self.options.poll_s)
+        self.ready_by = "timeout"  # no fact: the whole wait is the runner's (outside_jobs_s)
+        return True
+
+    def _ready(self, by: str, waited_s: float = 0.0) -> bool:
+        """Record what made the background ready and when that was known (a settled memory was known
+        ``waited_s`` before: the settling window is a wait of the runner's)."""
+        self.ready_by, self.ready_known_t = by, time.monotonic() - waited_s
         return True
 
     def _background_training(self) -> bool:
@@ -247,16 +330,19 @@ class PairRun:
             return False
         current = self.bg_progress[-1]
         on_the_cpu = current.declared_device == "cpu" and self.device.study_kind == "gpu"  # (the CPU device: its RSS)
-        return on_the_cpu or any(point.steps >= 1 for point in current.points)
+        events = self._current_bg_events()
+        return on_the_cpu or any(point.steps >= 1 for point in current.points) or bool(events and events.trained_step)
 
     def _limits(self) -> PairLimits:
         o = self.options
         return PairLimits(self.device.capacity_mib, o.timeout_s, o.background_max_quick_exits, o.background_min_run_s,
                           len(self.bg_logs))
 
-    def _start(self, label: str, job: JobConfig, log: Path) -> RunningJob:
+    def _start(self, label: str, job: JobConfig, log: Path, events: ProbeEvents | None = None) -> RunningJob:
         warm = starts_warm(self.options, self.device)
-        started = start_job(label, self.registry.command(job), log, self.env, self.options.grace_s, warm=warm)
+        env = self.env if events is None else hook_environment(self.env, events.path, self.options.probe_steps,
+                                                               self.dwell_s)
+        started = start_job(label, self.registry.command(job), log, env, self.options.grace_s, warm=warm)
         self.job_start[label] = started.start
         self.start_notes += [note for note in started.notes if note not in self.start_notes]
         self.monitor.track(label, started)
@@ -282,13 +368,27 @@ class PairRun:
         recent = max(s.job_mib.get(FG, 0.0) for s in samples if s.t >= samples[-1].t - window)
         return peak_before > 0 and recent <= peak_before
 
+    def _fg_trained_or_silent(self) -> bool:
+        """A plateau counts only once the foreground trained, where it can say so (a declared progress
+        pattern, or the DataLoader hook): memory flat during a slow start-up is not training's."""
+        tail, events = self.fg_progress, self.fg_events
+        if events is not None and events.train_started:
+            return True
+        return tail is None or tail.steps_pattern is None or bool(tail.points)
+
     def _run_foreground(self) -> None:
         self.fg_progress = self._progress_tail(self.fg_job, self.work_dir / "training.log")
-        self.fg = self._start(FG, self.fg_job, self.work_dir / "training.log")
+        self.fg_events = self._events("foreground") if self.fg_hooked else None
+        self.fg = self._start(FG, self.fg_job, self.work_dir / "training.log", self.fg_events)
         t_start = self.monitor.now()
         plateau_rule = self.options.probe and not self.registry.supports(self.fg_job, MAX_STEPS)
         alive_ticks = ticks = 0
         while self.fg.poll() is None:
+            if self.fg_events is not None and self.fg_events.poll().effective:
+                plateau_rule = False  # the hook bounds its epochs: it ends by itself, evaluation passed
+                if self.fg_events.repeating:  # no epochs hyperparameter: the next epoch repeats the first
+                    self.probe_complete = True
+                    break
             ticks += 1
             if self.bg is not None and self.bg.poll() is None:
                 alive_ticks += 1
@@ -300,11 +400,14 @@ class PairRun:
             if self.fg.duration() > self.options.timeout_s:
                 self.timed_out = True
                 break
-            if plateau_rule and self._plateaued(t_start):
+            if plateau_rule and self._plateaued(t_start) and self._fg_trained_or_silent():
                 self.probe_stopped = True
                 break
             self._report("foreground running")
             time.sleep(self.options.poll_s)
+        self.fg_done_t = self.fg.ended or time.monotonic()
+        if self.fg_events is not None:
+            self.fg_events.poll()
         self._read_progress()
         self.fg_window = (t_start, self.monitor.now())
         self.bg_coverage = alive_ticks / ticks if ticks and self.bg is not None else None
@@ -314,15 +417,21 @@ class PairRun:
         Not for a background that never held device memory (a CPU job): its device peak is already known, 0."""
         if not (self.options.probe and self.bg is not None and not self.bg_ends):
             return
-        if not self.registry.supports(self.bg_job, MAX_STEPS) or not self._background_used_device():
+        events = self._current_bg_events()
+        bounded = self.registry.supports(self.bg_job, MAX_STEPS) or bool(events and events.effective)
+        if not bounded or not self._background_used_device():
             return
-        deadline = time.monotonic() + self.options.timeout_s
+        started = time.monotonic()
+        deadline = started + self.options.timeout_s
         while self.bg.poll() is None and time.monotonic() < deadline:
+            if events is not None and events.poll().eval_ended:  # its evaluation pass was seen: its peak too
+                break
             self._check_budget()
             if self.over_budget:
                 return
             self._report("background finishing its probe")
             time.sleep(self.options.poll_s)
+        self.finish_work_s = time.monotonic() - started
         self._check_background()
 
     def _background_used_device(self) -> bool:
@@ -345,6 +454,7 @@ class PairRun:
 
     # -- the whole pair ---------------------------------------------------------------------------
     def run(self) -> PairResult:
+        self.run_started = time.monotonic()
         self._refuse_foreign_processes()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         rapl = RaplCounter()
@@ -370,7 +480,25 @@ class PairRun:
                                            scan_log(read_log(self.bg.log_path)), self.bg.duration()))
             self.monitor.stop()
             self.phase_seconds["stop"] = round(time.monotonic() - stopping, 2)
-        return self._result(fg_code, rapl)
+        result = self._result(fg_code, rapl)
+        result.jobs_s = round(self._jobs_seconds(), 3)
+        result.outside_jobs_s = round(time.monotonic() - self.run_started - result.jobs_s, 3)
+        return result
+
+    def _jobs_seconds(self) -> float:
+        """The time the pair's jobs did their own work, each from its process start: the background until the
+        runner knew it was ready (by a fact: its training step, a run that ended; a settled memory counts up
+        to where it settled; a timeout, nothing), the foreground until it ended or the runner decided to stop
+        it, then the background finishing its probe. The rest of the pair's wall time is the runner's own:
+        starting and stopping processes, polling latency, waits, results. Packed (jobs started together): the
+        foreground's run only, the background's overlaps it."""
+        seconds = self.finish_work_s
+        if self.bg_first_started is not None and self.ready_known_t is not None:
+            seconds += max(0.0, self.ready_known_t - self.bg_first_started)
+        if self.fg is not None:
+            seconds += max(0.0, (self.fg_done_t or self.fg.ended or time.monotonic()) - self.fg.started)
+        dwells = self.fg_events.eval_ends if self.fg_events else 0  # (the background's finish ends before its hold)
+        return max(0.0, seconds - dwells * self.dwell_s)  # the evaluation passes' holds are the probe's waits
 
     def _refuse_foreign_processes(self) -> None:
         if self.options.allow_foreign_processes:
@@ -401,6 +529,7 @@ class PairRun:
         window = window_stats(self.fg_progress.points if self.fg_progress else [],
                               [tail.points for tail in self.bg_progress], self.monitor.samples, solo=self.bg_job is None)
         starting = background_warning(window, len(self.bg_logs))
+        probe = self._probe_records(fg_code)
         return PairResult(
             pair=self.pair, foreground=self.fg_job, background=self.bg_job, outcome=outcome, memory=memory,
             energy=energy, device=self.device.describe(), foreground_exit_code=fg_code,
@@ -414,11 +543,51 @@ class PairRun:
             batch_sizes={"foreground": self.registry.batch_size(self.fg_job),
                          "background": self.registry.batch_size(self.bg_job) if self.bg_job else None},
             warnings=list(self.pair.warnings) + self.monitor.errors + metric_warnings + self.start_notes
-            + ([starting] if starting else []),
+            + ([starting] if starting else []) + self._probe_warnings(probe),
             samples=self.monitor.samples, foreground_window=self.fg_window, background_logs=list(self.bg_logs),
             phase_seconds=dict(self.phase_seconds), job_start=dict(self.job_start),
-            window=window,
+            window=window, probe=probe, background_ready_by=self.ready_by,
         )
+
+    def _probe_records(self, fg_code: int | None) -> dict[str, dict[str, str]]:
+        """How each job's memory was probed, and whether its evaluation pass was part of it."""
+        ended_well = self.fg_exited_itself and fg_code == 0
+        fg = self._probe_record(self.fg_job, [self.fg_events] if self.fg_events else [], ended_well)
+        records = {"foreground": fg}
+        if self.bg_job is not None:
+            records["background"] = self._probe_record(self.bg_job, self.bg_events, self.bg_completed_runs > 0)
+        return records
+
+    def _probe_record(self, job: JobConfig, events: list[ProbeEvents], ended_well: bool) -> dict[str, str]:
+        seen = [e.poll() for e in events]
+        if not self.options.probe:
+            rule = FULL_EPOCH
+        elif self.registry.supports(job, MAX_STEPS) or any(e.effective for e in seen):
+            rule = BOUNDED
+        else:
+            rule = FULL_EPOCH if ended_well else PLATEAU  # it ran its whole (first-epoch) run before a plateau
+        evaluation = (EVAL_REACHED if any(e.eval_started for e in seen) else RAN_TO_END if ended_well
+                      else EVAL_NOT_REACHED)
+        record = {"rule": rule, "evaluation": evaluation}
+        if any(e.failed for e in seen):
+            record["hook"] = "failed: the job's DataLoaders ran unbounded"
+        elif self.options.probe and events and not any(e.effective for e in seen):
+            record["hook"] = "no DataLoader training loop seen"
+        return record
+
+    def _probe_warnings(self, probe: dict[str, dict[str, str]]) -> list[str]:
+        fg = probe["foreground"]
+        if fg["rule"] == BOUNDED and fg["evaluation"] == EVAL_NOT_REACHED and self.probe_complete:
+            return ["probe: the foreground restarted its training loop with no evaluation seen (none through a "
+                    "DataLoader with gradients off) and was stopped at its third training iterator; an evaluation "
+                    "at the end of its run is not in this figure: --full-epoch measures it"]
+        if fg["rule"] != PLATEAU or fg["evaluation"] != EVAL_NOT_REACHED:
+            return []
+        why = f" ({fg['hook']})" if "hook" in fg else ""
+        return [f"probe: plateau: the foreground could not be bounded{why} and was stopped once its memory had been "
+                f"flat for {self.options.probe_plateau_s:g} s, before any evaluation pass; a peak that comes later "
+                "(evaluation, the epoch's longest batch, memory that grows through the epoch) is not in this "
+                "figure: --full-epoch measures it"] if self.probe_stopped else []
 
 
 class _Plateau:

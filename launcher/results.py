@@ -119,6 +119,7 @@ def experiment_record(result: PairResult, pair_dir: Path) -> dict[str, Any]:
             "error_message": result.error_message,
             "exit_code": result.foreground_exit_code,
             "samples_per_second": result.foreground_samples_per_second,
+            "probe": result.probe_label,
         },
         "memory": asdict(result.memory),
         "outcome": result.outcome.value,
@@ -131,6 +132,10 @@ def experiment_record(result: PairResult, pair_dir: Path) -> dict[str, Any]:
         "phase_seconds": result.phase_seconds,
         "job_start": result.job_start,
         "steady_window": asdict(result.window) if result.window else None,
+        #: how each job's memory was probed and whether its evaluation pass was part of it (probe_events.py)
+        "probe": result.probe,
+        "time": {"jobs_s": result.jobs_s, "outside_jobs_s": result.outside_jobs_s,
+                 "background_ready_by": result.background_ready_by},
     }
     if bg:
         record["background"] = {"repository": bg.repo, "model": bg.model, "hyperparameters": dict(bg.hyperparameters),

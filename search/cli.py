@@ -202,6 +202,7 @@ def pair(ctx: typer.Context, fg: str = typer.Option(..., "--fg", help="Foregroun
     m = result.memory
     typer.echo(f"outcome: {result.outcome.value}" + (f"  ({result.error_message})" if result.error_message else ""))
     typer.echo(f"device: {dev.name}")
+    typer.echo(f"measured: {result.probe_label}; time outside the jobs {result.outside_jobs_s:.2f} s")
     typer.echo(f"peak foreground {format_mib(m.foreground_peak_mib)}, background {format_mib(m.background_peak_mib)}, "
                f"concurrent {format_mib(m.concurrent_peak_mib)}, sum of peaks {format_mib(m.sum_of_peaks_mib)} "
                f"({m.samples} samples at {m.sample_hz} Hz)")

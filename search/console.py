@@ -136,3 +136,28 @@ def verdicts_text(plans: list[PairPlan], safe_limit_mib: float, kind: str = "gpu
     grid = pair_grid(plans)
     table = verdict_table(plans, safe_limit_mib, kind)
     return table if grid is None else f"{table}\n\n{matrix_text(grid)}"
+
+
+def time_and_probe_line(views) -> str:
+    """One line on how the measured trials spent their time and how their jobs were probed: the median time
+    outside the jobs' own work per trial (waits, start-up on the runner's side, stopping, bookkeeping), and
+    how many trials got each probe (``probe: plateau`` ones did not reach their evaluation pass). "" when no
+    trial recorded either (studies stored before the figures existed, simulated ones)."""
+    from statistics import median
+
+    from gpupair_search.launcher.pair_runner import probe_label
+
+    measured = [v for v in views if v.measured]
+    outside = [v.attrs["outside_jobs_s"] for v in measured if isinstance(v.attrs.get("outside_jobs_s"), (int, float))]
+    labels: dict[str, int] = {}
+    for v in measured:
+        label = probe_label(v.attrs.get("probe") or {})
+        if label:
+            labels[label] = labels.get(label, 0) + 1
+    parts = []
+    if outside:
+        parts.append(f"time outside the jobs: median {median(outside):.2f} s per trial (max {max(outside):.2f} s, "
+                     f"{len(outside)} trials)")
+    if labels:
+        parts.append("; ".join(f"{n} × {label}" for label, n in sorted(labels.items(), key=lambda kv: -kv[1])))
+    return ". ".join(parts)

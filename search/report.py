@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.search import interference_view, plots
 from gpupair_search.search.interference import pair_interference, worth_a_note
-from gpupair_search.search.console import budget_words, measured_trials
+from gpupair_search.search.console import budget_words, measured_trials, time_and_probe_line
 from gpupair_search.search.batch_grid import STORED_BEFORE_GRIDS, batch_grid
 from gpupair_search.search.extension import Policy
 from gpupair_search.search.labels import batches, pair_label
@@ -148,7 +148,8 @@ def build_sections(fs: FeasibilityStudy, results_root: Path | None = None) -> li
     sections = [
         *[Section("Every pair", [figure], anchor="every-pair")
           for figure in plots.verdict_matrix_figures(plans, limit, card, simulated)],
-        Section("Summary", [plots.summary_table(plans, limit, card, simulated, grad)], anchor="summary"),
+        Section("Summary", [plots.summary_table(plans, limit, card, simulated, grad)],
+                text=time_and_probe_line(views), anchor="summary"),
         Section("Pair matrix", [plots.pair_matrix(plans, limit, card, simulated)], anchor="matrix"),
         Section("Expected against measured", [plots.expected_vs_measured(plans, limit, simulated)], anchor="expected"),
     ]

@@ -25,7 +25,8 @@ from gpupair_search.launcher.warm_start import prestart
 from gpupair_search.search import cli_options as opt
 from gpupair_search.search.batch_grid import BatchGrid, batch_grid
 from gpupair_search.search.confirmation import Confirm
-from gpupair_search.search.console import Progress, budget_words, interference_lines, trial_words, verdicts_text
+from gpupair_search.search.console import (Progress, budget_words, interference_lines, time_and_probe_line,
+                                            trial_words, verdicts_text)
 from gpupair_search.search.interference import pair_interference, worth_a_note
 from gpupair_search.search.executors import DeviceExecutor, RunDir
 from gpupair_search.search.extension import search_policy
@@ -319,7 +320,8 @@ class _ReportingExecutor:
         verdict = trial_words(result.outcome, m.sum_of_peaks_mib, self.fs.settings.safe_limit_mib)
         self.progress.end(f"{how}, {verdict}: peak {m.sum_of_peaks_mib:,.0f} MiB "
                           f"(fg {m.foreground_peak_mib:,.0f} + bg {m.background_peak_mib:,.0f}), "
-                          f"{result.foreground_duration_s:.0f} s", label)
+                          f"{result.foreground_duration_s:.0f} s"
+                          + (f", {result.probe_label}" if result.probe_label else ""), label)
         return result
 
 
@@ -328,6 +330,9 @@ def print_status(fs: FeasibilityStudy) -> None:
     kind = fs.kind
     typer.echo(f"study '{fs.settings.name}': {budget_words(kind, fs.settings.card_mib, fs.settings.safe_limit_mib)}")
     typer.echo(verdicts_text(fs.plans(), fs.settings.safe_limit_mib, kind))
+    line = time_and_probe_line(fs.views())
+    if line:
+        typer.echo(line)
     print_interference(fs)
 
 

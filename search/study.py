@@ -363,6 +363,7 @@ class FeasibilityStudy:
         return with_batch_sizes(self.pairs[key], self.registry, fg, bg)
 
     def run_trial(self, trial: optuna.Trial, executor: PairExecutor) -> PairResult | None:
+        started = time.monotonic()
         pair = self.pair_for(trial)
         if self.placement:
             trial.set_user_attr(PLACEMENT_KEY, self.placement)
@@ -377,6 +378,8 @@ class FeasibilityStudy:
                 raise
         if self.artifact_store is not None:
             attach_trial_artifacts(trial, result, self.artifact_store)
+        # the trial's own bookkeeping counts as outside its jobs (up to here: recording it is a few writes)
+        result.outside_jobs_s = round(time.monotonic() - started - result.jobs_s, 3)
         state, value = record_result(trial, result, self.settings.safe_limit_mib, interference=self.wants_baselines)
         self.study.tell(trial, value, state=state)
         return result

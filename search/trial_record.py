@@ -71,6 +71,8 @@ def record_result(trial: optuna.Trial, result: PairResult, safe_limit_mib: float
         "repeats": result.pair.repeats,  # how often the user's runner runs this configuration (export writes it back)
         "worst_case": {role: dict(case) for role, case in result.pair.worst_case.items()},  # mutation jobs' checked values
         "measurement": result.measurement or {"mode": SERIAL},
+        "probe": result.probe,  # per job: {"rule": ..., "evaluation": ...} (launcher/probe_events.py)
+        "outside_jobs_s": result.outside_jobs_s,  # the trial's wall time minus its jobs' own work
     }
     adapter.set_user_attrs(trial, attrs)
     figures = _interference(trial, attrs, result) if interference else None

@@ -48,6 +48,10 @@ def test_study_of_three_pairs_runs_end_to_end_and_extends_the_failing_pair(tmp_p
     status = subprocess.run(cli("status", *STUDY_ARGS[:6], results=results), env=cli_env(), capture_output=True,
                             text=True, timeout=60)
     assert status.returncode == 0 and "fits_reduced" in status.stdout
+    # each trial's time outside its jobs' own work, and how its jobs were probed (fake_train has --max-steps)
+    assert all(0 <= t.user_attrs["outside_jobs_s"] < 30 for t in trials)
+    assert initial_g2.user_attrs["probe"]["foreground"]["rule"] == "bounded steps"
+    assert "time outside the jobs: median" in status.stdout and "× probe: bounded steps" in status.stdout
 
 
 def test_cpu_memory_is_the_cpu_studys_card_so_another_budget_is_another_definition(tmp_path):
