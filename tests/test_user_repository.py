@@ -68,15 +68,20 @@ def test_a_user_job_with_a_long_epoch_is_probed_in_bounded_steps_through_its_eva
     assert record["time"]["outside_jobs_s"] == result.outside_jobs_s < 10
 
 
-def test_the_evaluation_heavy_jobs_probe_peak_is_not_below_its_full_epoch_peak(tmp_path, lab):
+@pytest.mark.parametrize("workers, noise", [(0, 0.01), (2, 0.05)])
+def test_the_evaluation_heavy_jobs_probe_peak_is_not_below_its_full_epoch_peak(tmp_path, lab, workers, noise):
     """Its evaluation holds 256 MiB more than training, after every training step: a plateau of the first
-    minute misses it, the bounded probe does not. Host memory (RSS) of a job with DataLoader workers drifts
-    by a few MiB over an epoch (the workers' pages), hence 2% (the GPU benchmark's bound)."""
-    probed, probe_wall = run(tmp_path, lab, job("evalheavy", **SHORT_EPOCH), None)
-    full, full_wall = run(tmp_path, lab, job("evalheavy", **SHORT_EPOCH), None, RunOptions(timeout_s=600, grace_s=1.0))
+    minute misses it, the bounded probe does not. ``noise``: on the CPU device a job's memory is host RSS. Without
+    DataLoader workers only the allocator's noise is left; with them, the forked workers' RSS (pages they share
+    with the trainer, no GPU memory) differs by tens of MiB from one run to the next, either way
+    (bench/probe_vs_full.py --device cpu)."""
+    hp = {**SHORT_EPOCH, "workers": workers}
+    probed, probe_wall = run(tmp_path, lab, job("evalheavy", **hp), None)
+    full, full_wall = run(tmp_path, lab, job("evalheavy", **hp), None, RunOptions(timeout_s=600, grace_s=1.0))
     assert probed.outcome is Outcome.OK and full.outcome is Outcome.OK
+    assert probed.probe["foreground"] == {"rule": BOUNDED, "evaluation": EVAL_REACHED}
     assert full.probe["foreground"] == {"rule": FULL_EPOCH, "evaluation": "ran to its end"}
-    assert probed.memory.foreground_peak_mib >= 0.98 * full.memory.foreground_peak_mib
+    assert probed.memory.foreground_peak_mib >= (1 - noise) * full.memory.foreground_peak_mib
     training_only = max(s.job_mib.get("foreground", 0.0) for s in full.samples
                         if s.t < full.samples[-1].t - 0.6 * (full.samples[-1].t - full.samples[0].t))
     assert probed.memory.foreground_peak_mib > training_only + 200  # the evaluation's cache is in the probe's peak
