@@ -26,7 +26,7 @@ from gpupair_search.launcher.outcome import (TRAINING_PROGRESS, JobEnd, Outcome,
                                             scan_log)
 from gpupair_search.launcher.process import RunningJob, start_job
 from gpupair_search.launcher.registry import BATCH_SIZE, DEFAULT_PROBE_STEPS, EPOCHS, MAX_STEPS, MIN_TRAIN_S, Registry
-from gpupair_search.launcher.spec import JobConfig, PairSpec
+from gpupair_search.launcher.spec import JobConfig, PairSpec, StudyKind
 from gpupair_search.launcher.steady_window import ProgressTail, user_steps_pattern
 from gpupair_search.launcher.window_stats import WindowStats, background_warning, window_stats
 
@@ -246,7 +246,7 @@ class PairRun:
         if not self.options.probe or self.options.min_window_s > 0 or not self.bg_progress:
             return False
         current = self.bg_progress[-1]
-        on_the_cpu = current.declared_device == "cpu" and self.device.study_kind == "gpu"  # (the CPU device: its RSS)
+        on_the_cpu = current.declared_device == "cpu" and self.device.study_kind == StudyKind.GPU  # (the CPU device: its RSS)
         return on_the_cpu or any(point.steps >= 1 for point in current.points)
 
     def _limits(self) -> PairLimits:
@@ -448,7 +448,7 @@ def job_environment(device: Device) -> dict[str, str]:
 def starts_warm(options: RunOptions, device: Device) -> bool:
     """Whether built-in workloads are forked from the warm launcher: as ``options`` say, else on a GPU only (a
     fork shares the launcher's host pages, so on the CPU device its host memory (RSS) would not be the job's)."""
-    return options.warm_start if options.warm_start is not None else device.study_kind == "gpu"
+    return options.warm_start if options.warm_start is not None else device.study_kind == StudyKind.GPU
 
 
 def run_pair(pair: PairSpec, registry: Registry, device: Device, options: RunOptions, work_dir: Path,

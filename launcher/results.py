@@ -104,7 +104,9 @@ def new_pair_dir(run_dir: Path, pair: PairSpec) -> Path:
 
 
 def experiment_record(result: PairResult, pair_dir: Path) -> dict[str, Any]:
-    """experiment.json: the seed's parallel keys, plus ``memory``, ``outcome``, ``device``."""
+    """experiment.json: the seed's parallel keys (``repository``, ``duration_seconds``, ... as the user's runner
+    writes them, so the user's tools read ours), plus what it does not have (``memory``, ``outcome``, ``device``,
+    ``window``, ...) under the names the trial record gives them."""
     fg, bg = result.foreground, result.background
     record: dict[str, Any] = {
         "experiment_id": pair_dir.name,
@@ -130,7 +132,7 @@ def experiment_record(result: PairResult, pair_dir: Path) -> dict[str, Any]:
         "simulated": result.simulated,
         "phase_seconds": result.phase_seconds,
         "job_start": result.job_start,
-        "steady_window": asdict(result.window) if result.window else None,
+        "window": asdict(result.window) if result.window else None,  # named as on the trial (search/trial_record.py)
     }
     if bg:
         record["background"] = {"repository": bg.repo, "model": bg.model, "hyperparameters": dict(bg.hyperparameters),

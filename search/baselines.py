@@ -15,7 +15,7 @@ import json
 from typing import Iterable
 
 from gpupair_search.launcher.registry import BATCH_SIZE, MAX_STEPS, MIN_TRAIN_S
-from gpupair_search.launcher.spec import JobConfig, PairSpec
+from gpupair_search.launcher.spec import JobConfig, PairSpec, StudyKind
 from gpupair_search.launcher.steady_window import PROGRESS_PATTERN_NAME
 
 BASELINE_PARAM = "baseline"  # the trial parameter naming the job a solo baseline measures
@@ -26,17 +26,17 @@ BASELINE_SOURCE = "solo baseline"
 _NOT_IDENTITY = (BATCH_SIZE, MAX_STEPS, MIN_TRAIN_S)
 
 
-def default_baselines(kind: str) -> bool:
-    return kind == "gpu"
+def default_baselines(kind: StudyKind) -> bool:
+    return kind == StudyKind.GPU
 
 
 #: ``--min-window-s`` by study kind: a GPU study's probes train long enough for the energy counter; CPU and
 #: simulated studies measure host memory or predict it, and their probes stay as short as they were.
-DEFAULT_MIN_WINDOW_S = {"gpu": 2.0, "cpu": 0.0, "simulated": 0.0}
+DEFAULT_MIN_WINDOW_S = {StudyKind.GPU: 2.0, StudyKind.CPU: 0.0, StudyKind.SIMULATED: 0.0}
 
 
-def default_min_window_s(kind: str) -> float:
-    return DEFAULT_MIN_WINDOW_S.get(kind, 0.0)
+def default_min_window_s(kind: StudyKind) -> float:
+    return DEFAULT_MIN_WINDOW_S[StudyKind(kind)]
 
 
 def job_identity(job: JobConfig) -> str:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import typer
 
+from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.launcher.devices.factory import shown, device_classes
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.pair_runner import RunOptions
@@ -114,21 +115,21 @@ ALLOW_FOREIGN = _switch(False, "--allow-foreign-processes/--no-foreign-processes
                         "pair's, but it is not free either).")
 
 
-def card_size(kind: str, gpu_memory: str | None, cpu_memory: str | None) -> str | None:
+def card_size(kind: StudyKind, gpu_memory: str | None, cpu_memory: str | None) -> str | None:
     """The size the study's card is, from the two flags that can name it.
 
     On the CPU device the card is a host-memory budget, which either flag may give (``--cpu-memory`` says so
     more plainly); a device that has a card of its own takes only ``--gpu-memory``. A flag that would be
     ignored, or two that disagree, are refused: a study measured against another budget than the one shown
     would be wrong without a word."""
-    if kind == "cpu":
+    if kind == StudyKind.CPU:
         if gpu_memory and cpu_memory and parse_size_mib(gpu_memory) != parse_size_mib(cpu_memory):
             raise UserError(f"--gpu-memory {gpu_memory} and --cpu-memory {cpu_memory}: on --device cpu both name "
                             "the host-memory budget; give one")
         return cpu_memory or gpu_memory
     if cpu_memory:
         raise UserError(f"--cpu-memory {cpu_memory}: it is the budget of --device cpu, and this device is a "
-                        f"{'simulated card' if kind == 'simulated' else 'GPU'}; give the card with --gpu-memory")
+                        f"{'simulated card' if kind == StudyKind.SIMULATED else 'GPU'}; give the card with --gpu-memory")
     return gpu_memory
 
 

@@ -5,6 +5,7 @@ import sys
 import time
 from typing import TextIO
 
+from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.launcher.monitor import Sample
 from gpupair_search.search.interference import PairInterference
 from gpupair_search.search.labels import batches, short_key
@@ -67,15 +68,15 @@ def _bar(fraction: float, width: int = 10) -> str:
     return "[" + "#" * filled + "." * (width - filled) + "]" + ("!" if fraction > 1 else "")
 
 
-KIND_WORDS = {"gpu": "", "cpu": "; CPU: host memory (RSS) against a budget, not GPU memory",
-              "simulated": "; SIMULATED numbers"}
+KIND_WORDS = {StudyKind.GPU: "", StudyKind.CPU: "; CPU: host memory (RSS) against a budget, not GPU memory",
+              StudyKind.SIMULATED: "; SIMULATED numbers"}
 
 
-def budget_words(kind: str, card_mib: float, safe_limit_mib: float) -> str:
+def budget_words(kind: StudyKind, card_mib: float, safe_limit_mib: float) -> str:
     """What the study fits against, in its own terms: a card, a host-memory budget, or a simulated card."""
-    if kind == "cpu":
+    if kind == StudyKind.CPU:
         return f"host-memory budget {card_mib:,.0f} MiB (CPU, not a GPU), safe limit {safe_limit_mib:,.0f} MiB"
-    prefix = "SIMULATED card" if kind == "simulated" else "card"
+    prefix = "SIMULATED card" if kind == StudyKind.SIMULATED else "card"
     return f"{prefix} {card_mib:,.0f} MiB, safe limit {safe_limit_mib:,.0f} MiB"
 
 
@@ -95,7 +96,7 @@ def interference_lines(items: list[PairInterference]) -> list[str]:
     return lines
 
 
-def verdict_table(plans: list[PairPlan], safe_limit_mib: float, kind: str = "gpu") -> str:
+def verdict_table(plans: list[PairPlan], safe_limit_mib: float, kind: StudyKind = StudyKind.GPU) -> str:
     head = ["group", "foreground + background", "verdict", "peak MiB", "margin MiB", "batch (orig -> safe)", "trials",
             "measured"]
     rows = []
@@ -118,7 +119,7 @@ def verdict_table(plans: list[PairPlan], safe_limit_mib: float, kind: str = "gpu
     return title + "\n" + "\n".join(lines)
 
 
-def verdicts_text(plans: list[PairPlan], safe_limit_mib: float, kind: str = "gpu") -> str:
+def verdicts_text(plans: list[PairPlan], safe_limit_mib: float, kind: StudyKind = StudyKind.GPU) -> str:
     """What ``run`` and ``status`` print at the end: the verdict table, and for a study whose pairs form a
     foreground × background matrix (the matrix study), that matrix at a glance below it."""
     grid = pair_grid(plans)

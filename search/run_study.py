@@ -4,7 +4,6 @@ from __future__ import annotations
 import gc
 import os
 import sys
-import tempfile
 import threading
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, fields, replace
@@ -13,6 +12,7 @@ from typing import Callable, Iterator
 
 import typer
 
+from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.launcher.cpu_share import parse_cpu_list, pin_this_process, worker_shares
 from gpupair_search.launcher.devices import DeviceRequest, open_device
 from gpupair_search.launcher.devices.base import Device, NoDeviceError
@@ -25,14 +25,14 @@ from gpupair_search.launcher.warm_start import prestart
 from gpupair_search.search import cli_options as opt
 from gpupair_search.search.batch_grid import BatchGrid, batch_grid
 from gpupair_search.search.confirmation import Confirm
-from gpupair_search.search.console import Progress, budget_words, interference_lines, verdicts_text
-from gpupair_search.search.interference import pair_interference, worth_a_note
+from gpupair_search.search.console import Progress, budget_words, verdicts_text
 from gpupair_search.search.executors import DeviceExecutor, RunDir
 from gpupair_search.search.extension import search_policy
 from gpupair_search.search.planner import ExtensionOptions
 from gpupair_search.search.packing import packing_slots, run_packed
 from gpupair_search.search.placement import worker_placement
 from gpupair_search.search.session import open_study, resolve_inputs, simulated_device
+from gpupair_search.search.status import print_interference
 from gpupair_search.search.study import FeasibilityStudy
 
 
@@ -110,7 +110,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
     if gpus and choice != "auto":
         raise UserError(f"--gpus with --device {choice}: --gpus starts one worker on each NVIDIA GPU it lists; "
                         "drop --device, or drop --gpus to run here on one device")
-    kind = "gpu" if gpus else study_kind(choice)
+    kind = StudyKind.GPU if gpus else study_kind(choice)
     card = opt.card_size(kind, req.gpu_memory, req.cpu_memory)
     inputs = resolve_inputs(req.study, req.settings, req.models, req.repos_root, req.lenient, card, req.safe_limit)
     if not worker:
@@ -124,14 +124,14 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
         return _run_workers(req, inputs, extension, gpus)
     fs = open_study(inputs, req.storage, req.results, extension, kind, req.probe, req.name, req.baselines,
                     req.min_window_s, req.probe_steps)
-    progress = Progress(len(inputs.experiment.pairs), inputs.safe_limit_mib, kind == "simulated")
+    progress = Progress(len(inputs.experiment.pairs), inputs.safe_limit_mib, kind == StudyKind.SIMULATED)
     options = RunOptions(monitor_hz=req.monitor_hz, timeout_s=req.timeout, probe=req.probe,
                          allow_foreign_processes=req.allow_foreign,
                          min_window_s=(fs.definition.min_window_s if fs.definition else None) or 0.0,
                          probe_steps=(fs.definition.probe_steps if fs.definition else None) or RunOptions.probe_steps)
     run_dir = RunDir(req.results)
     unconstrained, slots = _packing_device(req, inputs, choice)
-    if kind != "simulated":
+    if kind != StudyKind.SIMULATED:
         _warm_up(unconstrained, lambda: open_device(choice, _device_request(inputs, req, card=False)), options,
                  inputs.experiment.pairs, inputs.registry)
     serial = lambda: _serial_executor(fs, inputs, req, choice, options, run_dir, progress)  # noqa: E731
@@ -217,13 +217,13 @@ def _serial_executor(fs: FeasibilityStudy, inputs, req: RunRequest, choice: str,
         dev.close()
 
 
-def publish_to_dashboard(fs: FeasibilityStudy, kind: str) -> None:
+def publish_to_dashboard(fs: FeasibilityStudy, kind: StudyKind) -> None:
     """Store the frontiers, the pair matrix and the verdict note in the study for optuna-dashboard: the
     runner writes them, so that ``dashboard`` itself only reads."""
     try:
         from gpupair_search.search.dashboard import prepare
 
-        prepare(fs, kind == "simulated")
+        prepare(fs, kind == StudyKind.SIMULATED)
     except ImportError:  # optuna-dashboard is an optional extra; without it there is nothing to show them
         pass
 
@@ -242,7 +242,7 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
                                 "stored. --gpus needs NVIDIA GPUs; without them drop it and pass --device cpu or "
                                 "--device sim") from None
     url = req.storage or default_storage_url(req.results)
-    fs = open_study(inputs, url, req.results, extension, "gpu", req.probe, req.name, req.baselines, req.min_window_s,
+    fs = open_study(inputs, url, req.results, extension, StudyKind.GPU, req.probe, req.name, req.baselines, req.min_window_s,
                     req.probe_steps)
     retried = fs.recover_stale()
     added = fs.enqueue_baselines() + fs.enqueue_initial()
@@ -263,7 +263,7 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
         if code != 0:
             typer.echo(f"worker on cuda:{g} exited with {code}: {_last_error(logs / f'cuda{g}.log')}\n"
                        f"  its log: {logs / f'cuda{g}.log'}", err=True)
-    publish_to_dashboard(fs, "gpu")
+    publish_to_dashboard(fs, StudyKind.GPU)
     typer.echo(verdicts_text(fs.plans(), inputs.safe_limit_mib))
     return 0 if all(c == 0 for c in codes) else 1
 
@@ -302,35 +302,3 @@ class _ReportingExecutor:
                           f"(fg {m.foreground_peak_mib:,.0f} + bg {m.background_peak_mib:,.0f}), "
                           f"{result.foreground_duration_s:.0f} s", label)
         return result
-
-
-def print_status(fs: FeasibilityStudy) -> None:
-    """The verdict table of a stored study, judged with the card and limit it was run with."""
-    kind = fs.kind
-    typer.echo(f"study '{fs.settings.name}': {budget_words(kind, fs.settings.card_mib, fs.settings.safe_limit_mib)}")
-    typer.echo(verdicts_text(fs.plans(), fs.settings.safe_limit_mib, kind))
-    print_interference(fs)
-
-
-def print_interference(fs: FeasibilityStudy) -> None:
-    """Each pair's slowdowns and energy per sample, when the study has any (after the verdict table). A study
-    that measures memory only (no steady-state window, no baselines) has none to show, only a reason per trial
-    (the matrix printed 109 such lines, and a "not a pair" for each serial trial whose sub-second window
-    caught its background between two short probe runs): one line says so instead."""
-    if not fs.wants_baselines and not (fs.definition and fs.definition.min_window_s):
-        typer.echo("interference: not measured (memory only: no steady-state window and no solo baselines; "
-                   "--min-window-s and --baselines measure it)")
-        return
-    for line in interference_lines([p for p in pair_interference(fs.views()) if worth_a_note(p)]):
-        typer.echo(line)
-
-
-def predict(study, settings, gpu_memory, safe_limit, models, repos_root, lenient) -> str:
-    inputs = resolve_inputs(study, settings, models, repos_root, lenient, gpu_memory, safe_limit)
-    device = simulated_device(inputs)
-    with tempfile.TemporaryDirectory() as tmp:
-        fs = open_study(inputs, f"sqlite:///{tmp}/plan.db", Path(tmp), ExtensionOptions(), "simulated")
-        fs.enqueue_initial()
-        fs.run(DeviceExecutor(inputs.registry, device, RunOptions(), None))
-        table = verdicts_text(fs.plans(), inputs.safe_limit_mib, "simulated")
-    return f"SIMULATED prediction for a {inputs.card_mib:,.0f} MiB card ({device.name})\n{table}"

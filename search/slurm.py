@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.search import cli_options as opt
 from gpupair_search.search.run_study import RunRequest
@@ -235,7 +236,7 @@ def submit(req: RunRequest, job: SlurmJob, dry_run: bool = False) -> str:
         raise SlurmError(f"--policy {req.policy!r}: expected one of " + ", ".join(p.value for p in Policy))
     device = task_device(req.device)
     check_storage(job)
-    card = opt.card_size("cpu" if device == "cpu" else "gpu", req.gpu_memory, req.cpu_memory)
+    card = opt.card_size(StudyKind.CPU if device == "cpu" else StudyKind.GPU, req.gpu_memory, req.cpu_memory)
     inputs = resolve_inputs(req.study, req.settings, req.models, req.repos_root, req.lenient, card,
                             req.safe_limit)  # a mistake in the settings stops here, not in every task
     text = build_script(req, job, inputs.name)
