@@ -19,7 +19,7 @@ from typing import Any, Callable
 from gpupair_search.launcher import kill_points
 from gpupair_search.launcher.devices.base import Device
 from gpupair_search.launcher.log_metrics import extract_metrics
-from gpupair_search.launcher.errors import UserError
+from gpupair_search.launcher.errors import ResultsDirError, UserError
 from gpupair_search.launcher.measurement import (BG, FG, EnergyStats, MemoryStats, RaplCounter, energy_stats, memory_stats)
 from gpupair_search.launcher.monitor import DEFAULT_HZ, DeviceSampler, Monitor, Sample
 from gpupair_search.launcher.outcome import (TRAINING_PROGRESS, JobEnd, Outcome, PairLimits, classify, explain, read_log,
@@ -463,8 +463,6 @@ def run_pair(pair: PairSpec, registry: Registry, device: Device, options: RunOpt
     except OSError as exc:  # the results directory went away or became unwritable mid-run
         if not _concerns(exc.filename, work_dir):
             raise
-        from gpupair_search.launcher.results import ResultsDirError
-
         raise ResultsDirError(f"{work_dir}: cannot write the pair's logs: {exc.strerror or exc}. Every process of "
                               "the pair was stopped. Choose a writable place with --results DIR and run again.") from None
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
-from gpupair_search.launcher.errors import UserError
+from gpupair_search.launcher.errors import ResultsDirError
 from gpupair_search.launcher.measurement import timeline_rows
 from gpupair_search.launcher.outcome import Outcome
 from gpupair_search.launcher.pair_runner import PairResult
@@ -32,10 +32,6 @@ SUMMARY_COLUMNS = [
 #: What the memory columns of a row are, by the device's kind: never a CPU number read as GPU memory.
 MEASURED_AS = {"nvidia": "GPU memory (NVML, per process)", "cpu": "host memory (RSS), CPU device: not GPU memory",
                "simulated": "SIMULATED: predicted from memory profiles, nothing ran"}
-
-
-class ResultsDirError(UserError):
-    pass
 
 
 def atomic_write(path: Path, text: str) -> None:

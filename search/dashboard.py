@@ -14,6 +14,9 @@ from pathlib import Path
 from gpupair_search.search import plots
 from gpupair_search.search.console import budget_words
 from gpupair_search.search.interference import pair_interference, worth_a_note
+from gpupair_search.search.feasible_best import FeasibleBestStorage, drop_infeasible_best
+from gpupair_search.search.session import artifact_store
+from gpupair_search.search.storage import open_storage, redact_url
 from gpupair_search.search.labels import batches, jobs
 from gpupair_search.search.study import FeasibilityStudy
 
@@ -78,9 +81,6 @@ def serve(storage_url: str, results: Path, host: str = "127.0.0.1", port: int = 
     import bottle
     from optuna_dashboard import wsgi
 
-    from gpupair_search.search.feasible_best import FeasibleBestStorage, drop_infeasible_best
-    from gpupair_search.search.session import artifact_store
-    from gpupair_search.search.storage import open_storage, redact_url
 
     app = wsgi(FeasibleBestStorage(open_storage(storage_url)), artifact_store=artifact_store(results))
     drop_infeasible_best(app)

@@ -32,6 +32,7 @@ from gpupair_search.search.extension import Config
 from gpupair_search.search.planner import PairPlan
 from gpupair_search.search.trial_record import PACKED
 from gpupair_search.search.verdict import Verdict
+from gpupair_search.launcher.sizes import parse_size_mib
 
 # -- risk classes (docs/seed_design.md §9.1, on an 8 GB card), scaled to the study's card ------------------------
 RISK_CLASSES = ("stable", "usable", "high risk")
@@ -392,8 +393,6 @@ def write_export(result: Export, output: Path) -> list[Path]:
 
 def parse_margin(text: str) -> float:
     """--margin: a size like 200MiB; zero is allowed (parse_size_mib wants a positive size)."""
-    from gpupair_search.launcher.sizes import parse_size_mib
-
     if re.fullmatch(r"\s*0*\.?0*\s*[a-zA-Z]*\s*", text or "") and not re.search(r"[1-9]", text or ""):
         return 0.0
     try:

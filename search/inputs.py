@@ -6,6 +6,7 @@ from pathlib import Path
 from gpupair_search.launcher.experiments import Experiment, load_experiment
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.settings import BUNDLE_ROOT, bundled
+from gpupair_search.launcher.jsonfile import printable
 
 
 def load_registry(models: Path | None, repos_root: Path | None = None) -> Registry:
@@ -23,8 +24,6 @@ def load_settings(settings: Path, registry: Registry, lenient: bool) -> Experime
 def validation_lines(settings: Path, experiment: Experiment, registry: Registry) -> tuple[list[str], list[str]]:
     """What ``validate`` prints: (stdout lines, stderr warning lines). Every line goes through ``printable``: notes,
     names and keys come from the files, and must not reach the terminal as control sequences."""
-    from gpupair_search.launcher.jsonfile import printable
-
     out = [f"{settings}: {len(experiment.pairs)} pair(s) in '{experiment.name}'"]
     repeated = sum(p.repeats for p in experiment.pairs)
     if repeated > len(experiment.pairs):

@@ -17,6 +17,8 @@ from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.search import interference_view, plots
 from gpupair_search.search.interference import pair_interference, worth_a_note
 from gpupair_search.search.console import budget_words, measured_trials
+from gpupair_search.search.export import accumulation_words
+from gpupair_search.launcher.results import atomic_write
 from gpupair_search.search.labels import batches, pair_label
 from gpupair_search.search.planner import PairPlan
 from gpupair_search.search.study import FeasibilityStudy
@@ -88,8 +90,6 @@ def build_sections(fs: FeasibilityStudy, results_root: Path | None = None) -> li
     views = fs.views()
     models = fs.models(views)
     plans = fs.plans()
-    from gpupair_search.search.export import accumulation_words
-
     grid = fs.settings.extension.grid
     grad = {p.pair.key: ", ".join(words) for p in plans
             if p.recommended is not None and (words := accumulation_words(p.original, p.recommended, grid))}
@@ -218,8 +218,6 @@ def render(fs: FeasibilityStudy, sections: list[Section]) -> str:
 
 def write_report(fs: FeasibilityStudy, output: Path, results_root: Path | None = None) -> int:
     """Write the report; returns the number of figures in it."""
-    from gpupair_search.launcher.results import atomic_write
-
     sections = build_sections(fs, results_root)
     atomic_write(output, render(fs, sections))
     output.chmod(0o644)  # a report is for sharing; atomic_write's temp file is private

@@ -19,7 +19,8 @@ from gpupair_search.launcher.devices.base import Device, NoDeviceError
 from gpupair_search.launcher.devices.factory import study_kind
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.pair_runner import RunOptions, job_environment, starts_warm
-from gpupair_search.launcher.registry import Registry
+from gpupair_search.launcher.process import start_job
+from gpupair_search.launcher.registry import Command, Registry
 from gpupair_search.launcher.spec import PairSpec
 from gpupair_search.launcher.warm_start import prestart
 from gpupair_search.search import cli_options as opt
@@ -32,6 +33,7 @@ from gpupair_search.search.planner import ExtensionOptions
 from gpupair_search.search.packing import packing_slots, run_packed
 from gpupair_search.search.placement import worker_placement
 from gpupair_search.search.session import open_study, resolve_inputs, simulated_device
+from gpupair_search.search.storage import default_storage_url
 from gpupair_search.search.status import print_interference
 from gpupair_search.search.study import FeasibilityStudy
 
@@ -230,9 +232,6 @@ def publish_to_dashboard(fs: FeasibilityStudy, kind: StudyKind) -> None:
 
 def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: list[int]) -> int:
     """One ``worker`` process per GPU against one storage; they end with us (job guard)."""
-    from gpupair_search.launcher.process import start_job
-    from gpupair_search.launcher.registry import Command
-    from gpupair_search.search.storage import default_storage_url
 
     for g in gpus:  # every GPU is there before the study is stored: else it would wait, queued, for workers that fail
         try:

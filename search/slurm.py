@@ -27,6 +27,8 @@ from gpupair_search.search import cli_options as opt
 from gpupair_search.search.run_study import RunRequest
 from gpupair_search.search.storage import GRACE_S, HEARTBEAT_S, redact_url
 from gpupair_search.search.with_storage import STORAGE_VARIABLE, read_storage_env
+from gpupair_search.search.extension import Policy
+from gpupair_search.search.session import resolve_inputs
 
 #: Heartbeat settings a task must share with every other worker of the study (see search/storage.py).
 HEARTBEAT_VARIABLES = ("GPUPAIR_HEARTBEAT_S", "GPUPAIR_GRACE_S")
@@ -229,9 +231,6 @@ def sbatch(script: Path) -> str:
 def submit(req: RunRequest, job: SlurmJob, dry_run: bool = False) -> str:
     """Check everything here, then write and submit the script (or, ``dry_run``, return it). Returns what to
     print."""
-    from gpupair_search.search.extension import Policy
-    from gpupair_search.search.session import resolve_inputs
-
     if req.policy not in {p.value for p in Policy}:
         raise SlurmError(f"--policy {req.policy!r}: expected one of " + ", ".join(p.value for p in Policy))
     device = task_device(req.device)

@@ -214,8 +214,9 @@ def migrate(attrs: Mapping[str, Any]) -> dict[str, Any]:
     """Attributes in the layout :meth:`TrialRecord.from_attrs` reads, from any version's.
 
     The one place that knows earlier layouts: a trial measured before packing existed has no ``measurement``
-    (it was measured alone: serial); one written before a nested field existed reads the field's default
-    (``_build``); one written before a field was renamed is renamed here."""
+    (it was measured alone: serial); a field written before it existed reads its default (``_Stored.from_attrs``,
+    ``_build``), and a field that is renamed one day is mapped from its old name here. An outcome this version
+    does not know is refused: its numbers cannot be judged."""
     out = dict(attrs)
     if "outcome" in out and _outcome(out["outcome"]) is None:
         raise UserError(f"a trial holds the outcome {out['outcome']!r}, which this version does not know; read the "
