@@ -22,6 +22,7 @@ from gpupair_search.launcher.sizes import parse_size_mib
 from gpupair_search.search.batch_grid import BatchGrid
 from gpupair_search.search.confirmation import Confirm
 from gpupair_search.search.extension import POLICIES
+from gpupair_search.search.planner import ExtensionOptions
 from gpupair_search.studies import STUDIES
 
 _RUN = {f.name: f.default for f in fields(RunOptions)}
@@ -154,10 +155,12 @@ MIN_WINDOW_S = typer.Option(None, "--min-window-s", callback=_finite_in(0, 600, 
 BASELINES = typer.Option(None, "--baselines/--no-baselines",
                          help="Run each job alone once (at its original and recommended batch sizes), for slowdowns "
                               "and energy against running one after the other. Default: on for GPU studies.")
-POLICY = typer.Option("background-first", "--policy",
+#: the search's defaults are the planner's (ExtensionOptions): a flag left out searches as the planner does
+_SEARCH = ExtensionOptions()
+POLICY = typer.Option(str(_SEARCH.policy), "--policy",
                       help="How batch sizes are searched: " + ", ".join(POLICIES) + " (the first three model-guided, "
                            "named by which batch size shrinks first; the others the bench's baselines).")
-FLOOR = typer.Option(1, "--floor", min=1, help="Smallest batch size the extension may try.")
+FLOOR = typer.Option(_SEARCH.floor, "--floor", min=1, help="Smallest batch size the extension may try.")
 
 # -- packing ---------------------------------------------------------------------------------------------
 def _parallel(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
@@ -178,9 +181,9 @@ PARALLEL = typer.Option("1", "--parallel", callback=_parallel,
                              "1: one trial at a time, each on the (emulated) card, which was faster on the H200 (see "
                              "BENCHMARKS.md, packing). auto: as many cards as the GPU has free memory for, with a host "
                              "core for each job beyond 2 (1 on the CPU and sim devices); K: K at a time.")
-CONFIRM_MARGIN = typer.Option(0.10, "--confirm-margin", callback=_finite_in(0, 1, low_open=False),
+CONFIRM_MARGIN = typer.Option(_SEARCH.confirm_margin, "--confirm-margin", callback=_finite_in(0, 1, low_open=False),
                               help="Packed results within this fraction of the card or of the safe limit are "
-                                   "confirmed alone on the card (default 0.10).")
+                                   f"confirmed alone on the card (default {_SEARCH.confirm_margin:.2f}).")
 
 
 def _one_of(choices: type[Enum]) -> Callable[[typer.Context, typer.CallbackParam, str | None], str | None]:
@@ -199,7 +202,7 @@ CONFIRM = typer.Option(None, "--confirm", callback=_one_of(Confirm),
                             "as measured packed). Default: the study's (matrix: near-limits), else recommended.")
 
 
-BATCH_GRID = typer.Option(BatchGrid.DIVISORS.value, "--batch-grid", callback=_one_of(BatchGrid),
+BATCH_GRID = typer.Option(_SEARCH.grid.value, "--batch-grid", callback=_one_of(BatchGrid),
                           help="Which reduced batch sizes the extension may try: divisors (default: those that divide "
                                "the configured batch, so micro-batch × accumulation steps is exactly the configured "
                                "batch) or any (every size down to --floor; the accumulation then overshoots).")

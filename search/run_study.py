@@ -8,7 +8,7 @@ import threading
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import typer
 
@@ -24,7 +24,7 @@ from gpupair_search.launcher.registry import Command, Registry
 from gpupair_search.launcher.spec import PairSpec
 from gpupair_search.launcher.warm_start import prestart
 from gpupair_search.search import cli_options as opt
-from gpupair_search.search.batch_grid import BatchGrid, batch_grid
+from gpupair_search.search.batch_grid import batch_grid
 from gpupair_search.search.confirmation import Confirm
 from gpupair_search.search.console import Progress, budget_words, verdicts_text
 from gpupair_search.search.executors import DeviceExecutor, RunDir
@@ -42,38 +42,44 @@ def _policy(text: str) -> str:
     return search_policy(text).name  # a clear error for an unknown name, before anything starts
 
 
+def _flag(option, convert: Callable = lambda value: value, **metadata) -> Any:
+    """A :class:`RunRequest` field for ``option`` (cli_options.py), with the option's default: each option and its
+    default are defined once, there."""
+    return field(default=convert(option.default), metadata={"option": option, **metadata})
+
+
 @dataclass(frozen=True)
 class RunRequest:
     """The options of ``run`` / ``worker``: the CLI builds both commands from these fields (each carries its
     option in ``metadata``), and ``run --gpus`` hands them to its workers as the same flags."""
 
-    study: str | None = field(default=None, metadata={"option": opt.STUDY})
-    settings: Path | None = field(default=None, metadata={"option": opt.SETTINGS})
-    name: str | None = field(default=None, metadata={"option": opt.NAME})
-    storage: str | None = field(default=None, metadata={"option": opt.STORAGE})
-    device: str | None = field(default=None, metadata={"option": opt.DEVICE})
-    gpu_memory: str | None = field(default=None, metadata={"option": opt.GPU_MEMORY})
-    safe_limit: str | None = field(default=None, metadata={"option": opt.SAFE_LIMIT})
-    cpu_memory: str | None = field(default=None, metadata={"option": opt.CPU_MEMORY})
-    probe: bool = field(default=True, metadata={"option": opt.PROBE})
-    extend: bool = field(default=True, metadata={"option": opt.EXTEND})
-    policy: str = field(default="background-first", metadata={"option": opt.POLICY})
-    floor: int = field(default=1, metadata={"option": opt.FLOOR})
-    parallel: str = field(default="1", metadata={"option": opt.PARALLEL})
-    confirm_margin: float = field(default=0.10, metadata={"option": opt.CONFIRM_MARGIN})
-    batch_grid: str = field(default=BatchGrid.DIVISORS.value, metadata={"option": opt.BATCH_GRID})
-    timeout: float = field(default=opt.DEFAULT_TIMEOUT_S, metadata={"option": opt.TIMEOUT})
-    monitor_hz: float = field(default=opt.DEFAULT_MONITOR_HZ, metadata={"option": opt.MONITOR_HZ})
-    results: Path = field(default=Path("results"), metadata={"option": opt.RESULTS, "type": str})
-    allow_foreign: bool = field(default=False, metadata={"option": opt.ALLOW_FOREIGN})
-    models: Path | None = field(default=None, metadata={"option": opt.MODELS})
-    repos_root: Path | None = field(default=None, metadata={"option": opt.REPOS_ROOT})
-    lenient: bool = field(default=False, metadata={"option": opt.LENIENT})
-    cpus: str | None = field(default=None, metadata={"option": opt.CPUS})  # a worker's own cores, e.g. "0-15"
-    baselines: bool | None = field(default=None, metadata={"option": opt.BASELINES})  # None: the kind's default
-    min_window_s: float | None = field(default=None, metadata={"option": opt.MIN_WINDOW_S})  # None: the kind's
-    probe_steps: int | None = field(default=None, metadata={"option": opt.PROBE_STEPS})  # None: the study's
-    confirm: str | None = field(default=None, metadata={"option": opt.CONFIRM})  # None: the study's
+    study: str | None = _flag(opt.STUDY)
+    settings: Path | None = _flag(opt.SETTINGS)
+    name: str | None = _flag(opt.NAME)
+    storage: str | None = _flag(opt.STORAGE)
+    device: str | None = _flag(opt.DEVICE)
+    gpu_memory: str | None = _flag(opt.GPU_MEMORY)
+    safe_limit: str | None = _flag(opt.SAFE_LIMIT)
+    cpu_memory: str | None = _flag(opt.CPU_MEMORY)
+    probe: bool = _flag(opt.PROBE)
+    extend: bool = _flag(opt.EXTEND)
+    policy: str = _flag(opt.POLICY)
+    floor: int = _flag(opt.FLOOR)
+    parallel: str = _flag(opt.PARALLEL)
+    confirm_margin: float = _flag(opt.CONFIRM_MARGIN)
+    batch_grid: str = _flag(opt.BATCH_GRID)
+    timeout: float = _flag(opt.TIMEOUT)
+    monitor_hz: float = _flag(opt.MONITOR_HZ)
+    results: Path = _flag(opt.RESULTS, Path, type=str)
+    allow_foreign: bool = _flag(opt.ALLOW_FOREIGN)
+    models: Path | None = _flag(opt.MODELS)
+    repos_root: Path | None = _flag(opt.REPOS_ROOT)
+    lenient: bool = _flag(opt.LENIENT)
+    cpus: str | None = _flag(opt.CPUS)  # a worker's own cores, e.g. "0-15"
+    baselines: bool | None = _flag(opt.BASELINES)  # None: the kind's default
+    min_window_s: float | None = _flag(opt.MIN_WINDOW_S)  # None: the kind's
+    probe_steps: int | None = _flag(opt.PROBE_STEPS)  # None: the study's
+    confirm: str | None = _flag(opt.CONFIRM)  # None: the study's
 
     def worker_argv(self, device: str, storage: str) -> list[str]:
         """The ``worker`` command that runs this request on ``device`` against ``storage``."""

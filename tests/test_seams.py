@@ -173,3 +173,30 @@ def test_a_new_view_reads_the_typed_record_and_passes_the_key_guard(fixture_regi
     peaks = namespace["foreground_peaks"](fs.views())
     assert set(peaks) == {v.number for v in fs.views() if v.measured} and len(peaks) >= 3  # two pairs, extended
     assert all(peak == 100.0 * v.fg_batch for v in fs.views() if v.number in peaks for peak in [peaks[v.number]])
+
+
+def test_a_new_run_option_is_defined_once_and_reaches_the_command_and_its_workers(monkeypatch):
+    """A run option is one flag in search/cli_options.py, with its default, and one RunRequest field made from it
+    (run_study._flag): ``run`` and ``worker`` take it, its default is the flag's, and ``run --gpus`` hands it to
+    its workers. (Where the study stores it, fixed_definition.py; where it is used, that module.)"""
+    import typer
+    from typer.testing import CliRunner
+
+    from gpupair_search.search import cli, run_study
+
+    warmup = typer.Option(3, "--warmup-steps", help="Steps before the window opens.")  # the flag, defined once
+    request_type = dataclasses.make_dataclass("WithWarmup", [("warmup_steps", int, run_study._flag(warmup))],
+                                              bases=(run_study.RunRequest,), frozen=True)  # its one field
+    monkeypatch.setattr(cli, "RunRequest", request_type)
+    app, seen = typer.Typer(), []
+
+    @app.command()
+    @cli.with_run_request()
+    def run(request) -> None:
+        seen.append(request)
+
+    assert CliRunner().invoke(app, ["--warmup-steps", "7"]).exit_code == 0
+    assert CliRunner().invoke(app, []).exit_code == 0
+    assert [r.warmup_steps for r in seen] == [7, 3]
+    argv = seen[0].worker_options("cuda:1")
+    assert argv[argv.index("--warmup-steps") + 1] == "7"
