@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from gpupair_search.search.report import open_results
+from gpupair_search.search.stored_study import open_results
 from gpupair_search.search.trial_record import PACKED
 
 
@@ -34,8 +34,8 @@ def by_config(views, mode: str | None) -> dict:
 
 
 def peaks(v) -> tuple[float, float]:
-    m = v.attrs["memory"]
-    return m["foreground_peak_mib"], m["background_peak_mib"]
+    m = v.record.measured.memory
+    return m.foreground_peak_mib, m.background_peak_mib
 
 
 def compare(serial_dir: Path, packed_dir: Path, study: str, kind: str = "gpu") -> dict:
@@ -58,8 +58,8 @@ def compare(serial_dir: Path, packed_dir: Path, study: str, kind: str = "gpu") -
             if s > 0:
                 rows.append({"role": role, "packed_mib": p, "serial_mib": s, "rel_diff": round((p - s) / s, 4)})
         capture.append({"pair": key[0], "config": key[1], "jobs": rows,
-                        "packed_sample_hz": v.attrs["memory"].get("sample_hz")})
-    rates = sorted(r for v in packed_views if v.mode == PACKED and v.measured if (r := v.attrs["memory"].get("sample_hz")))
+                        "packed_sample_hz": v.record.measured.memory.sample_hz})
+    rates = sorted(r for v in packed_views if v.mode == PACKED and v.measured if (r := v.record.measured.memory.sample_hz))
     modes: dict[str, int] = {}
     for v in packed_views:
         if v.measured:

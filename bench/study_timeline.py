@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 
-from gpupair_search.search.report import open_results  # noqa: E402
+from gpupair_search.search.stored_study import open_results  # noqa: E402
 from gpupair_search.search.trial_record import PACKED, measurement_mode  # noqa: E402
 from gpupair_search.search.verdict import Verdict  # noqa: E402
 

@@ -40,7 +40,7 @@ from benchlib import out_dir, stamp  # noqa: E402
 from user_repo_groups import parse_groups, seed_groups, write_project  # noqa: E402
 
 from gpupair_search.launcher.sizes import format_mib  # noqa: E402
-from gpupair_search.search.report import open_results  # noqa: E402
+from gpupair_search.search.stored_study import open_results  # noqa: E402
 from gpupair_search.settings import bundled  # noqa: E402
 from gpupair_search.studies import get_study  # noqa: E402
 

@@ -49,3 +49,7 @@ class ConfigError(UserError):
 
     def render(self) -> str:
         return "\n".join(p.render() for p in self.problems)
+
+
+class ResultsDirError(UserError):
+    """The results directory cannot be created or written (raised by the runner and by results.py)."""

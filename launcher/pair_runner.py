@@ -19,7 +19,7 @@ from typing import Any, Callable
 from gpupair_search.launcher import kill_points
 from gpupair_search.launcher.devices.base import Device
 from gpupair_search.launcher.log_metrics import extract_metrics
-from gpupair_search.launcher.errors import UserError
+from gpupair_search.launcher.errors import ResultsDirError, UserError
 from gpupair_search.launcher.measurement import (BG, FG, EnergyStats, MemoryStats, RaplCounter, energy_stats, memory_stats)
 from gpupair_search.launcher.monitor import DEFAULT_HZ, DeviceSampler, Monitor, Sample
 from gpupair_search.launcher.outcome import (TRAINING_PROGRESS, JobEnd, Outcome, PairLimits, classify, explain, read_log,
@@ -28,7 +28,7 @@ from gpupair_search.launcher.probe_events import (BOUNDED, EVAL_NOT_REACHED, EVA
                                                   RAN_TO_END, ProbeEvents, evaluation_dwell_s, hook_environment)
 from gpupair_search.launcher.process import RunningJob, start_job
 from gpupair_search.launcher.registry import BATCH_SIZE, DEFAULT_PROBE_STEPS, EPOCHS, MAX_STEPS, MIN_TRAIN_S, Registry
-from gpupair_search.launcher.spec import JobConfig, PairSpec
+from gpupair_search.launcher.spec import JobConfig, PairSpec, StudyKind
 from gpupair_search.launcher.steady_window import ProgressTail, user_steps_pattern
 from gpupair_search.launcher.window_stats import WindowStats, background_warning, window_stats
 
@@ -214,7 +214,7 @@ class PairRun:
         self.fg_done_t: float | None = None  # when the foreground ended, or the runner decided to stop it
         self.finish_work_s = 0.0  # the background's probe run finishing, after the foreground
         self.probe_complete = False  # the foreground started a second training epoch after its evaluation
-        self.dwell_s = evaluation_dwell_s(options.monitor_hz, self.monitor.tree_interval, device.study_kind == "cpu")
+        self.dwell_s = evaluation_dwell_s(options.monitor_hz, self.monitor.tree_interval, device.study_kind == StudyKind.CPU)
 
     # -- background -------------------------------------------------------------------------------
     def _start_background(self) -> None:
@@ -329,7 +329,7 @@ class PairRun:
         if not self.options.probe or self.options.min_window_s > 0 or not self.bg_progress:
             return False
         current = self.bg_progress[-1]
-        on_the_cpu = current.declared_device == "cpu" and self.device.study_kind == "gpu"  # (the CPU device: its RSS)
+        on_the_cpu = current.declared_device == "cpu" and self.device.study_kind == StudyKind.GPU  # (the CPU device: its RSS)
         events = self._current_bg_events()
         return on_the_cpu or any(point.steps >= 1 for point in current.points) or bool(events and events.trained_step)
 
@@ -617,7 +617,7 @@ def job_environment(device: Device) -> dict[str, str]:
 def starts_warm(options: RunOptions, device: Device) -> bool:
     """Whether built-in workloads are forked from the warm launcher: as ``options`` say, else on a GPU only (a
     fork shares the launcher's host pages, so on the CPU device its host memory (RSS) would not be the job's)."""
-    return options.warm_start if options.warm_start is not None else device.study_kind == "gpu"
+    return options.warm_start if options.warm_start is not None else device.study_kind == StudyKind.GPU
 
 
 def run_pair(pair: PairSpec, registry: Registry, device: Device, options: RunOptions, work_dir: Path,
@@ -632,8 +632,6 @@ def run_pair(pair: PairSpec, registry: Registry, device: Device, options: RunOpt
     except OSError as exc:  # the results directory went away or became unwritable mid-run
         if not _concerns(exc.filename, work_dir):
             raise
-        from gpupair_search.launcher.results import ResultsDirError
-
         raise ResultsDirError(f"{work_dir}: cannot write the pair's logs: {exc.strerror or exc}. Every process of "
                               "the pair was stopped. Choose a writable place with --results DIR and run again.") from None
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
-from gpupair_search.launcher.errors import UserError
+from gpupair_search.launcher.errors import ResultsDirError
 from gpupair_search.launcher.measurement import timeline_rows
 from gpupair_search.launcher.outcome import Outcome
 from gpupair_search.launcher.pair_runner import PairResult
@@ -32,10 +32,6 @@ SUMMARY_COLUMNS = [
 #: What the memory columns of a row are, by the device's kind: never a CPU number read as GPU memory.
 MEASURED_AS = {"nvidia": "GPU memory (NVML, per process)", "cpu": "host memory (RSS), CPU device: not GPU memory",
                "simulated": "SIMULATED: predicted from memory profiles, nothing ran"}
-
-
-class ResultsDirError(UserError):
-    pass
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -104,7 +100,9 @@ def new_pair_dir(run_dir: Path, pair: PairSpec) -> Path:
 
 
 def experiment_record(result: PairResult, pair_dir: Path) -> dict[str, Any]:
-    """experiment.json: the seed's parallel keys, plus ``memory``, ``outcome``, ``device``."""
+    """experiment.json: the seed's parallel keys (``repository``, ``duration_seconds``, ... as the user's runner
+    writes them, so the user's tools read ours), plus what it does not have (``memory``, ``outcome``, ``device``,
+    ``window``, ...) under the names the trial record gives them."""
     fg, bg = result.foreground, result.background
     record: dict[str, Any] = {
         "experiment_id": pair_dir.name,
@@ -131,7 +129,7 @@ def experiment_record(result: PairResult, pair_dir: Path) -> dict[str, Any]:
         "simulated": result.simulated,
         "phase_seconds": result.phase_seconds,
         "job_start": result.job_start,
-        "steady_window": asdict(result.window) if result.window else None,
+        "window": asdict(result.window) if result.window else None,  # named as on the trial (search/trial_record.py)
         #: how each job's memory was probed and whether its evaluation pass was part of it (probe_events.py)
         "probe": result.probe,
         "time": {"jobs_s": result.jobs_s, "outside_jobs_s": result.outside_jobs_s,

@@ -3,7 +3,25 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from typing import Any, Mapping
+
+
+class StudyKind(str, Enum):
+    """What a study's numbers are. Each kind is stored as its own study (its name carries :attr:`name_suffix`), so
+    a CPU or a simulated run can never mix its numbers into a GPU study of the same settings. The values are the
+    ones stored in a study's definition and typed after ``--kind``."""
+
+    GPU = "gpu"
+    CPU = "cpu"  # host memory (RSS) against a host-memory budget
+    SIMULATED = "simulated"  # predicted from memory profiles: nothing ran
+
+    def __str__(self) -> str:  # f-strings, messages and storage: the value
+        return self.value
+
+    @property
+    def name_suffix(self) -> str:
+        return "" if self == StudyKind.GPU else f"-{self.value}"
 
 
 @dataclass(frozen=True)

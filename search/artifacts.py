@@ -13,6 +13,7 @@ import optuna
 
 from gpupair_search.launcher.measurement import timeline_rows
 from gpupair_search.launcher.pair_runner import PairResult
+from gpupair_search.search.trial_record import mark_artifact_errors
 
 TIMELINE_HTML = "memory_timeline.html"
 _FILES = ("training.log", "experiment.json", "energy/timeline.csv", TIMELINE_HTML)
@@ -48,15 +49,14 @@ def write_timeline_html(result: PairResult, pair_dir: Path, safe_limit_mib: floa
     return path
 
 
-def attach_trial_artifacts(trial: optuna.Trial, result: PairResult, store) -> list[str]:
+def attach_trial_artifacts(trial: optuna.Trial, result: PairResult, store, safe_limit_mib: float | None) -> list[str]:
     """Upload what the trial's results directory holds (missing files are skipped); returns artifact ids."""
     pair_dir = result.result_dir
     if pair_dir is None or store is None:
         return []
     errors: list[str] = []
     try:
-        limit = trial.study.user_attrs.get("safe_limit_mib")
-        write_timeline_html(result, Path(pair_dir), limit)
+        write_timeline_html(result, Path(pair_dir), safe_limit_mib)
     except Exception as exc:  # noqa: BLE001 - a plot must never cost the measurement
         errors.append(f"{TIMELINE_HTML}: {exc}")
     files = [Path(pair_dir) / name for name in _FILES]
@@ -71,6 +71,6 @@ def attach_trial_artifacts(trial: optuna.Trial, result: PairResult, store) -> li
         except Exception as exc:  # noqa: BLE001 - disk full, store unreachable: keep the trial
             errors.append(f"{path.name}: {exc}")
     if errors:
-        trial.set_user_attr("artifact_errors", errors)
+        mark_artifact_errors(trial, errors)
         print(f"warning: trial {trial.number}: some files were not attached: {'; '.join(errors)}", file=sys.stderr)
     return ids

@@ -12,6 +12,7 @@ from typing import Callable, List, Optional
 
 import typer
 
+from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.search import cli_options as opt
 from gpupair_search.search.run_study import RunRequest
@@ -275,11 +276,12 @@ def _gpu_list(text: Optional[str]) -> Optional[list]:
 
 def _stored(study, settings, storage, results, kind, simulated, models, repos_root, lenient, name):
     """Open a stored study for reading (status, report, export, dashboard): nothing is written to it."""
-    from gpupair_search.search.report import open_results
+    from gpupair_search.search.stored_study import open_results
 
-    if kind is not None and kind not in ("gpu", "cpu", "simulated"):
-        raise UserError(f"--kind {kind!r}: expected gpu, cpu or simulated")
-    return open_results(study, settings, storage, results, "simulated" if simulated else kind, models, repos_root,
+    if kind is not None and kind not in {k.value for k in StudyKind}:
+        raise UserError(f"--kind {kind!r}: expected " + ", ".join(k.value for k in StudyKind))
+    chosen = StudyKind.SIMULATED if simulated else (StudyKind(kind) if kind else None)
+    return open_results(study, settings, storage, results, chosen, models, repos_root,
                         lenient, name)
 
 
@@ -301,7 +303,7 @@ def status(study: Optional[str] = opt.STUDY, settings: Optional[Path] = opt.SETT
            simulated: bool = opt.SIMULATED, models: Optional[Path] = opt.MODELS,
            repos_root: Optional[Path] = opt.REPOS_ROOT, lenient: bool = opt.LENIENT) -> None:
     """Print the table of pair verdicts from storage, at any time (reads only)."""
-    from gpupair_search.search.run_study import print_status
+    from gpupair_search.search.status import print_status
 
     print_status(_stored(study, settings, storage, results, kind, simulated, models, repos_root, lenient, name))
 
@@ -314,7 +316,7 @@ def plan(gpu_memory: str = typer.Option(..., "--gpu-memory", callback=opt.GPU_ME
          settings: Optional[Path] = opt.SETTINGS, models: Optional[Path] = opt.MODELS,
          repos_root: Optional[Path] = opt.REPOS_ROOT, lenient: bool = opt.LENIENT) -> None:
     """Predict (simulated, from shipped profiles) which pairs fit on a card you do not have."""
-    from gpupair_search.search.run_study import predict
+    from gpupair_search.search.prediction import predict
 
     typer.echo(predict(study, settings, gpu_memory, safe_limit, models, repos_root, lenient))
 

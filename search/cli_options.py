@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import typer
 
+from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.launcher.devices.factory import shown, device_classes
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.pair_runner import RunOptions
@@ -21,6 +22,7 @@ from gpupair_search.launcher.sizes import parse_size_mib
 from gpupair_search.search.batch_grid import BatchGrid
 from gpupair_search.search.confirmation import Confirm
 from gpupair_search.search.extension import POLICIES
+from gpupair_search.search.planner import ExtensionOptions
 from gpupair_search.studies import STUDIES
 
 _RUN = {f.name: f.default for f in fields(RunOptions)}
@@ -137,21 +139,21 @@ ALLOW_FOREIGN = _switch(False, "--allow-foreign-processes/--no-foreign-processes
                         "pair's, but it is not free either).")
 
 
-def card_size(kind: str, gpu_memory: str | None, cpu_memory: str | None) -> str | None:
+def card_size(kind: StudyKind, gpu_memory: str | None, cpu_memory: str | None) -> str | None:
     """The size the study's card is, from the two flags that can name it.
 
     On the CPU device the card is a host-memory budget, which either flag may give (``--cpu-memory`` says so
     more plainly); a device that has a card of its own takes only ``--gpu-memory``. A flag that would be
     ignored, or two that disagree, are refused: a study measured against another budget than the one shown
     would be wrong without a word."""
-    if kind == "cpu":
+    if kind == StudyKind.CPU:
         if gpu_memory and cpu_memory and parse_size_mib(gpu_memory) != parse_size_mib(cpu_memory):
             raise UserError(f"--gpu-memory {gpu_memory} and --cpu-memory {cpu_memory}: on --device cpu both name "
                             "the host-memory budget; give one")
         return cpu_memory or gpu_memory
     if cpu_memory:
         raise UserError(f"--cpu-memory {cpu_memory}: it is the budget of --device cpu, and this device is a "
-                        f"{'simulated card' if kind == 'simulated' else 'GPU'}; give the card with --gpu-memory")
+                        f"{'simulated card' if kind == StudyKind.SIMULATED else 'GPU'}; give the card with --gpu-memory")
     return gpu_memory
 
 
@@ -177,10 +179,12 @@ BASELINES = typer.Option(None, "--baselines/--no-baselines",
                          help="Run each job alone once (at its original and recommended batch sizes), for slowdowns "
                               "and energy against running one after the other. Default: off, memory verdicts only "
                               "(--study feasibility-cost: on).")
-POLICY = typer.Option("background-first", "--policy",
+#: the search's defaults are the planner's (ExtensionOptions): a flag left out searches as the planner does
+_SEARCH = ExtensionOptions()
+POLICY = typer.Option(str(_SEARCH.policy), "--policy",
                       help="How batch sizes are searched: " + ", ".join(POLICIES) + " (the first three model-guided, "
                            "named by which batch size shrinks first; the others the bench's baselines).")
-FLOOR = typer.Option(1, "--floor", min=1, help="Smallest batch size the extension may try.")
+FLOOR = typer.Option(_SEARCH.floor, "--floor", min=1, help="Smallest batch size the extension may try.")
 
 # -- packing ---------------------------------------------------------------------------------------------
 def _parallel(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
@@ -216,9 +220,9 @@ def _fraction(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> flo
     return number
 
 
-CONFIRM_MARGIN = typer.Option("0.10", "--confirm-margin", callback=_fraction,
+CONFIRM_MARGIN = typer.Option(f"{_SEARCH.confirm_margin:.2f}", "--confirm-margin", callback=_fraction,
                               help="Packed results within this fraction of the card or of the safe limit (0.10 "
-                                   "or 10%) are confirmed alone on the card (default 0.10).")
+                                   f"or 10%) are confirmed alone on the card (default {_SEARCH.confirm_margin:.2f}).")
 
 
 def _one_of(choices: type[Enum]) -> Callable[[typer.Context, typer.CallbackParam, str | None], str | None]:
@@ -237,7 +241,7 @@ CONFIRM = typer.Option(None, "--confirm", callback=_one_of(Confirm),
                             "as measured packed). Default: the study's (matrix: near-limits), else recommended.")
 
 
-BATCH_GRID = typer.Option(BatchGrid.DIVISORS.value, "--batch-grid", callback=_one_of(BatchGrid),
+BATCH_GRID = typer.Option(_SEARCH.grid.value, "--batch-grid", callback=_one_of(BatchGrid),
                           help="Which reduced batch sizes the extension may try: divisors (default: those that divide "
                                "the configured batch, so micro-batch × accumulation steps is exactly the configured "
                                "batch) or any (every size down to --floor; the accumulation then overshoots).")

@@ -5,6 +5,7 @@ import sys
 import time
 from typing import TextIO
 
+from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.launcher.monitor import Sample
 from gpupair_search.search.interference import PairInterference
 from gpupair_search.search.labels import batches, short_key
@@ -79,15 +80,15 @@ def _bar(fraction: float, width: int = 10) -> str:
     return "[" + "#" * filled + "." * (width - filled) + "]" + ("!" if fraction > 1 else "")
 
 
-KIND_WORDS = {"gpu": "", "cpu": "; CPU: host memory (RSS) against a budget, not GPU memory",
-              "simulated": "; SIMULATED numbers"}
+KIND_WORDS = {StudyKind.GPU: "", StudyKind.CPU: "; CPU: host memory (RSS) against a budget, not GPU memory",
+              StudyKind.SIMULATED: "; SIMULATED numbers"}
 
 
-def budget_words(kind: str, card_mib: float, safe_limit_mib: float) -> str:
+def budget_words(kind: StudyKind, card_mib: float, safe_limit_mib: float) -> str:
     """What the study fits against, in its own terms: a card, a host-memory budget, or a simulated card."""
-    if kind == "cpu":
+    if kind == StudyKind.CPU:
         return f"host-memory budget {card_mib:,.0f} MiB (CPU, not a GPU), safe limit {safe_limit_mib:,.0f} MiB"
-    prefix = "SIMULATED card" if kind == "simulated" else "card"
+    prefix = "SIMULATED card" if kind == StudyKind.SIMULATED else "card"
     return f"{prefix} {card_mib:,.0f} MiB, safe limit {safe_limit_mib:,.0f} MiB"
 
 
@@ -107,7 +108,7 @@ def interference_lines(items: list[PairInterference]) -> list[str]:
     return lines
 
 
-def verdict_table(plans: list[PairPlan], safe_limit_mib: float, kind: str = "gpu") -> str:
+def verdict_table(plans: list[PairPlan], safe_limit_mib: float, kind: StudyKind = StudyKind.GPU) -> str:
     head = ["group", "foreground + background", "verdict", "peak MiB", "margin MiB", "batch (orig -> safe)", "trials",
             "measured"]
     rows = []
@@ -130,7 +131,7 @@ def verdict_table(plans: list[PairPlan], safe_limit_mib: float, kind: str = "gpu
     return title + "\n" + "\n".join(lines)
 
 
-def verdicts_text(plans: list[PairPlan], safe_limit_mib: float, kind: str = "gpu") -> str:
+def verdicts_text(plans: list[PairPlan], safe_limit_mib: float, kind: StudyKind = StudyKind.GPU) -> str:
     """What ``run`` and ``status`` print at the end: the verdict table, and for a study whose pairs form a
     foreground × background matrix (the matrix study), that matrix at a glance below it."""
     grid = pair_grid(plans)
@@ -145,13 +146,11 @@ def time_and_probe_line(views) -> str:
     trial recorded either (studies stored before the figures existed, simulated ones)."""
     from statistics import median
 
-    from gpupair_search.launcher.pair_runner import probe_label
-
-    measured = [v for v in views if v.measured]
-    outside = [v.attrs["outside_jobs_s"] for v in measured if isinstance(v.attrs.get("outside_jobs_s"), (int, float))]
+    measured = [v.record.measured for v in views if v.measured and v.record.measured is not None]
+    outside = [m.outside_jobs_s for m in measured if m.outside_jobs_s is not None]
     labels: dict[str, int] = {}
-    for v in measured:
-        label = probe_label(v.attrs.get("probe") or {})
+    for m in measured:
+        label = m.probe_label
         if label:
             labels[label] = labels.get(label, 0) + 1
     parts = []

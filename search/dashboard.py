@@ -14,6 +14,9 @@ from pathlib import Path
 from gpupair_search.search import plots
 from gpupair_search.search.console import budget_words
 from gpupair_search.search.interference import pair_interference, worth_a_note
+from gpupair_search.search.feasible_best import FeasibleBestStorage, drop_infeasible_best
+from gpupair_search.search.session import artifact_store
+from gpupair_search.search.storage import open_storage, redact_url
 from gpupair_search.search.labels import batches, jobs
 from gpupair_search.search.study import FeasibilityStudy
 
@@ -77,9 +80,6 @@ def dashboard_app(storage_url: str, results: Path):
     trial (Optuna's ``best_trial`` rule), or none: see feasible_best.py."""
     from optuna_dashboard import wsgi
 
-    from gpupair_search.search.feasible_best import FeasibleBestStorage, drop_infeasible_best
-    from gpupair_search.search.session import artifact_store
-    from gpupair_search.search.storage import open_storage
 
     app = wsgi(FeasibleBestStorage(open_storage(storage_url, must_exist=True)), artifact_store=artifact_store(results))
     drop_infeasible_best(app)
@@ -89,8 +89,6 @@ def dashboard_app(storage_url: str, results: Path):
 def serve(storage_url: str, results: Path, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Block serving the dashboard until interrupted."""
     import bottle
-
-    from gpupair_search.search.storage import redact_url
 
     app = dashboard_app(storage_url, results)
     print(f"optuna-dashboard on http://{host}:{port}/dashboard (storage {redact_url(storage_url)}); Ctrl-C to stop",

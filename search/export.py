@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.experiments import load_experiment
 from gpupair_search.launcher.jsonfile import read_json
@@ -31,6 +32,7 @@ from gpupair_search.search.extension import Config
 from gpupair_search.search.planner import PairPlan
 from gpupair_search.search.trial_record import PACKED
 from gpupair_search.search.verdict import Verdict
+from gpupair_search.launcher.sizes import parse_size_mib
 
 # -- risk classes (docs/concepts/outcomes-and-verdicts.md: the 12-group design's bounds on an 8 GB card), scaled to the card --
 RISK_CLASSES = ("stable", "usable", "high risk")
@@ -208,11 +210,12 @@ def _top_level(raw: dict[str, Any], fs, margin_mib: float) -> dict[str, Any]:
     name = str(raw.get("experiment_name", fs.experiment.name))
     limit = fs.settings.safe_limit_mib
     kind = fs.kind
-    how = {"gpu": "measured to stay under", "cpu": "measured on the CPU (host memory, not GPU memory) to stay under",
-           "simulated": "SIMULATED (predicted from memory profiles, not measured) to stay under"}[kind]
-    where = (f"a {fs.settings.card_mib:,.0f} MiB host-memory budget" if kind == "cpu"
-             else f"a {'simulated ' if kind == 'simulated' else ''}{fs.settings.card_mib:,.0f} MiB card")
-    verified = "largest predicted" if kind == "simulated" else "largest verified"
+    how = {StudyKind.GPU: "measured to stay under",
+           StudyKind.CPU: "measured on the CPU (host memory, not GPU memory) to stay under",
+           StudyKind.SIMULATED: "SIMULATED (predicted from memory profiles, not measured) to stay under"}[kind]
+    where = (f"a {fs.settings.card_mib:,.0f} MiB host-memory budget" if kind == StudyKind.CPU
+             else f"a {'simulated ' if kind == StudyKind.SIMULATED else ''}{fs.settings.card_mib:,.0f} MiB card")
+    verified = "largest predicted" if kind == StudyKind.SIMULATED else "largest verified"
     out["experiment_name"] = f"{name}_safe_pairs"
     out["description"] = (f"Pairs of '{name}' {how} {limit - margin_mib:,.0f} MiB "
                           f"(safe limit {limit:,.0f} MiB" + (f" minus a {margin_mib:,.0f} MiB margin" if margin_mib else "")
@@ -225,7 +228,7 @@ def _top_level(raw: dict[str, Any], fs, margin_mib: float) -> dict[str, Any]:
 
 def _entry(plan: PairPlan, choice: SafeChoice, raw: dict[str, Any], cls: str, limit: float,
            margin_mib: float, warnings: list[str], grid: BatchGrid,
-           kind: str = "gpu", why: str = "") -> tuple[dict[str, Any], list[JobConfig]]:
+           kind: StudyKind = StudyKind.GPU, why: str = "") -> tuple[dict[str, Any], list[JobConfig]]:
     """The seed-format entry: the original entry's shape and keys, batch sizes set, note rewritten, and the
     repeat count as the experiment's ``runs_per_config`` (which the runner reads before any other level)."""
     pair = plan.pair
@@ -251,7 +254,7 @@ def _entry(plan: PairPlan, choice: SafeChoice, raw: dict[str, Any], cls: str, li
     changes = [f"{role} batch size {plan.original[i]}→{choice.config[i]}"
                for i, role in enumerate(("foreground", "background"))
                if choice.config[i] is not None and choice.config[i] != plan.original[i]]
-    note = (f"{cls}: {'predicted' if kind == 'simulated' else 'measured'} peak {choice.peak_mib:,.0f} MiB, margin "
+    note = (f"{cls}: {'predicted' if kind == StudyKind.SIMULATED else 'measured'} peak {choice.peak_mib:,.0f} MiB, margin "
             f"{limit - choice.peak_mib:,.0f} MiB to the {limit:,.0f} MiB limit{_how_measured(plan, choice, kind)}")
     if why:
         note += f"; {cls} because the {why}"
@@ -268,19 +271,19 @@ def _entry(plan: PairPlan, choice: SafeChoice, raw: dict[str, Any], cls: str, li
     return entry, jobs
 
 
-def _how_measured(plan: PairPlan, choice: SafeChoice, kind: str) -> str:
+def _how_measured(plan: PairPlan, choice: SafeChoice, kind: StudyKind) -> str:
     """Where the exported configuration was measured: alone on the card (a packed study confirms what it
     recommends), and whether packed trials went before it; a simulated one was not measured at all."""
-    if kind == "simulated":
+    if kind == StudyKind.SIMULATED:
         return "; SIMULATED, not measured"
     trial = next((t for t in plan.trials if t.number == choice.trial_number), None)
     if trial is None or trial.mode is None:
         return ""
     if trial.mode == PACKED:
         return "; measured packed, not confirmed alone"
-    card = (trial.attrs.get("measurement") or {}).get("card_mib")
+    card = trial.record.measured.measurement.card_mib if trial.record.measured else None
     where = "" if not isinstance(card, (int, float)) else (
-        f" within the {card:,.0f} MiB host-memory budget" if kind == "cpu" else f" on the {card:,.0f} MiB card")
+        f" within the {card:,.0f} MiB host-memory budget" if kind == StudyKind.CPU else f" on the {card:,.0f} MiB card")
     return f"; measured alone{where}" + (", confirming packed trials" if "packed" in plan.measured_as else "")
 
 
@@ -418,8 +421,6 @@ def write_export(result: Export, output: Path) -> list[Path]:
 
 def parse_margin(text: str) -> float:
     """--margin: a size like 200MiB; zero is allowed (parse_size_mib wants a positive size)."""
-    from gpupair_search.launcher.sizes import parse_size_mib
-
     if re.fullmatch(r"\s*0*\.?0*\s*[a-zA-Z]*\s*", text or "") and not re.search(r"[1-9]", text or ""):
         return 0.0
     try:

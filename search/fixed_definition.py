@@ -13,21 +13,21 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import optuna
+
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.registry import DEFAULT_PROBE_STEPS
-from gpupair_search.launcher.spec import JobConfig, PairSpec
-from gpupair_search.search.batch_grid import STORED_BEFORE_GRIDS
+from gpupair_search.launcher.spec import JobConfig, PairSpec, StudyKind
+from gpupair_search.search.batch_grid import STORED_BEFORE_GRIDS, batch_grid
 from gpupair_search.search.confirmation import Confirm
 from gpupair_search.search.baselines import DEFAULT_BASELINES, DEFAULT_MIN_WINDOW_S
+from gpupair_search.search.planner import ExtensionOptions
 
 DEFINITION_KEY = "definition"
 STORED_BEFORE_PROBE_STEPS = 30
 #: (baselines, min_window_s) a study stored without them is resumed with, by device kind: the defaults of the time,
 #: when GPU studies measured slowdown and energy (they are then queued, as they always were for such a study).
-STORED_BEFORE_BASELINES = {"gpu": (True, 2.0), "cpu": (False, 0.0), "simulated": (False, 0.0)}
-#: The device kinds a study can be measured on, with the suffix of its name. Each keeps its own study, so a
-#: CPU or a simulated run can never mix its numbers into a GPU study of the same settings.
-DEVICE_KINDS = {"gpu": "", "cpu": "-cpu", "simulated": "-simulated"}
+STORED_BEFORE_BASELINES = {StudyKind.GPU: (True, 2.0), StudyKind.CPU: (False, 0.0), StudyKind.SIMULATED: (False, 0.0)}
 
 
 class DefinitionChanged(UserError):
@@ -37,7 +37,7 @@ class DefinitionChanged(UserError):
 @dataclass(frozen=True)
 class FixedDefinition:
     name: str
-    device_kind: str  # "gpu", "cpu" (host memory against a budget) or "simulated"
+    device_kind: StudyKind
     card_mib: float  # the card size; for a CPU study, the host-memory budget
     safe_limit_mib: float
     extend: bool
@@ -71,6 +71,12 @@ class FixedDefinition:
     baselines_default: bool = DEFAULT_BASELINES
     min_window_s_default: float = DEFAULT_MIN_WINDOW_S
 
+    def extension(self) -> ExtensionOptions:
+        """The search this study runs, as the planner takes it."""
+        return ExtensionOptions(enabled=self.extend, policy=self.policy, floor=self.floor,
+                                confirm_margin=self.confirm_margin, grid=batch_grid(self.batch_grid),
+                                confirm=Confirm(self.confirm))
+
     def for_new_study(self) -> "FixedDefinition":
         """The definition to store: what the run left to the default, filled in."""
         defaults = {"probe_steps": self.probe_steps_default, "baselines": self.baselines_default,
@@ -80,6 +86,7 @@ class FixedDefinition:
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["pairs"] = list(self.pairs)
+        out["device_kind"] = StudyKind(self.device_kind).value
         return out
 
     @classmethod
@@ -87,9 +94,10 @@ class FixedDefinition:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["pairs"] = tuple(values.get("pairs", ()))
+        values["device_kind"] = kind = StudyKind(values.get("device_kind", StudyKind.GPU.value))
         # a study from before baselines were kept is resumed with its kind's default of the time (they are then
         # queued), whatever the default is now
-        baselines, window = STORED_BEFORE_BASELINES.get(values.get("device_kind", "gpu"), (False, 0.0))
+        baselines, window = STORED_BEFORE_BASELINES[kind]
         values.setdefault("baselines", baselines)
         values.setdefault("min_window_s", window)
         return cls(**values)
@@ -155,6 +163,28 @@ _PAIR_NOT_COMPARED = {"warnings", "repeated_at"}
 #: Left to the default by a run (None), these go on as the stored study has them: a changed default must not
 #: stop a study that was started under the old one.
 _AS_STORED = {"probe_steps", "baselines", "min_window_s"}
+
+
+def stored_definition(study: optuna.Study) -> FixedDefinition | None:
+    """The definition ``study`` was created with; None for a study from before definitions were kept."""
+    data = study.user_attrs.get(DEFINITION_KEY)
+    if not isinstance(data, dict):
+        return None
+    try:
+        return FixedDefinition.from_json(data)
+    except (TypeError, KeyError) as exc:
+        raise UserError(f"study '{study.study_name}' has a definition this version cannot read ({exc}); "
+                        "read it with the version that wrote it") from None
+
+
+def has_definition(study: optuna.Study) -> bool:
+    return DEFINITION_KEY in study.user_attrs
+
+
+def options_before_definitions(study: optuna.Study) -> dict[str, Any]:
+    """What a study from before definitions were kept holds of its options: the attributes it was created with
+    (card, limit, policy, floor)."""
+    return dict(study.user_attrs)
 
 
 def file_digest(path: Path) -> str:

@@ -9,6 +9,7 @@ and packed later) is not idle.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Callable, Mapping
 
 from gpupair_search.launcher.errors import UserError
@@ -21,24 +22,24 @@ class IdleRule:
 
     option: str
     flag: str
-    idle: Callable[[Mapping[str, Any]], bool]
+    idle: Callable[[SimpleNamespace], bool]  # of the command's options, read as attributes (``o.probe``)
     why: str
 
 
-def _simulated(o: Mapping[str, Any]) -> bool:
-    return o.get("device") == "sim"
+def _simulated(o: SimpleNamespace) -> bool:
+    return getattr(o, "device", None) == "sim"
 
 
 RUN_RULES: tuple[IdleRule, ...] = (
-    IdleRule("probe_steps", "--probe-steps", lambda o: not o["probe"],
+    IdleRule("probe_steps", "--probe-steps", lambda o: not o.probe,
              "it sets how long a probe trains, and --full-epoch runs the seed's full epoch; drop one of them"),
-    IdleRule("min_window_s", "--min-window-s", lambda o: not o["probe"],
+    IdleRule("min_window_s", "--min-window-s", lambda o: not o.probe,
              "it sets how long a probe's first epoch trains, and --full-epoch runs whole epochs; drop one of them"),
-    IdleRule("policy", "--policy", lambda o: not o["extend"],
+    IdleRule("policy", "--policy", lambda o: not o.extend,
              "it chooses how failing pairs' batch sizes are searched, and --no-extend searches none; drop one of them"),
-    IdleRule("floor", "--floor", lambda o: not o["extend"],
+    IdleRule("floor", "--floor", lambda o: not o.extend,
              "it bounds the batch-size search, and --no-extend searches none; drop one of them"),
-    IdleRule("batch_grid", "--batch-grid", lambda o: not o["extend"],
+    IdleRule("batch_grid", "--batch-grid", lambda o: not o.extend,
              "it chooses the batch sizes the search tries, and --no-extend searches none; drop one of them"),
     IdleRule("timeout", "--timeout", _simulated, "--device sim runs no job, so nothing can time out; drop it"),
     IdleRule("monitor_hz", "--monitor-hz", _simulated, "--device sim samples no memory; drop it"),
@@ -47,16 +48,17 @@ RUN_RULES: tuple[IdleRule, ...] = (
 )
 
 PAIR_RULES: tuple[IdleRule, ...] = (
-    IdleRule("probe_steps", "--probe-steps", lambda o: not o["probe"],
+    IdleRule("probe_steps", "--probe-steps", lambda o: not o.probe,
              "it sets how long a probe trains, and --full runs the jobs as configured; drop one of them"),
-    IdleRule("min_window_s", "--min-window-s", lambda o: not o["probe"],
+    IdleRule("min_window_s", "--min-window-s", lambda o: not o.probe,
              "it sets how long a probe's first epoch trains, and --full runs the jobs as configured; drop one of them"),
 )
 
 
 def refuse_idle_flags(options: Mapping[str, Any], given: set[str], rules: tuple[IdleRule, ...]) -> None:
     """Raise a :class:`UserError` naming every given flag that ``options`` leave without effect."""
-    idle = [rule for rule in rules if rule.option in given and rule.idle(options)]
+    as_read = SimpleNamespace(**options)
+    idle = [rule for rule in rules if rule.option in given and rule.idle(as_read)]
     if idle:
         raise UserError("\n".join(f"{rule.flag}: has no effect here: {rule.why}" for rule in idle))
 

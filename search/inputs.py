@@ -10,6 +10,7 @@ from gpupair_search.launcher.experiments import Experiment, load_experiment
 from gpupair_search.launcher.jsonfile import read_json
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.settings import BUNDLE_ROOT, bundled
+from gpupair_search.launcher.jsonfile import printable
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,6 @@ def clone_warnings(experiment: Experiment, registry: Registry) -> list[str]:
 def validation_lines(settings: Path, experiment: Experiment, registry: Registry) -> tuple[list[str], list[str]]:
     """What ``validate`` prints: (stdout lines, stderr warning lines). Every line goes through ``printable``: notes,
     names and keys come from the files, and must not reach the terminal as control sequences."""
-    from gpupair_search.launcher.jsonfile import printable
-
     out = [f"{settings}: {len(experiment.pairs)} pair(s) in '{experiment.name}'"]
     if registry.root_note:
         out.append(registry.root_note)

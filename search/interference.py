@@ -17,10 +17,11 @@ from typing import Any
 
 from optuna.trial import TrialState
 
+from gpupair_search.launcher.outcome import Outcome
 from gpupair_search.launcher.spec import JobConfig
-from gpupair_search.launcher.window_stats import MIN_BACKGROUND_TRAINING_SHARE
+from gpupair_search.launcher.window_stats import MIN_BACKGROUND_TRAINING_SHARE, WindowStats
 from gpupair_search.search.baselines import BASELINE_PHASE, job_identity
-from gpupair_search.search.trial_record import PACKED as PACKED_MODE, TrialView
+from gpupair_search.search.trial_record import PACKED as PACKED_MODE, Measured, TrialView
 
 #: The foreground is CPU-starved when it got this much less CPU than alone and was this much slower.
 STARVED_CPU_RATIO = 0.8
@@ -142,23 +143,23 @@ def solo_baselines(views: list[TrialView]) -> dict[tuple[str, int | None], Solo]
     """The latest usable baseline of each (job, batch size): serial, with a steady-state window."""
     out: dict[tuple[str, int | None], Solo] = {}
     for v in sorted(views, key=lambda v: v.number):
-        if v.phase != BASELINE_PHASE or not _ok(v) or v.mode == PACKED_MODE:
+        measured = _ok(v)
+        if v.phase != BASELINE_PHASE or measured is None or v.mode == PACKED_MODE:
             continue
-        window = v.attrs.get("window") or {}
-        sps = window.get("foreground_samples_per_second")
-        if not window.get("reliable") or not sps:
+        window = measured.window
+        if window is None or not window.reliable or not window.foreground_samples_per_second:
             continue
-        key = _identity(v.attrs.get("foreground"))
-        out[(key, v.fg_batch)] = Solo(key, v.fg_batch, v.number, sps, window.get("gpu_energy_per_foreground_sample_j"),
-                                      window.get("foreground_cpu_pct"))
+        key = _identity(measured.foreground)
+        out[(key, v.fg_batch)] = Solo(key, v.fg_batch, v.number, window.foreground_samples_per_second,
+                                      window.gpu_energy_per_foreground_sample_j, window.foreground_cpu_pct)
     return out
 
 
 def pair_interference(views: list[TrialView]) -> list[PairInterference]:
     """Every measured, ok pair trial (not a baseline, not a solo entry), in trial order."""
     solos = solo_baselines(views)
-    return [_one(v, solos) for v in sorted(views, key=lambda v: v.number)
-            if v.phase != BASELINE_PHASE and _ok(v) and v.attrs.get("background")]
+    return [_one(v, measured, solos) for v in sorted(views, key=lambda v: v.number)
+            if v.phase != BASELINE_PHASE and (measured := _ok(v)) is not None and measured.background is not None]
 
 
 def figures_by_trial(views: list[TrialView]) -> dict[int, PairInterference]:
@@ -171,40 +172,40 @@ def worth_a_note(p: PairInterference) -> bool:
         {MOSTLY_STARTING, CPU_STARVED, PACKED} & set(p.flags))
 
 
-def _one(v: TrialView, solos: dict[tuple[str, int | None], Solo]) -> PairInterference:
-    fg_key, bg_key = _identity(v.attrs["foreground"]), _identity(v.attrs["background"])
+def _one(v: TrialView, measured: Measured, solos: dict[tuple[str, int | None], Solo]) -> PairInterference:
+    fg_key, bg_key = _identity(measured.foreground), _identity(measured.background)
     base = PairInterference(v.pair_key, v.number, v.fg_batch, v.bg_batch, fg_key, bg_key)
     if v.mode == PACKED_MODE:
         return _with(base, PACKED, "no energy figure: packed (measured alongside other trials)")
-    window = v.attrs.get("window") or {}
-    if not window.get("reliable"):
-        return _with(base, NO_WINDOW, window.get("note") or "no steady-state window")
+    window = measured.window or WindowStats(reliable=False)
+    if not window.reliable:
+        return _with(base, NO_WINDOW, window.note or "no steady-state window")
     fg_solo, bg_solo = solos.get((fg_key, v.fg_batch)), solos.get((bg_key, v.bg_batch))
-    energy, fg_samples = window.get("gpu_energy_j"), window.get("foreground_samples")
-    bg_samples = window.get("background_samples")
+    bg_samples = window.background_samples
     found = PairInterference(
         v.pair_key, v.number, v.fg_batch, v.bg_batch, fg_key, bg_key,
-        fg_samples_per_second=window.get("foreground_samples_per_second"),
-        bg_samples_per_second=window.get("background_samples_per_second"), fg_solo=fg_solo, bg_solo=bg_solo,
-        energy_per_fg_sample_j=window.get("gpu_energy_per_foreground_sample_j"),
-        sequential=sequential(window["window_s"], fg_samples or 0, bg_samples or 0, fg_solo, bg_solo, energy)
+        fg_samples_per_second=window.foreground_samples_per_second,
+        bg_samples_per_second=window.background_samples_per_second, fg_solo=fg_solo, bg_solo=bg_solo,
+        energy_per_fg_sample_j=window.gpu_energy_per_foreground_sample_j,
+        sequential=sequential(window.window_s, window.foreground_samples or 0, bg_samples or 0, fg_solo, bg_solo,
+                              window.gpu_energy_j)
         if fg_solo and bg_solo and bg_samples is not None else None,
-        fg_cpu_pct=window.get("foreground_cpu_pct"), bg_cpu_pct=window.get("background_cpu_pct"),
-        host_cpu_pct=window.get("host_cpu_pct"), background_training_share=window.get("background_training_share"))
+        fg_cpu_pct=window.foreground_cpu_pct, bg_cpu_pct=window.background_cpu_pct,
+        host_cpu_pct=window.host_cpu_pct, background_training_share=window.background_training_share)
     flags: list[str] = []
     notes: list[str] = []
     share = found.background_training_share
     if share is not None and share < MIN_BACKGROUND_TRAINING_SHARE:
         flags.append(MOSTLY_STARTING)
         notes.append(f"not a pair: the background trained in {share:.0%} of the foreground's window (the rest was "
-                     f"start-up between its {v.attrs.get('background_runs', '?')} runs); left out of the figures")
+                     f"start-up between its {measured.background_runs if measured.background_runs is not None else '?'} runs); left out of the figures")
     if fg_solo is None or bg_solo is None:
         missing = [k for k, s in ((fg_key, fg_solo), (bg_key, bg_solo)) if s is None]
         flags.append(NO_BASELINE)
         notes.append("no solo baseline of " + ", ".join(missing) + " at this batch size")
-    if not window.get("energy_reliable"):
+    if not window.energy_reliable:
         flags.append(ENERGY_UNRELIABLE)
-        notes.append(f"energy {window.get('energy_note') or 'not measured'}")
+        notes.append(f"energy {window.energy_note or 'not measured'}")
     starved = cpu_starvation(found.fg_cpu_pct, fg_solo.cpu_pct if fg_solo else None,
                              _ratio(fg_solo.samples_per_second if fg_solo else None, found.fg_samples_per_second),
                              found.host_cpu_pct)
@@ -222,14 +223,15 @@ def _replace(p: PairInterference, flags: tuple[str, ...], notes: tuple[str, ...]
     return replace(p, flags=flags, notes=notes)
 
 
-def _ok(v: TrialView) -> bool:
-    return v.state is TrialState.COMPLETE and v.outcome == "ok"
+def _ok(v: TrialView) -> Measured | None:
+    """What a COMPLETE trial whose jobs both ran to the end measured; None for any other trial."""
+    measured = v.record.measured
+    ok = v.state is TrialState.COMPLETE and measured is not None and measured.outcome is Outcome.OK
+    return measured if ok else None
 
 
-def _identity(job: dict[str, Any] | None) -> str:
-    if not job:
-        return ""
-    return job_identity(JobConfig(job["repo"], job["model"], dict(job.get("hyperparameters", {}))))
+def _identity(job: JobConfig | None) -> str:
+    return job_identity(job) if job is not None else ""
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

@@ -11,8 +11,9 @@ from typing import Any, Mapping, Sequence
 
 import plotly.graph_objects as go
 
+from gpupair_search.launcher.window_stats import WindowStats
 from gpupair_search.search.interference import PairInterference
-from gpupair_search.search.plots import _column, _layout, _num, _title
+from gpupair_search.search.plots import _column, _layout, _title
 
 Row = Mapping[str, Any]
 PAIRED_COLOUR, SEQUENTIAL_COLOUR = "#1f77b4", "#aaaaaa"
@@ -100,7 +101,7 @@ def sequential_bars(items: Sequence[PairInterference], what: str, simulated: boo
     return _layout(fig, _title(f"Paired against sequential: {what}", simulated, note), height=480, bottom=200)
 
 
-def power_and_cpu(rows: Sequence[Row], window: Mapping[str, Any] | None, *, title: str,
+def power_and_cpu(rows: Sequence[Row], window: WindowStats, *, title: str,
                   simulated: bool = False) -> go.Figure:
     """Device power and the CPU of each job and the host, with the steady-state window shaded."""
     t = _column(rows, "t_s")
@@ -117,18 +118,17 @@ def power_and_cpu(rows: Sequence[Row], window: Mapping[str, Any] | None, *, titl
             fig.add_scatter(x=t, y=values, mode="lines", name=name, yaxis="y2" if has_power else "y",
                             line=dict(color=colour, width=1.5, dash="dot" if key == "host_cpu_pct" else "solid"))
     facts = []
-    window = window or {}
-    start, length = _num(window.get("start_t")), _num(window.get("window_s"))
+    start, length = window.start_t, window.window_s
     if start is not None and length is not None:
         fig.add_vrect(x0=start, x1=start + length, fillcolor="rgba(44,160,44,0.10)", line_width=0,
                       annotation_text="steady-state window", annotation_position="top left")
-        facts.append(f"window {length:.1f} s, {window.get('foreground_steps')} steps")
-    for key, label in (("foreground_cpu_pct", "fg CPU"), ("background_cpu_pct", "bg CPU"), ("host_cpu_pct", "host CPU")):
-        value = _num(window.get(key))
+        facts.append(f"window {length:.1f} s, {window.foreground_steps} steps")
+    for value, label in ((window.foreground_cpu_pct, "fg CPU"), (window.background_cpu_pct, "bg CPU"),
+                         (window.host_cpu_pct, "host CPU")):
         if value is not None:
             facts.append(f"{label} {value:.0f}%")
-    if window.get("energy_note"):
-        facts.append(f"energy {window['energy_note'].split(':')[0]}")
+    if window.energy_note:
+        facts.append(f"energy {window.energy_note.split(':')[0]}")
     fig.update_xaxes(title_text="time since the pair started (s)")
     if has_power:
         fig.update_yaxes(title_text="device power (W)", rangemode="tozero")

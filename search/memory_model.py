@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gpupair_search.launcher.outcome import Outcome
+from gpupair_search.search.trial_record import Measured
 
 # A CUDA context alone costs ~610 MiB per process (measured on an H100, 2026-11-27); the fixed part is never below that
 # on a GPU. Used only when nothing else is known.
@@ -86,27 +86,23 @@ def fit_linear(observations: list[Observation]) -> LinearMemoryModel | None:
     return LinearMemoryModel(round(fixed, 3), round(slope, 5), len(exact_trials) + len(exact_profiles))
 
 
-def observations_from_trial(attrs: dict, fg_batch: int | None, bg_batch: int | None) -> dict[str, list[Observation]]:
+def observations_from_trial(measured: Measured, fg_batch: int | None,
+                            bg_batch: int | None) -> dict[str, list[Observation]]:
     """What one measured trial says about each of its jobs (keys ``repo/model``)."""
     out: dict[str, list[Observation]] = {}
-    memory, outcome = attrs.get("memory") or {}, _outcome(attrs.get("outcome"))
-    for role, batch in (("foreground", fg_batch), ("background", bg_batch)):
-        job = attrs.get(role)
-        if not job or batch is None or not memory or outcome is None:
+    memory, outcome = measured.memory, measured.outcome
+    jobs = {"foreground": (measured.foreground, fg_batch, memory and memory.foreground_peak_mib,
+                           memory and memory.foreground_tried_to_allocate_mib),
+            "background": (measured.background, bg_batch, memory and memory.background_peak_mib,
+                           memory and memory.background_tried_to_allocate_mib)}
+    for role, (job, batch, peak, tried) in jobs.items():
+        if job is None or batch is None or memory is None:
             continue
-        peak = float(memory.get(f"{role}_peak_mib") or 0.0)
-        tried = memory.get(f"{role}_tried_to_allocate_mib")
-        key = f"{job['repo']}/{job['model']}"
+        peak = float(peak or 0.0)
+        key = job.key
         if outcome.oom_role == role:
             out.setdefault(key, []).append(Observation(batch, peak + float(tried or 0.0), exact=False))
         elif peak > 0 and outcome.is_memory_verdict:
             # the other job of an OOM pair was cut short: its peak is only a lower bound
             out.setdefault(key, []).append(Observation(batch, peak, exact=outcome.peak_is_exact))
     return out
-
-
-def _outcome(value: str | None) -> Outcome | None:
-    try:
-        return Outcome(value)
-    except ValueError:
-        return None

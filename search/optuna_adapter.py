@@ -62,6 +62,17 @@ def system_attrs(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> dict
     return storage_of(study).get_trial_system_attrs(trial_id(trial))
 
 
+def enqueued_params(trial: FrozenTrial) -> dict[str, Any]:
+    """The parameters a trial was enqueued with: Optuna keeps them in the system attribute ``fixed_params`` (no
+    public accessor) until they are suggested, when they become its ``params``."""
+    return trial.system_attrs.get("fixed_params", trial.params)
+
+
+def fixed_params(study: optuna.Study, trial: optuna.Trial) -> dict[str, Any]:
+    """The enqueued parameters of a running trial, none of which are suggested yet (read from the storage)."""
+    return system_attrs(study, trial).get("fixed_params", {})
+
+
 def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
     """Write every one of ``attrs`` on a running trial, in one transaction where the storage is a database.
 

@@ -19,6 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from typing import Callable
 
+from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.launcher.devices.base import Device
 from gpupair_search.search.study import FeasibilityStudy, PairExecutor
 
@@ -37,7 +38,7 @@ def packing_slots(device: Device, card_mib: float, cores: int | None = None) -> 
     A core per job, not per pair: 12 concurrent monitors sampled at 9 Hz when they competed for the cores. Even so,
     packing pays only for light jobs: on the H200 (2026-12-02) 7 packed heavy matrix pairs trained 12-15x slower
     than alone and ended 2 in 545 s (BENCHMARKS.md), which is why ``--parallel`` defaults to 1."""
-    if device.study_kind != "gpu" or device.simulated:
+    if device.study_kind != StudyKind.GPU or device.simulated:
         return 1
     free = _free_mib(device)
     cores = cores if cores is not None else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \

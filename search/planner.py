@@ -18,7 +18,6 @@ from gpupair_search.search.verdict import Verdict
 
 FITS, FITS_REDUCED, DOES_NOT_FIT = Verdict.FITS, Verdict.FITS_REDUCED, Verdict.DOES_NOT_FIT
 NOT_REDUCIBLE, FAILED, PENDING, INFEASIBLE = Verdict.NOT_REDUCIBLE, Verdict.FAILED, Verdict.PENDING, Verdict.INFEASIBLE
-PREDICTED_KEY = "predicted_peak_mib"  # user attr of an extension trial: what the model expected when proposing it
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,8 @@ class PairPlan:
         packed, alone = modes.count(PACKED), len(modes) - modes.count(PACKED)
         if not modes:
             return "-"
-        if all(t.attrs.get("simulated") for t in self.trials if t.mode is not None):
+        if all(t.record.measured is not None and t.record.measured.simulated
+               for t in self.trials if t.mode is not None):
             return "simulated"  # predicted from profiles: nothing was measured, alone or packed
         if not packed or not alone:
             return "packed" if packed else "alone"
@@ -75,7 +75,9 @@ def fit_models(views: list[TrialView], profile_obs: dict[str, list[Observation]]
     data: dict[str, list[Observation]] = {k: list(v) for k, v in profile_obs.items()}
     for v in views:
         if v.state is TrialState.COMPLETE:
-            for key, obs in observations_from_trial(v.attrs, v.fg_batch, v.bg_batch).items():
+            if v.record.measured is None:
+                continue
+            for key, obs in observations_from_trial(v.record.measured, v.fg_batch, v.bg_batch).items():
                 data.setdefault(key, []).extend(obs)
     return {key: model for key, obs in data.items() if (model := fit_linear(obs)) is not None}
 
@@ -104,7 +106,7 @@ def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: 
     if initial is None:
         failed = [v for v in finished if v.config == original and v.state is TrialState.FAIL and v.measured]
         if failed:
-            plan.verdict, plan.detail = FAILED, failed[-1].attrs.get("fail_reason", "")
+            plan.verdict, plan.detail = FAILED, (failed[-1].record.fail_reason or "")
         elif known.needs_serial(original):
             _confirm(plan, original, models)
         return plan
@@ -126,7 +128,7 @@ def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: 
     on_path = [v for v in finished if v.config in index and v.phase in ("extension", CONFIRM_PHASE)]
     crashed = [v for v in on_path if v.state is TrialState.FAIL and v.measured]
     if crashed:
-        plan.verdict, plan.detail = FAILED, "extension trial failed: " + crashed[-1].attrs.get("fail_reason", "")
+        plan.verdict, plan.detail = FAILED, "extension trial failed: " + (crashed[-1].record.fail_reason or "")
         return plan
     results = {index[v.config]: bool(v.feasible) for v in on_path if v.state is TrialState.COMPLETE}
     plan.extension_trials = len(results)
@@ -176,9 +178,10 @@ def _distrust(on_path: list[TrialView], target_mib: float) -> int:
     turns this into bisection when trials run short."""
     streak, direction = 0, 0
     for v in on_path:
-        if v.state is not TrialState.COMPLETE or v.attrs.get(PREDICTED_KEY) is None:
+        predicted = v.record.queued.predicted_peak_mib
+        if v.state is not TrialState.COMPLETE or predicted is None:
             continue
-        if (v.attrs[PREDICTED_KEY] <= target_mib) == bool(v.feasible):
+        if (predicted <= target_mib) == bool(v.feasible):
             streak = 0
             continue
         way = 1 if not v.feasible else -1  # it failed where the model said fit: go to smaller batches

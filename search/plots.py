@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import plotly.graph_objects as go
 
+from gpupair_search.launcher.measurement import EnergyStats
 from gpupair_search.launcher.outcome import Outcome
 from gpupair_search.search.labels import batches, jobs, pair_label
 from gpupair_search.search.labels import measured as labels_measured
@@ -352,12 +353,11 @@ def _frontier_1d(plan: PairPlan, models: Mapping[str, LinearMemoryModel], safe_l
 
 
 # -- energy and power ------------------------------------------------------------------------------------
-def energy_power(rows: Sequence[Row], energy: Mapping[str, Any] | None, *, title: str = "Power over the foreground window",
+def energy_power(rows: Sequence[Row], energy: EnergyStats | None, *, title: str = "Power over the foreground window",
                  slowdown: float | None = None, slowdown_basis: str = "", simulated: bool = False) -> go.Figure:
     """Device power (and utilisation) over the foreground's window, with the energy totals recorded for
     the trial and the foreground's slowdown against its solo run when the study has one."""
-    energy = energy or {}
-    window = foreground_window(rows, _num(energy.get("window_s")))
+    window = foreground_window(rows, energy.window_s if energy else None)
     inside = [r for r in rows if window is None or window[0] <= (_num(r.get("t_s")) or 0.0) <= window[1]]
     t = _column(inside, "t_s")
     power, util = _column(inside, "power_w"), _column(inside, "utilization_pct")
@@ -372,9 +372,9 @@ def energy_power(rows: Sequence[Row], energy: Mapping[str, Any] | None, *, title
                         line=dict(color="#7f7f7f", width=1.5, dash="dot"),
                         hovertemplate="%{y:.0f} % at %{x:.1f} s<extra></extra>")
     facts = []
-    for key, label, unit in (("gpu_energy_j", "energy", "J"), ("power_avg_w", "mean power", "W"),
-                             ("power_max_w", "max power", "W"), ("window_s", "window", "s")):
-        value = _num(energy.get(key))
+    totals = ((energy.gpu_energy_j, "energy", "J"), (energy.power_avg_w, "mean power", "W"),
+              (energy.power_max_w, "max power", "W"), (energy.window_s, "window", "s")) if energy else ()
+    for value, label, unit in totals:
         if value is not None:
             facts.append(f"{label} {value:,.1f} {unit}")
     if not has_power:

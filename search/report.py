@@ -1,9 +1,6 @@
 """One self-contained HTML report of a study: summary table, pair matrix, expectations, frontiers, and
 each pair's memory timeline and power. plotly.js is inlined once, so the file opens with no network
 (GPU machines often have none) and can be mailed or archived with the results.
-
-Also home of :func:`open_results`, which opens an *existing* study for reading (report, export,
-dashboard) with the card size and safe limit it was run with, never the defaults.
 """
 from __future__ import annotations
 
@@ -13,69 +10,19 @@ import html
 from datetime import datetime
 from pathlib import Path
 
-import optuna
 import plotly.graph_objects as go
 from optuna.trial import TrialState
 
-from gpupair_search.launcher.errors import UserError
+from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.search import interference_view, plots
 from gpupair_search.search.interference import pair_interference, worth_a_note
 from gpupair_search.search.console import budget_words, measured_trials, time_and_probe_line
-from gpupair_search.search.batch_grid import STORED_BEFORE_GRIDS, batch_grid
-from gpupair_search.search.extension import Policy
+from gpupair_search.search.export import accumulation_words
+from gpupair_search.launcher.results import atomic_write
 from gpupair_search.search.labels import batches, pair_label
-from gpupair_search.search.confirmation import DEFAULT_MARGIN, Confirm
-from gpupair_search.search.planner import ExtensionOptions, PairPlan
-from gpupair_search.search.profiles import load_profiles, profile_observations
-from gpupair_search.search.fixed_definition import DEVICE_KINDS
-from gpupair_search.search.session import resolve_inputs, study_name
-from gpupair_search.search.storage import default_storage_path, existing_storage_url, open_storage, redact_url
-from gpupair_search.search.study import FeasibilityStudy, StudySettings, stored_definition
+from gpupair_search.search.planner import PairPlan
+from gpupair_search.search.study import FeasibilityStudy
 from gpupair_search.search.trial_record import TrialView
-
-
-# -- opening a finished (or running) study ---------------------------------------------------------------
-def open_results(study: str | None, settings: Path | None, storage: str | None, results: Path, kind: str | None,
-                 models: Path | None, repos_root: Path | None, lenient: bool,
-                 name: str | None = None) -> FeasibilityStudy:
-    """The study as stored, for reading: its own definition (card, limit, policy, floor, pairs), never the
-    defaults or an edited settings file, and nothing written. ``kind`` ("gpu", "cpu", "simulated") picks
-    among studies of the same settings; None finds the one there is."""
-    inputs = resolve_inputs(study, settings, models, repos_root, lenient, None, None, need_clones=False)
-    if storage is None and not default_storage_path(results).exists():
-        raise UserError(f"no study storage at {default_storage_path(results)}; point --results at the directory the study "
-                        "ran with (or --storage at its URL), or run it first with `gpupair-search run`")
-    url = storage or existing_storage_url(results)
-    stored = open_storage(url, must_exist=True)  # not the bare URL: it picks the installed PostgreSQL driver
-    names = [s.study_name for s in stored.get_all_studies()]
-    base = name or inputs.name
-    kinds = [kind] if kind else list(DEVICE_KINDS)
-    found = [study_name(base, k) for k in kinds if study_name(base, k) in names]
-    other_kinds = [k for k in DEVICE_KINDS if k != kind and study_name(base, k) in names] if kind else []
-    if not found and other_kinds:
-        raise UserError(f"no {kind} study of these settings in {redact_url(url)}: there is "
-                        + " and ".join(f"a {k} one ({study_name(base, k)})" for k in other_kinds)
-                        + "; choose it with --kind " + "|".join(other_kinds))
-    if not found:
-        raise UserError(f"no study named {study_name(base, kind) if kind else repr(base)} in {redact_url(url)}; "
-                        f"studies there: {', '.join(names) or '(none)'}. Pass the --settings/--study (or --name) "
-                        "it ran with")
-    if len(found) > 1:
-        raise UserError(f"{redact_url(url)} holds {len(found)} studies of these settings: {', '.join(found)}; "
-                        "choose one with --kind " + "|".join(k for k in kinds if study_name(base, k) in found))
-    loaded = optuna.load_study(study_name=found[0], storage=stored)
-    definition = stored_definition(loaded)
-    attrs = definition.to_json() if definition else loaded.user_attrs
-    extension = ExtensionOptions(enabled=bool(attrs.get("extend", True)),
-                                 policy=str(attrs.get("policy", Policy.BACKGROUND_FIRST.value)),
-                                 floor=int(attrs.get("floor", 1)),
-                                 confirm_margin=float(attrs.get("confirm_margin", DEFAULT_MARGIN)),
-                                 grid=batch_grid(attrs.get("batch_grid", STORED_BEFORE_GRIDS)),
-                                 confirm=Confirm(attrs.get("confirm", Confirm.RECOMMENDED.value)))
-    settings_ = StudySettings(found[0], float(attrs.get("card_mib", inputs.card_mib)),
-                              float(attrs.get("safe_limit_mib", inputs.safe_limit_mib)), extension)
-    return FeasibilityStudy.read(loaded, settings_, inputs.experiment, inputs.registry,
-                                 profile_observations(load_profiles()))
 
 
 # -- the data behind the per-pair figures -----------------------------------------------------------------
@@ -109,19 +56,22 @@ def shown_trials(plan: PairPlan) -> list[TrialView]:
 def solo_slowdown(trial: TrialView, views: list[TrialView]) -> tuple[float | None, str]:
     """How much slower the foreground ran next to its background than alone, from a solo run of the same
     foreground at the same batch size in the study: samples/s when both have it, else duration."""
-    fg = trial.attrs.get("foreground") or {}
-    for solo in views:
-        if solo.state is not TrialState.COMPLETE or solo.attrs.get("background") is not None or solo is trial:
+    paired = trial.record.measured
+    if paired is None or paired.foreground is None:
+        return None, ""
+    fg = paired.foreground
+    for solo_view in views:
+        solo = solo_view.record.measured
+        if solo_view.state is not TrialState.COMPLETE or solo is None or solo.background is not None or solo_view is trial:
             continue
-        other = solo.attrs.get("foreground") or {}
-        if (other.get("repo"), other.get("model")) != (fg.get("repo"), fg.get("model")) or solo.fg_batch != trial.fg_batch:
+        if solo.foreground is None or solo.foreground.key != fg.key or solo_view.fg_batch != trial.fg_batch:
             continue
-        mine, alone = trial.attrs.get("foreground_samples_per_second"), solo.attrs.get("foreground_samples_per_second")
+        mine, alone = paired.foreground_samples_per_second, solo.foreground_samples_per_second
         if mine and alone:
-            return alone / mine, f"samples/s, solo trial {solo.number}"
-        together, apart = trial.attrs.get("foreground_duration_s"), solo.attrs.get("foreground_duration_s")
-        if together and apart and other.get("hyperparameters") == fg.get("hyperparameters"):
-            return together / apart, f"duration, solo trial {solo.number}"
+            return alone / mine, f"samples/s, solo trial {solo_view.number}"
+        together, apart = paired.foreground_duration_s, solo.foreground_duration_s
+        if together and apart and dict(solo.foreground.hyperparameters) == dict(fg.hyperparameters):
+            return together / apart, f"duration, solo trial {solo_view.number}"
     return None, ""
 
 
@@ -135,13 +85,11 @@ class Section:
 
 
 def build_sections(fs: FeasibilityStudy, results_root: Path | None = None) -> list[Section]:
-    simulated = fs.kind == "simulated"
+    simulated = fs.kind == StudyKind.SIMULATED
     limit, card = fs.settings.safe_limit_mib, fs.settings.card_mib
     views = fs.views()
     models = fs.models(views)
     plans = fs.plans()
-    from gpupair_search.search.export import accumulation_words
-
     grid = fs.settings.extension.grid
     grad = {p.pair.key: ", ".join(words) for p in plans
             if p.recommended is not None and (words := accumulation_words(p.original, p.recommended, grid))}
@@ -172,11 +120,13 @@ def build_sections(fs: FeasibilityStudy, results_root: Path | None = None) -> li
     for plan in plans:
         figures, missing = [], []
         for trial in shown_trials(plan):
-            rows = read_timeline(trial.attrs.get("result_dir"), results_root)
+            measured = trial.record.measured
+            assert measured is not None, "shown_trials are measured"
+            rows = read_timeline(measured.result_dir, results_root)
             what = f"trial {trial.number}, batch {batches(trial.config)}, {trial.outcome}"
             if rows is None:
-                missing.append(f"{what}: " + ("simulated, no memory samples" if trial.attrs.get("simulated") else
-                                              f"no timeline at {trial.attrs.get('result_dir')}"))
+                missing.append(f"{what}: " + ("simulated, no memory samples" if measured.simulated else
+                                              f"no timeline at {measured.result_dir}"))
                 continue
             figures.append(plots.memory_timeline(
                 rows, safe_limit_mib=limit, card_mib=card, outcome=trial.outcome, simulated=simulated,
@@ -187,12 +137,12 @@ def build_sections(fs: FeasibilityStudy, results_root: Path | None = None) -> li
                 slowdown, basis = found.foreground_slowdown, "steady-state window, solo baseline"
             else:
                 slowdown, basis = solo_slowdown(trial, views)
-            figures.append(plots.energy_power(rows, trial.attrs.get("energy"), slowdown=slowdown, slowdown_basis=basis,
+            figures.append(plots.energy_power(rows, measured.energy, slowdown=slowdown, slowdown_basis=basis,
                                               simulated=simulated,
                                               title=f"Power over the foreground window: {pair_label(plan.pair)}, "
                                                     f"trial {trial.number}"))
-            window = trial.attrs.get("window") or {}
-            if window.get("reliable"):
+            window = measured.window
+            if window is not None and window.reliable:
                 figures.append(interference_view.power_and_cpu(
                     rows, window, simulated=simulated,
                     title=f"Power and CPU: {pair_label(plan.pair)}, trial {trial.number}"))
@@ -232,14 +182,14 @@ _CONFIG = {"displaylogo": False, "responsive": True,
            "toImageButtonOptions": {"format": "svg", "scale": 1}}  # SVG download: paper quality
 
 
-_BANNERS = {"simulated": "SIMULATED: every number below comes from memory models, not from a measurement on a GPU.",
-            "cpu": "CPU: every number below is host memory (RSS) against a host-memory budget, measured on the CPU; "
+_BANNERS = {StudyKind.SIMULATED: "SIMULATED: every number below comes from memory models, not from a measurement on a GPU.",
+            StudyKind.CPU: "CPU: every number below is host memory (RSS) against a host-memory budget, measured on the CPU; "
                    "none is GPU memory."}
 
 
 def render(fs: FeasibilityStudy, sections: list[Section]) -> str:
     kind = fs.kind
-    simulated = kind == "simulated"
+    simulated = kind == StudyKind.SIMULATED
     name = html.escape(fs.settings.name)
     count = sum(len(s.figures) for s in sections)
     parts = ["<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
@@ -269,8 +219,6 @@ def render(fs: FeasibilityStudy, sections: list[Section]) -> str:
 
 def write_report(fs: FeasibilityStudy, output: Path, results_root: Path | None = None) -> int:
     """Write the report; returns the number of figures in it."""
-    from gpupair_search.launcher.results import atomic_write
-
     sections = build_sections(fs, results_root)
     atomic_write(output, render(fs, sections))
     output.chmod(0o644)  # a report is for sharing; atomic_write's temp file is private

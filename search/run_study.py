@@ -4,36 +4,37 @@ from __future__ import annotations
 import gc
 import os
 import sys
-import tempfile
 import threading
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import typer
 
+from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.launcher.cpu_share import parse_cpu_list, pin_this_process, worker_shares
 from gpupair_search.launcher.devices import DeviceRequest, open_device
 from gpupair_search.launcher.devices.base import Device, NoDeviceError
 from gpupair_search.launcher.devices.factory import study_kind
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.pair_runner import RunOptions, job_environment, starts_warm
-from gpupair_search.launcher.registry import Registry
+from gpupair_search.launcher.process import start_job
+from gpupair_search.launcher.registry import Command, Registry
 from gpupair_search.launcher.spec import PairSpec
 from gpupair_search.launcher.warm_start import prestart
 from gpupair_search.search import cli_options as opt
-from gpupair_search.search.batch_grid import BatchGrid, batch_grid
+from gpupair_search.search.batch_grid import batch_grid
 from gpupair_search.search.confirmation import Confirm
-from gpupair_search.search.console import (Progress, budget_words, interference_lines, time_and_probe_line,
-                                            trial_words, verdicts_text)
-from gpupair_search.search.interference import pair_interference, worth_a_note
+from gpupair_search.search.console import Progress, budget_words, trial_words, verdicts_text
 from gpupair_search.search.executors import DeviceExecutor, RunDir
 from gpupair_search.search.extension import search_policy
 from gpupair_search.search.planner import ExtensionOptions
 from gpupair_search.search.packing import packing_slots, run_packed
 from gpupair_search.search.placement import worker_placement
 from gpupair_search.search.session import open_study, resolve_inputs, simulated_device
+from gpupair_search.search.storage import default_storage_url
+from gpupair_search.search.status import print_interference
 from gpupair_search.search.study import FeasibilityStudy
 from gpupair_search.search.with_storage import STORAGE_VARIABLE
 
@@ -42,38 +43,44 @@ def _policy(text: str) -> str:
     return search_policy(text).name  # a clear error for an unknown name, before anything starts
 
 
+def _flag(option, convert: Callable = lambda value: value, **metadata) -> Any:
+    """A :class:`RunRequest` field for ``option`` (cli_options.py), with the option's default: each option and its
+    default are defined once, there."""
+    return field(default=convert(option.default), metadata={"option": option, **metadata})
+
+
 @dataclass(frozen=True)
 class RunRequest:
     """The options of ``run`` / ``worker``: the CLI builds both commands from these fields (each carries its
     option in ``metadata``), and ``run --gpus`` hands them to its workers as the same flags."""
 
-    study: str | None = field(default=None, metadata={"option": opt.STUDY})
-    settings: Path | None = field(default=None, metadata={"option": opt.SETTINGS})
-    name: str | None = field(default=None, metadata={"option": opt.NAME})
-    storage: str | None = field(default=None, metadata={"option": opt.STORAGE})
-    device: str | None = field(default=None, metadata={"option": opt.DEVICE})
-    gpu_memory: str | None = field(default=None, metadata={"option": opt.GPU_MEMORY})
-    safe_limit: str | None = field(default=None, metadata={"option": opt.SAFE_LIMIT})
-    cpu_memory: str | None = field(default=None, metadata={"option": opt.CPU_MEMORY})
-    probe: bool = field(default=True, metadata={"option": opt.PROBE})
-    extend: bool = field(default=True, metadata={"option": opt.EXTEND})
-    policy: str = field(default="background-first", metadata={"option": opt.POLICY})
-    floor: int = field(default=1, metadata={"option": opt.FLOOR})
-    parallel: str = field(default="1", metadata={"option": opt.PARALLEL})
-    confirm_margin: float = field(default=0.10, metadata={"option": opt.CONFIRM_MARGIN, "type": str})
-    batch_grid: str = field(default=BatchGrid.DIVISORS.value, metadata={"option": opt.BATCH_GRID})
-    timeout: float = field(default=opt.DEFAULT_TIMEOUT_S, metadata={"option": opt.TIMEOUT})
-    monitor_hz: float = field(default=opt.DEFAULT_MONITOR_HZ, metadata={"option": opt.MONITOR_HZ})
-    results: Path = field(default=Path("results"), metadata={"option": opt.RESULTS, "type": str})
-    allow_foreign: bool = field(default=False, metadata={"option": opt.ALLOW_FOREIGN})
-    models: Path | None = field(default=None, metadata={"option": opt.MODELS})
-    repos_root: Path | None = field(default=None, metadata={"option": opt.REPOS_ROOT})
-    lenient: bool = field(default=False, metadata={"option": opt.LENIENT})
-    cpus: str | None = field(default=None, metadata={"option": opt.CPUS})  # a worker's own cores, e.g. "0-15"
-    baselines: bool | None = field(default=None, metadata={"option": opt.BASELINES})  # None: the kind's default
-    min_window_s: float | None = field(default=None, metadata={"option": opt.MIN_WINDOW_S})  # None: the kind's
-    probe_steps: int | None = field(default=None, metadata={"option": opt.PROBE_STEPS})  # None: the study's
-    confirm: str | None = field(default=None, metadata={"option": opt.CONFIRM})  # None: the study's
+    study: str | None = _flag(opt.STUDY)
+    settings: Path | None = _flag(opt.SETTINGS)
+    name: str | None = _flag(opt.NAME)
+    storage: str | None = _flag(opt.STORAGE)
+    device: str | None = _flag(opt.DEVICE)
+    gpu_memory: str | None = _flag(opt.GPU_MEMORY)
+    safe_limit: str | None = _flag(opt.SAFE_LIMIT)
+    cpu_memory: str | None = _flag(opt.CPU_MEMORY)
+    probe: bool = _flag(opt.PROBE)
+    extend: bool = _flag(opt.EXTEND)
+    policy: str = _flag(opt.POLICY)
+    floor: int = _flag(opt.FLOOR)
+    parallel: str = _flag(opt.PARALLEL)
+    confirm_margin: float = _flag(opt.CONFIRM_MARGIN, float, type=str)
+    batch_grid: str = _flag(opt.BATCH_GRID)
+    timeout: float = _flag(opt.TIMEOUT)
+    monitor_hz: float = _flag(opt.MONITOR_HZ)
+    results: Path = _flag(opt.RESULTS, Path, type=str)
+    allow_foreign: bool = _flag(opt.ALLOW_FOREIGN)
+    models: Path | None = _flag(opt.MODELS)
+    repos_root: Path | None = _flag(opt.REPOS_ROOT)
+    lenient: bool = _flag(opt.LENIENT)
+    cpus: str | None = _flag(opt.CPUS)  # a worker's own cores, e.g. "0-15"
+    baselines: bool | None = _flag(opt.BASELINES)  # None: the kind's default
+    min_window_s: float | None = _flag(opt.MIN_WINDOW_S)  # None: the kind's
+    probe_steps: int | None = _flag(opt.PROBE_STEPS)  # None: the study's
+    confirm: str | None = _flag(opt.CONFIRM)  # None: the study's
 
     def worker_argv(self, device: str, storage: str) -> list[str]:
         """The ``worker`` command that runs this request on ``device`` against ``storage``. A URL with a password
@@ -119,7 +126,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
     if gpus and choice != "auto":
         raise UserError(f"--gpus with --device {choice}: --gpus starts one worker on each NVIDIA GPU it lists; "
                         "drop --device, or drop --gpus to run here on one device")
-    kind = "gpu" if gpus else study_kind(choice)
+    kind = StudyKind.GPU if gpus else study_kind(choice)
     card = opt.card_size(kind, req.gpu_memory, req.cpu_memory)
     inputs = resolve_inputs(req.study, req.settings, req.models, req.repos_root, req.lenient, card, req.safe_limit)
     if not worker:
@@ -134,14 +141,14 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
     _device_must_open(choice, inputs, req)
     fs = open_study(inputs, req.storage, req.results, extension, kind, req.probe, req.name, req.baselines,
                     req.min_window_s, req.probe_steps)
-    progress = Progress(len(inputs.experiment.pairs), inputs.safe_limit_mib, kind == "simulated")
+    progress = Progress(len(inputs.experiment.pairs), inputs.safe_limit_mib, kind == StudyKind.SIMULATED)
     options = RunOptions(monitor_hz=req.monitor_hz, timeout_s=req.timeout, probe=req.probe,
                          allow_foreign_processes=req.allow_foreign,
                          min_window_s=(fs.definition.min_window_s if fs.definition else None) or 0.0,
                          probe_steps=(fs.definition.probe_steps if fs.definition else None) or RunOptions.probe_steps)
     run_dir = RunDir(req.results)
     unconstrained, slots = _packing_device(req, inputs, choice)
-    if kind != "simulated":
+    if kind != StudyKind.SIMULATED:
         _warm_up(unconstrained, lambda: open_device(choice, _device_request(inputs, req, card=False)), options,
                  inputs.experiment.pairs, inputs.registry)
     serial = lambda: _serial_executor(fs, inputs, req, choice, options, run_dir, progress)  # noqa: E731
@@ -235,22 +242,19 @@ def _serial_executor(fs: FeasibilityStudy, inputs, req: RunRequest, choice: str,
         dev.close()
 
 
-def publish_to_dashboard(fs: FeasibilityStudy, kind: str) -> None:
+def publish_to_dashboard(fs: FeasibilityStudy, kind: StudyKind) -> None:
     """Store the frontiers, the pair matrix and the verdict note in the study for optuna-dashboard: the
     runner writes them, so that ``dashboard`` itself only reads."""
     try:
         from gpupair_search.search.dashboard import prepare
 
-        prepare(fs, kind == "simulated")
+        prepare(fs, kind == StudyKind.SIMULATED)
     except ImportError:  # optuna-dashboard is an optional extra; without it there is nothing to show them
         pass
 
 
 def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: list[int]) -> int:
     """One ``worker`` process per GPU against one storage; they end with us (job guard)."""
-    from gpupair_search.launcher.process import start_job
-    from gpupair_search.launcher.registry import Command
-    from gpupair_search.search.storage import default_storage_url
 
     for g in gpus:  # every GPU is there before the study is stored: else it would wait, queued, for workers that fail
         try:
@@ -260,7 +264,7 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
                                 "stored. --gpus needs NVIDIA GPUs; without them drop it and pass --device cpu or "
                                 "--device sim") from None
     url = req.storage or default_storage_url(req.results)
-    fs = open_study(inputs, url, req.results, extension, "gpu", req.probe, req.name, req.baselines, req.min_window_s,
+    fs = open_study(inputs, url, req.results, extension, StudyKind.GPU, req.probe, req.name, req.baselines, req.min_window_s,
                     req.probe_steps)
     retried = fs.recover_stale()
     added = fs.enqueue_baselines() + fs.enqueue_initial()
@@ -282,7 +286,7 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
         if code != 0:
             typer.echo(f"worker on cuda:{g} exited with {code}: {_last_error(logs / f'cuda{g}.log')}\n"
                        f"  its log: {logs / f'cuda{g}.log'}", err=True)
-    publish_to_dashboard(fs, "gpu")
+    publish_to_dashboard(fs, StudyKind.GPU)
     typer.echo(verdicts_text(fs.plans(), inputs.safe_limit_mib))
     return 0 if all(c == 0 for c in codes) else 1
 
@@ -323,39 +327,3 @@ class _ReportingExecutor:
                           f"{result.foreground_duration_s:.0f} s"
                           + (f", {result.probe_label}" if result.probe_label else ""), label)
         return result
-
-
-def print_status(fs: FeasibilityStudy) -> None:
-    """The verdict table of a stored study, judged with the card and limit it was run with."""
-    kind = fs.kind
-    typer.echo(f"study '{fs.settings.name}': {budget_words(kind, fs.settings.card_mib, fs.settings.safe_limit_mib)}")
-    typer.echo(verdicts_text(fs.plans(), fs.settings.safe_limit_mib, kind))
-    line = time_and_probe_line(fs.views())
-    if line:
-        typer.echo(line)
-    print_interference(fs)
-
-
-def print_interference(fs: FeasibilityStudy) -> None:
-    """Each pair's slowdowns and energy per sample, when the study has any (after the verdict table). A study
-    that measures memory only (no steady-state window, no baselines) has none to show, only a reason per trial
-    (the matrix printed 109 such lines, and a "not a pair" for each serial trial whose sub-second window
-    caught its background between two short probe runs): one line says so instead."""
-    if not fs.wants_baselines and not (fs.definition and fs.definition.min_window_s):
-        typer.echo("interference: not measured (memory only: no steady-state window and no solo baselines; "
-                   "--baselines with --min-window-s 2 measure it, as --study feasibility-cost does)")
-        return
-    for line in interference_lines([p for p in pair_interference(fs.views()) if worth_a_note(p)]):
-        typer.echo(line)
-
-
-def predict(study, settings, gpu_memory, safe_limit, models, repos_root, lenient) -> str:
-    inputs = resolve_inputs(study, settings, models, repos_root, lenient, gpu_memory, safe_limit)
-    device = simulated_device(inputs)
-    with tempfile.TemporaryDirectory() as tmp:
-        fs = open_study(inputs, f"sqlite:///{tmp}/plan.db", Path(tmp), ExtensionOptions(), "simulated")
-        fs.enqueue_initial()
-        fs.run(DeviceExecutor(inputs.registry, device, RunOptions(), None))
-        table = verdicts_text(fs.plans(), inputs.safe_limit_mib, "simulated")
-    root = f"{inputs.registry.root_note}\n" if inputs.registry.root_note else ""
-    return f"{root}SIMULATED prediction for a {inputs.card_mib:,.0f} MiB card ({device.name})\n{table}"

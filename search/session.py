@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.launcher.devices.base import NoDeviceError
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.experiments import Experiment
@@ -13,7 +14,7 @@ from gpupair_search.launcher.devices.simulated import SimulatedDevice
 from gpupair_search.launcher.sizes import parse_size_mib
 from gpupair_search.launcher.spec import JobConfig
 from gpupair_search.search.baselines import DEFAULT_BASELINES, DEFAULT_MIN_WINDOW_S
-from gpupair_search.search.fixed_definition import DEVICE_KINDS, FixedDefinition, file_digest, pair_record
+from gpupair_search.search.fixed_definition import FixedDefinition, file_digest, pair_record
 from gpupair_search.search.planner import ExtensionOptions, fit_models
 from gpupair_search.search.profiles import load_profiles, profile_observations
 from gpupair_search.search.storage import default_storage_url
@@ -96,11 +97,11 @@ def simulated_device(inputs: StudyInputs, profiles_dir: Path | None = None) -> S
     return SimulatedDevice(memory, inputs.card_mib, inputs.registry, label=f"profiles: {cards}")
 
 
-def study_name(base: str, kind: str) -> str:
-    return base + DEVICE_KINDS[kind]
+def study_name(base: str, kind: StudyKind) -> str:
+    return base + StudyKind(kind).name_suffix
 
 
-def fixed_definition(inputs: StudyInputs, name: str, extension: ExtensionOptions, kind: str,
+def fixed_definition(inputs: StudyInputs, name: str, extension: ExtensionOptions, kind: StudyKind,
                      probe: bool, baselines: bool | None = None, min_window_s: float | None = None,
                      probe_steps: int | None = None) -> FixedDefinition:
     """What this run would measure, for comparison with what the study was created with."""
@@ -125,7 +126,7 @@ def _first_given(*values):
 
 
 def open_study(inputs: StudyInputs, storage: str | None, results: Path, extension: ExtensionOptions,
-               kind: str = "gpu", probe: bool = True, name: str | None = None,
+               kind: StudyKind = StudyKind.GPU, probe: bool = True, name: str | None = None,
                baselines: bool | None = None, min_window_s: float | None = None,
                probe_steps: int | None = None) -> FeasibilityStudy:
     """Create the study, or resume it; a stored study with another definition stops here, unchanged."""

@@ -21,12 +21,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.masking import has_secret, mask_secrets
 from gpupair_search.search import cli_options as opt
 from gpupair_search.search.run_study import RunRequest
 from gpupair_search.search.storage import GRACE_S, HEARTBEAT_S, redact_url
 from gpupair_search.search.with_storage import STORAGE_VARIABLE, read_storage_env
+from gpupair_search.search.extension import Policy
+from gpupair_search.search.session import resolve_inputs
 
 #: Heartbeat settings a task must share with every other worker of the study (see search/storage.py).
 HEARTBEAT_VARIABLES = ("GPUPAIR_HEARTBEAT_S", "GPUPAIR_GRACE_S")
@@ -231,14 +234,11 @@ def sbatch(script: Path) -> str:
 def submit(req: RunRequest, job: SlurmJob, dry_run: bool = False) -> str:
     """Check everything here, then write and submit the script (or, ``dry_run``, return it). Returns what to
     print."""
-    from gpupair_search.search.extension import Policy
-    from gpupair_search.search.session import resolve_inputs
-
     if req.policy not in {p.value for p in Policy}:
         raise SlurmError(f"--policy {req.policy!r}: expected one of " + ", ".join(p.value for p in Policy))
     device = task_device(req.device)
     check_storage(job)
-    card = opt.card_size("cpu" if device == "cpu" else "gpu", req.gpu_memory, req.cpu_memory)
+    card = opt.card_size(StudyKind.CPU if device == "cpu" else StudyKind.GPU, req.gpu_memory, req.cpu_memory)
     inputs = resolve_inputs(req.study, req.settings, req.models, req.repos_root, req.lenient, card,
                             req.safe_limit)  # a mistake in the settings stops here, not in every task
     text = build_script(req, job, inputs.name)

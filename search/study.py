@@ -20,25 +20,26 @@ import psutil
 from optuna.trial import FrozenTrial, TrialState
 
 from gpupair_search.launcher import kill_points
-from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.experiments import Experiment
 from gpupair_search.launcher.pair_runner import PairResult, with_batch_sizes
 from gpupair_search.launcher.registry import Registry
-from gpupair_search.launcher.spec import PairSpec
+from gpupair_search.launcher.spec import PairSpec, StudyKind
 from gpupair_search.search.artifacts import attach_trial_artifacts
 from gpupair_search.search.baselines import (BASELINE_PARAM, BASELINE_PHASE, baseline_specs, DEFAULT_BASELINES,
                                              is_baseline, job_identity, jobs_at, reports_progress)
 from gpupair_search.search import optuna_adapter as adapter
 from gpupair_search.search.confirmation import ConfirmationRule
 from gpupair_search.search.extension import Config
-from gpupair_search.search.fixed_definition import DEFINITION_KEY, DEVICE_KINDS, FixedDefinition
+from gpupair_search.search.fixed_definition import DEFINITION_KEY, FixedDefinition, has_definition, stored_definition
 from gpupair_search.search.memory_model import LinearMemoryModel, Observation
-from gpupair_search.search.planner import PREDICTED_KEY, ExtensionOptions, PairPlan, fit_models, plan_pair, predict_pair
-from gpupair_search.search.placement import PLACEMENT_KEY
+from gpupair_search.search.planner import ExtensionOptions, PairPlan, fit_models, plan_pair, predict_pair
 from gpupair_search.search.storage import HEARTBEAT_S, open_storage
 from gpupair_search.search.work_order import likely_failures_first, pair_order
-from gpupair_search.search.trial_record import (BATCH_DISTRIBUTION, BG_PARAM, CONFIRM_PHASE, FG_PARAM, PAIR_PARAM, SERIAL,
-                                                TrialView, is_measured, measurement_mode, record_result, view)
+from gpupair_search.search.interference import attrs_for_trial, figures_by_trial
+from gpupair_search.search.trial_record import (BATCH_DISTRIBUTION, BG_PARAM, CONFIRM_PHASE, EXTENSION, FG_PARAM, INITIAL,
+                                                PAIR_PARAM, SERIAL, Queued, TrialView, mark_duplicate,
+                                                mark_failed, mark_placement, queue_attrs, record_of, record_result,
+                                                view)
 
 _HOST, _PID = "gpupair:host", "gpupair:pid"
 
@@ -117,15 +118,16 @@ class FeasibilityStudy:
         return cls(study, settings, experiment, registry, profile_obs, stored_definition(study))
 
     @property
-    def kind(self) -> str:
-        """"gpu", "cpu" or "simulated": what the study's numbers are (from its definition; a study from before
-        definitions were kept, from its name or its trials)."""
+    def kind(self) -> StudyKind:
+        """What the study's numbers are (from its definition; a study from before definitions were kept, from its
+        name or its trials)."""
         if self.definition is not None:
-            return self.definition.device_kind
-        for kind, suffix in DEVICE_KINDS.items():
-            if suffix and self.settings.name.endswith(suffix):
+            return StudyKind(self.definition.device_kind)
+        for kind in StudyKind:
+            if kind.name_suffix and self.settings.name.endswith(kind.name_suffix):
                 return kind
-        return "simulated" if any(v.attrs.get("simulated") for v in self.views()) else "gpu"
+        simulated = any(v.record.measured and v.record.measured.simulated for v in self.views())
+        return StudyKind.SIMULATED if simulated else StudyKind.GPU
 
     # -- the queue --------------------------------------------------------------------------------
     def original_config(self, pair: PairSpec) -> Config:
@@ -153,20 +155,21 @@ class FeasibilityStudy:
         it is not queued again on resume; an unmeasured FAIL is re-queued by :meth:`recover_stale`).
         ``confirming``: only trials that measure it alone on the card count (a confirmation, or a serial run)."""
         for t in self.study.get_trials(deepcopy=False, states=states + (TrialState.FAIL,)):
-            if t.system_attrs.get("fixed_params", t.params) == params and (
-                    t.state in states or is_measured(t.state, t.user_attrs)) and (
+            if adapter.enqueued_params(t) == params and (
+                    t.state in states or record_of(t).is_measured(t.state)) and (
                     not confirming or _measures_alone(t)):
                 return True
         return False
 
-    def _enqueue(self, pair: PairSpec, config: Config, phase: str, **extra) -> bool:
+    def _enqueue(self, pair: PairSpec, config: Config, phase: str, predicted: float | None = None,
+                 extension_step: int | None = None) -> bool:
         params = self._params(pair, config)
         if self._exists(params, (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE),
                         confirming=phase == CONFIRM_PHASE):
             return False
         key = params.get(PAIR_PARAM) or params[BASELINE_PARAM]
-        self.study.enqueue_trial(params, user_attrs={"pair_key": key, "group": pair.group, "phase": phase,
-                                                     "note": pair.note, **extra})
+        queued = Queued(key, pair.group, phase, pair.note, predicted, pair.key if extension_step else None, extension_step)
+        self.study.enqueue_trial(params, user_attrs=queue_attrs(queued))
         kill_points.reached("enqueued")
         return True
 
@@ -181,8 +184,7 @@ class FeasibilityStudy:
         for p in pairs:
             config = self.original_config(p)
             predicted = predict_pair(p, config, models)
-            added += self._enqueue(p, config, "initial",
-                                   **{PREDICTED_KEY: None if predicted is None else round(predicted, 1)})
+            added += self._enqueue(p, config, INITIAL, None if predicted is None else round(predicted, 1))
         return added
 
     def goes_serial(self, trial: FrozenTrial, models: dict[str, LinearMemoryModel] | None = None) -> bool:
@@ -193,7 +195,7 @@ class FeasibilityStudy:
         study confirms its recommendations (``--confirm recommended``), one that fits clearly and so would be
         recommended and confirmed alone anyway. A wrong prediction costs time, never a verdict: whatever runs
         packed is still judged by the confirmation rule."""
-        if trial.user_attrs.get("phase") in (CONFIRM_PHASE, BASELINE_PHASE):  # baselines: energy needs the GPU alone
+        if record_of(trial).queued.phase in (CONFIRM_PHASE, BASELINE_PHASE):  # baselines: energy needs the GPU alone
             return True
         predicted = self._predicted_peak(trial, models)
         if predicted is None:
@@ -208,7 +210,7 @@ class FeasibilityStudy:
         it), else the one stored with it."""
         queued = self._initial_pair(trial) if models is not None else None
         predicted = predict_pair(*queued, models) if queued is not None else None
-        return predicted if predicted is not None else trial.user_attrs.get(PREDICTED_KEY)
+        return predicted if predicted is not None else record_of(trial).queued.predicted_peak_mib
 
     def enqueue_baselines(self, plans: list[PairPlan] | None = None) -> int:
         """A solo trial of each job at its batch size in every pair's original configuration and, once a pair has
@@ -251,10 +253,9 @@ class FeasibilityStudy:
                 continue
             predicted = None if plan.next_predicted_mib is None else round(plan.next_predicted_mib, 1)
             if plan.next_confirms:
-                added += self._enqueue(plan.pair, plan.next_config, CONFIRM_PHASE, **{PREDICTED_KEY: predicted})
+                added += self._enqueue(plan.pair, plan.next_config, CONFIRM_PHASE, predicted)
             else:
-                added += self._enqueue(plan.pair, plan.next_config, "extension", extends=plan.pair.key,
-                                       extension_step=plan.extension_trials + 1, **{PREDICTED_KEY: predicted})
+                added += self._enqueue(plan.pair, plan.next_config, EXTENSION, predicted, plan.extension_trials + 1)
         # a new recommendation gets its baselines; recommendations rest on measured trials, so queueing changed none
         return added + self.enqueue_baselines(plans)
 
@@ -270,17 +271,14 @@ class FeasibilityStudy:
             host, pid = t.system_attrs.get(_HOST), t.system_attrs.get(_PID)
             if host == socket.gethostname() and pid is not None and not _alive(int(pid)):
                 adapter.fail_running(self.study, t)
-        trials = self.study.get_trials(deepcopy=False)
-        unmeasured = [t for t in trials if t.state is TrialState.FAIL and not is_measured(t.state, t.user_attrs)
-                      and "skipped_duplicate_of" not in t.user_attrs]
-        retried = {t.user_attrs.get("retry_of") for t in trials} if unmeasured else set()
-        for t in unmeasured:
+        trials = [(t, record_of(t)) for t in self.study.get_trials(deepcopy=False)]
+        unmeasured = [(t, r) for t, r in trials if t.state is TrialState.FAIL and not r.is_measured(t.state)
+                      and r.skipped_duplicate_of is None]
+        retried = {r.queued.retry_of for _, r in trials} if unmeasured else set()
+        for t, r in unmeasured:
             if t.number in retried:
                 continue  # a measured failure is a result; and each unmeasured trial is re-queued once
-            params = t.system_attrs.get("fixed_params", t.params)
-            keep = ("pair_key", "group", "phase", "note", "extends", "extension_step")
-            self.study.enqueue_trial(params, user_attrs={**{k: v for k, v in t.user_attrs.items() if k in keep},
-                                                         "retry_of": t.number})
+            self.study.enqueue_trial(adapter.enqueued_params(t), user_attrs=queue_attrs(r.queued.retried(t.number)))
             recovered += 1
         return recovered
 
@@ -304,7 +302,7 @@ class FeasibilityStudy:
             kill_points.reached("pid_recorded")
             twin = self._twin(t)
             if twin is not None:
-                trial.set_user_attr("skipped_duplicate_of", twin)
+                mark_duplicate(trial, twin)
                 self.study.tell(trial, state=TrialState.FAIL)
                 continue
             return trial
@@ -319,7 +317,7 @@ class FeasibilityStudy:
 
     def _initial_pair(self, trial: FrozenTrial) -> tuple[PairSpec, Config] | None:
         """A queued first trial of a pair (a retried one too) and its configuration; None for an extension trial."""
-        if trial.user_attrs.get("phase", "initial") != "initial":
+        if record_of(trial).queued.phase != INITIAL:
             return None
         queued = view(trial)
         pair = self.pairs.get(queued.pair_key)
@@ -329,14 +327,14 @@ class FeasibilityStudy:
         """An earlier trial of the same configuration that is done, running or queued (enqueue races
         between workers can queue a configuration twice; it must still run once). A confirmation's twin is
         only another trial that measures alone on the card."""
-        params = trial.system_attrs.get("fixed_params", trial.params)
-        confirming = trial.user_attrs.get("phase") == CONFIRM_PHASE
+        params = adapter.enqueued_params(trial)
+        confirming = record_of(trial).queued.phase == CONFIRM_PHASE
         for other in self.study.get_trials(deepcopy=False):
-            if other.number == trial.number or other.system_attrs.get("fixed_params", other.params) != params:
+            if other.number == trial.number or adapter.enqueued_params(other) != params:
                 continue
             if confirming and not _measures_alone(other):
                 continue
-            if is_measured(other.state, other.user_attrs):
+            if record_of(other).is_measured(other.state):
                 return other.number  # measured (a crash too)
             if other.number < trial.number and other.state in (TrialState.RUNNING, TrialState.WAITING):
                 return other.number
@@ -350,7 +348,7 @@ class FeasibilityStudy:
 
     # -- running ----------------------------------------------------------------------------------
     def pair_for(self, trial: optuna.Trial) -> PairSpec:
-        fixed = adapter.system_attrs(self.study, trial).get("fixed_params", {})
+        fixed = adapter.fixed_params(self.study, trial)
         if BASELINE_PARAM in fixed:
             solo = trial.suggest_categorical(BASELINE_PARAM, self.baseline_choices)
             batch = _suggest_batch(trial, FG_PARAM) if FG_PARAM in fixed else None
@@ -366,23 +364,32 @@ class FeasibilityStudy:
         started = time.monotonic()
         pair = self.pair_for(trial)
         if self.placement:
-            trial.set_user_attr(PLACEMENT_KEY, self.placement)
+            mark_placement(trial, self.placement)
         with _Heartbeat(self.study, trial):
             try:
                 kill_points.reached("pair_ready")
                 result = executor.run(pair, trial.number)
                 kill_points.reached("measured")
             except BaseException:  # Ctrl-C, or results not writable: mark it; the next run re-queues it
-                trial.set_user_attr("fail_reason", "interrupted: stopped by the user or a runner error")
+                mark_failed(trial, "interrupted: stopped by the user or a runner error")
                 self.study.tell(trial, state=TrialState.FAIL)
                 raise
         if self.artifact_store is not None:
-            attach_trial_artifacts(trial, result, self.artifact_store)
+            attach_trial_artifacts(trial, result, self.artifact_store, self.settings.safe_limit_mib)
         # the trial's own bookkeeping counts as outside its jobs (up to here: recording it is a few writes)
         result.outside_jobs_s = round(time.monotonic() - started - result.jobs_s, 3)
-        state, value = record_result(trial, result, self.settings.safe_limit_mib, interference=self.wants_baselines)
+        figures = self._interference_figures if self.wants_baselines else None
+        state, value = record_result(trial, result, self.settings.safe_limit_mib, figures)
         self.study.tell(trial, value, state=state)
         return result
+
+    def _interference_figures(self, this: TrialView) -> dict | None:
+        """The interference figures of a just-measured pair against the baselines measured so far
+        (optuna-dashboard shows user attributes; a finished trial's cannot change, so figures whose baseline comes
+        later are in status and the report only)."""
+        others = [v for v in self.views() if v.number != this.number]
+        found = figures_by_trial(others + [this]).get(this.number)
+        return attrs_for_trial(found) if found is not None else None
 
     def run(self, executor: PairExecutor, extend: bool = True, poll_s: float = 2.0) -> None:
         """Run queued trials, extending failing pairs, until nothing is left to do. While trials of other
@@ -399,9 +406,10 @@ class FeasibilityStudy:
             self.run_trial(trial, executor)
 
 
-def _measures_alone(t) -> bool:
+def _measures_alone(t: FrozenTrial) -> bool:
     """A confirmation (queued or done), or a trial measured serially."""
-    return t.user_attrs.get("phase") == CONFIRM_PHASE or measurement_mode(t.state, t.user_attrs) == SERIAL
+    record = record_of(t)
+    return record.queued.phase == CONFIRM_PHASE or record.mode(t.state) == SERIAL
 
 
 def _suggest_batch(trial: optuna.Trial, name: str) -> int:
@@ -421,7 +429,7 @@ def _load_study(storage, name: str, wait_for_definition: bool = False) -> optuna
         return None
     study = optuna.load_study(study_name=name, storage=storage)
     deadline = time.monotonic() + 10
-    while wait_for_definition and DEFINITION_KEY not in study.user_attrs and time.monotonic() < deadline:
+    while wait_for_definition and not has_definition(study) and time.monotonic() < deadline:
         time.sleep(0.2)  # its creator writes the definition right after creating it
     return study
 
@@ -438,17 +446,6 @@ def _write_definition(study: optuna.Study, settings: StudySettings, experiment: 
         attrs[DEFINITION_KEY] = definition.to_json()
     for key, value in attrs.items():
         study.set_user_attr(key, value)
-
-
-def stored_definition(study: optuna.Study) -> FixedDefinition | None:
-    data = study.user_attrs.get(DEFINITION_KEY)
-    if not isinstance(data, dict):
-        return None
-    try:
-        return FixedDefinition.from_json(data)
-    except (TypeError, KeyError) as exc:
-        raise UserError(f"study '{study.study_name}' has a definition this version cannot read ({exc}); "
-                        "read it with the version that wrote it") from None
 
 
 class _Heartbeat:

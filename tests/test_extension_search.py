@@ -100,4 +100,4 @@ def test_an_allocator_step_the_model_cannot_see_costs_fewer_trials_than_single_s
     assert plan.recommended == truth == (2, 123)
     tried = [v.bg_batch for v in plan.trials if v.phase == "extension"]
     assert tried == [123, 127, 126, 124]  # the model's 123, its two misses, then a jump over 125
-    assert all(v.attrs["predicted_peak_mib"] <= LIMIT for v in plan.trials if v.phase == "extension")
+    assert all(v.record.queued.predicted_peak_mib <= LIMIT for v in plan.trials if v.phase == "extension")

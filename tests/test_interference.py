@@ -25,10 +25,10 @@ def window(sps, energy_j=None, samples=None, bg_sps=None, bg_samples=None, share
 
 
 def trial(number, phase, fg, bg, win, fg_batch=8, bg_batch=4, **attrs) -> TrialView:
-    return TrialView(number, TrialState.COMPLETE, "g01:r/fg+r/bg" if bg else "solo", fg_batch,
-                     bg_batch if bg else None, phase, True, 100.0, "ok",
-                     {"outcome": "ok", "foreground": fg, "background": bg, "window": win, "background_runs": 1,
-                      **attrs})
+    return TrialView.of(number, TrialState.COMPLETE, "g01:r/fg+r/bg" if bg else "solo", fg_batch,
+                        bg_batch if bg else None, True,
+                        {"phase": phase, "outcome": "ok", "peak_mib": 100.0, "foreground": fg, "background": bg,
+                         "window": win, "background_runs": 1, **attrs})
 
 
 def baselines(fg_energy=100.0, bg_energy=200.0):

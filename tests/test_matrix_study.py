@@ -243,7 +243,7 @@ def test_the_report_draws_the_matrix_with_safe_batch_sizes(matrix_run):
     assert 'id="every-pair"' in page and '"SIMULATED \\u2014 Every pair: verdict and safe batch sizes"' in page
     assert '"type":"heatmap"' in page
     from gpupair_search.search import plots
-    from gpupair_search.search.report import open_results
+    from gpupair_search.search.stored_study import open_results
 
     fs = open_results("matrix", None, common[3], root / "r", None, None, None, False)
     with sqlite3.connect(root / "x.db") as db:  # run stored it for optuna-dashboard, too

@@ -20,7 +20,7 @@ from gpupair_search.launcher.pair_runner import RunOptions
 from gpupair_search.launcher.spec import JobConfig, PairSpec
 from gpupair_search.search.confirmation import ConfirmationRule, evidence
 from gpupair_search.search.executors import DeviceExecutor
-from gpupair_search.search.trial_record import CONFIRM_PHASE, PACKED, SERIAL, TrialView
+from gpupair_search.search.trial_record import CONFIRM_PHASE, PACKED, SERIAL, Queued, TrialView
 from tests.conftest import FIXTURES, cli_env, pids_alive, read_pids, wait_until
 
 CPU_STUDY = ["--settings", str(FIXTURES / "study_settings.json"), "--models", str(FIXTURES / "models.json"),
@@ -126,8 +126,8 @@ def test_a_confirmation_alone_on_the_card_overturns_a_packed_verdict(tmp_path):
 
 def _view(mode: str, peak: float, config=(8, 8), state=TrialState.COMPLETE, number=0) -> TrialView:
     attrs = {"outcome": "ok", "measurement": {"mode": mode}, "fail_reason": "x"}
-    return TrialView(number, state, "g01", config[0], config[1], "initial", state is TrialState.COMPLETE and peak <= 250,
-                     peak, "ok", attrs)
+    return TrialView.of(number, state, "g01", config[0], config[1], state is TrialState.COMPLETE and peak <= 250,
+                        {**attrs, "peak_mib": peak})
 
 
 def test_only_packed_results_clearly_away_from_the_card_and_the_limit_are_trusted():
@@ -301,7 +301,7 @@ def test_a_trial_whose_packed_result_could_not_stand_waits_for_the_card():
     from types import SimpleNamespace
 
     from gpupair_search.search.confirmation import Confirm
-    from gpupair_search.search.planner import PREDICTED_KEY, ExtensionOptions
+    from gpupair_search.search.planner import ExtensionOptions
     from gpupair_search.search.study import FeasibilityStudy, StudySettings
 
     def study(confirm: Confirm) -> FeasibilityStudy:
@@ -309,7 +309,7 @@ def test_a_trial_whose_packed_result_could_not_stand_waits_for_the_card():
         return FeasibilityStudy(optuna.create_study(), settings, SimpleNamespace(pairs=[]), registry=None)
 
     def serial(fs: FeasibilityStudy, predicted: float | None) -> bool:
-        queued = optuna.trial.create_trial(state=TrialState.WAITING, user_attrs={"phase": "initial", PREDICTED_KEY: predicted})
+        queued = optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=Queued(predicted_peak_mib=predicted).to_attrs())
         return fs.goes_serial(queued)
 
     survey, strict = study(Confirm.NEAR_LIMITS), study(Confirm.RECOMMENDED)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gpupair_search.launcher.measurement import EnergyStats
 from tests.conftest import FIXTURES, run_cli as cli
 
 STUDY_ARGS = ["--settings", str(FIXTURES / "study_settings.json"), "--models", str(FIXTURES / "models.json"),
@@ -78,4 +79,4 @@ def test_simulated_figures_say_so():
     assert fig.layout.title.text.startswith("SIMULATED")
     oom = [trace for trace in fig.data if trace.name and trace.name.startswith("out of memory")]
     assert oom and oom[0].x[0] == pytest.approx(0.7)  # the last sample before the foreground's memory fell
-    assert plots.energy_power(rows, {"window_s": 0.8}, simulated=True).layout.title.text.startswith("SIMULATED")
+    assert plots.energy_power(rows, EnergyStats(window_s=0.8), simulated=True).layout.title.text.startswith("SIMULATED")

@@ -1,8 +1,12 @@
-"""Where change happens: a new device kind, search policy or outcome class is one module's change. These
-tests add one of each the way a contributor would, and check that every caller picks it up."""
+"""Where change happens (docs/architecture.md, "Where a change goes"): a new device kind, search policy, outcome
+class, trial record field or view is one module's change. These tests add one of each the way a contributor
+would, and check that every caller picks it up."""
 from __future__ import annotations
 
+import dataclasses
 import re
+import textwrap
+from dataclasses import dataclass
 
 import optuna
 import pytest
@@ -17,7 +21,11 @@ from gpupair_search.search import cli_options, extension
 from gpupair_search.search.executors import DeviceExecutor
 from gpupair_search.search.planner import ExtensionOptions
 from gpupair_search.search.study import FeasibilityStudy, StudySettings
+from gpupair_search.search import trial_record
+from gpupair_search.search.trial_record import TrialRecord, record_result, view
 from gpupair_search.search.verdict import Verdict
+from gpupair_search.launcher.pair_runner import PairResult
+from tests.test_record_keys import offending_lines
 
 
 class _ToyDevice(Device):
@@ -101,3 +109,94 @@ def test_outcomes_carry_their_meaning_so_callers_need_no_list_of_names():
 @pytest.mark.parametrize("verdict", list(Verdict))
 def test_every_verdict_has_a_label_and_a_colour(verdict):
     assert verdict.label and re.fullmatch(r"#[0-9a-f]{6}", verdict.colour)
+
+
+def _simulated_study(registry) -> FeasibilityStudy:
+    """Two pairs on a simulated 8 GiB card: one fits, one is extended to smaller batches."""
+    pairs = [PairSpec(1, JobConfig("fixture", "ok", {"batch_size": 4}), JobConfig("fixture", "ok", {"batch_size": 8})),
+             PairSpec(2, JobConfig("fixture", "ok", {"batch_size": 4}), JobConfig("fixture", "crash", {"batch_size": 64}))]
+    fs = FeasibilityStudy.open(optuna.storages.InMemoryStorage(), StudySettings("t", 8192.0, 5000.0),
+                               Experiment(registry.file, "t", "", pairs), registry)
+    fs.enqueue_initial()
+    fs.run(DeviceExecutor(registry, SimulatedDevice(lambda job, b: 100.0 * (b or 0), 8192.0, registry)))
+    return fs
+
+
+def test_a_new_trial_field_is_one_line_in_the_record_and_reaches_the_views(fixture_registry, monkeypatch):
+    """A field the launcher measures (here ``probe_kind``) is a field of PairResult where it is measured, and one
+    line in the trial record: the runner stores it, every view reads it typed, and a trial stored before it
+    existed reads its default. No writer, reader or migration is edited."""
+    @dataclass(frozen=True)
+    class MeasuredWithProbeKind(trial_record.Measured):
+        probe_kind: str | None = None  # the one line added to search/trial_record.py
+
+    @dataclass
+    class ResultWithProbeKind(PairResult):
+        probe_kind: str | None = None  # launcher/pair_runner.py, where it is measured
+
+    monkeypatch.setattr(trial_record, "Measured", MeasuredWithProbeKind)
+    pair = PairSpec(1, JobConfig("fixture", "ok", {"batch_size": 4}), JobConfig("fixture", "ok", {"batch_size": 8}))
+    plain = SimulatedDevice(lambda job, b: 100.0 * (b or 0), 8192.0, fixture_registry).simulate(pair)
+    result = ResultWithProbeKind(**{f.name: getattr(plain, f.name) for f in dataclasses.fields(PairResult)},
+                                 probe_kind="steps")
+    study = optuna.create_study()
+    trial = study.ask()
+    state, value = record_result(trial, result, safe_limit_mib=5000.0)
+    study.tell(trial, value, state=state)
+
+    [stored] = study.trials
+    assert view(stored).record.measured.probe_kind == "steps"
+    assert TrialRecord.from_attrs(view(stored).record.to_attrs()) == view(stored).record  # the round trip
+    before = {k: v for k, v in stored.user_attrs.items() if k != "probe_kind"}
+    assert TrialRecord.from_attrs(before).measured.probe_kind is None
+
+
+#: A view a contributor adds: a function of TrialViews, reading the typed record only.
+NEW_VIEW = textwrap.dedent('''
+    def foreground_peaks(views):
+        """Each measured trial's foreground peak (MiB), by trial number."""
+        return {v.number: v.record.measured.memory.foreground_peak_mib for v in views
+                if v.measured and v.record.measured.memory is not None}
+    ''')
+
+
+def test_a_new_view_reads_the_typed_record_and_passes_the_key_guard(fixture_registry, tmp_path):
+    """A new view is one module under search/: it reads TrialViews (FeasibilityStudy.views()), and the guard of
+    tests/test_record_keys.py finds no attribute read by string key in it."""
+    (tmp_path / "search").mkdir()
+    (tmp_path / "search" / "foreground_peaks.py").write_text(NEW_VIEW, encoding="utf-8")
+    assert offending_lines(tmp_path) == []
+    namespace: dict = {}
+    exec(compile(NEW_VIEW, "foreground_peaks.py", "exec"), namespace)  # noqa: S102 - the module's text, as written
+
+    fs = _simulated_study(fixture_registry)
+    peaks = namespace["foreground_peaks"](fs.views())
+    assert set(peaks) == {v.number for v in fs.views() if v.measured} and len(peaks) >= 3  # two pairs, extended
+    assert all(peak == 100.0 * v.fg_batch for v in fs.views() if v.number in peaks for peak in [peaks[v.number]])
+
+
+def test_a_new_run_option_is_defined_once_and_reaches_the_command_and_its_workers(monkeypatch):
+    """A run option is one flag in search/cli_options.py, with its default, and one RunRequest field made from it
+    (run_study._flag): ``run`` and ``worker`` take it, its default is the flag's, and ``run --gpus`` hands it to
+    its workers. (Where the study stores it, fixed_definition.py; where it is used, that module.)"""
+    import typer
+    from typer.testing import CliRunner
+
+    from gpupair_search.search import cli, run_study
+
+    warmup = typer.Option(3, "--warmup-steps", help="Steps before the window opens.")  # the flag, defined once
+    request_type = dataclasses.make_dataclass("WithWarmup", [("warmup_steps", int, run_study._flag(warmup))],
+                                              bases=(run_study.RunRequest,), frozen=True)  # its one field
+    monkeypatch.setattr(cli, "RunRequest", request_type)
+    app, seen = typer.Typer(), []
+
+    @app.command()
+    @cli.with_run_request()
+    def run(request) -> None:
+        seen.append(request)
+
+    assert CliRunner().invoke(app, ["--warmup-steps", "7"]).exit_code == 0
+    assert CliRunner().invoke(app, []).exit_code == 0
+    assert [r.warmup_steps for r in seen] == [7, 3]
+    argv = seen[0].worker_options("cuda:1")
+    assert argv[argv.index("--warmup-steps") + 1] == "7"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 from gpupair_search.launcher.errors import UserError
+from gpupair_search.launcher.spec import StudyKind
 
 
 class NoDeviceError(UserError):
@@ -51,8 +52,8 @@ class Device(ABC):
     #: ``--device`` values this class opens (a regular expression), with the words ``--help`` shows
     choice: ClassVar[str | None] = None
     choice_help: ClassVar[str] = ""
-    #: what the study's numbers are: "gpu", "cpu" or "simulated" (each kind is stored as its own study)
-    study_kind: ClassVar[str] = "gpu"
+    #: what the study's numbers are (each kind is stored as its own study)
+    study_kind: ClassVar[StudyKind] = StudyKind.GPU
     #: True when nothing runs: the device predicts a pair's result (:meth:`simulate`)
     simulated: ClassVar[bool] = False
 

@@ -6,6 +6,7 @@ import psutil
 import re
 
 from gpupair_search.launcher.devices.base import Device, DeviceReading, DeviceRequest
+from gpupair_search.launcher.spec import StudyKind
 
 
 class CpuDevice(Device):
@@ -13,7 +14,7 @@ class CpuDevice(Device):
     enforces_capacity = True
     choice = "cpu"
     choice_help = "the CPU: host memory (RSS) per job against --cpu-memory; no GPU numbers"
-    study_kind = "cpu"
+    study_kind = StudyKind.CPU
 
     @classmethod
     def open(cls, match: re.Match[str], request: DeviceRequest) -> "CpuDevice":

@@ -12,6 +12,7 @@ from functools import lru_cache
 
 from gpupair_search.launcher import devices as _package
 from gpupair_search.launcher.devices.base import Device, DeviceRequest, NoDeviceError
+from gpupair_search.launcher.spec import StudyKind
 
 
 @lru_cache(maxsize=1)
@@ -41,8 +42,8 @@ def _match(choice: str) -> tuple[type[Device], re.Match[str]]:
     raise NoDeviceError(f"unknown device {choice!r}. Choices:\n" + describe_choices())
 
 
-def study_kind(choice: str) -> str:
-    """"gpu", "cpu" or "simulated": what a study measured on ``choice`` is, before the device is opened."""
+def study_kind(choice: str) -> StudyKind:
+    """What a study measured on ``choice`` is, before the device is opened."""
     return _match(choice)[0].study_kind
 
 

@@ -13,7 +13,7 @@ from gpupair_search.launcher.measurement import EnergyStats, MemoryStats
 from gpupair_search.launcher.outcome import Outcome
 from gpupair_search.launcher.pair_runner import PairResult
 from gpupair_search.launcher.registry import Registry
-from gpupair_search.launcher.spec import JobConfig, PairSpec
+from gpupair_search.launcher.spec import JobConfig, PairSpec, StudyKind
 
 #: peak MiB of a job at a batch size (None: the job has no batch-size knob)
 MemoryFunction = Callable[[JobConfig, "int | None"], float]
@@ -25,7 +25,7 @@ class SimulatedDevice(Device):
     kind = "simulated"
     choice = "sim"
     choice_help = "simulated: memory from fitted per-job models and shipped profiles, nothing is trained (labelled simulated)"
-    study_kind = "simulated"
+    study_kind = StudyKind.SIMULATED
     simulated = True
 
     @classmethod
