@@ -16,7 +16,7 @@ import json
 from typing import Iterable
 
 from gpupair_search.launcher.registry import BATCH_SIZE, MAX_STEPS, MIN_TRAIN_S
-from gpupair_search.launcher.spec import JobConfig, PairSpec, StudyKind
+from gpupair_search.launcher.spec import JobConfig, PairSpec
 from gpupair_search.launcher.steady_window import PROGRESS_PATTERN_NAME
 
 BASELINE_PARAM = "baseline"  # the trial parameter naming the job a solo baseline measures

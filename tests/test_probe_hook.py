@@ -77,7 +77,7 @@ def test_a_hook_that_cannot_patch_leaves_the_job_running_and_says_so(tmp_path):
 
 
 def view(number: int, attrs: dict) -> TrialView:
-    return TrialView(number, TrialState.COMPLETE, "a+b", 8, 8, "initial", True, 100.0, "ok", {"outcome": "ok", **attrs})
+    return TrialView.of(number, TrialState.COMPLETE, "a+b", 8, 8, True, {"outcome": "ok", "peak_mib": 100.0, **attrs})
 
 
 def test_status_says_the_median_time_outside_the_jobs_and_how_trials_were_probed():
