@@ -43,3 +43,16 @@ def test_a_trial_whose_runner_died_before_recording_is_not_measured():
 def test_an_outcome_this_version_does_not_know_is_refused_with_what_to_do():
     with pytest.raises(UserError, match="'melted'.*read the study with the version that measured it"):
         TrialRecord.from_attrs({**EARLY, "outcome": "melted"})
+
+
+def test_how_a_trial_was_probed_and_its_time_outside_the_jobs_read_typed_and_are_absent_from_earlier_trials():
+    probe = {"foreground": {"rule": "plateau", "evaluation": "not reached"},
+             "background": {"rule": "bounded steps", "evaluation": "reached"}}
+    now = TrialRecord.from_attrs({**EARLY, "probe": probe, "jobs_s": 9.5, "outside_jobs_s": 0.75,
+                                  "background_ready_by": "a training step"}).measured
+    assert now.probe == probe and now.outside_jobs_s == 0.75 and now.jobs_s == 9.5
+    assert now.background_ready_by == "a training step"
+    assert now.probe_label == "probe: plateau (background: probe: bounded steps), evaluation not reached"
+    assert TrialRecord.from_attrs(now.to_attrs()).measured == now
+    early = TrialRecord.from_attrs(EARLY).measured
+    assert early.probe == {} and early.probe_label == "" and early.outside_jobs_s is None
