@@ -91,20 +91,6 @@ def kind_of(device: str) -> str:
     return {"cpu": "cpu", "sim": "simulated"}.get(device, "gpu")
 
 
-def outside_seconds(attrs: dict[str, Any]) -> float | None:
-    """The trial's time outside its jobs, by whatever key the record carries (``outside_jobs_s``, or one that
-    says "outside", at the top or one level down); None where the record has none."""
-    for key, value in attrs.items():
-        if "outside" in key and isinstance(value, (int, float)):
-            return float(value)
-    for value in attrs.values():
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                if "outside" in key and isinstance(inner, (int, float)):
-                    return float(inner)
-    return None
-
-
 def seed_key(key: str, groups: tuple[int, ...] | None) -> str:
     """A pair key of a file of ``groups`` (numbered from 1 by position) under the seed's group number."""
     if not groups or not key.startswith("g") or ":" not in key:
@@ -127,21 +113,21 @@ def read_study(results: Path, storage: str, kind: str, study: str | None, settin
     phases: dict[str, float] = {}
     starts: dict[str, int] = {}
     for v in fs.views():
-        if not v.measured:
+        record = v.record.measured
+        if not v.measured or record is None:
             continue
         measured += 1
-        for phase, seconds in (v.attrs.get("phase_seconds") or {}).items():
+        for phase, seconds in record.phase_seconds.items():
             phases[phase] = round(phases.get(phase, 0.0) + float(seconds), 2)
-        for how in (v.attrs.get("job_start") or {}).values():
+        for how in record.job_start.values():
             starts[how] = starts.get(how, 0) + 1
-        seconds = outside_seconds(v.attrs)
-        if seconds is not None:
-            outside.append(seconds)
-        memory = v.attrs.get("memory") or {}
-        if v.state.name == "COMPLETE" and memory:
+        if record.outside_jobs_s is not None:
+            outside.append(record.outside_jobs_s)
+        memory = record.memory
+        if v.state.name == "COMPLETE" and memory is not None:
             peaks.setdefault(f"{seed_key(v.pair_key, groups)} {v.fg_batch}/{v.bg_batch}",
-                             {"foreground": memory.get("foreground_peak_mib"),
-                              "background": memory.get("background_peak_mib"), "outcome": v.outcome})
+                             {"foreground": memory.foreground_peak_mib,
+                              "background": memory.background_peak_mib, "outcome": v.outcome})
     definition = fs.definition
     walls = [(t.datetime_complete - t.datetime_start).total_seconds() for t in fs.study.get_trials(deepcopy=False)
              if t.datetime_start and t.datetime_complete]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.user_repo_groups import parse_groups, write_project
-from bench.user_repo_vs_builtin import compare_peaks, compare_verdicts, outside_seconds
+from bench.user_repo_vs_builtin import compare_peaks, compare_verdicts
 from gpupair_search.launcher.experiments import load_experiment
 from gpupair_search.launcher.registry import BOUND_KEYS, Registry
 from gpupair_search.settings import bundled
@@ -66,12 +66,6 @@ def test_groups_are_named_as_the_pair_keys_and_checked():
         parse_groups("g13", 12)
 
 
-def test_the_bench_reads_time_outside_the_jobs_by_whatever_key_the_record_has():
-    assert outside_seconds({"outside_jobs_s": 0.8, "jobs_s": 9.0}) == 0.8
-    assert outside_seconds({"time": {"jobs_s": 9.0, "outside_jobs_s": 1.2}}) == 1.2
-    assert outside_seconds({"memory": {"foreground_peak_mib": 900.0}}) is None
-
-
 def test_the_bench_compares_each_jobs_peak_and_each_verdict():
     a = {"g01 32/128": {"foreground": 1000.0, "background": 2000.0}}
     b = {"g01 32/128": {"foreground": 1010.0, "background": 2100.0}, "g02 32/2": {"foreground": 5.0, "background": 5.0}}
@@ -103,6 +97,9 @@ def test_the_bench_runs_end_to_end_on_the_simulated_device(tmp_path):
     data = json.loads((tmp_path / "out" / "user_repo_vs_builtin.json").read_text())
     summary = data["summary"]
     assert summary["both_completed"] and summary["verdicts_equal"] and summary["peaks_within_target"]
+    for side in ("builtin", "user"):  # each study read back from its typed trial records, times outside included
+        study = data[side]["study"]
+        assert study["measured_trials"] > 0 and len(study["outside_jobs_s"]) == study["measured_trials"], study
     assert [row["pair"] for row in data["verdicts"]] == ["g01:examples/mnist_ff+pytorch_resnet_cifar10/resnet20",
                                                           "g09:Person_reID_baseline_pytorch/pcb+VulBERTa/mlp"]
     assert data["user"]["run"]["cwd"] == str(tmp_path / "work" / "project")  # run from the project's root
