@@ -214,7 +214,8 @@ class PairRun:
         self.fg_done_t: float | None = None  # when the foreground ended, or the runner decided to stop it
         self.finish_work_s = 0.0  # the background's probe run finishing, after the foreground
         self.probe_complete = False  # the foreground started a second training epoch after its evaluation
-        self.dwell_s = evaluation_dwell_s(options.monitor_hz, self.monitor.tree_interval, device.study_kind == StudyKind.CPU)
+        self.dwell_s = evaluation_dwell_s(options.monitor_hz, self.monitor.tree_interval,
+                                          device.study_kind == StudyKind.CPU)
 
     # -- background -------------------------------------------------------------------------------
     def _start_background(self) -> None:
