@@ -12,7 +12,7 @@ is the host's, and an extra trial per job only makes its tests slower).
 from __future__ import annotations
 
 import json
-from typing import Iterable
+from collections.abc import Iterable
 
 from gpupair_search.launcher.registry import BATCH_SIZE, MAX_STEPS, MIN_TRAIN_S
 from gpupair_search.launcher.spec import JobConfig, PairSpec

@@ -7,14 +7,15 @@ records they configure (``RunOptions`` for the launcher's), so each has one defi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import fields
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import typer
 
-from gpupair_search.launcher.devices.factory import shown, device_classes
+from gpupair_search.launcher.devices.factory import device_classes, shown
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.pair_runner import RunOptions
 from gpupair_search.launcher.sizes import parse_size_mib

@@ -16,9 +16,9 @@ from typing import Any
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.registry import DEFAULT_PROBE_STEPS
 from gpupair_search.launcher.spec import JobConfig, PairSpec
+from gpupair_search.search.baselines import default_baselines, default_min_window_s
 from gpupair_search.search.batch_grid import STORED_BEFORE_GRIDS
 from gpupair_search.search.confirmation import Confirm
-from gpupair_search.search.baselines import default_baselines, default_min_window_s
 
 DEFINITION_KEY = "definition"
 STORED_BEFORE_PROBE_STEPS = 30
@@ -64,7 +64,7 @@ class FixedDefinition:
     #: what a new study gets when the run leaves probe_steps to the default (the named study's, else the tool's)
     probe_steps_default: int = DEFAULT_PROBE_STEPS
 
-    def for_new_study(self) -> "FixedDefinition":
+    def for_new_study(self) -> FixedDefinition:
         """The definition to store: what the run left to the default, filled in."""
         return replace(self, probe_steps=self.probe_steps_default) if self.probe_steps is None else self
 
@@ -74,7 +74,7 @@ class FixedDefinition:
         return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "FixedDefinition":
+    def from_json(cls, data: dict[str, Any]) -> FixedDefinition:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["pairs"] = tuple(values.get("pairs", ()))
@@ -83,7 +83,7 @@ class FixedDefinition:
         values.setdefault("min_window_s", default_min_window_s(values.get("device_kind", "gpu")))
         return cls(**values)
 
-    def differences(self, now: "FixedDefinition") -> list[str]:
+    def differences(self, now: FixedDefinition) -> list[str]:
         """One line per difference, stored value first: what a user must put back to continue this study."""
         lines = []
         for f in fields(self):
@@ -107,7 +107,7 @@ class FixedDefinition:
                 lines.append(f"pair {key}: {', '.join(changed)} changed")
         return lines
 
-    def check_same(self, now: "FixedDefinition") -> None:
+    def check_same(self, now: FixedDefinition) -> None:
         """Raise :class:`DefinitionChanged`, listing each difference and the two ways on."""
         diff = self.differences(now)
         if diff:
