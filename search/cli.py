@@ -10,14 +10,72 @@ from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
+import click
 import typer
+from typer.core import TyperCommand
 
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.search import cli_options as opt
 from gpupair_search.search.run_study import RunRequest
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
-                  help="Find which training jobs can share one GPU, and at what batch sizes.")
+
+class PanelCommand(TyperCommand):
+    """A command whose ``--help`` lists its options in sections, by each option's ``rich_help_panel``
+    (:data:`cli_options.PANELS` gives the order). Typer draws those sections only with rich markup; help here
+    is plain text (no markup to escape in the help strings), so the sections are drawn here."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        arguments, panels = [], {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append(record)
+            else:
+                panels.setdefault(getattr(param, "rich_help_panel", None) or "Options", []).append(record)
+        if arguments:
+            with formatter.section("Arguments"):
+                formatter.write_dl(arguments)
+        order = {title: i for i, title in enumerate(opt.PANELS)}
+        for title in sorted(panels, key=lambda t: order.get(t, len(order))):
+            with formatter.section(title):
+                formatter.write_dl(panels[title])
+
+
+class _App(typer.Typer):
+    def command(self, *args, **kwargs):  # type: ignore[override]
+        return super().command(*args, cls=kwargs.pop("cls", PanelCommand), **kwargs)
+
+
+app = _App(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+           help="Find which training jobs can share one GPU, and at what batch sizes.")
+
+
+def version() -> str:
+    """The installed distribution's version; a source checkout run without installing has the package's."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("gpupair-search")
+    except PackageNotFoundError:
+        from gpupair_search import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"gpupair-search {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(show_version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                               help="Print the version and exit.")) -> None:
+    # no docstring: the app's help above is the one --help shows
+    pass
 
 
 _INTERRUPTED = {
@@ -134,19 +192,19 @@ def _on_the_command_line(problem, param_flag: str):
 
 @app.command()
 @user_errors
-def pair(fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL (REPO alone for 'default')."),
-         bg: str | None = typer.Option(None, "--bg", help="Background job as REPO/MODEL; omit for a solo run."),
-         fg_param: list[str] = typer.Option([], "--fg-param", help="Foreground hyperparameter KEY=VALUE (repeatable)."),
-         bg_param: list[str] = typer.Option([], "--bg-param", help="Background hyperparameter KEY=VALUE (repeatable)."),
-         device: str = typer.Option("auto", "--device", help="auto, cuda:N or cpu (a pair runs real jobs: no sim)."),
+def pair(fg: str = typer.Option(..., "--fg", rich_help_panel=opt.PAIR_PANEL, help="Foreground job as REPO/MODEL (REPO alone for 'default')."),
+         bg: str | None = typer.Option(None, "--bg", rich_help_panel=opt.PAIR_PANEL, help="Background job as REPO/MODEL; omit for a solo run."),
+         fg_param: list[str] = typer.Option([], "--fg-param", rich_help_panel=opt.PAIR_PANEL, help="Foreground hyperparameter KEY=VALUE (repeatable)."),
+         bg_param: list[str] = typer.Option([], "--bg-param", rich_help_panel=opt.PAIR_PANEL, help="Background hyperparameter KEY=VALUE (repeatable)."),
+         device: str = typer.Option("auto", "--device", rich_help_panel=opt.DEVICE_PANEL, help="auto, cuda:N or cpu (a pair runs real jobs: no sim)."),
          gpu_memory: str | None = typer.Option(None, "--gpu-memory", callback=opt.GPU_MEMORY.callback,
+                                               rich_help_panel=opt.DEVICE_PANEL,
                                                   help="Emulate a card with this much memory, e.g. 8GiB (on an NVIDIA "
                                                        "GPU; on the CPU, the same as --cpu-memory)."),
          cpu_memory: str | None = opt.CPU_MEMORY, timeout: float = opt.TIMEOUT,
-         probe: bool = typer.Option(False, "--probe/--full", help="Stop jobs after a short probe (built-ins: --max-steps), "
-                                                               "or run them as configured."),
+         probe: bool = opt.PROBE,
          monitor_hz: float = opt.MONITOR_HZ, results: str = opt.RESULTS, allow_foreign: bool = opt.ALLOW_FOREIGN,
-         start: str = typer.Option("auto", "--start", help="How built-in workloads start: warm (forked from a "
+         start: str = typer.Option("auto", "--start", rich_help_panel=opt.MEASUREMENT_PANEL, help="How built-in workloads start: warm (forked from a "
                                    "launcher that has imported torch: seconds faster), cold (fresh processes), or "
                                    "auto: warm on a GPU, cold on the CPU, where a fork's host memory is not its own."),
          models: Path | None = opt.MODELS, repos_root: Path | None = opt.REPOS_ROOT,
@@ -223,16 +281,16 @@ def worker(*, request: RunRequest) -> None:
 @user_errors
 @with_run_request(exclude=("storage", "cpus"))
 def slurm(storage: str | None = typer.Option(None, "--storage", callback=opt.STORAGE.callback,
-                                                help="PostgreSQL URL without a password (the nodes read it from ~/.pgpass)."),
-          storage_env: Path | None = typer.Option(None, "--storage-env", help="Or: a file of mode 0600 with GPUPAIR_STORAGE=postgresql://user:password@host/db, read by each task."),
-          tasks: int = typer.Option(1, "--tasks", min=1, help="Array tasks: one worker, and one GPU, each."),
-          cpus_per_task: int = typer.Option(4, "--cpus-per-task", min=1, help="Cores of each task (sbatch --cpus-per-task)."),
-          time_limit: str | None = typer.Option(None, "--time", help="Each task's time limit (sbatch --time), e.g. 12:00:00."),
-          partition: str | None = typer.Option(None, "--partition", help="Slurm partition (sbatch --partition)."),
-          account: str | None = typer.Option(None, "--account", help="Slurm account (sbatch --account)."),
-          job_name: str | None = typer.Option(None, "--job-name", help="Default: gpupair-STUDY."),
-          sbatch_option: list[str] = typer.Option([], "--sbatch-option", help="One more #SBATCH line, e.g. --sbatch-option=--mem=32G (repeatable)."),
-          dry_run: bool = typer.Option(False, "--dry-run", help="Print the job script; submit nothing."),
+                                             rich_help_panel=opt.STORAGE_PANEL, help="PostgreSQL URL without a password (the nodes read it from ~/.pgpass)."),
+          storage_env: Path | None = typer.Option(None, "--storage-env", rich_help_panel=opt.SLURM_PANEL, help="Or: a file of mode 0600 with GPUPAIR_STORAGE=postgresql://user:password@host/db, read by each task."),
+          tasks: int = typer.Option(1, "--tasks", min=1, rich_help_panel=opt.SLURM_PANEL, help="Array tasks: one worker, and one GPU, each."),
+          cpus_per_task: int = typer.Option(4, "--cpus-per-task", min=1, rich_help_panel=opt.SLURM_PANEL, help="Cores of each task (sbatch --cpus-per-task)."),
+          time_limit: str | None = typer.Option(None, "--time", rich_help_panel=opt.SLURM_PANEL, help="Each task's time limit (sbatch --time), e.g. 12:00:00."),
+          partition: str | None = typer.Option(None, "--partition", rich_help_panel=opt.SLURM_PANEL, help="Slurm partition (sbatch --partition)."),
+          account: str | None = typer.Option(None, "--account", rich_help_panel=opt.SLURM_PANEL, help="Slurm account (sbatch --account)."),
+          job_name: str | None = typer.Option(None, "--job-name", rich_help_panel=opt.SLURM_PANEL, help="Default: gpupair-STUDY."),
+          sbatch_option: list[str] = typer.Option([], "--sbatch-option", rich_help_panel=opt.SLURM_PANEL, help="One more #SBATCH line, e.g. --sbatch-option=--mem=32G (repeatable)."),
+          dry_run: bool = typer.Option(False, "--dry-run", rich_help_panel=opt.SLURM_PANEL, help="Print the job script; submit nothing."),
           *, request: RunRequest) -> None:
     """Submit the study's workers as a Slurm job array (one worker per task and GPU) on PostgreSQL storage."""
     from gpupair_search.search.slurm import SlurmJob, submit
@@ -280,10 +338,10 @@ def _outputs_must_not_overwrite_inputs(output: Path, fs, storage: str | None, re
 
 @app.command()
 @user_errors
-def status(study: str | None = opt.STUDY, settings: Path | None = opt.SETTINGS, name: str | None = opt.NAME,
+def status(study: str | None = opt.STUDY, settings: Path | None = opt.READ_SETTINGS, name: str | None = opt.NAME,
            storage: str | None = opt.STORAGE, results: str = opt.RESULTS, kind: str | None = opt.KIND,
            simulated: bool = opt.SIMULATED, models: Path | None = opt.MODELS,
-           repos_root: Path | None = opt.REPOS_ROOT, lenient: bool = opt.LENIENT) -> None:
+           repos_root: Path | None = opt.REPOS_ROOT, lenient: bool = opt.READ_LENIENT) -> None:
     """Print the table of pair verdicts from storage, at any time (reads only)."""
     from gpupair_search.search.run_study import print_status
 
@@ -293,7 +351,7 @@ def status(study: str | None = opt.STUDY, settings: Path | None = opt.SETTINGS, 
 @app.command()
 @user_errors
 def plan(gpu_memory: str = typer.Option(..., "--gpu-memory", callback=opt.GPU_MEMORY.callback,
-                                        help="The card to predict for, e.g. 8GiB."),
+                                        rich_help_panel=opt.DEVICE_PANEL, help="The card to predict for, e.g. 8GiB."),
          safe_limit: str | None = opt.SAFE_LIMIT, study: str | None = opt.STUDY,
          settings: Path | None = opt.SETTINGS, models: Path | None = opt.MODELS,
          repos_root: Path | None = opt.REPOS_ROOT, lenient: bool = opt.LENIENT) -> None:
@@ -305,11 +363,12 @@ def plan(gpu_memory: str = typer.Option(..., "--gpu-memory", callback=opt.GPU_ME
 
 @app.command()
 @user_errors
-def report(study: str | None = opt.STUDY, settings: Path | None = opt.SETTINGS, name: str | None = opt.NAME,
+def report(study: str | None = opt.STUDY, settings: Path | None = opt.READ_SETTINGS, name: str | None = opt.NAME,
            storage: str | None = opt.STORAGE, results: str = opt.RESULTS, kind: str | None = opt.KIND,
            simulated: bool = opt.SIMULATED, models: Path | None = opt.MODELS,
-           repos_root: Path | None = opt.REPOS_ROOT, lenient: bool = opt.LENIENT,
-           output: Path = typer.Option(Path("report.html"), "-o", "--output", help="HTML file to write.")) -> None:
+           repos_root: Path | None = opt.REPOS_ROOT, lenient: bool = opt.READ_LENIENT,
+           output: Path = typer.Option(Path("report.html"), "-o", "--output", rich_help_panel=opt.OUTPUT_PANEL,
+                                         help="HTML file to write.")) -> None:
     """Write one self-contained HTML report of a study (opens with no network)."""
     from gpupair_search.search.report import write_report
 
@@ -321,17 +380,18 @@ def report(study: str | None = opt.STUDY, settings: Path | None = opt.SETTINGS, 
 
 @app.command()
 @user_errors
-def export(study: str | None = opt.STUDY, settings: Path | None = opt.SETTINGS, name: str | None = opt.NAME,
+def export(study: str | None = opt.STUDY, settings: Path | None = opt.READ_SETTINGS, name: str | None = opt.NAME,
            storage: str | None = opt.STORAGE, results: str = opt.RESULTS, kind: str | None = opt.KIND,
            simulated: bool = opt.SIMULATED,
-           output: Path = typer.Option(Path("safe_pairs.json"), "-o", "--output", help="Settings file to write."),
-           margin: str = typer.Option("0MiB", "--margin", help="Keep pairs whose verified peak is this far under the safe limit, e.g. 200MiB."),
-           models: Path | None = typer.Option(None, "--models",
+           output: Path = typer.Option(Path("safe_pairs.json"), "-o", "--output", rich_help_panel=opt.OUTPUT_PANEL,
+                                         help="Settings file to write."),
+           margin: str = typer.Option("0MiB", "--margin", rich_help_panel=opt.OUTPUT_PANEL, help="Keep pairs whose verified peak is this far under the safe limit, e.g. 200MiB."),
+           models: Path | None = typer.Option(None, "--models", rich_help_panel=opt.OUTPUT_PANEL,
                                                  help="Models file the exported settings will run with "
                                                       "(e.g. the seed's models_config.json). Default: the study's (--study-models)."),
-           study_models: Path | None = typer.Option(None, "--study-models",
+           study_models: Path | None = typer.Option(None, "--study-models", rich_help_panel=opt.STUDY_PANEL,
                                                        help="Models file the study ran with (default: the built-in workloads)."),
-           repos_root: Path | None = opt.REPOS_ROOT, lenient: bool = opt.LENIENT) -> None:
+           repos_root: Path | None = opt.REPOS_ROOT, lenient: bool = opt.READ_LENIENT) -> None:
     """Write the verified-safe pairs as a settings file in the seed's format, by risk class."""
     from gpupair_search.search.export import additions_path, build_export, parse_margin, write_export
 
@@ -352,11 +412,11 @@ def export(study: str | None = opt.STUDY, settings: Path | None = opt.SETTINGS, 
 
 @app.command()
 @user_errors
-def dashboard(study: str | None = opt.STUDY, settings: Path | None = opt.SETTINGS, name: str | None = opt.NAME,
+def dashboard(study: str | None = opt.STUDY, settings: Path | None = opt.READ_SETTINGS, name: str | None = opt.NAME,
               storage: str | None = opt.STORAGE, results: str = opt.RESULTS, kind: str | None = opt.KIND,
               simulated: bool = opt.SIMULATED, host: str = opt.HOST, port: int = opt.PORT,
               models: Path | None = opt.MODELS, repos_root: Path | None = opt.REPOS_ROOT,
-              lenient: bool = opt.LENIENT) -> None:
+              lenient: bool = opt.READ_LENIENT) -> None:
     """Serve optuna-dashboard on the study, with each trial's files and the feasible frontiers (reads only)."""
     from gpupair_search.search.dashboard import serve
     from gpupair_search.search.storage import existing_storage_url
