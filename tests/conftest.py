@@ -44,6 +44,7 @@ UNIT_TESTS = {
         "test_a_misspelled_top_level_key_is_an_error_naming_the_key_it_resembles",
         "test_a_solo_entry_has_no_background_to_accumulate",
         "test_a_string_no_argv_can_carry_is_an_error_not_a_crash_at_launch",
+        "test_the_cli_prints_the_same_short_error_without_a_traceback",
         "test_every_bad_gradient_accumulation_step_is_reported_at_once",
         "test_gradient_accumulation_as_export_writes_it_is_valid",
         "test_gradient_accumulation_is_checked_with_its_path",
