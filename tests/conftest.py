@@ -25,6 +25,7 @@ from gpupair_search.launcher.registry import Registry
 UNIT_FILES = frozenset({
     "test_cli_entry_points.py",
     "test_extension_search.py",
+    "test_imports.py",
     "test_interference.py",
     "test_interference_view.py",
     "test_memory_profiles.py",
