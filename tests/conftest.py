@@ -9,6 +9,7 @@ unit test that starts a process fails with a message saying so (an audit hook on
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import signal
 import subprocess
@@ -165,8 +166,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("unit") is None and item.get_closest_marker("e2e") is None:
             item.add_marker(pytest.mark.unit if _is_unit(item) else pytest.mark.e2e)
-        if item.path.name in SERIAL_FILES:
-            item.add_marker(pytest.mark.xdist_group(SERIAL_FILES[item.path.name]))
+        group = SERIAL_FILES.get(item.path.name) or _shared_fixture_group(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _shared_fixture_group(item: pytest.Item) -> str | None:
+    """The tests that use one of our module- or session-scoped fixtures (a study run once, a server) go to one
+    xdist worker together: split over workers, each worker would build the fixture again."""
+    info = getattr(item, "_fixtureinfo", None)
+    for name in sorted(info.name2fixturedefs if info else ()):
+        for fixture in info.name2fixturedefs[name]:
+            source = Path(inspect.getsourcefile(fixture.func) or "")
+            if fixture.scope in ("module", "session") and source.parent == Path(__file__).parent:
+                return f"{source.name}::{name}"
+    return None
 
 
 def _is_unit(item: pytest.Item) -> bool:
