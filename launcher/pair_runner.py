@@ -12,15 +12,24 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from gpupair_search.launcher import kill_points
 from gpupair_search.launcher.devices.base import Device
-from gpupair_search.launcher.log_metrics import extract_metrics
 from gpupair_search.launcher.errors import UserError
-from gpupair_search.launcher.measurement import (BG, FG, EnergyStats, MemoryStats, RaplCounter, energy_stats, memory_stats)
+from gpupair_search.launcher.log_metrics import extract_metrics
+from gpupair_search.launcher.measurement import (
+    BG,
+    FG,
+    EnergyStats,
+    MemoryStats,
+    RaplCounter,
+    energy_stats,
+    memory_stats,
+)
 from gpupair_search.launcher.monitor import DEFAULT_HZ, DeviceSampler, Monitor, Sample
 from gpupair_search.launcher.outcome import (TRAINING_PROGRESS, JobEnd, Outcome, PairLimits, classify, explain, read_log,
                                             scan_log)

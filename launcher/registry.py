@@ -12,9 +12,10 @@ import os
 import re
 import shlex
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from gpupair_search.launcher.errors import ConfigError, Problem
 from gpupair_search.launcher.file_kinds import MODELS, refuse_other_kind
@@ -773,7 +774,7 @@ def _parse_range(file: str, at: str, name: str, kind: str, spec: dict,
                                 expected="a low bound above 0 (log_uniform draws on a log scale)",
                                 fix='raise the low bound or use "distribution": "uniform"'))
         return False
-    if name == BATCH_SIZE and not (1 <= low and high <= _MAX_BATCH_SIZE):
+    if name == BATCH_SIZE and not (low >= 1 and high <= _MAX_BATCH_SIZE):
         problems.append(Problem(file, f"{at}.range", f"batch sizes {show(low)} to {show(high)} are out of range",
                                 expected=f"batch sizes from 1 to {_MAX_BATCH_SIZE}", fix="correct the range"))
         return False

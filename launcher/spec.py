@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -19,10 +20,10 @@ class JobConfig:
         """Identity of the workload, independent of hyperparameters: ``repo/model``."""
         return f"{self.repo}/{self.model}"
 
-    def with_hyperparameter(self, name: str, value: Any) -> "JobConfig":
+    def with_hyperparameter(self, name: str, value: Any) -> JobConfig:
         return replace(self, hyperparameters={**self.hyperparameters, name: value})
 
-    def without(self, names: tuple[str, ...]) -> "JobConfig":
+    def without(self, names: tuple[str, ...]) -> JobConfig:
         return replace(self, hyperparameters={k: v for k, v in self.hyperparameters.items() if k not in names})
 
     def to_json(self) -> dict[str, Any]:
@@ -63,5 +64,5 @@ class PairSpec:
         match = re.search(r"\((\d+(?:\.\d+)?)\s*MB\)", self.note)
         return float(match.group(1)) if match else None
 
-    def with_jobs(self, foreground: JobConfig, background: JobConfig | None) -> "PairSpec":
+    def with_jobs(self, foreground: JobConfig, background: JobConfig | None) -> PairSpec:
         return replace(self, foreground=foreground, background=background)

@@ -26,8 +26,8 @@ from gpupair_search.launcher.results import atomic_write
 from gpupair_search.launcher.sizes import format_mib
 from gpupair_search.launcher.spec import JobConfig
 from gpupair_search.search.batch_grid import BatchGrid
-from gpupair_search.search.interference import figures_by_trial, worth_a_note
 from gpupair_search.search.extension import Config
+from gpupair_search.search.interference import figures_by_trial, worth_a_note
 from gpupair_search.search.planner import PairPlan
 from gpupair_search.search.trial_record import PACKED
 from gpupair_search.search.verdict import Verdict

@@ -16,6 +16,7 @@ from typing import Any
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.registry import DEFAULT_PROBE_STEPS
 from gpupair_search.launcher.spec import JobConfig, PairSpec
+from gpupair_search.search.baselines import default_baselines, default_min_window_s
 from gpupair_search.search.batch_grid import STORED_BEFORE_GRIDS
 from gpupair_search.search.confirmation import Confirm
 from gpupair_search.search.baselines import DEFAULT_BASELINES, DEFAULT_MIN_WINDOW_S
@@ -71,7 +72,7 @@ class FixedDefinition:
     baselines_default: bool = DEFAULT_BASELINES
     min_window_s_default: float = DEFAULT_MIN_WINDOW_S
 
-    def for_new_study(self) -> "FixedDefinition":
+    def for_new_study(self) -> FixedDefinition:
         """The definition to store: what the run left to the default, filled in."""
         defaults = {"probe_steps": self.probe_steps_default, "baselines": self.baselines_default,
                     "min_window_s": self.min_window_s_default}
@@ -83,7 +84,7 @@ class FixedDefinition:
         return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "FixedDefinition":
+    def from_json(cls, data: dict[str, Any]) -> FixedDefinition:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["pairs"] = tuple(values.get("pairs", ()))
@@ -94,7 +95,7 @@ class FixedDefinition:
         values.setdefault("min_window_s", window)
         return cls(**values)
 
-    def differences(self, now: "FixedDefinition") -> list[str]:
+    def differences(self, now: FixedDefinition) -> list[str]:
         """One line per difference, stored value first: what a user must put back to continue this study."""
         lines = []
         for f in fields(self):
@@ -118,7 +119,7 @@ class FixedDefinition:
                 lines.append(f"pair {key}: {', '.join(changed)} changed")
         return lines
 
-    def check_same(self, now: "FixedDefinition") -> None:
+    def check_same(self, now: FixedDefinition) -> None:
         """Raise :class:`DefinitionChanged`, listing each difference and the two ways on."""
         diff = self.differences(now)
         if diff:

@@ -20,7 +20,8 @@ from optuna.trial import TrialState
 from gpupair_search.launcher.spec import JobConfig
 from gpupair_search.launcher.window_stats import MIN_BACKGROUND_TRAINING_SHARE
 from gpupair_search.search.baselines import BASELINE_PHASE, job_identity
-from gpupair_search.search.trial_record import PACKED as PACKED_MODE, TrialView
+from gpupair_search.search.trial_record import PACKED as PACKED_MODE
+from gpupair_search.search.trial_record import TrialView
 
 #: The foreground is CPU-starved when it got this much less CPU than alone and was this much slower.
 STARVED_CPU_RATIO = 0.8

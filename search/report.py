@@ -22,12 +22,14 @@ from gpupair_search.search import interference_view, plots
 from gpupair_search.search.interference import pair_interference, worth_a_note
 from gpupair_search.search.console import budget_words, measured_trials, time_and_probe_line
 from gpupair_search.search.batch_grid import STORED_BEFORE_GRIDS, batch_grid
-from gpupair_search.search.extension import Policy
-from gpupair_search.search.labels import batches, pair_label
 from gpupair_search.search.confirmation import DEFAULT_MARGIN, Confirm
+from gpupair_search.search.console import budget_words, measured_trials
+from gpupair_search.search.extension import Policy
+from gpupair_search.search.fixed_definition import DEVICE_KINDS
+from gpupair_search.search.interference import pair_interference, worth_a_note
+from gpupair_search.search.labels import batches, pair_label
 from gpupair_search.search.planner import ExtensionOptions, PairPlan
 from gpupair_search.search.profiles import load_profiles, profile_observations
-from gpupair_search.search.fixed_definition import DEVICE_KINDS
 from gpupair_search.search.session import resolve_inputs, study_name
 from gpupair_search.search.storage import default_storage_path, existing_storage_url, open_storage, redact_url
 from gpupair_search.search.study import FeasibilityStudy, StudySettings, stored_definition

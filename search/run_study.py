@@ -6,10 +6,10 @@ import os
 import sys
 import tempfile
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable, Iterator
 
 import typer
 
@@ -30,9 +30,10 @@ from gpupair_search.search.console import (Progress, budget_words, interference_
 from gpupair_search.search.interference import pair_interference, worth_a_note
 from gpupair_search.search.executors import DeviceExecutor, RunDir
 from gpupair_search.search.extension import search_policy
-from gpupair_search.search.planner import ExtensionOptions
+from gpupair_search.search.interference import pair_interference, worth_a_note
 from gpupair_search.search.packing import packing_slots, run_packed
 from gpupair_search.search.placement import worker_placement
+from gpupair_search.search.planner import ExtensionOptions
 from gpupair_search.search.session import open_study, resolve_inputs, simulated_device
 from gpupair_search.search.study import FeasibilityStudy
 from gpupair_search.search.with_storage import STORAGE_VARIABLE

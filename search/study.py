@@ -29,16 +29,38 @@ from gpupair_search.search.artifacts import attach_trial_artifacts
 from gpupair_search.search.baselines import (BASELINE_PARAM, BASELINE_PHASE, baseline_specs, DEFAULT_BASELINES,
                                              is_baseline, job_identity, jobs_at, reports_progress)
 from gpupair_search.search import optuna_adapter as adapter
+from gpupair_search.search.artifacts import attach_trial_artifacts
+from gpupair_search.search.baselines import (
+    BASELINE_PARAM,
+    BASELINE_PHASE,
+    baseline_specs,
+    default_baselines,
+    is_baseline,
+    job_identity,
+    jobs_at,
+    reports_progress,
+)
 from gpupair_search.search.confirmation import ConfirmationRule
 from gpupair_search.search.extension import Config
 from gpupair_search.search.fixed_definition import DEFINITION_KEY, DEVICE_KINDS, FixedDefinition
 from gpupair_search.search.memory_model import LinearMemoryModel, Observation
-from gpupair_search.search.planner import PREDICTED_KEY, ExtensionOptions, PairPlan, fit_models, plan_pair, predict_pair
 from gpupair_search.search.placement import PLACEMENT_KEY
+from gpupair_search.search.planner import PREDICTED_KEY, ExtensionOptions, PairPlan, fit_models, plan_pair, predict_pair
 from gpupair_search.search.storage import HEARTBEAT_S, open_storage
+from gpupair_search.search.trial_record import (
+    BATCH_DISTRIBUTION,
+    BG_PARAM,
+    CONFIRM_PHASE,
+    FG_PARAM,
+    PAIR_PARAM,
+    SERIAL,
+    TrialView,
+    is_measured,
+    measurement_mode,
+    record_result,
+    view,
+)
 from gpupair_search.search.work_order import likely_failures_first, pair_order
-from gpupair_search.search.trial_record import (BATCH_DISTRIBUTION, BG_PARAM, CONFIRM_PHASE, FG_PARAM, PAIR_PARAM, SERIAL,
-                                                TrialView, is_measured, measurement_mode, record_result, view)
 
 _HOST, _PID = "gpupair:host", "gpupair:pid"
 
@@ -85,9 +107,9 @@ class FeasibilityStudy:
         self.baseline_choices = tuple(self.baselines)
 
     @classmethod
-    def open(cls, storage_url: "str | optuna.storages.BaseStorage", settings: StudySettings, experiment: Experiment,
+    def open(cls, storage_url: str | optuna.storages.BaseStorage, settings: StudySettings, experiment: Experiment,
              registry: Registry, profile_obs: dict[str, list[Observation]] | None = None,
-             definition: FixedDefinition | None = None) -> "FeasibilityStudy":
+             definition: FixedDefinition | None = None) -> FeasibilityStudy:
         """Create the study, or resume it when ``definition`` is the one it was created with. A stored study with
         another definition raises :class:`DefinitionChanged` before anything is written."""
         storage = open_storage(storage_url)
@@ -112,7 +134,7 @@ class FeasibilityStudy:
 
     @classmethod
     def read(cls, study: optuna.Study, settings: StudySettings, experiment: Experiment, registry: Registry,
-             profile_obs: dict[str, list[Observation]] | None = None) -> "FeasibilityStudy":
+             profile_obs: dict[str, list[Observation]] | None = None) -> FeasibilityStudy:
         """A stored study, for reading only: its own definition (pairs, card, limit), nothing written."""
         return cls(study, settings, experiment, registry, profile_obs, stored_definition(study))
 
@@ -468,7 +490,7 @@ class _Heartbeat:
                 pass
             self.stop.wait(HEARTBEAT_S)
 
-    def __enter__(self) -> "_Heartbeat":
+    def __enter__(self) -> _Heartbeat:
         self.thread.start()
         return self
 

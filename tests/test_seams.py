@@ -7,10 +7,9 @@ import re
 import optuna
 import pytest
 
-from gpupair_search.launcher.devices import Device, DeviceRequest, open_device
-from gpupair_search.launcher.devices import factory
-from gpupair_search.launcher.experiments import Experiment
+from gpupair_search.launcher.devices import Device, DeviceRequest, factory, open_device
 from gpupair_search.launcher.devices.simulated import SimulatedDevice
+from gpupair_search.launcher.experiments import Experiment
 from gpupair_search.launcher.outcome import Outcome
 from gpupair_search.launcher.spec import JobConfig, PairSpec
 from gpupair_search.search import cli_options, extension
@@ -32,7 +31,7 @@ class _ToyDevice(Device):
         self.name = f"toy {label}"
 
     @classmethod
-    def open(cls, match: re.Match[str], request: DeviceRequest) -> "_ToyDevice":
+    def open(cls, match: re.Match[str], request: DeviceRequest) -> _ToyDevice:
         return cls(match.group(1))
 
     def job_env(self) -> dict[str, str]:
