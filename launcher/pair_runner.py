@@ -31,10 +31,27 @@ from gpupair_search.launcher.measurement import (
     memory_stats,
 )
 from gpupair_search.launcher.monitor import DEFAULT_HZ, DeviceSampler, Monitor, Sample
-from gpupair_search.launcher.outcome import (TRAINING_PROGRESS, JobEnd, Outcome, PairLimits, classify, explain, read_log,
-                                            scan_log)
-from gpupair_search.launcher.probe_events import (BOUNDED, EVAL_NOT_REACHED, EVAL_REACHED, FULL_EPOCH, PLATEAU,
-                                                  RAN_TO_END, ProbeEvents, evaluation_dwell_s, hook_environment)
+from gpupair_search.launcher.outcome import (
+    TRAINING_PROGRESS,
+    JobEnd,
+    Outcome,
+    PairLimits,
+    classify,
+    explain,
+    read_log,
+    scan_log,
+)
+from gpupair_search.launcher.probe_events import (
+    BOUNDED,
+    EVAL_NOT_REACHED,
+    EVAL_REACHED,
+    FULL_EPOCH,
+    PLATEAU,
+    RAN_TO_END,
+    ProbeEvents,
+    evaluation_dwell_s,
+    hook_environment,
+)
 from gpupair_search.launcher.process import RunningJob, start_job
 from gpupair_search.launcher.registry import BATCH_SIZE, DEFAULT_PROBE_STEPS, EPOCHS, MAX_STEPS, MIN_TRAIN_S, Registry
 from gpupair_search.launcher.spec import JobConfig, PairSpec

@@ -19,8 +19,16 @@ from typing import Any
 
 from gpupair_search.launcher.errors import ConfigError, Problem
 from gpupair_search.launcher.file_kinds import MODELS, refuse_other_kind
-from gpupair_search.launcher.jsonfile import (describe, json_path, name_shown, nearest, non_ascii_note, read_json,
-                                              show, type_name)
+from gpupair_search.launcher.jsonfile import (
+    describe,
+    json_path,
+    name_shown,
+    nearest,
+    non_ascii_note,
+    read_json,
+    show,
+    type_name,
+)
 from gpupair_search.launcher.spec import JobConfig, PairSpec
 
 BATCH_SIZE = "batch_size"
@@ -160,7 +168,7 @@ class Registry:
         self.root_note = ""
 
     @classmethod
-    def load(cls, path: Path, base_dir: Path | None = None, require_paths: bool = True) -> "Registry":
+    def load(cls, path: Path, base_dir: Path | None = None, require_paths: bool = True) -> Registry:
         """Read a models file; relative repository paths resolve against ``base_dir`` (default: the current
         directory; the CLI passes the project root the seed's runner would use, see ``search.inputs``) and must
         stay inside it."""

@@ -231,9 +231,8 @@ def pair(ctx: typer.Context,
     from gpupair_search.launcher.spec import PairSpec
     from gpupair_search.launcher.window_stats import describe
     from gpupair_search.search.baselines import DEFAULT_MIN_WINDOW_S
-    from gpupair_search.search.inputs import load_registry
-
     from gpupair_search.search.idle_flags import PAIR_RULES, given_options, refuse_idle_flags
+    from gpupair_search.search.inputs import load_registry
 
     refuse_idle_flags(locals(), given_options(ctx), PAIR_RULES)
     if start not in _START:

@@ -16,10 +16,9 @@ from typing import Any
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.registry import DEFAULT_PROBE_STEPS
 from gpupair_search.launcher.spec import JobConfig, PairSpec
-from gpupair_search.search.baselines import default_baselines, default_min_window_s
+from gpupair_search.search.baselines import DEFAULT_BASELINES, DEFAULT_MIN_WINDOW_S
 from gpupair_search.search.batch_grid import STORED_BEFORE_GRIDS
 from gpupair_search.search.confirmation import Confirm
-from gpupair_search.search.baselines import DEFAULT_BASELINES, DEFAULT_MIN_WINDOW_S
 
 DEFINITION_KEY = "definition"
 STORED_BEFORE_PROBE_STEPS = 30

@@ -8,8 +8,9 @@ and packed later) is not idle.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from gpupair_search.launcher.errors import UserError
 

@@ -19,11 +19,9 @@ from optuna.trial import TrialState
 
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.search import interference_view, plots
-from gpupair_search.search.interference import pair_interference, worth_a_note
-from gpupair_search.search.console import budget_words, measured_trials, time_and_probe_line
 from gpupair_search.search.batch_grid import STORED_BEFORE_GRIDS, batch_grid
 from gpupair_search.search.confirmation import DEFAULT_MARGIN, Confirm
-from gpupair_search.search.console import budget_words, measured_trials
+from gpupair_search.search.console import budget_words, measured_trials, time_and_probe_line
 from gpupair_search.search.extension import Policy
 from gpupair_search.search.fixed_definition import DEVICE_KINDS
 from gpupair_search.search.interference import pair_interference, worth_a_note

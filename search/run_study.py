@@ -25,9 +25,14 @@ from gpupair_search.launcher.warm_start import prestart
 from gpupair_search.search import cli_options as opt
 from gpupair_search.search.batch_grid import BatchGrid, batch_grid
 from gpupair_search.search.confirmation import Confirm
-from gpupair_search.search.console import (Progress, budget_words, interference_lines, time_and_probe_line,
-                                            trial_words, verdicts_text)
-from gpupair_search.search.interference import pair_interference, worth_a_note
+from gpupair_search.search.console import (
+    Progress,
+    budget_words,
+    interference_lines,
+    time_and_probe_line,
+    trial_words,
+    verdicts_text,
+)
 from gpupair_search.search.executors import DeviceExecutor, RunDir
 from gpupair_search.search.extension import search_policy
 from gpupair_search.search.interference import pair_interference, worth_a_note

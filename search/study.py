@@ -25,16 +25,13 @@ from gpupair_search.launcher.experiments import Experiment
 from gpupair_search.launcher.pair_runner import PairResult, with_batch_sizes
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.spec import PairSpec
-from gpupair_search.search.artifacts import attach_trial_artifacts
-from gpupair_search.search.baselines import (BASELINE_PARAM, BASELINE_PHASE, baseline_specs, DEFAULT_BASELINES,
-                                             is_baseline, job_identity, jobs_at, reports_progress)
 from gpupair_search.search import optuna_adapter as adapter
 from gpupair_search.search.artifacts import attach_trial_artifacts
 from gpupair_search.search.baselines import (
     BASELINE_PARAM,
     BASELINE_PHASE,
+    DEFAULT_BASELINES,
     baseline_specs,
-    default_baselines,
     is_baseline,
     job_identity,
     jobs_at,
