@@ -137,7 +137,12 @@ def test_the_seed_models_fixture_is_the_seed_file_unchanged(reference_dir):
     assert SEED_MODELS.read_bytes() == (reference_dir / "seed_models_config.json").read_bytes()
 
 
-@pytest.mark.parametrize("case", _corpus_files())
+#: Cases whose check starts a process: whether a train module imports is asked of a child ``python``.
+STARTS_A_PROCESS = {"models/train_module_not_importable.json"}
+
+
+@pytest.mark.parametrize("case", [pytest.param(case, marks=pytest.mark.e2e) if case in STARTS_A_PROCESS else case
+                                  for case in _corpus_files()])
 def test_a_bad_file_gives_a_short_error_naming_the_file_and_the_place(case):
     code, stderr = _validate_in_process(*_files_for(case))
     _check_message(case, code, stderr)
