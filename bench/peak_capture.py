@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import GPU_WORKLOADS, ROOT, open_device, one_epoch_probe, registry, self_reported_peak, stamp, write_json
+from benchlib import GPU_WORKLOADS, ROOT, one_epoch_probe, open_device, registry, self_reported_peak, stamp, write_json
 
 from gpupair_search.launcher.monitor import Monitor
 from gpupair_search.launcher.process import start_job

@@ -13,7 +13,6 @@ import argparse
 import statistics
 from pathlib import Path
 
-
 import optuna
 
 from gpupair_search.search.planner import fit_models

@@ -29,8 +29,8 @@ cleanly without either.
 from __future__ import annotations
 
 import argparse
-import functools
 import datetime as dt
+import functools
 import importlib.metadata
 import json
 import math
@@ -50,8 +50,10 @@ try:
 except ImportError:  # reported when NVML is needed, not at import time
     pynvml = None
 
-ROOT = Path(__file__).resolve().parents[1]
 from gpupair_search.launcher.spec import JobConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
 CPU_ONLY_REPOS = {"bug-localization-by-dnn-and-rvsm"}
 SUCCESS_MARKER = "[SUCCESS] Training completed"
 MIB = 2**20
@@ -187,7 +189,7 @@ def parse_output(text: str) -> dict:
     }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _registry(models_file: Path):
     from gpupair_search.launcher.registry import Registry
 

@@ -26,10 +26,10 @@ import time
 import traceback
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
 from bench.benchlib import stamp, write_json
 from tests.test_faults import SCENARIOS, FaultReport, ProcessWatch, lost, measured
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def worker_sigkill(work: Path) -> FaultReport:

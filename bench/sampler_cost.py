@@ -18,8 +18,7 @@ import time
 
 from benchlib import stamp, write_json
 
-from gpupair_search.launcher.devices import nvidia
-from gpupair_search.launcher.devices import open_device
+from gpupair_search.launcher.devices import nvidia, open_device
 from gpupair_search.launcher.monitor import DeviceSampler, Monitor
 
 HOLDER = "import time, torch; x = torch.empty(2**28, device='cuda'); print('ready', flush=True); time.sleep(120)"

@@ -24,12 +24,11 @@ import random
 import statistics
 from pathlib import Path
 
-
 import optuna
 
+from gpupair_search.launcher.devices.simulated import SimulatedDevice
 from gpupair_search.launcher.experiments import Experiment
 from gpupair_search.launcher.registry import Registry
-from gpupair_search.launcher.devices.simulated import SimulatedDevice
 from gpupair_search.launcher.spec import JobConfig, PairSpec
 from gpupair_search.search.batch_grid import BatchGrid
 from gpupair_search.search.executors import DeviceExecutor

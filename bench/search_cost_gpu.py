@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 from benchlib import open_device, stamp, write_json
-from gpupair_search.launcher.devices import DeviceRequest
 from search_cost import backoff_09, doubling_bisection
 
-from gpupair_search.launcher.pair_runner import RunOptions, with_batch_sizes
+from gpupair_search.launcher.devices import DeviceRequest
 from gpupair_search.launcher.outcome import Outcome
+from gpupair_search.launcher.pair_runner import RunOptions, with_batch_sizes
 from gpupair_search.search.executors import DeviceExecutor
 from gpupair_search.search.planner import DOES_NOT_FIT, FITS_REDUCED
 from gpupair_search.search.stored_study import open_results
@@ -91,8 +91,8 @@ def main() -> None:
             floor, grid = fs.settings.extension.floor, fs.settings.extension.grid  # the study's own candidates
             measured = {v.config: bool(v.feasible) for v in plan.trials if v.feasible is not None}
             oracle = Oracle(measured)
-            methods = {"doubling+bisection": lambda fits, o=plan.original: doubling_bisection(o, fits, grid),
-                       "x0.9 back-off": lambda fits, o=plan.original: backoff_09(o, fits, grid, floor)}
+            methods = {"doubling+bisection": lambda fits, o=plan.original, g=grid: doubling_bisection(o, fits, g),
+                       "x0.9 back-off": lambda fits, o=plan.original, g=grid, f=floor: backoff_09(o, fits, g, f)}
             # which configurations the baselines ask for (decided by inference for now), largest first
             wanted = {c for m in methods.values() for c, src in replay(m, oracle)["asked"] if src == "inferred"}
             runs = []

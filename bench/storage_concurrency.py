@@ -59,10 +59,10 @@ class WriterReport:
         return {"trials": self.trials, "errors": dict(self.errors), "latency_s": dict(self.latency_s)}
 
     @classmethod
-    def from_json(cls, data: dict) -> "WriterReport":
+    def from_json(cls, data: dict) -> WriterReport:
         return cls(data["trials"], Counter(data["errors"]), defaultdict(list, data["latency_s"]))
 
-    def merge(self, other: "WriterReport") -> None:
+    def merge(self, other: WriterReport) -> None:
         self.trials += other.trials
         self.errors.update(other.errors)
         for op, values in other.latency_s.items():

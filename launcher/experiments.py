@@ -27,8 +27,17 @@ from pathlib import Path
 from typing import Any
 
 from gpupair_search.launcher.errors import ConfigError, Problem
-from gpupair_search.launcher.jsonfile import (Duplicate, describe, duplicate_problem, json_path, name_shown, nearest,
-                                              read_json_with_duplicates, show, type_name)
+from gpupair_search.launcher.jsonfile import (
+    Duplicate,
+    describe,
+    duplicate_problem,
+    json_path,
+    name_shown,
+    nearest,
+    read_json_with_duplicates,
+    show,
+    type_name,
+)
 from gpupair_search.launcher.mutation import MutationError, worst_case
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.sizes import parse_size_mib

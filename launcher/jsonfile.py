@@ -80,7 +80,8 @@ def _place_problems(file: str, data: Any) -> tuple[list[Problem], list[Duplicate
     while stack:
         at, value = stack.pop()
         if isinstance(value, dict):
-            duplicates += [Duplicate(json_path(at, key), key, value.repeated[key]) for key in getattr(value, "repeated", {})]
+            if isinstance(value, _Repeated):
+                duplicates += [Duplicate(json_path(at, key), key, values) for key, values in value.repeated.items()]
             stack += [(json_path(at, k), v) for k, v in reversed(value.items())]
             problems += [Problem(file, json_path(at, k), f"the key contains {_surrogate(k)!a}, an unpaired surrogate "
                                  "escape that is not a character", fix="remove the \\u escape")
@@ -296,7 +297,7 @@ def non_ascii_note(name: str) -> str:
                                         for c in odd[:3]) + ")"
 
 
-def nearest(word: str, known: "list[str] | set[str] | tuple[str, ...]") -> str | None:
+def nearest(word: str, known: list[str] | set[str] | tuple[str, ...]) -> str | None:
     """The known word closest to ``word`` (a typo's intended word), or None when none is close."""
     import difflib
 

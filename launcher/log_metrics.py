@@ -12,8 +12,8 @@ import os
 import select
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 MAX_LOG_CHARS = 1 << 20
 SECONDS_PER_PATTERN = 2.0

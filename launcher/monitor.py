@@ -78,7 +78,7 @@ class DeviceSampler:
         with self._lock:
             return len(self._monitors)
 
-    def attach(self, monitor: "Monitor") -> None:
+    def attach(self, monitor: Monitor) -> None:
         with self._lock:
             self._monitors.append(monitor)
             if self._thread is None:
@@ -89,7 +89,7 @@ class DeviceSampler:
                 self._thread = threading.Thread(target=self._loop, name="gpupair-sampler", daemon=True)
                 self._thread.start()
 
-    def detach(self, monitor: "Monitor") -> None:
+    def detach(self, monitor: Monitor) -> None:
         with self._lock:
             if monitor in self._monitors:
                 self._monitors.remove(monitor)
@@ -119,7 +119,7 @@ class DeviceSampler:
             monitor.record(snapshot, parent_of)
         self.ticks += 1
 
-    def walk(self, monitors: list["Monitor"]) -> None:
+    def walk(self, monitors: list[Monitor]) -> None:
         """One read of /proc for every pair, and their process trees from it, in the walker thread. A walk makes
         hundreds of system calls, each of which gives up the interpreter's lock and waits to get it back behind
         the runner's other threads, so in the tick it delayed the device's reads (7 packed pairs on the H100: a
@@ -161,7 +161,7 @@ class DeviceSampler:
             return DeviceSnapshot(time.monotonic(), by_pid, DeviceReading(), listed is not None)
         try:
             reading = self.device.reading()
-        except Exception as exc:  # a failing sensor must not end the pair; it is recorded
+        except Exception as exc:  # noqa: BLE001 - a failing sensor must not end the pair; it is recorded
             reading, error = DeviceReading(), f"device reading failed: {exc}"
         return DeviceSnapshot(time.monotonic(), by_pid, reading, listed is not None, error)
 
@@ -272,7 +272,7 @@ class Monitor:
         self._ended_s: dict[str, float] = {}  # CPU seconds of a label's processes that have left its tree
         self._counters: tuple[dict[str, float], tuple[float, float]] | None = None  # from a walk, not yet recorded
 
-    def start(self) -> "Monitor":
+    def start(self) -> Monitor:
         self.t0 = time.monotonic()
         self.sampler.attach(self)
         return self

@@ -69,7 +69,7 @@ def worst_case(repo: Repository, mutate: Any, where: str, lenient: bool = False)
 
 
 def _worst_value(hp: Hyperparameter) -> tuple[Any, bool]:
-    low, high = hp.range  # type: ignore[misc]
+    low, high = hp.range
     if is_memory_relevant(hp.name):
         return (int(high) if hp.type == "int" else high), True
     if hp.default is not None and low <= hp.default <= high:

@@ -165,7 +165,7 @@ def explain(outcome: Outcome, foreground: JobEnd, background_runs: list[JobEnd],
         bad = next(e for e in background_runs if e.log.not_started)
         return f"background never started: {bad.log.first_lines or 'no output'}"
     if outcome in (Outcome.OOM_BACKGROUND, Outcome.CRASH_BACKGROUND):
-        bad = next((e for e in reversed(background_runs) if e.log.oom or e.exit_code not in (0, None)), None)
-        detail = bad.log.last_error if bad else ""
-        return f"background: {detail or f'exit code {bad.exit_code if bad else None}'}"
+        failed = next((e for e in reversed(background_runs) if e.log.oom or e.exit_code not in (0, None)), None)
+        detail = failed.log.last_error if failed else ""
+        return f"background: {detail or f'exit code {failed.exit_code if failed else None}'}"
     return f"foreground: {foreground.log.last_error or f'exit code {foreground.exit_code}'}"

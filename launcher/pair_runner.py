@@ -12,20 +12,46 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from gpupair_search.launcher import kill_points
 from gpupair_search.launcher.devices.base import Device
-from gpupair_search.launcher.log_metrics import extract_metrics
 from gpupair_search.launcher.errors import ResultsDirError, UserError
-from gpupair_search.launcher.measurement import (BG, FG, EnergyStats, MemoryStats, RaplCounter, energy_stats, memory_stats)
+from gpupair_search.launcher.log_metrics import extract_metrics
+from gpupair_search.launcher.measurement import (
+    BG,
+    FG,
+    EnergyStats,
+    MemoryStats,
+    RaplCounter,
+    energy_stats,
+    memory_stats,
+)
 from gpupair_search.launcher.monitor import DEFAULT_HZ, DeviceSampler, Monitor, Sample
-from gpupair_search.launcher.outcome import (TRAINING_PROGRESS, JobEnd, Outcome, PairLimits, classify, explain, read_log,
-                                            scan_log)
-from gpupair_search.launcher.probe_events import (BOUNDED, EVAL_NOT_REACHED, EVAL_REACHED, FULL_EPOCH, PLATEAU,
-                                                  RAN_TO_END, ProbeEvents, evaluation_dwell_s, hook_environment)
+from gpupair_search.launcher.outcome import (
+    TRAINING_PROGRESS,
+    JobEnd,
+    Outcome,
+    PairLimits,
+    classify,
+    explain,
+    read_log,
+    scan_log,
+)
+from gpupair_search.launcher.probe_events import (
+    BOUNDED,
+    EVAL_NOT_REACHED,
+    EVAL_REACHED,
+    FULL_EPOCH,
+    PLATEAU,
+    RAN_TO_END,
+    ProbeEvents,
+    evaluation_dwell_s,
+    hook_environment,
+)
 from gpupair_search.launcher.process import RunningJob, start_job
 from gpupair_search.launcher.registry import BATCH_SIZE, DEFAULT_PROBE_STEPS, EPOCHS, MAX_STEPS, MIN_TRAIN_S, Registry
 from gpupair_search.launcher.spec import JobConfig, PairSpec, StudyKind

@@ -60,7 +60,7 @@ class ProbeEvents:
     _evaluated_after_training: bool = False
     _offset: int = 0
 
-    def poll(self) -> "ProbeEvents":
+    def poll(self) -> ProbeEvents:
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self._offset)

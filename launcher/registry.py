@@ -12,14 +12,23 @@ import os
 import re
 import shlex
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from gpupair_search.launcher.errors import ConfigError, Problem
 from gpupair_search.launcher.file_kinds import MODELS, refuse_other_kind
-from gpupair_search.launcher.jsonfile import (describe, json_path, name_shown, nearest, non_ascii_note, read_json,
-                                              show, type_name)
+from gpupair_search.launcher.jsonfile import (
+    describe,
+    json_path,
+    name_shown,
+    nearest,
+    non_ascii_note,
+    read_json,
+    show,
+    type_name,
+)
 from gpupair_search.launcher.spec import JobConfig, PairSpec
 
 BATCH_SIZE = "batch_size"
@@ -159,7 +168,7 @@ class Registry:
         self.root_note = ""
 
     @classmethod
-    def load(cls, path: Path, base_dir: Path | None = None, require_paths: bool = True) -> "Registry":
+    def load(cls, path: Path, base_dir: Path | None = None, require_paths: bool = True) -> Registry:
         """Read a models file; relative repository paths resolve against ``base_dir`` (default: the current
         directory; the CLI passes the project root the seed's runner would use, see ``search.inputs``) and must
         stay inside it."""
@@ -773,7 +782,7 @@ def _parse_range(file: str, at: str, name: str, kind: str, spec: dict,
                                 expected="a low bound above 0 (log_uniform draws on a log scale)",
                                 fix='raise the low bound or use "distribution": "uniform"'))
         return False
-    if name == BATCH_SIZE and not (1 <= low and high <= _MAX_BATCH_SIZE):
+    if name == BATCH_SIZE and not (low >= 1 and high <= _MAX_BATCH_SIZE):
         problems.append(Problem(file, f"{at}.range", f"batch sizes {show(low)} to {show(high)} are out of range",
                                 expected=f"batch sizes from 1 to {_MAX_BATCH_SIZE}", fix="correct the range"))
         return False

@@ -12,10 +12,11 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from gpupair_search.launcher.errors import ResultsDirError
 from gpupair_search.launcher.measurement import timeline_rows

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 
 class StudyKind(str, Enum):
@@ -37,10 +38,10 @@ class JobConfig:
         """Identity of the workload, independent of hyperparameters: ``repo/model``."""
         return f"{self.repo}/{self.model}"
 
-    def with_hyperparameter(self, name: str, value: Any) -> "JobConfig":
+    def with_hyperparameter(self, name: str, value: Any) -> JobConfig:
         return replace(self, hyperparameters={**self.hyperparameters, name: value})
 
-    def without(self, names: tuple[str, ...]) -> "JobConfig":
+    def without(self, names: tuple[str, ...]) -> JobConfig:
         return replace(self, hyperparameters={k: v for k, v in self.hyperparameters.items() if k not in names})
 
     def to_json(self) -> dict[str, Any]:
@@ -81,5 +82,5 @@ class PairSpec:
         match = re.search(r"\((\d+(?:\.\d+)?)\s*MB\)", self.note)
         return float(match.group(1)) if match else None
 
-    def with_jobs(self, foreground: JobConfig, background: JobConfig | None) -> "PairSpec":
+    def with_jobs(self, foreground: JobConfig, background: JobConfig | None) -> PairSpec:
         return replace(self, foreground=foreground, background=background)

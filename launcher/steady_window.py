@@ -16,9 +16,9 @@ external script the models file's metric pattern named ``progress_steps`` (one g
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 MACHINE_PROGRESS = re.compile(r"^\[gpupair\] progress steps=(\d+) samples=(\d+)(?: epoch=(\d+))?(?: t=(\d+(?:\.\d+)?))?")
 #: A job's own stamp is trusted only when it lies this close before the moment its line was read (else the
@@ -85,10 +85,11 @@ class ProgressTail:
             return ProgressPoint(self._stamped(machine.group(4), t), int(machine.group(1)), int(machine.group(2)), epoch)
         if self._machine:
             return None
-        epoch = EPOCH_PROGRESS.match(line)
-        if epoch:
-            steps = (int(epoch.group(1)) - 1) * int(epoch.group(3)) + int(epoch.group(2))
-            return ProgressPoint(t, steps, steps * self.batch_size if self.batch_size else None, int(epoch.group(1)))
+        epoch_line = EPOCH_PROGRESS.match(line)
+        if epoch_line:
+            steps = (int(epoch_line.group(1)) - 1) * int(epoch_line.group(3)) + int(epoch_line.group(2))
+            return ProgressPoint(t, steps, steps * self.batch_size if self.batch_size else None,
+                                 int(epoch_line.group(1)))
         if self.steps_pattern is not None:
             found = self.steps_pattern.search(line[:MAX_LINE_CHARS])
             if found:

@@ -87,7 +87,7 @@ class WarmServer:
     def __init__(self, env: dict[str, str], cpus: list[int] | None, grace: float) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock, self.env = ours, dict(env)
-        self._errors = tempfile.TemporaryFile()  # the server's stderr, for the message when it fails
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - open while the server runs: its stderr, for the message when it fails
         self._lock = threading.Lock()
         self._jobs: list[WarmProcess] = []
         argv = [sys.executable, *_SAFE_PATH, "-m", "gpupair_search.launcher.fork_server", str(os.getpid()),

@@ -11,8 +11,13 @@ from statistics import mean
 
 from gpupair_search.launcher.measurement import BG, FG, counter_energy, cpu_share_pct, host_cpu_share_pct
 from gpupair_search.launcher.monitor import Sample
-from gpupair_search.launcher.steady_window import (ProgressPoint, overlap_share, samples_within, steady_window,
-                                                   training_intervals)
+from gpupair_search.launcher.steady_window import (
+    ProgressPoint,
+    overlap_share,
+    samples_within,
+    steady_window,
+    training_intervals,
+)
 
 MIN_ENERGY_WINDOW_S = 1.0  # NVML's energy counter is not trustworthy over less (it updates every ~100 ms or less)
 #: Below this share of the foreground's window spent training (not starting up), the background was mostly a
@@ -20,7 +25,7 @@ MIN_ENERGY_WINDOW_S = 1.0  # NVML's energy counter is not trustworthy over less 
 MIN_BACKGROUND_TRAINING_SHARE = 0.5
 
 
-def background_warning(stats: "WindowStats", runs: int) -> str | None:
+def background_warning(stats: WindowStats, runs: int) -> str | None:
     """The pair's warning when its background mostly started up during the foreground's window."""
     share = stats.background_training_share
     if share is None or share >= MIN_BACKGROUND_TRAINING_SHARE:

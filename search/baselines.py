@@ -13,7 +13,7 @@ pairs) measures them, and ``--baselines`` with ``--min-window-s`` asks for them 
 from __future__ import annotations
 
 import json
-from typing import Iterable
+from collections.abc import Iterable
 
 from gpupair_search.launcher.registry import BATCH_SIZE, MAX_STEPS, MIN_TRAIN_S
 from gpupair_search.launcher.spec import JobConfig, PairSpec

@@ -60,7 +60,7 @@ class BatchGrid(str, Enum):
         return math.ceil(configured / micro)
 
 
-def batch_grid(name: "str | BatchGrid") -> BatchGrid:
+def batch_grid(name: str | BatchGrid) -> BatchGrid:
     """The grid named ``name`` (``--batch-grid``), or a clear error listing the names there are."""
     try:
         return BatchGrid(str(name))

@@ -6,19 +6,77 @@ import functools
 import inspect
 import sys
 import typing
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import Callable, List, Optional
 
+import click
 import typer
+from typer.core import TyperCommand
 
-from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.launcher.errors import UserError
+from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.search import cli_options as opt
 from gpupair_search.search.run_study import RunRequest
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
-                  help="Find which training jobs can share one GPU, and at what batch sizes.")
+
+class PanelCommand(TyperCommand):
+    """A command whose ``--help`` lists its options in sections, by each option's ``rich_help_panel``
+    (:data:`cli_options.PANELS` gives the order). Typer draws those sections only with rich markup; help here
+    is plain text (no markup to escape in the help strings), so the sections are drawn here."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        arguments, panels = [], {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append(record)
+            else:
+                panels.setdefault(getattr(param, "rich_help_panel", None) or "Options", []).append(record)
+        if arguments:
+            with formatter.section("Arguments"):
+                formatter.write_dl(arguments)
+        order = {title: i for i, title in enumerate(opt.PANELS)}
+        for title in sorted(panels, key=lambda t: order.get(t, len(order))):
+            with formatter.section(title):
+                formatter.write_dl(panels[title])
+
+
+class _App(typer.Typer):
+    def command(self, *args, **kwargs):  # type: ignore[override]
+        return super().command(*args, cls=kwargs.pop("cls", PanelCommand), **kwargs)
+
+
+app = _App(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+           help="Find which training jobs can share one GPU, and at what batch sizes.")
+
+
+def version() -> str:
+    """The installed distribution's version; a source checkout run without installing has the package's."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("gpupair-search")
+    except PackageNotFoundError:
+        from gpupair_search import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"gpupair-search {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(show_version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                               help="Print the version and exit.")) -> None:
+    # no docstring: the app's help above is the one --help shows
+    pass
 
 
 _INTERRUPTED = {
@@ -82,7 +140,7 @@ def with_run_request(exclude: tuple[str, ...] = (), check_idle: bool = True) -> 
 @app.command()
 @user_errors
 def validate(settings: Path = typer.Argument(..., help="Experiment settings file (seed format)."),
-             models: Optional[Path] = opt.MODELS, repos_root: Optional[Path] = opt.REPOS_ROOT,
+             models: Path | None = opt.MODELS, repos_root: Path | None = opt.REPOS_ROOT,
              lenient: bool = opt.LENIENT) -> None:
     """Check a settings file and print the pairs it would run. Exit 0 valid, 1 invalid, 2 unreadable."""
     from gpupair_search.search.inputs import load_registry, load_settings, validation_lines
@@ -96,7 +154,7 @@ def validate(settings: Path = typer.Argument(..., help="Experiment settings file
         typer.echo(line)
 
 
-def _parse_params(values: List[str], flag: str) -> dict:
+def _parse_params(values: list[str], flag: str) -> dict:
     import json
 
     out = {}
@@ -113,7 +171,7 @@ def _parse_params(values: List[str], flag: str) -> dict:
     return out
 
 
-def _parse_job(text: str, params: List[str], flag: str, registry, lenient: bool):
+def _parse_job(text: str, params: list[str], flag: str, registry, lenient: bool):
     from gpupair_search.launcher.errors import ConfigError
     from gpupair_search.launcher.spec import JobConfig
 
@@ -145,24 +203,25 @@ def _on_the_command_line(problem, param_flag: str):
 
 @app.command()
 @user_errors
-def pair(ctx: typer.Context, fg: str = typer.Option(..., "--fg", help="Foreground job as REPO/MODEL (REPO alone for 'default')."),
-         bg: Optional[str] = typer.Option(None, "--bg", help="Background job as REPO/MODEL; omit for a solo run."),
-         fg_param: List[str] = typer.Option([], "--fg-param", help="Foreground hyperparameter KEY=VALUE (repeatable)."),
-         bg_param: List[str] = typer.Option([], "--bg-param", help="Background hyperparameter KEY=VALUE (repeatable)."),
-         device: str = typer.Option("auto", "--device", help="auto, cuda:N or cpu (a pair runs real jobs: no sim)."),
-         gpu_memory: Optional[str] = typer.Option(None, "--gpu-memory", callback=opt.GPU_MEMORY.callback,
+def pair(ctx: typer.Context,
+         fg: str = typer.Option(..., "--fg", rich_help_panel=opt.PAIR_PANEL, help="Foreground job as REPO/MODEL (REPO alone for 'default')."),
+         bg: str | None = typer.Option(None, "--bg", rich_help_panel=opt.PAIR_PANEL, help="Background job as REPO/MODEL; omit for a solo run."),
+         fg_param: list[str] = typer.Option([], "--fg-param", rich_help_panel=opt.PAIR_PANEL, help="Foreground hyperparameter KEY=VALUE (repeatable)."),
+         bg_param: list[str] = typer.Option([], "--bg-param", rich_help_panel=opt.PAIR_PANEL, help="Background hyperparameter KEY=VALUE (repeatable)."),
+         device: str = typer.Option("auto", "--device", rich_help_panel=opt.DEVICE_PANEL, help="auto, cuda:N or cpu (a pair runs real jobs: no sim)."),
+         gpu_memory: str | None = typer.Option(None, "--gpu-memory", callback=opt.GPU_MEMORY.callback,
+                                               rich_help_panel=opt.DEVICE_PANEL,
                                                   help="Emulate a card with this much memory, e.g. 8GiB (on an NVIDIA "
                                                        "GPU; on the CPU, the same as --cpu-memory)."),
-         cpu_memory: Optional[str] = opt.CPU_MEMORY, timeout: float = opt.TIMEOUT,
-         probe: bool = typer.Option(False, "--probe/--full", help="Stop jobs after a short probe (built-ins: --max-steps), "
-                                                               "or run them as configured."),
+         cpu_memory: str | None = opt.CPU_MEMORY, timeout: float = opt.TIMEOUT,
+         probe: bool = opt.PROBE,
          monitor_hz: float = opt.MONITOR_HZ, results: str = opt.RESULTS, allow_foreign: bool = opt.ALLOW_FOREIGN,
-         start: str = typer.Option("auto", "--start", help="How built-in workloads start: warm (forked from a "
+         start: str = typer.Option("auto", "--start", rich_help_panel=opt.MEASUREMENT_PANEL, help="How built-in workloads start: warm (forked from a "
                                    "launcher that has imported torch: seconds faster), cold (fresh processes), or "
                                    "auto: warm on a GPU, cold on the CPU, where a fork's host memory is not its own."),
-         models: Optional[Path] = opt.MODELS, repos_root: Optional[Path] = opt.REPOS_ROOT,
-         lenient: bool = opt.LENIENT, min_window_s: Optional[float] = opt.MIN_WINDOW_S,
-         probe_steps: Optional[int] = opt.PROBE_STEPS) -> None:
+         models: Path | None = opt.MODELS, repos_root: Path | None = opt.REPOS_ROOT,
+         lenient: bool = opt.LENIENT, min_window_s: float | None = opt.MIN_WINDOW_S,
+         probe_steps: int | None = opt.PROBE_STEPS) -> None:
     """Run one foreground/background pair and print its outcome, peaks and steady-state window."""
     from gpupair_search.launcher.devices import DeviceRequest, open_device
     from gpupair_search.launcher.devices.factory import study_kind
@@ -173,9 +232,8 @@ def pair(ctx: typer.Context, fg: str = typer.Option(..., "--fg", help="Foregroun
     from gpupair_search.launcher.spec import PairSpec
     from gpupair_search.launcher.window_stats import describe
     from gpupair_search.search.baselines import DEFAULT_MIN_WINDOW_S
-    from gpupair_search.search.inputs import load_registry
-
     from gpupair_search.search.idle_flags import PAIR_RULES, given_options, refuse_idle_flags
+    from gpupair_search.search.inputs import load_registry
 
     refuse_idle_flags(locals(), given_options(ctx), PAIR_RULES)
     if start not in _START:
@@ -219,7 +277,7 @@ def pair(ctx: typer.Context, fg: str = typer.Option(..., "--fg", help="Foregroun
 @app.command()
 @user_errors
 @with_run_request(exclude=("cpus",))
-def run(gpus: Optional[str] = opt.GPUS, *, request: RunRequest) -> None:
+def run(gpus: str | None = opt.GPUS, *, request: RunRequest) -> None:
     """Run a study: every pair as a trial, failing pairs extended by batch-size reduction."""
     from gpupair_search.search.run_study import run_study
 
@@ -239,17 +297,17 @@ def worker(*, request: RunRequest) -> None:
 @app.command()
 @user_errors
 @with_run_request(exclude=("storage", "cpus"))
-def slurm(storage: Optional[str] = typer.Option(None, "--storage", callback=opt.STORAGE.callback,
-                                                help="PostgreSQL URL without a password (the nodes read it from ~/.pgpass)."),
-          storage_env: Optional[Path] = typer.Option(None, "--storage-env", help="Or: a file of mode 0600 with GPUPAIR_STORAGE=postgresql://user:password@host/db, read by each task."),
-          tasks: int = typer.Option(1, "--tasks", min=1, help="Array tasks: one worker, and one GPU, each."),
-          cpus_per_task: int = typer.Option(4, "--cpus-per-task", min=1, help="Cores of each task (sbatch --cpus-per-task)."),
-          time_limit: Optional[str] = typer.Option(None, "--time", help="Each task's time limit (sbatch --time), e.g. 12:00:00."),
-          partition: Optional[str] = typer.Option(None, "--partition", help="Slurm partition (sbatch --partition)."),
-          account: Optional[str] = typer.Option(None, "--account", help="Slurm account (sbatch --account)."),
-          job_name: Optional[str] = typer.Option(None, "--job-name", help="Default: gpupair-STUDY."),
-          sbatch_option: List[str] = typer.Option([], "--sbatch-option", help="One more #SBATCH line, e.g. --sbatch-option=--mem=32G (repeatable)."),
-          dry_run: bool = typer.Option(False, "--dry-run", help="Print the job script; submit nothing."),
+def slurm(storage: str | None = typer.Option(None, "--storage", callback=opt.STORAGE.callback,
+                                             rich_help_panel=opt.STORAGE_PANEL, help="PostgreSQL URL without a password (the nodes read it from ~/.pgpass)."),
+          storage_env: Path | None = typer.Option(None, "--storage-env", rich_help_panel=opt.SLURM_PANEL, help="Or: a file of mode 0600 with GPUPAIR_STORAGE=postgresql://user:password@host/db, read by each task."),
+          tasks: int = typer.Option(1, "--tasks", min=1, rich_help_panel=opt.SLURM_PANEL, help="Array tasks: one worker, and one GPU, each."),
+          cpus_per_task: int = typer.Option(4, "--cpus-per-task", min=1, rich_help_panel=opt.SLURM_PANEL, help="Cores of each task (sbatch --cpus-per-task)."),
+          time_limit: str | None = typer.Option(None, "--time", rich_help_panel=opt.SLURM_PANEL, help="Each task's time limit (sbatch --time), e.g. 12:00:00."),
+          partition: str | None = typer.Option(None, "--partition", rich_help_panel=opt.SLURM_PANEL, help="Slurm partition (sbatch --partition)."),
+          account: str | None = typer.Option(None, "--account", rich_help_panel=opt.SLURM_PANEL, help="Slurm account (sbatch --account)."),
+          job_name: str | None = typer.Option(None, "--job-name", rich_help_panel=opt.SLURM_PANEL, help="Default: gpupair-STUDY."),
+          sbatch_option: list[str] = typer.Option([], "--sbatch-option", rich_help_panel=opt.SLURM_PANEL, help="One more #SBATCH line, e.g. --sbatch-option=--mem=32G (repeatable)."),
+          dry_run: bool = typer.Option(False, "--dry-run", rich_help_panel=opt.SLURM_PANEL, help="Print the job script; submit nothing."),
           *, request: RunRequest) -> None:
     """Submit the study's workers as a Slurm job array (one worker per task and GPU) on PostgreSQL storage."""
     from gpupair_search.search.slurm import SlurmJob, submit
@@ -262,7 +320,7 @@ def slurm(storage: Optional[str] = typer.Option(None, "--storage", callback=opt.
 _START = {"auto": None, "warm": True, "cold": False}  # --start -> RunOptions.warm_start
 
 
-def _gpu_list(text: Optional[str]) -> Optional[list]:
+def _gpu_list(text: str | None) -> list | None:
     if not text:
         return None
     try:
@@ -285,8 +343,8 @@ def _stored(study, settings, storage, results, kind, simulated, models, repos_ro
                         lenient, name)
 
 
-def _outputs_must_not_overwrite_inputs(output: Path, fs, storage: Optional[str], results: Path,
-                                       more_inputs: Optional[dict] = None, example: str = "out.html") -> None:
+def _outputs_must_not_overwrite_inputs(output: Path, fs, storage: str | None, results: Path,
+                                       more_inputs: dict | None = None, example: str = "out.html") -> None:
     from gpupair_search.search.output_file import database_files, refuse_overwriting
     from gpupair_search.search.storage import sqlite_path
 
@@ -298,10 +356,10 @@ def _outputs_must_not_overwrite_inputs(output: Path, fs, storage: Optional[str],
 
 @app.command()
 @user_errors
-def status(study: Optional[str] = opt.STUDY, settings: Optional[Path] = opt.SETTINGS, name: Optional[str] = opt.NAME,
-           storage: Optional[str] = opt.STORAGE, results: str = opt.RESULTS, kind: Optional[str] = opt.KIND,
-           simulated: bool = opt.SIMULATED, models: Optional[Path] = opt.MODELS,
-           repos_root: Optional[Path] = opt.REPOS_ROOT, lenient: bool = opt.LENIENT) -> None:
+def status(study: str | None = opt.STUDY, settings: Path | None = opt.READ_SETTINGS, name: str | None = opt.NAME,
+           storage: str | None = opt.STORAGE, results: str = opt.RESULTS, kind: str | None = opt.KIND,
+           simulated: bool = opt.SIMULATED, models: Path | None = opt.MODELS,
+           repos_root: Path | None = opt.REPOS_ROOT, lenient: bool = opt.READ_LENIENT) -> None:
     """Print the table of pair verdicts from storage, at any time (reads only)."""
     from gpupair_search.search.status import print_status
 
@@ -311,10 +369,10 @@ def status(study: Optional[str] = opt.STUDY, settings: Optional[Path] = opt.SETT
 @app.command()
 @user_errors
 def plan(gpu_memory: str = typer.Option(..., "--gpu-memory", callback=opt.GPU_MEMORY.callback,
-                                        help="The card to predict for, e.g. 8GiB."),
-         safe_limit: Optional[str] = opt.SAFE_LIMIT, study: Optional[str] = opt.STUDY,
-         settings: Optional[Path] = opt.SETTINGS, models: Optional[Path] = opt.MODELS,
-         repos_root: Optional[Path] = opt.REPOS_ROOT, lenient: bool = opt.LENIENT) -> None:
+                                        rich_help_panel=opt.DEVICE_PANEL, help="The card to predict for, e.g. 8GiB."),
+         safe_limit: str | None = opt.SAFE_LIMIT, study: str | None = opt.STUDY,
+         settings: Path | None = opt.SETTINGS, models: Path | None = opt.MODELS,
+         repos_root: Path | None = opt.REPOS_ROOT, lenient: bool = opt.LENIENT) -> None:
     """Predict (simulated, from shipped profiles) which pairs fit on a card you do not have."""
     from gpupair_search.search.prediction import predict
 
@@ -323,11 +381,12 @@ def plan(gpu_memory: str = typer.Option(..., "--gpu-memory", callback=opt.GPU_ME
 
 @app.command()
 @user_errors
-def report(study: Optional[str] = opt.STUDY, settings: Optional[Path] = opt.SETTINGS, name: Optional[str] = opt.NAME,
-           storage: Optional[str] = opt.STORAGE, results: str = opt.RESULTS, kind: Optional[str] = opt.KIND,
-           simulated: bool = opt.SIMULATED, models: Optional[Path] = opt.MODELS,
-           repos_root: Optional[Path] = opt.REPOS_ROOT, lenient: bool = opt.LENIENT,
-           output: Path = typer.Option(Path("report.html"), "-o", "--output", help="HTML file to write.")) -> None:
+def report(study: str | None = opt.STUDY, settings: Path | None = opt.READ_SETTINGS, name: str | None = opt.NAME,
+           storage: str | None = opt.STORAGE, results: str = opt.RESULTS, kind: str | None = opt.KIND,
+           simulated: bool = opt.SIMULATED, models: Path | None = opt.MODELS,
+           repos_root: Path | None = opt.REPOS_ROOT, lenient: bool = opt.READ_LENIENT,
+           output: Path = typer.Option(Path("report.html"), "-o", "--output", rich_help_panel=opt.OUTPUT_PANEL,
+                                         help="HTML file to write.")) -> None:
     """Write one self-contained HTML report of a study (opens with no network)."""
     from gpupair_search.search.report import write_report
 
@@ -339,17 +398,18 @@ def report(study: Optional[str] = opt.STUDY, settings: Optional[Path] = opt.SETT
 
 @app.command()
 @user_errors
-def export(study: Optional[str] = opt.STUDY, settings: Optional[Path] = opt.SETTINGS, name: Optional[str] = opt.NAME,
-           storage: Optional[str] = opt.STORAGE, results: str = opt.RESULTS, kind: Optional[str] = opt.KIND,
+def export(study: str | None = opt.STUDY, settings: Path | None = opt.READ_SETTINGS, name: str | None = opt.NAME,
+           storage: str | None = opt.STORAGE, results: str = opt.RESULTS, kind: str | None = opt.KIND,
            simulated: bool = opt.SIMULATED,
-           output: Path = typer.Option(Path("safe_pairs.json"), "-o", "--output", help="Settings file to write."),
-           margin: str = typer.Option("0MiB", "--margin", help="Keep pairs whose verified peak is this far under the safe limit, e.g. 200MiB."),
-           models: Optional[Path] = typer.Option(None, "--models",
+           output: Path = typer.Option(Path("safe_pairs.json"), "-o", "--output", rich_help_panel=opt.OUTPUT_PANEL,
+                                         help="Settings file to write."),
+           margin: str = typer.Option("0MiB", "--margin", rich_help_panel=opt.OUTPUT_PANEL, help="Keep pairs whose verified peak is this far under the safe limit, e.g. 200MiB."),
+           models: Path | None = typer.Option(None, "--models", rich_help_panel=opt.OUTPUT_PANEL,
                                                  help="Models file the exported settings will run with "
                                                       "(e.g. the seed's models_config.json). Default: the study's (--study-models)."),
-           study_models: Optional[Path] = typer.Option(None, "--study-models",
+           study_models: Path | None = typer.Option(None, "--study-models", rich_help_panel=opt.STUDY_PANEL,
                                                        help="Models file the study ran with (default: the built-in workloads)."),
-           repos_root: Optional[Path] = opt.REPOS_ROOT, lenient: bool = opt.LENIENT) -> None:
+           repos_root: Path | None = opt.REPOS_ROOT, lenient: bool = opt.READ_LENIENT) -> None:
     """Write the verified-safe pairs as a settings file in the seed's format, by risk class."""
     from gpupair_search.search.export import additions_path, build_export, parse_margin, risk_words, write_export
 
@@ -371,11 +431,11 @@ def export(study: Optional[str] = opt.STUDY, settings: Optional[Path] = opt.SETT
 
 @app.command()
 @user_errors
-def dashboard(study: Optional[str] = opt.STUDY, settings: Optional[Path] = opt.SETTINGS, name: Optional[str] = opt.NAME,
-              storage: Optional[str] = opt.STORAGE, results: str = opt.RESULTS, kind: Optional[str] = opt.KIND,
+def dashboard(study: str | None = opt.STUDY, settings: Path | None = opt.READ_SETTINGS, name: str | None = opt.NAME,
+              storage: str | None = opt.STORAGE, results: str = opt.RESULTS, kind: str | None = opt.KIND,
               simulated: bool = opt.SIMULATED, host: str = opt.HOST, port: int = opt.PORT,
-              models: Optional[Path] = opt.MODELS, repos_root: Optional[Path] = opt.REPOS_ROOT,
-              lenient: bool = opt.LENIENT) -> None:
+              models: Path | None = opt.MODELS, repos_root: Path | None = opt.REPOS_ROOT,
+              lenient: bool = opt.READ_LENIENT) -> None:
     """Serve optuna-dashboard on the study, with each trial's files and the feasible frontiers (reads only)."""
     from gpupair_search.search.dashboard import serve
     from gpupair_search.search.storage import existing_storage_url

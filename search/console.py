@@ -5,8 +5,8 @@ import sys
 import time
 from typing import TextIO
 
-from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.launcher.monitor import Sample
+from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.search.interference import PairInterference
 from gpupair_search.search.labels import batches, short_key
 from gpupair_search.search.matrix_view import matrix_text, pair_grid

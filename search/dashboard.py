@@ -13,11 +13,11 @@ from pathlib import Path
 
 from gpupair_search.search import plots
 from gpupair_search.search.console import budget_words
-from gpupair_search.search.interference import pair_interference, worth_a_note
 from gpupair_search.search.feasible_best import FeasibleBestStorage, drop_infeasible_best
+from gpupair_search.search.interference import pair_interference, worth_a_note
+from gpupair_search.search.labels import batches, jobs
 from gpupair_search.search.session import artifact_store
 from gpupair_search.search.storage import open_storage, redact_url
-from gpupair_search.search.labels import batches, jobs
 from gpupair_search.search.study import FeasibilityStudy
 
 FRONTIER_ID = "gpupair-frontier-g{group:02d}"

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 from gpupair_search.launcher.devices.base import Device
 from gpupair_search.launcher.measurement import without_device_figures

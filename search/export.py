@@ -18,21 +18,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.experiments import load_experiment
 from gpupair_search.launcher.jsonfile import read_json
 from gpupair_search.launcher.registry import BATCH_SIZE, Registry
 from gpupair_search.launcher.results import atomic_write
-from gpupair_search.launcher.sizes import format_mib
-from gpupair_search.launcher.spec import JobConfig
+from gpupair_search.launcher.sizes import format_mib, parse_size_mib
+from gpupair_search.launcher.spec import JobConfig, StudyKind
 from gpupair_search.search.batch_grid import BatchGrid
-from gpupair_search.search.interference import figures_by_trial, worth_a_note
 from gpupair_search.search.extension import Config
+from gpupair_search.search.interference import figures_by_trial, worth_a_note
 from gpupair_search.search.planner import PairPlan
 from gpupair_search.search.trial_record import PACKED
 from gpupair_search.search.verdict import Verdict
-from gpupair_search.launcher.sizes import parse_size_mib
 
 # -- risk classes (docs/concepts/outcomes-and-verdicts.md: the 12-group design's bounds on an 8 GB card), scaled to the card --
 RISK_CLASSES = ("stable", "usable", "high risk")

@@ -13,9 +13,10 @@ possible answers. With an exact model that is two trials; with a wrong one, neve
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable, Protocol
+from typing import Protocol
 
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.search.batch_grid import BatchGrid, Config
@@ -130,7 +131,10 @@ class SearchPolicy(Protocol):
     steps; the planner moves it onto the study's batch grid (:meth:`BatchGrid.restrict`), and the other
     methods see only the length and positions of the path they are given, so every policy works on every grid."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """What ``--policy`` calls it (read-only: the policies are frozen records)."""
+        ...
 
     def path(self, original: Config, floor: int) -> list[Config]: ...
 
@@ -154,7 +158,7 @@ class ModelGuided:
         return self.order.value
 
     def path(self, original: Config, floor: int) -> list[Config]:
-        return reduction_path(*original, self.order, floor)
+        return reduction_path(original[0], original[1], self.order, floor)
 
     def budget(self, path_length: int) -> int:
         return budget(path_length)
@@ -175,7 +179,7 @@ class DoublingBisection:
     name: str = "doubling-bisection"
 
     def path(self, original: Config, floor: int) -> list[Config]:
-        return reduction_path(*original, Policy.BACKGROUND_FIRST, floor)
+        return reduction_path(original[0], original[1], Policy.BACKGROUND_FIRST, floor)
 
     def budget(self, path_length: int) -> int:
         return path_length
@@ -240,8 +244,8 @@ class Backoff:
         return min((p for p, ok in results.items() if ok), default=None)
 
 
-POLICIES: dict[str, SearchPolicy] = {p.name: p for p in (
-    *(ModelGuided(order) for order in Policy), DoublingBisection(), Backoff())}
+_ALL_POLICIES: tuple[SearchPolicy, ...] = (*(ModelGuided(order) for order in Policy), DoublingBisection(), Backoff())
+POLICIES: dict[str, SearchPolicy] = {p.name: p for p in _ALL_POLICIES}
 
 
 def search_policy(name: str) -> SearchPolicy:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import abc
 import inspect
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
@@ -35,7 +36,12 @@ def feasible_best(trials: Sequence[FrozenTrial], direction: StudyDirection) -> F
     if not feasible:
         return None
     sign = 1.0 if direction is StudyDirection.MAXIMIZE else -1.0
-    return max(feasible, key=lambda t: (sign * t.value, -t.number))
+
+    def rank(trial: FrozenTrial) -> tuple[float, int]:
+        assert trial.value is not None  # filtered above
+        return sign * trial.value, -trial.number
+
+    return max(feasible, key=rank)
 
 
 def _delegating(cls: type) -> type:

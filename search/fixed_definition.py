@@ -18,9 +18,9 @@ import optuna
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.registry import DEFAULT_PROBE_STEPS
 from gpupair_search.launcher.spec import JobConfig, PairSpec, StudyKind
+from gpupair_search.search.baselines import DEFAULT_BASELINES, DEFAULT_MIN_WINDOW_S
 from gpupair_search.search.batch_grid import STORED_BEFORE_GRIDS, batch_grid
 from gpupair_search.search.confirmation import Confirm
-from gpupair_search.search.baselines import DEFAULT_BASELINES, DEFAULT_MIN_WINDOW_S
 from gpupair_search.search.planner import ExtensionOptions
 
 DEFINITION_KEY = "definition"
@@ -77,7 +77,7 @@ class FixedDefinition:
                                 confirm_margin=self.confirm_margin, grid=batch_grid(self.batch_grid),
                                 confirm=Confirm(self.confirm))
 
-    def for_new_study(self) -> "FixedDefinition":
+    def for_new_study(self) -> FixedDefinition:
         """The definition to store: what the run left to the default, filled in."""
         defaults = {"probe_steps": self.probe_steps_default, "baselines": self.baselines_default,
                     "min_window_s": self.min_window_s_default}
@@ -90,7 +90,7 @@ class FixedDefinition:
         return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "FixedDefinition":
+    def from_json(cls, data: dict[str, Any]) -> FixedDefinition:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["pairs"] = tuple(values.get("pairs", ()))
@@ -102,7 +102,7 @@ class FixedDefinition:
         values.setdefault("min_window_s", window)
         return cls(**values)
 
-    def differences(self, now: "FixedDefinition") -> list[str]:
+    def differences(self, now: FixedDefinition) -> list[str]:
         """One line per difference, stored value first: what a user must put back to continue this study."""
         lines = []
         for f in fields(self):
@@ -126,7 +126,7 @@ class FixedDefinition:
                 lines.append(f"pair {key}: {', '.join(changed)} changed")
         return lines
 
-    def check_same(self, now: "FixedDefinition") -> None:
+    def check_same(self, now: FixedDefinition) -> None:
         """Raise :class:`DefinitionChanged`, listing each difference and the two ways on."""
         diff = self.differences(now)
         if diff:

@@ -8,9 +8,10 @@ and packed later) is not idle.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from gpupair_search.launcher.errors import UserError
 
@@ -49,9 +50,9 @@ RUN_RULES: tuple[IdleRule, ...] = (
 
 PAIR_RULES: tuple[IdleRule, ...] = (
     IdleRule("probe_steps", "--probe-steps", lambda o: not o.probe,
-             "it sets how long a probe trains, and --full runs the jobs as configured; drop one of them"),
+             "it sets how long a probe trains, and --full-epoch runs whole epochs; drop one of them"),
     IdleRule("min_window_s", "--min-window-s", lambda o: not o.probe,
-             "it sets how long a probe's first epoch trains, and --full runs the jobs as configured; drop one of them"),
+             "it sets how long a probe's first epoch trains, and --full-epoch runs whole epochs; drop one of them"),
 )
 
 

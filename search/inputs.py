@@ -7,10 +7,9 @@ from typing import Any
 
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.experiments import Experiment, load_experiment
-from gpupair_search.launcher.jsonfile import read_json
+from gpupair_search.launcher.jsonfile import printable, read_json
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.settings import BUNDLE_ROOT, bundled
-from gpupair_search.launcher.jsonfile import printable
 
 
 @dataclass(frozen=True)

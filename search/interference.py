@@ -21,7 +21,8 @@ from gpupair_search.launcher.outcome import Outcome
 from gpupair_search.launcher.spec import JobConfig
 from gpupair_search.launcher.window_stats import MIN_BACKGROUND_TRAINING_SHARE, WindowStats
 from gpupair_search.search.baselines import BASELINE_PHASE, job_identity
-from gpupair_search.search.trial_record import PACKED as PACKED_MODE, Measured, TrialView
+from gpupair_search.search.trial_record import PACKED as PACKED_MODE
+from gpupair_search.search.trial_record import Measured, TrialView
 
 #: The foreground is CPU-starved when it got this much less CPU than alone and was this much slower.
 STARVED_CPU_RATIO = 0.8

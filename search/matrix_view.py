@@ -7,8 +7,8 @@ both read the cells from :func:`pair_grid`, so they cannot disagree.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from gpupair_search.search.labels import batches
 from gpupair_search.search.planner import PairPlan

@@ -7,6 +7,7 @@ batch size once past small batches (BENCHMARKS.md, Prediction).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gpupair_search.search.trial_record import Measured
@@ -39,7 +40,7 @@ class LinearMemoryModel:
         return self.fixed_mib + self.per_sample_mib * (batch_size or 0)
 
 
-def _least_squares(points: list[tuple[float, float]]) -> tuple[float, float] | None:
+def _least_squares(points: Sequence[tuple[float, float]]) -> tuple[float, float] | None:
     xs = {x for x, _ in points}
     if len(xs) < 2:
         return None

@@ -15,12 +15,12 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
-from typing import Callable
 
-from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.launcher.devices.base import Device
+from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.search.study import FeasibilityStudy, PairExecutor
 
 #: host cores kept for the runner and its sampler; the rest give each job of a packed pair a core of its own

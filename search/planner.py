@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from optuna.trial import TrialState
 
 from gpupair_search.launcher.spec import PairSpec
-from gpupair_search.search.confirmation import DEFAULT_MARGIN, Confirm, ConfirmationRule, Evidence, evidence
 from gpupair_search.search.batch_grid import BatchGrid
+from gpupair_search.search.confirmation import DEFAULT_MARGIN, Confirm, ConfirmationRule, Evidence, evidence
 from gpupair_search.search.extension import Config, Policy, search_policy
 from gpupair_search.search.memory_model import LinearMemoryModel, Observation, fit_linear, observations_from_trial
 from gpupair_search.search.trial_record import CONFIRM_PHASE, PACKED, TrialView

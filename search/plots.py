@@ -7,20 +7,21 @@ safe limit where memory is shown, and says SIMULATED in its title when the numbe
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 
 from gpupair_search.launcher.measurement import EnergyStats
 from gpupair_search.launcher.outcome import Outcome
+from gpupair_search.search.export import RISK_CLASSES, risk_bounds, risk_class
+from gpupair_search.search.extension import Config
 from gpupair_search.search.labels import batches, jobs, pair_label
 from gpupair_search.search.labels import measured as labels_measured
 from gpupair_search.search.matrix_view import PairGrid, cell_text, pair_grid
-from gpupair_search.search.verdict import Verdict
-from gpupair_search.search.extension import Config
 from gpupair_search.search.memory_model import LinearMemoryModel
 from gpupair_search.search.planner import PairPlan, predict_pair
-from gpupair_search.search.export import RISK_CLASSES, risk_bounds, risk_class
+from gpupair_search.search.verdict import Verdict
 
 Row = Mapping[str, Any]  # one timeline sample: t_s, foreground_mib, background_mib, total_mib, power_w, ...
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.launcher.pair_runner import RunOptions
+from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.search.console import verdicts_text
 from gpupair_search.search.executors import DeviceExecutor
 from gpupair_search.search.planner import ExtensionOptions

@@ -13,12 +13,12 @@ from pathlib import Path
 import plotly.graph_objects as go
 from optuna.trial import TrialState
 
+from gpupair_search.launcher.results import atomic_write
 from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.search import interference_view, plots
-from gpupair_search.search.interference import pair_interference, worth_a_note
 from gpupair_search.search.console import budget_words, measured_trials, time_and_probe_line
 from gpupair_search.search.export import accumulation_words
-from gpupair_search.launcher.results import atomic_write
+from gpupair_search.search.interference import pair_interference, worth_a_note
 from gpupair_search.search.labels import batches, pair_label
 from gpupair_search.search.planner import PairPlan
 from gpupair_search.search.study import FeasibilityStudy

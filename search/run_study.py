@@ -5,14 +5,14 @@ import gc
 import os
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import typer
 
-from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.launcher.cpu_share import parse_cpu_list, pin_this_process, worker_shares
 from gpupair_search.launcher.devices import DeviceRequest, open_device
 from gpupair_search.launcher.devices.base import Device, NoDeviceError
@@ -21,7 +21,7 @@ from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.pair_runner import RunOptions, job_environment, starts_warm
 from gpupair_search.launcher.process import start_job
 from gpupair_search.launcher.registry import Command, Registry
-from gpupair_search.launcher.spec import PairSpec
+from gpupair_search.launcher.spec import PairSpec, StudyKind
 from gpupair_search.launcher.warm_start import prestart
 from gpupair_search.search import cli_options as opt
 from gpupair_search.search.batch_grid import batch_grid
@@ -29,12 +29,12 @@ from gpupair_search.search.confirmation import Confirm
 from gpupair_search.search.console import Progress, budget_words, trial_words, verdicts_text
 from gpupair_search.search.executors import DeviceExecutor, RunDir
 from gpupair_search.search.extension import search_policy
-from gpupair_search.search.planner import ExtensionOptions
 from gpupair_search.search.packing import packing_slots, run_packed
 from gpupair_search.search.placement import worker_placement
+from gpupair_search.search.planner import ExtensionOptions
 from gpupair_search.search.session import open_study, resolve_inputs, simulated_device
-from gpupair_search.search.storage import default_storage_url
 from gpupair_search.search.status import print_interference
+from gpupair_search.search.storage import default_storage_url
 from gpupair_search.search.study import FeasibilityStudy
 from gpupair_search.search.with_storage import STORAGE_VARIABLE
 

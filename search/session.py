@@ -4,23 +4,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.launcher.devices.base import NoDeviceError
+from gpupair_search.launcher.devices.simulated import SimulatedDevice
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.experiments import Experiment
 from gpupair_search.launcher.registry import DEFAULT_PROBE_STEPS, Registry
 from gpupair_search.launcher.results import ensure_results_dir
-from gpupair_search.launcher.devices.simulated import SimulatedDevice
 from gpupair_search.launcher.sizes import parse_size_mib
-from gpupair_search.launcher.spec import JobConfig
+from gpupair_search.launcher.spec import JobConfig, StudyKind
 from gpupair_search.search.baselines import DEFAULT_BASELINES, DEFAULT_MIN_WINDOW_S
 from gpupair_search.search.fixed_definition import FixedDefinition, file_digest, pair_record
+from gpupair_search.search.inputs import load_registry, load_settings
 from gpupair_search.search.planner import ExtensionOptions, fit_models
 from gpupair_search.search.profiles import load_profiles, profile_observations
 from gpupair_search.search.storage import default_storage_url
 from gpupair_search.search.study import FeasibilityStudy, StudySettings
 from gpupair_search.studies import get_study
-from gpupair_search.search.inputs import load_registry, load_settings
 
 SAFE_FRACTION = 7500 / 8192  # the seed design's 7500 MiB on an 8 GiB card
 

@@ -21,15 +21,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.masking import has_secret, mask_secrets
+from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.search import cli_options as opt
+from gpupair_search.search.extension import Policy
 from gpupair_search.search.run_study import RunRequest
+from gpupair_search.search.session import resolve_inputs
 from gpupair_search.search.storage import GRACE_S, HEARTBEAT_S, redact_url
 from gpupair_search.search.with_storage import STORAGE_VARIABLE, read_storage_env
-from gpupair_search.search.extension import Policy
-from gpupair_search.search.session import resolve_inputs
 
 #: Heartbeat settings a task must share with every other worker of the study (see search/storage.py).
 HEARTBEAT_VARIABLES = ("GPUPAIR_HEARTBEAT_S", "GPUPAIR_GRACE_S")

@@ -7,19 +7,19 @@ environment (``GPUPAIR_HEARTBEAT_S``, ``GPUPAIR_GRACE_S``), e.g. shorter in test
 from __future__ import annotations
 
 import importlib.util
-from contextlib import closing
 import os
 import random
 import time
 import warnings
+from contextlib import closing
 from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
 
 from gpupair_search.launcher.errors import UserError
-from gpupair_search.launcher.results import ensure_results_dir
 from gpupair_search.launcher.masking import mask_secrets, remember_secrets
+from gpupair_search.launcher.results import ensure_results_dir
 
 
 def _env_seconds(name: str, default: int) -> int:

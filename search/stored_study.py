@@ -3,16 +3,17 @@ and search it was run with, never the defaults or an edited settings file, and n
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import optuna
 
 from gpupair_search.launcher.errors import UserError
+from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.search.batch_grid import STORED_BEFORE_GRIDS, batch_grid
 from gpupair_search.search.confirmation import DEFAULT_MARGIN, Confirm
 from gpupair_search.search.extension import Policy
-from gpupair_search.launcher.spec import StudyKind
 from gpupair_search.search.fixed_definition import options_before_definitions, stored_definition
 from gpupair_search.search.planner import ExtensionOptions
 from gpupair_search.search.profiles import load_profiles, profile_observations

@@ -24,22 +24,45 @@ from gpupair_search.launcher.experiments import Experiment
 from gpupair_search.launcher.pair_runner import PairResult, with_batch_sizes
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.spec import PairSpec, StudyKind
-from gpupair_search.search.artifacts import attach_trial_artifacts
-from gpupair_search.search.baselines import (BASELINE_PARAM, BASELINE_PHASE, baseline_specs, DEFAULT_BASELINES,
-                                             is_baseline, job_identity, jobs_at, reports_progress)
 from gpupair_search.search import optuna_adapter as adapter
+from gpupair_search.search.artifacts import attach_trial_artifacts
+from gpupair_search.search.baselines import (
+    BASELINE_PARAM,
+    BASELINE_PHASE,
+    DEFAULT_BASELINES,
+    baseline_specs,
+    is_baseline,
+    job_identity,
+    jobs_at,
+    reports_progress,
+)
 from gpupair_search.search.confirmation import ConfirmationRule
 from gpupair_search.search.extension import Config
 from gpupair_search.search.fixed_definition import DEFINITION_KEY, FixedDefinition, has_definition, stored_definition
+from gpupair_search.search.interference import attrs_for_trial, figures_by_trial
 from gpupair_search.search.memory_model import LinearMemoryModel, Observation
 from gpupair_search.search.planner import ExtensionOptions, PairPlan, fit_models, plan_pair, predict_pair
 from gpupair_search.search.storage import HEARTBEAT_S, open_storage
+from gpupair_search.search.trial_record import (
+    BATCH_DISTRIBUTION,
+    BG_PARAM,
+    CONFIRM_PHASE,
+    EXTENSION,
+    FG_PARAM,
+    INITIAL,
+    PAIR_PARAM,
+    SERIAL,
+    Queued,
+    TrialView,
+    mark_duplicate,
+    mark_failed,
+    mark_placement,
+    queue_attrs,
+    record_of,
+    record_result,
+    view,
+)
 from gpupair_search.search.work_order import likely_failures_first, pair_order
-from gpupair_search.search.interference import attrs_for_trial, figures_by_trial
-from gpupair_search.search.trial_record import (BATCH_DISTRIBUTION, BG_PARAM, CONFIRM_PHASE, EXTENSION, FG_PARAM, INITIAL,
-                                                PAIR_PARAM, SERIAL, Queued, TrialView, mark_duplicate,
-                                                mark_failed, mark_placement, queue_attrs, record_of, record_result,
-                                                view)
 
 _HOST, _PID = "gpupair:host", "gpupair:pid"
 
@@ -86,9 +109,9 @@ class FeasibilityStudy:
         self.baseline_choices = tuple(self.baselines)
 
     @classmethod
-    def open(cls, storage_url: "str | optuna.storages.BaseStorage", settings: StudySettings, experiment: Experiment,
+    def open(cls, storage_url: str | optuna.storages.BaseStorage, settings: StudySettings, experiment: Experiment,
              registry: Registry, profile_obs: dict[str, list[Observation]] | None = None,
-             definition: FixedDefinition | None = None) -> "FeasibilityStudy":
+             definition: FixedDefinition | None = None) -> FeasibilityStudy:
         """Create the study, or resume it when ``definition`` is the one it was created with. A stored study with
         another definition raises :class:`DefinitionChanged` before anything is written."""
         storage = open_storage(storage_url)
@@ -113,7 +136,7 @@ class FeasibilityStudy:
 
     @classmethod
     def read(cls, study: optuna.Study, settings: StudySettings, experiment: Experiment, registry: Registry,
-             profile_obs: dict[str, list[Observation]] | None = None) -> "FeasibilityStudy":
+             profile_obs: dict[str, list[Observation]] | None = None) -> FeasibilityStudy:
         """A stored study, for reading only: its own definition (pairs, card, limit), nothing written."""
         return cls(study, settings, experiment, registry, profile_obs, stored_definition(study))
 
@@ -465,7 +488,7 @@ class _Heartbeat:
                 pass
             self.stop.wait(HEARTBEAT_S)
 
-    def __enter__(self) -> "_Heartbeat":
+    def __enter__(self) -> _Heartbeat:
         self.thread.start()
         return self
 

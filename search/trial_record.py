@@ -27,9 +27,10 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import typing
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -95,7 +96,7 @@ class Queued(_Stored):
     extension_step: int | None = None
     retry_of: int | None = None  # the unmeasured trial this one runs again
 
-    def retried(self, trial_number: int) -> "Queued":
+    def retried(self, trial_number: int) -> Queued:
         """The queue entry of a re-run of ``trial_number`` (the prediction is made again when it is planned)."""
         return replace(self, predicted_peak_mib=None, retry_of=trial_number)
 
@@ -158,7 +159,7 @@ class Measured(_Stored):
         return probe_label(self.probe)
 
     @classmethod
-    def from_result(cls, result: PairResult) -> "Measured":
+    def from_result(cls, result: PairResult) -> Measured:
         derived = {
             "peak_mib": round(pair_peak_mib(result), 1), "memory": _rounded(result.memory),
             "energy": _rounded(result.energy), "warnings": tuple(result.warnings),
@@ -204,7 +205,7 @@ class TrialRecord:
                 **self.closing.to_attrs()}
 
     @classmethod
-    def from_attrs(cls, attrs: Mapping[str, Any]) -> "TrialRecord":
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> TrialRecord:
         attrs = migrate(attrs)
         return cls(queued=Queued.from_attrs(attrs),
                    measured=Measured.from_attrs(attrs) if "outcome" in attrs else None,
@@ -247,7 +248,7 @@ def pair_peak_mib(result: PairResult) -> float:
 
 
 def record_result(trial: optuna.Trial, result: PairResult, safe_limit_mib: float,
-                  figures: Callable[["TrialView"], Mapping[str, Any] | None] | None = None
+                  figures: Callable[[TrialView], Mapping[str, Any] | None] | None = None
                   ) -> tuple[TrialState, float | None]:
     """Store everything measured on ``trial``; returns the state and value to ``tell``. ``figures``: the
     interference figures of the trial as just measured (a study without solo baselines has none to compare
@@ -315,7 +316,7 @@ class TrialView:
 
     @classmethod
     def of(cls, number: int, state: TrialState, pair_key: str, fg_batch: int | None, bg_batch: int | None,
-           feasible: bool | None, attrs: Mapping[str, Any]) -> "TrialView":
+           feasible: bool | None, attrs: Mapping[str, Any]) -> TrialView:
         """A view of a trial with these user attributes (tests and tools build trials this way)."""
         return cls(number, state, pair_key, fg_batch, bg_batch, feasible, TrialRecord.from_attrs(attrs))
 

@@ -10,7 +10,8 @@ run or a second worker picks the same next trial. It only orders: every queued t
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TypeVar
 
 from gpupair_search.launcher.spec import PairSpec
 from gpupair_search.search.extension import Config

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import optuna
 import pytest
-from hypothesis import assume, given, strategies as st
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
+from gpupair_search.launcher.errors import UserError
 from gpupair_search.search.batch_grid import BatchGrid, batch_grid
 from gpupair_search.search.export import accumulation, accumulation_words
 from gpupair_search.search.extension import POLICIES, Policy, budget, reduction_path, search, state_from
-from gpupair_search.launcher.errors import UserError
 from gpupair_search.search.memory_model import Observation
 from gpupair_search.search.planner import DOES_NOT_FIT, FITS_REDUCED
 from tests.conftest import run_cli

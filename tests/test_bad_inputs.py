@@ -4,7 +4,8 @@ The corpus is ``tests/bad_inputs/``: ``settings/*.json`` are checked against the
 ``models/*.json`` are models files checked with the valid ``valid_settings.json``. ``expected.json`` maps each
 corpus file to the JSON path (or ``line L column C``) its error must name; ``""`` where only the file can be named.
 
-Every file is checked in-process (fast); a representative subset also goes through the real CLI.
+Every file is checked in-process (fast); a representative subset also goes through the CLI's parser and
+error handling (in-process), and a few of those through a real process.
 """
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from gpupair_search.launcher.errors import ConfigError
 from gpupair_search.launcher.experiments import load_experiment
 from gpupair_search.launcher.registry import Registry
+from gpupair_search.search.cli import app
 
 TESTS = Path(__file__).resolve().parent
 REPO_ROOT = TESTS.parent
@@ -30,6 +33,15 @@ SEED_PROJECT = TESTS / "fixtures" / "seed_project"  # repos/<name>/ of each repo
 EXPECTED: dict[str, str] = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
 MAX_LINES = 8
 MAX_LINE_CHARS = 400  # a long file path plus a one-line message; a value dump would be far longer
+
+#: Through a real process as well: where the process itself matters (the bytes that reach stderr, the
+#: interpreter's own stack and digit limits), and one of each exit code.
+PROCESS_CASES = [
+    "settings/not_utf8_latin1.json",
+    "settings/nested_too_deeply.json",
+    "settings/number_with_5000_digits.json",
+    "models/required_args_unbalanced_quote.json",
+]
 
 NASTY = "$(touch pwned); rm -rf / | & ; `id` 'single' \"double\" \\ > out < in *"
 
@@ -112,7 +124,7 @@ def test_the_corpus_is_complete():
     files = _corpus_files()
     assert len(files) >= 50
     assert sorted(EXPECTED) == files, "every corpus file needs an entry in expected.json, and only those"
-    assert set(CLI_CASES) <= set(files)
+    assert set(CLI_CASES) <= set(files) and set(PROCESS_CASES) <= set(CLI_CASES)
 
 
 def test_the_base_files_are_valid():
@@ -125,7 +137,12 @@ def test_the_seed_models_fixture_is_the_seed_file_unchanged(reference_dir):
     assert SEED_MODELS.read_bytes() == (reference_dir / "seed_models_config.json").read_bytes()
 
 
-@pytest.mark.parametrize("case", _corpus_files())
+#: Cases whose check starts a process: whether a train module imports is asked of a child ``python``.
+STARTS_A_PROCESS = {"models/train_module_not_importable.json"}
+
+
+@pytest.mark.parametrize("case", [pytest.param(case, marks=pytest.mark.e2e) if case in STARTS_A_PROCESS else case
+                                  for case in _corpus_files()])
 def test_a_bad_file_gives_a_short_error_naming_the_file_and_the_place(case):
     code, stderr = _validate_in_process(*_files_for(case))
     _check_message(case, code, stderr)
@@ -133,6 +150,19 @@ def test_a_bad_file_gives_a_short_error_naming_the_file_and_the_place(case):
 
 @pytest.mark.parametrize("case", CLI_CASES)
 def test_the_cli_prints_the_same_short_error_without_a_traceback(case):
+    """The command line's parser and error handling, in-process: an exception that escaped them would be a
+    traceback in a terminal, and is ``done.exception`` here."""
+    settings, models = _files_for(case)
+    done = CliRunner().invoke(app, ["validate", str(settings), "--models", str(models), "--repos-root",
+                                    str(SEED_PROJECT)])
+    assert done.exception is None or isinstance(done.exception, SystemExit), repr(done.exception)
+    assert "Traceback" not in done.output
+    _check_message(case, done.exit_code, done.stderr)
+    assert (done.exit_code, done.stderr) == _validate_in_process(settings, models)
+
+
+@pytest.mark.parametrize("case", PROCESS_CASES)
+def test_the_installed_command_prints_the_same_short_error_without_a_traceback(case):
     settings, models = _files_for(case)
     done = _validate_cli(str(settings), "--models", str(models), "--repos-root", str(SEED_PROJECT))
     assert "Traceback" not in done.stdout

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, SEED_PROJECT, run_cli as cli
+from tests.conftest import FIXTURES, SEED_PROJECT
+from tests.conftest import run_cli as cli
 
 SEED_MODELS = FIXTURES / "seed_models_config.json"  # a byte-identical copy of the seed's (see test_bad_inputs)
 CARD = ["--gpu-memory", "400MiB", "--safe-limit", "250MiB"]

@@ -5,10 +5,11 @@ import math
 import statistics
 
 import optuna
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from gpupair_search.launcher.experiments import Experiment
 from gpupair_search.launcher.devices.simulated import SimulatedDevice
+from gpupair_search.launcher.experiments import Experiment
 from gpupair_search.launcher.spec import JobConfig, PairSpec
 from gpupair_search.search.batch_grid import BatchGrid
 from gpupair_search.search.executors import DeviceExecutor

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gpupair_search.launcher.errors import ConfigError
 from gpupair_search.launcher.jsonfile import MAX_INPUT_BYTES, printable, read_json

@@ -4,9 +4,18 @@ from __future__ import annotations
 import pytest
 from optuna.trial import TrialState
 
-from gpupair_search.search.interference import (CPU_STARVED, ENERGY_UNRELIABLE, MOSTLY_STARTING, NO_BASELINE,
-                                                PACKED, Solo, attrs_for_trial, cpu_starvation, pair_interference,
-                                                sequential)
+from gpupair_search.search.interference import (
+    CPU_STARVED,
+    ENERGY_UNRELIABLE,
+    MOSTLY_STARTING,
+    NO_BASELINE,
+    PACKED,
+    Solo,
+    attrs_for_trial,
+    cpu_starvation,
+    pair_interference,
+    sequential,
+)
 from gpupair_search.search.trial_record import TrialView
 
 FG = {"repo": "r", "model": "fg", "hyperparameters": {"batch_size": 8, "max_steps": 30}}

@@ -3,8 +3,6 @@ and ``run --gpus`` prints why a worker stopped (real processes)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest

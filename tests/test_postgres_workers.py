@@ -66,7 +66,7 @@ def enqueue(settings: Path, results: Path) -> int:
     return open_study(inputs, URL, results, ExtensionOptions(), "cpu", probe=False).enqueue_initial()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def storage():
     """One storage (one connection pool) for the test process."""
     from gpupair_search.search.storage import open_storage
@@ -157,7 +157,7 @@ def kill_mid_trial(name: str, victim: subprocess.Popen, tmp_path: Path):
         trial = running[0]
         group = int(config(trial)[0][1:3])
         foreground = tmp_path / "pids" / f"{group - 1}_foreground"
-        if not wait_until(lambda: read_pids(foreground), timeout=15, step=0.05):
+        if not wait_until(lambda foreground=foreground: read_pids(foreground), timeout=15, step=0.05):
             continue
         storage().set_trial_system_attr(trial._trial_id, "gpupair:host", "another-host.example")
         pair_processes = [p.pid for p in psutil.Process(victim.pid).children(recursive=True)]

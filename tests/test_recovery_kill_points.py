@@ -6,7 +6,9 @@ it is claimed, after each attribute the runner writes, before the pair, after ea
 measurement. Recovery must not depend on anything written after the claim: a trial killed right after it is
 claimed has only its heartbeat (recorded before the claim) to be found by.
 
-``GPUPAIR_KILL_POINT_REPEATS=20`` (CI sets it) runs the whole set that many times in a row. A case costs 5.6 s
+``GPUPAIR_KILL_POINT_REPEATS=N`` (CI sets 5) runs the whole set N times: each repetition is a test of its own
+(``run1`` ... ``runN``), so ``pytest -n`` spreads them over its workers, and every kill point is hit N times
+on each storage. A case costs 5.6 s
 on average on the shared 2-core machine (36 cases in 202 s, load average 2.7; about 10 s before): the
 background is the fixture's ``trains`` job, whose every run trains and ends at once, so the pair starts after
 the background's first run instead of after a 2 s memory plateau, and a dead runner's trial is found after a

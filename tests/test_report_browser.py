@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from gpupair_search.launcher.measurement import EnergyStats
-from tests.conftest import FIXTURES, run_cli as cli
+from tests.conftest import FIXTURES
+from tests.conftest import run_cli as cli
 
 STUDY_ARGS = ["--settings", str(FIXTURES / "study_settings.json"), "--models", str(FIXTURES / "models.json"),
               "--repos-root", str(FIXTURES)]

@@ -11,20 +11,18 @@ from dataclasses import dataclass
 import optuna
 import pytest
 
-from gpupair_search.launcher.devices import Device, DeviceRequest, open_device
-from gpupair_search.launcher.devices import factory
-from gpupair_search.launcher.experiments import Experiment
+from gpupair_search.launcher.devices import Device, DeviceRequest, factory, open_device
 from gpupair_search.launcher.devices.simulated import SimulatedDevice
+from gpupair_search.launcher.experiments import Experiment
 from gpupair_search.launcher.outcome import Outcome
+from gpupair_search.launcher.pair_runner import PairResult
 from gpupair_search.launcher.spec import JobConfig, PairSpec
-from gpupair_search.search import cli_options, extension
+from gpupair_search.search import cli_options, extension, trial_record
 from gpupair_search.search.executors import DeviceExecutor
 from gpupair_search.search.planner import ExtensionOptions
 from gpupair_search.search.study import FeasibilityStudy, StudySettings
-from gpupair_search.search import trial_record
 from gpupair_search.search.trial_record import TrialRecord, record_result, view
 from gpupair_search.search.verdict import Verdict
-from gpupair_search.launcher.pair_runner import PairResult
 from tests.test_record_keys import offending_lines
 
 
@@ -40,7 +38,7 @@ class _ToyDevice(Device):
         self.name = f"toy {label}"
 
     @classmethod
-    def open(cls, match: re.Match[str], request: DeviceRequest) -> "_ToyDevice":
+    def open(cls, match: re.Match[str], request: DeviceRequest) -> _ToyDevice:
         return cls(match.group(1))
 
     def job_env(self) -> dict[str, str]:

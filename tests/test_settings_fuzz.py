@@ -104,9 +104,7 @@ def _steps(where: str) -> list[str | int]:
 
 def _exists(data: Any, steps: list[str | int]) -> bool:
     for step in steps:
-        if isinstance(step, int) and isinstance(data, list) and step < len(data):
-            data = data[step]
-        elif isinstance(step, str) and isinstance(data, dict) and step in data:
+        if isinstance(step, int) and isinstance(data, list) and step < len(data) or isinstance(step, str) and isinstance(data, dict) and step in data:
             data = data[step]
         else:
             return False

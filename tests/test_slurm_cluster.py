@@ -21,8 +21,17 @@ from optuna.trial import TrialState
 
 from gpupair_search.search.placement import PLACEMENT_KEY
 from tests.conftest import FIXTURES, pids_alive, read_pids, run_cli, wait_until
-from tests.test_postgres_workers import (HEARTBEAT, URL, all_pids, assert_each_configuration_ran_once, config, load,
-                                         measured, storage, study_settings)
+from tests.test_postgres_workers import (
+    HEARTBEAT,
+    URL,
+    all_pids,
+    assert_each_configuration_ran_once,
+    config,
+    load,
+    measured,
+    storage,
+    study_settings,
+)
 
 TASKS = 3
 
@@ -153,7 +162,7 @@ def running_long_trial(name: str, tmp_path: Path, timeout: float = 90):
             task = placement(t).get("slurm_array_task_id")
             if t.state is TrialState.RUNNING and task is not None and "ok+fixture/ok" in config(t)[0]:
                 foreground = tmp_path / "pids" / f"{int(config(t)[0][1:3]) - 1}_foreground"
-                if wait_until(lambda: read_pids(foreground), timeout=10, step=0.05):
+                if wait_until(lambda foreground=foreground: read_pids(foreground), timeout=10, step=0.05):
                     return t, task
         time.sleep(0.2)
     raise AssertionError("no array task ran a trial of a long pair")

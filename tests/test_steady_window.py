@@ -7,8 +7,14 @@ import pytest
 from gpupair_search.launcher.devices.base import DeviceReading
 from gpupair_search.launcher.measurement import counter_energy
 from gpupair_search.launcher.monitor import Sample
-from gpupair_search.launcher.steady_window import (ProgressPoint, ProgressTail, overlap_share, samples_within,
-                                                   steady_window, training_intervals)
+from gpupair_search.launcher.steady_window import (
+    ProgressPoint,
+    ProgressTail,
+    overlap_share,
+    samples_within,
+    steady_window,
+    training_intervals,
+)
 from gpupair_search.launcher.window_stats import window_stats
 
 

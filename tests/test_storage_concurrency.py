@@ -60,7 +60,7 @@ def test_a_short_timeout_is_what_makes_database_is_locked(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # fail_stale_trials
-@pytest.mark.parametrize("mode", ["processes", "threads"])
+@pytest.mark.parametrize("mode", [pytest.param("processes", marks=pytest.mark.e2e), "threads"])
 def test_eight_concurrent_writers_see_no_lock_error(tmp_path, mode):
     url = default_storage_url(tmp_path / "results")
     row = measure(url, k=8, mode=mode, seconds=3.0, trial_s=0.6, heartbeat_s=0.5)

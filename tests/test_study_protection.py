@@ -114,7 +114,7 @@ def test_read_only_commands_leave_a_finished_study_byte_identical(finished, tmp_
 
 def test_asking_for_a_kind_of_study_that_is_not_there_names_the_kind_that_is(finished, tmp_path):
     results, settings = copy_of(finished, tmp_path)
-    done = run_cli("status", "--settings", str(settings), "--lenient", "--results", str(results), "--kind", "gpu")
+    done = run_cli("status", "--settings", str(settings), "--results", str(results), "--kind", "gpu")  # no --lenient: reading needs none
     assert done.returncode != 0 and "no gpu study of these settings" in done.stderr
     assert "choose it with --kind simulated" in done.stderr and "Traceback" not in done.stderr
 

@@ -13,7 +13,14 @@ import pytest
 from gpupair_search.launcher.devices.cpu import CpuDevice
 from gpupair_search.launcher.outcome import Outcome
 from gpupair_search.launcher.pair_runner import RunOptions, run_pair
-from gpupair_search.launcher.probe_events import BOUNDED, EVAL_NOT_REACHED, EVAL_REACHED, FULL_EPOCH, PLATEAU, ProbeEvents
+from gpupair_search.launcher.probe_events import (
+    BOUNDED,
+    EVAL_NOT_REACHED,
+    EVAL_REACHED,
+    FULL_EPOCH,
+    PLATEAU,
+    ProbeEvents,
+)
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.results import new_pair_dir, new_run_dir, write_pair_results
 from gpupair_search.launcher.spec import JobConfig, PairSpec

@@ -57,12 +57,12 @@ def test_a_warm_job_is_seen_as_a_cold_one(tmp_path, registry):
         job = start(registry, tmp_path / f"{warm}.log", warm, "spawner", seconds=6.0, pidfile=str(pidfile))
         if warm:
             assert "fork_server" in " ".join(fork_server_of(job).cmdline())
-        pids = wait_until(lambda: len(read_pids(pidfile)) == 2 and read_pids(pidfile))
+        pids = wait_until(lambda pidfile=pidfile: len(read_pids(pidfile)) == 2 and read_pids(pidfile))
         tree, cwd = job.process_ids(), psutil.Process(pids[0]).cwd()
         seen[warm] = {"start": job.start, "notes": job.notes, "cwd": cwd, "guard_excluded": job.pid not in tree,
                       "tree_has_job_and_grandchild": set(pids) <= tree, "code": job.popen.wait(timeout=30),
                       "log": (tmp_path / f"{warm}.log").read_text()}
-        assert wait_until(lambda: pids_alive(pids) == [], timeout=10)
+        assert wait_until(lambda pids=pids: pids_alive(pids) == [], timeout=10)
     assert seen[True].pop("start") == "warm" and seen[False].pop("start") == "cold"
     assert seen[True] == seen[False]
     assert seen[True]["code"] == 0 and seen[True]["notes"] == [] and seen[True]["tree_has_job_and_grandchild"]
@@ -110,7 +110,7 @@ def test_stop_kills_the_warm_jobs_whole_tree(tmp_path, registry):
     for warm in (True, False):
         pidfile = tmp_path / f"pids_{warm}"
         job = start(registry, tmp_path / f"{warm}.log", warm, "spawner", seconds=120, pidfile=str(pidfile))
-        pids = wait_until(lambda: len(read_pids(pidfile)) == 2 and read_pids(pidfile))
+        pids = wait_until(lambda pidfile=pidfile: len(read_pids(pidfile)) == 2 and read_pids(pidfile))
         assert pids, (tmp_path / f"{warm}.log").read_text()
         codes[warm] = job.stop(grace=1.0)
         assert pids_alive(pids + [job.pid]) == []

@@ -13,7 +13,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from gpupair_search.workloads.common import (  # noqa: E402 - after the importorskip
-    BatchPool, PerModelBatchSize, TrainingLoop, parameter_count, parse_args, start_workload)
+    BatchPool,
+    PerModelBatchSize,
+    TrainingLoop,
+    parameter_count,
+    parse_args,
+    start_workload,
+)
 
 BATCH_SIZE = PerModelBatchSize("name", {"small": 4, "large": 64})
 
@@ -68,7 +74,7 @@ def test_the_training_loop_times_and_reports_every_step_but_the_warm_up(capsys):
     loop = TrainingLoop(device, train, epochs=2)
     modes_in_steps, modes_after = [], []
 
-    for epoch in loop:
+    for _epoch in loop:
         for (x,) in loop.batches(model):
             modes_in_steps.append(model.training)
             loss = model(x).pow(2).mean()

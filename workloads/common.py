@@ -53,7 +53,7 @@ def _typed(convert, check, what):
         try:
             value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {convert.__name__}")
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {convert.__name__}") from None
         if not check(value):
             raise argparse.ArgumentTypeError(f"{text!r} must be {what}")
         return value
@@ -297,7 +297,7 @@ class TrainingLoop:
         self.step = 0
 
     def __iter__(self) -> Iterator[int]:
-        for self.epoch in range(1, self.epochs + 1):
+        for self.epoch in range(1, self.epochs + 1):  # noqa: B020 - the loop keeps its place in self
             yield self.epoch
 
     def batches(self, model: torch.nn.Module) -> Iterator[tuple]:
@@ -306,7 +306,7 @@ class TrainingLoop:
         model.train()
         self.timer.start()
         started = time.perf_counter()
-        for self.step, batch in enumerate(self.train, 1):
+        for self.step, batch in enumerate(self.train, 1):  # noqa: B020 - the loop keeps its place in self
             yield batch
         if self.epoch == 1:
             # --min-train-s: more of the same batches (the same memory), until the first epoch trained long enough

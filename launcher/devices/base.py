@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.spec import StudyKind
@@ -83,7 +84,7 @@ class Device(ABC):
     def describe(self) -> dict[str, object]:
         return {"kind": self.kind, "name": self.name, "capacity_mib": self.capacity_mib}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: a device that holds nothing keeps this
         """Release what the device holds (e.g. an emulation allocation)."""
 
     # -- optional capabilities ----------------------------------------------------------------------
@@ -95,6 +96,6 @@ class Device(ABC):
         return None
 
     @classmethod
-    def open(cls, match: re.Match[str], request: DeviceRequest) -> "Device":
+    def open(cls, match: re.Match[str], request: DeviceRequest) -> Device:
         """Open the device for the ``--device`` value ``match`` (of :attr:`choice`)."""
         raise NotImplementedError(cls.__name__)

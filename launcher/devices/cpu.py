@@ -1,9 +1,9 @@
 """The CPU as a device: host memory (RSS) of each job's tree, against an optional budget."""
 from __future__ import annotations
 
-import psutil
-
 import re
+
+import psutil
 
 from gpupair_search.launcher.devices.base import Device, DeviceReading, DeviceRequest
 from gpupair_search.launcher.spec import StudyKind
@@ -17,7 +17,7 @@ class CpuDevice(Device):
     study_kind = StudyKind.CPU
 
     @classmethod
-    def open(cls, match: re.Match[str], request: DeviceRequest) -> "CpuDevice":
+    def open(cls, match: re.Match[str], request: DeviceRequest) -> CpuDevice:
         return cls(request.card_mib)
 
     def __init__(self, budget_mib: float | None = None) -> None:

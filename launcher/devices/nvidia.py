@@ -35,7 +35,7 @@ class NvidiaDevice(Device):
                    "through NVML: memory per process, power, energy, utilisation, temperature; auto: the first one")
 
     @classmethod
-    def open(cls, match: re.Match[str], request: DeviceRequest) -> "NvidiaDevice":
+    def open(cls, match: re.Match[str], request: DeviceRequest) -> NvidiaDevice:
         """The GPU; one bigger than ``request.card_mib`` emulates that card (the difference held, real OOMs)."""
         if match.group(1) is None and not nvml_available():
             from gpupair_search.launcher.devices.factory import describe_choices

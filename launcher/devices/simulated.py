@@ -6,7 +6,7 @@ produces has ``simulated=True`` and its device says "simulated"; its numbers are
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from gpupair_search.launcher.devices.base import Device, DeviceRequest, NoDeviceError
 from gpupair_search.launcher.measurement import EnergyStats, MemoryStats
@@ -29,7 +29,7 @@ class SimulatedDevice(Device):
     simulated = True
 
     @classmethod
-    def open(cls, match: re.Match[str], request: DeviceRequest) -> "SimulatedDevice":
+    def open(cls, match: re.Match[str], request: DeviceRequest) -> SimulatedDevice:
         if request.simulation is None:
             raise NoDeviceError("--device sim predicts a whole study from memory profiles: use it with `run` or "
                                 "`plan`, not with a single pair")

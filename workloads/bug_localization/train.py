@@ -22,8 +22,17 @@ import time
 import warnings
 
 from gpupair_search.workloads.common import (
-    finish, log, log_config, non_negative_float, non_negative_int, parse_args, positive_int)
+    finish,
+    log,
+    log_config,
+    non_negative_float,
+    non_negative_int,
+    parse_args,
+    positive_int,
+)
 
+# common first: the workload's clock starts at its import, so startup_s includes the imports below
+# isort: split
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.exceptions import ConvergenceWarning

@@ -15,9 +15,23 @@ Prints Accuracy, Precision, Recall and F1 score of the positive (clone) class.
 import argparse
 
 from gpupair_search.workloads.common import (
-    BatchPool, TrainingLoop, dropout_rate, finish, log, log_config, non_negative_float, non_negative_int, on_device,
-    parameter_count, positive_float, positive_int, start_workload)
+    BatchPool,
+    TrainingLoop,
+    dropout_rate,
+    finish,
+    log,
+    log_config,
+    non_negative_float,
+    non_negative_int,
+    on_device,
+    parameter_count,
+    positive_float,
+    positive_int,
+    start_workload,
+)
 
+# common first: the workload's clock starts at its import, so startup_s includes the imports below
+# isort: split
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

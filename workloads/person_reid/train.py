@@ -18,9 +18,23 @@ computed on the CPU, with same-id same-camera gallery images as junk.
 import argparse
 
 from gpupair_search.workloads.common import (
-    BatchPool, PerModelBatchSize, TrainingLoop, dropout_rate, finish, log, log_config, non_negative_int, on_device,
-    parameter_count, positive_float, positive_int, start_workload)
+    BatchPool,
+    PerModelBatchSize,
+    TrainingLoop,
+    dropout_rate,
+    finish,
+    log,
+    log_config,
+    non_negative_int,
+    on_device,
+    parameter_count,
+    positive_float,
+    positive_int,
+    start_workload,
+)
 
+# common first: the workload's clock starts at its import, so startup_s includes the imports below
+# isort: split
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

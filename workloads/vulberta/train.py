@@ -20,9 +20,23 @@ import argparse
 import time
 
 from gpupair_search.workloads.common import (
-    BatchPool, PerModelBatchSize, TrainingLoop, finish, log, log_config, non_negative_float, non_negative_int,
-    on_device, parameter_count, positive_float, positive_int, start_workload)
+    BatchPool,
+    PerModelBatchSize,
+    TrainingLoop,
+    finish,
+    log,
+    log_config,
+    non_negative_float,
+    non_negative_int,
+    on_device,
+    parameter_count,
+    positive_float,
+    positive_int,
+    start_workload,
+)
 
+# common first: the workload's clock starts at its import, so startup_s includes the imports below
+# isort: split
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -1,0 +1,79 @@
+"""What a user types first: ``--version``, ``python -m gpupair_search``, and ``--help`` that groups the options
+of each command and shows only those that apply to it. In-process through click's runner (the parser and
+the help are the function here), plus one real ``python -m`` run."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from importlib.metadata import version
+
+import pytest
+from typer.testing import CliRunner
+
+from gpupair_search.search import cli_options as opt
+from gpupair_search.search.cli import app
+
+READ_ONLY = ["status", "report", "export", "dashboard"]
+
+
+def help_of(*command: str) -> str:
+    done = CliRunner().invoke(app, [*command, "--help"], terminal_width=100)
+    assert done.exit_code == 0, done.output
+    return done.output
+
+
+def sections(text: str) -> list[str]:
+    """The section titles of a help page, in order (a line with no indent ending in a colon)."""
+    return [line[:-1] for line in text.splitlines() if re.fullmatch(r"[A-Z][A-Za-z ]*:", line)]
+
+
+def test_version_prints_the_installed_distributions_version():
+    done = CliRunner().invoke(app, ["--version"])
+    assert done.exit_code == 0
+    assert done.output == f"gpupair-search {version('gpupair-search')}\n"
+
+
+@pytest.mark.e2e
+def test_python_dash_m_gpupair_search_is_the_command_line():
+    done = subprocess.run([sys.executable, "-m", "gpupair_search", "--version"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"gpupair-search {version('gpupair-search')}"
+    usage = subprocess.run([sys.executable, "-m", "gpupair_search", "run", "--help"], capture_output=True, text=True,
+                           timeout=120)
+    assert usage.returncode == 0 and "Usage:" in usage.stdout and "--full-epoch" in usage.stdout
+
+
+@pytest.mark.parametrize("command", ["run", "worker", "slurm"])
+def test_study_commands_list_their_options_in_sections_in_the_documented_order(command):
+    shown = sections(help_of(command))
+    assert shown[:3] == ["Study", "Device and card", "Measurement"]
+    assert {"Search", "Packing", "Storage"} <= set(shown)
+    panels = [s for s in shown if s in opt.PANELS]
+    assert panels == sorted(panels, key=opt.PANELS.index)
+    assert shown[-1] == "Options"  # --help alone, last
+
+
+def test_every_option_of_every_command_is_in_a_named_section():
+    from typer.main import get_command
+
+    group = get_command(app)
+    for name, command in group.commands.items():
+        loose = [p.opts[0] for p in command.params if p.param_type_name == "option" and not p.hidden
+                 and getattr(p, "rich_help_panel", None) is None]
+        assert loose == [], f"{name}: {loose} have no rich_help_panel"
+
+
+@pytest.mark.parametrize("command", READ_ONLY)
+def test_read_only_commands_show_no_lenient_switch_and_describe_settings_as_the_studys_file(command):
+    text = help_of(command)
+    assert "--lenient" not in text and "--strict" not in text
+    assert "The settings file the study was made from" in " ".join(text.split())
+    assert "Run any seed-format settings file" not in text
+
+
+def test_pair_and_run_default_to_probes_with_the_same_switch():
+    for command in ("pair", "run"):
+        text = " ".join(help_of(command).split())
+        assert "--probe / --full-epoch" in text and "[default: probe]" in text, command
