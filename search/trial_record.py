@@ -55,7 +55,6 @@ INITIAL, EXTENSION = "initial", "extension"  # phases; the others: CONFIRM_PHASE
 CONFIRM_PHASE = "confirm"  # a serial trial that re-measures a configuration measured packed
 BATCH_DISTRIBUTION = optuna.distributions.IntDistribution(1, 65536, log=True)
 
-_T = TypeVar("_T")
 _R = TypeVar("_R", bound="_Stored")
 
 
@@ -421,7 +420,7 @@ def _optional(hint: Any) -> bool:
     return type(None) in typing.get_args(hint)
 
 
-def _build(cls: type[_T], data: Mapping[str, Any] | None) -> _T | None:
+def _build(cls: Any, data: Mapping[str, Any] | None) -> Any:
     """``cls`` from a stored dict: fields it no longer has are dropped, fields added since read their default
     (None for a field without one)."""
     if not isinstance(data, Mapping):
@@ -447,5 +446,5 @@ def _outcome(value: Any) -> Outcome | None:
         return None
 
 
-def _rounded(stats: _T) -> _T:
+def _rounded(stats: Any) -> Any:
     return replace(stats, **{k: round(v, 3) for k, v in asdict(stats).items() if isinstance(v, float)})
