@@ -1,7 +1,7 @@
 """The warm launcher's server: imports the built-in workloads' libraries once, then forks one job per request.
 
 It answers ready once torch is imported, and imports the other libraries while no request waits, so that the
-first job of a run need not wait for all of them (the H200's first trial of a study waited about 13 s for them).
+first job of a run need not wait for all of them (bench/startup_parts.py times each).
 
 Why: a trial's time on the GPU machine is mostly process start-up (``import torch`` 3.5-5.4 s there,
 torchvision and timm seconds more), paid by every background restart and every foreground. A child forked
@@ -65,7 +65,7 @@ from gpupair_search.launcher.job_guard import PR_SET_CHILD_SUBREAPER, PR_SET_PDE
 PRELOAD = ("torch", "torch.nn", "torch.nn.functional", "torch.optim", "torchvision", "timm", "numpy",
            "joblib", "sklearn.exceptions", "sklearn.model_selection", "sklearn.neural_network", "pynvml")
 REQUIRED = "torch"  # without it a warm start saves nothing worth a second process
-#: the server is ready once these of PRELOAD are imported (torch's: 3.5-5.4 s on the H200, docs/reference/measured.md); a
+#: the server is ready once these of PRELOAD are imported (torch's import is most of it, bench/startup_parts.py); a
 #: job forked before the rest are in imports what it needs itself, as a cold start would
 FIRST_PRELOADED = 4
 MAX_MESSAGE = 2**20  # far above any request (its environment travels as a difference)

@@ -75,8 +75,8 @@ def _stat(values: list[float], fn) -> float | None:
 
 def counter_energy(samples: list[Sample], start_t: float, end_t: float) -> tuple[float | None, float]:
     """GPU joules from ``start_t`` to ``end_t`` by the device's cumulative energy counter, and the seconds of the
-    window the counter's reads cover. The counter is read a few times a second, not on every sample (one NVML
-    energy read cost 3.5 ms of CPU on the H200, BENCHMARKS.md): see :func:`counter_between`."""
+    window the counter's reads cover. The counter is read a few times a second, not on every sample (an NVML
+    energy read is the sampler's most expensive call, bench/sampler_cost.py): see :func:`counter_between`."""
     delta, covered = counter_between([(s.t, s.device.energy_mj) for s in samples if s.device.energy_mj is not None],
                                      start_t, end_t)
     return (None if delta is None else delta / 1000.0), covered

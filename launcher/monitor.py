@@ -122,8 +122,7 @@ class DeviceSampler:
     def walk(self, monitors: list[Monitor]) -> None:
         """One read of /proc for every pair, and their process trees from it, in the walker thread. A walk makes
         hundreds of system calls, each of which gives up the interpreter's lock and waits to get it back behind
-        the runner's other threads, so in the tick it delayed the device's reads (7 packed pairs on the H100: a
-        median 18.4 Hz of 20 with the walk in the tick, 19.6-19.7 Hz with it here; BENCHMARKS.md). The pairs more
+        the runner's other threads, so in the tick it delayed the device's reads (bench/sampler_gil.py). The pairs more
         than halfway to their next walk are walked with the one that is due, so that within a walk or two all
         walk together."""
         try:
@@ -140,10 +139,9 @@ class DeviceSampler:
 
     def _place(self, snapshot: DeviceSnapshot) -> dict[int, int]:
         """The last walk's parent map, with every device process it lacks (one started since) looked up once, for
-        every pair at once. Each pair looking up each new process itself cost the tick that saw three jobs start
-        under six packed pairs 470 ms (H100, thirteenth session: psutil's lookups, each system call waiting for the
-        interpreter's lock behind the runner's busy threads); here it is one read of /proc per process, kept
-        until the next walk."""
+        every pair at once. Each pair looking up each new process itself made one tick as long as many (psutil's
+        lookups, each system call waiting for the interpreter's lock behind the runner's busy threads;
+        bench/tick_gaps.py); here it is one read of /proc per process, kept until the next walk."""
         parent_of = self.parent_of
         new = [pid for pid in snapshot.by_pid if pid not in parent_of and pid not in self._unplaced]
         if not snapshot.lists_all or not new:
@@ -177,7 +175,7 @@ class DeviceSampler:
             next_at += self.interval
             delay = next_at - time.monotonic()
             # A tick a little late (under one interval) is made up by the next one starting at once, so the rate
-            # holds (when every late tick reset the schedule, packed H200 runs sampled at 19.7-19.8 Hz of 20).
+            # holds (when every late tick reset the schedule, packed runs fell short of the rate asked for).
             # Further behind (a stalled NVML call): start the schedule again, no burst.
             if delay < -self.interval:
                 next_at, delay = time.monotonic(), 0.0
@@ -186,8 +184,7 @@ class DeviceSampler:
 
 def children_by_parent() -> dict[int, list[int]]:
     """Every process of the host, by parent pid: one pass over /proc, reading each ``/proc/PID/stat`` directly.
-    psutil's ``process_iter`` did the same at 4x the CPU (1.9 against 0.46 ms for 80 processes, this project's
-    2-core host); on the H200's host a pass cost 9-11 ms of a 50 ms tick (BENCHMARKS.md)."""
+    psutil's ``process_iter`` did the same at several times the CPU (bench/sampler_cost.py)."""
     children: dict[int, list[int]] = {}
     if not os.path.isdir("/proc"):  # not Linux: psutil knows the system's own way
         for proc in psutil.process_iter(["ppid"]):

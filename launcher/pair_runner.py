@@ -176,8 +176,8 @@ BACKGROUND_TRAIN_FACTOR = 5.0
 def probe_job(job: JobConfig, registry: Registry, steps: int, min_train_s: float = 0.0) -> JobConfig:
     """In probe mode a built-in trains one epoch of ``steps`` steps (at least ``min_train_s`` seconds of training,
     where it has --min-train-s) and one evaluation pass. One epoch: --max-steps caps the steps *per epoch*, and
-    every later epoch repeats the first one's batches, memory and evaluation, so it could only add time. At its
-    models-file default of 200 epochs, resnet20's 30-step probe took 68.6 s on the H200 (BENCHMARKS.md)."""
+    every later epoch repeats the first one's batches, memory and evaluation, so it could only add time (a
+    models-file default of 200 epochs made a short probe a long one: bench/probe_steps.py)."""
     if registry.supports(job, MAX_STEPS) and not job.hyperparameters.get(MAX_STEPS):
         job = job.with_hyperparameter(MAX_STEPS, steps)
         if registry.supports(job, EPOCHS):
@@ -349,7 +349,7 @@ class PairRun:
         it holds in training. Either it reported a finished training step, so it holds its model, optimizer state
         and a step's activations; or, on a GPU, it said in its config line that it trains on the CPU
         (bug-localization), so it holds none of the GPU's memory (finding that out by waiting
-        ``background_cpu_only_after_s`` took 20.4 s of a 23.7 s serial trial on the H100, BENCHMARKS.md).
+        ``background_cpu_only_after_s`` took most of such a trial: bench/study_timeline.py).
         Waiting for the background's whole run instead made the foreground start while the background
         restarted, with its memory at zero again. Where a window is measured (interference), the background
         must be past its warm-up: not then."""
@@ -535,7 +535,7 @@ class PairRun:
             lines = "\n".join(f"  PID {p.pid:>7}  {p.used_mib:>8.0f} MiB  {p.command[:100]}" for p in foreign)
             raise ForeignProcessesError(
                 f"{self.device.name}: other processes hold GPU memory, so the pair's numbers would be wrong:\n"
-                f"{lines}\nStop them (an orphaned background once held 5.5 GB for days), "
+                f"{lines}\nStop them (a leftover job can hold memory long after its run), "
                 "or pass --allow-foreign-processes.")
 
     def _result(self, fg_code: int | None, rapl: RaplCounter) -> PairResult:

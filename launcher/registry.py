@@ -34,8 +34,8 @@ from gpupair_search.launcher.spec import JobConfig, PairSpec
 BATCH_SIZE = "batch_size"
 MAX_STEPS = "max_steps"
 #: A probe's --max-steps unless the study or --probe-steps says otherwise. The named studies, which run only the
-#: built-ins, use BUILTIN_PROBE_STEPS: on the H200 each of the 11 built-ins' peaks at 5 steps was within 2 MiB of
-#: its peak at 30 (bench/probe_steps.py, BENCHMARKS.md; at 3 steps up to 44 MiB short). A user's own script with
+#: built-ins, use BUILTIN_PROBE_STEPS: each built-in's peak at 5 steps is its peak at 30, within allocator noise
+#: (bench/probe_steps.py; fewer steps fall short). A user's own script with
 #: --max-steps keeps 30: nobody measured where its peak comes.
 DEFAULT_PROBE_STEPS = 30
 BUILTIN_PROBE_STEPS = 5

@@ -60,7 +60,7 @@ def baseline_specs(pairs: Iterable[PairSpec]) -> dict[str, PairSpec]:
 def reports_progress(job: JobConfig, registry) -> bool:
     """Whether ``job`` can give a steady-state window: a built-in that trains for ``min_train_s``, or a script whose
     models-file entry names a ``progress_steps`` pattern. A solo run of any other job measures nothing a baseline is
-    for (on the H200 a CPU-only built-in's solo run took 69 s for no window), so it gets none."""
+    for (a CPU-only built-in's solo run takes minutes for no window), so it gets none."""
     return registry.supports(job, MIN_TRAIN_S) or PROGRESS_PATTERN_NAME in registry.repository(job.repo).log_patterns
 
 

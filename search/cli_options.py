@@ -223,8 +223,8 @@ def _parallel(ctx: typer.Context, param: typer.CallbackParam, value: str | None)
 PARALLEL = typer.Option("1", "--parallel", callback=_parallel, rich_help_panel=PACKING_PANEL,
                         help="Trials at once on one GPU (packed: each job's peak without the card's limit; what is "
                              "near a boundary, and every recommendation, is then confirmed alone on the card). Default "
-                             "1: one trial at a time, each on the (emulated) card, which was faster on the H200 (see "
-                             "BENCHMARKS.md, packing). auto: as many cards as the GPU has free memory for, with a host "
+                             "1: one trial at a time, each on the (emulated) card, which is faster for heavy jobs "
+                             "(BENCHMARKS.md). auto: as many cards as the GPU has free memory for, with a host "
                              "core for each job beyond 2 (1 on the CPU and sim devices); K: K at a time.")
 def _fraction(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> float | None:
     """A fraction from 0 to 1, written as one (0.10) or as a percentage (10%)."""

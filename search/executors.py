@@ -21,10 +21,9 @@ Observer = Callable[[str, Sample | None], None]
 PACKED_POLL_S = 0.25
 PACKED_NOTE = "packed: no energy figure (other trials shared the device)"
 #: The packed sampler aims this far above --monitor-hz, so that the rate asked for is the rate reached. Packed pairs
-#: start jobs all the time, and NVML's process query stalls while a job creates its CUDA context (on the H100: at
-#: most 0.46 ms idle, up to 97 ms then, bench/nvml_stall.py); beside the packed matrix a witness process that made
-#: nothing but that query at 20 Hz reached 19.96 Hz (thirteenth session, BENCHMARKS.md). No sampler gets those
-#: stalls back; it can only have ticks to spare.
+#: start jobs all the time, and NVML's process query stalls while a job creates its CUDA context
+#: (bench/nvml_stall.py); a witness process that makes nothing but that query misses ticks then too
+#: (bench/nvml_witness.py). No sampler gets those stalls back; it can only have ticks to spare.
 PACKED_HZ_HEADROOM = 1.25
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from gpupair_search.search.trial_record import Measured
 
-# A CUDA context alone costs ~610 MiB per process (measured on an H100, 2026-11-27); the fixed part is never below that
+# A CUDA context alone costs ~610 MiB per process (docs/reference/measured.md); the fixed part is never below that
 # on a GPU. Used only when nothing else is known.
 DEFAULT_FIXED_MIB = 610.0
 

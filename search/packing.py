@@ -36,8 +36,8 @@ def packing_slots(device: Device, card_mib: float, cores: int | None = None) -> 
     core for each job beyond :data:`RESERVED_CORES`; 1 (serial) on a device that is not a GPU.
 
     A core per job, not per pair: 12 concurrent monitors sampled at 9 Hz when they competed for the cores. Even so,
-    packing pays only for light jobs: on the H200 (2026-12-02) 7 packed heavy matrix pairs trained 12-15x slower
-    than alone and ended 2 in 545 s (BENCHMARKS.md), which is why ``--parallel`` defaults to 1."""
+    packing pays only for light jobs: packed heavy pairs train many times slower than alone
+    (bench/packing_compare.py), which is why ``--parallel`` defaults to 1."""
     if device.study_kind != StudyKind.GPU or device.simulated:
         return 1
     free = _free_mib(device)

@@ -167,8 +167,8 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
                    f"{budget_words(kind, inputs.card_mib, inputs.safe_limit_mib)}, "
                    f"{'probe' if req.probe else 'full epoch'} mode; {queued_words(added, retried)}", err=True)
         # The setup's objects (imports, the study's queued trials) out of the collector's full passes before the
-        # first pair is sampled, as after each pair (DeviceExecutor.run): the H100 matrix's first seconds had ten
-        # full collections of 60-86 ms, two of them while packed pairs were being sampled (thirteenth session).
+        # first pair is sampled, as after each pair (DeviceExecutor.run): otherwise the first seconds hold full
+        # collections long enough to cost sampler ticks (bench/gc_log.py).
         gc.freeze()
         if slots > 1:
             abort = threading.Event()
@@ -196,7 +196,7 @@ def _warm_up(device: Device | None, open_plain: Callable[[], Device], options: R
              registry: Registry) -> None:
     """Start the warm launcher now, where built-in workloads will be forked from it: its imports then overlap
     the opening of the card (its memory holder) and the queueing of the study instead of delaying the first
-    job (trial 0 waited 13 s for it on the H100 when it started after those). ``device``: the packing device,
+    job (bench/startup_parts.py). ``device``: the packing device,
     else the GPU is opened plainly (NVML only) for the jobs' environment. Nothing for user scripts only."""
     jobs = [job for pair in pairs for job in (pair.foreground, pair.background) if job is not None]
     if not any(registry.repository(job.repo).train_module for job in jobs):

@@ -84,7 +84,7 @@ class StudySettings:
 OBJECTIVE_NAME = "pair_peak_mib"  # the objective's name, as optuna-dashboard and ``trials_dataframe`` show it
 #: New studies maximise the pair's peak: with OOM and the safe limit as constraints, the best trial (Optuna's
 #: ``best_trial``, the dashboard's "Best Trial") is then the largest pair verified to fit, not the smallest pair.
-#: Studies created before 2026-12-01 minimise it; everything that reads a study works with either
+#: Older studies minimise it; everything that reads a study works with either
 #: (search/feasible_best.py). Trials are enqueued, never sampled, so the direction steers no search.
 DIRECTION = "maximize"
 

@@ -46,7 +46,7 @@ STUDY = StudyDefinition(
     safe_limit_mib=7500.0,
     likely_failures_first=True,
     # The matrix answers memory: its solos are its solo runs, and a probe needs no steady-state window (the
-    # background would otherwise train at least 5 x 2 s per pair; the H200's serial pairs took 11-12 s).
+    # background would otherwise train at least 5 x 2 s per pair, longer than a whole serial pair takes).
     baselines=False,
     min_window_s=0.0,
     # A survey of 110 pairs: packed peaks clearly under the limit are its verdicts (labelled packed); what is near

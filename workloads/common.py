@@ -139,8 +139,8 @@ def pick_device():
 
 def on_device(device):
     """Where a model is made: ``with on_device(device): model = Net()`` initialises its weights on the training
-    device instead of on the host and then copying them (building VulBERTa/mlp and its batches took 1.55 s of a
-    warm start on the H200, pcb 0.74 s; BENCHMARKS.md). The weights still follow --seed, through the device's
+    device instead of on the host and then copying them (most of a warm start's time for the larger models,
+    bench/job_start.py). The weights still follow --seed, through the device's
     generator, so the same argv on the same device trains the same numbers."""
     import torch
 

@@ -107,8 +107,8 @@ class NvidiaDevice(Device):
 
     def reading(self) -> DeviceReading:
         """Used memory, power, utilisation and temperature at most every SLOW_READ_S (timelines and context, the
-        last value in between); the energy counter at most every ENERGY_READ_S and None in between, because one
-        read of it cost 3.5 ms of CPU on the H200, 70 ms/s at 20 Hz, most of the sampler's cost (BENCHMARKS.md).
+        last value in between); the energy counter at most every ENERGY_READ_S and None in between, because its
+        read is most of the sampler's CPU cost at 20 Hz (bench/sampler_cost.py).
         A window's energy interpolates between the counter's reads (launcher/measurement.py:counter_energy)."""
         h = self.handle
         used, power, util, temp = self._slow("device", lambda: (
