@@ -22,7 +22,9 @@ BENCHMARKS = ROOT / "BENCHMARKS.md"
 #: documents speak of the product and of dated measurements, never of how they were made.
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
             "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth")
-DIARY = re.compile(r"\b(?:" + "|".join(ORDINALS) + r")[\s-]+session\b|\bsessions?\b|\bsession\d+", re.IGNORECASE)
+#: (``search/session.py``, a module's file name, is not such a word)
+DIARY = re.compile(r"\b(?:" + "|".join(ORDINALS) + r")[\s-]+session\b|\bsessions?\b(?!\.py)|\bsession\d+",
+                   re.IGNORECASE)
 #: An absolute path on a development machine, or the neighbouring folders a checkout does not have.
 ABSOLUTE = re.compile(r"(?<![\w.:/~-])/(?:work|home|mnt|root)/|\bshared/(?:device|reference)\b")
 RELATIVE = re.compile(r"(?:\.\./)+[\w./-]*")
