@@ -83,8 +83,8 @@ def test_the_evaluation_heavy_jobs_probe_peak_is_not_below_its_full_epoch_peak(t
     with the trainer, no GPU memory) differs by tens of MiB from one run to the next, either way
     (bench/probe_vs_full.py --device cpu)."""
     hp = {**SHORT_EPOCH, "workers": workers}
-    probed, probe_wall = run(tmp_path, lab, job("evalheavy", **hp), None)
-    full, full_wall = run(tmp_path, lab, job("evalheavy", **hp), None, RunOptions(timeout_s=600, grace_s=1.0))
+    probed, _ = run(tmp_path, lab, job("evalheavy", **hp), None)
+    full, _ = run(tmp_path, lab, job("evalheavy", **hp), None, RunOptions(timeout_s=600, grace_s=1.0))
     assert probed.outcome is Outcome.OK and full.outcome is Outcome.OK
     assert probed.probe["foreground"] == {"rule": BOUNDED, "evaluation": EVAL_REACHED}
     assert full.probe["foreground"] == {"rule": FULL_EPOCH, "evaluation": "ran to its end"}
@@ -92,7 +92,6 @@ def test_the_evaluation_heavy_jobs_probe_peak_is_not_below_its_full_epoch_peak(t
     training_only = max(s.job_mib.get("foreground", 0.0) for s in full.samples
                         if s.t < full.samples[-1].t - 0.6 * (full.samples[-1].t - full.samples[0].t))
     assert probed.memory.foreground_peak_mib > training_only + 200  # the evaluation's cache is in the probe's peak
-    assert probe_wall < full_wall
 
 
 def test_a_job_the_probe_cannot_bound_gets_the_plateau_rule_and_says_evaluation_was_not_reached(tmp_path, lab):
