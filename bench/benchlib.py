@@ -1,4 +1,5 @@
 """Helpers shared by the bench/ scripts: the bundled registry, the GPU, output files."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -15,10 +16,17 @@ from gpupair_search.settings import BUNDLE_ROOT, bundled
 ROOT = Path(__file__).resolve().parents[1]
 
 GPU_WORKLOADS = [
-    "examples/mnist", "examples/mnist_rnn", "examples/mnist_ff", "examples/siamese",
-    "pytorch_resnet_cifar10/resnet20", "Person_reID_baseline_pytorch/densenet121",
-    "Person_reID_baseline_pytorch/hrnet18", "Person_reID_baseline_pytorch/pcb",
-    "VulBERTa/mlp", "VulBERTa/cnn", "MRT-OAST/default",
+    "examples/mnist",
+    "examples/mnist_rnn",
+    "examples/mnist_ff",
+    "examples/siamese",
+    "pytorch_resnet_cifar10/resnet20",
+    "Person_reID_baseline_pytorch/densenet121",
+    "Person_reID_baseline_pytorch/hrnet18",
+    "Person_reID_baseline_pytorch/pcb",
+    "VulBERTa/mlp",
+    "VulBERTa/cnn",
+    "MRT-OAST/default",
 ]
 
 
@@ -76,5 +84,15 @@ def self_reported_peak(text: str) -> float | None:
     return reserved + context if reserved is not None and context is not None else None
 
 
-__all__ = ["GPU_WORKLOADS", "bench_job", "one_epoch_probe", "registry", "out_dir", "stamp", "write_json", "last_float", "self_reported_peak",
-           "open_device"]
+__all__ = [
+    "GPU_WORKLOADS",
+    "bench_job",
+    "one_epoch_probe",
+    "registry",
+    "out_dir",
+    "stamp",
+    "write_json",
+    "last_float",
+    "self_reported_peak",
+    "open_device",
+]

@@ -12,6 +12,7 @@ Two measurements, each a ratio within one run:
 * **The simulated matrix:** ``run --study matrix --device sim`` (121 pairs and their reductions, no jobs run),
   so its wall time is the study's own bookkeeping; per trial, with the count of trials it ran.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,17 +52,35 @@ def write_costs(trials: int, repeats: int) -> dict:
                 times.append(time.perf_counter() - started)
                 assert study.get_trials(deepcopy=False)[trial.number].user_attrs.keys() >= ATTRS.keys()
                 study.tell(trial, 1.0)
-    return {"attributes": len(ATTRS), "trials_in_study": trials, "repeats": repeats,
-            "per_key_median_s": round(statistics.median(per_key), 4),
-            "one_transaction_median_s": round(statistics.median(one), 4),
-            "ratio_per_key_to_one": round(statistics.median(per_key) / statistics.median(one), 2)}
+    return {
+        "attributes": len(ATTRS),
+        "trials_in_study": trials,
+        "repeats": repeats,
+        "per_key_median_s": round(statistics.median(per_key), 4),
+        "one_transaction_median_s": round(statistics.median(one), 4),
+        "ratio_per_key_to_one": round(statistics.median(per_key) / statistics.median(one), 2),
+    }
 
 
 def simulated_matrix() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "gpupair_search.search.cli", "run", "--study", "matrix", "--device", "sim",
-                        "--results", tmp], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gpupair_search.search.cli",
+                "run",
+                "--study",
+                "matrix",
+                "--device",
+                "sim",
+                "--results",
+                tmp,
+            ],
+            check=True,
+            capture_output=True,
+        )
         wall = time.perf_counter() - started
         study = optuna.load_study(study_name="matrix-simulated", storage=f"sqlite:///{tmp}/gpupair.db")
         count = len(study.get_trials(deepcopy=False))
@@ -74,8 +93,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("-o", "--out", type=Path)
     args = parser.parse_args()
-    result = {**benchlib.stamp(), "device": "none (CPU only)",
-              "write": write_costs(args.trials, args.repeats), "simulated_matrix": simulated_matrix()}
+    result = {
+        **benchlib.stamp(),
+        "device": "none (CPU only)",
+        "write": write_costs(args.trials, args.repeats),
+        "simulated_matrix": simulated_matrix(),
+    }
     benchlib.emit(result, args.out)
 
 

@@ -6,6 +6,7 @@ machines (or what ran beside the jobs) differed.
 
     python3 bench/compare_calls.py A.db B.db [--study feasibility] [-o out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,11 @@ def foregrounds(db: Path, study: str) -> dict[tuple, tuple[float, float]]:
         attrs = trial.user_attrs
         if attrs.get("outcome") != "ok" or not attrs.get("foreground_samples_per_second"):
             continue
-        key = (attrs["pair_key"], attrs["foreground"]["hyperparameters"].get("batch_size"),
-               ((attrs.get("background") or {}).get("hyperparameters") or {}).get("batch_size"))
+        key = (
+            attrs["pair_key"],
+            attrs["foreground"]["hyperparameters"].get("batch_size"),
+            ((attrs.get("background") or {}).get("hyperparameters") or {}).get("batch_size"),
+        )
         out[key] = (attrs["foreground_samples_per_second"], attrs["foreground_duration_s"])
     return out
 
@@ -44,10 +48,20 @@ def main() -> None:
     both = sorted(set(a) & set(b))
     throughput = [b[k][0] / a[k][0] for k in both]
     duration = [b[k][1] / a[k][1] for k in both]
-    benchlib.emit({"a": str(args.a), "b": str(args.b), "configurations": len(both),
-                   "throughput_b_over_a": {"median": round(statistics.median(throughput), 2),
-                                           "min": round(min(throughput), 2), "max": round(max(throughput), 2)},
-                   "foreground_seconds_b_over_a": {"median": round(statistics.median(duration), 2)}}, args.out)
+    benchlib.emit(
+        {
+            "a": str(args.a),
+            "b": str(args.b),
+            "configurations": len(both),
+            "throughput_b_over_a": {
+                "median": round(statistics.median(throughput), 2),
+                "min": round(min(throughput), 2),
+                "max": round(max(throughput), 2),
+            },
+            "foreground_seconds_b_over_a": {"median": round(statistics.median(duration), 2)},
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

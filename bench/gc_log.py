@@ -14,6 +14,7 @@ served; with bench/nvml_witness.py beside it, a missed tick is placed on the run
 Writes, when the command ends: the collections per generation, their total and longest pause, and every pause
 of 10 ms or more with its ``time.monotonic()`` (the clock of the samples' and the jobs' progress stamps).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,11 @@ LONG_MS = 10.0
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--out", type=Path, required=True)
-    parser.add_argument("--without-freeze", action="store_true",
-                        help="make gc.freeze() do nothing (search/executors.py freezes after each pair)")
+    parser.add_argument(
+        "--without-freeze",
+        action="store_true",
+        help="make gc.freeze() do nothing (search/executors.py freezes after each pair)",
+    )
     parser.add_argument("--ticks", type=Path, help="also time every sampler tick, written here")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the gpupair-search arguments")
     args = parser.parse_args()
@@ -48,14 +52,27 @@ def main() -> None:
 
     def write() -> None:
         by_gen = {g: [ms for _, gen, ms in pauses if gen == g] for g in (0, 1, 2)}
-        args.out.write_text(json.dumps({
-            "command": command, "frozen_after_each_pair": not args.without_freeze,
-            "collections": {str(g): {"count": len(v), "total_ms": round(sum(v), 1), "max_ms": round(max(v, default=0), 1)}
-                            for g, v in by_gen.items()},
-            "freezes": len(freezes), "first_freeze": round(freezes[0], 3) if freezes else None,
-            f"pauses_of_{LONG_MS:g}_ms_or_more": [{"monotonic": round(t, 3), "generation": g, "ms": round(ms, 1)}
-                                                  for t, g, ms in pauses if ms >= LONG_MS],
-        }, indent=2) + "\n")
+        args.out.write_text(
+            json.dumps(
+                {
+                    "command": command,
+                    "frozen_after_each_pair": not args.without_freeze,
+                    "collections": {
+                        str(g): {"count": len(v), "total_ms": round(sum(v), 1), "max_ms": round(max(v, default=0), 1)}
+                        for g, v in by_gen.items()
+                    },
+                    "freezes": len(freezes),
+                    "first_freeze": round(freezes[0], 3) if freezes else None,
+                    f"pauses_of_{LONG_MS:g}_ms_or_more": [
+                        {"monotonic": round(t, 3), "generation": g, "ms": round(ms, 1)}
+                        for t, g, ms in pauses
+                        if ms >= LONG_MS
+                    ],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
     if args.ticks:
         atexit.register(time_ticks(args.ticks))
@@ -95,16 +112,23 @@ def time_ticks(out: Path):
         try:
             tick(self)
         finally:
-            ticks.append((id(self), start, reads.get(id(self), -1.0), 1000 * (time.monotonic() - start),
-                          len(self._monitors)))
+            ticks.append(
+                (id(self), start, reads.get(id(self), -1.0), 1000 * (time.monotonic() - start), len(self._monitors))
+            )
 
     DeviceSampler.tick, DeviceSampler.read = timed_tick, timed_read
 
     def write() -> None:
         samplers = {s: i for i, s in enumerate(dict.fromkeys(t[0] for t in ticks))}
-        out.write_text(json.dumps({"columns": ["sampler", "start", "read_ms", "tick_ms", "pairs"],
-                                   "ticks": [[samplers[s], round(t, 4), round(r, 2), round(ms, 2), n]
-                                             for s, t, r, ms, n in ticks]}) + "\n")
+        out.write_text(
+            json.dumps(
+                {
+                    "columns": ["sampler", "start", "read_ms", "tick_ms", "pairs"],
+                    "ticks": [[samplers[s], round(t, 4), round(r, 2), round(ms, 2), n] for s, t, r, ms, n in ticks],
+                }
+            )
+            + "\n"
+        )
 
     return write
 

@@ -5,6 +5,7 @@
 
 Reads the study only (nothing is written to it). The README's picture comes from the H200 run of the 12 groups.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,12 +28,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=("gpu", "cpu", "simulated"))
     parser.add_argument("--models", type=Path)
     parser.add_argument("--repos-root", type=Path)
-    parser.add_argument("-o", "--output", type=Path, default=Path("slowdown_heatmap"),
-                        help="path without suffix: .html, .json (the figures) and, with kaleido, .png are written")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("slowdown_heatmap"),
+        help="path without suffix: .html, .json (the figures) and, with kaleido, .png are written",
+    )
     args = parser.parse_args(argv)
     try:
-        fs = open_results(args.study, args.settings, args.storage, args.results, args.kind, args.models,
-                          args.repos_root, lenient=False)
+        fs = open_results(
+            args.study,
+            args.settings,
+            args.storage,
+            args.results,
+            args.kind,
+            args.models,
+            args.repos_root,
+            lenient=False,
+        )
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -40,9 +54,24 @@ def main(argv: list[str] | None = None) -> int:
     figure = slowdown_heatmap(items, fs.kind == "simulated")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     figure.write_html(args.output.with_suffix(".html"), include_plotlyjs=True)
-    args.output.with_suffix(".json").write_text(json.dumps(
-        {"study": fs.settings.name, "pairs": [{"trial": p.trial, "pair": p.pair_key, "fg_batch": p.fg_batch,
-                                               "bg_batch": p.bg_batch, **attrs_for_trial(p)} for p in items]}, indent=1))
+    args.output.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "study": fs.settings.name,
+                "pairs": [
+                    {
+                        "trial": p.trial,
+                        "pair": p.pair_key,
+                        "fg_batch": p.fg_batch,
+                        "bg_batch": p.bg_batch,
+                        **attrs_for_trial(p),
+                    }
+                    for p in items
+                ],
+            },
+            indent=1,
+        )
+    )
     written = [args.output.with_suffix(".html"), args.output.with_suffix(".json")]
     try:
         figure.write_image(args.output.with_suffix(".png"), width=1400, height=900, scale=1)

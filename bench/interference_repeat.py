@@ -7,6 +7,7 @@ Each pair (same pair, same batch sizes, latest usable trial) gets its foreground
 its GPU energy per foreground sample from both studies, and the spread between them: 100 * (b - a) / mean(a, b).
 The summary says how many are within ±5% (the issue's target). Reads the studies only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,11 @@ from gpupair_search.search.interference import PairInterference, pair_interferen
 from gpupair_search.search.stored_study import open_results
 
 TARGET_PCT = 5.0
-FIGURES = {"foreground_slowdown": lambda p: p.foreground_slowdown,
-           "background_slowdown": lambda p: p.background_slowdown,
-           "energy_per_foreground_sample_j": lambda p: p.energy_per_fg_sample_j if p.usable else None}
+FIGURES = {
+    "foreground_slowdown": lambda p: p.foreground_slowdown,
+    "background_slowdown": lambda p: p.background_slowdown,
+    "energy_per_foreground_sample_j": lambda p: p.energy_per_fg_sample_j if p.usable else None,
+}
 
 
 def spread_pct(a: float | None, b: float | None) -> float | None:
@@ -48,10 +51,16 @@ def compare(a: list[PairInterference], b: list[PairInterference]) -> dict:
             row[name] = {"a": x, "b": y, "spread_pct": None if spread_pct(x, y) is None else round(spread_pct(x, y), 2)}
         rows.append(row)
     spreads = [r[n]["spread_pct"] for r in rows for n in FIGURES if r[n]["spread_pct"] is not None]
-    return {"pairs_compared": len(rows), "only_in_a": sorted(map(str, first.keys() - second.keys())),
-            "only_in_b": sorted(map(str, second.keys() - first.keys())), "figures": len(spreads),
-            "within_target": sum(abs(s) <= TARGET_PCT for s in spreads), "target_pct": TARGET_PCT,
-            "max_abs_spread_pct": round(max(map(abs, spreads)), 2) if spreads else None, "rows": rows}
+    return {
+        "pairs_compared": len(rows),
+        "only_in_a": sorted(map(str, first.keys() - second.keys())),
+        "only_in_b": sorted(map(str, second.keys() - first.keys())),
+        "figures": len(spreads),
+        "within_target": sum(abs(s) <= TARGET_PCT for s in spreads),
+        "target_pct": TARGET_PCT,
+        "max_abs_spread_pct": round(max(map(abs, spreads)), 2) if spreads else None,
+        "rows": rows,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,15 +75,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", type=Path, default=Path("interference_repeat.json"))
     args = parser.parse_args(argv)
     try:
-        studies = [open_results(args.study, args.settings, None, results, args.kind, args.models, args.repos_root,
-                                lenient=False) for results in (args.results_a, args.results_b)]
+        studies = [
+            open_results(
+                args.study, args.settings, None, results, args.kind, args.models, args.repos_root, lenient=False
+            )
+            for results in (args.results_a, args.results_b)
+        ]
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     summary = compare(*(pair_interference(fs.views()) for fs in studies))
     args.output.write_text(json.dumps(summary, indent=1))
-    print(f"{summary['within_target']} of {summary['figures']} figures within ±{TARGET_PCT:g}% over "
-          f"{summary['pairs_compared']} pairs (max |spread| {summary['max_abs_spread_pct']}%); wrote {args.output}")
+    print(
+        f"{summary['within_target']} of {summary['figures']} figures within ±{TARGET_PCT:g}% over "
+        f"{summary['pairs_compared']} pairs (max |spread| {summary['max_abs_spread_pct']}%); wrote {args.output}"
+    )
     return 0
 
 

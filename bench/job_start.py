@@ -10,6 +10,7 @@ Writes ``job_start.json`` under $OUT.
     python3 bench/job_start.py --device auto --repeats 5
     python3 bench/job_start.py --device cpu --workloads examples/mnist --repeats 5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,13 @@ from gpupair_search.launcher.outcome import TRAINING_PROGRESS
 from gpupair_search.launcher.process import RunningJob, start_job
 
 CONFIG_LINE = "[gpupair] config "
-DEFAULT_WORKLOADS = ["examples/mnist", "pytorch_resnet_cifar10/resnet20", "Person_reID_baseline_pytorch/pcb",
-                     "VulBERTa/mlp", "MRT-OAST/default"]
+DEFAULT_WORKLOADS = [
+    "examples/mnist",
+    "pytorch_resnet_cifar10/resnet20",
+    "Person_reID_baseline_pytorch/pcb",
+    "VulBERTa/mlp",
+    "MRT-OAST/default",
+]
 
 
 def first_step_s(job: RunningJob, requested: float, timeout: float) -> dict[str, float | None]:
@@ -63,16 +69,29 @@ def one_start(reg, key: str, warm: bool, env: dict[str, str], logs: Path, n: int
     seconds = phases["first_step_s"]
     code = job.stop() if seconds is None else job.popen.wait(timeout=timeout)  # let it finish: no kill in the log
     text = log.read_text(errors="replace")
-    return {"start": job.start, **phases, "launch_call_s": round(launched, 4), "exit_code": code,
-            "notes": job.notes, "own_startup_s": last_float(r"startup_s=([\d.]+)", text)}
+    return {
+        "start": job.start,
+        **phases,
+        "launch_call_s": round(launched, 4),
+        "exit_code": code,
+        "notes": job.notes,
+        "own_startup_s": last_float(r"startup_s=([\d.]+)", text),
+    }
 
 
 def median(values: list[float]) -> float | None:
     return round(statistics.median(values), 3) if values else None
 
 
-def bench_workload(reg, key: str, env: dict[str, str], logs: Path, repeats: int, timeout: float,
-                   modes: tuple[str, ...] = ("cold", "warm")) -> dict:
+def bench_workload(
+    reg,
+    key: str,
+    env: dict[str, str],
+    logs: Path,
+    repeats: int,
+    timeout: float,
+    modes: tuple[str, ...] = ("cold", "warm"),
+) -> dict:
     runs: dict[str, list[dict]] = {"cold": [], "warm": []}
     for n in range(repeats):
         for mode in modes:
@@ -83,8 +102,9 @@ def bench_workload(reg, key: str, env: dict[str, str], logs: Path, repeats: int,
     warm = [r["first_step_s"] for r in runs["warm"] if r["first_step_s"] is not None and r["start"] == "warm"]
     row = {"workload": key, "runs": runs, "median_cold_s": median(cold), "median_warm_s": median(warm)}
     for phase in ("first_output_s", "config_s"):  # where a warm start's time goes (the rest is the first step)
-        row[f"median_warm_{phase}"] = median([r[phase] for r in runs["warm"]
-                                              if r[phase] is not None and r["start"] == "warm"])
+        row[f"median_warm_{phase}"] = median(
+            [r[phase] for r in runs["warm"] if r[phase] is not None and r["start"] == "warm"]
+        )
     row["warm_over_cold"] = round(row["median_warm_s"] / row["median_cold_s"], 3) if cold and warm else None
     return row
 
@@ -110,27 +130,37 @@ def main() -> None:
     reg, device = registry(), open_device(args.device)
     env = {**os.environ, **device.job_env(), "PYTHONUNBUFFERED": "1"}
     keys = args.workloads.split(",")
-    report = {**stamp(), "device": device.describe(), "cores": len(available_cores()), "repeats": args.repeats,
-              "workloads": []}
+    report = {
+        **stamp(),
+        "device": device.describe(),
+        "cores": len(available_cores()),
+        "repeats": args.repeats,
+        "workloads": [],
+    }
     try:
         with tempfile.TemporaryDirectory(prefix="gpupair-job-start-") as tmp:
             report["first_warm_job"] = warm_up_server(reg, keys[0], env, Path(tmp), args.timeout)
             for key in keys:
-                report["workloads"].append(bench_workload(reg, key, env, Path(tmp), args.repeats,
-                                                                 args.timeout, modes))
+                report["workloads"].append(bench_workload(reg, key, env, Path(tmp), args.repeats, args.timeout, modes))
     finally:
         warm_start.close_all()
         device.close()
     rows = report["workloads"]
     cold = [r["first_step_s"] for row in rows for r in row["runs"]["cold"] if r["first_step_s"] is not None]
-    warm = [r["first_step_s"] for row in rows for r in row["runs"]["warm"]
-            if r["first_step_s"] is not None and r["start"] == "warm"]
+    warm = [
+        r["first_step_s"]
+        for row in rows
+        for r in row["runs"]["warm"]
+        if r["first_step_s"] is not None and r["start"] == "warm"
+    ]
     report["median_cold_s"], report["median_warm_s"] = median(cold), median(warm)
     report["warm_over_cold"] = round(median(warm) / median(cold), 3) if cold and warm else None
     for row in rows:
-        print(f"{row['workload']:40s} cold {row['median_cold_s']} s  warm {row['median_warm_s']} s  "
-              f"ratio {row['warm_over_cold']}; warm: first output {row['median_warm_first_output_s']} s, "
-              f"model and batches on the device {row['median_warm_config_s']} s")
+        print(
+            f"{row['workload']:40s} cold {row['median_cold_s']} s  warm {row['median_warm_s']} s  "
+            f"ratio {row['warm_over_cold']}; warm: first output {row['median_warm_first_output_s']} s, "
+            f"model and batches on the device {row['median_warm_config_s']} s"
+        )
     print(f"all: cold {report['median_cold_s']} s, warm {report['median_warm_s']} s, ratio {report['warm_over_cold']}")
     print(write_json("job_start.json", report))
 

@@ -4,6 +4,7 @@ settings/profiles/<card>_<date>.json, labelled with card, driver, torch and date
 
 Usage: python bench/make_profile.py profile_a.json [profile_b.json ...]
 """
+
 from __future__ import annotations
 
 import json
@@ -23,18 +24,27 @@ def main(paths: list[str]) -> None:
             if row.get("status") not in ("ok", "oom") or row.get("nvml_peak_mib") is None:
                 continue
             key = f"{row['repo']}/{row['model']}"
-            point = {"batch_size": row["batch_size"], "nvml_peak_mib": row["nvml_peak_mib"],
-                     "max_memory_reserved_mib": row.get("max_memory_reserved_mib"),
-                     "seconds_per_step": row.get("seconds_per_step"),
-                     "samples_per_second": row.get("samples_per_second"), "oom": row["status"] == "oom"}
+            point = {
+                "batch_size": row["batch_size"],
+                "nvml_peak_mib": row["nvml_peak_mib"],
+                "max_memory_reserved_mib": row.get("max_memory_reserved_mib"),
+                "seconds_per_step": row.get("seconds_per_step"),
+                "samples_per_second": row.get("samples_per_second"),
+                "oom": row["status"] == "oom",
+            }
             points = jobs.setdefault(key, {"points": []})["points"]
             points[:] = [p for p in points if p["batch_size"] != point["batch_size"]] + [point]
             points.sort(key=lambda p: p["batch_size"])
     date = first["date"][:10]
     profile = {
-        "card": first["card"], "driver": first["driver"], "torch": first.get("torch"), "date": date,
+        "card": first["card"],
+        "driver": first["driver"],
+        "torch": first.get("torch"),
+        "date": date,
         "measured_with": "bench/profile_workloads.py (NVML per-process peak at 10 ms, incl. CUDA context)",
-        "max_steps": first.get("max_steps"), "commands": [" ".join(r["command"][1:]) for r in runs], "jobs": jobs,
+        "max_steps": first.get("max_steps"),
+        "commands": [" ".join(r["command"][1:]) for r in runs],
+        "jobs": jobs,
     }
     # jobs measured with no GPU memory at all (e.g. bug-localization, scikit-learn on the CPU) are added by
     # hand as "cpu_only": {"repo/model": "where it was measured"}; keep them when regenerating

@@ -22,6 +22,7 @@ The job gets many epochs (``--epochs``) and is stopped when the windows are done
 Usage (GPU machine): python bench/monitor_overhead.py [--workloads a/b,c/d] [--pairs 10] [--window-s 2]
        CPU only:     python bench/monitor_overhead.py --device cpu --workloads examples/mnist --max-pairs 6
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,38 @@ MIN_LINES = 3  # progress lines a window needs for a rate
 GAP_FACTOR = 4.0  # a gap between lines this many times the median is not training (evaluation, a pause)
 FIRST_LINE_TIMEOUT_S = 180.0  # imports, CUDA context, model and data
 #: two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (beyond: the normal's 1.96)
-_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+_T95 = [
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+]
 
 
 @dataclass
@@ -72,6 +103,7 @@ class Measurement:
 
 
 # ---------------------------------------------------------------- the workload and its log
+
 
 def wait_for_first_line(running: RunningJob, tail: ProgressTail, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
@@ -103,8 +135,15 @@ def samples_per_second(lines: list[ProgressPoint]) -> float | None:
     The epoch rule matters: on the H200 (2026-12-01) resnet20's 2 s windows read alternately about 11.5k and 9.3k
     samples/s, the period of its 4.5 s epoch, so a window's rate hung on whether it held an evaluation pass, and
     the paired figure's interval was +-6.4%."""
-    pairs = [(a, b) for a, b in zip(lines, lines[1:]) if b.t > a.t and a.samples is not None
-             and b.samples is not None and b.samples >= a.samples and a.epoch == b.epoch]
+    pairs = [
+        (a, b)
+        for a, b in zip(lines, lines[1:])
+        if b.t > a.t
+        and a.samples is not None
+        and b.samples is not None
+        and b.samples >= a.samples
+        and a.epoch == b.epoch
+    ]
     if len(pairs) < MIN_LINES - 1:
         return None
     limit = GAP_FACTOR * statistics.median(b.t - a.t for a, b in pairs)
@@ -123,6 +162,7 @@ def confidence_95(values: list[float]) -> float | None:
 
 # ---------------------------------------------------------------- windows
 
+
 def one_window(running: RunningJob, tail: ProgressTail, device: Device, monitored: bool, seconds: float) -> Window:
     """One window. For ON windows a fresh monitor is started and tracks the job, then it is stopped."""
     monitor = None
@@ -134,12 +174,19 @@ def one_window(running: RunningJob, tail: ProgressTail, device: Device, monitore
     if monitor is not None:
         monitor.stop()
     cpu = (time.process_time() - cpu0) / max(time.monotonic() - wall0, 1e-9)
-    return Window(monitored, seconds, samples_per_second(lines), len(lines), cpu,
-                  len(monitor.samples) if monitor is not None else None)
+    return Window(
+        monitored,
+        seconds,
+        samples_per_second(lines),
+        len(lines),
+        cpu,
+        len(monitor.samples) if monitor is not None else None,
+    )
 
 
-def measured_window(running: RunningJob, tail: ProgressTail, device: Device, monitored: bool,
-                    state: Measurement) -> Window:
+def measured_window(
+    running: RunningJob, tail: ProgressTail, device: Device, monitored: bool, state: Measurement
+) -> Window:
     """One window with a rate. If it gets too few progress lines, the length doubles (at most
     MAX_WINDOW_S) and the window runs again."""
     while True:
@@ -147,8 +194,9 @@ def measured_window(running: RunningJob, tail: ProgressTail, device: Device, mon
         if window.samples_per_s is not None or running.poll() is not None or state.window_s >= MAX_WINDOW_S:
             return window
         widened = min(2 * state.window_s, MAX_WINDOW_S)
-        state.notes.append(f"window of {state.window_s:g} s had {window.lines} progress line(s): widened "
-                           f"to {widened:g} s")
+        state.notes.append(
+            f"window of {state.window_s:g} s had {window.lines} progress line(s): widened to {widened:g} s"
+        )
         state.window_s = widened
 
 
@@ -157,8 +205,9 @@ def resolved(windows: list[Window], target_pct: float) -> bool:
     return ci is not None and ci <= target_pct
 
 
-def measure(running: RunningJob, tail: ProgressTail, device: Device, args: argparse.Namespace,
-            state: Measurement) -> None:
+def measure(
+    running: RunningJob, tail: ProgressTail, device: Device, args: argparse.Namespace, state: Measurement
+) -> None:
     """Warm-up window, then OFF/ON pairs in alternating order: at least ``--pairs``, then more until the 95%
     interval is within ``--resolve-pct`` or ``--max-pairs`` or ``--budget-s`` is reached."""
     measured_window(running, tail, device, False, state)  # warm-up: also settles the window length
@@ -168,7 +217,7 @@ def measure(running: RunningJob, tail: ProgressTail, device: Device, args: argpa
         if time.monotonic() > deadline:
             state.notes.append(f"stopped at the time budget ({args.budget_s:g} s) after {i} pairs")
             return
-        for monitored in ((False, True) if i % 2 == 0 else (True, False)):
+        for monitored in (False, True) if i % 2 == 0 else (True, False):
             if running.poll() is not None:
                 state.ended_early = True
                 state.notes.append(f"workload exited (code {running.poll()}) after {len(state.windows)} windows")
@@ -178,6 +227,7 @@ def measure(running: RunningJob, tail: ProgressTail, device: Device, args: argpa
 
 
 # ---------------------------------------------------------------- results
+
 
 def paired_slowdowns(windows: list[Window]) -> list[float]:
     """100 * (1 - on/off) for each complete pair (windows 2i and 2i+1, in either order)."""
@@ -196,8 +246,11 @@ def summarise(key: str, windows: list[Window], target_pct: float) -> dict:
     row: dict = {"workload": key, "pairs": len(paired), "target_resolution_pct": target_pct}
     if off and on:
         median_off, median_on = statistics.median(off), statistics.median(on)
-        row.update(median_off_samples_per_s=round(median_off, 3), median_on_samples_per_s=round(median_on, 3),
-                   unpaired_slowdown_pct=round(100 * (1 - median_on / median_off), 3))
+        row.update(
+            median_off_samples_per_s=round(median_off, 3),
+            median_on_samples_per_s=round(median_on, 3),
+            unpaired_slowdown_pct=round(100 * (1 - median_on / median_off), 3),
+        )
     if paired:
         row["paired_pcts"] = [round(p, 3) for p in paired]
         row["mean_slowdown_pct"] = round(statistics.mean(paired), 3)  # the headline, with its interval
@@ -216,15 +269,19 @@ def summary_line(row: dict, trains_on: str) -> str:
     if "mean_slowdown_pct" not in row:
         return f"{row['workload']} [{trains_on}]: no usable pairs ({'; '.join(row.get('notes', [])) or 'see JSON'})"
     ci = row.get("ci95_pct")
-    text = (f"{row['workload']} [{trains_on}]: monitor slowdown {row['mean_slowdown_pct']:+.2f}%"
-            + (f" ± {ci:.2f}% (95%)" if ci is not None else "") + f" over {row['pairs']} pairs, "
-            + ("resolved" if row.get("resolved") else f"NOT resolved to ±{row['target_resolution_pct']:g}%"))
+    text = (
+        f"{row['workload']} [{trains_on}]: monitor slowdown {row['mean_slowdown_pct']:+.2f}%"
+        + (f" ± {ci:.2f}% (95%)" if ci is not None else "")
+        + f" over {row['pairs']} pairs, "
+        + ("resolved" if row.get("resolved") else f"NOT resolved to ±{row['target_resolution_pct']:g}%")
+    )
     if "monitor_cpu_s_per_s" in row:
         text += f"; monitor CPU {1000 * row['monitor_cpu_s_per_s']:.1f} ms/s"
     return text + f"; window {row['window_s']:g} s, {row['wall_s']:.0f} s wall"
 
 
 # ---------------------------------------------------------------- one workload
+
 
 def run_workload(reg: Registry, device: Device, key: str, args: argparse.Namespace) -> dict:
     job = bench_job(reg, key, args.epochs)  # long enough to outlast the windows, then stopped
@@ -247,11 +304,24 @@ def run_workload(reg: Registry, device: Device, key: str, args: argparse.Namespa
     finally:
         running.stop(1.0)
     row = summarise(key, state.windows, args.resolve_pct)
-    row.update(job=job.to_json(), batch_size=reg.batch_size(job), window_s=state.window_s,
-               first_progress_line_s=None if first_line_s is None else round(first_line_s, 2),
-               wall_s=round(time.monotonic() - started, 1), ended_early=state.ended_early, notes=state.notes,
-               windows=[{**asdict(w), "samples_per_s": None if w.samples_per_s is None else round(w.samples_per_s, 3),
-                         "cpu_s_per_s": round(w.cpu_s_per_s, 4)} for w in state.windows], log=str(log))
+    row.update(
+        job=job.to_json(),
+        batch_size=reg.batch_size(job),
+        window_s=state.window_s,
+        first_progress_line_s=None if first_line_s is None else round(first_line_s, 2),
+        wall_s=round(time.monotonic() - started, 1),
+        ended_early=state.ended_early,
+        notes=state.notes,
+        windows=[
+            {
+                **asdict(w),
+                "samples_per_s": None if w.samples_per_s is None else round(w.samples_per_s, 3),
+                "cpu_s_per_s": round(w.cpu_s_per_s, 4),
+            }
+            for w in state.windows
+        ],
+        log=str(log),
+    )
     return row
 
 
@@ -260,13 +330,16 @@ def main() -> None:
     parser.add_argument("--workloads", default="pytorch_resnet_cifar10/resnet20,examples/mnist")
     parser.add_argument("--pairs", type=int, default=10, help="OFF/ON window pairs per workload, at least")
     parser.add_argument("--max-pairs", type=int, default=60, help="at most this many pairs per workload")
-    parser.add_argument("--resolve-pct", type=float, default=1.0, help="add pairs until the 95%% interval is within this")
+    parser.add_argument(
+        "--resolve-pct", type=float, default=1.0, help="add pairs until the 95%% interval is within this"
+    )
     parser.add_argument("--budget-s", type=float, default=240.0, help="seconds of windows per workload, at most")
     parser.add_argument("--window-s", type=float, default=2.0, help="seconds per window (widened when too short)")
     parser.add_argument("--epochs", type=int, default=10_000, help="epochs asked of the workload; it is stopped early")
     parser.add_argument("--device", default="cuda:0", help="cuda:N, or cpu (workloads then train on the CPU)")
-    parser.add_argument("--batch-size", type=int, default=None, help="every workload at this batch size (default: "
-                        "its own)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="every workload at this batch size (default: its own)"
+    )
     args = parser.parse_args()
     if args.pairs < 2 or args.max_pairs < args.pairs or not 0 < args.window_s <= MAX_WINDOW_S or args.epochs < 1:
         parser.error(f"need 2 <= --pairs <= --max-pairs, 0 < --window-s <= {MAX_WINDOW_S:g}, --epochs >= 1")
@@ -276,10 +349,19 @@ def main() -> None:
     for key in args.workloads.split(","):
         rows.append(run_workload(reg, device, key, args))
         print(summary_line(rows[-1], trains_on), flush=True)
-    path = write_json(f"monitor_overhead_{args.device.replace(':', '')}.json",
-                      {**stamp(), "device": device.describe(), "workloads_train_on": trains_on,
-                       "monitor_hz": DEFAULT_HZ, "method": "interleaved OFF/ON windows in one process per workload; "
-                       "mean paired slowdown with its 95% interval", "poll_s": POLL_S, "rows": rows})
+    path = write_json(
+        f"monitor_overhead_{args.device.replace(':', '')}.json",
+        {
+            **stamp(),
+            "device": device.describe(),
+            "workloads_train_on": trains_on,
+            "monitor_hz": DEFAULT_HZ,
+            "method": "interleaved OFF/ON windows in one process per workload; "
+            "mean paired slowdown with its 95% interval",
+            "poll_s": POLL_S,
+            "rows": rows,
+        },
+    )
     print(f"wrote {path}", flush=True)
 
 

@@ -10,6 +10,7 @@ when its context creation began and ended and when it began to exit, so each que
 creation, during a process's exit (0.5 s from its stamp), or neither. Written: each class's query times
 (median, 90th and 99th percentile, max, count over 30 ms).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,14 @@ def stats(ms: list[float]) -> dict:
     if not ms:
         return {"count": 0}
     q = quantiles(ms, n=100) if len(ms) > 1 else [ms[0]] * 99
-    return {"count": len(ms), "median_ms": round(median(ms), 2), "p90_ms": round(q[89], 2),
-            "p99_ms": round(q[98], 2), "max_ms": round(max(ms), 2), "over_30_ms": sum(m > 30 for m in ms)}
+    return {
+        "count": len(ms),
+        "median_ms": round(median(ms), 2),
+        "p90_ms": round(q[89], 2),
+        "p99_ms": round(q[98], 2),
+        "max_ms": round(max(ms), 2),
+        "over_30_ms": sum(m > 30 for m in ms),
+    }
 
 
 def main() -> None:
@@ -102,10 +109,14 @@ def main() -> None:
             classes["process_exiting"].append(ms)
         else:
             classes["neither"].append(ms)
-    report = {"card": pynvml.nvmlDeviceGetName(handle), "driver": pynvml.nvmlSystemGetDriverVersion(),
-              "children": len(outputs), "contexts_created": len(creating),
-              "context_creation_s_median": round(median(b - a for a, b in creating), 3) if creating else None,
-              "query_ms": {name: stats(ms) for name, ms in classes.items()}}
+    report = {
+        "card": pynvml.nvmlDeviceGetName(handle),
+        "driver": pynvml.nvmlSystemGetDriverVersion(),
+        "children": len(outputs),
+        "contexts_created": len(creating),
+        "context_creation_s_median": round(median(b - a for a, b in creating), 3) if creating else None,
+        "query_ms": {name: stats(ms) for name, ms in classes.items()},
+    }
     args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(json.dumps(report, indent=2, default=str))
 

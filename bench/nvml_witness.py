@@ -10,6 +10,7 @@ Per tick it records when it began and how long the NVML call took, on ``time.mon
 runner's samples (CLOCK_MONOTONIC, one per host). Twice a second it reads the host's CPU use (/proc/stat) and CPU
 pressure (/proc/pressure/cpu, where the kernel has it). It imports nothing of this project.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,11 +72,16 @@ def main() -> None:
             next_at, delay = time.monotonic(), 0.0
         if delay > 0:
             time.sleep(delay)
-    args.out.write_text(json.dumps({
-        "interval_s": INTERVAL_S,
-        "ticks": [[round(t, 4), round(ms, 2), n] for t, ms, n in ticks],
-        "host": [[round(t, 3), share, psi] for t, share, psi in host],
-    }) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "interval_s": INTERVAL_S,
+                "ticks": [[round(t, 4), round(ms, 2), n] for t, ms, n in ticks],
+                "host": [[round(t, 3), share, psi] for t, share, psi in host],
+            }
+        )
+        + "\n"
+    )
     print(f"{len(ticks)} ticks in {time.monotonic() - began:.1f} s", file=sys.stderr)
 
 

@@ -10,6 +10,7 @@ share; if both do, it is the GPU (time-slicing between CUDA contexts) or the hos
 
     python3 bench/packed_copies.py --workload Person_reID_baseline_pytorch/densenet121 --copies 1,4 --steps 5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,10 @@ from gpupair_search.launcher.process import start_job
 def run_copies(command, k: int, warm: bool, work: Path, timeout_s: float) -> dict:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     started = time.perf_counter()
-    jobs = [start_job(f"copy{i}", command, work / f"{'warm' if warm else 'cold'}_{k}_{i}.log", env, warm=warm)
-            for i in range(k)]
+    jobs = [
+        start_job(f"copy{i}", command, work / f"{'warm' if warm else 'cold'}_{k}_{i}.log", env, warm=warm)
+        for i in range(k)
+    ]
     deadline = started + timeout_s
     while any(j.poll() is None for j in jobs) and time.perf_counter() < deadline:
         time.sleep(0.05)
@@ -38,14 +41,24 @@ def run_copies(command, k: int, warm: bool, work: Path, timeout_s: float) -> dic
         timed_out = job.poll() is None
         job.stop(1.0)
         text = job.log_path.read_text(errors="replace")
-        runs.append({"start": job.start, "timed_out": timed_out,
-                     "wall_s": round((job.ended or time.monotonic()) - job.started, 2),
-                     "startup_s": last_float(r"startup_s=([\d.]+)", text),
-                     "total_s": last_float(r"\] total_s=([\d.]+)", text),
-                     "samples_per_second": last_float(r"samples_per_second=([\d.]+)", text)})
+        runs.append(
+            {
+                "start": job.start,
+                "timed_out": timed_out,
+                "wall_s": round((job.ended or time.monotonic()) - job.started, 2),
+                "startup_s": last_float(r"startup_s=([\d.]+)", text),
+                "total_s": last_float(r"\] total_s=([\d.]+)", text),
+                "samples_per_second": last_float(r"samples_per_second=([\d.]+)", text),
+            }
+        )
     walls = [r["wall_s"] for r in runs]
-    return {"copies": k, "start": "warm" if warm else "cold", "runs": runs,
-            "mean_wall_s": round(statistics.mean(walls), 2), "all_done_s": round(time.perf_counter() - started, 2)}
+    return {
+        "copies": k,
+        "start": "warm" if warm else "cold",
+        "runs": runs,
+        "mean_wall_s": round(statistics.mean(walls), 2),
+        "all_done_s": round(time.perf_counter() - started, 2),
+    }
 
 
 def main() -> None:
@@ -66,11 +79,16 @@ def main() -> None:
                     row = run_copies(command, k, start == "warm", Path(tmp), args.timeout_s)
                     report["rows"].append(row)
                     write_json("packed_copies.json", report)
-                    print(f"{args.workload} x{k} {start}: mean wall {row['mean_wall_s']} s, all done "
-                          f"{row['all_done_s']} s; " + "; ".join(
-                              f"wall {r['wall_s']} startup {r['startup_s']} total {r['total_s']} "
-                              f"sps {r['samples_per_second']}{' TIMED OUT' if r['timed_out'] else ''}"
-                              for r in row["runs"]), flush=True)
+                    print(
+                        f"{args.workload} x{k} {start}: mean wall {row['mean_wall_s']} s, all done "
+                        f"{row['all_done_s']} s; "
+                        + "; ".join(
+                            f"wall {r['wall_s']} startup {r['startup_s']} total {r['total_s']} "
+                            f"sps {r['samples_per_second']}{' TIMED OUT' if r['timed_out'] else ''}"
+                            for r in row["runs"]
+                        ),
+                        flush=True,
+                    )
     finally:
         warm_start.close_all()
 

@@ -8,6 +8,7 @@ the GPU).
 
 DIR holds ``matrix.db`` and ``feasibility_serial.db``, as ``bench/gpu_remaining.sh memory-verdicts-warm`` archives them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,10 +63,16 @@ def main() -> None:
             ref = statistics.median(reference)
             rows += [(abs(peak - ref) / ref, key, peak, ref) for peak in peaks]
     rows.sort(reverse=True)
-    benchlib.emit({"packed_job_peaks_compared": len(rows), "within_2_percent": sum(r[0] <= 0.02 for r in rows),
-                   "max_relative_difference": round(rows[0][0], 4) if rows else None,
-                   "worst": [{"job": k, "packed_mib": p, "alone_mib": r} for _, k, p, r in rows[:3]],
-                   "packed_jobs_at_0_mib": [{"trial": n, "job": k} for n, k in zeros]}, args.out)
+    benchlib.emit(
+        {
+            "packed_job_peaks_compared": len(rows),
+            "within_2_percent": sum(r[0] <= 0.02 for r in rows),
+            "max_relative_difference": round(rows[0][0], 4) if rows else None,
+            "worst": [{"job": k, "packed_mib": p, "alone_mib": r} for _, k, p, r in rows[:3]],
+            "packed_jobs_at_0_mib": [{"trial": n, "job": k} for n, k in zeros],
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

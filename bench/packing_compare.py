@@ -10,6 +10,7 @@ Reads the two studies as stored (each in its results directory's gpupair.db) and
   relative difference, and the sampling rate each packed trial reached;
 * how the packed study's trials were measured (counts per mode) and how many ran at once.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,9 +44,14 @@ def compare(serial_dir: Path, packed_dir: Path, study: str, kind: str = "gpu") -
     packed_fs, packed_plans, packed_views = load(packed_dir, study, kind)
     verdicts = []
     for a, b in zip(serial_plans, packed_plans):
-        verdicts.append({"pair": a.pair.key, "serial": [a.verdict.value, a.recommended],
-                         "packed": [b.verdict.value, b.recommended],
-                         "same": (a.verdict, a.recommended) == (b.verdict, b.recommended)})
+        verdicts.append(
+            {
+                "pair": a.pair.key,
+                "serial": [a.verdict.value, a.recommended],
+                "packed": [b.verdict.value, b.recommended],
+                "same": (a.verdict, a.recommended) == (b.verdict, b.recommended),
+            }
+        )
     packed = by_config(packed_views, PACKED)
     serial_refs = {**by_config(serial_views, None), **by_config([v for v in packed_views if v.mode != PACKED], None)}
     capture = []
@@ -57,17 +63,22 @@ def compare(serial_dir: Path, packed_dir: Path, study: str, kind: str = "gpu") -
         for role, p, s in zip(("foreground", "background"), peaks(v), peaks(ref)):
             if s > 0:
                 rows.append({"role": role, "packed_mib": p, "serial_mib": s, "rel_diff": round((p - s) / s, 4)})
-        capture.append({"pair": key[0], "config": key[1], "jobs": rows,
-                        "packed_sample_hz": v.record.measured.memory.sample_hz})
-    rates = sorted(r for v in packed_views if v.mode == PACKED and v.measured if (r := v.record.measured.memory.sample_hz))
+        capture.append(
+            {"pair": key[0], "config": key[1], "jobs": rows, "packed_sample_hz": v.record.measured.memory.sample_hz}
+        )
+    rates = sorted(
+        r for v in packed_views if v.mode == PACKED and v.measured if (r := v.record.measured.memory.sample_hz)
+    )
     modes: dict[str, int] = {}
     for v in packed_views:
         if v.measured:
             modes[v.mode] = modes.get(v.mode, 0) + 1
     diffs = [abs(r["rel_diff"]) for c in capture for r in c["jobs"]]
     return {
-        "verdicts_identical": all(v["same"] for v in verdicts), "verdicts": verdicts,
-        "peak_capture": capture, "max_abs_rel_diff": max(diffs, default=None),
+        "verdicts_identical": all(v["same"] for v in verdicts),
+        "verdicts": verdicts,
+        "peak_capture": capture,
+        "max_abs_rel_diff": max(diffs, default=None),
         "packed_sample_hz_min": rates[0] if rates else None,
         "packed_sample_hz_median": rates[len(rates) // 2] if rates else None,
         "measured_trials_by_mode": modes,
@@ -81,8 +92,11 @@ def phases(trials) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for mode in ("packed", "serial"):
         ts = [t for t in trials if (t.user_attrs.get("measurement") or {}).get("mode") == mode and t.datetime_complete]
-        out[mode] = round((max(t.datetime_complete for t in ts) - min(t.datetime_start for t in ts)).total_seconds(), 1) \
-            if ts else None
+        out[mode] = (
+            round((max(t.datetime_complete for t in ts) - min(t.datetime_start for t in ts)).total_seconds(), 1)
+            if ts
+            else None
+        )
     return out
 
 

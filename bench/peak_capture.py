@@ -5,6 +5,7 @@ in-process truth (max_memory_reserved plus the measured CUDA context), on the sa
 Each workload runs solo once (probe: --max-steps N) with three monitors attached to it at once; then a
 few pairs, where each job's peak is compared. Usage (GPU machine): python bench/peak_capture.py
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,12 +56,17 @@ def measure(keys: list[str], steps: int, device, reg) -> dict:
     for label, job in jobs.items():
         text = job.log_path.read_text(errors="replace")
         truth = self_reported_peak(text)
-        peaks = {f"{hz:g}Hz": max((s.job_mib.get(label, 0.0) for s in m.samples), default=0.0)
-                 for hz, m in zip(RATES, monitors)}
-        out[label] = {"workload": keys[0] if label == "foreground" else keys[1], "exit_code": job.popen.returncode,
-                      "truth_mib": truth, "peaks_mib": peaks,
-                      "error_pct": {r: (round(100 * (p - truth) / truth, 2) if truth else None)
-                                    for r, p in peaks.items()}}
+        peaks = {
+            f"{hz:g}Hz": max((s.job_mib.get(label, 0.0) for s in m.samples), default=0.0)
+            for hz, m in zip(RATES, monitors)
+        }
+        out[label] = {
+            "workload": keys[0] if label == "foreground" else keys[1],
+            "exit_code": job.popen.returncode,
+            "truth_mib": truth,
+            "peaks_mib": peaks,
+            "error_pct": {r: (round(100 * (p - truth) / truth, 2) if truth else None) for r, p in peaks.items()},
+        }
     return out
 
 
@@ -68,8 +74,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--workloads", default=",".join(GPU_WORKLOADS))
-    parser.add_argument("--pairs", default="examples/mnist+VulBERTa/mlp,Person_reID_baseline_pytorch/pcb+VulBERTa/mlp,"
-                                           "Person_reID_baseline_pytorch/densenet121+VulBERTa/mlp")
+    parser.add_argument(
+        "--pairs",
+        default="examples/mnist+VulBERTa/mlp,Person_reID_baseline_pytorch/pcb+VulBERTa/mlp,"
+        "Person_reID_baseline_pytorch/densenet121+VulBERTa/mlp",
+    )
     args = parser.parse_args()
     reg, device = registry(), open_device("cuda:0")
     gpu_tests = Registry.load(ROOT / "tests" / "gpu" / "models.json", base_dir=ROOT / "tests" / "gpu")
@@ -86,8 +95,11 @@ def main() -> None:
     summary = {}
     for rate in (f"{r:g}Hz" for r in RATES):
         errs = [abs(r["error_pct"][rate]) for r in rows if r["error_pct"].get(rate) is not None]
-        summary[rate] = {"median_abs_error_pct": round(statistics.median(errs), 2) if errs else None,
-                         "max_abs_error_pct": round(max(errs), 2) if errs else None, "n": len(errs)}
+        summary[rate] = {
+            "median_abs_error_pct": round(statistics.median(errs), 2) if errs else None,
+            "max_abs_error_pct": round(max(errs), 2) if errs else None,
+            "n": len(errs),
+        }
     write_json("peak_capture.json", {**stamp(), "device": device.describe(), "rows": rows, "summary": summary})
     print(summary)
 

@@ -7,6 +7,7 @@ Measured: the trial's sum of each job's own peak. Runs on this machine over a st
 
 Usage: python bench/prediction.py bench/data/h100_2026-11-27/probe_study.db [--study feasibility]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,10 @@ def main() -> None:
         measured = t.user_attrs["memory"]["sum_of_peaks_mib"]
         error = 100 * (predicted - measured) / measured
         errors.append(abs(error))
-        print(f"| {t.number} | {t.params['pair']} | {t.params.get('fg_batch_size')}/{t.params.get('bg_batch_size')} "
-              f"| {predicted:,.0f} | {measured:,.0f} | {error:+.1f}% |")
+        print(
+            f"| {t.number} | {t.params['pair']} | {t.params.get('fg_batch_size')}/{t.params.get('bg_batch_size')} "
+            f"| {predicted:,.0f} | {measured:,.0f} | {error:+.1f}% |"
+        )
     print(f"\n{len(errors)} pairs: median |error| {statistics.median(errors):.2f}%, max {max(errors):.2f}%")
 
 

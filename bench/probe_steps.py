@@ -8,6 +8,7 @@ peak does not depend on it). Writes ``probe_steps.json`` under $OUT and prints o
 
     python3 bench/probe_steps.py --steps 3,5,10,30
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,15 @@ def probe(reg, key: str, steps: int, device, work: Path) -> dict:
     options = RunOptions(probe=True, probe_steps=steps, min_window_s=0.0, warm_start=True, timeout_s=300)
     started = time.perf_counter()
     result = run_pair(PairSpec(1, job, None), reg, device, options, work / f"{key.replace('/', '_')}_{steps}")
-    return {"model": key, "steps": steps, "outcome": result.outcome.value,
-            "peak_mib": result.memory.foreground_peak_mib, "wall_s": round(time.perf_counter() - started, 3),
-            "foreground_s": result.phase_seconds.get("foreground"), "sample_hz": result.memory.sample_hz}
+    return {
+        "model": key,
+        "steps": steps,
+        "outcome": result.outcome.value,
+        "peak_mib": result.memory.foreground_peak_mib,
+        "wall_s": round(time.perf_counter() - started, 3),
+        "foreground_s": result.phase_seconds.get("foreground"),
+        "sample_hz": result.memory.sample_hz,
+    }
 
 
 def main() -> None:
@@ -52,9 +59,12 @@ def main() -> None:
                     write_json("probe_steps.json", {**stamp(), "device": device.name, "runs": runs})
                 mine = [r for r in runs if r["model"] == key]
                 ref = mine[-1]["peak_mib"] if caps[-1] == max(caps) else None
-                print(f"{key:42s} " + "  ".join(
-                    f"{r['steps']:>3} steps {r['peak_mib']:8,.0f} MiB {r['wall_s']:5.2f} s" for r in mine)
-                    + (f"  (largest cap: {ref:,.0f} MiB)" if ref else ""), flush=True)
+                print(
+                    f"{key:42s} "
+                    + "  ".join(f"{r['steps']:>3} steps {r['peak_mib']:8,.0f} MiB {r['wall_s']:5.2f} s" for r in mine)
+                    + (f"  (largest cap: {ref:,.0f} MiB)" if ref else ""),
+                    flush=True,
+                )
     finally:
         device.close()
 

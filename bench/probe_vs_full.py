@@ -15,6 +15,7 @@ storage writes are not in this figure. Writes probe_vs_full.json under $OUT.
 
     python3 bench/probe_vs_full.py --device cuda:0
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,12 @@ from gpupair_search.studies.matrix import default_hyperparameters
 
 USER_REPO = ROOT / "tests" / "fixtures" / "user_repo"
 USER_JOBS = ["mlp", "evalheavy", "silent", "crash"]
-BUILTIN_PAIRS = [("examples/mnist", "pytorch_resnet_cifar10/resnet20"), ("pytorch_resnet_cifar10/resnet20", "examples/mnist"),
-                 ("examples/mnist_ff", "examples/siamese"), ("VulBERTa/mlp", "examples/mnist")]
+BUILTIN_PAIRS = [
+    ("examples/mnist", "pytorch_resnet_cifar10/resnet20"),
+    ("pytorch_resnet_cifar10/resnet20", "examples/mnist"),
+    ("examples/mnist_ff", "examples/siamese"),
+    ("VulBERTa/mlp", "examples/mnist"),
+]
 
 
 def measure(reg: Registry, pair: PairSpec, device, options: RunOptions, work: Path) -> dict:
@@ -46,12 +51,20 @@ def measure(reg: Registry, pair: PairSpec, device, options: RunOptions, work: Pa
     result = run_pair(pair, reg, device, options, pair_dir)
     write_pair_results(result, pair_dir)
     wall = time.monotonic() - started
-    return {"foreground": pair.foreground.key, "background": pair.background.key if pair.background else None,
-            "outcome": result.outcome.value, "foreground_peak_mib": round(result.memory.foreground_peak_mib, 1),
-            "background_peak_mib": round(result.memory.background_peak_mib, 1), "probe": result.probe,
-            "label": result.probe_label, "wall_s": round(wall, 3), "jobs_s": result.jobs_s,
-            "outside_jobs_s": round(wall - result.jobs_s, 3), "phase_seconds": result.phase_seconds,
-            "hyperparameters": dict(result.foreground.hyperparameters)}
+    return {
+        "foreground": pair.foreground.key,
+        "background": pair.background.key if pair.background else None,
+        "outcome": result.outcome.value,
+        "foreground_peak_mib": round(result.memory.foreground_peak_mib, 1),
+        "background_peak_mib": round(result.memory.background_peak_mib, 1),
+        "probe": result.probe,
+        "label": result.probe_label,
+        "wall_s": round(wall, 3),
+        "jobs_s": result.jobs_s,
+        "outside_jobs_s": round(wall - result.jobs_s, 3),
+        "phase_seconds": result.phase_seconds,
+        "hyperparameters": dict(result.foreground.hyperparameters),
+    }
 
 
 def peaks(lab: Registry, device, args, work: Path) -> list[dict]:
@@ -62,19 +75,30 @@ def peaks(lab: Registry, device, args, work: Path) -> list[dict]:
             if loop == "own":
                 hp["workers"] = 0
             job = JobConfig("lab", model, hp)
-            probe = measure(lab, PairSpec(1, job, None), device,
-                            RunOptions(probe=True, probe_steps=args.probe_steps, timeout_s=600), work)
+            probe = measure(
+                lab,
+                PairSpec(1, job, None),
+                device,
+                RunOptions(probe=True, probe_steps=args.probe_steps, timeout_s=600),
+                work,
+            )
             full = measure(lab, PairSpec(1, job, None), device, RunOptions(probe=False, timeout_s=600), work)
             ratio = probe["foreground_peak_mib"] / full["foreground_peak_mib"] if full["foreground_peak_mib"] else None
             bounded = loop == "dataloader"
-            row = {"job": f"{model}" + ("" if bounded else " (own loop)"), "probe": probe, "full": full,
-                   "ratio": round(ratio, 4) if ratio else None,
-                   "within_2pct_or_above": (ratio is not None and ratio >= 0.98) if bounded else None}
+            row = {
+                "job": f"{model}" + ("" if bounded else " (own loop)"),
+                "probe": probe,
+                "full": full,
+                "ratio": round(ratio, 4) if ratio else None,
+                "within_2pct_or_above": (ratio is not None and ratio >= 0.98) if bounded else None,
+            }
             rows.append(row)
-            print(f"{row['job']:22s} probe {probe['foreground_peak_mib']:9,.0f} MiB {probe['wall_s']:6.1f} s "
-                  f"[{probe['label']}]   full {full['foreground_peak_mib']:9,.0f} MiB {full['wall_s']:6.1f} s   "
-                  f"ratio {row['ratio']}  {'' if row['within_2pct_or_above'] is None else 'PASS' if row['within_2pct_or_above'] else 'FAIL'}",
-                  flush=True)
+            print(
+                f"{row['job']:22s} probe {probe['foreground_peak_mib']:9,.0f} MiB {probe['wall_s']:6.1f} s "
+                f"[{probe['label']}]   full {full['foreground_peak_mib']:9,.0f} MiB {full['wall_s']:6.1f} s   "
+                f"ratio {row['ratio']}  {'' if row['within_2pct_or_above'] is None else 'PASS' if row['within_2pct_or_above'] else 'FAIL'}",
+                flush=True,
+            )
             write_json("probe_vs_full.json", {**stamp(), "device": device.name, "peaks": rows})
     return rows
 
@@ -83,21 +107,34 @@ def trials(lab: Registry, device, args, work: Path, rows: list[dict]) -> dict:
     user, builtin = [], []
     for model in args.jobs.split(","):
         pair = PairSpec(1, JobConfig("lab", model, {}), JobConfig("lab", "mlp", {}))
-        user.append(measure(lab, pair, device, RunOptions(probe=True, probe_steps=args.probe_steps, timeout_s=600), work))
+        user.append(
+            measure(lab, pair, device, RunOptions(probe=True, probe_steps=args.probe_steps, timeout_s=600), work)
+        )
     reg = registry()
     options = RunOptions(probe=True, probe_steps=BUILTIN_PROBE_STEPS, timeout_s=600)  # warm on a GPU
-    for fg, bg in BUILTIN_PAIRS[:args.builtin_pairs]:
+    for fg, bg in BUILTIN_PAIRS[: args.builtin_pairs]:
         pair = PairSpec(1, *(JobConfig(*key.rsplit("/", 1), default_hyperparameters(reg, key)) for key in (fg, bg)))
         builtin.append(measure(reg, pair, device, options, work))
-    summary = {name: {"median_outside_jobs_s": statistics.median(r["outside_jobs_s"] for r in runs),
-                      "max_outside_jobs_s": max(r["outside_jobs_s"] for r in runs), "trials": runs}
-               for name, runs in (("user", user), ("builtin", builtin))}
+    summary = {
+        name: {
+            "median_outside_jobs_s": statistics.median(r["outside_jobs_s"] for r in runs),
+            "max_outside_jobs_s": max(r["outside_jobs_s"] for r in runs),
+            "trials": runs,
+        }
+        for name, runs in (("user", user), ("builtin", builtin))
+    }
     for name, part in summary.items():
         for r in part["trials"]:
-            print(f"{name:8s} {r['foreground']:36s} + {r['background']:36s} {r['outcome']:18s} wall {r['wall_s']:6.1f} s "
-                  f"outside the jobs {r['outside_jobs_s']:5.2f} s  {r['label']}", flush=True)
-        print(f"{name}: median time outside the jobs {part['median_outside_jobs_s']:.2f} s per trial "
-              f"(max {part['max_outside_jobs_s']:.2f} s)", flush=True)
+            print(
+                f"{name:8s} {r['foreground']:36s} + {r['background']:36s} {r['outcome']:18s} wall {r['wall_s']:6.1f} s "
+                f"outside the jobs {r['outside_jobs_s']:5.2f} s  {r['label']}",
+                flush=True,
+            )
+        print(
+            f"{name}: median time outside the jobs {part['median_outside_jobs_s']:.2f} s per trial "
+            f"(max {part['max_outside_jobs_s']:.2f} s)",
+            flush=True,
+        )
     write_json("probe_vs_full.json", {**stamp(), "device": device.name, "peaks": rows, "trials": summary})
     return summary
 

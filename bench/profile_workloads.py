@@ -65,6 +65,7 @@ class NvmlUnavailable(RuntimeError):
 
 # ---------------------------------------------------------------- NVML
 
+
 def nvml_start():
     """Initialise NVML and return the device handles, or raise NvmlUnavailable with the reason."""
     if pynvml is None:
@@ -85,9 +86,12 @@ def _text(value) -> str:
 
 def nvml_info(handles) -> dict:
     names = [_text(pynvml.nvmlDeviceGetName(h)) for h in handles]
-    return {"card": names[0] if len(set(names)) == 1 else ", ".join(names), "cards": names,
-            "driver": _text(pynvml.nvmlSystemGetDriverVersion()),
-            "memory_total_mib": [round(pynvml.nvmlDeviceGetMemoryInfo(h).total / MIB) for h in handles]}
+    return {
+        "card": names[0] if len(set(names)) == 1 else ", ".join(names),
+        "cards": names,
+        "driver": _text(pynvml.nvmlSystemGetDriverVersion()),
+        "memory_total_mib": [round(pynvml.nvmlDeviceGetMemoryInfo(h).total / MIB) for h in handles],
+    }
 
 
 def device_used_mib(handles) -> float:
@@ -137,17 +141,23 @@ class NvmlSampler(threading.Thread):
 
 # ---------------------------------------------------------------- workloads
 
+
 def select_workloads(models: dict, wanted: str | None) -> list[tuple[str, str]]:
-    gpu = [(repo, model) for repo, entry in models.items()
-           if not repo.startswith("_") and repo not in CPU_ONLY_REPOS for model in entry["models"]]
+    gpu = [
+        (repo, model)
+        for repo, entry in models.items()
+        if not repo.startswith("_") and repo not in CPU_ONLY_REPOS
+        for model in entry["models"]
+    ]
     if not wanted:
         return gpu
     chosen = []
     for item in (w.strip() for w in wanted.split(",") if w.strip()):
         matches = [(r, m) for r, m in gpu if item in (r, f"{r}/{m}")]
         if not matches:
-            sys.exit(f"error: --models: no GPU workload {item!r}; choose from: "
-                     + ", ".join(f"{r}/{m}" for r, m in gpu))
+            sys.exit(
+                f"error: --models: no GPU workload {item!r}; choose from: " + ", ".join(f"{r}/{m}" for r, m in gpu)
+            )
         chosen += [m for m in matches if m not in chosen]
     return chosen
 
@@ -211,8 +221,9 @@ def run_one(entry, repo, model, batch_size, args, handles) -> dict:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     baseline = device_used_mib(handles) if handles else None
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     sampler = NvmlSampler(handles, proc.pid, args.interval) if handles else None
     if sampler:
         sampler.start()
@@ -240,13 +251,20 @@ def run_one(entry, repo, model, batch_size, args, handles) -> dict:
     if row["batch_size"] is None:
         row["batch_size"] = parsed["batch_size_reported"]
     if sampler:
-        row.update(nvml_peak_mib=round(sampler.peak_process_mib, 1), nvml_samples=sampler.samples,
-                   nvml_samples_with_pid=sampler.samples_with_pid, nvml_errors=sampler.errors,
-                   device_baseline_mib=round(baseline, 1),
-                   device_peak_over_baseline_mib=round(sampler.peak_device_mib - baseline, 1))
+        row.update(
+            nvml_peak_mib=round(sampler.peak_process_mib, 1),
+            nvml_samples=sampler.samples,
+            nvml_samples_with_pid=sampler.samples_with_pid,
+            nvml_errors=sampler.errors,
+            device_baseline_mib=round(baseline, 1),
+            device_peak_over_baseline_mib=round(sampler.peak_device_mib - baseline, 1),
+        )
         if sampler.samples_with_pid == 0 and status == "ok":
-            print(f"warning: NVML never listed PID {proc.pid} ({repo}/{model}); see "
-                  "device_peak_over_baseline_mib (PID namespace mismatch?)", file=sys.stderr)
+            print(
+                f"warning: NVML never listed PID {proc.pid} ({repo}/{model}); see "
+                "device_peak_over_baseline_mib (PID namespace mismatch?)",
+                file=sys.stderr,
+            )
     if status != "ok":
         row["output_tail"] = output[-3000:]
     return row
@@ -254,20 +272,25 @@ def run_one(entry, repo, model, batch_size, args, handles) -> dict:
 
 # ---------------------------------------------------------------- report
 
+
 def markdown_table(rows: list[dict]) -> str:
     def cell(value, fmt="{:.0f}"):
         return "" if value is None else fmt.format(value)
 
-    lines = ["| workload | batch | status | NVML peak MiB | reserved MiB | allocated MiB | NVML - reserved MiB "
-             "| s/step | samples/s |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| workload | batch | status | NVML peak MiB | reserved MiB | allocated MiB | NVML - reserved MiB "
+        "| s/step | samples/s |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         nvml, reserved = r.get("nvml_peak_mib"), r.get("max_memory_reserved_mib")
         overhead = nvml - reserved if nvml and reserved is not None else None
-        lines.append(f"| {r['repo']}/{r['model']} | {cell(r.get('batch_size'), '{}')} | {r.get('status', '')} "
-                     f"| {cell(nvml)} | {cell(reserved)} | {cell(r.get('max_memory_allocated_mib'))} "
-                     f"| {cell(overhead)} | {cell(r.get('seconds_per_step'), '{:.4f}')} "
-                     f"| {cell(r.get('samples_per_second'), '{:.1f}')} |")
+        lines.append(
+            f"| {r['repo']}/{r['model']} | {cell(r.get('batch_size'), '{}')} | {r.get('status', '')} "
+            f"| {cell(nvml)} | {cell(reserved)} | {cell(r.get('max_memory_allocated_mib'))} "
+            f"| {cell(overhead)} | {cell(r.get('seconds_per_step'), '{:.4f}')} "
+            f"| {cell(r.get('samples_per_second'), '{:.1f}')} |"
+        )
     return "\n".join(lines)
 
 
@@ -279,12 +302,18 @@ def package_version(name: str) -> str | None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[2:]))
-    parser.add_argument("--models-file", type=Path, default=ROOT / "settings" / "models.json",
-                        help="models file (default: settings/models.json); relative 'path's resolve "
-                             "against the directory that holds its settings/ folder")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[2:]),
+    )
+    parser.add_argument(
+        "--models-file",
+        type=Path,
+        default=ROOT / "settings" / "models.json",
+        help="models file (default: settings/models.json); relative 'path's resolve "
+        "against the directory that holds its settings/ folder",
+    )
     parser.add_argument("--models", help="comma-separated repo or repo/model (default: every GPU workload)")
     parser.add_argument("--batch-sizes", default="default,x0.5,x2", help="default: %(default)s")
     parser.add_argument("--max-steps", type=int, default=20, help="training steps and eval batches (default 20)")
@@ -292,8 +321,11 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=600, help="per run, in s (default 600)")
     parser.add_argument("--out", type=Path, help="JSON file (default results/workload_profile_<UTC>.json)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
-    parser.add_argument("--no-nvml", action="store_true",
-                        help="run without NVML sampling (to try the harness on a machine without a GPU)")
+    parser.add_argument(
+        "--no-nvml",
+        action="store_true",
+        help="run without NVML sampling (to try the harness on a machine without a GPU)",
+    )
     args = parser.parse_args(argv)
     if args.max_steps < 1 or args.interval <= 0 or args.timeout <= 0:
         parser.error("--max-steps must be >= 1, --interval and --timeout > 0")
@@ -307,18 +339,29 @@ def main(argv=None) -> int:
         try:
             handles = nvml_start()
         except NvmlUnavailable as exc:
-            print(f"error: NVML is unavailable: {exc}\nThis benchmark measures GPU memory through NVML; "
-                  "run it on the GPU machine (or use --dry-run / --no-nvml).", file=sys.stderr)
+            print(
+                f"error: NVML is unavailable: {exc}\nThis benchmark measures GPU memory through NVML; "
+                "run it on the GPU machine (or use --dry-run / --no-nvml).",
+                file=sys.stderr,
+            )
             return 2
         info = nvml_info(handles)
 
     stamp = dt.datetime.now(dt.timezone.utc)
     out = args.out or ROOT / "results" / f"workload_profile_{stamp:%Y%m%dT%H%M%SZ}.json"
-    report = {**info, "torch": package_version("torch"), "torchvision": package_version("torchvision"),
-              "timm": package_version("timm"), "python": platform.python_version(),
-              "date": stamp.isoformat(timespec="seconds"), "command": [sys.executable, *sys.argv],
-              "models_file": str(args.models_file), "max_steps": args.max_steps,
-              "sample_interval_s": args.interval, "rows": []}
+    report = {
+        **info,
+        "torch": package_version("torch"),
+        "torchvision": package_version("torchvision"),
+        "timm": package_version("timm"),
+        "python": platform.python_version(),
+        "date": stamp.isoformat(timespec="seconds"),
+        "command": [sys.executable, *sys.argv],
+        "models_file": str(args.models_file),
+        "max_steps": args.max_steps,
+        "sample_interval_s": args.interval,
+        "rows": [],
+    }
     if not args.dry_run:
         print(f"card: {info['card']}  driver: {info['driver']}  torch: {report['torch']}  -> {out}", flush=True)
 
@@ -330,14 +373,22 @@ def main(argv=None) -> int:
                 batch = None
             elif token.startswith("x"):
                 if default is None:
-                    print(f"# {repo}/{model} {token}: " + ("batch size known after the default run"
-                          if args.dry_run else "skipped, the default batch size is unknown"), flush=True)
+                    print(
+                        f"# {repo}/{model} {token}: "
+                        + (
+                            "batch size known after the default run"
+                            if args.dry_run
+                            else "skipped, the default batch size is unknown"
+                        ),
+                        flush=True,
+                    )
                     continue
                 batch = max(1, round(default * float(token[1:])))
             else:
                 batch = int(token)
-            if batch is not None and any(r["repo"] == repo and r["model"] == model and r["batch_size"] == batch
-                                         for r in report["rows"]):
+            if batch is not None and any(
+                r["repo"] == repo and r["model"] == model and r["batch_size"] == batch for r in report["rows"]
+            ):
                 continue  # a multiplier landed on a size already run
             row = run_one(entry, repo, model, batch, args, handles)
             if args.dry_run:
@@ -346,9 +397,11 @@ def main(argv=None) -> int:
             if token == "default":
                 default = row.get("batch_size_reported")
             report["rows"].append(row)
-            print(f"{repo}/{model} batch {row['batch_size']}: {row['status']}  NVML {row.get('nvml_peak_mib')} MiB  "
-                  f"reserved {row.get('max_memory_reserved_mib')} MiB  s/step {row.get('seconds_per_step')}",
-                  flush=True)
+            print(
+                f"{repo}/{model} batch {row['batch_size']}: {row['status']}  NVML {row.get('nvml_peak_mib')} MiB  "
+                f"reserved {row.get('max_memory_reserved_mib')} MiB  s/step {row.get('seconds_per_step')}",
+                flush=True,
+            )
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 

@@ -16,6 +16,7 @@ workers on a PostgreSQL study (its trial recovered by heartbeat). For each injec
 
 Writes reliability.json (every injection) to $OUT or results/bench and prints the markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,16 +58,20 @@ def worker_sigkill(work: Path) -> FaultReport:
         report.expect(code == 0, f"a surviving worker exited {code}: {text[-1500:]}")
     trials = pg.load(name)
     if trial is not None:
-        again = [t for t in trials if pg.config(t) == pg.config(trial) and t.number > trial.number
-                 and "outcome" in t.user_attrs]
+        again = [
+            t
+            for t in trials
+            if pg.config(t) == pg.config(trial) and t.number > trial.number and "outcome" in t.user_attrs
+        ]
         report.expect(len(again) == 1, "the killed worker's trial was not run again exactly once")
     report.trials_run = sum(measured(trials).values())
     report.trials_lost = len(lost(trials))
     report.processes_left = watch.left()
     report.expect(not report.processes_left, f"processes left behind: {report.processes_left}")
     report.expect(max(measured(trials).values(), default=0) <= 1, "a configuration ran twice")
-    report.expect(not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)],
-                  "trials left RUNNING/WAITING")
+    report.expect(
+        not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)], "trials left RUNNING/WAITING"
+    )
     return report
 
 
@@ -83,23 +88,33 @@ def inject(name: str, scenario, work: Path) -> dict:
         report = scenario(work)
     except Exception as exc:  # noqa: BLE001 - a scenario that breaks is a failed injection, counted as such
         report = FaultReport(name, problems=[f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-2000:]}"])
-    return {"scenario": name, "fault": report.fault, "seconds": round(time.monotonic() - started, 1),
-            "trials_run": report.trials_run, "processes_left": len(report.processes_left),
-            "left_pids": report.processes_left, "trials_lost": report.trials_lost,
-            "passed": not report.problems and not report.processes_left and report.trials_lost == 0,
-            "problems": report.problems}
+    return {
+        "scenario": name,
+        "fault": report.fault,
+        "seconds": round(time.monotonic() - started, 1),
+        "trials_run": report.trials_run,
+        "processes_left": len(report.processes_left),
+        "left_pids": report.processes_left,
+        "trials_lost": report.trials_lost,
+        "passed": not report.problems and not report.processes_left and report.trials_lost == 0,
+        "problems": report.problems,
+    }
 
 
 def table(rows: list[dict], order: list[str]) -> str:
-    lines = ["| fault | injections | passed | trials run | processes left behind | trials lost | s / injection |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| fault | injections | passed | trials run | processes left behind | trials lost | s / injection |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for name in order:
         mine = [r for r in rows if r["scenario"] == name]
         if not mine:
             continue
-        lines.append(f"| {mine[0]['fault']} | {len(mine)} | {sum(r['passed'] for r in mine)}/{len(mine)} | "
-                     f"{sum(r['trials_run'] for r in mine)} | {sum(r['processes_left'] for r in mine)} | "
-                     f"{sum(r['trials_lost'] for r in mine)} | {sum(r['seconds'] for r in mine) / len(mine):.0f} |")
+        lines.append(
+            f"| {mine[0]['fault']} | {len(mine)} | {sum(r['passed'] for r in mine)}/{len(mine)} | "
+            f"{sum(r['trials_run'] for r in mine)} | {sum(r['processes_left'] for r in mine)} | "
+            f"{sum(r['trials_lost'] for r in mine)} | {sum(r['seconds'] for r in mine) / len(mine):.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -107,10 +122,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--injections", type=int, default=5, help="injections of each fault (default 5)")
     parser.add_argument("--faults", default="", help="comma-separated subset of: " + ", ".join(scenarios()))
-    parser.add_argument("--device", default="cpu", help="the runner's --device for the study scenarios (cuda:0 on "
-                        "the GPU machine: an 8 GiB card, emulated)")
-    parser.add_argument("--runner-args", default="", help="more runner flags for the study scenarios, e.g. "
-                        "'--parallel 3' (packing on)")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="the runner's --device for the study scenarios (cuda:0 on the GPU machine: an 8 GiB card, emulated)",
+    )
+    parser.add_argument(
+        "--runner-args", default="", help="more runner flags for the study scenarios, e.g. '--parallel 3' (packing on)"
+    )
     args = parser.parse_args()
     # read by tests/test_faults.py when its scenarios build the runner's argv (set before they are imported)
     os.environ["GPUPAIR_FAULT_DEVICE"], os.environ["GPUPAIR_FAULT_RUNNER_ARGS"] = args.device, args.runner_args
@@ -128,13 +147,23 @@ def main() -> int:
                 row = inject(name, available[name], Path(tmp))
             rows.append(row)
             status = "ok" if row["passed"] else "FAILED: " + "; ".join(p.splitlines()[0] for p in row["problems"])
-            print(f"[{round_ + 1}/{args.injections}] {name}: {row['trials_run']} trials, "
-                  f"{row['processes_left']} left, {row['trials_lost']} lost, {row['seconds']} s  {status}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[{round_ + 1}/{args.injections}] {name}: {row['trials_run']} trials, "
+                f"{row['processes_left']} left, {row['trials_lost']} lost, {row['seconds']} s  {status}",
+                file=sys.stderr,
+                flush=True,
+            )
     summary = table(rows, chosen)
-    path = write_json("reliability.json", {**stamp(), "injections_per_fault": args.injections,
-                                           "total_seconds": round(time.monotonic() - started), "rows": rows,
-                                           "table": summary})
+    path = write_json(
+        "reliability.json",
+        {
+            **stamp(),
+            "injections_per_fault": args.injections,
+            "total_seconds": round(time.monotonic() - started),
+            "rows": rows,
+            "table": summary,
+        },
+    )
     print(summary)
     print(f"\n{path}", file=sys.stderr)
     return 0 if all(r["passed"] for r in rows) else 1

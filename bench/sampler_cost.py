@@ -9,6 +9,7 @@ monitor attached for ``--seconds`` in each mode; the runner's CPU seconds per se
 main thread asleep) is the sampler's cost. Then each part of a tick is timed alone (thread CPU time per call,
 ``--calls`` calls each), to show where that cost is. Writes sampler_cost.json (benchlib.out_dir()).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,10 @@ def per_call(read, calls: int) -> dict:
     cpu0, t0 = time.thread_time(), time.perf_counter()
     for _ in range(calls):
         read()
-    return {"cpu_ms": round(1000 * (time.thread_time() - cpu0) / calls, 3),
-            "wall_ms": round(1000 * (time.perf_counter() - t0) / calls, 3)}
+    return {
+        "cpu_ms": round(1000 * (time.thread_time() - cpu0) / calls, 3),
+        "wall_ms": round(1000 * (time.perf_counter() - t0) / calls, 3),
+    }
 
 
 def counter_updates(device, seconds: float) -> dict:
@@ -52,8 +55,11 @@ def counter_updates(device, seconds: float) -> dict:
         values.append((time.monotonic(), pynvml.nvmlDeviceGetTotalEnergyConsumption(device.handle)))
     changes = [t for (t, v), (_, before) in zip(values[1:], values) if v != before]
     gaps = [b - a for a, b in zip(changes, changes[1:])]
-    return {"reads": len(values), "changes": len(changes),
-            "median_ms_between_changes": round(1000 * sorted(gaps)[len(gaps) // 2], 1) if gaps else None}
+    return {
+        "reads": len(values),
+        "changes": len(changes),
+        "median_ms_between_changes": round(1000 * sorted(gaps)[len(gaps) // 2], 1) if gaps else None,
+    }
 
 
 def components(device, holder_pid: int, calls: int) -> dict:
@@ -61,6 +67,7 @@ def components(device, holder_pid: int, calls: int) -> dict:
     import pynvml
 
     from gpupair_search.launcher.monitor import _busy_and_total, children_by_parent
+
     class Held:  # what the monitor reads of a job: the holder, a real process on the GPU
         pid = holder_pid
 
@@ -77,7 +84,10 @@ def components(device, holder_pid: int, calls: int) -> dict:
         "nvml_power": lambda: pynvml.nvmlDeviceGetPowerUsage(h),
         "proc_children_by_parent": children_by_parent,
         "proc_host_cpu_times": _busy_and_total,
-        "tree_refresh_one_job": lambda: (setattr(monitor, "_last_tree", 0.0), monitor.refresh_trees(children_by_parent())),
+        "tree_refresh_one_job": lambda: (
+            setattr(monitor, "_last_tree", 0.0),
+            monitor.refresh_trees(children_by_parent()),
+        ),
         "record_one_snapshot": lambda: monitor.record(monitor.sampler.read(monitor.known_pids())),
     }
     return {name: per_call(read, calls) for name, read in parts.items()}
@@ -106,10 +116,16 @@ def main() -> None:
             parts = {"error": repr(exc)}
     finally:
         holder.kill()
-    result = {**stamp(), "device": device.describe(), "hz": args.hz, "seconds": args.seconds,
-              "every_figure_each_tick": every_tick,
-              f"slow_figures_every_{slow}s_energy_every_{energy}s": slow_reads, "energy_counter": updates,
-              "per_call": parts}
+    result = {
+        **stamp(),
+        "device": device.describe(),
+        "hz": args.hz,
+        "seconds": args.seconds,
+        "every_figure_each_tick": every_tick,
+        f"slow_figures_every_{slow}s_energy_every_{energy}s": slow_reads,
+        "energy_counter": updates,
+        "per_call": parts,
+    }
     print(result, flush=True)
     print(f"wrote {write_json('sampler_cost.json', result)}")
 

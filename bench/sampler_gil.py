@@ -9,6 +9,7 @@ to a waiting thread only after its switch interval (5 ms by default).
 
     python3 bench/sampler_gil.py [--seconds 6] [-o out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,11 @@ def main() -> None:
     parser.add_argument("-o", "--out", type=Path)
     args = parser.parse_args()
     default = sys.getswitchinterval()
-    results = [{"switch_interval_ms": s * 1000, "busy_threads": n, "achieved_hz": rate(s, n, args.seconds)}
-               for s in (0.005, 0.001, 0.0005) for n in (0, 1, 3)]
+    results = [
+        {"switch_interval_ms": s * 1000, "busy_threads": n, "achieved_hz": rate(s, n, args.seconds)}
+        for s in (0.005, 0.001, 0.0005)
+        for n in (0, 1, 3)
+    ]
     sys.setswitchinterval(default)
     benchlib.emit({"target_hz": HZ, "host": "this host, CPU only", "runs": results}, args.out)
 

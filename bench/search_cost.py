@@ -15,6 +15,7 @@ configured batch sizes by default, or any size) and count one trial per configur
 Everything here is SIMULATED: memory comes from random monotone models.
 Usage: python bench/search_cost.py [--batch-grid divisors|any]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,17 +46,31 @@ def curve(rng: random.Random, linear: bool):
     fixed, slope = rng.uniform(600, 1800), rng.uniform(15, 250)
     bend = 0.0 if linear else rng.choice([0.5, 2.0, 5.0])
     step = 0.0 if linear else rng.choice([2.0, 20.0])
-    return lambda b: (math.ceil((fixed + slope * b + bend * b ** 1.5) / step) * step if step
-                      else fixed + slope * b + bend * b ** 1.5)
+    return lambda b: (
+        math.ceil((fixed + slope * b + bend * b**1.5) / step) * step if step else fixed + slope * b + bend * b**1.5
+    )
 
 
 def ours(fg, bg, fg_bs, bg_bs, reg, profiles: bool, grid: BatchGrid) -> tuple[int, tuple | None]:
-    pair = PairSpec(1, JobConfig("fixture", "ok", {"batch_size": fg_bs}), JobConfig("fixture", "crash", {"batch_size": bg_bs}))
+    pair = PairSpec(
+        1, JobConfig("fixture", "ok", {"batch_size": fg_bs}), JobConfig("fixture", "crash", {"batch_size": bg_bs})
+    )
     fns = {"fixture/ok": fg, "fixture/crash": bg}
-    obs = ({"fixture/ok": [Observation(b, fg(b), source="profile") for b in (4, 8, 16)],
-            "fixture/crash": [Observation(b, bg(b), source="profile") for b in (4, 8, 16)]} if profiles else None)
-    fs = FeasibilityStudy.open(optuna.storages.InMemoryStorage(), StudySettings("b", CARD, LIMIT, ExtensionOptions(grid=grid)),
-                               Experiment(reg.file, "b", "", [pair]), reg, obs)
+    obs = (
+        {
+            "fixture/ok": [Observation(b, fg(b), source="profile") for b in (4, 8, 16)],
+            "fixture/crash": [Observation(b, bg(b), source="profile") for b in (4, 8, 16)],
+        }
+        if profiles
+        else None
+    )
+    fs = FeasibilityStudy.open(
+        optuna.storages.InMemoryStorage(),
+        StudySettings("b", CARD, LIMIT, ExtensionOptions(grid=grid)),
+        Experiment(reg.file, "b", "", [pair]),
+        reg,
+        obs,
+    )
     fs.enqueue_initial()
     fs.run(DeviceExecutor(reg, SimulatedDevice(lambda j, b: fns[j.key](b), CARD, reg)))
     [plan] = fs.plans()
@@ -82,18 +97,27 @@ def real_failing_pairs(reg, grid: BatchGrid) -> dict:
     models = fit_models([], profile_observations(load_profiles()))
     # g07 (VulBERTa/mlp + cnn) is left out: its profile model predicts 7,457 MiB (fits) where the GPU measured
     # 7,596 MiB, so it cannot be simulated faithfully; its real cost is in BENCHMARKS.md (5 trials).
-    pairs = {"g09 pcb + VulBERTa/mlp": ("Person_reID_baseline_pytorch/pcb", 32, "VulBERTa/mlp", 2),
-             "g12 densenet121 + VulBERTa/mlp": ("Person_reID_baseline_pytorch/densenet121", 24, "VulBERTa/mlp", 2)}
+    pairs = {
+        "g09 pcb + VulBERTa/mlp": ("Person_reID_baseline_pytorch/pcb", 32, "VulBERTa/mlp", 2),
+        "g12 densenet121 + VulBERTa/mlp": ("Person_reID_baseline_pytorch/densenet121", 24, "VulBERTa/mlp", 2),
+    }
     out = {}
     for name, (fg_key, fg_bs, bg_key, bg_bs) in pairs.items():
         fg, bg = models[fg_key].predict, models[bg_key].predict
         fits = lambda c, fg=fg, bg=bg: fg(c[0]) + bg(c[1]) <= LIMIT  # noqa: E731
         path = reduction_path(fg_bs, bg_bs, Policy.BACKGROUND_FIRST, grid=grid)
         truth = next((c for c in path if fits(c)), None)
-        out[name] = {"largest_safe": truth, **{label: {"trials": n, "largest": found == truth} for label, (n, found) in {
-            "ours": ours(fg, bg, fg_bs, bg_bs, reg, profiles=False, grid=grid),
-            "doubling+bisection": doubling_bisection((fg_bs, bg_bs), fits, grid),
-            "x0.9 back-off": backoff_09((fg_bs, bg_bs), fits, grid)}.items()}}
+        out[name] = {
+            "largest_safe": truth,
+            **{
+                label: {"trials": n, "largest": found == truth}
+                for label, (n, found) in {
+                    "ours": ours(fg, bg, fg_bs, bg_bs, reg, profiles=False, grid=grid),
+                    "doubling+bisection": doubling_bisection((fg_bs, bg_bs), fits, grid),
+                    "x0.9 back-off": backoff_09((fg_bs, bg_bs), fits, grid),
+                }.items()
+            },
+        }
     return out
 
 
@@ -128,17 +152,30 @@ def main() -> None:
             }.items():
                 row[name] = {"trials": n, "largest": found == truth}
             rows.append(row)
-        summary = {name: {"mean_trials": round(statistics.mean(r[name]["trials"] for r in rows), 2),
-                          "max_trials": max(r[name]["trials"] for r in rows),
-                          "found_largest_pct": round(100 * statistics.mean(r[name]["largest"] for r in rows), 1)}
-                   for name in ("ours", "ours+profiles", "doubling+bisection", "x0.9 back-off")}
+        summary = {
+            name: {
+                "mean_trials": round(statistics.mean(r[name]["trials"] for r in rows), 2),
+                "max_trials": max(r[name]["trials"] for r in rows),
+                "found_largest_pct": round(100 * statistics.mean(r[name]["largest"] for r in rows), 1),
+            }
+            for name in ("ours", "ours+profiles", "doubling+bisection", "x0.9 back-off")
+        }
         results["linear" if linear else "nonlinear"] = summary
     results["failing pairs of the H100 study (profile models)"] = real_failing_pairs(reg, grid)
     print(json.dumps(results, indent=2))
     if args.out:
-        args.out.write_text(json.dumps({"simulated": True, "pairs_per_family": args.pairs, "seed": args.seed,
-                                        "batch_grid": grid.value,
-                                        "results": results}, indent=2))
+        args.out.write_text(
+            json.dumps(
+                {
+                    "simulated": True,
+                    "pairs_per_family": args.pairs,
+                    "seed": args.seed,
+                    "batch_grid": grid.value,
+                    "results": results,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ Each pair gets an equal share of the budget; runs go to the largest unmeasured b
 next to the boundary, where monotonicity is least safe. Usage (GPU machine, after a probe study):
     python bench/search_cost_gpu.py --results results/probe [--budget-s 200]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,6 +48,7 @@ class Oracle:
     def infer(self, config: Config) -> bool | None:
         def le(a, b):
             return all(x is None or y is None or x <= y for x, y in zip(a, b))
+
         if any(ok and le(config, c) for c, (ok, _) in self.known.items()):
             return True
         if any(not ok and le(c, config) for c, (ok, _) in self.known.items()):
@@ -70,15 +72,21 @@ def replay(method, oracle: Oracle) -> dict:
         trials, found = method(lambda c: oracle.answer(c, asked))
     except Undecided as exc:
         return {"trials": None, "undecided": list(exc.args[0]), "asked": asked}
-    return {"trials": trials, "found": found, "asked": asked,
-            "sources": {s: sum(1 for _, src in asked if src == s) for s in ("study", "gpu", "inferred")}}
+    return {
+        "trials": trials,
+        "found": found,
+        "asked": asked,
+        "sources": {s: sum(1 for _, src in asked if src == s) for s in ("study", "gpu", "inferred")},
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--results", type=Path, required=True, help="the probe study's --results directory")
     parser.add_argument("--study", default="feasibility")
-    parser.add_argument("--budget-s", type=float, default=200.0, help="GPU time for configurations the study did not measure")
+    parser.add_argument(
+        "--budget-s", type=float, default=200.0, help="GPU time for configurations the study did not measure"
+    )
     args = parser.parse_args()
     fs = open_results(args.study, None, None, args.results, "gpu", None, None, False)
     plans = [p for p in fs.plans() if p.verdict in (FITS_REDUCED, DOES_NOT_FIT)]
@@ -91,8 +99,10 @@ def main() -> None:
             floor, grid = fs.settings.extension.floor, fs.settings.extension.grid  # the study's own candidates
             measured = {v.config: bool(v.feasible) for v in plan.trials if v.feasible is not None}
             oracle = Oracle(measured)
-            methods = {"doubling+bisection": lambda fits, o=plan.original, g=grid: doubling_bisection(o, fits, g),
-                       "x0.9 back-off": lambda fits, o=plan.original, g=grid, f=floor: backoff_09(o, fits, g, f)}
+            methods = {
+                "doubling+bisection": lambda fits, o=plan.original, g=grid: doubling_bisection(o, fits, g),
+                "x0.9 back-off": lambda fits, o=plan.original, g=grid, f=floor: backoff_09(o, fits, g, f),
+            }
             # which configurations the baselines ask for (decided by inference for now), largest first
             wanted = {c for m in methods.values() for c, src in replay(m, oracle)["asked"] if src == "inferred"}
             runs = []
@@ -101,34 +111,58 @@ def main() -> None:
                     break
                 if executor is None:
                     device = open_device("cuda:0", DeviceRequest(card_mib=fs.settings.card_mib))
-                    executor = DeviceExecutor(fs.registry, device, RunOptions(probe=True), args.results / "search_cost_gpu")
+                    executor = DeviceExecutor(
+                        fs.registry, device, RunOptions(probe=True), args.results / "search_cost_gpu"
+                    )
                 result = executor.run(with_batch_sizes(plan.pair, fs.registry, *config), len(runs))
                 peak = pair_peak_mib(result)
                 ok = result.outcome is Outcome.OK and peak <= fs.settings.safe_limit_mib
                 inferred = oracle.infer(config)
                 oracle.known[config] = (ok, "gpu")
-                runs.append({"config": list(config), "outcome": result.outcome.value, "peak_mib": round(peak, 1),
-                             "feasible": ok, "monotonicity_predicted": inferred,
-                             "wall_s": round(sum(result.phase_seconds.values()), 1)})
+                runs.append(
+                    {
+                        "config": list(config),
+                        "outcome": result.outcome.value,
+                        "peak_mib": round(peak, 1),
+                        "feasible": ok,
+                        "monotonicity_predicted": inferred,
+                        "wall_s": round(sum(result.phase_seconds.values()), 1),
+                    }
+                )
                 print(plan.pair.key, runs[-1], flush=True)
             rows = {name: replay(m, oracle) for name, m in methods.items()}
             truth = plan.recommended
             for row in rows.values():
                 if row.get("trials") is not None:
                     row["found_largest"] = (tuple(row["found"]) if row["found"] else None) == truth
-            out[plan.pair.key] = {"original": list(plan.original), "largest_safe": list(truth) if truth else None,
-                                  "ours": {"trials": plan.extension_trials, "source": "study (GPU)"},
-                                  **rows, "gpu_runs": runs}
+            out[plan.pair.key] = {
+                "original": list(plan.original),
+                "largest_safe": list(truth) if truth else None,
+                "ours": {"trials": plan.extension_trials, "source": "study (GPU)"},
+                **rows,
+                "gpu_runs": runs,
+            }
     finally:
         if device is not None:
             device.close()
     summary = {}
     for name in ("ours", "doubling+bisection", "x0.9 back-off"):
         counts = [r[name]["trials"] for r in out.values() if r[name].get("trials") is not None]
-        summary[name] = {"mean_trials": round(statistics.mean(counts), 2) if counts else None, "n": len(counts),
-                         "found_largest": sum(1 for r in out.values() if r[name].get("found_largest", name == "ours"))}
-    path = write_json("search_cost_gpu.json", {**stamp(), "device": device.describe() if device else None,
-                                               "study": str(args.results), "pairs": out, "summary": summary})
+        summary[name] = {
+            "mean_trials": round(statistics.mean(counts), 2) if counts else None,
+            "n": len(counts),
+            "found_largest": sum(1 for r in out.values() if r[name].get("found_largest", name == "ours")),
+        }
+    path = write_json(
+        "search_cost_gpu.json",
+        {
+            **stamp(),
+            "device": device.describe() if device else None,
+            "study": str(args.results),
+            "pairs": out,
+            "summary": summary,
+        },
+    )
     print(summary, "->", path)
 
 

@@ -12,6 +12,7 @@ and also times a bare ``import torch`` K at once. Writes ``startup_contention.js
 
     python3 bench/startup_contention.py --workload Person_reID_baseline_pytorch/pcb --copies 1,4
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,9 @@ POLICIES = ("shared", "threads", "split")
 def gpu_count() -> int:
     """GPUs on this host (0 without nvidia-smi: then the copies run on the CPU, for trying the script)."""
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True, text=True, check=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return 0
     return len(out.split())
@@ -48,20 +50,28 @@ def run_copies(argv: list[str], cwd, k: int, policy: str, gpus: int) -> dict:
         env = dict(os.environ, CUDA_VISIBLE_DEVICES=str(i % gpus) if gpus else "", PYTHONUNBUFFERED="1")
         if policy in ("threads", "split"):
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(max(1, len(all_cores) // k))
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if policy == "split":
             os.sched_setaffinity(proc.pid, parts[i])
         procs.append(proc)
     results = []
     for proc in procs:
         text, _ = proc.communicate(timeout=300)
-        results.append({"rc": proc.returncode, "wall_s": round(time.perf_counter() - start, 2),
-                        "startup_s": last_float(r"startup_s=([\d.]+)", text),
-                        "total_s": last_float(r"\] total_s=([\d.]+)", text)})
+        results.append(
+            {
+                "rc": proc.returncode,
+                "wall_s": round(time.perf_counter() - start, 2),
+                "startup_s": last_float(r"startup_s=([\d.]+)", text),
+                "total_s": last_float(r"\] total_s=([\d.]+)", text),
+            }
+        )
     startups = [r["startup_s"] for r in results if r["startup_s"] is not None]
-    return {"copies": k, "policy": policy, "runs": results,
-            "mean_startup_s": round(statistics.mean(startups), 2) if startups else None}
+    return {
+        "copies": k,
+        "policy": policy,
+        "runs": results,
+        "mean_startup_s": round(statistics.mean(startups), 2) if startups else None,
+    }
 
 
 def import_torch(k: int) -> dict:
@@ -81,8 +91,14 @@ def main() -> None:
     reg = registry()
     command = reg.command(one_epoch_probe(reg, args.workload, args.steps))
     gpus = gpu_count()
-    report = {**stamp(), "cores": len(available_cores()), "gpus": gpus, "workload": args.workload,
-              "imports": [], "jobs": []}
+    report = {
+        **stamp(),
+        "cores": len(available_cores()),
+        "gpus": gpus,
+        "workload": args.workload,
+        "imports": [],
+        "jobs": [],
+    }
     for k in counts:
         report["imports"].append(import_torch(k))
         print(report["imports"][-1], flush=True)

@@ -5,6 +5,7 @@ memory holder), and the warm launcher from its start to its first forked job (im
 
     python3 bench/startup_parts.py [--device cuda:0] [-o out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,19 +36,25 @@ def main() -> None:
     from gpupair_search.launcher.registry import Command
     from gpupair_search.launcher.warm_start import close_all, launch_warm
 
-    parts = {"cli_imports_s": seconds(lambda: subprocess.run(
-        [sys.executable, "-c", "import gpupair_search.search.cli"], check=True))}
+    parts = {
+        "cli_imports_s": seconds(
+            lambda: subprocess.run([sys.executable, "-c", "import gpupair_search.search.cli"], check=True)
+        )
+    }
     plain = None
 
     def open_plain() -> None:
         nonlocal plain
         plain = open_device(args.device, DeviceRequest())
+
     parts["nvml_open_s"] = seconds(open_plain)
     env = job_environment(plain)
     parts["emulated_8gib_open_s"] = seconds(lambda: open_device(args.device, DeviceRequest(card_mib=8192.0)).close())
     with tempfile.TemporaryDirectory() as tmp:
         command = Command((sys.executable, "-m", "json.tool", "--help"), Path(tmp), module="json.tool")
-        parts["warm_launcher_first_job_s"] = seconds(lambda: launch_warm(command, Path(tmp) / "log", env, 5.0)[0].wait())
+        parts["warm_launcher_first_job_s"] = seconds(
+            lambda: launch_warm(command, Path(tmp) / "log", env, 5.0)[0].wait()
+        )
         parts["warm_launcher_next_job_s"] = seconds(lambda: launch_warm(command, Path(tmp) / "log", env, 5.0)[0].wait())
     close_all()
     plain.close()

@@ -20,6 +20,7 @@ with ``open_storage``, unless ``--storage`` names another. Every exception is co
 apart; the latency of each operation is kept (p50, p95, max). Writes storage_concurrency.json to $OUT or
 results/bench and prints a markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,8 +80,9 @@ def describe_failure(exc: BaseException) -> str:
             break
     first_line = lambda e: (str(e).strip().splitlines() or [""])[0][:160]  # noqa: E731
     root = chain[-1]
-    return f"{type(exc).__name__}" + (f" <- {type(root).__name__}: {first_line(root)}" if root is not exc else
-                                      f": {first_line(exc)}")
+    return f"{type(exc).__name__}" + (
+        f" <- {type(root).__name__}: {first_line(root)}" if root is not exc else f": {first_line(exc)}"
+    )
 
 
 class _Writer:
@@ -118,8 +120,12 @@ class _Writer:
         study = self.study
         self.op("fail_stale_trials", optuna.storages.fail_stale_trials, study)
         pair, tag = PAIRS[n % len(PAIRS)], f"w{self.writer_id}-t{n}"
-        self.op("enqueue_trial", study.enqueue_trial, {PAIR_PARAM: pair, FG_PARAM: 8 + n, BG_PARAM: 8},
-                user_attrs={"bench_tag": tag, "phase": "initial"})
+        self.op(
+            "enqueue_trial",
+            study.enqueue_trial,
+            {PAIR_PARAM: pair, FG_PARAM: 8 + n, BG_PARAM: 8},
+            user_attrs={"bench_tag": tag, "phase": "initial"},
+        )
         waiting = self.op("get_trials", study.get_trials, deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
         mine = next((t for t in waiting if t.user_attrs.get("bench_tag") == tag), None)
         trial = self.op("claim", adapter.claim, study, mine) if mine is not None else None
@@ -156,8 +162,9 @@ class _Writer:
                 pass
 
 
-def _writer_process(url: str, writer_id: int, seconds: float, trial_s: float, heartbeat_s: float, start_at: float,
-                    results) -> None:
+def _writer_process(
+    url: str, writer_id: int, seconds: float, trial_s: float, heartbeat_s: float, start_at: float, results
+) -> None:
     _quiet()
     try:
         study = optuna.load_study(study_name=STUDY, storage=open_storage(url))
@@ -178,8 +185,10 @@ def run_processes(url: str, k: int, seconds: float, trial_s: float, heartbeat_s:
     context = multiprocessing.get_context("spawn")  # each writer a fresh process with its own engine, as workers are
     queue = context.Queue()
     start_at = time.time() + 3.0 + 0.3 * k  # time for the spawned interpreters to import and open the storage
-    procs = [context.Process(target=_writer_process, args=(url, i, seconds, trial_s, heartbeat_s, start_at, queue))
-             for i in range(k)]
+    procs = [
+        context.Process(target=_writer_process, args=(url, i, seconds, trial_s, heartbeat_s, start_at, queue))
+        for i in range(k)
+    ]
     for p in procs:
         p.start()
     total = WriterReport()
@@ -212,15 +221,30 @@ def measure(url: str, k: int, mode: str, seconds: float, trial_s: float, heartbe
     optuna.create_study(storage=storage, study_name=STUDY, direction="maximize")
     run = run_processes if mode == "processes" else run_threads
     report = run(url, k, seconds, trial_s, heartbeat_s)
-    ops = {op: {"n": len(v), "p50_ms": 1000 * statistics.median(v), "p95_ms": 1000 * _quantile(v, 0.95),
-                "max_ms": 1000 * max(v)} for op, v in sorted(report.latency_s.items()) if v}
+    ops = {
+        op: {
+            "n": len(v),
+            "p50_ms": 1000 * statistics.median(v),
+            "p95_ms": 1000 * _quantile(v, 0.95),
+            "max_ms": 1000 * max(v),
+        }
+        for op, v in sorted(report.latency_s.items())
+        if v
+    }
     every = [x for v in report.latency_s.values() for x in v]
-    return {"mode": mode, "k": k, "seconds": seconds, "trials": report.trials,
-            "locked": sum(n for msg, n in report.errors.items() if LOCKED in msg),
-            "errors": sum(report.errors.values()), "error_kinds": dict(report.errors.most_common(10)),
-            "p50_ms": 1000 * statistics.median(every) if every else None,
-            "p95_ms": 1000 * _quantile(every, 0.95) if every else None,
-            "max_ms": 1000 * max(every) if every else None, "ops": ops}
+    return {
+        "mode": mode,
+        "k": k,
+        "seconds": seconds,
+        "trials": report.trials,
+        "locked": sum(n for msg, n in report.errors.items() if LOCKED in msg),
+        "errors": sum(report.errors.values()),
+        "error_kinds": dict(report.errors.most_common(10)),
+        "p50_ms": 1000 * statistics.median(every) if every else None,
+        "p95_ms": 1000 * _quantile(every, 0.95) if every else None,
+        "max_ms": 1000 * max(every) if every else None,
+        "ops": ops,
+    }
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -234,11 +258,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("processes", "threads", "both"), default="both")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long the writers write, per configuration")
     parser.add_argument("--trial-s", type=float, default=0.2, help="how long a trial's pair 'runs' between writes")
-    parser.add_argument("--heartbeat-s", type=float, default=min(1.0, HEARTBEAT_S),
-                        help="heartbeat interval (the product's default is GPUPAIR_HEARTBEAT_S, 10 s: 1 s writes more)")
-    parser.add_argument("--storage", help="an Optuna storage URL (default: search/storage.py's SQLite file in a temp dir)")
-    parser.add_argument("--sqlite-timeout", type=float,
-                        help="SQLite's busy timeout in s instead of storage.py's SQLITE_BUSY_TIMEOUT_S (5: Python's default)")
+    parser.add_argument(
+        "--heartbeat-s",
+        type=float,
+        default=min(1.0, HEARTBEAT_S),
+        help="heartbeat interval (the product's default is GPUPAIR_HEARTBEAT_S, 10 s: 1 s writes more)",
+    )
+    parser.add_argument(
+        "--storage", help="an Optuna storage URL (default: search/storage.py's SQLite file in a temp dir)"
+    )
+    parser.add_argument(
+        "--sqlite-timeout",
+        type=float,
+        help="SQLite's busy timeout in s instead of storage.py's SQLITE_BUSY_TIMEOUT_S (5: Python's default)",
+    )
     args = parser.parse_args(argv)
     _quiet()
     modes = ("processes", "threads") if args.mode == "both" else (args.mode,)
@@ -246,15 +279,20 @@ def main(argv: list[str] | None = None) -> int:
         url = args.storage or default_storage_url(Path(tmp) / "results")
         if args.sqlite_timeout is not None:
             url += f"?timeout={args.sqlite_timeout:g}"
-        rows = [measure(url, k, mode, args.seconds, args.trial_s, args.heartbeat_s)
-                for mode in modes for k in (args.k or [2, 4, 8, 16])]
+        rows = [
+            measure(url, k, mode, args.seconds, args.trial_s, args.heartbeat_s)
+            for mode in modes
+            for k in (args.k or [2, 4, 8, 16])
+        ]
     name = "storage_concurrency" + (f"_timeout{args.sqlite_timeout:g}" if args.sqlite_timeout is not None else "")
     path = write_json(name + ".json", {**stamp(), "storage": url.split("://", 1)[0], "rows": rows})
     print("| writers | K | trials | 'database is locked' | other errors | p50 ms | p95 ms | max ms |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['mode']} | {r['k']} | {r['trials']} | {r['locked']} | {r['errors'] - r['locked']} | "
-              f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['max_ms']:.0f} |")
+        print(
+            f"| {r['mode']} | {r['k']} | {r['trials']} | {r['locked']} | {r['errors'] - r['locked']} | "
+            f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['max_ms']:.0f} |"
+        )
     for r in rows:
         for kind, n in r["error_kinds"].items():
             print(f"  {r['mode']} K={r['k']}: {n} x {kind}", file=sys.stderr)

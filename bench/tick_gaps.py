@@ -14,6 +14,7 @@ gap of at least ``--min-gap-ms`` (default 1.5 intervals) is laid at the door of 
 - ``host``: the witness, in its own process, also stalled across the gap (the host's cores, not the runner);
 - ``runner``: none of these: the runner's other threads held the interpreter.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,7 @@ from pathlib import Path
 from statistics import median
 
 WITNESS_GAP_MS = 75.0  # 1.5 of the witness's 50 ms ticks
+
 
 def load(path: Path | None) -> dict:
     return json.loads(path.read_text()) if path else {}
@@ -63,9 +65,19 @@ def classify(ticks: list[list], gc_pauses: list[dict], witness: list[list], min_
             cause = "host"
         else:
             cause = "runner"
-        gaps.append({"at": round(start, 3), "gap_ms": round(gap_ms, 1), "read_ms": tick[2], "tick_ms": tick[3],
-                     "pairs": tick[4], "gc_ms": round(gc_ms, 1), "witness_stalled": w_stalled,
-                     "witness_read_ms": round(w_read, 2), "cause": cause})
+        gaps.append(
+            {
+                "at": round(start, 3),
+                "gap_ms": round(gap_ms, 1),
+                "read_ms": tick[2],
+                "tick_ms": tick[3],
+                "pairs": tick[4],
+                "gc_ms": round(gc_ms, 1),
+                "witness_stalled": w_stalled,
+                "witness_read_ms": round(w_read, 2),
+                "cause": cause,
+            }
+        )
     return gaps
 
 
@@ -92,25 +104,37 @@ def summary(runs: list[list[list]], gaps: list[dict], interval: float) -> dict:
     excess = Counter()
     for gap in gaps:
         excess[gap["cause"]] += gap["gap_ms"] - interval
-    return {"interval_ms": round(interval, 1), "ticks": len(ticks), "span_s": round(span_ms / 1000, 1),
-            "rate_hz": round(intervals / (span_ms / 1000), 2) if span_ms else 0.0,
-            "missing_ticks": round(missing, 1),
-            "read_ms_median": median(t[2] for t in ticks), "read_ms_max": max(t[2] for t in ticks),
-            "tick_ms_median": median(t[3] for t in ticks), "tick_ms_max": max(t[3] for t in ticks),
-            "gaps": len(gaps), "gaps_by_cause": dict(Counter(g["cause"] for g in gaps)),
-            "excess_ms_by_cause": {k: round(v) for k, v in excess.items()},
-            "longest": sorted(gaps, key=lambda g: -g["gap_ms"])[:10]}
+    return {
+        "interval_ms": round(interval, 1),
+        "ticks": len(ticks),
+        "span_s": round(span_ms / 1000, 1),
+        "rate_hz": round(intervals / (span_ms / 1000), 2) if span_ms else 0.0,
+        "missing_ticks": round(missing, 1),
+        "read_ms_median": median(t[2] for t in ticks),
+        "read_ms_max": max(t[2] for t in ticks),
+        "tick_ms_median": median(t[3] for t in ticks),
+        "tick_ms_max": max(t[3] for t in ticks),
+        "gaps": len(gaps),
+        "gaps_by_cause": dict(Counter(g["cause"] for g in gaps)),
+        "excess_ms_by_cause": {k: round(v) for k, v in excess.items()},
+        "longest": sorted(gaps, key=lambda g: -g["gap_ms"])[:10],
+    }
 
 
 def witness_summary(witness: list[list], host: list[list], min_gap_ms: float) -> dict:
     span_s = witness[-1][0] - witness[0][0]
     gaps = [1000 * (b[0] - a[0]) for a, b in zip(witness, witness[1:])]
-    return {"ticks": len(witness), "rate_hz": round((len(witness) - 1) / span_s, 2) if span_s else 0.0,
-            "gaps": sum(g >= min_gap_ms for g in gaps), "gap_ms_max": round(max(gaps, default=0.0), 1),
-            "read_ms_median": median(t[1] for t in witness), "read_ms_max": max(t[1] for t in witness),
-            "host_busy_pct_median": median(h[1] for h in host) if host else None,
-            "host_busy_pct_max": max(h[1] for h in host) if host else None,
-            "cpu_pressure_avg10_max": max((h[2] for h in host if h[2] is not None), default=None)}
+    return {
+        "ticks": len(witness),
+        "rate_hz": round((len(witness) - 1) / span_s, 2) if span_s else 0.0,
+        "gaps": sum(g >= min_gap_ms for g in gaps),
+        "gap_ms_max": round(max(gaps, default=0.0), 1),
+        "read_ms_median": median(t[1] for t in witness),
+        "read_ms_max": max(t[1] for t in witness),
+        "host_busy_pct_median": median(h[1] for h in host) if host else None,
+        "host_busy_pct_max": max(h[1] for h in host) if host else None,
+        "cpu_pressure_avg10_max": max((h[2] for h in host if h[2] is not None), default=None),
+    }
 
 
 def main() -> None:
@@ -139,7 +163,8 @@ def main() -> None:
         report["samplers"][sampler] = summary(runs, gaps, interval)
         if window:
             report["samplers"][sampler]["witness"] = witness_summary(
-                window, [h for h in witness_data.get("host", []) if first <= h[0] <= last], WITNESS_GAP_MS)
+                window, [h for h in witness_data.get("host", []) if first <= h[0] <= last], WITNESS_GAP_MS
+            )
     text = json.dumps(report, indent=2)
     if args.out:
         args.out.write_text(text + "\n")

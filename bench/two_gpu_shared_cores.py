@@ -7,6 +7,7 @@ both variants can be timed in one device call (`bash bench/gpu_remaining.sh two-
 
     python3 bench/two_gpu_shared_cores.py run --study feasibility --no-extend --results /tmp/p --gpus 0,1
 """
+
 from __future__ import annotations
 
 import sys

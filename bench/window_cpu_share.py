@@ -7,6 +7,7 @@ One job spins on one core for about 1 s of steady-state window, alone, ``--runs`
 
     PYTHONPATH=. python3 bench/window_cpu_share.py [--runs 5] [-o window_cpu_share.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,10 +31,17 @@ def one_run(registry: Registry, core: int) -> dict:
     options = RunOptions(background_settle_s=0.3, background_min_run_s=1.0, grace_s=1.0)
     result = run_pair(PairSpec(1, job, None), registry, CpuDevice(), options, Path(tempfile.mkdtemp()))
     w = result.window
-    inside = [s.cpu_pct["foreground"] for s in result.samples
-              if w.start_t <= s.t <= w.start_t + w.window_s and "foreground" in s.cpu_pct]
-    return {"window_s": w.window_s, "by_counter_pct": w.foreground_cpu_pct,
-            "mean_of_walk_shares_pct": round(statistics.mean(inside), 3), "host_pct": w.host_cpu_pct}
+    inside = [
+        s.cpu_pct["foreground"]
+        for s in result.samples
+        if w.start_t <= s.t <= w.start_t + w.window_s and "foreground" in s.cpu_pct
+    ]
+    return {
+        "window_s": w.window_s,
+        "by_counter_pct": w.foreground_cpu_pct,
+        "mean_of_walk_shares_pct": round(statistics.mean(inside), 3),
+        "host_pct": w.host_cpu_pct,
+    }
 
 
 def main() -> None:

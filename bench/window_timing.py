@@ -13,6 +13,7 @@ only the placement differs. CPU only (no device is involved); the figures are th
 
     python3 bench/window_timing.py --seconds 60 --window-s 2 --step-s 0.1 -o window_timing.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,7 @@ def windows(points: list[ProgressPoint], window_s: float) -> list[float]:
         j = next((k for k in range(i + 1, len(points)) if points[k].t - points[i].t >= window_s), None)
         if j is None:
             break
-        window = steady_window(points[i:j + 1], warmup_steps=0)
+        window = steady_window(points[i : j + 1], warmup_steps=0)
         if window is not None and window.samples_per_second is not None:
             rates.append(window.samples_per_second)
         i = j
@@ -47,9 +48,12 @@ def windows(points: list[ProgressPoint], window_s: float) -> list[float]:
 
 def summary(rates: list[float]) -> dict:
     median = statistics.median(rates)
-    return {"windows": len(rates), "mean_samples_per_s": round(statistics.mean(rates), 3),
-            "cv_pct": round(100 * statistics.stdev(rates) / statistics.mean(rates), 3),
-            "max_deviation_from_median_pct": round(100 * max(abs(r / median - 1) for r in rates), 3)}
+    return {
+        "windows": len(rates),
+        "mean_samples_per_s": round(statistics.mean(rates), 3),
+        "cv_pct": round(100 * statistics.stdev(rates) / statistics.mean(rates), 3),
+        "max_deviation_from_median_pct": round(100 * max(abs(r / median - 1) for r in rates), 3),
+    }
 
 
 def main() -> None:
@@ -67,8 +71,11 @@ def main() -> None:
     stamped = ProgressTail(log, batch_size=4, clock_origin=origin)
     read_time = ProgressTail(log, batch_size=4)
     with open(log, "wb") as out:
-        job = subprocess.Popen([sys.executable, str(JOB), "--steps", str(steps), "--step-s", str(args.step_s)],
-                               stdout=out, stderr=subprocess.STDOUT)
+        job = subprocess.Popen(
+            [sys.executable, str(JOB), "--steps", str(steps), "--step-s", str(args.step_s)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         next_at = time.monotonic()
         while job.poll() is None:

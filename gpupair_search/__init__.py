@@ -9,6 +9,7 @@ One import package. Its subpackages live in the repository's top-level folders, 
 - :mod:`gpupair_search.studies`   (``studies/``): named study definitions;
 - :mod:`gpupair_search.workloads` (``workloads/``): the built-in training jobs.
 """
+
 __version__ = "0.1.0"
 
 # Run from a source checkout without installing (``PYTHONPATH=. python -m gpupair_search.search.cli``):

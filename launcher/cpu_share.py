@@ -5,6 +5,7 @@ process sizes its thread pools (OpenMP, joblib) to all of the host's cores, so t
 the CPU and a CPU-heavy pair slows the pair on the other GPU, whose times then say nothing about it.
 Each worker pins itself to its own slice before it starts anything; the jobs it starts inherit it.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,7 +33,7 @@ def split_cores(cores: list[int], parts: int) -> list[list[int]]:
     slices, start = [], 0
     for i in range(parts):
         size = base + (1 if i < extra else 0)
-        slices.append(cores[start:start + size])
+        slices.append(cores[start : start + size])
         start += size
     return slices
 
@@ -69,8 +70,10 @@ def parse_cpu_list(text: str) -> list[int]:
             if first < 0 or last < first:
                 raise ValueError
             if last > MAX_CORE:  # before the range is expanded: "0-4000000000" is no list to build
-                raise UserError(f"--cpus {text[:40]!r}: core {last} is not available here, nor on any host: beyond any core Linux numbers (at most "
-                                f"{MAX_CORE}); give cores of this host, which are {format_cpu_list(available_cores())}")
+                raise UserError(
+                    f"--cpus {text[:40]!r}: core {last} is not available here, nor on any host: beyond any core Linux numbers (at most "
+                    f"{MAX_CORE}); give cores of this host, which are {format_cpu_list(available_cores())}"
+                )
             cores.update(range(first, last + 1))
     except ValueError:
         raise UserError(f"--cpus {text[:40]!r}: expected a CPU list such as 0-15 or 0,2,4-7") from None
@@ -82,8 +85,10 @@ def pin_this_process(cores: list[int]) -> None:
     allowed = set(available_cores())
     outside = sorted(set(cores) - allowed)
     if outside:
-        raise UserError(f"--cpus {format_cpu_list(cores)}: cores {format_cpu_list(outside)} are not available "
-                        f"here (this process may use {format_cpu_list(sorted(allowed))})")
+        raise UserError(
+            f"--cpus {format_cpu_list(cores)}: cores {format_cpu_list(outside)} are not available "
+            f"here (this process may use {format_cpu_list(sorted(allowed))})"
+        )
     if not hasattr(os, "sched_setaffinity"):
         raise UserError("--cpus: this system cannot pin a process to cores (Linux only); leave --cpus out")
     os.sched_setaffinity(0, cores)

@@ -2,6 +2,7 @@
 
 They are printed by the CLI without a traceback; anything else that escapes is our bug.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

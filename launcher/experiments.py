@@ -20,6 +20,7 @@ stands), strict mode stops with the runner's meaning and the fix; ``--lenient`` 
 one warning per place, naming the file and the JSON path. Everything wrong is reported together (a
 ConfigError), so one edit fixes it all.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -43,19 +44,33 @@ from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.sizes import parse_size_mib
 from gpupair_search.launcher.spec import JobConfig, PairSpec
 
-_KNOWN_TOP = {"experiment_name", "description", "governor", "runs_per_config", "max_retries", "mode",
-              "experiments", "gpupair", "use_deduplication", "historical_csvs"}
+_KNOWN_TOP = {
+    "experiment_name",
+    "description",
+    "governor",
+    "runs_per_config",
+    "max_retries",
+    "mode",
+    "experiments",
+    "gpupair",
+    "use_deduplication",
+    "historical_csvs",
+}
 _MODES = ("default", "mutation", "parallel")  # the seed's runner's modes
 _AS_WRITTEN = ("parallel", "default")  # the runner runs every other entry mode (even one it does not know) as mutation
 #: Keys whose text changes nothing that runs: repeated, they are warnings; they may appear anywhere.
 FREE_TEXT = ("comment", "note", "description")
 _OURS = ("gradient_accumulation",)  # export's key, which the runner ignores
 #: The keys the runner reads on an experiment, by the experiment's mode, and on each job of a pair.
-_ENTRY_READS = {"parallel": ("mode", "foreground", "background", "runs_per_config"),
-                "default": ("mode", "repo", "model", "hyperparameters", "runs_per_config"),
-                "mutation": ("mode", "repo", "model", "mutate", "runs_per_config")}
-_FOREGROUND_READS = {"default": ("repo", "model", "mode", "hyperparameters", "runs_per_config"),
-                     "mutation": ("repo", "model", "mode", "mutate", "runs_per_config")}
+_ENTRY_READS = {
+    "parallel": ("mode", "foreground", "background", "runs_per_config"),
+    "default": ("mode", "repo", "model", "hyperparameters", "runs_per_config"),
+    "mutation": ("mode", "repo", "model", "mutate", "runs_per_config"),
+}
+_FOREGROUND_READS = {
+    "default": ("repo", "model", "mode", "hyperparameters", "runs_per_config"),
+    "mutation": ("repo", "model", "mode", "mutate", "runs_per_config"),
+}
 _BACKGROUND_READS = ("repo", "model", "hyperparameters", "mode")  # a background's mode: ignored, but common
 _ENTRY_KEYS = tuple(dict.fromkeys(k for keys in _ENTRY_READS.values() for k in keys))
 _JOB_KEYS = tuple(dict.fromkeys(k for keys in _FOREGROUND_READS.values() for k in keys))
@@ -69,8 +84,10 @@ _ROLES = ("foreground", "background")  # the jobs of a pair, as export's gradien
 #: Where a key the runner reads elsewhere belongs, said where it stands instead (the fix of the message).
 _INTO_JOB = 'move it inside "foreground" (or "background"), where the seed\'s runner reads it for a pair'
 _TO_MUTATE = 'set "mode": "mutation" to draw values from the models file\'s ranges, or remove it'
-_AS_WRITTEN_FIX = ('set "mode": "default" to run these values as written, or remove them (in mutation mode the '
-                   'runner draws every value from the models file\'s ranges)')
+_AS_WRITTEN_FIX = (
+    'set "mode": "default" to run these values as written, or remove them (in mutation mode the '
+    "runner draws every value from the models file's ranges)"
+)
 _TO_PAIR = 'set "mode": "parallel" for a foreground/background pair, or remove it'
 _ENTRY_MOVES = {
     "parallel": {"repo": _INTO_JOB, "model": _INTO_JOB, "hyperparameters": _INTO_JOB, "mutate": _INTO_JOB},
@@ -79,8 +96,10 @@ _ENTRY_MOVES = {
 }
 _FOREGROUND_MOVES = {
     "default": {"mutate": 'set the foreground\'s "mode": "mutation" to draw values from the ranges, or remove it'},
-    "mutation": {"hyperparameters": 'set the foreground\'s "mode": "default" to run these values as written, or '
-                                    'remove them (in mutation mode the runner draws them from the ranges)'},
+    "mutation": {
+        "hyperparameters": 'set the foreground\'s "mode": "default" to run these values as written, or '
+        "remove them (in mutation mode the runner draws them from the ranges)"
+    },
 }
 _BACKGROUND_MOVES = {
     "mutate": "remove it: the seed's runner runs a background's hyperparameters as written, never mutated",
@@ -90,8 +109,13 @@ _TO_ENTRY = "move it to the experiment, where the seed's runner reads it"
 for _moves in (*_FOREGROUND_MOVES.values(), _BACKGROUND_MOVES):
     _moves.update({key: _TO_ENTRY for key in ("foreground", "background", "gradient_accumulation")})
 #: Names users give keys of the runner (only for the hint of a message).
-_ALIASES = {"repository": "repo", "repo_name": "repo", "model_name": "model", "hyperparams": "hyperparameters",
-            "params": "hyperparameters"}
+_ALIASES = {
+    "repository": "repo",
+    "repo_name": "repo",
+    "model_name": "model",
+    "hyperparams": "hyperparameters",
+    "params": "hyperparameters",
+}
 
 
 @dataclass(frozen=True)
@@ -113,8 +137,16 @@ def load_experiment(path: Path, registry: Registry, lenient: bool = False) -> Ex
     reader = _Reader(str(path), registry, lenient)
     reader.duplicates(duplicates)
     if not isinstance(data, dict):
-        raise ConfigError([Problem(str(path), "", f"top level is {type_name(data)}, expected an object",
-                                   expected='{"experiment_name": ..., "experiments": [...]}')])
+        raise ConfigError(
+            [
+                Problem(
+                    str(path),
+                    "",
+                    f"top level is {type_name(data)}, expected an object",
+                    expected='{"experiment_name": ..., "experiments": [...]}',
+                )
+            ]
+        )
     return reader.settings(path, data)
 
 
@@ -170,8 +202,11 @@ class _Reader:
         for duplicate in duplicates:
             harmless = duplicate.key in FREE_TEXT or duplicate.key.startswith("_") or duplicate.equal
             if harmless or self.lenient:
-                self.warn(duplicate.where, f"{duplicate.occurrences()}; the last one is used, as by the seed's runner"
-                          + ("" if harmless else " (--lenient)"))
+                self.warn(
+                    duplicate.where,
+                    f"{duplicate.occurrences()}; the last one is used, as by the seed's runner"
+                    + ("" if harmless else " (--lenient)"),
+                )
             else:
                 self.problems.append(duplicate_problem(self.file, duplicate))
 
@@ -182,9 +217,11 @@ class _Reader:
             raise ConfigError(self.no_experiments(data))
         name = data.get("experiment_name", path.stem)
         if not isinstance(name, str) or not name.strip():
-            self.problem("experiment_name", f"is {describe(name)}, expected a name" + ("" if isinstance(name, str) else
-                         " in quotes"), fix="give the experiment a name (it names the study), or remove the key "
-                         "to use the file's name")
+            self.problem(
+                "experiment_name",
+                f"is {describe(name)}, expected a name" + ("" if isinstance(name, str) else " in quotes"),
+                fix="give the experiment a name (it names the study), or remove the key to use the file's name",
+            )
             name = path.stem
         for key in ("description", "governor"):
             if key in data and not isinstance(data[key], str):
@@ -195,13 +232,17 @@ class _Reader:
         top = self.top_mode(data, experiments)
         pairs = self.merge([self.entry(i, entry, top, top_runs) for i, entry in enumerate(experiments)])
         if not self.problems and not pairs:
-            self.problem("experiments", "no experiment is left to run: every one was skipped (see the warnings)",
-                         fix="fix the repository and model names, or the models file (--models FILE)")
+            self.problem(
+                "experiments",
+                "no experiment is left to run: every one was skipped (see the warnings)",
+                fix="fix the repository and model names, or the models file (--models FILE)",
+            )
         if self.problems:
             raise ConfigError(_unique(self.problems))
         description = data.get("description", "")
-        return Experiment(path, name, description if isinstance(description, str) else "", pairs, options,
-                          self.warnings)
+        return Experiment(
+            path, name, description if isinstance(description, str) else "", pairs, options, self.warnings
+        )
 
     def no_experiments(self, data: dict[str, Any]) -> list[Problem]:
         """A file with nothing to run: where a key close to ``experiments`` holds the list, one message naming it."""
@@ -210,15 +251,27 @@ class _Reader:
         close.sort(key=lambda key: not isinstance(data[key], list))  # the one holding a list first
         if "experiments" not in data and close:
             at = json_path("", close[0])
-            return [p for p in self.problems if p.where != at] + [Problem(
-                self.file, at, f"unknown top-level key {name_shown(close[0])}, and the file has no \"experiments\", "
-                "so nothing would run", expected='"experiments": [...]: the list of experiments',
-                fix=f'did you mean "experiments"? rename {name_shown(close[0])} to "experiments"')]
-        got = "missing" if "experiments" not in data else f"{type_name(experiments)}" + (
-            " (empty)" if experiments == [] else "")
-        hint = f' (the file has {name_shown(close[0])}: is that the list?)' if close else ""
-        return self.problems + [Problem(self.file, "experiments", f"{got}, expected a non-empty array of "
-                                        f"experiments{hint}", fix=_FORMAT_FIX)]
+            return [p for p in self.problems if p.where != at] + [
+                Problem(
+                    self.file,
+                    at,
+                    f'unknown top-level key {name_shown(close[0])}, and the file has no "experiments", '
+                    "so nothing would run",
+                    expected='"experiments": [...]: the list of experiments',
+                    fix=f'did you mean "experiments"? rename {name_shown(close[0])} to "experiments"',
+                )
+            ]
+        got = (
+            "missing"
+            if "experiments" not in data
+            else f"{type_name(experiments)}" + (" (empty)" if experiments == [] else "")
+        )
+        hint = f" (the file has {name_shown(close[0])}: is that the list?)" if close else ""
+        return self.problems + [
+            Problem(
+                self.file, "experiments", f"{got}, expected a non-empty array of experiments{hint}", fix=_FORMAT_FIX
+            )
+        ]
 
     def top_keys(self, data: dict[str, Any]) -> None:
         """The runner reads only the top-level keys it knows: any other is ignored, a warning (``comments``,
@@ -231,20 +284,27 @@ class _Reader:
                 continue
             where, close = json_path("", key), nearest(key, _KNOWN_TOP)
             if key in _ENTRY_KEYS or key in ("foreground", "background"):
-                self.divergence(where, f"{name_shown(key)} is read in each experiment, not at the top level: the "
-                                "seed's runner ignores it here", f"{name_shown(key)} is read in each experiment, "
-                                "not at the top level: ignored, as by the seed's runner",
-                                expected="one of: " + ", ".join(sorted(_KNOWN_TOP)),
-                                fix="move it into each experiment it is meant for")
+                self.divergence(
+                    where,
+                    f"{name_shown(key)} is read in each experiment, not at the top level: the "
+                    "seed's runner ignores it here",
+                    f"{name_shown(key)} is read in each experiment, "
+                    "not at the top level: ignored, as by the seed's runner",
+                    expected="one of: " + ", ".join(sorted(_KNOWN_TOP)),
+                    fix="move it into each experiment it is meant for",
+                )
                 continue
             if self.lenient or not _could_be(close, data[key]) or _free_text(key):
                 hint = f' (did you mean "{close}"?)' if _could_be(close, data[key]) and not _free_text(key) else ""
                 self.warn(where, f"unknown top-level key, ignored as by the seed's runner{hint}")
                 continue
-            self.problem(where, f"unknown top-level key {name_shown(key)}, which the seed's runner would ignore",
-                         expected="one of: " + ", ".join(sorted(_KNOWN_TOP)),
-                         fix=f'did you mean "{close}"? (prefix a key with _ to keep it as a comment, or use '
-                             '--lenient to ignore it)')
+            self.problem(
+                where,
+                f"unknown top-level key {name_shown(key)}, which the seed's runner would ignore",
+                expected="one of: " + ", ".join(sorted(_KNOWN_TOP)),
+                fix=f'did you mean "{close}"? (prefix a key with _ to keep it as a comment, or use '
+                "--lenient to ignore it)",
+            )
 
     def top_mode(self, data: dict[str, Any], experiments: list) -> _TopMode:
         """The file's default mode, as the runner reads it: a word it does not know is "mutation" for every
@@ -259,26 +319,34 @@ class _Reader:
             return _TopMode()
         users = [i for i, e in enumerate(experiments) if isinstance(e, dict) and "mode" not in e and not _separator(e)]
         if not users:
-            self.warn("mode", f"{describe(top.word)} is not a mode of the seed's runner; unused, since every "
-                      "experiment sets its own mode")
+            self.warn(
+                "mode",
+                f"{describe(top.word)} is not a mode of the seed's runner; unused, since every "
+                "experiment sets its own mode",
+            )
             return top
         more = f" and {len(users) - 4} more" if len(users) > 4 else ""
         which = ", ".join(f"experiments[{i}]" for i in users[:4]) + more
-        self.divergence("mode", f"{show(top.word)} is not a mode of the seed's runner, which runs the experiments "
-                        f"that set no mode of their own ({which}) as \"mutation\"",
-                        f"{show(top.word)} is not a mode of the seed's runner: the experiments that set no mode "
-                        f"of their own ({which}) run as \"mutation\" (values drawn from the models file's "
-                        "ranges), as the runner runs them",
-                        expected=" or ".join(f'"{m}"' for m in _MODES),
-                        fix='write "mutation" to keep what the runner does, or the mode those experiments are meant '
-                            'for')
+        self.divergence(
+            "mode",
+            f"{show(top.word)} is not a mode of the seed's runner, which runs the experiments "
+            f'that set no mode of their own ({which}) as "mutation"',
+            f"{show(top.word)} is not a mode of the seed's runner: the experiments that set no mode "
+            f'of their own ({which}) run as "mutation" (values drawn from the models file\'s '
+            "ranges), as the runner runs them",
+            expected=" or ".join(f'"{m}"' for m in _MODES),
+            fix='write "mutation" to keep what the runner does, or the mode those experiments are meant for',
+        )
         return top
 
     def gpupair(self, block: Any) -> dict[str, Any]:
         """Our block: known keys only, and sizes with a unit in a sane range (checked here, used by ``run``)."""
         if not isinstance(block, dict):
-            self.problem("gpupair", f"is {type_name(block)}, expected an object",
-                         expected='{"gpu_memory": "8GiB", "safe_limit": "7500MiB"}')
+            self.problem(
+                "gpupair",
+                f"is {type_name(block)}, expected an object",
+                expected='{"gpu_memory": "8GiB", "safe_limit": "7500MiB"}',
+            )
             return {}
         sizes: dict[str, float] = {}
         for key, value in block.items():
@@ -287,19 +355,29 @@ class _Reader:
                 continue
             if key not in GPUPAIR_KEYS:
                 close = nearest(key, GPUPAIR_KEYS)
-                self.problem(at, "unknown key of the gpupair block, so it would be ignored",
-                             expected="one of: " + ", ".join(GPUPAIR_KEYS),
-                             fix=f'did you mean "{close}"?' if close else "remove it")
+                self.problem(
+                    at,
+                    "unknown key of the gpupair block, so it would be ignored",
+                    expected="one of: " + ", ".join(GPUPAIR_KEYS),
+                    fix=f'did you mean "{close}"?' if close else "remove it",
+                )
                 continue
             try:
                 sizes[key] = parse_size_mib(value)
             except ValueError as exc:
-                self.problem(at, str(exc), expected='a size with its unit, e.g. "8GiB" or "7500MiB"',
-                             fix="write the size in quotes with its unit")
+                self.problem(
+                    at,
+                    str(exc),
+                    expected='a size with its unit, e.g. "8GiB" or "7500MiB"',
+                    fix="write the size in quotes with its unit",
+                )
         if "gpu_memory" in sizes and "safe_limit" in sizes and sizes["safe_limit"] > sizes["gpu_memory"]:
-            self.problem("gpupair.safe_limit", f"{show(block['safe_limit'])} is above gpu_memory "
-                         f"{show(block['gpu_memory'])}", expected="a safe limit at most the card's memory",
-                         fix="lower the safe limit or correct gpu_memory")
+            self.problem(
+                "gpupair.safe_limit",
+                f"{show(block['safe_limit'])} is above gpu_memory {show(block['gpu_memory'])}",
+                expected="a safe limit at most the card's memory",
+                fix="lower the safe limit or correct gpu_memory",
+            )
         return dict(block)
 
     def counts(self, at: str, entry: dict, counts: dict[str, int]) -> None:
@@ -310,14 +388,23 @@ class _Reader:
             value = entry[key]
             where = json_path(at, key)
             if isinstance(value, bool) or not isinstance(value, int):
-                self.problem(where, f"{describe(value)} is not an integer", expected=f"an integer, {least} or more",
-                             fix="correct the value")
+                self.problem(
+                    where,
+                    f"{describe(value)} is not an integer",
+                    expected=f"an integer, {least} or more",
+                    fix="correct the value",
+                )
             elif value < least:
-                self.problem(where, f"{show(value)} is less than {least}", expected=f"an integer, {least} or more",
-                             fix="correct the value")
+                self.problem(
+                    where,
+                    f"{show(value)} is less than {least}",
+                    expected=f"an integer, {least} or more",
+                    fix="correct the value",
+                )
 
-    def keys(self, at: str, obj: dict, reads: tuple[str, ...], moves: dict[str, str],
-             said: tuple[str, ...] = ()) -> None:
+    def keys(
+        self, at: str, obj: dict, reads: tuple[str, ...], moves: dict[str, str], said: tuple[str, ...] = ()
+    ) -> None:
         """Every key of ``obj`` the runner does not read where it stands: a key it reads elsewhere (``moves``: key ->
         where it belongs) or one it knows nowhere (``hyperparams`` would drop every hyperparameter). Each is a
         divergence: an error in strict mode, a warning in lenient mode; the runner ignores it. ``said``: keys a
@@ -327,23 +414,34 @@ class _Reader:
                 continue
             where = json_path(at, key)
             if key in moves:
-                self.divergence(where, f"{name_shown(key)} is not read here by the seed's runner, so it would be "
-                                "ignored", f"{name_shown(key)} is not read here: ignored, as by the seed's runner; "
-                                f"{moves[key]}", expected="here: " + ", ".join(reads), fix=moves[key])
+                self.divergence(
+                    where,
+                    f"{name_shown(key)} is not read here by the seed's runner, so it would be ignored",
+                    f"{name_shown(key)} is not read here: ignored, as by the seed's runner; {moves[key]}",
+                    expected="here: " + ", ".join(reads),
+                    fix=moves[key],
+                )
                 continue
             close = nearest(key, reads) or _ALIASES.get(key.lower())
-            self.divergence(where, f"unknown key {name_shown(key)}, which the seed's runner would ignore",
-                            f"unknown key {name_shown(key)}, ignored as by the seed's runner"
-                            + (f' (did you mean "{close}"?)' if close else ""),
-                            expected="one of: " + ", ".join(reads),
-                            fix=f'did you mean "{close}"?' if close else "remove it (or prefix it with _ as a comment)")
+            self.divergence(
+                where,
+                f"unknown key {name_shown(key)}, which the seed's runner would ignore",
+                f"unknown key {name_shown(key)}, ignored as by the seed's runner"
+                + (f' (did you mean "{close}"?)' if close else ""),
+                expected="one of: " + ", ".join(reads),
+                fix=f'did you mean "{close}"?' if close else "remove it (or prefix it with _ as a comment)",
+            )
 
     # -- one experiment -------------------------------------------------------------------------------------
     def entry(self, i: int, entry: Any, top: _TopMode, top_runs: int) -> PairSpec | None:
         at = f"experiments[{i}]"
         if not isinstance(entry, dict):
-            self.problem(at, f"is {describe(entry)}, expected an object",
-                         expected='{"mode": "parallel", "foreground": {...}, "background": {...}}', fix=_FORMAT_FIX)
+            self.problem(
+                at,
+                f"is {describe(entry)}, expected an object",
+                expected='{"mode": "parallel", "foreground": {...}, "background": {...}}',
+                fix=_FORMAT_FIX,
+            )
             return None
         if _separator(entry) and (self.lenient or all(_free_text(k) or k.startswith("_") for k in entry)):
             self.warn(at, _separator_text(entry))
@@ -357,17 +455,27 @@ class _Reader:
         mode, said = self.entry_mode(at, entry, top)
         if mode is None:
             return None
-        found = (self.parallel(at, entry, top_runs) if mode == "parallel"
-                 else self.solo(at, entry, mode, top_runs, said))
+        found = self.parallel(at, entry, top_runs) if mode == "parallel" else self.solo(at, entry, mode, top_runs, said)
         self.keys(at, entry, _ENTRY_READS[mode] + _OURS, _ENTRY_MOVES[mode], ("hyperparameters",) if said else ())
         if "gradient_accumulation" in entry:
-            self.accumulation(f"{at}.gradient_accumulation", entry["gradient_accumulation"],
-                              _ROLES if mode == "parallel" else _ROLES[:1])
+            self.accumulation(
+                f"{at}.gradient_accumulation",
+                entry["gradient_accumulation"],
+                _ROLES if mode == "parallel" else _ROLES[:1],
+            )
         if found is None or len(self.problems) > count:
             return None
         (fg, bg), runs, worst = found
-        return PairSpec(group=i + 1, foreground=fg, background=bg, note=note, source=f"{self.file}: {at}",
-                        warnings=tuple(self.warnings[first_warning:]), repeats=runs, worst_case=worst)
+        return PairSpec(
+            group=i + 1,
+            foreground=fg,
+            background=bg,
+            note=note,
+            source=f"{self.file}: {at}",
+            warnings=tuple(self.warnings[first_warning:]),
+            repeats=runs,
+            worst_case=worst,
+        )
 
     def entry_mode(self, at: str, entry: dict, top: _TopMode) -> tuple[str | None, bool]:
         """The mode the runner runs the entry in: its own ``mode``, else the file's; "parallel" and "default" as
@@ -398,62 +506,82 @@ class _Reader:
         """No mode here nor at the top level: the runner would use "mutation"; we follow it for an entry that says
         what to mutate, and otherwise run the entry as written, with a warning (--lenient)."""
         if "foreground" in entry or "background" in entry:
-            self.runner_default(at, 'no "mode" here nor at the top level, so the seed\'s runner would use "mutation" '
-                                'and skip this pair; gpupair-search runs it as a pair. Set "mode": "parallel"')
+            self.runner_default(
+                at,
+                'no "mode" here nor at the top level, so the seed\'s runner would use "mutation" '
+                'and skip this pair; gpupair-search runs it as a pair. Set "mode": "parallel"',
+            )
             return "parallel"
         if "mutate" in entry:
             return "mutation"
-        self.runner_default(at, 'no "mode" here nor at the top level, so the seed\'s runner would use "mutation" and '
-                            'draw every hyperparameter from its range; gpupair-search runs the hyperparameters as '
-                            'written. Set "mode": "default" (or "mutation")')
+        self.runner_default(
+            at,
+            'no "mode" here nor at the top level, so the seed\'s runner would use "mutation" and '
+            "draw every hyperparameter from its range; gpupair-search runs the hyperparameters as "
+            'written. Set "mode": "default" (or "mutation")',
+        )
         return "default"
 
     def mode_type(self, where: str, word: Any) -> None:
-        self.problem(where, f"is {describe(word)}, expected a mode name in quotes",
-                     expected=" or ".join(f'"{m}"' for m in _MODES),
-                     fix='use "parallel" for a foreground/background pair, "default" for a solo job run as written, '
-                         '"mutation" for one whose values are drawn from the models file\'s ranges')
+        self.problem(
+            where,
+            f"is {describe(word)}, expected a mode name in quotes",
+            expected=" or ".join(f'"{m}"' for m in _MODES),
+            fix='use "parallel" for a foreground/background pair, "default" for a solo job run as written, '
+            '"mutation" for one whose values are drawn from the models file\'s ranges',
+        )
 
     def unknown_mode(self, where: str, word: Any, entry: dict) -> None:
         unused = '; its "hyperparameters" are not used' if "hyperparameters" in entry else ""
-        self.divergence(where, f"unknown mode {show(word)}: the seed's runner runs every mode other than "
-                        "\"parallel\" and \"default\" as \"mutation\"",
-                        f"{show(word)} is not a mode of the seed's runner: run as \"mutation\", as the runner "
-                        f"runs every mode other than \"parallel\" and \"default\" (values drawn from the models "
-                        f"file's ranges{unused})",
-                        expected=" or ".join(f'"{m}"' for m in _MODES) + ': the seed\'s runner runs every other mode '
-                        'as "mutation"', fix='write "mutation" for what the runner does with it (values drawn from '
-                        'the models file\'s ranges), or "default" to run the hyperparameters as written')
+        self.divergence(
+            where,
+            f"unknown mode {show(word)}: the seed's runner runs every mode other than "
+            '"parallel" and "default" as "mutation"',
+            f'{show(word)} is not a mode of the seed\'s runner: run as "mutation", as the runner '
+            f'runs every mode other than "parallel" and "default" (values drawn from the models '
+            f"file's ranges{unused})",
+            expected=" or ".join(f'"{m}"' for m in _MODES) + ': the seed\'s runner runs every other mode as "mutation"',
+            fix='write "mutation" for what the runner does with it (values drawn from '
+            'the models file\'s ranges), or "default" to run the hyperparameters as written',
+        )
 
     def skipped_pair(self, at: str, word: Any, mode: str, from_top: bool) -> None:
         """A foreground/background entry read in a mode other than parallel: the runner looks for its "repo",
         fails, and skips it."""
         source = f"the top-level mode {show(word)}" if from_top else f"its mode {show(word)}"
         close = isinstance(word, str) and word not in _MODES and nearest(word, ["parallel"]) == "parallel"
-        self.divergence(f"{at}.mode" if not from_top else at,
-                        f"{source} makes the seed's runner read this foreground/background pair as a \"{mode}\" "
-                        "experiment, which needs a \"repo\": it skips the pair",
-                        f"{source} makes the seed's runner read this foreground/background pair as a \"{mode}\" "
-                        "experiment without a \"repo\": skipped, as the runner skips it",
-                        expected='"mode": "parallel" for a foreground/background pair',
-                        fix=('did you mean "parallel"? ' if close else "") + 'set "mode": "parallel" on the entry')
+        self.divergence(
+            f"{at}.mode" if not from_top else at,
+            f'{source} makes the seed\'s runner read this foreground/background pair as a "{mode}" '
+            'experiment, which needs a "repo": it skips the pair',
+            f'{source} makes the seed\'s runner read this foreground/background pair as a "{mode}" '
+            'experiment without a "repo": skipped, as the runner skips it',
+            expected='"mode": "parallel" for a foreground/background pair',
+            fix=('did you mean "parallel"? ' if close else "") + 'set "mode": "parallel" on the entry',
+        )
 
     def accumulation(self, at: str, steps: Any, roles: tuple[str, ...]) -> None:
         """``export``'s gradient-accumulation steps per job (``{"foreground": 1, "background": 2}``): a solo entry's
         one job is its foreground. Not used to run anything, but read by whoever trains the exported pairs."""
         example = ", ".join(f'"{role}": 2' for role in roles)
         if not isinstance(steps, dict):
-            self.problem(at, f"is {describe(steps)}, expected an object", expected="{" + example + "}: the "
-                         "accumulation steps of each job", fix="write the steps per job, or remove the key")
+            self.problem(
+                at,
+                f"is {describe(steps)}, expected an object",
+                expected="{" + example + "}: the accumulation steps of each job",
+                fix="write the steps per job, or remove the key",
+            )
             return
         for key in steps:
             if key in roles or key.startswith("_"):
                 continue
             close = nearest(key, roles)
-            self.problem(json_path(at, key), f"unknown job {name_shown(key)}"
-                         + (": the entry has no background job" if key in _ROLES else ""),
-                         expected="one of: " + ", ".join(roles),
-                         fix=f'did you mean "{close}"?' if close else "remove it")
+            self.problem(
+                json_path(at, key),
+                f"unknown job {name_shown(key)}" + (": the entry has no background job" if key in _ROLES else ""),
+                expected="one of: " + ", ".join(roles),
+                fix=f'did you mean "{close}"?' if close else "remove it",
+            )
         self.counts(at, steps, {role: 1 for role in roles})
 
     def parallel(self, at: str, entry: dict, top_runs: int):
@@ -484,20 +612,27 @@ class _Reader:
         if mode is None:
             if "mutate" in job:
                 return "mutation", False
-            self.runner_default(at, 'no "mode": the seed\'s runner would use "mutation" for this foreground and draw '
-                                'its hyperparameters from their ranges; gpupair-search runs them as written. Set '
-                                '"mode": "default" (or "mutation")')
+            self.runner_default(
+                at,
+                'no "mode": the seed\'s runner would use "mutation" for this foreground and draw '
+                "its hyperparameters from their ranges; gpupair-search runs them as written. Set "
+                '"mode": "default" (or "mutation")',
+            )
             return "default", False
         if mode in ("default", "mutation"):
             return mode, False
         close = nearest(mode, ["default", "mutation"]) if isinstance(mode, str) else None
-        self.divergence(f"{at}.mode", f"unknown foreground mode {show(mode)}" if isinstance(mode, str)
-                        else f"is {describe(mode)}, expected a string",
-                        f"{show(mode)} is not a foreground mode of the seed's runner: its hyperparameters run as "
-                        "written, as the runner runs every foreground whose mode is not \"mutation\"",
-                        expected='"default" or "mutation"',
-                        fix=(f'did you mean "{close}"? ' if close else "") + '"default" runs its hyperparameters as '
-                            'written, "mutation" draws them from their ranges')
+        self.divergence(
+            f"{at}.mode",
+            f"unknown foreground mode {show(mode)}"
+            if isinstance(mode, str)
+            else f"is {describe(mode)}, expected a string",
+            f"{show(mode)} is not a foreground mode of the seed's runner: its hyperparameters run as "
+            'written, as the runner runs every foreground whose mode is not "mutation"',
+            expected='"default" or "mutation"',
+            fix=(f'did you mean "{close}"? ' if close else "") + '"default" runs its hyperparameters as '
+            'written, "mutation" draws them from their ranges',
+        )
         return "default", True
 
     def solo(self, at: str, entry: dict, mode: str, top_runs: int, said: bool = False):
@@ -509,14 +644,19 @@ class _Reader:
             return None
         return (job, None), _count(entry, "runs_per_config", top_runs), ({"foreground": worst} if worst else {})
 
-    def job(self, at: str, entry: Any, mode: str, background: bool = False,
-            said: bool = False) -> tuple[JobConfig | None, dict[str, Any]]:
+    def job(
+        self, at: str, entry: Any, mode: str, background: bool = False, said: bool = False
+    ) -> tuple[JobConfig | None, dict[str, Any]]:
         """The job at ``at`` checked against the models file, and for a mutation job its worst case. ``said``: a
         message about the job's mode already covers its unused hyperparameters."""
         if not isinstance(entry, dict):
             got = "missing" if entry is None else describe(entry)
-            self.problem(at, f"{got}, expected an object with repo, model, hyperparameters",
-                         expected='{"repo": "examples", "model": "mnist", "hyperparameters": {...}}', fix=_FORMAT_FIX)
+            self.problem(
+                at,
+                f"{got}, expected an object with repo, model, hyperparameters",
+                expected='{"repo": "examples", "model": "mnist", "hyperparameters": {...}}',
+                fix=_FORMAT_FIX,
+            )
             return None, {}
         if background:
             self.keys(at, entry, _BACKGROUND_READS, _BACKGROUND_MOVES)
@@ -526,18 +666,28 @@ class _Reader:
         for key, example in (("repo", "examples"), ("model", "mnist")):
             if not isinstance(entry.get(key), str) or not entry.get(key):
                 got = "missing" if key not in entry else describe(entry[key])
-                self.problem(f"{at}.{key}", f"{got}, expected a non-empty string",
-                             expected=f'a {key} name of the models file, e.g. "{example}"',
-                             fix=f'add "{key}": "<name>"' if key not in entry else "correct the value")
+                self.problem(
+                    f"{at}.{key}",
+                    f"{got}, expected a non-empty string",
+                    expected=f'a {key} name of the models file, e.g. "{example}"',
+                    fix=f'add "{key}": "<name>"' if key not in entry else "correct the value",
+                )
                 bad = True
         hyper = entry.get("hyperparameters", {})
         if not isinstance(hyper, dict):
-            self.problem(f"{at}.hyperparameters", f"is {describe(hyper)}, expected an object",
-                         expected='{"epochs": 1, "learning_rate": 0.01}', fix=_FORMAT_FIX)
+            self.problem(
+                f"{at}.hyperparameters",
+                f"is {describe(hyper)}, expected an object",
+                expected='{"epochs": 1, "learning_rate": 0.01}',
+                fix=_FORMAT_FIX,
+            )
             bad = True
         if background and entry.get("mode") == "mutation":
-            self.warn(f"{at}.mode", 'the seed\'s runner ignores a background\'s mode and runs its hyperparameters '
-                      'as written; so does gpupair-search')
+            self.warn(
+                f"{at}.mode",
+                "the seed's runner ignores a background's mode and runs its hyperparameters "
+                "as written; so does gpupair-search",
+            )
         if bad:
             return None, {}
         worst: dict[str, Any] = {}
@@ -569,8 +719,11 @@ class _Reader:
                 self.problem(exc.where, exc.message, expected=exc.expected, fix=exc.fix)
             return None
         for name in found["ignored"]:
-            self.warn(f"{at}.mutate", f"{repo.name} has no hyperparameter {name_shown(name)}; not mutated, as by the "
-                      "seed's runner (--lenient)")
+            self.warn(
+                f"{at}.mutate",
+                f"{repo.name} has no hyperparameter {name_shown(name)}; not mutated, as by the "
+                "seed's runner (--lenient)",
+            )
         return found
 
     # -- repeats --------------------------------------------------------------------------------------------
@@ -585,9 +738,12 @@ class _Reader:
             if first is None:
                 merged[key] = spec
                 continue
-            merged[key] = replace(first, repeats=first.repeats + spec.repeats,
-                                  repeated_at=first.repeated_at + (spec.source.rsplit(": ", 1)[-1],),
-                                  warnings=first.warnings + spec.warnings)
+            merged[key] = replace(
+                first,
+                repeats=first.repeats + spec.repeats,
+                repeated_at=first.repeated_at + (spec.source.rsplit(": ", 1)[-1],),
+                warnings=first.warnings + spec.warnings,
+            )
         return list(merged.values())
 
 
@@ -598,8 +754,16 @@ def _free_text(key: str) -> bool:
 
 
 #: The top-level keys that change what the runner runs, and the JSON type of their values.
-_TOP_TYPES = {"runs_per_config": int, "max_retries": int, "mode": str, "experiments": list, "gpupair": dict,
-              "governor": str, "use_deduplication": bool, "historical_csvs": list}
+_TOP_TYPES = {
+    "runs_per_config": int,
+    "max_retries": int,
+    "mode": str,
+    "experiments": list,
+    "gpupair": dict,
+    "governor": str,
+    "use_deduplication": bool,
+    "historical_csvs": list,
+}
 
 
 def _could_be(known: str | None, value: Any) -> bool:
@@ -617,18 +781,27 @@ def _separator(entry: dict) -> bool:
 def _separator_text(entry: dict) -> str:
     others = [k for k in entry if not (_free_text(k) or k.startswith("_"))]
     hints = [f'"{_ALIASES[k.lower()]}" for {name_shown(k)}' for k in others if k.lower() in _ALIASES]
-    has = f" (it has {', '.join(name_shown(k) for k in others)}" + (f"; did you mean {', '.join(hints)}?" if hints
-                                                                     else "") + ")" if others else ""
-    return (f'no "repo" and no "foreground"{has}: skipped, as the seed\'s runner skips it (it reports "Error running '
-            'experiment: \'repo\'" and goes on)')
+    has = (
+        f" (it has {', '.join(name_shown(k) for k in others)}"
+        + (f"; did you mean {', '.join(hints)}?" if hints else "")
+        + ")"
+        if others
+        else ""
+    )
+    return (
+        f'no "repo" and no "foreground"{has}: skipped, as the seed\'s runner skips it (it reports "Error running '
+        "experiment: 'repo'\" and goes on)"
+    )
 
 
 def _pair_gap(fg: Any, bg: Any) -> str:
     """What the runner finds missing in a pair before it skips it ("" where nothing is)."""
     if not fg or not bg:
         missing = [role for role, job in (("foreground", fg), ("background", bg)) if not job]
-        return f'a parallel experiment needs a "foreground" and a "background"; {" and ".join(missing)} ' \
-               f'{"is" if len(missing) == 1 else "are"} missing or empty'
+        return (
+            f'a parallel experiment needs a "foreground" and a "background"; {" and ".join(missing)} '
+            f"{'is' if len(missing) == 1 else 'are'} missing or empty"
+        )
     for role, job in (("foreground", fg), ("background", bg)):
         if isinstance(job, dict):
             for key in ("repo", "model"):
@@ -645,6 +818,7 @@ def _count(entry: Any, key: str, default: int = 1) -> int:
 def _identity(pair: PairSpec) -> tuple:
     def job(j: JobConfig | None) -> tuple:
         return (j.repo, j.model, tuple(sorted((k, repr(v)) for k, v in j.hyperparameters.items()))) if j else ()
+
     return job(pair.foreground), job(pair.background), repr(sorted(pair.worst_case.items()))
 
 

@@ -1,6 +1,7 @@
 """Which of the files the tool reads a JSON document is, so that a file given in the wrong place is named as what
 it is ("this is a trial's result file") instead of being judged as a broken file of the expected kind ("did you
 mean experiments?")."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,7 +21,7 @@ _KINDS = {
 
 
 def kind_of(data: Any) -> str | None:
-    """"result", "models", "settings" or "profile" when ``data`` is unmistakably that kind of file, else None."""
+    """ "result", "models", "settings" or "profile" when ``data`` is unmistakably that kind of file, else None."""
     if not isinstance(data, dict):
         return None
     if "experiment_id" in data and isinstance(data.get("foreground"), dict) and "repository" in data["foreground"]:
@@ -41,11 +42,14 @@ def refuse_other_kind(file: str, data: Any, expected: str) -> None:
     wanted = "settings" if expected == SETTINGS else "models"
     if kind is None or kind == wanted:
         return
-    fix = {SETTINGS: "give the settings file that lists the experiments (e.g. the one the study ran with)",
-           MODELS: "give the models file (--models models_config.json)"}[expected]
+    fix = {
+        SETTINGS: "give the settings file that lists the experiments (e.g. the one the study ran with)",
+        MODELS: "give the models file (--models models_config.json)",
+    }[expected]
     if kind == "models" and expected == SETTINGS:
         fix = "pass it as --models FILE, and the settings file as the settings"
     elif kind == "settings" and expected == MODELS:
         fix = "pass it as the settings file, and the models file as --models FILE"
-    raise ConfigError([Problem(file, "", f"this is {_KINDS[kind]}, not a {expected}",
-                               expected=f"a {expected}", fix=fix)])
+    raise ConfigError(
+        [Problem(file, "", f"this is {_KINDS[kind]}, not a {expected}", expected=f"a {expected}", fix=fix)]
+    )

@@ -40,6 +40,7 @@ When a guard is reaped the server writes its exit code (``os.waitstatus_to_exitc
 
 Usage: ``python -m gpupair_search.launcher.fork_server RUNNER_PID GRACE SOCKET_FD CPUS`` (CPUS: ``0-3,8`` or ``-``)
 """
+
 from __future__ import annotations
 
 import atexit
@@ -62,8 +63,20 @@ from gpupair_search.launcher.job_guard import PR_SET_CHILD_SUBREAPER, PR_SET_PDE
 
 #: What the built-in workloads import (workloads/*/train.py), most expensive first; what is not installed
 #: is skipped. Not ``gpupair_search.workloads.common``: its start-up clock must start in the job.
-PRELOAD = ("torch", "torch.nn", "torch.nn.functional", "torch.optim", "torchvision", "timm", "numpy",
-           "joblib", "sklearn.exceptions", "sklearn.model_selection", "sklearn.neural_network", "pynvml")
+PRELOAD = (
+    "torch",
+    "torch.nn",
+    "torch.nn.functional",
+    "torch.optim",
+    "torchvision",
+    "timm",
+    "numpy",
+    "joblib",
+    "sklearn.exceptions",
+    "sklearn.model_selection",
+    "sklearn.neural_network",
+    "pynvml",
+)
 REQUIRED = "torch"  # without it a warm start saves nothing worth a second process
 #: the server is ready once these of PRELOAD are imported (torch's import is most of it, bench/startup_parts.py); a
 #: job forked before the rest are in imports what it needs itself, as a cold start would

@@ -11,6 +11,7 @@ Started by :mod:`launcher.process` as the leader of a new session. It
 Standard library only, so it starts fast and works before any dependency is importable.
 Usage: ``python job_guard.py PARENT_PID GRACE_SECONDS -- ARGV...``
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -42,7 +43,7 @@ def descendants(root: int) -> list[int]:
                 stat = fh.read()
         except OSError:
             continue
-        ppid = int(stat[stat.rfind(b")") + 2:].split()[1])
+        ppid = int(stat[stat.rfind(b")") + 2 :].split()[1])
         children.setdefault(ppid, []).append(int(entry))
     found, todo = [], [root]
     while todo:
@@ -95,6 +96,7 @@ def main(argv: list[str]) -> int:
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     if os.getppid() != parent:  # the runner died before we asked for the death signal
         return 137
+
     def stop(signum: int, _frame: object) -> None:
         kill_tree(grace)
         os._exit(128 + signum)

@@ -1,4 +1,5 @@
 """Read a JSON file into Python data, or fail with a ConfigError that names the file and the line."""
+
 from __future__ import annotations
 
 import errno
@@ -83,14 +84,27 @@ def _place_problems(file: str, data: Any) -> tuple[list[Problem], list[Duplicate
             if isinstance(value, _Repeated):
                 duplicates += [Duplicate(json_path(at, key), key, values) for key, values in value.repeated.items()]
             stack += [(json_path(at, k), v) for k, v in reversed(value.items())]
-            problems += [Problem(file, json_path(at, k), f"the key contains {_surrogate(k)!a}, an unpaired surrogate "
-                                 "escape that is not a character", fix="remove the \\u escape")
-                         for k in value if _surrogate(k)]
+            problems += [
+                Problem(
+                    file,
+                    json_path(at, k),
+                    f"the key contains {_surrogate(k)!a}, an unpaired surrogate escape that is not a character",
+                    fix="remove the \\u escape",
+                )
+                for k in value
+                if _surrogate(k)
+            ]
         elif isinstance(value, list):
             stack += [(json_path(at, i), v) for i, v in reversed(list(enumerate(value)))]
         elif isinstance(value, str) and _surrogate(value):
-            problems.append(Problem(file, at, f"contains {_surrogate(value)!a}, an unpaired surrogate escape "
-                                    "that is not a character", fix="remove the \\u escape"))
+            problems.append(
+                Problem(
+                    file,
+                    at,
+                    f"contains {_surrogate(value)!a}, an unpaired surrogate escape that is not a character",
+                    fix="remove the \\u escape",
+                )
+            )
     return problems, duplicates
 
 
@@ -120,38 +134,55 @@ def read_text(path: Path, what: str, limit: int = MAX_INPUT_BYTES) -> str:
     except IsADirectoryError:
         raise unreadable(f"is a directory, not a {what}", "give the path of the JSON file") from None
     except OSError as exc:
-        fix = ("the path is a loop of symbolic links: point it at the file itself" if exc.errno == errno.ELOOP
-               else "check the file's permissions")
+        fix = (
+            "the path is a loop of symbolic links: point it at the file itself"
+            if exc.errno == errno.ELOOP
+            else "check the file's permissions"
+        )
         raise unreadable(f"cannot read {what}: {exc.strerror or exc}", fix) from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
         if stat.S_ISDIR(mode):
             raise unreadable(f"is a directory, not a {what}", "give the path of the JSON file")
-        raise unreadable(f"is not a regular file (a {_file_kind(mode)}), so it is not read",
-                         f"give the path of the {what} itself", expected=f"a {what} saved on disk")
+        raise unreadable(
+            f"is not a regular file (a {_file_kind(mode)}), so it is not read",
+            f"give the path of the {what} itself",
+            expected=f"a {what} saved on disk",
+        )
     with os.fdopen(fd, "rb") as fh:
         try:
             raw = fh.read(limit + 1)
         except OSError as exc:
             raise unreadable(f"cannot read {what}: {exc.strerror or exc}", "check the file's permissions") from None
     if len(raw) > limit:
-        raise unreadable(f"{what} is larger than {limit // 2**20} MiB, far beyond any real {what}",
-                         f"give the right file (a {what} is a few KiB)")
+        raise unreadable(
+            f"{what} is larger than {limit // 2**20} MiB, far beyond any real {what}",
+            f"give the right file (a {what} is a few KiB)",
+        )
     encoding = _wide_encoding(raw)
     if encoding:
-        raise unreadable(f"{what} is {encoding}, not UTF-8 (as some Windows editors and PowerShell's `>` save it)",
-                         f"re-save the file as UTF-8 (e.g. iconv -f {encoding.split()[0]} -t UTF-8)",
-                         expected="a JSON file saved as UTF-8")
+        raise unreadable(
+            f"{what} is {encoding}, not UTF-8 (as some Windows editors and PowerShell's `>` save it)",
+            f"re-save the file as UTF-8 (e.g. iconv -f {encoding.split()[0]} -t UTF-8)",
+            expected="a JSON file saved as UTF-8",
+        )
     try:
         return raw.decode("utf-8-sig")  # a BOM (Windows editors) is not a mistake
     except UnicodeDecodeError as exc:
-        raise unreadable(f"{what} is not UTF-8 text (byte {exc.start}: {exc.reason})", "re-save the file as UTF-8",
-                         expected="a JSON file saved as UTF-8") from None
+        raise unreadable(
+            f"{what} is not UTF-8 text (byte {exc.start}: {exc.reason})",
+            "re-save the file as UTF-8",
+            expected="a JSON file saved as UTF-8",
+        ) from None
 
 
-_WIDE_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32LE"), (b"\x00\x00\xfe\xff", "UTF-32BE"), (b"\xff\xfe", "UTF-16LE"),
-              (b"\xfe\xff", "UTF-16BE"))
+_WIDE_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32LE"),
+    (b"\x00\x00\xfe\xff", "UTF-32BE"),
+    (b"\xff\xfe", "UTF-16LE"),
+    (b"\xfe\xff", "UTF-16BE"),
+)
 
 
 def _wide_encoding(raw: bytes) -> str:
@@ -170,8 +201,12 @@ def _wide_encoding(raw: bytes) -> str:
 
 
 def _file_kind(mode: int) -> str:
-    kinds = ((stat.S_ISFIFO, "named pipe"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
-             (stat.S_ISSOCK, "socket"))
+    kinds = (
+        (stat.S_ISFIFO, "named pipe"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+    )
     return next((name for test, name in kinds if test(mode)), "special file")
 
 
@@ -206,17 +241,34 @@ def read_json_with_duplicates(path: Path, what: str) -> tuple[Any, list[Duplicat
         data = json.loads(text, object_pairs_hook=_object, parse_int=_int)
     except json.JSONDecodeError as exc:
         raise ConfigError(
-            [Problem(file, f"line {exc.lineno} column {exc.colno}", f"not valid JSON: {exc.msg}",
-                     fix="fix the JSON syntax (a JSON linter shows the spot)")],
+            [
+                Problem(
+                    file,
+                    f"line {exc.lineno} column {exc.colno}",
+                    f"not valid JSON: {exc.msg}",
+                    fix="fix the JSON syntax (a JSON linter shows the spot)",
+                )
+            ],
             unreadable=True,
         ) from None
     except _HugeNumber as exc:
-        raise ConfigError([Problem(file, _line_column(text, max(text.find(exc.digits), 0)),
-                                   f"a number with {len(exc.digits)} digits", expected="a number of sensible size",
-                                   fix="fix the number")], unreadable=True) from None
+        raise ConfigError(
+            [
+                Problem(
+                    file,
+                    _line_column(text, max(text.find(exc.digits), 0)),
+                    f"a number with {len(exc.digits)} digits",
+                    expected="a number of sensible size",
+                    fix="fix the number",
+                )
+            ],
+            unreadable=True,
+        ) from None
     except RecursionError:
-        raise ConfigError([Problem(file, "", f"{what} is nested too deeply to read",
-                                   expected="a JSON object a few levels deep")], unreadable=True) from None
+        raise ConfigError(
+            [Problem(file, "", f"{what} is nested too deeply to read", expected="a JSON object a few levels deep")],
+            unreadable=True,
+        ) from None
     problems, duplicates = _place_problems(file, data)
     if problems:
         raise ConfigError(problems)
@@ -224,8 +276,12 @@ def read_json_with_duplicates(path: Path, what: str) -> tuple[Any, list[Duplicat
 
 
 def duplicate_problem(file: str, duplicate: Duplicate) -> Problem:
-    return Problem(file, duplicate.where, f"{duplicate.occurrences()}; JSON keeps only the last one, so the "
-                   "others would be lost", fix="keep one of them")
+    return Problem(
+        file,
+        duplicate.where,
+        f"{duplicate.occurrences()}; JSON keeps only the last one, so the others would be lost",
+        fix="keep one of them",
+    )
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -238,8 +294,15 @@ def read_json(path: Path, what: str) -> Any:
 
 
 def type_name(value: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
-            float: "number", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        dict: "object",
+        list: "array",
+        str: "string",
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 _SHOW = reprlib.Repr()
@@ -251,7 +314,7 @@ _SHOW_CHARS = 80
 def show(value: Any) -> str:
     """A short ``repr`` for messages: long strings, huge numbers and deep arrays are cut, never a wall of text."""
     text = printable(_SHOW.repr(value), keep_newlines=False)
-    return text if len(text) <= _SHOW_CHARS else text[:_SHOW_CHARS - 3] + "..."
+    return text if len(text) <= _SHOW_CHARS else text[: _SHOW_CHARS - 3] + "..."
 
 
 def describe(value: Any) -> str:
@@ -270,8 +333,9 @@ def printable(text: str, keep_newlines: bool = True, keep_carriage_returns: bool
     """``text`` with control characters escaped (``\\x1b``, ``\\u202e``): text from a file can neither clear the
     terminal, move the cursor nor reorder what is shown. Tabs and (unless ``keep_newlines`` is False) newlines stay;
     carriage returns only with ``keep_carriage_returns`` (a live progress line of our own)."""
-    escaped = _CONTROL.sub(lambda found: found.group() if keep_carriage_returns and found.group() == "\r"
-                           else _escape(found.group()), text)
+    escaped = _CONTROL.sub(
+        lambda found: found.group() if keep_carriage_returns and found.group() == "\r" else _escape(found.group()), text
+    )
     return escaped if keep_newlines else escaped.replace("\n", "\\n").replace("\r", "\\r")
 
 
@@ -293,8 +357,11 @@ def non_ascii_note(name: str) -> str:
     odd = [c for c in dict.fromkeys(name) if not c.isascii()]
     if not odd:
         return ""
-    return " (it contains " + ", ".join(f"{_escape(c)} {unicodedata.name(c, 'an unnamed character')}"
-                                        for c in odd[:3]) + ")"
+    return (
+        " (it contains "
+        + ", ".join(f"{_escape(c)} {unicodedata.name(c, 'an unnamed character')}" for c in odd[:3])
+        + ")"
+    )
 
 
 def nearest(word: str, known: list[str] | set[str] | tuple[str, ...]) -> str | None:

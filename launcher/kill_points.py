@@ -4,6 +4,7 @@
 the only way to hit each step of a trial's start deterministically, so that a test can show the next run
 measures every pair exactly once whatever the step. Unset (always, outside tests), it does nothing.
 """
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ the job has ended. Each runs in a child process (:mod:`launcher.metric_worker`) 
 budget; the metric is then missing, with a warning that names the pattern. Only the log's last
 ``MAX_LOG_CHARS`` characters are searched (metrics are printed at the end; the last match wins).
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,9 @@ _START_S = 3.0  # a Python start-up on a loaded machine
 _WORKER = str(Path(__file__).with_name("metric_worker.py"))
 
 
-def extract_metrics(patterns: Mapping[str, str], text: str,
-                    seconds_per_pattern: float = SECONDS_PER_PATTERN) -> tuple[dict[str, float], list[str]]:
+def extract_metrics(
+    patterns: Mapping[str, str], text: str, seconds_per_pattern: float = SECONDS_PER_PATTERN
+) -> tuple[dict[str, float], list[str]]:
     """``({metric: last value}, warnings)``: every pattern gets ``seconds_per_pattern``; one that takes longer is
     stopped and named in a warning, and the patterns after it still run."""
     metrics: dict[str, float] = {}
@@ -37,9 +39,11 @@ def extract_metrics(patterns: Mapping[str, str], text: str,
             del todo[name]
         if todo:  # the worker was stopped on the first pattern it had not answered
             name = next(iter(todo))
-            warnings.append(f"metric {name!r}: its log pattern {todo[name]!r} took over {seconds_per_pattern:g} s on "
-                            "the training log and was stopped (a pattern that backtracks catastrophically?); the "
-                            "metric is not recorded. Simplify the pattern in the models file.")
+            warnings.append(
+                f"metric {name!r}: its log pattern {todo[name]!r} took over {seconds_per_pattern:g} s on "
+                "the training log and was stopped (a pattern that backtracks catastrophically?); the "
+                "metric is not recorded. Simplify the pattern in the models file."
+            )
             del todo[name]
     return metrics, warnings
 
@@ -47,8 +51,12 @@ def extract_metrics(patterns: Mapping[str, str], text: str,
 def _run_worker(patterns: Mapping[str, str], text: str, seconds_per_pattern: float) -> dict[str, float | None]:
     """What the worker answered, pattern by pattern, until it finished or a pattern ran past its time."""
     cpu_limit = seconds_per_pattern * len(patterns) + _START_S  # its own bound, should we be killed first
-    proc = subprocess.Popen([sys.executable, "-I", _WORKER, str(cpu_limit)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-I", _WORKER, str(cpu_limit)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     answered: dict[str, float | None] = {}
     try:
         try:

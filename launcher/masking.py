@@ -8,6 +8,7 @@ log, job script and dashboard message goes through it (the CLI's streams as a wh
 :class:`MaskingStream`). A password the process has been given (:func:`remember_secrets`) is also masked
 wherever it appears verbatim, decoded or not, so a driver's message that quotes it is masked too.
 """
+
 from __future__ import annotations
 
 import io
@@ -26,11 +27,15 @@ _MIN_REMEMBERED = 4
 # "/" in it, libpq stops at the first "@": the longer reading masks both).
 _USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@?#'\"]*):(?P<secret>[^\s'\"]*)@")
 # key=value, in a URL query (?k=v&...) or a keyword/value string (k=v k2='v 2'); keys may be percent-encoded.
-_KEY_VALUE = re.compile(r"(?P<key>(?:[A-Za-z_]|%[0-9A-Fa-f]{2})(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2})*)"
-                        r"(?P<eq>\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|[^\s&#;,'\"]*)")
+_KEY_VALUE = re.compile(
+    r"(?P<key>(?:[A-Za-z_]|%[0-9A-Fa-f]{2})(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2})*)"
+    r"(?P<eq>\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|[^\s&#;,'\"]*)"
+)
 # 'password': 'x' and "password": "x" (a dict or JSON in a driver's message).
-_QUOTED_KEY = re.compile(r"(?P<key>['\"](?:[A-Za-z_]|%[0-9A-Fa-f]{2})+['\"])(?P<eq>\s*:\s*)"
-                         r"(?P<secret>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")")
+_QUOTED_KEY = re.compile(
+    r"(?P<key>['\"](?:[A-Za-z_]|%[0-9A-Fa-f]{2})+['\"])(?P<eq>\s*:\s*)"
+    r"(?P<secret>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
+)
 
 _remembered: set[str] = set()
 _lock = threading.Lock()

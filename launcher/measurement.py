@@ -1,4 +1,5 @@
 """What a pair run measured: memory peaks, energy, timelines. Pure functions over monitor samples."""
+
 from __future__ import annotations
 
 from bisect import bisect_left
@@ -77,8 +78,9 @@ def counter_energy(samples: list[Sample], start_t: float, end_t: float) -> tuple
     """GPU joules from ``start_t`` to ``end_t`` by the device's cumulative energy counter, and the seconds of the
     window the counter's reads cover. The counter is read a few times a second, not on every sample (an NVML
     energy read is the sampler's most expensive call, bench/sampler_cost.py): see :func:`counter_between`."""
-    delta, covered = counter_between([(s.t, s.device.energy_mj) for s in samples if s.device.energy_mj is not None],
-                                     start_t, end_t)
+    delta, covered = counter_between(
+        [(s.t, s.device.energy_mj) for s in samples if s.device.energy_mj is not None], start_t, end_t
+    )
     return (None if delta is None else delta / 1000.0), covered
 
 
@@ -131,8 +133,9 @@ def _mean_within(samples: list[Sample], start_t: float, end_t: float, value) -> 
     return mean(values) if values else None
 
 
-def energy_stats(samples: list[Sample], start_t: float, end_t: float, cpu_energy_j: float | None,
-                 cpu_note: str) -> EnergyStats:
+def energy_stats(
+    samples: list[Sample], start_t: float, end_t: float, cpu_energy_j: float | None, cpu_note: str
+) -> EnergyStats:
     window = [s for s in samples if start_t <= s.t <= end_t]
     power = [s.device.power_w for s in window if s.device.power_w is not None]
     util = [s.device.utilization_pct for s in window if s.device.utilization_pct is not None]
@@ -143,11 +146,15 @@ def energy_stats(samples: list[Sample], start_t: float, end_t: float, cpu_energy
     return EnergyStats(
         window_s=round(end_t - start_t, 3),
         gpu_energy_j=None if gpu_energy_j is None else round(gpu_energy_j, 3),
-        power_avg_w=_stat(power, mean), power_max_w=_stat(power, max),
-        utilization_avg_pct=_stat(util, mean), utilization_max_pct=_stat(util, max),
+        power_avg_w=_stat(power, mean),
+        power_max_w=_stat(power, max),
+        utilization_avg_pct=_stat(util, mean),
+        utilization_max_pct=_stat(util, max),
         temperature_max_c=_stat(temp, max),
-        cpu_energy_j=cpu_energy_j, cpu_energy_note=cpu_note,
-        foreground_cpu_avg_pct=_rounded(fg_cpu), background_cpu_avg_pct=_rounded(bg_cpu),
+        cpu_energy_j=cpu_energy_j,
+        cpu_energy_note=cpu_note,
+        foreground_cpu_avg_pct=_rounded(fg_cpu),
+        background_cpu_avg_pct=_rounded(bg_cpu),
     )
 
 
@@ -158,9 +165,18 @@ def _rounded(value: float | None) -> float | None:
 def without_device_figures(stats: EnergyStats, reason: str) -> EnergyStats:
     """``stats`` with every whole-device figure (energy, power, utilisation, temperature) removed, saying why:
     on a device shared with other trials they are not this pair's."""
-    return replace(stats, gpu_energy_j=None, power_avg_w=None, power_max_w=None, utilization_avg_pct=None,
-                   utilization_max_pct=None, temperature_max_c=None, cpu_energy_j=None,
-                   cpu_energy_note=reason, gpu_energy_note=reason)
+    return replace(
+        stats,
+        gpu_energy_j=None,
+        power_avg_w=None,
+        power_max_w=None,
+        utilization_avg_pct=None,
+        utilization_max_pct=None,
+        temperature_max_c=None,
+        cpu_energy_j=None,
+        cpu_energy_note=reason,
+        gpu_energy_note=reason,
+    )
 
 
 class RaplCounter:
@@ -195,9 +211,18 @@ def timeline_rows(samples: list[Sample]) -> list[dict[str, Any]]:
     rows = []
     for s in samples:
         fg, bg = s.job_mib.get(FG, 0.0), s.job_mib.get(BG, 0.0)
-        rows.append({"t_s": round(s.t, 3), "foreground_mib": round(fg, 1), "background_mib": round(bg, 1),
-                     "total_mib": round(fg + bg, 1), **{k: v for k, v in asdict(s.device).items()},
-                     "foreground_cpu_pct": s.cpu_pct.get(FG), "background_cpu_pct": s.cpu_pct.get(BG),
-                     "foreground_rss_mib": s.rss_mib.get(FG), "background_rss_mib": s.rss_mib.get(BG),
-                     "host_cpu_pct": s.host_cpu_pct})
+        rows.append(
+            {
+                "t_s": round(s.t, 3),
+                "foreground_mib": round(fg, 1),
+                "background_mib": round(bg, 1),
+                "total_mib": round(fg + bg, 1),
+                **{k: v for k, v in asdict(s.device).items()},
+                "foreground_cpu_pct": s.cpu_pct.get(FG),
+                "background_cpu_pct": s.cpu_pct.get(BG),
+                "foreground_rss_mib": s.rss_mib.get(FG),
+                "background_rss_mib": s.rss_mib.get(BG),
+                "host_cpu_pct": s.host_cpu_pct,
+            }
+        )
     return rows

@@ -6,6 +6,7 @@ kill it. Reads ``{"patterns": {name: regex}, "text": log}`` as JSON on stdin and
 ``{"name": ..., "value": float or null}``, as soon as it is done. Standard library only, so it starts fast; it
 dies with its parent (``PR_SET_PDEATHSIG``) and after ``argv[1]`` seconds of CPU in any case.
 """
+
 from __future__ import annotations
 
 import ctypes

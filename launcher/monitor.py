@@ -8,6 +8,7 @@ is one pair's view: its jobs, its samples. Process trees are walked less often (
 thread of their own, because a walk reads /proc; a new GPU process between walks is attributed at once by
 following its parents.
 """
+
 from __future__ import annotations
 
 import os
@@ -207,7 +208,7 @@ def parent_pid(pid: int) -> int | None:
     except OSError:
         return None
     # "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses, so split after its last ")"
-    return int(stat[stat.rindex(b")") + 2:].split(b" ", 2)[1])
+    return int(stat[stat.rindex(b")") + 2 :].split(b" ", 2)[1])
 
 
 def with_parents(pids: list[int], parent_of: dict[int, int]) -> dict[int, int]:
@@ -246,8 +247,9 @@ class Monitor:
     Jobs are tracked by label ("foreground", "background"); re-tracking a label (a background restart)
     follows the new process. Samples are taken from :meth:`start` to :meth:`stop`."""
 
-    def __init__(self, device: Device, hz: float = DEFAULT_HZ, tree_interval: float = 0.5,
-                 sampler: DeviceSampler | None = None) -> None:
+    def __init__(
+        self, device: Device, hz: float = DEFAULT_HZ, tree_interval: float = 0.5, sampler: DeviceSampler | None = None
+    ) -> None:
         self.device = device
         self.sampler = sampler or DeviceSampler(device, hz)
         self.tree_interval = tree_interval
@@ -384,11 +386,22 @@ class Monitor:
         with self._lock:
             counters, self._counters = self._counters, None
         cpu_s, host_cpu_s = counters if counters is not None else ({}, None)
-        self.samples.append(Sample(snapshot.at - self.t0, job_mib, snapshot.reading, dict(self._cpu), dict(self._rss),
-                                   self._host_cpu, cpu_s, host_cpu_s))
+        self.samples.append(
+            Sample(
+                snapshot.at - self.t0,
+                job_mib,
+                snapshot.reading,
+                dict(self._cpu),
+                dict(self._rss),
+                self._host_cpu,
+                cpu_s,
+                host_cpu_s,
+            )
+        )
 
-    def _attribute_new(self, listed: dict[int, float], jobs: dict[str, RunningJob],
-                       parent_of: dict[int, int] | None = None) -> None:
+    def _attribute_new(
+        self, listed: dict[int, float], jobs: dict[str, RunningJob], parent_of: dict[int, int] | None = None
+    ) -> None:
         """Device processes not yet in a job's set: attribute them by ancestry now, not at the next walk.
         One that descends from none of this pair's jobs (another packed pair's) is not walked again.
         ``parent_of``: the host's parent map, from the sampler (the last walk's, with the processes started since:

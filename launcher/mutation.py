@@ -4,6 +4,7 @@ value it may draw, so a mutation job is checked at its memory worst case: each m
 (the batch size, and any whose name says it sets a size: sequence length, hidden size, image size, ...) at the
 top of its range, every other one at its default when the range holds it, else at the range's low end.
 """
+
 from __future__ import annotations
 
 import re
@@ -14,8 +15,11 @@ from gpupair_search.launcher.jsonfile import describe, json_path, name_shown, ne
 from gpupair_search.launcher.registry import BATCH_SIZE, Hyperparameter, Repository
 
 #: Names of hyperparameters that change how much memory a job needs (besides ``batch_size``).
-MEMORY_RELEVANT = re.compile(r"batch|seq|length|_len$|bptt|context|block_size|hidden|embed|emsize|nhid|width|"
-                             r"image_size|img_size|resolution|crop|n_?layers|num_layers|heads|max_tokens", re.I)
+MEMORY_RELEVANT = re.compile(
+    r"batch|seq|length|_len$|bptt|context|block_size|hidden|embed|emsize|nhid|width|"
+    r"image_size|img_size|resolution|crop|n_?layers|num_layers|heads|max_tokens",
+    re.I,
+)
 
 
 @dataclass
@@ -38,30 +42,43 @@ def worst_case(repo: Repository, mutate: Any, where: str, lenient: bool = False)
     """``{"values": {name: value}, "at_maximum": [names], "ignored": [names]}`` for the hyperparameters the runner
     would mutate (``mutate``, default ``["all"]``, as the runner reads it)."""
     if not isinstance(mutate, list) or not all(isinstance(m, str) for m in mutate):
-        raise MutationError(where, f"is {describe(mutate)}", expected='a list of hyperparameter names, or ["all"]',
-                            fix='write e.g. ["learning_rate", "batch_size"]')
+        raise MutationError(
+            where,
+            f"is {describe(mutate)}",
+            expected='a list of hyperparameter names, or ["all"]',
+            fix='write e.g. ["learning_rate", "batch_size"]',
+        )
     known = repo.hyperparameters
     unknown = [m for m in mutate if m != "all" and m not in known]
     if unknown and not lenient:
         close = nearest(unknown[0], list(known))
-        raise MutationError(json_path(where, mutate.index(unknown[0])),
-                            f"{repo.name} has no hyperparameter {name_shown(unknown[0])}, so the seed's runner would "
-                            "silently not mutate it", expected="one of: all, " + ", ".join(known),
-                            fix=(f'did you mean "{close}"? ' if close else "") + "or run with --lenient to drop it",
-                            skipped_by_runner=False)
+        raise MutationError(
+            json_path(where, mutate.index(unknown[0])),
+            f"{repo.name} has no hyperparameter {name_shown(unknown[0])}, so the seed's runner would "
+            "silently not mutate it",
+            expected="one of: all, " + ", ".join(known),
+            fix=(f'did you mean "{close}"? ' if close else "") + "or run with --lenient to drop it",
+            skipped_by_runner=False,
+        )
     names = list(known) if "all" in mutate else [m for m in mutate if m in known]
     if not names:
-        raise MutationError(where, f"names no hyperparameter of {repo.name} to mutate",
-                            expected="one of: all, " + ", ".join(known), fix="list what to mutate")
+        raise MutationError(
+            where,
+            f"names no hyperparameter of {repo.name} to mutate",
+            expected="one of: all, " + ", ".join(known),
+            fix="list what to mutate",
+        )
     values: dict[str, Any] = {}
     at_maximum: list[str] = []
     for name in names:
         hp = known[name]
         if hp.range is None:
-            raise MutationError(f"{where}", f"{name_shown(name)} has no \"range\" in the models file, so the seed's "
-                                "runner cannot draw it", expected=f"a range for {name} in {repo.name}'s "
-                                "supported_hyperparams, e.g. \"range\": [16, 128]",
-                                fix="add the range to the models file, or leave the hyperparameter out of \"mutate\"")
+            raise MutationError(
+                f"{where}",
+                f'{name_shown(name)} has no "range" in the models file, so the seed\'s runner cannot draw it',
+                expected=f'a range for {name} in {repo.name}\'s supported_hyperparams, e.g. "range": [16, 128]',
+                fix='add the range to the models file, or leave the hyperparameter out of "mutate"',
+            )
         values[name], top = _worst_value(hp)
         if top:
             at_maximum.append(name)

@@ -1,4 +1,5 @@
 """Classify how a pair ended, from exit codes, logs and the monitor; never from a success marker alone."""
+
 from __future__ import annotations
 
 import re
@@ -42,7 +43,7 @@ class Outcome(str, Enum):
 
     @property
     def oom_role(self) -> str | None:
-        """"foreground" or "background": the job that ran out of memory (None: neither, or the pair's budget)."""
+        """ "foreground" or "background": the job that ran out of memory (None: neither, or the pair's budget)."""
         return {Outcome.OOM_FOREGROUND: "foreground", Outcome.OOM_BACKGROUND: "background"}.get(self)
 
     @property
@@ -65,8 +66,11 @@ _UNIT_MIB = {"b": 1 / 2**20, "bytes": 1 / 2**20, "kib": 1 / 1024, "mib": 1.0, "g
 
 
 # A job that never ran: our job guard could not exec it, or Python could not find its script or module.
-_NOT_STARTED = re.compile(r"^(gpupair-search: cannot start |\S*python[\d.]*: (can't open file|No module named|"
-                          r"Error while finding module specification))", re.MULTILINE)
+_NOT_STARTED = re.compile(
+    r"^(gpupair-search: cannot start |\S*python[\d.]*: (can't open file|No module named|"
+    r"Error while finding module specification))",
+    re.MULTILINE,
+)
 
 
 @dataclass(frozen=True)
@@ -84,8 +88,11 @@ def scan_log(text: str) -> LogFindings:
     tried = None
     for match in _TRIED.finditer(text):
         tried = float(match.group(1)) * _UNIT_MIB[match.group(2).lower()]
-    errors = [line.strip() for line in text.splitlines()
-              if re.search(r"Error|error:|Exception|Traceback|Killed", line) and "Traceback" not in line]
+    errors = [
+        line.strip()
+        for line in text.splitlines()
+        if re.search(r"Error|error:|Exception|Traceback|Killed", line) and "Traceback" not in line
+    ]
     first = " | ".join(line.strip() for line in text.splitlines()[:3] if line.strip())[:500]
     return LogFindings(oom, tried, errors[-1][:500] if errors else "", bool(_NOT_STARTED.search(text[:4096])), first)
 
@@ -107,8 +114,15 @@ class JobEnd:
     duration_s: float
 
 
-def classify(foreground: JobEnd, background_runs: list[JobEnd], *, timed_out: bool, over_budget: bool,
-             background_unstable: bool, foreground_seen: bool = True) -> Outcome:
+def classify(
+    foreground: JobEnd,
+    background_runs: list[JobEnd],
+    *,
+    timed_out: bool,
+    over_budget: bool,
+    background_unstable: bool,
+    foreground_seen: bool = True,
+) -> Outcome:
     """The pair's outcome. A job that never started comes first (nothing was measured); then memory
     verdicts: an OOM is what the study needs to know. A foreground that ran to its end unseen
     (``foreground_seen`` False) measured nothing: its 0 MiB would pass for a fit."""
@@ -153,12 +167,16 @@ def explain(outcome: Outcome, foreground: JobEnd, background_runs: list[JobEnd],
     if outcome is Outcome.TIMEOUT:
         return f"foreground ran longer than {limits.timeout_s:.0f} s; the pair was killed"
     if outcome is Outcome.BACKGROUND_UNSTABLE:
-        return (f"background exited {limits.background_max_quick_exits} times in a row within "
-                f"{limits.background_min_run_s:.0f} s of starting ({limits.background_runs} runs): not a pair")
+        return (
+            f"background exited {limits.background_max_quick_exits} times in a row within "
+            f"{limits.background_min_run_s:.0f} s of starting ({limits.background_runs} runs): not a pair"
+        )
     if outcome is Outcome.UNMEASURED:
-        return (f"foreground ended {foreground.duration_s:.2f} s after it was handed to the monitor, before any of "
-                "its processes was seen: nothing was measured (if it does that each time, it trains nothing: check "
-                "its command and log)")
+        return (
+            f"foreground ended {foreground.duration_s:.2f} s after it was handed to the monitor, before any of "
+            "its processes was seen: nothing was measured (if it does that each time, it trains nothing: check "
+            "its command and log)"
+        )
     if outcome is Outcome.NOT_STARTED_FOREGROUND:
         return f"foreground never started: {foreground.log.first_lines or 'no output'}"
     if outcome is Outcome.NOT_STARTED_BACKGROUND:

@@ -6,6 +6,7 @@ jobs at once (``RunOptions.start_together``): without the card's limit the order
 restarted after each normal exit; quick exits again and again make the pair ``background_unstable``
 (the seed once ran 103 restarts of a stub and called it a pair).
 """
+
 from __future__ import annotations
 
 import os
@@ -75,7 +76,9 @@ class RunOptions:
     monitor_hz: float = DEFAULT_HZ
     timeout_s: float = 3600.0
     probe: bool = False
-    probe_steps: int = DEFAULT_PROBE_STEPS  # --max-steps for jobs that have it, in probe mode (a study's: its definition's)
+    probe_steps: int = (
+        DEFAULT_PROBE_STEPS  # --max-steps for jobs that have it, in probe mode (a study's: its definition's)
+    )
     #: probe mode, jobs that have --min-train-s: the foreground trains at least this long, so that its steady-state
     #: window has >= 1 s of energy counter even for a fast model; the background BACKGROUND_TRAIN_FACTOR times as
     #: long, so that it trains through the foreground's start-up and window instead of restarting
@@ -198,9 +201,17 @@ def hooked(job: JobConfig, registry: Registry) -> bool:
 class PairRun:
     """One execution of a pair. Use :func:`run_pair`."""
 
-    def __init__(self, pair: PairSpec, registry: Registry, device: Device, options: RunOptions, work_dir: Path,
-                 observer: Callable[[str, Sample | None], None] | None = None, sampler: DeviceSampler | None = None,
-                 abort: threading.Event | None = None):
+    def __init__(
+        self,
+        pair: PairSpec,
+        registry: Registry,
+        device: Device,
+        options: RunOptions,
+        work_dir: Path,
+        observer: Callable[[str, Sample | None], None] | None = None,
+        sampler: DeviceSampler | None = None,
+        abort: threading.Event | None = None,
+    ):
         self.pair, self.registry, self.device, self.options = pair, registry, device, options
         self.abort = abort
         self.observer = observer
@@ -209,7 +220,11 @@ class PairRun:
         fg, bg = pair.foreground, pair.background
         if options.probe:
             fg = probe_job(fg, registry, options.probe_steps, options.min_window_s)
-            bg = probe_job(bg, registry, options.probe_steps, BACKGROUND_TRAIN_FACTOR * options.min_window_s) if bg else None
+            bg = (
+                probe_job(bg, registry, options.probe_steps, BACKGROUND_TRAIN_FACTOR * options.min_window_s)
+                if bg
+                else None
+            )
         self.fg_job, self.bg_job = fg, bg
         self.env = job_environment(device)
         self.monitor = Monitor(device, options.monitor_hz, sampler=sampler)
@@ -240,8 +255,9 @@ class PairRun:
         self.fg_done_t: float | None = None  # when the foreground ended, or the runner decided to stop it
         self.finish_work_s = 0.0  # the background's probe run finishing, after the foreground
         self.probe_complete = False  # the foreground started a second training epoch after its evaluation
-        self.dwell_s = evaluation_dwell_s(options.monitor_hz, self.monitor.tree_interval,
-                                          device.study_kind == StudyKind.CPU)
+        self.dwell_s = evaluation_dwell_s(
+            options.monitor_hz, self.monitor.tree_interval, device.study_kind == StudyKind.CPU
+        )
 
     # -- background -------------------------------------------------------------------------------
     def _start_background(self) -> None:
@@ -293,8 +309,11 @@ class PairRun:
         # A short run that trained is a real one: a warm-started probe has no imports to wait for. An external
         # script shows its training through its progress pattern, or, probed, through its DataLoader.
         events = self._current_bg_events()
-        trained = (bool(TRAINING_PROGRESS.search(text)) or bool(self.bg_progress and self.bg_progress[-1].points)
-                   or bool(events and events.trained_step))
+        trained = (
+            bool(TRAINING_PROGRESS.search(text))
+            or bool(self.bg_progress and self.bg_progress[-1].points)
+            or bool(events and events.trained_step)
+        )
         self.bg_trained_runs += trained
         quick = end.duration_s < self.options.background_min_run_s and not trained
         self.bg_completed_runs += not quick  # it ran and ended normally: its whole run's memory was seen
@@ -314,7 +333,10 @@ class PairRun:
         ``background_cpu_only_after_s``; at most ``background_ready_timeout_s``. Never a fixed sleep."""
         started = time.monotonic()
         deadline = started + self.options.background_ready_timeout_s
-        device_memory, host_memory = _Plateau(self.options.background_settle_s), _Plateau(self.options.background_settle_s)
+        device_memory, host_memory = (
+            _Plateau(self.options.background_settle_s),
+            _Plateau(self.options.background_settle_s),
+        )
         while time.monotonic() < deadline:
             if not self._check_background():
                 return False
@@ -356,19 +378,29 @@ class PairRun:
         if not self.options.probe or self.options.min_window_s > 0 or not self.bg_progress:
             return False
         current = self.bg_progress[-1]
-        on_the_cpu = current.declared_device == "cpu" and self.device.study_kind == StudyKind.GPU  # (the CPU device: its RSS)
+        on_the_cpu = (
+            current.declared_device == "cpu" and self.device.study_kind == StudyKind.GPU
+        )  # (the CPU device: its RSS)
         events = self._current_bg_events()
         return on_the_cpu or any(point.steps >= 1 for point in current.points) or bool(events and events.trained_step)
 
     def _limits(self) -> PairLimits:
         o = self.options
-        return PairLimits(self.device.capacity_mib, o.timeout_s, o.background_max_quick_exits, o.background_min_run_s,
-                          len(self.bg_logs))
+        return PairLimits(
+            self.device.capacity_mib,
+            o.timeout_s,
+            o.background_max_quick_exits,
+            o.background_min_run_s,
+            len(self.bg_logs),
+        )
 
     def _start(self, label: str, job: JobConfig, log: Path, events: ProbeEvents | None = None) -> RunningJob:
         warm = starts_warm(self.options, self.device)
-        env = self.env if events is None else hook_environment(self.env, events.path, self.options.probe_steps,
-                                                               self.dwell_s)
+        env = (
+            self.env
+            if events is None
+            else hook_environment(self.env, events.path, self.options.probe_steps, self.dwell_s)
+        )
         started = start_job(label, self.registry.command(job), log, env, self.options.grace_s, warm=warm)
         self.job_start[label] = started.start
         self.start_notes += [note for note in started.notes if note not in self.start_notes]
@@ -503,8 +535,9 @@ class PairRun:
             if self.bg is not None and len(self.bg_ends) < len(self.bg_logs):  # current run not yet recorded
                 running = self.bg.poll() is None
                 code = self.bg.stop(self.options.grace_s)
-                self.bg_ends.append(JobEnd(None if running else code, running,
-                                           scan_log(read_log(self.bg.log_path)), self.bg.duration()))
+                self.bg_ends.append(
+                    JobEnd(None if running else code, running, scan_log(read_log(self.bg.log_path)), self.bg.duration())
+                )
             self.monitor.stop()
             self.phase_seconds["stop"] = round(time.monotonic() - stopping, 2)
         result = self._result(fg_code, rapl)
@@ -536,16 +569,22 @@ class PairRun:
             raise ForeignProcessesError(
                 f"{self.device.name}: other processes hold GPU memory, so the pair's numbers would be wrong:\n"
                 f"{lines}\nStop them (a leftover job can hold memory long after its run), "
-                "or pass --allow-foreign-processes.")
+                "or pass --allow-foreign-processes."
+            )
 
     def _result(self, fg_code: int | None, rapl: RaplCounter) -> PairResult:
         fg_text = read_log(self.work_dir / "training.log")
         fg_log = scan_log(fg_text)
         fg_end = JobEnd(fg_code, not self.fg_exited_itself, fg_log, self.fg.duration() if self.fg else 0.0)
         started_fg = self.fg is not None
-        outcome = classify(fg_end, self.bg_ends, timed_out=self.timed_out, over_budget=self.over_budget,
-                           background_unstable=self.unstable,
-                           foreground_seen=self.fg is None or self.monitor.saw(FG))
+        outcome = classify(
+            fg_end,
+            self.bg_ends,
+            timed_out=self.timed_out,
+            over_budget=self.over_budget,
+            background_unstable=self.unstable,
+            foreground_seen=self.fg is None or self.monitor.saw(FG),
+        )
         if not started_fg and outcome is Outcome.OK:  # background never got ready and did not say why
             outcome = Outcome.CRASH_BACKGROUND
         bg_tried = next((e.log.tried_to_allocate_mib for e in reversed(self.bg_ends) if e.log.oom), None)
@@ -553,27 +592,49 @@ class PairRun:
         memory = memory_stats(self.monitor.samples, fg_log.tried_to_allocate_mib, bg_tried)
         energy = energy_stats(self.monitor.samples, *self.fg_window, rapl.joules_since_start(), rapl.note)
         metrics, metric_warnings = extract_metrics(self.registry.repository(self.fg_job.repo).log_patterns, fg_text)
-        window = window_stats(self.fg_progress.points if self.fg_progress else [],
-                              [tail.points for tail in self.bg_progress], self.monitor.samples, solo=self.bg_job is None)
+        window = window_stats(
+            self.fg_progress.points if self.fg_progress else [],
+            [tail.points for tail in self.bg_progress],
+            self.monitor.samples,
+            solo=self.bg_job is None,
+        )
         starting = background_warning(window, len(self.bg_logs))
         probe = self._probe_records(fg_code)
         return PairResult(
-            pair=self.pair, foreground=self.fg_job, background=self.bg_job, outcome=outcome, memory=memory,
-            energy=energy, device=self.device.describe(), foreground_exit_code=fg_code,
+            pair=self.pair,
+            foreground=self.fg_job,
+            background=self.bg_job,
+            outcome=outcome,
+            memory=memory,
+            energy=energy,
+            device=self.device.describe(),
+            foreground_exit_code=fg_code,
             foreground_duration_s=round(self.fg.duration(), 3) if self.fg else 0.0,
-            background_runs=len(self.bg_logs), error_message=explain(outcome, fg_end, self.bg_ends, self._limits()),
+            background_runs=len(self.bg_logs),
+            error_message=explain(outcome, fg_end, self.bg_ends, self._limits()),
             performance_metrics=metrics,
             foreground_samples_per_second=_last_float(_THROUGHPUT, fg_text),
             background_coverage=self.bg_coverage,
             foreground_reported_reserved_mib=_last_float(_RESERVED, fg_text),
             background_reported_reserved_mib=_last_float(_RESERVED, bg_text),
-            batch_sizes={"foreground": self.registry.batch_size(self.fg_job),
-                         "background": self.registry.batch_size(self.bg_job) if self.bg_job else None},
-            warnings=list(self.pair.warnings) + self.monitor.errors + metric_warnings + self.start_notes
-            + ([starting] if starting else []) + self._probe_warnings(probe),
-            samples=self.monitor.samples, foreground_window=self.fg_window, background_logs=list(self.bg_logs),
-            phase_seconds=dict(self.phase_seconds), job_start=dict(self.job_start),
-            window=window, probe=probe, background_ready_by=self.ready_by,
+            batch_sizes={
+                "foreground": self.registry.batch_size(self.fg_job),
+                "background": self.registry.batch_size(self.bg_job) if self.bg_job else None,
+            },
+            warnings=list(self.pair.warnings)
+            + self.monitor.errors
+            + metric_warnings
+            + self.start_notes
+            + ([starting] if starting else [])
+            + self._probe_warnings(probe),
+            samples=self.monitor.samples,
+            foreground_window=self.fg_window,
+            background_logs=list(self.bg_logs),
+            phase_seconds=dict(self.phase_seconds),
+            job_start=dict(self.job_start),
+            window=window,
+            probe=probe,
+            background_ready_by=self.ready_by,
         )
 
     def _probe_records(self, fg_code: int | None) -> dict[str, dict[str, str]]:
@@ -593,8 +654,9 @@ class PairRun:
             rule = BOUNDED
         else:
             rule = FULL_EPOCH if ended_well else PLATEAU  # it ran its whole (first-epoch) run before a plateau
-        evaluation = (EVAL_REACHED if any(e.eval_started for e in seen) else RAN_TO_END if ended_well
-                      else EVAL_NOT_REACHED)
+        evaluation = (
+            EVAL_REACHED if any(e.eval_started for e in seen) else RAN_TO_END if ended_well else EVAL_NOT_REACHED
+        )
         record = {"rule": rule, "evaluation": evaluation}
         if any(e.failed for e in seen):
             record["hook"] = "failed: the job's DataLoaders ran unbounded"
@@ -605,16 +667,24 @@ class PairRun:
     def _probe_warnings(self, probe: dict[str, dict[str, str]]) -> list[str]:
         fg = probe["foreground"]
         if fg["rule"] == BOUNDED and fg["evaluation"] == EVAL_NOT_REACHED and self.probe_complete:
-            return ["probe: the foreground restarted its training loop with no evaluation seen (none through a "
-                    "DataLoader with gradients off) and was stopped at its third training iterator; an evaluation "
-                    "at the end of its run is not in this figure: --full-epoch measures it"]
+            return [
+                "probe: the foreground restarted its training loop with no evaluation seen (none through a "
+                "DataLoader with gradients off) and was stopped at its third training iterator; an evaluation "
+                "at the end of its run is not in this figure: --full-epoch measures it"
+            ]
         if fg["rule"] != PLATEAU or fg["evaluation"] != EVAL_NOT_REACHED:
             return []
         why = f" ({fg['hook']})" if "hook" in fg else ""
-        return [f"probe: plateau: the foreground could not be bounded{why} and was stopped once its memory had been "
+        return (
+            [
+                f"probe: plateau: the foreground could not be bounded{why} and was stopped once its memory had been "
                 f"flat for {self.options.probe_plateau_s:g} s, before any evaluation pass; a peak that comes later "
                 "(evaluation, the epoch's longest batch, memory that grows through the epoch) is not in this "
-                "figure: --full-epoch measures it"] if self.probe_stopped else []
+                "figure: --full-epoch measures it"
+            ]
+            if self.probe_stopped
+            else []
+        )
 
 
 class _Plateau:
@@ -647,9 +717,16 @@ def starts_warm(options: RunOptions, device: Device) -> bool:
     return options.warm_start if options.warm_start is not None else device.study_kind == StudyKind.GPU
 
 
-def run_pair(pair: PairSpec, registry: Registry, device: Device, options: RunOptions, work_dir: Path,
-             observer: Callable[[str, Sample | None], None] | None = None,
-             sampler: DeviceSampler | None = None, abort: threading.Event | None = None) -> PairResult:
+def run_pair(
+    pair: PairSpec,
+    registry: Registry,
+    device: Device,
+    options: RunOptions,
+    work_dir: Path,
+    observer: Callable[[str, Sample | None], None] | None = None,
+    sampler: DeviceSampler | None = None,
+    abort: threading.Event | None = None,
+) -> PairResult:
     """Run ``pair`` with logs under ``work_dir``; every process it started is gone when this returns.
     ``observer(phase, latest_sample)`` is called about twice a second for progress output. ``sampler``: the
     device's shared sampler, when other pairs run on it at the same time (packed trials); ``abort``: set it to
@@ -659,8 +736,10 @@ def run_pair(pair: PairSpec, registry: Registry, device: Device, options: RunOpt
     except OSError as exc:  # the results directory went away or became unwritable mid-run
         if not _concerns(exc.filename, work_dir):
             raise
-        raise ResultsDirError(f"{work_dir}: cannot write the pair's logs: {exc.strerror or exc}. Every process of "
-                              "the pair was stopped. Choose a writable place with --results DIR and run again.") from None
+        raise ResultsDirError(
+            f"{work_dir}: cannot write the pair's logs: {exc.strerror or exc}. Every process of "
+            "the pair was stopped. Choose a writable place with --results DIR and run again."
+        ) from None
 
 
 def _our_descendants() -> set[int]:
@@ -684,5 +763,7 @@ def _concerns(filename, work_dir: Path) -> bool:
 def with_batch_sizes(pair: PairSpec, registry: Registry, fg: int | None, bg: int | None) -> PairSpec:
     """``pair`` with the given batch sizes (None: leave the job as it is)."""
     fg_job = pair.foreground.with_hyperparameter(BATCH_SIZE, fg) if fg is not None else pair.foreground
-    bg_job = pair.background.with_hyperparameter(BATCH_SIZE, bg) if (bg is not None and pair.background) else pair.background
+    bg_job = (
+        pair.background.with_hyperparameter(BATCH_SIZE, bg) if (bg is not None and pair.background) else pair.background
+    )
     return pair.with_jobs(fg_job, bg_job)

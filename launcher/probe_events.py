@@ -5,6 +5,7 @@ The hook needs nothing from the job's code, so these facts hold for any Python j
 job holds its training memory: a background is ready), an evaluation pass ran, the probe bounded the epoch, a
 second training epoch started after an evaluation (everything later repeats what was seen).
 """
+
 from __future__ import annotations
 
 import os

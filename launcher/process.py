@@ -2,6 +2,7 @@
 
 A ``python -m`` workload may instead be forked warm by :mod:`launcher.warm_start`, under the same guarantees;
 the :class:`RunningJob` looks the same either way."""
+
 from __future__ import annotations
 
 import os
@@ -69,8 +70,9 @@ class RunningJob:
         return self.popen.returncode
 
 
-def start_job(label: str, command: Command, log_path: Path, env: dict[str, str], grace: float = 3.0,
-              warm: bool = False) -> RunningJob:
+def start_job(
+    label: str, command: Command, log_path: Path, env: dict[str, str], grace: float = 3.0, warm: bool = False
+) -> RunningJob:
     """Start ``command`` with stdout and stderr going to ``log_path``; never through a shell.
 
     ``warm``: fork a ``python -m`` workload (``command.module``) from the warm launcher; other commands, and
@@ -85,8 +87,15 @@ def start_job(label: str, command: Command, log_path: Path, env: dict[str, str],
             notes = [f"{label} started cold: {exc}"]
     argv = [sys.executable, "-I", _GUARD, str(os.getpid()), str(grace), "--", *command.argv]
     with open(log_path, "ab") as log:
-        popen = subprocess.Popen(argv, cwd=command.cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        popen = subprocess.Popen(
+            argv,
+            cwd=command.cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     return RunningJob(label, command, log_path, popen, time.monotonic(), notes=notes)
 
 

@@ -5,6 +5,7 @@ A job ``(repo, model, hyperparameters)`` becomes an argv exactly as the seed's r
 run with the repository's path as working directory. Unlike the seed's runner, a hyperparameter the
 file does not know is an error (``--lenient``: a recorded warning), never silently dropped.
 """
+
 from __future__ import annotations
 
 import math
@@ -183,17 +184,31 @@ class Registry:
                 got = "missing" if "models" not in data else f"is {describe(data['models'])}, expected an object"
             else:
                 got = f"missing: the file's top level is {type_name(data)}, not an object"
-            raise ConfigError([Problem(str(path), "models", got,
-                                       expected='{"models": {"<repo>": {...}}} as in the seed\'s models_config.json')])
+            raise ConfigError(
+                [
+                    Problem(
+                        str(path),
+                        "models",
+                        got,
+                        expected='{"models": {"<repo>": {...}}} as in the seed\'s models_config.json',
+                    )
+                ]
+            )
         problems += unknown_key_problems(str(path), "", data, "file")
         for name, entry in data["models"].items():
             repo = _parse_repository(str(path), name, entry, base, problems)
             if repo is not None:
                 repos[name] = repo
         if not problems and not repos:
-            problems.append(Problem(str(path), "models", "has no repositories, so no job could run",
-                                    expected='{"models": {"<repo>": {...}}} as in the seed\'s models_config.json',
-                                    fix="add the repositories your settings files name"))
+            problems.append(
+                Problem(
+                    str(path),
+                    "models",
+                    "has no repositories, so no job could run",
+                    expected='{"models": {"<repo>": {...}}} as in the seed\'s models_config.json',
+                    fix="add the repositories your settings files name",
+                )
+            )
         if problems:
             raise ConfigError(problems)
         return cls(path, repos, require_paths)
@@ -212,20 +227,31 @@ class Registry:
         dropped: list[str] = []
         repo = self.repositories.get(job.repo)
         if repo is None:
-            problems.append(Problem(file, f"{where}.repo", f"unknown repository {name_shown(job.repo)} (not in "
-                                    f"{self.file}){non_ascii_note(job.repo)}",
-                                    expected="one of: " + _names(sorted(self.repositories)),
-                                    fix=_did_you_mean(job.repo, self.repositories,
-                                                      "fix the name or register the repository in the models file "
-                                                      "(--models FILE)")))
+            problems.append(
+                Problem(
+                    file,
+                    f"{where}.repo",
+                    f"unknown repository {name_shown(job.repo)} (not in {self.file}){non_ascii_note(job.repo)}",
+                    expected="one of: " + _names(sorted(self.repositories)),
+                    fix=_did_you_mean(
+                        job.repo,
+                        self.repositories,
+                        "fix the name or register the repository in the models file (--models FILE)",
+                    ),
+                )
+            )
             return JobCheck(problems, warnings, (), unknown=True)
         if job.model not in repo.models:
-            problems.append(Problem(file, f"{where}.model",
-                                    f"unknown model {name_shown(job.model)} for repository {name_shown(job.repo)}"
-                                    f"{non_ascii_note(job.model)}",
-                                    expected="one of: " + _names(repo.models),
-                                    fix=_did_you_mean(job.model, repo.models,
-                                                      "fix the name or add the model to the models file")))
+            problems.append(
+                Problem(
+                    file,
+                    f"{where}.model",
+                    f"unknown model {name_shown(job.model)} for repository {name_shown(job.repo)}"
+                    f"{non_ascii_note(job.model)}",
+                    expected="one of: " + _names(repo.models),
+                    fix=_did_you_mean(job.model, repo.models, "fix the name or add the model to the models file"),
+                )
+            )
             return JobCheck(problems, warnings, (), unknown=True)
         if self.require_paths:
             problems.extend(_start_problems(str(self.file), repo))
@@ -236,19 +262,26 @@ class Registry:
                 known = ", ".join(sorted(repo.hyperparameters)) or "(none)"
                 if lenient:
                     dropped.append(name)
-                    warnings.append(f"{file}: {at}: {job.repo} has no hyperparameter {show(name)}; "
-                                    f"dropped (known: {known})")
+                    warnings.append(
+                        f"{file}: {at}: {job.repo} has no hyperparameter {show(name)}; dropped (known: {known})"
+                    )
                 else:
-                    problems.append(Problem(file, at, f"{job.repo} has no hyperparameter {show(name)}, "
-                                                      "so its training script would never see it",
-                                            expected="one of: " + known,
-                                            fix="remove it, add it to the models file, or run with --lenient "
-                                                "to drop it with a recorded warning"))
+                    problems.append(
+                        Problem(
+                            file,
+                            at,
+                            f"{job.repo} has no hyperparameter {show(name)}, so its training script would never see it",
+                            expected="one of: " + known,
+                            fix="remove it, add it to the models file, or run with --lenient "
+                            "to drop it with a recorded warning",
+                        )
+                    )
                 continue
             message = _value_problem(hp, value)
             if message:
-                problems.append(Problem(file, at, message, expected=_expected(hp),
-                                        fix="correct the value in the settings file"))
+                problems.append(
+                    Problem(file, at, message, expected=_expected(hp), fix="correct the value in the settings file")
+                )
         return JobCheck(problems, warnings, tuple(dropped))
 
     def command(self, job: JobConfig) -> Command:
@@ -308,8 +341,10 @@ def _expected(hp: Hyperparameter) -> str:
     if hp.name == BATCH_SIZE:
         return f"an integer from 1 to {_MAX_BATCH_SIZE}"
     if hp.bounds is not None:
-        return (f"{_KIND_WORDS[hp.type]} {hp.bounds.words()}, as the training script checks "
-                f"({hp.bounds.as_written()} in the models file)")
+        return (
+            f"{_KIND_WORDS[hp.type]} {hp.bounds.words()}, as the training script checks "
+            f"({hp.bounds.as_written()} in the models file)"
+        )
     return _KIND_WORDS.get(hp.type, hp.type)
 
 
@@ -337,8 +372,10 @@ def _value_problem(hp: Hyperparameter, value: Any) -> str:
         return f"expected {_KIND_WORDS[hp.type]} {hp.bounds.words()}, got {show(value)}"
     if hp.type == "int":
         if not INT64_MIN <= value <= INT64_MAX:
-            return (f"{show(value)} is beyond a 64-bit integer ({INT64_MIN} to {INT64_MAX}), the most a training "
-                    "script's numbers can hold (torch.manual_seed refuses 2**64)")
+            return (
+                f"{show(value)} is beyond a 64-bit integer ({INT64_MIN} to {INT64_MAX}), the most a training "
+                "script's numbers can hold (torch.manual_seed refuses 2**64)"
+            )
         if value < 0 and not hp.allows_negative:
             return f"{show(value)} is negative"
         if hp.name == BATCH_SIZE and not 1 <= value <= _MAX_BATCH_SIZE:
@@ -358,7 +395,7 @@ def _finite(value: int | float) -> bool:
 #: The kernel's limit on one command-line argument (Linux's MAX_ARG_STRLEN, 32 pages of 4 KiB): a longer one
 #: makes starting the job fail with "Argument list too long".
 MAX_ARGUMENT_BYTES = 131072
-INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _argument_problem(text: str) -> str:
@@ -367,8 +404,10 @@ def _argument_problem(text: str) -> str:
         return f"{show(text)} contains a NUL character, which no command-line argument can carry"
     size = len(text.encode("utf-8", "surrogatepass"))
     if size >= MAX_ARGUMENT_BYTES:
-        return (f"a string of {size:,} bytes: the operating system starts no program with an argument of "
-                f"{MAX_ARGUMENT_BYTES:,} bytes or more")
+        return (
+            f"a string of {size:,} bytes: the operating system starts no program with an argument of "
+            f"{MAX_ARGUMENT_BYTES:,} bytes or more"
+        )
     return ""
 
 
@@ -381,8 +420,7 @@ _SPEC_KEYS = ("flag", "type", "default", "range", "distribution", *BOUND_KEYS)
 #: starts with "_" is a comment at any level.
 ALLOWED_KEYS: dict[str, tuple[str, ...]] = {
     "file": ("models",),
-    "repository": (*_REPO_KEYS, "model_flag", "required_args", "performance_metrics", "model_defaults",
-                   "train_module"),
+    "repository": (*_REPO_KEYS, "model_flag", "required_args", "performance_metrics", "model_defaults", "train_module"),
     "hyperparameter": _SPEC_KEYS,
     "performance_metrics": ("log_patterns",),
 }
@@ -396,11 +434,19 @@ def unknown_key_problems(file: str, at: str, data: dict, level: str) -> list[Pro
         if key in allowed or key.startswith("_"):
             continue
         close = nearest(key, allowed)
-        problems.append(Problem(file, json_path(at, key), f"unknown key {name_shown(key)}, so it would be read as "
-                                "nothing", expected="one of: " + ", ".join(allowed),
-                                fix=(f'did you mean "{close}"? ' if close else "")
-                                + 'correct the key, or start it with "_" if it is a comment'))
+        problems.append(
+            Problem(
+                file,
+                json_path(at, key),
+                f"unknown key {name_shown(key)}, so it would be read as nothing",
+                expected="one of: " + ", ".join(allowed),
+                fix=(f'did you mean "{close}"? ' if close else "")
+                + 'correct the key, or start it with "_" if it is a comment',
+            )
+        )
     return problems
+
+
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _FORMAT_FIX = "see the seed's models_config.json for the format"
 
@@ -410,9 +456,15 @@ def _parse_repository(file: str, name: str, entry: Any, base: Path, problems: li
     if name.startswith("_"):
         return None
     if not isinstance(entry, dict):
-        problems.append(Problem(file, at, f"is {type_name(entry)}, expected an object",
-                                expected='{"path": ..., "train_script": ..., "models": [...], '
-                                         '"supported_hyperparams": {...}}', fix=_FORMAT_FIX))
+        problems.append(
+            Problem(
+                file,
+                at,
+                f"is {type_name(entry)}, expected an object",
+                expected='{"path": ..., "train_script": ..., "models": [...], "supported_hyperparams": {...}}',
+                fix=_FORMAT_FIX,
+            )
+        )
         return None
     problems.extend(unknown_key_problems(file, at, entry, "repository"))
     ok = True
@@ -420,8 +472,16 @@ def _parse_repository(file: str, name: str, entry: Any, base: Path, problems: li
         value = entry.get(key)
         if not isinstance(value, kind) or (kind is str and not value):
             got = "missing" if key not in entry else describe(value)
-            problems.append(Problem(file, f"{at}.{key}", f"{got}, expected a non-empty {type_name(kind())}"
-                                    if kind is str else f"{got}, expected {type_name(kind())}", fix=_FORMAT_FIX))
+            problems.append(
+                Problem(
+                    file,
+                    f"{at}.{key}",
+                    f"{got}, expected a non-empty {type_name(kind())}"
+                    if kind is str
+                    else f"{got}, expected {type_name(kind())}",
+                    fix=_FORMAT_FIX,
+                )
+            )
             ok = False
     if not ok:
         return None
@@ -432,8 +492,14 @@ def _parse_repository(file: str, name: str, entry: Any, base: Path, problems: li
     patterns = _parse_log_patterns(file, f"{at}.performance_metrics", entry.get("performance_metrics", {}), problems)
     module = entry.get("train_module")
     if module is not None and not (isinstance(module, str) and _MODULE_NAME.fullmatch(module)):
-        problems.append(Problem(file, f"{at}.train_module", f"{describe(module)}, expected a dotted module name",
-                                expected='e.g. "gpupair_search.workloads.examples.train", or leave the key out'))
+        problems.append(
+            Problem(
+                file,
+                f"{at}.train_module",
+                f"{describe(module)}, expected a dotted module name",
+                expected='e.g. "gpupair_search.workloads.examples.train", or leave the key out',
+            )
+        )
     path = _repository_path(file, at, entry["path"], base, problems)
     if path is not None:
         _check_train_script(file, at, entry["train_script"], path, problems)
@@ -468,10 +534,16 @@ def _repository_path(file: str, at: str, text: str, base: Path, problems: list[P
         return path
     resolved = base / path
     if not _inside(resolved, base):
-        problems.append(Problem(file, f"{at}.path", f"{show(text)} resolves to {resolved.resolve()}, outside "
-                                f"{base.resolve()} (the directory relative repository paths resolve against)",
-                                expected="a path inside that directory, or an absolute path",
-                                fix="fix the path, or give --repos-root DIR for the directory that holds the clones"))
+        problems.append(
+            Problem(
+                file,
+                f"{at}.path",
+                f"{show(text)} resolves to {resolved.resolve()}, outside "
+                f"{base.resolve()} (the directory relative repository paths resolve against)",
+                expected="a path inside that directory, or an absolute path",
+                fix="fix the path, or give --repos-root DIR for the directory that holds the clones",
+            )
+        )
         return None
     return resolved
 
@@ -480,38 +552,53 @@ def _check_train_script(file: str, at: str, script: str, repo_path: Path, proble
     """A train script runs with the repository as working directory, and must be a file of that repository."""
     resolved = repo_path / script
     if "\0" in script or not _inside(resolved, repo_path):
-        problems.append(Problem(file, f"{at}.train_script", f"{show(script)} resolves to "
-                                f"{resolved.resolve() if chr(0) not in script else show(script)}, outside the "
-                                f"repository {repo_path.resolve()}",
-                                expected="a script inside the repository, e.g. \"./train.sh\"",
-                                fix="fix the script's path, or the repository's \"path\""))
+        problems.append(
+            Problem(
+                file,
+                f"{at}.train_script",
+                f"{show(script)} resolves to "
+                f"{resolved.resolve() if chr(0) not in script else show(script)}, outside the "
+                f"repository {repo_path.resolve()}",
+                expected='a script inside the repository, e.g. "./train.sh"',
+                fix="fix the script's path, or the repository's \"path\"",
+            )
+        )
 
 
 def _start_problems(file: str, repo: Repository) -> list[Problem]:
     """Why a job of ``repo`` could not start on this machine: checked for the jobs a settings file uses (a models
     file may list repositories not cloned here), before anything runs."""
     if not repo.path.is_dir():
-        return [Problem(file, f"{json_path('models', repo.name)}.path",
-                        f"repository {name_shown(repo.name)} is at {repo.path}, which "
-                        f"{'is not a directory' if repo.path.exists() else 'does not exist'}",
-                        expected="the directory of the repository's clone",
-                        fix="clone the repository there, fix its \"path\", or give --repos-root DIR "
-                            "(relative paths resolve against it)")]
+        return [
+            Problem(
+                file,
+                f"{json_path('models', repo.name)}.path",
+                f"repository {name_shown(repo.name)} is at {repo.path}, which "
+                f"{'is not a directory' if repo.path.exists() else 'does not exist'}",
+                expected="the directory of the repository's clone",
+                fix='clone the repository there, fix its "path", or give --repos-root DIR '
+                "(relative paths resolve against it)",
+            )
+        ]
     if repo.train_module:  # run as ``python -m``: the module is what starts, not the train script
         if module_can_start(repo.train_module, repo.path):
             return []
-        return [Problem(file, f"{json_path('models', repo.name)}.train_module",
-                        f"{show(repo.train_module)} of repository {name_shown(repo.name)} cannot be imported by "
-                        f"`python -m` in {repo.path}, so the job would fail to start",
-                        expected="a module importable in the repository's directory (a .py file or package there, "
-                                 "or an installed one)",
-                        fix="correct \"train_module\", install the package, or leave the key out to run "
-                            "\"train_script\"")]
+        return [
+            Problem(
+                file,
+                f"{json_path('models', repo.name)}.train_module",
+                f"{show(repo.train_module)} of repository {name_shown(repo.name)} cannot be imported by "
+                f"`python -m` in {repo.path}, so the job would fail to start",
+                expected="a module importable in the repository's directory (a .py file or package there, "
+                "or an installed one)",
+                fix='correct "train_module", install the package, or leave the key out to run "train_script"',
+            )
+        ]
     script = repo.path / repo.train_script
     by_python = repo.train_script.endswith(".py")
     if script.is_file() and (by_python or os.access(script, os.X_OK)):
         return []
-    fix = "fix \"train_script\" (it is relative to the repository's \"path\") or the \"path\""
+    fix = 'fix "train_script" (it is relative to the repository\'s "path") or the "path"'
     if script.is_file():
         state = "is not executable, and a script whose name does not end in .py is executed directly"
         fix = f"make it executable (chmod +x {script}), or {fix}"
@@ -521,10 +608,16 @@ def _start_problems(file: str, repo: Repository) -> list[Problem]:
         state = "is not a regular file"
     else:
         state = "is a symbolic link to nothing" if script.is_symlink() else "does not exist"
-    return [Problem(file, f"{json_path('models', repo.name)}.train_script",
-                    f"{show(repo.train_script)} of repository {name_shown(repo.name)} is {script}, which {state}",
-                    expected="the repository's training script: a file, executable unless its name ends in .py "
-                             "(run with python)", fix=fix)]
+    return [
+        Problem(
+            file,
+            f"{json_path('models', repo.name)}.train_script",
+            f"{show(repo.train_script)} of repository {name_shown(repo.name)} is {script}, which {state}",
+            expected="the repository's training script: a file, executable unless its name ends in .py "
+            "(run with python)",
+            fix=fix,
+        )
+    ]
 
 
 _MODULES_FOUND: dict[tuple[str, Path], bool] = {}
@@ -554,8 +647,14 @@ def module_can_start(module: str, cwd: Path) -> bool:
     return _MODULES_FOUND[key]
 
 
-def _check_flags(file: str, at: str, hyper: Mapping[str, Hyperparameter], model_flag: Any,
-                 required: Mapping[str, str], problems: list[Problem]) -> None:
+def _check_flags(
+    file: str,
+    at: str,
+    hyper: Mapping[str, Hyperparameter],
+    model_flag: Any,
+    required: Mapping[str, str],
+    problems: list[Problem],
+) -> None:
     """No two arguments of one repository's command share a flag: the script would see one value twice."""
     owners: dict[str, str] = {}
     if isinstance(model_flag, str):
@@ -567,25 +666,43 @@ def _check_flags(file: str, at: str, hyper: Mapping[str, Hyperparameter], model_
     for hp in hyper.values():
         where = json_path("supported_hyperparams", hp.name)
         if hp.flag in owners:
-            problems.append(Problem(file, f"{json_path(f'{at}.supported_hyperparams', hp.name)}.flag",
-                                    f"flag {show(hp.flag)} is also the flag of {owners[hp.flag]}: the training script "
-                                    "would get both values and keep one",
-                                    expected="a flag of its own for every hyperparameter",
-                                    fix="correct the flag (see the script's --help)"))
+            problems.append(
+                Problem(
+                    file,
+                    f"{json_path(f'{at}.supported_hyperparams', hp.name)}.flag",
+                    f"flag {show(hp.flag)} is also the flag of {owners[hp.flag]}: the training script "
+                    "would get both values and keep one",
+                    expected="a flag of its own for every hyperparameter",
+                    fix="correct the flag (see the script's --help)",
+                )
+            )
         else:
             owners[hp.flag] = where
 
 
-def _parse_model_defaults(file: str, at: str, value: Any, models: tuple[str, ...],
-                          problems: list[Problem]) -> dict[str, dict[str, Any]]:
+def _parse_model_defaults(
+    file: str, at: str, value: Any, models: tuple[str, ...], problems: list[Problem]
+) -> dict[str, dict[str, Any]]:
     if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-        problems.append(Problem(file, f"{at}.model_defaults", f"is {type_name(value)}, expected an object of objects",
-                                expected='{"pcb": {"batch_size": 32}}'))
+        problems.append(
+            Problem(
+                file,
+                f"{at}.model_defaults",
+                f"is {type_name(value)}, expected an object of objects",
+                expected='{"pcb": {"batch_size": 32}}',
+            )
+        )
         return {}
     unknown = [m for m in value if m not in models]
     if unknown:
-        problems.append(Problem(file, json_path(f"{at}.model_defaults", unknown[0]), "names a model the entry does not list",
-                                expected="one of: " + ", ".join(models)))
+        problems.append(
+            Problem(
+                file,
+                json_path(f"{at}.model_defaults", unknown[0]),
+                "names a model the entry does not list",
+                expected="one of: " + ", ".join(models),
+            )
+        )
     return {m: dict(v) for m, v in value.items()}
 
 
@@ -600,34 +717,68 @@ def _flag_problem(flag: str) -> str:
     if _FLAG.fullmatch(flag):
         return ""
     if flag.startswith("-") and "=" in flag:
-        return (f"flag {show(flag)} contains \"=\": the value is passed as the next argument, so the script "
-                f"would get {show(flag)} and the value apart, which argparse refuses")
+        return (
+            f'flag {show(flag)} contains "=": the value is passed as the next argument, so the script '
+            f"would get {show(flag)} and the value apart, which argparse refuses"
+        )
     if any(c.isspace() for c in flag):
         return f"flag {show(flag)} contains white space: it is passed as one argument, which no option matches"
     if not flag.startswith("-"):
-        return f"flag {show(flag)} does not start with \"-\", so argparse would read it as a positional argument"
+        return f'flag {show(flag)} does not start with "-", so argparse would read it as a positional argument'
     return f"flag {show(flag)} is not an option name argparse accepts"
 
 
 def _parse_models(file: str, at: str, models: list, model_flag: Any, problems: list[Problem]) -> tuple[str, ...]:
     if not models:
-        problems.append(Problem(file, f"{at}.models", "is empty, expected at least one model name",
-                                expected='e.g. ["default"] or ["resnet20", "resnet32"]', fix=_FORMAT_FIX))
+        problems.append(
+            Problem(
+                file,
+                f"{at}.models",
+                "is empty, expected at least one model name",
+                expected='e.g. ["default"] or ["resnet20", "resnet32"]',
+                fix=_FORMAT_FIX,
+            )
+        )
     for i, model in enumerate(models):
         if not isinstance(model, str) or not model:
-            problems.append(Problem(file, f"{at}.models[{i}]", f"{describe(model)}, "
-                                    "expected a non-empty model name", expected='e.g. "resnet20"'))
+            problems.append(
+                Problem(
+                    file,
+                    f"{at}.models[{i}]",
+                    f"{describe(model)}, expected a non-empty model name",
+                    expected='e.g. "resnet20"',
+                )
+            )
     if model_flag is not None and (not isinstance(model_flag, str) or not model_flag):
-        problems.append(Problem(file, f"{at}.model_flag", f"is {describe(model_flag)}, "
-                                "expected a non-empty string", expected='e.g. "-n"'))
+        problems.append(
+            Problem(
+                file,
+                f"{at}.model_flag",
+                f"is {describe(model_flag)}, expected a non-empty string",
+                expected='e.g. "-n"',
+            )
+        )
     elif isinstance(model_flag, str) and _flag_problem(model_flag):
-        problems.append(Problem(file, f"{at}.model_flag", _flag_problem(model_flag), expected=_FLAG_EXPECTED,
-                                fix="correct the flag (see the script's --help)"))
+        problems.append(
+            Problem(
+                file,
+                f"{at}.model_flag",
+                _flag_problem(model_flag),
+                expected=_FLAG_EXPECTED,
+                fix="correct the flag (see the script's --help)",
+            )
+        )
     elif model_flag is None and len(models) > 1:
-        problems.append(Problem(file, f"{at}.model_flag", f"missing, but there are {len(models)} models: "
-                                "without it the training script is never told which one to train",
-                                expected='the flag that selects the model, e.g. "-n"',
-                                fix='add "model_flag" to the repository entry'))
+        problems.append(
+            Problem(
+                file,
+                f"{at}.model_flag",
+                f"missing, but there are {len(models)} models: "
+                "without it the training script is never told which one to train",
+                expected='the flag that selects the model, e.g. "-n"',
+                fix='add "model_flag" to the repository entry',
+            )
+        )
     return tuple(m for m in models if isinstance(m, str))
 
 
@@ -636,8 +787,15 @@ def _parse_hyperparameters(file: str, at: str, specs: dict, problems: list[Probl
     for hp_name, spec in specs.items():
         hp_at = json_path(at, hp_name)
         if not isinstance(spec, dict):
-            problems.append(Problem(file, hp_at, f"is {type_name(spec)}, expected an object",
-                                    expected='{"flag": "--lr", "type": "float", "default": 0.1}', fix=_FORMAT_FIX))
+            problems.append(
+                Problem(
+                    file,
+                    hp_at,
+                    f"is {type_name(spec)}, expected an object",
+                    expected='{"flag": "--lr", "type": "float", "default": 0.1}',
+                    fix=_FORMAT_FIX,
+                )
+            )
             continue
         unknown = unknown_key_problems(file, hp_at, spec, "hyperparameter")
         if unknown:
@@ -646,36 +804,83 @@ def _parse_hyperparameters(file: str, at: str, specs: dict, problems: list[Probl
         flag = spec.get("flag")
         if not isinstance(flag, str) or not flag:
             got = "missing" if "flag" not in spec else describe(flag)
-            problems.append(Problem(file, f"{hp_at}.flag", f"{got}, expected a non-empty string",
-                                    expected='e.g. "--lr"', fix=_FORMAT_FIX))
+            problems.append(
+                Problem(
+                    file,
+                    f"{hp_at}.flag",
+                    f"{got}, expected a non-empty string",
+                    expected='e.g. "--lr"',
+                    fix=_FORMAT_FIX,
+                )
+            )
             continue
         if _flag_problem(flag):
-            problems.append(Problem(file, f"{hp_at}.flag", _flag_problem(flag), expected=_FLAG_EXPECTED,
-                                    fix="correct the flag (see the script's --help)"))
+            problems.append(
+                Problem(
+                    file,
+                    f"{hp_at}.flag",
+                    _flag_problem(flag),
+                    expected=_FLAG_EXPECTED,
+                    fix="correct the flag (see the script's --help)",
+                )
+            )
             continue
         kind = spec.get("type", "str")
         if kind not in ("int", "float", "str", "bool"):
-            problems.append(Problem(file, f"{hp_at}.type", f"unknown type {show(kind)}",
-                                    expected='"int", "float", "str" or "bool"', fix=_FORMAT_FIX))
+            problems.append(
+                Problem(
+                    file,
+                    f"{hp_at}.type",
+                    f"unknown type {show(kind)}",
+                    expected='"int", "float", "str" or "bool"',
+                    fix=_FORMAT_FIX,
+                )
+            )
             continue
         if hp_name == BATCH_SIZE and kind != "int":
-            problems.append(Problem(file, f"{hp_at}.type", f"batch size of type {show(kind)}",
-                                    expected='"int": batch sizes are whole numbers', fix='set "type": "int"'))
+            problems.append(
+                Problem(
+                    file,
+                    f"{hp_at}.type",
+                    f"batch size of type {show(kind)}",
+                    expected='"int": batch sizes are whole numbers',
+                    fix='set "type": "int"',
+                )
+            )
             continue
         default = spec.get("default")
         if default is not None and _type_problem(kind, default):
-            problems.append(Problem(file, f"{hp_at}.default", _type_problem(kind, default),
-                                    expected=f"a value of type {kind} (the hyperparameter's \"type\")",
-                                    fix="correct the default or the type"))
+            problems.append(
+                Problem(
+                    file,
+                    f"{hp_at}.default",
+                    _type_problem(kind, default),
+                    expected=f'a value of type {kind} (the hyperparameter\'s "type")',
+                    fix="correct the default or the type",
+                )
+            )
             continue
         if kind == "int" and default is not None and not INT64_MIN <= default <= INT64_MAX:
-            problems.append(Problem(file, f"{hp_at}.default", f"{show(default)} is beyond a 64-bit integer",
-                                    expected=f"an integer from {INT64_MIN} to {INT64_MAX}", fix="correct the default"))
+            problems.append(
+                Problem(
+                    file,
+                    f"{hp_at}.default",
+                    f"{show(default)} is beyond a 64-bit integer",
+                    expected=f"an integer from {INT64_MIN} to {INT64_MAX}",
+                    fix="correct the default",
+                )
+            )
             continue
         if hp_name == BATCH_SIZE and default is not None and not 1 <= default <= _MAX_BATCH_SIZE:
-            problems.append(Problem(file, f"{hp_at}.default", f"batch size {show(default)} is out of range",
-                                    expected=f"an integer from 1 to {_MAX_BATCH_SIZE}, the script's own default",
-                                    fix="correct the default"))
+            problems.append(
+                Problem(
+                    file,
+                    f"{hp_at}.default",
+                    f"batch size {show(default)} is out of range",
+                    expected=f"an integer from 1 to {_MAX_BATCH_SIZE}, the script's own default",
+                    fix="correct the default",
+                )
+            )
             continue
         bounds = _parse_range(file, hp_at, hp_name, kind, spec, problems)
         if bounds is False:
@@ -683,10 +888,13 @@ def _parse_hyperparameters(file: str, at: str, specs: dict, problems: list[Probl
         accepted = _parse_bounds(file, hp_at, kind, spec, problems)
         if accepted is False or not _within_bounds(file, hp_at, default, bounds, accepted, problems):
             continue
-        negative = any(isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0
-                       for v in [default, *(bounds or ()), accepted.low if accepted else None])
-        hyper[hp_name] = Hyperparameter(hp_name, flag, kind, default, negative, bounds or None,
-                                        spec.get("distribution", "uniform"), accepted)
+        negative = any(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0
+            for v in [default, *(bounds or ()), accepted.low if accepted else None]
+        )
+        hyper[hp_name] = Hyperparameter(
+            hp_name, flag, kind, default, negative, bounds or None, spec.get("distribution", "uniform"), accepted
+        )
     return hyper
 
 
@@ -699,143 +907,288 @@ def _parse_bounds(file: str, at: str, kind: str, spec: dict, problems: list[Prob
     if not given:
         return None if len(problems) == count else False
     if kind not in ("int", "float"):
-        problems.append(Problem(file, json_path(at, next(iter(given))), f"a bound on a hyperparameter of type "
-                                f"{show(kind)}", expected="bounds only on \"int\" and \"float\" hyperparameters",
-                                fix="remove the bound"))
+        problems.append(
+            Problem(
+                file,
+                json_path(at, next(iter(given))),
+                f"a bound on a hyperparameter of type {show(kind)}",
+                expected='bounds only on "int" and "float" hyperparameters',
+                fix="remove the bound",
+            )
+        )
         return False
     for key, value in given.items():
         values = value if key == "excluded" and isinstance(value, list) else [value]
         if key == "excluded" and not isinstance(value, list):
-            problems.append(Problem(file, f"{at}.excluded", f"is {describe(value)}",
-                                    expected="a list of the values the script refuses, e.g. [0]",
-                                    fix="correct the bound"))
+            problems.append(
+                Problem(
+                    file,
+                    f"{at}.excluded",
+                    f"is {describe(value)}",
+                    expected="a list of the values the script refuses, e.g. [0]",
+                    fix="correct the bound",
+                )
+            )
         for i, v in enumerate(values):
             if _type_problem(kind, v) or not _finite(v):
                 where = f"{at}.excluded[{i}]" if key == "excluded" else f"{at}.{key}"
-                problems.append(Problem(file, where, f"is {describe(v)}",
-                                        expected=f"{'an integer' if kind == 'int' else 'a finite number'}, "
-                                                 f"the hyperparameter's \"type\"", fix="correct the bound"))
+                problems.append(
+                    Problem(
+                        file,
+                        where,
+                        f"is {describe(v)}",
+                        expected=f"{'an integer' if kind == 'int' else 'a finite number'}, "
+                        f'the hyperparameter\'s "type"',
+                        fix="correct the bound",
+                    )
+                )
     for one, other in (("min", "exclusive_min"), ("max", "exclusive_max")):
         if one in given and other in given:
-            problems.append(Problem(file, f"{at}.{other}", f"is given with \"{one}\": two bounds on one side",
-                                    expected=f'either "{one}" (inclusive) or "{other}"', fix="remove one of them"))
+            problems.append(
+                Problem(
+                    file,
+                    f"{at}.{other}",
+                    f'is given with "{one}": two bounds on one side',
+                    expected=f'either "{one}" (inclusive) or "{other}"',
+                    fix="remove one of them",
+                )
+            )
     if len(problems) > count:
         return False
     low, high = given.get("min", given.get("exclusive_min")), given.get("max", given.get("exclusive_max"))
-    accepted = Bounds(low, high, low_inclusive="exclusive_min" not in given,
-                      high_inclusive="exclusive_max" not in given, excluded=tuple(given.get("excluded", ())))
-    if low is not None and high is not None and (
-            low > high or (low == high and not (accepted.low_inclusive and accepted.high_inclusive))):
-        problems.append(Problem(file, f"{at}.{'max' if accepted.high_inclusive else 'exclusive_max'}",
-                                f"no value is {accepted.words()}",
-                                expected="a lower bound below the upper bound", fix="swap or correct the bounds"))
+    accepted = Bounds(
+        low,
+        high,
+        low_inclusive="exclusive_min" not in given,
+        high_inclusive="exclusive_max" not in given,
+        excluded=tuple(given.get("excluded", ())),
+    )
+    if (
+        low is not None
+        and high is not None
+        and (low > high or (low == high and not (accepted.low_inclusive and accepted.high_inclusive)))
+    ):
+        problems.append(
+            Problem(
+                file,
+                f"{at}.{'max' if accepted.high_inclusive else 'exclusive_max'}",
+                f"no value is {accepted.words()}",
+                expected="a lower bound below the upper bound",
+                fix="swap or correct the bounds",
+            )
+        )
         return False
     return accepted
 
 
-def _within_bounds(file: str, at: str, default: Any, drawn: tuple[float, float] | None, accepted: Bounds | None,
-                   problems: list[Problem]) -> bool:
+def _within_bounds(
+    file: str,
+    at: str,
+    default: Any,
+    drawn: tuple[float, float] | None,
+    accepted: Bounds | None,
+    problems: list[Problem],
+) -> bool:
     """The script's own default, and the ends of the mutation range, must be values the script accepts."""
     if accepted is None:
         return True
     if default is not None and not accepted.admits(default):
-        problems.append(Problem(file, f"{at}.default", f"the default {show(default)} is not {accepted.words()}, "
-                                "so the bounds would refuse the script's own default",
-                                expected=f"bounds ({accepted.as_written()}) that admit the default",
-                                fix="correct the bounds or the default"))
+        problems.append(
+            Problem(
+                file,
+                f"{at}.default",
+                f"the default {show(default)} is not {accepted.words()}, "
+                "so the bounds would refuse the script's own default",
+                expected=f"bounds ({accepted.as_written()}) that admit the default",
+                fix="correct the bounds or the default",
+            )
+        )
         return False
     if drawn is not None and not all(accepted.admits(v) for v in drawn):
-        problems.append(Problem(file, f"{at}.range", f"{show(list(drawn))} reaches values that are not "
-                                f"{accepted.words()}, so a mutation run could draw a value the script refuses",
-                                expected=f"a range inside the bounds ({accepted.as_written()})",
-                                fix="narrow the range or correct the bounds"))
+        problems.append(
+            Problem(
+                file,
+                f"{at}.range",
+                f"{show(list(drawn))} reaches values that are not "
+                f"{accepted.words()}, so a mutation run could draw a value the script refuses",
+                expected=f"a range inside the bounds ({accepted.as_written()})",
+                fix="narrow the range or correct the bounds",
+            )
+        )
         return False
     return True
 
 
-def _parse_range(file: str, at: str, name: str, kind: str, spec: dict,
-                 problems: list[Problem]) -> tuple[float, float] | None | bool:
+def _parse_range(
+    file: str, at: str, name: str, kind: str, spec: dict, problems: list[Problem]
+) -> tuple[float, float] | None | bool:
     """The mutation ``range`` [low, high] (None when absent); False, with a problem, when it is unusable (the seed's
     runner would fail on it when drawing a value)."""
     if "range" not in spec:
         return None
     bounds, distribution = spec["range"], spec.get("distribution", "uniform")
-    numbers = isinstance(bounds, list) and len(bounds) == 2 and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v) for v in bounds)
+    numbers = (
+        isinstance(bounds, list)
+        and len(bounds) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v) for v in bounds)
+    )
     if not numbers or (kind == "int" and not all(isinstance(v, int) for v in bounds)) or kind not in ("int", "float"):
-        problems.append(Problem(file, f"{at}.range", f"is {describe(bounds)}",
-                                expected=f"[low, high], two {'integers' if kind == 'int' else 'numbers'}" if kind in (
-                                    "int", "float") else "no range: only int and float hyperparameters are drawn",
-                                fix="correct the range"))
+        problems.append(
+            Problem(
+                file,
+                f"{at}.range",
+                f"is {describe(bounds)}",
+                expected=f"[low, high], two {'integers' if kind == 'int' else 'numbers'}"
+                if kind in ("int", "float")
+                else "no range: only int and float hyperparameters are drawn",
+                fix="correct the range",
+            )
+        )
         return False
     low, high = bounds
     if low > high:
-        problems.append(Problem(file, f"{at}.range", f"low {show(low)} is above high {show(high)}",
-                                expected="[low, high] with low <= high", fix="swap the bounds"))
+        problems.append(
+            Problem(
+                file,
+                f"{at}.range",
+                f"low {show(low)} is above high {show(high)}",
+                expected="[low, high] with low <= high",
+                fix="swap the bounds",
+            )
+        )
         return False
     if distribution not in _DISTRIBUTIONS:
-        problems.append(Problem(file, f"{at}.distribution", f"unknown distribution {show(distribution)}",
-                                expected=" or ".join(f'"{d}"' for d in _DISTRIBUTIONS), fix="correct the distribution"))
+        problems.append(
+            Problem(
+                file,
+                f"{at}.distribution",
+                f"unknown distribution {show(distribution)}",
+                expected=" or ".join(f'"{d}"' for d in _DISTRIBUTIONS),
+                fix="correct the distribution",
+            )
+        )
         return False
     if distribution == "log_uniform" and low <= 0:
-        problems.append(Problem(file, f"{at}.range", f"low {show(low)} with a log_uniform distribution",
-                                expected="a low bound above 0 (log_uniform draws on a log scale)",
-                                fix='raise the low bound or use "distribution": "uniform"'))
+        problems.append(
+            Problem(
+                file,
+                f"{at}.range",
+                f"low {show(low)} with a log_uniform distribution",
+                expected="a low bound above 0 (log_uniform draws on a log scale)",
+                fix='raise the low bound or use "distribution": "uniform"',
+            )
+        )
         return False
     if name == BATCH_SIZE and not (low >= 1 and high <= _MAX_BATCH_SIZE):
-        problems.append(Problem(file, f"{at}.range", f"batch sizes {show(low)} to {show(high)} are out of range",
-                                expected=f"batch sizes from 1 to {_MAX_BATCH_SIZE}", fix="correct the range"))
+        problems.append(
+            Problem(
+                file,
+                f"{at}.range",
+                f"batch sizes {show(low)} to {show(high)} are out of range",
+                expected=f"batch sizes from 1 to {_MAX_BATCH_SIZE}",
+                fix="correct the range",
+            )
+        )
         return False
     return float(low) if kind == "float" else low, float(high) if kind == "float" else high
 
 
 def _parse_required_args(file: str, at: str, required: Any, problems: list[Problem]) -> dict[str, str]:
     if not isinstance(required, dict):
-        problems.append(Problem(file, at, f"is {type_name(required)}, expected an object of strings",
-                                expected='{"dataset": "-d d2a"}', fix=_FORMAT_FIX))
+        problems.append(
+            Problem(
+                file,
+                at,
+                f"is {type_name(required)}, expected an object of strings",
+                expected='{"dataset": "-d d2a"}',
+                fix=_FORMAT_FIX,
+            )
+        )
         return {}
     for key, value in required.items():
         if not isinstance(value, str):
-            problems.append(Problem(file, json_path(at, key), f"{describe(value)}, expected a string",
-                                    expected='arguments as typed in a shell, e.g. "-d d2a"'))
+            problems.append(
+                Problem(
+                    file,
+                    json_path(at, key),
+                    f"{describe(value)}, expected a string",
+                    expected='arguments as typed in a shell, e.g. "-d d2a"',
+                )
+            )
             continue
         try:
             shlex.split(value)
         except ValueError as exc:
-            problems.append(Problem(file, json_path(at, key), f"cannot be split into arguments: {exc}",
-                                    expected='arguments as typed in a shell, e.g. "-d d2a"',
-                                    fix="close the quotation or escape the quote character"))
+            problems.append(
+                Problem(
+                    file,
+                    json_path(at, key),
+                    f"cannot be split into arguments: {exc}",
+                    expected='arguments as typed in a shell, e.g. "-d d2a"',
+                    fix="close the quotation or escape the quote character",
+                )
+            )
     return required
 
 
 def _parse_log_patterns(file: str, at: str, metrics: Any, problems: list[Problem]) -> dict[str, str]:
     if not isinstance(metrics, dict):
-        problems.append(Problem(file, at, f"is {type_name(metrics)}, expected an object",
-                                expected='{"log_patterns": {"<metric>": "<regular expression>"}}', fix=_FORMAT_FIX))
+        problems.append(
+            Problem(
+                file,
+                at,
+                f"is {type_name(metrics)}, expected an object",
+                expected='{"log_patterns": {"<metric>": "<regular expression>"}}',
+                fix=_FORMAT_FIX,
+            )
+        )
         return {}
     problems.extend(unknown_key_problems(file, at, metrics, "performance_metrics"))
     patterns = metrics.get("log_patterns", {})
     if not isinstance(patterns, dict):
-        problems.append(Problem(file, f"{at}.log_patterns", f"is {type_name(patterns)}, expected an object",
-                                expected='{"<metric>": "<regular expression>"}', fix=_FORMAT_FIX))
+        problems.append(
+            Problem(
+                file,
+                f"{at}.log_patterns",
+                f"is {type_name(patterns)}, expected an object",
+                expected='{"<metric>": "<regular expression>"}',
+                fix=_FORMAT_FIX,
+            )
+        )
         return {}
     for metric, pattern in patterns.items():
         where = json_path(f"{at}.log_patterns", metric)
         if not isinstance(pattern, str):
-            problems.append(Problem(file, where, f"{describe(pattern)}, expected a string",
-                                    expected="a regular expression with one group, the metric's value"))
+            problems.append(
+                Problem(
+                    file,
+                    where,
+                    f"{describe(pattern)}, expected a string",
+                    expected="a regular expression with one group, the metric's value",
+                )
+            )
             continue
         try:
             compiled = re.compile(pattern)
         except (re.error, OverflowError, RecursionError, ValueError) as exc:
-            problems.append(Problem(file, where, f"not a valid regular expression: {exc}",
-                                    expected="a Python regular expression with one group, the metric's value",
-                                    fix="fix the pattern (escape backslashes twice in JSON)"))
+            problems.append(
+                Problem(
+                    file,
+                    where,
+                    f"not a valid regular expression: {exc}",
+                    expected="a Python regular expression with one group, the metric's value",
+                    fix="fix the pattern (escape backslashes twice in JSON)",
+                )
+            )
             continue
         if compiled.groups != 1:
-            problems.append(Problem(file, where, f"the pattern has {compiled.groups} capturing groups, so no single "
-                                    "value can be read from a match",
-                                    expected="exactly one capturing group, the metric's value, e.g. "
-                                             "\"Accuracy[:\\\\s]+([0-9.]+)\"",
-                                    fix="make the other groups non-capturing: (?:...)"))
+            problems.append(
+                Problem(
+                    file,
+                    where,
+                    f"the pattern has {compiled.groups} capturing groups, so no single value can be read from a match",
+                    expected='exactly one capturing group, the metric\'s value, e.g. "Accuracy[:\\\\s]+([0-9.]+)"',
+                    fix="make the other groups non-capturing: (?:...)",
+                )
+            )
     return patterns

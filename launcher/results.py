@@ -4,6 +4,7 @@
 background_logs/run_N.log}`` and the run's ``summary.csv``. Directories are created exclusively and files
 are written atomically (temp file + rename), so a new run never overwrites an earlier one.
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,14 +26,31 @@ from gpupair_search.launcher.pair_runner import PairResult
 from gpupair_search.launcher.spec import PairSpec
 
 SUMMARY_COLUMNS = [
-    "experiment_id", "group", "foreground", "background", "foreground_batch_size", "background_batch_size",
-    "outcome", "training_success", "foreground_peak_mib", "background_peak_mib", "concurrent_peak_mib",
-    "sum_of_peaks_mib", "foreground_duration_s", "gpu_energy_j", "background_runs", "simulated", "memory_measured_as",
+    "experiment_id",
+    "group",
+    "foreground",
+    "background",
+    "foreground_batch_size",
+    "background_batch_size",
+    "outcome",
+    "training_success",
+    "foreground_peak_mib",
+    "background_peak_mib",
+    "concurrent_peak_mib",
+    "sum_of_peaks_mib",
+    "foreground_duration_s",
+    "gpu_energy_j",
+    "background_runs",
+    "simulated",
+    "memory_measured_as",
     "error_message",
 ]
 #: What the memory columns of a row are, by the device's kind: never a CPU number read as GPU memory.
-MEASURED_AS = {"nvidia": "GPU memory (NVML, per process)", "cpu": "host memory (RSS), CPU device: not GPU memory",
-               "simulated": "SIMULATED: predicted from memory profiles, nothing ran"}
+MEASURED_AS = {
+    "nvidia": "GPU memory (NVML, per process)",
+    "cpu": "host memory (RSS), CPU device: not GPU memory",
+    "simulated": "SIMULATED: predicted from memory profiles, nothing ran",
+}
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -54,8 +72,10 @@ def ensure_results_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ResultsDirError(f"{path}: cannot create the results directory: {exc.strerror or exc}. "
-                              "Choose a writable place with --results DIR.") from None
+        raise ResultsDirError(
+            f"{path}: cannot create the results directory: {exc.strerror or exc}. "
+            "Choose a writable place with --results DIR."
+        ) from None
     return path
 
 
@@ -69,15 +89,17 @@ def _mkdir_exclusive(base: Path, names: Iterable[str], what: str) -> Path:
         except FileExistsError:
             continue
         except OSError as exc:
-            raise ResultsDirError(f"{base}: cannot create {what}: {exc.strerror}. "
-                                  "Choose a writable place with --results DIR.") from None
+            raise ResultsDirError(
+                f"{base}: cannot create {what}: {exc.strerror}. Choose a writable place with --results DIR."
+            ) from None
     raise ResultsDirError(f"{base}: too many directories for {what}")
 
 
 def new_run_dir(root: Path) -> Path:
     name = datetime.now().strftime("run_%Y%m%d_%H%M%S")
-    return _mkdir_exclusive(Path(root), (name if n == 1 else f"{name}_{n}" for n in range(1, 10000)),
-                            "a results directory")
+    return _mkdir_exclusive(
+        Path(root), (name if n == 1 else f"{name}_{n}" for n in range(1, 10000)), "a results directory"
+    )
 
 
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._+-]+")
@@ -95,8 +117,10 @@ def safe_name(text: str) -> str:
 def new_pair_dir(run_dir: Path, pair: PairSpec) -> Path:
     """``<repo>_<model>_parallel_NNN``, NNN counting pairs of the same foreground within the run; the names
     sanitised (:func:`safe_name`), so the directory is always a direct child of ``run_dir``."""
-    stem = (f"{safe_name(pair.foreground.repo)}_{safe_name(pair.foreground.model)}_"
-            f"{'parallel' if pair.background else 'solo'}")
+    stem = (
+        f"{safe_name(pair.foreground.repo)}_{safe_name(pair.foreground.model)}_"
+        f"{'parallel' if pair.background else 'solo'}"
+    )
     return _mkdir_exclusive(run_dir, (f"{stem}_{n:03d}" for n in range(1, 1000)), "a pair directory")
 
 
@@ -110,7 +134,9 @@ def experiment_record(result: PairResult, pair_dir: Path) -> dict[str, Any]:
         "timestamp": datetime.now().isoformat(timespec="seconds"),
         "mode": "parallel" if bg else "default",
         "foreground": {
-            "repository": fg.repo, "model": fg.model, "hyperparameters": dict(fg.hyperparameters),
+            "repository": fg.repo,
+            "model": fg.model,
+            "hyperparameters": dict(fg.hyperparameters),
             "duration_seconds": result.foreground_duration_s,
             "energy_metrics": asdict(result.energy),
             "performance_metrics": result.performance_metrics,
@@ -133,13 +159,21 @@ def experiment_record(result: PairResult, pair_dir: Path) -> dict[str, Any]:
         "window": asdict(result.window) if result.window else None,  # named as on the trial (search/trial_record.py)
         #: how each job's memory was probed and whether its evaluation pass was part of it (probe_events.py)
         "probe": result.probe,
-        "time": {"jobs_s": result.jobs_s, "outside_jobs_s": result.outside_jobs_s,
-                 "background_ready_by": result.background_ready_by},
+        "time": {
+            "jobs_s": result.jobs_s,
+            "outside_jobs_s": result.outside_jobs_s,
+            "background_ready_by": result.background_ready_by,
+        },
     }
     if bg:
-        record["background"] = {"repository": bg.repo, "model": bg.model, "hyperparameters": dict(bg.hyperparameters),
-                                "log_directory": str(pair_dir / "background_logs"), "runs": result.background_runs,
-                                "coverage_of_foreground_window": result.background_coverage}
+        record["background"] = {
+            "repository": bg.repo,
+            "model": bg.model,
+            "hyperparameters": dict(bg.hyperparameters),
+            "log_directory": str(pair_dir / "background_logs"),
+            "runs": result.background_runs,
+            "coverage_of_foreground_window": result.background_coverage,
+        }
     return record
 
 
@@ -154,15 +188,22 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
 def summary_row(result: PairResult, experiment_id: str) -> dict[str, Any]:
     m = result.memory
     return {
-        "experiment_id": experiment_id, "group": result.pair.group, "foreground": result.foreground.key,
+        "experiment_id": experiment_id,
+        "group": result.pair.group,
+        "foreground": result.foreground.key,
         "background": result.background.key if result.background else "",
         "foreground_batch_size": result.batch_sizes.get("foreground"),
         "background_batch_size": result.batch_sizes.get("background"),
-        "outcome": result.outcome.value, "training_success": result.outcome is Outcome.OK,
-        "foreground_peak_mib": round(m.foreground_peak_mib, 1), "background_peak_mib": round(m.background_peak_mib, 1),
-        "concurrent_peak_mib": round(m.concurrent_peak_mib, 1), "sum_of_peaks_mib": round(m.sum_of_peaks_mib, 1),
-        "foreground_duration_s": result.foreground_duration_s, "gpu_energy_j": result.energy.gpu_energy_j,
-        "background_runs": result.background_runs, "simulated": result.simulated,
+        "outcome": result.outcome.value,
+        "training_success": result.outcome is Outcome.OK,
+        "foreground_peak_mib": round(m.foreground_peak_mib, 1),
+        "background_peak_mib": round(m.background_peak_mib, 1),
+        "concurrent_peak_mib": round(m.concurrent_peak_mib, 1),
+        "sum_of_peaks_mib": round(m.sum_of_peaks_mib, 1),
+        "foreground_duration_s": result.foreground_duration_s,
+        "gpu_energy_j": result.energy.gpu_energy_j,
+        "background_runs": result.background_runs,
+        "simulated": result.simulated,
         "memory_measured_as": MEASURED_AS.get(str(result.device.get("kind")), str(result.device.get("kind"))),
         "error_message": result.error_message,
     }
@@ -180,7 +221,9 @@ def write_pair_results(result: PairResult, pair_dir: Path) -> Path:
         existing = [r for r in existing if r.get("experiment_id") != pair_dir.name]
         atomic_write(summary, _csv(existing + [summary_row(result, pair_dir.name)], SUMMARY_COLUMNS))
     except OSError as exc:
-        raise ResultsDirError(f"{pair_dir}: cannot write results: {exc.strerror or exc}. The measurement is kept "
-                              "in the study storage; free space or fix permissions and run again.") from None
+        raise ResultsDirError(
+            f"{pair_dir}: cannot write results: {exc.strerror or exc}. The measurement is kept "
+            "in the study storage; free space or fix permissions and run again."
+        ) from None
     result.result_dir = pair_dir
     return pair_dir

@@ -5,6 +5,7 @@ For the same reason decimal units are refused: a card sold as "8 GB" has 8 GiB, 
 are MiB, but 8 GB in bytes is 7,629 MiB. Taken at its word, ``--gpu-memory 8GB`` would run the study on a card
 7% smaller than the user's; taken as binary, ``7.5GB`` from a spec sheet would be 7% larger. Only the user knows.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,15 +42,19 @@ def parse_size_mib(text: str | float | int) -> float:
         raise ValueError(f"{text!r} has no unit: is it MiB or GiB? ({_FORMS})")
     if unit in _DECIMAL:
         binary, decimal = float(number) * _UNITS[unit[0]], float(number) * _DECIMAL[unit]
-        raise ValueError(f"{text!r} is ambiguous: in binary units (how GPU memory is sold and how nvidia-smi counts "
-                         f"it) it is {format_mib(binary)}, in powers of ten {format_mib(decimal)}. Write "
-                         f"{number}{match.group(2)[0].upper()}iB for the first or {round(decimal)}MiB for the second")
+        raise ValueError(
+            f"{text!r} is ambiguous: in binary units (how GPU memory is sold and how nvidia-smi counts "
+            f"it) it is {format_mib(binary)}, in powers of ten {format_mib(decimal)}. Write "
+            f"{number}{match.group(2)[0].upper()}iB for the first or {round(decimal)}MiB for the second"
+        )
     if unit not in _UNITS:
         raise ValueError(f"{text!r}: unknown unit {match.group(2)!r} (KiB, MiB, GiB or TiB; K, M, G or T alike)")
     mib = float(number) * _UNITS[unit]
     if not math.isfinite(mib) or not MIN_MIB <= mib <= MAX_MIB:
-        raise ValueError(f"{text!r} is {'not finite' if not math.isfinite(mib) else format_mib(mib)}: a memory size "
-                         f"must be from 1 MiB to 16 TiB")
+        raise ValueError(
+            f"{text!r} is {'not finite' if not math.isfinite(mib) else format_mib(mib)}: a memory size "
+            f"must be from 1 MiB to 16 TiB"
+        )
     return mib
 
 

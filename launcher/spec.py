@@ -1,4 +1,5 @@
 """Records that describe what to run: one job, and one foreground/background pair."""
+
 from __future__ import annotations
 
 import re

@@ -13,6 +13,7 @@ Progress comes from, in order of preference: the built-ins' machine line ``[gpup
 samples=M`` (workloads/common.py), their ``Epoch E step S/N`` lines (samples = steps x batch size), or for an
 external script the models file's metric pattern named ``progress_steps`` (one group, the cumulative step count).
 """
+
 from __future__ import annotations
 
 import re
@@ -20,7 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-MACHINE_PROGRESS = re.compile(r"^\[gpupair\] progress steps=(\d+) samples=(\d+)(?: epoch=(\d+))?(?: t=(\d+(?:\.\d+)?))?")
+MACHINE_PROGRESS = re.compile(
+    r"^\[gpupair\] progress steps=(\d+) samples=(\d+)(?: epoch=(\d+))?(?: t=(\d+(?:\.\d+)?))?"
+)
 #: A job's own stamp is trusted only when it lies this close before the moment its line was read (else the
 #: job's clock is not ours, e.g. another time namespace, and the read time is used).
 STAMP_MAX_LAG_S = 10.0
@@ -46,8 +49,13 @@ class ProgressPoint:
 class ProgressTail:
     """Reads the complete lines a running job appended to its log since the last :meth:`poll`."""
 
-    def __init__(self, path: Path, batch_size: int | None = None, steps_pattern: str | None = None,
-                 clock_origin: float | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        batch_size: int | None = None,
+        steps_pattern: str | None = None,
+        clock_origin: float | None = None,
+    ) -> None:
         """``clock_origin``: the ``time.monotonic()`` that is 0 on the monitor's clock; without it, jobs' own
         stamps are ignored."""
         self.path, self.batch_size, self.clock_origin = Path(path), batch_size, clock_origin
@@ -82,14 +90,17 @@ class ProgressTail:
         if machine:
             self._machine = True
             epoch = int(machine.group(3)) if machine.group(3) else None
-            return ProgressPoint(self._stamped(machine.group(4), t), int(machine.group(1)), int(machine.group(2)), epoch)
+            return ProgressPoint(
+                self._stamped(machine.group(4), t), int(machine.group(1)), int(machine.group(2)), epoch
+            )
         if self._machine:
             return None
         epoch_line = EPOCH_PROGRESS.match(line)
         if epoch_line:
             steps = (int(epoch_line.group(1)) - 1) * int(epoch_line.group(3)) + int(epoch_line.group(2))
-            return ProgressPoint(t, steps, steps * self.batch_size if self.batch_size else None,
-                                 int(epoch_line.group(1)))
+            return ProgressPoint(
+                t, steps, steps * self.batch_size if self.batch_size else None, int(epoch_line.group(1))
+            )
         if self.steps_pattern is not None:
             found = self.steps_pattern.search(line[:MAX_LINE_CHARS])
             if found:
@@ -146,8 +157,9 @@ def epochs(points: list[ProgressPoint]) -> list[list[ProgressPoint]]:
     return groups
 
 
-def steady_window(points: list[ProgressPoint], warmup_steps: int = WARMUP_STEPS,
-                  max_steps: int | None = None) -> SteadyWindow | None:
+def steady_window(
+    points: list[ProgressPoint], warmup_steps: int = WARMUP_STEPS, max_steps: int | None = None
+) -> SteadyWindow | None:
     """Within one epoch (the longest, the first of equals: no evaluation pass inside), after warm-up. None when
     the job reported too little progress to have a window (no lines, or none after warm-up)."""
     candidates = [g for g in ([p for p in group if p.steps >= warmup_steps] for group in epochs(points)) if len(g) >= 2]

@@ -13,6 +13,7 @@ a cold start gives. Every job still gets its own whole environment. In practice 
 When a server cannot start (torch missing, say), :class:`WarmStartUnavailable` says why, and the caller
 starts the job cold and records that.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -38,8 +39,23 @@ REPLY_TIMEOUT_S = 60.0
 MAX_IDLE_SERVERS = 4
 #: Prefixes of the variables that the interpreter and the preloaded libraries read while importing
 #: (paths, thread pools, CUDA's device list); a server serves only jobs that agree on them.
-STARTUP_ENV = ("PYTHON", "LD_", "PATH", "OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "GOTO_", "BLIS_", "NUMEXPR_",
-               "TORCH", "PYTORCH_", "CUDA_", "NVIDIA_")
+STARTUP_ENV = (
+    "PYTHON",
+    "LD_",
+    "PATH",
+    "OMP_",
+    "GOMP_",
+    "KMP_",
+    "MKL_",
+    "OPENBLAS_",
+    "GOTO_",
+    "BLIS_",
+    "NUMEXPR_",
+    "TORCH",
+    "PYTORCH_",
+    "CUDA_",
+    "NVIDIA_",
+)
 _SAFE_PATH = ["-P"] if sys.version_info >= (3, 11) else []  # keep the runner's cwd off the server's sys.path
 
 
@@ -90,12 +106,32 @@ class WarmServer:
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - open while the server runs: its stderr, for the message when it fails
         self._lock = threading.Lock()
         self._jobs: list[WarmProcess] = []
-        argv = [sys.executable, *_SAFE_PATH, "-m", "gpupair_search.launcher.fork_server", str(os.getpid()),
-                str(grace), str(theirs.fileno()), format_cpu_list(cpus) if cpus else "-"]
+        argv = [
+            sys.executable,
+            *_SAFE_PATH,
+            "-m",
+            "gpupair_search.launcher.fork_server",
+            str(os.getpid()),
+            str(grace),
+            str(theirs.fileno()),
+            format_cpu_list(cpus) if cpus else "-",
+        ]
         try:
-            self.popen = _starter().submit(
-                subprocess.Popen, argv, cwd="/", env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=self._errors, pass_fds=(theirs.fileno(),), start_new_session=True).result()
+            self.popen = (
+                _starter()
+                .submit(
+                    subprocess.Popen,
+                    argv,
+                    cwd="/",
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=self._errors,
+                    pass_fds=(theirs.fileno(),),
+                    start_new_session=True,
+                )
+                .result()
+            )
         except OSError as exc:
             self._discard()
             raise WarmStartUnavailable(f"cannot start the warm launcher: {exc}") from None
@@ -108,11 +144,18 @@ class WarmServer:
         self.imported: list[str] = hello["imported"]
         self.skipped: dict[str, str] = hello["skipped"]
 
-    def launch(self, command: Command, log_path: Path, env: dict[str, str], grace: float) -> tuple[WarmProcess, list[str]]:
+    def launch(
+        self, command: Command, log_path: Path, env: dict[str, str], grace: float
+    ) -> tuple[WarmProcess, list[str]]:
         """Fork ``command`` (a ``python -m`` command) with its output appended to ``log_path``."""
-        request = {"module": command.module, "args": list(command.argv[3:]), "cwd": str(command.cwd),
-                   "env_set": {k: v for k, v in env.items() if self.env.get(k) != v},
-                   "env_unset": [k for k in self.env if k not in env], "grace": grace}
+        request = {
+            "module": command.module,
+            "args": list(command.argv[3:]),
+            "cwd": str(command.cwd),
+            "env_set": {k: v for k, v in env.items() if self.env.get(k) != v},
+            "env_unset": [k for k in self.env if k not in env],
+            "grace": grace,
+        }
         read_end, write_end = os.pipe()
         try:
             with open(log_path, "ab") as log, self._lock:

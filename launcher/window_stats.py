@@ -4,6 +4,7 @@ and how much of the window the background spent training rather than starting.
 These are the numbers interference is judged by (search/interference.py compares them with solo runs), so each
 one is None with a reason rather than a guess: a window without enough energy-counter time has no energy figure.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,8 +31,10 @@ def background_warning(stats: WindowStats, runs: int) -> str | None:
     share = stats.background_training_share
     if share is None or share >= MIN_BACKGROUND_TRAINING_SHARE:
         return None
-    return (f"the background trained in {share:.0%} of the foreground's steady-state window; the rest was start-up "
-            f"between its {runs} runs: its memory was measured, but this is no co-location (no interference figures)")
+    return (
+        f"the background trained in {share:.0%} of the foreground's steady-state window; the rest was start-up "
+        f"between its {runs} runs: its memory was measured, but this is no co-location (no interference figures)"
+    )
 
 
 @dataclass(frozen=True)
@@ -72,19 +75,25 @@ def describe(stats: WindowStats) -> str:
     if stats.background_training_share is not None:
         parts.append(f"background training {stats.background_training_share:.0%} of it")
     if stats.energy_reliable and stats.gpu_energy_per_foreground_sample_j is not None:
-        parts.append(f"GPU {stats.gpu_energy_j:,.1f} J, {1000 * stats.gpu_energy_per_foreground_sample_j:.3g} mJ per "
-                     "foreground sample")
+        parts.append(
+            f"GPU {stats.gpu_energy_j:,.1f} J, {1000 * stats.gpu_energy_per_foreground_sample_j:.3g} mJ per "
+            "foreground sample"
+        )
     else:
         parts.append(f"energy {stats.energy_note}")
     return ", ".join(parts)
 
 
-def window_stats(fg_points: list[ProgressPoint], bg_runs: list[list[ProgressPoint]], samples: list[Sample],
-                 solo: bool) -> WindowStats:
+def window_stats(
+    fg_points: list[ProgressPoint], bg_runs: list[list[ProgressPoint]], samples: list[Sample], solo: bool
+) -> WindowStats:
     window = steady_window(fg_points)
     if window is None:
-        return WindowStats(False, note="no steady-state window: the foreground reported no progress after warm-up "
-                                       "(built-ins print it; an external script needs a 'progress_steps' log pattern)")
+        return WindowStats(
+            False,
+            note="no steady-state window: the foreground reported no progress after warm-up "
+            "(built-ins print it; an external script needs a 'progress_steps' log pattern)",
+        )
     start, end = window.start_t, window.end_t
     inside = [s for s in samples if start <= s.t <= end]
     energy, counter_s, energy_note = _energy(samples, start, end)
@@ -94,13 +103,20 @@ def window_stats(fg_points: list[ProgressPoint], bg_runs: list[list[ProgressPoin
         per_sample = energy / window.samples
     power = [s.device.power_w for s in inside if s.device.power_w is not None]
     return WindowStats(
-        reliable=True, start_t=round(start, 3), window_s=round(window.seconds, 3), foreground_steps=window.steps,
-        foreground_samples=window.samples, foreground_samples_per_second=_round(window.samples_per_second),
+        reliable=True,
+        start_t=round(start, 3),
+        window_s=round(window.seconds, 3),
+        foreground_steps=window.steps,
+        foreground_samples=window.samples,
+        foreground_samples_per_second=_round(window.samples_per_second),
         background_samples=_round(bg_samples),
         background_samples_per_second=_round(bg_samples / window.seconds if bg_samples is not None else None),
         background_training_share=None if solo else _round(overlap_share(training_intervals(bg_runs), start, end)),
-        gpu_energy_j=_round(energy), energy_counter_s=_round(counter_s), energy_reliable=energy is not None,
-        energy_note=energy_note, gpu_energy_per_foreground_sample_j=_round(per_sample, 6),
+        gpu_energy_j=_round(energy),
+        energy_counter_s=_round(counter_s),
+        energy_reliable=energy is not None,
+        energy_note=energy_note,
+        gpu_energy_per_foreground_sample_j=_round(per_sample, 6),
         power_avg_w=_round(mean(power) if power else None),
         foreground_cpu_pct=_round(cpu_share_pct(samples, FG, start, end)),
         background_cpu_pct=None if solo else _round(cpu_share_pct(samples, BG, start, end)),
@@ -115,8 +131,14 @@ def _energy(samples: list[Sample], start: float, end: float) -> tuple[float | No
         return None, None, "unavailable: the device has no energy counter"
     energy, span = counter_energy(samples, start, end)
     if energy is None or span < MIN_ENERGY_WINDOW_S:
-        return None, span, (f"unreliable: {span:.2f} s of energy counter in the window, under {MIN_ENERGY_WINDOW_S:g} s "
-                            "(train longer: more probe steps)")
+        return (
+            None,
+            span,
+            (
+                f"unreliable: {span:.2f} s of energy counter in the window, under {MIN_ENERGY_WINDOW_S:g} s "
+                "(train longer: more probe steps)"
+            ),
+        )
     return energy * (end - start) / span, span, ""
 
 

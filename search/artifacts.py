@@ -4,6 +4,7 @@ Called while the trial is still RUNNING: Optuna refuses attributes on finished t
 optuna-dashboard shows, next to each trial, what happened in it: its logs, its record and its memory
 timeline as a plot. An upload that fails never costs the measurement: it is noted on the trial instead.
 """
+
 from __future__ import annotations
 
 import sys
@@ -36,13 +37,20 @@ def write_timeline_html(result: PairResult, pair_dir: Path, safe_limit_mib: floa
     card = (result.device or {}).get("capacity_mib")
     pair = result.pair
     label = f"G{pair.group} {pair.foreground.model} + {pair.background.model if pair.background else 'solo'}"
-    sizes = "/".join("·" if b is None else str(b) for b in (result.batch_sizes.get("foreground"),
-                                                            result.batch_sizes.get("background")))
-    fig = plots.memory_timeline(rows, safe_limit_mib=safe_limit_mib or card or 0.0, card_mib=card,
-                                outcome=result.outcome.value, simulated=result.simulated,
-                                title=f"Memory over time: {label}",
-                                subtitle=f"batch {sizes}; outcome {result.outcome.value}; "
-                                         f"sum of peaks {result.memory.sum_of_peaks_mib:,.0f} MiB")
+    sizes = "/".join(
+        "·" if b is None else str(b)
+        for b in (result.batch_sizes.get("foreground"), result.batch_sizes.get("background"))
+    )
+    fig = plots.memory_timeline(
+        rows,
+        safe_limit_mib=safe_limit_mib or card or 0.0,
+        card_mib=card,
+        outcome=result.outcome.value,
+        simulated=result.simulated,
+        title=f"Memory over time: {label}",
+        subtitle=f"batch {sizes}; outcome {result.outcome.value}; "
+        f"sum of peaks {result.memory.sum_of_peaks_mib:,.0f} MiB",
+    )
     path = pair_dir / TIMELINE_HTML
     page = fig.to_html(full_html=True, include_plotlyjs="cdn", config={"displaylogo": False})
     path.write_text(page.replace("</body>", _FALLBACK + "</body>", 1), encoding="utf-8")
@@ -66,8 +74,14 @@ def attach_trial_artifacts(trial: optuna.Trial, result: PairResult, store, safe_
         if not path.is_file():
             continue
         try:
-            ids.append(optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial,
-                                                        mimetype=_MIMETYPES.get(path.suffix)))
+            ids.append(
+                optuna.artifacts.upload_artifact(
+                    artifact_store=store,
+                    file_path=str(path),
+                    study_or_trial=trial,
+                    mimetype=_MIMETYPES.get(path.suffix),
+                )
+            )
         except Exception as exc:  # noqa: BLE001 - disk full, store unreachable: keep the trial
             errors.append(f"{path.name}: {exc}")
     if errors:

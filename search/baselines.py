@@ -10,6 +10,7 @@ the question a study answers first is which pairs fit in memory, and a baseline 
 steady-state window in every pair, spent on slowdown and energy figures. ``--study feasibility-cost`` (the same
 pairs) measures them, and ``--baselines`` with ``--min-window-s`` asks for them on any study.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,9 @@ def baseline_specs(pairs: Iterable[PairSpec]) -> dict[str, PairSpec]:
                 continue
             key = job_identity(job)
             if key not in out:
-                out[key] = PairSpec(pair.group, job.without((BATCH_SIZE,)), None, note=f"solo baseline of {key}",
-                                    source=BASELINE_SOURCE)
+                out[key] = PairSpec(
+                    pair.group, job.without((BATCH_SIZE,)), None, note=f"solo baseline of {key}", source=BASELINE_SOURCE
+                )
     return out
 
 

@@ -6,6 +6,7 @@ steps is exactly the configured batch: the training a user asked for, in smaller
 (what studies ran before the grid existed) every batch size down to the floor is a candidate, and the
 accumulation that gets closest from above, ceil(configured / micro-batch), overshoots the configured batch.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,8 +47,10 @@ class BatchGrid(str, Enum):
         shrinking, so repeats are neighbours and are dropped, as is the original configuration."""
         out: list[Config] = []
         for config in path:
-            snapped = tuple(None if b is None or before is None else self.snap(before, floor, b)
-                            for before, b in zip(original, config))
+            snapped = tuple(
+                None if b is None or before is None else self.snap(before, floor, b)
+                for before, b in zip(original, config)
+            )
             if snapped != original and (not out or out[-1] != snapped):
                 out.append(snapped)  # type: ignore[arg-type]
         return out

@@ -1,5 +1,6 @@
 """The ``gpupair-search`` command line. Each command is a thin shell over one module; every option is
 defined once, with its check, in :mod:`gpupair_search.search.cli_options`."""
+
 from __future__ import annotations
 
 import functools
@@ -49,8 +50,13 @@ class _App(typer.Typer):
         return super().command(*args, cls=kwargs.pop("cls", PanelCommand), **kwargs)
 
 
-app = _App(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
-           help="Find which training jobs can share one GPU, and at what batch sizes.")
+app = _App(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Find which training jobs can share one GPU, and at what batch sizes.",
+)
 
 
 def version() -> str:
@@ -73,8 +79,11 @@ def _print_version(value: bool) -> None:
 
 
 @app.callback()
-def _options(show_version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                               help="Print the version and exit.")) -> None:
+def _options(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     # no docstring: the app's help above is the one --help shows
     pass
 
@@ -114,10 +123,19 @@ def with_run_request(exclude: tuple[str, ...] = (), check_idle: bool = True) -> 
         own = inspect.signature(fn, eval_str=True)
         hints = typing.get_type_hints(RunRequest)
         shared = [f for f in fields(RunRequest) if f.name not in exclude]
-        params = [p for p in own.parameters.values() if p.name != "request"] + [
-            inspect.Parameter("_ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)] + [
-            inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.metadata["option"],
-                              annotation=f.metadata.get("type", hints[f.name])) for f in shared]
+        params = (
+            [p for p in own.parameters.values() if p.name != "request"]
+            + [inspect.Parameter("_ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)]
+            + [
+                inspect.Parameter(
+                    f.name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=f.metadata["option"],
+                    annotation=f.metadata.get("type", hints[f.name]),
+                )
+                for f in shared
+            ]
+        )
 
         @functools.wraps(fn)
         def wrapper(**kwargs):
@@ -139,9 +157,12 @@ def with_run_request(exclude: tuple[str, ...] = (), check_idle: bool = True) -> 
 
 @app.command()
 @user_errors
-def validate(settings: Path = typer.Argument(..., help="Experiment settings file (seed format)."),
-             models: Path | None = opt.MODELS, repos_root: Path | None = opt.REPOS_ROOT,
-             lenient: bool = opt.LENIENT) -> None:
+def validate(
+    settings: Path = typer.Argument(..., help="Experiment settings file (seed format)."),
+    models: Path | None = opt.MODELS,
+    repos_root: Path | None = opt.REPOS_ROOT,
+    lenient: bool = opt.LENIENT,
+) -> None:
     """Check a settings file and print the pairs it would run. Exit 0 valid, 1 invalid, 2 unreadable."""
     from gpupair_search.search.inputs import load_registry, load_settings, validation_lines
 
@@ -203,25 +224,54 @@ def _on_the_command_line(problem, param_flag: str):
 
 @app.command()
 @user_errors
-def pair(ctx: typer.Context,
-         fg: str = typer.Option(..., "--fg", rich_help_panel=opt.PAIR_PANEL, help="Foreground job as REPO/MODEL (REPO alone for 'default')."),
-         bg: str | None = typer.Option(None, "--bg", rich_help_panel=opt.PAIR_PANEL, help="Background job as REPO/MODEL; omit for a solo run."),
-         fg_param: list[str] = typer.Option([], "--fg-param", rich_help_panel=opt.PAIR_PANEL, help="Foreground hyperparameter KEY=VALUE (repeatable)."),
-         bg_param: list[str] = typer.Option([], "--bg-param", rich_help_panel=opt.PAIR_PANEL, help="Background hyperparameter KEY=VALUE (repeatable)."),
-         device: str = typer.Option("auto", "--device", rich_help_panel=opt.DEVICE_PANEL, help="auto, cuda:N or cpu (a pair runs real jobs: no sim)."),
-         gpu_memory: str | None = typer.Option(None, "--gpu-memory", callback=opt.GPU_MEMORY.callback,
-                                               rich_help_panel=opt.DEVICE_PANEL,
-                                                  help="Emulate a card with this much memory, e.g. 8GiB (on an NVIDIA "
-                                                       "GPU; on the CPU, the same as --cpu-memory)."),
-         cpu_memory: str | None = opt.CPU_MEMORY, timeout: float = opt.TIMEOUT,
-         probe: bool = opt.PROBE,
-         monitor_hz: float = opt.MONITOR_HZ, results: str = opt.RESULTS, allow_foreign: bool = opt.ALLOW_FOREIGN,
-         start: str = typer.Option("auto", "--start", rich_help_panel=opt.MEASUREMENT_PANEL, help="How built-in workloads start: warm (forked from a "
-                                   "launcher that has imported torch: seconds faster), cold (fresh processes), or "
-                                   "auto: warm on a GPU, cold on the CPU, where a fork's host memory is not its own."),
-         models: Path | None = opt.MODELS, repos_root: Path | None = opt.REPOS_ROOT,
-         lenient: bool = opt.LENIENT, min_window_s: float | None = opt.MIN_WINDOW_S,
-         probe_steps: int | None = opt.PROBE_STEPS) -> None:
+def pair(
+    ctx: typer.Context,
+    fg: str = typer.Option(
+        ..., "--fg", rich_help_panel=opt.PAIR_PANEL, help="Foreground job as REPO/MODEL (REPO alone for 'default')."
+    ),
+    bg: str | None = typer.Option(
+        None, "--bg", rich_help_panel=opt.PAIR_PANEL, help="Background job as REPO/MODEL; omit for a solo run."
+    ),
+    fg_param: list[str] = typer.Option(
+        [], "--fg-param", rich_help_panel=opt.PAIR_PANEL, help="Foreground hyperparameter KEY=VALUE (repeatable)."
+    ),
+    bg_param: list[str] = typer.Option(
+        [], "--bg-param", rich_help_panel=opt.PAIR_PANEL, help="Background hyperparameter KEY=VALUE (repeatable)."
+    ),
+    device: str = typer.Option(
+        "auto",
+        "--device",
+        rich_help_panel=opt.DEVICE_PANEL,
+        help="auto, cuda:N or cpu (a pair runs real jobs: no sim).",
+    ),
+    gpu_memory: str | None = typer.Option(
+        None,
+        "--gpu-memory",
+        callback=opt.GPU_MEMORY.callback,
+        rich_help_panel=opt.DEVICE_PANEL,
+        help="Emulate a card with this much memory, e.g. 8GiB (on an NVIDIA "
+        "GPU; on the CPU, the same as --cpu-memory).",
+    ),
+    cpu_memory: str | None = opt.CPU_MEMORY,
+    timeout: float = opt.TIMEOUT,
+    probe: bool = opt.PROBE,
+    monitor_hz: float = opt.MONITOR_HZ,
+    results: str = opt.RESULTS,
+    allow_foreign: bool = opt.ALLOW_FOREIGN,
+    start: str = typer.Option(
+        "auto",
+        "--start",
+        rich_help_panel=opt.MEASUREMENT_PANEL,
+        help="How built-in workloads start: warm (forked from a "
+        "launcher that has imported torch: seconds faster), cold (fresh processes), or "
+        "auto: warm on a GPU, cold on the CPU, where a fork's host memory is not its own.",
+    ),
+    models: Path | None = opt.MODELS,
+    repos_root: Path | None = opt.REPOS_ROOT,
+    lenient: bool = opt.LENIENT,
+    min_window_s: float | None = opt.MIN_WINDOW_S,
+    probe_steps: int | None = opt.PROBE_STEPS,
+) -> None:
     """Run one foreground/background pair and print its outcome, peaks and steady-state window."""
     from gpupair_search.launcher.devices import DeviceRequest, open_device
     from gpupair_search.launcher.devices.factory import study_kind
@@ -251,9 +301,15 @@ def pair(ctx: typer.Context,
     try:
         pair_dir = new_pair_dir(new_run_dir(results), spec)
         window_s = DEFAULT_MIN_WINDOW_S if min_window_s is None else min_window_s
-        options = RunOptions(monitor_hz=monitor_hz, timeout_s=timeout, probe=probe,
-                             allow_foreign_processes=allow_foreign, warm_start=_START[start], min_window_s=window_s,
-                             probe_steps=probe_steps or opt.DEFAULT_PROBE_STEPS)
+        options = RunOptions(
+            monitor_hz=monitor_hz,
+            timeout_s=timeout,
+            probe=probe,
+            allow_foreign_processes=allow_foreign,
+            warm_start=_START[start],
+            min_window_s=window_s,
+            probe_steps=probe_steps or opt.DEFAULT_PROBE_STEPS,
+        )
         result = run_pair(spec, registry, dev, options, pair_dir)
         write_pair_results(result, pair_dir)
     finally:
@@ -262,9 +318,11 @@ def pair(ctx: typer.Context,
     typer.echo(f"outcome: {result.outcome.value}" + (f"  ({result.error_message})" if result.error_message else ""))
     typer.echo(f"device: {dev.name}")
     typer.echo(f"measured: {result.probe_label}; time outside the jobs {result.outside_jobs_s:.2f} s")
-    typer.echo(f"peak foreground {format_mib(m.foreground_peak_mib)}, background {format_mib(m.background_peak_mib)}, "
-               f"concurrent {format_mib(m.concurrent_peak_mib)}, sum of peaks {format_mib(m.sum_of_peaks_mib)} "
-               f"({m.samples} samples at {m.sample_hz} Hz)")
+    typer.echo(
+        f"peak foreground {format_mib(m.foreground_peak_mib)}, background {format_mib(m.background_peak_mib)}, "
+        f"concurrent {format_mib(m.concurrent_peak_mib)}, sum of peaks {format_mib(m.sum_of_peaks_mib)} "
+        f"({m.samples} samples at {m.sample_hz} Hz)"
+    )
     if result.window is not None:
         typer.echo(f"steady-state window: {describe(result.window)}")
     for warning in result.warnings:
@@ -297,23 +355,60 @@ def worker(*, request: RunRequest) -> None:
 @app.command()
 @user_errors
 @with_run_request(exclude=("storage", "cpus"))
-def slurm(storage: str | None = typer.Option(None, "--storage", callback=opt.STORAGE.callback,
-                                             rich_help_panel=opt.STORAGE_PANEL, help="PostgreSQL URL without a password (the nodes read it from ~/.pgpass)."),
-          storage_env: Path | None = typer.Option(None, "--storage-env", rich_help_panel=opt.SLURM_PANEL, help="Or: a file of mode 0600 with GPUPAIR_STORAGE=postgresql://user:password@host/db, read by each task."),
-          tasks: int = typer.Option(1, "--tasks", min=1, rich_help_panel=opt.SLURM_PANEL, help="Array tasks: one worker, and one GPU, each."),
-          cpus_per_task: int = typer.Option(4, "--cpus-per-task", min=1, rich_help_panel=opt.SLURM_PANEL, help="Cores of each task (sbatch --cpus-per-task)."),
-          time_limit: str | None = typer.Option(None, "--time", rich_help_panel=opt.SLURM_PANEL, help="Each task's time limit (sbatch --time), e.g. 12:00:00."),
-          partition: str | None = typer.Option(None, "--partition", rich_help_panel=opt.SLURM_PANEL, help="Slurm partition (sbatch --partition)."),
-          account: str | None = typer.Option(None, "--account", rich_help_panel=opt.SLURM_PANEL, help="Slurm account (sbatch --account)."),
-          job_name: str | None = typer.Option(None, "--job-name", rich_help_panel=opt.SLURM_PANEL, help="Default: gpupair-STUDY."),
-          sbatch_option: list[str] = typer.Option([], "--sbatch-option", rich_help_panel=opt.SLURM_PANEL, help="One more #SBATCH line, e.g. --sbatch-option=--mem=32G (repeatable)."),
-          dry_run: bool = typer.Option(False, "--dry-run", rich_help_panel=opt.SLURM_PANEL, help="Print the job script; submit nothing."),
-          *, request: RunRequest) -> None:
+def slurm(
+    storage: str | None = typer.Option(
+        None,
+        "--storage",
+        callback=opt.STORAGE.callback,
+        rich_help_panel=opt.STORAGE_PANEL,
+        help="PostgreSQL URL without a password (the nodes read it from ~/.pgpass).",
+    ),
+    storage_env: Path | None = typer.Option(
+        None,
+        "--storage-env",
+        rich_help_panel=opt.SLURM_PANEL,
+        help="Or: a file of mode 0600 with GPUPAIR_STORAGE=postgresql://user:password@host/db, read by each task.",
+    ),
+    tasks: int = typer.Option(
+        1, "--tasks", min=1, rich_help_panel=opt.SLURM_PANEL, help="Array tasks: one worker, and one GPU, each."
+    ),
+    cpus_per_task: int = typer.Option(
+        4,
+        "--cpus-per-task",
+        min=1,
+        rich_help_panel=opt.SLURM_PANEL,
+        help="Cores of each task (sbatch --cpus-per-task).",
+    ),
+    time_limit: str | None = typer.Option(
+        None, "--time", rich_help_panel=opt.SLURM_PANEL, help="Each task's time limit (sbatch --time), e.g. 12:00:00."
+    ),
+    partition: str | None = typer.Option(
+        None, "--partition", rich_help_panel=opt.SLURM_PANEL, help="Slurm partition (sbatch --partition)."
+    ),
+    account: str | None = typer.Option(
+        None, "--account", rich_help_panel=opt.SLURM_PANEL, help="Slurm account (sbatch --account)."
+    ),
+    job_name: str | None = typer.Option(
+        None, "--job-name", rich_help_panel=opt.SLURM_PANEL, help="Default: gpupair-STUDY."
+    ),
+    sbatch_option: list[str] = typer.Option(
+        [],
+        "--sbatch-option",
+        rich_help_panel=opt.SLURM_PANEL,
+        help="One more #SBATCH line, e.g. --sbatch-option=--mem=32G (repeatable).",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", rich_help_panel=opt.SLURM_PANEL, help="Print the job script; submit nothing."
+    ),
+    *,
+    request: RunRequest,
+) -> None:
     """Submit the study's workers as a Slurm job array (one worker per task and GPU) on PostgreSQL storage."""
     from gpupair_search.search.slurm import SlurmJob, submit
 
-    job = SlurmJob(tasks, cpus_per_task, time_limit, partition, account, job_name, tuple(sbatch_option), storage,
-                   storage_env)
+    job = SlurmJob(
+        tasks, cpus_per_task, time_limit, partition, account, job_name, tuple(sbatch_option), storage, storage_env
+    )
     typer.echo(submit(request, job, dry_run), nl=not dry_run)
 
 
@@ -339,27 +434,39 @@ def _stored(study, settings, storage, results, kind, simulated, models, repos_ro
     if kind is not None and kind not in {k.value for k in StudyKind}:
         raise UserError(f"--kind {kind!r}: expected " + ", ".join(k.value for k in StudyKind))
     chosen = StudyKind.SIMULATED if simulated else (StudyKind(kind) if kind else None)
-    return open_results(study, settings, storage, results, chosen, models, repos_root,
-                        lenient, name)
+    return open_results(study, settings, storage, results, chosen, models, repos_root, lenient, name)
 
 
-def _outputs_must_not_overwrite_inputs(output: Path, fs, storage: str | None, results: Path,
-                                       more_inputs: dict | None = None, example: str = "out.html") -> None:
+def _outputs_must_not_overwrite_inputs(
+    output: Path, fs, storage: str | None, results: Path, more_inputs: dict | None = None, example: str = "out.html"
+) -> None:
     from gpupair_search.search.output_file import database_files, refuse_overwriting
     from gpupair_search.search.storage import sqlite_path
 
     db = sqlite_path(storage) if storage else results / "gpupair.db"
-    inputs = {**(database_files(db) if db is not None else {}), "the settings file": Path(fs.experiment.file),
-              "the models file": Path(fs.registry.file), **(more_inputs or {})}
+    inputs = {
+        **(database_files(db) if db is not None else {}),
+        "the settings file": Path(fs.experiment.file),
+        "the models file": Path(fs.registry.file),
+        **(more_inputs or {}),
+    }
     refuse_overwriting(output, inputs, {"the study's results folder": results}, example)
 
 
 @app.command()
 @user_errors
-def status(study: str | None = opt.STUDY, settings: Path | None = opt.READ_SETTINGS, name: str | None = opt.NAME,
-           storage: str | None = opt.STORAGE, results: str = opt.RESULTS, kind: str | None = opt.KIND,
-           simulated: bool = opt.SIMULATED, models: Path | None = opt.MODELS,
-           repos_root: Path | None = opt.REPOS_ROOT, lenient: bool = opt.READ_LENIENT) -> None:
+def status(
+    study: str | None = opt.STUDY,
+    settings: Path | None = opt.READ_SETTINGS,
+    name: str | None = opt.NAME,
+    storage: str | None = opt.STORAGE,
+    results: str = opt.RESULTS,
+    kind: str | None = opt.KIND,
+    simulated: bool = opt.SIMULATED,
+    models: Path | None = opt.MODELS,
+    repos_root: Path | None = opt.REPOS_ROOT,
+    lenient: bool = opt.READ_LENIENT,
+) -> None:
     """Print the table of pair verdicts from storage, at any time (reads only)."""
     from gpupair_search.search.status import print_status
 
@@ -368,11 +475,21 @@ def status(study: str | None = opt.STUDY, settings: Path | None = opt.READ_SETTI
 
 @app.command()
 @user_errors
-def plan(gpu_memory: str = typer.Option(..., "--gpu-memory", callback=opt.GPU_MEMORY.callback,
-                                        rich_help_panel=opt.DEVICE_PANEL, help="The card to predict for, e.g. 8GiB."),
-         safe_limit: str | None = opt.SAFE_LIMIT, study: str | None = opt.STUDY,
-         settings: Path | None = opt.SETTINGS, models: Path | None = opt.MODELS,
-         repos_root: Path | None = opt.REPOS_ROOT, lenient: bool = opt.LENIENT) -> None:
+def plan(
+    gpu_memory: str = typer.Option(
+        ...,
+        "--gpu-memory",
+        callback=opt.GPU_MEMORY.callback,
+        rich_help_panel=opt.DEVICE_PANEL,
+        help="The card to predict for, e.g. 8GiB.",
+    ),
+    safe_limit: str | None = opt.SAFE_LIMIT,
+    study: str | None = opt.STUDY,
+    settings: Path | None = opt.SETTINGS,
+    models: Path | None = opt.MODELS,
+    repos_root: Path | None = opt.REPOS_ROOT,
+    lenient: bool = opt.LENIENT,
+) -> None:
     """Predict (simulated, from shipped profiles) which pairs fit on a card you do not have."""
     from gpupair_search.search.prediction import predict
 
@@ -381,12 +498,21 @@ def plan(gpu_memory: str = typer.Option(..., "--gpu-memory", callback=opt.GPU_ME
 
 @app.command()
 @user_errors
-def report(study: str | None = opt.STUDY, settings: Path | None = opt.READ_SETTINGS, name: str | None = opt.NAME,
-           storage: str | None = opt.STORAGE, results: str = opt.RESULTS, kind: str | None = opt.KIND,
-           simulated: bool = opt.SIMULATED, models: Path | None = opt.MODELS,
-           repos_root: Path | None = opt.REPOS_ROOT, lenient: bool = opt.READ_LENIENT,
-           output: Path = typer.Option(Path("report.html"), "-o", "--output", rich_help_panel=opt.OUTPUT_PANEL,
-                                         help="HTML file to write.")) -> None:
+def report(
+    study: str | None = opt.STUDY,
+    settings: Path | None = opt.READ_SETTINGS,
+    name: str | None = opt.NAME,
+    storage: str | None = opt.STORAGE,
+    results: str = opt.RESULTS,
+    kind: str | None = opt.KIND,
+    simulated: bool = opt.SIMULATED,
+    models: Path | None = opt.MODELS,
+    repos_root: Path | None = opt.REPOS_ROOT,
+    lenient: bool = opt.READ_LENIENT,
+    output: Path = typer.Option(
+        Path("report.html"), "-o", "--output", rich_help_panel=opt.OUTPUT_PANEL, help="HTML file to write."
+    ),
+) -> None:
     """Write one self-contained HTML report of a study (opens with no network)."""
     from gpupair_search.search.report import write_report
 
@@ -398,18 +524,39 @@ def report(study: str | None = opt.STUDY, settings: Path | None = opt.READ_SETTI
 
 @app.command()
 @user_errors
-def export(study: str | None = opt.STUDY, settings: Path | None = opt.READ_SETTINGS, name: str | None = opt.NAME,
-           storage: str | None = opt.STORAGE, results: str = opt.RESULTS, kind: str | None = opt.KIND,
-           simulated: bool = opt.SIMULATED,
-           output: Path = typer.Option(Path("safe_pairs.json"), "-o", "--output", rich_help_panel=opt.OUTPUT_PANEL,
-                                         help="Settings file to write."),
-           margin: str = typer.Option("0MiB", "--margin", rich_help_panel=opt.OUTPUT_PANEL, help="Keep pairs whose verified peak is this far under the safe limit, e.g. 200MiB."),
-           models: Path | None = typer.Option(None, "--models", rich_help_panel=opt.OUTPUT_PANEL,
-                                                 help="Models file the exported settings will run with "
-                                                      "(e.g. the seed's models_config.json). Default: the study's (--study-models)."),
-           study_models: Path | None = typer.Option(None, "--study-models", rich_help_panel=opt.STUDY_PANEL,
-                                                       help="Models file the study ran with (default: the built-in workloads)."),
-           repos_root: Path | None = opt.REPOS_ROOT, lenient: bool = opt.READ_LENIENT) -> None:
+def export(
+    study: str | None = opt.STUDY,
+    settings: Path | None = opt.READ_SETTINGS,
+    name: str | None = opt.NAME,
+    storage: str | None = opt.STORAGE,
+    results: str = opt.RESULTS,
+    kind: str | None = opt.KIND,
+    simulated: bool = opt.SIMULATED,
+    output: Path = typer.Option(
+        Path("safe_pairs.json"), "-o", "--output", rich_help_panel=opt.OUTPUT_PANEL, help="Settings file to write."
+    ),
+    margin: str = typer.Option(
+        "0MiB",
+        "--margin",
+        rich_help_panel=opt.OUTPUT_PANEL,
+        help="Keep pairs whose verified peak is this far under the safe limit, e.g. 200MiB.",
+    ),
+    models: Path | None = typer.Option(
+        None,
+        "--models",
+        rich_help_panel=opt.OUTPUT_PANEL,
+        help="Models file the exported settings will run with "
+        "(e.g. the seed's models_config.json). Default: the study's (--study-models).",
+    ),
+    study_models: Path | None = typer.Option(
+        None,
+        "--study-models",
+        rich_help_panel=opt.STUDY_PANEL,
+        help="Models file the study ran with (default: the built-in workloads).",
+    ),
+    repos_root: Path | None = opt.REPOS_ROOT,
+    lenient: bool = opt.READ_LENIENT,
+) -> None:
     """Write the verified-safe pairs as a settings file in the seed's format, by risk class."""
     from gpupair_search.search.export import additions_path, build_export, parse_margin, risk_words, write_export
 
@@ -422,20 +569,33 @@ def export(study: str | None = opt.STUDY, settings: Path | None = opt.READ_SETTI
         typer.echo(f"warning: {warning}", err=True)
     write_export(result, output)
     classes = ", ".join(f"{n} {c}" for c, n in result.classes.items())
-    typer.echo(f"{output}: {sum(result.classes.values())} safe pair(s) ({classes}); "
-               f"{result.unsafe} without a safe configuration listed under _unsafe_pairs")
+    typer.echo(
+        f"{output}: {sum(result.classes.values())} safe pair(s) ({classes}); "
+        f"{result.unsafe} without a safe configuration listed under _unsafe_pairs"
+    )
     typer.echo(f"  {risk_words(fs.settings.card_mib)}")
     if result.additions:
-        typer.echo(f"{additions_path(output)}: models-file entries to add before running it (see the warnings)", err=True)
+        typer.echo(
+            f"{additions_path(output)}: models-file entries to add before running it (see the warnings)", err=True
+        )
 
 
 @app.command()
 @user_errors
-def dashboard(study: str | None = opt.STUDY, settings: Path | None = opt.READ_SETTINGS, name: str | None = opt.NAME,
-              storage: str | None = opt.STORAGE, results: str = opt.RESULTS, kind: str | None = opt.KIND,
-              simulated: bool = opt.SIMULATED, host: str = opt.HOST, port: int = opt.PORT,
-              models: Path | None = opt.MODELS, repos_root: Path | None = opt.REPOS_ROOT,
-              lenient: bool = opt.READ_LENIENT) -> None:
+def dashboard(
+    study: str | None = opt.STUDY,
+    settings: Path | None = opt.READ_SETTINGS,
+    name: str | None = opt.NAME,
+    storage: str | None = opt.STORAGE,
+    results: str = opt.RESULTS,
+    kind: str | None = opt.KIND,
+    simulated: bool = opt.SIMULATED,
+    host: str = opt.HOST,
+    port: int = opt.PORT,
+    models: Path | None = opt.MODELS,
+    repos_root: Path | None = opt.REPOS_ROOT,
+    lenient: bool = opt.READ_LENIENT,
+) -> None:
     """Serve optuna-dashboard on the study, with each trial's files and the feasible frontiers (reads only)."""
     from gpupair_search.search.dashboard import serve
     from gpupair_search.search.storage import existing_storage_url

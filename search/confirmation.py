@@ -8,6 +8,7 @@ So a packed result counts as it is only when it is clearly on one side of both t
 be its cause). Everything else, and every configuration the study recommends, is confirmed by a serial trial,
 whose result replaces the packed one: a confirmation can overturn a packed verdict.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,7 +54,9 @@ class ConfirmationRule:
     def near_a_bound(self, peak_mib: float) -> bool:
         """Whether a pair peak of ``peak_mib`` lies within ``margin`` of the card or of the safe limit: measured
         packed, it would have to be measured again alone."""
-        return any(abs(peak_mib - bound) <= self.margin * bound for bound in (self.safe_limit_mib, self.card_mib) if bound)
+        return any(
+            abs(peak_mib - bound) <= self.margin * bound for bound in (self.safe_limit_mib, self.card_mib) if bound
+        )
 
 
 @dataclass(frozen=True)

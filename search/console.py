@@ -1,4 +1,5 @@
 """What the study prints: a live progress line while a pair runs, and the table of pair verdicts."""
+
 from __future__ import annotations
 
 import sys
@@ -17,8 +18,9 @@ from gpupair_search.search.verdict import Verdict
 class Progress:
     """Live line: trial, pair, phase, pair memory against the limit, utilisation, ETA."""
 
-    def __init__(self, total_pairs: int, safe_limit_mib: float, simulated: bool = False,
-                 stream: TextIO = sys.stderr) -> None:
+    def __init__(
+        self, total_pairs: int, safe_limit_mib: float, simulated: bool = False, stream: TextIO = sys.stderr
+    ) -> None:
         self.total, self.limit, self.simulated, self.stream = total_pairs, safe_limit_mib, simulated, stream
         self.tty = stream.isatty()
         self.started = time.monotonic()
@@ -46,8 +48,10 @@ class Progress:
         mem = sum(sample.job_mib.values()) if sample else 0.0
         util = sample.device.utilization_pct if sample else None
         bar = _bar(mem / self.limit if self.limit else 0.0)
-        line = (f"[{self.current}] {phase} | pair {mem:,.0f}/{self.limit:,.0f} MiB {bar} | "
-                f"util {util if util is not None else '-'}% | {self.eta()}")
+        line = (
+            f"[{self.current}] {phase} | pair {mem:,.0f}/{self.limit:,.0f} MiB {bar} | "
+            f"util {util if util is not None else '-'}% | {self.eta()}"
+        )
         if self.tty:
             self.stream.write("\r" + line[:160].ljust(160))
             self.stream.flush()
@@ -80,8 +84,11 @@ def _bar(fraction: float, width: int = 10) -> str:
     return "[" + "#" * filled + "." * (width - filled) + "]" + ("!" if fraction > 1 else "")
 
 
-KIND_WORDS = {StudyKind.GPU: "", StudyKind.CPU: "; CPU: host memory (RSS) against a budget, not GPU memory",
-              StudyKind.SIMULATED: "; SIMULATED numbers"}
+KIND_WORDS = {
+    StudyKind.GPU: "",
+    StudyKind.CPU: "; CPU: host memory (RSS) against a budget, not GPU memory",
+    StudyKind.SIMULATED: "; SIMULATED numbers",
+}
 
 
 def budget_words(kind: StudyKind, card_mib: float, safe_limit_mib: float) -> str:
@@ -103,14 +110,23 @@ def interference_lines(items: list[PairInterference]) -> list[str]:
         return []
     lines = ["interference (foreground's steady-state window, against solo baselines):"]
     for p in items:
-        lines.append(f"  trial {p.trial} {p.pair_key.split(':')[0]} batch {batches((p.fg_batch, p.bg_batch))}: "
-                     f"{p.summary()}")
+        lines.append(
+            f"  trial {p.trial} {p.pair_key.split(':')[0]} batch {batches((p.fg_batch, p.bg_batch))}: {p.summary()}"
+        )
     return lines
 
 
 def verdict_table(plans: list[PairPlan], safe_limit_mib: float, kind: StudyKind = StudyKind.GPU) -> str:
-    head = ["group", "foreground + background", "verdict", "peak MiB", "margin MiB", "batch (orig -> safe)", "trials",
-            "measured"]
+    head = [
+        "group",
+        "foreground + background",
+        "verdict",
+        "peak MiB",
+        "margin MiB",
+        "batch (orig -> safe)",
+        "trials",
+        "measured",
+    ]
     rows = []
     for plan in plans:
         peak = plan.recommended_peak_mib
@@ -120,9 +136,18 @@ def verdict_table(plans: list[PairPlan], safe_limit_mib: float, kind: StudyKind 
         margin = f"{safe_limit_mib - peak:,.0f}" if peak is not None else "-"
         jobs = plan.pair.foreground.key + (" + " + plan.pair.background.key if plan.pair.background else "")
         verdict = plan.verdict.value + (f" ({plan.detail})" if plan.detail and plan.verdict is Verdict.FAILED else "")
-        rows.append([str(plan.pair.group), jobs, verdict[:60], f"{peak:,.0f}" if peak is not None else "-", margin,
-                     f"{batches(plan.original)} -> {batches(plan.recommended)}", str(plan.trials_spent),
-                     plan.measured_as])
+        rows.append(
+            [
+                str(plan.pair.group),
+                jobs,
+                verdict[:60],
+                f"{peak:,.0f}" if peak is not None else "-",
+                margin,
+                f"{batches(plan.original)} -> {batches(plan.recommended)}",
+                str(plan.trials_spent),
+                plan.measured_as,
+            ]
+        )
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
@@ -155,8 +180,10 @@ def time_and_probe_line(views) -> str:
             labels[label] = labels.get(label, 0) + 1
     parts = []
     if outside:
-        parts.append(f"time outside the jobs: median {median(outside):.2f} s per trial (max {max(outside):.2f} s, "
-                     f"{len(outside)} trials)")
+        parts.append(
+            f"time outside the jobs: median {median(outside):.2f} s per trial (max {max(outside):.2f} s, "
+            f"{len(outside)} trials)"
+        )
     if labels:
         parts.append("; ".join(f"{n} × {label}" for label, n in sorted(labels.items(), key=lambda kv: -kv[1])))
     return ". ".join(parts)

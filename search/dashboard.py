@@ -5,6 +5,7 @@ meaning. So before serving we store in the study the feasible frontier of each e
 matrix (and a matrix study's verdict matrix), and a note that summarises the verdicts. Binds to 127.0.0.1
 by default: the dashboard can edit notes and upload files, and it has no authentication.
 """
+
 from __future__ import annotations
 
 import sys
@@ -30,27 +31,40 @@ def verdict_note(fs: FeasibilityStudy, simulated: bool = False) -> str:
     plans = fs.plans()
     limit = fs.settings.safe_limit_mib
     counts = Counter(p.verdict for p in plans)
-    lines = [f"# {'SIMULATED — ' if simulated else ''}{fs.settings.name}",
-             "",
-             budget_words(fs.kind, fs.settings.card_mib, limit) + ". "
-             + ", ".join(f"**{n}** {v}" for v, n in sorted(counts.items())) + f" of {len(plans)} pairs.",
-             "",
-             "Infeasible trials (over the safe limit or out of memory) show as infeasible; each trial's logs, "
-             "experiment.json, timeline.csv and memory_timeline.html are under its artifacts.",
-             "",
-             "| group | pair | verdict | batch fg/bg configured → safe | peak (MiB) | trials |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"# {'SIMULATED — ' if simulated else ''}{fs.settings.name}",
+        "",
+        budget_words(fs.kind, fs.settings.card_mib, limit)
+        + ". "
+        + ", ".join(f"**{n}** {v}" for v, n in sorted(counts.items()))
+        + f" of {len(plans)} pairs.",
+        "",
+        "Infeasible trials (over the safe limit or out of memory) show as infeasible; each trial's logs, "
+        "experiment.json, timeline.csv and memory_timeline.html are under its artifacts.",
+        "",
+        "| group | pair | verdict | batch fg/bg configured → safe | peak (MiB) | trials |",
+        "|---|---|---|---|---|---|",
+    ]
     for p in plans:
         peak = p.recommended_peak_mib if p.recommended_peak_mib is not None else plots.original_peak(p)
         detail = f" ({p.detail[:60]})" if p.detail else ""
-        lines.append(f"| G{p.pair.group} | {jobs(p.pair)} | {p.verdict}{detail} | "
-                     f"{batches(p.original)} → {batches(p.recommended)} | "
-                     f"{f'{peak:,.0f}' if peak is not None else '-'} | {p.trials_spent} |")
+        lines.append(
+            f"| G{p.pair.group} | {jobs(p.pair)} | {p.verdict}{detail} | "
+            f"{batches(p.original)} → {batches(p.recommended)} | "
+            f"{f'{peak:,.0f}' if peak is not None else '-'} | {p.trials_spent} |"
+        )
     figures = [p for p in pair_interference(fs.views()) if worth_a_note(p)]
     if figures:
-        lines += ["", "## Interference (steady-state window, against solo baselines)", "",
-                  "| trial | pair | batch fg/bg | figures |", "|---|---|---|---|"]
-        lines += [f"| {p.trial} | {p.pair_key} | {batches((p.fg_batch, p.bg_batch))} | {p.summary()} |" for p in figures]
+        lines += [
+            "",
+            "## Interference (steady-state window, against solo baselines)",
+            "",
+            "| trial | pair | batch fg/bg | figures |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {p.trial} | {p.pair_key} | {batches((p.fg_batch, p.bg_batch))} | {p.summary()} |" for p in figures
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -66,7 +80,9 @@ def prepare(fs: FeasibilityStudy, simulated: bool = False) -> list[str]:
         if not plan.extension_trials and not plan.verdict.shows_frontier:
             continue
         figure = plots.frontier(plan, models, limit, plan.path, simulated)
-        ids.append(save_plotly_graph_object(fs.study, figure, graph_object_id=FRONTIER_ID.format(group=plan.pair.group)))
+        ids.append(
+            save_plotly_graph_object(fs.study, figure, graph_object_id=FRONTIER_ID.format(group=plan.pair.group))
+        )
     figure = plots.pair_matrix(plans, limit, fs.settings.card_mib, simulated)
     ids.append(save_plotly_graph_object(fs.study, figure, graph_object_id=MATRIX_ID))
     for figure in plots.verdict_matrix_figures(plans, limit, fs.settings.card_mib, simulated):  # a matrix study's
@@ -80,7 +96,6 @@ def dashboard_app(storage_url: str, results: Path):
     trial (Optuna's ``best_trial`` rule), or none: see feasible_best.py."""
     from optuna_dashboard import wsgi
 
-
     app = wsgi(FeasibleBestStorage(open_storage(storage_url, must_exist=True)), artifact_store=artifact_store(results))
     drop_infeasible_best(app)
     return app
@@ -91,6 +106,9 @@ def serve(storage_url: str, results: Path, host: str = "127.0.0.1", port: int = 
     import bottle
 
     app = dashboard_app(storage_url, results)
-    print(f"optuna-dashboard on http://{host}:{port}/dashboard (storage {redact_url(storage_url)}); Ctrl-C to stop",
-          file=sys.stderr, flush=True)
+    print(
+        f"optuna-dashboard on http://{host}:{port}/dashboard (storage {redact_url(storage_url)}); Ctrl-C to stop",
+        file=sys.stderr,
+        flush=True,
+    )
     bottle.run(app, host=host, port=port)

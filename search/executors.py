@@ -1,4 +1,5 @@
 """Run the pair of a trial on a device (or the simulated one) and keep its results directory."""
+
 from __future__ import annotations
 
 import gc
@@ -56,17 +57,25 @@ class DeviceExecutor:
     their monitors share one ``sampler``, and whole-device figures (energy, power) are left out, not
     misattributed. Every result says how it was measured (``PairResult.measurement``)."""
 
-    def __init__(self, registry: Registry, device: Device, options: RunOptions = RunOptions(),
-                 results: Path | RunDir | None = None, observer: Observer | None = None, packed: bool = False,
-                 abort: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        device: Device,
+        options: RunOptions = RunOptions(),
+        results: Path | RunDir | None = None,
+        observer: Observer | None = None,
+        packed: bool = False,
+        abort: threading.Event | None = None,
+    ) -> None:
         self.registry, self.device, self.options, self.observer = registry, device, options, observer
         self.run_dir = RunDir(results) if isinstance(results, Path) else results
         self.packed, self.abort = packed, abort
         if packed:  # many pairs' loops wake the runner: each checks its jobs less often (memory is sampled anyway);
             # both jobs start at once, as their order changes no peak measured without the card's limit
             self.options = replace(options, poll_s=max(options.poll_s, PACKED_POLL_S), start_together=True)
-        self.sampler = DeviceSampler(device, options.monitor_hz * PACKED_HZ_HEADROOM, whole_device=False) \
-            if packed else None
+        self.sampler = (
+            DeviceSampler(device, options.monitor_hz * PACKED_HZ_HEADROOM, whole_device=False) if packed else None
+        )
         self._running = 0
         self._count_lock = threading.Lock()
 
@@ -75,8 +84,9 @@ class DeviceExecutor:
         before it was seen) is run once more, in a directory of its own; the first run's files stay."""
         result, pair_dir = self._run_once(pair)
         if result.outcome is Outcome.UNMEASURED:
-            result, _ = self._run_once(pair, (f"run again: the first run measured nothing ({result.error_message}; "
-                                              f"its files: {pair_dir})",))
+            result, _ = self._run_once(
+                pair, (f"run again: the first run measured nothing ({result.error_message}; its files: {pair_dir})",)
+            )
         # What the runner keeps from here on (trials, caches) leaves the garbage collector's full passes: each
         # stops every thread, the sampler's too, and in the simulated matrix 66 of 67 took 20 ms or more (up to
         # 288 ms) on the project's 2-core host (BENCHMARKS.md, bench/gc_log.py). A cycle frozen here is never
@@ -94,8 +104,16 @@ class DeviceExecutor:
                 result = self.device.simulate(pair)
             else:
                 assert pair_dir is not None, "a measured pair needs a results directory"
-                result = run_pair(pair, self.registry, self.device, self.options, pair_dir, observer=self.observer,
-                                  sampler=self.sampler, abort=self.abort)
+                result = run_pair(
+                    pair,
+                    self.registry,
+                    self.device,
+                    self.options,
+                    pair_dir,
+                    observer=self.observer,
+                    sampler=self.sampler,
+                    abort=self.abort,
+                )
         finally:
             with self._count_lock:
                 self._running -= 1
@@ -110,10 +128,12 @@ class DeviceExecutor:
 
     def _measurement(self, concurrent: int) -> dict[str, object]:
         described = self.device.describe()
-        record: dict[str, object] = {"mode": PACKED if self.packed else SERIAL, "device": self.device.name,
-                                     "card_mib": described.get("emulated_card_mib", self.device.capacity_mib)}
+        record: dict[str, object] = {
+            "mode": PACKED if self.packed else SERIAL,
+            "device": self.device.name,
+            "card_mib": described.get("emulated_card_mib", self.device.capacity_mib),
+        }
         if self.packed:
             record["trials_at_start"] = concurrent  # this one included
             record["jobs_started"] = "together"  # packed trials always do (__init__)
         return record
-

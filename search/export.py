@@ -7,6 +7,7 @@ its models file does not list, so a reduced ``batch_size`` could be ignored with
 hyperparameter the target models file lacks is warned about and written to a ``.models_additions.json``
 next to the output. The result is read back with our loader (the runner's meaning) before it is written.
 """
+
 from __future__ import annotations
 
 import copy
@@ -47,9 +48,11 @@ def risk_words(card_mib: float) -> str:
     """Why a pair is in its class, for every view that shows one: the classes go by the pair's peak on the card,
     not by its margin to the safe limit, so a pair with thousands of MiB of margin can be "high risk"."""
     low, high = risk_bounds(card_mib)
-    return (f"risk classes go by the pair's peak, not its margin: stable under {low:,.0f} MiB, usable up to "
-            f"{high:,.0f} MiB, high risk above (the seed design's 3000 and 4000 MB of an 8 GB card, scaled to "
-            f"this {card_mib:,.0f} MiB card)")
+    return (
+        f"risk classes go by the pair's peak, not its margin: stable under {low:,.0f} MiB, usable up to "
+        f"{high:,.0f} MiB, high risk above (the seed design's 3000 and 4000 MB of an 8 GB card, scaled to "
+        f"this {card_mib:,.0f} MiB card)"
+    )
 
 
 def risk_reason(peak_mib: float, card_mib: float) -> str:
@@ -81,10 +84,15 @@ def safe_choice(plan: PairPlan, limit_mib: float) -> SafeChoice | None:
         return None
     order = [plan.original, *plan.path]
     rank = {config: i for i, config in enumerate(order)}
-    verified = [t for t in plan.trials if t.feasible and t.peak_mib is not None and t.peak_mib <= limit_mib
-                and t.config in rank]
+    verified = [
+        t for t in plan.trials if t.feasible and t.peak_mib is not None and t.peak_mib <= limit_mib and t.config in rank
+    ]
     verified.sort(key=lambda t: t.mode == PACKED)  # of one configuration, the trial alone on the card is the one
-    if plan.recommended is not None and plan.recommended_peak_mib is not None and plan.recommended_peak_mib <= limit_mib:
+    if (
+        plan.recommended is not None
+        and plan.recommended_peak_mib is not None
+        and plan.recommended_peak_mib <= limit_mib
+    ):
         trial = next((t for t in verified if t.config == plan.recommended), None)
         if trial is not None:
             return SafeChoice(plan.recommended, plan.recommended_peak_mib, trial.number)
@@ -142,8 +150,10 @@ def build_export(fs, target_models: Path, margin_mib: float = 0.0) -> Export:
     """The settings file of ``fs``'s safe pairs, for the runner that uses ``target_models``."""
     limit, card = fs.settings.safe_limit_mib, fs.settings.card_mib
     if margin_mib >= limit:
-        raise UserError(f"--margin {format_mib(margin_mib)}: it is not under the study's safe limit "
-                        f"({format_mib(limit)}), so no pair could pass; give a margin under it, e.g. 200MiB")
+        raise UserError(
+            f"--margin {format_mib(margin_mib)}: it is not under the study's safe limit "
+            f"({format_mib(limit)}), so no pair could pass; give a margin under it, e.g. 200MiB"
+        )
     raw = _raw_settings(fs.experiment.file)
     target_raw = read_json(Path(target_models), "models file")
     study_raw = _raw_models(fs.registry)
@@ -161,8 +171,18 @@ def build_export(fs, target_models: Path, margin_mib: float = 0.0) -> Export:
             continue
         cls = risk_class(choice.peak_mib, card)
         classes[cls] += 1
-        entry, jobs = _entry(plan, choice, raw, cls, limit, margin_mib, warnings, fs.settings.extension.grid,
-                             kind=fs.kind, why=risk_reason(choice.peak_mib, card))
+        entry, jobs = _entry(
+            plan,
+            choice,
+            raw,
+            cls,
+            limit,
+            margin_mib,
+            warnings,
+            fs.settings.extension.grid,
+            kind=fs.kind,
+            why=risk_reason(choice.peak_mib, card),
+        )
         found = figures.get(choice.trial_number)
         if found is not None and worth_a_note(found):
             entry["note"] += f"; {found.summary()}"
@@ -171,22 +191,31 @@ def build_export(fs, target_models: Path, margin_mib: float = 0.0) -> Export:
         entries.append((RISK_CLASSES.index(cls), plan.pair.group, entry))
     if not entries:
         reasons = "\n".join(f"  G{u['group']}: {u['reason']}" for u in unsafe)
-        raise UserError(f"no pair of study '{fs.settings.name}' is verified safe under "
-                        f"{limit - margin_mib:,.0f} MiB; nothing to export:\n{reasons}")
+        raise UserError(
+            f"no pair of study '{fs.settings.name}' is verified safe under "
+            f"{limit - margin_mib:,.0f} MiB; nothing to export:\n{reasons}"
+        )
     settings = _top_level(raw, fs, margin_mib)
     source = settings.pop("_exported_from")
     settings["experiments"] = [e for _, _, e in sorted(entries, key=lambda x: (x[0], x[1]))]
     settings["_unsafe_pairs"] = unsafe
     settings["_exported_from"] = source
-    result = Export(settings, {"_comment": _ADDITIONS_COMMENT, "models": additions} if additions else None,
-                    warnings, classes, len(unsafe))
+    result = Export(
+        settings,
+        {"_comment": _ADDITIONS_COMMENT, "models": additions} if additions else None,
+        warnings,
+        classes,
+        len(unsafe),
+    )
     _self_check(result, target_raw, Path(target_models))
     return result
 
 
-_ADDITIONS_COMMENT = ("Entries to merge into the models file the exported settings run with: without them the seed's "
-                      "runner silently drops these hyperparameters (a reduced batch_size would be ignored). Flags are "
-                      "copied from the models file the study ran with: check that each training script accepts them.")
+_ADDITIONS_COMMENT = (
+    "Entries to merge into the models file the exported settings run with: without them the seed's "
+    "runner silently drops these hyperparameters (a reduced batch_size would be ignored). Flags are "
+    "copied from the models file the study ran with: check that each training script accepts them."
+)
 
 
 def _raw_settings(path: Path) -> dict[str, Any]:
@@ -208,31 +237,57 @@ def _top_level(raw: dict[str, Any], fs, margin_mib: float) -> dict[str, Any]:
     name = str(raw.get("experiment_name", fs.experiment.name))
     limit = fs.settings.safe_limit_mib
     kind = fs.kind
-    how = {StudyKind.GPU: "measured to stay under",
-           StudyKind.CPU: "measured on the CPU (host memory, not GPU memory) to stay under",
-           StudyKind.SIMULATED: "SIMULATED (predicted from memory profiles, not measured) to stay under"}[kind]
-    where = (f"a {fs.settings.card_mib:,.0f} MiB host-memory budget" if kind == StudyKind.CPU
-             else f"a {'simulated ' if kind == StudyKind.SIMULATED else ''}{fs.settings.card_mib:,.0f} MiB card")
+    how = {
+        StudyKind.GPU: "measured to stay under",
+        StudyKind.CPU: "measured on the CPU (host memory, not GPU memory) to stay under",
+        StudyKind.SIMULATED: "SIMULATED (predicted from memory profiles, not measured) to stay under",
+    }[kind]
+    where = (
+        f"a {fs.settings.card_mib:,.0f} MiB host-memory budget"
+        if kind == StudyKind.CPU
+        else f"a {'simulated ' if kind == StudyKind.SIMULATED else ''}{fs.settings.card_mib:,.0f} MiB card"
+    )
     verified = "largest predicted" if kind == StudyKind.SIMULATED else "largest verified"
     out["experiment_name"] = f"{name}_safe_pairs"
-    out["description"] = (f"Pairs of '{name}' {how} {limit - margin_mib:,.0f} MiB "
-                          f"(safe limit {limit:,.0f} MiB" + (f" minus a {margin_mib:,.0f} MiB margin" if margin_mib else "")
-                          + f") on {where}, at their {verified} batch sizes; ordered stable, usable, high risk.")
-    out["_exported_from"] = {"study": fs.settings.name, "kind": kind, "settings_file": str(fs.experiment.file),
-                             "card_mib": fs.settings.card_mib, "safe_limit_mib": limit, "margin_mib": margin_mib,
-                             "exported_at": datetime.now().isoformat(timespec="seconds"), "tool": "gpupair-search export"}
+    out["description"] = (
+        f"Pairs of '{name}' {how} {limit - margin_mib:,.0f} MiB "
+        f"(safe limit {limit:,.0f} MiB"
+        + (f" minus a {margin_mib:,.0f} MiB margin" if margin_mib else "")
+        + f") on {where}, at their {verified} batch sizes; ordered stable, usable, high risk."
+    )
+    out["_exported_from"] = {
+        "study": fs.settings.name,
+        "kind": kind,
+        "settings_file": str(fs.experiment.file),
+        "card_mib": fs.settings.card_mib,
+        "safe_limit_mib": limit,
+        "margin_mib": margin_mib,
+        "exported_at": datetime.now().isoformat(timespec="seconds"),
+        "tool": "gpupair-search export",
+    }
     return out
 
 
-def _entry(plan: PairPlan, choice: SafeChoice, raw: dict[str, Any], cls: str, limit: float,
-           margin_mib: float, warnings: list[str], grid: BatchGrid,
-           kind: StudyKind = StudyKind.GPU, why: str = "") -> tuple[dict[str, Any], list[JobConfig]]:
+def _entry(
+    plan: PairPlan,
+    choice: SafeChoice,
+    raw: dict[str, Any],
+    cls: str,
+    limit: float,
+    margin_mib: float,
+    warnings: list[str],
+    grid: BatchGrid,
+    kind: StudyKind = StudyKind.GPU,
+    why: str = "",
+) -> tuple[dict[str, Any], list[JobConfig]]:
     """The seed-format entry: the original entry's shape and keys, batch sizes set, note rewritten, and the
     repeat count as the experiment's ``runs_per_config`` (which the runner reads before any other level)."""
     pair = plan.pair
     experiments = raw.get("experiments") if isinstance(raw.get("experiments"), list) else []
     source = experiments[pair.group - 1] if 0 < pair.group <= len(experiments) else None
-    entry = copy.deepcopy(source) if isinstance(source, dict) else {"mode": "parallel" if pair.background else "default"}
+    entry = (
+        copy.deepcopy(source) if isinstance(source, dict) else {"mode": "parallel" if pair.background else "default"}
+    )
     jobs = []
     for index, role, job in ((0, "foreground", pair.foreground), (1, "background", pair.background)):
         if job is None:
@@ -249,11 +304,15 @@ def _entry(plan: PairPlan, choice: SafeChoice, raw: dict[str, Any], cls: str, li
             continue
         target.update({"repo": job.repo, "model": job.model, "hyperparameters": dict(job.hyperparameters)})
     factors = accumulation(plan.original, choice.config, grid)
-    changes = [f"{role} batch size {plan.original[i]}→{choice.config[i]}"
-               for i, role in enumerate(("foreground", "background"))
-               if choice.config[i] is not None and choice.config[i] != plan.original[i]]
-    note = (f"{cls}: {'predicted' if kind == StudyKind.SIMULATED else 'measured'} peak {choice.peak_mib:,.0f} MiB, margin "
-            f"{limit - choice.peak_mib:,.0f} MiB to the {limit:,.0f} MiB limit{_how_measured(plan, choice, kind)}")
+    changes = [
+        f"{role} batch size {plan.original[i]}→{choice.config[i]}"
+        for i, role in enumerate(("foreground", "background"))
+        if choice.config[i] is not None and choice.config[i] != plan.original[i]
+    ]
+    note = (
+        f"{cls}: {'predicted' if kind == StudyKind.SIMULATED else 'measured'} peak {choice.peak_mib:,.0f} MiB, margin "
+        f"{limit - choice.peak_mib:,.0f} MiB to the {limit:,.0f} MiB limit{_how_measured(plan, choice, kind)}"
+    )
     if why:
         note += f"; {cls} because the {why}"
     if changes:
@@ -280,8 +339,15 @@ def _how_measured(plan: PairPlan, choice: SafeChoice, kind: StudyKind) -> str:
     if trial.mode == PACKED:
         return "; measured packed, not confirmed alone"
     card = trial.record.measured.measurement.card_mib if trial.record.measured else None
-    where = "" if not isinstance(card, (int, float)) else (
-        f" within the {card:,.0f} MiB host-memory budget" if kind == StudyKind.CPU else f" on the {card:,.0f} MiB card")
+    where = (
+        ""
+        if not isinstance(card, (int, float))
+        else (
+            f" within the {card:,.0f} MiB host-memory budget"
+            if kind == StudyKind.CPU
+            else f" on the {card:,.0f} MiB card"
+        )
+    )
     return f"; measured alone{where}" + (", confirming packed trials" if "packed" in plan.measured_as else "")
 
 
@@ -293,9 +359,11 @@ def _as_default_job(target: dict[str, Any], job: JobConfig, reduced: bool, pair,
         return False
     target["mode"] = "default"
     target.pop("mutate", None)
-    warnings.append(f"{pair.source}: a mutation job fits only at a reduced batch size, so it is exported as a "
-                    f"\"default\" job at the verified values ({job.key}); the seed's runner would otherwise draw "
-                    "batch sizes up to the top of the range")
+    warnings.append(
+        f"{pair.source}: a mutation job fits only at a reduced batch size, so it is exported as a "
+        f'"default" job at the verified values ({job.key}); the seed\'s runner would otherwise draw '
+        "batch sizes up to the top of the range"
+    )
     return True
 
 
@@ -303,36 +371,61 @@ def _unsafe_entry(plan: PairPlan, limit: float, margin_mib: float) -> dict[str, 
     peaks = [t.peak_mib for t in plan.trials if t.config == plan.original and t.measured and t.peak_mib is not None]
     peak = peaks[-1] if peaks else None
     if plan.verdict.is_safe:
-        reason = (f"verified peak {plan.recommended_peak_mib:,.0f} MiB leaves less than the {margin_mib:,.0f} MiB "
-                  f"margin under the {limit:,.0f} MiB limit, and no smaller verified configuration does")
+        reason = (
+            f"verified peak {plan.recommended_peak_mib:,.0f} MiB leaves less than the {margin_mib:,.0f} MiB "
+            f"margin under the {limit:,.0f} MiB limit, and no smaller verified configuration does"
+        )
     elif plan.verdict is Verdict.PENDING and any(t.measured for t in plan.trials) and peak is None:
-        reason = (f"no trial at its configured batch sizes {plan.original}: the settings or models file changed "
-                  "since the study ran (batch-size defaults?); run the study again with the current files")
+        reason = (
+            f"no trial at its configured batch sizes {plan.original}: the settings or models file changed "
+            "since the study ran (batch-size defaults?); run the study again with the current files"
+        )
     elif plan.verdict is Verdict.PENDING:
         reason = "not measured yet: run the study to the end"
     else:
-        reason = plan.verdict + (f": {plan.detail}" if plan.detail else "") + (
-            f" (peak at the configured batch sizes {peak:,.0f} MiB)" if peak is not None else "")
-    return {"group": plan.pair.group, "pair": plan.pair.key, "verdict": plan.verdict, "reason": reason,
-            "configured_batch_sizes": {"foreground": plan.original[0], "background": plan.original[1]},
-            "measured_peak_mib": peak, "note": plan.pair.note}
+        reason = (
+            plan.verdict
+            + (f": {plan.detail}" if plan.detail else "")
+            + (f" (peak at the configured batch sizes {peak:,.0f} MiB)" if peak is not None else "")
+        )
+    return {
+        "group": plan.pair.group,
+        "pair": plan.pair.key,
+        "verdict": plan.verdict,
+        "reason": reason,
+        "configured_batch_sizes": {"foreground": plan.original[0], "background": plan.original[1]},
+        "measured_peak_mib": peak,
+        "note": plan.pair.note,
+    }
 
 
-def _check_job(job: JobConfig, target: Registry, target_raw: Any, study_raw: dict[str, Any], study: Registry,
-               target_file: Path, additions: dict[str, Any], warnings: list[str]) -> None:
+def _check_job(
+    job: JobConfig,
+    target: Registry,
+    target_raw: Any,
+    study_raw: dict[str, Any],
+    study: Registry,
+    target_file: Path,
+    additions: dict[str, Any],
+    warnings: list[str],
+) -> None:
     """Record in ``additions`` (with a warning) what ``target`` lacks to run ``job`` as exported."""
     repo = target.repositories.get(job.repo)
     if repo is None:
         if job.repo not in additions:
             additions[job.repo] = copy.deepcopy(study_raw.get(job.repo) or _entry_from_registry(study, job.repo))
-            warnings.append(f"{target_file}: has no repository {job.repo!r}; its whole entry from {study.file} is in "
-                            "the additions file (check its path against the target runner's layout)")
+            warnings.append(
+                f"{target_file}: has no repository {job.repo!r}; its whole entry from {study.file} is in "
+                "the additions file (check its path against the target runner's layout)"
+            )
         return
     if job.model not in repo.models:
         models = additions.setdefault(job.repo, {}).setdefault("models", [])
         if job.model not in models:
             models.append(job.model)
-            warnings.append(f"{target_file}: repository {job.repo!r} has no model {job.model!r}; added to the additions file")
+            warnings.append(
+                f"{target_file}: repository {job.repo!r} has no model {job.model!r}; added to the additions file"
+            )
     for name in job.hyperparameters:
         if name in repo.hyperparameters:
             continue
@@ -341,20 +434,37 @@ def _check_job(job: JobConfig, target: Registry, target_raw: Any, study_raw: dic
             continue
         raw_spec = (study_raw.get(job.repo) or {}).get("supported_hyperparams", {}).get(name)
         hp = study.repositories[job.repo].hyperparameters[name] if job.repo in study.repositories else None
-        specs[name] = copy.deepcopy(raw_spec) if isinstance(raw_spec, dict) else (
-            {"flag": hp.flag, "type": hp.type, "default": hp.default} if hp else {"flag": f"--{name}", "type": "str"})
-        why = ("a reduced batch size would be silently ignored by the seed's runner"
-               if name == BATCH_SIZE else "the seed's runner would silently drop it")
-        warnings.append(f"{target_file}: repository {job.repo!r} has no hyperparameter {name!r}: {why}; its entry "
-                        f"(flag {specs[name].get('flag')!r}, from {study.file}) is in the additions file")
+        specs[name] = (
+            copy.deepcopy(raw_spec)
+            if isinstance(raw_spec, dict)
+            else (
+                {"flag": hp.flag, "type": hp.type, "default": hp.default}
+                if hp
+                else {"flag": f"--{name}", "type": "str"}
+            )
+        )
+        why = (
+            "a reduced batch size would be silently ignored by the seed's runner"
+            if name == BATCH_SIZE
+            else "the seed's runner would silently drop it"
+        )
+        warnings.append(
+            f"{target_file}: repository {job.repo!r} has no hyperparameter {name!r}: {why}; its entry "
+            f"(flag {specs[name].get('flag')!r}, from {study.file}) is in the additions file"
+        )
 
 
 def _entry_from_registry(registry: Registry, name: str) -> dict[str, Any]:
     repo = registry.repositories[name]
-    return {"path": str(repo.path), "train_script": repo.train_script, "models": list(repo.models),
-            **({"model_flag": repo.model_flag} if repo.model_flag else {}),
-            "supported_hyperparams": {h.name: {"flag": h.flag, "type": h.type, "default": h.default}
-                                      for h in repo.hyperparameters.values()}}
+    return {
+        "path": str(repo.path),
+        "train_script": repo.train_script,
+        "models": list(repo.models),
+        **({"model_flag": repo.model_flag} if repo.model_flag else {}),
+        "supported_hyperparams": {
+            h.name: {"flag": h.flag, "type": h.type, "default": h.default} for h in repo.hyperparameters.values()
+        },
+    }
 
 
 def merge_models(models: dict[str, Any], additions: dict[str, Any] | None) -> dict[str, Any]:
@@ -386,16 +496,21 @@ def _self_check(result: Export, target_raw: Any, target_file: Path) -> None:
         settings = Path(tmp) / "settings.json"
         settings.write_text(json.dumps(result.settings))
         try:
-            loaded = load_experiment(settings, Registry.load(models, base_dir=target_file.parent,
-                                                             require_paths=False), lenient=True)
+            loaded = load_experiment(
+                settings, Registry.load(models, base_dir=target_file.parent, require_paths=False), lenient=True
+            )
         except UserError as exc:  # our bug, not the user's: say so plainly
-            raise UserError(f"internal error: the exported settings do not load against {target_file}"
-                            f"{' plus the additions' if result.additions else ''}:\n{exc.render()}") from None
+            raise UserError(
+                f"internal error: the exported settings do not load against {target_file}"
+                f"{' plus the additions' if result.additions else ''}:\n{exc.render()}"
+            ) from None
         exported = sum(entry["runs_per_config"] for entry in result.settings["experiments"])
         runs = sum(pair.repeats for pair in loaded.pairs)
         if runs != exported:
-            raise UserError(f"internal error: the exported settings hold {exported} runs, but {runs} of them load "
-                            f"against {target_file}:\n" + "\n".join(loaded.warnings))
+            raise UserError(
+                f"internal error: the exported settings hold {exported} runs, but {runs} of them load "
+                f"against {target_file}:\n" + "\n".join(loaded.warnings)
+            )
 
 
 def additions_path(output: Path) -> Path:

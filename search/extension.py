@@ -10,6 +10,7 @@ whichever leaves less to search if the model is right), clamped so that the rema
 always be finished by bisection within the budget ``ceil(log2(N)) + 1`` trials, N being the number of
 possible answers. With an exact model that is two trials; with a wrong one, never more than the bound.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,9 @@ class Policy(str, Enum):
         return self.value
 
 
-def reduction_path(fg: int | None, bg: int | None, policy: Policy, floor: int = 1,
-                   grid: BatchGrid = BatchGrid.ANY) -> list[Config]:
+def reduction_path(
+    fg: int | None, bg: int | None, policy: Policy, floor: int = 1, grid: BatchGrid = BatchGrid.ANY
+) -> list[Config]:
     """Positions 1..L of the path (position 0, the original configuration, is not included), on ``grid``."""
     return grid.restrict(_unit_path(fg, bg, policy, floor), (fg, bg), floor)
 
@@ -140,8 +142,9 @@ class SearchPolicy(Protocol):
 
     def budget(self, path_length: int) -> int: ...
 
-    def next_position(self, path_length: int, results: dict[int, bool], predicted_first_feasible: int | None,
-                      distrust: int) -> int | None: ...
+    def next_position(
+        self, path_length: int, results: dict[int, bool], predicted_first_feasible: int | None, distrust: int
+    ) -> int | None: ...
 
     def answer(self, path_length: int, results: dict[int, bool]) -> int | None: ...
 
@@ -163,8 +166,9 @@ class ModelGuided:
     def budget(self, path_length: int) -> int:
         return budget(path_length)
 
-    def next_position(self, path_length: int, results: dict[int, bool], predicted_first_feasible: int | None,
-                      distrust: int) -> int | None:
+    def next_position(
+        self, path_length: int, results: dict[int, bool], predicted_first_feasible: int | None, distrust: int
+    ) -> int | None:
         return next_position(state_from(path_length, results, len(results)), predicted_first_feasible, distrust)
 
     def answer(self, path_length: int, results: dict[int, bool]) -> int | None:
@@ -184,8 +188,9 @@ class DoublingBisection:
     def budget(self, path_length: int) -> int:
         return path_length
 
-    def next_position(self, path_length: int, results: dict[int, bool], predicted_first_feasible: int | None,
-                      distrust: int) -> int | None:
+    def next_position(
+        self, path_length: int, results: dict[int, bool], predicted_first_feasible: int | None, distrust: int
+    ) -> int | None:
         def ascending(k: int) -> int:  # k-th configuration from the floor end, as a path position
             return path_length + 1 - k
 
@@ -233,8 +238,9 @@ class Backoff:
     def budget(self, path_length: int) -> int:
         return path_length
 
-    def next_position(self, path_length: int, results: dict[int, bool], predicted_first_feasible: int | None,
-                      distrust: int) -> int | None:
+    def next_position(
+        self, path_length: int, results: dict[int, bool], predicted_first_feasible: int | None, distrust: int
+    ) -> int | None:
         if any(results.values()):
             return None
         position = len(results) + 1
@@ -256,8 +262,9 @@ def search_policy(name: str) -> SearchPolicy:
         raise UserError(f"--policy {name!r}: expected one of {', '.join(POLICIES)}") from None
 
 
-def search(policy: SearchPolicy, original: Config, floor: int, fits: Callable[[Config], bool],
-           grid: BatchGrid = BatchGrid.ANY) -> tuple[int, Config | None]:
+def search(
+    policy: SearchPolicy, original: Config, floor: int, fits: Callable[[Config], bool], grid: BatchGrid = BatchGrid.ANY
+) -> tuple[int, Config | None]:
     """Run ``policy`` against an oracle (no model): the trials it spends and the configuration it answers."""
     path = grid.restrict(policy.path(original, floor), original, floor)
     results: dict[int, bool] = {}

@@ -11,6 +11,7 @@ What "best" means depends on the study's direction: studies created since 2026-1
 peak (best: the largest pair verified to fit under the safe limit); older ones minimise it (best: the
 smallest feasible pair). Both read correctly; the rule is the same.
 """
+
 from __future__ import annotations
 
 import abc
@@ -46,6 +47,7 @@ def feasible_best(trials: Sequence[FrozenTrial], direction: StudyDirection) -> F
 
 def _delegating(cls: type) -> type:
     """Give ``cls`` every public method of BaseStorage it does not define, each calling ``self.inner``'s."""
+
     def delegate(name: str) -> Callable[..., Any]:
         def method(self: Any, *args: Any, **kwargs: Any) -> Any:
             return getattr(self.inner, name)(*args, **kwargs)

@@ -5,6 +5,7 @@ written once, as one user attribute of the study, and every later run compares i
 anything starts: a run with another card, policy or edited settings file stops and says what differs,
 instead of judging old peaks against a new limit.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -73,14 +74,22 @@ class FixedDefinition:
 
     def extension(self) -> ExtensionOptions:
         """The search this study runs, as the planner takes it."""
-        return ExtensionOptions(enabled=self.extend, policy=self.policy, floor=self.floor,
-                                confirm_margin=self.confirm_margin, grid=batch_grid(self.batch_grid),
-                                confirm=Confirm(self.confirm))
+        return ExtensionOptions(
+            enabled=self.extend,
+            policy=self.policy,
+            floor=self.floor,
+            confirm_margin=self.confirm_margin,
+            grid=batch_grid(self.batch_grid),
+            confirm=Confirm(self.confirm),
+        )
 
     def for_new_study(self) -> FixedDefinition:
         """The definition to store: what the run left to the default, filled in."""
-        defaults = {"probe_steps": self.probe_steps_default, "baselines": self.baselines_default,
-                    "min_window_s": self.min_window_s_default}
+        defaults = {
+            "probe_steps": self.probe_steps_default,
+            "baselines": self.baselines_default,
+            "min_window_s": self.min_window_s_default,
+        }
         return replace(self, **{name: value for name, value in defaults.items() if getattr(self, name) is None})
 
     def to_json(self) -> dict[str, Any]:
@@ -120,8 +129,11 @@ class FixedDefinition:
         for key in sorted(current_pairs.keys() - stored_pairs.keys()):
             lines.append(f"pair {key}: in the settings now, not in the study")
         for key in sorted(stored_pairs.keys() & current_pairs.keys()):
-            changed = [k for k in stored_pairs[key] | current_pairs[key]
-                       if k not in _PAIR_NOT_COMPARED and stored_pairs[key].get(k) != current_pairs[key].get(k)]
+            changed = [
+                k
+                for k in stored_pairs[key] | current_pairs[key]
+                if k not in _PAIR_NOT_COMPARED and stored_pairs[key].get(k) != current_pairs[key].get(k)
+            ]
             if changed:
                 lines.append(f"pair {key}: {', '.join(changed)} changed")
         return lines
@@ -134,31 +146,56 @@ class FixedDefinition:
                 f"study '{self.name}' was created with another definition; nothing was started or changed:\n"
                 + "\n".join(f"  - {line}" for line in diff)
                 + "\n  fix: run with the flags and files it was created with, or give this run its own study "
-                  "name (--name NEW_NAME)")
+                "name (--name NEW_NAME)"
+            )
 
     def job_pairs(self) -> list[PairSpec]:
         """The pairs as stored, for reading a study without its (possibly edited) settings file."""
-        return [PairSpec(p["group"], _job(p["foreground"]), _job(p["background"]) if p["background"] else None,
-                         note=p.get("note", ""), source="stored study definition",
-                         warnings=tuple(p.get("warnings", ())), repeats=int(p.get("repeats", 1)),
-                         repeated_at=tuple(p.get("repeated_at", ())), worst_case=p.get("worst_case", {}))
-                for p in self.pairs]
+        return [
+            PairSpec(
+                p["group"],
+                _job(p["foreground"]),
+                _job(p["background"]) if p["background"] else None,
+                note=p.get("note", ""),
+                source="stored study definition",
+                warnings=tuple(p.get("warnings", ())),
+                repeats=int(p.get("repeats", 1)),
+                repeated_at=tuple(p.get("repeated_at", ())),
+                worst_case=p.get("worst_case", {}),
+            )
+            for p in self.pairs
+        ]
 
     def originals(self) -> dict[str, tuple[int | None, int | None]]:
         return {p["key"]: tuple(p["original"]) for p in self.pairs}  # type: ignore[misc]
 
 
 def pair_record(pair: PairSpec, original: tuple[int | None, int | None]) -> dict[str, Any]:
-    return {"key": pair.key, "group": pair.group, "note": pair.note, "foreground": pair.foreground.to_json(),
-            "background": pair.background.to_json() if pair.background else None, "original": list(original),
-            "repeats": pair.repeats, "repeated_at": list(pair.repeated_at), "warnings": list(pair.warnings),
-            "worst_case": json.loads(json.dumps({role: dict(case) for role, case in pair.worst_case.items()}))}
+    return {
+        "key": pair.key,
+        "group": pair.group,
+        "note": pair.note,
+        "foreground": pair.foreground.to_json(),
+        "background": pair.background.to_json() if pair.background else None,
+        "original": list(original),
+        "repeats": pair.repeats,
+        "repeated_at": list(pair.repeated_at),
+        "warnings": list(pair.warnings),
+        "worst_case": json.loads(json.dumps({role: dict(case) for role, case in pair.worst_case.items()})),
+    }
 
 
 # Where the files are (a moved settings file is the same study: its digest says whether it changed), and
 # what is derived from the rest (warnings, the places repeats came from), are kept but not compared.
-_NOT_COMPARED = {"name", "pairs", "settings_file", "models_file", "probe_steps_default", "baselines_default",
-                 "min_window_s_default"}
+_NOT_COMPARED = {
+    "name",
+    "pairs",
+    "settings_file",
+    "models_file",
+    "probe_steps_default",
+    "baselines_default",
+    "min_window_s_default",
+}
 _PAIR_NOT_COMPARED = {"warnings", "repeated_at"}
 #: Left to the default by a run (None), these go on as the stored study has them: a changed default must not
 #: stop a study that was started under the old one.
@@ -173,8 +210,10 @@ def stored_definition(study: optuna.Study) -> FixedDefinition | None:
     try:
         return FixedDefinition.from_json(data)
     except (TypeError, KeyError) as exc:
-        raise UserError(f"study '{study.study_name}' has a definition this version cannot read ({exc}); "
-                        "read it with the version that wrote it") from None
+        raise UserError(
+            f"study '{study.study_name}' has a definition this version cannot read ({exc}); "
+            "read it with the version that wrote it"
+        ) from None
 
 
 def has_definition(study: optuna.Study) -> bool:

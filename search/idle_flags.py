@@ -6,6 +6,7 @@ against them before anything starts. Only flags the user gave count (a default i
 is part of the study's stored definition and matters on a later run (``--confirm`` of a study run serially now
 and packed later) is not idle.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -32,27 +33,59 @@ def _simulated(o: SimpleNamespace) -> bool:
 
 
 RUN_RULES: tuple[IdleRule, ...] = (
-    IdleRule("probe_steps", "--probe-steps", lambda o: not o.probe,
-             "it sets how long a probe trains, and --full-epoch runs the seed's full epoch; drop one of them"),
-    IdleRule("min_window_s", "--min-window-s", lambda o: not o.probe,
-             "it sets how long a probe's first epoch trains, and --full-epoch runs whole epochs; drop one of them"),
-    IdleRule("policy", "--policy", lambda o: not o.extend,
-             "it chooses how failing pairs' batch sizes are searched, and --no-extend searches none; drop one of them"),
-    IdleRule("floor", "--floor", lambda o: not o.extend,
-             "it bounds the batch-size search, and --no-extend searches none; drop one of them"),
-    IdleRule("batch_grid", "--batch-grid", lambda o: not o.extend,
-             "it chooses the batch sizes the search tries, and --no-extend searches none; drop one of them"),
+    IdleRule(
+        "probe_steps",
+        "--probe-steps",
+        lambda o: not o.probe,
+        "it sets how long a probe trains, and --full-epoch runs the seed's full epoch; drop one of them",
+    ),
+    IdleRule(
+        "min_window_s",
+        "--min-window-s",
+        lambda o: not o.probe,
+        "it sets how long a probe's first epoch trains, and --full-epoch runs whole epochs; drop one of them",
+    ),
+    IdleRule(
+        "policy",
+        "--policy",
+        lambda o: not o.extend,
+        "it chooses how failing pairs' batch sizes are searched, and --no-extend searches none; drop one of them",
+    ),
+    IdleRule(
+        "floor",
+        "--floor",
+        lambda o: not o.extend,
+        "it bounds the batch-size search, and --no-extend searches none; drop one of them",
+    ),
+    IdleRule(
+        "batch_grid",
+        "--batch-grid",
+        lambda o: not o.extend,
+        "it chooses the batch sizes the search tries, and --no-extend searches none; drop one of them",
+    ),
     IdleRule("timeout", "--timeout", _simulated, "--device sim runs no job, so nothing can time out; drop it"),
     IdleRule("monitor_hz", "--monitor-hz", _simulated, "--device sim samples no memory; drop it"),
-    IdleRule("allow_foreign", "--allow-foreign-processes", _simulated,
-             "--device sim uses no GPU, so no other process can hold its memory; drop it"),
+    IdleRule(
+        "allow_foreign",
+        "--allow-foreign-processes",
+        _simulated,
+        "--device sim uses no GPU, so no other process can hold its memory; drop it",
+    ),
 )
 
 PAIR_RULES: tuple[IdleRule, ...] = (
-    IdleRule("probe_steps", "--probe-steps", lambda o: not o.probe,
-             "it sets how long a probe trains, and --full-epoch runs whole epochs; drop one of them"),
-    IdleRule("min_window_s", "--min-window-s", lambda o: not o.probe,
-             "it sets how long a probe's first epoch trains, and --full-epoch runs whole epochs; drop one of them"),
+    IdleRule(
+        "probe_steps",
+        "--probe-steps",
+        lambda o: not o.probe,
+        "it sets how long a probe trains, and --full-epoch runs whole epochs; drop one of them",
+    ),
+    IdleRule(
+        "min_window_s",
+        "--min-window-s",
+        lambda o: not o.probe,
+        "it sets how long a probe's first epoch trains, and --full-epoch runs whole epochs; drop one of them",
+    ),
 )
 
 
@@ -66,5 +99,8 @@ def refuse_idle_flags(options: Mapping[str, Any], given: set[str], rules: tuple[
 
 def given_options(ctx: Any) -> set[str]:
     """The options of a click context that the user gave (on the command line or through the environment)."""
-    return {name for name in ctx.params
-            if getattr(ctx.get_parameter_source(name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")}
+    return {
+        name
+        for name in ctx.params
+        if getattr(ctx.get_parameter_source(name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")
+    }

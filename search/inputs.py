@@ -1,4 +1,5 @@
 """Load the models file and settings file the CLI was given (bundled ones by default)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,9 +38,11 @@ def find_repos_root(models: Path, given: Path | None = None, cwd: Path | None = 
         return ReposRoot(Path(given), "--repos-root")
     models = Path(models).absolute()
     layout = models.parent.parent.resolve()
-    candidates = {cwd.resolve(): "the current directory",
-                  layout.resolve(): f"the folder above {models.parent.name}/, the models file's folder",
-                  models.parent.resolve(): "the models file's folder"}
+    candidates = {
+        cwd.resolve(): "the current directory",
+        layout.resolve(): f"the folder above {models.parent.name}/, the models file's folder",
+        models.parent.resolve(): "the models file's folder",
+    }
     relative = _relative_repositories(models)
     if not relative:
         return ReposRoot(cwd, "the current directory; every repository path of the models file is absolute")
@@ -47,10 +50,14 @@ def find_repos_root(models: Path, given: Path | None = None, cwd: Path | None = 
     best = max(scores.values())
     if best == 0:
         if models.parent.name == "mutation":
-            return ReposRoot(layout, f"{candidates[layout.resolve()]}, the runner's layout; no repository is cloned "
-                             "there yet")
-        return ReposRoot(cwd, "the current directory; no repository of the models file is cloned under it, the "
-                         "folder above the models file's folder, or the models file's folder")
+            return ReposRoot(
+                layout, f"{candidates[layout.resolve()]}, the runner's layout; no repository is cloned there yet"
+            )
+        return ReposRoot(
+            cwd,
+            "the current directory; no repository of the models file is cloned under it, the "
+            "folder above the models file's folder, or the models file's folder",
+        )
     winners = [root for root, score in scores.items() if score == best]
     root = winners[0]
     held = "all" if best == len(relative) else f"{best} of {len(relative)}"
@@ -70,10 +77,11 @@ def _relative_repositories(models: Path) -> list[tuple[str, str]]:
     entries = data.get("models") if isinstance(data, dict) else None
     if not isinstance(entries, dict):
         return []
-    return [(e["path"], e.get("train_script") if isinstance(e.get("train_script"), str) else "")
-            for e in entries.values()
-            if isinstance(e, dict) and isinstance(e.get("path"), str) and e["path"]
-            and not Path(e["path"]).is_absolute()]
+    return [
+        (e["path"], e.get("train_script") if isinstance(e.get("train_script"), str) else "")
+        for e in entries.values()
+        if isinstance(e, dict) and isinstance(e.get("path"), str) and e["path"] and not Path(e["path"]).is_absolute()
+    ]
 
 
 def _holds(root: Path, path: str, script: str) -> bool:
@@ -113,8 +121,11 @@ def clone_warnings(experiment: Experiment, registry: Registry) -> list[str]:
     """For ``validate``, which checks meaning only: each repository the pairs use whose clone (or train script) is
     not there, as a warning that ``run`` needs it."""
     used = dict.fromkeys(job.repo for pair in experiment.pairs for job in (pair.foreground, pair.background) if job)
-    return [f"{problem.render().splitlines()[0]}; `run` needs it (`validate` checks only the files' meaning)"
-            for name in used for problem in registry.start_problems(name)]
+    return [
+        f"{problem.render().splitlines()[0]}; `run` needs it (`validate` checks only the files' meaning)"
+        for name in used
+        for problem in registry.start_problems(name)
+    ]
 
 
 def validation_lines(settings: Path, experiment: Experiment, registry: Registry) -> tuple[list[str], list[str]]:
@@ -125,8 +136,10 @@ def validation_lines(settings: Path, experiment: Experiment, registry: Registry)
         out.append(registry.root_note)
     repeated = sum(p.repeats for p in experiment.pairs)
     if repeated > len(experiment.pairs):
-        out.append(f"  the seed's runner would run {repeated} times in all: each configuration is one trial here, "
-                   "its repeat count kept for export")
+        out.append(
+            f"  the seed's runner would run {repeated} times in all: each configuration is one trial here, "
+            "its repeat count kept for export"
+        )
     for pair in experiment.pairs:
         runs = f"  ×{pair.repeats} runs" if pair.repeats > 1 else ""
         out.append(f"  {pair.key}  {pair.note}{runs}")
@@ -138,8 +151,10 @@ def validation_lines(settings: Path, experiment: Experiment, registry: Registry)
             out.append(f"      {role}: {registry.command(job).display()}")
             case = pair.worst_case.get(role)
             if case:
-                values = ", ".join(f"{name}={value}" + (" (top of its range)" if name in case["at_maximum"] else "")
-                                   for name, value in case["values"].items())
+                values = ", ".join(
+                    f"{name}={value}" + (" (top of its range)" if name in case["at_maximum"] else "")
+                    for name, value in case["values"].items()
+                )
                 out.append(f"      {role}: mutation job, checked at the memory worst case of its ranges: {values}")
     warnings = [f"warning: {w}" for w in experiment.warnings]
     if not registry.require_paths:

@@ -10,6 +10,7 @@ background samples. Alone, that work takes ``n_fg / fg_solo_sps + n_bg / bg_solo
 ``n_fg * e_fg + n_bg * e_bg`` joules (``e``: a solo run's GPU energy per sample). A ratio below 1 means that
 running them together saved time (or energy).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -92,13 +93,19 @@ class PairInterference:
 
     @property
     def foreground_slowdown(self) -> float | None:
-        return _ratio(self.fg_solo.samples_per_second if self.fg_solo else None, self.fg_samples_per_second) \
-            if self.usable else None
+        return (
+            _ratio(self.fg_solo.samples_per_second if self.fg_solo else None, self.fg_samples_per_second)
+            if self.usable
+            else None
+        )
 
     @property
     def background_slowdown(self) -> float | None:
-        return _ratio(self.bg_solo.samples_per_second if self.bg_solo else None, self.bg_samples_per_second) \
-            if self.usable else None
+        return (
+            _ratio(self.bg_solo.samples_per_second if self.bg_solo else None, self.bg_samples_per_second)
+            if self.usable
+            else None
+        )
 
     def summary(self) -> str:
         """One line for notes (status, export, the dashboard)."""
@@ -116,8 +123,9 @@ class PairInterference:
         return "; ".join(parts + list(self.notes)) or "no interference figures"
 
 
-def sequential(window_s: float, fg_samples: float, bg_samples: float, fg_solo: Solo, bg_solo: Solo,
-               paired_energy_j: float | None) -> Sequential | None:
+def sequential(
+    window_s: float, fg_samples: float, bg_samples: float, fg_solo: Solo, bg_solo: Solo, paired_energy_j: float | None
+) -> Sequential | None:
     """The window's work done together against one after the other (see the module docstring)."""
     if fg_solo.samples_per_second <= 0 or bg_solo.samples_per_second <= 0 or window_s <= 0:
         return None
@@ -128,15 +136,18 @@ def sequential(window_s: float, fg_samples: float, bg_samples: float, fg_solo: S
     return Sequential(window_s, seq_time, paired_energy_j, seq_energy)
 
 
-def cpu_starvation(fg_cpu: float | None, solo_cpu: float | None, slowdown: float | None,
-                   host_cpu: float | None) -> str | None:
+def cpu_starvation(
+    fg_cpu: float | None, solo_cpu: float | None, slowdown: float | None, host_cpu: float | None
+) -> str | None:
     """The note that flags a CPU-starved foreground, with its numbers; None when it is not starved."""
     if fg_cpu is None or not solo_cpu or slowdown is None:
         return None
     if fg_cpu < STARVED_CPU_RATIO * solo_cpu and slowdown >= STARVED_SLOWDOWN:
         host = f", host CPU {host_cpu:.0f}%" if host_cpu is not None else ""
-        return (f"CPU-starved foreground: {fg_cpu:.0f}% CPU paired against {solo_cpu:.0f}% alone{host}, "
-                f"{slowdown:.2f}x slower")
+        return (
+            f"CPU-starved foreground: {fg_cpu:.0f}% CPU paired against {solo_cpu:.0f}% alone{host}, "
+            f"{slowdown:.2f}x slower"
+        )
     return None
 
 
@@ -151,16 +162,25 @@ def solo_baselines(views: list[TrialView]) -> dict[tuple[str, int | None], Solo]
         if window is None or not window.reliable or not window.foreground_samples_per_second:
             continue
         key = _identity(measured.foreground)
-        out[(key, v.fg_batch)] = Solo(key, v.fg_batch, v.number, window.foreground_samples_per_second,
-                                      window.gpu_energy_per_foreground_sample_j, window.foreground_cpu_pct)
+        out[(key, v.fg_batch)] = Solo(
+            key,
+            v.fg_batch,
+            v.number,
+            window.foreground_samples_per_second,
+            window.gpu_energy_per_foreground_sample_j,
+            window.foreground_cpu_pct,
+        )
     return out
 
 
 def pair_interference(views: list[TrialView]) -> list[PairInterference]:
     """Every measured, ok pair trial (not a baseline, not a solo entry), in trial order."""
     solos = solo_baselines(views)
-    return [_one(v, measured, solos) for v in sorted(views, key=lambda v: v.number)
-            if v.phase != BASELINE_PHASE and (measured := _ok(v)) is not None and measured.background is not None]
+    return [
+        _one(v, measured, solos)
+        for v in sorted(views, key=lambda v: v.number)
+        if v.phase != BASELINE_PHASE and (measured := _ok(v)) is not None and measured.background is not None
+    ]
 
 
 def figures_by_trial(views: list[TrialView]) -> dict[int, PairInterference]:
@@ -169,8 +189,11 @@ def figures_by_trial(views: list[TrialView]) -> dict[int, PairInterference]:
 
 def worth_a_note(p: PairInterference) -> bool:
     """Whether a pair has a figure to show (a pair without progress lines or baselines only has reasons)."""
-    return p.foreground_slowdown is not None or p.energy_per_fg_sample_j is not None or bool(
-        {MOSTLY_STARTING, CPU_STARVED, PACKED} & set(p.flags))
+    return (
+        p.foreground_slowdown is not None
+        or p.energy_per_fg_sample_j is not None
+        or bool({MOSTLY_STARTING, CPU_STARVED, PACKED} & set(p.flags))
+    )
 
 
 def _one(v: TrialView, measured: Measured, solos: dict[tuple[str, int | None], Solo]) -> PairInterference:
@@ -184,22 +207,36 @@ def _one(v: TrialView, measured: Measured, solos: dict[tuple[str, int | None], S
     fg_solo, bg_solo = solos.get((fg_key, v.fg_batch)), solos.get((bg_key, v.bg_batch))
     bg_samples = window.background_samples
     found = PairInterference(
-        v.pair_key, v.number, v.fg_batch, v.bg_batch, fg_key, bg_key,
+        v.pair_key,
+        v.number,
+        v.fg_batch,
+        v.bg_batch,
+        fg_key,
+        bg_key,
         fg_samples_per_second=window.foreground_samples_per_second,
-        bg_samples_per_second=window.background_samples_per_second, fg_solo=fg_solo, bg_solo=bg_solo,
+        bg_samples_per_second=window.background_samples_per_second,
+        fg_solo=fg_solo,
+        bg_solo=bg_solo,
         energy_per_fg_sample_j=window.gpu_energy_per_foreground_sample_j,
-        sequential=sequential(window.window_s, window.foreground_samples or 0, bg_samples or 0, fg_solo, bg_solo,
-                              window.gpu_energy_j)
-        if fg_solo and bg_solo and bg_samples is not None else None,
-        fg_cpu_pct=window.foreground_cpu_pct, bg_cpu_pct=window.background_cpu_pct,
-        host_cpu_pct=window.host_cpu_pct, background_training_share=window.background_training_share)
+        sequential=sequential(
+            window.window_s, window.foreground_samples or 0, bg_samples or 0, fg_solo, bg_solo, window.gpu_energy_j
+        )
+        if fg_solo and bg_solo and bg_samples is not None
+        else None,
+        fg_cpu_pct=window.foreground_cpu_pct,
+        bg_cpu_pct=window.background_cpu_pct,
+        host_cpu_pct=window.host_cpu_pct,
+        background_training_share=window.background_training_share,
+    )
     flags: list[str] = []
     notes: list[str] = []
     share = found.background_training_share
     if share is not None and share < MIN_BACKGROUND_TRAINING_SHARE:
         flags.append(MOSTLY_STARTING)
-        notes.append(f"not a pair: the background trained in {share:.0%} of the foreground's window (the rest was "
-                     f"start-up between its {measured.background_runs if measured.background_runs is not None else '?'} runs); left out of the figures")
+        notes.append(
+            f"not a pair: the background trained in {share:.0%} of the foreground's window (the rest was "
+            f"start-up between its {measured.background_runs if measured.background_runs is not None else '?'} runs); left out of the figures"
+        )
     if fg_solo is None or bg_solo is None:
         missing = [k for k, s in ((fg_key, fg_solo), (bg_key, bg_solo)) if s is None]
         flags.append(NO_BASELINE)
@@ -207,9 +244,12 @@ def _one(v: TrialView, measured: Measured, solos: dict[tuple[str, int | None], S
     if not window.energy_reliable:
         flags.append(ENERGY_UNRELIABLE)
         notes.append(f"energy {window.energy_note or 'not measured'}")
-    starved = cpu_starvation(found.fg_cpu_pct, fg_solo.cpu_pct if fg_solo else None,
-                             _ratio(fg_solo.samples_per_second if fg_solo else None, found.fg_samples_per_second),
-                             found.host_cpu_pct)
+    starved = cpu_starvation(
+        found.fg_cpu_pct,
+        fg_solo.cpu_pct if fg_solo else None,
+        _ratio(fg_solo.samples_per_second if fg_solo else None, found.fg_samples_per_second),
+        found.host_cpu_pct,
+    )
     if starved:
         flags.append(CPU_STARVED)
         notes.append(starved)
@@ -242,11 +282,16 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 def attrs_for_trial(p: PairInterference) -> dict[str, Any]:
     """The figures as one JSON-able user attribute (``interference``), for the dashboard and export."""
     seq = p.sequential if p.usable else None
-    return {"foreground_slowdown": _r(p.foreground_slowdown), "background_slowdown": _r(p.background_slowdown),
-            "energy_per_foreground_sample_j": _r(p.energy_per_fg_sample_j, 6),
-            "time_ratio_vs_sequential": _r(seq.time_ratio if seq else None),
-            "energy_ratio_vs_sequential": _r(seq.energy_ratio if seq else None),
-            "flags": list(p.flags), "notes": list(p.notes), "summary": p.summary()}
+    return {
+        "foreground_slowdown": _r(p.foreground_slowdown),
+        "background_slowdown": _r(p.background_slowdown),
+        "energy_per_foreground_sample_j": _r(p.energy_per_fg_sample_j, 6),
+        "time_ratio_vs_sequential": _r(seq.time_ratio if seq else None),
+        "energy_ratio_vs_sequential": _r(seq.energy_ratio if seq else None),
+        "flags": list(p.flags),
+        "notes": list(p.notes),
+        "summary": p.summary(),
+    }
 
 
 def _r(value: float | None, digits: int = 3) -> float | None:

@@ -1,5 +1,6 @@
 """How pairs, batch sizes and sizes are written, the same in every view: the table, the progress line, the
 report, the dashboard note and the export."""
+
 from __future__ import annotations
 
 from gpupair_search.launcher.sizes import format_mib

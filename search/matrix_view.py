@@ -5,6 +5,7 @@ more at a glance than 121 table rows: which model may run in the background of w
 job alone. The report draws it (plots.verdict_matrix) and ``status`` prints it compactly (:func:`matrix_text`);
 both read the cells from :func:`pair_grid`, so they cannot disagree.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -73,8 +74,10 @@ def matrix_text(grid: PairGrid) -> str:
     labels = grid.labels()
     width = max(len(label) for label in labels)
     number = len(str(len(labels)))
-    lines = ["pair matrix: foreground (rows) × background (columns, numbered as the rows)",
-             " " * (number + 1 + width) + "".join(f" {i + 1:>{number}}" for i in range(len(labels)))]
+    lines = [
+        "pair matrix: foreground (rows) × background (columns, numbered as the rows)",
+        " " * (number + 1 + width) + "".join(f" {i + 1:>{number}}" for i in range(len(labels))),
+    ]
     for i, (fg, label) in enumerate(zip(grid.jobs, labels)):
         marks = "".join(f" {MARKS[grid.plan(fg, bg).verdict][0]:>{number}}" for bg in grid.jobs)
         lines.append(f"{i + 1:>{number}} {label:<{width}}{marks}")

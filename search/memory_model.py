@@ -5,6 +5,7 @@ Fitted from every measurement of the job: its own peak in pairs and solo runs (e
 give lower bounds (what it held plus what it "tried to allocate"). Memory grows close to linearly with
 batch size once past small batches (BENCHMARKS.md, Prediction).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -87,15 +88,26 @@ def fit_linear(observations: list[Observation]) -> LinearMemoryModel | None:
     return LinearMemoryModel(round(fixed, 3), round(slope, 5), len(exact_trials) + len(exact_profiles))
 
 
-def observations_from_trial(measured: Measured, fg_batch: int | None,
-                            bg_batch: int | None) -> dict[str, list[Observation]]:
+def observations_from_trial(
+    measured: Measured, fg_batch: int | None, bg_batch: int | None
+) -> dict[str, list[Observation]]:
     """What one measured trial says about each of its jobs (keys ``repo/model``)."""
     out: dict[str, list[Observation]] = {}
     memory, outcome = measured.memory, measured.outcome
-    jobs = {"foreground": (measured.foreground, fg_batch, memory and memory.foreground_peak_mib,
-                           memory and memory.foreground_tried_to_allocate_mib),
-            "background": (measured.background, bg_batch, memory and memory.background_peak_mib,
-                           memory and memory.background_tried_to_allocate_mib)}
+    jobs = {
+        "foreground": (
+            measured.foreground,
+            fg_batch,
+            memory and memory.foreground_peak_mib,
+            memory and memory.foreground_tried_to_allocate_mib,
+        ),
+        "background": (
+            measured.background,
+            bg_batch,
+            memory and memory.background_peak_mib,
+            memory and memory.background_tried_to_allocate_mib,
+        ),
+    }
     for role, (job, batch, peak, tried) in jobs.items():
         if job is None or batch is None or memory is None:
             continue

@@ -6,6 +6,7 @@ attribute that optuna-dashboard reads. Those need the study's storage and a tria
 private (``study._storage``, ``trial._trial_id``). Every such access goes through this module, so an Optuna
 upgrade that changes them changes one file.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -8,6 +8,7 @@ or another spelling of the same file counts), and an output that already exists 
 is refused. A new file there (``-o results/report.html``) is fine: it replaces nothing. The write itself goes
 through a temporary file and a rename.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,24 +44,31 @@ def check_output_path(output: Path | str, flag: str, example: str = "out.html", 
         raise OutputPathError(f"{flag}: contains a NUL character, which no path can hold")
     path = Path(os.path.abspath(text))
     if len(os.fsencode(str(path))) > PATH_MAX or any(len(os.fsencode(part)) > NAME_MAX for part in path.parts):
-        raise OutputPathError(f"{flag} {_short(text)}: the path is longer than the file system allows (a name of at "
-                              f"most {NAME_MAX} bytes, a path of at most {PATH_MAX}); choose a shorter one")
+        raise OutputPathError(
+            f"{flag} {_short(text)}: the path is longer than the file system allows (a name of at "
+            f"most {NAME_MAX} bytes, a path of at most {PATH_MAX}); choose a shorter one"
+        )
     real = path.resolve()
     for root in VIRTUAL_ROOTS:
         if real == root or real.is_relative_to(root):
-            raise OutputPathError(f"{flag} {text}: {root} is the kernel's, not a disk: nothing written there is "
-                                  f"kept; choose a path on a disk, e.g. {flag} {example}")
+            raise OutputPathError(
+                f"{flag} {text}: {root} is the kernel's, not a disk: nothing written there is "
+                f"kept; choose a path on a disk, e.g. {flag} {example}"
+            )
     if not directory and (path.is_dir() or text.endswith(os.sep)):
         raise OutputPathError(f"{flag} {text}: is a directory; name the file to write, e.g. {flag} {path / example}")
     if directory and path.exists() and not path.is_dir():
-        raise OutputPathError(f"{flag} {text}: exists and is not a directory; name a directory (it is created if "
-                              "needed)")
+        raise OutputPathError(
+            f"{flag} {text}: exists and is not a directory; name a directory (it is created if needed)"
+        )
     ancestor = path if directory and path.exists() else path.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise OutputPathError(f"{flag} {text}: {ancestor} is a file, so nothing can be created below it; choose a "
-                              f"path in a directory, e.g. {flag} {ancestor.parent / example}")
+        raise OutputPathError(
+            f"{flag} {text}: {ancestor} is a file, so nothing can be created below it; choose a "
+            f"path in a directory, e.g. {flag} {ancestor.parent / example}"
+        )
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise OutputPathError(f"{flag} {text}: {ancestor} is not writable by you; choose a path you can write to")
 
@@ -69,26 +77,36 @@ def _short(text: str, keep: int = 60) -> str:
     return text if len(text) <= keep else f"{text[:keep]}... ({len(text)} characters)"
 
 
-def refuse_overwriting(output: Path, inputs: dict[str, Path | None],
-                       results_dirs: dict[str, Path | None] | None = None, example: str = "out.html") -> None:
+def refuse_overwriting(
+    output: Path,
+    inputs: dict[str, Path | None],
+    results_dirs: dict[str, Path | None] | None = None,
+    example: str = "out.html",
+) -> None:
     """Raise a :class:`UserError` when ``output`` cannot be written (:func:`check_output_path`), is one of
     ``inputs`` (named by what it is), or an existing file inside one of ``results_dirs``. ``example``: a file
     name to suggest for a directory."""
     check_output_path(output, "-o", example)
     for what, path in inputs.items():
         if path is not None and _same_file(output, path):
-            raise UserError(f"-o {output}: that is {what} ({path}), which this command reads; nothing was written. "
-                            "Choose another output path")
+            raise UserError(
+                f"-o {output}: that is {what} ({path}), which this command reads; nothing was written. "
+                "Choose another output path"
+            )
     for what, folder in (results_dirs or {}).items():
         if folder is not None and output.exists() and output.resolve().is_relative_to(folder.resolve()):
-            raise UserError(f"-o {output}: that file is inside {what} ({folder}) and holds what a study recorded; "
-                            "nothing was written. Choose a new file name or another folder")
+            raise UserError(
+                f"-o {output}: that file is inside {what} ({folder}) and holds what a study recorded; "
+                "nothing was written. Choose a new file name or another folder"
+            )
 
 
 def database_files(db: Path) -> dict[str, Path]:
     """A SQLite database and the files beside it that belong to it."""
-    return {"the study's storage": db, **{f"the study's storage ({suffix[1:]} file)": db.with_name(db.name + suffix)
-                                          for suffix in SQLITE_SIDE_FILES}}
+    return {
+        "the study's storage": db,
+        **{f"the study's storage ({suffix[1:]} file)": db.with_name(db.name + suffix) for suffix in SQLITE_SIDE_FILES},
+    }
 
 
 def _same_file(a: Path, b: Path) -> bool:

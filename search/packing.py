@@ -9,6 +9,7 @@ GPU to itself (the rest of it is held, :mod:`launcher.devices.emulation`):
 2. **serial**: once nothing packable is left, the device is reopened as the card and the remaining trials
    (confirmations, and whatever they queue) run one at a time, as ``--parallel 1`` runs everything.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,13 @@ def packing_slots(device: Device, card_mib: float, cores: int | None = None) -> 
     if device.study_kind != StudyKind.GPU or device.simulated:
         return 1
     free = _free_mib(device)
-    cores = cores if cores is not None else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+    cores = (
+        cores
+        if cores is not None
+        else len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
         else (os.cpu_count() or 1)
+    )
     if free is None or card_mib <= 0:
         return 1
     return max(1, min(int(free // card_mib), (cores - RESERVED_CORES) // JOBS_PER_PAIR, MAX_SLOTS))
@@ -54,9 +60,15 @@ def _free_mib(device: Device) -> float | None:
     return None if total is None or used is None else total - used
 
 
-def run_packed(fs: FeasibilityStudy, packed: PairExecutor, slots: int,
-               serial: Callable[[], AbstractContextManager[PairExecutor]], extend: bool = True,
-               abort: threading.Event | None = None, poll_s: float = 0.5) -> None:
+def run_packed(
+    fs: FeasibilityStudy,
+    packed: PairExecutor,
+    slots: int,
+    serial: Callable[[], AbstractContextManager[PairExecutor]],
+    extend: bool = True,
+    abort: threading.Event | None = None,
+    poll_s: float = 0.5,
+) -> None:
     """Run the study's queue ``slots`` trials at a time on ``packed``, then the rest one at a time on the
     executor ``serial()`` opens (only if anything is left for it). ``abort`` is set when this stops early
     (Ctrl-C, an error), so every running pair stops its jobs and its trial is re-queued by the next run."""

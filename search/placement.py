@@ -4,6 +4,7 @@ With workers spread over a cluster, a trial's numbers are only worth as much as 
 came from (a faulty GPU, a node that died): every trial a worker starts carries this record as its
 ``placement`` user attribute, also a trial that its worker did not live to finish.
 """
+
 from __future__ import annotations
 
 import os

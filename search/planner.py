@@ -2,6 +2,7 @@
 
 Pure functions of stored trials, so a resumed or second worker plans exactly what the first would have.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -59,8 +60,9 @@ class PairPlan:
         packed, alone = modes.count(PACKED), len(modes) - modes.count(PACKED)
         if not modes:
             return "-"
-        if all(t.record.measured is not None and t.record.measured.simulated
-               for t in self.trials if t.mode is not None):
+        if all(
+            t.record.measured is not None and t.record.measured.simulated for t in self.trials if t.mode is not None
+        ):
             return "simulated"  # predicted from profiles: nothing was measured, alone or packed
         if not packed or not alone:
             return "packed" if packed else "alone"
@@ -94,8 +96,15 @@ def predict_pair(pair: PairSpec, config: Config, models: dict[str, LinearMemoryM
     return total
 
 
-def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: dict[str, LinearMemoryModel],
-              safe_limit_mib: float, options: ExtensionOptions, card_mib: float | None = None) -> PairPlan:
+def plan_pair(
+    pair: PairSpec,
+    original: Config,
+    views: list[TrialView],
+    models: dict[str, LinearMemoryModel],
+    safe_limit_mib: float,
+    options: ExtensionOptions,
+    card_mib: float | None = None,
+) -> PairPlan:
     """The pair's verdict and next trial. Packed measurements count only as :mod:`.confirmation` allows: a
     configuration measured packed near a boundary, and (``options.confirm``) every recommendation, is measured
     again alone."""
@@ -134,8 +143,9 @@ def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: 
     plan.extension_trials = len(results)
     plan.extension_budget = policy.budget(len(path))
     target = safe_limit_mib
-    position = policy.next_position(len(path), results, _predicted_first_feasible(pair, path, models, target),
-                                    _distrust(on_path, target))
+    position = policy.next_position(
+        len(path), results, _predicted_first_feasible(pair, path, models, target), _distrust(on_path, target)
+    )
     if position is not None:
         plan.verdict = Verdict.SEARCHING
         plan.next_config = path[position - 1]
@@ -148,8 +158,9 @@ def plan_pair(pair: PairSpec, original: Config, views: list[TrialView], models: 
         plan.detail = f"no configuration down to batch size {options.floor} fits"
         return plan
     plan.verdict, plan.recommended = FITS_REDUCED, path[first - 1]
-    plan.recommended_peak_mib = next(v.peak_mib for v in on_path if v.config == plan.recommended
-                                     and v.state is TrialState.COMPLETE)
+    plan.recommended_peak_mib = next(
+        v.peak_mib for v in on_path if v.config == plan.recommended and v.state is TrialState.COMPLETE
+    )
     return _confirm(plan, plan.recommended, models) if _unconfirmed(known, plan.recommended, options) else plan
 
 
@@ -189,8 +200,9 @@ def _distrust(on_path: list[TrialView], target_mib: float) -> int:
     return direction * (2 ** (streak - 1) - 1) if streak else 0
 
 
-def _predicted_first_feasible(pair: PairSpec, path: list[Config], models: dict[str, LinearMemoryModel],
-                              target: float) -> int | None:
+def _predicted_first_feasible(
+    pair: PairSpec, path: list[Config], models: dict[str, LinearMemoryModel], target: float
+) -> int | None:
     for position, config in enumerate(path, start=1):
         peak = predict_pair(pair, config, models)
         if peak is None:

@@ -1,5 +1,6 @@
 """``gpupair-search plan``: which pairs would fit on a card you do not have, SIMULATED from the shipped profiles
 through the same study a run uses (in a throw-away storage)."""
+
 from __future__ import annotations
 
 import tempfile

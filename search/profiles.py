@@ -3,6 +3,7 @@
 Each file is labelled with the card and date it was measured on. They seed the memory models, so that
 predictions (``plan``, the simulated device, the first extension step) start from real measurements.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,14 +28,25 @@ def load_profile(path: Path) -> Profile:
     try:
         data = json.loads(path.read_text())
         jobs = {
-            key: [Observation(int(p["batch_size"]), float(p["nvml_peak_mib"]), exact=True, source="profile")
-                  for p in entry["points"] if p.get("nvml_peak_mib") and not p.get("oom")]
+            key: [
+                Observation(int(p["batch_size"]), float(p["nvml_peak_mib"]), exact=True, source="profile")
+                for p in entry["points"]
+                if p.get("nvml_peak_mib") and not p.get("oom")
+            ]
             for key, entry in data["jobs"].items()
         }
         return Profile(path, str(data["card"]), str(data["date"]), jobs, frozenset(data.get("cpu_only", {})))
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError([Problem(str(path), "", f"not a memory profile: {exc}",
-                                   expected='{"card", "date", "jobs": {"repo/model": {"points": [...]}}}')]) from None
+        raise ConfigError(
+            [
+                Problem(
+                    str(path),
+                    "",
+                    f"not a memory profile: {exc}",
+                    expected='{"card", "date", "jobs": {"repo/model": {"points": [...]}}}',
+                )
+            ]
+        ) from None
 
 
 def load_profiles(directory: Path | None = None) -> list[Profile]:

@@ -2,6 +2,7 @@
 each pair's memory timeline and power. plotly.js is inlined once, so the file opens with no network
 (GPU machines often have none) and can be mailed or archived with the results.
 """
+
 from __future__ import annotations
 
 import csv
@@ -48,8 +49,11 @@ def shown_trials(plan: PairPlan) -> list[TrialView]:
     measured = [t for t in plan.trials if t.measured]
     chosen = [next((t for t in measured if t.config == plan.original), None)]
     if plan.recommended is not None and plan.recommended != plan.original:
-        chosen.append(next((t for t in reversed(measured) if t.config == plan.recommended
-                            and t.state is TrialState.COMPLETE), None))
+        chosen.append(
+            next(
+                (t for t in reversed(measured) if t.config == plan.recommended and t.state is TrialState.COMPLETE), None
+            )
+        )
     return [t for t in chosen if t is not None]
 
 
@@ -62,7 +66,12 @@ def solo_slowdown(trial: TrialView, views: list[TrialView]) -> tuple[float | Non
     fg = paired.foreground
     for solo_view in views:
         solo = solo_view.record.measured
-        if solo_view.state is not TrialState.COMPLETE or solo is None or solo.background is not None or solo_view is trial:
+        if (
+            solo_view.state is not TrialState.COMPLETE
+            or solo is None
+            or solo.background is not None
+            or solo_view is trial
+        ):
             continue
         if solo.foreground is None or solo.foreground.key != fg.key or solo_view.fg_batch != trial.fg_batch:
             continue
@@ -91,32 +100,51 @@ def build_sections(fs: FeasibilityStudy, results_root: Path | None = None) -> li
     models = fs.models(views)
     plans = fs.plans()
     grid = fs.settings.extension.grid
-    grad = {p.pair.key: ", ".join(words) for p in plans
-            if p.recommended is not None and (words := accumulation_words(p.original, p.recommended, grid))}
+    grad = {
+        p.pair.key: ", ".join(words)
+        for p in plans
+        if p.recommended is not None and (words := accumulation_words(p.original, p.recommended, grid))
+    }
     sections = [
-        *[Section("Every pair", [figure], anchor="every-pair")
-          for figure in plots.verdict_matrix_figures(plans, limit, card, simulated)],
-        Section("Summary", [plots.summary_table(plans, limit, card, simulated, grad)],
-                text=time_and_probe_line(views), anchor="summary"),
+        *[
+            Section("Every pair", [figure], anchor="every-pair")
+            for figure in plots.verdict_matrix_figures(plans, limit, card, simulated)
+        ],
+        Section(
+            "Summary",
+            [plots.summary_table(plans, limit, card, simulated, grad)],
+            text=time_and_probe_line(views),
+            anchor="summary",
+        ),
         Section("Pair matrix", [plots.pair_matrix(plans, limit, card, simulated)], anchor="matrix"),
         Section("Expected against measured", [plots.expected_vs_measured(plans, limit, simulated)], anchor="expected"),
     ]
     interference = pair_interference(views)
     figures_of = {p.trial: p for p in interference}
     if any(worth_a_note(p) for p in interference):
-        sections.append(Section("What co-location costs", [
-            interference_view.slowdown_heatmap(interference, simulated),
-            interference_view.sequential_bars(interference, "time", simulated),
-            interference_view.sequential_bars(interference, "energy", simulated)],
-            "Over each foreground's steady-state window (after warm-up, evaluation left out), from serial trials, "
-            "against solo baselines of the same jobs at the same batch sizes. Flagged pairs: "
-            + ("; ".join(f"trial {p.trial}: {', '.join(p.flags)}" for p in interference if p.flags) or "none"),
-            anchor="interference"))
+        sections.append(
+            Section(
+                "What co-location costs",
+                [
+                    interference_view.slowdown_heatmap(interference, simulated),
+                    interference_view.sequential_bars(interference, "time", simulated),
+                    interference_view.sequential_bars(interference, "energy", simulated),
+                ],
+                "Over each foreground's steady-state window (after warm-up, evaluation left out), from serial trials, "
+                "against solo baselines of the same jobs at the same batch sizes. Flagged pairs: "
+                + ("; ".join(f"trial {p.trial}: {', '.join(p.flags)}" for p in interference if p.flags) or "none"),
+                anchor="interference",
+            )
+        )
     extended = [p for p in plans if p.extension_trials or p.verdict.shows_frontier]
     if extended:
-        sections.append(Section("Feasible frontiers of the extended pairs", [
-            plots.frontier(p, models, limit, p.path, simulated)
-            for p in extended], anchor="frontier"))
+        sections.append(
+            Section(
+                "Feasible frontiers of the extended pairs",
+                [plots.frontier(p, models, limit, p.path, simulated) for p in extended],
+                anchor="frontier",
+            )
+        )
     for plan in plans:
         figures, missing = [], []
         for trial in shown_trials(plan):
@@ -125,30 +153,55 @@ def build_sections(fs: FeasibilityStudy, results_root: Path | None = None) -> li
             rows = read_timeline(measured.result_dir, results_root)
             what = f"trial {trial.number}, batch {batches(trial.config)}, {trial.outcome}"
             if rows is None:
-                missing.append(f"{what}: " + ("simulated, no memory samples" if measured.simulated else
-                                              f"no timeline at {measured.result_dir}"))
+                missing.append(
+                    f"{what}: "
+                    + (
+                        "simulated, no memory samples"
+                        if measured.simulated
+                        else f"no timeline at {measured.result_dir}"
+                    )
+                )
                 continue
-            figures.append(plots.memory_timeline(
-                rows, safe_limit_mib=limit, card_mib=card, outcome=trial.outcome, simulated=simulated,
-                title=f"Memory over time: {pair_label(plan.pair)}",
-                subtitle=f"{what}; pair peak {trial.peak_mib or 0:,.0f} MiB (sum of both jobs' peaks)"))
+            figures.append(
+                plots.memory_timeline(
+                    rows,
+                    safe_limit_mib=limit,
+                    card_mib=card,
+                    outcome=trial.outcome,
+                    simulated=simulated,
+                    title=f"Memory over time: {pair_label(plan.pair)}",
+                    subtitle=f"{what}; pair peak {trial.peak_mib or 0:,.0f} MiB (sum of both jobs' peaks)",
+                )
+            )
             found = figures_of.get(trial.number)
             if found is not None and found.foreground_slowdown is not None:
                 slowdown, basis = found.foreground_slowdown, "steady-state window, solo baseline"
             else:
                 slowdown, basis = solo_slowdown(trial, views)
-            figures.append(plots.energy_power(rows, measured.energy, slowdown=slowdown, slowdown_basis=basis,
-                                              simulated=simulated,
-                                              title=f"Power over the foreground window: {pair_label(plan.pair)}, "
-                                                    f"trial {trial.number}"))
+            figures.append(
+                plots.energy_power(
+                    rows,
+                    measured.energy,
+                    slowdown=slowdown,
+                    slowdown_basis=basis,
+                    simulated=simulated,
+                    title=f"Power over the foreground window: {pair_label(plan.pair)}, trial {trial.number}",
+                )
+            )
             window = measured.window
             if window is not None and window.reliable:
-                figures.append(interference_view.power_and_cpu(
-                    rows, window, simulated=simulated,
-                    title=f"Power and CPU: {pair_label(plan.pair)}, trial {trial.number}"))
+                figures.append(
+                    interference_view.power_and_cpu(
+                        rows,
+                        window,
+                        simulated=simulated,
+                        title=f"Power and CPU: {pair_label(plan.pair)}, trial {trial.number}",
+                    )
+                )
         text = "; ".join(missing) if missing else ("" if figures else "not measured yet")
-        sections.append(Section(f"{pair_label(plan.pair)} — {plan.verdict}", figures, text,
-                                anchor=f"pair-{plan.pair.group}"))
+        sections.append(
+            Section(f"{pair_label(plan.pair)} — {plan.verdict}", figures, text, anchor=f"pair-{plan.pair.group}")
+        )
     return sections
 
 
@@ -178,13 +231,18 @@ h1 { margin-bottom: 4px; } h2 { margin-top: 40px; border-bottom: 1px solid #ddd;
 nav a { margin-right: 14px; } .figure { margin: 18px 0; }
 """
 
-_CONFIG = {"displaylogo": False, "responsive": True,
-           "toImageButtonOptions": {"format": "svg", "scale": 1}}  # SVG download: paper quality
+_CONFIG = {
+    "displaylogo": False,
+    "responsive": True,
+    "toImageButtonOptions": {"format": "svg", "scale": 1},
+}  # SVG download: paper quality
 
 
-_BANNERS = {StudyKind.SIMULATED: "SIMULATED: every number below comes from memory models, not from a measurement on a GPU.",
-            StudyKind.CPU: "CPU: every number below is host memory (RSS) against a host-memory budget, measured on the CPU; "
-                   "none is GPU memory."}
+_BANNERS = {
+    StudyKind.SIMULATED: "SIMULATED: every number below comes from memory models, not from a measurement on a GPU.",
+    StudyKind.CPU: "CPU: every number below is host memory (RSS) against a host-memory budget, measured on the CPU; "
+    "none is GPU memory.",
+}
 
 
 def render(fs: FeasibilityStudy, sections: list[Section]) -> str:
@@ -192,26 +250,33 @@ def render(fs: FeasibilityStudy, sections: list[Section]) -> str:
     simulated = kind == StudyKind.SIMULATED
     name = html.escape(fs.settings.name)
     count = sum(len(s.figures) for s in sections)
-    parts = ["<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
-             f"<title>{'SIMULATED — ' if simulated else ''}gpupair-search report: {name}</title>",
-             f"<meta name=\"gpupair-figures\" content=\"{count}\">",
-             f"<style>{_STYLE}</style></head><body>", _ERROR_HOOK,
-             f"<h1>{'SIMULATED — ' if simulated else ''}Which training jobs can share one GPU: {name}</h1>",
-             f"<p class=\"meta\">{html.escape(budget_words(kind, fs.settings.card_mib, fs.settings.safe_limit_mib))}"
-             f" · settings {html.escape(str(fs.experiment.file))} · {measured_trials(fs.plans())} trials · "
-             f"report written {datetime.now().isoformat(timespec='seconds')}</p>"]
+    parts = [
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{'SIMULATED — ' if simulated else ''}gpupair-search report: {name}</title>",
+        f'<meta name="gpupair-figures" content="{count}">',
+        f"<style>{_STYLE}</style></head><body>",
+        _ERROR_HOOK,
+        f"<h1>{'SIMULATED — ' if simulated else ''}Which training jobs can share one GPU: {name}</h1>",
+        f'<p class="meta">{html.escape(budget_words(kind, fs.settings.card_mib, fs.settings.safe_limit_mib))}'
+        f" · settings {html.escape(str(fs.experiment.file))} · {measured_trials(fs.plans())} trials · "
+        f"report written {datetime.now().isoformat(timespec='seconds')}</p>",
+    ]
     if kind in _BANNERS:
-        parts.append(f"<div class=\"banner\">{_BANNERS[kind]}</div>")
-    parts.append("<nav>" + "".join(f"<a href=\"#{s.anchor}\">{html.escape(s.heading.split(' — ')[0])}</a>"
-                                   for s in sections if s.anchor) + "</nav>")
+        parts.append(f'<div class="banner">{_BANNERS[kind]}</div>')
+    parts.append(
+        "<nav>"
+        + "".join(f'<a href="#{s.anchor}">{html.escape(s.heading.split(" — ")[0])}</a>' for s in sections if s.anchor)
+        + "</nav>"
+    )
     first = True
     for section in sections:
-        parts.append(f"<h2 id=\"{section.anchor}\">{html.escape(section.heading)}</h2>")
+        parts.append(f'<h2 id="{section.anchor}">{html.escape(section.heading)}</h2>')
         if section.text:
-            parts.append(f"<p class=\"note\">{html.escape(section.text)}</p>")
+            parts.append(f'<p class="note">{html.escape(section.text)}</p>')
         for fig in section.figures:
-            parts.append("<div class=\"figure\">" + fig.to_html(full_html=False, include_plotlyjs=first,
-                                                               config=_CONFIG) + "</div>")
+            parts.append(
+                '<div class="figure">' + fig.to_html(full_html=False, include_plotlyjs=first, config=_CONFIG) + "</div>"
+            )
             first = False
     parts.append("</body></html>\n")
     return "\n".join(parts)

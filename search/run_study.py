@@ -1,4 +1,5 @@
 """The ``run``, ``status`` and ``plan`` commands: choose the executor, run the study, print verdicts."""
+
 from __future__ import annotations
 
 import gc
@@ -124,33 +125,58 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
         pin_this_process(parse_cpu_list(req.cpus))  # before anything is started: the jobs inherit it
     choice = req.device or "auto"
     if gpus and choice != "auto":
-        raise UserError(f"--gpus with --device {choice}: --gpus starts one worker on each NVIDIA GPU it lists; "
-                        "drop --device, or drop --gpus to run here on one device")
+        raise UserError(
+            f"--gpus with --device {choice}: --gpus starts one worker on each NVIDIA GPU it lists; "
+            "drop --device, or drop --gpus to run here on one device"
+        )
     kind = StudyKind.GPU if gpus else study_kind(choice)
     card = opt.card_size(kind, req.gpu_memory, req.cpu_memory)
     inputs = resolve_inputs(req.study, req.settings, req.models, req.repos_root, req.lenient, card, req.safe_limit)
     if not worker:
         for warning in inputs.experiment.warnings:
             typer.echo(f"warning: {warning}", err=True)
-    extension = ExtensionOptions(enabled=req.extend, policy=_policy(req.policy), floor=req.floor,
-                                 confirm_margin=req.confirm_margin,
-                                 grid=batch_grid(req.batch_grid),
-                                 confirm=Confirm(req.confirm or inputs.confirm or Confirm.RECOMMENDED.value))
+    extension = ExtensionOptions(
+        enabled=req.extend,
+        policy=_policy(req.policy),
+        floor=req.floor,
+        confirm_margin=req.confirm_margin,
+        grid=batch_grid(req.batch_grid),
+        confirm=Confirm(req.confirm or inputs.confirm or Confirm.RECOMMENDED.value),
+    )
     if gpus:
         return _run_workers(req, inputs, extension, gpus)
     _device_must_open(choice, inputs, req)
-    fs = open_study(inputs, req.storage, req.results, extension, kind, req.probe, req.name, req.baselines,
-                    req.min_window_s, req.probe_steps)
+    fs = open_study(
+        inputs,
+        req.storage,
+        req.results,
+        extension,
+        kind,
+        req.probe,
+        req.name,
+        req.baselines,
+        req.min_window_s,
+        req.probe_steps,
+    )
     progress = Progress(len(inputs.experiment.pairs), inputs.safe_limit_mib, kind == StudyKind.SIMULATED)
-    options = RunOptions(monitor_hz=req.monitor_hz, timeout_s=req.timeout, probe=req.probe,
-                         allow_foreign_processes=req.allow_foreign,
-                         min_window_s=(fs.definition.min_window_s if fs.definition else None) or 0.0,
-                         probe_steps=(fs.definition.probe_steps if fs.definition else None) or RunOptions.probe_steps)
+    options = RunOptions(
+        monitor_hz=req.monitor_hz,
+        timeout_s=req.timeout,
+        probe=req.probe,
+        allow_foreign_processes=req.allow_foreign,
+        min_window_s=(fs.definition.min_window_s if fs.definition else None) or 0.0,
+        probe_steps=(fs.definition.probe_steps if fs.definition else None) or RunOptions.probe_steps,
+    )
     run_dir = RunDir(req.results)
     unconstrained, slots = _packing_device(req, inputs, choice)
     if kind != StudyKind.SIMULATED:
-        _warm_up(unconstrained, lambda: open_device(choice, _device_request(inputs, req, card=False)), options,
-                 inputs.experiment.pairs, inputs.registry)
+        _warm_up(
+            unconstrained,
+            lambda: open_device(choice, _device_request(inputs, req, card=False)),
+            options,
+            inputs.experiment.pairs,
+            inputs.registry,
+        )
     serial = lambda: _serial_executor(fs, inputs, req, choice, options, run_dir, progress)  # noqa: E731
     with ExitStack() as stack:
         if slots > 1:
@@ -163,9 +189,12 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
         added = fs.enqueue_baselines() + fs.enqueue_initial()  # baselines first: each pair is then judged as it ends
         if inputs.registry.root_note and not worker:
             typer.echo(inputs.registry.root_note, err=True)
-        typer.echo(f"study '{fs.settings.name}' on {where}: {len(inputs.experiment.pairs)} pairs, "
-                   f"{budget_words(kind, inputs.card_mib, inputs.safe_limit_mib)}, "
-                   f"{'probe' if req.probe else 'full epoch'} mode; {queued_words(added, retried)}", err=True)
+        typer.echo(
+            f"study '{fs.settings.name}' on {where}: {len(inputs.experiment.pairs)} pairs, "
+            f"{budget_words(kind, inputs.card_mib, inputs.safe_limit_mib)}, "
+            f"{'probe' if req.probe else 'full epoch'} mode; {queued_words(added, retried)}",
+            err=True,
+        )
         # The setup's objects (imports, the study's queued trials) out of the collector's full passes before the
         # first pair is sampled, as after each pair (DeviceExecutor.run): otherwise the first seconds hold full
         # collections long enough to cost sampler ticks (bench/gc_log.py).
@@ -192,8 +221,13 @@ def _device_must_open(choice: str, inputs, req: RunRequest) -> None:
     open_device(choice, _device_request(inputs, req, card=False)).close()
 
 
-def _warm_up(device: Device | None, open_plain: Callable[[], Device], options: RunOptions, pairs: list[PairSpec],
-             registry: Registry) -> None:
+def _warm_up(
+    device: Device | None,
+    open_plain: Callable[[], Device],
+    options: RunOptions,
+    pairs: list[PairSpec],
+    registry: Registry,
+) -> None:
     """Start the warm launcher now, where built-in workloads will be forked from it: its imports then overlap
     the opening of the card (its memory holder) and the queueing of the study instead of delaying the first
     job (bench/startup_parts.py). ``device``: the packing device,
@@ -230,14 +264,16 @@ def _packing_device(req: RunRequest, inputs, choice: str) -> tuple[Device | None
 
 
 @contextmanager
-def _serial_executor(fs: FeasibilityStudy, inputs, req: RunRequest, choice: str, options: RunOptions, run_dir: RunDir,
-                     progress: Progress) -> Iterator[_ReportingExecutor]:
+def _serial_executor(
+    fs: FeasibilityStudy, inputs, req: RunRequest, choice: str, options: RunOptions, run_dir: RunDir, progress: Progress
+) -> Iterator[_ReportingExecutor]:
     """The device as the study's card, one trial at a time, for as long as the serial phase lasts."""
     dev = open_device(choice, _device_request(inputs, req))
     try:
         fs.placement = worker_placement(dev)
-        yield _ReportingExecutor(DeviceExecutor(inputs.registry, dev, options, run_dir, observer=progress.update),
-                                 fs, progress)
+        yield _ReportingExecutor(
+            DeviceExecutor(inputs.registry, dev, options, run_dir, observer=progress.update), fs, progress
+        )
     finally:
         dev.close()
 
@@ -260,23 +296,43 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
         try:
             open_device(f"cuda:{g}").close()
         except NoDeviceError as exc:
-            raise NoDeviceError(f"--gpus {','.join(map(str, gpus))}: cuda:{g} can't be opened ({exc}). Nothing was "
-                                "stored. --gpus needs NVIDIA GPUs; without them drop it and pass --device cpu or "
-                                "--device sim") from None
+            raise NoDeviceError(
+                f"--gpus {','.join(map(str, gpus))}: cuda:{g} can't be opened ({exc}). Nothing was "
+                "stored. --gpus needs NVIDIA GPUs; without them drop it and pass --device cpu or "
+                "--device sim"
+            ) from None
     url = req.storage or default_storage_url(req.results)
-    fs = open_study(inputs, url, req.results, extension, StudyKind.GPU, req.probe, req.name, req.baselines, req.min_window_s,
-                    req.probe_steps)
+    fs = open_study(
+        inputs,
+        url,
+        req.results,
+        extension,
+        StudyKind.GPU,
+        req.probe,
+        req.name,
+        req.baselines,
+        req.min_window_s,
+        req.probe_steps,
+    )
     retried = fs.recover_stale()
     added = fs.enqueue_baselines() + fs.enqueue_initial()
     shares = worker_shares(len(gpus))
-    typer.echo(f"study '{fs.settings.name}': {queued_words(added, retried)}; one worker on each of "
-               + ", ".join(f"cuda:{g}" + (f" (cores {cpus})" if cpus else "") for g, cpus in zip(gpus, shares)),
-               err=True)
+    typer.echo(
+        f"study '{fs.settings.name}': {queued_words(added, retried)}; one worker on each of "
+        + ", ".join(f"cuda:{g}" + (f" (cores {cpus})" if cpus else "") for g, cpus in zip(gpus, shares)),
+        err=True,
+    )
     logs = req.results / "workers"
     environment = {**os.environ, STORAGE_VARIABLE: url}
-    workers = [start_job(f"worker-{g}", Command(tuple(replace(req, cpus=cpus).worker_argv(f"cuda:{g}", url)),
-                                                Path.cwd()), logs / f"cuda{g}.log", environment)
-               for g, cpus in zip(gpus, shares)]
+    workers = [
+        start_job(
+            f"worker-{g}",
+            Command(tuple(replace(req, cpus=cpus).worker_argv(f"cuda:{g}", url)), Path.cwd()),
+            logs / f"cuda{g}.log",
+            environment,
+        )
+        for g, cpus in zip(gpus, shares)
+    ]
     try:
         codes = [w.popen.wait() for w in workers]
     finally:
@@ -284,8 +340,11 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
             w.stop()
     for g, code in zip(gpus, codes):
         if code != 0:
-            typer.echo(f"worker on cuda:{g} exited with {code}: {_last_error(logs / f'cuda{g}.log')}\n"
-                       f"  its log: {logs / f'cuda{g}.log'}", err=True)
+            typer.echo(
+                f"worker on cuda:{g} exited with {code}: {_last_error(logs / f'cuda{g}.log')}\n"
+                f"  its log: {logs / f'cuda{g}.log'}",
+                err=True,
+            )
     publish_to_dashboard(fs, StudyKind.GPU)
     typer.echo(verdicts_text(fs.plans(), inputs.safe_limit_mib))
     return 0 if all(c == 0 for c in codes) else 1
@@ -322,8 +381,10 @@ class _ReportingExecutor:
         m = result.memory
         how = result.measurement.get("mode", "serial")
         verdict = trial_words(result.outcome, m.sum_of_peaks_mib, self.fs.settings.safe_limit_mib)
-        self.progress.end(f"{how}, {verdict}: peak {m.sum_of_peaks_mib:,.0f} MiB "
-                          f"(fg {m.foreground_peak_mib:,.0f} + bg {m.background_peak_mib:,.0f}), "
-                          f"{result.foreground_duration_s:.0f} s"
-                          + (f", {result.probe_label}" if result.probe_label else ""), label)
+        self.progress.end(
+            f"{how}, {verdict}: peak {m.sum_of_peaks_mib:,.0f} MiB "
+            f"(fg {m.foreground_peak_mib:,.0f} + bg {m.background_peak_mib:,.0f}), "
+            f"{result.foreground_duration_s:.0f} s" + (f", {result.probe_label}" if result.probe_label else ""),
+            label,
+        )
         return result

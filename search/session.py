@@ -1,4 +1,5 @@
 """Put a study run together from the CLI's choices: inputs, card and limit, device, storage, executor."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,14 +46,23 @@ def _size(value, where: str) -> float:
         raise UserError(f"{where}: {exc}") from None
 
 
-def resolve_inputs(study: str | None, settings: Path | None, models: Path | None, repos_root: Path | None,
-                   lenient: bool, gpu_memory: str | None, safe_limit: str | None,
-                   need_clones: bool = True) -> StudyInputs:
+def resolve_inputs(
+    study: str | None,
+    settings: Path | None,
+    models: Path | None,
+    repos_root: Path | None,
+    lenient: bool,
+    gpu_memory: str | None,
+    safe_limit: str | None,
+    need_clones: bool = True,
+) -> StudyInputs:
     """Flags override the settings file's ``gpupair`` block, which overrides the named study. ``need_clones``:
     False where nothing will run (reading a stored study), so the repositories' clones need not be here."""
     if study is not None and settings is not None:
-        raise UserError(f"--study {study} and --settings {settings}: these name two different studies; give one "
-                        "(--study NAME for a named study, --settings FILE for any settings file)")
+        raise UserError(
+            f"--study {study} and --settings {settings}: these name two different studies; give one "
+            "(--study NAME for a named study, --settings FILE for any settings file)"
+        )
     if study is None and settings is None:
         study = "feasibility"
     definition = get_study(study) if study else None
@@ -76,18 +86,37 @@ def resolve_inputs(study: str | None, settings: Path | None, models: Path | None
     name = definition.name if named else experiment.name
     if not named:
         return StudyInputs(name, experiment, registry, card, limit)
-    return StudyInputs(name, experiment, registry, card, limit, definition.likely_failures_first,
-                       definition.baselines, definition.min_window_s, definition.probe_steps, definition.confirm)
+    return StudyInputs(
+        name,
+        experiment,
+        registry,
+        card,
+        limit,
+        definition.likely_failures_first,
+        definition.baselines,
+        definition.min_window_s,
+        definition.probe_steps,
+        definition.confirm,
+    )
 
 
 def simulated_device(inputs: StudyInputs, profiles_dir: Path | None = None) -> SimulatedDevice:
     profiles = load_profiles(profiles_dir)
     models = fit_models([], profile_observations(profiles))  # a CPU-only job's model: 0 MiB
-    missing = sorted({j.key for p in inputs.experiment.pairs for j in (p.foreground, p.background)
-                      if j is not None and j.key not in models})
+    missing = sorted(
+        {
+            j.key
+            for p in inputs.experiment.pairs
+            for j in (p.foreground, p.background)
+            if j is not None and j.key not in models
+        }
+    )
     if missing:
-        raise NoDeviceError("--device sim needs a memory profile for every job; none for: " + ", ".join(missing)
-                            + ". Measure them on a GPU (bench/profile_workloads.py) into settings/profiles/.")
+        raise NoDeviceError(
+            "--device sim needs a memory profile for every job; none for: "
+            + ", ".join(missing)
+            + ". Measure them on a GPU (bench/profile_workloads.py) into settings/profiles/."
+        )
     cards = ", ".join(sorted({f"{p.card} {p.date}" for p in profiles}))
 
     def memory(job: JobConfig, batch: int | None) -> float:
@@ -100,23 +129,42 @@ def study_name(base: str, kind: StudyKind) -> str:
     return base + StudyKind(kind).name_suffix
 
 
-def fixed_definition(inputs: StudyInputs, name: str, extension: ExtensionOptions, kind: StudyKind,
-                     probe: bool, baselines: bool | None = None, min_window_s: float | None = None,
-                     probe_steps: int | None = None) -> FixedDefinition:
+def fixed_definition(
+    inputs: StudyInputs,
+    name: str,
+    extension: ExtensionOptions,
+    kind: StudyKind,
+    probe: bool,
+    baselines: bool | None = None,
+    min_window_s: float | None = None,
+    probe_steps: int | None = None,
+) -> FixedDefinition:
     """What this run would measure, for comparison with what the study was created with."""
     experiment, registry = inputs.experiment, inputs.registry
     return FixedDefinition(
-        name=name, device_kind=kind, card_mib=inputs.card_mib, safe_limit_mib=inputs.safe_limit_mib,
-        extend=extension.enabled, policy=str(extension.policy), floor=extension.floor, probe=probe,
+        name=name,
+        device_kind=kind,
+        card_mib=inputs.card_mib,
+        safe_limit_mib=inputs.safe_limit_mib,
+        extend=extension.enabled,
+        policy=str(extension.policy),
+        floor=extension.floor,
+        probe=probe,
         confirm_margin=extension.confirm_margin,
-        baselines=baselines, baselines_default=_first_given(inputs.baselines, DEFAULT_BASELINES),
+        baselines=baselines,
+        baselines_default=_first_given(inputs.baselines, DEFAULT_BASELINES),
         min_window_s=None if min_window_s is None else float(min_window_s),
         min_window_s_default=float(_first_given(inputs.min_window_s, DEFAULT_MIN_WINDOW_S)),
-        settings_file=str(Path(experiment.file).resolve()), settings_sha256=file_digest(experiment.file),
-        models_file=str(Path(registry.file).resolve()), models_sha256=file_digest(registry.file),
-        pairs=tuple(pair_record(p, registry.batch_sizes(p)) for p in experiment.pairs), batch_grid=str(extension.grid),
-        probe_steps=probe_steps, probe_steps_default=inputs.probe_steps or DEFAULT_PROBE_STEPS,
-        confirm=str(extension.confirm))
+        settings_file=str(Path(experiment.file).resolve()),
+        settings_sha256=file_digest(experiment.file),
+        models_file=str(Path(registry.file).resolve()),
+        models_sha256=file_digest(registry.file),
+        pairs=tuple(pair_record(p, registry.batch_sizes(p)) for p in experiment.pairs),
+        batch_grid=str(extension.grid),
+        probe_steps=probe_steps,
+        probe_steps_default=inputs.probe_steps or DEFAULT_PROBE_STEPS,
+        confirm=str(extension.confirm),
+    )
 
 
 def _first_given(*values):
@@ -124,17 +172,26 @@ def _first_given(*values):
     return next(value for value in values if value is not None)
 
 
-def open_study(inputs: StudyInputs, storage: str | None, results: Path, extension: ExtensionOptions,
-               kind: StudyKind = StudyKind.GPU, probe: bool = True, name: str | None = None,
-               baselines: bool | None = None, min_window_s: float | None = None,
-               probe_steps: int | None = None) -> FeasibilityStudy:
+def open_study(
+    inputs: StudyInputs,
+    storage: str | None,
+    results: Path,
+    extension: ExtensionOptions,
+    kind: StudyKind = StudyKind.GPU,
+    probe: bool = True,
+    name: str | None = None,
+    baselines: bool | None = None,
+    min_window_s: float | None = None,
+    probe_steps: int | None = None,
+) -> FeasibilityStudy:
     """Create the study, or resume it; a stored study with another definition stops here, unchanged."""
     url = storage or default_storage_url(results)
     full_name = study_name(name or inputs.name, kind)
     settings = StudySettings(full_name, inputs.card_mib, inputs.safe_limit_mib, extension)
     definition = fixed_definition(inputs, full_name, extension, kind, probe, baselines, min_window_s, probe_steps)
-    fs = FeasibilityStudy.open(url, settings, inputs.experiment, inputs.registry,
-                               profile_observations(load_profiles()), definition)
+    fs = FeasibilityStudy.open(
+        url, settings, inputs.experiment, inputs.registry, profile_observations(load_profiles()), definition
+    )
     fs.artifact_store = artifact_store(results)
     fs.likely_failures_first = inputs.likely_failures_first
     return fs

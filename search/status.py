@@ -1,5 +1,6 @@
 """``gpupair-search status``: a stored study's verdicts and interference figures, judged with the card and limit it
 was run with (the run prints the same at its end)."""
+
 from __future__ import annotations
 
 import typer
@@ -26,8 +27,10 @@ def print_interference(fs: FeasibilityStudy) -> None:
     (the matrix printed 109 such lines, and a "not a pair" for each serial trial whose sub-second window
     caught its background between two short probe runs): one line says so instead."""
     if not fs.wants_baselines and not (fs.definition and fs.definition.min_window_s):
-        typer.echo("interference: not measured (memory only: no steady-state window and no solo baselines; "
-                   "--baselines with --min-window-s 2 measure it, as --study feasibility-cost does)")
+        typer.echo(
+            "interference: not measured (memory only: no steady-state window and no solo baselines; "
+            "--baselines with --min-window-s 2 measure it, as --study feasibility-cost does)"
+        )
         return
     for line in interference_lines([p for p in pair_interference(fs.views()) if worth_a_note(p)]):
         typer.echo(line)

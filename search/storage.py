@@ -4,6 +4,7 @@ Heartbeats: a running trial records one every ``HEARTBEAT_S`` seconds; a trial w
 seconds belongs to a dead worker (any host) and is failed and re-queued. Both can be set through the
 environment (``GPUPAIR_HEARTBEAT_S``, ``GPUPAIR_GRACE_S``), e.g. shorter in tests.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -58,8 +59,14 @@ def default_storage_url(results: Path) -> str:
     return existing_storage_url(results)
 
 
-_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://", "mysql://",
-            "mysql+pymysql://")
+_SCHEMES = (
+    "sqlite:///",
+    "postgresql://",
+    "postgresql+psycopg://",
+    "postgresql+psycopg2://",
+    "mysql://",
+    "mysql+pymysql://",
+)
 
 
 def check_storage_url(url: str, must_exist: bool = False) -> None:
@@ -67,14 +74,18 @@ def check_storage_url(url: str, must_exist: bool = False) -> None:
     a plain path, an empty SQLite path, a SQLite file in a missing or read-only directory; with
     ``must_exist`` (reading a study), a SQLite file that is not there (SQLite would create an empty one)."""
     if not url.strip():
-        raise StorageError("cannot open storage: --storage is empty; give an Optuna storage URL, e.g. sqlite:///results/gpupair.db "
-                           "or postgresql://user@host/db (or leave it out: a SQLite file in --results)")
+        raise StorageError(
+            "cannot open storage: --storage is empty; give an Optuna storage URL, e.g. sqlite:///results/gpupair.db "
+            "or postgresql://user@host/db (or leave it out: a SQLite file in --results)"
+        )
     shown = redact_url(url)
     if url.startswith("sqlite:") and not url.startswith("sqlite:///"):
-        rest = url[len("sqlite:"):].lstrip("/")
-        raise StorageError(f"cannot open storage {shown!r}: a SQLite URL has three slashes before a relative path "
-                           f"and four before an absolute one; did you mean sqlite:///{rest} (that is, "
-                           f"{Path(rest).resolve()})?")
+        rest = url[len("sqlite:") :].lstrip("/")
+        raise StorageError(
+            f"cannot open storage {shown!r}: a SQLite URL has three slashes before a relative path "
+            f"and four before an absolute one; did you mean sqlite:///{rest} (that is, "
+            f"{Path(rest).resolve()})?"
+        )
     if not url.startswith(_SCHEMES):
         if "://" in url:
             hint = ""
@@ -82,32 +93,44 @@ def check_storage_url(url: str, must_exist: bool = False) -> None:
             hint = " (a libpq keyword/value string: write it as a URL, postgresql://user@host:5432/db)"
         else:
             hint = f" (a SQLite file: --storage sqlite:///{Path(url).resolve()})"
-        raise StorageError(f"cannot open storage {shown!r}: not a storage URL{hint}; it must start with one of "
-                           + ", ".join(s for s in _SCHEMES[:2]))
+        raise StorageError(
+            f"cannot open storage {shown!r}: not a storage URL{hint}; it must start with one of "
+            + ", ".join(s for s in _SCHEMES[:2])
+        )
     if not url.startswith("sqlite:///"):
         return
     path = sqlite_path(url)
     if path is None:
-        raise StorageError(f"cannot open storage {shown!r}: it names no file, so the study would be kept nowhere; give a file, e.g. "
-                           "sqlite:///results/gpupair.db (an absolute path: sqlite:////abs/path.db)")
+        raise StorageError(
+            f"cannot open storage {shown!r}: it names no file, so the study would be kept nowhere; give a file, e.g. "
+            "sqlite:///results/gpupair.db (an absolute path: sqlite:////abs/path.db)"
+        )
     if path.is_dir():
-        raise StorageError(f"cannot open storage {shown!r}: {path} is a directory; name a database file in it, e.g. "
-                           f"sqlite:///{path / 'gpupair.db'}")
+        raise StorageError(
+            f"cannot open storage {shown!r}: {path} is a directory; name a database file in it, e.g. "
+            f"sqlite:///{path / 'gpupair.db'}"
+        )
     if must_exist:
         if not path.is_file():
-            raise StorageError(f"cannot open storage {shown!r}: no database file at {path.resolve()}; point it at the file "
-                               "the study ran with")
+            raise StorageError(
+                f"cannot open storage {shown!r}: no database file at {path.resolve()}; point it at the file "
+                "the study ran with"
+            )
         return
     from gpupair_search.search.output_file import check_output_path
 
     check_output_path(path, f"--storage {shown}", example="gpupair.db")
     parent = path.resolve().parent
     if not parent.is_dir():
-        raise StorageError(f"cannot open storage {shown!r}: the directory {parent} does not exist; create it, or give a path "
-                           "in an existing directory")
+        raise StorageError(
+            f"cannot open storage {shown!r}: the directory {parent} does not exist; create it, or give a path "
+            "in an existing directory"
+        )
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise StorageError(f"cannot open storage {shown!r}: {path.resolve() if path.exists() else parent} is not writable; "
-                           "give a path you can write to")
+        raise StorageError(
+            f"cannot open storage {shown!r}: {path.resolve() if path.exists() else parent} is not writable; "
+            "give a path you can write to"
+        )
 
 
 #: The first 16 bytes of every SQLite 3 database file.
@@ -136,10 +159,12 @@ def refuse_foreign_database(url: str) -> None:
     foreign = sorted(set(tables) - optuna_tables())
     if foreign:
         listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise StorageError(f"cannot open storage {shown}: the database holds tables that are not a study's ({listed}), "
-                           "so it belongs to another program; nothing was written to it.\n"
-                           "  fix: give a database of its own for the study, e.g. --storage sqlite:///results/gpupair.db "
-                           "(or leave --storage out)")
+        raise StorageError(
+            f"cannot open storage {shown}: the database holds tables that are not a study's ({listed}), "
+            "so it belongs to another program; nothing was written to it.\n"
+            "  fix: give a database of its own for the study, e.g. --storage sqlite:///results/gpupair.db "
+            "(or leave --storage out)"
+        )
 
 
 def _sqlite_tables(path: Path, shown: str) -> list[str]:
@@ -155,16 +180,24 @@ def _sqlite_tables(path: Path, shown: str) -> list[str]:
     if not header:
         return []  # an empty file: SQLite makes it a new database
     if header != SQLITE_HEADER:
-        raise StorageError(f"cannot open storage {shown}: {path} is not a SQLite database (it is some other file), "
-                           "so the study cannot be kept in it; nothing was written to it.\n"
-                           "  fix: name a new file, e.g. --storage sqlite:///results/gpupair.db")
+        raise StorageError(
+            f"cannot open storage {shown}: {path} is not a SQLite database (it is some other file), "
+            "so the study cannot be kept in it; nothing was written to it.\n"
+            "  fix: name a new file, e.g. --storage sqlite:///results/gpupair.db"
+        )
     try:
         with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
-            return [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                                 "AND name NOT LIKE 'sqlite_%'")]
+            return [
+                row[0]
+                for row in db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                )
+            ]
     except sqlite3.DatabaseError as exc:
-        raise StorageError(f"cannot open storage {shown}: {path} cannot be read as a SQLite database ({exc}); "
-                           "nothing was written to it") from None
+        raise StorageError(
+            f"cannot open storage {shown}: {path} cannot be read as a SQLite database ({exc}); "
+            "nothing was written to it"
+        ) from None
 
 
 def _server_tables(url: str) -> list[str]:
@@ -182,7 +215,7 @@ def sqlite_path(url: str) -> Path | None:
     """The database file of a ``sqlite:///`` URL (None for any other storage)."""
     if not url.startswith("sqlite:///"):
         return None
-    raw = url[len("sqlite:///"):].split("?", 1)[0]
+    raw = url[len("sqlite:///") :].split("?", 1)[0]
     return Path(raw) if raw and raw != ":memory:" else None
 
 
@@ -203,14 +236,21 @@ def open_storage(url: str | BaseStorage, must_exist: bool = False) -> BaseStorag
     except StorageError:
         raise
     except ImportError as exc:
-        install = ("install PyMySQL (`pip install pymysql`) and write the URL as mysql+pymysql://..."
-                   if given.startswith("mysql") else 'install it with `pip install "gpupair-search[postgres]"`')
-        raise StorageError(f"cannot open storage {redact_url(given)}: it needs a database driver that is not installed"
-                           f"{f' ({exc.name})' if exc.name else ''}; {install}") from None
+        install = (
+            "install PyMySQL (`pip install pymysql`) and write the URL as mysql+pymysql://..."
+            if given.startswith("mysql")
+            else 'install it with `pip install "gpupair-search[postgres]"`'
+        )
+        raise StorageError(
+            f"cannot open storage {redact_url(given)}: it needs a database driver that is not installed"
+            f"{f' ({exc.name})' if exc.name else ''}; {install}"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds; all mean "cannot open"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StorageError(f"cannot open storage {redact_url(given)}: {redact_url(first)}\n"
-                           "  fix: check the URL, that the server is running and reachable, and the credentials") from None
+        raise StorageError(
+            f"cannot open storage {redact_url(given)}: {redact_url(first)}\n"
+            "  fix: check the URL, that the server is running and reachable, and the credentials"
+        ) from None
 
 
 def _rdb_storage(url: str, attempts: int = 5) -> RDBStorage:
@@ -220,7 +260,9 @@ def _rdb_storage(url: str, attempts: int = 5) -> RDBStorage:
 
     for attempt in range(attempts):
         try:
-            return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, engine_kwargs=_engine_kwargs(url))
+            return RDBStorage(
+                url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, engine_kwargs=_engine_kwargs(url)
+            )
         except sqlalchemy.exc.DatabaseError as exc:
             racing = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)
             if not racing or attempt == attempts - 1:
@@ -243,7 +285,7 @@ def _with_postgres_driver(url: str) -> str:
         return url
     for module, driver in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
         if importlib.util.find_spec(module) is not None:
-            return f"postgresql+{driver}://" + url[len("postgresql://"):]
+            return f"postgresql+{driver}://" + url[len("postgresql://") :]
     return url
 
 

@@ -5,6 +5,7 @@ pure function of stored trials (see planner.py); trials left RUNNING by a dead r
 and re-queued once. A study's definition is fixed when it is created (fixed_definition.py): a later run
 with another one stops before it writes anything, and readers never write.
 """
+
 from __future__ import annotations
 
 import os
@@ -90,9 +91,15 @@ DIRECTION = "maximize"
 
 
 class FeasibilityStudy:
-    def __init__(self, study: optuna.Study, settings: StudySettings, experiment: Experiment, registry: Registry,
-                 profile_obs: dict[str, list[Observation]] | None = None,
-                 definition: FixedDefinition | None = None) -> None:
+    def __init__(
+        self,
+        study: optuna.Study,
+        settings: StudySettings,
+        experiment: Experiment,
+        registry: Registry,
+        profile_obs: dict[str, list[Observation]] | None = None,
+        definition: FixedDefinition | None = None,
+    ) -> None:
         self.study, self.settings, self.experiment, self.registry = study, settings, experiment, registry
         self.profile_obs = profile_obs or {}
         self.definition = definition
@@ -109,9 +116,15 @@ class FeasibilityStudy:
         self.baseline_choices = tuple(self.baselines)
 
     @classmethod
-    def open(cls, storage_url: str | optuna.storages.BaseStorage, settings: StudySettings, experiment: Experiment,
-             registry: Registry, profile_obs: dict[str, list[Observation]] | None = None,
-             definition: FixedDefinition | None = None) -> FeasibilityStudy:
+    def open(
+        cls,
+        storage_url: str | optuna.storages.BaseStorage,
+        settings: StudySettings,
+        experiment: Experiment,
+        registry: Registry,
+        profile_obs: dict[str, list[Observation]] | None = None,
+        definition: FixedDefinition | None = None,
+    ) -> FeasibilityStudy:
         """Create the study, or resume it when ``definition`` is the one it was created with. A stored study with
         another definition raises :class:`DefinitionChanged` before anything is written."""
         storage = open_storage(storage_url)
@@ -135,8 +148,14 @@ class FeasibilityStudy:
         return cls(existing, settings, experiment, registry, profile_obs, definition)
 
     @classmethod
-    def read(cls, study: optuna.Study, settings: StudySettings, experiment: Experiment, registry: Registry,
-             profile_obs: dict[str, list[Observation]] | None = None) -> FeasibilityStudy:
+    def read(
+        cls,
+        study: optuna.Study,
+        settings: StudySettings,
+        experiment: Experiment,
+        registry: Registry,
+        profile_obs: dict[str, list[Observation]] | None = None,
+    ) -> FeasibilityStudy:
         """A stored study, for reading only: its own definition (pairs, card, limit), nothing written."""
         return cls(study, settings, experiment, registry, profile_obs, stored_definition(study))
 
@@ -178,20 +197,31 @@ class FeasibilityStudy:
         it is not queued again on resume; an unmeasured FAIL is re-queued by :meth:`recover_stale`).
         ``confirming``: only trials that measure it alone on the card count (a confirmation, or a serial run)."""
         for t in self.study.get_trials(deepcopy=False, states=states + (TrialState.FAIL,)):
-            if adapter.enqueued_params(t) == params and (
-                    t.state in states or record_of(t).is_measured(t.state)) and (
-                    not confirming or _measures_alone(t)):
+            if (
+                adapter.enqueued_params(t) == params
+                and (t.state in states or record_of(t).is_measured(t.state))
+                and (not confirming or _measures_alone(t))
+            ):
                 return True
         return False
 
-    def _enqueue(self, pair: PairSpec, config: Config, phase: str, predicted: float | None = None,
-                 extension_step: int | None = None) -> bool:
+    def _enqueue(
+        self,
+        pair: PairSpec,
+        config: Config,
+        phase: str,
+        predicted: float | None = None,
+        extension_step: int | None = None,
+    ) -> bool:
         params = self._params(pair, config)
-        if self._exists(params, (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE),
-                        confirming=phase == CONFIRM_PHASE):
+        if self._exists(
+            params, (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE), confirming=phase == CONFIRM_PHASE
+        ):
             return False
         key = params.get(PAIR_PARAM) or params[BASELINE_PARAM]
-        queued = Queued(key, pair.group, phase, pair.note, predicted, pair.key if extension_step else None, extension_step)
+        queued = Queued(
+            key, pair.group, phase, pair.note, predicted, pair.key if extension_step else None, extension_step
+        )
         self.study.enqueue_trial(params, user_attrs=queue_attrs(queued))
         kill_points.reached("enqueued")
         return True
@@ -247,8 +277,11 @@ class FeasibilityStudy:
         for plan in plans if plans is not None else self.plans():
             if plan.recommended is not None:
                 wanted.update(dict.fromkeys(jobs_at(plan.pair, plan.recommended)))
-        return sum(self._enqueue(self.baselines[key], (batch, None), BASELINE_PHASE) for key, batch in wanted
-                   if reports_progress(self.baselines[key].foreground, self.registry))
+        return sum(
+            self._enqueue(self.baselines[key], (batch, None), BASELINE_PHASE)
+            for key, batch in wanted
+            if reports_progress(self.baselines[key].foreground, self.registry)
+        )
 
     def views(self) -> list[TrialView]:
         return [view(t) for t in self.study.get_trials(deepcopy=False)]
@@ -262,8 +295,18 @@ class FeasibilityStudy:
         by_pair: dict[str, list[TrialView]] = {}
         for v in views:
             by_pair.setdefault(v.pair_key, []).append(v)
-        return [plan_pair(p, self.original_config(p), by_pair.get(k, []), models, self.settings.safe_limit_mib,
-                          self.settings.extension, self.settings.card_mib) for k, p in self.pairs.items()]
+        return [
+            plan_pair(
+                p,
+                self.original_config(p),
+                by_pair.get(k, []),
+                models,
+                self.settings.safe_limit_mib,
+                self.settings.extension,
+                self.settings.card_mib,
+            )
+            for k, p in self.pairs.items()
+        ]
 
     def enqueue_extensions(self, confirmations_only: bool = False) -> int:
         """Queue the next verification trial of every pair whose search is not over (a confirmation alone on
@@ -295,8 +338,11 @@ class FeasibilityStudy:
             if host == socket.gethostname() and pid is not None and not _alive(int(pid)):
                 adapter.fail_running(self.study, t)
         trials = [(t, record_of(t)) for t in self.study.get_trials(deepcopy=False)]
-        unmeasured = [(t, r) for t, r in trials if t.state is TrialState.FAIL and not r.is_measured(t.state)
-                      and r.skipped_duplicate_of is None]
+        unmeasured = [
+            (t, r)
+            for t, r in trials
+            if t.state is TrialState.FAIL and not r.is_measured(t.state) and r.skipped_duplicate_of is None
+        ]
         retried = {r.queued.retry_of for _, r in trials} if unmeasured else set()
         for t, r in unmeasured:
             if t.number in retried:
@@ -457,14 +503,19 @@ def _load_study(storage, name: str, wait_for_definition: bool = False) -> optuna
     return study
 
 
-def _write_definition(study: optuna.Study, settings: StudySettings, experiment: Experiment,
-                      definition: FixedDefinition | None) -> None:
+def _write_definition(
+    study: optuna.Study, settings: StudySettings, experiment: Experiment, definition: FixedDefinition | None
+) -> None:
     with warnings.catch_warnings():  # "experimental" since Optuna 3.2, and what the dashboard shows
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([OBJECTIVE_NAME])
-    attrs = {"settings_file": str(experiment.file), "card_mib": settings.card_mib,
-             "safe_limit_mib": settings.safe_limit_mib, "policy": str(settings.extension.policy),
-             "floor": settings.extension.floor}
+    attrs = {
+        "settings_file": str(experiment.file),
+        "card_mib": settings.card_mib,
+        "safe_limit_mib": settings.safe_limit_mib,
+        "policy": str(settings.extension.policy),
+        "floor": settings.extension.floor,
+    }
     if definition is not None:
         attrs[DEFINITION_KEY] = definition.to_json()
     for key, value in attrs.items():

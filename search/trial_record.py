@@ -22,6 +22,7 @@ Optuna's side of a trial:
 * An OOM is a COMPLETE trial whose constraints are violated; a crash that is not an OOM is a FAIL
   trial with its reason in ``fail_reason``.
 """
+
 from __future__ import annotations
 
 import collections.abc
@@ -118,9 +119,21 @@ class Measured(_Stored):
     """What a trial's pair measured. A field of :class:`PairResult` with the same name is copied by
     :meth:`from_result` as it is; the others are derived there."""
 
-    _KEEP_NONE = frozenset({"memory", "energy", "window", "foreground_exit_code", "foreground_samples_per_second",
-                            "background_coverage", "result_dir", "background", "peak_mib", "foreground_duration_s",
-                            "background_runs"})
+    _KEEP_NONE = frozenset(
+        {
+            "memory",
+            "energy",
+            "window",
+            "foreground_exit_code",
+            "foreground_samples_per_second",
+            "background_coverage",
+            "result_dir",
+            "background",
+            "peak_mib",
+            "foreground_duration_s",
+            "background_runs",
+        }
+    )
 
     outcome: Outcome
     peak_mib: float | None = None  # the pair's peak against the limit (pair_peak_mib), rounded
@@ -160,14 +173,20 @@ class Measured(_Stored):
     @classmethod
     def from_result(cls, result: PairResult) -> Measured:
         derived = {
-            "peak_mib": round(pair_peak_mib(result), 1), "memory": _rounded(result.memory),
-            "energy": _rounded(result.energy), "warnings": tuple(result.warnings),
-            "result_dir": str(result.result_dir) if result.result_dir else None, "repeats": result.pair.repeats,
+            "peak_mib": round(pair_peak_mib(result), 1),
+            "memory": _rounded(result.memory),
+            "energy": _rounded(result.energy),
+            "warnings": tuple(result.warnings),
+            "result_dir": str(result.result_dir) if result.result_dir else None,
+            "repeats": result.pair.repeats,
             "worst_case": {role: dict(case) for role, case in result.pair.worst_case.items()},
             "measurement": Measurement.from_attrs(result.measurement) if result.measurement else Measurement(),
         }
-        same = {f.name: getattr(result, f.name) for f in dataclasses.fields(cls)
-                if f.name not in derived and hasattr(result, f.name)}
+        same = {
+            f.name: getattr(result, f.name)
+            for f in dataclasses.fields(cls)
+            if f.name not in derived and hasattr(result, f.name)
+        }
         return cls(**same, **derived)
 
 
@@ -200,24 +219,30 @@ class TrialRecord:
         return self.closing.skipped_duplicate_of
 
     def to_attrs(self) -> dict[str, Any]:
-        return {**self.queued.to_attrs(), **(self.measured.to_attrs() if self.measured else {}),
-                **self.closing.to_attrs()}
+        return {
+            **self.queued.to_attrs(),
+            **(self.measured.to_attrs() if self.measured else {}),
+            **self.closing.to_attrs(),
+        }
 
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, Any]) -> TrialRecord:
         attrs = migrate(attrs)
-        return cls(queued=Queued.from_attrs(attrs),
-                   measured=Measured.from_attrs(attrs) if "outcome" in attrs else None,
-                   closing=Closing.from_attrs(attrs))
+        return cls(
+            queued=Queued.from_attrs(attrs),
+            measured=Measured.from_attrs(attrs) if "outcome" in attrs else None,
+            closing=Closing.from_attrs(attrs),
+        )
 
     def is_measured(self, state: TrialState) -> bool:
         """A finished trial whose result was recorded in full: COMPLETE with an outcome, or FAIL with its outcome
         and ``fail_reason`` (written last). A runner killed while recording leaves an outcome alone: not measured."""
         return self.measured is not None and (
-            state is TrialState.COMPLETE or (state is TrialState.FAIL and self.fail_reason is not None))
+            state is TrialState.COMPLETE or (state is TrialState.FAIL and self.fail_reason is not None)
+        )
 
     def mode(self, state: TrialState) -> str | None:
-        """"serial" or "packed" once measured; None before."""
+        """ "serial" or "packed" once measured; None before."""
         return self.measured.measurement.mode if self.is_measured(state) and self.measured else None
 
 
@@ -230,8 +255,10 @@ def migrate(attrs: Mapping[str, Any]) -> dict[str, Any]:
     does not know is refused: its numbers cannot be judged."""
     out = dict(attrs)
     if "outcome" in out and _outcome(out["outcome"]) is None:
-        raise UserError(f"a trial holds the outcome {out['outcome']!r}, which this version does not know; read the "
-                        "study with the version that measured it")
+        raise UserError(
+            f"a trial holds the outcome {out['outcome']!r}, which this version does not know; read the "
+            "study with the version that measured it"
+        )
     if "outcome" in out and not out.get("measurement"):
         out["measurement"] = {"mode": SERIAL}
     return out
@@ -246,9 +273,12 @@ def pair_peak_mib(result: PairResult) -> float:
     return m.sum_of_peaks_mib + (tried if result.outcome.is_oom else 0.0)
 
 
-def record_result(trial: optuna.Trial, result: PairResult, safe_limit_mib: float,
-                  figures: Callable[[TrialView], Mapping[str, Any] | None] | None = None
-                  ) -> tuple[TrialState, float | None]:
+def record_result(
+    trial: optuna.Trial,
+    result: PairResult,
+    safe_limit_mib: float,
+    figures: Callable[[TrialView], Mapping[str, Any] | None] | None = None,
+) -> tuple[TrialState, float | None]:
     """Store everything measured on ``trial``; returns the state and value to ``tell``. ``figures``: the
     interference figures of the trial as just measured (a study without solo baselines has none to compare
     with, and reading every trial for them cost a tenth of a trial's bookkeeping)."""
@@ -314,8 +344,16 @@ class TrialView:
     record: TrialRecord
 
     @classmethod
-    def of(cls, number: int, state: TrialState, pair_key: str, fg_batch: int | None, bg_batch: int | None,
-           feasible: bool | None, attrs: Mapping[str, Any]) -> TrialView:
+    def of(
+        cls,
+        number: int,
+        state: TrialState,
+        pair_key: str,
+        fg_batch: int | None,
+        bg_batch: int | None,
+        feasible: bool | None,
+        attrs: Mapping[str, Any],
+    ) -> TrialView:
         """A view of a trial with these user attributes (tests and tools build trials this way)."""
         return cls(number, state, pair_key, fg_batch, bg_batch, feasible, TrialRecord.from_attrs(attrs))
 
@@ -342,7 +380,7 @@ class TrialView:
 
     @property
     def mode(self) -> str | None:
-        """"serial" or "packed" once measured (trials from before packing existed: serial); None before."""
+        """ "serial" or "packed" once measured (trials from before packing existed: serial); None before."""
         return self.record.mode(self.state)
 
 
@@ -354,16 +392,30 @@ def view(trial: FrozenTrial) -> TrialView:
     params = trial.params or adapter.enqueued_params(trial)
     record = record_of(trial)
     feasible = is_feasible(trial) if trial.state is TrialState.COMPLETE else None
-    return TrialView(number=trial.number, state=trial.state, pair_key=params.get(PAIR_PARAM, record.queued.pair_key),
-                     fg_batch=params.get(FG_PARAM), bg_batch=params.get(BG_PARAM), feasible=feasible, record=record)
+    return TrialView(
+        number=trial.number,
+        state=trial.state,
+        pair_key=params.get(PAIR_PARAM, record.queued.pair_key),
+        fg_batch=params.get(FG_PARAM),
+        bg_batch=params.get(BG_PARAM),
+        feasible=feasible,
+        record=record,
+    )
 
 
 def view_running(trial: optuna.Trial, measured: Measured) -> TrialView:
     """A running trial as it will read once told COMPLETE with ``measured``."""
     params = dict(trial.params)
     record = replace(record_of(trial), measured=measured)
-    return TrialView(trial.number, TrialState.COMPLETE, params.get(PAIR_PARAM, ""), params.get(FG_PARAM),
-                     params.get(BG_PARAM), True, record)
+    return TrialView(
+        trial.number,
+        TrialState.COMPLETE,
+        params.get(PAIR_PARAM, ""),
+        params.get(FG_PARAM),
+        params.get(BG_PARAM),
+        True,
+        record,
+    )
 
 
 def is_measured(state: TrialState, attrs: Mapping[str, Any]) -> bool:

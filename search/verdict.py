@@ -3,6 +3,7 @@
 One enum, so a new verdict is added here (and produced by the planner) and the table, the report, the
 dashboard and the export all show it the same way.
 """
+
 from __future__ import annotations
 
 from enum import Enum

@@ -10,6 +10,7 @@ which reads ``GPUPAIR_STORAGE=postgresql://user:password@host/db`` from FILE (mo
 may read it) and runs the command in this process, the URL passed to it in memory. Any other
 ``KEY=VALUE`` line of FILE (``PGSSLMODE=require``, ...) goes into the command's environment.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,16 +33,31 @@ def check_private(path: Path) -> None:
     try:
         mode = path.stat().st_mode
     except OSError as exc:
-        raise StorageEnvError(Problem(str(path), "", f"cannot read it ({exc.strerror})", fix=(
-            "give the path of an existing file with a line GPUPAIR_STORAGE=postgresql://..."
-            " (on a shared file system, so that every node can read it)")).render()) from None
+        raise StorageEnvError(
+            Problem(
+                str(path),
+                "",
+                f"cannot read it ({exc.strerror})",
+                fix=(
+                    "give the path of an existing file with a line GPUPAIR_STORAGE=postgresql://..."
+                    " (on a shared file system, so that every node can read it)"
+                ),
+            ).render()
+        ) from None
     if not stat.S_ISREG(mode):
-        raise StorageEnvError(Problem(str(path), "", "is not a regular file",
-                                      fix="give the path of the environment file itself").render())
+        raise StorageEnvError(
+            Problem(str(path), "", "is not a regular file", fix="give the path of the environment file itself").render()
+        )
     if mode & 0o077:
-        raise StorageEnvError(Problem(
-            str(path), "", f"has mode {stat.S_IMODE(mode):04o}: other users could read the database password in it",
-            expected="mode 0600 (or 0400): readable by its owner only", fix=f"chmod 600 {path}").render())
+        raise StorageEnvError(
+            Problem(
+                str(path),
+                "",
+                f"has mode {stat.S_IMODE(mode):04o}: other users could read the database password in it",
+                expected="mode 0600 (or 0400): readable by its owner only",
+                fix=f"chmod 600 {path}",
+            ).render()
+        )
 
 
 def read_storage_env(path: Path) -> dict[str, str]:
@@ -56,14 +72,26 @@ def read_storage_env(path: Path) -> dict[str, str]:
         key, sep, value = text.removeprefix("export ").partition("=")
         key, value = key.strip(), value.strip()
         if not sep or not key.isidentifier():
-            raise StorageEnvError(Problem(str(path), f"line {number}", "is not a KEY=VALUE line",
-                                          expected="GPUPAIR_STORAGE=postgresql://user:password@host:5432/db").render())
+            raise StorageEnvError(
+                Problem(
+                    str(path),
+                    f"line {number}",
+                    "is not a KEY=VALUE line",
+                    expected="GPUPAIR_STORAGE=postgresql://user:password@host:5432/db",
+                ).render()
+            )
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
         values[key] = value
     if not values.get(STORAGE_VARIABLE):
-        raise StorageEnvError(Problem(str(path), "", f"sets no {STORAGE_VARIABLE}",
-                                      expected=f"a line {STORAGE_VARIABLE}=postgresql://user:password@host:5432/db").render())
+        raise StorageEnvError(
+            Problem(
+                str(path),
+                "",
+                f"sets no {STORAGE_VARIABLE}",
+                expected=f"a line {STORAGE_VARIABLE}=postgresql://user:password@host:5432/db",
+            ).render()
+        )
     return values
 
 

@@ -8,6 +8,7 @@ searches take the most trials, so they start while the cheap verdicts wait. Ties
 A pure function of the stored trials and the shipped profiles (through the models it is given), so a resumed
 run or a second worker picks the same next trial. It only orders: every queued trial is still taken.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,8 +39,9 @@ def rank(pair: PairSpec, config: Config, models: Mapping[str, LinearMemoryModel]
     return (0 if pair.background is None else 1, -predicted_peak_mib(pair, config, models), pair.group)
 
 
-def likely_failures_first(items: Iterable[T], pair_and_config: Locate,
-                          models: Mapping[str, LinearMemoryModel]) -> list[T]:
+def likely_failures_first(
+    items: Iterable[T], pair_and_config: Locate, models: Mapping[str, LinearMemoryModel]
+) -> list[T]:
     """``items`` in work order; ``pair_and_config(item)`` gives its (pair, config), or None for an item that
     keeps its place after the ranked ones (an extension trial: its pair's search goes on once every pair has a
     first verdict, as without this order)."""
@@ -53,7 +55,8 @@ def likely_failures_first(items: Iterable[T], pair_and_config: Locate,
     return [item for *_, item in sorted(ranked, key=lambda r: r[:2])] + rest
 
 
-def pair_order(pairs: Sequence[PairSpec], configs: Mapping[str, Config],
-               models: Mapping[str, LinearMemoryModel]) -> list[PairSpec]:
+def pair_order(
+    pairs: Sequence[PairSpec], configs: Mapping[str, Config], models: Mapping[str, LinearMemoryModel]
+) -> list[PairSpec]:
     """The pairs in work order (``configs``: each pair's configured batch sizes, by pair key)."""
     return likely_failures_first(pairs, lambda p: (p, configs[p.key]), models)

@@ -2,6 +2,7 @@
 
 Found through the package itself, so it works from a checkout, an editable install and a wheel alike.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Named study definitions: ``--study NAME`` picks one."""
+
 from __future__ import annotations
 
 from gpupair_search.studies.definition import STUDIES, StudyDefinition, get_study

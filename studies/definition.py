@@ -1,4 +1,5 @@
 """What a named study is: a settings file plus the card it targets and the safe limit."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,8 +29,10 @@ class StudyDefinition:
 
 def get_study(name: str) -> StudyDefinition:
     if name not in STUDIES:
-        raise UserError(f"unknown study {name!r}; named studies: {', '.join(sorted(STUDIES))}. "
-                        "Use --settings FILE to run any seed-format settings file as a study.")
+        raise UserError(
+            f"unknown study {name!r}; named studies: {', '.join(sorted(STUDIES))}. "
+            "Use --settings FILE to run any seed-format settings file as a study."
+        )
     return STUDIES[name]
 
 

@@ -8,6 +8,7 @@ Two named studies of these pairs: ``feasibility`` answers the seed design's ques
 measures what sharing costs: each job's slowdown next to its neighbour and the energy per sample, against solo
 baselines of each job and a steady-state window in every probe. Each is a study of its own in the storage.
 """
+
 from gpupair_search.launcher.registry import BUILTIN_PROBE_STEPS
 from gpupair_search.search.baselines import COST_MIN_WINDOW_S
 from gpupair_search.settings import bundled

@@ -12,6 +12,7 @@ generated file, shipped, and a test keeps it equal to what :func:`matrix_setting
 The solos run first and the pairs largest predicted peak first (``likely_failures_first``, see
 search/work_order.py): the order of the queue only, never the set of pairs.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,11 +28,16 @@ from gpupair_search.studies.definition import StudyDefinition
 #: measured, so its row and column would repeat the solos) and resnet32/44/56 (depths of resnet20 that the
 #: seed's studies never run).
 MATRIX_MODELS = (
-    "examples/mnist", "examples/mnist_rnn", "examples/mnist_ff", "examples/siamese",
+    "examples/mnist",
+    "examples/mnist_rnn",
+    "examples/mnist_ff",
+    "examples/siamese",
     "pytorch_resnet_cifar10/resnet20",
-    "Person_reID_baseline_pytorch/densenet121", "Person_reID_baseline_pytorch/hrnet18",
+    "Person_reID_baseline_pytorch/densenet121",
+    "Person_reID_baseline_pytorch/hrnet18",
     "Person_reID_baseline_pytorch/pcb",
-    "VulBERTa/mlp", "VulBERTa/cnn",
+    "VulBERTa/mlp",
+    "VulBERTa/cnn",
     "MRT-OAST/default",
 )
 #: Hyperparameters of the models file that are no training settings: ``max_steps`` caps a probe (probe mode
@@ -62,12 +68,22 @@ def default_hyperparameters(registry: Registry, key: str) -> dict[str, Any]:
     repo_name, _, model = key.partition("/")
     repo = registry.repositories.get(repo_name)
     if repo is None or model not in repo.models:
-        raise UserError(f"{registry.file}: has no model {key!r}, which the matrix study pairs; add it to the models "
-                        "file or remove it from MATRIX_MODELS in studies/matrix.py")
-    values = {name: hp.default for name, hp in repo.hyperparameters.items()
-              if hp.default is not None and name not in _NOT_WRITTEN}
-    values.update({name: value for name, value in repo.model_defaults.get(model, {}).items()
-                   if name in repo.hyperparameters and name not in _NOT_WRITTEN})
+        raise UserError(
+            f"{registry.file}: has no model {key!r}, which the matrix study pairs; add it to the models "
+            "file or remove it from MATRIX_MODELS in studies/matrix.py"
+        )
+    values = {
+        name: hp.default
+        for name, hp in repo.hyperparameters.items()
+        if hp.default is not None and name not in _NOT_WRITTEN
+    }
+    values.update(
+        {
+            name: value
+            for name, value in repo.model_defaults.get(model, {}).items()
+            if name in repo.hyperparameters and name not in _NOT_WRITTEN
+        }
+    )
     return values
 
 
@@ -79,16 +95,24 @@ def _job(registry: Registry, key: str, **extra: Any) -> dict[str, Any]:
 def matrix_settings(registry: Registry, models: tuple[str, ...] = MATRIX_MODELS) -> dict[str, Any]:
     """The matrix study's settings file (seed format): each of ``models`` alone, then every ordered pair."""
     solos = [{"mode": "default", **_job(registry, key), "note": f"Matrix: solo {key}"} for key in models]
-    pairs = [{"mode": "parallel", "foreground": _job(registry, fg, mode="default"),
-              "background": _job(registry, bg), "note": f"Matrix: fg {fg} + bg {bg}"}
-             for fg in models for bg in models if fg != bg]
+    pairs = [
+        {
+            "mode": "parallel",
+            "foreground": _job(registry, fg, mode="default"),
+            "background": _job(registry, bg),
+            "note": f"Matrix: fg {fg} + bg {bg}",
+        }
+        for fg in models
+        for bg in models
+        if fg != bg
+    ]
     n = len(models)
     return {
         "_comment": "Generated from settings/models.json by `python -m gpupair_search.studies.write_matrix`; do not edit "
-                    "by hand (a test checks it against the generator).",
+        "by hand (a test checks it against the generator).",
         "experiment_name": "matrix",
         "description": f"Every ordered pair of {n} built-in models ({len(pairs)} pairs) and each model alone "
-                       f"({n} solo runs), at the models file's default hyperparameters",
+        f"({n} solo runs), at the models file's default hyperparameters",
         "governor": "performance",
         "runs_per_config": 1,
         "max_retries": 1,

@@ -3,6 +3,7 @@
 ``--check`` only compares, and exits 1 when the shipped file is out of date. A module of its own, so that
 ``python -m`` does not run a module the package has already imported (studies/matrix.py is, for STUDIES).
 """
+
 from __future__ import annotations
 
 import sys

@@ -6,6 +6,7 @@ devices, PostgreSQL and Slurm where CI starts them. A test is ``unit`` when its 
 its name in :data:`UNIT_TESTS`, or it is marked ``@pytest.mark.unit``; all others are ``e2e``. The unit layer is checked, not trusted: a
 unit test that starts a process fails with a message saying so (an audit hook on process creation).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,19 +24,21 @@ import pytest
 from gpupair_search.launcher.registry import Registry
 
 #: Files whose every test starts no process (see the module docstring); the rest of the suite is e2e.
-UNIT_FILES = frozenset({
-    "test_cli_entry_points.py",
-    "test_extension_search.py",
-    "test_imports.py",
-    "test_interference.py",
-    "test_interference_view.py",
-    "test_memory_profiles.py",
-    "test_seams.py",
-    "test_settings_fuzz.py",
-    "test_steady_window.py",
-    "test_storage_concurrency.py",
-    "test_workloads_common.py",
-})
+UNIT_FILES = frozenset(
+    {
+        "test_cli_entry_points.py",
+        "test_extension_search.py",
+        "test_imports.py",
+        "test_interference.py",
+        "test_interference_view.py",
+        "test_memory_profiles.py",
+        "test_seams.py",
+        "test_settings_fuzz.py",
+        "test_steady_window.py",
+        "test_storage_concurrency.py",
+        "test_workloads_common.py",
+    }
+)
 #: Tests that start no process, in files that also hold e2e tests (by function name: a renamed test becomes
 #: e2e, the safe direction; a test listed here that starts a process fails, the other one).
 UNIT_TESTS = {
@@ -136,15 +139,18 @@ UNIT_TESTS = {
 }
 #: Audit events of process creation: ``subprocess``, ``os.fork``/``exec``/``spawn``. (``multiprocessing``'s
 #: spawn and forkserver start processes without one: a test that uses them is marked e2e by hand.)
-_PROCESS_EVENTS = frozenset({"subprocess.Popen", "os.fork", "os.forkpty", "os.exec", "os.posix_spawn", "os.spawn",
-                             "os.system", "os.startfile"})
+_PROCESS_EVENTS = frozenset(
+    {"subprocess.Popen", "os.fork", "os.forkpty", "os.exec", "os.posix_spawn", "os.spawn", "os.system", "os.startfile"}
+)
 _NO_PROCESSES: list[str] = []  # the unit test running now, if any
 
 
 def _refuse_processes(event: str, args: tuple) -> None:
     if _NO_PROCESSES and event in _PROCESS_EVENTS:
-        raise RuntimeError(f"{_NO_PROCESSES[0]} is a unit test and started a process ({event}): make it a "
-                           "function call, or mark it e2e (tests/conftest.py says how)")
+        raise RuntimeError(
+            f"{_NO_PROCESSES[0]} is a unit test and started a process ({event}): make it a "
+            "function call, or mark it e2e (tests/conftest.py says how)"
+        )
 
 
 sys.addaudithook(_refuse_processes)
@@ -212,6 +218,7 @@ def _processes_refused(item: pytest.Item):
     finally:
         _NO_PROCESSES.clear()
 
+
 FIXTURES = Path(__file__).parent / "fixtures"
 #: The user's project layout for the seed's models file: ``repos/<name>/`` of each repository (its paths must exist).
 SEED_PROJECT = FIXTURES / "seed_project"
@@ -262,8 +269,13 @@ def cli_env() -> dict[str, str]:
 def run_cli(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``gpupair-search ARGS`` as a real subprocess of this Python, output captured; ``env``: variables to add
     or replace in its environment."""
-    return subprocess.run([sys.executable, "-m", "gpupair_search.search.cli", *args], env={**cli_env(), **(env or {})},
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "gpupair_search.search.cli", *args],
+        env={**cli_env(), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def default_sigint() -> None:

@@ -1,6 +1,7 @@
 """Accumulation plans: by default a reduced batch divides the configured one, so micro-batch × accumulation steps is
 exactly the batch the user configured; ``--batch-grid any`` keeps the unit search (and its overshooting ceil).
 Pure functions for the paths and the arithmetic, the simulated device for the study, the real CLI for run/export."""
+
 from __future__ import annotations
 
 import json
@@ -37,16 +38,37 @@ def test_divisor_candidates_are_the_divisors_below_the_configured_batch_down_to_
 
 def test_background_first_on_divisors_halves_the_background_then_the_foreground():
     assert reduction_path(2, 128, Policy.BACKGROUND_FIRST, grid=DIVISORS) == [
-        (2, 64), (2, 32), (2, 16), (2, 8), (2, 4), (2, 2), (2, 1), (1, 1)]
+        (2, 64),
+        (2, 32),
+        (2, 16),
+        (2, 8),
+        (2, 4),
+        (2, 2),
+        (2, 1),
+        (1, 1),
+    ]
     assert reduction_path(12, 8, Policy.FOREGROUND_FIRST, grid=DIVISORS) == [
-        (6, 8), (4, 8), (3, 8), (2, 8), (1, 8), (1, 4), (1, 2), (1, 1)]
+        (6, 8),
+        (4, 8),
+        (3, 8),
+        (2, 8),
+        (1, 8),
+        (1, 4),
+        (1, 2),
+        (1, 1),
+    ]
     assert reduction_path(None, 96, Policy.BACKGROUND_FIRST, floor=8, grid=DIVISORS) == [
-        (None, 48), (None, 32), (None, 24), (None, 16), (None, 12), (None, 8)]
+        (None, 48),
+        (None, 32),
+        (None, 24),
+        (None, 16),
+        (None, 12),
+        (None, 8),
+    ]
     assert reduction_path(7, 1, Policy.BACKGROUND_FIRST, floor=2, grid=DIVISORS) == []  # nothing to reduce to
 
 
-@given(fg=st.integers(1, 200), bg=st.integers(1, 200), floor=st.integers(1, 8),
-       name=st.sampled_from(sorted(POLICIES)))
+@given(fg=st.integers(1, 200), bg=st.integers(1, 200), floor=st.integers(1, 8), name=st.sampled_from(sorted(POLICIES)))
 def test_every_policy_on_divisors_walks_a_shrinking_chain_of_divisors(fg, bg, floor, name):
     policy = POLICIES[name]
     path = DIVISORS.restrict(policy.path((fg, bg), floor), (fg, bg), floor)
@@ -87,14 +109,17 @@ def test_divisor_accumulation_is_exact_and_any_accumulation_is_the_ceiling(confi
 def test_accumulation_of_a_reduced_recommendation_per_job_and_in_words():
     assert accumulation((2, 128), (2, 64), DIVISORS) == {"foreground": 1, "background": 2}
     assert accumulation_words((2, 128), (2, 64), DIVISORS) == [
-        "background batch 64 ×2 accumulation steps = 128 as configured"]
+        "background batch 64 ×2 accumulation steps = 128 as configured"
+    ]
     assert accumulation_words((12, 128), (3, 16), DIVISORS) == [
         "foreground batch 3 ×4 accumulation steps = 12 as configured",
-        "background batch 16 ×8 accumulation steps = 128 as configured"]
+        "background batch 16 ×8 accumulation steps = 128 as configured",
+    ]
     assert accumulation((2, 128), (2, 123), ANY) == {"foreground": 1, "background": 2}  # as export always wrote
     assert accumulation_words((2, 128), (2, 123), ANY) == ["background ×2 (effective batch 246, was 128)"]
     assert accumulation((2, 128), (2, 128), DIVISORS) == {} and accumulation((None, 8), (None, 4), DIVISORS) == {
-        "background": 2}
+        "background": 2
+    }
 
 
 # -- the search --------------------------------------------------------------------------------------------
@@ -106,8 +131,10 @@ def g07_background(b: int) -> float:
 def test_the_g07_case_needs_one_trial_on_divisors_where_the_unit_search_needed_four(fixture_registry):
     """With the shipped profiles' line, which misses the step: the unit search walked 123, 127, 126, 124."""
     fg = memory_curve(4000.0, 0.0, 0.0, 0.0)
-    profiles = {"fixture/ok": [Observation(b, fg(b), source="profile") for b in (1, 2, 4)],
-                "fixture/crash": [Observation(b, g07_background(b), source="profile") for b in (8, 16, 32)]}
+    profiles = {
+        "fixture/ok": [Observation(b, fg(b), source="profile") for b in (1, 2, 4)],
+        "fixture/crash": [Observation(b, g07_background(b), source="profile") for b in (8, 16, 32)],
+    }
     unit, _, _ = run_extension(fg, g07_background, 2, 128, fixture_registry, profiles=profiles, grid=ANY)
     exact, path, truth = run_extension(fg, g07_background, 2, 128, fixture_registry, profiles=profiles, grid=DIVISORS)
     assert unit.recommended == (2, 123) and unit.extension_trials == 4
@@ -226,8 +253,19 @@ def test_workers_and_slurm_tasks_are_given_the_grid():
     argv = RunRequest(batch_grid="any").worker_options("cuda:0")
     assert argv[argv.index("--batch-grid") + 1] == "any"
     assert re.search(r"--batch-grid divisors", " ".join(RunRequest().worker_options("cuda:1")))
-    script = run_cli("slurm", "--study", "feasibility", "--storage", "postgresql://gpupair@db.example/gpupair",
-                     "--device", "cpu", "--batch-grid", "any", "--dry-run", timeout=120)
+    script = run_cli(
+        "slurm",
+        "--study",
+        "feasibility",
+        "--storage",
+        "postgresql://gpupair@db.example/gpupair",
+        "--device",
+        "cpu",
+        "--batch-grid",
+        "any",
+        "--dry-run",
+        timeout=120,
+    )
     assert script.returncode == 0, script.stderr
     assert " worker " in script.stdout.splitlines()[-1] and "--batch-grid any" in script.stdout.splitlines()[-1]
 

@@ -7,6 +7,7 @@ corpus file to the JSON path (or ``line L column C``) its error must name; ``""`
 Every file is checked in-process (fast); a representative subset also goes through the CLI's parser and
 error handling (in-process), and a few of those through a real process.
 """
+
 from __future__ import annotations
 
 import json
@@ -103,8 +104,13 @@ def _validate_in_process(settings: Path, models: Path) -> tuple[int, str]:
 
 
 def _validate_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gpupair_search.search.cli", "validate", *args],
-                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "gpupair_search.search.cli", "validate", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=60,
+    )
 
 
 def _check_message(case: str, code: int, stderr: str) -> None:
@@ -141,8 +147,10 @@ def test_the_seed_models_fixture_is_the_seed_file_unchanged(reference_dir):
 STARTS_A_PROCESS = {"models/train_module_not_importable.json"}
 
 
-@pytest.mark.parametrize("case", [pytest.param(case, marks=pytest.mark.e2e) if case in STARTS_A_PROCESS else case
-                                  for case in _corpus_files()])
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(case, marks=pytest.mark.e2e) if case in STARTS_A_PROCESS else case for case in _corpus_files()],
+)
 def test_a_bad_file_gives_a_short_error_naming_the_file_and_the_place(case):
     code, stderr = _validate_in_process(*_files_for(case))
     _check_message(case, code, stderr)
@@ -153,8 +161,9 @@ def test_the_cli_prints_the_same_short_error_without_a_traceback(case):
     """The command line's parser and error handling, in-process: an exception that escaped them would be a
     traceback in a terminal, and is ``done.exception`` here."""
     settings, models = _files_for(case)
-    done = CliRunner().invoke(app, ["validate", str(settings), "--models", str(models), "--repos-root",
-                                    str(SEED_PROJECT)])
+    done = CliRunner().invoke(
+        app, ["validate", str(settings), "--models", str(models), "--repos-root", str(SEED_PROJECT)]
+    )
     assert done.exception is None or isinstance(done.exception, SystemExit), repr(done.exception)
     assert "Traceback" not in done.output
     _check_message(case, done.exit_code, done.stderr)
@@ -173,8 +182,11 @@ def test_the_installed_command_prints_the_same_short_error_without_a_traceback(c
 @pytest.mark.parametrize("which", ["settings", "models"])
 def test_a_missing_file_or_a_directory_is_unreadable(tmp_path, which):
     for bad in (tmp_path / "nope.json", tmp_path):
-        args = [str(bad), "--models", str(SEED_MODELS), "--repos-root", str(SEED_PROJECT)] if which == "settings" else [
-            str(VALID_SETTINGS), "--models", str(bad), "--repos-root", str(SEED_PROJECT)]
+        args = (
+            [str(bad), "--models", str(SEED_MODELS), "--repos-root", str(SEED_PROJECT)]
+            if which == "settings"
+            else [str(VALID_SETTINGS), "--models", str(bad), "--repos-root", str(SEED_PROJECT)]
+        )
         done = _validate_cli(*args)
         assert done.returncode == 2, done.stderr
         assert done.stderr.startswith(f"error: {bad}: ") and "Traceback" not in done.stderr
@@ -193,8 +205,15 @@ def test_a_byte_order_mark_is_not_a_mistake(tmp_path):
 def _fixture_settings(tmp_path: Path, **hyperparameters) -> Path:
     """A one-job settings file for the test models file's ``fixture`` repository (it has ``value``, a str)."""
     path = tmp_path / "settings.json"
-    path.write_text(json.dumps({"experiment_name": "nasty", "experiments": [
-        {"repo": "fixture", "model": "ok", "hyperparameters": hyperparameters}]}), encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "experiment_name": "nasty",
+                "experiments": [{"repo": "fixture", "model": "ok", "hyperparameters": hyperparameters}],
+            }
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -204,8 +223,13 @@ def test_shell_metacharacters_in_a_string_hyperparameter_are_valid_and_stay_one_
     argv = registry.command(experiment.pairs[0].foreground).argv
     assert argv[argv.index("--value") + 1] == NASTY  # a list element, never re-split or interpreted
 
-    done = _validate_cli(str(_fixture_settings(tmp_path, value=NASTY)), "--models", str(FIXTURE_MODELS),
-                         "--repos-root", str(FIXTURE_MODELS.parent))
+    done = _validate_cli(
+        str(_fixture_settings(tmp_path, value=NASTY)),
+        "--models",
+        str(FIXTURE_MODELS),
+        "--repos-root",
+        str(FIXTURE_MODELS.parent),
+    )
     assert done.returncode == 0, done.stderr
     shown = next(line for line in done.stdout.splitlines() if "foreground:" in line).split("foreground:", 1)[1]
     words = shlex.split(shown)  # what is printed, typed into a shell, gives the same single argument
@@ -266,8 +290,13 @@ def test_free_form_top_level_keys_stay_warnings(tmp_path):
     experiment = _load_valid_with(tmp_path, lambda d: d.update(free))
     warned = " ".join(experiment.warnings)
     assert len(experiment.pairs) == 3 and all(key in warned for key in ("comments", "Description", "author", "version"))
-    done = _validate_cli(str(_valid_with(tmp_path, lambda d: d.update(free))), "--models", str(SEED_MODELS),
-                         "--repos-root", str(SEED_PROJECT))
+    done = _validate_cli(
+        str(_valid_with(tmp_path, lambda d: d.update(free))),
+        "--models",
+        str(SEED_MODELS),
+        "--repos-root",
+        str(SEED_PROJECT),
+    )
     assert done.returncode == 0 and "warning: " in done.stderr, done.stderr
 
 
@@ -281,18 +310,29 @@ def test_a_misspelled_experiments_key_is_one_message(tmp_path):
 def test_gradient_accumulation_as_export_writes_it_is_valid(tmp_path):
     def accumulate(data):
         data["experiments"][0]["gradient_accumulation"] = {"foreground": 1, "background": 2}
-        data["experiments"].append({"mode": "default", "repo": "examples", "model": "mnist",
-                                    "hyperparameters": {"batch_size": 16}, "gradient_accumulation": {"foreground": 2}})
+        data["experiments"].append(
+            {
+                "mode": "default",
+                "repo": "examples",
+                "model": "mnist",
+                "hyperparameters": {"batch_size": 16},
+                "gradient_accumulation": {"foreground": 2},
+            }
+        )
+
     assert len(_load_valid_with(tmp_path, accumulate).pairs) == 4
 
 
-@pytest.mark.parametrize("steps, where, says", [
-    ("lots", "experiments[0].gradient_accumulation", "expected an object"),
-    ({"background": -5, "foreground": "x"}, "experiments[0].gradient_accumulation.foreground", "not an integer"),
-    ({"background": 0}, "experiments[0].gradient_accumulation.background", "less than 1"),
-    ({"backgrund": 2}, "experiments[0].gradient_accumulation.backgrund", 'did you mean "background"?'),
-    ({"foreground": 1.5}, "experiments[0].gradient_accumulation.foreground", "not an integer"),
-])
+@pytest.mark.parametrize(
+    "steps, where, says",
+    [
+        ("lots", "experiments[0].gradient_accumulation", "expected an object"),
+        ({"background": -5, "foreground": "x"}, "experiments[0].gradient_accumulation.foreground", "not an integer"),
+        ({"background": 0}, "experiments[0].gradient_accumulation.background", "less than 1"),
+        ({"backgrund": 2}, "experiments[0].gradient_accumulation.backgrund", 'did you mean "background"?'),
+        ({"foreground": 1.5}, "experiments[0].gradient_accumulation.foreground", "not an integer"),
+    ],
+)
 def test_gradient_accumulation_is_checked_with_its_path(tmp_path, steps, where, says):
     with pytest.raises(ConfigError) as caught:
         _load_valid_with(tmp_path, lambda d: d["experiments"][0].update(gradient_accumulation=steps), lenient=True)
@@ -302,15 +342,22 @@ def test_gradient_accumulation_is_checked_with_its_path(tmp_path, steps, where, 
 
 def test_every_bad_gradient_accumulation_step_is_reported_at_once(tmp_path):
     with pytest.raises(ConfigError) as caught:
-        _load_valid_with(tmp_path, lambda d: d["experiments"][0].update(
-            gradient_accumulation={"background": -5, "foreground": "x"}))
-    assert [p.where for p in caught.value.problems] == ["experiments[0].gradient_accumulation.foreground",
-                                                        "experiments[0].gradient_accumulation.background"]
+        _load_valid_with(
+            tmp_path, lambda d: d["experiments"][0].update(gradient_accumulation={"background": -5, "foreground": "x"})
+        )
+    assert [p.where for p in caught.value.problems] == [
+        "experiments[0].gradient_accumulation.foreground",
+        "experiments[0].gradient_accumulation.background",
+    ]
 
 
 def test_a_solo_entry_has_no_background_to_accumulate(tmp_path):
     with pytest.raises(ConfigError) as caught:
-        _load_valid_with(tmp_path, lambda d: d["experiments"].append(
-            {"mode": "default", "repo": "examples", "model": "mnist", "gradient_accumulation": {"background": 2}}))
+        _load_valid_with(
+            tmp_path,
+            lambda d: d["experiments"].append(
+                {"mode": "default", "repo": "examples", "model": "mnist", "gradient_accumulation": {"background": 2}}
+            ),
+        )
     [problem] = caught.value.problems
     assert problem.where == "experiments[3].gradient_accumulation.background" and "no background job" in problem.message

@@ -1,5 +1,6 @@
 """A study with solo baselines, run by the real CLI on the CPU device: one baseline per distinct job, queued
 once across resumes, never listed as a pair, and each pair's slowdowns in status."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,20 @@ from tests.conftest import FIXTURES, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
-ARGS = ["--settings", str(FIXTURES / "interference_settings.json"), "--models", str(FIXTURES / "progress_models.json"),
-        "--repos-root", str(FIXTURES), "--device", "cpu", "--gpu-memory", "2GiB", "--safe-limit", "1800MiB"]
+ARGS = [
+    "--settings",
+    str(FIXTURES / "interference_settings.json"),
+    "--models",
+    str(FIXTURES / "progress_models.json"),
+    "--repos-root",
+    str(FIXTURES),
+    "--device",
+    "cpu",
+    "--gpu-memory",
+    "2GiB",
+    "--safe-limit",
+    "1800MiB",
+]
 
 
 def trials(results):
@@ -29,8 +42,10 @@ def test_baselines_run_once_per_job_and_are_not_pairs(tmp_path):
     assert "5 trial(s) queued" in done.stderr  # two pairs, three distinct jobs
     solo = [t for t in trials(results) if t.user_attrs["phase"] == "baseline"]
     assert sorted(t.params["baseline"] for t in solo) == [
-        'solo:progress/external{"step_s": 0.05, "steps": 60}', 'solo:progress/sleeper{"step_s": 0.05, "steps": 30}',
-        'solo:progress/sleeper{"step_s": 0.05, "steps": 60}']
+        'solo:progress/external{"step_s": 0.05, "steps": 60}',
+        'solo:progress/sleeper{"step_s": 0.05, "steps": 30}',
+        'solo:progress/sleeper{"step_s": 0.05, "steps": 60}',
+    ]
     assert all(t.user_attrs["background"] is None and t.user_attrs["window"]["reliable"] for t in solo)
     assert {t.params["fg_batch_size"] for t in solo} == {2, 4}
     pairs = [t for t in trials(results) if t.user_attrs["phase"] == "initial"]
@@ -45,8 +60,20 @@ def test_baselines_run_once_per_job_and_are_not_pairs(tmp_path):
     assert status.returncode == 0, status.stderr
     assert "foreground" in status.stdout and "x slower" in status.stdout
     exported = tmp_path / "safe.json"
-    export = run_cli("export", *ARGS[:2], "--study-models", ARGS[3], "--repos-root", str(FIXTURES),
-                     "--results", str(results), "--kind", "cpu", "-o", str(exported))
+    export = run_cli(
+        "export",
+        *ARGS[:2],
+        "--study-models",
+        ARGS[3],
+        "--repos-root",
+        str(FIXTURES),
+        "--results",
+        str(results),
+        "--kind",
+        "cpu",
+        "-o",
+        str(exported),
+    )
     assert export.returncode == 0, export.stderr
     assert "solo:" not in exported.read_text()
     notes = [e["note"] for e in json.loads(exported.read_text())["experiments"]]
@@ -55,9 +82,20 @@ def test_baselines_run_once_per_job_and_are_not_pairs(tmp_path):
     assert report.returncode == 0, report.stderr
     page = (tmp_path / "report.html").read_text()
     assert "What co-location costs" in page and "Power and CPU" in page
-    heatmap = subprocess.run([sys.executable, str(ROOT / "bench" / "interference_heatmap.py"), *ARGS[:6],
-                              "--results", str(results), "-o", str(tmp_path / "heat")],
-                             capture_output=True, text=True, timeout=120)
+    heatmap = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "interference_heatmap.py"),
+            *ARGS[:6],
+            "--results",
+            str(results),
+            "-o",
+            str(tmp_path / "heat"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert heatmap.returncode == 0, heatmap.stderr
     figures = json.loads((tmp_path / "heat.json").read_text())["pairs"]
     assert len(figures) == 2 and all(p["foreground_slowdown"] for p in figures)

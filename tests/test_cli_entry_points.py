@@ -1,6 +1,7 @@
 """What a user types first: ``--version``, ``python -m gpupair_search``, and ``--help`` that groups the options
 of each command and shows only those that apply to it. In-process through click's runner (the parser and
 the help are the function here), plus one real ``python -m`` run."""
+
 from __future__ import annotations
 
 import re
@@ -36,12 +37,14 @@ def test_version_prints_the_installed_distributions_version():
 
 @pytest.mark.e2e
 def test_python_dash_m_gpupair_search_is_the_command_line():
-    done = subprocess.run([sys.executable, "-m", "gpupair_search", "--version"], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "gpupair_search", "--version"], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"gpupair-search {version('gpupair-search')}"
-    usage = subprocess.run([sys.executable, "-m", "gpupair_search", "run", "--help"], capture_output=True, text=True,
-                           timeout=120)
+    usage = subprocess.run(
+        [sys.executable, "-m", "gpupair_search", "run", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert usage.returncode == 0 and "Usage:" in usage.stdout and "--full-epoch" in usage.stdout
 
 
@@ -60,8 +63,11 @@ def test_every_option_of_every_command_is_in_a_named_section():
 
     group = get_command(app)
     for name, command in group.commands.items():
-        loose = [p.opts[0] for p in command.params if p.param_type_name == "option" and not p.hidden
-                 and getattr(p, "rich_help_panel", None) is None]
+        loose = [
+            p.opts[0]
+            for p in command.params
+            if p.param_type_name == "option" and not p.hidden and getattr(p, "rich_help_panel", None) is None
+        ]
         assert loose == [], f"{name}: {loose} have no rich_help_panel"
 
 

@@ -1,4 +1,5 @@
 """Workers that share a host each get their own cores, and every job they start runs on those cores only."""
+
 from __future__ import annotations
 
 import os
@@ -49,7 +50,8 @@ def test_a_pinned_process_starts_its_jobs_on_its_cores_only(tmp_path):
         f"pin_this_process([{core}])\n"
         "job = start_job('probe', Command((sys.executable, '-c', 'import os; print(sorted(os.sched_getaffinity(0)))'),"
         " pathlib.Path.cwd()), pathlib.Path(sys.argv[1]), dict(os.environ))\n"
-        "sys.exit(job.popen.wait())\n")
+        "sys.exit(job.popen.wait())\n"
+    )
     code = os.spawnv(os.P_WAIT, sys.executable, [sys.executable, "-c", script, str(log)])
     assert code == 0
     assert log.read_text().strip() == f"[{core}]"  # the job, below the job guard, inherited the share
@@ -57,8 +59,17 @@ def test_a_pinned_process_starts_its_jobs_on_its_cores_only(tmp_path):
 
 @pytest.mark.parametrize("cpus, expected", [("0-99999", "not available here"), ("many", "expected a CPU list")])
 def test_a_worker_given_bad_cores_says_so_without_a_traceback(tmp_path, cpus, expected):
-    done = run_cli("worker", "--storage", f"sqlite:///{tmp_path}/s.db", "--device", "sim", "--results", str(tmp_path),
-                   "--cpus", cpus)
+    done = run_cli(
+        "worker",
+        "--storage",
+        f"sqlite:///{tmp_path}/s.db",
+        "--device",
+        "sim",
+        "--results",
+        str(tmp_path),
+        "--cpus",
+        cpus,
+    )
     assert done.returncode != 0
     assert expected in done.stderr and "--cpus" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout

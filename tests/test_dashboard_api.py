@@ -5,6 +5,7 @@ Routes used (optuna-dashboard 0.21, optuna_dashboard/_app.py and artifact/_backe
 ``GET /api/studies``, ``GET /api/studies/<study_id>`` (trials with constraints and artifacts, figures, note),
 ``GET /artifacts/<study_id>/<trial_id>/<artifact_id>``.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,14 @@ import pytest
 
 from tests.conftest import FIXTURES, cli_env, wait_until
 
-STUDY_ARGS = ["--settings", str(FIXTURES / "study_settings.json"), "--models", str(FIXTURES / "models.json"),
-              "--repos-root", str(FIXTURES)]
+STUDY_ARGS = [
+    "--settings",
+    str(FIXTURES / "study_settings.json"),
+    "--models",
+    str(FIXTURES / "models.json"),
+    "--repos-root",
+    str(FIXTURES),
+]
 ARTIFACTS = {"training.log", "experiment.json", "timeline.csv", "memory_timeline.html"}
 
 
@@ -46,13 +53,34 @@ def _get(url: str) -> bytes:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     results = tmp_path_factory.mktemp("dashboard") / "results"
-    done = subprocess.run(_command() + ["run", *STUDY_ARGS, "--device", "cpu", "--gpu-memory", "400MiB",
-                                        "--safe-limit", "250MiB", "--results", str(results)],
-                          env=cli_env(), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        _command()
+        + [
+            "run",
+            *STUDY_ARGS,
+            "--device",
+            "cpu",
+            "--gpu-memory",
+            "400MiB",
+            "--safe-limit",
+            "250MiB",
+            "--results",
+            str(results),
+        ],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     port = _free_port()
-    server = subprocess.Popen(_command() + ["dashboard", *STUDY_ARGS, "--results", str(results), "--port", str(port)],
-                              env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        _command() + ["dashboard", *STUDY_ARGS, "--results", str(results), "--port", str(port)],
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -144,7 +172,9 @@ def _detail_of(base: str, name: str) -> dict:
     return detail
 
 
-def _stored_study(storage: str, name: str, direction: str, trials: list[tuple[float, dict[str, float]]]) -> optuna.Study:
+def _stored_study(
+    storage: str, name: str, direction: str, trials: list[tuple[float, dict[str, float]]]
+) -> optuna.Study:
     """A study written as ours are: each COMPLETE trial with its constraints in both of Optuna's forms."""
     from gpupair_search.search import optuna_adapter as adapter
 
@@ -176,8 +206,11 @@ def test_the_best_trial_is_the_largest_pair_verified_to_fit(served):
 def test_an_old_minimising_study_shows_its_smallest_feasible_pair_and_an_infeasible_one_none(served):
     base, results, _ = served
     url = f"sqlite:///{results / 'gpupair.db'}"
-    fits, oom, over = ({"out_of_memory": 0.0, "over_safe_limit_mib": -50.0}, {"out_of_memory": 1.0, "over_safe_limit_mib": -200.0},
-                       {"out_of_memory": 0.0, "over_safe_limit_mib": 30.0})
+    fits, oom, over = (
+        {"out_of_memory": 0.0, "over_safe_limit_mib": -50.0},
+        {"out_of_memory": 1.0, "over_safe_limit_mib": -200.0},
+        {"out_of_memory": 0.0, "over_safe_limit_mib": 30.0},
+    )
     old = _stored_study(url, "old-minimising", "minimize", [(300.0, fits), (50.0, oom), (200.0, fits), (280.0, over)])
     [best] = _detail_of(base, "old-minimising")["best_trials"]
     assert best["number"] == old.best_trial.number == 2  # 200 MiB fits; the 50 MiB OOM is no best

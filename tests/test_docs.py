@@ -3,6 +3,7 @@
 The docs site is built with ``mkdocs build --strict`` (a broken link or a missing page fails), and its CLI
 reference is generated from the typer app, so every command must appear in it.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -20,11 +21,27 @@ BENCHMARKS = ROOT / "BENCHMARKS.md"
 
 #: Words that number the project's own working sittings ("the thirteenth session", "session13"): the
 #: documents speak of the product and of dated measurements, never of how they were made.
-ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
-            "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth")
+ORDINALS = (
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "seventh",
+    "eighth",
+    "ninth",
+    "tenth",
+    "eleventh",
+    "twelfth",
+    "thirteenth",
+    "fourteenth",
+    "fifteenth",
+)
 #: (``search/session.py``, a module's file name, is not such a word)
-DIARY = re.compile(r"\b(?:" + "|".join(ORDINALS) + r")[\s-]+session\b|\bsessions?\b(?!\.py)|\bsession\d+",
-                   re.IGNORECASE)
+DIARY = re.compile(
+    r"\b(?:" + "|".join(ORDINALS) + r")[\s-]+session\b|\bsessions?\b(?!\.py)|\bsession\d+", re.IGNORECASE
+)
 #: An absolute path on a development machine, or the neighbouring folders a checkout does not have.
 ABSOLUTE = re.compile(r"(?<![\w.:/~-])/(?:work|home|mnt|root)/|\bshared/(?:device|reference)\b")
 RELATIVE = re.compile(r"(?:\.\./)+[\w./-]*")
@@ -80,14 +97,19 @@ def test_every_relative_link_of_the_readme_and_benchmarks_leads_somewhere(path: 
             continue
         file, _, anchor = target.partition("#")
         dest = (path.parent / file) if file else path
-        if not dest.exists() or anchor and dest.suffix == ".md" and anchor not in headings_anchors(dest.read_text(encoding="utf-8")):
+        if (
+            not dest.exists()
+            or anchor
+            and dest.suffix == ".md"
+            and anchor not in headings_anchors(dest.read_text(encoding="utf-8"))
+        ):
             broken.append(target)
     assert not broken, f"{path.name}: links to nothing: {broken}"
 
 
 def test_the_readme_headline_numbers_link_to_benchmarks() -> None:
     text = README.read_text(encoding="utf-8")
-    section = text[text.index("## Headline numbers"):].split("\n## ", 1)[0]
+    section = text[text.index("## Headline numbers") :].split("\n## ", 1)[0]
     assert len(re.findall(r"\]\(BENCHMARKS\.md#[\w-]+\)", section)) >= 5
 
 
@@ -102,9 +124,14 @@ def test_the_docs_site_builds_strictly_with_the_cli_reference_generated_from_the
     if importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("material") is None:
         pytest.skip('mkdocs-material is not installed (pip install -e ".[docs]")')
     site = tmp_path / "site"
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
-                           "-d", str(site)], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"})
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"), "-d", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     from gpupair_search.search.cli import app
 

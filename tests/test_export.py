@@ -1,6 +1,7 @@
 """`export` turns a real (CPU) study into a seed-format settings file that validates strictly and runs again;
 against the seed's models file, which lacks `batch_size` for most repositories, it warns and writes the
 models-file additions that keep a reduced batch size from being silently dropped."""
+
 from __future__ import annotations
 
 import json
@@ -18,55 +19,117 @@ CARD = ["--gpu-memory", "400MiB", "--safe-limit", "250MiB"]
 
 
 def _hyper() -> dict:
-    return {"seconds": {"flag": "--seconds", "type": "float", "default": 1.0},
-            "batch_size": {"flag": "--batch-size", "type": "int", "default": 8},
-            "mib_per_sample": {"flag": "--mib-per-sample", "type": "float", "default": 0.0},
-            "max_steps": {"flag": "--max-steps", "type": "int", "default": 0}}
+    return {
+        "seconds": {"flag": "--seconds", "type": "float", "default": 1.0},
+        "batch_size": {"flag": "--batch-size", "type": "int", "default": 8},
+        "mib_per_sample": {"flag": "--mib-per-sample", "type": "float", "default": 0.0},
+        "max_steps": {"flag": "--max-steps", "type": "int", "default": 0},
+    }
 
 
 def _models_file(path: Path) -> Path:
     """The fixture script under two of the seed's repository names, so the seed's models file applies."""
-    repo = {"path": str(FIXTURES), "train_script": "fake_train.py", "model_flag": "-n", "supported_hyperparams": _hyper()}
-    path.write_text(json.dumps({"models": {"examples": {**repo, "models": ["mnist_ff", "mnist", "crash"]},
-                                           "VulBERTa": {**repo, "models": ["mlp"]}}}))
+    repo = {
+        "path": str(FIXTURES),
+        "train_script": "fake_train.py",
+        "model_flag": "-n",
+        "supported_hyperparams": _hyper(),
+    }
+    path.write_text(
+        json.dumps(
+            {
+                "models": {
+                    "examples": {**repo, "models": ["mnist_ff", "mnist", "crash"]},
+                    "VulBERTa": {**repo, "models": ["mlp"]},
+                }
+            }
+        )
+    )
     return path
 
 
 def _settings_file(path: Path) -> Path:
     """The fixture study's three pairs: one fits, one needs a smaller background batch, one crashes."""
+
     def job(repo, model, **hp):
         return {"repo": repo, "model": model, "hyperparameters": hp}
 
     experiments = [
-        {"mode": "parallel", "foreground": {**job("examples", "mnist_ff", seconds=0.5, batch_size=8, mib_per_sample=2),
-                                            "mode": "default"},
-         "background": job("VulBERTa", "mlp", seconds=30, mib_per_sample=2), "note": "Group 1: small (100MB)"},
-        {"mode": "parallel", "foreground": job("examples", "mnist", seconds=0.5, batch_size=40, mib_per_sample=4),
-         "background": job("VulBERTa", "mlp", seconds=30, batch_size=32, mib_per_sample=4),
-         "note": "Group 2: too big at these batch sizes (330MB)"},
-        {"mode": "parallel", "foreground": job("examples", "crash", seconds=0.2),
-         "background": job("VulBERTa", "mlp", seconds=30), "note": "Group 3: the foreground crashes (50MB)"},
+        {
+            "mode": "parallel",
+            "foreground": {
+                **job("examples", "mnist_ff", seconds=0.5, batch_size=8, mib_per_sample=2),
+                "mode": "default",
+            },
+            "background": job("VulBERTa", "mlp", seconds=30, mib_per_sample=2),
+            "note": "Group 1: small (100MB)",
+        },
+        {
+            "mode": "parallel",
+            "foreground": job("examples", "mnist", seconds=0.5, batch_size=40, mib_per_sample=4),
+            "background": job("VulBERTa", "mlp", seconds=30, batch_size=32, mib_per_sample=4),
+            "note": "Group 2: too big at these batch sizes (330MB)",
+        },
+        {
+            "mode": "parallel",
+            "foreground": job("examples", "crash", seconds=0.2),
+            "background": job("VulBERTa", "mlp", seconds=30),
+            "note": "Group 3: the foreground crashes (50MB)",
+        },
     ]
-    path.write_text(json.dumps({"experiment_name": "export_study", "description": "export test", "mode": "parallel",
-                                "experiments": experiments}))
+    path.write_text(
+        json.dumps(
+            {
+                "experiment_name": "export_study",
+                "description": "export test",
+                "mode": "parallel",
+                "experiments": experiments,
+            }
+        )
+    )
     return path
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("export")
-    files = {"root": root, "models": _models_file(root / "models.json"), "settings": _settings_file(root / "settings.json"),
-             "results": root / "results"}
-    done = cli("run", "--settings", str(files["settings"]), "--models", str(files["models"]), "--device", "cpu", *CARD,
-               "--results", str(files["results"]), timeout=300)
+    files = {
+        "root": root,
+        "models": _models_file(root / "models.json"),
+        "settings": _settings_file(root / "settings.json"),
+        "results": root / "results",
+    }
+    done = cli(
+        "run",
+        "--settings",
+        str(files["settings"]),
+        "--models",
+        str(files["models"]),
+        "--device",
+        "cpu",
+        *CARD,
+        "--results",
+        str(files["results"]),
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "fits_reduced" in done.stdout, done.stdout
     return files
 
 
 def _export(study: dict[str, Path], output: Path, *extra: str) -> subprocess.CompletedProcess:
-    return cli("export", "--settings", str(study["settings"]), "--study-models", str(study["models"]),
-               "--results", str(study["results"]), "-o", str(output), *extra)
+    return cli(
+        "export",
+        "--settings",
+        str(study["settings"]),
+        "--study-models",
+        str(study["models"]),
+        "--results",
+        str(study["results"]),
+        "-o",
+        str(output),
+        *extra,
+    )
 
 
 def test_export_validates_strictly_and_runs_again(study):
@@ -81,8 +144,9 @@ def test_export_validates_strictly_and_runs_again(study):
     notes = [e["note"] for e in data["experiments"]]
     order = [n.split(":")[0] for n in notes]
     assert order == sorted(order, key=["stable", "usable", "high risk"].index)  # stable first, high risk last
-    assert len(notes) == 2 and all(re.search(r"measured peak [\d,]+ MiB, margin [\d,]+ MiB to the 250 MiB limit", n)
-                                   for n in notes)
+    assert len(notes) == 2 and all(
+        re.search(r"measured peak [\d,]+ MiB, margin [\d,]+ MiB to the 250 MiB limit", n) for n in notes
+    )
     reduced = next(e for e in data["experiments"] if "(g02 " in e["note"])
     batch = reduced["background"]["hyperparameters"]["batch_size"]
     assert batch < 32 and reduced["gradient_accumulation"] == {"foreground": 1, "background": -(-32 // batch)}
@@ -94,8 +158,19 @@ def test_export_validates_strictly_and_runs_again(study):
     valid = cli("validate", str(out), "--models", str(study["models"]))
     assert valid.returncode == 0, valid.stderr + valid.stdout
     again = study["root"] / "again"
-    rerun = cli("run", "--settings", str(out), "--models", str(study["models"]), "--device", "cpu", *CARD,
-                "--results", str(again), timeout=300)
+    rerun = cli(
+        "run",
+        "--settings",
+        str(out),
+        "--models",
+        str(study["models"]),
+        "--device",
+        "cpu",
+        *CARD,
+        "--results",
+        str(again),
+        timeout=300,
+    )
     assert rerun.returncode == 0, rerun.stderr
     rows = [line for line in rerun.stdout.splitlines() if line[:1].isdigit()]
     assert len(rows) == 2 and all(re.search(r" fits(_reduced)? ", row) for row in rows), rerun.stdout
@@ -114,7 +189,9 @@ def test_export_for_the_seed_models_file_warns_and_writes_the_additions(study):
     out = study["root"] / "seed_safe.json"
     done = _export(study, out, "--models", str(SEED_MODELS))
     assert done.returncode == 0, done.stderr
-    assert re.search(r"warning: .*'VulBERTa' has no hyperparameter 'batch_size'.*silently ignored", done.stderr), done.stderr
+    assert re.search(r"warning: .*'VulBERTa' has no hyperparameter 'batch_size'.*silently ignored", done.stderr), (
+        done.stderr
+    )
     additions_file = study["root"] / "seed_safe.models_additions.json"
     additions = json.loads(additions_file.read_text())
     assert additions["models"]["VulBERTa"]["supported_hyperparams"]["batch_size"]["flag"] == "--batch-size"

@@ -6,6 +6,7 @@ in tests/test_study_cpu.py (not repeated here); :func:`sigkill_runner` below is 
 bench/reliability.py, which repeats every scenario of this file (``SCENARIOS``) and counts processes left
 behind and trials lost.
 """
+
 from __future__ import annotations
 
 import collections
@@ -39,9 +40,14 @@ def job(model: str, pids: Path, **hyperparameters) -> dict:
 
 
 def write_settings(path: Path, experiments: list[tuple[dict, dict | None, str]], name: str = STUDY) -> Path:
-    body = {"experiment_name": name, "mode": "parallel",
-            "experiments": [{"mode": "parallel", "foreground": fg, **({"background": bg} if bg else {}), "note": note}
-                            for fg, bg, note in experiments]}
+    body = {
+        "experiment_name": name,
+        "mode": "parallel",
+        "experiments": [
+            {"mode": "parallel", "foreground": fg, **({"background": bg} if bg else {}), "note": note}
+            for fg, bg, note in experiments
+        ],
+    }
     path.write_text(json.dumps(body, indent=1))
     return path
 
@@ -51,12 +57,15 @@ def four_pairs(work: Path, long_s: float = 8.0) -> Path:
     pids = work / "pids"
     pids.mkdir(parents=True, exist_ok=True)
     small = {"batch_size": 8, "mib_per_sample": 2}
-    return write_settings(work / "four_pairs.json", [
-        (job("ok", pids / "g1", seconds=0.5, **small), job("ok", pids / "g1", seconds=120, **small), "fits"),
-        (job("crash", pids / "g2", seconds=0.2), job("ok", pids / "g2", seconds=120), "crashes"),
-        (job("ok", pids / "g3", seconds=long_s, **small), job("ok", pids / "g3", seconds=120, **small), "long"),
-        (job("ok", pids / "g4", seconds=0.5, **small), job("ok", pids / "g4", seconds=120, batch_size=4), "fits"),
-    ])
+    return write_settings(
+        work / "four_pairs.json",
+        [
+            (job("ok", pids / "g1", seconds=0.5, **small), job("ok", pids / "g1", seconds=120, **small), "fits"),
+            (job("crash", pids / "g2", seconds=0.2), job("ok", pids / "g2", seconds=120), "crashes"),
+            (job("ok", pids / "g3", seconds=long_s, **small), job("ok", pids / "g3", seconds=120, **small), "long"),
+            (job("ok", pids / "g4", seconds=0.5, **small), job("ok", pids / "g4", seconds=120, batch_size=4), "fits"),
+        ],
+    )
 
 
 def fault_device() -> str:
@@ -67,9 +76,22 @@ def fault_device() -> str:
 def study_cli(command: str, settings: Path, results: Path, *extra: str, storage: str | None = None) -> list[str]:
     device = fault_device()
     runner_args = shlex.split(os.environ.get("GPUPAIR_FAULT_RUNNER_ARGS", ""))  # e.g. --parallel 3: packing on
-    argv = [sys.executable, "-m", "gpupair_search.search.cli", command, "--settings", str(settings), *INPUTS,
-            "--device", device, *(CARD if device == "cpu" else GPU_CARD), "--results", str(results), *runner_args,
-            *extra]
+    argv = [
+        sys.executable,
+        "-m",
+        "gpupair_search.search.cli",
+        command,
+        "--settings",
+        str(settings),
+        *INPUTS,
+        "--device",
+        device,
+        *(CARD if device == "cpu" else GPU_CARD),
+        "--results",
+        str(results),
+        *runner_args,
+        *extra,
+    ]
     return argv + (["--storage", storage] if storage else [])
 
 
@@ -95,8 +117,9 @@ def measured(trials) -> collections.Counter:
     not a run). Packed (``--parallel K``), a configuration may be measured twice: packed, then confirmed alone."""
     from gpupair_search.search.trial_record import measurement_mode
 
-    return collections.Counter((*config(t), measurement_mode(t.state, t.user_attrs)) for t in trials
-                               if measurement_mode(t.state, t.user_attrs))
+    return collections.Counter(
+        (*config(t), measurement_mode(t.state, t.user_attrs)) for t in trials if measurement_mode(t.state, t.user_attrs)
+    )
 
 
 def lost(trials) -> set:
@@ -197,8 +220,10 @@ def _rerun_completes(report: FaultReport, argv: list[str], watch: ProcessWatch, 
     report.data["rerun"] = again
     report.expect(again.returncode == 0, f"the resumed run exited {again.returncode}: {again.stderr[-2000:]}")
     trials = trials_of(storage)
-    report.expect(not [t for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)],
-                  "the resumed study left trials WAITING/RUNNING")
+    report.expect(
+        not [t for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)],
+        "the resumed study left trials WAITING/RUNNING",
+    )
     report.expect(not lost(trials), f"configurations never measured: {lost(trials)}")
     return trials
 
@@ -209,8 +234,11 @@ def _interrupt_long_trial(work: Path, sig: int, fault: str) -> FaultReport:
     storage = sqlite_url(results / "gpupair.db")
     argv = study_cli("run", settings, results, "--full-epoch")
     watch = ProcessWatch(work / "pids")
-    runner = watch.add_root(subprocess.Popen(argv, env=cli_env(), stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint))
+    runner = watch.add_root(
+        subprocess.Popen(
+            argv, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+        )
+    )
     started = wait_until(lambda: len(read_pids(work / "pids" / "g3")) >= 2, timeout=120)
     report.expect(bool(started), "the long pair never started")
     pair_pids = read_pids(work / "pids" / "g3")
@@ -222,22 +250,35 @@ def _interrupt_long_trial(work: Path, sig: int, fault: str) -> FaultReport:
     report.expect(runner.returncode != 0, f"the runner exited 0 after {fault}")
     long_ones = [t for t in running if config(t)[0].startswith("g03")]
     report.expect(len(long_ones) == 1 and (len(running) == 1 or _packed(argv)), "the long pair was not the one running")
-    report.expect(wait_until(lambda: not _alive(pair_pids + guards), timeout=15),
-                  f"processes of the interrupted pair left: {_alive(pair_pids + guards)}")
+    report.expect(
+        wait_until(lambda: not _alive(pair_pids + guards), timeout=15),
+        f"processes of the interrupted pair left: {_alive(pair_pids + guards)}",
+    )
     numbers = {t.number for t in running}
     # Packed, a short pair RUNNING when the signal was sent may have ended on its own before it landed: only a trial
     # that recorded no outcome was interrupted (found on the H100 with --parallel 3: g02's crash ended first).
-    interrupted = sorted((t for t in trials_of(storage) if t.number in numbers and "outcome" not in t.user_attrs),
-                         key=lambda t: not config(t)[0].startswith("g03"))
+    interrupted = sorted(
+        (t for t in trials_of(storage) if t.number in numbers and "outcome" not in t.user_attrs),
+        key=lambda t: not config(t)[0].startswith("g03"),
+    )
     report.expect(any(config(t)[0].startswith("g03") for t in interrupted), "the long pair was not interrupted")
     report.data["interrupted"] = interrupted[0] if interrupted else None
     trials = _rerun_completes(report, argv, watch, storage)
     for stopped in interrupted:  # run again, once, by a later trial (its retry, or the initial one queued on resume)
-        again = [t for t in trials if config(t) == config(stopped) and t.number > stopped.number
-                 and "outcome" in t.user_attrs and t.user_attrs.get("phase") == stopped.user_attrs.get("phase")]
-        report.expect(len(again) == 1, f"the interrupted configuration {config(stopped)} was not run again exactly "
-                                       f"once: {len(again)} times (trial {stopped.number} ended {stopped.state.name}, "
-                                       f"{stopped.user_attrs.get('outcome') or stopped.user_attrs.get('fail_reason')})")
+        again = [
+            t
+            for t in trials
+            if config(t) == config(stopped)
+            and t.number > stopped.number
+            and "outcome" in t.user_attrs
+            and t.user_attrs.get("phase") == stopped.user_attrs.get("phase")
+        ]
+        report.expect(
+            len(again) == 1,
+            f"the interrupted configuration {config(stopped)} was not run again exactly "
+            f"once: {len(again)} times (trial {stopped.number} ended {stopped.state.name}, "
+            f"{stopped.user_attrs.get('outcome') or stopped.user_attrs.get('fail_reason')})",
+        )
     return _finish(report, trials, watch)
 
 
@@ -275,10 +316,14 @@ def sigint_runner(work: Path) -> FaultReport:
     report = _interrupt_long_trial(work, signal.SIGINT, "SIGINT (Ctrl-C) of the runner mid-trial")
     t = report.data.get("interrupted")
     report.expect(report.data.get("code") == 130, f"exit code {report.data.get('code')}, expected 130")
-    report.expect("interrupted" in report.data.get("stderr", "") and "Traceback" not in report.data.get("stderr", ""),
-                  "no clear message on Ctrl-C: " + report.data.get("stderr", "")[-1000:])
-    report.expect(t is not None and t.state is TrialState.FAIL and "interrupted" in t.user_attrs.get("fail_reason", ""),
-                  f"the interrupted trial is not FAIL with a reason: {t and (t.state, t.user_attrs.get('fail_reason'))}")
+    report.expect(
+        "interrupted" in report.data.get("stderr", "") and "Traceback" not in report.data.get("stderr", ""),
+        "no clear message on Ctrl-C: " + report.data.get("stderr", "")[-1000:],
+    )
+    report.expect(
+        t is not None and t.state is TrialState.FAIL and "interrupted" in t.user_attrs.get("fail_reason", ""),
+        f"the interrupted trial is not FAIL with a reason: {t and (t.state, t.user_attrs.get('fail_reason'))}",
+    )
     return report
 
 
@@ -290,22 +335,31 @@ def _one_pair(work: Path, fault: str, fg: dict, bg: dict | None, *extra: str) ->
     results = work / "results"
     watch = ProcessWatch(pids)
     argv = study_cli("run", settings, results, "--full-epoch", *extra)
-    runner = watch.add_root(subprocess.Popen(argv, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                             text=True))
+    runner = watch.add_root(
+        subprocess.Popen(argv, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    )
     out, err = runner.communicate(timeout=120)
     report.data.update(code=runner.returncode, stdout=out, stderr=err, runs=2 if _packed(argv) else 1)
     report.expect(runner.returncode == 0, f"run exited {runner.returncode}: {err[-2000:]}")
     trials = trials_of(sqlite_url(results / "gpupair.db"))
     expected = report.data["runs"]  # packed, a failure is measured again alone on the card (confirmation.py)
-    report.expect(len(trials) == expected and all(t.state is TrialState.FAIL for t in trials),
-                  f"expected {expected} FAIL trial(s), got {[(t.number, t.state.name) for t in trials]}")
+    report.expect(
+        len(trials) == expected and all(t.state is TrialState.FAIL for t in trials),
+        f"expected {expected} FAIL trial(s), got {[(t.number, t.state.name) for t in trials]}",
+    )
     return _finish(report, trials, watch)
 
 
 def hanging_workload(work: Path) -> FaultReport:
     pids = work / "pids"
-    report = _one_pair(work, "workload hangs (--timeout 2)", job("ok", pids / "fg", seconds=600),
-                       job("ok", pids / "bg", seconds=600), "--timeout", "2")
+    report = _one_pair(
+        work,
+        "workload hangs (--timeout 2)",
+        job("ok", pids / "fg", seconds=600),
+        job("ok", pids / "bg", seconds=600),
+        "--timeout",
+        "2",
+    )
     reason = report.data["trials"][0].user_attrs.get("fail_reason", "") if report.data["trials"] else ""
     report.expect(reason.startswith("timeout:"), f"fail_reason {reason!r}, expected timeout")
     report.expect(len(read_pids(pids / "fg")) == report.data["runs"], "the hanging foreground did not start")
@@ -316,14 +370,20 @@ def background_dies(work: Path) -> FaultReport:
     pids = work / "pids"
     # The background dies 3 s after the foreground of its run started, however long the runner waited for the
     # background to get ready: on a GPU a background that never uses the device is waited for 15 s.
-    report = _one_pair(work, "background dies mid-run", job("ok", pids / "fg", seconds=60),
-                       job("crash", pids / "bg", seconds=3, after_pidfile=str(pids / "fg")))
+    report = _one_pair(
+        work,
+        "background dies mid-run",
+        job("ok", pids / "fg", seconds=60),
+        job("crash", pids / "bg", seconds=3, after_pidfile=str(pids / "fg")),
+    )
     trial = report.data["trials"][0] if report.data["trials"] else None
     reason = trial.user_attrs.get("fail_reason", "") if trial else ""
     report.expect(reason.startswith("crash_background:"), f"fail_reason {reason!r}, expected crash_background")
     # mid-run: the foreground was running when the background died (it did not end by itself)
-    report.expect(trial is not None and trial.user_attrs.get("foreground_duration_s", 0) >= 1.0,
-                  "the background died before the foreground ran")
+    report.expect(
+        trial is not None and trial.user_attrs.get("foreground_duration_s", 0) >= 1.0,
+        "the background died before the foreground ran",
+    )
     return report
 
 
@@ -376,11 +436,13 @@ def nvml_fails(work: Path) -> FaultReport:
     pids = work / "pids"
     pids.mkdir(parents=True, exist_ok=True)
     registry = Registry.load(FIXTURES / "models.json", base_dir=FIXTURES)
-    pair = PairSpec(1, JobConfig("fixture", "ok", {"seconds": 3.0, "pidfile": str(pids / "fg")}),
-                    JobConfig("fixture", "ok", {"seconds": 120.0, "pidfile": str(pids / "bg")}))
+    pair = PairSpec(
+        1,
+        JobConfig("fixture", "ok", {"seconds": 3.0, "pidfile": str(pids / "fg")}),
+        JobConfig("fixture", "ok", {"seconds": 120.0, "pidfile": str(pids / "bg")}),
+    )
     # two calls per sample at 20 Hz: fails ~0.5 s after both jobs were read, while the 3 s foreground runs
-    device = FailingNvml(CpuDevice(400.0), armed_by=lambda: [read_pids(pids / "fg"), read_pids(pids / "bg")],
-                         after=20)
+    device = FailingNvml(CpuDevice(400.0), armed_by=lambda: [read_pids(pids / "fg"), read_pids(pids / "bg")], after=20)
     watch = ProcessWatch(pids)
     started = time.monotonic()
     try:
@@ -396,8 +458,10 @@ def nvml_fails(work: Path) -> FaultReport:
     report.expect(device.failures > 0, "the injected failure never happened")
     report.expect(result.outcome.value == "ok", f"outcome {result.outcome.value}: {result.error_message}")
     report.expect(any("GPU is lost" in w for w in result.warnings), f"no warning recorded: {result.warnings}")
-    report.expect(result.memory.foreground_peak_mib > 0 and result.memory.background_peak_mib > 0,
-                  "the readings before the failure were not kept")
+    report.expect(
+        result.memory.foreground_peak_mib > 0 and result.memory.background_peak_mib > 0,
+        "the readings before the failure were not kept",
+    )
     return report
 
 
@@ -405,22 +469,34 @@ def storage_unreachable(work: Path) -> FaultReport:
     report = FaultReport("storage unreachable at start")
     pids = work / "pids"
     pids.mkdir(parents=True, exist_ok=True)
-    settings = write_settings(work / "one_pair.json", [(job("ok", pids / "fg", seconds=1),
-                                                        job("ok", pids / "bg", seconds=60), "never runs")])
+    settings = write_settings(
+        work / "one_pair.json", [(job("ok", pids / "fg", seconds=1), job("ok", pids / "bg", seconds=60), "never runs")]
+    )
     watch = ProcessWatch(pids)
-    cases = [("run", "postgresql://someone:secret@127.0.0.1:1/nothing"),
-             ("run", sqlite_url(work / "no" / "such" / "dir" / "study.db")),
-             ("worker", "postgresql://someone:secret@127.0.0.1:1/nothing")]
+    cases = [
+        ("run", "postgresql://someone:secret@127.0.0.1:1/nothing"),
+        ("run", sqlite_url(work / "no" / "such" / "dir" / "study.db")),
+        ("worker", "postgresql://someone:secret@127.0.0.1:1/nothing"),
+    ]
     runs = []
     for command, url in cases:
         results = work / f"results_{len(runs)}"
-        proc = watch.add_root(subprocess.Popen(study_cli(command, settings, results, storage=url), env=cli_env(),
-                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        proc = watch.add_root(
+            subprocess.Popen(
+                study_cli(command, settings, results, storage=url),
+                env=cli_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
         out, err = proc.communicate(timeout=60)
         runs.append((command, url, proc.returncode, err))
         report.expect(proc.returncode not in (0, None), f"{command} {url}: exit code {proc.returncode}")
-        report.expect(err.startswith("error: cannot open storage") and "Traceback" not in err,
-                      f"{command} {url}: not a clear error: {err[-2000:]}")
+        report.expect(
+            err.startswith("error: cannot open storage") and "Traceback" not in err,
+            f"{command} {url}: not a clear error: {err[-2000:]}",
+        )
         report.expect(len(err.strip().splitlines()) <= 3, f"{command} {url}: not one paragraph: {err}")
         report.expect("secret" not in err, f"{command} {url}: the password was printed")
         report.expect(not list(results.glob("run_*")), f"{command} {url}: a results run directory was created")
@@ -440,8 +516,10 @@ def results_unwritable(work: Path) -> FaultReport:
     storage = sqlite_url(work / "study.db")  # outside --results, so the study outlives the results directory
     watch = ProcessWatch(work / "pids")
     argv = study_cli("run", settings, results, "--full-epoch", storage=storage)
-    runner = watch.add_root(subprocess.Popen(argv, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                             text=True))
+    runner = watch.add_root(
+        subprocess.Popen(argv, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    )
+
     # after the first trial, while the second pair's background settles: its foreground's log cannot be opened.
     # Packed, the second pair started with the first: then once a trial finished and another is still queued.
     def due() -> bool:
@@ -460,14 +538,20 @@ def results_unwritable(work: Path) -> FaultReport:
         _replace_by_file(run_dirs[0])
     out, err = runner.communicate(timeout=120)
     report.data.update(code=runner.returncode, stderr=err)
-    report.expect(runner.returncode not in (0, None), f"the runner exited {runner.returncode} with an unwritable results dir")
-    report.expect("error:" in err and "Traceback" not in err and "results" in err.split("error:")[-1],
-                  f"not a clear error: {err[-2000:]}")
+    report.expect(
+        runner.returncode not in (0, None), f"the runner exited {runner.returncode} with an unwritable results dir"
+    )
+    report.expect(
+        "error:" in err and "Traceback" not in err and "results" in err.split("error:")[-1],
+        f"not a clear error: {err[-2000:]}",
+    )
     after_fault = trials_of(storage)
     report.data["after_fault"] = after_fault
     report.expect(not [t for t in after_fault if t.state is TrialState.RUNNING], "a trial was left RUNNING")
-    report.expect(any(t.state is TrialState.FAIL and "outcome" not in t.user_attrs for t in after_fault),
-                  "the trial that could not be written was not marked")
+    report.expect(
+        any(t.state is TrialState.FAIL and "outcome" not in t.user_attrs for t in after_fault),
+        "the trial that could not be written was not marked",
+    )
     argv = study_cli("run", settings, work / "results_writable", "--full-epoch", storage=storage)
     trials = _rerun_completes(report, argv, watch, storage)
     return _finish(report, trials, watch)
@@ -549,14 +633,22 @@ def test_results_under_a_file_is_a_clear_error_before_anything_starts(tmp_path):
     blocker.write_text("")
     settings = four_pairs(tmp_path)
     for storage in (None, sqlite_url(tmp_path / "study.db")):
-        done = subprocess.run(study_cli("run", settings, blocker / "results", storage=storage), env=cli_env(),
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            study_cli("run", settings, blocker / "results", storage=storage),
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 1, done.stderr
         assert done.stderr.startswith("error: ") and "cannot create the results directory" in done.stderr
         assert "Traceback" not in done.stderr
     assert not list((tmp_path / "pids").iterdir())
-    assert not [t for t in trials_of(sqlite_url(tmp_path / "study.db")) if not t.state.is_finished()
-                and t.state is not TrialState.WAITING]
+    assert not [
+        t
+        for t in trials_of(sqlite_url(tmp_path / "study.db"))
+        if not t.state.is_finished() and t.state is not TrialState.WAITING
+    ]
 
 
 def test_sigkill_between_measurement_and_tell_runs_the_trial_again(tmp_path):

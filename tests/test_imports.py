@@ -2,6 +2,7 @@
 layer's guard in conftest.py would fail it), and leaves Optuna's logging as it was: a module that only a
 GPU run or one CLI command reaches still fails here, in seconds, rather than in front of a user. The built-in
 workloads' training scripts are left to tests/test_workloads_smoke.py (they import torch, and run as scripts)."""
+
 from __future__ import annotations
 
 import importlib
@@ -25,8 +26,12 @@ def modules() -> list[str]:
 
 def test_the_walk_finds_the_modules_no_test_imports_by_name():
     found = set(modules())
-    assert {"gpupair_search.launcher.job_guard", "gpupair_search.launcher.devices.nvidia",
-            "gpupair_search.search.dashboard", "gpupair_search.studies.feasibility"} <= found
+    assert {
+        "gpupair_search.launcher.job_guard",
+        "gpupair_search.launcher.devices.nvidia",
+        "gpupair_search.search.dashboard",
+        "gpupair_search.studies.feasibility",
+    } <= found
     assert len(found) > 60
 
 

@@ -2,6 +2,7 @@
 /dev/zero is an error, never a block), metric patterns cannot hang on a log, text from files reaches the
 terminal with its control characters escaped, names cannot move a write out of the results directory, and
 memory sizes need a unit."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,13 @@ VALID_SETTINGS = Path(__file__).parent / "bad_inputs" / "valid_settings.json"
 
 
 def _validate(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gpupair_search.search.cli", "validate", *args], env=cli_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "gpupair_search.search.cli", "validate", *args],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 # -- only regular files, under a cap ------------------------------------------------------------------------
@@ -37,8 +43,11 @@ def _validate(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 def test_a_fifo_is_refused_at_once_not_read(tmp_path, which):
     fifo = tmp_path / "pipe.json"
     os.mkfifo(fifo)
-    args = [str(fifo), "--models", str(SEED_MODELS)] if which == "settings" else [str(VALID_SETTINGS), "--models",
-                                                                                  str(fifo)]
+    args = (
+        [str(fifo), "--models", str(SEED_MODELS)]
+        if which == "settings"
+        else [str(VALID_SETTINGS), "--models", str(fifo)]
+    )
     done = _validate(*args, "--repos-root", str(SEED_PROJECT), timeout=30)  # a block would time out here
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(f"error: {fifo}: is not a regular file (a named pipe)")
@@ -69,8 +78,9 @@ def test_a_device_is_refused_and_a_huge_file_is_cut_at_the_cap(tmp_path):
 def test_a_catastrophic_metric_pattern_is_stopped_and_the_other_metrics_are_kept():
     log = "Test Accuracy: 91.5\n" + "a" * 50_000 + "b\n"
     started = time.monotonic()
-    metrics, warnings = extract_metrics({"bad": "(a+)+$", "test_accuracy": r"Test Accuracy[:\s]+([0-9.]+)"}, log,
-                                        seconds_per_pattern=0.5)
+    metrics, warnings = extract_metrics(
+        {"bad": "(a+)+$", "test_accuracy": r"Test Accuracy[:\s]+([0-9.]+)"}, log, seconds_per_pattern=0.5
+    )
     assert time.monotonic() - started < 30  # (a+)+$ on that line alone would outlast the test run by eons
     assert metrics == {"test_accuracy": 91.5}
     [warning] = warnings
@@ -78,8 +88,7 @@ def test_a_catastrophic_metric_pattern_is_stopped_and_the_other_metrics_are_kept
 
 
 def test_ordinary_patterns_give_the_last_value_of_each_metric():
-    metrics, warnings = extract_metrics({"loss": r"loss=([0-9.]+)", "none": r"never=([0-9]+)"},
-                                        "loss=0.9\nloss=0.5\n")
+    metrics, warnings = extract_metrics({"loss": r"loss=([0-9.]+)", "none": r"never=([0-9]+)"}, "loss=0.9\nloss=0.5\n")
     assert metrics == {"loss": 0.5} and warnings == []
 
 
@@ -113,7 +122,9 @@ def test_a_sanitised_name_is_one_harmless_path_component(name):
     assert safe.isascii() and "\0" not in safe
 
 
-@pytest.mark.parametrize("repo, model", [("../..", "x"), ("..", ".."), ("a/b", "../../../etc/passwd"), ("/abs", "\x00")])
+@pytest.mark.parametrize(
+    "repo, model", [("../..", "x"), ("..", ".."), ("a/b", "../../../etc/passwd"), ("/abs", "\x00")]
+)
 def test_a_pair_directory_is_always_a_child_of_the_run_directory(tmp_path, repo, model):
     run_dir = tmp_path / "results" / "run"
     run_dir.mkdir(parents=True)
@@ -124,33 +135,62 @@ def test_a_pair_directory_is_always_a_child_of_the_run_directory(tmp_path, repo,
 
 
 # -- memory sizes need a unit and a sane range --------------------------------------------------------------
-@pytest.mark.parametrize("text, mib", [("8GiB", 8192.0), ("7500MiB", 7500.0), ("8G", 8192.0), ("1MiB", 1.0),
-                                       ("16TiB", 16 * 2**20), ("2048kib", 2.0)])
+@pytest.mark.parametrize(
+    "text, mib",
+    [("8GiB", 8192.0), ("7500MiB", 7500.0), ("8G", 8192.0), ("1MiB", 1.0), ("16TiB", 16 * 2**20), ("2048kib", 2.0)],
+)
 def test_a_size_with_a_unit_parses(text, mib):
     assert parse_size_mib(text) == pytest.approx(mib)
 
 
-@pytest.mark.parametrize("text, binary, decimal", [("8GB", "8GiB", "7629MiB"), ("7500MB", "7500MiB", "7153MiB"),
-                                                   ("1TB", "1TiB", "953674MiB")])
+@pytest.mark.parametrize(
+    "text, binary, decimal",
+    [("8GB", "8GiB", "7629MiB"), ("7500MB", "7500MiB", "7153MiB"), ("1TB", "1TiB", "953674MiB")],
+)
 def test_a_decimal_unit_is_refused_as_ambiguous_with_both_readings_given(text, binary, decimal):
     with pytest.raises(ValueError, match="ambiguous") as refused:
         parse_size_mib(text)
     assert f"Write {binary} for the first or {decimal} for the second" in str(refused.value)
 
 
-@pytest.mark.parametrize("value, reason", [(8, "no unit"), ("8", "no unit"), ("0.001", "no unit"),
-                                           ("0.001MiB", "1 MiB to 16 TiB"), ("17TiB", "1 MiB to 16 TiB"),
-                                           ("lots", "not a memory size"), ("8 gigs", "unknown unit"),
-                                           ("1e20TiB", "not a memory size"), (True, "not a memory size")])
+@pytest.mark.parametrize(
+    "value, reason",
+    [
+        (8, "no unit"),
+        ("8", "no unit"),
+        ("0.001", "no unit"),
+        ("0.001MiB", "1 MiB to 16 TiB"),
+        ("17TiB", "1 MiB to 16 TiB"),
+        ("lots", "not a memory size"),
+        ("8 gigs", "unknown unit"),
+        ("1e20TiB", "not a memory size"),
+        (True, "not a memory size"),
+    ],
+)
 def test_a_size_without_a_unit_or_out_of_range_is_refused(value, reason):
     with pytest.raises(ValueError, match=reason):
         parse_size_mib(value)
 
 
 def test_a_unitless_card_flag_is_an_error_naming_the_flag(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "gpupair_search.search.cli", "run", "--device", "sim",
-                           "--gpu-memory", "8", "--results", str(tmp_path / "r")], env=cli_env(), capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gpupair_search.search.cli",
+            "run",
+            "--device",
+            "sim",
+            "--gpu-memory",
+            "8",
+            "--results",
+            str(tmp_path / "r"),
+        ],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode != 0 and "--gpu-memory" in done.stderr and "no unit" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "r" / "gpupair.db").exists()
 
@@ -162,11 +202,32 @@ def test_pair_with_a_catastrophic_metric_pattern_ends_and_keeps_the_other_metric
     models_file = tmp_path / "models.json"
     models_file.write_text(json.dumps(models), encoding="utf-8")
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "gpupair_search.search.cli", "pair", "--fg", "fixture/ok",
-                           "--fg-param", "seconds=0.2", "--fg-param", "value=" + "a" * 60, "--device", "cpu",
-                           "--models", str(models_file), "--repos-root", str(FIXTURES),
-                           "--results", str(tmp_path / "results")],
-                          env=cli_env(), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gpupair_search.search.cli",
+            "pair",
+            "--fg",
+            "fixture/ok",
+            "--fg-param",
+            "seconds=0.2",
+            "--fg-param",
+            "value=" + "a" * 60,
+            "--device",
+            "cpu",
+            "--models",
+            str(models_file),
+            "--repos-root",
+            str(FIXTURES),
+            "--results",
+            str(tmp_path / "results"),
+        ],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr + done.stdout
     assert time.monotonic() - started < 100
     assert "'backtracks'" in done.stderr and "stopped" in done.stderr

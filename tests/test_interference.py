@@ -1,4 +1,5 @@
 """Slowdowns, paired against sequential, and the flags that keep misleading pairs out of the figures."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,27 +23,52 @@ FG = {"repo": "r", "model": "fg", "hyperparameters": {"batch_size": 8, "max_step
 BG = {"repo": "r", "model": "bg", "hyperparameters": {"batch_size": 4, "lr": 0.1}}
 
 
-def window(sps, energy_j=None, samples=None, bg_sps=None, bg_samples=None, share=None, fg_cpu=100.0, host=50.0,
-           window_s=10.0):
-    return {"reliable": True, "window_s": window_s, "foreground_samples_per_second": sps,
-            "foreground_samples": samples if samples is not None else sps * window_s,
-            "background_samples_per_second": bg_sps, "background_samples": bg_samples,
-            "background_training_share": share, "gpu_energy_j": energy_j, "energy_reliable": energy_j is not None,
-            "energy_note": "" if energy_j is not None else "unreliable: 0.40 s of energy counter in the window",
-            "gpu_energy_per_foreground_sample_j": energy_j / (sps * window_s) if energy_j else None,
-            "foreground_cpu_pct": fg_cpu, "host_cpu_pct": host}
+def window(
+    sps, energy_j=None, samples=None, bg_sps=None, bg_samples=None, share=None, fg_cpu=100.0, host=50.0, window_s=10.0
+):
+    return {
+        "reliable": True,
+        "window_s": window_s,
+        "foreground_samples_per_second": sps,
+        "foreground_samples": samples if samples is not None else sps * window_s,
+        "background_samples_per_second": bg_sps,
+        "background_samples": bg_samples,
+        "background_training_share": share,
+        "gpu_energy_j": energy_j,
+        "energy_reliable": energy_j is not None,
+        "energy_note": "" if energy_j is not None else "unreliable: 0.40 s of energy counter in the window",
+        "gpu_energy_per_foreground_sample_j": energy_j / (sps * window_s) if energy_j else None,
+        "foreground_cpu_pct": fg_cpu,
+        "host_cpu_pct": host,
+    }
 
 
 def trial(number, phase, fg, bg, win, fg_batch=8, bg_batch=4, **attrs) -> TrialView:
-    return TrialView.of(number, TrialState.COMPLETE, "g01:r/fg+r/bg" if bg else "solo", fg_batch,
-                        bg_batch if bg else None, True,
-                        {"phase": phase, "outcome": "ok", "peak_mib": 100.0, "foreground": fg, "background": bg,
-                         "window": win, "background_runs": 1, **attrs})
+    return TrialView.of(
+        number,
+        TrialState.COMPLETE,
+        "g01:r/fg+r/bg" if bg else "solo",
+        fg_batch,
+        bg_batch if bg else None,
+        True,
+        {
+            "phase": phase,
+            "outcome": "ok",
+            "peak_mib": 100.0,
+            "foreground": fg,
+            "background": bg,
+            "window": win,
+            "background_runs": 1,
+            **attrs,
+        },
+    )
 
 
 def baselines(fg_energy=100.0, bg_energy=200.0):
-    return [trial(0, "baseline", FG, None, window(100.0, fg_energy)),  # 0.1 J per sample alone
-            trial(1, "baseline", BG, None, window(50.0, bg_energy), fg_batch=4)]  # 0.4 J per sample alone
+    return [
+        trial(0, "baseline", FG, None, window(100.0, fg_energy)),  # 0.1 J per sample alone
+        trial(1, "baseline", BG, None, window(50.0, bg_energy), fg_batch=4),
+    ]  # 0.4 J per sample alone
 
 
 def test_sequential_is_the_solo_time_and_energy_of_the_same_work():
@@ -83,8 +109,14 @@ def test_a_background_mostly_starting_up_is_flagged_and_left_out():
 
 
 def test_a_packed_trial_has_no_energy_figure_and_a_short_window_no_energy():
-    packed = trial(2, "initial", FG, BG, window(80.0, 150.0, bg_sps=30.0, bg_samples=300, share=1.0),
-                   measurement={"mode": "packed"})
+    packed = trial(
+        2,
+        "initial",
+        FG,
+        BG,
+        window(80.0, 150.0, bg_sps=30.0, bg_samples=300, share=1.0),
+        measurement={"mode": "packed"},
+    )
     short = trial(3, "initial", FG, BG, window(80.0, None, bg_sps=30.0, bg_samples=300, share=1.0))
     p, s = pair_interference(baselines() + [packed, short])
     assert p.flags == (PACKED,) and p.summary() == "no energy figure: packed (measured alongside other trials)"
@@ -94,8 +126,9 @@ def test_a_packed_trial_has_no_energy_figure_and_a_short_window_no_energy():
 
 
 def test_cpu_starvation_needs_both_less_cpu_and_a_slowdown_and_says_the_numbers():
-    assert cpu_starvation(48.0, 99.0, 2.05, 100.0) == ("CPU-starved foreground: 48% CPU paired against 99% alone, "
-                                                       "host CPU 100%, 2.05x slower")
+    assert cpu_starvation(48.0, 99.0, 2.05, 100.0) == (
+        "CPU-starved foreground: 48% CPU paired against 99% alone, host CPU 100%, 2.05x slower"
+    )
     assert cpu_starvation(48.0, 99.0, 1.05, 100.0) is None  # less CPU, not slower: a GPU-bound job
     assert cpu_starvation(97.0, 99.0, 2.0, 100.0) is None  # slower, with its CPU: the GPU is shared
     starved = trial(2, "initial", FG, BG, window(40.0, 150.0, bg_sps=30.0, bg_samples=300, share=1.0, fg_cpu=45.0))

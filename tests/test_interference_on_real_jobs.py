@@ -1,5 +1,6 @@
 """Interference figures from real processes: a truly CPU-heavy background pinned to the foreground's core starves
 it, and the flag says so with the numbers; recorded through the real trial record, read back as trial views."""
+
 from __future__ import annotations
 
 import optuna
@@ -25,8 +26,9 @@ def registry() -> Registry:
 
 
 def spinner(steps: int, batch: int, helpers: int = 0) -> JobConfig:
-    return JobConfig("progress", "spinner", {"spin": 200_000, "steps": steps, "cpu": CORE, "batch_size": batch,
-                                             "helpers": helpers})
+    return JobConfig(
+        "progress", "spinner", {"spin": 200_000, "steps": steps, "cpu": CORE, "batch_size": batch, "helpers": helpers}
+    )
 
 
 def measure(study: optuna.Study, tmp_path, registry, pair: PairSpec, phase: str):
@@ -55,8 +57,10 @@ def test_a_cpu_heavy_background_on_the_foregrounds_core_is_flagged_as_starving_i
     [pair] = pair_interference(views)
     assert pair.fg_solo is not None and pair.bg_solo is not None
     if pair.fg_solo.cpu_pct < 50.0:  # a spinner alone on its core gets most of it, unless the host is saturated
-        pytest.skip(f"the host was too loaded to measure: the spinning foreground got {pair.fg_solo.cpu_pct:.0f}% "
-                    "of its core alone")
+        pytest.skip(
+            f"the host was too loaded to measure: the spinning foreground got {pair.fg_solo.cpu_pct:.0f}% "
+            "of its core alone"
+        )
     assert pair.foreground_slowdown > 1.4  # sharing one core with a spinning neighbour
     assert pair.fg_cpu_pct < 0.8 * pair.fg_solo.cpu_pct
     assert CPU_STARVED in pair.flags and "CPU-starved foreground" in pair.summary()

@@ -1,4 +1,5 @@
 """The interference figures draw the numbers as they are, and flagged pairs as flags, never as numbers."""
+
 from __future__ import annotations
 
 from gpupair_search.search.interference import MOSTLY_STARTING, PairInterference, Sequential, Solo
@@ -6,14 +7,30 @@ from gpupair_search.search.interference_view import labels, sequential_bars, slo
 
 
 def pair(trial, fg, bg, fg_sps=50.0, flags=(), energy=(80.0, 100.0)):
-    return PairInterference(f"g0{trial}", trial, 8, 4, fg, bg, fg_samples_per_second=fg_sps, bg_samples_per_second=20.0,
-                            fg_solo=Solo(fg, 8, 0, 100.0, 0.1, 90.0), bg_solo=Solo(bg, 4, 1, 40.0, 0.2, 90.0),
-                            sequential=Sequential(10.0, 15.0, *energy), flags=tuple(flags))
+    return PairInterference(
+        f"g0{trial}",
+        trial,
+        8,
+        4,
+        fg,
+        bg,
+        fg_samples_per_second=fg_sps,
+        bg_samples_per_second=20.0,
+        fg_solo=Solo(fg, 8, 0, 100.0, 0.1, 90.0),
+        bg_solo=Solo(bg, 4, 1, 40.0, 0.2, 90.0),
+        sequential=Sequential(10.0, 15.0, *energy),
+        flags=tuple(flags),
+    )
 
 
 def test_the_heatmap_has_one_cell_per_foreground_and_background_with_its_slowdown():
-    fig = slowdown_heatmap([pair(2, "solo:r/a", "solo:r/b"), pair(3, "solo:r/a", "solo:r/c", fg_sps=100.0),
-                            pair(4, "solo:r/b", "solo:r/c", flags=(MOSTLY_STARTING,))])
+    fig = slowdown_heatmap(
+        [
+            pair(2, "solo:r/a", "solo:r/b"),
+            pair(3, "solo:r/a", "solo:r/c", fg_sps=100.0),
+            pair(4, "solo:r/b", "solo:r/c", flags=(MOSTLY_STARTING,)),
+        ]
+    )
     heat = fig.data[0]
     assert list(heat.y) == ["r/a", "r/b"] and list(heat.x) == ["r/b", "r/c"]
     assert heat.z[0][0] == 2.0 and heat.z[0][1] == 1.0

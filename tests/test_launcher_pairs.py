@@ -1,4 +1,5 @@
 """A pair runs as real processes on the CPU device, and its outcome comes from exit codes, logs and memory."""
+
 from __future__ import annotations
 
 import json
@@ -90,8 +91,13 @@ def test_background_restarts_after_a_normal_exit(tmp_path, fixture_registry):
 
 
 def test_going_over_the_cpu_budget_kills_the_pair_as_out_of_memory(tmp_path, fixture_registry):
-    result = run(tmp_path, fixture_registry, job("ok", seconds=30, alloc_mib=300), job("ok", seconds=30, alloc_mib=50),
-                 device=CpuDevice(budget_mib=250))
+    result = run(
+        tmp_path,
+        fixture_registry,
+        job("ok", seconds=30, alloc_mib=300),
+        job("ok", seconds=30, alloc_mib=50),
+        device=CpuDevice(budget_mib=250),
+    )
     assert result.outcome is Outcome.OVER_BUDGET
     assert result.outcome.is_oom
     assert result.foreground_duration_s < 20
@@ -118,8 +124,12 @@ def test_background_oom(tmp_path, fixture_registry):
 
 def test_no_process_outlives_the_pair_even_a_detached_grandchild(tmp_path, fixture_registry):
     pidfile = tmp_path / "pids"
-    result = run(tmp_path, fixture_registry, job("ok", seconds=1.5, pidfile=str(pidfile)),
-                 job("spawner", seconds=60, pidfile=str(pidfile)))
+    result = run(
+        tmp_path,
+        fixture_registry,
+        job("ok", seconds=1.5, pidfile=str(pidfile)),
+        job("spawner", seconds=60, pidfile=str(pidfile)),
+    )
     assert result.outcome is Outcome.OK
     pids = read_pids(pidfile)
     assert len(pids) == 3  # foreground, background, and the background's setsid grandchild
@@ -146,7 +156,9 @@ def test_a_probe_trains_one_epoch_whatever_epochs_the_job_is_configured_with(tmp
     from gpupair_search.studies.matrix import bundled_registry, default_hyperparameters
 
     registry = bundled_registry()
-    many = JobConfig("pytorch_resnet_cifar10", "resnet20", default_hyperparameters(registry, "pytorch_resnet_cifar10/resnet20"))
+    many = JobConfig(
+        "pytorch_resnet_cifar10", "resnet20", default_hyperparameters(registry, "pytorch_resnet_cifar10/resnet20")
+    )
     assert many.hyperparameters["epochs"] == 200
     probed = probe_job(many, registry, steps=5)
     assert probed.hyperparameters["epochs"] == 1 and probed.hyperparameters["max_steps"] == 5
@@ -154,8 +166,13 @@ def test_a_probe_trains_one_epoch_whatever_epochs_the_job_is_configured_with(tmp
     assert probe_job(unset, registry, steps=5).hyperparameters["epochs"] == 1  # the script's default is 10
 
     mnist = JobConfig("examples", "mnist", {"epochs": 3, "batch_size": 8})
-    result = run_pair(PairSpec(1, mnist, None), registry, CpuDevice(), RunOptions(probe=True, probe_steps=2, timeout_s=300),
-                      tmp_path / "pair")
+    result = run_pair(
+        PairSpec(1, mnist, None),
+        registry,
+        CpuDevice(),
+        RunOptions(probe=True, probe_steps=2, timeout_s=300),
+        tmp_path / "pair",
+    )
     assert result.outcome.value == "ok", result.error_message
     log = (tmp_path / "pair" / "training.log").read_text()
     assert re.search(r"^Epoch 1 step 2/2 ", log, re.M) and not re.search(r"^Epoch 2 ", log, re.M)
@@ -167,10 +184,18 @@ def test_a_memory_probe_starts_its_foreground_once_the_background_trains(tmp_pat
     """A probe that measures memory only starts the foreground as soon as the background reports a training step
     (it then holds what a training job holds), not after the background's whole run; a probe with a steady-state
     window still waits for the background's memory to settle (background_settle_s)."""
-    pair = PairSpec(1, JobConfig("fixture", "ok", {"seconds": 1.0, "alloc_mib": 20.0}),
-                    JobConfig("fixture", "steps", {"seconds": 30, "alloc_mib": 40.0}))
-    options = RunOptions(timeout_s=60, probe=True, probe_steps=100, min_window_s=min_window_s,  # a 10 s background run
-                         background_settle_s=4.0)
+    pair = PairSpec(
+        1,
+        JobConfig("fixture", "ok", {"seconds": 1.0, "alloc_mib": 20.0}),
+        JobConfig("fixture", "steps", {"seconds": 30, "alloc_mib": 40.0}),
+    )
+    options = RunOptions(
+        timeout_s=60,
+        probe=True,
+        probe_steps=100,
+        min_window_s=min_window_s,  # a 10 s background run
+        background_settle_s=4.0,
+    )
     result = run_pair(pair, fixture_registry, CpuDevice(None), options, tmp_path / "pair")
 
     assert result.outcome is Outcome.OK
@@ -186,8 +211,11 @@ def test_on_the_cpu_device_a_background_that_trains_on_the_cpu_is_still_waited_f
     """A background that says it trains on the CPU holds no GPU memory, so on a GPU a memory-only probe starts its
     foreground at once (proven on the GPU: BENCHMARKS.md, g11). On the CPU device its host memory is what is
     measured, so the foreground waits for that to settle, as for any job."""
-    pair = PairSpec(1, JobConfig("fixture", "ok", {"seconds": 1.0, "alloc_mib": 20.0}),
-                    JobConfig("fixture", "cpu_job", {"seconds": 30, "alloc_mib": 40.0}))
+    pair = PairSpec(
+        1,
+        JobConfig("fixture", "ok", {"seconds": 1.0, "alloc_mib": 20.0}),
+        JobConfig("fixture", "cpu_job", {"seconds": 30, "alloc_mib": 40.0}),
+    )
     options = RunOptions(timeout_s=60, probe=True, probe_steps=100, min_window_s=0.0, background_settle_s=2.0)
     result = run_pair(pair, fixture_registry, CpuDevice(None), options, tmp_path / "pair")
 

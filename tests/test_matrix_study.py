@@ -4,6 +4,7 @@ The shipped settings file is what the generator makes of the models file; the qu
 then the pairs largest predicted peak first, from what the solos measured; and on the simulated device the
 whole matrix gets a verdict per pair, which status, the report and the export all show.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,7 +48,8 @@ def test_the_matrix_holds_each_model_alone_then_every_ordered_pair_at_its_defaul
     solos, parallel = pairs[:11], pairs[11:]
     assert [p.foreground.key for p in solos] == list(MATRIX_MODELS) and all(p.background is None for p in solos)
     assert sorted((p.foreground.key, p.background.key) for p in parallel) == sorted(
-        (fg, bg) for fg in MATRIX_MODELS for bg in MATRIX_MODELS if fg != bg)
+        (fg, bg) for fg in MATRIX_MODELS for bg in MATRIX_MODELS if fg != bg
+    )
     by_key = {p.foreground.key: p.foreground for p in solos}
     assert registry.batch_size(by_key["Person_reID_baseline_pytorch/pcb"]) == 32  # the model's own default
     assert registry.batch_size(by_key["VulBERTa/mlp"]) == 2
@@ -107,10 +109,12 @@ def _small_matrix(tmp_path: Path, storage) -> tuple[FeasibilityStudy, SimulatedD
     experiment = load_experiment(settings, registry)
     profile = profile_observations(load_profiles())
     models = fit_models([], profile)
-    device = SimulatedDevice(lambda job, b: models[job.key].predict(b) + (4000.0 if job.key == INFLATED else 0.0),
-                             CARD, registry)
-    fs = FeasibilityStudy.open(storage, StudySettings("small", CARD, LIMIT, ExtensionOptions()), experiment,
-                               registry, profile)
+    device = SimulatedDevice(
+        lambda job, b: models[job.key].predict(b) + (4000.0 if job.key == INFLATED else 0.0), CARD, registry
+    )
+    fs = FeasibilityStudy.open(
+        storage, StudySettings("small", CARD, LIMIT, ExtensionOptions()), experiment, registry, profile
+    )
     fs.likely_failures_first = True
     return fs, device
 
@@ -156,9 +160,13 @@ def test_a_second_worker_takes_the_trial_the_first_would_take(tmp_path):
 def test_extension_trials_keep_their_queue_place_after_every_first_trial():
     registry = bundled_registry()
     pairs = {p.key: p for p in load_experiment(bundled("matrix.json"), registry).pairs}
-    queue = [("extension", "g12:examples/mnist+examples/mnist_rnn"), ("initial", "g13:examples/mnist+examples/mnist_ff"),
-             ("extension", "g03:examples/mnist_ff+solo"), ("initial", "g01:examples/mnist+solo"),
-             ("initial", "g79:Person_reID_baseline_pytorch/hrnet18+VulBERTa/mlp")]
+    queue = [
+        ("extension", "g12:examples/mnist+examples/mnist_rnn"),
+        ("initial", "g13:examples/mnist+examples/mnist_ff"),
+        ("extension", "g03:examples/mnist_ff+solo"),
+        ("initial", "g01:examples/mnist+solo"),
+        ("initial", "g79:Person_reID_baseline_pytorch/hrnet18+VulBERTa/mlp"),
+    ]
 
     def located(item):
         phase, key = item
@@ -261,7 +269,9 @@ def test_the_report_draws_the_matrix_with_safe_batch_sizes(matrix_run):
             if plan.recommended is None:
                 assert cells.text[i][j] == MARKS[plan.verdict][1]
             else:  # the safe batch sizes: fg/bg for a pair, one size for a job alone
-                assert cells.text[i][j] == ("/".join(map(str, plan.recommended)) if i != j else str(plan.recommended[0]))
+                assert cells.text[i][j] == (
+                    "/".join(map(str, plan.recommended)) if i != j else str(plan.recommended[0])
+                )
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """The main command answers the seed design's question, which pairs fit in memory, first: the named studies and a
 settings file measure memory verdicts only by default, ``feasibility-cost`` measures slowdown and energy on the same
 pairs, the flags opt in on any study, and a study stored under the old GPU default goes on with its own figures."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,8 +22,9 @@ def new_study_definition(study: str | None, settings: Path | None = None, **flag
     return fixed_definition(inputs, inputs.name, ExtensionOptions(), "gpu", True, **flags).for_new_study()
 
 
-@pytest.mark.parametrize("study, settings", [("feasibility", None), ("matrix", None),
-                                             (None, bundled("parallel_feasibility_test.json"))])
+@pytest.mark.parametrize(
+    "study, settings", [("feasibility", None), ("matrix", None), (None, bundled("parallel_feasibility_test.json"))]
+)
 def test_a_gpu_study_measures_memory_only_by_default(study, settings):
     definition = new_study_definition(study, settings)
     assert (definition.baselines, definition.min_window_s) == (False, 0.0)
@@ -30,8 +32,12 @@ def test_a_gpu_study_measures_memory_only_by_default(study, settings):
 
 def test_feasibility_cost_is_the_feasibility_pairs_with_baselines_and_a_window():
     memory, cost = get_study("feasibility"), get_study("feasibility-cost")
-    assert (cost.settings, cost.card_mib, cost.safe_limit_mib, cost.probe_steps) == \
-        (memory.settings, memory.card_mib, memory.safe_limit_mib, memory.probe_steps)
+    assert (cost.settings, cost.card_mib, cost.safe_limit_mib, cost.probe_steps) == (
+        memory.settings,
+        memory.card_mib,
+        memory.safe_limit_mib,
+        memory.probe_steps,
+    )
     measured = new_study_definition("feasibility-cost")
     assert (measured.baselines, measured.min_window_s) == (True, 2.0)
     assert measured.pairs == new_study_definition("feasibility").pairs and measured.name == "feasibility-cost"
@@ -62,8 +68,10 @@ def test_a_study_stored_with_baselines_under_the_old_gpu_default_goes_on_with_th
     before = _stored(tmp_path)
     again = _open(tmp_path)
     assert again.wants_baselines and again.definition.min_window_s == 2.0
-    for flags, said in (({"baselines": False}, "baselines: stored True, now False"),
-                        ({"min_window_s": 0.0}, "min_window_s: stored 2, now 0")):
+    for flags, said in (
+        ({"baselines": False}, "baselines: stored True, now False"),
+        ({"min_window_s": 0.0}, "min_window_s: stored 2, now 0"),
+    ):
         with pytest.raises(DefinitionChanged) as refused:
             _open(tmp_path, **flags)
         assert said in str(refused.value) and "--name" in str(refused.value)
@@ -77,8 +85,9 @@ def test_a_new_study_run_as_typed_stores_memory_only(tmp_path):
     assert (stored["baselines"], stored["min_window_s"]) == (False, 0.0)
 
 
-@pytest.mark.parametrize("kind, resumed_with", [("gpu", (True, 2.0)), ("cpu", (False, 0.0)),
-                                                ("simulated", (False, 0.0))])
+@pytest.mark.parametrize(
+    "kind, resumed_with", [("gpu", (True, 2.0)), ("cpu", (False, 0.0)), ("simulated", (False, 0.0))]
+)
 def test_a_study_stored_before_baselines_were_kept_resumes_with_the_default_of_its_time(kind, resumed_with):
     stored = new_study_definition("feasibility").to_json()
     stored["device_kind"] = kind

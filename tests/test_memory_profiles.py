@@ -1,4 +1,5 @@
 """Shipped memory profiles seed predictions, including the word that a job holds no GPU memory at all."""
+
 from __future__ import annotations
 
 from gpupair_search.launcher.spec import JobConfig, PairSpec

@@ -1,4 +1,5 @@
 """A job's CPU-seconds counter, on real processes: what a process used stays counted after it has left the tree."""
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,9 @@ time.sleep(30)
 
 
 def test_the_cpu_a_child_used_stays_in_its_jobs_counter_after_it_ended(tmp_path):
-    job = start_job("foreground", Command((sys.executable, "-c", JOB), tmp_path), tmp_path / "job.log", dict(os.environ))
+    job = start_job(
+        "foreground", Command((sys.executable, "-c", JOB), tmp_path), tmp_path / "job.log", dict(os.environ)
+    )
     monitor = Monitor(CpuDevice()).start()
     monitor.track("foreground", job)
     try:

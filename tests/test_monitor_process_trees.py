@@ -1,4 +1,5 @@
 """The monitor's walk of a job's process tree: its own read of /proc gives what psutil gives, on real processes."""
+
 from __future__ import annotations
 
 import subprocess
@@ -53,8 +54,13 @@ def test_packed_pairs_share_one_read_of_proc_per_tree_interval(tmp_path):
     monitors, jobs = [], []
     try:
         for k in range(5):  # five pairs, 0.1 s apart: five walk schedules
-            job = start_job("foreground", Command((sys.executable, "-c", "import time; time.sleep(60)"), tmp_path),
-                            tmp_path / f"{k}.log", {}, grace=1.0)
+            job = start_job(
+                "foreground",
+                Command((sys.executable, "-c", "import time; time.sleep(60)"), tmp_path),
+                tmp_path / f"{k}.log",
+                {},
+                grace=1.0,
+            )
             monitor = Monitor(device, sampler=sampler)
             monitor.track("foreground", job)
             monitors.append(monitor.start())
@@ -87,8 +93,13 @@ def test_a_device_process_is_attributed_from_the_last_walks_parent_map_without_a
     from gpupair_search.launcher.process import start_job
     from gpupair_search.launcher.registry import Command
 
-    job = start_job("foreground", Command((sys.executable, "-c", "import time; time.sleep(60)"), tmp_path),
-                    tmp_path / "job.log", {}, grace=1.0)
+    job = start_job(
+        "foreground",
+        Command((sys.executable, "-c", "import time; time.sleep(60)"), tmp_path),
+        tmp_path / "job.log",
+        {},
+        grace=1.0,
+    )
     gone = 4_000_000  # above any pid_max: no such process
     try:
         monitor = Monitor(CpuDevice(None))
@@ -122,11 +133,15 @@ def test_a_process_started_since_the_last_walk_is_looked_up_once_for_every_pair(
     monkeypatch.setattr(monitor_module, "parent_pid", lambda pid: reads.append(pid) or real(pid))
     script = tmp_path / "tree.py"
     script.write_text(TREE)
-    jobs = [start_job(label, Command((sys.executable, str(script)), tmp_path), tmp_path / f"{label}.log", {}, grace=1.0)
-            for label in ("foreground", "background")]
+    jobs = [
+        start_job(label, Command((sys.executable, str(script)), tmp_path), tmp_path / f"{label}.log", {}, grace=1.0)
+        for label in ("foreground", "background")
+    ]
     try:
-        assert wait_until(lambda: all((tmp_path / f"{label}.log").read_text().strip() for label in
-                                      ("foreground", "background")), timeout=20)
+        assert wait_until(
+            lambda: all((tmp_path / f"{label}.log").read_text().strip() for label in ("foreground", "background")),
+            timeout=20,
+        )
         child = int((tmp_path / "foreground.log").read_text().split()[-1])
         device = CpuDevice(None)
         sampler = DeviceSampler(device)

@@ -1,5 +1,6 @@
 """A job that never started is its own outcome, with the reason from its first lines, not a measured crash;
 and ``run --gpus`` prints why a worker stopped (real processes)."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,9 @@ def models_with_script(tmp_path: Path, script: str, executable: bool) -> Path:
 
 def test_a_script_that_is_not_executable_is_refused_before_anything_starts(tmp_path):
     models = models_with_script(tmp_path, "./train.sh", executable=False)
-    done = run_cli("pair", "--fg", "fixture/ok", "--device", "cpu", "--models", str(models),
-                   "--results", str(tmp_path / "results"))
+    done = run_cli(
+        "pair", "--fg", "fixture/ok", "--device", "cpu", "--models", str(models), "--results", str(tmp_path / "results")
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.startswith(f"error: {models}: models.fixture.train_script: ") and "not executable" in done.stderr
     assert not (tmp_path / "results").exists()
@@ -45,15 +47,26 @@ def test_a_script_that_lost_its_execute_bit_after_the_check_never_starts_and_say
     log = (tmp_path / "foreground.log").read_text()
     assert "cannot start './train.sh'" in log and "Permission denied" in log
     end = JobEnd(job.poll(), False, scan_log(log), job.duration())
-    assert classify(end, [], timed_out=False, over_budget=False, background_unstable=False) is Outcome.NOT_STARTED_FOREGROUND
+    assert (
+        classify(end, [], timed_out=False, over_budget=False, background_unstable=False)
+        is Outcome.NOT_STARTED_FOREGROUND
+    )
 
 
-@pytest.mark.parametrize("log", ["/usr/bin/python3: can't open file '/x/train.py': [Errno 2] No such file or directory\n",
-                                 "/venv/bin/python: No module named gpupair_search.workloads.nothing\n",
-                                 "gpupair-search: cannot start './run.sh': [Errno 13] Permission denied\n"])
+@pytest.mark.parametrize(
+    "log",
+    [
+        "/usr/bin/python3: can't open file '/x/train.py': [Errno 2] No such file or directory\n",
+        "/venv/bin/python: No module named gpupair_search.workloads.nothing\n",
+        "gpupair-search: cannot start './run.sh': [Errno 13] Permission denied\n",
+    ],
+)
 def test_the_first_lines_of_a_job_that_never_ran_make_the_outcome(log):
     end = JobEnd(2, False, scan_log(log), 0.1)
-    assert classify(end, [], timed_out=False, over_budget=False, background_unstable=False) is Outcome.NOT_STARTED_FOREGROUND
+    assert (
+        classify(end, [], timed_out=False, over_budget=False, background_unstable=False)
+        is Outcome.NOT_STARTED_FOREGROUND
+    )
     assert not Outcome.NOT_STARTED_FOREGROUND.is_memory_verdict and not Outcome.NOT_STARTED_FOREGROUND.started
 
 
@@ -81,4 +94,3 @@ def test_a_failed_workers_reason_is_its_last_error_line(tmp_path):
     log.write_text("only output\n")
     assert _last_error(log) == "only output"
     assert _last_error(tmp_path / "missing.log") == "(no log)"
-

@@ -1,5 +1,6 @@
 """Every output of a CPU or a simulated study says so where its numbers are: a CPU study speaks of a
 host-memory budget, never of a card, and a simulated one of predictions, never of measurements."""
+
 from __future__ import annotations
 
 import csv
@@ -13,9 +14,17 @@ from tests.test_faults import CARD, INPUTS, job, write_settings
 def test_a_cpu_study_is_stored_apart_and_speaks_of_host_memory(tmp_path):
     pids = tmp_path / "pids"
     pids.mkdir()
-    settings = write_settings(tmp_path / "one.json", [(job("ok", pids / "fg", seconds=0.5, batch_size=8),
-                                                       job("ok", pids / "bg", seconds=30, batch_size=8), "one pair")],
-                              name="outputs_cpu")
+    settings = write_settings(
+        tmp_path / "one.json",
+        [
+            (
+                job("ok", pids / "fg", seconds=0.5, batch_size=8),
+                job("ok", pids / "bg", seconds=30, batch_size=8),
+                "one pair",
+            )
+        ],
+        name="outputs_cpu",
+    )
     common = ["--settings", str(settings), *INPUTS, "--results", str(tmp_path / "results")]
     done = run_cli("run", *common, "--device", "cpu", *CARD, "--full-epoch")
     assert done.returncode == 0, done.stderr
@@ -41,6 +50,8 @@ def test_a_simulated_study_says_simulated_in_every_output(tmp_path):
     assert "SIMULATED card 8,192 MiB" in run_cli("status", *common).stdout
     assert run_cli("export", *common, "-o", str(tmp_path / "safe.json")).returncode == 0
     description = json.loads((tmp_path / "safe.json").read_text())["description"]
-    assert "SIMULATED (predicted from memory profiles, not measured)" in description and "measured to" not in description
+    assert (
+        "SIMULATED (predicted from memory profiles, not measured)" in description and "measured to" not in description
+    )
     [summary] = tmp_path.glob("run_*/summary.csv")
     assert all(row["memory_measured_as"].startswith("SIMULATED") for row in csv.DictReader(summary.open()))

@@ -2,6 +2,7 @@
 
 Real subprocesses on the CPU device (its host-memory budget stands in for the card), and the simulated device.
 """
+
 from __future__ import annotations
 
 import collections
@@ -23,8 +24,20 @@ from gpupair_search.search.executors import DeviceExecutor
 from gpupair_search.search.trial_record import CONFIRM_PHASE, PACKED, SERIAL, Queued, TrialView
 from tests.conftest import FIXTURES, cli_env, pids_alive, read_pids, wait_until
 
-CPU_STUDY = ["--settings", str(FIXTURES / "study_settings.json"), "--models", str(FIXTURES / "models.json"),
-             "--repos-root", str(FIXTURES), "--device", "cpu", "--gpu-memory", "400MiB", "--safe-limit", "250MiB"]
+CPU_STUDY = [
+    "--settings",
+    str(FIXTURES / "study_settings.json"),
+    "--models",
+    str(FIXTURES / "models.json"),
+    "--repos-root",
+    str(FIXTURES),
+    "--device",
+    "cpu",
+    "--gpu-memory",
+    "400MiB",
+    "--safe-limit",
+    "250MiB",
+]
 
 
 def cli(*args: str, results: Path) -> list[str]:
@@ -44,8 +57,10 @@ def verdicts(stdout: str) -> dict[str, tuple[str, str]]:
         cells = line.split()
         if cells and cells[0].isdigit():
             arrow = cells.index("->")
-            rows[cells[0]] = (next(c for c in cells if c.startswith(("fits", "failed", "does_", "infeasible"))),
-                              " ".join(cells[arrow - 1:arrow + 2]))
+            rows[cells[0]] = (
+                next(c for c in cells if c.startswith(("fits", "failed", "does_", "infeasible"))),
+                " ".join(cells[arrow - 1 : arrow + 2]),
+            )
     return rows
 
 
@@ -54,8 +69,11 @@ def trials(results: Path, name: str) -> list[optuna.trial.FrozenTrial]:
 
 
 def most_at_once(ts: list[optuna.trial.FrozenTrial]) -> int:
-    events = sorted([(t.datetime_start, 1) for t in ts if t.datetime_start] +
-                    [(t.datetime_complete, -1) for t in ts if t.datetime_complete], key=lambda e: (e[0], e[1]))
+    events = sorted(
+        [(t.datetime_start, 1) for t in ts if t.datetime_start]
+        + [(t.datetime_complete, -1) for t in ts if t.datetime_complete],
+        key=lambda e: (e[0], e[1]),
+    )
     level = peak = 0
     for _, step in events:
         level += step
@@ -83,19 +101,26 @@ def test_a_packed_cpu_study_gives_the_serial_verdicts_and_confirms_every_recomme
         if not verdict.startswith("fits"):
             continue
         safe = batch.split(" -> ")[1]
-        config = [t for t in ts if t.params["pair"].startswith(f"g{int(group):02d}")
-                  and f"{t.params.get('fg_batch_size', '·')}/{t.params.get('bg_batch_size', '·')}" == safe]
-        assert any(t.user_attrs.get("measurement", {}).get("mode") == SERIAL and t.state is TrialState.COMPLETE
-                   for t in config), (group, safe)
+        config = [
+            t
+            for t in ts
+            if t.params["pair"].startswith(f"g{int(group):02d}")
+            and f"{t.params.get('fg_batch_size', '·')}/{t.params.get('bg_batch_size', '·')}" == safe
+        ]
+        assert any(
+            t.user_attrs.get("measurement", {}).get("mode") == SERIAL and t.state is TrialState.COMPLETE for t in config
+        ), (group, safe)
 
 
 GROWING = {
     "experiment_name": "grows",
     "experiments": [
-        {"mode": "parallel",
-         "foreground": {"repo": "fixture", "model": "grows", "hyperparameters": {"seconds": 0.5, "alloc_mib": 60}},
-         "background": {"repo": "fixture", "model": "ok", "hyperparameters": {"seconds": 30, "alloc_mib": 40}},
-         "note": "Group 1: fits when first run, needs 120 MiB more on every later run"},
+        {
+            "mode": "parallel",
+            "foreground": {"repo": "fixture", "model": "grows", "hyperparameters": {"seconds": 0.5, "alloc_mib": 60}},
+            "background": {"repo": "fixture", "model": "ok", "hyperparameters": {"seconds": 30, "alloc_mib": 40}},
+            "note": "Group 1: fits when first run, needs 120 MiB more on every later run",
+        },
     ],
 }
 
@@ -107,8 +132,21 @@ def _growing_study(tmp_path: Path) -> list[str]:
     study = json.loads(json.dumps(GROWING))
     study["experiments"][0]["foreground"]["hyperparameters"]["value"] = str(tmp_path / "runs.txt")
     (tmp_path / "grows.json").write_text(json.dumps(study))
-    return ["--settings", str(tmp_path / "grows.json"), "--models", str(tmp_path / "models.json"), "--repos-root",
-            str(FIXTURES), "--device", "cpu", "--gpu-memory", "400MiB", "--safe-limit", "200MiB", "--no-extend"]
+    return [
+        "--settings",
+        str(tmp_path / "grows.json"),
+        "--models",
+        str(tmp_path / "models.json"),
+        "--repos-root",
+        str(FIXTURES),
+        "--device",
+        "cpu",
+        "--gpu-memory",
+        "400MiB",
+        "--safe-limit",
+        "200MiB",
+        "--no-extend",
+    ]
 
 
 def test_a_confirmation_alone_on_the_card_overturns_a_packed_verdict(tmp_path):
@@ -126,8 +164,15 @@ def test_a_confirmation_alone_on_the_card_overturns_a_packed_verdict(tmp_path):
 
 def _view(mode: str, peak: float, config=(8, 8), state=TrialState.COMPLETE, number=0) -> TrialView:
     attrs = {"outcome": "ok", "measurement": {"mode": mode}, "fail_reason": "x"}
-    return TrialView.of(number, state, "g01", config[0], config[1], state is TrialState.COMPLETE and peak <= 250,
-                        {**attrs, "peak_mib": peak})
+    return TrialView.of(
+        number,
+        state,
+        "g01",
+        config[0],
+        config[1],
+        state is TrialState.COMPLETE and peak <= 250,
+        {**attrs, "peak_mib": peak},
+    )
 
 
 def test_only_packed_results_clearly_away_from_the_card_and_the_limit_are_trusted():
@@ -155,9 +200,14 @@ def test_a_serial_measurement_replaces_the_packed_one_of_its_configuration():
 def test_packed_pairs_share_one_sampler_and_each_gets_its_own_jobs_memory(tmp_path, fixture_registry):
     executor = DeviceExecutor(fixture_registry, CpuDevice(None), RunOptions(timeout_s=60), tmp_path, packed=True)
     allocs = [60.0, 120.0, 180.0]
-    pairs = [PairSpec(i + 1, JobConfig("fixture", "ok", {"seconds": 2.0, "alloc_mib": mib}),
-                      JobConfig("fixture", "ok", {"seconds": 30, "alloc_mib": mib / 2}))
-             for i, mib in enumerate(allocs)]
+    pairs = [
+        PairSpec(
+            i + 1,
+            JobConfig("fixture", "ok", {"seconds": 2.0, "alloc_mib": mib}),
+            JobConfig("fixture", "ok", {"seconds": 30, "alloc_mib": mib / 2}),
+        )
+        for i, mib in enumerate(allocs)
+    ]
     results: dict[int, object] = {}
     samplers: list[int] = []
 
@@ -182,8 +232,11 @@ def test_packed_pairs_share_one_sampler_and_each_gets_its_own_jobs_memory(tmp_pa
 def test_a_packed_pair_starts_its_foreground_without_waiting_for_the_background(tmp_path, fixture_registry):
     """Without the card's limit the order changes no peak, so a packed trial does not wait for its background to
     be ready; a serial one, on the card, does (an OOM there depends on who allocated first)."""
-    pair = PairSpec(1, JobConfig("fixture", "ok", {"seconds": 1.0, "alloc_mib": 40.0}),
-                    JobConfig("fixture", "ok", {"seconds": 30, "alloc_mib": 60.0}))
+    pair = PairSpec(
+        1,
+        JobConfig("fixture", "ok", {"seconds": 1.0, "alloc_mib": 40.0}),
+        JobConfig("fixture", "ok", {"seconds": 30, "alloc_mib": 60.0}),
+    )
     options = RunOptions(timeout_s=60)
     packed = DeviceExecutor(fixture_registry, CpuDevice(None), options, tmp_path / "packed", packed=True).run(pair, 1)
     serial = DeviceExecutor(fixture_registry, CpuDevice(None), options, tmp_path / "serial").run(pair, 1)
@@ -206,8 +259,9 @@ def test_sigkill_of_a_packing_runner_leaves_no_process_and_loses_no_trial(tmp_pa
                 entry[role]["hyperparameters"]["seconds"] = 5
     (tmp_path / "s.json").write_text(json.dumps(settings))
     args = ["--settings", str(tmp_path / "s.json"), *CPU_STUDY[2:], "--parallel", "3"]
-    runner = subprocess.Popen(cli("run", *args, results=results), env=cli_env(), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    runner = subprocess.Popen(
+        cli("run", *args, results=results), env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
     def running() -> int:
         try:
@@ -222,8 +276,16 @@ def test_sigkill_of_a_packing_runner_leaves_no_process_and_loses_no_trial(tmp_pa
     again = run("run", *args, results=results)
     ts = trials(results, "fixture_study-cpu")
     assert not [t for t in ts if t.state in (TrialState.RUNNING, TrialState.WAITING)]
-    measured = collections.Counter((t.params["pair"], t.params.get("fg_batch_size"), t.params.get("bg_batch_size"),
-                                    t.user_attrs["measurement"]["mode"]) for t in ts if "outcome" in t.user_attrs)
+    measured = collections.Counter(
+        (
+            t.params["pair"],
+            t.params.get("fg_batch_size"),
+            t.params.get("bg_batch_size"),
+            t.user_attrs["measurement"]["mode"],
+        )
+        for t in ts
+        if "outcome" in t.user_attrs
+    )
     assert max(measured.values()) == 1  # no configuration measured twice the same way
     assert set(verdicts(again.stdout)) == {"1", "2", "3"}
     assert not pids_alive(read_pids(pidfile))
@@ -309,10 +371,28 @@ def test_a_trial_whose_packed_result_could_not_stand_waits_for_the_card():
         return FeasibilityStudy(optuna.create_study(), settings, SimpleNamespace(pairs=[]), registry=None)
 
     def serial(fs: FeasibilityStudy, predicted: float | None) -> bool:
-        queued = optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=Queued(predicted_peak_mib=predicted).to_attrs())
+        queued = optuna.trial.create_trial(
+            state=TrialState.WAITING, user_attrs=Queued(predicted_peak_mib=predicted).to_attrs()
+        )
         return fs.goes_serial(queued)
 
     survey, strict = study(Confirm.NEAR_LIMITS), study(Confirm.RECOMMENDED)
     # 240 and 270: within 10% of the 250 MiB limit; 380: within 10% of the 400 MiB card
-    assert [serial(survey, p) for p in (100, 240, 270, 320, 380, 600, None)] == [False, True, True, False, True, False, False]
-    assert [serial(strict, p) for p in (100, 240, 270, 320, 380, 600, None)] == [True, True, True, False, True, False, False]
+    assert [serial(survey, p) for p in (100, 240, 270, 320, 380, 600, None)] == [
+        False,
+        True,
+        True,
+        False,
+        True,
+        False,
+        False,
+    ]
+    assert [serial(strict, p) for p in (100, 240, 270, 320, 380, 600, None)] == [
+        True,
+        True,
+        True,
+        False,
+        True,
+        False,
+        False,
+    ]

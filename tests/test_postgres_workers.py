@@ -4,6 +4,7 @@ trial of a worker killed mid-trial is recovered (heartbeat) and run again by ano
 Needs ``GPUPAIR_TEST_POSTGRES=postgresql://user:pass@127.0.0.1:PORT/db`` (CI: ``eval "$(bash .ci/postgres.sh)"``).
 Each test uses its own study name, so the database can be reused.
 """
+
 from __future__ import annotations
 
 import collections
@@ -25,8 +26,9 @@ from optuna.trial import TrialState
 from tests.conftest import FIXTURES, cli_env, pids_alive, read_pids, wait_until
 
 URL = os.environ.get("GPUPAIR_TEST_POSTGRES", "")
-pytestmark = pytest.mark.skipif(not URL, reason="GPUPAIR_TEST_POSTGRES is not set (CI starts a server with "
-                                                 "`eval \"$(bash .ci/postgres.sh)\"`)")
+pytestmark = pytest.mark.skipif(
+    not URL, reason='GPUPAIR_TEST_POSTGRES is not set (CI starts a server with `eval "$(bash .ci/postgres.sh)"`)'
+)
 
 WORKERS = 3
 HEARTBEAT = {"GPUPAIR_HEARTBEAT_S": "1", "GPUPAIR_GRACE_S": "5"}  # a dead worker's trial is stale after 5 s
@@ -52,9 +54,29 @@ def study_settings(tmp_path: Path, seconds: float | None = None, extension: bool
 
 
 def worker_argv(settings: Path, results: Path, storage: str = URL) -> list[str]:
-    return [sys.executable, "-m", "gpupair_search.search.cli", "worker", "--storage", storage, "--settings", str(settings),
-            "--models", str(FIXTURES / "models.json"), "--repos-root", str(FIXTURES), "--device", "cpu",
-            "--gpu-memory", "400MiB", "--safe-limit", "250MiB", "--full-epoch", "--results", str(results)]
+    return [
+        sys.executable,
+        "-m",
+        "gpupair_search.search.cli",
+        "worker",
+        "--storage",
+        storage,
+        "--settings",
+        str(settings),
+        "--models",
+        str(FIXTURES / "models.json"),
+        "--repos-root",
+        str(FIXTURES),
+        "--device",
+        "cpu",
+        "--gpu-memory",
+        "400MiB",
+        "--safe-limit",
+        "250MiB",
+        "--full-epoch",
+        "--results",
+        str(results),
+    ]
 
 
 def enqueue(settings: Path, results: Path) -> int:
@@ -91,8 +113,16 @@ def measured(trials) -> collections.Counter:
 
 def start_workers(settings: Path, tmp_path: Path, n: int = WORKERS, storage: str = URL) -> list[subprocess.Popen]:
     env = {**cli_env(), **HEARTBEAT}
-    return [subprocess.Popen(worker_argv(settings, tmp_path / f"host{i}", storage), env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True) for i in range(n)]
+    return [
+        subprocess.Popen(
+            worker_argv(settings, tmp_path / f"host{i}", storage),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(n)
+    ]
 
 
 def finish(workers: list[subprocess.Popen], timeout: float = 180) -> list[tuple[int, str]]:
@@ -137,8 +167,13 @@ def test_three_concurrent_workers_run_every_queued_trial_exactly_once(tmp_path):
     assert any(t.user_attrs.get("phase") == "extension" for t in trials if "outcome" in t.user_attrs)
     assert len({config(t)[0] for t in trials}) == 9
     assert wait_until(lambda: not pids_alive(all_pids(tmp_path)), timeout=15)
-    status = subprocess.run([sys.executable, "-m", "gpupair_search.search.cli", "status", *worker_argv(settings, tmp_path)[4:12]],
-                            env=cli_env(), capture_output=True, text=True, timeout=60)
+    status = subprocess.run(
+        [sys.executable, "-m", "gpupair_search.search.cli", "status", *worker_argv(settings, tmp_path)[4:12]],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert status.returncode == 0 and "fits_reduced" in status.stdout, status.stderr  # any host can read it
     print(f"{WORKERS} workers, {sum(measured(trials).values())} trials measured in {elapsed:.0f} s")
 
@@ -149,8 +184,13 @@ def kill_mid_trial(name: str, victim: subprocess.Popen, tmp_path: Path):
     stopped heartbeat can tell the other workers it is dead. Returns the trial and the pair's processes."""
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        running = [t for t in load(name) if t.state is TrialState.RUNNING
-                   and t.system_attrs.get("gpupair:pid") == victim.pid and "ok+fixture/ok" in config(t)[0]]
+        running = [
+            t
+            for t in load(name)
+            if t.state is TrialState.RUNNING
+            and t.system_attrs.get("gpupair:pid") == victim.pid
+            and "ok+fixture/ok" in config(t)[0]
+        ]
         if not running:
             time.sleep(0.1)
             continue
@@ -175,8 +215,9 @@ def test_a_worker_killed_mid_trial_has_its_trial_recovered_by_heartbeat_and_run_
     workers = start_workers(settings, tmp_path)
     trial, pair_processes = kill_mid_trial(name, workers[0], tmp_path)
     killed_at = time.time()
-    assert pair_processes and wait_until(lambda: not pids_alive(pair_processes), timeout=15), \
+    assert pair_processes and wait_until(lambda: not pids_alive(pair_processes), timeout=15), (
         f"the killed worker's pair outlived it: {pids_alive(pair_processes)}"
+    )
 
     ends = finish(workers[1:], timeout=90)
     for code, text in ends:
@@ -190,8 +231,10 @@ def test_a_worker_killed_mid_trial_has_its_trial_recovered_by_heartbeat_and_run_
     assert again[0].user_attrs.get("retry_of") == dead.number
     assert_each_configuration_ran_once(trials)
     assert wait_until(lambda: not pids_alive(all_pids(tmp_path)), timeout=15)
-    print(f"the killed worker's trial {dead.number} ran again as trial {again[0].number}, "
-          f"{again[0].datetime_start.timestamp() - killed_at:.1f} s after the kill")
+    print(
+        f"the killed worker's trial {dead.number} ran again as trial {again[0].number}, "
+        f"{again[0].datetime_start.timestamp() - killed_at:.1f} s after the kill"
+    )
 
 
 def test_workers_started_at_once_on_an_empty_database_all_start(tmp_path):
@@ -215,8 +258,9 @@ def test_workers_started_at_once_on_an_empty_database_all_start(tmp_path):
         for code, text in ends:
             assert code == 0, text[-3000:]
         with engine.begin() as conn:
-            tables = conn.execute(sqlalchemy.text(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = :s"), {"s": schema}).scalar()
+            tables = conn.execute(
+                sqlalchemy.text("SELECT count(*) FROM information_schema.tables WHERE table_schema = :s"), {"s": schema}
+            ).scalar()
         assert tables > 5
         from gpupair_search.search.storage import open_storage
 

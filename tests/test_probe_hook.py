@@ -1,5 +1,6 @@
 """The probe's DataLoader hook, in a real Python process: it bounds every iterator, says what it saw, chains a
 job's own sitecustomize, and never breaks a job."""
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,9 @@ for epoch in range(2):
 def python(tmp_path: Path, code: str, env: dict[str, str], *extra_path: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, **env}
     env["PYTHONPATH"] = os.pathsep.join([*(str(p) for p in extra_path), env.get("PYTHONPATH", "")]).strip(os.pathsep)
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
 
 
 def test_every_dataloader_iterator_is_bounded_and_its_role_reported(tmp_path):
@@ -81,21 +83,30 @@ def view(number: int, attrs: dict) -> TrialView:
 
 
 def test_status_says_the_median_time_outside_the_jobs_and_how_trials_were_probed():
-    bounded = {"foreground": {"rule": "bounded steps", "evaluation": "reached"},
-               "background": {"rule": "bounded steps", "evaluation": "reached"}}
+    bounded = {
+        "foreground": {"rule": "bounded steps", "evaluation": "reached"},
+        "background": {"rule": "bounded steps", "evaluation": "reached"},
+    }
     plateau = {"foreground": {"rule": "plateau", "evaluation": "not reached"}}
-    views = [view(0, {"outside_jobs_s": 0.4, "probe": bounded}), view(1, {"outside_jobs_s": 0.6, "probe": bounded}),
-             view(2, {"outside_jobs_s": 2.0, "probe": plateau}), view(3, {})]
-    assert time_and_probe_line(views) == ("time outside the jobs: median 0.60 s per trial (max 2.00 s, 3 trials). "
-                                          "2 × probe: bounded steps; 1 × probe: plateau, evaluation not reached")
+    views = [
+        view(0, {"outside_jobs_s": 0.4, "probe": bounded}),
+        view(1, {"outside_jobs_s": 0.6, "probe": bounded}),
+        view(2, {"outside_jobs_s": 2.0, "probe": plateau}),
+        view(3, {}),
+    ]
+    assert time_and_probe_line(views) == (
+        "time outside the jobs: median 0.60 s per trial (max 2.00 s, 3 trials). "
+        "2 × probe: bounded steps; 1 × probe: plateau, evaluation not reached"
+    )
     assert time_and_probe_line([view(0, {})]) == ""
 
 
 def test_an_evaluation_before_any_training_is_not_the_end_of_the_first_epoch(tmp_path):
     """A sanity evaluation first (as some trainers do): the next training epoch is the first, not a repeat."""
     events = tmp_path / "job.events"
-    events.write_text("hooked limit=5 pid=1\nstart eval a pid=1\nbounded eval a 5 pid=1\nstart train b pid=1\n"
-                      "step train b pid=1\n")
+    events.write_text(
+        "hooked limit=5 pid=1\nstart eval a pid=1\nbounded eval a 5 pid=1\nstart train b pid=1\nstep train b pid=1\n"
+    )
     seen = ProbeEvents(events).poll()
     assert seen.trained_step and seen.eval_ended and not seen.train_after_eval
     with events.open("a") as fh:
@@ -105,7 +116,9 @@ def test_an_evaluation_before_any_training_is_not_the_end_of_the_first_epoch(tmp
 
 def test_a_loop_that_recreates_its_iterator_without_evaluation_is_repeating_by_its_third_iterator(tmp_path):
     events = tmp_path / "job.events"
-    events.write_text("".join(f"start train {i} pid=1\nstep train {i} pid=1\nbounded train {i} 5 pid=1\n" for i in "ab"))
+    events.write_text(
+        "".join(f"start train {i} pid=1\nstep train {i} pid=1\nbounded train {i} 5 pid=1\n" for i in "ab")
+    )
     seen = ProbeEvents(events).poll()
     assert seen.train_starts == 2 and not seen.repeating
     with events.open("a") as fh:
@@ -114,9 +127,11 @@ def test_a_loop_that_recreates_its_iterator_without_evaluation_is_repeating_by_i
 
 
 def test_a_finished_evaluation_iterator_holds_on_so_that_what_it_held_is_sampled(tmp_path):
-    code = ("import time, torch\nfrom torch.utils.data import DataLoader, TensorDataset\n"
-            "data = TensorDataset(torch.randn(40, 4))\nwith torch.no_grad():\n    t = time.monotonic()\n"
-            "    n = sum(1 for _ in DataLoader(data, batch_size=2))\n    print(n, round(time.monotonic() - t, 1))\n")
+    code = (
+        "import time, torch\nfrom torch.utils.data import DataLoader, TensorDataset\n"
+        "data = TensorDataset(torch.randn(40, 4))\nwith torch.no_grad():\n    t = time.monotonic()\n"
+        "    n = sum(1 for _ in DataLoader(data, batch_size=2))\n    print(n, round(time.monotonic() - t, 1))\n"
+    )
     done = python(tmp_path, code, hook_environment({}, tmp_path / "job.events", 5, dwell_s=1.0))
     assert done.returncode == 0, done.stderr
     batches, seconds = done.stdout.split()

@@ -15,6 +15,7 @@ the background's first run instead of after a 2 s memory plateau, and a dead run
 2 s grace. What is checked is the same. What is left of a case is the two runs' start-up, the grace wait
 (steps before the pid is recorded), two trials, and the runner's final dashboard figures.
 """
+
 from __future__ import annotations
 
 import collections
@@ -31,11 +32,27 @@ from optuna.trial import TrialState
 from tests.conftest import cli_env, pids_alive, read_pids
 from tests.test_faults import job, sqlite_url, study_cli, write_settings
 
-KILL_POINTS = ["enqueued", "before_claim", "claimed", "host_recorded", "pid_recorded", "pair_ready",
-               "background_started", "foreground_started", "measured"]
+KILL_POINTS = [
+    "enqueued",
+    "before_claim",
+    "claimed",
+    "host_recorded",
+    "pid_recorded",
+    "pair_ready",
+    "background_started",
+    "foreground_started",
+    "measured",
+]
 POSTGRES = os.environ.get("GPUPAIR_TEST_POSTGRES", "")
-STORAGES = ["sqlite", pytest.param("postgres", marks=pytest.mark.skipif(
-    not POSTGRES, reason="GPUPAIR_TEST_POSTGRES is not set (CI starts a server with .ci/postgres.sh)"))]
+STORAGES = [
+    "sqlite",
+    pytest.param(
+        "postgres",
+        marks=pytest.mark.skipif(
+            not POSTGRES, reason="GPUPAIR_TEST_POSTGRES is not set (CI starts a server with .ci/postgres.sh)"
+        ),
+    ),
+]
 # short heartbeats, so that a trial whose runner died before recording its pid is found within seconds
 FAST_HEARTBEAT = {"GPUPAIR_HEARTBEAT_S": "1", "GPUPAIR_GRACE_S": "2"}
 REPEATS = int(os.environ.get("GPUPAIR_KILL_POINT_REPEATS", "1") or 1)
@@ -45,15 +62,22 @@ def two_pairs(work: Path, name: str) -> tuple[Path, Path]:
     pids = work / "pids"
     pids.mkdir(parents=True, exist_ok=True)
     small = {"batch_size": 8, "mib_per_sample": 2}
-    return write_settings(work / "two_pairs.json", [
-        (job("ok", pids / "g1", seconds=0.3, **small), job("trains", pids / "g1", **small), "first"),
-        (job("ok", pids / "g2", seconds=0.3, **small), job("trains", pids / "g2", batch_size=4), "second"),
-    ], name=name), pids
+    return write_settings(
+        work / "two_pairs.json",
+        [
+            (job("ok", pids / "g1", seconds=0.3, **small), job("trains", pids / "g1", **small), "first"),
+            (job("ok", pids / "g2", seconds=0.3, **small), job("trains", pids / "g2", batch_size=4), "second"),
+        ],
+        name=name,
+    ), pids
 
 
 def checksums(root: Path, skip: str) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != skip}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != skip
+    }
 
 
 def measured_once_each(storage: str, name: str) -> collections.Counter:
@@ -82,6 +106,8 @@ def test_a_runner_killed_at_any_step_of_a_trials_start_loses_nothing(tmp_path, s
     assert {path: after.get(path) for path in written_before} == written_before  # what was written stays as it was
     from gpupair_search.search.storage import open_storage
 
-    assert measured_once_each(open_storage(storage), name) == {"g01:fixture/ok+fixture/trains": 1,
-                                                               "g02:fixture/ok+fixture/trains": 1}
+    assert measured_once_each(open_storage(storage), name) == {
+        "g01:fixture/ok+fixture/trains": 1,
+        "g02:fixture/ok+fixture/trains": 1,
+    }
     assert pids_alive([pid for f in pids.iterdir() for pid in read_pids(f)]) == []

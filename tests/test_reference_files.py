@@ -1,4 +1,5 @@
 """The seed's own files, read unchanged: the argv its runner would build, strict and lenient loading."""
+
 from __future__ import annotations
 
 import filecmp
@@ -28,15 +29,27 @@ def test_the_fixtures_are_the_seed_files_unchanged(reference_dir):
     assert filecmp.cmp(SEED_MODELS, reference_dir / "seed_models_config.json", shallow=False)
 
 
-@pytest.mark.parametrize("job, argv, repo_dir", [
-    (JobConfig("VulBERTa", "mlp", {"epochs": 1, "learning_rate": 0.00003, "seed": 1334}),
-     ["./train.sh", "-n", "mlp", "-d", "d2a", "--epochs", "1", "--learning_rate", "3e-05", "--seed", "1334"],
-     "repos/VulBERTa"),
-    (JobConfig("MRT-OAST", "default", {"epochs": 1, "dropout": 0.2}),
-     ["./train.sh", "--epochs", "1", "--dropout", "0.2"], "repos/MRT-OAST"),
-    (JobConfig("Person_reID_baseline_pytorch", "pcb", {"epochs": 1, "dropout": 0.5}),
-     ["./train.sh", "-n", "pcb", "--total_epoch", "1", "--droprate", "0.5"], "repos/Person_reID_baseline_pytorch"),
-], ids=["model flag and required args", "default model has no flag", "hyperparameter flags from the file"])
+@pytest.mark.parametrize(
+    "job, argv, repo_dir",
+    [
+        (
+            JobConfig("VulBERTa", "mlp", {"epochs": 1, "learning_rate": 0.00003, "seed": 1334}),
+            ["./train.sh", "-n", "mlp", "-d", "d2a", "--epochs", "1", "--learning_rate", "3e-05", "--seed", "1334"],
+            "repos/VulBERTa",
+        ),
+        (
+            JobConfig("MRT-OAST", "default", {"epochs": 1, "dropout": 0.2}),
+            ["./train.sh", "--epochs", "1", "--dropout", "0.2"],
+            "repos/MRT-OAST",
+        ),
+        (
+            JobConfig("Person_reID_baseline_pytorch", "pcb", {"epochs": 1, "dropout": 0.5}),
+            ["./train.sh", "-n", "pcb", "--total_epoch", "1", "--droprate", "0.5"],
+            "repos/Person_reID_baseline_pytorch",
+        ),
+    ],
+    ids=["model flag and required args", "default model has no flag", "hyperparameter flags from the file"],
+)
 def test_the_argv_is_the_one_the_seed_runner_builds(seed_registry, job, argv, repo_dir):
     command = seed_registry.command(job)
     assert list(command.argv) == argv
@@ -68,20 +81,43 @@ def test_a_batchsize_for_pcb_is_an_error_not_silently_ignored(seed_registry, tmp
     assert caught.value.problems[0].where.endswith("hyperparameters.batchsize")
 
 
-@pytest.mark.parametrize("args, code, text", [
-    ([], 1, "experiments[10].background.hyperparameters.epochs"),
-    (["--lenient"], 0, "12 pair(s)"),
-], ids=["strict", "lenient"])
+@pytest.mark.parametrize(
+    "args, code, text",
+    [
+        ([], 1, "experiments[10].background.hyperparameters.epochs"),
+        (["--lenient"], 0, "12 pair(s)"),
+    ],
+    ids=["strict", "lenient"],
+)
 def test_validate_on_the_seed_files(args, code, text):
-    done = subprocess.run([sys.executable, "-m", "gpupair_search.search.cli", "validate", str(SEED_SETTINGS), "--models",
-                           str(SEED_MODELS), "--repos-root", str(SEED_PROJECT), *args], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gpupair_search.search.cli",
+            "validate",
+            str(SEED_SETTINGS),
+            "--models",
+            str(SEED_MODELS),
+            "--repos-root",
+            str(SEED_PROJECT),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == code
     assert text in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
 
 
 def test_our_copy_of_the_twelve_groups_validates_strictly_against_the_bundled_models():
-    done = subprocess.run([sys.executable, "-m", "gpupair_search.search.cli", "validate", str(bundled("parallel_feasibility_test.json"))],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "gpupair_search.search.cli", "validate", str(bundled("parallel_feasibility_test.json"))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "12 pair(s)" in done.stdout

@@ -1,5 +1,6 @@
 """The HTML report of a real (CPU fixture) study renders in a real browser with no network: every figure
 draws, no JavaScript error is raised, and a screenshot shows a page."""
+
 from __future__ import annotations
 
 import re
@@ -14,20 +15,41 @@ from gpupair_search.launcher.measurement import EnergyStats
 from tests.conftest import FIXTURES
 from tests.conftest import run_cli as cli
 
-STUDY_ARGS = ["--settings", str(FIXTURES / "study_settings.json"), "--models", str(FIXTURES / "models.json"),
-              "--repos-root", str(FIXTURES)]
+STUDY_ARGS = [
+    "--settings",
+    str(FIXTURES / "study_settings.json"),
+    "--models",
+    str(FIXTURES / "models.json"),
+    "--repos-root",
+    str(FIXTURES),
+]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # No network at all: any request for a remote resource fails, as on a GPU machine without internet.
-OFFLINE = ["--headless", "--no-sandbox", "--disable-gpu", "--host-resolver-rules=MAP * ~NOTFOUND",
-           "--virtual-time-budget=20000"]
+OFFLINE = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--virtual-time-budget=20000",
+]
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> tuple[Path, int]:
     root = tmp_path_factory.mktemp("report")
     results = root / "results"
-    done = cli("run", *STUDY_ARGS, "--device", "cpu", "--gpu-memory", "400MiB", "--safe-limit", "250MiB",
-               "--results", str(results))
+    done = cli(
+        "run",
+        *STUDY_ARGS,
+        "--device",
+        "cpu",
+        "--gpu-memory",
+        "400MiB",
+        "--safe-limit",
+        "250MiB",
+        "--results",
+        str(results),
+    )
     assert done.returncode == 0, done.stderr
     out = root / "report.html"
     made = cli("report", *STUDY_ARGS, "--results", str(results), "-o", str(out), timeout=120)
@@ -37,8 +59,13 @@ def report(tmp_path_factory) -> tuple[Path, int]:
 
 
 def _chromium(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([CHROMIUM, *OFFLINE, f"--user-data-dir={cwd / 'chromium-profile'}", *args],
-                          capture_output=True, text=True, timeout=120, cwd=cwd)
+    return subprocess.run(
+        [CHROMIUM, *OFFLINE, f"--user-data-dir={cwd / 'chromium-profile'}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
 
 
 def test_report_is_self_contained(report):
@@ -74,8 +101,16 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 def test_simulated_figures_say_so():
     from gpupair_search.search import plots
 
-    rows = [{"t_s": t / 10, "foreground_mib": 100.0 * t if t < 8 else 0.0, "background_mib": 50.0,
-             "total_mib": (100.0 * t if t < 8 else 0.0) + 50.0, "power_w": ""} for t in range(12)]
+    rows = [
+        {
+            "t_s": t / 10,
+            "foreground_mib": 100.0 * t if t < 8 else 0.0,
+            "background_mib": 50.0,
+            "total_mib": (100.0 * t if t < 8 else 0.0) + 50.0,
+            "power_w": "",
+        }
+        for t in range(12)
+    ]
     fig = plots.memory_timeline(rows, safe_limit_mib=500, card_mib=800, outcome="oom_foreground", simulated=True)
     assert fig.layout.title.text.startswith("SIMULATED")
     oom = [trace for trace in fig.data if trace.name and trace.name.startswith("out of memory")]

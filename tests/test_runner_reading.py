@@ -6,6 +6,7 @@ class of file loads with ``--lenient`` with one warning per divergence, and stri
 without one; ``run --device sim`` runs it; ``export`` hands back a file the runner reads the same way. The
 project layout tests start ``validate`` and ``run`` from outside a project root that holds ``repos/`` and
 ``mutation/models_config.json``, as the runner's ``run.sh`` resolves ``$PROJECT_ROOT/$REPO_PATH``."""
+
 from __future__ import annotations
 
 import collections
@@ -40,6 +41,7 @@ def runner_reading(settings: dict[str, Any], models: dict[str, Any]) -> Reading:
     """``runs``: (mode, foreground, foreground mode, its hyperparameters or the names it mutates, background,
     background hyperparameters) -> number of runs. An entry the runner fails on (``exp["repo"]`` of a pair read
     as mutation, a separator) is skipped, as its ``except Exception: continue`` skips it."""
+
     def known(repo: str, model: str) -> bool:
         return repo in models and model in models[repo]["models"]
 
@@ -67,18 +69,28 @@ def runner_reading(settings: dict[str, Any], models: dict[str, Any]) -> Reading:
                     continue
                 count = exp.get("runs_per_config", fg.get("runs_per_config", file_runs))
                 values = mutated(fg_repo, fg) if fg_mode == "mutation" else frozen(fg.get("hyperparameters", {}))
-                runs[("parallel", f"{fg_repo}/{fg_model}", "mutation" if fg_mode == "mutation" else "default",
-                      values, f"{bg_repo}/{bg_model}", frozen(bg.get("hyperparameters", {})))] += count
+                runs[
+                    (
+                        "parallel",
+                        f"{fg_repo}/{fg_model}",
+                        "mutation" if fg_mode == "mutation" else "default",
+                        values,
+                        f"{bg_repo}/{bg_model}",
+                        frozen(bg.get("hyperparameters", {})),
+                    )
+                ] += count
             elif mode == "default":
                 repo, model = exp["repo"], exp["model"]
                 if known(repo, model):
-                    runs[("default", f"{repo}/{model}", "default", frozen(exp.get("hyperparameters", {})), None,
-                          None)] += exp.get("runs_per_config", file_runs)
+                    runs[
+                        ("default", f"{repo}/{model}", "default", frozen(exp.get("hyperparameters", {})), None, None)
+                    ] += exp.get("runs_per_config", file_runs)
             else:  # every other mode word, known or not, is mutation
                 repo, model = exp["repo"], exp["model"]
                 if known(repo, model):
                     runs[("mutation", f"{repo}/{model}", "mutation", mutated(repo, exp), None, None)] += exp.get(
-                        "runs_per_config", file_runs)
+                        "runs_per_config", file_runs
+                    )
         except Exception:  # noqa: BLE001 - the runner's own handling: "Error running experiment: ..." and go on
             continue
     return Reading(runs, settings.get("max_retries", 2), settings.get("governor"))
@@ -90,13 +102,22 @@ def our_runs(pairs) -> collections.Counter:
     for pair in pairs:
         case = pair.worst_case.get("foreground")
         fg_mode = "mutation" if case else "default"
-        values = ("mutate",) + tuple(sorted(case["values"])) if case else tuple(
-            sorted(pair.foreground.hyperparameters.items()))
+        values = (
+            ("mutate",) + tuple(sorted(case["values"]))
+            if case
+            else tuple(sorted(pair.foreground.hyperparameters.items()))
+        )
         if pair.background is None:
             key = (fg_mode, pair.foreground.key, fg_mode, values, None, None)
         else:
-            key = ("parallel", pair.foreground.key, fg_mode, values, pair.background.key,
-                   tuple(sorted(pair.background.hyperparameters.items())))
+            key = (
+                "parallel",
+                pair.foreground.key,
+                fg_mode,
+                values,
+                pair.background.key,
+                tuple(sorted(pair.background.hyperparameters.items())),
+            )
         runs[key] += pair.repeats
     return runs
 
@@ -116,8 +137,11 @@ LENIENT_WARNINGS = {
     "top_mode_batch": ["mode"],
     "bookkeeping_keys": ["expected_experiments", "expected_total_runs", "created_by"],
     "separator_entries": ["experiments[0]", "experiments[2]", "experiments[4]"],
-    "misplaced_keys": ["experiments[0].hyperparameters", "experiments[1].mutate",
-                       "experiments[2].background.runs_per_config"],
+    "misplaced_keys": [
+        "experiments[0].hyperparameters",
+        "experiments[1].mutate",
+        "experiments[2].background.runs_per_config",
+    ],
 }
 #: Strict mode: the files the runner runs without a divergence load (with the same warnings); the others stop at
 #: each divergence.
@@ -126,8 +150,11 @@ STRICT_ERRORS = {
     "top_mode_batch": ["mode"],
     "bookkeeping_keys": None,
     "separator_entries": None,
-    "misplaced_keys": ["experiments[0].hyperparameters", "experiments[1].mutate",
-                       "experiments[2].background.runs_per_config"],
+    "misplaced_keys": [
+        "experiments[0].hyperparameters",
+        "experiments[1].mutate",
+        "experiments[2].background.runs_per_config",
+    ],
 }
 
 
@@ -209,9 +236,17 @@ def test_an_unknown_foreground_mode_runs_as_written_with_lenient_as_the_runner_r
 
 def test_entries_keyed_repository_are_skipped_leniently_and_nothing_left_is_an_error(registry, tmp_path):
     path = tmp_path / "repository.json"
-    path.write_text(json.dumps({"mode": "default", "experiments": [
-        {"repository": "examples", "model": "mnist", "hyperparameters": {"epochs": 1}},
-        {"repository": "examples", "model": "mnist_ff", "hyperparameters": {"epochs": 1}}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "mode": "default",
+                "experiments": [
+                    {"repository": "examples", "model": "mnist", "hyperparameters": {"epochs": 1}},
+                    {"repository": "examples", "model": "mnist_ff", "hyperparameters": {"epochs": 1}},
+                ],
+            }
+        )
+    )
     with pytest.raises(ConfigError) as caught:
         load_experiment(path, registry)
     wheres = [p.where for p in caught.value.problems]
@@ -224,21 +259,35 @@ def test_entries_keyed_repository_are_skipped_leniently_and_nothing_left_is_an_e
 
 def test_the_skip_warning_of_a_repository_keyed_entry_points_at_repo(registry, tmp_path):
     path = tmp_path / "one_repository.json"
-    path.write_text(json.dumps({"mode": "default", "experiments": [
-        {"repository": "examples", "model": "mnist"}, {"repo": "examples", "model": "mnist_ff"}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "mode": "default",
+                "experiments": [
+                    {"repository": "examples", "model": "mnist"},
+                    {"repo": "examples", "model": "mnist_ff"},
+                ],
+            }
+        )
+    )
     experiment = load_experiment(path, registry, lenient=True)
     [warning] = experiment.warnings
-    assert "experiments[0]" in warning and '"repo" for \'repository\'' in warning
+    assert "experiments[0]" in warning and "\"repo\" for 'repository'" in warning
     assert [p.key for p in experiment.pairs] == ["g02:examples/mnist_ff+solo"]
 
 
 @pytest.mark.parametrize("lenient", [False, True])
-@pytest.mark.parametrize("change, where, says", [
-    (lambda d: d.update(experiment_list=d.pop("experiments")), "experiment_list", 'did you mean "experiments"?'),
-    (lambda d: d.update(experiments=[]), "experiments", "expected_experiments"),
-], ids=["misspelled", "empty beside a bookkeeping key"])
-def test_a_missing_or_empty_experiments_list_is_an_error_naming_the_nearest_key(registry, tmp_path, lenient, change,
-                                                                               where, says):
+@pytest.mark.parametrize(
+    "change, where, says",
+    [
+        (lambda d: d.update(experiment_list=d.pop("experiments")), "experiment_list", 'did you mean "experiments"?'),
+        (lambda d: d.update(experiments=[]), "experiments", "expected_experiments"),
+    ],
+    ids=["misspelled", "empty beside a bookkeeping key"],
+)
+def test_a_missing_or_empty_experiments_list_is_an_error_naming_the_nearest_key(
+    registry, tmp_path, lenient, change, where, says
+):
     data = _data(READING / "bookkeeping_keys.json")
     change(data)
     path = tmp_path / "s.json"
@@ -263,8 +312,18 @@ def test_run_on_the_simulated_device_runs_each_class_and_export_reads_back_the_s
     assert "Traceback" not in done.stderr
     assert sum(line.startswith("warning: ") for line in done.stderr.splitlines()) == len(LENIENT_WARNINGS[name])
     out = tmp_path / "exported.json"
-    done = run_cli("export", "--settings", str(path), "--simulated", "--lenient", "--results", str(results),
-                   "-o", str(out), timeout=180)
+    done = run_cli(
+        "export",
+        "--settings",
+        str(path),
+        "--simulated",
+        "--lenient",
+        "--results",
+        str(results),
+        "-o",
+        str(out),
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr + done.stdout
     exported, source = _data(out), _data(path)
     assert exported["_unsafe_pairs"] == []  # every pair fits the simulated 8 GiB card
@@ -279,13 +338,28 @@ def _project(root: Path, clones: bool = True) -> Path:
     relative paths, ``settings/pairs.json``. Returns the settings file."""
     (root / "mutation").mkdir(parents=True)
     (root / "settings").mkdir()
-    hyper = {"epochs": {"flag": "--epochs", "type": "int", "default": 1},
-             "batch_size": {"flag": "--batch-size", "type": "int", "default": 32, "range": [16, 128]}}
-    models = {"models": {
-        "examples": {"path": "repos/examples", "train_script": "./train.sh", "model_flag": "-n",
-                     "models": ["mnist", "mnist_ff"], "supported_hyperparams": hyper},
-        "VulBERTa": {"path": "repos/VulBERTa", "train_script": "./train.sh", "model_flag": "-n", "models": ["mlp"],
-                     "supported_hyperparams": {**hyper, "batch_size": {**hyper["batch_size"], "default": 2}}}}}
+    hyper = {
+        "epochs": {"flag": "--epochs", "type": "int", "default": 1},
+        "batch_size": {"flag": "--batch-size", "type": "int", "default": 32, "range": [16, 128]},
+    }
+    models = {
+        "models": {
+            "examples": {
+                "path": "repos/examples",
+                "train_script": "./train.sh",
+                "model_flag": "-n",
+                "models": ["mnist", "mnist_ff"],
+                "supported_hyperparams": hyper,
+            },
+            "VulBERTa": {
+                "path": "repos/VulBERTa",
+                "train_script": "./train.sh",
+                "model_flag": "-n",
+                "models": ["mlp"],
+                "supported_hyperparams": {**hyper, "batch_size": {**hyper["batch_size"], "default": 2}},
+            },
+        }
+    }
     (root / "mutation" / "models_config.json").write_text(json.dumps(models))
     if clones:
         for name in ("examples", "VulBERTa"):
@@ -294,17 +368,39 @@ def _project(root: Path, clones: bool = True) -> Path:
             script.write_text("#!/bin/sh\nexit 0\n")
             script.chmod(0o755)
     settings = root / "settings" / "pairs.json"
-    settings.write_text(json.dumps({"experiment_name": "layout", "mode": "parallel", "experiments": [
-        {"foreground": {"repo": "examples", "model": "mnist", "mode": "default", "hyperparameters": {"epochs": 1}},
-         "background": {"repo": "VulBERTa", "model": "mlp", "hyperparameters": {"epochs": 1}}},
-        {"mode": "default", "repo": "examples", "model": "mnist_ff", "hyperparameters": {"batch_size": 16}}]}))
+    settings.write_text(
+        json.dumps(
+            {
+                "experiment_name": "layout",
+                "mode": "parallel",
+                "experiments": [
+                    {
+                        "foreground": {
+                            "repo": "examples",
+                            "model": "mnist",
+                            "mode": "default",
+                            "hyperparameters": {"epochs": 1},
+                        },
+                        "background": {"repo": "VulBERTa", "model": "mlp", "hyperparameters": {"epochs": 1}},
+                    },
+                    {"mode": "default", "repo": "examples", "model": "mnist_ff", "hyperparameters": {"batch_size": 16}},
+                ],
+            }
+        )
+    )
     return settings
 
 
 def _cli_in(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     """The CLI started in ``cwd``, as a user would start it there."""
-    return subprocess.run([sys.executable, "-m", "gpupair_search.search.cli", *args], cwd=cwd, env=cli_env(),
-                          capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "gpupair_search.search.cli", *args],
+        cwd=cwd,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def test_validate_and_run_from_outside_the_project_root_find_it_and_say_so(tmp_path):
@@ -316,14 +412,34 @@ def test_validate_and_run_from_outside_the_project_root_find_it_and_say_so(tmp_p
     assert done.returncode == 0, done.stderr
     assert f"resolve against {root}" in done.stdout and "warning" not in done.stderr
     assert f"{root}/repos/examples" not in done.stderr
-    done = _cli_in(elsewhere, "run", "--settings", str(settings), "--models", models, "--device", "sim",
-                   "--results", str(tmp_path / "results"))
+    done = _cli_in(
+        elsewhere,
+        "run",
+        "--settings",
+        str(settings),
+        "--models",
+        models,
+        "--device",
+        "sim",
+        "--results",
+        str(tmp_path / "results"),
+    )
     assert done.returncode == 0, done.stderr + done.stdout
     assert f"resolve against {root}" in done.stderr
     assert len([line for line in done.stdout.splitlines() if line[:1].isdigit() and " fits " in line]) == 2
     (root / "repos").rename(tmp_path / "moved")  # reading the stored study needs no clone
-    done = _cli_in(elsewhere, "status", "--settings", str(settings), "--models", models, "--kind", "simulated",
-                   "--results", str(tmp_path / "results"))
+    done = _cli_in(
+        elsewhere,
+        "status",
+        "--settings",
+        str(settings),
+        "--models",
+        models,
+        "--kind",
+        "simulated",
+        "--results",
+        str(tmp_path / "results"),
+    )
     assert done.returncode == 0, done.stderr + done.stdout
 
 
@@ -338,12 +454,15 @@ def test_without_clones_validate_warns_that_run_needs_them_and_run_refuses(tmp_p
     assert len(warnings) == 2 and all("`run` needs it" in w for w in warnings)  # one per repository used
     assert f"{root}/repos/VulBERTa" in done.stderr
     results = tmp_path / "results"
-    done = _cli_in(elsewhere, "run", "--settings", str(settings), "--models", models, "--device", "sim",
-                   "--results", str(results))
+    done = _cli_in(
+        elsewhere, "run", "--settings", str(settings), "--models", models, "--device", "sim", "--results", str(results)
+    )
     assert done.returncode == 1 and "models.examples.path" in done.stderr and "Traceback" not in done.stderr
     assert not results.exists() or not any(results.iterdir())  # a refused run leaves nothing behind
-    for command in (["plan", "--gpu-memory", "8GiB", "--settings", str(settings)],
-                    ["pair", "--fg", "examples/mnist", "--device", "cpu", "--results", str(results)]):
+    for command in (
+        ["plan", "--gpu-memory", "8GiB", "--settings", str(settings)],
+        ["pair", "--fg", "examples/mnist", "--device", "cpu", "--results", str(results)],
+    ):
         done = _cli_in(elsewhere, *command, "--models", models)
         assert done.returncode == 1 and "models.examples.path" in done.stderr and "Traceback" not in done.stderr
 

@@ -2,6 +2,7 @@
 runs, in which mode, how many times. The oracle is ``runner_runs`` below, our own reading of the runner's
 selection logic (``run_from_experiment_config``), written for this test; our loader must agree with it, the study
 must run it (``run --device sim``), and ``export`` must hand it back with the same meaning."""
+
 from __future__ import annotations
 
 import collections
@@ -27,6 +28,7 @@ def runner_runs(settings: dict[str, Any], models: dict[str, Any]) -> collections
     """Counter of (mode, foreground, foreground mode, foreground hyperparameters, background, background
     hyperparameters) -> number of runs, as the seed's runner selects them. Hyperparameters are those passed as
     written (None where the runner draws them: mutation)."""
+
     def known(job: dict) -> bool:
         return job.get("repo") in models and job.get("model") in models[job["repo"]]["models"]
 
@@ -45,13 +47,28 @@ def runner_runs(settings: dict[str, Any], models: dict[str, Any]) -> collections
             fg_mode = fg.get("mode", "mutation")
             count = exp.get("runs_per_config", fg.get("runs_per_config", file_runs))
             fg_hyper = fg.get("hyperparameters", {}) if fg_mode != "mutation" else None
-            runs[("parallel", f"{fg['repo']}/{fg['model']}", fg_mode, frozen(fg_hyper),
-                  f"{bg['repo']}/{bg['model']}", frozen(bg.get("hyperparameters", {})))] += count
+            runs[
+                (
+                    "parallel",
+                    f"{fg['repo']}/{fg['model']}",
+                    fg_mode,
+                    frozen(fg_hyper),
+                    f"{bg['repo']}/{bg['model']}",
+                    frozen(bg.get("hyperparameters", {})),
+                )
+            ] += count
         elif known(exp):
             hyper = exp.get("hyperparameters", {}) if mode == "default" else None
-            runs[(mode if mode == "default" else "mutation", f"{exp['repo']}/{exp['model']}",
-                  "default" if mode == "default" else "mutation", frozen(hyper), None, None)] += exp.get(
-                "runs_per_config", file_runs)
+            runs[
+                (
+                    mode if mode == "default" else "mutation",
+                    f"{exp['repo']}/{exp['model']}",
+                    "default" if mode == "default" else "mutation",
+                    frozen(hyper),
+                    None,
+                    None,
+                )
+            ] += exp.get("runs_per_config", file_runs)
     return runs
 
 
@@ -64,21 +81,38 @@ def our_runs(pairs) -> collections.Counter:
         if pair.background is None:
             key = (fg_mode, pair.foreground.key, fg_mode, fg_hyper, None, None)
         else:
-            key = ("parallel", pair.foreground.key, fg_mode, fg_hyper, pair.background.key,
-                   tuple(sorted(pair.background.hyperparameters.items())))
+            key = (
+                "parallel",
+                pair.foreground.key,
+                fg_mode,
+                fg_hyper,
+                pair.background.key,
+                tuple(sorted(pair.background.hyperparameters.items())),
+            )
         runs[key] += pair.repeats
     return runs
 
 
-SHAPE_FILES = ["mixed_modes", "repeats_every_level", "mutation_ranges", "duplicate_comments",
-               "skipped_repositories", "repeated_pair", "repeated_solo_job"]
+SHAPE_FILES = [
+    "mixed_modes",
+    "repeats_every_level",
+    "mutation_ranges",
+    "duplicate_comments",
+    "skipped_repositories",
+    "repeated_pair",
+    "repeated_solo_job",
+]
 #: Warnings each file must give with --lenient: one per place where our reading differs or something is dropped.
 WARNINGS = {
     "mixed_modes": ["mode"],
     "repeats_every_level": [],
     "mutation_ranges": [],
-    "duplicate_comments": ["description", "experiments[0].comment", "experiments[0].foreground.hyperparameters.batch_size",
-                           "experiments[1].note"],
+    "duplicate_comments": [
+        "description",
+        "experiments[0].comment",
+        "experiments[0].foreground.hyperparameters.batch_size",
+        "experiments[1].note",
+    ],
     "skipped_repositories": ["experiments[1].foreground", "experiments[2].background", "experiments[3]"],
     "repeated_pair": [],
     "repeated_solo_job": [],
@@ -103,11 +137,13 @@ def test_each_shape_loads_leniently_with_the_runners_meaning_and_one_warning_per
 def test_repeats_are_one_pair_per_distinct_configuration_with_the_runners_counts(registry):
     experiment = load_experiment(SHAPES / "repeats_every_level.json", registry)
     counts = {p.key: p.repeats for p in experiment.pairs}
-    assert counts == {"g01:examples/mnist+VulBERTa/mlp": 4,  # file level 2, listed twice
-                      "g02:examples/mnist_rnn+VulBERTa/mlp": 3,  # experiment level
-                      "g03:examples/siamese+VulBERTa/mlp": 4,  # foreground level
-                      "g04:examples/mnist_ff+VulBERTa/mlp": 1,  # experiment level beats foreground level
-                      "g06:examples/mnist+solo": 3}  # a solo job, experiment level
+    assert counts == {
+        "g01:examples/mnist+VulBERTa/mlp": 4,  # file level 2, listed twice
+        "g02:examples/mnist_rnn+VulBERTa/mlp": 3,  # experiment level
+        "g03:examples/siamese+VulBERTa/mlp": 4,  # foreground level
+        "g04:examples/mnist_ff+VulBERTa/mlp": 1,  # experiment level beats foreground level
+        "g06:examples/mnist+solo": 3,
+    }  # a solo job, experiment level
     assert experiment.pairs[0].repeated_at == ("experiments[4]",)
 
 
@@ -115,29 +151,43 @@ def test_a_mutation_job_is_checked_at_the_top_of_its_memory_ranges(registry):
     experiment = load_experiment(SHAPES / "mutation_ranges.json", registry)
     solo, every, pair = experiment.pairs
     assert solo.foreground.hyperparameters == {"learning_rate": 0.01, "batch_size": 128}  # default lr, top batch
-    assert solo.worst_case == {"foreground": {"values": {"learning_rate": 0.01, "batch_size": 128},
-                                              "at_maximum": ["batch_size"], "ignored": []}}
+    assert solo.worst_case == {
+        "foreground": {
+            "values": {"learning_rate": 0.01, "batch_size": 128},
+            "at_maximum": ["batch_size"],
+            "ignored": [],
+        }
+    }
     assert every.foreground.hyperparameters["batch_size"] == 128 and every.repeats == 1
     assert every.foreground.hyperparameters["weight_decay"] == 1e-05  # default 0.0 is outside its range: the low end
-    assert pair.background.hyperparameters == {"epochs": 1} and pair.worst_case["foreground"]["at_maximum"] == ["batch_size"]
+    assert pair.background.hyperparameters == {"epochs": 1} and pair.worst_case["foreground"]["at_maximum"] == [
+        "batch_size"
+    ]
 
 
 def test_validate_shows_the_worst_case_and_the_repeat_counts():
     done = run_cli("validate", str(SHAPES / "mutation_ranges.json"), timeout=60)
     assert done.returncode == 0, done.stderr
-    assert "checked at the memory worst case of its ranges: learning_rate=0.01, batch_size=128 (top of its range)" \
+    assert (
+        "checked at the memory worst case of its ranges: learning_rate=0.01, batch_size=128 (top of its range)"
         in done.stdout
+    )
     assert "×3 runs" in done.stdout and "would run 7 times in all" in done.stdout
 
 
 def test_strict_mode_keeps_unknown_repositories_and_differing_duplicates_as_errors(registry, tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_experiment(SHAPES / "skipped_repositories.json", registry)
-    assert [p.where for p in caught.value.problems] == ["experiments[1].foreground.repo",
-                                                        "experiments[2].background.model", "experiments[3].repo"]
+    assert [p.where for p in caught.value.problems] == [
+        "experiments[1].foreground.repo",
+        "experiments[2].background.model",
+        "experiments[3].repo",
+    ]
     path = tmp_path / "dup.json"
-    path.write_text('{"mode": "default", "experiments": [{"repo": "examples", "model": "mnist", '
-                    '"hyperparameters": {"epochs": 1, "epochs": 2}}]}')
+    path.write_text(
+        '{"mode": "default", "experiments": [{"repo": "examples", "model": "mnist", '
+        '"hyperparameters": {"epochs": 1, "epochs": 2}}]}'
+    )
     with pytest.raises(ConfigError) as caught:
         load_experiment(path, registry)
     [problem] = caught.value.problems
@@ -149,10 +199,20 @@ def test_strict_mode_keeps_unknown_repositories_and_differing_duplicates_as_erro
 
 def test_where_the_runner_would_mutate_an_unmarked_job_lenient_mode_says_so(registry, tmp_path):
     path = tmp_path / "unmarked.json"
-    path.write_text(json.dumps({"experiments": [
-        {"repo": "examples", "model": "mnist", "hyperparameters": {"epochs": 1}},
-        {"mode": "parallel", "foreground": {"repo": "examples", "model": "mnist_ff", "hyperparameters": {"epochs": 1}},
-         "background": {"repo": "examples", "model": "siamese"}}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "experiments": [
+                    {"repo": "examples", "model": "mnist", "hyperparameters": {"epochs": 1}},
+                    {
+                        "mode": "parallel",
+                        "foreground": {"repo": "examples", "model": "mnist_ff", "hyperparameters": {"epochs": 1}},
+                        "background": {"repo": "examples", "model": "siamese"},
+                    },
+                ]
+            }
+        )
+    )
     assert load_experiment(path, registry).warnings == []  # strict: our format's meaning, runs as written
     experiment = load_experiment(path, registry, lenient=True)  # reading the user's runner files: say where it differs
     assert [w.split(": ", 2)[1] for w in experiment.warnings] == ["experiments[0]", "experiments[1].foreground"]
@@ -167,13 +227,15 @@ def _trials(results: Path) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=summary.study_name, storage=storage).get_trials()
 
 
-@pytest.mark.parametrize("shape", ["mixed_modes", "repeats_every_level", "mutation_ranges", "duplicate_comments",
-                                   "skipped_repositories"])
+@pytest.mark.parametrize(
+    "shape", ["mixed_modes", "repeats_every_level", "mutation_ranges", "duplicate_comments", "skipped_repositories"]
+)
 def test_run_on_the_simulated_device_runs_each_shape_one_trial_per_configuration(shape, tmp_path, registry):
     path = SHAPES / f"{shape}.json"
     results = tmp_path / "results"
-    done = run_cli("run", "--settings", str(path), "--device", "sim", "--lenient", "--results", str(results),
-                   timeout=120)
+    done = run_cli(
+        "run", "--settings", str(path), "--device", "sim", "--lenient", "--results", str(results), timeout=120
+    )
     assert done.returncode == 0, done.stderr + done.stdout
     assert "Traceback" not in done.stderr
     pairs = load_experiment(path, registry, lenient=True).pairs
@@ -191,13 +253,28 @@ def test_run_on_the_simulated_device_runs_each_shape_one_trial_per_configuration
 def test_export_of_such_a_study_reads_back_with_the_same_runs_in_the_runners_logic(shape, tmp_path):
     path = SHAPES / f"{shape}.json"
     results = tmp_path / "results"
-    assert run_cli("run", "--settings", str(path), "--device", "sim", "--lenient", "--results", str(results),
-                   timeout=120).returncode == 0
+    assert (
+        run_cli(
+            "run", "--settings", str(path), "--device", "sim", "--lenient", "--results", str(results), timeout=120
+        ).returncode
+        == 0
+    )
     out = tmp_path / "exported.json"
-    done = run_cli("export", "--settings", str(path), "--simulated", "--lenient", "--results", str(results),
-                   "-o", str(out), timeout=120)
+    done = run_cli(
+        "export",
+        "--settings",
+        str(path),
+        "--simulated",
+        "--lenient",
+        "--results",
+        str(results),
+        "-o",
+        str(out),
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr + done.stdout
     exported = json.loads(out.read_text(encoding="utf-8"))
     assert exported["_unsafe_pairs"] == []  # every pair fits on the simulated 8 GiB card
-    assert runner_runs(exported, BUNDLED_MODELS) == runner_runs(json.loads(path.read_text(encoding="utf-8")),
-                                                                BUNDLED_MODELS)
+    assert runner_runs(exported, BUNDLED_MODELS) == runner_runs(
+        json.loads(path.read_text(encoding="utf-8")), BUNDLED_MODELS
+    )

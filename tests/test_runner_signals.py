@@ -1,4 +1,5 @@
 """Processes we start, we end: SIGINT and SIGKILL of the runner leave no process of the pair alive."""
+
 from __future__ import annotations
 
 import signal
@@ -11,13 +12,35 @@ from tests.conftest import FIXTURES, cli_env, default_sigint, pids_alive, read_p
 
 
 def start_runner(tmp_path, pidfile):
-    argv = [sys.executable, "-m", "gpupair_search.search.cli", "pair", "--device", "cpu",
-            "--models", str(FIXTURES / "models.json"), "--repos-root", str(FIXTURES),
-            "--results", str(tmp_path / "results"),
-            "--fg", "fixture/ok", "--fg-param", "seconds=120", "--fg-param", f"pidfile={pidfile}",
-            "--bg", "fixture/spawner", "--bg-param", "seconds=120", "--bg-param", f"pidfile={pidfile}"]
-    return subprocess.Popen(argv, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=default_sigint)
+    argv = [
+        sys.executable,
+        "-m",
+        "gpupair_search.search.cli",
+        "pair",
+        "--device",
+        "cpu",
+        "--models",
+        str(FIXTURES / "models.json"),
+        "--repos-root",
+        str(FIXTURES),
+        "--results",
+        str(tmp_path / "results"),
+        "--fg",
+        "fixture/ok",
+        "--fg-param",
+        "seconds=120",
+        "--fg-param",
+        f"pidfile={pidfile}",
+        "--bg",
+        "fixture/spawner",
+        "--bg-param",
+        "seconds=120",
+        "--bg-param",
+        f"pidfile={pidfile}",
+    ]
+    return subprocess.Popen(
+        argv, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=default_sigint
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])

@@ -1,6 +1,7 @@
 """Where change happens (docs/architecture.md, "Where a change goes"): a new device kind, search policy, outcome
 class, trial record field or view is one module's change. These tests add one of each the way a contributor
 would, and check that every caller picks it up."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -87,9 +88,12 @@ def test_a_new_search_policy_is_used_by_the_planner_when_named(fixture_registry,
     monkeypatch.setitem(extension.POLICIES, "halve", HalveEachTime())
     pair = PairSpec(1, JobConfig("fixture", "ok", {"batch_size": 4}), JobConfig("fixture", "crash", {"batch_size": 64}))
     device = SimulatedDevice(lambda job, b: 100.0 * (b or 0), 8192.0, fixture_registry)
-    fs = FeasibilityStudy.open(optuna.storages.InMemoryStorage(),
-                               StudySettings("t", 8192.0, 5000.0, ExtensionOptions(policy="halve")),
-                               Experiment(fixture_registry.file, "t", "", [pair]), fixture_registry)
+    fs = FeasibilityStudy.open(
+        optuna.storages.InMemoryStorage(),
+        StudySettings("t", 8192.0, 5000.0, ExtensionOptions(policy="halve")),
+        Experiment(fixture_registry.file, "t", "", [pair]),
+        fixture_registry,
+    )
     fs.enqueue_initial()
     fs.run(DeviceExecutor(fixture_registry, device))
     [plan] = fs.plans()
@@ -111,10 +115,16 @@ def test_every_verdict_has_a_label_and_a_colour(verdict):
 
 def _simulated_study(registry) -> FeasibilityStudy:
     """Two pairs on a simulated 8 GiB card: one fits, one is extended to smaller batches."""
-    pairs = [PairSpec(1, JobConfig("fixture", "ok", {"batch_size": 4}), JobConfig("fixture", "ok", {"batch_size": 8})),
-             PairSpec(2, JobConfig("fixture", "ok", {"batch_size": 4}), JobConfig("fixture", "crash", {"batch_size": 64}))]
-    fs = FeasibilityStudy.open(optuna.storages.InMemoryStorage(), StudySettings("t", 8192.0, 5000.0),
-                               Experiment(registry.file, "t", "", pairs), registry)
+    pairs = [
+        PairSpec(1, JobConfig("fixture", "ok", {"batch_size": 4}), JobConfig("fixture", "ok", {"batch_size": 8})),
+        PairSpec(2, JobConfig("fixture", "ok", {"batch_size": 4}), JobConfig("fixture", "crash", {"batch_size": 64})),
+    ]
+    fs = FeasibilityStudy.open(
+        optuna.storages.InMemoryStorage(),
+        StudySettings("t", 8192.0, 5000.0),
+        Experiment(registry.file, "t", "", pairs),
+        registry,
+    )
     fs.enqueue_initial()
     fs.run(DeviceExecutor(registry, SimulatedDevice(lambda job, b: 100.0 * (b or 0), 8192.0, registry)))
     return fs
@@ -124,6 +134,7 @@ def test_a_new_trial_field_is_one_line_in_the_record_and_reaches_the_views(fixtu
     """A field the launcher measures (here ``probe_kind``) is a field of PairResult where it is measured, and one
     line in the trial record: the runner stores it, every view reads it typed, and a trial stored before it
     existed reads its default. No writer, reader or migration is edited."""
+
     @dataclass(frozen=True)
     class MeasuredWithProbeKind(trial_record.Measured):
         probe_kind: str | None = None  # the one line added to search/trial_record.py
@@ -135,8 +146,9 @@ def test_a_new_trial_field_is_one_line_in_the_record_and_reaches_the_views(fixtu
     monkeypatch.setattr(trial_record, "Measured", MeasuredWithProbeKind)
     pair = PairSpec(1, JobConfig("fixture", "ok", {"batch_size": 4}), JobConfig("fixture", "ok", {"batch_size": 8}))
     plain = SimulatedDevice(lambda job, b: 100.0 * (b or 0), 8192.0, fixture_registry).simulate(pair)
-    result = ResultWithProbeKind(**{f.name: getattr(plain, f.name) for f in dataclasses.fields(PairResult)},
-                                 probe_kind="steps")
+    result = ResultWithProbeKind(
+        **{f.name: getattr(plain, f.name) for f in dataclasses.fields(PairResult)}, probe_kind="steps"
+    )
     study = optuna.create_study()
     trial = study.ask()
     state, value = record_result(trial, result, safe_limit_mib=5000.0)
@@ -183,8 +195,9 @@ def test_a_new_run_option_is_defined_once_and_reaches_the_command_and_its_worker
     from gpupair_search.search import cli, run_study
 
     warmup = typer.Option(3, "--warmup-steps", help="Steps before the window opens.")  # the flag, defined once
-    request_type = dataclasses.make_dataclass("WithWarmup", [("warmup_steps", int, run_study._flag(warmup))],
-                                              bases=(run_study.RunRequest,), frozen=True)  # its one field
+    request_type = dataclasses.make_dataclass(
+        "WithWarmup", [("warmup_steps", int, run_study._flag(warmup))], bases=(run_study.RunRequest,), frozen=True
+    )  # its one field
     monkeypatch.setattr(cli, "RunRequest", request_type)
     app, seen = typer.Typer(), []
 

@@ -1,6 +1,7 @@
 """Fuzzing the settings loader (and the models loader): whatever the file holds, the answer is a loaded
 experiment or a ConfigError naming a place that exists in the file, never another exception.
 """
+
 from __future__ import annotations
 
 import copy
@@ -27,39 +28,79 @@ BASE = json.loads(VALID_SETTINGS.read_text(encoding="utf-8"))
 MODELS = json.loads(SEED_MODELS.read_text(encoding="utf-8"))
 
 #: ``FUZZ_EXAMPLES=5000 pytest tests/test_settings_fuzz.py`` for a longer hunt; the default keeps the file fast.
-FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "200")), deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "200")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 any_text = st.text(st.characters(blacklist_categories=()), max_size=6)  # unpaired surrogates and NUL included
-scalars = (st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=20) | any_text
-           | st.sampled_from(["", "parallel", "default", "examples", "mnist", "-1", "1e999"]))
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=8) | any_text, inner, max_size=4), max_leaves=20)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=20)
+    | any_text
+    | st.sampled_from(["", "parallel", "default", "examples", "mnist", "-1", "1e999"])
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8) | any_text, inner, max_size=4),
+    max_leaves=20,
+)
 #: Keys a path can hold without ambiguity (no ``.`` or ``[``): what the mutations insert.
 plain_keys = st.text(st.characters(blacklist_characters=".[]", blacklist_categories=("Cs",)), min_size=1, max_size=12)
 
 repos = st.sampled_from(sorted(REGISTRY.repositories) + ["", "nope", "examples; rm -rf /"])
 models = st.sampled_from(["default", "mnist", "mnist_ff", "resnet20", "mlp", "pcb", "MNIST", "$(id)"])
-hp_names = (st.sampled_from(["epochs", "learning_rate", "batch_size", "seed", "dropout", "max_iter", "alpha", "epoch"])
-            | any_text)
-hp_values = (st.integers(-5, 10**6) | st.floats() | st.booleans() | st.none() | st.text(max_size=10) | any_text
-             | st.just(2**80) | st.lists(st.integers(), max_size=2))
+hp_names = (
+    st.sampled_from(["epochs", "learning_rate", "batch_size", "seed", "dropout", "max_iter", "alpha", "epoch"])
+    | any_text
+)
+hp_values = (
+    st.integers(-5, 10**6)
+    | st.floats()
+    | st.booleans()
+    | st.none()
+    | st.text(max_size=10)
+    | any_text
+    | st.just(2**80)
+    | st.lists(st.integers(), max_size=2)
+)
 hyperparameter_objects = st.dictionaries(hp_names, hp_values, max_size=4)
-jobs = st.fixed_dictionaries({"repo": repos, "model": models},
-                             optional={"hyperparameters": hyperparameter_objects | json_values,
-                                       "mode": st.sampled_from(["default", "mutation"])})
+jobs = st.fixed_dictionaries(
+    {"repo": repos, "model": models},
+    optional={
+        "hyperparameters": hyperparameter_objects | json_values,
+        "mode": st.sampled_from(["default", "mutation"]),
+    },
+)
 modes = st.sampled_from(["parallel", "default", "paralel"])
-entries = (st.fixed_dictionaries({}, optional={"mode": modes | json_values,
-                                               "foreground": jobs | json_values, "background": jobs | json_values,
-                                               "note": st.text(max_size=10) | json_values,
-                                               "runs_per_config": st.integers(-2, 3) | json_values})
-           | jobs | json_values)
-settings_like = st.fixed_dictionaries({"experiments": st.lists(entries, max_size=4) | json_values},
-                                      optional={"experiment_name": st.text(max_size=10) | json_values,
-                                                "mode": st.sampled_from(["parallel", "default"]) | json_values,
-                                                "runs_per_config": st.integers(-2, 3) | json_values,
-                                                "max_retries": st.integers(-2, 3) | json_values,
-                                                "gpupair": json_values})
+entries = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "mode": modes | json_values,
+            "foreground": jobs | json_values,
+            "background": jobs | json_values,
+            "note": st.text(max_size=10) | json_values,
+            "runs_per_config": st.integers(-2, 3) | json_values,
+        },
+    )
+    | jobs
+    | json_values
+)
+settings_like = st.fixed_dictionaries(
+    {"experiments": st.lists(entries, max_size=4) | json_values},
+    optional={
+        "experiment_name": st.text(max_size=10) | json_values,
+        "mode": st.sampled_from(["parallel", "default"]) | json_values,
+        "runs_per_config": st.integers(-2, 3) | json_values,
+        "max_retries": st.integers(-2, 3) | json_values,
+        "gpupair": json_values,
+    },
+)
 
 
 def _load(data: bytes | str, lenient: bool = False, registry: Registry = REGISTRY):
@@ -81,8 +122,9 @@ def _assert_printable(experiment, registry: Registry) -> None:
     """What ``validate`` prints for a loaded file can be printed, and every job has its command."""
     lines = [experiment.name, *experiment.warnings]
     for pair in experiment.pairs:
-        lines += [pair.key, pair.note] + [registry.command(job).display() for job in (pair.foreground, pair.background)
-                                          if job is not None]
+        lines += [pair.key, pair.note] + [
+            registry.command(job).display() for job in (pair.foreground, pair.background) if job is not None
+        ]
     "\n".join(lines).encode("utf-8")
 
 
@@ -104,7 +146,14 @@ def _steps(where: str) -> list[str | int]:
 
 def _exists(data: Any, steps: list[str | int]) -> bool:
     for step in steps:
-        if isinstance(step, int) and isinstance(data, list) and step < len(data) or isinstance(step, str) and isinstance(data, dict) and step in data:
+        if (
+            isinstance(step, int)
+            and isinstance(data, list)
+            and step < len(data)
+            or isinstance(step, str)
+            and isinstance(data, dict)
+            and step in data
+        ):
             data = data[step]
         else:
             return False
@@ -138,9 +187,14 @@ FIXTURE_REGISTRY = Registry.load(TESTS / "fixtures" / "models.json", base_dir=TE
 
 
 @FUZZ
-@given(st.dictionaries(st.sampled_from(["value", "pidfile", "seconds", "batch_size"]) | any_text,
-                       hp_values | any_text | st.just("$(touch x); rm -rf / | & `id` ' \""), max_size=3),
-       st.booleans())
+@given(
+    st.dictionaries(
+        st.sampled_from(["value", "pidfile", "seconds", "batch_size"]) | any_text,
+        hp_values | any_text | st.just("$(touch x); rm -rf / | & `id` ' \""),
+        max_size=3,
+    ),
+    st.booleans(),
+)
 def test_any_value_of_a_string_knob_reaches_the_argv_literally_or_is_refused(hyperparameters, lenient):
     text = json.dumps({"experiments": [{"repo": "fixture", "model": "ok", "hyperparameters": hyperparameters}]})
     result = _load(text, lenient, FIXTURE_REGISTRY)
@@ -178,9 +232,15 @@ def _get(data: Any, at: tuple) -> Any:
 
 
 def _other_type(value: Any) -> st.SearchStrategy:
-    kinds = {bool: st.booleans(), int: st.integers(-(2**40), 2**40), float: st.floats(), str: st.text(max_size=8),
-             type(None): st.none(), list: st.lists(scalars, max_size=2),
-             dict: st.dictionaries(plain_keys, scalars, max_size=2)}
+    kinds = {
+        bool: st.booleans(),
+        int: st.integers(-(2**40), 2**40),
+        float: st.floats(),
+        str: st.text(max_size=8),
+        type(None): st.none(),
+        list: st.lists(scalars, max_size=2),
+        dict: st.dictionaries(plain_keys, scalars, max_size=2),
+    }
     return st.one_of([strategy for kind, strategy in kinds.items() if type(value) is not kind])
 
 
@@ -266,14 +326,15 @@ def test_a_damaged_valid_file_is_unreadable_or_loads(data):
     for _ in range(data.draw(st.integers(1, 4))):
         i = data.draw(st.integers(0, len(raw)))
         op = data.draw(st.sampled_from(["insert", "delete", "replace", "truncate"]))
-        piece = data.draw(st.binary(min_size=1, max_size=3)
-                          | st.sampled_from([b",", b"}", b"]", b'"', b"\xff", b"\x00"]))
+        piece = data.draw(
+            st.binary(min_size=1, max_size=3) | st.sampled_from([b",", b"}", b"]", b'"', b"\xff", b"\x00"])
+        )
         if op == "insert":
             raw[i:i] = piece
         elif op == "delete":
-            del raw[i:i + len(piece)]
+            del raw[i : i + len(piece)]
         elif op == "replace":
-            raw[i:i + len(piece)] = piece
+            raw[i : i + len(piece)] = piece
         else:
             del raw[i:]
     _assert_bytes_handled(bytes(raw))

@@ -6,6 +6,7 @@ Needs Slurm's commands and a cluster that answers (CI: ``eval "$(bash .ci/slurm.
 127.0.0.1 with at least 3 CPUs) and ``GPUPAIR_TEST_POSTGRES`` (``.ci/postgres.sh``). Without them the tests
 skip, except where ``GPUPAIR_TEST_SLURM`` says the cluster should be there: then they fail.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,9 +39,9 @@ TASKS = 3
 
 def _cluster_missing() -> str | None:
     if not URL:
-        return "GPUPAIR_TEST_POSTGRES is not set (CI starts a server with `eval \"$(bash .ci/postgres.sh)\"`)"
+        return 'GPUPAIR_TEST_POSTGRES is not set (CI starts a server with `eval "$(bash .ci/postgres.sh)"`)'
     if shutil.which("sbatch") is None:
-        return "no Slurm here: sbatch is not on PATH (CI starts a cluster with `eval \"$(bash .ci/slurm.sh)\"`)"
+        return 'no Slurm here: sbatch is not on PATH (CI starts a cluster with `eval "$(bash .ci/slurm.sh)"`)'
     answer = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30)
     if answer.returncode != 0 or not answer.stdout.strip():
         return f"the Slurm cluster does not answer: sinfo: {(answer.stderr or 'no nodes').strip().splitlines()[-1]}"
@@ -61,10 +62,34 @@ def submit(settings: Path, tmp_path: Path) -> tuple[str, list[str]]:
     secrets = tmp_path / "storage.env"
     secrets.write_text(f"GPUPAIR_STORAGE={URL}\n")
     secrets.chmod(0o600)
-    done = run_cli("slurm", "--settings", str(settings), "--models", str(FIXTURES / "models.json"),
-                   "--repos-root", str(FIXTURES), "--device", "cpu", "--gpu-memory", "400MiB", "--safe-limit", "250MiB",
-                   "--full-epoch", "--results", str(tmp_path / "results"), "--storage-env", str(secrets),
-                   "--tasks", str(TASKS), "--cpus-per-task", "1", "--time", "00:05:00", timeout=120, env=HEARTBEAT)
+    done = run_cli(
+        "slurm",
+        "--settings",
+        str(settings),
+        "--models",
+        str(FIXTURES / "models.json"),
+        "--repos-root",
+        str(FIXTURES),
+        "--device",
+        "cpu",
+        "--gpu-memory",
+        "400MiB",
+        "--safe-limit",
+        "250MiB",
+        "--full-epoch",
+        "--results",
+        str(tmp_path / "results"),
+        "--storage-env",
+        str(secrets),
+        "--tasks",
+        str(TASKS),
+        "--cpus-per-task",
+        "1",
+        "--time",
+        "00:05:00",
+        timeout=120,
+        env=HEARTBEAT,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("submitted job ") and f"{TASKS} array task(s)" in lines[0], done.stdout
@@ -117,7 +142,9 @@ def placement(trial) -> dict:
 
 
 def node_name() -> str:
-    return subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True, timeout=30).stdout.split()[0]
+    return subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True, timeout=30).stdout.split()[
+        0
+    ]
 
 
 def test_three_array_tasks_run_every_trial_of_the_study_exactly_once(cluster, tmp_path):
@@ -193,8 +220,9 @@ def test_a_task_cancelled_mid_trial_has_its_trial_run_again_once_by_another_task
         victim, task = running_long_trial(name, tmp_path)
         processes = pair_processes(placement(victim)["pid"])
         subprocess.run(["scancel", f"{job}_{task}"], check=True, timeout=30)
-        assert processes and wait_until(lambda: not pids_alive(processes), timeout=30), \
+        assert processes and wait_until(lambda: not pids_alive(processes), timeout=30), (
             f"the cancelled task's pair outlived it: {pids_alive(processes)}"
+        )
         wait_for(job)
     finally:
         subprocess.run(["scancel", job], timeout=30)
@@ -216,8 +244,9 @@ def test_a_task_killed_without_warning_has_its_trial_recovered_by_heartbeat(clus
         processes = pair_processes(placement(victim)["pid"])
         subprocess.run(["scancel", "--batch", "--signal=KILL", f"{job}_{task}"], check=True, timeout=30)
         killed_at = time.time()
-        assert processes and wait_until(lambda: not pids_alive(processes), timeout=30), \
+        assert processes and wait_until(lambda: not pids_alive(processes), timeout=30), (
             f"the killed task's pair outlived it: {pids_alive(processes)}"
+        )
         wait_for(job)
     finally:
         subprocess.run(["scancel", job], timeout=30)

@@ -2,6 +2,7 @@
 refuses (SQLite, a password in the URL, an environment file others can read). Needs no Slurm and no database:
 the real command runs as a subprocess, with ``sbatch`` off its PATH to show that nothing is submitted.
 Also the pure parts a worker needs on a node: which GPU ``cuda:N`` is, and its placement record."""
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,18 @@ from gpupair_search.search.placement import worker_placement
 from tests.conftest import FIXTURES, run_cli
 
 URL = "postgresql://gpupair:s3cret-pw@db.example:5432/gpupair"
-STUDY = ["--settings", str(FIXTURES / "worker_settings.json"), "--models", str(FIXTURES / "models.json"),
-         "--repos-root", str(FIXTURES), "--gpu-memory", "400MiB", "--safe-limit", "250MiB"]
+STUDY = [
+    "--settings",
+    str(FIXTURES / "worker_settings.json"),
+    "--models",
+    str(FIXTURES / "models.json"),
+    "--repos-root",
+    str(FIXTURES),
+    "--gpu-memory",
+    "400MiB",
+    "--safe-limit",
+    "250MiB",
+]
 NO_SBATCH = {"PATH": os.path.dirname(sys.executable)}  # this Python alone: no sbatch to call
 
 
@@ -36,13 +47,30 @@ def slurm(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
 
 def test_dry_run_prints_a_gpu_array_script_without_the_password_and_submits_nothing(tmp_path):
     secrets = env_file(tmp_path)
-    done = slurm(*STUDY, "--storage-env", str(secrets), "--tasks", "3", "--results", str(tmp_path / "results"),
-                 "--time", "02:00:00", "--sbatch-option=--mem=16G", "--dry-run")
+    done = slurm(
+        *STUDY,
+        "--storage-env",
+        str(secrets),
+        "--tasks",
+        "3",
+        "--results",
+        str(tmp_path / "results"),
+        "--time",
+        "02:00:00",
+        "--sbatch-option=--mem=16G",
+        "--dry-run",
+    )
     assert done.returncode == 0, done.stderr
     script = done.stdout
-    for line in ("#SBATCH --array=0-2", "#SBATCH --gres=gpu:1", "#SBATCH --cpus-per-task=4",
-                 "#SBATCH --time=02:00:00", "#SBATCH --mem=16G", "#SBATCH --job-name=gpupair-worker_study",
-                 f"#SBATCH --output={tmp_path / 'results'}/slurm/%x-%A_%a.out"):
+    for line in (
+        "#SBATCH --array=0-2",
+        "#SBATCH --gres=gpu:1",
+        "#SBATCH --cpus-per-task=4",
+        "#SBATCH --time=02:00:00",
+        "#SBATCH --mem=16G",
+        "#SBATCH --job-name=gpupair-worker_study",
+        f"#SBATCH --output={tmp_path / 'results'}/slurm/%x-%A_%a.out",
+    ):
         assert line in script.splitlines(), line
     command = script.splitlines()[-1]
     assert command.startswith(f"exec {sys.executable} -m gpupair_search.search.with_storage {secrets} worker ")
@@ -55,16 +83,28 @@ def test_dry_run_prints_a_gpu_array_script_without_the_password_and_submits_noth
 
 def test_dry_run_on_the_cpu_asks_for_no_gpu_and_passes_the_heartbeat_settings_on(tmp_path):
     without_card = [a for a in STUDY if a not in ("--gpu-memory", "400MiB")]  # on the CPU the card is --cpu-memory
-    done = slurm(*without_card, "--storage", "postgresql://gpupair@db.example/gpupair", "--device", "cpu",
-                 "--cpu-memory", "1GiB", "--cpus-per-task", "1", "--dry-run",
-                 env={"GPUPAIR_HEARTBEAT_S": "2", "GPUPAIR_GRACE_S": "9"})
+    done = slurm(
+        *without_card,
+        "--storage",
+        "postgresql://gpupair@db.example/gpupair",
+        "--device",
+        "cpu",
+        "--cpu-memory",
+        "1GiB",
+        "--cpus-per-task",
+        "1",
+        "--dry-run",
+        env={"GPUPAIR_HEARTBEAT_S": "2", "GPUPAIR_GRACE_S": "9"},
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert not [line for line in lines if "--gres" in line]
     assert "#SBATCH --cpus-per-task=1" in lines
     assert "export GPUPAIR_HEARTBEAT_S=2 GPUPAIR_GRACE_S=9" in lines
-    assert lines[-1].startswith(f"exec {sys.executable} -m gpupair_search.search.cli worker "
-                                "--storage postgresql://gpupair@db.example/gpupair --device cpu ")
+    assert lines[-1].startswith(
+        f"exec {sys.executable} -m gpupair_search.search.cli worker "
+        "--storage postgresql://gpupair@db.example/gpupair --device cpu "
+    )
     assert "--cpu-memory 1GiB" in lines[-1]
 
 
@@ -95,8 +135,12 @@ def test_an_environment_file_others_can_read_is_refused_with_the_chmod_to_run(tm
     assert f"{secrets}: has mode {mode:04o}: other users could read the database password" in done.stderr
     assert f"fix: chmod 600 {secrets}" in done.stderr and "s3cret-pw" not in done.stderr
     # and each task checks again before it reads the file (it may have changed since)
-    task = subprocess.run([sys.executable, "-m", "gpupair_search.search.with_storage", str(secrets), "status"],
-                          capture_output=True, text=True, timeout=60)
+    task = subprocess.run(
+        [sys.executable, "-m", "gpupair_search.search.with_storage", str(secrets), "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert task.returncode == 1 and f"has mode {mode:04o}" in task.stderr and "Traceback" not in task.stderr
 
 
@@ -133,13 +177,16 @@ def test_cuda_n_is_the_n_th_visible_gpu_by_index_or_uuid():
     assert visible_gpu(1, "GPU-8f2a,1") == 1
 
 
-@pytest.mark.parametrize("n, visible, message", [
-    (1, "3", "cuda:1 is not visible to this process: CUDA_VISIBLE_DEVICES='3' makes 1 GPU(s) visible (cuda:0)"),
-    (0, "", "makes 0 GPU(s) visible (none)"),
-    (0, "-1", "makes 0 GPU(s) visible"),
-    (0, "MIG-4b2a", "names a MIG instance"),
-    (0, "gpu0", "entry 'gpu0' is neither a GPU index nor a GPU UUID"),
-])
+@pytest.mark.parametrize(
+    "n, visible, message",
+    [
+        (1, "3", "cuda:1 is not visible to this process: CUDA_VISIBLE_DEVICES='3' makes 1 GPU(s) visible (cuda:0)"),
+        (0, "", "makes 0 GPU(s) visible (none)"),
+        (0, "-1", "makes 0 GPU(s) visible"),
+        (0, "MIG-4b2a", "names a MIG instance"),
+        (0, "gpu0", "entry 'gpu0' is neither a GPU index nor a GPU UUID"),
+    ],
+)
 def test_a_gpu_that_is_not_visible_is_refused_with_what_is(n, visible, message):
     with pytest.raises(NoDeviceError, match=message.replace("(", r"\(").replace(")", r"\)")):
         visible_gpu(n, visible)
@@ -155,10 +202,18 @@ def test_a_uuid_or_a_unique_prefix_of_one_finds_its_nvml_index():
 
 
 def test_the_placement_names_the_slurm_node_job_task_and_gpu():
-    env = {"SLURMD_NODENAME": "gpu-node-07", "SLURM_JOB_ID": "4242", "SLURM_ARRAY_JOB_ID": "4240",
-           "SLURM_ARRAY_TASK_ID": "2"}
+    env = {
+        "SLURMD_NODENAME": "gpu-node-07",
+        "SLURM_JOB_ID": "4242",
+        "SLURM_ARRAY_JOB_ID": "4240",
+        "SLURM_ARRAY_TASK_ID": "2",
+    }
     record = worker_placement(types.SimpleNamespace(uuid="GPU-11aa"), env)
     assert record["node"] == "gpu-node-07" and record["gpu_uuid"] == "GPU-11aa" and record["pid"] == os.getpid()
-    assert (record["slurm_job_id"], record["slurm_array_job_id"], record["slurm_array_task_id"]) == ("4242", "4240", "2")
+    assert (record["slurm_job_id"], record["slurm_array_job_id"], record["slurm_array_task_id"]) == (
+        "4242",
+        "4240",
+        "2",
+    )
     outside = worker_placement(None, {})
     assert outside["node"] and not [k for k in outside if k.startswith("slurm") or k == "gpu_uuid"]

@@ -1,5 +1,6 @@
 """The steady-state window: progress read as it is written, warm-up and evaluation left out, the background's
 training share, and energy only over a window long enough for the counter."""
+
 from __future__ import annotations
 
 import pytest
@@ -133,8 +134,10 @@ def test_machine_lines_carry_their_epoch(tmp_path):
 def test_a_stamped_line_is_placed_when_the_job_printed_it_not_when_it_was_read(tmp_path):
     log = tmp_path / "job.log"
     origin = 1000.0  # the monotonic time that is 0 on the monitor's clock
-    log.write_text("[gpupair] progress steps=3 samples=12 epoch=1 t=1001.2000\n"
-                   "[gpupair] progress steps=4 samples=16 epoch=1 t=1001.2400\n")
+    log.write_text(
+        "[gpupair] progress steps=3 samples=12 epoch=1 t=1001.2000\n"
+        "[gpupair] progress steps=4 samples=16 epoch=1 t=1001.2400\n"
+    )
     tail = ProgressTail(log, clock_origin=origin)
     tail.poll(1.25)  # both lines read at one tick: only the stamps tell them apart
     assert [p.t for p in tail.points] == pytest.approx([1.2, 1.24])
@@ -142,9 +145,11 @@ def test_a_stamped_line_is_placed_when_the_job_printed_it_not_when_it_was_read(t
 
 def test_a_stamp_from_another_clock_falls_back_to_the_read_time_and_time_never_goes_back(tmp_path):
     log = tmp_path / "job.log"
-    log.write_text("[gpupair] progress steps=1 samples=4 t=5.0000\n"  # far before the origin: not our clock
-                   "[gpupair] progress steps=2 samples=8 t=99999.0\n"  # after the moment it was read
-                   "[gpupair] progress steps=3 samples=12 t=1001.0\n")  # ours, but before the accepted read time
+    log.write_text(
+        "[gpupair] progress steps=1 samples=4 t=5.0000\n"  # far before the origin: not our clock
+        "[gpupair] progress steps=2 samples=8 t=99999.0\n"  # after the moment it was read
+        "[gpupair] progress steps=3 samples=12 t=1001.0\n"
+    )  # ours, but before the accepted read time
     tail = ProgressTail(log, clock_origin=1000.0)
     tail.poll(2.0)
     assert [p.t for p in tail.points] == [2.0, 2.0, 2.0]
@@ -185,8 +190,18 @@ def test_a_window_cpu_share_comes_from_the_counter_not_from_shares_that_lag_a_wa
         t = tick / 20
         last_walk = max(w for w in walks if w <= t + 1e-9)
         at_walk = abs(t - last_walk) < 1e-9
-        samples.append(Sample(t, {}, DeviceReading(), {"foreground": 2.0 if last_walk < 0.55 else 100.0}, {}, None,
-                              {"foreground": walks[last_walk]} if at_walk else {}, None))
+        samples.append(
+            Sample(
+                t,
+                {},
+                DeviceReading(),
+                {"foreground": 2.0 if last_walk < 0.55 else 100.0},
+                {},
+                None,
+                {"foreground": walks[last_walk]} if at_walk else {},
+                None,
+            )
+        )
     stats = window_stats(points((0.1, 3), (1.1, 60)), [], samples, solo=True)
     assert stats.foreground_cpu_pct == pytest.approx(100.0)
     lagging = [s.cpu_pct["foreground"] for s in samples if 0.1 <= s.t <= 1.1]

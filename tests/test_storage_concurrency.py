@@ -4,6 +4,7 @@ SQLite answers a writer that waits longer than its busy timeout for another's lo
 search/storage.py sets that timeout to ``SQLITE_BUSY_TIMEOUT_S``. These tests hold a real write lock past
 Python's default 5 s, and run K writer processes that each do what a trial does (bench/storage_concurrency.py).
 """
+
 from __future__ import annotations
 
 import sqlite3

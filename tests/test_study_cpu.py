@@ -1,4 +1,5 @@
 """A study of three pairs runs end to end as real processes; killing the runner loses and duplicates nothing."""
+
 from __future__ import annotations
 
 import collections
@@ -11,8 +12,20 @@ from optuna.trial import TrialState
 
 from tests.conftest import FIXTURES, cli_env, wait_until
 
-STUDY_ARGS = ["--settings", str(FIXTURES / "study_settings.json"), "--models", str(FIXTURES / "models.json"),
-              "--repos-root", str(FIXTURES), "--device", "cpu", "--gpu-memory", "400MiB", "--safe-limit", "250MiB"]
+STUDY_ARGS = [
+    "--settings",
+    str(FIXTURES / "study_settings.json"),
+    "--models",
+    str(FIXTURES / "models.json"),
+    "--repos-root",
+    str(FIXTURES),
+    "--device",
+    "cpu",
+    "--gpu-memory",
+    "400MiB",
+    "--safe-limit",
+    "250MiB",
+]
 
 
 def cli(*args, results):
@@ -26,8 +39,9 @@ def load(results):
 
 def test_study_of_three_pairs_runs_end_to_end_and_extends_the_failing_pair(tmp_path):
     results = tmp_path / "results"
-    done = subprocess.run(cli("run", *STUDY_ARGS, results=results), env=cli_env(), capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        cli("run", *STUDY_ARGS, results=results), env=cli_env(), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     lines = {line.split()[0]: line for line in done.stdout.splitlines() if line[:1].isdigit()}
     assert " fits " in lines["1"]
@@ -45,8 +59,9 @@ def test_study_of_three_pairs_runs_end_to_end_and_extends_the_failing_pair(tmp_p
     # every measured number lands in user attributes and in the results directory
     assert initial_g2.user_attrs["memory"]["background_peak_mib"] > 0
     assert (results.glob("run_*/fixture_ok_parallel_001/experiment.json")).__next__().exists()
-    status = subprocess.run(cli("status", *STUDY_ARGS[:6], results=results), env=cli_env(), capture_output=True,
-                            text=True, timeout=60)
+    status = subprocess.run(
+        cli("status", *STUDY_ARGS[:6], results=results), env=cli_env(), capture_output=True, text=True, timeout=60
+    )
     assert status.returncode == 0 and "fits_reduced" in status.stdout
     # each trial's time outside its jobs' own work, and how its jobs were probed (fake_train has --max-steps)
     assert all(0 <= t.user_attrs["outside_jobs_s"] < 30 for t in trials)
@@ -59,8 +74,9 @@ def test_cpu_memory_is_the_cpu_studys_card_so_another_budget_is_another_definiti
     args = [*STUDY_ARGS[:8], "--safe-limit", "250MiB", "--no-extend"]  # without --gpu-memory 400MiB
 
     def run(*budget):
-        return subprocess.run(cli("run", *args, *budget, results=results), env=cli_env(), capture_output=True,
-                              text=True, timeout=300)
+        return subprocess.run(
+            cli("run", *args, *budget, results=results), env=cli_env(), capture_output=True, text=True, timeout=300
+        )
 
     first = run("--cpu-memory", "400MiB")
     assert first.returncode == 0, first.stderr
@@ -72,8 +88,9 @@ def test_cpu_memory_is_the_cpu_studys_card_so_another_budget_is_another_definiti
 
 def test_sigkill_mid_study_then_the_same_command_loses_and_duplicates_nothing(tmp_path):
     results = tmp_path / "results"
-    runner = subprocess.Popen(cli("run", *STUDY_ARGS, results=results), env=cli_env(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runner = subprocess.Popen(
+        cli("run", *STUDY_ARGS, results=results), env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
     def second_trial_running():
         try:
@@ -86,8 +103,9 @@ def test_sigkill_mid_study_then_the_same_command_loses_and_duplicates_nothing(tm
     runner.wait(timeout=30)
     killed = [t for t in load(results).get_trials() if t.state is TrialState.RUNNING]
     assert len(killed) == 1
-    again = subprocess.run(cli("run", *STUDY_ARGS, results=results), env=cli_env(), capture_output=True, text=True,
-                           timeout=300)
+    again = subprocess.run(
+        cli("run", *STUDY_ARGS, results=results), env=cli_env(), capture_output=True, text=True, timeout=300
+    )
     assert again.returncode == 0, again.stderr
     trials = load(results).get_trials()
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
@@ -97,7 +115,10 @@ def test_sigkill_mid_study_then_the_same_command_loses_and_duplicates_nothing(tm
     # killed before it suggested its parameters, a trial has none yet: its enqueued ones are what it was to measure
     queued_with = killed[0].system_attrs.get("fixed_params") or killed[0].params
     assert len(retries) == 1 and retries[0].params == queued_with
-    measured = collections.Counter((t.params["pair"], t.params.get("fg_batch_size"), t.params.get("bg_batch_size"))
-                                   for t in trials if "outcome" in t.user_attrs)
+    measured = collections.Counter(
+        (t.params["pair"], t.params.get("fg_batch_size"), t.params.get("bg_batch_size"))
+        for t in trials
+        if "outcome" in t.user_attrs
+    )
     assert max(measured.values()) == 1  # no configuration ran twice
     assert {p for p, _, _ in measured} == {p["key"] for p in load(results).user_attrs["definition"]["pairs"]}

@@ -1,6 +1,7 @@
 """A job whose training script cannot start (missing, a directory, not executable where it is executed directly) is
 refused by ``validate``, ``pair`` and ``run`` at the models file's ``train_script``, before anything starts or is
 written; only the repositories the settings use are checked (real files, real subprocesses)."""
+
 from __future__ import annotations
 
 import json
@@ -35,17 +36,28 @@ def _project(root: Path, script: str, state: str) -> tuple[Path, Path]:
     body["models"]["not_cloned_here"] = {**fixture, "path": "repos/elsewhere", "train_script": "./missing.sh"}
     (root / "models.json").write_text(json.dumps(body), encoding="utf-8")
     job = {"repo": "fixture", "model": "ok", "hyperparameters": {"seconds": 30}}
-    (root / "settings.json").write_text(json.dumps({"experiment_name": "scripts", "experiments": [
-        {"mode": "parallel", "foreground": {"repo": "scripted", "model": "ok"}, "background": job}]}))
+    (root / "settings.json").write_text(
+        json.dumps(
+            {
+                "experiment_name": "scripts",
+                "experiments": [
+                    {"mode": "parallel", "foreground": {"repo": "scripted", "model": "ok"}, "background": job}
+                ],
+            }
+        )
+    )
     return root / "settings.json", root / "models.json"
 
 
-@pytest.mark.parametrize("script, state, why", [
-    ("./nosuch.sh", "missing", "does not exist"),
-    ("nosuch.py", "missing", "does not exist"),
-    ("./train.sh", "directory", "is a directory"),
-    ("./train.sh", "plain", "is not executable"),
-])
+@pytest.mark.parametrize(
+    "script, state, why",
+    [
+        ("./nosuch.sh", "missing", "does not exist"),
+        ("nosuch.py", "missing", "does not exist"),
+        ("./train.sh", "directory", "is a directory"),
+        ("./train.sh", "plain", "is not executable"),
+    ],
+)
 def test_validate_names_the_train_script_that_cannot_start_and_run_refuses_it(tmp_path, script, state, why):
     settings, models = _project(tmp_path, script, state)
     done = run_cli("validate", str(settings), "--models", str(models), "--repos-root", str(tmp_path), timeout=60)
@@ -53,8 +65,20 @@ def test_validate_names_the_train_script_that_cannot_start_and_run_refuses_it(tm
     [line] = done.stderr.splitlines()
     assert line.startswith(f"warning: {models}: models.scripted.train_script: ") and why in line, done.stderr
     assert line.endswith("`run` needs it (`validate` checks only the files' meaning)")
-    done = run_cli("run", "--settings", str(settings), "--models", str(models), "--repos-root", str(tmp_path),
-                   "--device", "sim", "--results", str(tmp_path / "results"), timeout=60)
+    done = run_cli(
+        "run",
+        "--settings",
+        str(settings),
+        "--models",
+        str(models),
+        "--repos-root",
+        str(tmp_path),
+        "--device",
+        "sim",
+        "--results",
+        str(tmp_path / "results"),
+        timeout=60,
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     lines = done.stderr.splitlines()
     assert lines[0].startswith(f"error: {models}: models.scripted.train_script: ") and why in lines[0], done.stderr
@@ -64,8 +88,23 @@ def test_validate_names_the_train_script_that_cannot_start_and_run_refuses_it(tm
 def test_run_refuses_before_the_background_starts_and_stores_nothing(tmp_path):
     settings, models = _project(tmp_path, "./nosuch.sh", "missing")
     results = tmp_path / "results"
-    done = run_cli("run", "--settings", str(settings), "--models", str(models), "--repos-root", str(tmp_path),
-                   "--device", "cpu", "--gpu-memory", "400MiB", "--safe-limit", "250MiB", "--results", str(results))
+    done = run_cli(
+        "run",
+        "--settings",
+        str(settings),
+        "--models",
+        str(models),
+        "--repos-root",
+        str(tmp_path),
+        "--device",
+        "cpu",
+        "--gpu-memory",
+        "400MiB",
+        "--safe-limit",
+        "250MiB",
+        "--results",
+        str(results),
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith(f"error: {models}: models.scripted.train_script: "), done.stderr
     assert not results.exists()  # no study, no trial, no log: the background never started
@@ -73,8 +112,22 @@ def test_run_refuses_before_the_background_starts_and_stores_nothing(tmp_path):
 
 def test_pair_refuses_before_anything_starts(tmp_path):
     _, models = _project(tmp_path, "./train.sh", "plain")
-    done = run_cli("pair", "--fg", "scripted/ok", "--bg", "fixture/ok", "--device", "cpu", "--models", str(models),
-                   "--repos-root", str(tmp_path), "--results", str(tmp_path / "results"), timeout=60)
+    done = run_cli(
+        "pair",
+        "--fg",
+        "scripted/ok",
+        "--bg",
+        "fixture/ok",
+        "--device",
+        "cpu",
+        "--models",
+        str(models),
+        "--repos-root",
+        str(tmp_path),
+        "--results",
+        str(tmp_path / "results"),
+        timeout=60,
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith(f"error: {models}: models.scripted.train_script: "), done.stderr
     assert f"chmod +x {tmp_path / 'repos' / 'scripted' / 'train.sh'}" in done.stderr
@@ -109,6 +162,7 @@ def test_checking_against_another_machines_models_file_skips_what_is_on_disk(tmp
 
 
 def test_the_built_in_workloads_run_as_modules_and_pass():
-    done = run_cli("validate", str(Path(__file__).parents[1] / "settings" / "parallel_feasibility_test.json"),
-                   timeout=60)
+    done = run_cli(
+        "validate", str(Path(__file__).parents[1] / "settings" / "parallel_feasibility_test.json"), timeout=60
+    )
     assert done.returncode == 0, done.stderr

@@ -14,6 +14,7 @@ byte as before. The classes are those of the issue "Trust, second round": 1 inpu
 6 messages that point to the right fix, 7 the README's own path, 8 the dashboard's best trial (its corpus:
 ``tests/bad_inputs/best_trial/*.json``, trial sets checked through optuna-dashboard's own API).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,9 +58,14 @@ def _fill(value, tmp: Path):
         return [_fill(v, tmp) for v in value]
     if not isinstance(value, str):
         return value
-    return (value.replace("{tmp}", str(tmp)).replace("{corpus}", str(CORPUS)).replace("{fixtures}", str(FIXTURES))
-            .replace("{seed_models}", str(FIXTURES / "seed_models_config.json"))
-            .replace("{seed_project}", str(FIXTURES / "seed_project")).replace("{secret}", SECRET))
+    return (
+        value.replace("{tmp}", str(tmp))
+        .replace("{corpus}", str(CORPUS))
+        .replace("{fixtures}", str(FIXTURES))
+        .replace("{seed_models}", str(FIXTURES / "seed_models_config.json"))
+        .replace("{seed_project}", str(FIXTURES / "seed_project"))
+        .replace("{secret}", SECRET)
+    )
 
 
 def _foreign_sqlite(path: Path) -> None:
@@ -107,16 +113,24 @@ def _setup(steps: list, tmp: Path, study: Path) -> None:
             _set_path(data, args[1], _value(args[2]))
             (tmp / args[0]).write_text(json.dumps(data), encoding="utf-8")
         elif kind == "fixture_settings_with":
-            data = {"experiment_name": "limits", "experiments": [
-                {"repo": "fixture", "model": "ok", "hyperparameters": {args[1]: _value(args[2])}}]}
+            data = {
+                "experiment_name": "limits",
+                "experiments": [{"repo": "fixture", "model": "ok", "hyperparameters": {args[1]: _value(args[2])}}],
+            }
             (tmp / args[0]).write_text(json.dumps(data), encoding="utf-8")
         else:
             raise AssertionError(f"unknown setup step {kind!r}")
 
 
 def _cli(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gpupair_search.search.cli", *argv], cwd=cwd,
-                          env={**cli_env(), **(env or {})}, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "gpupair_search.search.cli", *argv],
+        cwd=cwd,
+        env={**cli_env(), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -265,8 +279,11 @@ def test_the_dashboard_command_prints_the_storage_masked(tmp_path):
 
     stream = io.StringIO()
     masked = MaskingStream(stream)
-    print(f"optuna-dashboard on http://127.0.0.1:8080/dashboard (storage postgresql://u@h/db?password={SECRET})",
-          file=masked, flush=True)
+    print(
+        f"optuna-dashboard on http://127.0.0.1:8080/dashboard (storage postgresql://u@h/db?password={SECRET})",
+        file=masked,
+        flush=True,
+    )
     print("a live line\r", end="", file=masked)
     masked.flush()
     assert SECRET not in stream.getvalue() and "password=***" in stream.getvalue()
@@ -307,8 +324,22 @@ def test_a_database_of_optuna_tables_only_is_a_study_storage(tmp_path):
 def test_a_refused_run_leaves_no_study_and_no_results(tmp_path):
     """The README's first command on a machine without what it needs: refused, and the storage as it was."""
     results = tmp_path / "results"
-    done = _cli(["run", "--device", "sim", "--settings", str(FIXTURES / "study_settings.json"), "--models",
-                 str(FIXTURES / "models.json"), "--repos-root", str(FIXTURES), "--results", str(results)], tmp_path)
+    done = _cli(
+        [
+            "run",
+            "--device",
+            "sim",
+            "--settings",
+            str(FIXTURES / "study_settings.json"),
+            "--models",
+            str(FIXTURES / "models.json"),
+            "--repos-root",
+            str(FIXTURES),
+            "--results",
+            str(results),
+        ],
+        tmp_path,
+    )
     assert done.returncode == 1 and "memory profile" in done.stderr, done.stderr
     assert not results.exists()
     status = _cli(["status", "--results", str(results)], tmp_path)
@@ -362,12 +393,15 @@ def test_the_dashboard_shows_no_infeasible_trial_as_best(path, tmp_path):
 # -- what a trial line, a table and the models file say --------------------------------------------------------
 
 
-@pytest.mark.parametrize("outcome, peak, says", [
-    ("ok", 7582.0, "over the safe limit (82 MiB above 7,500 MiB)"),
-    ("ok", 7457.0, "fits (43 MiB under the 7,500 MiB safe limit)"),
-    ("oom_foreground", 8000.0, "does not fit (oom_foreground)"),
-    ("crash_background", 100.0, "failed (crash_background)"),
-])
+@pytest.mark.parametrize(
+    "outcome, peak, says",
+    [
+        ("ok", 7582.0, "over the safe limit (82 MiB above 7,500 MiB)"),
+        ("ok", 7457.0, "fits (43 MiB under the 7,500 MiB safe limit)"),
+        ("oom_foreground", 8000.0, "does not fit (oom_foreground)"),
+        ("crash_background", 100.0, "failed (crash_background)"),
+    ],
+)
 def test_a_trial_line_leads_with_the_verdict_not_the_exit(outcome, peak, says):
     from gpupair_search.launcher.outcome import Outcome
     from gpupair_search.search.console import trial_words
@@ -384,8 +418,19 @@ def test_every_models_file_level_has_its_keys_checked():
         assert problem.where == f"at.{allowed[0]}x" and f'did you mean "{allowed[0]}"?' in problem.fix
 
 
-@pytest.mark.parametrize("flag, ok", [("--lr", True), ("-b", True), ("--weight-decay", True), ("--lr=", False),
-                                      ("--epochs 5", False), ("seed", False), ("--", False), ("-", False)])
+@pytest.mark.parametrize(
+    "flag, ok",
+    [
+        ("--lr", True),
+        ("-b", True),
+        ("--weight-decay", True),
+        ("--lr=", False),
+        ("--epochs 5", False),
+        ("seed", False),
+        ("--", False),
+        ("-", False),
+    ],
+)
 def test_a_flag_is_one_argparse_reads(flag, ok):
     from gpupair_search.launcher.registry import _flag_problem
 

@@ -1,6 +1,7 @@
 """A lab's own repository (tests/fixtures/user_repo: train.sh execs an argparse trainer with a DataLoader and
 worker processes, epochs of 100,000 batches, an evaluation pass after each) gets the same memory probe as a
 built-in, on the CPU device: bounded steps, through its evaluation, ended by itself, labelled as such."""
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,9 @@ def job(model: str, **hp) -> JobConfig:
     return JobConfig("lab", model, hp)
 
 
-def run(tmp_path: Path, registry: Registry, fg: JobConfig, bg: JobConfig | None, options: RunOptions = PROBE,
-        device=None):
+def run(
+    tmp_path: Path, registry: Registry, fg: JobConfig, bg: JobConfig | None, options: RunOptions = PROBE, device=None
+):
     pair = PairSpec(1, fg, bg)
     pair_dir = new_pair_dir(new_run_dir(tmp_path / "results"), pair)
     started = time.monotonic()
@@ -89,14 +91,22 @@ def test_the_evaluation_heavy_jobs_probe_peak_is_not_below_its_full_epoch_peak(t
     assert probed.probe["foreground"] == {"rule": BOUNDED, "evaluation": EVAL_REACHED}
     assert full.probe["foreground"] == {"rule": FULL_EPOCH, "evaluation": "ran to its end"}
     assert probed.memory.foreground_peak_mib >= (1 - noise) * full.memory.foreground_peak_mib
-    training_only = max(s.job_mib.get("foreground", 0.0) for s in full.samples
-                        if s.t < full.samples[-1].t - 0.6 * (full.samples[-1].t - full.samples[0].t))
+    training_only = max(
+        s.job_mib.get("foreground", 0.0)
+        for s in full.samples
+        if s.t < full.samples[-1].t - 0.6 * (full.samples[-1].t - full.samples[0].t)
+    )
     assert probed.memory.foreground_peak_mib > training_only + 200  # the evaluation's cache is in the probe's peak
 
 
 def test_a_job_the_probe_cannot_bound_gets_the_plateau_rule_and_says_evaluation_was_not_reached(tmp_path, lab):
-    result, _ = run(tmp_path, lab, job("evalheavy", loader="own", workers=0), None,
-                    RunOptions(probe=True, timeout_s=600, grace_s=1.0, probe_plateau_s=3.0))
+    result, _ = run(
+        tmp_path,
+        lab,
+        job("evalheavy", loader="own", workers=0),
+        None,
+        RunOptions(probe=True, timeout_s=600, grace_s=1.0, probe_plateau_s=3.0),
+    )
     assert result.outcome is Outcome.OK
     assert result.probe["foreground"]["rule"] == PLATEAU
     assert result.probe["foreground"]["evaluation"] == EVAL_NOT_REACHED
@@ -139,9 +149,24 @@ def test_a_short_background_that_loops_is_ready_after_its_first_run(tmp_path, la
 
 
 def test_the_cli_says_how_a_user_pair_was_probed(tmp_path, lab):
-    done = run_cli("pair", "--fg", "lab/mlp", "--bg", "lab/silent", "--device", "cpu", "--probe",
-                   "--models", str(USER_REPO / "models.json"), "--repos-root", str(USER_REPO),
-                   "--results", str(tmp_path / "results"), timeout=600, env={"PYTHON": sys.executable})
+    done = run_cli(
+        "pair",
+        "--fg",
+        "lab/mlp",
+        "--bg",
+        "lab/silent",
+        "--device",
+        "cpu",
+        "--probe",
+        "--models",
+        str(USER_REPO / "models.json"),
+        "--repos-root",
+        str(USER_REPO),
+        "--results",
+        str(tmp_path / "results"),
+        timeout=600,
+        env={"PYTHON": sys.executable},
+    )
     assert done.returncode == 0, done.stderr
     assert "outcome: ok" in done.stdout
     assert "measured: probe: bounded steps; time outside the jobs" in done.stdout

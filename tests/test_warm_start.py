@@ -3,6 +3,7 @@
 Real processes throughout: the fork server imports the real torch; the jobs are the fixture script run as a
 module (``warm_models.json``) and, for the runner test, the built-in ``examples/mnist``.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,15 +60,25 @@ def test_a_warm_job_is_seen_as_a_cold_one(tmp_path, registry):
             assert "fork_server" in " ".join(fork_server_of(job).cmdline())
         pids = wait_until(lambda pidfile=pidfile: len(read_pids(pidfile)) == 2 and read_pids(pidfile))
         tree, cwd = job.process_ids(), psutil.Process(pids[0]).cwd()
-        seen[warm] = {"start": job.start, "notes": job.notes, "cwd": cwd, "guard_excluded": job.pid not in tree,
-                      "tree_has_job_and_grandchild": set(pids) <= tree, "code": job.popen.wait(timeout=30),
-                      "log": (tmp_path / f"{warm}.log").read_text()}
+        seen[warm] = {
+            "start": job.start,
+            "notes": job.notes,
+            "cwd": cwd,
+            "guard_excluded": job.pid not in tree,
+            "tree_has_job_and_grandchild": set(pids) <= tree,
+            "code": job.popen.wait(timeout=30),
+            "log": (tmp_path / f"{warm}.log").read_text(),
+        }
         assert wait_until(lambda pids=pids: pids_alive(pids) == [], timeout=10)
     assert seen[True].pop("start") == "warm" and seen[False].pop("start") == "cold"
     assert seen[True] == seen[False]
     assert seen[True]["code"] == 0 and seen[True]["notes"] == [] and seen[True]["tree_has_job_and_grandchild"]
-    assert seen[True]["log"].splitlines() == ["starting spawner value=''", "starting ok value=''",  # + grandchild
-                                              "Test Accuracy: 97.5%", "[SUCCESS] Training completed"]
+    assert seen[True]["log"].splitlines() == [
+        "starting spawner value=''",
+        "starting ok value=''",  # + grandchild
+        "Test Accuracy: 97.5%",
+        "[SUCCESS] Training completed",
+    ]
 
 
 def test_a_warm_job_sees_what_a_cold_one_sees(tmp_path, registry):
@@ -148,13 +159,32 @@ def test_without_torch_the_job_starts_cold_and_says_why(tmp_path, registry):
     again.popen.wait(timeout=30)
 
 
-@pytest.mark.parametrize("flag, expected", [(["--start", "warm"], "warm"), (["--start", "cold"], "cold"),
-                                            ([], "cold")], ids=["warm", "cold", "default-on-the-cpu"])
+@pytest.mark.parametrize(
+    "flag, expected",
+    [(["--start", "warm"], "warm"), (["--start", "cold"], "cold"), ([], "cold")],
+    ids=["warm", "cold", "default-on-the-cpu"],
+)
 def test_pair_records_how_each_job_started(tmp_path, flag, expected):
-    result = run_cli("pair", "--device", "cpu", "--models", str(FIXTURES / "warm_models.json"),
-                     "--repos-root", str(FIXTURES), "--results", str(tmp_path / "results"),
-                     "--fg", "warmfixture/ok", "--fg-param", "seconds=1", "--bg", "warmfixture/ok",
-                     "--bg-param", "seconds=60", *flag)
+    result = run_cli(
+        "pair",
+        "--device",
+        "cpu",
+        "--models",
+        str(FIXTURES / "warm_models.json"),
+        "--repos-root",
+        str(FIXTURES),
+        "--results",
+        str(tmp_path / "results"),
+        "--fg",
+        "warmfixture/ok",
+        "--fg-param",
+        "seconds=1",
+        "--bg",
+        "warmfixture/ok",
+        "--bg-param",
+        "seconds=60",
+        *flag,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     record = json.loads(next((tmp_path / "results").rglob("experiment.json")).read_text())
     assert record["job_start"] == {"background": expected, "foreground": expected}
@@ -177,8 +207,10 @@ def models_with_mnist_and_the_fixture(tmp_path) -> Path:
     """The built-in examples repository and the fixture module, in one models file."""
     builtin = json.loads(bundled("models.json").read_text())["models"]["examples"]
     fixture = json.loads((FIXTURES / "warm_models.json").read_text())["models"]["warmfixture"]
-    models = {"examples": {**builtin, "path": str(BUNDLE_ROOT / builtin["path"])},
-              "warmfixture": {**fixture, "path": str(FIXTURES)}}
+    models = {
+        "examples": {**builtin, "path": str(BUNDLE_ROOT / builtin["path"])},
+        "warmfixture": {**fixture, "path": str(FIXTURES)},
+    }
     path = tmp_path / "models.json"
     path.write_text(json.dumps({"models": models}))
     return path
@@ -193,11 +225,32 @@ def ours(runner: psutil.Process) -> list[psutil.Process]:
 
 def test_sigkill_of_the_runner_leaves_no_process_of_the_warm_launcher(tmp_path):
     pidfile = tmp_path / "pids"
-    argv = [sys.executable, "-m", "gpupair_search.search.cli", "pair", "--device", "cpu",
-            "--models", str(models_with_mnist_and_the_fixture(tmp_path)), "--results", str(tmp_path / "results"),
-            "--fg", "examples/mnist", "--fg-param", "epochs=100", "--fg-param", "max_steps=20",
-            "--bg", "warmfixture/spawner", "--bg-param", "seconds=120", "--bg-param", f"pidfile={pidfile}",
-            "--start", "warm"]
+    argv = [
+        sys.executable,
+        "-m",
+        "gpupair_search.search.cli",
+        "pair",
+        "--device",
+        "cpu",
+        "--models",
+        str(models_with_mnist_and_the_fixture(tmp_path)),
+        "--results",
+        str(tmp_path / "results"),
+        "--fg",
+        "examples/mnist",
+        "--fg-param",
+        "epochs=100",
+        "--fg-param",
+        "max_steps=20",
+        "--bg",
+        "warmfixture/spawner",
+        "--bg-param",
+        "seconds=120",
+        "--bg-param",
+        f"pidfile={pidfile}",
+        "--start",
+        "warm",
+    ]
     runner = subprocess.Popen(argv, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     parent = psutil.Process(runner.pid)
 
@@ -278,8 +331,9 @@ def test_every_one_of_many_concurrent_requests_gets_its_job_back_while_the_job_s
     running_at_return: dict[int, bool] = {}
 
     def ask(i: int) -> None:
-        job, _ = server.launch(registry.command(JobConfig("warmfixture", "ok", {"seconds": 0.5})),
-                               tmp_path / f"{i}.log", env, 1.0)
+        job, _ = server.launch(
+            registry.command(JobConfig("warmfixture", "ok", {"seconds": 0.5})), tmp_path / f"{i}.log", env, 1.0
+        )
         running_at_return[i] = job.poll() is None
         assert job.wait(timeout=60) == 0
 

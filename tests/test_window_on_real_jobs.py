@@ -1,4 +1,5 @@
 """The steady-state window measured on real processes that print progress, through the real run_pair."""
+
 from __future__ import annotations
 
 import time
@@ -50,8 +51,7 @@ def test_an_external_script_gets_a_window_through_its_progress_pattern(tmp_path,
 
 
 def test_a_background_that_is_mostly_starting_up_trains_for_a_small_share_of_the_window(tmp_path, registry):
-    result = run(tmp_path, registry, job(steps=80, step_s=0.05),
-                 job(startup_s=1.5, steps=3, step_s=0.05, batch_size=2))
+    result = run(tmp_path, registry, job(steps=80, step_s=0.05), job(startup_s=1.5, steps=3, step_s=0.05, batch_size=2))
     w = result.window
     assert result.outcome is Outcome.OK and result.background_runs >= 2
     assert result.background_coverage > 0.9  # alive nearly all the time: coverage alone calls it a pair
@@ -67,11 +67,14 @@ def test_a_background_that_trains_throughout_has_a_high_share_and_a_throughput(t
 
 
 def test_probes_train_long_enough_for_a_window_of_min_window_s(tmp_path, registry):
-    options = RunOptions(background_settle_s=0.3, background_min_run_s=1.0, grace_s=1.0, probe=True, probe_steps=5,
-                         min_window_s=1.5)
+    options = RunOptions(
+        background_settle_s=0.3, background_min_run_s=1.0, grace_s=1.0, probe=True, probe_steps=5, min_window_s=1.5
+    )
     fg, bg = job(steps=1000, step_s=0.02), job(steps=1000, step_s=0.02)
     result = run_pair(PairSpec(1, fg, bg), registry, CpuDevice(), options, tmp_path / "pair")
-    assert result.foreground.hyperparameters["max_steps"] == 5 and result.foreground.hyperparameters["min_train_s"] == 1.5
+    assert (
+        result.foreground.hyperparameters["max_steps"] == 5 and result.foreground.hyperparameters["min_train_s"] == 1.5
+    )
     assert result.background.hyperparameters["min_train_s"] == 7.5  # trains through the foreground's start and window
     assert result.window.window_s >= 1.0  # 5 probe steps alone would be 0.1 s
     assert result.window.background_training_share > 0.9

@@ -31,8 +31,10 @@ def reid_like_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@pytest.mark.parametrize(("argv", "expected"), [
-    ([], 4), (["-n", "large"], 64), (["-n", "large", "--batch-size", "7"], 7), (["--batch-size", "1"], 1)])
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [([], 4), (["-n", "large"], 64), (["-n", "large", "--batch-size", "7"], 7), (["--batch-size", "1"], 1)],
+)
 def test_the_batch_size_defaults_to_the_models_own_unless_given(argv, expected):
     args = parse_args(reid_like_parser(), argv, BATCH_SIZE)
 
@@ -96,8 +98,9 @@ def test_parameter_count_counts_every_parameter():
 def test_the_training_loop_prints_machine_progress_on_stderr_at_the_first_and_each_epochs_last_step(capsys):
     device = torch.device("cpu")
     model = torch.nn.Linear(3, 1)
-    loop = TrainingLoop(device, BatchPool(lambda n, gen: (torch.rand(n, 3, generator=gen),), 2, num_samples=6,
-                                          device=device), epochs=2)
+    loop = TrainingLoop(
+        device, BatchPool(lambda n, gen: (torch.rand(n, 3, generator=gen),), 2, num_samples=6, device=device), epochs=2
+    )
     before = time.monotonic()
     for _ in loop:
         for (x,) in loop.batches(model):

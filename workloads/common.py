@@ -48,6 +48,7 @@ def log(*parts) -> None:
 
 # ---------------------------------------------------------------- arguments
 
+
 def _typed(convert, check, what):
     def parse(text: str):
         try:
@@ -73,16 +74,22 @@ dropout_rate = _typed(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 def add_max_steps(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--max-steps", type=non_negative_int, default=0,
+        "--max-steps",
+        type=non_negative_int,
+        default=0,
         help="at most N training steps per epoch and N evaluation batches per "
-             "evaluation set (0 = no limit); for short probes")
+        "evaluation set (0 = no limit); for short probes",
+    )
 
 
 def add_min_train_s(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--min-train-s", type=non_negative_float, default=0.0,
+        "--min-train-s",
+        type=non_negative_float,
+        default=0.0,
         help="the first epoch trains at least S seconds, cycling its batches past --max-steps (0 = off); gives a "
-             "probe a steady-state window long enough to measure throughput and energy")
+        "probe a steady-state window long enough to measure throughput and energy",
+    )
 
 
 @dataclass(frozen=True)
@@ -97,8 +104,12 @@ class PerModelBatchSize:
     defaults: Mapping[str, int]
 
     def add_to(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--batch-size", type=positive_int, default=None,
-                            help="default per model: " + ", ".join(f"{k} {v}" for k, v in self.defaults.items()))
+        parser.add_argument(
+            "--batch-size",
+            type=positive_int,
+            default=None,
+            help="default per model: " + ", ".join(f"{k} {v}" for k, v in self.defaults.items()),
+        )
 
     def resolve(self, args: argparse.Namespace) -> None:
         """Fill in the model's default where --batch-size was not given."""
@@ -106,8 +117,9 @@ class PerModelBatchSize:
             args.batch_size = self.defaults[getattr(args, self.model_dest)]
 
 
-def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None,
-               batch_size: PerModelBatchSize | None = None) -> argparse.Namespace:
+def parse_args(
+    parser: argparse.ArgumentParser, argv: list[str] | None, batch_size: PerModelBatchSize | None = None
+) -> argparse.Namespace:
     """Add the options every workload ends with (--min-train-s, a per-model --batch-size if given, then --max-steps) and
     parse argv; the per-model batch size is resolved, so args.batch_size is always a number."""
     add_min_train_s(parser)
@@ -120,8 +132,9 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None,
     return args
 
 
-def start_workload(parser: argparse.ArgumentParser, argv: list[str] | None,
-                   batch_size: PerModelBatchSize | None = None) -> tuple[argparse.Namespace, torch.device]:
+def start_workload(
+    parser: argparse.ArgumentParser, argv: list[str] | None, batch_size: PerModelBatchSize | None = None
+) -> tuple[argparse.Namespace, torch.device]:
     """How every torch workload starts: parse_args, seed every generator from --seed before any model or
     data is made (so the same argv trains the same numbers), then pick the device."""
     args = parse_args(parser, argv, batch_size)
@@ -130,6 +143,7 @@ def start_workload(parser: argparse.ArgumentParser, argv: list[str] | None,
 
 
 # ---------------------------------------------------------------- device, seeds, data
+
 
 def pick_device():
     import torch
@@ -176,8 +190,7 @@ class BatchPool:
         self.steps = num_steps(num_samples, batch_size, max_steps)
         generator = torch.Generator().manual_seed(seed)
         self.batches = [
-            tuple(t.to(device) for t in make_batch(batch_size, generator))
-            for _ in range(min(pool_size, self.steps))
+            tuple(t.to(device) for t in make_batch(batch_size, generator)) for _ in range(min(pool_size, self.steps))
         ]
 
     def __len__(self) -> int:
@@ -189,6 +202,7 @@ class BatchPool:
 
 
 # ---------------------------------------------------------------- reporting
+
 
 def log_config(**fields) -> None:
     log("[gpupair] config " + " ".join(f"{k}={v}" for k, v in fields.items()))
@@ -221,8 +235,11 @@ class ProgressReporter:
 
                 torch.cuda.synchronize()
             self._last = now
-            print(f"[gpupair] progress steps={self.steps} samples={self.samples} epoch={epoch} "
-                  f"t={time.monotonic():.4f}", file=sys.stderr, flush=True)
+            print(
+                f"[gpupair] progress steps={self.steps} samples={self.samples} epoch={epoch} t={time.monotonic():.4f}",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 class StepTimer:
@@ -342,8 +359,11 @@ def cuda_context_mib() -> float | None:
         used = 0
         for i in range(pynvml.nvmlDeviceGetCount()):
             handle = pynvml.nvmlDeviceGetHandleByIndex(i)
-            used += sum(p.usedGpuMemory or 0 for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
-                        if p.pid == os.getpid())
+            used += sum(
+                p.usedGpuMemory or 0
+                for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+                if p.pid == os.getpid()
+            )
         return used / 2**20 - torch.cuda.memory_reserved() / 2**20 if used else None
     except Exception:  # noqa: BLE001 - a missing or failing NVML only means no context line
         return None
@@ -354,13 +374,17 @@ def finish(device, timer: StepTimer | None) -> None:
     if device is not None and device.type == "cuda":
         import torch
 
-        log(f"[gpupair] max_memory_reserved_mib={torch.cuda.max_memory_reserved() / 2**20:.1f} "
-            f"max_memory_allocated_mib={torch.cuda.max_memory_allocated() / 2**20:.1f}")
+        log(
+            f"[gpupair] max_memory_reserved_mib={torch.cuda.max_memory_reserved() / 2**20:.1f} "
+            f"max_memory_allocated_mib={torch.cuda.max_memory_allocated() / 2**20:.1f}"
+        )
         context = cuda_context_mib()
         if context is not None:
             log(f"[gpupair] context_mib={context:.1f}")
     if timer is not None:
-        log(f"[gpupair] steps={timer.steps} seconds_per_step={timer.seconds_per_step:.6f} "
-            f"samples_per_second={timer.samples_per_second:.2f}")
+        log(
+            f"[gpupair] steps={timer.steps} seconds_per_step={timer.seconds_per_step:.6f} "
+            f"samples_per_second={timer.samples_per_second:.2f}"
+        )
     log(f"[gpupair] total_s={time.perf_counter() - _STARTED:.2f}")
     log(SUCCESS_MARKER)

@@ -4,6 +4,7 @@
 command and option (``typer.cli.get_docs_for_click``, what ``typer ... utils docs`` writes), one heading level
 below the page's title.
 """
+
 from __future__ import annotations
 
 MARKER = "<!-- cli-reference: generated at build time from the typer app -->"
@@ -18,8 +19,9 @@ def cli_markdown() -> str:
     from gpupair_search.search.cli import app
 
     command = typer.main.get_command(app)
-    text = typer.cli.get_docs_for_click(obj=command, ctx=typer.Context(command), name="gpupair-search",
-                                        title="gpupair-search")
+    text = typer.cli.get_docs_for_click(
+        obj=command, ctx=typer.Context(command), name="gpupair-search", title="gpupair-search"
+    )
     lines, in_code = [], False
     for line in text.splitlines():
         if line.startswith("```"):

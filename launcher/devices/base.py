@@ -1,4 +1,5 @@
 """The device interface the monitor samples."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """The CPU as a device: host memory (RSS) of each job's tree, against an optional budget."""
+
 from __future__ import annotations
 
 import re
@@ -38,5 +39,6 @@ class CpuDevice(Device):
 
     def reading(self) -> DeviceReading:
         vm = psutil.virtual_memory()
-        return DeviceReading(used_mib=(vm.total - vm.available) / 2**20,
-                             utilization_pct=psutil.cpu_percent(interval=None))
+        return DeviceReading(
+            used_mib=(vm.total - vm.available) / 2**20, utilization_pct=psutil.cpu_percent(interval=None)
+        )

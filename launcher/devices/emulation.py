@@ -1,4 +1,5 @@
 """Emulate a smaller NVIDIA card on a bigger one by holding the difference (see memory_hog.py)."""
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,9 @@ class EmulatedNvidiaDevice(NvidiaDevice):
         self.name = f"{self.card} (cuda:{index}) emulating a {card_mib / 1024:g} GiB card"
         log = Path(tempfile.mkdtemp(prefix="gpupair-hog-")) / "hog.log"
         env = {**os.environ, **self.job_env()}
-        self._hog: RunningJob | None = start_job("hog", Command((sys.executable, _HOG, str(card_mib)), Path.cwd()),
-                                                 log, env)
+        self._hog: RunningJob | None = start_job(
+            "hog", Command((sys.executable, _HOG, str(card_mib)), Path.cwd()), log, env
+        )
         self.held_mib, self.free_mib = self._wait_ready(log, timeout)
 
     def _wait_ready(self, log: Path, timeout: float) -> tuple[float, float]:
@@ -42,8 +44,10 @@ class EmulatedNvidiaDevice(NvidiaDevice):
                 return float(match.group(2)), float(match.group(1))
             if self._hog.poll() is not None:
                 self.close()
-                raise NoDeviceError(f"cannot emulate a {self.card_mib:.0f} MiB card on {self.card}: "
-                                    + (text.strip().splitlines() or ["the holder exited"])[-1])
+                raise NoDeviceError(
+                    f"cannot emulate a {self.card_mib:.0f} MiB card on {self.card}: "
+                    + (text.strip().splitlines() or ["the holder exited"])[-1]
+                )
             time.sleep(0.1)
         self.close()
         raise NoDeviceError(f"the memory holder for --gpu-memory did not get ready in {timeout:.0f} s")
@@ -55,8 +59,12 @@ class EmulatedNvidiaDevice(NvidiaDevice):
         return super().foreign_processes(ours | self.hog_pids())
 
     def describe(self) -> dict[str, object]:
-        return {**super().describe(), "emulated_card_mib": self.card_mib, "held_mib": round(self.held_mib),
-                "free_for_pair_mib": round(self.free_mib)}
+        return {
+            **super().describe(),
+            "emulated_card_mib": self.card_mib,
+            "held_mib": round(self.held_mib),
+            "free_for_pair_mib": round(self.free_mib),
+        }
 
     def close(self) -> None:
         if self._hog is not None:

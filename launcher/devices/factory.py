@@ -3,6 +3,7 @@
 The factory imports the package's modules and asks each :class:`Device` subclass whether ``--device``
 matches its ``choice``; so a new kind of device is one module in ``launcher/devices/`` and nothing else.
 """
+
 from __future__ import annotations
 
 import importlib

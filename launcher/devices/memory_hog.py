@@ -8,6 +8,7 @@ Prints ``READY free_mib=F held_mib=H via=cuda-driver|torch`` when done, then sle
 It talks to the CUDA driver (libcuda) through ctypes: importing torch took 5.8 s on the GPU machine, paid
 before every study's first pair. torch is the fallback where the driver library cannot be loaded that way.
 """
+
 from __future__ import annotations
 
 import ctypes

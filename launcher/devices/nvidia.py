@@ -1,4 +1,5 @@
 """NVIDIA GPU through NVML: per-process memory, power, energy counter, utilisation, temperature."""
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,10 @@ ENERGY_READ_S = 0.1  # the energy counter: 10 Hz, so a 1 s window has about 10 r
 class NvidiaDevice(Device):
     kind = "nvidia"
     choice = r"auto|cuda:(\d+)"
-    choice_help = ("NVIDIA GPU N as CUDA counts them (the N-th of CUDA_VISIBLE_DEVICES when it is set), measured "
-                   "through NVML: memory per process, power, energy, utilisation, temperature; auto: the first one")
+    choice_help = (
+        "NVIDIA GPU N as CUDA counts them (the N-th of CUDA_VISIBLE_DEVICES when it is set), measured "
+        "through NVML: memory per process, power, energy, utilisation, temperature; auto: the first one"
+    )
 
     @classmethod
     def open(cls, match: re.Match[str], request: DeviceRequest) -> NvidiaDevice:
@@ -40,8 +43,9 @@ class NvidiaDevice(Device):
         if match.group(1) is None and not nvml_available():
             from gpupair_search.launcher.devices.factory import describe_choices
 
-            raise NoDeviceError("no NVIDIA GPU found here (NVML unavailable); choose a device explicitly:\n"
-                                + describe_choices())
+            raise NoDeviceError(
+                "no NVIDIA GPU found here (NVML unavailable); choose a device explicitly:\n" + describe_choices()
+            )
         index = int(match.group(1) or 0)
         device = cls(index)
         if request.card_mib is None or device.total_mib <= request.card_mib + 1:
@@ -62,8 +66,10 @@ class NvidiaDevice(Device):
             raise NoDeviceError(f"NVML is not usable here ({exc}); use --device cpu or --device sim") from None
         visible = os.environ.get(VARIABLE)
         if visible is None and not 0 <= cuda_index < count:
-            raise NoDeviceError(f"cuda:{cuda_index} does not exist; this machine has {count} NVIDIA GPU(s): "
-                                + ", ".join(f"cuda:{i}" for i in range(count)))
+            raise NoDeviceError(
+                f"cuda:{cuda_index} does not exist; this machine has {count} NVIDIA GPU(s): "
+                + ", ".join(f"cuda:{i}" for i in range(count))
+            )
         index = nvml_index(cuda_index, visible)
         self.cuda_index = cuda_index
         self.index = index  # NVML's, which differs from cuda_index when CUDA_VISIBLE_DEVICES narrows the GPUs
@@ -74,8 +80,11 @@ class NvidiaDevice(Device):
         self.card = as_text(pynvml.nvmlDeviceGetName(self.handle))
         self._cache: dict[str, tuple[float, object]] = {}
         self._energy_read_at = float("-inf")
-        self.name = f"{self.card} (cuda:{cuda_index})" if index == cuda_index else \
-            f"{self.card} (cuda:{cuda_index}, {VARIABLE}={visible})"
+        self.name = (
+            f"{self.card} (cuda:{cuda_index})"
+            if index == cuda_index
+            else f"{self.card} (cuda:{cuda_index}, {VARIABLE}={visible})"
+        )
 
     def job_env(self) -> dict[str, str]:
         # The UUID pins the same physical GPU NVML reads, whatever CUDA's device ordering is.
@@ -111,13 +120,18 @@ class NvidiaDevice(Device):
         read is most of the sampler's CPU cost at 20 Hz (bench/sampler_cost.py).
         A window's energy interpolates between the counter's reads (launcher/measurement.py:counter_energy)."""
         h = self.handle
-        used, power, util, temp = self._slow("device", lambda: (
-            pynvml.nvmlDeviceGetMemoryInfo(h).used / 2**20,
-            _try(lambda: pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0),
-            _try(lambda: float(pynvml.nvmlDeviceGetUtilizationRates(h).gpu)),
-            _try(lambda: float(pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU)))))
-        return DeviceReading(used_mib=used, power_w=power, utilization_pct=util, temperature_c=temp,
-                             energy_mj=self._energy_counter())
+        used, power, util, temp = self._slow(
+            "device",
+            lambda: (
+                pynvml.nvmlDeviceGetMemoryInfo(h).used / 2**20,
+                _try(lambda: pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0),
+                _try(lambda: float(pynvml.nvmlDeviceGetUtilizationRates(h).gpu)),
+                _try(lambda: float(pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU))),
+            ),
+        )
+        return DeviceReading(
+            used_mib=used, power_w=power, utilization_pct=util, temperature_c=temp, energy_mj=self._energy_counter()
+        )
 
     def _energy_counter(self) -> float | None:
         """The cumulative energy counter (mJ) when ENERGY_READ_S has passed since its last read, else None."""
@@ -142,9 +156,15 @@ class NvidiaDevice(Device):
         return found
 
     def describe(self) -> dict[str, object]:
-        return {**super().describe(), "card": self.card, "index": self.index, "cuda_index": self.cuda_index,
-                "uuid": self.uuid,
-                "total_mib": round(self.total_mib), "driver": _try(pynvml.nvmlSystemGetDriverVersion)}
+        return {
+            **super().describe(),
+            "card": self.card,
+            "index": self.index,
+            "cuda_index": self.cuda_index,
+            "uuid": self.uuid,
+            "total_mib": round(self.total_mib),
+            "driver": _try(pynvml.nvmlSystemGetDriverVersion),
+        }
 
 
 def _memory_of(processes) -> dict[int, float]:

@@ -3,6 +3,7 @@
 For testing the search logic at scale and for predicting a card you do not have. Every result it
 produces has ``simulated=True`` and its device says "simulated"; its numbers are predictions.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,15 +25,19 @@ class SimulatedDevice(Device):
 
     kind = "simulated"
     choice = "sim"
-    choice_help = "simulated: memory from fitted per-job models and shipped profiles, nothing is trained (labelled simulated)"
+    choice_help = (
+        "simulated: memory from fitted per-job models and shipped profiles, nothing is trained (labelled simulated)"
+    )
     study_kind = StudyKind.SIMULATED
     simulated = True
 
     @classmethod
     def open(cls, match: re.Match[str], request: DeviceRequest) -> SimulatedDevice:
         if request.simulation is None:
-            raise NoDeviceError("--device sim predicts a whole study from memory profiles: use it with `run` or "
-                                "`plan`, not with a single pair")
+            raise NoDeviceError(
+                "--device sim predicts a whole study from memory profiles: use it with `run` or "
+                "`plan`, not with a single pair"
+            )
         return request.simulation()
 
     def __init__(self, memory: MemoryFunction, capacity_mib: float, registry: Registry, label: str = "") -> None:
@@ -64,10 +69,18 @@ class SimulatedDevice(Device):
             outcome, fg_peak, bg_peak, tried = Outcome.OK, fg, bg, (None, None)
         memory = MemoryStats(fg_peak, bg_peak, fg_peak + bg_peak, fg_peak + bg_peak, None, tried[0], tried[1])
         return PairResult(
-            pair=pair, foreground=pair.foreground, background=pair.background, outcome=outcome, memory=memory,
-            energy=EnergyStats(window_s=0.0, cpu_energy_note="simulated: nothing ran"), device=self.describe(),
-            foreground_exit_code=0 if outcome is Outcome.OK else 1, foreground_duration_s=0.0,
+            pair=pair,
+            foreground=pair.foreground,
+            background=pair.background,
+            outcome=outcome,
+            memory=memory,
+            energy=EnergyStats(window_s=0.0, cpu_energy_note="simulated: nothing ran"),
+            device=self.describe(),
+            foreground_exit_code=0 if outcome is Outcome.OK else 1,
+            foreground_duration_s=0.0,
             background_runs=1 if pair.background else 0,
             error_message="" if outcome is Outcome.OK else f"simulated {outcome.value}",
-            batch_sizes={"foreground": fg_bs, "background": bg_bs}, warnings=list(pair.warnings), simulated=True,
+            batch_sizes={"foreground": fg_bs, "background": bg_bs},
+            warnings=list(pair.warnings),
+            simulated=True,
         )

@@ -8,6 +8,7 @@ module maps ``cuda:N`` to the N-th visible entry, then to the NVML device it nam
 An entry is an index (NVML's numbering, which is the PCI bus order Slurm's gres.conf and nvidia-smi use)
 or a GPU UUID (``GPU-8f2a...``, also a unique prefix of one, as CUDA accepts).
 """
+
 from __future__ import annotations
 
 from gpupair_search.launcher.devices.base import NoDeviceError
@@ -28,9 +29,11 @@ def visible_gpu(n: int, visible: str | None) -> int | str:
     parsed = [_entry(e, visible) for e in entries]
     if n >= len(parsed):
         shown = ", ".join(f"cuda:{i}" for i in range(len(parsed))) or "none"
-        raise NoDeviceError(f"cuda:{n} is not visible to this process: {VARIABLE}={visible!r} makes "
-                            f"{len(parsed)} GPU(s) visible ({shown}). Use one of those, or unset {VARIABLE}; "
-                            "under Slurm, each array task's GPU is cuda:0.")
+        raise NoDeviceError(
+            f"cuda:{n} is not visible to this process: {VARIABLE}={visible!r} makes "
+            f"{len(parsed)} GPU(s) visible ({shown}). Use one of those, or unset {VARIABLE}; "
+            "under Slurm, each array task's GPU is cuda:0."
+        )
     return parsed[n]
 
 
@@ -38,13 +41,17 @@ def _entry(entry: str, visible: str) -> int | str:
     if entry.isdigit():
         return int(entry)
     if entry.startswith("MIG-"):
-        raise NoDeviceError(f"{VARIABLE}={visible!r} names a MIG instance ({entry}): NVML cannot tell a "
-                            "process's memory on a MIG instance, so gpupair-search cannot measure there. "
-                            "Use a whole GPU.")
+        raise NoDeviceError(
+            f"{VARIABLE}={visible!r} names a MIG instance ({entry}): NVML cannot tell a "
+            "process's memory on a MIG instance, so gpupair-search cannot measure there. "
+            "Use a whole GPU."
+        )
     if entry.startswith("GPU-") and len(entry) > 4:
         return entry
-    raise NoDeviceError(f"{VARIABLE}={visible!r}: entry {entry!r} is neither a GPU index nor a GPU UUID "
-                        "(GPU-...); fix or unset the variable.")
+    raise NoDeviceError(
+        f"{VARIABLE}={visible!r}: entry {entry!r} is neither a GPU index nor a GPU UUID "
+        "(GPU-...); fix or unset the variable."
+    )
 
 
 def match_uuid(ref: str, uuids: list[str]) -> int:
@@ -65,8 +72,9 @@ def nvml_index(n: int, visible: str | None) -> int:
     count = pynvml.nvmlDeviceGetCount()
     if isinstance(ref, int):
         if ref >= count:
-            raise NoDeviceError(f"{VARIABLE}={visible!r} makes cuda:{n} GPU {ref}, but this host has {count} "
-                                "NVIDIA GPU(s).")
+            raise NoDeviceError(
+                f"{VARIABLE}={visible!r} makes cuda:{n} GPU {ref}, but this host has {count} NVIDIA GPU(s)."
+            )
         return ref
     uuids = [as_text(pynvml.nvmlDeviceGetUUID(pynvml.nvmlDeviceGetHandleByIndex(i))) for i in range(count)]
     return match_uuid(ref, uuids)

@@ -21,6 +21,7 @@ Nothing here may break the job: any failure leaves the DataLoader as it was and 
 runner then falls back to its plateau rule. A ``sitecustomize`` of the job's own further down the path still
 runs (after this one).
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ It reports its own peak as torch's max_memory_reserved plus its CUDA context (NV
 process minus torch's reserved memory, taken after cuBLAS warm-up), the reference the monitor is
 checked against.
 """
+
 import argparse
 import os
 import time
@@ -14,8 +15,12 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--alloc-gib", type=float, default=1.0)
 parser.add_argument("--seconds", type=float, default=3.0)
 parser.add_argument("--batch-size", type=int, default=1)  # unused; lets the registry treat it as a workload
-parser.add_argument("--pulses", type=int, default=0,
-                    help="instead of holding: allocate for 30 ms, free and empty_cache(), this many times")
+parser.add_argument(
+    "--pulses",
+    type=int,
+    default=0,
+    help="instead of holding: allocate for 30 ms, free and empty_cache(), this many times",
+)
 args = parser.parse_args()
 
 dev = torch.device("cuda")

@@ -7,6 +7,7 @@
 * in probe mode a CPU-only background (no device memory) is not waited for after the foreground.
 Each test appends its numbers to $GPUPAIR_OUT/gpu_checks.json when that variable is set.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,11 +56,19 @@ def test_nvml_peaks_match_what_each_process_reports(tmp_path, registry):
     result = run_pair(pair, registry, device, RunOptions(), tmp_path)
     assert result.outcome.value == "ok", result.error_message
     fg_self = _self_peak(tmp_path / "training.log")
-    bg_self = max(_self_peak(p) for p in result.background_logs if "self_peak" in p.read_text()) \
-        if any("self_peak" in p.read_text() for p in result.background_logs) else None
-    data = {"device": result.device, "foreground_nvml_peak_mib": result.memory.foreground_peak_mib,
-            "foreground_self_mib": fg_self, "background_nvml_peak_mib": result.memory.background_peak_mib,
-            "background_self_mib": bg_self, "sample_hz": result.memory.sample_hz}
+    bg_self = (
+        max(_self_peak(p) for p in result.background_logs if "self_peak" in p.read_text())
+        if any("self_peak" in p.read_text() for p in result.background_logs)
+        else None
+    )
+    data = {
+        "device": result.device,
+        "foreground_nvml_peak_mib": result.memory.foreground_peak_mib,
+        "foreground_self_mib": fg_self,
+        "background_nvml_peak_mib": result.memory.background_peak_mib,
+        "background_self_mib": bg_self,
+        "sample_hz": result.memory.sample_hz,
+    }
     _record("nvml_truth", data)
     assert abs(result.memory.foreground_peak_mib - fg_self) <= max(30.0, 0.02 * fg_self), data
     if bg_self is not None:
@@ -76,10 +85,16 @@ def test_emulated_8gib_card_gives_real_ooms(tmp_path, registry, gib, expected):
     finally:
         device.close()
     log = (tmp_path / "training.log").read_text()
-    _record(f"emulation_{gib:g}GiB", {"device": result.device, "outcome": result.outcome.value,
-                                      "foreground_peak_mib": result.memory.foreground_peak_mib,
-                                      "tried_to_allocate_mib": result.memory.foreground_tried_to_allocate_mib,
-                                      "log_tail": log.strip().splitlines()[-1][:300]})
+    _record(
+        f"emulation_{gib:g}GiB",
+        {
+            "device": result.device,
+            "outcome": result.outcome.value,
+            "foreground_peak_mib": result.memory.foreground_peak_mib,
+            "tried_to_allocate_mib": result.memory.foreground_tried_to_allocate_mib,
+            "log_tail": log.strip().splitlines()[-1][:300],
+        },
+    )
     assert result.outcome.value == expected
     if expected.startswith("oom"):
         assert "OutOfMemoryError" in log or "CUDA out of memory" in log
@@ -92,8 +107,16 @@ def test_foreground_energy_matches_mean_power_times_duration(tmp_path, registry)
     result = run_pair(PairSpec(1, _job(1.0, 8.0), _job(0.5, 60.0)), registry, device, RunOptions(), tmp_path)
     e = result.energy
     estimate = e.power_avg_w * e.window_s
-    _record("energy", {"gpu_energy_j": e.gpu_energy_j, "power_avg_w": e.power_avg_w, "window_s": e.window_s,
-                       "power_x_duration_j": estimate, "cpu_energy": e.cpu_energy_note or e.cpu_energy_j})
+    _record(
+        "energy",
+        {
+            "gpu_energy_j": e.gpu_energy_j,
+            "power_avg_w": e.power_avg_w,
+            "window_s": e.window_s,
+            "power_x_duration_j": estimate,
+            "cpu_energy": e.cpu_energy_note or e.cpu_energy_j,
+        },
+    )
     assert e.gpu_energy_j and e.gpu_energy_j > 0
     assert abs(e.gpu_energy_j - estimate) / e.gpu_energy_j <= 0.10
 
@@ -105,8 +128,14 @@ def test_probe_does_not_wait_for_a_cpu_only_background(tmp_path, registry):
     cpu_job = JobConfig("cpujob", "ok", {"seconds": 120.0})  # ignores --max-steps: it would run 120 s
     options = RunOptions(probe=True, background_cpu_only_after_s=3.0)
     result = run_pair(PairSpec(1, _job(1.0, 3.0), cpu_job), registry, device, options, tmp_path)
-    _record("cpu_only_background_probe", {"outcome": result.outcome.value, "phase_seconds": result.phase_seconds,
-                                          "background_peak_mib": result.memory.background_peak_mib})
+    _record(
+        "cpu_only_background_probe",
+        {
+            "outcome": result.outcome.value,
+            "phase_seconds": result.phase_seconds,
+            "background_peak_mib": result.memory.background_peak_mib,
+        },
+    )
     assert result.outcome.value == "ok", result.error_message
     assert result.memory.background_peak_mib == 0
     assert result.phase_seconds["background_finish"] < 1.0
@@ -124,11 +153,13 @@ def test_packed_pairs_on_one_gpu_each_get_their_own_peaks_from_one_sampler(tmp_p
     sizes = [1.0, 2.0, 3.0, 4.0]
     pairs = [PairSpec(i + 1, _job(gib, 8.0), _job(gib / 2, 30.0)) for i, gib in enumerate(sizes)]
     results, samplers = {}, []
-    threads = [threading.Thread(target=lambda p=p: results.setdefault(p.group, executor.run(p, p.group)))
-               for p in pairs]
+    threads = [
+        threading.Thread(target=lambda p=p: results.setdefault(p.group, executor.run(p, p.group))) for p in pairs
+    ]
     for t in threads:
         t.start()
     import time
+
     time.sleep(6.0)
     samplers.append(sum(1 for t in threading.enumerate() if t.name == "gpupair-sampler"))
     for t in threads:
@@ -137,8 +168,15 @@ def test_packed_pairs_on_one_gpu_each_get_their_own_peaks_from_one_sampler(tmp_p
     for pair, gib in zip(pairs, sizes):
         r = results[pair.group]
         fg_self = _self_peak(r.result_dir / "training.log")
-        rows.append({"fg_gib": gib, "fg_nvml_mib": r.memory.foreground_peak_mib, "fg_self_mib": fg_self,
-                     "bg_nvml_mib": r.memory.background_peak_mib, "sample_hz": r.memory.sample_hz})
+        rows.append(
+            {
+                "fg_gib": gib,
+                "fg_nvml_mib": r.memory.foreground_peak_mib,
+                "fg_self_mib": fg_self,
+                "bg_nvml_mib": r.memory.background_peak_mib,
+                "sample_hz": r.memory.sample_hz,
+            }
+        )
     _record("packed_pairs_one_sampler", {"samplers": samplers, "pairs": rows})
     assert samplers == [1]
     for row in rows:

@@ -62,8 +62,14 @@ def run_fold(fold, train_idx, test_idx, features, buggy, args, max_iter):
     x, y = np.concatenate([x, extra]), np.concatenate([y, np.ones(len(extra), dtype=np.int64)])
     order = np.random.default_rng(args.seed + fold).permutation(len(x))
 
-    clf = MLPClassifier(solver="sgd", alpha=args.alpha, hidden_layer_sizes=(300,), random_state=args.seed,
-                        max_iter=max_iter, n_iter_no_change=30)
+    clf = MLPClassifier(
+        solver="sgd",
+        alpha=args.alpha,
+        hidden_layer_sizes=(300,),
+        random_state=args.seed,
+        max_iter=max_iter,
+        n_iter_no_change=30,
+    )
     clf.fit(x[order], y[order])
 
     relevancy = clf.predict_proba(features[test_idx].reshape(-1, N_FEATURES))[:, 1].reshape(len(test_idx), CANDIDATES)
@@ -96,14 +102,22 @@ def main(argv=None):
     max_iter = min(args.max_iter, args.max_steps) if args.max_steps else args.max_iter
 
     features, buggy = make_features(args.seed)
-    log_config(workload="bug-localization-by-dnn-and-rvsm", model="default", device="cpu",
-               reports=N_REPORTS, rows=N_REPORTS * CANDIDATES, kfold=args.kfold, n_jobs=args.n_jobs,
-               max_iter=max_iter)
+    log_config(
+        workload="bug-localization-by-dnn-and-rvsm",
+        model="default",
+        device="cpu",
+        reports=N_REPORTS,
+        rows=N_REPORTS * CANDIDATES,
+        kfold=args.kfold,
+        n_jobs=args.n_jobs,
+        max_iter=max_iter,
+    )
     folds = KFold(n_splits=args.kfold, shuffle=True, random_state=args.seed).split(np.arange(N_REPORTS))
     start = time.perf_counter()
     results = Parallel(n_jobs=args.n_jobs)(
         delayed(run_fold)(i, train_idx, test_idx, features, buggy, args, max_iter)
-        for i, (train_idx, test_idx) in enumerate(folds))
+        for i, (train_idx, test_idx) in enumerate(folds)
+    )
     for i, (acc, n_iter) in enumerate(results, 1):
         log(f"Fold {i}/{args.kfold}: iterations {n_iter}, top1 {acc[1]:.3f}")
     log(f"Trained {args.kfold} folds in {time.perf_counter() - start:.1f} s")

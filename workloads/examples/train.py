@@ -38,6 +38,7 @@ TEST_BATCH = 1000  # --test-batch-size default of pytorch/examples
 
 # ---------------------------------------------------------------- models
 
+
 class MnistNet(nn.Module):  # examples/mnist
     def __init__(self):
         super().__init__()
@@ -158,6 +159,7 @@ class SiameseNetwork(nn.Module):  # examples/siamese_network
 
 # ---------------------------------------------------------------- data
 
+
 def images(n, gen):
     return ((torch.rand(n, 1, 28, 28, generator=gen) - 0.1307) / 0.3081,)
 
@@ -171,6 +173,7 @@ def image_pairs(n, gen):  # (image 1, image 2, 1.0 if same digit else 0.0)
 
 
 # ---------------------------------------------------------------- training
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -196,9 +199,15 @@ def main(argv=None):
             model = {"mnist": MnistNet, "mnist_rnn": MnistRNN, "siamese": SiameseNetwork}[args.model]()
         optimizer = torch.optim.Adadelta(model.parameters(), lr=args.learning_rate)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
-    log_config(workload="examples", model=args.model, device=device.type, batch_size=args.batch_size,
-               steps_per_epoch=len(train), eval_batches=len(test),
-               params=parameter_count(model))
+    log_config(
+        workload="examples",
+        model=args.model,
+        device=device.type,
+        batch_size=args.batch_size,
+        steps_per_epoch=len(train),
+        eval_batches=len(test),
+        params=parameter_count(model),
+    )
 
     loop = TrainingLoop(device, train, args.epochs, args.min_train_s)
     for epoch in loop:

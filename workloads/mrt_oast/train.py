@@ -47,8 +47,9 @@ class CloneDetector(nn.Module):
         self.positions = nn.Embedding(SEQ_LEN, D_MODEL)
         layer = nn.TransformerEncoderLayer(D_MODEL, HEADS, FFN, dropout, batch_first=True)
         self.encoder = nn.TransformerEncoder(layer, LAYERS, enable_nested_tensor=False)
-        self.classifier = nn.Sequential(nn.Linear(4 * D_MODEL, D_MODEL), nn.ReLU(), nn.Dropout(dropout),
-                                        nn.Linear(D_MODEL, 2))
+        self.classifier = nn.Sequential(
+            nn.Linear(4 * D_MODEL, D_MODEL), nn.ReLU(), nn.Dropout(dropout), nn.Linear(D_MODEL, 2)
+        )
 
     def encode(self, ids):
         positions = torch.arange(ids.shape[1], device=ids.device)
@@ -60,9 +61,11 @@ class CloneDetector(nn.Module):
 
 
 def pair_batch(n, gen):  # fragment a, fragment b, 1 if clone else 0
-    return (torch.randint(1, VOCAB, (n, SEQ_LEN), generator=gen),
-            torch.randint(1, VOCAB, (n, SEQ_LEN), generator=gen),
-            torch.randint(0, 2, (n,), generator=gen))
+    return (
+        torch.randint(1, VOCAB, (n, SEQ_LEN), generator=gen),
+        torch.randint(1, VOCAB, (n, SEQ_LEN), generator=gen),
+        torch.randint(0, 2, (n,), generator=gen),
+    )
 
 
 def main(argv=None):
@@ -79,9 +82,16 @@ def main(argv=None):
     with on_device(device):
         model = CloneDetector(args.dropout)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    log_config(workload="MRT-OAST", model="default", device=device.type, batch_size=args.batch_size,
-               seq_len=SEQ_LEN, steps_per_epoch=len(train), eval_batches=len(test),
-               params=parameter_count(model))
+    log_config(
+        workload="MRT-OAST",
+        model="default",
+        device=device.type,
+        batch_size=args.batch_size,
+        seq_len=SEQ_LEN,
+        steps_per_epoch=len(train),
+        eval_batches=len(test),
+        params=parameter_count(model),
+    )
 
     loop = TrainingLoop(device, train, args.epochs, args.min_train_s)
     for epoch in loop:
@@ -96,8 +106,9 @@ def main(argv=None):
         with torch.no_grad():
             for a, b, y in test:
                 pred = model(a, b).argmax(1)
-                counts += torch.stack([(pred == 1) & (y == 1), (pred == 1) & (y == 0),
-                                       (pred == 0) & (y == 1), (pred == 0) & (y == 0)]).sum(1)
+                counts += torch.stack(
+                    [(pred == 1) & (y == 1), (pred == 1) & (y == 0), (pred == 0) & (y == 1), (pred == 0) & (y == 0)]
+                ).sum(1)
         tp, fp, fn, tn = counts.tolist()
         accuracy = (tp + tn) / counts.sum().item()
         precision = tp / (tp + fp) if tp + fp else 0.0

@@ -120,11 +120,12 @@ class PCB(nn.Module):
         return self.avgpool(self.backbone(x)).flatten(2)  # N x 2048 x 6
 
     def normalise(self, f):
-        f = f / (f.norm(p=2, dim=1, keepdim=True) * PARTS ** 0.5)
+        f = f / (f.norm(p=2, dim=1, keepdim=True) * PARTS**0.5)
         return f.flatten(1)
 
 
 # ---------------------------------------------------------------- data and evaluation
+
 
 def _images(n, gen):
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -137,8 +138,11 @@ def train_batch(n, gen):
 
 
 def test_batch(n, gen):  # images, person ids, camera ids
-    return (_images(n, gen), torch.randint(0, TEST_IDS, (n,), generator=gen),
-            torch.randint(1, CAMERAS + 1, (n,), generator=gen))
+    return (
+        _images(n, gen),
+        torch.randint(0, TEST_IDS, (n,), generator=gen),
+        torch.randint(1, CAMERAS + 1, (n,), generator=gen),
+    )
 
 
 @torch.no_grad()
@@ -159,9 +163,9 @@ def rank_metrics(query, gallery, chunk=256):
     hits = torch.zeros(3)
     ap_sum, valid = 0.0, 0
     for s in range(0, len(qf), chunk):
-        order = (qf[s:s + chunk] @ gf.T).argsort(dim=1, descending=True)
-        same_id = gl[order] == ql[s:s + chunk, None]
-        same_cam = gc[order] == qc[s:s + chunk, None]
+        order = (qf[s : s + chunk] @ gf.T).argsort(dim=1, descending=True)
+        same_id = gl[order] == ql[s : s + chunk, None]
+        same_cam = gc[order] == qc[s : s + chunk, None]
         good = same_id & ~same_cam
         rank = (~(same_id & same_cam)).cumsum(1) - 1  # position once junk is removed
         n_good = good.sum(1)
@@ -181,6 +185,7 @@ def rank_metrics(query, gallery, chunk=256):
 
 # ---------------------------------------------------------------- training
 
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--name", choices=sorted(BATCH_SIZE.defaults), default="densenet121")
@@ -193,16 +198,27 @@ def main(argv=None):
         model = PCB(args.droprate) if args.name == "pcb" else GlobalNet(args.name, args.droprate)
     head_ids = {id(p) for p in model.classifier.parameters()}
     optimizer = torch.optim.SGD(
-        [{"params": [p for p in model.parameters() if id(p) not in head_ids], "lr": 0.1 * args.lr},
-         {"params": list(model.classifier.parameters()), "lr": args.lr}],
-        weight_decay=5e-4, momentum=0.9, nesterov=True)
+        [
+            {"params": [p for p in model.parameters() if id(p) not in head_ids], "lr": 0.1 * args.lr},
+            {"params": list(model.classifier.parameters()), "lr": args.lr},
+        ],
+        weight_decay=5e-4,
+        momentum=0.9,
+        nesterov=True,
+    )
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, args.total_epoch * 2 // 3), gamma=0.1)
     train = BatchPool(train_batch, args.batch_size, TRAIN_SAMPLES, device, args.max_steps, seed=args.seed)
     query = BatchPool(test_batch, args.batch_size, QUERY_SAMPLES, device, args.max_steps, seed=args.seed + 1)
     gallery = BatchPool(test_batch, args.batch_size, GALLERY_SAMPLES, device, args.max_steps, seed=args.seed + 2)
-    log_config(workload="Person_reID_baseline_pytorch", model=args.name, device=device.type,
-               batch_size=args.batch_size, steps_per_epoch=len(train), eval_batches=len(query) + len(gallery),
-               params=parameter_count(model))
+    log_config(
+        workload="Person_reID_baseline_pytorch",
+        model=args.name,
+        device=device.type,
+        batch_size=args.batch_size,
+        steps_per_epoch=len(train),
+        eval_batches=len(query) + len(gallery),
+        params=parameter_count(model),
+    )
 
     loop = TrainingLoop(device, train, args.total_epoch, args.min_train_s)
     for epoch in loop:

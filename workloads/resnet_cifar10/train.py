@@ -97,9 +97,15 @@ def main(argv=None):
         model = ResNet(DEPTHS[args.arch])
     optimizer = torch.optim.SGD(model.parameters(), args.lr, momentum=0.9, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[100, 150])
-    log_config(workload="pytorch_resnet_cifar10", model=args.arch, device=device.type,
-               batch_size=args.batch_size, steps_per_epoch=len(train), eval_batches=len(val),
-               params=parameter_count(model))
+    log_config(
+        workload="pytorch_resnet_cifar10",
+        model=args.arch,
+        device=device.type,
+        batch_size=args.batch_size,
+        steps_per_epoch=len(train),
+        eval_batches=len(val),
+        params=parameter_count(model),
+    )
 
     loop = TrainingLoop(device, train, args.epochs, args.min_train_s)
     best = 0.0

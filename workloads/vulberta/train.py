@@ -50,18 +50,25 @@ TRAIN_SAMPLES, EVAL_SAMPLES = 4_643, 596
 
 
 class RobertaClassifier(nn.Module):  # VulBERTa-MLP (RobertaForSequenceClassification)
-    def __init__(self, vocab=VOCAB, max_len=SEQ_LEN, hidden=768, layers=12, heads=12, ffn=3072,
-                 dropout=0.1, num_labels=2):
+    def __init__(
+        self, vocab=VOCAB, max_len=SEQ_LEN, hidden=768, layers=12, heads=12, ffn=3072, dropout=0.1, num_labels=2
+    ):
         super().__init__()
         self.tokens = nn.Embedding(vocab, hidden, padding_idx=1)
         self.positions = nn.Embedding(max_len + 2, hidden)  # RoBERTa offsets positions by 2
         self.norm = nn.LayerNorm(hidden, eps=1e-5)
         self.dropout = nn.Dropout(dropout)
-        layer = nn.TransformerEncoderLayer(hidden, heads, ffn, dropout, activation="gelu",
-                                           layer_norm_eps=1e-5, batch_first=True)
+        layer = nn.TransformerEncoderLayer(
+            hidden, heads, ffn, dropout, activation="gelu", layer_norm_eps=1e-5, batch_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.Tanh(),
-                                  nn.Dropout(dropout), nn.Linear(hidden, num_labels))
+        self.head = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.Tanh(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_labels),
+        )
         for m in self.modules():  # RoBERTa's initialisation
             if isinstance(m, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(m.weight, std=0.02)
@@ -122,9 +129,16 @@ def main(argv=None):
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)
         scheduler = None
-    log_config(workload="VulBERTa", model=args.model, device=device.type, batch_size=args.batch_size,
-               seq_len=SEQ_LEN, steps_per_epoch=len(train), eval_batches=len(val),
-               params=parameter_count(model))
+    log_config(
+        workload="VulBERTa",
+        model=args.model,
+        device=device.type,
+        batch_size=args.batch_size,
+        seq_len=SEQ_LEN,
+        steps_per_epoch=len(train),
+        eval_batches=len(val),
+        params=parameter_count(model),
+    )
 
     loop = TrainingLoop(device, train, args.epochs, args.min_train_s)
     for epoch in loop:
