@@ -113,7 +113,7 @@ def test_a_study_without_baselines_queues_none_and_keeps_that_in_its_definition(
 
 def test_a_job_that_cannot_report_progress_gets_no_baseline(fixture_registry):
     """A solo run without a steady-state window measures nothing a baseline is for (a CPU-only built-in's solo
-    run took 69 s on the H200 for no window): such jobs get none; built-ins that train for min_train_s do."""
+    run takes minutes for no window): such jobs get none; built-ins that train for min_train_s do."""
     from gpupair_search.launcher.registry import Registry
     from gpupair_search.launcher.spec import JobConfig
     from gpupair_search.search.baselines import reports_progress

@@ -256,7 +256,7 @@ def _interrupt_long_trial(work: Path, sig: int, fault: str) -> FaultReport:
     )
     numbers = {t.number for t in running}
     # Packed, a short pair RUNNING when the signal was sent may have ended on its own before it landed: only a trial
-    # that recorded no outcome was interrupted (found on the H100 with --parallel 3: g02's crash ended first).
+    # that recorded no outcome was interrupted (with --parallel 3 a short crash pair can end first).
     interrupted = sorted(
         (t for t in trials_of(storage) if t.number in numbers and "outcome" not in t.user_attrs),
         key=lambda t: not config(t)[0].startswith("g03"),

@@ -225,8 +225,8 @@ def test_on_the_cpu_device_a_background_that_trains_on_the_cpu_is_still_waited_f
 
 
 def test_a_foreground_that_ended_before_it_was_seen_measured_nothing(tmp_path, fixture_registry):
-    """0 MiB from a job the monitor never saw is no fit: on the H100 a warm-started VulBERTa/mlp ran to its end
-    before the runner held it, and the matrix recorded "ok, 0 MiB". Here the monitor looks every 2 s and the job
+    """0 MiB from a job the monitor never saw is no fit: a warm-started job can run to its end
+    before the runner holds it, and would then be recorded as "ok, 0 MiB". Here the monitor looks every 2 s and the job
     exits at once."""
     options = RunOptions(monitor_hz=0.5, grace_s=1.0)
     result = run(tmp_path, fixture_registry, job("quick"), None, options=options)

@@ -13,7 +13,7 @@ BUG_LOCALIZATION = JobConfig("bug-localization-by-dnn-and-rvsm", "default", {})
 
 def test_a_pair_with_a_job_the_profile_found_on_the_cpu_is_predicted_as_the_other_job_alone():
     """g11 (pcb + bug-localization) had no prediction, so a packed study ran it packed first and then again alone
-    on the card (13 s spent before any serial trial on the H100); the profile says bug-localization held 0 MiB."""
+    on the card, time spent before any serial trial; the profile says bug-localization held 0 MiB."""
     profiles = load_profiles()
     assert any(BUG_LOCALIZATION.key in p.cpu_only for p in profiles)
     models = fit_models([], profile_observations(profiles))

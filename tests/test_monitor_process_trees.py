@@ -115,7 +115,7 @@ def test_a_device_process_is_attributed_from_the_last_walks_parent_map_without_a
 
 
 def test_a_process_started_since_the_last_walk_is_looked_up_once_for_every_pair(tmp_path, monkeypatch):
-    """Three jobs starting under six packed pairs cost one H100 tick 470 ms when each pair looked every new process
+    """Jobs starting under many packed pairs made one tick as long as many when each pair looked every new process
     up itself. The sampler places a process the last walk did not see with one read of /proc, up to the first parent
     the walk knew, and every pair attributes it from that map."""
     import os

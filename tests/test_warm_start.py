@@ -294,7 +294,7 @@ thread.join()
 
 
 def test_the_launcher_answers_once_torch_is_in_and_imports_the_rest_between_jobs(tmp_path, registry):
-    """The first job need not wait for every library (about 12 s on the H200): the server is ready with torch, a
+    """The first job need not wait for every library (seconds): the server is ready with torch, a
     job forked at once has only what was in by then, and the rest comes in while no request waits."""
     import importlib.util
 
@@ -321,9 +321,9 @@ def test_the_launcher_answers_once_torch_is_in_and_imports_the_rest_between_jobs
 
 
 def test_every_one_of_many_concurrent_requests_gets_its_job_back_while_the_job_still_runs(tmp_path, registry):
-    """Packed trials ask the launcher at once. A job is handed back as soon as it is forked: on the H100 a trial
-    got its 2 s job back only after the job had ended (it queued for the launcher again, behind other trials'
-    requests), so nothing measured it and the matrix recorded 0 MiB for VulBERTa/mlp, "ok"."""
+    """Packed trials ask the launcher at once. A job is handed back as soon as it is forked: a trial that got a
+    short job back only after the job had ended (queued for the launcher again, behind other trials' requests)
+    would measure nothing of it and record 0 MiB, "ok"."""
     import threading
 
     env = {**cli_env(), "PYTHONGPUPAIRTEST": f"{tmp_path}/concurrent"}  # a fresh server: it imports between jobs
