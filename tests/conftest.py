@@ -222,7 +222,9 @@ def _processes_refused(item: pytest.Item):
 FIXTURES = Path(__file__).parent / "fixtures"
 #: The user's project layout for the seed's models file: ``repos/<name>/`` of each repository (its paths must exist).
 SEED_PROJECT = FIXTURES / "seed_project"
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+#: The user's own reference files (their models file, settings file and runner), where a checkout has them: the
+#: fixtures copied from them are checked against them.
+REFERENCE_VAR = "GPUPAIR_REFERENCE_DIR"
 
 
 @pytest.fixture
@@ -232,9 +234,10 @@ def fixture_registry() -> Registry:
 
 @pytest.fixture
 def reference_dir() -> Path:
-    if not REFERENCE.exists():
-        pytest.skip(f"the seed's reference files are not at {REFERENCE}")
-    return REFERENCE
+    folder = os.environ.get(REFERENCE_VAR)
+    if not folder or not Path(folder).is_dir():
+        pytest.skip(f"no folder of the seed's reference files: set {REFERENCE_VAR}")
+    return Path(folder)
 
 
 def pids_alive(pids: list[int]) -> list[int]:
