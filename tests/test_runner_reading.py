@@ -1,7 +1,7 @@
 """Settings files as the user's runner (seed_runner.py, ``run_from_experiment_config``) reads them: mode words it
 does not know, top-level bookkeeping, separator entries and keys written where the runner does not read them.
 
-The oracle is ``runner_reading`` below: the runner's selection and settings logic, written for this test. Each
+The oracle is ``runner_reading`` (tests/runner_oracle.py): the runner's selection and settings logic, written for the tests. Each
 class of file loads with ``--lenient`` with one warning per divergence, and strictly where the runner runs it
 without one; ``run --device sim`` runs it; ``export`` hands back a file the runner reads the same way. The
 project layout tests start ``validate`` and ``run`` from outside a project root that holds ``repos/`` and
@@ -9,11 +9,9 @@ project layout tests start ``validate`` and ``run`` from outside a project root 
 
 from __future__ import annotations
 
-import collections
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,102 +22,10 @@ from gpupair_search.launcher.experiments import load_experiment
 from gpupair_search.search.inputs import find_repos_root, load_registry
 from gpupair_search.settings import bundled
 from tests.conftest import FIXTURES, cli_env, run_cli
+from tests.runner_oracle import our_runs, runner_reading
 
 READING = FIXTURES / "runner_reading"
 BUNDLED_MODELS = json.loads(bundled("models.json").read_text(encoding="utf-8"))["models"]
-
-
-# -- the oracle: what the user's runner runs, how often, with which retries and governor ----------------------
-@dataclass(frozen=True)
-class Reading:
-    runs: collections.Counter
-    max_retries: Any
-    governor: Any
-
-
-def runner_reading(settings: dict[str, Any], models: dict[str, Any]) -> Reading:
-    """``runs``: (mode, foreground, foreground mode, its hyperparameters or the names it mutates, background,
-    background hyperparameters) -> number of runs. An entry the runner fails on (``exp["repo"]`` of a pair read
-    as mutation, a separator) is skipped, as its ``except Exception: continue`` skips it."""
-
-    def known(repo: str, model: str) -> bool:
-        return repo in models and model in models[repo]["models"]
-
-    def frozen(hyper: dict) -> tuple:
-        return tuple(sorted(hyper.items()))
-
-    def mutated(repo: str, job: dict) -> tuple:
-        names = job.get("mutate", ["all"])
-        supported = models[repo]["supported_hyperparams"]
-        return ("mutate",) + tuple(sorted(supported if "all" in names else [n for n in names if n in supported]))
-
-    runs: collections.Counter = collections.Counter()
-    file_runs = settings.get("runs_per_config", 1)
-    file_mode = settings.get("mode", "mutation")
-    for exp in settings.get("experiments", []):
-        mode = exp.get("mode", file_mode)
-        try:
-            if mode == "parallel":
-                fg, bg = exp.get("foreground", {}), exp.get("background", {})
-                if not fg or not bg:
-                    continue
-                fg_repo, fg_model, fg_mode = fg["repo"], fg["model"], fg.get("mode", "mutation")
-                bg_repo, bg_model = bg["repo"], bg["model"]
-                if not known(fg_repo, fg_model) or not known(bg_repo, bg_model):
-                    continue
-                count = exp.get("runs_per_config", fg.get("runs_per_config", file_runs))
-                values = mutated(fg_repo, fg) if fg_mode == "mutation" else frozen(fg.get("hyperparameters", {}))
-                runs[
-                    (
-                        "parallel",
-                        f"{fg_repo}/{fg_model}",
-                        "mutation" if fg_mode == "mutation" else "default",
-                        values,
-                        f"{bg_repo}/{bg_model}",
-                        frozen(bg.get("hyperparameters", {})),
-                    )
-                ] += count
-            elif mode == "default":
-                repo, model = exp["repo"], exp["model"]
-                if known(repo, model):
-                    runs[
-                        ("default", f"{repo}/{model}", "default", frozen(exp.get("hyperparameters", {})), None, None)
-                    ] += exp.get("runs_per_config", file_runs)
-            else:  # every other mode word, known or not, is mutation
-                repo, model = exp["repo"], exp["model"]
-                if known(repo, model):
-                    runs[("mutation", f"{repo}/{model}", "mutation", mutated(repo, exp), None, None)] += exp.get(
-                        "runs_per_config", file_runs
-                    )
-        except Exception:  # noqa: BLE001 - the runner's own handling: "Error running experiment: ..." and go on
-            continue
-    return Reading(runs, settings.get("max_retries", 2), settings.get("governor"))
-
-
-def our_runs(pairs) -> collections.Counter:
-    """The same Counter from our PairSpecs (each one trial, run ``repeats`` times by the runner)."""
-    runs: collections.Counter = collections.Counter()
-    for pair in pairs:
-        case = pair.worst_case.get("foreground")
-        fg_mode = "mutation" if case else "default"
-        values = (
-            ("mutate",) + tuple(sorted(case["values"]))
-            if case
-            else tuple(sorted(pair.foreground.hyperparameters.items()))
-        )
-        if pair.background is None:
-            key = (fg_mode, pair.foreground.key, fg_mode, values, None, None)
-        else:
-            key = (
-                "parallel",
-                pair.foreground.key,
-                fg_mode,
-                values,
-                pair.background.key,
-                tuple(sorted(pair.background.hyperparameters.items())),
-            )
-        runs[key] += pair.repeats
-    return runs
 
 
 def _data(path: Path) -> dict[str, Any]:

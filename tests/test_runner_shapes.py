@@ -1,14 +1,12 @@
 """Settings files in the layouts the user's runner (seed_runner.py) runs load with the runner's meaning: what
-runs, in which mode, how many times. The oracle is ``runner_runs`` below, our own reading of the runner's
-selection logic (``run_from_experiment_config``), written for this test; our loader must agree with it, the study
+runs, in which mode, how many times. The oracle is ``runner_reading`` (tests/runner_oracle.py), our own reading of the runner's
+selection logic (``run_from_experiment_config``), written for the tests; our loader must agree with it, the study
 must run it (``run --device sim``), and ``export`` must hand it back with the same meaning."""
 
 from __future__ import annotations
 
-import collections
 import json
 from pathlib import Path
-from typing import Any
 
 import optuna
 import pytest
@@ -18,81 +16,13 @@ from gpupair_search.launcher.experiments import load_experiment
 from gpupair_search.search.inputs import load_registry
 from gpupair_search.settings import bundled
 from tests.conftest import FIXTURES, run_cli
+from tests.runner_oracle import our_runs, runner_reading
 
 SHAPES = FIXTURES / "runner_shapes"
 BUNDLED_MODELS = json.loads(bundled("models.json").read_text(encoding="utf-8"))["models"]
 
 
 # -- the oracle: which experiments the user's runner runs, in which mode, how many times ----------------------
-def runner_runs(settings: dict[str, Any], models: dict[str, Any]) -> collections.Counter:
-    """Counter of (mode, foreground, foreground mode, foreground hyperparameters, background, background
-    hyperparameters) -> number of runs, as the seed's runner selects them. Hyperparameters are those passed as
-    written (None where the runner draws them: mutation)."""
-
-    def known(job: dict) -> bool:
-        return job.get("repo") in models and job.get("model") in models[job["repo"]]["models"]
-
-    def frozen(hyper: dict | None) -> tuple | None:
-        return None if hyper is None else tuple(sorted(hyper.items()))
-
-    runs: collections.Counter = collections.Counter()
-    file_runs = settings.get("runs_per_config", 1)
-    file_mode = settings.get("mode", "mutation")
-    for exp in settings.get("experiments", []):
-        mode = exp.get("mode", file_mode)
-        if mode == "parallel":
-            fg, bg = exp.get("foreground", {}), exp.get("background", {})
-            if not fg or not bg or not known(fg) or not known(bg):
-                continue
-            fg_mode = fg.get("mode", "mutation")
-            count = exp.get("runs_per_config", fg.get("runs_per_config", file_runs))
-            fg_hyper = fg.get("hyperparameters", {}) if fg_mode != "mutation" else None
-            runs[
-                (
-                    "parallel",
-                    f"{fg['repo']}/{fg['model']}",
-                    fg_mode,
-                    frozen(fg_hyper),
-                    f"{bg['repo']}/{bg['model']}",
-                    frozen(bg.get("hyperparameters", {})),
-                )
-            ] += count
-        elif known(exp):
-            hyper = exp.get("hyperparameters", {}) if mode == "default" else None
-            runs[
-                (
-                    mode if mode == "default" else "mutation",
-                    f"{exp['repo']}/{exp['model']}",
-                    "default" if mode == "default" else "mutation",
-                    frozen(hyper),
-                    None,
-                    None,
-                )
-            ] += exp.get("runs_per_config", file_runs)
-    return runs
-
-
-def our_runs(pairs) -> collections.Counter:
-    """The same Counter from our PairSpecs (each one trial, run ``repeats`` times by the runner)."""
-    runs: collections.Counter = collections.Counter()
-    for pair in pairs:
-        fg_mode = "mutation" if "foreground" in pair.worst_case else "default"
-        fg_hyper = None if fg_mode == "mutation" else tuple(sorted(pair.foreground.hyperparameters.items()))
-        if pair.background is None:
-            key = (fg_mode, pair.foreground.key, fg_mode, fg_hyper, None, None)
-        else:
-            key = (
-                "parallel",
-                pair.foreground.key,
-                fg_mode,
-                fg_hyper,
-                pair.background.key,
-                tuple(sorted(pair.background.hyperparameters.items())),
-            )
-        runs[key] += pair.repeats
-    return runs
-
-
 SHAPE_FILES = [
     "mixed_modes",
     "repeats_every_level",
@@ -128,7 +58,9 @@ def registry():
 def test_each_shape_loads_leniently_with_the_runners_meaning_and_one_warning_per_divergence(shape, registry):
     path = SHAPES / f"{shape}.json"
     experiment = load_experiment(path, registry, lenient=True)
-    assert our_runs(experiment.pairs) == runner_runs(json.loads(path.read_text(encoding="utf-8")), BUNDLED_MODELS)
+    assert (
+        our_runs(experiment.pairs) == runner_reading(json.loads(path.read_text(encoding="utf-8")), BUNDLED_MODELS).runs
+    )
     places = [w.split(": ", 2)[1] for w in experiment.warnings]
     assert places == WARNINGS[shape], experiment.warnings
     assert all(w.startswith(f"{path}: ") for w in experiment.warnings)
@@ -275,6 +207,6 @@ def test_export_of_such_a_study_reads_back_with_the_same_runs_in_the_runners_log
     assert done.returncode == 0, done.stderr + done.stdout
     exported = json.loads(out.read_text(encoding="utf-8"))
     assert exported["_unsafe_pairs"] == []  # every pair fits on the simulated 8 GiB card
-    assert runner_runs(exported, BUNDLED_MODELS) == runner_runs(
+    assert runner_reading(exported, BUNDLED_MODELS) == runner_reading(
         json.loads(path.read_text(encoding="utf-8")), BUNDLED_MODELS
     )
