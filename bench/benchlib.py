@@ -12,22 +12,12 @@ from pathlib import Path
 from gpupair_search.launcher.devices import open_device
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.settings import BUNDLE_ROOT, bundled
+from gpupair_search.studies.matrix import MATRIX_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 
-GPU_WORKLOADS = [
-    "examples/mnist",
-    "examples/mnist_rnn",
-    "examples/mnist_ff",
-    "examples/siamese",
-    "pytorch_resnet_cifar10/resnet20",
-    "Person_reID_baseline_pytorch/densenet121",
-    "Person_reID_baseline_pytorch/hrnet18",
-    "Person_reID_baseline_pytorch/pcb",
-    "VulBERTa/mlp",
-    "VulBERTa/cnn",
-    "MRT-OAST/default",
-]
+#: The built-in models that use the GPU: the matrix study's, each with a shipped memory profile.
+GPU_WORKLOADS = list(MATRIX_MODELS)
 
 
 def bench_job(reg: Registry, key: str, epochs: int, **hyperparameters):
