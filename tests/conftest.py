@@ -222,6 +222,19 @@ def _processes_refused(item: pytest.Item):
 FIXTURES = Path(__file__).parent / "fixtures"
 #: The user's project layout for the seed's models file: ``repos/<name>/`` of each repository (its paths must exist).
 SEED_PROJECT = FIXTURES / "seed_project"
+#: The fixture models file on the CPU device, as a 400 MiB card with a 250 MiB safe limit: the tests' small study.
+CPU_CARD_ARGS = [
+    "--models",
+    str(FIXTURES / "models.json"),
+    "--repos-root",
+    str(FIXTURES),
+    "--device",
+    "cpu",
+    "--gpu-memory",
+    "400MiB",
+    "--safe-limit",
+    "250MiB",
+]
 #: The user's own reference files (their models file, settings file and runner), where a checkout has them: the
 #: fixtures copied from them are checked against them.
 REFERENCE_VAR = "GPUPAIR_REFERENCE_DIR"

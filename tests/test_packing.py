@@ -22,22 +22,9 @@ from gpupair_search.launcher.spec import JobConfig, PairSpec
 from gpupair_search.search.confirmation import ConfirmationRule, evidence
 from gpupair_search.search.executors import DeviceExecutor
 from gpupair_search.search.trial_record import CONFIRM_PHASE, PACKED, SERIAL, Queued, TrialView
-from tests.conftest import FIXTURES, cli_env, pids_alive, read_pids, wait_until
+from tests.conftest import CPU_CARD_ARGS, FIXTURES, cli_env, pids_alive, read_pids, wait_until
 
-CPU_STUDY = [
-    "--settings",
-    str(FIXTURES / "study_settings.json"),
-    "--models",
-    str(FIXTURES / "models.json"),
-    "--repos-root",
-    str(FIXTURES),
-    "--device",
-    "cpu",
-    "--gpu-memory",
-    "400MiB",
-    "--safe-limit",
-    "250MiB",
-]
+CPU_STUDY = ["--settings", str(FIXTURES / "study_settings.json"), *CPU_CARD_ARGS]
 
 
 def cli(*args: str, results: Path) -> list[str]:

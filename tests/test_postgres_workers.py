@@ -23,7 +23,7 @@ import psutil
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import FIXTURES, cli_env, pids_alive, read_pids, wait_until
+from tests.conftest import CPU_CARD_ARGS, FIXTURES, cli_env, pids_alive, read_pids, wait_until
 
 URL = os.environ.get("GPUPAIR_TEST_POSTGRES", "")
 pytestmark = pytest.mark.skipif(
@@ -63,16 +63,7 @@ def worker_argv(settings: Path, results: Path, storage: str = URL) -> list[str]:
         storage,
         "--settings",
         str(settings),
-        "--models",
-        str(FIXTURES / "models.json"),
-        "--repos-root",
-        str(FIXTURES),
-        "--device",
-        "cpu",
-        "--gpu-memory",
-        "400MiB",
-        "--safe-limit",
-        "250MiB",
+        *CPU_CARD_ARGS,
         "--full-epoch",
         "--results",
         str(results),

@@ -21,7 +21,7 @@ import pytest
 from optuna.trial import TrialState
 
 from gpupair_search.search.placement import PLACEMENT_KEY
-from tests.conftest import FIXTURES, pids_alive, read_pids, run_cli, wait_until
+from tests.conftest import CPU_CARD_ARGS, pids_alive, read_pids, run_cli, wait_until
 from tests.test_postgres_workers import (
     HEARTBEAT,
     URL,
@@ -66,16 +66,7 @@ def submit(settings: Path, tmp_path: Path) -> tuple[str, list[str]]:
         "slurm",
         "--settings",
         str(settings),
-        "--models",
-        str(FIXTURES / "models.json"),
-        "--repos-root",
-        str(FIXTURES),
-        "--device",
-        "cpu",
-        "--gpu-memory",
-        "400MiB",
-        "--safe-limit",
-        "250MiB",
+        *CPU_CARD_ARGS,
         "--full-epoch",
         "--results",
         str(tmp_path / "results"),

@@ -10,22 +10,9 @@ import sys
 import optuna
 from optuna.trial import TrialState
 
-from tests.conftest import FIXTURES, cli_env, wait_until
+from tests.conftest import CPU_CARD_ARGS, FIXTURES, cli_env, wait_until
 
-STUDY_ARGS = [
-    "--settings",
-    str(FIXTURES / "study_settings.json"),
-    "--models",
-    str(FIXTURES / "models.json"),
-    "--repos-root",
-    str(FIXTURES),
-    "--device",
-    "cpu",
-    "--gpu-memory",
-    "400MiB",
-    "--safe-limit",
-    "250MiB",
-]
+STUDY_ARGS = ["--settings", str(FIXTURES / "study_settings.json"), *CPU_CARD_ARGS]
 
 
 def cli(*args, results):
