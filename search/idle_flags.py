@@ -32,7 +32,8 @@ def _simulated(o: SimpleNamespace) -> bool:
     return getattr(o, "device", None) == "sim"
 
 
-RUN_RULES: tuple[IdleRule, ...] = (
+#: ``run`` and ``pair`` share --probe/--full-epoch, so these hold for both.
+_PROBE_RULES: tuple[IdleRule, ...] = (
     IdleRule(
         "probe_steps",
         "--probe-steps",
@@ -45,6 +46,9 @@ RUN_RULES: tuple[IdleRule, ...] = (
         lambda o: not o.probe,
         "it sets how long a probe's first epoch trains, and --full-epoch runs whole epochs; drop one of them",
     ),
+)
+
+RUN_RULES: tuple[IdleRule, ...] = _PROBE_RULES + (
     IdleRule(
         "policy",
         "--policy",
@@ -73,20 +77,7 @@ RUN_RULES: tuple[IdleRule, ...] = (
     ),
 )
 
-PAIR_RULES: tuple[IdleRule, ...] = (
-    IdleRule(
-        "probe_steps",
-        "--probe-steps",
-        lambda o: not o.probe,
-        "it sets how long a probe trains, and --full-epoch runs whole epochs; drop one of them",
-    ),
-    IdleRule(
-        "min_window_s",
-        "--min-window-s",
-        lambda o: not o.probe,
-        "it sets how long a probe's first epoch trains, and --full-epoch runs whole epochs; drop one of them",
-    ),
-)
+PAIR_RULES: tuple[IdleRule, ...] = _PROBE_RULES
 
 
 def refuse_idle_flags(options: Mapping[str, Any], given: set[str], rules: tuple[IdleRule, ...]) -> None:
