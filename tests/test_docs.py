@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 
-#: Words that number the project's own working sittings ("the thirteenth session", "session13"): the
-#: documents speak of the product and of dated measurements, never of how they were made.
+#: Ordinal words before "session", or "session" and a number: words that number the project's own working
+#: sittings. The documents speak of the product and of dated measurements, never of how they were made.
 ORDINALS = (
     "first",
     "second",
