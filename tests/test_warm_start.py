@@ -193,9 +193,12 @@ def test_pair_records_how_each_job_started(tmp_path, flag, expected):
 
 @pytest.mark.parametrize("background, outcome", [("trains", Outcome.OK), ("quick", Outcome.BACKGROUND_UNSTABLE)])
 def test_a_short_background_run_is_a_quick_exit_only_if_it_did_not_train(tmp_path, registry, background, outcome):
-    """Warm, a tiny probe can end within background_min_run_s: its progress line says it trained."""
-    pair = PairSpec(1, JobConfig("warmfixture", "ok", {"seconds": 3.0}), JobConfig("warmfixture", background, {}))
-    options = RunOptions(background_settle_s=0.3, background_min_run_s=1.0, grace_s=1.0, warm_start=True)
+    """Warm, a tiny probe can end within background_min_run_s: its progress line says it trained.
+
+    Both fixture runs end at once; background_min_run_s is far above any start-up on a loaded host, so that a
+    slow restart is never counted as a real run (which would reset the count of quick exits)."""
+    pair = PairSpec(1, JobConfig("warmfixture", "ok", {"seconds": 6.0}), JobConfig("warmfixture", background, {}))
+    options = RunOptions(background_settle_s=0.3, background_min_run_s=30.0, grace_s=1.0, warm_start=True)
     result = run_pair(pair, registry, CpuDevice(), options, tmp_path / "pair")
     assert result.job_start["background"] == "warm"
     assert result.outcome is outcome, result.error_message
