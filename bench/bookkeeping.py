@@ -28,7 +28,7 @@ import optuna
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 
-from gpupair_search.search import optuna_adapter as adapter  # noqa: E402
+from gpupair_search.search.record import optuna_adapter as adapter  # noqa: E402
 
 ATTRS = {f"attr_{i}": {"value": i, "text": "x" * 40, "list": [1.5, 2.5]} for i in range(24)}
 
@@ -69,7 +69,7 @@ def simulated_matrix() -> dict:
             [
                 sys.executable,
                 "-m",
-                "gpupair_search.search.cli",
+                "gpupair_search.search.cli.app",
                 "run",
                 "--study",
                 "matrix",

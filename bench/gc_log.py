@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument(
         "--without-freeze",
         action="store_true",
-        help="make gc.freeze() do nothing (search/executors.py freezes after each pair)",
+        help="make gc.freeze() do nothing (search/engine/executors.py freezes after each pair)",
     )
     parser.add_argument("--ticks", type=Path, help="also time every sampler tick, written here")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the gpupair-search arguments")
@@ -88,7 +88,7 @@ def main() -> None:
     gc.callbacks.append(timed)
     atexit.register(write)
     sys.argv = ["gpupair-search", *command]
-    runpy.run_module("gpupair_search.search.cli", run_name="__main__", alter_sys=True)
+    runpy.run_module("gpupair_search.search.cli.app", run_name="__main__", alter_sys=True)
 
 
 def time_ticks(out: Path):

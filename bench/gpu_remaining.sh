@@ -31,21 +31,21 @@ print(f'import torch {t1 - t0:.2f} s, first CUDA tensor {t2 - t1:.2f} s, torch {
     step peak 230 python3 bench/peak_capture.py
     ;;
 full)
-    step full_epoch 330 python3 -m gpupair_search.search.cli run --study feasibility --full-epoch --no-extend \
+    step full_epoch 330 python3 -m gpupair_search.search.cli.app run --study feasibility --full-epoch --no-extend \
         --results results/full_epoch --device cuda:0
     cp results/full_epoch/gpupair.db "$OUT/full_epoch.db"
     step search_cost 200 python3 bench/search_cost_gpu.py --results results/probe --budget-s 150
     ;;
 two-gpu)
     nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv > "$OUT/card.txt"
-    step warm_up 60 python3 -c "import torch, torchvision, optuna, gpupair_search.search.cli"
+    step warm_up 60 python3 -c "import torch, torchvision, optuna, gpupair_search.search.cli.app"
     IFS=, read -ra modes <<< "${2:-one,two}"
     for mode in "${modes[@]}"; do
         case "$mode" in
-            one) cli=(-m gpupair_search.search.cli); args=(--no-extend --device cuda:0); limit=340 ;;
-            two) cli=(-m gpupair_search.search.cli); args=(--no-extend --gpus 0,1); limit=200 ;;
+            one) cli=(-m gpupair_search.search.cli.app); args=(--no-extend --device cuda:0); limit=340 ;;
+            two) cli=(-m gpupair_search.search.cli.app); args=(--no-extend --gpus 0,1); limit=200 ;;
             shared) cli=(bench/two_gpu_shared_cores.py); args=(--no-extend --gpus 0,1); limit=220 ;;
-            extend) cli=(-m gpupair_search.search.cli); args=(--gpus 0,1); limit=420 ;;
+            extend) cli=(-m gpupair_search.search.cli.app); args=(--gpus 0,1); limit=420 ;;
             *) echo "unknown mode $mode" >&2; exit 2 ;;
         esac
         step "probe_${mode}_gpu" "$limit" \
@@ -65,17 +65,17 @@ study)
     # the user's main command as written, timed to the verdict table; its database and table come back (~6 min)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     GPUPAIR_OUT=$OUT step gpu_tests 150 python3 -m pytest -q -m gpu tests/gpu -p no:cacheprovider
-    step study 440 python3 -m gpupair_search.search.cli run --study feasibility --results /tmp/study
+    step study 440 python3 -m gpupair_search.search.cli.app run --study feasibility --results /tmp/study
     cp /tmp/study/gpupair.db "$OUT/feasibility_study.db"
-    python3 -m gpupair_search.search.cli status --study feasibility --results /tmp/study > "$OUT/status.txt" 2>&1
+    python3 -m gpupair_search.search.cli.app status --study feasibility --results /tmp/study > "$OUT/status.txt" 2>&1
     ;;
 packing)
     # the 12-group study serial (--parallel 1) and packed (--parallel auto) in one call,
     # after the GPU tests (which also warm the file cache for both); then the comparison (~8 min)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     GPUPAIR_OUT=$OUT step gpu_tests 150 python3 -m pytest -q -m gpu tests/gpu -p no:cacheprovider
-    step study_serial 260 python3 -m gpupair_search.search.cli run --study feasibility --parallel 1 --results /tmp/serial
-    step study_packed 200 python3 -m gpupair_search.search.cli run --study feasibility --parallel auto --results /tmp/packed
+    step study_serial 260 python3 -m gpupair_search.search.cli.app run --study feasibility --parallel 1 --results /tmp/serial
+    step study_packed 200 python3 -m gpupair_search.search.cli.app run --study feasibility --parallel auto --results /tmp/packed
     cp /tmp/serial/gpupair.db "$OUT/feasibility_serial.db"; cp /tmp/packed/gpupair.db "$OUT/feasibility_packed.db"
     step compare 60 python3 bench/packing_compare.py --serial /tmp/serial --packed /tmp/packed --out "$OUT/packing_compare.json"
     ;;
@@ -84,14 +84,14 @@ matrix)
     # then the 110-pair matrix (packed) with what is left of the call (its database comes back, finished or not)
     begin=$(date +%s)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
-    step study_serial 200 python3 -m gpupair_search.search.cli run --study feasibility --parallel 1 --results /tmp/serial
-    step study_packed 200 python3 -m gpupair_search.search.cli run --study feasibility --parallel auto --results /tmp/packed
+    step study_serial 200 python3 -m gpupair_search.search.cli.app run --study feasibility --parallel 1 --results /tmp/serial
+    step study_packed 200 python3 -m gpupair_search.search.cli.app run --study feasibility --parallel auto --results /tmp/packed
     cp /tmp/serial/gpupair.db "$OUT/feasibility_serial.db"; cp /tmp/packed/gpupair.db "$OUT/feasibility_packed.db"
     step compare 30 python3 bench/packing_compare.py --serial /tmp/serial --packed /tmp/packed --out "$OUT/packing_compare.json"
     left=$(( ${MATRIX_UNTIL_S:-565} - ($(date +%s) - begin) ))
-    step matrix "$left" python3 -m gpupair_search.search.cli run --study matrix --parallel auto --results /tmp/matrix
+    step matrix "$left" python3 -m gpupair_search.search.cli.app run --study matrix --parallel auto --results /tmp/matrix
     cp /tmp/matrix/gpupair.db "$OUT/matrix.db"
-    python3 -m gpupair_search.search.cli status --study matrix --results /tmp/matrix > "$OUT/matrix_status.txt" 2>&1
+    python3 -m gpupair_search.search.cli.app status --study matrix --results /tmp/matrix > "$OUT/matrix_status.txt" 2>&1
     ;;
 interference)
     # the 12 groups at their recommended batch sizes (the export of the packed study of the
@@ -99,36 +99,36 @@ interference)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     rec=bench/data/h200_2026-12-01b/recommended_pairs.json
     for run in r1 r2; do
-        step "interference_$run" 215 python3 -m gpupair_search.search.cli run --settings "$rec" --no-extend \
+        step "interference_$run" 215 python3 -m gpupair_search.search.cli.app run --settings "$rec" --no-extend \
             --parallel 1 --results "/tmp/$run"
         cp "/tmp/$run/gpupair.db" "$OUT/interference_$run.db"
     done
     step repeat 30 python3 bench/interference_repeat.py --results-a /tmp/r1 --results-b /tmp/r2 --settings "$rec" \
         -o "$OUT/interference_repeat.json"
-    python3 -m gpupair_search.search.cli status --settings "$rec" --results /tmp/r1 > "$OUT/interference_status.txt" 2>&1
+    python3 -m gpupair_search.search.cli.app status --settings "$rec" --results /tmp/r1 > "$OUT/interference_status.txt" 2>&1
     step overhead 100 python3 bench/monitor_overhead.py --workloads pytorch_resnet_cifar10/resnet20 --budget-s 80
     ;;
 matrix-alone)
     # the 110-pair matrix (memory only: no baselines, no steady-state window), packed with
     # --parallel auto (a core per job), timed from the command to its verdict table; database and status come back
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
-    step matrix "${MATRIX_LIMIT_S:-555}" python3 -m gpupair_search.search.cli run --study matrix --parallel auto \
+    step matrix "${MATRIX_LIMIT_S:-555}" python3 -m gpupair_search.search.cli.app run --study matrix --parallel auto \
         --results /tmp/matrix
     cp /tmp/matrix/gpupair.db "$OUT/matrix.db"
-    python3 -m gpupair_search.search.cli status --study matrix --results /tmp/matrix > "$OUT/matrix_status.txt" 2>&1
+    python3 -m gpupair_search.search.cli.app status --study matrix --results /tmp/matrix > "$OUT/matrix_status.txt" 2>&1
     ;;
 interference-twice)
     # the 12 groups at their recommended batch sizes, serially with solo baselines, twice
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     rec=bench/data/h200_2026-12-01b/recommended_pairs.json
     for run in r1 r2; do
-        step "interference_$run" "${RUN_LIMIT_S:-275}" python3 -m gpupair_search.search.cli run --settings "$rec" \
+        step "interference_$run" "${RUN_LIMIT_S:-275}" python3 -m gpupair_search.search.cli.app run --settings "$rec" \
             --no-extend --parallel 1 --results "/tmp/$run"
         cp "/tmp/$run/gpupair.db" "$OUT/interference_$run.db"
     done
     step repeat 30 python3 bench/interference_repeat.py --results-a /tmp/r1 --results-b /tmp/r2 --settings "$rec" \
         -o "$OUT/interference_repeat.json"
-    python3 -m gpupair_search.search.cli status --settings "$rec" --results /tmp/r1 > "$OUT/interference_status.txt" 2>&1
+    python3 -m gpupair_search.search.cli.app status --settings "$rec" --results /tmp/r1 > "$OUT/interference_status.txt" 2>&1
     ;;
 costs)
     # the fault table with packing on, the sampler's NVML cost, the monitor's overhead (epoch-
@@ -175,10 +175,10 @@ job-start-all)
         --faults background_dies,results_unwritable
     step job_start 90 python3 bench/job_start.py --device cuda:0 --repeats 2 --modes warm \
         --workloads "$(python3 -c 'import sys; sys.path.insert(0, "bench"); import benchlib; print(",".join(benchlib.GPU_WORKLOADS))')"
-    step study_packed "${PACKED_LIMIT_S:-150}" python3 -m gpupair_search.search.cli run --study feasibility \
+    step study_packed "${PACKED_LIMIT_S:-150}" python3 -m gpupair_search.search.cli.app run --study feasibility \
         --parallel auto --results /tmp/packed
     cp /tmp/packed/gpupair.db "$OUT/feasibility_packed.db"
-    python3 -m gpupair_search.search.cli status --study feasibility --results /tmp/packed > "$OUT/packed_status.txt" 2>&1
+    python3 -m gpupair_search.search.cli.app status --study feasibility --results /tmp/packed > "$OUT/packed_status.txt" 2>&1
     ;;
 sampler-packed-pairs)
     # the sampler's cost and tick rate, alone and with four packed pairs (the GPU test that packs them) (~1.5 min)
@@ -192,18 +192,18 @@ probe-steps-matrix)
     # --confirm near-limits), then the 12-group study packed, both at PROBE_STEPS (~9.5 min)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     [ -z "${SKIP_PROBE_BENCH:-}" ] && step probe_steps "${PROBE_LIMIT_S:-130}" python3 bench/probe_steps.py --steps 3,5,10,30
-    step matrix "${MATRIX_LIMIT_S:-260}" python3 -m gpupair_search.search.cli run --study matrix --parallel auto \
+    step matrix "${MATRIX_LIMIT_S:-260}" python3 -m gpupair_search.search.cli.app run --study matrix --parallel auto \
         --probe-steps "${PROBE_STEPS:-5}" --results /tmp/matrix
     cp /tmp/matrix/gpupair.db "$OUT/matrix.db"
-    python3 -m gpupair_search.search.cli status --study matrix --results /tmp/matrix > "$OUT/matrix_status.txt" 2>&1
-    step study_packed "${PACKED_LIMIT_S:-100}" python3 -m gpupair_search.search.cli run --study feasibility \
+    python3 -m gpupair_search.search.cli.app status --study matrix --results /tmp/matrix > "$OUT/matrix_status.txt" 2>&1
+    step study_packed "${PACKED_LIMIT_S:-100}" python3 -m gpupair_search.search.cli.app run --study feasibility \
         --parallel auto --probe-steps "${PROBE_STEPS:-5}" --results /tmp/packed
     cp /tmp/packed/gpupair.db "$OUT/feasibility_packed.db"
-    python3 -m gpupair_search.search.cli status --study feasibility --results /tmp/packed > "$OUT/packed_status.txt" 2>&1
-    [ -n "${SERIAL_LIMIT_S:-}" ] && step study_serial "$SERIAL_LIMIT_S" python3 -m gpupair_search.search.cli run \
+    python3 -m gpupair_search.search.cli.app status --study feasibility --results /tmp/packed > "$OUT/packed_status.txt" 2>&1
+    [ -n "${SERIAL_LIMIT_S:-}" ] && step study_serial "$SERIAL_LIMIT_S" python3 -m gpupair_search.search.cli.app run \
         --study feasibility --parallel 1 --probe-steps "${PROBE_STEPS:-5}" --results /tmp/serial
     [ -n "${SERIAL_LIMIT_S:-}" ] && cp /tmp/serial/gpupair.db "$OUT/feasibility_serial.db" && \
-        python3 -m gpupair_search.search.cli status --study feasibility --results /tmp/serial > "$OUT/serial_status.txt" 2>&1
+        python3 -m gpupair_search.search.cli.app status --study feasibility --results /tmp/serial > "$OUT/serial_status.txt" 2>&1
     ;;
 packed-copies)
     # why packed heavy probes crawl (K copies of one probe at once, warm and
@@ -213,25 +213,25 @@ packed-copies)
         --copies 1,4 --steps 5 --timeout-s 40
     step probe_steps 100 python3 bench/probe_steps.py --steps 3,5,30 --models \
         pytorch_resnet_cifar10/resnet20,Person_reID_baseline_pytorch/densenet121,Person_reID_baseline_pytorch/hrnet18,Person_reID_baseline_pytorch/pcb,VulBERTa/mlp,VulBERTa/cnn,MRT-OAST/default
-    step study_serial "${SERIAL_LIMIT_S:-150}" python3 -m gpupair_search.search.cli run --study feasibility \
+    step study_serial "${SERIAL_LIMIT_S:-150}" python3 -m gpupair_search.search.cli.app run --study feasibility \
         --parallel 1 --probe-steps "${PROBE_STEPS:-5}" --results /tmp/serial
     cp /tmp/serial/gpupair.db "$OUT/feasibility_serial.db"
-    python3 -m gpupair_search.search.cli status --study feasibility --results /tmp/serial > "$OUT/serial_status.txt" 2>&1
+    python3 -m gpupair_search.search.cli.app status --study feasibility --results /tmp/serial > "$OUT/serial_status.txt" 2>&1
     ;;
 memory-verdicts-one-epoch)
     # the matrix packed; the 12-group study packed, then serially, memory
     # verdicts only (no baselines, no window); the heavy built-ins' probe-step peaks (~9.5 min)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
-    step matrix "${MATRIX_LIMIT_S:-250}" python3 -m gpupair_search.search.cli run --study matrix --parallel auto \
+    step matrix "${MATRIX_LIMIT_S:-250}" python3 -m gpupair_search.search.cli.app run --study matrix --parallel auto \
         --results /tmp/matrix
     cp /tmp/matrix/gpupair.db "$OUT/matrix.db"
-    python3 -m gpupair_search.search.cli status --study matrix --results /tmp/matrix > "$OUT/matrix_status.txt" 2>&1
+    python3 -m gpupair_search.search.cli.app status --study matrix --results /tmp/matrix > "$OUT/matrix_status.txt" 2>&1
     for mode in packed serial; do
         [ "$mode" = packed ] && parallel=auto limit=${PACKED_LIMIT_S:-80} || parallel=1 limit=${SERIAL_LIMIT_S:-130}
-        step "study_$mode" "$limit" python3 -m gpupair_search.search.cli run --study feasibility --parallel "$parallel" \
+        step "study_$mode" "$limit" python3 -m gpupair_search.search.cli.app run --study feasibility --parallel "$parallel" \
             --no-baselines --min-window-s 0 --results "/tmp/$mode"
         cp "/tmp/$mode/gpupair.db" "$OUT/feasibility_$mode.db"
-        python3 -m gpupair_search.search.cli status --study feasibility --results "/tmp/$mode" > "$OUT/${mode}_status.txt" 2>&1
+        python3 -m gpupair_search.search.cli.app status --study feasibility --results "/tmp/$mode" > "$OUT/${mode}_status.txt" 2>&1
     done
     step probe_steps "${PROBE_LIMIT_S:-80}" python3 bench/probe_steps.py --steps 3,5,30 --models \
         pytorch_resnet_cifar10/resnet20,Person_reID_baseline_pytorch/densenet121,Person_reID_baseline_pytorch/hrnet18,Person_reID_baseline_pytorch/pcb,VulBERTa/mlp,VulBERTa/cnn,MRT-OAST/default
@@ -248,7 +248,7 @@ tick-gaps|tick-gaps-nvml-stall|study-memory-sigkill)
     archive() { cp "$OUT/walls.txt" "$final/walls.txt"; tar czf "$final/$name.tgz" -C /tmp "$name"; }
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     step warm_up 60 python3 -c \
-        "import torch, torchvision, timm, transformers, sklearn, optuna, plotly, gpupair_search.search.cli"
+        "import torch, torchvision, timm, transformers, sklearn, optuna, plotly, gpupair_search.search.cli.app"
     if [ "$name" = tick-gaps-nvml-stall ]; then  # first, does NVML's query stall while other processes create contexts?
         step nvml_stall 60 python3 bench/nvml_stall.py --seconds 25 -o "$OUT/nvml_stall.json"
     fi
@@ -264,7 +264,7 @@ tick-gaps|tick-gaps-nvml-stall|study-memory-sigkill)
     fi
     for mode in serial packed; do
         parallel=1; [ "$mode" = packed ] && parallel=auto
-        step "study_$mode" "${STUDY_LIMIT_S:-80}" python3 -m gpupair_search.search.cli run --study feasibility \
+        step "study_$mode" "${STUDY_LIMIT_S:-80}" python3 -m gpupair_search.search.cli.app run --study feasibility \
             --parallel "$parallel" --no-baselines --min-window-s 0 --results "/tmp/$mode"
         cp "/tmp/$mode/gpupair.db" "$OUT/feasibility_$mode.db"
         archive
@@ -290,23 +290,23 @@ memory-verdicts|memory-verdicts-startup|memory-verdicts-warm)
     archive() { cp "$OUT/walls.txt" "$final/walls.txt"; tar czf "$final/$name.tgz" -C /tmp "$name"; }
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/card.txt"
     [ "$name" = memory-verdicts-warm ] && step warm_up 60 python3 -c \
-        "import torch, torchvision, timm, transformers, sklearn, optuna, plotly, gpupair_search.search.cli"
+        "import torch, torchvision, timm, transformers, sklearn, optuna, plotly, gpupair_search.search.cli.app"
     [ "$name" = memory-verdicts-startup ] && step startup_parts "${STARTUP_LIMIT_S:-45}" python3 bench/startup_parts.py \
         -o "$OUT/startup_parts.json"
     matrix() {
-        step matrix "${MATRIX_LIMIT_S:-330}" python3 -m gpupair_search.search.cli run --study matrix --parallel auto \
+        step matrix "${MATRIX_LIMIT_S:-330}" python3 -m gpupair_search.search.cli.app run --study matrix --parallel auto \
             --results /tmp/matrix
         cp /tmp/matrix/gpupair.db "$OUT/matrix.db"
-        python3 -m gpupair_search.search.cli status --study matrix --results /tmp/matrix > "$OUT/matrix_status.txt" 2>&1
+        python3 -m gpupair_search.search.cli.app status --study matrix --results /tmp/matrix > "$OUT/matrix_status.txt" 2>&1
         archive
     }
     [ -z "${MATRIX_LAST:-}" ] && matrix
     for mode in ${STUDY_MODES:-serial packed}; do
         [ "$mode" = serial ] && parallel=1 limit=${SERIAL_LIMIT_S:-110} || parallel=auto limit=${PACKED_LIMIT_S:-100}
-        step "study_$mode" "$limit" python3 -m gpupair_search.search.cli run --study feasibility --parallel "$parallel" \
+        step "study_$mode" "$limit" python3 -m gpupair_search.search.cli.app run --study feasibility --parallel "$parallel" \
             --no-baselines --min-window-s 0 --results "/tmp/$mode"
         cp "/tmp/$mode/gpupair.db" "$OUT/feasibility_$mode.db"
-        python3 -m gpupair_search.search.cli status --study feasibility --results "/tmp/$mode" > "$OUT/${mode}_status.txt" 2>&1
+        python3 -m gpupair_search.search.cli.app status --study feasibility --results "/tmp/$mode" > "$OUT/${mode}_status.txt" 2>&1
         archive
     done
     [ -d /tmp/packed ] && step compare 30 python3 bench/packing_compare.py --serial /tmp/serial --packed /tmp/packed \

@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 from gpupair_search.launcher.errors import UserError
-from gpupair_search.search.interference import attrs_for_trial, pair_interference
-from gpupair_search.search.interference_view import slowdown_heatmap
-from gpupair_search.search.stored_study import open_results
+from gpupair_search.search.engine.interference import attrs_for_trial, pair_interference
+from gpupair_search.search.engine.stored_study import open_results
+from gpupair_search.search.views.interference_view import slowdown_heatmap
 
 
 def main(argv: list[str] | None = None) -> int:

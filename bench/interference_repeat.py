@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from gpupair_search.launcher.errors import UserError
-from gpupair_search.search.interference import PairInterference, pair_interference
-from gpupair_search.search.stored_study import open_results
+from gpupair_search.search.engine.interference import PairInterference, pair_interference
+from gpupair_search.search.engine.stored_study import open_results
 
 TARGET_PCT = 5.0
 FIGURES = {

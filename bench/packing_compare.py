@@ -17,8 +17,8 @@ import argparse
 import json
 from pathlib import Path
 
-from gpupair_search.search.stored_study import open_results
-from gpupair_search.search.trial_record import PACKED
+from gpupair_search.search.engine.stored_study import open_results
+from gpupair_search.search.record.trial_record import PACKED
 
 
 def load(results: Path, study: str, kind: str):

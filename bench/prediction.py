@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prediction: each measured pair's peak predicted from its jobs' solo profiles, against the measurement.
 
-The prediction is the memory model of search/memory_model.py fitted on the shipped profile points only
+The prediction is the memory model of search/policy/memory_model.py fitted on the shipped profile points only
 (fixed + per-sample part per job, from solo runs), summed over the two jobs at the trial's batch sizes.
 Measured: the trial's sum of each job's own peak. Runs on this machine over a study database.
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import optuna
 
-from gpupair_search.search.planner import fit_models
-from gpupair_search.search.profiles import load_profiles, profile_observations
+from gpupair_search.search.policy.planner import fit_models
+from gpupair_search.search.policy.profiles import load_profiles, profile_observations
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Search cost: trials to find the largest safe batch sizes of a failing pair, ours against two baselines.
 
-* ours: the study's adaptive extension (search/extension.py), run through FeasibilityStudy on the
+* ours: the study's adaptive extension (search/policy/extension.py), run through FeasibilityStudy on the
   simulated device, memory models fitted from what the trials measure (and shipped-profile points when
   --with-profiles).
 * doubling then bisection (PyTorch Lightning's batch-size finder, mode "binsearch"): from the smallest
@@ -31,12 +31,12 @@ from gpupair_search.launcher.devices.simulated import SimulatedDevice
 from gpupair_search.launcher.experiments import Experiment
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.spec import JobConfig, PairSpec
-from gpupair_search.search.batch_grid import BatchGrid
-from gpupair_search.search.executors import DeviceExecutor
-from gpupair_search.search.extension import Backoff, DoublingBisection, Policy, reduction_path, search
-from gpupair_search.search.memory_model import Observation
-from gpupair_search.search.planner import ExtensionOptions
-from gpupair_search.search.study import FeasibilityStudy, StudySettings
+from gpupair_search.search.engine.executors import DeviceExecutor
+from gpupair_search.search.engine.study import FeasibilityStudy, StudySettings
+from gpupair_search.search.policy.batch_grid import BatchGrid
+from gpupair_search.search.policy.extension import Backoff, DoublingBisection, Policy, reduction_path, search
+from gpupair_search.search.policy.memory_model import Observation
+from gpupair_search.search.policy.planner import ExtensionOptions
 
 LIMIT, CARD = 7500.0, 8192.0
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
@@ -91,8 +91,8 @@ def backoff_09(original, fits, grid: BatchGrid, floor=1) -> tuple[int, tuple | N
 def real_failing_pairs(reg, grid: BatchGrid) -> dict:
     """The study's failing pairs on the H100 (8 GiB emulated), with memory from the shipped GPU profile's
     linear fits: baselines and ours run SIMULATED on measured-profile models, comparable with each other."""
-    from gpupair_search.search.planner import fit_models
-    from gpupair_search.search.profiles import load_profiles, profile_observations
+    from gpupair_search.search.policy.planner import fit_models
+    from gpupair_search.search.policy.profiles import load_profiles, profile_observations
 
     models = fit_models([], profile_observations(load_profiles()))
     # g07 (VulBERTa/mlp + cnn) is left out: its profile model predicts 7,457 MiB (fits) where the GPU measured

@@ -27,10 +27,10 @@ from search_cost import backoff_09, doubling_bisection
 from gpupair_search.launcher.devices import DeviceRequest
 from gpupair_search.launcher.outcome import Outcome
 from gpupair_search.launcher.pair_runner import RunOptions, with_batch_sizes
-from gpupair_search.search.executors import DeviceExecutor
-from gpupair_search.search.planner import DOES_NOT_FIT, FITS_REDUCED
-from gpupair_search.search.stored_study import open_results
-from gpupair_search.search.trial_record import pair_peak_mib
+from gpupair_search.search.engine.executors import DeviceExecutor
+from gpupair_search.search.engine.stored_study import open_results
+from gpupair_search.search.policy.planner import DOES_NOT_FIT, FITS_REDUCED
+from gpupair_search.search.record.trial_record import pair_peak_mib
 
 Config = tuple
 

@@ -38,7 +38,7 @@ def main() -> None:
 
     parts = {
         "cli_imports_s": seconds(
-            lambda: subprocess.run([sys.executable, "-c", "import gpupair_search.search.cli"], check=True)
+            lambda: subprocess.run([sys.executable, "-c", "import gpupair_search.search.cli.app"], check=True)
         )
     }
     plain = None

@@ -15,7 +15,7 @@ once) write one study on one host, and must never see "database is locked". Each
 * a heartbeat every ``--heartbeat-s`` from a thread while the "pair runs" (``--trial-s``);
 * 25 user attributes, two constraints (``set_constraint``) and the list form (a system attribute), ``tell``.
 
-The storage is ``search/storage.py``'s: ``default_storage_url`` of a fresh results directory (SQLite) opened
+The storage is ``search/engine/storage.py``'s: ``default_storage_url`` of a fresh results directory (SQLite) opened
 with ``open_storage``, unless ``--storage`` names another. Every exception is counted, "database is locked"
 apart; the latency of each operation is kept (p50, p95, max). Writes storage_concurrency.json to $OUT or
 results/bench and prints a markdown table.
@@ -38,9 +38,9 @@ from pathlib import Path
 import optuna
 
 from bench.benchlib import stamp, write_json
-from gpupair_search.search import optuna_adapter as adapter
-from gpupair_search.search.storage import HEARTBEAT_S, default_storage_url, open_storage
-from gpupair_search.search.trial_record import BATCH_DISTRIBUTION, BG_PARAM, FG_PARAM, PAIR_PARAM
+from gpupair_search.search.engine.storage import HEARTBEAT_S, default_storage_url, open_storage
+from gpupair_search.search.record import optuna_adapter as adapter
+from gpupair_search.search.record.trial_record import BATCH_DISTRIBUTION, BG_PARAM, FG_PARAM, PAIR_PARAM
 
 STUDY = "storage-concurrency"
 LOCKED = "database is locked"
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         help="heartbeat interval (the product's default is GPUPAIR_HEARTBEAT_S, 10 s: 1 s writes more)",
     )
     parser.add_argument(
-        "--storage", help="an Optuna storage URL (default: search/storage.py's SQLite file in a temp dir)"
+        "--storage", help="an Optuna storage URL (default: search/engine/storage.py's SQLite file in a temp dir)"
     )
     parser.add_argument(
         "--sqlite-timeout",

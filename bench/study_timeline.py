@@ -20,9 +20,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 
-from gpupair_search.search.stored_study import open_results  # noqa: E402
-from gpupair_search.search.trial_record import PACKED, measurement_mode  # noqa: E402
-from gpupair_search.search.verdict import Verdict  # noqa: E402
+from gpupair_search.search.engine.stored_study import open_results  # noqa: E402
+from gpupair_search.search.policy.verdict import Verdict  # noqa: E402
+from gpupair_search.search.record.trial_record import PACKED, measurement_mode  # noqa: E402
 
 
 def median(values: list[float]) -> float | None:

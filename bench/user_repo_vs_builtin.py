@@ -42,7 +42,7 @@ from benchlib import out_dir, stamp  # noqa: E402
 from user_repo_groups import parse_groups, seed_groups, write_project  # noqa: E402
 
 from gpupair_search.launcher.sizes import format_mib  # noqa: E402
-from gpupair_search.search.stored_study import open_results  # noqa: E402
+from gpupair_search.search.engine.stored_study import open_results  # noqa: E402
 from gpupair_search.settings import bundled  # noqa: E402
 from gpupair_search.studies import get_study  # noqa: E402
 
@@ -57,7 +57,7 @@ GRACE_S = 15.0
 def cli() -> list[str]:
     """``gpupair-search`` as installed beside this interpreter (the command a user types), else its module."""
     script = Path(sys.executable).parent / "gpupair-search"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "gpupair_search.search.cli"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "gpupair_search.search.cli.app"]
 
 
 def timed(argv: list[str], cwd: Path, log: Path, timeout_s: float) -> dict[str, Any]:

@@ -12,7 +12,7 @@ One import package. Its subpackages live in the repository's top-level folders, 
 
 __version__ = "0.1.0"
 
-# Run from a source checkout without installing (``PYTHONPATH=. python -m gpupair_search.search.cli``):
+# Run from a source checkout without installing (``PYTHONPATH=. python -m gpupair_search.search.cli.app``):
 # the subpackages are this folder's siblings there, so the package also looks for them one level up, as
 # pyproject.toml's package-dir maps them. An installed copy has them inside this folder and skips this.
 from pathlib import Path as _Path

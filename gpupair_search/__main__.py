@@ -3,7 +3,7 @@ where the script is not on PATH (a venv not activated, ``pip install --user`` wi
 
 import sys
 
-from gpupair_search.search.cli import main
+from gpupair_search.search.cli.app import main
 
 if __name__ == "__main__":
     sys.exit(main())

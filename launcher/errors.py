@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gpupair_search.launcher.printable import printable
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -20,8 +22,6 @@ class Problem:
 
     def render(self) -> str:
         """The problem as printed: control characters of every part escaped (they may come from the file)."""
-        from gpupair_search.launcher.jsonfile import printable
-
         head = f"{self.file}: {self.where}: {self.message}" if self.where else f"{self.file}: {self.message}"
         lines = [head]
         if self.expected:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gpupair_search.launcher.errors import ConfigError, Problem
+from gpupair_search.launcher.printable import escape_char, printable
 
 _MAX_DIGITS = 4000  # below Python's int-from-string limit (4300), far above any real setting
 
@@ -326,24 +327,6 @@ def describe(value: Any) -> str:
     return f"{type_name(value)} {show(value)}"
 
 
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(text: str, keep_newlines: bool = True, keep_carriage_returns: bool = False) -> str:
-    """``text`` with control characters escaped (``\\x1b``, ``\\u202e``): text from a file can neither clear the
-    terminal, move the cursor nor reorder what is shown. Tabs and (unless ``keep_newlines`` is False) newlines stay;
-    carriage returns only with ``keep_carriage_returns`` (a live progress line of our own)."""
-    escaped = _CONTROL.sub(
-        lambda found: found.group() if keep_carriage_returns and found.group() == "\r" else _escape(found.group()), text
-    )
-    return escaped if keep_newlines else escaped.replace("\n", "\\n").replace("\r", "\\r")
-
-
-def _escape(char: str) -> str:
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
 def name_shown(name: str) -> str:
     """A name for messages, quoted; non-ASCII characters escaped (``'ex\\u0430mples'``), so that a look-alike
     (a Cyrillic ``а`` for a Latin ``a``) is visible next to the names it is compared with."""
@@ -359,7 +342,7 @@ def non_ascii_note(name: str) -> str:
         return ""
     return (
         " (it contains "
-        + ", ".join(f"{_escape(c)} {unicodedata.name(c, 'an unnamed character')}" for c in odd[:3])
+        + ", ".join(f"{escape_char(c)} {unicodedata.name(c, 'an unnamed character')}" for c in odd[:3])
         + ")"
     )
 

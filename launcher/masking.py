@@ -17,6 +17,8 @@ import threading
 from typing import TextIO
 from urllib.parse import unquote
 
+from gpupair_search.launcher.printable import printable
+
 MASK = "***"
 #: Keys whose value is a secret: libpq's ``password`` and ``sslpassword``, and the environment's ``PGPASSWORD``.
 SECRET_KEYS = frozenset({"password", "sslpassword", "pgpassword", "passwd", "pwd"})
@@ -102,8 +104,6 @@ class MaskingStream(io.TextIOBase):
         self._lock = threading.Lock()  # packed trials print their lines from several threads
 
     def write(self, text: str) -> int:
-        from gpupair_search.launcher.jsonfile import printable
-
         with self._lock:
             self._pending += text
             head, sep, self._pending = self._pending.rpartition("\n")
@@ -114,8 +114,6 @@ class MaskingStream(io.TextIOBase):
         return len(text)
 
     def flush(self) -> None:
-        from gpupair_search.launcher.jsonfile import printable
-
         with self._lock:
             if self._pending:
                 self.inner.write(printable(mask_secrets(self._pending), keep_carriage_returns=True))

@@ -132,7 +132,7 @@ class PairResult:
     result_dir: Path | None = None
     phase_seconds: dict[str, float] = field(default_factory=dict)  # where the pair's wall time went
     job_start: dict[str, str] = field(default_factory=dict)  # per job: "warm" or "cold" (the last run's)
-    #: how it was measured: {"mode": "serial" | "packed", "device": ..., ...} (search/packing.py)
+    #: how it was measured: {"mode": "serial" | "packed", "device": ..., ...} (search/engine/packing.py)
     measurement: dict[str, Any] = field(default_factory=dict)
     #: the foreground's steady-state window: throughput, energy, CPU (launcher/window_stats.py)
     window: WindowStats | None = None

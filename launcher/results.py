@@ -156,7 +156,9 @@ def experiment_record(result: PairResult, pair_dir: Path) -> dict[str, Any]:
         "simulated": result.simulated,
         "phase_seconds": result.phase_seconds,
         "job_start": result.job_start,
-        "window": asdict(result.window) if result.window else None,  # named as on the trial (search/trial_record.py)
+        "window": asdict(result.window)
+        if result.window
+        else None,  # named as on the trial (search/record/trial_record.py)
         #: how each job's memory was probed and whether its evaluation pass was part of it (probe_events.py)
         "probe": result.probe,
         "time": {

@@ -1,7 +1,7 @@
 """What happened during the foreground's steady-state window: throughput of both jobs, GPU energy, CPU use,
 and how much of the window the background spent training rather than starting.
 
-These are the numbers interference is judged by (search/interference.py compares them with solo runs), so each
+These are the numbers interference is judged by (search/engine/interference.py compares them with solo runs), so each
 one is None with a reason rather than a guess: a window without enough energy-counter time has no energy figure.
 """
 

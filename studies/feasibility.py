@@ -10,9 +10,12 @@ baselines of each job and a steady-state window in every probe. Each is a study 
 """
 
 from gpupair_search.launcher.registry import BUILTIN_PROBE_STEPS
-from gpupair_search.search.baselines import COST_MIN_WINDOW_S
 from gpupair_search.settings import bundled
 from gpupair_search.studies.definition import StudyDefinition
+
+#: The window a study that measures slowdown and energy gives its probes (``feasibility-cost``): long enough for
+#: the GPU's energy counter, which needs >= 1 s.
+COST_MIN_WINDOW_S = 2.0
 
 STUDY = StudyDefinition(
     name="feasibility",

@@ -10,7 +10,7 @@ generated file, shipped, and a test keeps it equal to what :func:`matrix_setting
     python -m gpupair_search.studies.write_matrix --check    # exit 1 when it is out of date
 
 The solos run first and the pairs largest predicted peak first (``likely_failures_first``, see
-search/work_order.py): the order of the queue only, never the set of pairs.
+search/engine/work_order.py): the order of the queue only, never the set of pairs.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ STUDY = StudyDefinition(
     baselines=False,
     min_window_s=0.0,
     # A survey of 110 pairs: packed peaks clearly under the limit are its verdicts (labelled packed); what is near
-    # the card or the limit is still confirmed alone on it (search/confirmation.py).
+    # the card or the limit is still confirmed alone on it (search/policy/confirmation.py).
     confirm="near-limits",
     probe_steps=BUILTIN_PROBE_STEPS,
 )

@@ -286,7 +286,7 @@ def run_cli(*args: str, timeout: float = 300, env: dict[str, str] | None = None)
     """``gpupair-search ARGS`` as a real subprocess of this Python, output captured; ``env``: variables to add
     or replace in its environment."""
     return subprocess.run(
-        [sys.executable, "-m", "gpupair_search.search.cli", *args],
+        [sys.executable, "-m", "gpupair_search.search.cli.app", *args],
         env={**cli_env(), **(env or {})},
         capture_output=True,
         text=True,

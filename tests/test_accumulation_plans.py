@@ -15,11 +15,11 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from gpupair_search.launcher.errors import UserError
-from gpupair_search.search.batch_grid import BatchGrid, batch_grid
-from gpupair_search.search.export import accumulation, accumulation_words
-from gpupair_search.search.extension import POLICIES, Policy, budget, reduction_path, search, state_from
-from gpupair_search.search.memory_model import Observation
-from gpupair_search.search.planner import DOES_NOT_FIT, FITS_REDUCED
+from gpupair_search.search.policy.batch_grid import BatchGrid, batch_grid
+from gpupair_search.search.policy.extension import POLICIES, Policy, budget, reduction_path, search, state_from
+from gpupair_search.search.policy.memory_model import Observation
+from gpupair_search.search.policy.planner import DOES_NOT_FIT, FITS_REDUCED
+from gpupair_search.search.views.export import accumulation, accumulation_words
 from tests.conftest import run_cli
 from tests.test_extension_search import memory_curve, run_extension
 
@@ -227,7 +227,7 @@ def test_a_study_stored_without_a_grid_reads_as_the_unit_search_it_ran(sim_runs,
     with --batch-grid any it resumes (nothing left to run)."""
     import shutil
 
-    from gpupair_search.search.fixed_definition import DEFINITION_KEY
+    from gpupair_search.search.engine.fixed_definition import DEFINITION_KEY
 
     results = tmp_path / "results"
     shutil.copytree(sim_runs["any"], results)
@@ -248,7 +248,7 @@ def test_a_study_stored_without_a_grid_reads_as_the_unit_search_it_ran(sim_runs,
 
 
 def test_workers_and_slurm_tasks_are_given_the_grid():
-    from gpupair_search.search.run_study import RunRequest
+    from gpupair_search.search.cli.run_study import RunRequest
 
     argv = RunRequest(batch_grid="any").worker_options("cuda:0")
     assert argv[argv.index("--batch-grid") + 1] == "any"

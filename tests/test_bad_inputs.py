@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from gpupair_search.launcher.errors import ConfigError
 from gpupair_search.launcher.experiments import load_experiment
 from gpupair_search.launcher.registry import Registry
-from gpupair_search.search.cli import app
+from gpupair_search.search.cli.app import app
 
 TESTS = Path(__file__).resolve().parent
 REPO_ROOT = TESTS.parent
@@ -105,7 +105,7 @@ def _validate_in_process(settings: Path, models: Path) -> tuple[int, str]:
 
 def _validate_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "gpupair_search.search.cli", "validate", *args],
+        [sys.executable, "-m", "gpupair_search.search.cli.app", "validate", *args],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,

@@ -116,7 +116,7 @@ def test_a_job_that_cannot_report_progress_gets_no_baseline(fixture_registry):
     run takes minutes for no window): such jobs get none; built-ins that train for min_train_s do."""
     from gpupair_search.launcher.registry import Registry
     from gpupair_search.launcher.spec import JobConfig
-    from gpupair_search.search.baselines import reports_progress
+    from gpupair_search.search.engine.baselines import reports_progress
     from gpupair_search.settings import BUNDLE_ROOT, bundled
 
     builtins = Registry.load(bundled("models.json"), base_dir=BUNDLE_ROOT)

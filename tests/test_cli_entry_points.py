@@ -12,8 +12,8 @@ from importlib.metadata import version
 import pytest
 from typer.testing import CliRunner
 
-from gpupair_search.search import cli_options as opt
-from gpupair_search.search.cli import app
+from gpupair_search.search.cli import options as opt
+from gpupair_search.search.cli.app import app
 
 READ_ONLY = ["status", "report", "export", "dashboard"]
 

@@ -36,7 +36,7 @@ ARTIFACTS = {"training.log", "experiment.json", "timeline.csv", "memory_timeline
 
 def _command() -> list[str]:
     entry = shutil.which("gpupair-search")
-    return [entry] if entry else [sys.executable, "-m", "gpupair_search.search.cli"]
+    return [entry] if entry else [sys.executable, "-m", "gpupair_search.search.cli.app"]
 
 
 def _free_port() -> int:
@@ -160,7 +160,7 @@ def test_trial_artifacts_are_served(served):
     assert b"Memory over time" in _get(f"{base}/artifacts/{study_id}/{first['trial_id']}/{page['artifact_id']}")
 
 
-# -- "Best Trial" is the best feasible trial (search/feasible_best.py) -------------------------------------------
+# -- "Best Trial" is the best feasible trial (search/record/feasible_best.py) -------------------------------------------
 def _detail_of(base: str, name: str) -> dict:
     def find() -> dict | None:
         studies = json.loads(_get(base + "/api/studies"))["study_summaries"]
@@ -176,7 +176,7 @@ def _stored_study(
     storage: str, name: str, direction: str, trials: list[tuple[float, dict[str, float]]]
 ) -> optuna.Study:
     """A study written as ours are: each COMPLETE trial with its constraints in both of Optuna's forms."""
-    from gpupair_search.search import optuna_adapter as adapter
+    from gpupair_search.search.record import optuna_adapter as adapter
 
     study = optuna.create_study(storage=storage, study_name=name, direction=direction)
     for value, constraints in trials:

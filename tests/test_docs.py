@@ -38,7 +38,7 @@ ORDINALS = (
     "fourteenth",
     "fifteenth",
 )
-#: (``search/session.py``, a module's file name, is not such a word)
+#: (``search/engine/session.py``, a module's file name, is not such a word)
 DIARY = re.compile(
     r"\b(?:" + "|".join(ORDINALS) + r")[\s-]+session\b|\bsessions?\b(?!\.py)|\bsession\d+", re.IGNORECASE
 )
@@ -133,7 +133,7 @@ def test_the_docs_site_builds_strictly_with_the_cli_reference_generated_from_the
         env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    from gpupair_search.search.cli import app
+    from gpupair_search.search.cli.app import app
 
     cli_page = (site / "reference" / "cli" / "index.html").read_text(encoding="utf-8")
     commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]

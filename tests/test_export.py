@@ -200,7 +200,7 @@ def test_export_for_the_seed_models_file_warns_and_writes_the_additions(study):
     strict = cli("validate", str(out), "--models", str(SEED_MODELS), "--repos-root", str(SEED_PROJECT))
     assert strict.returncode != 0 and "batch_size" in strict.stderr  # without the additions: refused, not dropped
 
-    from gpupair_search.search.export import merge_models
+    from gpupair_search.search.views.export import merge_models
 
     merged = study["root"] / "seed_models_merged.json"
     merged.write_text(json.dumps(merge_models(json.loads(SEED_MODELS.read_text()), additions)))

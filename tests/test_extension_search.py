@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from gpupair_search.launcher.devices.simulated import SimulatedDevice
 from gpupair_search.launcher.experiments import Experiment
 from gpupair_search.launcher.spec import JobConfig, PairSpec
-from gpupair_search.search.batch_grid import BatchGrid
-from gpupair_search.search.executors import DeviceExecutor
-from gpupair_search.search.extension import Policy, budget, reduction_path
-from gpupair_search.search.memory_model import Observation
-from gpupair_search.search.planner import DOES_NOT_FIT, FITS, FITS_REDUCED, ExtensionOptions
-from gpupair_search.search.study import FeasibilityStudy, StudySettings
+from gpupair_search.search.engine.executors import DeviceExecutor
+from gpupair_search.search.engine.study import FeasibilityStudy, StudySettings
+from gpupair_search.search.policy.batch_grid import BatchGrid
+from gpupair_search.search.policy.extension import Policy, budget, reduction_path
+from gpupair_search.search.policy.memory_model import Observation
+from gpupair_search.search.policy.planner import DOES_NOT_FIT, FITS, FITS_REDUCED, ExtensionOptions
 
 CARD, LIMIT = 8192.0, 7500.0
 

@@ -79,7 +79,7 @@ def study_cli(command: str, settings: Path, results: Path, *extra: str, storage:
     argv = [
         sys.executable,
         "-m",
-        "gpupair_search.search.cli",
+        "gpupair_search.search.cli.app",
         command,
         "--settings",
         str(settings),
@@ -115,7 +115,7 @@ def config(t) -> tuple:
 def measured(trials) -> collections.Counter:
     """How often each configuration was measured, per way of measuring it (a trial closed unrun as a duplicate is
     not a run). Packed (``--parallel K``), a configuration may be measured twice: packed, then confirmed alone."""
-    from gpupair_search.search.trial_record import measurement_mode
+    from gpupair_search.search.record.trial_record import measurement_mode
 
     return collections.Counter(
         (*config(t), measurement_mode(t.state, t.user_attrs)) for t in trials if measurement_mode(t.state, t.user_attrs)
@@ -655,8 +655,8 @@ def test_results_under_a_file_is_a_clear_error_before_anything_starts(tmp_path):
 def test_sigkill_between_measurement_and_tell_runs_the_trial_again(tmp_path):
     """A runner killed while it writes a measurement (some attributes stored, the trial still RUNNING) must not
     leave a trial that looks measured: the recovery fails it and queues it again."""
-    from gpupair_search.search.planner import ExtensionOptions
-    from gpupair_search.search.session import open_study, resolve_inputs
+    from gpupair_search.search.engine.session import open_study, resolve_inputs
+    from gpupair_search.search.policy.planner import ExtensionOptions
 
     settings = four_pairs(tmp_path)
     inputs = resolve_inputs(None, settings, FIXTURES / "models.json", FIXTURES, False, "400MiB", "250MiB")

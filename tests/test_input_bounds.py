@@ -17,8 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gpupair_search.launcher.errors import ConfigError
-from gpupair_search.launcher.jsonfile import MAX_INPUT_BYTES, printable, read_json
+from gpupair_search.launcher.jsonfile import MAX_INPUT_BYTES, read_json
 from gpupair_search.launcher.log_metrics import extract_metrics
+from gpupair_search.launcher.printable import printable
 from gpupair_search.launcher.results import new_pair_dir, safe_name
 from gpupair_search.launcher.sizes import parse_size_mib
 from gpupair_search.launcher.spec import JobConfig, PairSpec
@@ -30,7 +31,7 @@ VALID_SETTINGS = Path(__file__).parent / "bad_inputs" / "valid_settings.json"
 
 def _validate(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "gpupair_search.search.cli", "validate", *args],
+        [sys.executable, "-m", "gpupair_search.search.cli.app", "validate", *args],
         env=cli_env(),
         capture_output=True,
         text=True,
@@ -177,7 +178,7 @@ def test_a_unitless_card_flag_is_an_error_naming_the_flag(tmp_path):
         [
             sys.executable,
             "-m",
-            "gpupair_search.search.cli",
+            "gpupair_search.search.cli.app",
             "run",
             "--device",
             "sim",
@@ -206,7 +207,7 @@ def test_pair_with_a_catastrophic_metric_pattern_ends_and_keeps_the_other_metric
         [
             sys.executable,
             "-m",
-            "gpupair_search.search.cli",
+            "gpupair_search.search.cli.app",
             "pair",
             "--fg",
             "fixture/ok",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from optuna.trial import TrialState
 
-from gpupair_search.search.interference import (
+from gpupair_search.search.engine.interference import (
     CPU_STARVED,
     ENERGY_UNRELIABLE,
     MOSTLY_STARTING,
@@ -17,7 +17,7 @@ from gpupair_search.search.interference import (
     pair_interference,
     sequential,
 )
-from gpupair_search.search.trial_record import TrialView
+from gpupair_search.search.record.trial_record import TrialView
 
 FG = {"repo": "r", "model": "fg", "hyperparameters": {"batch_size": 8, "max_steps": 30}}
 BG = {"repo": "r", "model": "bg", "hyperparameters": {"batch_size": 4, "lr": 0.1}}

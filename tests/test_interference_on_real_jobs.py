@@ -11,9 +11,9 @@ from gpupair_search.launcher.outcome import Outcome
 from gpupair_search.launcher.pair_runner import RunOptions, run_pair
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.spec import JobConfig, PairSpec
-from gpupair_search.search.baselines import BASELINE_PHASE
-from gpupair_search.search.interference import CPU_STARVED, pair_interference
-from gpupair_search.search.trial_record import record_result, view
+from gpupair_search.search.engine.baselines import BASELINE_PHASE
+from gpupair_search.search.engine.interference import CPU_STARVED, pair_interference
+from gpupair_search.search.record.trial_record import record_result, view
 from tests.conftest import FIXTURES
 
 FAST = RunOptions(background_settle_s=0.3, background_min_run_s=1.0, grace_s=1.0)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gpupair_search.search.interference import MOSTLY_STARTING, PairInterference, Sequential, Solo
-from gpupair_search.search.interference_view import labels, sequential_bars, slowdown_heatmap
+from gpupair_search.search.engine.interference import MOSTLY_STARTING, PairInterference, Sequential, Solo
+from gpupair_search.search.views.interference_view import labels, sequential_bars, slowdown_heatmap
 
 
 def pair(trial, fg, bg, fg_sps=50.0, flags=(), energy=(80.0, 100.0)):

@@ -242,7 +242,7 @@ def test_a_foreground_that_ended_before_it_was_seen_measured_nothing(tmp_path, f
 def test_a_trial_that_measured_nothing_is_run_once_more_and_keeps_both_runs_files(tmp_path, fixture_registry):
     import gc
 
-    from gpupair_search.search.executors import DeviceExecutor
+    from gpupair_search.search.engine.executors import DeviceExecutor
 
     executor = DeviceExecutor(fixture_registry, CpuDevice(), RunOptions(monitor_hz=0.5, grace_s=1.0), tmp_path / "r")
     frozen = gc.get_freeze_count()

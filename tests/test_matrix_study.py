@@ -19,13 +19,13 @@ import pytest
 from gpupair_search.launcher.devices.simulated import SimulatedDevice
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.experiments import load_experiment
-from gpupair_search.search.executors import DeviceExecutor
-from gpupair_search.search.matrix_view import MARKS, matrix_text, pair_grid
-from gpupair_search.search.planner import ExtensionOptions, PairPlan, fit_models
-from gpupair_search.search.profiles import load_profiles, profile_observations
-from gpupair_search.search.study import FeasibilityStudy, StudySettings
-from gpupair_search.search.verdict import Verdict
-from gpupair_search.search.work_order import likely_failures_first, predicted_peak_mib
+from gpupair_search.search.engine.executors import DeviceExecutor
+from gpupair_search.search.engine.study import FeasibilityStudy, StudySettings
+from gpupair_search.search.engine.work_order import likely_failures_first, predicted_peak_mib
+from gpupair_search.search.policy.planner import ExtensionOptions, PairPlan, fit_models
+from gpupair_search.search.policy.profiles import load_profiles, profile_observations
+from gpupair_search.search.policy.verdict import Verdict
+from gpupair_search.search.views.matrix_view import MARKS, matrix_text, pair_grid
 from gpupair_search.settings import bundled
 from gpupair_search.studies import get_study
 from gpupair_search.studies.matrix import MATRIX_MODELS, bundled_registry, matrix_settings, render
@@ -74,7 +74,7 @@ def test_the_matrix_study_is_registered_on_the_feasibility_card():
 
 
 def test_a_gpu_matrix_measures_memory_only_unless_the_flags_ask_for_baselines_and_a_window():
-    from gpupair_search.search.session import fixed_definition, resolve_inputs
+    from gpupair_search.search.engine.session import fixed_definition, resolve_inputs
 
     def definition(study: str, **flags):
         inputs = resolve_inputs(study, None, None, None, False, None, None)
@@ -251,8 +251,8 @@ def test_the_report_draws_the_matrix_with_safe_batch_sizes(matrix_run):
     title = "SIMULATED \u2014 Every pair: verdict and safe batch sizes"  # plotly's JSON writer may escape the dash
     assert 'id="every-pair"' in page and any(f'"{t}"' in page for t in (title, title.replace("\u2014", "\\u2014")))
     assert '"type":"heatmap"' in page
-    from gpupair_search.search import plots
-    from gpupair_search.search.stored_study import open_results
+    from gpupair_search.search.engine.stored_study import open_results
+    from gpupair_search.search.views import plots
 
     fs = open_results("matrix", None, common[3], root / "r", None, None, None, False)
     with sqlite3.connect(root / "x.db") as db:  # run stored it for optuna-dashboard, too

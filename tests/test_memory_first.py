@@ -9,9 +9,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from gpupair_search.search.fixed_definition import DEFINITION_KEY, DefinitionChanged, FixedDefinition
-from gpupair_search.search.planner import ExtensionOptions
-from gpupair_search.search.session import fixed_definition, open_study, resolve_inputs
+from gpupair_search.search.engine.fixed_definition import DEFINITION_KEY, DefinitionChanged, FixedDefinition
+from gpupair_search.search.engine.session import fixed_definition, open_study, resolve_inputs
+from gpupair_search.search.policy.planner import ExtensionOptions
 from gpupair_search.settings import bundled
 from gpupair_search.studies import get_study
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from gpupair_search.launcher.spec import JobConfig, PairSpec
-from gpupair_search.search.memory_model import Observation
-from gpupair_search.search.planner import fit_models, predict_pair
-from gpupair_search.search.profiles import load_profiles, profile_observations
+from gpupair_search.search.policy.memory_model import Observation
+from gpupair_search.search.policy.planner import fit_models, predict_pair
+from gpupair_search.search.policy.profiles import load_profiles, profile_observations
 
 PCB = JobConfig("Person_reID_baseline_pytorch", "pcb", {})
 BUG_LOCALIZATION = JobConfig("bug-localization-by-dnn-and-rvsm", "default", {})

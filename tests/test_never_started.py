@@ -86,7 +86,7 @@ def test_run_gpus_without_those_gpus_stops_before_storing_a_study(tmp_path):
 
 
 def test_a_failed_workers_reason_is_its_last_error_line(tmp_path):
-    from gpupair_search.search.run_study import _last_error
+    from gpupair_search.search.cli.run_study import _last_error
 
     log = tmp_path / "cuda0.log"
     log.write_text("starting\nerror: first\nsome output\nerror: NVML is not usable here\nbye\n")

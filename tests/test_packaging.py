@@ -99,7 +99,7 @@ def test_a_built_wheel_has_one_top_level_package_with_its_settings_and_workloads
     # run from elsewhere, with only the wheel's copy of the project importable
     env = {**os.environ, "PYTHONPATH": str(site), "PYTHONNOUSERSITE": "1"}
     probe = (
-        "from gpupair_search import settings; import gpupair_search.search.cli, gpupair_search.workloads.common; "
+        "from gpupair_search import settings; import gpupair_search.search.cli.app, gpupair_search.workloads.common; "
         "print(settings.SETTINGS_DIR); "
         "print((settings.BUNDLE_ROOT / 'workloads' / 'examples' / 'train.py').exists())"
     )
@@ -119,7 +119,7 @@ def test_a_built_wheel_has_one_top_level_package_with_its_settings_and_workloads
         [
             sys.executable,
             "-m",
-            "gpupair_search.search.cli",
+            "gpupair_search.search.cli.app",
             "validate",
             str(Path(settings_dir) / "parallel_feasibility_test.json"),
         ],

@@ -19,16 +19,16 @@ from optuna.trial import TrialState
 from gpupair_search.launcher.devices.cpu import CpuDevice
 from gpupair_search.launcher.pair_runner import RunOptions
 from gpupair_search.launcher.spec import JobConfig, PairSpec
-from gpupair_search.search.confirmation import ConfirmationRule, evidence
-from gpupair_search.search.executors import DeviceExecutor
-from gpupair_search.search.trial_record import CONFIRM_PHASE, PACKED, SERIAL, Queued, TrialView
+from gpupair_search.search.engine.executors import DeviceExecutor
+from gpupair_search.search.policy.confirmation import ConfirmationRule, evidence
+from gpupair_search.search.record.trial_record import CONFIRM_PHASE, PACKED, SERIAL, Queued, TrialView
 from tests.conftest import CPU_CARD_ARGS, FIXTURES, cli_env, pids_alive, read_pids, wait_until
 
 CPU_STUDY = ["--settings", str(FIXTURES / "study_settings.json"), *CPU_CARD_ARGS]
 
 
 def cli(*args: str, results: Path) -> list[str]:
-    return [sys.executable, "-m", "gpupair_search.search.cli", *args, "--results", str(results)]
+    return [sys.executable, "-m", "gpupair_search.search.cli.app", *args, "--results", str(results)]
 
 
 def run(*args: str, results: Path) -> subprocess.CompletedProcess:
@@ -311,7 +311,7 @@ class _Gpu:
 
 
 def test_auto_packs_as_many_cards_as_fit_with_a_core_for_each_job():
-    from gpupair_search.search.packing import packing_slots
+    from gpupair_search.search.engine.packing import packing_slots
 
     card = 8192.0
     assert packing_slots(_Gpu(0.0), card, cores=16) == 7  # 17 cards fit; 14 spare cores, 2 jobs a pair
@@ -324,9 +324,9 @@ def test_auto_packs_as_many_cards_as_fit_with_a_core_for_each_job():
 def test_near_limits_lets_a_clear_packed_fit_stand_and_still_confirms_one_near_the_limit():
     """--confirm recommended measures every recommendation alone; near-limits (the matrix's) trusts a packed fit
     clearly under the limit, labelled packed, but never one near it."""
-    from gpupair_search.search.confirmation import Confirm
-    from gpupair_search.search.planner import ExtensionOptions, plan_pair
-    from gpupair_search.search.verdict import Verdict
+    from gpupair_search.search.policy.confirmation import Confirm
+    from gpupair_search.search.policy.planner import ExtensionOptions, plan_pair
+    from gpupair_search.search.policy.verdict import Verdict
 
     pair = PairSpec(1, JobConfig("fixture", "ok", {}), JobConfig("fixture", "ok", {}))
     limit, card = 250.0, 400.0
@@ -349,9 +349,9 @@ def test_a_trial_whose_packed_result_could_not_stand_waits_for_the_card():
     trial without a prediction, or clearly over both, runs packed (its packed result can stand)."""
     from types import SimpleNamespace
 
-    from gpupair_search.search.confirmation import Confirm
-    from gpupair_search.search.planner import ExtensionOptions
-    from gpupair_search.search.study import FeasibilityStudy, StudySettings
+    from gpupair_search.search.engine.study import FeasibilityStudy, StudySettings
+    from gpupair_search.search.policy.confirmation import Confirm
+    from gpupair_search.search.policy.planner import ExtensionOptions
 
     def study(confirm: Confirm) -> FeasibilityStudy:
         settings = StudySettings("s", card_mib=400.0, safe_limit_mib=250.0, extension=ExtensionOptions(confirm=confirm))

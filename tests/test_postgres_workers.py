@@ -57,7 +57,7 @@ def worker_argv(settings: Path, results: Path, storage: str = URL) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "gpupair_search.search.cli",
+        "gpupair_search.search.cli.app",
         "worker",
         "--storage",
         storage,
@@ -72,8 +72,8 @@ def worker_argv(settings: Path, results: Path, storage: str = URL) -> list[str]:
 
 def enqueue(settings: Path, results: Path) -> int:
     """Queue the study's initial trials, as the first of several hosts would."""
-    from gpupair_search.search.planner import ExtensionOptions
-    from gpupair_search.search.session import open_study, resolve_inputs
+    from gpupair_search.search.engine.session import open_study, resolve_inputs
+    from gpupair_search.search.policy.planner import ExtensionOptions
 
     inputs = resolve_inputs(None, settings, FIXTURES / "models.json", FIXTURES, False, "400MiB", "250MiB")
     return open_study(inputs, URL, results, ExtensionOptions(), "cpu", probe=False).enqueue_initial()
@@ -82,7 +82,7 @@ def enqueue(settings: Path, results: Path) -> int:
 @functools.cache
 def storage():
     """One storage (one connection pool) for the test process."""
-    from gpupair_search.search.storage import open_storage
+    from gpupair_search.search.engine.storage import open_storage
 
     return open_storage(URL)
 
@@ -97,7 +97,7 @@ def config(t) -> tuple:
 
 
 def measured(trials) -> collections.Counter:
-    from gpupair_search.search.trial_record import is_measured
+    from gpupair_search.search.record.trial_record import is_measured
 
     return collections.Counter(config(t) for t in trials if is_measured(t.state, t.user_attrs))
 
@@ -159,7 +159,7 @@ def test_three_concurrent_workers_run_every_queued_trial_exactly_once(tmp_path):
     assert len({config(t)[0] for t in trials}) == 9
     assert wait_until(lambda: not pids_alive(all_pids(tmp_path)), timeout=15)
     status = subprocess.run(
-        [sys.executable, "-m", "gpupair_search.search.cli", "status", *worker_argv(settings, tmp_path)[4:12]],
+        [sys.executable, "-m", "gpupair_search.search.cli.app", "status", *worker_argv(settings, tmp_path)[4:12]],
         env=cli_env(),
         capture_output=True,
         text=True,
@@ -253,7 +253,7 @@ def test_workers_started_at_once_on_an_empty_database_all_start(tmp_path):
                 sqlalchemy.text("SELECT count(*) FROM information_schema.tables WHERE table_schema = :s"), {"s": schema}
             ).scalar()
         assert tables > 5
-        from gpupair_search.search.storage import open_storage
+        from gpupair_search.search.engine.storage import open_storage
 
         trials = optuna.load_study(study_name=name + "-cpu", storage=open_storage(url)).get_trials()
         assert list(measured(trials).values()) == [1]

@@ -11,8 +11,8 @@ from pathlib import Path
 from optuna.trial import TrialState
 
 from gpupair_search.launcher.probe_events import HOOK_DIR, ProbeEvents, hook_environment
-from gpupair_search.search.console import time_and_probe_line
-from gpupair_search.search.trial_record import TrialView
+from gpupair_search.search.record.trial_record import TrialView
+from gpupair_search.search.views.console import time_and_probe_line
 
 TRAINER = """
 import torch

@@ -1,4 +1,4 @@
-"""Trial attributes are read through the typed trial record only (search/trial_record.py).
+"""Trial attributes are read through the typed trial record only (search/record/trial_record.py).
 
 A view that reads ``attrs.get("window")`` breaks silently when the record renames or nests a field; one that reads
 ``record.measured.window`` breaks at once, where the change is made. So product code reads no trial attribute by
@@ -11,14 +11,14 @@ import dataclasses
 import re
 from pathlib import Path
 
-from gpupair_search.search.trial_record import Closing, Measured, Queued
+from gpupair_search.search.record.trial_record import Closing, Measured, Queued
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT = ("launcher", "search", "studies")
-RECORD_MODULE = Path("search/trial_record.py")
-ADAPTER = Path("search/optuna_adapter.py")
+RECORD_MODULE = Path("search/record/trial_record.py")
+ADAPTER = Path("search/record/optuna_adapter.py")
 #: the study's stored definition is a study attribute, read where the definition is defined
-DEFINITION_MODULE = Path("search/fixed_definition.py")
+DEFINITION_MODULE = Path("search/engine/fixed_definition.py")
 
 #: words that name a trial attribute and also a field of the user's settings file, which export writes and the
 #: launcher reads (``entry.get("foreground")``): a read of these by name is not told apart from a settings read
@@ -56,7 +56,9 @@ def offending_lines(root: Path) -> list[str]:
 
 def test_no_product_code_reads_trial_attributes_by_string_key():
     offending = offending_lines(ROOT)
-    assert not offending, "read these through TrialRecord (search/trial_record.py) instead:\n" + "\n".join(offending)
+    assert not offending, "read these through TrialRecord (search/record/trial_record.py) instead:\n" + "\n".join(
+        offending
+    )
 
 
 def test_the_guard_catches_each_way_of_reading_by_key(tmp_path):

@@ -104,7 +104,7 @@ def test_a_runner_killed_at_any_step_of_a_trials_start_loses_nothing(tmp_path, s
     assert again.returncode == 0, again.stderr[-2000:]
     after = checksums(tmp_path / "results", skip="gpupair.db")
     assert {path: after.get(path) for path in written_before} == written_before  # what was written stays as it was
-    from gpupair_search.search.storage import open_storage
+    from gpupair_search.search.engine.storage import open_storage
 
     assert measured_once_each(open_storage(storage), name) == {
         "g01:fixture/ok+fixture/trains": 1,

@@ -94,7 +94,7 @@ def test_validate_on_the_seed_files(args, code, text):
         [
             sys.executable,
             "-m",
-            "gpupair_search.search.cli",
+            "gpupair_search.search.cli.app",
             "validate",
             str(SEED_SETTINGS),
             "--models",
@@ -114,7 +114,13 @@ def test_validate_on_the_seed_files(args, code, text):
 
 def test_our_copy_of_the_twelve_groups_validates_strictly_against_the_bundled_models():
     done = subprocess.run(
-        [sys.executable, "-m", "gpupair_search.search.cli", "validate", str(bundled("parallel_feasibility_test.json"))],
+        [
+            sys.executable,
+            "-m",
+            "gpupair_search.search.cli.app",
+            "validate",
+            str(bundled("parallel_feasibility_test.json")),
+        ],
         capture_output=True,
         text=True,
         timeout=60,

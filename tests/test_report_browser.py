@@ -99,7 +99,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 
 
 def test_simulated_figures_say_so():
-    from gpupair_search.search import plots
+    from gpupair_search.search.views import plots
 
     rows = [
         {

@@ -19,7 +19,7 @@ import pytest
 
 from gpupair_search.launcher.errors import ConfigError
 from gpupair_search.launcher.experiments import load_experiment
-from gpupair_search.search.inputs import find_repos_root, load_registry
+from gpupair_search.search.engine.inputs import find_repos_root, load_registry
 from gpupair_search.settings import bundled
 from tests.conftest import FIXTURES, cli_env, run_cli
 from tests.runner_oracle import our_runs, runner_reading
@@ -300,7 +300,7 @@ def _project(root: Path, clones: bool = True) -> Path:
 def _cli_in(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     """The CLI started in ``cwd``, as a user would start it there."""
     return subprocess.run(
-        [sys.executable, "-m", "gpupair_search.search.cli", *args],
+        [sys.executable, "-m", "gpupair_search.search.cli.app", *args],
         cwd=cwd,
         env=cli_env(),
         capture_output=True,

@@ -13,7 +13,7 @@ import pytest
 
 from gpupair_search.launcher.errors import ConfigError
 from gpupair_search.launcher.experiments import load_experiment
-from gpupair_search.search.inputs import load_registry
+from gpupair_search.search.engine.inputs import load_registry
 from gpupair_search.settings import bundled
 from tests.conftest import FIXTURES, run_cli
 from tests.runner_oracle import our_runs, runner_reading

@@ -15,7 +15,7 @@ def start_runner(tmp_path, pidfile):
     argv = [
         sys.executable,
         "-m",
-        "gpupair_search.search.cli",
+        "gpupair_search.search.cli.app",
         "pair",
         "--device",
         "cpu",

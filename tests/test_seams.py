@@ -18,12 +18,14 @@ from gpupair_search.launcher.experiments import Experiment
 from gpupair_search.launcher.outcome import Outcome
 from gpupair_search.launcher.pair_runner import PairResult
 from gpupair_search.launcher.spec import JobConfig, PairSpec
-from gpupair_search.search import cli_options, extension, trial_record
-from gpupair_search.search.executors import DeviceExecutor
-from gpupair_search.search.planner import ExtensionOptions
-from gpupair_search.search.study import FeasibilityStudy, StudySettings
-from gpupair_search.search.trial_record import TrialRecord, record_result, view
-from gpupair_search.search.verdict import Verdict
+from gpupair_search.search.cli import options as cli_options
+from gpupair_search.search.engine.executors import DeviceExecutor
+from gpupair_search.search.engine.study import FeasibilityStudy, StudySettings
+from gpupair_search.search.policy import extension
+from gpupair_search.search.policy.planner import ExtensionOptions
+from gpupair_search.search.policy.verdict import Verdict
+from gpupair_search.search.record import trial_record
+from gpupair_search.search.record.trial_record import TrialRecord, record_result, view
 from tests.test_record_keys import offending_lines
 
 
@@ -137,7 +139,7 @@ def test_a_new_trial_field_is_one_line_in_the_record_and_reaches_the_views(fixtu
 
     @dataclass(frozen=True)
     class MeasuredWithProbeKind(trial_record.Measured):
-        probe_kind: str | None = None  # the one line added to search/trial_record.py
+        probe_kind: str | None = None  # the one line added to search/record/trial_record.py
 
     @dataclass
     class ResultWithProbeKind(PairResult):
@@ -186,13 +188,14 @@ def test_a_new_view_reads_the_typed_record_and_passes_the_key_guard(fixture_regi
 
 
 def test_a_new_run_option_is_defined_once_and_reaches_the_command_and_its_workers(monkeypatch):
-    """A run option is one flag in search/cli_options.py, with its default, and one RunRequest field made from it
+    """A run option is one flag in search/cli/options.py, with its default, and one RunRequest field made from it
     (run_study._flag): ``run`` and ``worker`` take it, its default is the flag's, and ``run --gpus`` hands it to
     its workers. (Where the study stores it, fixed_definition.py; where it is used, that module.)"""
     import typer
     from typer.testing import CliRunner
 
-    from gpupair_search.search import cli, run_study
+    from gpupair_search.search.cli import app as cli
+    from gpupair_search.search.cli import run_study
 
     warmup = typer.Option(3, "--warmup-steps", help="Steps before the window opens.")  # the flag, defined once
     request_type = dataclasses.make_dataclass(

@@ -20,7 +20,7 @@ import psutil
 import pytest
 from optuna.trial import TrialState
 
-from gpupair_search.search.placement import PLACEMENT_KEY
+from gpupair_search.search.engine.placement import PLACEMENT_KEY
 from tests.conftest import CPU_CARD_ARGS, pids_alive, read_pids, run_cli, wait_until
 from tests.test_postgres_workers import (
     HEARTBEAT,

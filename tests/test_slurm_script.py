@@ -15,7 +15,7 @@ import pytest
 
 from gpupair_search.launcher.devices.base import NoDeviceError
 from gpupair_search.launcher.devices.visible import match_uuid, visible_gpu
-from gpupair_search.search.placement import worker_placement
+from gpupair_search.search.engine.placement import worker_placement
 from tests.conftest import FIXTURES, run_cli
 
 URL = "postgresql://gpupair:s3cret-pw@db.example:5432/gpupair"
@@ -73,7 +73,7 @@ def test_dry_run_prints_a_gpu_array_script_without_the_password_and_submits_noth
     ):
         assert line in script.splitlines(), line
     command = script.splitlines()[-1]
-    assert command.startswith(f"exec {sys.executable} -m gpupair_search.search.with_storage {secrets} worker ")
+    assert command.startswith(f"exec {sys.executable} -m gpupair_search.search.cli.with_storage {secrets} worker ")
     assert "--device cuda:0" in command and "--gpu-memory 400MiB" in command and "--storage" not in command
     assert "s3cret-pw" not in script and "db.example" not in script
     assert not (tmp_path / "results").exists()  # nothing written, and no sbatch was there to call
@@ -102,7 +102,7 @@ def test_dry_run_on_the_cpu_asks_for_no_gpu_and_passes_the_heartbeat_settings_on
     assert "#SBATCH --cpus-per-task=1" in lines
     assert "export GPUPAIR_HEARTBEAT_S=2 GPUPAIR_GRACE_S=9" in lines
     assert lines[-1].startswith(
-        f"exec {sys.executable} -m gpupair_search.search.cli worker "
+        f"exec {sys.executable} -m gpupair_search.search.cli.app worker "
         "--storage postgresql://gpupair@db.example/gpupair --device cpu "
     )
     assert "--cpu-memory 1GiB" in lines[-1]
@@ -136,7 +136,7 @@ def test_an_environment_file_others_can_read_is_refused_with_the_chmod_to_run(tm
     assert f"fix: chmod 600 {secrets}" in done.stderr and "s3cret-pw" not in done.stderr
     # and each task checks again before it reads the file (it may have changed since)
     task = subprocess.run(
-        [sys.executable, "-m", "gpupair_search.search.with_storage", str(secrets), "status"],
+        [sys.executable, "-m", "gpupair_search.search.cli.with_storage", str(secrets), "status"],
         capture_output=True,
         text=True,
         timeout=60,

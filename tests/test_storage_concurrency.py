@@ -1,7 +1,7 @@
 """Several processes writing one study on one host never see "database is locked" (issue 15 item 6).
 
 SQLite answers a writer that waits longer than its busy timeout for another's lock with "database is locked";
-search/storage.py sets that timeout to ``SQLITE_BUSY_TIMEOUT_S``. These tests hold a real write lock past
+search/engine/storage.py sets that timeout to ``SQLITE_BUSY_TIMEOUT_S``. These tests hold a real write lock past
 Python's default 5 s, and run K writer processes that each do what a trial does (bench/storage_concurrency.py).
 """
 
@@ -15,7 +15,7 @@ import optuna
 import pytest
 
 from bench.storage_concurrency import describe_failure, measure
-from gpupair_search.search.storage import SQLITE_BUSY_TIMEOUT_S, default_storage_url, open_storage, sqlite_path
+from gpupair_search.search.engine.storage import SQLITE_BUSY_TIMEOUT_S, default_storage_url, open_storage, sqlite_path
 
 HELD_S = 6.0  # longer than Python's default busy timeout (5 s), far shorter than ours
 

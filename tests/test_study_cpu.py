@@ -16,7 +16,7 @@ STUDY_ARGS = ["--settings", str(FIXTURES / "study_settings.json"), *CPU_CARD_ARG
 
 
 def cli(*args, results):
-    return [sys.executable, "-m", "gpupair_search.search.cli", *args, "--results", str(results)]
+    return [sys.executable, "-m", "gpupair_search.search.cli.app", *args, "--results", str(results)]
 
 
 def load(results):

@@ -7,7 +7,7 @@ from optuna.trial import TrialState
 
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.outcome import Outcome
-from gpupair_search.search.trial_record import SERIAL, TrialRecord
+from gpupair_search.search.record.trial_record import SERIAL, TrialRecord
 
 #: a pair trial as an early version stored it: no ``measurement`` (packing did not exist), memory without the
 #: sampler's rate and gaps, and a memory field that no longer exists

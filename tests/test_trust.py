@@ -124,7 +124,7 @@ def _setup(steps: list, tmp: Path, study: Path) -> None:
 
 def _cli(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "gpupair_search.search.cli", *argv],
+        [sys.executable, "-m", "gpupair_search.search.cli.app", *argv],
         cwd=cwd,
         env={**cli_env(), **(env or {})},
         capture_output=True,
@@ -236,7 +236,7 @@ def test_a_run_its_files_its_job_script_and_its_dashboard_never_show_the_passwor
     import urllib.request
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-    from gpupair_search.search.dashboard import dashboard_app
+    from gpupair_search.search.views.dashboard import dashboard_app
 
     results = tmp_path / "results"
     url = f"sqlite:///{tmp_path / 'study.db'}?password={SECRET}"
@@ -291,7 +291,7 @@ def test_the_dashboard_command_prints_the_storage_masked(tmp_path):
 
 
 def test_run_gpus_keeps_the_password_off_the_workers_command_line():
-    from gpupair_search.search.run_study import RunRequest
+    from gpupair_search.search.cli.run_study import RunRequest
 
     argv = RunRequest().worker_argv("cuda:0", f"postgresql://u:{SECRET}@h/db")
     assert SECRET not in " ".join(argv) and "--storage" not in argv
@@ -303,7 +303,7 @@ def test_run_gpus_keeps_the_password_off_the_workers_command_line():
 
 
 def test_a_foreign_database_is_untouched_byte_for_byte(tmp_path):
-    from gpupair_search.search.storage import StorageError, open_storage
+    from gpupair_search.search.engine.storage import StorageError, open_storage
 
     db = tmp_path / "other.db"
     _foreign_sqlite(db)
@@ -314,7 +314,7 @@ def test_a_foreign_database_is_untouched_byte_for_byte(tmp_path):
 
 
 def test_a_database_of_optuna_tables_only_is_a_study_storage(tmp_path):
-    from gpupair_search.search.storage import open_storage
+    from gpupair_search.search.engine.storage import open_storage
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
     optuna.create_study(storage=url, study_name="s")
@@ -350,7 +350,7 @@ def test_a_refused_run_leaves_no_study_and_no_results(tmp_path):
 
 
 def _stored(url: str, case: dict) -> optuna.Study:
-    from gpupair_search.search import optuna_adapter as adapter
+    from gpupair_search.search.record import optuna_adapter as adapter
 
     study = optuna.create_study(storage=url, study_name="corpus", direction=case["direction"])
     for t in case["trials"]:
@@ -376,7 +376,7 @@ def _get_json(app, path: str) -> dict:
 
 @pytest.mark.parametrize("path", BEST_TRIALS, ids=[p.stem for p in BEST_TRIALS])
 def test_the_dashboard_shows_no_infeasible_trial_as_best(path, tmp_path):
-    from gpupair_search.search.dashboard import dashboard_app
+    from gpupair_search.search.views.dashboard import dashboard_app
 
     case = _case(path)
     url = f"sqlite:///{tmp_path / 'study.db'}"
@@ -404,7 +404,7 @@ def test_the_dashboard_shows_no_infeasible_trial_as_best(path, tmp_path):
 )
 def test_a_trial_line_leads_with_the_verdict_not_the_exit(outcome, peak, says):
     from gpupair_search.launcher.outcome import Outcome
-    from gpupair_search.search.console import trial_words
+    from gpupair_search.search.views.console import trial_words
 
     assert trial_words(Outcome(outcome), peak, 7500.0) == says
 

@@ -41,7 +41,7 @@ def test_validate_run_from_the_project_root_shows_each_job_through_its_train_sh(
         [
             sys.executable,
             "-m",
-            "gpupair_search.search.cli",
+            "gpupair_search.search.cli.app",
             "validate",
             str(project.settings),
             "--models",

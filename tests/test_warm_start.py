@@ -231,7 +231,7 @@ def test_sigkill_of_the_runner_leaves_no_process_of_the_warm_launcher(tmp_path):
     argv = [
         sys.executable,
         "-m",
-        "gpupair_search.search.cli",
+        "gpupair_search.search.cli.app",
         "pair",
         "--device",
         "cpu",

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gpupair_search.launcher.spec import JobConfig
-from gpupair_search.search.inputs import load_registry
+from gpupair_search.search.engine.inputs import load_registry
 
 pytestmark = pytest.mark.slow
 

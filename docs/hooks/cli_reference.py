@@ -16,7 +16,7 @@ def cli_markdown() -> str:
     import typer
     import typer.cli
 
-    from gpupair_search.search.cli import app
+    from gpupair_search.search.cli.app import app
 
     command = typer.main.get_command(app)
     text = typer.cli.get_docs_for_click(

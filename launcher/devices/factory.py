@@ -10,8 +10,8 @@ import importlib
 import pkgutil
 import re
 from functools import lru_cache
+from pathlib import Path
 
-from gpupair_search.launcher import devices as _package
 from gpupair_search.launcher.devices.base import Device, DeviceRequest, NoDeviceError
 from gpupair_search.launcher.spec import StudyKind
 
@@ -19,8 +19,9 @@ from gpupair_search.launcher.spec import StudyKind
 @lru_cache(maxsize=1)
 def device_classes() -> tuple[type[Device], ...]:
     """Every class of the package that opens a ``--device`` choice."""
-    for module in pkgutil.iter_modules(_package.__path__):
-        importlib.import_module(f"{_package.__name__}.{module.name}")
+    package = __name__.rpartition(".")[0]
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        importlib.import_module(f"{package}.{module.name}")
     found: list[type[Device]] = []
     stack = list(Device.__subclasses__())
     while stack:

@@ -1,6 +1,6 @@
 """Hold GPU memory so that exactly ``LEAVE_FREE_MIB`` stays free: a big card behaves like a small one.
 
-Run by :class:`launcher.devices.emulation.EmulatedNvidiaDevice` (under the job guard, so it dies with the
+Run by :class:`launcher.devices.nvidia.EmulatedNvidiaDevice` (under the job guard, so it dies with the
 runner). Jobs then hit genuine CUDA OOMs at the small card's size; their own CUDA contexts count against
 the free memory exactly as they would on the small card.
 Prints ``READY free_mib=F held_mib=H via=cuda-driver|torch`` when done, then sleeps until killed.

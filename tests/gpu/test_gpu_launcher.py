@@ -147,7 +147,7 @@ def test_packed_pairs_on_one_gpu_each_get_their_own_peaks_from_one_sampler(tmp_p
     import threading
 
     from gpupair_search.launcher.devices import open_device
-    from gpupair_search.search.executors import DeviceExecutor
+    from gpupair_search.search.engine.executors import DeviceExecutor
 
     executor = DeviceExecutor(registry, open_device("cuda:0"), RunOptions(), tmp_path, packed=True)
     sizes = [1.0, 2.0, 3.0, 4.0]
