@@ -366,7 +366,7 @@ def compare(
         builtin_settings = work / "builtin_groups.json"
         body = seed_groups(groups, "builtin_groups", "the built-in workloads")
         builtin_settings.write_text(json.dumps(body, indent=2, ensure_ascii=False), encoding="utf-8")
-        a_typed = ["run", "--settings", str(builtin_settings), *card, "--probe-steps", str(named.probe_steps)]
+        a_typed = ["run", "--settings", str(builtin_settings), *card, "--probe-steps", str(named.defaults.probe_steps)]
     else:
         a_typed = ["run", "--study", NAMED]
     a_argv = [*cli(), *a_typed, *device_flags, "--results", str(a_results), "--storage", a_storage]
@@ -387,7 +387,9 @@ def compare(
         else [
             "--probe-steps",
             str(
-                a_study.get("probe_steps") or named.probe_steps if user_probe_steps == "same" else int(user_probe_steps)
+                a_study.get("probe_steps") or named.defaults.probe_steps
+                if user_probe_steps == "same"
+                else int(user_probe_steps)
             ),
         ]
     )

@@ -9,9 +9,11 @@ measures what sharing costs: each job's slowdown next to its neighbour and the e
 baselines of each job and a steady-state window in every probe. Each is a study of its own in the storage.
 """
 
+from dataclasses import replace
+
 from gpupair_search.launcher.registry import BUILTIN_PROBE_STEPS
 from gpupair_search.settings import bundled
-from gpupair_search.studies.definition import StudyDefinition
+from gpupair_search.studies.definition import StudyDefaults, StudyDefinition
 
 #: The window a study that measures slowdown and energy gives its probes (``feasibility-cost``): long enough for
 #: the GPU's energy counter, which needs >= 1 s.
@@ -22,9 +24,8 @@ STUDY = StudyDefinition(
     settings=bundled("parallel_feasibility_test.json"),
     card_mib=8192.0,
     safe_limit_mib=7500.0,
-    probe_steps=BUILTIN_PROBE_STEPS,  # the built-ins' peaks at 5 steps equal 30's within 2 MiB (BENCHMARKS.md)
-    baselines=False,
-    min_window_s=0.0,
+    # the built-ins' peaks at 5 steps equal 30's within 2 MiB (BENCHMARKS.md)
+    defaults=StudyDefaults(probe_steps=BUILTIN_PROBE_STEPS, baselines=False, min_window_s=0.0),
 )
 
 COST_STUDY = StudyDefinition(
@@ -32,7 +33,5 @@ COST_STUDY = StudyDefinition(
     settings=STUDY.settings,
     card_mib=STUDY.card_mib,
     safe_limit_mib=STUDY.safe_limit_mib,
-    probe_steps=STUDY.probe_steps,
-    baselines=True,
-    min_window_s=COST_MIN_WINDOW_S,
+    defaults=replace(STUDY.defaults, baselines=True, min_window_s=COST_MIN_WINDOW_S),
 )

@@ -21,7 +21,7 @@ from typing import Any
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.registry import BUILTIN_PROBE_STEPS, MAX_STEPS, Registry
 from gpupair_search.settings import BUNDLE_ROOT, bundled
-from gpupair_search.studies.definition import StudyDefinition
+from gpupair_search.studies.definition import StudyDefaults, StudyDefinition
 
 #: The 11 built-in models, as ``repo/model`` of settings/models.json: the seed's workloads that use the GPU, each
 #: with a shipped memory profile. Left out: bug-localization (scikit-learn on the CPU, 0 MiB on the GPU as
@@ -50,15 +50,17 @@ STUDY = StudyDefinition(
     settings=bundled(SETTINGS_NAME),
     card_mib=8192.0,
     safe_limit_mib=7500.0,
-    likely_failures_first=True,
-    # The matrix answers memory: its solos are its solo runs, and a probe needs no steady-state window (the
-    # background would otherwise train at least 5 x 2 s per pair, longer than a whole serial pair takes).
-    baselines=False,
-    min_window_s=0.0,
-    # A survey of 110 pairs: packed peaks clearly under the limit are its verdicts (labelled packed); what is near
-    # the card or the limit is still confirmed alone on it (search/policy/confirmation.py).
-    confirm="near-limits",
-    probe_steps=BUILTIN_PROBE_STEPS,
+    defaults=StudyDefaults(
+        likely_failures_first=True,
+        # The matrix answers memory: its solos are its solo runs, and a probe needs no steady-state window (the
+        # background would otherwise train at least 5 x 2 s per pair, longer than a whole serial pair takes).
+        baselines=False,
+        min_window_s=0.0,
+        # A survey of 110 pairs: packed peaks clearly under the limit are its verdicts (labelled packed); what is
+        # near the card or the limit is still confirmed alone on it (search/policy/confirmation.py).
+        confirm="near-limits",
+        probe_steps=BUILTIN_PROBE_STEPS,
+    ),
 )
 
 

@@ -70,7 +70,7 @@ def test_a_model_the_models_file_lacks_is_one_clear_error():
 def test_the_matrix_study_is_registered_on_the_feasibility_card():
     study = get_study("matrix")
     assert (study.settings, study.card_mib, study.safe_limit_mib) == (bundled("matrix.json"), CARD, LIMIT)
-    assert study.likely_failures_first and not get_study("feasibility").likely_failures_first
+    assert study.defaults.likely_failures_first and not get_study("feasibility").defaults.likely_failures_first
 
 
 def test_a_gpu_matrix_measures_memory_only_unless_the_flags_ask_for_baselines_and_a_window():

@@ -32,11 +32,11 @@ def test_a_gpu_study_measures_memory_only_by_default(study, settings):
 
 def test_feasibility_cost_is_the_feasibility_pairs_with_baselines_and_a_window():
     memory, cost = get_study("feasibility"), get_study("feasibility-cost")
-    assert (cost.settings, cost.card_mib, cost.safe_limit_mib, cost.probe_steps) == (
+    assert (cost.settings, cost.card_mib, cost.safe_limit_mib, cost.defaults.probe_steps) == (
         memory.settings,
         memory.card_mib,
         memory.safe_limit_mib,
-        memory.probe_steps,
+        memory.defaults.probe_steps,
     )
     measured = new_study_definition("feasibility-cost")
     assert (measured.baselines, measured.min_window_s) == (True, 2.0)

@@ -143,7 +143,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
         floor=req.floor,
         confirm_margin=req.confirm_margin,
         grid=batch_grid(req.batch_grid),
-        confirm=Confirm(req.confirm or inputs.confirm or Confirm.RECOMMENDED.value),
+        confirm=Confirm(req.confirm or inputs.defaults.confirm or Confirm.RECOMMENDED.value),
     )
     if gpus:
         return _run_workers(req, inputs, extension, gpus)

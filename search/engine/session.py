@@ -21,6 +21,7 @@ from gpupair_search.search.engine.study import FeasibilityStudy, StudySettings
 from gpupair_search.search.policy.planner import ExtensionOptions, fit_models
 from gpupair_search.search.policy.profiles import load_profiles, profile_observations
 from gpupair_search.studies import get_study
+from gpupair_search.studies.definition import StudyDefaults
 
 SAFE_FRACTION = 7500 / 8192  # the seed design's 7500 MiB on an 8 GiB card
 
@@ -32,11 +33,7 @@ class StudyInputs:
     registry: Registry
     card_mib: float
     safe_limit_mib: float
-    likely_failures_first: bool = False  # the named study's work order (search/engine/work_order.py)
-    baselines: bool | None = None  # the named study's default for --baselines (None: the tool's, off)
-    min_window_s: float | None = None  # the named study's default for --min-window-s (None: the tool's, 0)
-    probe_steps: int | None = None  # the named study's default for --probe-steps (None: the launcher's)
-    confirm: str | None = None  # the named study's default for --confirm (None: recommended)
+    defaults: StudyDefaults = StudyDefaults()  # the named study's, where the user gave no flag
 
 
 def _size(value, where: str) -> float:
@@ -84,20 +81,7 @@ def resolve_inputs(
         raise UserError(f"the safe limit ({limit:.0f} MiB) is above the card's memory ({card:.0f} MiB)")
     named = definition is not None and settings is None
     name = definition.name if named else experiment.name
-    if not named:
-        return StudyInputs(name, experiment, registry, card, limit)
-    return StudyInputs(
-        name,
-        experiment,
-        registry,
-        card,
-        limit,
-        definition.likely_failures_first,
-        definition.baselines,
-        definition.min_window_s,
-        definition.probe_steps,
-        definition.confirm,
-    )
+    return StudyInputs(name, experiment, registry, card, limit, definition.defaults if named else StudyDefaults())
 
 
 def simulated_device(inputs: StudyInputs, profiles_dir: Path | None = None) -> SimulatedDevice:
@@ -152,9 +136,9 @@ def fixed_definition(
         probe=probe,
         confirm_margin=extension.confirm_margin,
         baselines=baselines,
-        baselines_default=_first_given(inputs.baselines, DEFAULT_BASELINES),
+        baselines_default=_first_given(inputs.defaults.baselines, DEFAULT_BASELINES),
         min_window_s=None if min_window_s is None else float(min_window_s),
-        min_window_s_default=float(_first_given(inputs.min_window_s, DEFAULT_MIN_WINDOW_S)),
+        min_window_s_default=float(_first_given(inputs.defaults.min_window_s, DEFAULT_MIN_WINDOW_S)),
         settings_file=str(Path(experiment.file).resolve()),
         settings_sha256=file_digest(experiment.file),
         models_file=str(Path(registry.file).resolve()),
@@ -162,7 +146,7 @@ def fixed_definition(
         pairs=tuple(pair_record(p, registry.batch_sizes(p)) for p in experiment.pairs),
         batch_grid=str(extension.grid),
         probe_steps=probe_steps,
-        probe_steps_default=inputs.probe_steps or DEFAULT_PROBE_STEPS,
+        probe_steps_default=inputs.defaults.probe_steps or DEFAULT_PROBE_STEPS,
         confirm=str(extension.confirm),
     )
 
@@ -192,7 +176,7 @@ def open_study(
     fs = FeasibilityStudy.open(
         url, settings, inputs.experiment, inputs.registry, profile_observations(load_profiles()), definition
     )
-    fs.likely_failures_first = inputs.likely_failures_first
+    fs.likely_failures_first = inputs.defaults.likely_failures_first
     return fs
 
 
