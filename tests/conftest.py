@@ -162,12 +162,7 @@ SERIAL_FILES = {
 }
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # ``-n N`` alone hands out tests one by one; ``loadgroup`` keeps each SERIAL_FILES group on one worker
-    if getattr(config.option, "dist", "no") == "load":
-        config.option.dist = "loadgroup"
-
-
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker turns each item's group into its node id
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("unit") is None and item.get_closest_marker("e2e") is None:

@@ -184,7 +184,7 @@ def _g07_row(stdout: str) -> list[str]:
     return row.split()[:-1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # one build per run: its tests share one xdist worker (conftest.py)
 def sim_runs(tmp_path_factory) -> dict[str, Path]:
     """The 12-group study on the simulated device with a limit g07 misses by 57 MiB, once per grid."""
     root = tmp_path_factory.mktemp("grids")

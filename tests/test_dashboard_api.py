@@ -50,7 +50,7 @@ def _get(url: str) -> bytes:
         return response.read()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # one build per run: its tests share one xdist worker (conftest.py)
 def served(tmp_path_factory):
     results = tmp_path_factory.mktemp("dashboard") / "results"
     done = subprocess.run(

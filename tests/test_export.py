@@ -90,7 +90,7 @@ def _settings_file(path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # one build per run: its tests share one xdist worker (conftest.py)
 def study(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("export")
     files = {

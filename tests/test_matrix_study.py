@@ -202,7 +202,7 @@ def test_every_verdict_has_a_mark_in_the_text_matrix():
 
 
 # -- the whole matrix on the simulated device -----------------------------------------------------------
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # one build per run: its tests share one xdist worker (conftest.py)
 def matrix_run(tmp_path_factory) -> tuple[list[str], subprocess.CompletedProcess, Path]:
     root = tmp_path_factory.mktemp("matrix")
     common = ["--study", "matrix", "--storage", f"sqlite:///{root}/x.db", "--results", str(root / "r")]

@@ -34,7 +34,7 @@ OFFLINE = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # one build per run: its tests share one xdist worker (conftest.py)
 def report(tmp_path_factory) -> tuple[Path, int]:
     root = tmp_path_factory.mktemp("report")
     results = root / "results"

@@ -32,8 +32,8 @@ def _data(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-@pytest.fixture(scope="module")
-def registry():
+@pytest.fixture
+def registry():  # cheap: a shared one would tie the file's tests to one xdist worker
     return load_registry(None)
 
 

@@ -49,8 +49,8 @@ WARNINGS = {
 }
 
 
-@pytest.fixture(scope="module")
-def registry():
+@pytest.fixture
+def registry():  # cheap: a shared one would tie the file's tests to one xdist worker
     return load_registry(None)
 
 

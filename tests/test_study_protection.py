@@ -26,7 +26,7 @@ def snapshot(results: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # one build per run: its tests share one xdist worker (conftest.py)
 def finished(tmp_path_factory) -> tuple[Path, Path]:
     """A finished simulated study of a copy of the bundled 12-group settings file."""
     work = tmp_path_factory.mktemp("finished")

@@ -88,7 +88,7 @@ def _value(spec):
     return spec["repeat"] * spec["times"] if isinstance(spec, dict) and "repeat" in spec else spec
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # one build per run: its tests share one xdist worker (conftest.py)
 def simulated_results(tmp_path_factory) -> Path:
     """A simulated feasibility study's results folder (copied into each case that needs a study)."""
     results = tmp_path_factory.mktemp("study") / "results"
