@@ -30,7 +30,13 @@ from gpupair_search.search.cli.storage_env import STORAGE_VARIABLE
 from gpupair_search.search.engine.executors import DeviceExecutor, RunDir
 from gpupair_search.search.engine.packing import packing_slots, run_packed
 from gpupair_search.search.engine.placement import worker_placement
-from gpupair_search.search.engine.session import artifact_store, open_study, resolve_inputs, simulated_device
+from gpupair_search.search.engine.session import (
+    StudyInputs,
+    artifact_store,
+    open_study,
+    resolve_inputs,
+    simulated_device,
+)
 from gpupair_search.search.engine.storage import default_storage_url
 from gpupair_search.search.engine.study import FeasibilityStudy
 from gpupair_search.search.policy.batch_grid import batch_grid
@@ -148,19 +154,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
     if gpus:
         return _run_workers(req, inputs, extension, gpus)
     _device_must_open(choice, inputs, req)
-    fs = open_study(
-        inputs,
-        req.storage,
-        req.results,
-        extension,
-        kind,
-        req.probe,
-        req.name,
-        req.baselines,
-        req.min_window_s,
-        req.probe_steps,
-    )
-    _attach_trial_files(fs, req.results)
+    fs = _open_study(req, inputs, extension, kind, req.storage)
     progress = Progress(len(inputs.experiment.pairs), inputs.safe_limit_mib, kind == StudyKind.SIMULATED)
     options = RunOptions(
         monitor_hz=req.monitor_hz,
@@ -305,19 +299,7 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
                 "--device sim"
             ) from None
     url = req.storage or default_storage_url(req.results)
-    fs = open_study(
-        inputs,
-        url,
-        req.results,
-        extension,
-        StudyKind.GPU,
-        req.probe,
-        req.name,
-        req.baselines,
-        req.min_window_s,
-        req.probe_steps,
-    )
-    _attach_trial_files(fs, req.results)
+    fs = _open_study(req, inputs, extension, StudyKind.GPU, url)
     retried = fs.recover_stale()
     added = fs.enqueue_baselines() + fs.enqueue_initial()
     shares = worker_shares(len(gpus))
@@ -394,9 +376,24 @@ class _ReportingExecutor:
         return result
 
 
-def _attach_trial_files(fs: FeasibilityStudy, results: Path) -> None:
-    """Each trial's logs, record and memory timeline go to optuna-dashboard's artifact store, kept in the results
-    directory next to the default storage."""
-    fs.attach_files = functools.partial(
-        attach_trial_artifacts, store=artifact_store(results), safe_limit_mib=fs.settings.safe_limit_mib
+def _open_study(
+    req: RunRequest, inputs: StudyInputs, extension: ExtensionOptions, kind: StudyKind, storage: str | None
+) -> FeasibilityStudy:
+    """The study this request runs; each trial's logs, record and memory timeline go to optuna-dashboard's artifact
+    store, kept in the results directory next to the default storage."""
+    fs = open_study(
+        inputs,
+        storage,
+        req.results,
+        extension,
+        kind,
+        req.probe,
+        req.name,
+        req.baselines,
+        req.min_window_s,
+        req.probe_steps,
     )
+    fs.attach_files = functools.partial(
+        attach_trial_artifacts, store=artifact_store(req.results), safe_limit_mib=fs.settings.safe_limit_mib
+    )
+    return fs
