@@ -6,7 +6,9 @@ Read with the meaning the user's own runner (the seed's ``mutation/runner.py``) 
   ``default`` entries solo jobs (a pair without background), and every other mode word (``mutation``, and any
   the runner does not know, such as ``nonparallel``) a ``mutation`` entry: a solo job (or foreground) whose
   hyperparameters the runner draws from each hyperparameter's ``range`` in the models file; we check them at the
-  memory worst case of those ranges (:mod:`launcher.mutation`);
+  memory worst case of those ranges (:mod:`launcher.mutation`). An entry or a foreground with no mode at all
+  is in the runner's default mode, "mutation": values written there are not what the runner runs, so strict
+  mode asks for a mode and ``--lenient`` reads it as the runner does;
 * ``runs_per_config`` at the file, experiment and foreground level, with the runner's priority, and identical
   entries, are repeats: one :class:`PairSpec` per distinct configuration, with its ``repeats`` count;
 * the runner reads only the keys it knows, each where it stands: any other top-level key is ignored (a
@@ -87,6 +89,11 @@ _TO_MUTATE = 'set "mode": "mutation" to draw values from the models file\'s rang
 _AS_WRITTEN_FIX = (
     'set "mode": "default" to run these values as written, or remove them (in mutation mode the '
     "runner draws every value from the models file's ranges)"
+)
+#: --lenient's reading of a job the runner runs in its default mode, "mutation", though values are written.
+_AS_MUTATION = (
+    'no "mode": run as "mutation", as the seed\'s runner runs it: values drawn from the models file\'s ranges, '
+    "checked at their worst case; the values written here are not used"
 )
 _TO_PAIR = 'set "mode": "parallel" for a foreground/background pair, or remove it'
 _ENTRY_MOVES = {
@@ -172,12 +179,6 @@ class _Reader:
     lenient: bool
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-
-    def runner_default(self, where: str, text: str) -> None:
-        """Where the seed's runner would fall back to its default mode "mutation" and we run the job as written: said
-        with --lenient (reading the user's runner files); in strict mode our format's meaning applies silently."""
-        if self.lenient:
-            self.warn(where, text)
 
     def warn(self, where: str, text: str) -> str:
         message = f"{self.file}: {where}: {text}" if where else f"{self.file}: {text}"
@@ -486,7 +487,7 @@ class _Reader:
         elif top.given:
             word, where = top.word, "mode"
         else:
-            return self.unmarked(at, entry), False
+            return self.unmarked(at, entry), True
         if not isinstance(word, str):
             if where != "mode":
                 self.mode_type(where, word)
@@ -502,25 +503,33 @@ class _Reader:
             return mode, True
         return mode, False
 
-    def unmarked(self, at: str, entry: dict) -> str:
-        """No mode here nor at the top level: the runner would use "mutation"; we follow it for an entry that says
-        what to mutate, and otherwise run the entry as written, with a warning (--lenient)."""
+    def unmarked(self, at: str, entry: dict) -> str | None:
+        """No mode here nor at the top level: the runner uses its default, "mutation". A pair (no "repo") it then
+        skips; a job it runs with values drawn from the ranges, ignoring any written here. Either way the file
+        says one thing and the runner does another: an error in strict mode, the runner's meaning with --lenient.
+        An entry that says what to mutate means what the runner does with it."""
         if "foreground" in entry or "background" in entry:
-            self.runner_default(
+            self.divergence(
                 at,
-                'no "mode" here nor at the top level, so the seed\'s runner would use "mutation" '
-                'and skip this pair; gpupair-search runs it as a pair. Set "mode": "parallel"',
+                'no "mode" here nor at the top level: the seed\'s runner reads this entry as "mutation" (its '
+                'default), which needs a "repo", and skips the pair',
+                'no "mode" here nor at the top level: the seed\'s runner reads it as "mutation" without a "repo": '
+                "skipped, as the runner skips it",
+                expected='"mode": "parallel" for a foreground/background pair',
+                fix='set "mode": "parallel" on the entry, or at the top level for every entry',
             )
-            return "parallel"
+            return None
         if "mutate" in entry:
             return "mutation"
-        self.runner_default(
+        self.divergence(
             at,
-            'no "mode" here nor at the top level, so the seed\'s runner would use "mutation" and '
-            "draw every hyperparameter from its range; gpupair-search runs the hyperparameters as "
-            'written. Set "mode": "default" (or "mutation")',
+            'no "mode" here nor at the top level: the seed\'s runner runs this job as "mutation" (its default), '
+            "drawing every hyperparameter from its range and ignoring the values written here",
+            _AS_MUTATION,
+            expected='"mode": "default" to run the values as written, or "mode": "mutation"',
+            fix='set "mode": "default" on the entry (or at the top level) to run these values as written',
         )
-        return "default"
+        return "mutation"
 
     def mode_type(self, where: str, word: Any) -> None:
         self.problem(
@@ -612,13 +621,15 @@ class _Reader:
         if mode is None:
             if "mutate" in job:
                 return "mutation", False
-            self.runner_default(
+            self.divergence(
                 at,
-                'no "mode": the seed\'s runner would use "mutation" for this foreground and draw '
-                "its hyperparameters from their ranges; gpupair-search runs them as written. Set "
-                '"mode": "default" (or "mutation")',
+                'no "mode": the seed\'s runner runs a foreground without one as "mutation", drawing its '
+                "hyperparameters from their ranges and ignoring the values written here",
+                _AS_MUTATION,
+                expected='"mode": "default" to run these values as written, or "mode": "mutation"',
+                fix='add "mode": "default" to this foreground to run its hyperparameters as written',
             )
-            return "default", False
+            return "mutation", True
         if mode in ("default", "mutation"):
             return mode, False
         close = nearest(mode, ["default", "mutation"]) if isinstance(mode, str) else None

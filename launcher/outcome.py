@@ -52,13 +52,18 @@ class Outcome(str, Enum):
         return self not in (Outcome.NOT_STARTED_FOREGROUND, Outcome.NOT_STARTED_BACKGROUND)
 
 
-# CUDA OOM in its usual spellings: torch's error class and message, and allocation failures that
-# surface from cuBLAS / cuDNN / the CUDA runtime instead.
-_OOM = re.compile(
-    r"OutOfMemoryError|CUDA out of memory|CUDA error: out of memory|cudaErrorMemoryAllocation"
+# An out-of-memory error in its usual spellings: torch's error class and message, allocation failures that surface
+# from cuBLAS / cuDNN / the CUDA runtime instead, and the host allocator's (the CPU device). Only as an error: on a
+# line that names an exception (``torch.OutOfMemoryError: ...``, ``RuntimeError: CUDA error: out of memory``,
+# after a logger's prefix too) or that starts with the message (a job that prints the error it caught). A line
+# that merely mentions the words, such as a start-up tip ("if you hit 'CUDA out of memory', lower the batch
+# size"), is no OOM: it would make every trial of that job a false one.
+_OOM_WORDS = (
+    r"(?:OutOfMemoryError|CUDA out of memory|CUDA error: out of memory|cudaErrorMemoryAllocation"
     r"|CUBLAS_STATUS_ALLOC_FAILED|CUDNN_STATUS_ALLOC_FAILED|CUDNN_STATUS_NOT_ENOUGH_WORKSPACE"
-    r"|HIP out of memory|CUDA_ERROR_OUT_OF_MEMORY"
+    r"|HIP out of memory|CUDA_ERROR_OUT_OF_MEMORY|DefaultCPUAllocator: can't allocate memory)"
 )
+_OOM = re.compile(rf"(?:\b[\w.]*(?:Error|Exception)\b:?.*|^\s*[\w.]*){_OOM_WORDS}", re.MULTILINE)
 _TRIED = re.compile(r"Tried to allocate ([\d.]+) ?(B|bytes|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 #: A training step done, in the built-in workloads' output contract (workloads/common.py ``log_progress``).
 TRAINING_PROGRESS = re.compile(r"^(?:Epoch \d+ step \d+/\d+|\[gpupair\] progress steps=)", re.MULTILINE)

@@ -731,6 +731,9 @@ def run_pair(
     ``observer(phase, latest_sample)`` is called about twice a second for progress output. ``sampler``: the
     device's shared sampler, when other pairs run on it at the same time (packed trials); ``abort``: set it to
     stop the pair (:class:`PairAborted`)."""
+    # Absolute: the jobs run in their own repositories, and the paths they are given (the probe's events file)
+    # must mean there what they mean here; --results defaults to a relative "results".
+    work_dir = Path(work_dir).absolute()
     try:
         return PairRun(pair, registry, device, options, work_dir, observer, sampler, abort).run()
     except OSError as exc:  # the results directory went away or became unwritable mid-run

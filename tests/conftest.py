@@ -31,6 +31,7 @@ UNIT_FILES = frozenset(
         "test_imports.py",
         "test_interference.py",
         "test_interference_view.py",
+        "test_log_reading.py",
         "test_memory_profiles.py",
         "test_seams.py",
         "test_settings_fuzz.py",
@@ -277,12 +278,15 @@ def cli_env() -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
-def run_cli(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, timeout: float = 300, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     """``gpupair-search ARGS`` as a real subprocess of this Python, output captured; ``env``: variables to add
-    or replace in its environment."""
+    or replace in its environment; ``cwd``: where the user types it (relative paths resolve there)."""
     return subprocess.run(
         [sys.executable, "-m", "gpupair_search.search.cli.app", *args],
         env={**cli_env(), **(env or {})},
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,

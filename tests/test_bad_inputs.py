@@ -209,7 +209,9 @@ def _fixture_settings(tmp_path: Path, **hyperparameters) -> Path:
         json.dumps(
             {
                 "experiment_name": "nasty",
-                "experiments": [{"repo": "fixture", "model": "ok", "hyperparameters": hyperparameters}],
+                "experiments": [
+                    {"mode": "default", "repo": "fixture", "model": "ok", "hyperparameters": hyperparameters}
+                ],
             }
         ),
         encoding="utf-8",

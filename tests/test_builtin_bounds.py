@@ -82,7 +82,12 @@ def _settings(tmp_path: Path, **foreground) -> Path:
                 "experiments": [
                     {
                         "mode": "parallel",
-                        "foreground": {"repo": "examples", "model": "mnist", "hyperparameters": foreground},
+                        "foreground": {
+                            "mode": "default",
+                            "repo": "examples",
+                            "model": "mnist",
+                            "hyperparameters": foreground,
+                        },
                         "background": {"repo": "MRT-OAST", "model": "default", "hyperparameters": {"epochs": 1}},
                     }
                 ],

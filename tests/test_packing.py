@@ -104,7 +104,12 @@ GROWING = {
     "experiments": [
         {
             "mode": "parallel",
-            "foreground": {"repo": "fixture", "model": "grows", "hyperparameters": {"seconds": 0.5, "alloc_mib": 60}},
+            "foreground": {
+                "mode": "default",
+                "repo": "fixture",
+                "model": "grows",
+                "hyperparameters": {"seconds": 0.5, "alloc_mib": 60},
+            },
             "background": {"repo": "fixture", "model": "ok", "hyperparameters": {"seconds": 30, "alloc_mib": 40}},
             "note": "Group 1: fits when first run, needs 120 MiB more on every later run",
         },

@@ -129,7 +129,9 @@ def test_strict_mode_keeps_unknown_repositories_and_differing_duplicates_as_erro
     assert "1, then 2" in lenient.warnings[0]
 
 
-def test_where_the_runner_would_mutate_an_unmarked_job_lenient_mode_says_so(registry, tmp_path):
+def test_a_job_with_no_mode_is_the_runners_mutation_strict_asks_for_one_and_lenient_reads_it_so(registry, tmp_path):
+    """No mode on the entry (nor at the top) or on a foreground: the runner runs "mutation", its default, and never
+    the values written there. Checking those values would pass a file whose real runs were never checked."""
     path = tmp_path / "unmarked.json"
     path.write_text(
         json.dumps(
@@ -145,11 +147,17 @@ def test_where_the_runner_would_mutate_an_unmarked_job_lenient_mode_says_so(regi
             }
         )
     )
-    assert load_experiment(path, registry).warnings == []  # strict: our format's meaning, runs as written
-    experiment = load_experiment(path, registry, lenient=True)  # reading the user's runner files: say where it differs
+    with pytest.raises(ConfigError) as refused:
+        load_experiment(path, registry)
+    message = str(refused.value)
+    assert 'experiments[0]: no "mode"' in message and 'experiments[1].foreground: no "mode"' in message
+    assert 'set "mode": "default"' in message and 'add "mode": "default"' in message
+    experiment = load_experiment(path, registry, lenient=True)
     assert [w.split(": ", 2)[1] for w in experiment.warnings] == ["experiments[0]", "experiments[1].foreground"]
-    assert all('"mutation"' in w for w in experiment.warnings)
-    assert experiment.pairs[0].foreground.hyperparameters == {"epochs": 1}
+    assert all('run as "mutation"' in w for w in experiment.warnings)
+    for pair in experiment.pairs:  # checked at the worst case of the ranges, as the runner draws them
+        assert pair.worst_case["foreground"]["values"] == pair.foreground.hyperparameters
+        assert pair.foreground.hyperparameters != {"epochs": 1}
 
 
 # -- the study runs each shape, and its export reads back with the same meaning ---------------------------

@@ -41,7 +41,11 @@ def _project(root: Path, script: str, state: str) -> tuple[Path, Path]:
             {
                 "experiment_name": "scripts",
                 "experiments": [
-                    {"mode": "parallel", "foreground": {"repo": "scripted", "model": "ok"}, "background": job}
+                    {
+                        "mode": "parallel",
+                        "foreground": {"mode": "default", "repo": "scripted", "model": "ok"},
+                        "background": job,
+                    }
                 ],
             }
         )

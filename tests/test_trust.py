@@ -115,7 +115,9 @@ def _setup(steps: list, tmp: Path, study: Path) -> None:
         elif kind == "fixture_settings_with":
             data = {
                 "experiment_name": "limits",
-                "experiments": [{"repo": "fixture", "model": "ok", "hyperparameters": {args[1]: _value(args[2])}}],
+                "experiments": [
+                    {"mode": "default", "repo": "fixture", "model": "ok", "hyperparameters": {args[1]: _value(args[2])}}
+                ],
             }
             (tmp / args[0]).write_text(json.dumps(data), encoding="utf-8")
         else:

@@ -149,6 +149,7 @@ def test_a_short_background_that_loops_is_ready_after_its_first_run(tmp_path, la
 
 
 def test_the_cli_says_how_a_user_pair_was_probed(tmp_path, lab):
+    """With --results relative, as its default is: the jobs run in their own repository, and still report."""
     done = run_cli(
         "pair",
         "--fg",
@@ -163,9 +164,10 @@ def test_the_cli_says_how_a_user_pair_was_probed(tmp_path, lab):
         "--repos-root",
         str(USER_REPO),
         "--results",
-        str(tmp_path / "results"),
+        "results",
         timeout=600,
         env={"PYTHON": sys.executable},
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     assert "outcome: ok" in done.stdout

@@ -183,6 +183,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
             executor = stack.enter_context(serial())
             where = executor.inner.device.name
         retried = fs.recover_stale()  # first: an interrupted trial is re-queued once, not queued again as new
+        _say_when_queueing_takes_a_while(len(fs.pairs))
         added = fs.enqueue_baselines() + fs.enqueue_initial()  # baselines first: each pair is then judged as it ends
         if inputs.registry.root_note and not worker:
             typer.echo(inputs.registry.root_note, err=True)
@@ -301,6 +302,7 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
     url = req.storage or default_storage_url(req.results)
     fs = _open_study(req, inputs, extension, StudyKind.GPU, url)
     retried = fs.recover_stale()
+    _say_when_queueing_takes_a_while(len(fs.pairs))
     added = fs.enqueue_baselines() + fs.enqueue_initial()
     shares = worker_shares(len(gpus))
     typer.echo(
@@ -397,3 +399,10 @@ def _open_study(
         attach_trial_artifacts, store=artifact_store(req.results), safe_limit_mib=fs.settings.safe_limit_mib
     )
     return fs
+
+
+def _say_when_queueing_takes_a_while(pairs: int) -> None:
+    """Each queued trial is one write to the storage (tens of ms on SQLite): a long settings file is queued for
+    a minute before the first trial line, so say so rather than look stuck."""
+    if pairs >= 200:
+        typer.echo(f"queueing the study's {pairs:,} pairs (one storage write each) ...", err=True)

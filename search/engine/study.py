@@ -95,6 +95,15 @@ OBJECTIVE_NAME = "pair_peak_mib"  # the objective's name, as optuna-dashboard an
 DIRECTION = "maximize"
 
 
+_QUEUED_OR_DONE = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)
+_TrialIndex = dict[tuple, list[FrozenTrial]]
+
+
+def _params_key(params: dict) -> tuple:
+    """``params`` as a dictionary key that compares as the dict does (1 == 1.0)."""
+    return tuple(sorted(params.items()))
+
+
 class FeasibilityStudy:
     def __init__(
         self,
@@ -199,18 +208,39 @@ class FeasibilityStudy:
             params[BG_PARAM] = config[1]
         return params
 
-    def _exists(self, params: dict, states: tuple[TrialState, ...], confirming: bool = False) -> bool:
+    def _exists(
+        self,
+        params: dict,
+        states: tuple[TrialState, ...],
+        confirming: bool = False,
+        trials: _TrialIndex | None = None,
+    ) -> bool:
         """A trial of ``params`` in one of ``states``, or a FAIL trial that measured it (a crash is a result:
         it is not queued again on resume; an unmeasured FAIL is re-queued by :meth:`recover_stale`).
-        ``confirming``: only trials that measure it alone on the card count (a confirmation, or a serial run)."""
-        for t in self.study.get_trials(deepcopy=False, states=states + (TrialState.FAIL,)):
+        ``confirming``: only trials that measure it alone on the card count (a confirmation, or a serial run).
+        ``trials``: the study's trials read once by a caller that checks many configurations (:meth:`_index`)."""
+        candidates = (
+            trials.get(_params_key(params), [])
+            if trials is not None
+            else self.study.get_trials(deepcopy=False, states=_QUEUED_OR_DONE + (TrialState.FAIL,))
+        )
+        for t in candidates:
             if (
-                adapter.enqueued_params(t) == params
+                t.state in states + (TrialState.FAIL,)
+                and adapter.enqueued_params(t) == params
                 and (t.state in states or record_of(t).is_measured(t.state))
                 and (not confirming or _measures_alone(t))
             ):
                 return True
         return False
+
+    def _index(self) -> _TrialIndex:
+        """The trials :meth:`_exists` looks at, by their parameters: one read of the storage for a whole queue
+        (reading it once per pair made a settings file of 2,000 pairs take minutes to queue)."""
+        index: _TrialIndex = {}
+        for t in self.study.get_trials(deepcopy=False, states=_QUEUED_OR_DONE + (TrialState.FAIL,)):
+            index.setdefault(_params_key(adapter.enqueued_params(t)), []).append(t)
+        return index
 
     def _enqueue(
         self,
@@ -219,11 +249,10 @@ class FeasibilityStudy:
         phase: str,
         predicted: float | None = None,
         extension_step: int | None = None,
+        trials: _TrialIndex | None = None,
     ) -> bool:
         params = self._params(pair, config)
-        if self._exists(
-            params, (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE), confirming=phase == CONFIRM_PHASE
-        ):
+        if self._exists(params, _QUEUED_OR_DONE, confirming=phase == CONFIRM_PHASE, trials=trials):
             return False
         key = params.get(PAIR_PARAM) or params[BASELINE_PARAM]
         queued = Queued(
@@ -240,11 +269,13 @@ class FeasibilityStudy:
         pairs = list(self.pairs.values())
         if self.likely_failures_first:
             pairs = pair_order(pairs, {p.key: self.original_config(p) for p in pairs}, models)
-        added = 0
+        added, trials = 0, self._index()
         for p in pairs:
             config = self.original_config(p)
             predicted = predict_pair(p, config, models)
-            added += self._enqueue(p, config, INITIAL, None if predicted is None else round(predicted, 1))
+            added += self._enqueue(
+                p, config, INITIAL, None if predicted is None else round(predicted, 1), trials=trials
+            )
         return added
 
     def goes_serial(self, trial: FrozenTrial, models: dict[str, LinearMemoryModel] | None = None) -> bool:
@@ -284,8 +315,9 @@ class FeasibilityStudy:
         for plan in plans if plans is not None else self.plans():
             if plan.recommended is not None:
                 wanted.update(dict.fromkeys(jobs_at(plan.pair, plan.recommended)))
+        trials = self._index()
         return sum(
-            self._enqueue(self.baselines[key], (batch, None), BASELINE_PHASE)
+            self._enqueue(self.baselines[key], (batch, None), BASELINE_PHASE, trials=trials)
             for key, batch in wanted
             if reports_progress(self.baselines[key].foreground, self.registry)
         )
