@@ -180,6 +180,15 @@ class _Reader:
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
+    def skip_reasons(self) -> str:
+        """Why the entries were skipped (the warnings so far, without the file's name), for the one error that
+        says nothing is left: a message that points at warnings must also show them."""
+        reasons = [w.removeprefix(f"{self.file}: ") for w in self.warnings]
+        if not reasons:
+            return ""
+        shown = "; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else "")
+        return f" ({shown})"
+
     def warn(self, where: str, text: str) -> str:
         message = f"{self.file}: {where}: {text}" if where else f"{self.file}: {text}"
         self.warnings.append(message)
@@ -235,8 +244,9 @@ class _Reader:
         if not self.problems and not pairs:
             self.problem(
                 "experiments",
-                "no experiment is left to run: every one was skipped (see the warnings)",
-                fix="fix the repository and model names, or the models file (--models FILE)",
+                "no experiment is left to run: every one was skipped" + self.skip_reasons(),
+                fix="correct what is named above in the settings file, or give the models file it was written "
+                "for (--models FILE)",
             )
         if self.problems:
             raise ConfigError(_unique(self.problems))

@@ -282,6 +282,21 @@ class Registry:
                 problems.append(
                     Problem(file, at, message, expected=_expected(hp), fix="correct the value in the settings file")
                 )
+            elif lost := _float_lost(value, hp.type):
+                text = f"{show(value)} is passed as {lost} by the seed's runner, which writes floats with 6 decimals"
+                if lenient:
+                    warnings.append(f"{file}: {at}: {text}; run as {lost}, as the runner runs it (--lenient)")
+                else:
+                    problems.append(
+                        Problem(
+                            file,
+                            at,
+                            text,
+                            expected="a value that 6 decimals hold (0.000001 or more)",
+                            fix="write the value the job should get, or run with --lenient to run it as the "
+                            "runner does",
+                        )
+                    )
         return JobCheck(problems, warnings, tuple(dropped))
 
     def command(self, job: JobConfig) -> Command:
@@ -300,7 +315,7 @@ class Registry:
             argv += shlex.split(str(value))
         for name, value in job.hyperparameters.items():
             hp = repo.hyperparameters[name]
-            argv += [hp.flag, _format_value(value)]
+            argv += [hp.flag, _format_value(value, hp.type)]
         return Command(tuple(argv), repo.path, repo.train_module)
 
     def batch_size(self, job: JobConfig) -> int | None:
@@ -328,10 +343,26 @@ def _did_you_mean(name: str, known, otherwise: str) -> str:
     return f"did you mean {name_shown(close)}? {otherwise}" if close else otherwise
 
 
-def _format_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
+#: The seed's runner writes a float with this many decimals (its hyperparams module, FLOAT_PRECISION).
+RUNNER_FLOAT_DECIMALS = 6
+
+
+def _format_value(value: Any, kind: str) -> str:
+    """``value`` as the seed's runner writes it into the command line: an int as ``str(int(value))``, a float
+    with 6 decimals (``0.010000``), anything else as ``str(value)`` (``True``, not ``true``)."""
+    if kind == "int" and not isinstance(value, bool):
+        return str(int(value))
+    if kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:.{RUNNER_FLOAT_DECIMALS}f}"
     return str(value)
+
+
+def _float_lost(value: Any, kind: str) -> str:
+    """What the runner's 6 decimals make of a float that they cannot hold (1e-07 -> 0.000000), or ""."""
+    if kind != "float" or isinstance(value, bool) or not isinstance(value, (int, float)) or value == 0:
+        return ""
+    written = _format_value(value, kind)
+    return written if abs(float(written) - value) > abs(value) * 0.01 else ""
 
 
 _KIND_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}

@@ -34,17 +34,17 @@ def test_the_fixtures_are_the_seed_files_unchanged(reference_dir):
     [
         (
             JobConfig("VulBERTa", "mlp", {"epochs": 1, "learning_rate": 0.00003, "seed": 1334}),
-            ["./train.sh", "-n", "mlp", "-d", "d2a", "--epochs", "1", "--learning_rate", "3e-05", "--seed", "1334"],
+            ["./train.sh", "-n", "mlp", "-d", "d2a", "--epochs", "1", "--learning_rate", "0.000030", "--seed", "1334"],
             "repos/VulBERTa",
         ),
         (
             JobConfig("MRT-OAST", "default", {"epochs": 1, "dropout": 0.2}),
-            ["./train.sh", "--epochs", "1", "--dropout", "0.2"],
+            ["./train.sh", "--epochs", "1", "--dropout", "0.200000"],
             "repos/MRT-OAST",
         ),
         (
             JobConfig("Person_reID_baseline_pytorch", "pcb", {"epochs": 1, "dropout": 0.5}),
-            ["./train.sh", "-n", "pcb", "--total_epoch", "1", "--droprate", "0.5"],
+            ["./train.sh", "-n", "pcb", "--total_epoch", "1", "--droprate", "0.500000"],
             "repos/Person_reID_baseline_pytorch",
         ),
     ],

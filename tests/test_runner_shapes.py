@@ -218,3 +218,44 @@ def test_export_of_such_a_study_reads_back_with_the_same_runs_in_the_runners_log
     assert runner_reading(exported, BUNDLED_MODELS) == runner_reading(
         json.loads(path.read_text(encoding="utf-8")), BUNDLED_MODELS
     )
+
+
+def test_when_every_entry_is_skipped_the_error_says_why_each_was(registry, tmp_path):
+    path = tmp_path / "all_skipped.json"
+    pair = {
+        "foreground": {"mode": "default", "repo": "examples", "model": "mnist"},
+        "background": {"repo": "examples", "model": "siamese"},
+    }
+    path.write_text(
+        json.dumps({"experiments": [{"mode": "Parallel", **pair}, {"mode": "default", "repo": "nosuch", "model": "m"}]})
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_experiment(path, registry, lenient=True)
+    message = str(refused.value)
+    assert "every one was skipped (experiments[0].mode: its mode 'Parallel'" in message
+    assert "experiments[1]: skipped, as by the seed's runner: unknown repository 'nosuch'" in message
+
+
+def test_values_reach_the_command_line_as_the_runner_writes_them(tmp_path):
+    """The runner writes an int as str(int(v)), a float with 6 decimals and anything else as str(v): a bool is
+    "True", which an argparse type=eval or a "True" check of the user's script expects; a float 6 decimals cannot
+    hold is a divergence (the job would get 0.000000)."""
+    from gpupair_search.launcher.registry import Registry
+    from gpupair_search.launcher.spec import JobConfig
+
+    models = tmp_path / "models.json"
+    hyper = {
+        "batch_size": {"flag": "-b", "type": "int", "default": 8},
+        "lr": {"flag": "--lr", "type": "float", "default": 0.01},
+        "amp": {"flag": "--amp", "type": "bool", "default": False},
+    }
+    repo = {"path": ".", "train_script": "train.sh", "models": ["m"], "supported_hyperparams": hyper}
+    models.write_text(json.dumps({"models": {"lab": repo}}))
+    registry = Registry.load(models, base_dir=tmp_path, require_paths=False)
+    job = JobConfig("lab", "m", {"batch_size": 32, "lr": 0.01, "amp": True})
+    assert list(registry.command(job).argv[1:]) == ["-b", "32", "--lr", "0.010000", "--amp", "True"]
+    tiny = JobConfig("lab", "m", {"lr": 1e-7})
+    [problem] = registry.check_job(tiny, "experiments[0]", "s.json", lenient=False).problems
+    assert problem.where == "experiments[0].hyperparameters.lr" and "0.000000" in problem.message
+    [warning] = registry.check_job(tiny, "experiments[0]", "s.json", lenient=True).warnings
+    assert "run as 0.000000, as the runner runs it" in warning

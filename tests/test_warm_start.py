@@ -92,7 +92,7 @@ def test_a_warm_job_sees_what_a_cold_one_sees(tmp_path, registry):
         seen[warm] = json.loads(log.read_text().splitlines()[1])
     assert seen[True] == seen[False]
     assert seen[True]["env"] == {"GPUPAIR_FIXTURE": "the job's own", "HOME": None}
-    assert seen[True]["argv"][1:] == ["-n", "describe", "--seconds", "0.1", "--value", "GPUPAIR_FIXTURE,HOME"]
+    assert seen[True]["argv"][1:] == ["-n", "describe", "--seconds", "0.100000", "--value", "GPUPAIR_FIXTURE,HOME"]
     assert seen[True]["path0"] == seen[True]["cwd"] == str(FIXTURES)
     assert (seen[True]["name"], seen[True]["spec"], seen[True]["stdin"]) == ("__main__", "fake_train", "")
 
