@@ -87,6 +87,21 @@ def reap_all() -> bool:
             return True
 
 
+def _why_missing(program: str, exc: OSError) -> str:
+    """For "No such file or directory" about a file that is there: the interpreter its #! line names is missing,
+    most often because the line ends in a carriage return (a script saved with Windows line endings)."""
+    if not isinstance(exc, FileNotFoundError) or not os.path.isfile(program):
+        return ""
+    try:
+        with open(program, "rb") as f:
+            first = f.readline(512)
+    except OSError:
+        return ""
+    if first.rstrip(b"\n").endswith(b"\r"):
+        return f" (its first line ends in a carriage return: Windows line endings; convert it: sed -i 's/\\r$//' {program})"
+    return " (the file is there: the interpreter its #! line names is not)"
+
+
 def main(argv: list[str]) -> int:
     parent, grace, sep, command = int(argv[0]), float(argv[1]), argv[2], argv[3:]
     if sep != "--" or not command:
@@ -106,7 +121,11 @@ def main(argv: list[str]) -> int:
     try:
         child = subprocess.Popen(command)
     except OSError as exc:
-        print(f"gpupair-search: cannot start {command[0]!r}: {exc}", file=sys.stderr, flush=True)
+        print(
+            f"gpupair-search: cannot start {command[0]!r}: {exc}{_why_missing(command[0], exc)}",
+            file=sys.stderr,
+            flush=True,
+        )
         return 127
     code = child.wait()
     kill_tree(grace)  # the job is done: nothing it started may outlive it

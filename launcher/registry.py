@@ -596,6 +596,23 @@ def _check_train_script(file: str, at: str, script: str, repo_path: Path, proble
         )
 
 
+def windows_shebang(script: Path) -> str:
+    """Why a script saved with Windows line endings cannot start, or "": its ``#!`` line ends in a carriage
+    return, so the system looks for an interpreter named ``/bin/bash\\r`` and reports "No such file or directory"
+    for a file that is plainly there."""
+    try:
+        with script.open("rb") as f:
+            first = f.readline(512)
+    except OSError:
+        return ""
+    if first.startswith(b"#!") and first.rstrip(b"\n").endswith(b"\r"):
+        shown = first.rstrip(b"\r\n").decode(errors="replace")
+        return (
+            f"has Windows line endings (CRLF): its first line {shown!r} ends in a carriage return, so it cannot start"
+        )
+    return ""
+
+
 def _start_problems(file: str, repo: Repository) -> list[Problem]:
     """Why a job of ``repo`` could not start on this machine: checked for the jobs a settings file uses (a models
     file may list repositories not cloned here), before anything runs."""
@@ -628,7 +645,18 @@ def _start_problems(file: str, repo: Repository) -> list[Problem]:
     script = repo.path / repo.train_script
     by_python = repo.train_script.endswith(".py")
     if script.is_file() and (by_python or os.access(script, os.X_OK)):
-        return []
+        crlf = "" if by_python else windows_shebang(script)
+        if not crlf:
+            return []
+        return [
+            Problem(
+                file,
+                f"{json_path('models', repo.name)}.train_script",
+                f"{script} {crlf}",
+                expected="a script with Unix line endings (LF)",
+                fix=f"convert it: sed -i 's/\\r$//' {script}  (or dos2unix)",
+            )
+        ]
     fix = 'fix "train_script" (it is relative to the repository\'s "path") or the "path"'
     if script.is_file():
         state = "is not executable, and a script whose name does not end in .py is executed directly"

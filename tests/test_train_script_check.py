@@ -25,6 +25,9 @@ def _project(root: Path, script: str, state: str) -> tuple[Path, Path]:
     shutil.copy(FIXTURES / "fake_train.py", repo / "fake_train.py")
     if state == "directory":
         (repo / script).mkdir()
+    elif state == "crlf":  # saved on Windows: the #! line names "/bin/sh\r"
+        (repo / script).write_bytes(b"#!/bin/sh\r\nexit 0\r\n")
+        (repo / script).chmod(0o755)
     elif state != "missing":
         (repo / script).write_text("#!/bin/sh\nexit 0\n")
         (repo / script).chmod(0o755 if state == "executable" else 0o644)
@@ -60,6 +63,7 @@ def _project(root: Path, script: str, state: str) -> tuple[Path, Path]:
         ("nosuch.py", "missing", "does not exist"),
         ("./train.sh", "directory", "is a directory"),
         ("./train.sh", "plain", "is not executable"),
+        ("./train.sh", "crlf", "has Windows line endings (CRLF)"),
     ],
 )
 def test_validate_names_the_train_script_that_cannot_start_and_run_refuses_it(tmp_path, script, state, why):
