@@ -80,7 +80,7 @@ _JOB_KEYS = tuple(dict.fromkeys(k for keys in _FOREGROUND_READS.values() for k i
 GPUPAIR_KEYS = ("gpu_memory", "safe_limit")
 _FORMAT_FIX = "see the seed's settings/parallel_feasibility_test.json for the format"
 #: Optional integer settings (top level, and runs_per_config per experiment too) and their least value.
-_COUNTS = {"runs_per_config": 1, "max_retries": 0}
+_COUNTS = {"runs_per_config": 0, "max_retries": 0}  # runs_per_config 0: the runner runs the entry 0 times
 _ROLES = ("foreground", "background")  # the jobs of a pair, as export's gradient_accumulation names them
 
 #: Where a key the runner reads elsewhere belongs, said where it stands instead (the fix of the message).
@@ -398,7 +398,15 @@ class _Reader:
                 continue
             value = entry[key]
             where = json_path(at, key)
-            if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, bool):
+                self.divergence(
+                    where,
+                    f"{describe(value)} is not an integer",
+                    f"{describe(value)} counts as {int(value)} for the seed's runner, as here",
+                    expected=f"an integer, {least} or more",
+                    fix=f"write {int(value)}",
+                )
+            elif not isinstance(value, int):
                 self.problem(
                     where,
                     f"{describe(value)} is not an integer",
@@ -477,6 +485,11 @@ class _Reader:
         if found is None or len(self.problems) > count:
             return None
         (fg, bg), runs, worst = found
+        if runs == 0:
+            self.warn(
+                at, "runs_per_config is 0, so the seed's runner runs this entry 0 times: skipped, as by the runner"
+            )
+            return None
         return PairSpec(
             group=i + 1,
             foreground=fg,
@@ -832,8 +845,10 @@ def _pair_gap(fg: Any, bg: Any) -> str:
 
 
 def _count(entry: Any, key: str, default: int = 1) -> int:
+    """A count as the runner uses it (``[run] * value``): ``true`` is 1, ``false`` 0; anything else not a count
+    was reported where it stands and counts as ``default``."""
     value = entry.get(key, default) if isinstance(entry, dict) else default
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else default
+    return int(value) if isinstance(value, int) and value >= 0 else default
 
 
 def _identity(pair: PairSpec) -> tuple:

@@ -259,3 +259,18 @@ def test_values_reach_the_command_line_as_the_runner_writes_them(tmp_path):
     assert problem.where == "experiments[0].hyperparameters.lr" and "0.000000" in problem.message
     [warning] = registry.check_job(tiny, "experiments[0]", "s.json", lenient=True).warnings
     assert "run as 0.000000, as the runner runs it" in warning
+
+
+def test_runs_per_config_zero_skips_the_entry_as_the_runner_does_and_true_counts_once_with_lenient(registry, tmp_path):
+    path = tmp_path / "counts.json"
+    entries = [
+        {"mode": "default", "repo": "examples", "model": "mnist", "runs_per_config": 0},
+        {"mode": "default", "repo": "examples", "model": "mnist_ff", "runs_per_config": True},
+        {"mode": "default", "repo": "examples", "model": "siamese", "runs_per_config": 2},
+    ]
+    path.write_text(json.dumps({"experiments": entries}))
+    with pytest.raises(ConfigError, match=r"experiments\[1\].runs_per_config: boolean true is not an integer"):
+        load_experiment(path, registry)
+    experiment = load_experiment(path, registry, lenient=True)
+    assert [(p.foreground.model, p.repeats) for p in experiment.pairs] == [("mnist_ff", 1), ("siamese", 2)]
+    assert "experiments[0]: runs_per_config is 0" in experiment.warnings[0]
