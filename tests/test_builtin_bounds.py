@@ -4,19 +4,26 @@ bounds reads as before)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
-import math
 from pathlib import Path
 
 import pytest
 
 from gpupair_search.launcher.errors import ConfigError
 from gpupair_search.launcher.experiments import load_experiment
-from gpupair_search.launcher.registry import Hyperparameter, Registry
+from gpupair_search.launcher.registry import RUNNER_FLOAT_DECIMALS, Hyperparameter, Registry
 from gpupair_search.launcher.spec import JobConfig
 from gpupair_search.settings import BUNDLE_ROOT, bundled
 from tests.conftest import FIXTURES, SEED_PROJECT, run_cli
+
+# Imported at collection, outside any test: a CUDA build of torch starts a process (ldconfig) on its first import,
+# which a unit test may not do.
+with contextlib.suppress(ImportError):
+    import torch  # noqa: F401
+with contextlib.suppress(ImportError):
+    import sklearn  # noqa: F401
 
 BUILT_INS = Registry.load(bundled("models.json"), base_dir=BUNDLE_ROOT)
 HYPERPARAMETERS = [
@@ -25,12 +32,15 @@ HYPERPARAMETERS = [
 
 
 def _candidates(hp: Hyperparameter) -> list[int | float]:
-    """Values on and either side of each bound, and a few ordinary ones."""
+    """Values on and either side of each bound, and a few ordinary ones. A float's neighbours are 0.000001 away:
+    the runner writes floats with 6 decimals, and a value they cannot hold is refused as a divergence of its own
+    (tests/test_runner_shapes.py), before any bound."""
     edges = [v for v in (hp.bounds.low, hp.bounds.high, *hp.bounds.excluded) if v is not None] if hp.bounds else []
     if hp.type == "int":
         return sorted({v + d for v in [*edges, 0, 1] for d in (-2, -1, 0, 1, 2)})
-    near = [math.nextafter(v, v + side) for v in edges for side in (-1, 1)]
-    return sorted({*map(float, edges), *near, -1.0, 0.0, 1e-9, 0.5, 1.0, 2.0, 3})
+    step = 10.0**-RUNNER_FLOAT_DECIMALS
+    near = [round(v + side * step, RUNNER_FLOAT_DECIMALS) for v in edges for side in (-1, 1)]
+    return sorted({*map(float, edges), *near, -1.0, 0.0, step, 0.5, 1.0, 2.0, 3})
 
 
 def _registry_accepts(repo: str, name: str, value) -> bool:

@@ -44,7 +44,12 @@ def write_settings(path: Path, experiments: list[tuple[dict, dict | None, str]],
         "experiment_name": name,
         "mode": "parallel",
         "experiments": [
-            {"mode": "parallel", "foreground": fg, **({"background": bg} if bg else {}), "note": note}
+            {
+                "mode": "parallel",
+                "foreground": {"mode": "default", **fg},
+                **({"background": bg} if bg else {}),
+                "note": note,
+            }
             for fg, bg, note in experiments
         ],
     }

@@ -357,7 +357,11 @@ def _escaping_project(root: Path, train_script: str = "fake_train.py") -> tuple[
             {
                 "experiment_name": "escape",
                 "experiments": [
-                    {"mode": "parallel", "foreground": job, "background": {**job, "hyperparameters": {"seconds": 30}}}
+                    {
+                        "mode": "parallel",
+                        "foreground": {"mode": "default", **job},
+                        "background": {**job, "hyperparameters": {"seconds": 30}},
+                    }
                 ],
             }
         )
