@@ -59,6 +59,7 @@ class ProbeEvents:
     train_after_eval: bool = False
     train_starts: int = 0  # training iterators started (epochs, or an iteration-based loop's restarts)
     _evaluated_after_training: bool = False
+    _eval_open: bool = False  # an evaluation iterator started and has not ended yet
     _offset: int = 0
 
     def poll(self) -> ProbeEvents:
@@ -83,19 +84,28 @@ class ProbeEvents:
         elif kind == "hook-failed":
             self.failed = True
         elif kind == "start" and role == "train":
+            if self._eval_open:  # the job left its evaluation loop early (a ``break``) and went back to training
+                self._eval_done()
             self.train_after_eval = self.train_after_eval or self._evaluated_after_training
             self.train_started = True
             self.train_starts += 1
         elif kind == "start" and role == "eval":
             self.eval_started = True
+            self._eval_open = True
         elif kind == "step" and role == "train":
             self.trained_step = True
         elif kind in ("bounded", "end") and role == "eval":
-            self.eval_ended = True
-            self.eval_ends += 1
-            self._evaluated_after_training = self._evaluated_after_training or self.train_started
+            self._eval_done()
         if kind == "bounded" and role == "train":
             self.bounded = True
+
+    def _eval_done(self) -> None:
+        """An evaluation pass is over: its iterator ran out or was bounded, or, for a loop that stops reading it
+        (``if i == eval_batches: break``), the job started training again."""
+        self._eval_open = False
+        self.eval_ended = True
+        self.eval_ends += 1
+        self._evaluated_after_training = self._evaluated_after_training or self.train_started
 
     @property
     def repeating(self) -> bool:

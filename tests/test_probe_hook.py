@@ -136,3 +136,15 @@ def test_a_finished_evaluation_iterator_holds_on_so_that_what_it_held_is_sampled
     assert done.returncode == 0, done.stderr
     batches, seconds = done.stdout.split()
     assert batches == "5" and float(seconds) >= 1.0
+
+
+def test_an_evaluation_loop_left_with_break_ends_when_training_starts_again(tmp_path):
+    """``for i, batch in enumerate(eval_loader): ... if i == n: break`` never exhausts its iterator: the next
+    training iterator says the pass is over, so a step-based loop is stopped once it repeats."""
+    events = tmp_path / "job.events"
+    events.write_text("start train a pid=1\nstep train a pid=1\nbounded train a 5 pid=1\nstart eval b pid=1\n")
+    seen = ProbeEvents(events).poll()
+    assert seen.eval_started and not seen.eval_ended and not seen.repeating
+    with events.open("a") as fh:
+        fh.write("start train c pid=1\n")
+    assert seen.poll().eval_ended and seen.train_after_eval and seen.repeating
