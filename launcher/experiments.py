@@ -730,7 +730,8 @@ class _Reader:
             if found is None:
                 return None, {}
             hyper, worst = found["values"], found
-        job = JobConfig(entry["repo"], entry["model"], dict(hyper))
+        # a key starting with _ is a comment here too; the runner passes only hyperparameters the models file has
+        job = JobConfig(entry["repo"], entry["model"], {k: v for k, v in hyper.items() if not str(k).startswith("_")})
         check = self.registry.check_job(job, at, self.file, self.lenient)
         if check.unknown and self.lenient:
             what = "repository" if job.repo not in self.registry.repositories else "model"

@@ -274,3 +274,15 @@ def test_runs_per_config_zero_skips_the_entry_as_the_runner_does_and_true_counts
     experiment = load_experiment(path, registry, lenient=True)
     assert [(p.foreground.model, p.repeats) for p in experiment.pairs] == [("mnist_ff", 1), ("siamese", 2)]
     assert "experiments[0]: runs_per_config is 0" in experiment.warnings[0]
+
+
+def test_a_key_starting_with_an_underscore_is_a_comment_among_hyperparameters_too(registry, tmp_path):
+    path = tmp_path / "commented.json"
+    hyper = {"_comment": "the lab's usual learning rate", "epochs": 1}
+    path.write_text(
+        json.dumps(
+            {"experiments": [{"mode": "default", "repo": "examples", "model": "mnist", "hyperparameters": hyper}]}
+        )
+    )
+    experiment = load_experiment(path, registry)
+    assert experiment.pairs[0].foreground.hyperparameters == {"epochs": 1} and experiment.warnings == []
