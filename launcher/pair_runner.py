@@ -626,7 +626,8 @@ class PairRun:
             + metric_warnings
             + self.start_notes
             + ([starting] if starting else [])
-            + self._probe_warnings(probe),
+            + self._probe_warnings(probe)
+            + _caught_error_warning(fg_code if self.fg_exited_itself else None, fg_text, fg_log.last_error),
             samples=self.monitor.samples,
             foreground_window=self.fg_window,
             background_logs=list(self.bg_logs),
@@ -685,6 +686,18 @@ class PairRun:
             if self.probe_stopped
             else []
         )
+
+
+def _caught_error_warning(exit_code: int | None, log: str, last_error: str) -> list[str]:
+    """A job that caught an error, printed its traceback and exited 0 anyway: its exit code says it succeeded, its
+    log says it broke off. The verdict stands on the exit code and the memory; the user is told to look."""
+    if exit_code != 0 or "Traceback (most recent call last)" not in log:
+        return []
+    return [
+        "the foreground exited 0, but its log holds a Python traceback"
+        + (f" ({last_error})" if last_error else "")
+        + ": check that it trained as far as it should; its peak is what it held until then"
+    ]
 
 
 class _Plateau:

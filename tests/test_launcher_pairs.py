@@ -251,3 +251,12 @@ def test_a_trial_that_measured_nothing_is_run_once_more_and_keeps_both_runs_file
     assert result.outcome is Outcome.UNMEASURED  # unseen again: a failure with its reason, never a figure
     assert any(w.startswith("run again: the first run measured nothing") for w in result.warnings)
     assert len([d for d in executor.run_dir.path.iterdir() if d.is_dir()]) == 2
+
+
+def test_a_job_that_exits_0_after_printing_a_traceback_is_judged_by_its_exit_code_and_flagged(
+    tmp_path, fixture_registry
+):
+    result = run(tmp_path, fixture_registry, job("caught"), None)
+    assert result.outcome is Outcome.OK  # the exit code and the memory decide, never the log's words alone
+    [warning] = [w for w in result.warnings if "traceback" in w]
+    assert "exited 0" in warning and "ValueError: the data loader broke at step 10" in warning
