@@ -143,6 +143,16 @@ def load_experiment(path: Path, registry: Registry, lenient: bool = False) -> Ex
     data, duplicates = read_json_with_duplicates(path, "settings file")
     reader = _Reader(str(path), registry, lenient)
     reader.duplicates(duplicates)
+    if _starts_with_bom(path):
+        reader.divergence(
+            "",
+            "starts with a UTF-8 byte-order mark, which the seed's runner's json.load refuses (\"Unexpected UTF-8 "
+            'BOM"): it would run nothing from this file',
+            "starts with a UTF-8 byte-order mark, which the seed's runner's json.load refuses: read here as if it "
+            "had none",
+            expected="a UTF-8 file without a byte-order mark",
+            fix=f"re-save it without one (some editors call it \"UTF-8 with BOM\"), e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' {path}",
+        )
     if not isinstance(data, dict):
         raise ConfigError(
             [
@@ -155,6 +165,14 @@ def load_experiment(path: Path, registry: Registry, lenient: bool = False) -> Ex
             ]
         )
     return reader.settings(path, data)
+
+
+def _starts_with_bom(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return f.read(3) == b"\xef\xbb\xbf"
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)

@@ -193,10 +193,16 @@ def test_a_missing_file_or_a_directory_is_unreadable(tmp_path, which):
         assert len(done.stderr.splitlines()) <= MAX_LINES
 
 
-def test_a_byte_order_mark_is_not_a_mistake(tmp_path):
+def test_a_byte_order_mark_is_a_divergence_because_the_runner_refuses_the_file(tmp_path):
+    """The runner's json.load stops at a BOM ("Unexpected UTF-8 BOM") and runs nothing from the file."""
     settings = tmp_path / "bom.json"
     settings.write_bytes(b"\xef\xbb\xbf" + VALID_SETTINGS.read_bytes())
-    assert len(load_experiment(settings, Registry.load(SEED_MODELS, base_dir=SEED_PROJECT)).pairs) == 3
+    registry = Registry.load(SEED_MODELS, base_dir=SEED_PROJECT)
+    with pytest.raises(ConfigError, match="byte-order mark, which the seed's runner's json.load refuses") as refused:
+        load_experiment(settings, registry)
+    assert refused.value.exit_code == 1
+    lenient = load_experiment(settings, registry, lenient=True)
+    assert len(lenient.pairs) == 3 and "byte-order mark" in lenient.warnings[0]
 
 
 # --- shell metacharacters -----------------------------------------------------------------------------------
