@@ -38,9 +38,9 @@ ORDINALS = (
     "fourteenth",
     "fifteenth",
 )
-#: (``search/engine/session.py``, a module's file name, is not such a word)
+#: (``search/engine/session.py`` or ``search.engine.session``, a module's name, is not such a word)
 DIARY = re.compile(
-    r"\b(?:" + "|".join(ORDINALS) + r")[\s-]+session\b|\bsessions?\b(?!\.py)|\bsession\d+", re.IGNORECASE
+    r"\b(?:" + "|".join(ORDINALS) + r")[\s-]+session\b|(?<![./])\bsessions?\b(?!\.py)|\bsession\d+", re.IGNORECASE
 )
 #: An absolute path on a development machine, or the neighbouring folders a checkout does not have.
 ABSOLUTE = re.compile(r"(?<![\w.:/~-])/(?:work|home|mnt|root)/|\bshared/(?:device|reference)\b")
