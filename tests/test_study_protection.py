@@ -154,6 +154,18 @@ def test_asking_for_a_kind_of_study_that_is_not_there_names_the_kind_that_is(fin
     assert "choose it with --kind simulated" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_an_edit_to_comments_and_the_description_alone_resumes_the_study(finished, tmp_path):
+    """The file's digest changed, its pairs did not: no measurement depends on a comment."""
+    results, settings = copy_of(finished, tmp_path)
+    body = json.loads(settings.read_text())
+    body["description"] = "the same 12 groups, described again"
+    body["_comment"] = "checked on 2026-12-07"
+    settings.write_text(json.dumps(body, indent=4))
+    done = run_cli("run", "--settings", str(settings), "--device", "sim", "--lenient", "--results", str(results))
+    assert done.returncode == 0 and "another definition" not in done.stderr, done.stderr
+    assert "0 trial(s) queued" in done.stdout + done.stderr
+
+
 def test_status_reads_the_stored_pairs_not_an_edited_settings_file(finished, tmp_path):
     results, settings = copy_of(finished, tmp_path)
     body = json.loads(settings.read_text())
