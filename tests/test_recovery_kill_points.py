@@ -29,7 +29,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import cli_env, pids_alive, read_pids
+from tests.conftest import cli_env, pids_alive, read_pids, wait_until
 from tests.test_faults import job, sqlite_url, study_cli, write_settings
 
 KILL_POINTS = [
@@ -72,6 +72,11 @@ def two_pairs(work: Path, name: str) -> tuple[Path, Path]:
     ), pids
 
 
+def recorded(pids: Path) -> list[int]:
+    """Every job's process id, as the jobs recorded them."""
+    return [pid for f in pids.iterdir() for pid in read_pids(f)]
+
+
 def checksums(root: Path, skip: str) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -98,6 +103,9 @@ def test_a_runner_killed_at_any_step_of_a_trials_start_loses_nothing(tmp_path, s
 
     killed = subprocess.run(argv, env={**env, "GPUPAIR_KILL_AT": point}, capture_output=True, text=True, timeout=120)
     assert killed.returncode == -9, f"the runner did not reach {point!r}: {killed.stderr[-1500:]}"
+    # The killed runner's jobs end within their guard's grace (GPUPAIR_GRACE_S), and may still write their logs
+    # until then: what they wrote is theirs. What the next run must leave as it was is what is there after them.
+    assert wait_until(lambda: not pids_alive(recorded(pids)), timeout=20), "the killed runner's jobs outlived it"
     written_before = checksums(tmp_path / "results", skip="gpupair.db")
 
     again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
@@ -110,4 +118,4 @@ def test_a_runner_killed_at_any_step_of_a_trials_start_loses_nothing(tmp_path, s
         "g01:fixture/ok+fixture/trains": 1,
         "g02:fixture/ok+fixture/trains": 1,
     }
-    assert pids_alive([pid for f in pids.iterdir() for pid in read_pids(f)]) == []
+    assert pids_alive(recorded(pids)) == []
