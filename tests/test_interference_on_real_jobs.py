@@ -12,7 +12,12 @@ from gpupair_search.launcher.pair_runner import RunOptions, run_pair
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.spec import JobConfig, PairSpec
 from gpupair_search.search.engine.baselines import BASELINE_PHASE
-from gpupair_search.search.engine.interference import CPU_STARVED, pair_interference
+from gpupair_search.search.engine.interference import (
+    CPU_STARVED,
+    STARVED_CPU_RATIO,
+    STARVED_SLOWDOWN,
+    pair_interference,
+)
 from gpupair_search.search.record.trial_record import record_result, view
 from tests.conftest import FIXTURES
 
@@ -47,8 +52,9 @@ def measure(study: optuna.Study, tmp_path, registry, pair: PairSpec, phase: str)
 
 def test_a_cpu_heavy_background_on_the_foregrounds_core_is_flagged_as_starving_it(tmp_path, registry):
     study = optuna.create_study()
-    # three spinning processes on the foreground's core: whatever else loads that core, the foreground's share
-    # of it falls to at most a half of what it had alone
+    # three spinning processes on the foreground's core. Each job is its own session: where the kernel shares a
+    # core between sessions (autogroup), the foreground keeps about half of it, whatever the background's number
+    # of processes: about 2x slower on an idle host, less where the host's other load slowed it alone too
     fg, bg = spinner(60, 4), spinner(120, 2, helpers=2)
     measure(study, tmp_path, registry, PairSpec(1, fg, None), BASELINE_PHASE)
     measure(study, tmp_path, registry, PairSpec(1, bg, None), BASELINE_PHASE)
@@ -61,7 +67,8 @@ def test_a_cpu_heavy_background_on_the_foregrounds_core_is_flagged_as_starving_i
             f"the host was too loaded to measure: the spinning foreground got {pair.fg_solo.cpu_pct:.0f}% "
             "of its core alone"
         )
-    assert pair.foreground_slowdown > 1.4  # sharing one core with a spinning neighbour
-    assert pair.fg_cpu_pct < 0.8 * pair.fg_solo.cpu_pct
-    assert CPU_STARVED in pair.flags and "CPU-starved foreground" in pair.summary()
+    assert pair.fg_cpu_pct < STARVED_CPU_RATIO * pair.fg_solo.cpu_pct
+    assert pair.foreground_slowdown is not None and pair.foreground_slowdown >= STARVED_SLOWDOWN
+    assert CPU_STARVED in pair.flags
+    assert f"{pair.fg_cpu_pct:.0f}% CPU paired against {pair.fg_solo.cpu_pct:.0f}% alone" in pair.summary()
     assert pair.background_training_share > 0.9 and pair.sequential is not None
