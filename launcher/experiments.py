@@ -757,7 +757,7 @@ class _Reader:
             return None, {"skipped": what}
         self.problems.extend(check.problems)
         self.warnings.extend(check.warnings)
-        return (job.without(check.dropped) if not check.problems else None), worst
+        return (check.applied(job) if not check.problems else None), worst
 
     def mutation(self, at: str, entry: dict) -> dict[str, Any] | None:
         repo = self.registry.repositories.get(entry["repo"])

@@ -154,6 +154,12 @@ class JobCheck:
     warnings: list[str]
     dropped: tuple[str, ...]  # hyperparameters removed in lenient mode
     unknown: bool = False  # the repository or the model is not in the models file (the seed's runner skips the job)
+    read_as: Mapping[str, Any] = field(default_factory=dict)  # lenient: values as the seed's runner reads them
+
+    def applied(self, job: JobConfig) -> JobConfig:
+        """``job`` as it runs: dropped hyperparameters removed, the others as the seed's runner reads them."""
+        kept = job.without(self.dropped)
+        return kept.with_values(self.read_as) if self.read_as else kept
 
 
 class Registry:
@@ -255,6 +261,7 @@ class Registry:
             return JobCheck(problems, warnings, (), unknown=True)
         if self.require_paths:
             problems.extend(_start_problems(str(self.file), repo))
+        read_as: dict[str, Any] = {}
         for name, value in job.hyperparameters.items():
             at = json_path(f"{where}.hyperparameters", name)
             hp = repo.hyperparameters.get(name)
@@ -274,6 +281,25 @@ class Registry:
                             expected="one of: " + known,
                             fix="remove it, add it to the models file, or run with --lenient "
                             "to drop it with a recorded warning",
+                        )
+                    )
+                continue
+            runner_value = _runner_reading(value, hp.type)
+            if runner_value is not None and not _value_problem(hp, runner_value):
+                wrong = f"{describe(value)} is not {_KIND_WORDS[hp.type]}"
+                if lenient:
+                    read_as[name] = runner_value
+                    warnings.append(
+                        f"{file}: {at}: {wrong}; run as {show(runner_value)}, as the seed's runner runs it (--lenient)"
+                    )
+                else:
+                    problems.append(
+                        Problem(
+                            file,
+                            at,
+                            f"{wrong}; the seed's runner passes it as {show(runner_value)}",
+                            expected=_expected(hp),
+                            fix=f"write {show(runner_value)}, or run with --lenient to run it as the runner does",
                         )
                     )
                 continue
@@ -297,7 +323,7 @@ class Registry:
                             "runner does",
                         )
                     )
-        return JobCheck(problems, warnings, tuple(dropped))
+        return JobCheck(problems, warnings, tuple(dropped), read_as=read_as)
 
     def command(self, job: JobConfig) -> Command:
         """The argv the seed's runner would build for ``job`` (which must have passed ``check_job``)."""
@@ -355,6 +381,21 @@ def _format_value(value: Any, kind: str) -> str:
     if kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
         return f"{value:.{RUNNER_FLOAT_DECIMALS}f}"
     return str(value)
+
+
+def _runner_reading(value: Any, kind: str) -> int | float | None:
+    """The number the seed's runner makes of a value of the wrong JSON type, where it makes one: for an integer
+    hyperparameter ``int(value)`` (``"32"`` and ``32.0`` become 32, ``32.7`` is cut to 32, ``true`` is 1); for
+    a float one, a boolean is 1.0 or 0.0. None where the value has the right type, or where the runner's
+    formatting fails on it and it runs nothing."""
+    if kind == "int" and (isinstance(value, (bool, str)) or (isinstance(value, float) and math.isfinite(value))):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    if kind == "float" and isinstance(value, bool):
+        return float(value)
+    return None
 
 
 def _float_lost(value: Any, kind: str) -> str:

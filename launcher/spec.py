@@ -45,6 +45,10 @@ class JobConfig:
     def without(self, names: tuple[str, ...]) -> JobConfig:
         return replace(self, hyperparameters={k: v for k, v in self.hyperparameters.items() if k not in names})
 
+    def with_values(self, values: Mapping[str, Any]) -> JobConfig:
+        """The job with these hyperparameters set to these values (others kept, in their order)."""
+        return replace(self, hyperparameters={**self.hyperparameters, **values})
+
     def to_json(self) -> dict[str, Any]:
         return {"repo": self.repo, "model": self.model, "hyperparameters": dict(self.hyperparameters)}
 

@@ -91,6 +91,8 @@ UNIT_TESTS = {
         "test_each_shape_loads_leniently_with_the_runners_meaning_and_one_warning_per_divergence",
         "test_repeats_are_one_pair_per_distinct_configuration_with_the_runners_counts",
         "test_strict_mode_keeps_unknown_repositories_and_differing_duplicates_as_errors",
+        "test_a_number_of_the_wrong_json_type_is_what_the_runner_makes_of_it_with_lenient_and_an_error_without",
+        "test_values_reach_the_command_line_as_the_runner_writes_them",
         "test_where_the_runner_would_mutate_an_unmarked_job_lenient_mode_says_so",
     },
     "test_matrix_study.py": {

@@ -286,3 +286,39 @@ def test_a_key_starting_with_an_underscore_is_a_comment_among_hyperparameters_to
     )
     experiment = load_experiment(path, registry)
     assert experiment.pairs[0].foreground.hyperparameters == {"epochs": 1} and experiment.warnings == []
+
+
+def test_a_number_of_the_wrong_json_type_is_what_the_runner_makes_of_it_with_lenient_and_an_error_without(tmp_path):
+    """The runner passes an int hyperparameter as str(int(v)): "32" and 32.0 run as 32, 12.7 is cut to 12, true
+    is 1; a float one formats true as 1.000000. Strict mode names the value the runner would pass; lenient mode
+    runs it, with a warning. A string int() refuses stops the runner too, so it stays an error either way."""
+    from gpupair_search.launcher.registry import Registry
+    from gpupair_search.launcher.spec import JobConfig
+
+    models = tmp_path / "models.json"
+    hyper = {
+        "batch_size": {"flag": "-b", "type": "int", "default": 8},
+        "seed": {"flag": "--seed", "type": "int", "default": 1},
+        "lr": {"flag": "--lr", "type": "float", "default": 0.01},
+    }
+    repo = {"path": ".", "train_script": "train.sh", "models": ["m"], "supported_hyperparams": hyper}
+    models.write_text(json.dumps({"models": {"lab": repo}}))
+    registry = Registry.load(models, base_dir=tmp_path, require_paths=False)
+    job = JobConfig("lab", "m", {"batch_size": "32", "seed": 12.7, "lr": True})
+    strict = registry.check_job(job, "experiments[0]", "s.json", lenient=False)
+    assert [(p.where, p.fix.split(",")[0]) for p in strict.problems] == [
+        ("experiments[0].hyperparameters.batch_size", "write 32"),
+        ("experiments[0].hyperparameters.seed", "write 12"),
+        ("experiments[0].hyperparameters.lr", "write 1.0"),
+    ]
+    assert "string '32' is not an integer; the seed's runner passes it as 32" in strict.problems[0].message
+    lenient = registry.check_job(job, "experiments[0]", "s.json", lenient=True)
+    assert lenient.problems == [] and len(lenient.warnings) == 3
+    runs = lenient.applied(job)
+    assert runs.hyperparameters == {"batch_size": 32, "seed": 12, "lr": 1.0}
+    assert list(registry.command(runs).argv[1:]) == ["-b", "32", "--seed", "12", "--lr", "1.000000"]
+    for value in ("32x", "0", 0.5):  # int() refuses it, or the runner's 0 is no batch size
+        [problem] = registry.check_job(
+            JobConfig("lab", "m", {"batch_size": value}), "experiments[0]", "s.json", lenient=True
+        ).problems
+        assert problem.where == "experiments[0].hyperparameters.batch_size"

@@ -203,7 +203,7 @@ def _parse_job(text: str, params: list[str], flag: str, registry, lenient: bool)
     check = registry.check_job(job, flag.lstrip("-"), "command line", lenient)
     if check.problems:
         raise ConfigError([_on_the_command_line(p, flag) for p in check.problems])
-    return job.without(check.dropped), check.warnings
+    return check.applied(job), check.warnings
 
 
 def _on_the_command_line(problem, param_flag: str):
