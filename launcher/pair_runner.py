@@ -419,13 +419,8 @@ class PairRun:
 
     def _plateaued(self, since_t: float) -> bool:
         """External scripts in probe mode: the foreground's memory has not grown for probe_plateau_s."""
-        window = self.options.probe_plateau_s
-        samples = [s for s in self.monitor.samples if s.t >= since_t]
-        if not samples or samples[-1].t - samples[0].t < 2 * window:
-            return False
-        peak_before = max(s.job_mib.get(FG, 0.0) for s in samples if s.t < samples[-1].t - window)
-        recent = max(s.job_mib.get(FG, 0.0) for s in samples if s.t >= samples[-1].t - window)
-        return peak_before > 0 and recent <= peak_before
+        points = [(s.t, s.job_mib.get(FG, 0.0)) for s in self.monitor.samples if s.t >= since_t]
+        return memory_plateaued(points, self.options.probe_plateau_s)
 
     def _fg_trained_or_silent(self) -> bool:
         """A plateau counts only once the foreground trained, where it can say so (a declared progress
@@ -700,6 +695,23 @@ def _caught_error_warning(exit_code: int | None, log: str, last_error: str) -> l
     ]
 
 
+def _about_the_same(value: float, reference: float) -> bool:
+    """Within 1% (or 1 MiB): an allocator's and a sampler's noise, not a job's memory moving."""
+    return abs(value - reference) <= max(1.0, 0.01 * reference)
+
+
+def memory_plateaued(points: list[tuple[float, float]], window_s: float) -> bool:
+    """Whether memory, as ``(t, MiB)`` points, has not grown over the last ``window_s`` beyond the peak before it,
+    after at least as long before: growth within the noise (:func:`_about_the_same`) is no growth, or host RSS,
+    which moves by a few MiB all the time, would never be flat."""
+    if not points or points[-1][0] - points[0][0] < 2 * window_s:
+        return False
+    cut = points[-1][0] - window_s
+    peak_before = max(mib for t, mib in points if t < cut)
+    recent = max(mib for t, mib in points if t >= cut)
+    return peak_before > 0 and (recent <= peak_before or _about_the_same(recent, peak_before))
+
+
 class _Plateau:
     """True once a value is non-zero and has stayed within 1% (or 1 MiB) for ``seconds``."""
 
@@ -707,7 +719,7 @@ class _Plateau:
         self.seconds, self.last, self.since = seconds, -1.0, None
 
     def settled(self, value: float) -> bool:
-        if value > 0 and abs(value - self.last) <= max(1.0, 0.01 * self.last):
+        if value > 0 and _about_the_same(value, self.last):
             self.since = self.since or time.monotonic()
             return time.monotonic() - self.since >= self.seconds
         self.since, self.last = None, value

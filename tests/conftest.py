@@ -32,6 +32,7 @@ UNIT_FILES = frozenset(
         "test_interference.py",
         "test_interference_view.py",
         "test_log_reading.py",
+        "test_memory_plateau.py",
         "test_memory_profiles.py",
         "test_seams.py",
         "test_settings_fuzz.py",
