@@ -49,6 +49,7 @@ from gpupair_search.launcher.probe_events import (
     FULL_EPOCH,
     PLATEAU,
     RAN_TO_END,
+    UNBOUNDED,
     ProbeEvents,
     evaluation_dwell_s,
     hook_environment,
@@ -636,20 +637,23 @@ class PairRun:
     def _probe_records(self, fg_code: int | None) -> dict[str, dict[str, str]]:
         """How each job's memory was probed, and whether its evaluation pass was part of it."""
         ended_well = self.fg_exited_itself and fg_code == 0
-        fg = self._probe_record(self.fg_job, [self.fg_events] if self.fg_events else [], ended_well)
+        fg_events = [self.fg_events] if self.fg_events else []
+        fg = self._probe_record(self.fg_job, fg_events, ended_well, self.probe_stopped)
         records = {"foreground": fg}
         if self.bg_job is not None:
-            records["background"] = self._probe_record(self.bg_job, self.bg_events, self.bg_completed_runs > 0)
+            records["background"] = self._probe_record(self.bg_job, self.bg_events, self.bg_completed_runs > 0, False)
         return records
 
-    def _probe_record(self, job: JobConfig, events: list[ProbeEvents], ended_well: bool) -> dict[str, str]:
+    def _probe_record(
+        self, job: JobConfig, events: list[ProbeEvents], ended_well: bool, at_plateau: bool
+    ) -> dict[str, str]:
         seen = [e.poll() for e in events]
         if not self.options.probe:
             rule = FULL_EPOCH
         elif self.registry.supports(job, MAX_STEPS) or any(e.effective for e in seen):
             rule = BOUNDED
-        else:
-            rule = FULL_EPOCH if ended_well else PLATEAU  # it ran its whole (first-epoch) run before a plateau
+        else:  # it ran its whole (first-epoch) run before a plateau, was stopped at one, or neither
+            rule = FULL_EPOCH if ended_well else PLATEAU if at_plateau else UNBOUNDED
         evaluation = (
             EVAL_REACHED if any(e.eval_started for e in seen) else RAN_TO_END if ended_well else EVAL_NOT_REACHED
         )

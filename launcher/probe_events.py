@@ -20,8 +20,9 @@ DWELL_VAR = "GPUPAIR_PROBE_DWELL_S"
 #: How a job's memory was probed (the trial's label, ``probe: <rule>``): its training was bounded to a number of
 #: steps and it passed through evaluation (its own --max-steps, or the hook bounding its DataLoaders); it was
 #: stopped once its memory had been flat (a job the probe cannot bound: not Python, not torch, its own loop);
-#: or it ran the seed's full epoch.
-BOUNDED, PLATEAU, FULL_EPOCH = "bounded steps", "plateau", "full epoch"
+#: or it ran the seed's full epoch. A job the probe cannot bound that neither ended well nor was stopped at a
+#: plateau (it crashed, ran out of memory or time, or was a background stopped with its foreground) ran unbounded.
+BOUNDED, PLATEAU, FULL_EPOCH, UNBOUNDED = "bounded steps", "plateau", "full epoch", "unbounded run"
 #: Whether the job's evaluation pass was part of what was measured: a DataLoader ran with gradients off;
 #: the job ended by itself, exit code 0 (so whatever evaluation it does, it did); or neither.
 EVAL_REACHED, RAN_TO_END, EVAL_NOT_REACHED = "reached", "ran to its end", "not reached"

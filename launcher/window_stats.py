@@ -111,7 +111,9 @@ def window_stats(
         foreground_samples_per_second=_round(window.samples_per_second),
         background_samples=_round(bg_samples),
         background_samples_per_second=_round(bg_samples / window.seconds if bg_samples is not None else None),
-        background_training_share=None if solo else _round(overlap_share(training_intervals(bg_runs), start, end)),
+        background_training_share=_round(overlap_share(training_intervals(bg_runs), start, end))
+        if any(bg_runs)  # a background that reported no progress (no pattern to read it by) trained unseen
+        else None,
         gpu_energy_j=_round(energy),
         energy_counter_s=_round(counter_s),
         energy_reliable=energy is not None,

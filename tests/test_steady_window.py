@@ -16,7 +16,7 @@ from gpupair_search.launcher.steady_window import (
     steady_window,
     training_intervals,
 )
-from gpupair_search.launcher.window_stats import window_stats
+from gpupair_search.launcher.window_stats import background_warning, window_stats
 
 
 def points(*pairs: tuple[float, int], batch: int = 4) -> list[ProgressPoint]:
@@ -206,3 +206,12 @@ def test_a_window_cpu_share_comes_from_the_counter_not_from_shares_that_lag_a_wa
     assert stats.foreground_cpu_pct == pytest.approx(100.0)
     lagging = [s.cpu_pct["foreground"] for s in samples if 0.1 <= s.t <= 1.1]
     assert sum(lagging) / len(lagging) < 60.0  # what the window read before
+
+
+def test_a_background_that_reports_no_progress_has_no_training_share_and_no_start_up_warning():
+    fg = points((0.0, 3), (4.0, 23))
+    unseen = window_stats(fg, [[], []], [], solo=False)  # two runs, no progress pattern to read them by
+    assert unseen.background_training_share is None and background_warning(unseen, 2) is None
+    late = window_stats(fg, [points((3.5, 1), (4.0, 3))], [], solo=False)  # it trained for the window's last 0.5 s
+    assert late.background_training_share is not None and late.background_training_share < 0.5
+    assert "this is no co-location" in background_warning(late, 1)

@@ -115,6 +115,9 @@ def test_a_job_the_probe_cannot_bound_gets_the_plateau_rule_and_says_evaluation_
     assert any(w.startswith("probe: plateau:") and "--full-epoch" in w for w in result.warnings)
     record = json.loads((result.result_dir / "experiment.json").read_text())
     assert record["probe"]["foreground"]["evaluation"] == EVAL_NOT_REACHED
+    crashed, _ = run(tmp_path, lab, job("crash", loader="own", workers=0), None, RunOptions(probe=True, grace_s=1.0))
+    assert crashed.outcome is Outcome.CRASH_FOREGROUND  # it ended by itself: no plateau stopped it
+    assert crashed.probe_label == "probe: unbounded run, evaluation not reached"
 
 
 def test_user_pairs_get_verdicts_a_crash_is_a_crash_and_a_job_without_progress_lines_is_still_bounded(tmp_path, lab):
