@@ -800,6 +800,33 @@ class _Reader:
         return list(merged.values())
 
 
+def keys_not_read(entry: dict[str, Any], top_mode: Any = None) -> list[tuple[str | None, str]]:
+    """The keys of one experiment that the seed's runner does not read where they stand, as (``None`` for the
+    experiment itself or the job's role, key): the runner ignores them and a strict load stops at each. Free
+    text and ``_`` comments are read by no one and are kept."""
+    mode = entry.get("mode", top_mode)
+    reads = _ENTRY_READS[mode if mode in _AS_WRITTEN else "mutation"] + _OURS
+    found: list[tuple[str | None, str]] = [(None, key) for key in entry if _unread(key, reads)]
+    if mode == "parallel":
+        for role in _ROLES:
+            job = entry.get(role)
+            if isinstance(job, dict):
+                job_reads = (
+                    _BACKGROUND_READS if role == "background" else _FOREGROUND_READS.get(job.get("mode"), _JOB_KEYS)
+                )
+                found += [(role, key) for key in job if _unread(key, job_reads)]
+    return found
+
+
+def top_keys_not_read(settings: dict[str, Any]) -> list[str]:
+    """The top-level keys of a settings file that neither the seed's runner nor gpupair-search reads."""
+    return [key for key in settings if _unread(key, tuple(_KNOWN_TOP))]
+
+
+def _unread(key: str, reads: tuple[str, ...]) -> bool:
+    return key not in reads and not key.startswith("_") and not _free_text(key)
+
+
 def _free_text(key: str) -> bool:
     """``Description``, ``comments``: a key that only carries text, whatever its case or number."""
     word = key.lower()

@@ -322,3 +322,29 @@ def test_a_number_of_the_wrong_json_type_is_what_the_runner_makes_of_it_with_len
             JobConfig("lab", "m", {"batch_size": value}), "experiments[0]", "s.json", lenient=True
         ).problems
         assert problem.where == "experiments[0].hyperparameters.batch_size"
+
+
+def test_export_leaves_out_what_the_runner_does_not_read_and_validates_strictly(tmp_path):
+    """Keys the runner ignores where they stand changed nothing, and bookkeeping such as expected_experiments would
+    be stale in a file of other experiments: export leaves them out, says so, and its file loads strictly. A key
+    given twice, which the study's lenient load accepted, does not stop export either."""
+    fg = {"repo": "examples", "model": "mnist", "mode": "default", "hyperparameters": {"epochs": 1}}
+    bg = {"repo": "examples", "model": "mnist_ff", "hyperparameters": {"epochs": 1}, "priority": "low"}
+    entry = {"mode": "parallel", "hyperparameters": {"epochs": 1}, "foreground": fg, "background": bg}
+    text = json.dumps({"experiment_name": "ignored", "expected_experiments": 1, "experiments": [entry]})
+    path = tmp_path / "ignored.json"
+    path.write_text(text.replace('"epochs": 1}', '"epochs": 1, "epochs": 2}', 1))  # given twice, in the entry's
+    results, out = tmp_path / "results", tmp_path / "exported.json"
+    ran = run_cli("run", "--settings", str(path), "--device", "sim", "--lenient", "--results", str(results))
+    assert ran.returncode == 0, ran.stderr
+    done = run_cli("export", "--settings", str(path), "--results", str(results), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "g01: hyperparameters: not read by the seed's runner where it stood" in done.stderr
+    assert "g01: background.priority: not read" in done.stderr
+    assert "expected_experiments: read neither by the seed's runner nor by gpupair-search" in done.stderr
+    exported = json.loads(out.read_text(encoding="utf-8"))
+    [written] = exported["experiments"]
+    assert "hyperparameters" not in written and "priority" not in written["background"]
+    assert "expected_experiments" not in exported
+    valid = run_cli("validate", str(out))
+    assert valid.returncode == 0, valid.stderr

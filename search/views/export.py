@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from gpupair_search.launcher.errors import UserError
-from gpupair_search.launcher.experiments import load_experiment
-from gpupair_search.launcher.jsonfile import read_json
+from gpupair_search.launcher.experiments import keys_not_read, load_experiment, top_keys_not_read
+from gpupair_search.launcher.jsonfile import read_json, read_json_with_duplicates
 from gpupair_search.launcher.registry import BATCH_SIZE, Registry
 from gpupair_search.launcher.results import atomic_write
 from gpupair_search.launcher.sizes import format_mib, parse_size_mib
@@ -195,7 +195,7 @@ def build_export(fs, target_models: Path, margin_mib: float = 0.0) -> Export:
             f"no pair of study '{fs.settings.name}' is verified safe under "
             f"{limit - margin_mib:,.0f} MiB; nothing to export:\n{reasons}"
         )
-    settings = _top_level(raw, fs, margin_mib)
+    settings = _top_level(raw, fs, margin_mib, warnings)
     source = settings.pop("_exported_from")
     settings["experiments"] = [e for _, _, e in sorted(entries, key=lambda x: (x[0], x[1]))]
     settings["_unsafe_pairs"] = unsafe
@@ -219,7 +219,9 @@ _ADDITIONS_COMMENT = (
 
 
 def _raw_settings(path: Path) -> dict[str, Any]:
-    data = read_json(Path(path), "settings file")
+    """The settings file's own shape. The study's load has judged its repeated keys already, in the study's
+    mode; here, as for json and the seed's runner, the last value of each is the one."""
+    data, _ = read_json_with_duplicates(Path(path), "settings file")
     return data if isinstance(data, dict) else {}
 
 
@@ -231,9 +233,20 @@ def _raw_models(registry: Registry) -> dict[str, Any]:
     return data.get("models", {}) if isinstance(data, dict) else {}
 
 
-def _top_level(raw: dict[str, Any], fs, margin_mib: float) -> dict[str, Any]:
+def _top_level(raw: dict[str, Any], fs, margin_mib: float, warnings: list[str]) -> dict[str, Any]:
+    unread = top_keys_not_read(raw)
+    if unread:  # bookkeeping such as expected_experiments would be stale in a file of other experiments
+        warnings.append(
+            f"{', '.join(unread)}: read neither by the seed's runner nor by gpupair-search; left out of the export"
+        )
     out = {key: raw.get(key, "") for key in _TEXT_TOP}
-    out.update({k: v for k, v in raw.items() if k not in out and k != "experiments" and not k.startswith("_")})
+    out.update(
+        {
+            k: v
+            for k, v in raw.items()
+            if k not in out and k != "experiments" and not k.startswith("_") and k not in unread
+        }
+    )
     name = str(raw.get("experiment_name", fs.experiment.name))
     limit = fs.settings.safe_limit_mib
     kind = fs.kind
@@ -322,6 +335,12 @@ def _entry(
         entry["gradient_accumulation"] = factors
     origin = pair.note or (pair.foreground.key + (" + " + pair.background.key if pair.background else ""))
     entry["note"] = f"{note} (g{pair.group:02d} {origin})"
+    for role, key in keys_not_read(entry, raw.get("mode")):
+        (entry if role is None else entry[role]).pop(key)
+        warnings.append(
+            f"g{pair.group:02d}: {key if role is None else f'{role}.{key}'}: not read by the seed's runner where "
+            "it stood, so it changed nothing; left out of the export"
+        )
     entry["runs_per_config"] = pair.repeats
     if isinstance(entry.get("foreground"), dict):
         entry["foreground"].pop("runs_per_config", None)  # the experiment's count is the one the runner uses
