@@ -4,6 +4,7 @@ the help are the function here), plus one real ``python -m`` run."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -83,3 +84,18 @@ def test_pair_and_run_default_to_probes_with_the_same_switch():
     for command in ("pair", "run"):
         text = " ".join(help_of(command).split())
         assert "--probe / --full-epoch" in text and "[default: probe]" in text, command
+
+
+def test_validate_takes_the_settings_file_as_an_argument_or_as_settings_as_the_other_commands_do(tmp_path):
+    path = tmp_path / "one.json"
+    job = {"mode": "default", "repo": "examples", "model": "mnist", "hyperparameters": {"epochs": 1}}
+    path.write_text(json.dumps({"experiments": [job]}))
+    as_argument = CliRunner().invoke(app, ["validate", str(path)])
+    as_option = CliRunner().invoke(app, ["validate", "--settings", str(path)])
+    assert as_argument.exit_code == as_option.exit_code == 0, as_option.output
+    assert as_argument.output == as_option.output and "1 pair(s)" in as_option.output
+    both = CliRunner().invoke(app, ["validate", str(path), "--settings", str(path)])
+    neither = CliRunner().invoke(app, ["validate"])
+    assert both.exit_code == neither.exit_code == 1
+    assert "give one settings file, as an argument or as --settings FILE" in neither.output
+    assert "Traceback" not in both.output + neither.output

@@ -158,7 +158,13 @@ def with_run_request(exclude: tuple[str, ...] = (), check_idle: bool = True) -> 
 @app.command()
 @user_errors
 def validate(
-    settings: Path = typer.Argument(..., help="Experiment settings file (seed format)."),
+    settings: Path | None = typer.Argument(None, help="Experiment settings file (seed format)."),
+    settings_option: Path | None = typer.Option(
+        None,
+        "--settings",
+        help="The same file, as run and the other commands take it.",
+        rich_help_panel=opt.STUDY_PANEL,
+    ),
     models: Path | None = opt.MODELS,
     repos_root: Path | None = opt.REPOS_ROOT,
     lenient: bool = opt.LENIENT,
@@ -166,6 +172,13 @@ def validate(
     """Check a settings file and print the pairs it would run. Exit 0 valid, 1 invalid, 2 unreadable."""
     from gpupair_search.search.engine.inputs import load_registry, load_settings, validation_lines
 
+    if (settings is None) == (settings_option is None):
+        raise UserError(
+            "validate: give one settings file, as an argument or as --settings FILE"
+            + (f" (both were given: {settings} and {settings_option})" if settings else "")
+        )
+    settings = settings or settings_option
+    assert settings is not None
     registry = load_registry(models, repos_root, need_clones=False)
     experiment = load_settings(settings, registry, lenient)
     out, warnings = validation_lines(settings, experiment, registry)
