@@ -80,18 +80,19 @@ def test_a_user_job_with_a_long_epoch_is_probed_in_bounded_steps_through_its_eva
 @pytest.mark.parametrize("workers", [0, 2])
 def test_the_evaluation_heavy_jobs_probe_peak_is_not_below_its_full_epoch_peak(tmp_path, lab, workers):
     """Its evaluation holds 256 MiB more than training, after every training step: a plateau of the first
-    minute misses it, the bounded probe does not. On the CPU device a job's memory is the RSS of its processes, and
-    each forked DataLoader worker counts the trainer's pages again, for as long as it lives: with workers, two runs
-    of one job differ by up to several per cent at peak, either way, so only the evaluation's cache is compared
-    there. On a GPU the workers hold no device memory (bench/probe_vs_full.py)."""
+    minute misses it, the bounded probe does not. Without DataLoader workers the peaks agree within 2%, the
+    probe's target (host RSS also grows by about 1% over a longer run: the allocator's heap). With them, on the CPU device, each worker also holds its own copies of the trainer's pages
+    that the trainer wrote to since the fork (copy on write): host memory that grows with how long the workers
+    live, so the full epoch's peak is a few per cent higher, and only the evaluation's cache is compared there.
+    On a GPU the workers hold no device memory (bench/probe_vs_full.py)."""
     hp = {**SHORT_EPOCH, "workers": workers}
     probed, _ = run(tmp_path, lab, job("evalheavy", **hp), None)
     full, _ = run(tmp_path, lab, job("evalheavy", **hp), None, RunOptions(timeout_s=600, grace_s=1.0))
     assert probed.outcome is Outcome.OK and full.outcome is Outcome.OK
     assert probed.probe["foreground"] == {"rule": BOUNDED, "evaluation": EVAL_REACHED}
     assert full.probe["foreground"] == {"rule": FULL_EPOCH, "evaluation": "ran to its end"}
-    if workers == 0:  # only the allocator's noise is left
-        assert probed.memory.foreground_peak_mib >= 0.99 * full.memory.foreground_peak_mib
+    if workers == 0:
+        assert probed.memory.foreground_peak_mib >= 0.98 * full.memory.foreground_peak_mib
     training_only = max(
         s.job_mib.get("foreground", 0.0)
         for s in full.samples
