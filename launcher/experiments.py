@@ -41,7 +41,7 @@ from gpupair_search.launcher.jsonfile import (
     show,
     type_name,
 )
-from gpupair_search.launcher.mutation import MutationError, worst_case
+from gpupair_search.launcher.mutation import MutationError, distinct_draws, mutated_names, worst_case
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.sizes import parse_size_mib
 from gpupair_search.launcher.spec import JobConfig, PairSpec
@@ -652,8 +652,36 @@ class _Reader:
         if isinstance(fg_entry, dict):
             self.counts(f"{at}.foreground", fg_entry, {"runs_per_config": _COUNTS["runs_per_config"]})
         # the runner's priority: the experiment's runs_per_config, then the foreground's, then the file's
-        runs = _count(entry, "runs_per_config", _count(fg_entry, "runs_per_config", top_runs))
+        runs: int | None = _count(entry, "runs_per_config", _count(fg_entry, "runs_per_config", top_runs))
+        if fg_worst:
+            runs = self.drawable(f"{at}.foreground", fg_entry, fg, runs)
+            if runs is None:
+                return None
         return (fg, bg), runs, ({"foreground": fg_worst} if fg_worst else {})
+
+    def drawable(self, at: str, entry: dict, job: JobConfig, runs: int) -> int | None:
+        """``runs`` of a mutation job, at most the number of different mutations the runner can draw (it never
+        draws one twice, nor the defaults); None, with a warning, where it can draw none and runs nothing."""
+        repo = self.registry.repositories[job.repo]
+        names = mutated_names(repo, entry.get("mutate", ["all"]))
+        draws = distinct_draws(repo, names)
+        if draws is None or runs <= draws:
+            return runs
+        space = f"{', '.join(names)} within {'their ranges' if len(names) > 1 else 'its range'}"
+        if draws == 0:
+            self.warn(
+                at,
+                f"the seed's runner draws no mutation of {space}: the only value there is the models file's "
+                "default, which it never draws, so it runs this entry 0 times: skipped, as by the runner",
+            )
+            return None
+        self.warn(
+            at,
+            f"runs_per_config asks for {runs} runs, but {space} {'give' if len(names) > 1 else 'gives'} only "
+            f"{draws} mutation(s) besides the defaults, and the seed's runner draws each once: it runs at most "
+            f"{draws} times, counted as {draws}",
+        )
+        return draws
 
     def foreground_mode(self, at: str, job: dict) -> tuple[str, bool]:
         """The runner draws a foreground's values when its mode is "mutation" and runs them as written for any
@@ -694,7 +722,12 @@ class _Reader:
         job, worst = self.job(at, entry, mode, said=said)
         if job is None:
             return None
-        return (job, None), _count(entry, "runs_per_config", top_runs), ({"foreground": worst} if worst else {})
+        runs = _count(entry, "runs_per_config", top_runs)
+        if worst:
+            runs = self.drawable(at, entry, job, runs)
+            if runs is None:
+                return None
+        return (job, None), runs, ({"foreground": worst} if worst else {})
 
     def job(
         self, at: str, entry: Any, mode: str, background: bool = False, said: bool = False
@@ -771,6 +804,12 @@ class _Reader:
             else:
                 self.problem(exc.where, exc.message, expected=exc.expected, fix=exc.fix)
             return None
+        if isinstance(entry.get("mutate"), str):
+            self.warn(
+                f"{at}.mutate",
+                f"is {describe(entry['mutate'])}: \"all\" is in it, so the seed's runner mutates every "
+                "hyperparameter; read as [\"all\"] (--lenient)",
+            )
         for name in found["ignored"]:
             self.warn(
                 f"{at}.mutate",

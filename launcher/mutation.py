@@ -7,11 +7,12 @@ top of its range, every other one at its default when the range holds it, else a
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from gpupair_search.launcher.jsonfile import describe, json_path, name_shown, nearest
+from gpupair_search.launcher.jsonfile import describe, json_path, name_shown, nearest, show
 from gpupair_search.launcher.registry import BATCH_SIZE, Hyperparameter, Repository
 
 #: Names of hyperparameters that change how much memory a job needs (besides ``batch_size``).
@@ -38,9 +39,61 @@ def is_memory_relevant(name: str) -> bool:
     return name == BATCH_SIZE or bool(MEMORY_RELEVANT.search(name))
 
 
+#: Beyond this many different mutations, a mutation entry's space is no limit on its runs.
+_MANY = 10**6
+
+
+def mutated_names(repo: Repository, mutate: Any) -> list[str]:
+    """The hyperparameters the seed's runner mutates for ``mutate``: all of them where ``"all" in mutate`` (a
+    list holding it, or a string containing it), else the listed names the repository has."""
+    known = repo.hyperparameters
+    if "all" in mutate:
+        return list(known)
+    return [m for m in mutate if isinstance(m, str) and m in known]
+
+
+def distinct_draws(repo: Repository, names: list[str]) -> int | None:
+    """How many different mutations the seed's runner can draw for ``names``: it keeps only mutations it has not
+    drawn yet (floats compared with 6 decimals) and never the models file's defaults, so an entry runs at most
+    this many times, whatever its runs_per_config. None where the space is too large to limit anything."""
+    space, all_defaults_drawable = 1, True
+    for name in names:
+        hp = repo.hyperparameters[name]
+        if hp.range is None:
+            return None
+        low, high = hp.range
+        if hp.type == "int":
+            values = int(high) - int(low) + 1
+            drawable = isinstance(hp.default, int) and not isinstance(hp.default, bool) and low <= hp.default <= high
+        elif hp.type == "float":
+            values = math.floor(high * 1e6) - math.ceil(low * 1e6) + 1
+            drawable = isinstance(hp.default, (int, float)) and low <= hp.default <= high
+        else:
+            return None
+        space *= max(values, 0)
+        all_defaults_drawable = all_defaults_drawable and drawable
+        if space > _MANY:
+            return None
+    return space - 1 if all_defaults_drawable and space else space
+
+
 def worst_case(repo: Repository, mutate: Any, where: str, lenient: bool = False) -> dict[str, Any]:
     """``{"values": {name: value}, "at_maximum": [names], "ignored": [names]}`` for the hyperparameters the runner
     would mutate (``mutate``, default ``["all"]``, as the runner reads it)."""
+    if isinstance(mutate, str) and "all" in mutate:
+        if not lenient:
+            raise MutationError(
+                where,
+                f'is {describe(mutate)}; the seed\'s runner finds "all" in it and mutates every hyperparameter',
+                expected='a list of hyperparameter names, or ["all"]',
+                fix='write ["all"], or run with --lenient to read it as the runner does',
+                skipped_by_runner=False,
+            )
+        mutate = ["all"]
+    not_names: list[str] = []
+    if isinstance(mutate, list) and lenient and all(m is None or isinstance(m, (str, int, float)) for m in mutate):
+        not_names = [show(m) for m in mutate if not isinstance(m, str)]  # no such hyperparameter: passed over
+        mutate = [m for m in mutate if isinstance(m, str)]
     if not isinstance(mutate, list) or not all(isinstance(m, str) for m in mutate):
         raise MutationError(
             where,
@@ -60,7 +113,7 @@ def worst_case(repo: Repository, mutate: Any, where: str, lenient: bool = False)
             fix=(f'did you mean "{close}"? ' if close else "") + "or run with --lenient to drop it",
             skipped_by_runner=False,
         )
-    names = list(known) if "all" in mutate else [m for m in mutate if m in known]
+    names = mutated_names(repo, mutate)
     if not names:
         raise MutationError(
             where,
@@ -82,7 +135,7 @@ def worst_case(repo: Repository, mutate: Any, where: str, lenient: bool = False)
         values[name], top = _worst_value(hp)
         if top:
             at_maximum.append(name)
-    return {"values": values, "at_maximum": at_maximum, "ignored": unknown}
+    return {"values": values, "at_maximum": at_maximum, "ignored": unknown + not_names}
 
 
 def _worst_value(hp: Hyperparameter) -> tuple[Any, bool]:

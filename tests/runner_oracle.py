@@ -4,6 +4,8 @@ the tests as their oracle, and the same summary of our own reading, so that a te
 from __future__ import annotations
 
 import collections
+import itertools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,18 @@ def runner_reading(settings: dict[str, Any], models: dict[str, Any]) -> Reading:
         supported = models[repo]["supported_hyperparams"]
         return ("mutate",) + tuple(sorted(supported if "all" in names else [n for n in names if n in supported]))
 
+    def drawn(repo: str, job: dict, count: int) -> int:
+        """generate_mutations: distinct draws only, never the defaults; small integer spaces counted by listing
+        them (a float or a large space is no limit)."""
+        specs = [models[repo]["supported_hyperparams"][n] for n in mutated(repo, job)[1:]]
+        if any(spec["type"] != "int" for spec in specs):
+            return count
+        ranges = [range(spec["range"][0], spec["range"][1] + 1) for spec in specs]
+        if math.prod(len(r) for r in ranges) > 10**5:
+            return count
+        defaults = tuple(spec.get("default") for spec in specs)
+        return min(count, sum(1 for values in itertools.product(*ranges) if values != defaults))
+
     runs: collections.Counter = collections.Counter()
     file_runs = settings.get("runs_per_config", 1)
     file_mode = settings.get("mode", "mutation")
@@ -48,6 +62,7 @@ def runner_reading(settings: dict[str, Any], models: dict[str, Any]) -> Reading:
                     continue
                 count = exp.get("runs_per_config", fg.get("runs_per_config", file_runs))
                 values = mutated(fg_repo, fg) if fg_mode == "mutation" else frozen(fg.get("hyperparameters", {}))
+                count = drawn(fg_repo, fg, count) if fg_mode == "mutation" else count
                 runs[
                     (
                         "parallel",
@@ -67,8 +82,8 @@ def runner_reading(settings: dict[str, Any], models: dict[str, Any]) -> Reading:
             else:  # every other mode word, known or not, is mutation
                 repo, model = exp["repo"], exp["model"]
                 if known(repo, model):
-                    runs[("mutation", f"{repo}/{model}", "mutation", mutated(repo, exp), None, None)] += exp.get(
-                        "runs_per_config", file_runs
+                    runs[("mutation", f"{repo}/{model}", "mutation", mutated(repo, exp), None, None)] += drawn(
+                        repo, exp, exp.get("runs_per_config", file_runs)
                     )
         except Exception:  # noqa: BLE001 - the runner's own handling: "Error running experiment: ..." and go on
             continue

@@ -31,6 +31,7 @@ SHAPE_FILES = [
     "skipped_repositories",
     "repeated_pair",
     "repeated_solo_job",
+    "mutation_space",
 ]
 #: Warnings each file must give with --lenient: one per place where our reading differs or something is dropped.
 WARNINGS = {
@@ -46,6 +47,12 @@ WARNINGS = {
     "skipped_repositories": ["experiments[1].foreground", "experiments[2].background", "experiments[3]"],
     "repeated_pair": [],
     "repeated_solo_job": [],
+    "mutation_space": [
+        "experiments[0]",
+        "experiments[1].foreground",
+        "experiments[2].mutate",
+        "experiments[3].mutate",
+    ],
 }
 
 
@@ -348,3 +355,16 @@ def test_export_leaves_out_what_the_runner_does_not_read_and_validates_strictly(
     assert "expected_experiments" not in exported
     valid = run_cli("validate", str(out))
     assert valid.returncode == 0, valid.stderr
+
+
+def test_a_mutation_entry_runs_at_most_as_often_as_there_are_different_draws_and_strict_asks_for_a_list(registry):
+    """The runner draws each mutation once and never the defaults: epochs 5..15 without 10 give 10 runs, whatever
+    runs_per_config asks. A string holding "all" mutates everything for the runner; strict mode asks for ["all"]."""
+    path = SHAPES / "mutation_space.json"
+    counts = {p.foreground.key: p.repeats for p in load_experiment(path, registry, lenient=True).pairs}
+    assert counts == {"examples/mnist": 10, "MRT-OAST/default": 10, "examples/mnist_ff": 2, "examples/siamese": 3}
+    with pytest.raises(ConfigError) as refused:
+        load_experiment(path, registry)
+    messages = {p.where: p for p in refused.value.problems}
+    assert set(messages) == {"experiments[2].mutate", "experiments[3].mutate"}
+    assert messages["experiments[2].mutate"].fix.startswith('write ["all"]')
