@@ -333,9 +333,10 @@ def test_a_number_of_the_wrong_json_type_is_what_the_runner_makes_of_it_with_len
 
 def test_export_leaves_out_what_the_runner_does_not_read_and_validates_strictly(tmp_path):
     """Keys the runner ignores where they stand changed nothing, and bookkeeping such as expected_experiments would
-    be stale in a file of other experiments: export leaves them out, says so, and its file loads strictly. A key
-    given twice, which the study's lenient load accepted, does not stop export either."""
-    fg = {"repo": "examples", "model": "mnist", "mode": "default", "hyperparameters": {"epochs": 1}}
+    be stale in a file of other experiments: export leaves them out, says so, and its file loads strictly; a
+    foreground that ran as written says "default". A key given twice, which the study's lenient load accepted,
+    does not stop export either."""
+    fg = {"repo": "examples", "model": "mnist", "mode": "parallel", "hyperparameters": {"epochs": 1}}  # as written
     bg = {"repo": "examples", "model": "mnist_ff", "hyperparameters": {"epochs": 1}, "priority": "low"}
     entry = {"mode": "parallel", "hyperparameters": {"epochs": 1}, "foreground": fg, "background": bg}
     text = json.dumps({"experiment_name": "ignored", "expected_experiments": 1, "experiments": [entry]})
@@ -352,6 +353,7 @@ def test_export_leaves_out_what_the_runner_does_not_read_and_validates_strictly(
     exported = json.loads(out.read_text(encoding="utf-8"))
     [written] = exported["experiments"]
     assert "hyperparameters" not in written and "priority" not in written["background"]
+    assert written["foreground"]["mode"] == "default"  # the word the runner reads as "run as written"
     assert "expected_experiments" not in exported
     valid = run_cli("validate", str(out))
     assert valid.returncode == 0, valid.stderr

@@ -316,6 +316,8 @@ def _entry(
         if role in pair.worst_case and not _as_default_job(target, job, reduced, pair, warnings):
             continue
         target.update({"repo": job.repo, "model": job.model, "hyperparameters": dict(job.hyperparameters)})
+        if role == "foreground" and pair.background is not None and role not in pair.worst_case:
+            target["mode"] = "default"  # it ran as written: say so in the word the runner reads that way
     factors = accumulation(plan.original, choice.config, grid)
     changes = [
         f"{role} batch size {plan.original[i]}→{choice.config[i]}"
