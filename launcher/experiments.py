@@ -343,7 +343,7 @@ class _Reader:
         top = _TopMode(True, data["mode"])
         if top.word in _MODES:
             return top
-        if not isinstance(top.word, str):
+        if not isinstance(top.word, str) and not self.lenient:  # null, a number: the runner's "mutation" too
             self.mode_type("mode", top.word)
             return _TopMode()
         users = [i for i, e in enumerate(experiments) if isinstance(e, dict) and "mode" not in e and not _separator(e)]
@@ -529,7 +529,7 @@ class _Reader:
             word, where = top.word, "mode"
         else:
             return self.unmarked(at, entry), True
-        if not isinstance(word, str):
+        if not isinstance(word, str) and not self.lenient:  # null, a number: the runner's "mutation" too
             if where != "mode":
                 self.mode_type(where, word)
             return None, True

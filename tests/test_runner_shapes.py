@@ -19,6 +19,7 @@ from tests.conftest import FIXTURES, run_cli
 from tests.runner_oracle import our_runs, runner_reading
 
 SHAPES = FIXTURES / "runner_shapes"
+BG = {"repo": "examples", "model": "mnist_ff"}
 BUNDLED_MODELS = json.loads(bundled("models.json").read_text(encoding="utf-8"))["models"]
 
 
@@ -370,3 +371,17 @@ def test_a_mutation_entry_runs_at_most_as_often_as_there_are_different_draws_and
     messages = {p.where: p for p in refused.value.problems}
     assert set(messages) == {"experiments[2].mutate", "experiments[3].mutate"}
     assert messages["experiments[2].mutate"].fix.startswith('write ["all"]')
+
+
+def test_a_mode_of_null_or_a_number_is_the_runners_mutation_with_lenient_and_an_error_without(registry, tmp_path):
+    path = tmp_path / "null_modes.json"
+    pair = {"foreground": {"repo": "examples", "model": "mnist", "mode": "default"}, "background": BG}
+    entries = [{"repo": "examples", "model": "mnist", "mutate": ["batch_size"]}, {"mode": 5, **pair}]
+    path.write_text(json.dumps({"mode": None, "experiments": entries}))
+    with pytest.raises(ConfigError) as refused:
+        load_experiment(path, registry)
+    assert [p.where for p in refused.value.problems] == ["mode", "experiments[1].mode"]
+    experiment = load_experiment(path, registry, lenient=True)
+    [solo] = experiment.pairs  # the pair read as mutation has no "repo": skipped, as by the runner
+    assert solo.worst_case["foreground"]["values"] == {"batch_size": 128}
+    assert [w.split(": ", 2)[1] for w in experiment.warnings] == ["mode", "experiments[1].mode"]
