@@ -19,6 +19,9 @@ class Problem:
     message: str
     expected: str = ""
     fix: str = ""
+    #: Where the seed's runner skips the experiment that holds this (it fails on the value, or runs it 0 times):
+    #: what it does, said in a warning where --lenient skips the experiment too. Empty: no such reading.
+    runner_skips: str = ""
 
     def render(self) -> str:
         """The problem as printed: control characters of every part escaped (they may come from the file)."""

@@ -84,6 +84,7 @@ _COUNTS = {"runs_per_config": 0, "max_retries": 0}  # runs_per_config 0: the run
 _ROLES = ("foreground", "background")  # the jobs of a pair, as export's gradient_accumulation names them
 
 #: Where a key the runner reads elsewhere belongs, said where it stands instead (the fix of the message).
+_RUNNER_FAILS = "the runner fails on it and goes on to the next experiment"
 _INTO_JOB = 'move it inside "foreground" (or "background"), where the seed\'s runner reads it for a pair'
 _TO_MUTATE = 'set "mode": "mutation" to draw values from the models file\'s ranges, or remove it'
 _AS_WRITTEN_FIX = (
@@ -212,8 +213,19 @@ class _Reader:
         self.warnings.append(message)
         return message
 
-    def problem(self, where: str, message: str, expected: str = "", fix: str = "") -> None:
-        self.problems.append(Problem(self.file, where, message, expected=expected, fix=fix))
+    def problem(self, where: str, message: str, expected: str = "", fix: str = "", runner_skips: str = "") -> None:
+        self.problems.append(Problem(self.file, where, message, expected=expected, fix=fix, runner_skips=runner_skips))
+
+    def skipped_by_runner(self, at: str, since: int) -> bool:
+        """--lenient: where every problem found in the experiment at ``at`` since the ``since``-th is one on which
+        the seed's runner skips the experiment, skip it too, with one warning that names them; True then."""
+        found = self.problems[since:]
+        if not (self.lenient and found and all(p.runner_skips for p in found)):
+            return False
+        del self.problems[since:]
+        why = "; ".join(f"{p.where}: {p.message} ({p.runner_skips})" for p in found)
+        self.warn(at, f"skipped, as by the seed's runner: {why} (--lenient)")
+        return True
 
     def divergence(self, where: str, message: str, lenient_text: str, expected: str = "", fix: str = "") -> None:
         """Where the file says one thing and the runner does another: an error in strict mode (``message``, what to
@@ -429,7 +441,10 @@ class _Reader:
                     where,
                     f"{describe(value)} is not an integer",
                     expected=f"an integer, {least} or more",
-                    fix="correct the value",
+                    fix=f"write {int(value)}"
+                    if isinstance(value, float) and value.is_integer()
+                    else "correct the value",
+                    runner_skips=_RUNNER_FAILS if key == "runs_per_config" else "",
                 )
             elif value < least:
                 self.problem(
@@ -437,6 +452,7 @@ class _Reader:
                     f"{show(value)} is less than {least}",
                     expected=f"an integer, {least} or more",
                     fix="correct the value",
+                    runner_skips="the runner runs it 0 times" if key == "runs_per_config" else "",
                 )
 
     def keys(
@@ -500,7 +516,7 @@ class _Reader:
                 entry["gradient_accumulation"],
                 _ROLES if mode == "parallel" else _ROLES[:1],
             )
-        if found is None or len(self.problems) > count:
+        if self.skipped_by_runner(at, count) or found is None or len(self.problems) > count:
             return None
         (fg, bg), runs, worst = found
         if runs == 0:
@@ -741,6 +757,7 @@ class _Reader:
                 f"{got}, expected an object with repo, model, hyperparameters",
                 expected='{"repo": "examples", "model": "mnist", "hyperparameters": {...}}',
                 fix=_FORMAT_FIX,
+                runner_skips=_RUNNER_FAILS if entry is not None else "",
             )
             return None, {}
         if background:
@@ -756,6 +773,7 @@ class _Reader:
                     f"{got}, expected a non-empty string",
                     expected=f'a {key} name of the models file, e.g. "{example}"',
                     fix=f'add "{key}": "<name>"' if key not in entry else "correct the value",
+                    runner_skips=_RUNNER_FAILS if key in entry else "",
                 )
                 bad = True
         hyper = entry.get("hyperparameters", {})
@@ -765,6 +783,7 @@ class _Reader:
                 f"is {describe(hyper)}, expected an object",
                 expected='{"epochs": 1, "learning_rate": 0.01}',
                 fix=_FORMAT_FIX,
+                runner_skips=_RUNNER_FAILS,
             )
             bad = True
         if background and entry.get("mode") == "mutation":
@@ -788,7 +807,7 @@ class _Reader:
             what = "repository" if job.repo not in self.registry.repositories else "model"
             self.warn(at, f"skipped, as by the seed's runner: {check.problems[0].message} (--lenient)")
             return None, {"skipped": what}
-        self.problems.extend(check.problems)
+        self.problems.extend(check.problems)  # a value the runner fails on says so (runner_skips)
         self.warnings.extend(check.warnings)
         return (check.applied(job) if not check.problems else None), worst
 
@@ -807,8 +826,8 @@ class _Reader:
         if isinstance(entry.get("mutate"), str):
             self.warn(
                 f"{at}.mutate",
-                f"is {describe(entry['mutate'])}: \"all\" is in it, so the seed's runner mutates every "
-                "hyperparameter; read as [\"all\"] (--lenient)",
+                f'is {describe(entry["mutate"])}: "all" is in it, so the seed\'s runner mutates every '
+                'hyperparameter; read as ["all"] (--lenient)',
             )
         for name in found["ignored"]:
             self.warn(

@@ -306,7 +306,14 @@ class Registry:
             message = _value_problem(hp, value)
             if message:
                 problems.append(
-                    Problem(file, at, message, expected=_expected(hp), fix="correct the value in the settings file")
+                    Problem(
+                        file,
+                        at,
+                        message,
+                        expected=_expected(hp),
+                        fix="correct the value in the settings file",
+                        runner_skips=_RUNNER_FAILS if _runner_cannot_write(value, hp.type) else "",
+                    )
                 )
             elif lost := _float_lost(value, hp.type):
                 text = f"{show(value)} is passed as {lost} by the seed's runner, which writes floats with 6 decimals"
@@ -396,6 +403,21 @@ def _runner_reading(value: Any, kind: str) -> int | float | None:
     if kind == "float" and isinstance(value, bool):
         return float(value)
     return None
+
+
+_RUNNER_FAILS = "the runner cannot write it into the command line, fails and goes on to the next experiment"
+
+
+def _runner_cannot_write(value: Any, kind: str) -> bool:
+    """Whether the seed's runner's formatting raises on ``value`` (``int(None)``, ``f"{'0.01':.6f}"``)."""
+    try:
+        if kind == "int":
+            str(int(value))
+        elif kind == "float":
+            f"{value:.{RUNNER_FLOAT_DECIMALS}f}"
+    except (TypeError, ValueError, OverflowError):
+        return True
+    return False
 
 
 def _float_lost(value: Any, kind: str) -> str:

@@ -95,6 +95,7 @@ UNIT_TESTS = {
         "test_a_number_of_the_wrong_json_type_is_what_the_runner_makes_of_it_with_lenient_and_an_error_without",
         "test_a_mutation_entry_runs_at_most_as_often_as_there_are_different_draws_and_strict_asks_for_a_list",
         "test_a_mode_of_null_or_a_number_is_the_runners_mutation_with_lenient_and_an_error_without",
+        "test_with_lenient_an_experiment_the_runner_fails_on_is_skipped_with_the_reason_and_the_rest_runs",
         "test_values_reach_the_command_line_as_the_runner_writes_them",
         "test_where_the_runner_would_mutate_an_unmarked_job_lenient_mode_says_so",
     },

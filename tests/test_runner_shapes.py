@@ -385,3 +385,37 @@ def test_a_mode_of_null_or_a_number_is_the_runners_mutation_with_lenient_and_an_
     [solo] = experiment.pairs  # the pair read as mutation has no "repo": skipped, as by the runner
     assert solo.worst_case["foreground"]["values"] == {"batch_size": 128}
     assert [w.split(": ", 2)[1] for w in experiment.warnings] == ["mode", "experiments[1].mode"]
+
+
+def test_with_lenient_an_experiment_the_runner_fails_on_is_skipped_with_the_reason_and_the_rest_runs(
+    registry, tmp_path
+):
+    """The runner runs each experiment inside its own try: a value it cannot write into the command line, a
+    hyperparameters object that is not one, a count it cannot multiply by, skip that experiment only; a negative
+    count runs it 0 times. Strict mode names each; --lenient skips those experiments, as the runner does."""
+    job = {"repo": "examples", "model": "mnist"}
+    entries = [
+        {**job, "hyperparameters": {"learning_rate": "0.01"}},
+        {**job, "hyperparameters": None},
+        {**job, "hyperparameters": {"epochs": None}},
+        {**job, "runs_per_config": "3"},
+        {**job, "runs_per_config": -1},
+        {"repo": ["examples"], "model": "mnist"},
+        {"mode": "parallel", "foreground": [1], "background": BG},
+        {"repo": "examples", "model": "mnist_ff", "hyperparameters": {"epochs": 2}},
+    ]
+    path = tmp_path / "runner_fails.json"
+    path.write_text(json.dumps({"mode": "default", "experiments": entries}))
+    with pytest.raises(ConfigError) as refused:
+        load_experiment(path, registry)
+    assert len(refused.value.problems) == 7
+    experiment = load_experiment(path, registry, lenient=True)
+    assert [p.foreground.key for p in experiment.pairs] == ["examples/mnist_ff"]
+    skipped = [w.split(": ", 2)[1:] for w in experiment.warnings]
+    assert [where for where, _ in skipped] == [f"experiments[{i}]" for i in range(7)]
+    assert all(text.startswith("skipped, as by the seed's runner: ") for _, text in skipped)
+    assert "(the runner runs it 0 times)" in skipped[4][1]
+    entries.append({**job, "hyperparameters": {"epochs": 0}})  # the runner runs it; the job refuses it
+    path.write_text(json.dumps({"mode": "default", "experiments": entries}))
+    with pytest.raises(ConfigError, match=r"experiments\[8\].hyperparameters.epochs: expected an integer >= 1"):
+        load_experiment(path, registry, lenient=True)
