@@ -439,6 +439,11 @@ def _expected(hp: Hyperparameter) -> str:
             f"{_KIND_WORDS[hp.type]} {hp.bounds.words()}, as the training script checks "
             f"({hp.bounds.as_written()} in the models file)"
         )
+    if hp.type == "int" and not hp.allows_negative:
+        return (
+            "an integer, 0 or more: nothing the models file says of it is negative (its default, range, bounds); "
+            'where the script takes negative values, declare them ("min" in the models file)'
+        )
     return _KIND_WORDS.get(hp.type, hp.type)
 
 
