@@ -48,7 +48,7 @@ SUMMARY_COLUMNS = [
 #: What the memory columns of a row are, by the device's kind: never a CPU number read as GPU memory.
 MEASURED_AS = {
     "nvidia": "GPU memory (NVML, per process)",
-    "cpu": "host memory (RSS), CPU device: not GPU memory",
+    "cpu": "host memory (RSS; a forked worker counts its own pages), CPU device: not GPU memory",
     "simulated": "SIMULATED: predicted from memory profiles, nothing ran",
 }
 

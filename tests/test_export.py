@@ -207,3 +207,30 @@ def test_export_for_the_seed_models_file_warns_and_writes_the_additions(study):
     valid = cli("validate", str(out), "--models", str(merged), "--repos-root", str(SEED_PROJECT))
     assert valid.returncode == 0, valid.stderr + valid.stdout
     assert "--batch-size" in valid.stdout  # the reduced batch size reaches the command line
+
+
+def test_a_measurement_warning_is_on_the_trial_line_under_the_verdicts_and_in_the_exported_note(tmp_path):
+    """A foreground that exits 0 after a traceback (a wrapper that hides its script's exit code) keeps the verdict
+    its exit code and memory give, but its warning follows the pair everywhere the verdict goes."""
+    models = _models_file(tmp_path / "models.json")
+    data = json.loads(models.read_text())
+    data["models"]["examples"]["models"].append("caught")
+    models.write_text(json.dumps(data))
+    settings = tmp_path / "settings.json"
+    entry = {"mode": "default", "repo": "examples", "model": "caught", "hyperparameters": {"seconds": 0.2}}
+    settings.write_text(json.dumps({"experiment_name": "caught", "experiments": [entry]}))
+    results, out = tmp_path / "results", tmp_path / "safe.json"
+    common = ["--settings", str(settings), "--results", str(results)]
+    ran = cli("run", *common, "--models", str(models), "--device", "cpu", *CARD, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    said = "exited 0, but its log holds a Python traceback (ValueError: the data loader broke at step 10)"
+    lines = ran.stderr.splitlines()
+    trial_line = next(i for i, line in enumerate(lines) if line.startswith("[") and "peak" in line)
+    assert said in lines[trial_line + 1]  # right under the trial's line
+    status = cli("status", *common, "--models", str(models))
+    assert "warnings of the measurements above:" in status.stdout and f"g01: the foreground {said}" in status.stdout
+    exported = cli("export", *common, "--study-models", str(models), "-o", str(out))
+    assert exported.returncode == 0, exported.stderr
+    assert "g01 is exported with a warning of its measurements" in exported.stderr
+    [written] = json.loads(out.read_text())["experiments"]
+    assert f"warning: the foreground {said}" in written["note"]

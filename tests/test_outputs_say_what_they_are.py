@@ -41,7 +41,7 @@ def test_a_cpu_study_is_stored_apart_and_speaks_of_host_memory(tmp_path):
     assert exported["_exported_from"]["kind"] == "cpu"
     [summary] = (tmp_path / "results").glob("run_*/summary.csv")
     [row] = csv.DictReader(summary.open())
-    assert row["memory_measured_as"].startswith("host memory (RSS)")
+    assert row["memory_measured_as"].startswith("host memory (RSS; a forked worker counts its own pages)")
 
 
 def test_a_simulated_study_says_simulated_in_every_output(tmp_path):

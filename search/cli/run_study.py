@@ -375,6 +375,9 @@ class _ReportingExecutor:
             f"{result.foreground_duration_s:.0f} s" + (f", {result.probe_label}" if result.probe_label else ""),
             label,
         )
+        for warning in result.warnings:
+            if warning not in pair.warnings:  # the settings file's own were shown when it was read
+                print(f"  warning: {warning}", file=self.progress.stream, flush=True)
         return result
 
 

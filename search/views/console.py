@@ -86,7 +86,7 @@ def _bar(fraction: float, width: int = 10) -> str:
 
 KIND_WORDS = {
     StudyKind.GPU: "",
-    StudyKind.CPU: "; CPU: host memory (RSS) against a budget, not GPU memory",
+    StudyKind.CPU: "; CPU: host memory (RSS; a forked worker counts its own pages) against a budget, not GPU memory",
     StudyKind.SIMULATED: "; SIMULATED numbers",
 }
 
@@ -157,11 +157,29 @@ def verdict_table(plans: list[PairPlan], safe_limit_mib: float, kind: StudyKind 
 
 
 def verdicts_text(plans: list[PairPlan], safe_limit_mib: float, kind: StudyKind = StudyKind.GPU) -> str:
-    """What ``run`` and ``status`` print at the end: the verdict table, and for a study whose pairs form a
-    foreground × background matrix (the matrix study), that matrix at a glance below it."""
+    """What ``run`` and ``status`` print at the end: the verdict table, what its measurements warned of, and for
+    a study whose pairs form a foreground × background matrix (the matrix study), that matrix at a glance."""
     grid = pair_grid(plans)
-    table = verdict_table(plans, safe_limit_mib, kind)
+    table = "\n".join([verdict_table(plans, safe_limit_mib, kind), *caveat_lines(plans)])
     return table if grid is None else f"{table}\n\n{matrix_text(grid)}"
+
+
+def caveats(plan: PairPlan) -> list[str]:
+    """What the pair's measured trials warned of, once each: a job that exited 0 after a traceback, a probe that
+    did not reach the evaluation pass. The settings file's own warnings are left out (shown when it was read)."""
+    found: list[str] = []
+    for trial in plan.trials:
+        measured = trial.record.measured
+        for warning in measured.warnings if measured is not None else ():
+            if warning not in plan.pair.warnings and warning not in found:
+                found.append(warning)
+    return found
+
+
+def caveat_lines(plans: list[PairPlan]) -> list[str]:
+    """Under the verdict table: each pair's caveats, so that a verdict is never read without them."""
+    lines = [f"  g{plan.pair.group:02d}: {warning}" for plan in plans for warning in caveats(plan)]
+    return ["warnings of the measurements above:", *lines] if lines else []
 
 
 def time_and_probe_line(views) -> str:

@@ -32,6 +32,7 @@ from gpupair_search.search.policy.extension import Config
 from gpupair_search.search.policy.planner import PairPlan
 from gpupair_search.search.policy.verdict import Verdict
 from gpupair_search.search.record.trial_record import PACKED
+from gpupair_search.search.views.console import caveats
 
 # -- risk classes (docs/concepts/outcomes-and-verdicts.md: the 12-group design's bounds on an 8 GB card), scaled to the card --
 RISK_CLASSES = ("stable", "usable", "high risk")
@@ -186,6 +187,9 @@ def build_export(fs, target_models: Path, margin_mib: float = 0.0) -> Export:
         found = figures.get(choice.trial_number)
         if found is not None and worth_a_note(found):
             entry["note"] += f"; {found.summary()}"
+        for caveat in caveats(plan):  # written where the pair is, and said now: a safe pair is never read without
+            entry["note"] += f"; warning: {caveat}"
+            warnings.append(f"g{plan.pair.group:02d} is exported with a warning of its measurements: {caveat}")
         for job in jobs:
             _check_job(job, target, target_raw, study_raw, fs.registry, Path(target_models), additions, warnings)
         entries.append((RISK_CLASSES.index(cls), plan.pair.group, entry))

@@ -21,7 +21,7 @@ from gpupair_search.search.engine.study import FeasibilityStudy
 from gpupair_search.search.policy.planner import PairPlan
 from gpupair_search.search.record.trial_record import TrialView
 from gpupair_search.search.views import interference_view, plots
-from gpupair_search.search.views.console import budget_words, measured_trials, time_and_probe_line
+from gpupair_search.search.views.console import budget_words, caveat_lines, measured_trials, time_and_probe_line
 from gpupair_search.search.views.export import accumulation_words
 from gpupair_search.search.views.labels import batches, pair_label
 
@@ -113,7 +113,7 @@ def build_sections(fs: FeasibilityStudy, results_root: Path | None = None) -> li
         Section(
             "Summary",
             [plots.summary_table(plans, limit, card, simulated, grad)],
-            text=time_and_probe_line(views),
+            text=" ".join([time_and_probe_line(views), *caveat_lines(plans)]).strip(),
             anchor="summary",
         ),
         Section("Pair matrix", [plots.pair_matrix(plans, limit, card, simulated)], anchor="matrix"),
@@ -240,7 +240,7 @@ _CONFIG = {
 
 _BANNERS = {
     StudyKind.SIMULATED: "SIMULATED: every number below comes from memory models, not from a measurement on a GPU.",
-    StudyKind.CPU: "CPU: every number below is host memory (RSS) against a host-memory budget, measured on the CPU; "
+    StudyKind.CPU: "CPU: every number below is host memory (RSS; a forked worker counts its own pages) against a host-memory budget, measured on the CPU; "
     "none is GPU memory.",
 }
 
