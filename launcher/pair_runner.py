@@ -472,6 +472,8 @@ class PairRun:
         Not for a background that never held device memory (a CPU job): its device peak is already known, 0."""
         if not (self.options.probe and self.bg is not None and not self.bg_ends):
             return
+        if self._foreground_crashed():
+            return  # the verdict is a crash: the background's peak changes nothing (an OOM's search uses it)
         events = self._current_bg_events()
         bounded = self.registry.supports(self.bg_job, MAX_STEPS) or bool(events and events.effective)
         if not bounded or not self._background_used_device():
@@ -488,6 +490,10 @@ class PairRun:
             time.sleep(self.options.poll_s)
         self.finish_work_s = time.monotonic() - started
         self._check_background()
+
+    def _foreground_crashed(self) -> bool:
+        code = self.fg.poll() if self.fg is not None else None
+        return code not in (0, None) and not scan_log(read_log(self.fg.log_path)).oom if self.fg else False
 
     def _background_used_device(self) -> bool:
         return any(s.job_mib.get(BG, 0.0) > 0 for s in self.monitor.samples)

@@ -125,6 +125,7 @@ def test_user_pairs_get_verdicts_a_crash_is_a_crash_and_a_job_without_progress_l
     crashed, _ = run(tmp_path, lab, job("crash"), job("mlp"))
     assert crashed.outcome is Outcome.CRASH_FOREGROUND and crashed.foreground_exit_code == 1
     assert "loss went NaN" in crashed.error_message
+    assert crashed.phase_seconds["background_finish"] < 1.0  # the verdict is known: no wait for the background
     silent, _ = run(tmp_path, lab, job("silent"), job("mlp"))
     assert silent.outcome is Outcome.OK
     assert (silent.result_dir / "training.log").read_text().strip() == ""  # nothing printed at all
