@@ -723,17 +723,21 @@ def memory_plateaued(points: list[tuple[float, float]], window_s: float) -> bool
 
 
 class _Plateau:
-    """True once a value is non-zero and has stayed within 1% (or 1 MiB) for ``seconds``."""
+    """True once a value is non-zero and has not risen above its highest so far (give or take the noise of
+    :func:`_about_the_same`) for ``seconds``: memory that moves up and down by a few per cent with each step, as
+    host memory does, has shown its peak as well as memory that stays flat."""
 
     def __init__(self, seconds: float) -> None:
-        self.seconds, self.last, self.since = seconds, -1.0, None
+        self.seconds, self.peak, self.since = seconds, 0.0, 0.0
 
     def settled(self, value: float) -> bool:
-        if value > 0 and _about_the_same(value, self.last):
-            self.since = self.since or time.monotonic()
-            return time.monotonic() - self.since >= self.seconds
-        self.since, self.last = None, value
-        return False
+        if value <= 0:
+            self.peak, self.since = 0.0, 0.0
+            return False
+        if value > self.peak and not _about_the_same(value, self.peak):
+            self.peak, self.since = value, time.monotonic()
+            return False
+        return time.monotonic() - self.since >= self.seconds
 
 
 def _last_float(pattern: re.Pattern, text: str) -> float | None:
