@@ -85,6 +85,9 @@ class RunOptions:
     #: long, so that it trains through the foreground's start-up and window instead of restarting
     min_window_s: float = 0.0
     probe_plateau_s: float = 15.0  # external scripts in probe mode: stop once memory is flat this long
+    #: a job the DataLoader hook bounds, once it trained: stopped when it asked for no batch and its memory did
+    #: not grow for this long, or 3x its longest wait between batches so far (a hang, or a wait that never ends)
+    probe_stall_s: float = 60.0
     background_settle_s: float = 2.0
     background_ready_timeout_s: float = 120.0
     background_cpu_only_after_s: float = 15.0  # no device memory by then: a CPU job, judge it by host memory
@@ -256,6 +259,7 @@ class PairRun:
         self.fg_done_t: float | None = None  # when the foreground ended, or the runner decided to stop it
         self.finish_work_s = 0.0  # the background's probe run finishing, after the foreground
         self.probe_complete = False  # the foreground started a second training epoch after its evaluation
+        self.stalled_s: float | None = None  # the hooked foreground asked for no batch this long: stopped
         self.dwell_s = evaluation_dwell_s(
             options.monitor_hz, self.monitor.tree_interval, device.study_kind == StudyKind.CPU
         )
@@ -423,6 +427,25 @@ class PairRun:
         points = [(s.t, s.job_mib.get(FG, 0.0)) for s in self.monitor.samples if s.t >= since_t]
         return memory_plateaued(points, self.options.probe_plateau_s)
 
+    def _stalled(self, since_t: float) -> bool:
+        """A foreground the hook bounds that trained, then asked for no batch for probe_stall_s (or 3x its longest
+        wait between batches) while its memory did not grow: after its evaluation pass its memory has been seen
+        (the probe is complete); before it, the job hangs (a timeout, said as such)."""
+        events = self.fg_events
+        if events is None or not events.effective or events.last_event_t is None:
+            return False
+        limit = max(self.options.probe_stall_s, 3 * events.longest_gap_s)
+        idle = time.monotonic() - events.last_event_t
+        points = [(s.t, s.job_mib.get(FG, 0.0)) for s in self.monitor.samples if s.t >= since_t]
+        if idle < limit or not points or not memory_plateaued(points, min(limit, (points[-1][0] - points[0][0]) / 2)):
+            return False
+        self.stalled_s = idle
+        if events.eval_ended:
+            self.probe_complete = True
+        else:
+            self.timed_out = True
+        return True
+
     def _fg_trained_or_silent(self) -> bool:
         """A plateau counts only once the foreground trained, where it can say so (a declared progress
         pattern, or the DataLoader hook): memory flat during a slow start-up is not training's."""
@@ -457,6 +480,8 @@ class PairRun:
                 break
             if plateau_rule and self._plateaued(t_start) and self._fg_trained_or_silent():
                 self.probe_stopped = True
+                break
+            if self._stalled(t_start):
                 break
             self._report("foreground running")
             time.sleep(self.options.poll_s)
@@ -613,7 +638,7 @@ class PairRun:
             foreground_exit_code=fg_code,
             foreground_duration_s=round(self.fg.duration(), 3) if self.fg else 0.0,
             background_runs=len(self.bg_logs),
-            error_message=explain(outcome, fg_end, self.bg_ends, self._limits()),
+            error_message=self._stall_words(outcome) or explain(outcome, fg_end, self.bg_ends, self._limits()),
             performance_metrics=metrics,
             foreground_samples_per_second=_last_float(_THROUGHPUT, fg_text),
             background_coverage=self.bg_coverage,
@@ -638,6 +663,16 @@ class PairRun:
             window=window,
             probe=probe,
             background_ready_by=self.ready_by,
+        )
+
+    def _stall_words(self, outcome: Outcome) -> str:
+        """Why a foreground that stalled before its evaluation pass was stopped (its outcome is a timeout)."""
+        if self.stalled_s is None or outcome is not Outcome.TIMEOUT:
+            return ""
+        return (
+            f"the foreground trained, then asked its DataLoader for no batch for {self.stalled_s:.0f} s while its "
+            "memory did not grow: stopped as hung (a deadlock, or a wait for something that never comes), before "
+            "its evaluation pass"
         )
 
     def _probe_records(self, fg_code: int | None) -> dict[str, dict[str, str]]:
@@ -677,6 +712,11 @@ class PairRun:
                 "probe: the foreground restarted its training loop with no evaluation seen (none through a "
                 "DataLoader with gradients off) and was stopped at its third training iterator; an evaluation "
                 "at the end of its run is not in this figure: --full-epoch measures it"
+            ]
+        if self.stalled_s is not None and self.probe_complete:
+            return [
+                f"probe: the foreground asked its DataLoader for no batch for {self.stalled_s:.0f} s after its "
+                "evaluation pass, its memory flat, and was stopped: its peak was seen through evaluation"
             ]
         if fg["rule"] != PLATEAU or fg["evaluation"] != EVAL_NOT_REACHED:
             return []

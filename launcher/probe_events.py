@@ -9,6 +9,7 @@ second training epoch started after an evaluation (everything later repeats what
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,10 @@ class ProbeEvents:
     #: training, a sanity check, does not count): the job repeats what was seen
     train_after_eval: bool = False
     train_starts: int = 0  # training iterators started (epochs, or an iteration-based loop's restarts)
+    #: time.monotonic() when the runner last read a new event, and the longest wait between two (a job that
+    #: trains has a step's time between events; one that stopped asking for batches has none coming)
+    last_event_t: float | None = None
+    longest_gap_s: float = 0.0
     _evaluated_after_training: bool = False
     _eval_open: bool = False  # an evaluation iterator started and has not ended yet
     _offset: int = 0
@@ -72,6 +77,11 @@ class ProbeEvents:
             return self
         end = data.rfind(b"\n") + 1  # complete lines only
         self._offset += end
+        if end:
+            now = time.monotonic()
+            if self.last_event_t is not None:
+                self.longest_gap_s = max(self.longest_gap_s, now - self.last_event_t)
+            self.last_event_t = now
         for line in data[:end].decode("utf-8", "replace").splitlines():
             self._read(line.split())
         return self

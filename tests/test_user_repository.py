@@ -178,3 +178,13 @@ def test_the_cli_says_how_a_user_pair_was_probed(tmp_path, lab):
     assert done.returncode == 0, done.stderr
     assert "outcome: ok" in done.stdout
     assert "measured: probe: bounded steps; time outside the jobs" in done.stdout
+
+
+def test_a_job_that_stops_asking_for_batches_is_stopped_as_hung_not_at_the_timeout(tmp_path, lab):
+    """After 20 steps it waits for something that never comes, memory flat: the stall rule stops it after
+    probe_stall_s (3 s here) with that reason, where it waited for --timeout before."""
+    options = RunOptions(probe=True, timeout_s=600, grace_s=1.0, probe_stall_s=3.0)
+    result, wall = run(tmp_path, lab, job("hang", workers=0), None, options)
+    assert result.outcome is Outcome.TIMEOUT and wall < 120
+    assert "asked its DataLoader for no batch for" in result.error_message and "stopped as hung" in result.error_message
+    assert result.probe["foreground"]["evaluation"] == EVAL_NOT_REACHED

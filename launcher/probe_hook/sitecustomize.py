@@ -7,7 +7,7 @@ for ``torch.utils.data.dataloader`` to be imported by the job, then bounds every
 evaluation loops finish by themselves) and appends small events to the file ``GPUPAIR_PROBE_EVENTS``:
 
 ``start <role> <iterator id>``   an iterator yielded its first batch
-``step <role> <iterator id>``    it was asked for its second batch: the job finished a step on the first
+``step <role> <iterator id>``    it was asked for its next batch: the job finished a step on the one before
 ``bounded <role> <id> <n>``      the probe ended it after n batches
 ``end <role> <id> <n>``          its data ran out after n batches
 
@@ -89,7 +89,7 @@ def _patch(module) -> None:
             raise
         if n == 0:
             _event(f"start {role} {id(self):x}")
-        elif n == 1:
+        else:  # one per batch: a job that stops asking for batches is seen to stall (the runner's stall rule)
             _event(f"step {role} {id(self):x}")
         return batch
 
