@@ -197,9 +197,10 @@ def probe_job(job: JobConfig, registry: Registry, steps: int, min_train_s: float
 
 
 def hooked(job: JobConfig, registry: Registry) -> bool:
-    """Whether a probe bounds ``job`` through the DataLoader hook (launcher/probe_hook): a user's script with no
-    --max-steps of its own. It starts as a process of its own (built-ins are modules of ours, with --max-steps)."""
-    return not registry.supports(job, MAX_STEPS) and registry.repository(job.repo).train_module is None
+    """Whether a probe bounds ``job`` through the DataLoader hook (launcher/probe_hook): a user's job, script or
+    ``train_module``, with no --max-steps of its own (the built-ins have one). It starts as a process of its own,
+    never forked warm: the hook is installed when its interpreter starts."""
+    return not registry.supports(job, MAX_STEPS)
 
 
 class PairRun:
@@ -400,7 +401,7 @@ class PairRun:
         )
 
     def _start(self, label: str, job: JobConfig, log: Path, events: ProbeEvents | None = None) -> RunningJob:
-        warm = starts_warm(self.options, self.device)
+        warm = starts_warm(self.options, self.device) and events is None  # a hooked job's hook starts with it
         env = (
             self.env
             if events is None

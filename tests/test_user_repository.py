@@ -188,3 +188,12 @@ def test_a_job_that_stops_asking_for_batches_is_stopped_as_hung_not_at_the_timeo
     assert result.outcome is Outcome.TIMEOUT and wall < 120
     assert "asked its DataLoader for no batch for" in result.error_message and "stopped as hung" in result.error_message
     assert result.probe["foreground"]["evaluation"] == EVAL_NOT_REACHED
+
+
+def test_a_user_job_run_as_a_module_is_bounded_by_the_hook_as_a_script_is(tmp_path, lab):
+    """``train_module``: the same trainer as ``python -m trainer``. It starts as a fresh process, so the hook is
+    there: bounded steps through its evaluation, not the plateau rule."""
+    result, wall = run(tmp_path, lab, JobConfig("labmod", "evalheavy", {}), None)
+    assert result.outcome is Outcome.OK and result.job_start["foreground"] == "cold"
+    assert result.probe["foreground"] == {"rule": BOUNDED, "evaluation": EVAL_REACHED}
+    assert wall < 180  # 30 of its epoch's 100,000 batches
