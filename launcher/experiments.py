@@ -78,7 +78,7 @@ _ENTRY_KEYS = tuple(dict.fromkeys(k for keys in _ENTRY_READS.values() for k in k
 _JOB_KEYS = tuple(dict.fromkeys(k for keys in _FOREGROUND_READS.values() for k in keys))
 #: The ``gpupair`` block: our settings, which the seed's runner ignores. Sizes need a unit.
 GPUPAIR_KEYS = ("gpu_memory", "safe_limit")
-_FORMAT_FIX = "see the seed's settings/parallel_feasibility_test.json for the format"
+_FORMAT_FIX = "see the settings file's format in the documentation (Reference: settings file)"
 #: Optional integer settings (top level, and runs_per_config per experiment too) and their least value.
 _COUNTS = {"runs_per_config": 0, "max_retries": 0}  # runs_per_config 0: the runner runs the entry 0 times
 _ROLES = ("foreground", "background")  # the jobs of a pair, as export's gradient_accumulation names them

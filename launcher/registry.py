@@ -547,7 +547,7 @@ def unknown_key_problems(file: str, at: str, data: dict, level: str) -> list[Pro
 
 
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
-_FORMAT_FIX = "see the seed's models_config.json for the format"
+_FORMAT_FIX = "see the models file's format in the documentation (Reference: models file)"
 
 
 def _parse_repository(file: str, name: str, entry: Any, base: Path, problems: list[Problem]) -> Repository | None:
@@ -571,6 +571,7 @@ def _parse_repository(file: str, name: str, entry: Any, base: Path, problems: li
         value = entry.get(key)
         if not isinstance(value, kind) or (kind is str and not value):
             got = "missing" if key not in entry else describe(value)
+            module_only = key == "train_script" and key not in entry and "train_module" in entry
             problems.append(
                 Problem(
                     file,
@@ -578,7 +579,10 @@ def _parse_repository(file: str, name: str, entry: Any, base: Path, problems: li
                     f"{got}, expected a non-empty {type_name(kind())}"
                     if kind is str
                     else f"{got}, expected {type_name(kind())}",
-                    fix=_FORMAT_FIX,
+                    fix='add "train_script": the script the seed\'s runner starts (gpupair-search starts '
+                    "train_module instead, but the file stays one the runner reads)"
+                    if module_only
+                    else _FORMAT_FIX,
                 )
             )
             ok = False
@@ -1244,7 +1248,7 @@ def _parse_required_args(file: str, at: str, required: Any, problems: list[Probl
             )
             continue
         try:
-            shlex.split(value)
+            words = shlex.split(value)
         except ValueError as exc:
             problems.append(
                 Problem(
@@ -1253,6 +1257,19 @@ def _parse_required_args(file: str, at: str, required: Any, problems: list[Probl
                     f"cannot be split into arguments: {exc}",
                     expected='arguments as typed in a shell, e.g. "-d d2a"',
                     fix="close the quotation or escape the quote character",
+                )
+            )
+            continue
+        if key.startswith("-") and key not in words:  # {"--data-dir": "/data"}: the flag would never be passed
+            name = key.lstrip("-").replace("-", "_") or "arg"
+            problems.append(
+                Problem(
+                    file,
+                    json_path(at, key),
+                    f"the key {show(key)} looks like a flag, but only the value is passed to the script "
+                    f"({shlex.join(words)}), as the seed's runner passes it: the flag would be lost",
+                    expected='a name as the key and the whole arguments as the value, e.g. "dataset": "-d d2a"',
+                    fix=f'write "{name}": "{shlex.join([key, *words])}"',
                 )
             )
     return required
