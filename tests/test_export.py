@@ -211,7 +211,8 @@ def test_export_for_the_seed_models_file_warns_and_writes_the_additions(study):
 
 def test_a_measurement_warning_is_on_the_trial_line_under_the_verdicts_and_in_the_exported_note(tmp_path):
     """A foreground that exits 0 after a traceback (a wrapper that hides its script's exit code) keeps the verdict
-    its exit code and memory give, but its warning follows the pair everywhere the verdict goes."""
+    its exit code and memory give, but its warning follows the pair everywhere the verdict goes. status and export
+    read the study with the models file it ran with, from storage, without being told."""
     models = _models_file(tmp_path / "models.json")
     data = json.loads(models.read_text())
     data["models"]["examples"]["models"].append("caught")
@@ -227,9 +228,9 @@ def test_a_measurement_warning_is_on_the_trial_line_under_the_verdicts_and_in_th
     lines = ran.stderr.splitlines()
     trial_line = next(i for i, line in enumerate(lines) if line.startswith("[") and "peak" in line)
     assert said in lines[trial_line + 1]  # right under the trial's line
-    status = cli("status", *common, "--models", str(models))
+    status = cli("status", *common)  # the models file the study ran with, from storage
     assert "warnings of the measurements above:" in status.stdout and f"g01: the foreground {said}" in status.stdout
-    exported = cli("export", *common, "--study-models", str(models), "-o", str(out))
+    exported = cli("export", *common, "-o", str(out))
     assert exported.returncode == 0, exported.stderr
     assert "g01 is exported with a warning of its measurements" in exported.stderr
     [written] = json.loads(out.read_text())["experiments"]

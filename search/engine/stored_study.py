@@ -12,7 +12,7 @@ import optuna
 
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.spec import StudyKind
-from gpupair_search.search.engine.fixed_definition import options_before_definitions, stored_definition
+from gpupair_search.search.engine.fixed_definition import file_digest, options_before_definitions, stored_definition
 from gpupair_search.search.engine.session import resolve_inputs, study_name
 from gpupair_search.search.engine.storage import default_storage_path, existing_storage_url, open_storage, redact_url
 from gpupair_search.search.engine.study import FeasibilityStudy, StudySettings
@@ -37,6 +37,8 @@ def open_results(
     """The study as stored, for reading: its own definition (card, limit, policy, floor, pairs), never the
     defaults or an edited settings file, and nothing written. ``kind`` ("gpu", "cpu", "simulated") picks
     among studies of the same settings; None finds the one there is."""
+    if models is None and settings is not None:
+        models = _models_the_study_ran_with(Path(settings), storage, results)
     inputs = resolve_inputs(study, settings, models, repos_root, lenient, None, None, need_clones=False)
     if storage is None and not default_storage_path(results).exists():
         raise UserError(
@@ -80,6 +82,27 @@ def open_results(
     return FeasibilityStudy.read(
         loaded, settings_, inputs.experiment, inputs.registry, profile_observations(load_profiles())
     )
+
+
+def _models_the_study_ran_with(settings: Path, storage: str | None, results: Path) -> Path | None:
+    """The models file the study of ``settings`` ran with, from its stored definition, where a read-only command
+    got none: a study run with the user's own models file is read with it, not refused as unknown repositories.
+    None where no stored study is of this file (same path or same bytes), where they disagree, or where that
+    file is gone."""
+    if storage is None and not default_storage_path(results).exists():
+        return None
+    try:
+        stored = open_storage(storage or existing_storage_url(results), must_exist=True)
+        studies = [optuna.load_study(study_name=s.study_name, storage=stored) for s in stored.get_all_studies()]
+        definitions = [d for d in map(stored_definition, studies) if d is not None]
+    except (UserError, optuna.exceptions.OptunaError):
+        return None  # open_results says what is wrong with the storage
+    target, digest = settings.resolve(), file_digest(settings)
+    found = {
+        d.models_file for d in definitions if Path(d.settings_file).resolve() == target or d.settings_sha256 == digest
+    }
+    models = Path(found.pop()) if len(found) == 1 else None
+    return models if models is not None and models.is_file() else None
 
 
 def settings_before_definitions(
