@@ -258,7 +258,9 @@ class Registry:
                     fix=_did_you_mean(job.model, repo.models, "fix the name or add the model to the models file"),
                 )
             )
-            return JobCheck(problems, warnings, (), unknown=True)
+            if lenient:  # the runner skips the job: nothing more of it matters
+                return JobCheck(problems, warnings, (), unknown=True)
+        unknown_model = bool(problems)  # strict: its hyperparameters are the repository's, checked all the same
         if self.require_paths:
             problems.extend(_start_problems(str(self.file), repo))
         read_as: dict[str, Any] = {}
@@ -330,7 +332,7 @@ class Registry:
                             "runner does",
                         )
                     )
-        return JobCheck(problems, warnings, tuple(dropped), read_as=read_as)
+        return JobCheck(problems, warnings, tuple(dropped), unknown=unknown_model, read_as=read_as)
 
     def command(self, job: JobConfig) -> Command:
         """The argv the seed's runner would build for ``job`` (which must have passed ``check_job``)."""
