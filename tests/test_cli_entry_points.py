@@ -99,3 +99,11 @@ def test_validate_takes_the_settings_file_as_an_argument_or_as_settings_as_the_o
     assert both.exit_code == neither.exit_code == 1
     assert "give one settings file, as an argument or as --settings FILE" in neither.output
     assert "Traceback" not in both.output + neither.output
+
+
+def test_a_cpu_budget_above_the_hosts_memory_is_said_before_anything_runs():
+    from gpupair_search.launcher.devices.cpu import budget_warning
+
+    assert budget_warning(1024.0) == ""  # 1 GiB: any host running the tests has it
+    warning = budget_warning(16 * 2**20)  # 16 TiB
+    assert "is more than this host has" in warning and "killed by the kernel" in warning

@@ -71,6 +71,18 @@ class CpuDevice(Device):
         )
 
 
+def budget_warning(budget_mib: float) -> str:
+    """ "" or why a host-memory budget above the host's memory measures nothing against it."""
+    host_mib = psutil.virtual_memory().total / 2**20
+    if budget_mib <= host_mib:
+        return ""
+    return (
+        f"the host-memory budget ({budget_mib:,.0f} MiB) is more than this host has ({host_mib:,.0f} MiB): a pair "
+        "above the host's memory is killed by the kernel (or swaps), not stopped at the budget; --cpu-memory "
+        f"{host_mib // 1024:.0f}GiB or less measures against it"
+    )
+
+
 def _forked_copy(proc: psutil.Process, pids: set[int]) -> bool:
     """Whether ``proc`` is a fork of its parent that has not run another program since (a DataLoader worker), its
     parent one of the job's processes."""

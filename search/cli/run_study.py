@@ -18,6 +18,7 @@ import typer
 from gpupair_search.launcher.cpu_share import parse_cpu_list, pin_this_process, worker_shares
 from gpupair_search.launcher.devices import DeviceRequest, open_device
 from gpupair_search.launcher.devices.base import Device, NoDeviceError
+from gpupair_search.launcher.devices.cpu import budget_warning
 from gpupair_search.launcher.devices.factory import study_kind
 from gpupair_search.launcher.errors import UserError
 from gpupair_search.launcher.pair_runner import RunOptions, job_environment, starts_warm
@@ -215,8 +216,11 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
 
 def _device_must_open(choice: str, inputs, req: RunRequest) -> None:
     """Open the device once, without the card, before the study is stored: a run refused for want of a device
-    (no NVIDIA GPU, no memory profile for a simulated job) leaves the storage and the results as they were."""
+    (no NVIDIA GPU, no memory profile for a simulated job) leaves the storage and the results as they were. A
+    budget the host cannot hold is said here too."""
     open_device(choice, _device_request(inputs, req, card=False)).close()
+    if study_kind(choice) == StudyKind.CPU and (warning := budget_warning(inputs.card_mib)):
+        typer.echo(f"warning: {warning}", err=True)
 
 
 def _warm_up(
