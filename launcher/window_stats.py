@@ -91,7 +91,10 @@ def window_stats(
     if window is None:
         return WindowStats(
             False,
-            note="no steady-state window: the foreground reported no progress after warm-up "
+            note=f"no steady-state window: the foreground reported {len(fg_points)} progress point(s), too few "
+            "after its warm-up steps (a longer run, --min-window-s, gives one)"
+            if fg_points
+            else "no steady-state window: the foreground reported no progress after warm-up "
             "(built-ins print it; an external script needs a 'progress_steps' log pattern)",
         )
     start, end = window.start_t, window.end_t

@@ -215,3 +215,10 @@ def test_a_background_that_reports_no_progress_has_no_training_share_and_no_star
     late = window_stats(fg, [points((3.5, 1), (4.0, 3))], [], solo=False)  # it trained for the window's last 0.5 s
     assert late.background_training_share is not None and late.background_training_share < 0.5
     assert "this is no co-location" in background_warning(late, 1)
+
+
+def test_a_missing_window_says_whether_progress_was_seen_at_all():
+    none = window_stats([], [], [], solo=True)
+    assert not none.reliable and "'progress_steps' log pattern" in none.note
+    few = window_stats(points((0.0, 1), (0.5, 2)), [], [], solo=True)
+    assert not few.reliable and "reported 2 progress point(s), too few" in few.note and "progress_steps" not in few.note
