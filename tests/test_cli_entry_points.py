@@ -107,3 +107,12 @@ def test_a_cpu_budget_above_the_hosts_memory_is_said_before_anything_runs():
     assert budget_warning(1024.0) == ""  # 1 GiB: any host running the tests has it
     warning = budget_warning(16 * 2**20)  # 16 TiB
     assert "is more than this host has" in warning and "killed by the kernel" in warning
+
+
+def test_a_resumed_run_counts_the_trials_an_earlier_run_queued_and_did_not_reach():
+    from gpupair_search.search.cli.run_study import queued_words
+
+    assert queued_words(3, 0, 3) == "3 trial(s) queued"
+    assert queued_words(0, 1, 2) == (
+        "0 trial(s) queued, 1 interrupted trial(s) to run again, 1 queued by an earlier run and not yet run"
+    )

@@ -191,7 +191,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
         typer.echo(
             f"study '{fs.settings.name}' on {where}: {len(inputs.experiment.pairs)} pairs, "
             f"{budget_words(kind, inputs.card_mib, inputs.safe_limit_mib)}, "
-            f"{'probe' if req.probe else 'full epoch'} mode; {queued_words(added, retried)}",
+            f"{'probe' if req.probe else 'full epoch'} mode; {queued_words(added, retried, fs.waiting())}",
             err=True,
         )
         # The setup's objects (imports, the study's queued trials) out of the collector's full passes before the
@@ -342,9 +342,15 @@ def _run_workers(req: RunRequest, inputs, extension: ExtensionOptions, gpus: lis
     return 0 if all(c == 0 for c in codes) else 1
 
 
-def queued_words(added: int, retried: int) -> str:
-    """What a run adds to the queue: new trials, and the interrupted ones it runs again."""
-    return f"{added} trial(s) queued" + (f", {retried} interrupted trial(s) to run again" if retried else "")
+def queued_words(added: int, retried: int, waiting: int | None = None) -> str:
+    """What a run finds to do: the trials it queued, the interrupted ones it runs again, and those an earlier run
+    queued and did not reach (``waiting``: every queued trial now, new and re-queued ones included)."""
+    earlier = (waiting or 0) - added - retried
+    return (
+        f"{added} trial(s) queued"
+        + (f", {retried} interrupted trial(s) to run again" if retried else "")
+        + (f", {earlier} queued by an earlier run and not yet run" if earlier > 0 else "")
+    )
 
 
 def _last_error(log: Path) -> str:
