@@ -397,3 +397,12 @@ def test_with_no_clones_anywhere_the_runners_layout_is_assumed(tmp_path):
     _project(root, clones=False)
     found = find_repos_root(root / "mutation" / "models_config.json", cwd=tmp_path)
     assert found.path == root and "no repository is cloned" in found.why
+
+
+def test_repository_folders_without_their_train_scripts_still_place_the_root_and_say_so(tmp_path):
+    root = tmp_path / "project"
+    _project(root)
+    for script in (root / "repos").glob("*/train.sh"):
+        script.unlink()  # a misnamed train_script: the folders are there, the scripts are not
+    found = find_repos_root(root / "mutation" / "models_config.json", cwd=tmp_path)
+    assert found.path == root and "holds 2 of the models file's 2 repository folders, none with its" in found.why

@@ -49,6 +49,14 @@ def find_repos_root(models: Path, given: Path | None = None, cwd: Path | None = 
         return ReposRoot(cwd, "the current directory; every repository path of the models file is absolute")
     scores = {root: sum(_holds(root, path, script) for path, script in relative) for root in candidates}
     best = max(scores.values())
+    folders = {root: sum(_holds(root, path, "") for path, _ in relative) for root in candidates}
+    if best == 0 and max(folders.values()) > 0:  # the folders are there, their train scripts not (yet, or misnamed)
+        root = max(folders, key=lambda r: folders[r])
+        return ReposRoot(
+            root,
+            f"{candidates[root]}, which holds {folders[root]} of the models file's {len(relative)} repository "
+            "folders, none with its train script",
+        )
     if best == 0:
         if models.parent.name == "mutation":
             return ReposRoot(
