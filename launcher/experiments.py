@@ -656,6 +656,14 @@ class _Reader:
         if gap and self.lenient:
             self.warn(at, f"{gap}: skipped, as by the seed's runner (--lenient)")
             return None
+        if gap and not (fg_entry and bg_entry):  # an empty job: nothing more in it to name
+            self.problem(
+                f"{at}.{'foreground' if not fg_entry else 'background'}",
+                f"{gap}: the seed's runner skips this pair",
+                expected='"foreground": {"repo": ..., "model": ..., "mode": "default"}, "background": {...}',
+                fix="fill in the missing job, or remove the experiment",
+            )
+            return None
         fg_mode, said = "default", False
         if isinstance(fg_entry, dict):
             fg_mode, said = self.foreground_mode(f"{at}.foreground", fg_entry)
