@@ -517,6 +517,14 @@ class PairRun:
         self.finish_work_s = time.monotonic() - started
         self._check_background()
 
+    def _fg_memory_read(self) -> bool:
+        """Whether a sample read the foreground's memory. On the CPU device every live process holds some, so
+        none read means it ended between two samples: measured nothing. On a GPU 0 MiB is a job that never
+        touched it (a CPU job)."""
+        if self.device.study_kind != StudyKind.CPU:
+            return True
+        return any(s.job_mib.get(FG, 0.0) > 0 for s in self.monitor.samples)
+
     def _foreground_crashed(self) -> bool:
         code = self.fg.poll() if self.fg is not None else None
         return code not in (0, None) and not scan_log(read_log(self.fg.log_path)).oom if self.fg else False
@@ -611,7 +619,7 @@ class PairRun:
             timed_out=self.timed_out,
             over_budget=self.over_budget,
             background_unstable=self.unstable,
-            foreground_seen=self.fg is None or self.monitor.saw(FG),
+            foreground_seen=self.fg is None or (self.monitor.saw(FG) and self._fg_memory_read()),
         )
         if not started_fg and outcome is Outcome.OK:  # background never got ready and did not say why
             outcome = Outcome.CRASH_BACKGROUND

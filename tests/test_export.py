@@ -218,7 +218,7 @@ def test_a_measurement_warning_is_on_the_trial_line_under_the_verdicts_and_in_th
     data["models"]["examples"]["models"].append("caught")
     models.write_text(json.dumps(data))
     settings = tmp_path / "settings.json"
-    entry = {"mode": "default", "repo": "examples", "model": "caught", "hyperparameters": {"seconds": 0.2}}
+    entry = {"mode": "default", "repo": "examples", "model": "caught", "hyperparameters": {"seconds": 1.0}}
     settings.write_text(json.dumps({"experiment_name": "caught", "experiments": [entry]}))
     results, out = tmp_path / "results", tmp_path / "safe.json"
     common = ["--settings", str(settings), "--results", str(results)]
