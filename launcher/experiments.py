@@ -41,7 +41,7 @@ from gpupair_search.launcher.jsonfile import (
     show,
     type_name,
 )
-from gpupair_search.launcher.mutation import MutationError, distinct_draws, mutated_names, worst_case
+from gpupair_search.launcher.mutation import MutationError, distinct_draws, worst_case
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.sizes import parse_size_mib
 from gpupair_search.launcher.spec import JobConfig, PairSpec
@@ -83,8 +83,10 @@ _FORMAT_FIX = "see the settings file's format in the documentation (Reference: s
 _COUNTS = {"runs_per_config": 0, "max_retries": 0}  # runs_per_config 0: the runner runs the entry 0 times
 _ROLES = ("foreground", "background")  # the jobs of a pair, as export's gradient_accumulation names them
 
-#: Where a key the runner reads elsewhere belongs, said where it stands instead (the fix of the message).
+#: What the runner does with an experiment holding a value it cannot use (Problem.runner_skips).
 _RUNNER_FAILS = "the runner fails on it and goes on to the next experiment"
+
+#: Where a key the runner reads elsewhere belongs, said where it stands instead (the fix of the message).
 _INTO_JOB = 'move it inside "foreground" (or "background"), where the seed\'s runner reads it for a pair'
 _TO_MUTATE = 'set "mode": "mutation" to draw values from the models file\'s ranges, or remove it'
 _AS_WRITTEN_FIX = (
@@ -463,7 +465,7 @@ class _Reader:
         divergence: an error in strict mode, a warning in lenient mode; the runner ignores it. ``said``: keys a
         message about this place has already covered."""
         for key in obj:
-            if key in reads or key in said or key.startswith("_") or _free_text(key):
+            if key in said or not _unread(key, reads):
                 continue
             where = json_path(at, key)
             if key in moves:
@@ -678,16 +680,17 @@ class _Reader:
         # the runner's priority: the experiment's runs_per_config, then the foreground's, then the file's
         runs: int | None = _count(entry, "runs_per_config", _count(fg_entry, "runs_per_config", top_runs))
         if fg_worst:
-            runs = self.drawable(f"{at}.foreground", fg_entry, fg, runs)
+            runs = self.drawable(f"{at}.foreground", fg, fg_worst, runs)
             if runs is None:
                 return None
         return (fg, bg), runs, ({"foreground": fg_worst} if fg_worst else {})
 
-    def drawable(self, at: str, entry: dict, job: JobConfig, runs: int) -> int | None:
-        """``runs`` of a mutation job, at most the number of different mutations the runner can draw (it never
-        draws one twice, nor the defaults); None, with a warning, where it can draw none and runs nothing."""
+    def drawable(self, at: str, job: JobConfig, worst: dict[str, Any], runs: int) -> int | None:
+        """``runs`` of a mutation job (``worst``: its worst case, one value per mutated hyperparameter), at most the
+        number of different mutations the runner can draw (it never draws one twice, nor the defaults); None, with
+        a warning, where it can draw none and runs nothing."""
         repo = self.registry.repositories[job.repo]
-        names = mutated_names(repo, entry.get("mutate", ["all"]))
+        names = list(worst["values"])
         draws = distinct_draws(repo, names)
         if draws is None or runs <= draws:
             return runs
@@ -748,7 +751,7 @@ class _Reader:
             return None
         runs = _count(entry, "runs_per_config", top_runs)
         if worst:
-            runs = self.drawable(at, entry, job, runs)
+            runs = self.drawable(at, job, worst, runs)
             if runs is None:
                 return None
         return (job, None), runs, ({"foreground": worst} if worst else {})

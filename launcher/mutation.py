@@ -43,15 +43,6 @@ def is_memory_relevant(name: str) -> bool:
 _MANY = 10**6
 
 
-def mutated_names(repo: Repository, mutate: Any) -> list[str]:
-    """The hyperparameters the seed's runner mutates for ``mutate``: all of them where ``"all" in mutate`` (a
-    list holding it, or a string containing it), else the listed names the repository has."""
-    known = repo.hyperparameters
-    if "all" in mutate:
-        return list(known)
-    return [m for m in mutate if isinstance(m, str) and m in known]
-
-
 def distinct_draws(repo: Repository, names: list[str]) -> int | None:
     """How many different mutations the seed's runner can draw for ``names``: it keeps only mutations it has not
     drawn yet (floats compared with 6 decimals) and never the models file's defaults, so an entry runs at most
@@ -113,7 +104,7 @@ def worst_case(repo: Repository, mutate: Any, where: str, lenient: bool = False)
             fix=(f'did you mean "{close}"? ' if close else "") + "or run with --lenient to drop it",
             skipped_by_runner=False,
         )
-    names = mutated_names(repo, mutate)
+    names = list(known) if "all" in mutate else [m for m in mutate if m in known]
     if not names:
         raise MutationError(
             where,

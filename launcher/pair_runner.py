@@ -425,8 +425,10 @@ class PairRun:
 
     def _plateaued(self, since_t: float) -> bool:
         """External scripts in probe mode: the foreground's memory has not grown for probe_plateau_s."""
-        points = [(s.t, s.job_mib.get(FG, 0.0)) for s in self.monitor.samples if s.t >= since_t]
-        return memory_plateaued(points, self.options.probe_plateau_s)
+        return memory_plateaued(self._fg_points(since_t), self.options.probe_plateau_s)
+
+    def _fg_points(self, since_t: float) -> list[tuple[float, float]]:
+        return [(s.t, s.job_mib.get(FG, 0.0)) for s in self.monitor.samples if s.t >= since_t]
 
     def _stalled(self, since_t: float) -> bool:
         """A foreground the hook bounds that trained, then asked for no batch for probe_stall_s (or 3x its longest
@@ -437,8 +439,10 @@ class PairRun:
             return False
         limit = max(self.options.probe_stall_s, 3 * events.longest_gap_s)
         idle = time.monotonic() - events.last_event_t
-        points = [(s.t, s.job_mib.get(FG, 0.0)) for s in self.monitor.samples if s.t >= since_t]
-        if idle < limit or not points or not memory_plateaued(points, min(limit, (points[-1][0] - points[0][0]) / 2)):
+        if idle < limit:  # the common case, each tick: no pass over the samples
+            return False
+        points = self._fg_points(since_t)
+        if not points or not memory_plateaued(points, min(limit, (points[-1][0] - points[0][0]) / 2)):
             return False
         self.stalled_s = idle
         if events.eval_ended:
@@ -521,16 +525,20 @@ class PairRun:
         """Whether a sample read the foreground's memory. On the CPU device every live process holds some, so
         none read means it ended between two samples: measured nothing. On a GPU 0 MiB is a job that never
         touched it (a CPU job)."""
-        if self.device.study_kind != StudyKind.CPU:
-            return True
-        return any(s.job_mib.get(FG, 0.0) > 0 for s in self.monitor.samples)
+        return self.device.study_kind != StudyKind.CPU or self._held_memory(FG)
 
     def _foreground_crashed(self) -> bool:
-        code = self.fg.poll() if self.fg is not None else None
-        return code not in (0, None) and not scan_log(read_log(self.fg.log_path)).oom if self.fg else False
+        """The foreground ended with a failure that is not an OOM."""
+        if self.fg is None or self.fg.poll() in (0, None):
+            return False
+        return not scan_log(read_log(self.fg.log_path)).oom
 
     def _background_used_device(self) -> bool:
-        return any(s.job_mib.get(BG, 0.0) > 0 for s in self.monitor.samples)
+        return self._held_memory(BG)
+
+    def _held_memory(self, label: str) -> bool:
+        """Whether any sample read memory of ``label``'s job."""
+        return any(s.job_mib.get(label, 0.0) > 0 for s in self.monitor.samples)
 
     def _timed(self, phase: str, step: Callable[[], Any]) -> Any:
         started = time.monotonic()

@@ -44,10 +44,12 @@ class CpuDevice(Device):
 
     def memory_by_pid(self, pids: set[int]) -> dict[int, float]:
         out: dict[int, float] = {}
+        cmdlines: dict[int, list[str]] = {}  # each process's, read once for this call (workers share a parent)
         for pid in pids:
             try:
                 proc = psutil.Process(pid)
-                out[pid] = self._own_mib(proc) if _forked_copy(proc, pids) else proc.memory_info().rss / 2**20
+                forked = _forked_copy(proc, pids, cmdlines)
+                out[pid] = self._own_mib(proc) if forked else proc.memory_info().rss / 2**20
             except psutil.Error:
                 pass
         self._forget_all_but(pids)
@@ -72,7 +74,7 @@ class CpuDevice(Device):
 
 
 def budget_warning(budget_mib: float) -> str:
-    """ "" or why a host-memory budget above the host's memory measures nothing against it."""
+    """Why a host-memory budget above the host's memory measures nothing against it; empty where it does not."""
     host_mib = psutil.virtual_memory().total / 2**20
     if budget_mib <= host_mib:
         return ""
@@ -83,8 +85,12 @@ def budget_warning(budget_mib: float) -> str:
     )
 
 
-def _forked_copy(proc: psutil.Process, pids: set[int]) -> bool:
+def _forked_copy(proc: psutil.Process, pids: set[int], cmdlines: dict[int, list[str]]) -> bool:
     """Whether ``proc`` is a fork of its parent that has not run another program since (a DataLoader worker), its
-    parent one of the job's processes."""
+    parent one of the job's processes. ``cmdlines``: those read so far, by pid."""
     parent = proc.ppid()
-    return parent in pids and proc.cmdline() == psutil.Process(parent).cmdline()
+    if parent not in pids:
+        return False
+    if parent not in cmdlines:
+        cmdlines[parent] = psutil.Process(parent).cmdline()
+    return proc.cmdline() == cmdlines[parent]

@@ -45,7 +45,13 @@ from gpupair_search.search.policy.confirmation import Confirm
 from gpupair_search.search.policy.extension import search_policy
 from gpupair_search.search.policy.planner import ExtensionOptions
 from gpupair_search.search.views.artifacts import attach_trial_artifacts
-from gpupair_search.search.views.console import Progress, budget_words, trial_words, verdicts_text
+from gpupair_search.search.views.console import (
+    Progress,
+    budget_words,
+    measurement_warnings,
+    trial_words,
+    verdicts_text,
+)
 from gpupair_search.search.views.status import print_interference
 
 
@@ -385,9 +391,8 @@ class _ReportingExecutor:
             f"{result.foreground_duration_s:.0f} s" + (f", {result.probe_label}" if result.probe_label else ""),
             label,
         )
-        for warning in result.warnings:
-            if warning not in pair.warnings:  # the settings file's own were shown when it was read
-                print(f"  warning: {warning}", file=self.progress.stream, flush=True)
+        for warning in measurement_warnings(result.warnings, pair):
+            print(f"  warning: {warning}", file=self.progress.stream, flush=True)
         return result
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable
 from typing import TextIO
 
 from gpupair_search.launcher.monitor import Sample
-from gpupair_search.launcher.spec import StudyKind
+from gpupair_search.launcher.spec import PairSpec, StudyKind
 from gpupair_search.search.engine.interference import PairInterference
 from gpupair_search.search.policy.planner import PairPlan
 from gpupair_search.search.policy.verdict import Verdict
@@ -164,14 +165,20 @@ def verdicts_text(plans: list[PairPlan], safe_limit_mib: float, kind: StudyKind 
     return table if grid is None else f"{table}\n\n{matrix_text(grid)}"
 
 
+def measurement_warnings(warnings: Iterable[str], pair: PairSpec) -> list[str]:
+    """What a measurement of ``pair`` warned of: its ``warnings`` less the settings file's own for the pair, which
+    were shown when the file was read."""
+    return [w for w in warnings if w not in pair.warnings]
+
+
 def caveats(plan: PairPlan) -> list[str]:
     """What the pair's measured trials warned of, once each: a job that exited 0 after a traceback, a probe that
-    did not reach the evaluation pass. The settings file's own warnings are left out (shown when it was read)."""
+    did not reach the evaluation pass."""
     found: list[str] = []
     for trial in plan.trials:
         measured = trial.record.measured
-        for warning in measured.warnings if measured is not None else ():
-            if warning not in plan.pair.warnings and warning not in found:
+        for warning in measurement_warnings(measured.warnings, plan.pair) if measured is not None else ():
+            if warning not in found:
                 found.append(warning)
     return found
 
