@@ -317,6 +317,13 @@ def main(argv: list[str] | None = None) -> int:
         help="same: (b) probes as many steps as (a) stored; default: the tool's for a settings file",
     )
     parser.add_argument(
+        "--user-start",
+        choices=("auto", "cold"),
+        default="auto",
+        help="(b)'s --start: auto (the default a user gets: jobs started ahead and held, on a GPU) or cold "
+        "(each job started when its trial needs it)",
+    )
+    parser.add_argument(
         "--timeout-s",
         type=float,
         default=440.0,
@@ -333,7 +340,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="user_repo_vs_builtin_") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        data = compare(work, groups, subset, args.device, args.user_probe_steps, args.builtin_timeout_s, args.timeout_s)
+        data = compare(
+            work,
+            groups,
+            subset,
+            args.device,
+            args.user_probe_steps,
+            args.builtin_timeout_s,
+            args.timeout_s,
+            args.user_start,
+        )
     data.update(stamp())
     (out / "user_repo_vs_builtin.json").write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
     (out / "user_repo_vs_builtin.md").write_text(markdown(data), encoding="utf-8")
@@ -350,6 +366,7 @@ def compare(
     user_probe_steps: str,
     builtin_timeout_s: float,
     timeout_s: float,
+    user_start: str = "auto",
 ) -> dict[str, Any]:
     named = get_study(NAMED)
     kind = kind_of(device)
@@ -393,7 +410,8 @@ def compare(
             ),
         ]
     )
-    b_typed = ["run", "--settings", str(project.settings), "--models", str(project.models), *card, *steps]
+    start = [] if user_start == "auto" else ["--start", user_start]
+    b_typed = ["run", "--settings", str(project.settings), "--models", str(project.models), *card, *steps, *start]
     b_argv = [
         *cli(),
         *b_typed,

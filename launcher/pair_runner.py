@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 from gpupair_search.launcher import kill_points
 from gpupair_search.launcher.devices.base import Device
 from gpupair_search.launcher.errors import ResultsDirError, UserError
+from gpupair_search.launcher.held_start import HeldStarts, JobToHold
 from gpupair_search.launcher.log_metrics import extract_metrics
 from gpupair_search.launcher.measurement import (
     BG,
@@ -98,8 +99,9 @@ class RunOptions:
     #: how often the pair's own loop checks its jobs (exits, budget, timeout); memory is sampled by the monitor
     #: at monitor_hz whatever this is. Packed pairs check less often: each loop wakes the runner's threads.
     poll_s: float = 0.05
-    #: fork built-in workloads from the warm launcher (launcher.warm_start); None: where the device measures
-    #: GPU memory only (on the CPU device a fork's RSS includes pages it shares with the launcher)
+    #: fork built-in workloads from the warm launcher (launcher.warm_start), and start a user's jobs ahead of
+    #: their trials, held (launcher.held_start); None: where the device measures GPU memory only (on the CPU
+    #: device a fork's RSS includes pages it shares with the launcher, and a held job is held at its first GPU use)
     warm_start: bool | None = None
     #: start the foreground right after the background instead of once it is ready. Only where the order changes
     #: no measurement: packed trials, whose jobs' peaks are measured without the card's limit (nobody can OOM
@@ -135,7 +137,7 @@ class PairResult:
     background_logs: list[Path] = field(default_factory=list)
     result_dir: Path | None = None
     phase_seconds: dict[str, float] = field(default_factory=dict)  # where the pair's wall time went
-    job_start: dict[str, str] = field(default_factory=dict)  # per job: "warm" or "cold" (the last run's)
+    job_start: dict[str, str] = field(default_factory=dict)  # per job: "warm", "cold" or "held" (the last run's)
     #: how it was measured: {"mode": "serial" | "packed", "device": ..., ...} (search/engine/packing.py)
     measurement: dict[str, Any] = field(default_factory=dict)
     #: the foreground's steady-state window: throughput, energy, CPU (launcher/window_stats.py)
@@ -196,6 +198,17 @@ def probe_job(job: JobConfig, registry: Registry, steps: int, min_train_s: float
     return job
 
 
+def probe_jobs(pair: PairSpec, registry: Registry, options: RunOptions) -> tuple[JobConfig, JobConfig | None]:
+    """The pair's foreground and background as they run: in probe mode, bounded (:func:`probe_job`)."""
+    fg, bg = pair.foreground, pair.background
+    if not options.probe:
+        return fg, bg
+    return (
+        probe_job(fg, registry, options.probe_steps, options.min_window_s),
+        probe_job(bg, registry, options.probe_steps, BACKGROUND_TRAIN_FACTOR * options.min_window_s) if bg else None,
+    )
+
+
 def hooked(job: JobConfig, registry: Registry) -> bool:
     """Whether a probe bounds ``job`` through the DataLoader hook (launcher/probe_hook): a user's job, script or
     ``train_module``, with no --max-steps of its own (the built-ins have one). It starts as a process of its own,
@@ -216,21 +229,16 @@ class PairRun:
         observer: Callable[[str, Sample | None], None] | None = None,
         sampler: DeviceSampler | None = None,
         abort: threading.Event | None = None,
+        held: HeldStarts | None = None,
+        ahead: Sequence[PairSpec] = (),
     ):
         self.pair, self.registry, self.device, self.options = pair, registry, device, options
         self.abort = abort
         self.observer = observer
         self._last_report = 0.0
         self.work_dir = work_dir
-        fg, bg = pair.foreground, pair.background
-        if options.probe:
-            fg = probe_job(fg, registry, options.probe_steps, options.min_window_s)
-            bg = (
-                probe_job(bg, registry, options.probe_steps, BACKGROUND_TRAIN_FACTOR * options.min_window_s)
-                if bg
-                else None
-            )
-        self.fg_job, self.bg_job = fg, bg
+        self.fg_job, self.bg_job = fg, bg = probe_jobs(pair, registry, options)
+        self.held, self.ahead = held, ahead
         self.env = job_environment(device)
         self.monitor = Monitor(device, options.monitor_hz, sampler=sampler)
         self.fg: RunningJob | None = None
@@ -402,17 +410,41 @@ class PairRun:
 
     def _start(self, label: str, job: JobConfig, log: Path, events: ProbeEvents | None = None) -> RunningJob:
         warm = starts_warm(self.options, self.device) and events is None  # a hooked job's hook starts with it
-        env = (
-            self.env
-            if events is None
-            else hook_environment(self.env, events.path, self.options.probe_steps, self.dwell_s)
-        )
-        started = start_job(label, self.registry.command(job), log, env, self.options.grace_s, warm=warm)
+        command = self.registry.command(job)
+        env = self.env if events is None else self._hook_env(events.path)
+        held = self.held.take(label, command, env, log, events.path) if self.held and events else None
+        started = held or start_job(label, command, log, env, self.options.grace_s, warm=warm)
         self.job_start[label] = started.start
         self.start_notes += [note for note in started.notes if note not in self.start_notes]
         self.monitor.track(label, started)
         kill_points.reached(f"{label}_started")
         return started
+
+    def _hook_env(self, events: Path) -> dict[str, str]:
+        """A hooked job's environment; with held starts, its gate is open (it passes, and says so)."""
+        gate = self.held.open_gate if self.held else None
+        return hook_environment(self.env, events, self.options.probe_steps, self.dwell_s, gate)
+
+    def _hold(self, jobs: list[tuple[str, JobConfig | None]]) -> None:
+        """Hold exactly these of the trials' jobs (the hooked ones) for when they are started."""
+        if self.held is None:
+            return
+        self.held.prepare(
+            [
+                JobToHold(label, self.registry.command(job), self._hook_env(Path()))
+                for label, job in jobs
+                if job is not None and hooked(job, self.registry)
+            ]
+        )
+
+    def _hold_next_trial(self) -> None:
+        """The foreground is released: start the next queued trial's jobs, held, while this trial runs."""
+        if self.held is None:
+            return
+        if self.bg_job is not None and self.bg_events:
+            self.held.learn(self.registry.command(self.bg_job), self.bg_events[-1].poll())
+        ahead = [probe_jobs(pair, self.registry, self.options) for pair in self.ahead]
+        self._hold([job for fg, bg in ahead for job in ((BG, bg), (FG, fg))])
 
     # -- foreground -------------------------------------------------------------------------------
     def _check_budget(self) -> None:
@@ -463,6 +495,7 @@ class PairRun:
         self.fg_progress = self._progress_tail(self.fg_job, self.work_dir / "training.log")
         self.fg_events = self._events("foreground") if self.fg_hooked else None
         self.fg = self._start(FG, self.fg_job, self.work_dir / "training.log", self.fg_events)
+        self._hold_next_trial()
         t_start = self.monitor.now()
         plateau_rule = self.options.probe and not self.registry.supports(self.fg_job, MAX_STEPS)
         alive_ticks = ticks = 0
@@ -567,6 +600,7 @@ class PairRun:
             started_ok = True
             if self.bg_job is not None:
                 self._timed("background_start", self._start_background)  # a warm launcher still importing: here
+                self._hold([(FG, self.fg_job)])  # it starts while the background gets ready, held
                 if not self.options.start_together:
                     started_ok = self._timed("background_ready", self._wait_background_ready)
             if started_ok:
@@ -583,6 +617,9 @@ class PairRun:
                     JobEnd(None if running else code, running, scan_log(read_log(self.bg.log_path)), self.bg.duration())
                 )
             self.monitor.stop()
+            if self.held is not None:
+                self.held.learn(self.registry.command(self.fg_job), self.fg_events)
+                self.start_notes += [n for n in self.held.notes if n not in self.start_notes]
             self.phase_seconds["stop"] = round(time.monotonic() - stopping, 2)
         result = self._result(fg_code, rapl)
         result.jobs_s = round(self._jobs_seconds(), 3)
@@ -813,6 +850,15 @@ def starts_warm(options: RunOptions, device: Device) -> bool:
     return options.warm_start if options.warm_start is not None else device.study_kind == StudyKind.GPU
 
 
+def starts_held(options: RunOptions, device: Device) -> bool:
+    """Whether a serial study starts a user's jobs ahead of their trials, held (launcher/held_start): where jobs
+    start warm, on a GPU (the hold is at the first GPU use), for a memory probe only (a held job's start-up would
+    share the host's cores with the trial before it, which a slowdown window must not see)."""
+    gpu = device.study_kind == StudyKind.GPU and not device.simulated
+    memory_only = options.probe and options.min_window_s <= 0 and not options.start_together
+    return gpu and memory_only and options.warm_start is not False
+
+
 def run_pair(
     pair: PairSpec,
     registry: Registry,
@@ -822,8 +868,11 @@ def run_pair(
     observer: Callable[[str, Sample | None], None] | None = None,
     sampler: DeviceSampler | None = None,
     abort: threading.Event | None = None,
+    held: HeldStarts | None = None,
+    ahead: Sequence[PairSpec] = (),
 ) -> PairResult:
-    """Run ``pair`` with logs under ``work_dir``; every process it started is gone when this returns.
+    """Run ``pair`` with logs under ``work_dir``; every process it started is gone when this returns, except
+    the jobs ``held`` holds for the trials ``ahead`` (the next queued ones).
     ``observer(phase, latest_sample)`` is called about twice a second for progress output. ``sampler``: the
     device's shared sampler, when other pairs run on it at the same time (packed trials); ``abort``: set it to
     stop the pair (:class:`PairAborted`)."""
@@ -831,7 +880,7 @@ def run_pair(
     # must mean there what they mean here; --results defaults to a relative "results".
     work_dir = Path(work_dir).absolute()
     try:
-        return PairRun(pair, registry, device, options, work_dir, observer, sampler, abort).run()
+        return PairRun(pair, registry, device, options, work_dir, observer, sampler, abort, held, ahead).run()
     except OSError as exc:  # the results directory went away or became unwritable mid-run
         if not _concerns(exc.filename, work_dir):
             raise

@@ -17,6 +17,7 @@ HOOK_DIR = Path(__file__).with_name("probe_hook")
 EVENTS_VAR = "GPUPAIR_PROBE_EVENTS"
 BATCHES_VAR = "GPUPAIR_PROBE_BATCHES"
 DWELL_VAR = "GPUPAIR_PROBE_DWELL_S"
+HOLD_VAR = "GPUPAIR_HOLD_FILE"
 
 #: How a job's memory was probed (the trial's label, ``probe: <rule>``): its training was bounded to a number of
 #: steps and it passed through evaluation (its own --max-steps, or the hook bounding its DataLoaders); it was
@@ -29,11 +30,17 @@ BOUNDED, PLATEAU, FULL_EPOCH, UNBOUNDED = "bounded steps", "plateau", "full epoc
 EVAL_REACHED, RAN_TO_END, EVAL_NOT_REACHED = "reached", "ran to its end", "not reached"
 
 
-def hook_environment(env: dict[str, str], events: Path, batches: int, dwell_s: float = 0.0) -> dict[str, str]:
+def hook_environment(
+    env: dict[str, str], events: Path, batches: int, dwell_s: float = 0.0, hold: Path | None = None
+) -> dict[str, str]:
     """``env`` for a probed job: the hook first on ``PYTHONPATH``, told where to write, how many batches an
-    iterator may yield and how long a finished evaluation iterator holds on (so that it is sampled)."""
+    iterator may yield and how long a finished evaluation iterator holds on (so that it is sampled); ``hold``:
+    the file whose existence releases the job from its gate (launcher/held_start)."""
     path = os.pathsep.join(p for p in (str(HOOK_DIR), env.get("PYTHONPATH", "")) if p)
-    return {**env, "PYTHONPATH": path, EVENTS_VAR: str(events), BATCHES_VAR: str(batches), DWELL_VAR: f"{dwell_s:g}"}
+    out = {**env, "PYTHONPATH": path, EVENTS_VAR: str(events), BATCHES_VAR: str(batches), DWELL_VAR: f"{dwell_s:g}"}
+    if hold is not None:
+        out[HOLD_VAR] = str(hold)
+    return out
 
 
 def evaluation_dwell_s(monitor_hz: float, tree_interval_s: float, host_memory: bool) -> float:
@@ -64,6 +71,7 @@ class ProbeEvents:
     #: trains has a step's time between events; one that stopped asking for batches has none coming)
     last_event_t: float | None = None
     longest_gap_s: float = 0.0
+    gated: bool = False  # the job stopped at the hook's gate before it used the GPU: it can be started ahead
     _evaluated_after_training: bool = False
     _eval_open: bool = False  # an evaluation iterator started and has not ended yet
     _offset: int = 0
@@ -94,6 +102,8 @@ class ProbeEvents:
             self.hooked = True
         elif kind == "hook-failed":
             self.failed = True
+        elif kind == "gate":
+            self.gated = True
         elif kind == "start" and role == "train":
             if self._eval_open:  # the job left its evaluation loop early (a ``break``) and went back to training
                 self._eval_done()

@@ -31,7 +31,7 @@ class RunningJob:
     popen: subprocess.Popen | WarmProcess
     started: float  # time.monotonic()
     ended: float | None = None
-    start: str = "cold"  # "warm": forked by the warm launcher
+    start: str = "cold"  # "warm": forked by the warm launcher; "held": started ahead (launcher.held_start)
     notes: list[str] = field(default_factory=list)  # to record with the job's results (e.g. why it started cold)
 
     @property

@@ -10,6 +10,11 @@ evaluation loops finish by themselves) and appends small events to the file ``GP
 ``step <role> <iterator id>``    it was asked for its next batch: the job finished a step on the one before
 ``bounded <role> <id> <n>``      the probe ended it after n batches
 ``end <role> <id> <n>``          its data ran out after n batches
+``gate <where> <open|held>``     the job reached its first use of the GPU (``cuda``) or its first batch (``data``)
+
+A job started ahead of its trial (``GPUPAIR_HOLD_FILE`` names a file that does not exist yet: launcher/held_start)
+waits at that gate, before it holds any GPU memory, until the runner creates the file. Its imports and set-up are
+then done by the time its trial needs it. A job started at once names a file that exists, and passes.
 
 ``role`` is ``eval`` for an iterator that started with gradients off (``torch.no_grad``, ``inference_mode``:
 an evaluation pass), else ``train``. An evaluation iterator, once done, holds on for ``GPUPAIR_PROBE_DWELL_S``
@@ -30,7 +35,11 @@ import sys
 EVENTS_VAR = "GPUPAIR_PROBE_EVENTS"
 BATCHES_VAR = "GPUPAIR_PROBE_BATCHES"
 DWELL_VAR = "GPUPAIR_PROBE_DWELL_S"
-_TARGET = "torch.utils.data.dataloader"
+HOLD_VAR = "GPUPAIR_HOLD_FILE"
+_DATALOADER = "torch.utils.data.dataloader"
+_CUDA = "torch.cuda"
+_HOLD_POLL_S = 0.01
+_released = False
 
 
 def _event(text: str) -> None:
@@ -77,6 +86,8 @@ def _patch(module) -> None:
         if n == 0 or role is None:
             role = "train" if torch.is_grad_enabled() and not torch.is_inference_mode_enabled() else "eval"
             self._gpupair_role = role
+        if n == 0:
+            _gate("data")
         if limit and n >= limit:
             _event(f"bounded {role} {id(self):x} {n}")
             _hold(role, dwell)
@@ -98,6 +109,37 @@ def _patch(module) -> None:
     _event(f"hooked limit={limit}")
 
 
+def _gate(where: str) -> None:
+    """Wait here, before the job's first GPU use or first batch, until the runner releases it (once per process)."""
+    global _released
+    if _released or not os.environ.get(HOLD_VAR):
+        return
+    go = os.environ[HOLD_VAR]
+    if os.path.exists(go):
+        _event(f"gate {where} open")
+    else:
+        import time
+
+        _event(f"gate {where} held")
+        while not os.path.exists(go):
+            time.sleep(_HOLD_POLL_S)
+    _released = True
+
+
+def _patch_cuda(module) -> None:
+    """Gate ``torch.cuda._lazy_init``: every path that creates the job's CUDA context (a tensor moved to the GPU,
+    ``set_device``, the device's properties) calls it by this name, so a held job holds no GPU memory."""
+    original = module._lazy_init
+
+    def _lazy_init():
+        _gate("cuda")
+        module._lazy_init = original
+        return original()
+
+    _lazy_init.__wrapped__ = original
+    module._lazy_init = _lazy_init
+
+
 def _hold(role: str, dwell: float) -> None:
     if role == "eval" and dwell > 0:
         import time
@@ -106,10 +148,14 @@ def _hold(role: str, dwell: float) -> None:
 
 
 class _Finder:
-    """A meta-path finder that only watches for the DataLoader's module and patches it once it is executed."""
+    """A meta-path finder that only watches for the modules it patches, and patches each once it is executed."""
+
+    def __init__(self, patches) -> None:
+        self.patches = dict(patches)
 
     def find_spec(self, name, path=None, target=None):
-        if name != _TARGET:
+        patch = self.patches.pop(name, None)
+        if patch is None:
             return None
         sys.meta_path.remove(self)
         try:
@@ -118,6 +164,9 @@ class _Finder:
             spec = importlib.util.find_spec(name)
         except Exception:
             return None
+        finally:
+            if self.patches:
+                sys.meta_path.insert(0, self)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
         loader = spec.loader
@@ -126,8 +175,8 @@ class _Finder:
         def exec_and_patch(module):
             exec_module(module)
             try:
-                _patch(module)
-            except Exception as exc:  # the job runs unbounded; the runner falls back to its plateau rule
+                patch(module)
+            except Exception as exc:  # the job runs unbounded (the plateau rule), or is never held
                 _event(f"hook-failed {type(exc).__name__}")
 
         try:
@@ -154,12 +203,19 @@ def _chain_user_sitecustomize() -> None:
         print(f"sitecustomize: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
+def _install() -> None:
+    patches = {_DATALOADER: _patch}
+    if os.environ.get(HOLD_VAR):
+        patches[_CUDA] = _patch_cuda
+    for name in [n for n in patches if n in sys.modules]:
+        patches.pop(name)(sys.modules[name])
+    if patches:
+        sys.meta_path.insert(0, _Finder(patches))
+
+
 if os.environ.get(EVENTS_VAR):
     try:
-        if _TARGET in sys.modules:
-            _patch(sys.modules[_TARGET])
-        else:
-            sys.meta_path.insert(0, _Finder())
+        _install()
     except Exception as exc:
         _event(f"hook-failed {type(exc).__name__}")
 _chain_user_sitecustomize()

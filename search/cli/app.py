@@ -271,14 +271,7 @@ def pair(
     monitor_hz: float = opt.MONITOR_HZ,
     results: str = opt.RESULTS,
     allow_foreign: bool = opt.ALLOW_FOREIGN,
-    start: str = typer.Option(
-        "auto",
-        "--start",
-        rich_help_panel=opt.MEASUREMENT_PANEL,
-        help="How built-in workloads start: warm (forked from a "
-        "launcher that has imported torch: seconds faster), cold (fresh processes), or "
-        "auto: warm on a GPU, cold on the CPU, where a fork's host memory is not its own.",
-    ),
+    start: str = opt.START,
     models: Path | None = opt.MODELS,
     repos_root: Path | None = opt.REPOS_ROOT,
     lenient: bool = opt.LENIENT,
@@ -299,8 +292,6 @@ def pair(
     from gpupair_search.search.engine.inputs import load_registry
 
     refuse_idle_flags(locals(), given_options(ctx), PAIR_RULES)
-    if start not in _START:
-        raise UserError(f"--start {start!r}: expected auto, warm or cold")
     if bg_param and not bg:
         raise UserError("--bg-param needs --bg: name the background job (REPO/MODEL), or drop --bg-param")
     registry = load_registry(models, repos_root)
@@ -319,7 +310,7 @@ def pair(
             timeout_s=timeout,
             probe=probe,
             allow_foreign_processes=allow_foreign,
-            warm_start=_START[start],
+            warm_start=opt.STARTS[start],
             min_window_s=window_s,
             probe_steps=probe_steps or opt.DEFAULT_PROBE_STEPS,
         )
@@ -423,9 +414,6 @@ def slurm(
         tasks, cpus_per_task, time_limit, partition, account, job_name, tuple(sbatch_option), storage, storage_env
     )
     typer.echo(submit(request, job, dry_run), nl=not dry_run)
-
-
-_START = {"auto": None, "warm": True, "cold": False}  # --start -> RunOptions.warm_start
 
 
 def _gpu_list(text: str | None) -> list | None:

@@ -257,6 +257,26 @@ def card_size(kind: StudyKind, gpu_memory: str | None, cpu_memory: str | None) -
 PROBE = _switch(
     True, "--probe/--full-epoch", "Probe (short run to the memory plateau) or the seed's full epoch.", MEASUREMENT_PANEL
 )
+#: --start -> RunOptions.warm_start
+STARTS = {"auto": None, "warm": True, "cold": False}
+
+
+def _start(value: str) -> str:
+    if value not in STARTS:
+        raise typer.BadParameter(f"{value!r}: expected auto, warm or cold")
+    return value
+
+
+START = typer.Option(
+    "auto",
+    "--start",
+    callback=_start,
+    rich_help_panel=MEASUREMENT_PANEL,
+    help="How jobs start. warm: built-in workloads are forked from a launcher that has imported torch, and a "
+    "user's jobs (probed through their DataLoader) are started ahead of their trials, held before their first "
+    "GPU use; cold: every job starts when its trial needs it, as a fresh process; auto: warm on a GPU, cold on "
+    "the CPU device, where a fork's host memory is not its own.",
+)
 DEFAULT_PROBE_STEPS: int = _RUN["probe_steps"]
 PROBE_STEPS = typer.Option(
     None,

@@ -97,6 +97,7 @@ class RunRequest:
     min_window_s: float | None = _flag(opt.MIN_WINDOW_S)  # None: the kind's
     probe_steps: int | None = _flag(opt.PROBE_STEPS)  # None: the study's
     confirm: str | None = _flag(opt.CONFIRM)  # None: the study's
+    start: str = _flag(opt.START)
 
     def worker_argv(self, device: str, storage: str) -> list[str]:
         """The ``worker`` command that runs this request on ``device`` against ``storage``. A URL with a password
@@ -168,6 +169,7 @@ def run_study(req: RunRequest, gpus: list[int] | None = None, worker: bool = Fal
         timeout_s=req.timeout,
         probe=req.probe,
         allow_foreign_processes=req.allow_foreign,
+        warm_start=opt.STARTS[req.start],
         min_window_s=(fs.definition.min_window_s if fs.definition else None) or 0.0,
         probe_steps=(fs.definition.probe_steps if fs.definition else None) or RunOptions.probe_steps,
     )
@@ -277,12 +279,14 @@ def _serial_executor(
 ) -> Iterator[_ReportingExecutor]:
     """The device as the study's card, one trial at a time, for as long as the serial phase lasts."""
     dev = open_device(choice, _device_request(inputs, req))
+    executor: DeviceExecutor | None = None
     try:
         fs.placement = worker_placement(dev)
-        yield _ReportingExecutor(
-            DeviceExecutor(inputs.registry, dev, options, run_dir, observer=progress.update), fs, progress
-        )
+        executor = DeviceExecutor(inputs.registry, dev, options, run_dir, observer=progress.update)
+        yield _ReportingExecutor(executor, fs, progress)
     finally:
+        if executor is not None:
+            executor.close()
         dev.close()
 
 
@@ -375,6 +379,11 @@ class _ReportingExecutor:
     def __init__(self, inner, fs: FeasibilityStudy, progress: Progress) -> None:
         self.inner, self.fs, self.progress = inner, fs, progress
         self.run_dir = getattr(inner, "run_dir", None)
+
+    def start_ahead(self, pairs) -> None:
+        start_ahead = getattr(self.inner, "start_ahead", None)
+        if start_ahead is not None:
+            start_ahead(pairs)
 
     def run(self, pair, trial_number):
         from optuna.trial import TrialState

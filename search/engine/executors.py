@@ -9,10 +9,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from gpupair_search.launcher.devices.base import Device
+from gpupair_search.launcher.held_start import HeldStarts
 from gpupair_search.launcher.measurement import without_device_figures
 from gpupair_search.launcher.monitor import DeviceSampler, Sample
 from gpupair_search.launcher.outcome import Outcome
-from gpupair_search.launcher.pair_runner import PairResult, RunOptions, run_pair
+from gpupair_search.launcher.pair_runner import PairResult, RunOptions, run_pair, starts_held
 from gpupair_search.launcher.registry import Registry
 from gpupair_search.launcher.results import new_pair_dir, new_run_dir, write_pair_results
 from gpupair_search.launcher.spec import PairSpec
@@ -78,6 +79,20 @@ class DeviceExecutor:
         )
         self._running = 0
         self._count_lock = threading.Lock()
+        self._ahead: list[PairSpec] = []
+        #: a user's jobs started ahead of their trials (serial trials on a GPU); created with the run directory
+        self.held: HeldStarts | None = None
+        self._holds = not packed and results is not None and starts_held(self.options, device)
+
+    def start_ahead(self, pairs: list[PairSpec]) -> None:
+        """The pairs of the trials queued after the next one, in order: their jobs may start while it runs."""
+        self._ahead = list(pairs)
+
+    def close(self) -> None:
+        """End the jobs held for trials that did not come."""
+        if self.held is not None:
+            self.held.close()
+            self.held = None
 
     def run(self, pair: PairSpec, trial_number: int) -> PairResult:
         """The pair's result. One that measured nothing because the runner was late (its foreground ended
@@ -104,6 +119,8 @@ class DeviceExecutor:
                 result = self.device.simulate(pair)
             else:
                 assert pair_dir is not None, "a measured pair needs a results directory"
+                if self._holds and self.held is None and self.run_dir is not None and self.run_dir.path is not None:
+                    self.held = HeldStarts(self.run_dir.path / ".held", self.device, self.options.grace_s)
                 result = run_pair(
                     pair,
                     self.registry,
@@ -113,6 +130,8 @@ class DeviceExecutor:
                     observer=self.observer,
                     sampler=self.sampler,
                     abort=self.abort,
+                    held=self.held,
+                    ahead=self._ahead,
                 )
         finally:
             with self._count_lock:

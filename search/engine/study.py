@@ -455,6 +455,24 @@ class FeasibilityStudy:
         return len(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
     # -- running ----------------------------------------------------------------------------------
+    def upcoming_pairs(self, limit: int = 1) -> list[PairSpec]:
+        """The pairs of the next ``limit`` WAITING trials, in the order :meth:`pop_trial` would take them now,
+        without taking them: a guess (an extension queued meanwhile can come first), for jobs started ahead."""
+        waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        models = self.models() if len(waiting) > 1 and self.likely_failures_first else None
+        pairs = [self._pair_of(adapter.enqueued_params(t)) for t in self._in_order(waiting, models)[:limit]]
+        return [pair for pair in pairs if pair is not None]
+
+    def _pair_of(self, params: dict) -> PairSpec | None:
+        """The pair a trial's enqueued parameters name; None where the settings file no longer has it."""
+        if BASELINE_PARAM in params:
+            solo = self.baselines.get(params[BASELINE_PARAM])
+            return None if solo is None else with_batch_sizes(solo, self.registry, params.get(FG_PARAM), None)
+        pair = self.pairs.get(params.get(PAIR_PARAM))
+        return (
+            None if pair is None else with_batch_sizes(pair, self.registry, params.get(FG_PARAM), params.get(BG_PARAM))
+        )
+
     def pair_for(self, trial: optuna.Trial) -> PairSpec:
         fixed = adapter.fixed_params(self.study, trial)
         if BASELINE_PARAM in fixed:
@@ -511,6 +529,9 @@ class FeasibilityStudy:
                     time.sleep(poll_s)
                     continue
                 break
+            start_ahead = getattr(executor, "start_ahead", None)  # an executor that can start the next trial's jobs
+            if start_ahead is not None:
+                start_ahead(self.upcoming_pairs())
             self.run_trial(trial, executor)
 
 

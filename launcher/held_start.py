@@ -1,0 +1,158 @@
+"""Held starts: a user's job started ahead of its trial, held before it first uses the GPU.
+
+A user's job starts cold, as its own process: its interpreter, ``import torch`` and its libraries, its model
+built. On a GPU that took about 11 s to the first step, twice per trial (the background, then the foreground),
+while the built-ins are forked warm in under a second (BENCHMARKS.md, job start). This module takes that start-up
+out of the trial's path, for the jobs the probe hook (:mod:`launcher.probe_hook.sitecustomize`) can hold:
+
+- the hook holds a job at its gate, its first use of the GPU (``torch.cuda``'s lazy initialisation, before any
+  CUDA context exists) or its first batch, for as long as the job's hold file does not exist;
+- :meth:`HeldStarts.prepare` starts the jobs a trial will need (the foreground while the background gets ready,
+  the next queued trial's jobs while this one runs), each with a hold file not yet created;
+- :meth:`HeldStarts.take` gives a trial the held job whose command and environment are exactly the ones it
+  would start: its log and events files are linked to the trial's paths, and creating its hold file releases it.
+  The job's start is then the moment of release; its memory is measured from there, as it would be.
+
+Only programs seen to stop at the gate are started ahead (:meth:`HeldStarts.learn`: each job started at once
+passes an open gate and says so), so a job the hook cannot hold (not Python, not torch, its own CUDA library)
+only ever starts when its trial starts it. A held job found holding GPU memory when taken is ended, and its
+program is never held again. Held jobs run under the job guard like every job, so they end with the runner.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gpupair_search.launcher.devices.base import Device
+from gpupair_search.launcher.probe_events import EVENTS_VAR, HOLD_VAR, ProbeEvents
+from gpupair_search.launcher.process import RunningJob, start_job
+from gpupair_search.launcher.registry import Command
+
+HELD = "held"  # RunningJob.start of a job started ahead and released for its trial
+
+
+@dataclass(frozen=True)
+class JobToHold:
+    """A job a trial will start: its command and its whole environment (the events file's path aside)."""
+
+    label: str
+    command: Command
+    env: dict[str, str]
+
+
+@dataclass
+class _Held:
+    job: RunningJob
+    go: Path
+    events: Path
+
+
+@dataclass
+class HeldStarts:
+    """The jobs held for the trials to come, in ``directory`` (on the results' file system: their files are
+    linked into the trials' directories). One trial at a time uses it (serial trials)."""
+
+    directory: Path
+    device: Device
+    grace_s: float = 3.0
+    _held: dict[tuple, _Held] = field(default_factory=dict)
+    _gating: set[tuple] = field(default_factory=set)  # programs seen to stop at the gate
+    _never: set[tuple] = field(default_factory=set)  # programs that used the GPU while held
+    _ending: list[RunningJob] = field(default_factory=list)
+    _count: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.open_gate = self.directory / "open"
+        self.open_gate.touch()
+
+    def learn(self, command: Command, events: ProbeEvents | None) -> None:
+        """Remember whether ``command``'s program stopped at the gate, from its run's events."""
+        if events is not None and events.gated:
+            self._gating.add(_program(command))
+
+    def prepare(self, jobs: list[JobToHold]) -> None:
+        """Hold exactly ``jobs``: end the held jobs not among them, start those not held yet (if their programs
+        are known to stop at the gate)."""
+        wanted = {_key(j.command, j.env): j for j in jobs}
+        for key in [k for k in self._held if k not in wanted]:
+            self._end(self._held.pop(key).job)
+        for key, job in wanted.items():
+            program = _program(job.command)
+            if key in self._held or program not in self._gating or program in self._never:
+                continue
+            self._count += 1
+            name = self.directory / str(self._count)
+            go, events, log = name.with_suffix(".go"), name.with_suffix(".events"), name.with_suffix(".log")
+            env = {**job.env, EVENTS_VAR: str(events), HOLD_VAR: str(go)}
+            events.touch()  # there to be linked even before the job's hook writes to it
+            self._held[key] = _Held(start_job(job.label, job.command, log, env, self.grace_s), go, events)
+
+    def take(self, label: str, command: Command, env: dict[str, str], log: Path, events: Path) -> RunningJob | None:
+        """The held job for this command and environment, released now with its files at ``log`` and ``events``;
+        None when there is none (or it ended, or it could not be handed over): start it as usual."""
+        held = self._held.pop(_key(command, env), None)
+        if held is None:
+            return None
+        job = held.job
+        if job.poll() is not None or not _link(job.log_path, log) or not _link(held.events, events):
+            self._end(job)
+            return None
+        on_device = {pid: mib for pid, mib in self.device.memory_by_pid(job.process_ids()).items() if mib > 0}
+        if on_device:
+            self._never.add(_program(command))
+            self.notes.append(
+                f"{' '.join(command.argv)}: held before its first GPU use, it held "
+                f"{sum(on_device.values()):,.0f} MiB already; its jobs now start when their trial starts them"
+            )
+            self._end(job)
+            return None
+        held.go.touch()
+        job.label, job.log_path, job.started, job.start = label, log, time.monotonic(), HELD
+        return job
+
+    def close(self) -> None:
+        """End every held job and remove the directory."""
+        for held in self._held.values():
+            self._end(held.job)
+        self._held.clear()
+        for job in self._ending:
+            job.stop(self.grace_s)
+        self._ending.clear()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _end(self, job: RunningJob) -> None:
+        """Ask a held job to end without waiting for it (a trial is running); :meth:`close` waits."""
+        self._ending = [j for j in self._ending if j.poll() is None]
+        if job.poll() is None:
+            try:
+                os.kill(job.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            self._ending.append(job)
+
+
+def _key(command: Command, env: dict[str, str]) -> tuple:
+    same_env = tuple(sorted((k, v) for k, v in env.items() if k not in (EVENTS_VAR, HOLD_VAR)))
+    return tuple(command.argv), str(command.cwd), same_env
+
+
+def _program(command: Command) -> tuple:
+    """The program a job runs (its repository's script or module), whatever its hyperparameters."""
+    return str(command.cwd), command.argv[0] if command.argv else "", command.module
+
+
+def _link(source: Path, target: Path) -> bool:
+    """``target`` as a second name of ``source`` (the job keeps writing to the same file)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(source, target)
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,134 @@
+"""Held starts, with real processes: the probe hook holds a job at its first GPU use (or first batch) until its
+hold file exists; the pool starts only programs seen to stop there, hands a held job to its trial with its files,
+and ends the ones no trial took.
+
+This host has no GPU: the CPU build of torch still calls ``torch.cuda._lazy_init`` when a tensor is asked for on
+``cuda``, and fails after the gate, which is where the hold must already have happened. The pool's device is the
+simulated one, whose jobs hold no device memory (the pool's check of a held job's GPU memory is the device's)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gpupair_search.launcher.devices.simulated import SimulatedDevice
+from gpupair_search.launcher.held_start import HELD, HeldStarts, JobToHold
+from gpupair_search.launcher.probe_events import ProbeEvents, hook_environment
+from gpupair_search.launcher.registry import Command
+
+JOB = """
+import sys, torch
+print("imported", flush=True)
+try:
+    torch.zeros(1, device="cuda")
+except (AssertionError, RuntimeError) as exc:  # the CPU build: after the gate
+    print("no cuda:", type(exc).__name__, flush=True)
+from torch.utils.data import DataLoader
+print("batches", sum(1 for _ in DataLoader(list(range(8)), batch_size=2)), flush=True)
+"""
+
+
+def wait_for(condition, timeout_s: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def command(tmp_path: Path) -> Command:
+    script = tmp_path / "train.py"
+    script.write_text(JOB)
+    return Command((sys.executable, str(script)), tmp_path)
+
+
+def hook_env(events: Path, gate: Path) -> dict[str, str]:
+    return hook_environment({**os.environ, "PYTHONUNBUFFERED": "1"}, events, 4, 0.0, gate)
+
+
+@pytest.fixture
+def pool(tmp_path):
+    held = HeldStarts(tmp_path / "run" / ".held", SimulatedDevice(lambda job, b: 0.0, 8192.0, None), grace_s=1.0)
+    yield held
+    held.close()
+
+
+def test_a_job_waits_at_its_first_gpu_use_until_its_hold_file_exists(tmp_path):
+    from gpupair_search.launcher.process import start_job
+
+    events, go = tmp_path / "job.events", tmp_path / "go"
+    job = start_job("fg", command(tmp_path), tmp_path / "job.log", hook_env(events, go), grace=1.0)
+    try:
+        assert wait_for(lambda: "gate cuda held" in events.read_text() if events.exists() else False)
+        time.sleep(0.5)
+        assert job.poll() is None, "a held job must not go on by itself"
+        assert "no cuda" not in (tmp_path / "job.log").read_text()
+        go.touch()
+        assert wait_for(lambda: job.poll() is not None)
+        assert job.poll() == 0
+        log = (tmp_path / "job.log").read_text()
+        assert "no cuda: " in log and "batches 4" in log  # released once: the DataLoader's gate is then open
+        assert ProbeEvents(events).poll().gated
+    finally:
+        job.stop(1.0)
+
+
+def test_a_job_whose_gate_is_open_passes_and_says_it_reached_the_gate(tmp_path):
+    from gpupair_search.launcher.process import start_job
+
+    events, gate = tmp_path / "job.events", tmp_path / "open"
+    gate.touch()
+    job = start_job("bg", command(tmp_path), tmp_path / "job.log", hook_env(events, gate), grace=1.0)
+    assert wait_for(lambda: job.poll() is not None)
+    assert job.poll() == 0
+    assert "gate cuda open" in events.read_text()
+
+
+def test_the_pool_holds_only_programs_seen_to_stop_at_the_gate(tmp_path, pool):
+    cmd = command(tmp_path)
+    env = hook_env(Path(), pool.open_gate)
+    pool.prepare([JobToHold("fg", cmd, env)])
+    assert pool.take("fg", cmd, env, tmp_path / "t1" / "training.log", tmp_path / "t1" / "fg.events") is None
+
+    events = tmp_path / "seen.events"
+    events.write_text("hooked limit=4 pid=1\ngate cuda open pid=1\n")
+    pool.learn(cmd, ProbeEvents(events).poll())
+    pool.prepare([JobToHold("fg", cmd, env)])
+    (held_log,) = pool.directory.glob("*.log")
+    assert wait_for(lambda: "imported" in held_log.read_text())
+    time.sleep(0.3)
+    assert "no cuda" not in held_log.read_text(), "held at its first GPU use, not past it"
+
+    before = time.monotonic()
+    log, trial_events = tmp_path / "t2" / "training.log", tmp_path / "t2" / "fg.events"
+    job = pool.take("fg", cmd, env, log, trial_events)
+    assert job is not None and job.start == HELD and job.started >= before and job.log_path == log
+    assert wait_for(lambda: job.poll() is not None)
+    assert job.poll() == 0
+    assert "imported" in log.read_text() and "batches 4" in log.read_text()  # the whole log, at the trial's path
+    seen = ProbeEvents(trial_events).poll()
+    assert seen.hooked and seen.gated and seen.effective  # events from before and after the release
+
+
+def test_a_held_job_no_trial_takes_is_ended(tmp_path, pool):
+    cmd = command(tmp_path)
+    env = hook_env(Path(), pool.open_gate)
+    events = tmp_path / "seen.events"
+    events.write_text("gate cuda open pid=1\n")
+    pool.learn(cmd, ProbeEvents(events).poll())
+    pool.prepare([JobToHold("bg", cmd, env)])
+    (held,) = pool._held.values()
+    pid = held.job.pid
+    other = {**env, "GPUPAIR_PROBE_BATCHES": "9"}  # another configuration: not the held one
+    assert pool.take("bg", cmd, other, tmp_path / "t" / "run_1.log", tmp_path / "t" / "bg.events") is None
+    pool.prepare([])
+    pool.close()
+    assert held.job.poll() is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not pool.directory.exists()
