@@ -11,14 +11,19 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from gpupair_search.launcher.devices.cpu import CpuDevice
 from gpupair_search.launcher.devices.simulated import SimulatedDevice
 from gpupair_search.launcher.held_start import HELD, HeldStarts, JobToHold
+from gpupair_search.launcher.pair_runner import RunOptions, starts_held
 from gpupair_search.launcher.probe_events import ProbeEvents, hook_environment
 from gpupair_search.launcher.registry import Command
+from gpupair_search.launcher.spec import StudyKind
+from tests.conftest import run_cli
 
 JOB = """
 import sys, torch
@@ -132,3 +137,33 @@ def test_a_held_job_no_trial_takes_is_ended(tmp_path, pool):
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert not pool.directory.exists()
+
+
+PROBE = RunOptions(probe=True)
+
+
+@pytest.mark.parametrize(
+    "device, options, expected",
+    [
+        ("gpu", PROBE, True),
+        ("gpu", replace(PROBE, warm_start=False), False),  # --start cold
+        ("gpu", replace(PROBE, min_window_s=10.0), False),  # a slowdown window: no start-up beside the trial
+        ("gpu", replace(PROBE, probe=False), False),  # the full epoch
+        ("gpu", replace(PROBE, start_together=True), False),  # packed trials start both jobs at once anyway
+        ("cpu", PROBE, False),  # the hold is at the first GPU use: on the CPU nothing would hold it
+    ],
+)
+def test_jobs_start_held_only_for_a_memory_probe_on_a_gpu(device, options, expected):
+    class Gpu(SimulatedDevice):
+        study_kind = StudyKind.GPU
+        simulated = False
+
+    dev = Gpu(lambda job, b: 0.0, 8192.0, None) if device == "gpu" else CpuDevice()
+    assert starts_held(options, dev) is expected
+
+
+def test_run_refuses_an_unknown_start_before_touching_anything(tmp_path):
+    done = run_cli("run", "--device", "sim", "--start", "lukewarm", "--results", str(tmp_path / "r"))
+    assert done.returncode == 2
+    assert "expected auto, warm or cold" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "r").exists()

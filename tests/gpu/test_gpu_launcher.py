@@ -182,3 +182,55 @@ def test_packed_pairs_on_one_gpu_each_get_their_own_peaks_from_one_sampler(tmp_p
     for row in rows:
         assert abs(row["fg_nvml_mib"] - row["fg_self_mib"]) <= max(30.0, 0.02 * row["fg_self_mib"]), row
         assert row["sample_hz"] >= 20.0 * 0.95, row
+
+
+HELD_JOB = """
+import time, torch
+x = torch.zeros(64 * 2**20, device="cuda")  # 256 MiB, after the gate
+torch.cuda.synchronize()
+print("allocated", flush=True)
+time.sleep(30)
+"""
+
+
+def test_a_held_job_holds_no_gpu_memory_until_released(tmp_path):
+    """A job held at its gate has imported torch but has no CUDA context: NVML lists none of its processes.
+    Released, it creates its context and allocates."""
+    import sys
+    import time
+
+    from gpupair_search.launcher.devices import open_device
+    from gpupair_search.launcher.probe_events import ProbeEvents, hook_environment
+    from gpupair_search.launcher.process import start_job
+    from gpupair_search.launcher.registry import Command
+
+    device = open_device("cuda:0")
+    script = tmp_path / "job.py"
+    script.write_text(HELD_JOB)
+    events, go, log = tmp_path / "job.events", tmp_path / "go", tmp_path / "job.log"
+    env = hook_environment({**os.environ, "PYTHONUNBUFFERED": "1"}, events, 5, 0.0, go)
+    job = start_job("fg", Command((sys.executable, str(script)), tmp_path), log, env, grace=1.0)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (events.exists() and "gate cuda held" in events.read_text()):
+            time.sleep(0.05)
+        assert "gate cuda held" in events.read_text()
+        time.sleep(1.0)
+        held_mib = device.memory_by_pid(job.process_ids())
+        released_at = time.monotonic()
+        go.touch()
+        while time.monotonic() < deadline and "allocated" not in log.read_text():
+            time.sleep(0.02)
+        to_allocated_s = time.monotonic() - released_at
+        time.sleep(0.5)
+        running_mib = device.memory_by_pid(job.process_ids())
+        _record(
+            "held_job",
+            {"held_mib": held_mib, "running_mib": running_mib, "release_to_allocated_s": round(to_allocated_s, 2)},
+        )
+        assert not any(mib > 0 for mib in held_mib.values()), held_mib
+        assert sum(running_mib.values()) >= 256, running_mib
+        assert ProbeEvents(events).poll().gated
+    finally:
+        job.stop(1.0)
+        device.close()
