@@ -9,12 +9,12 @@ out of the trial's path, for the jobs the probe hook (:mod:`launcher.probe_hook.
   CUDA context exists) or its first batch, for as long as the job's hold file does not exist;
 - :meth:`HeldStarts.prepare` starts the jobs a trial will need (the foreground while the background gets ready,
   the next queued trial's jobs while this one runs), each with a hold file not yet created;
-- :meth:`HeldStarts.take` gives a trial the held job whose command and environment are exactly the ones it
+- :meth:`HeldStarts.start` gives a trial the held job whose command and environment are exactly the ones it
   would start: its log and events files are linked to the trial's paths, and creating its hold file releases it.
   The job's start is then the moment of release; its memory is measured from there, as it would be.
 
-Only programs seen to stop at the gate are started ahead (:meth:`HeldStarts.learn`: each job started at once
-passes an open gate and says so), so a job the hook cannot hold (not Python, not torch, its own CUDA library)
+Only programs seen to stop at the gate are started ahead (a job started at once passes an open gate and says
+so in its events), so a job the hook cannot hold (not Python, not torch, its own CUDA library)
 only ever starts when its trial starts it. A held job found holding GPU memory when taken is ended, and its
 program is never held again. Held jobs run under the job guard like every job, so they end with the runner.
 """
@@ -62,6 +62,7 @@ class HeldStarts:
     grace_s: float = 3.0
     _held: dict[tuple, _Held] = field(default_factory=dict)
     _gating: set[tuple] = field(default_factory=set)  # programs seen to stop at the gate
+    _watching: dict[tuple, Path] = field(default_factory=dict)  # a started job's events, until its program is known
     _never: set[tuple] = field(default_factory=set)  # programs that used the GPU while held
     _ending: list[RunningJob] = field(default_factory=list)
     _count: int = 0
@@ -72,14 +73,20 @@ class HeldStarts:
         self.open_gate = self.directory / "open"
         self.open_gate.touch()
 
-    def learn(self, command: Command, events: ProbeEvents | None) -> None:
-        """Remember whether ``command``'s program stopped at the gate, from its run's events."""
-        if events is not None and events.gated:
-            self._gating.add(_program(command))
+    def start(self, label: str, command: Command, env: dict[str, str], log: Path, events: Path) -> RunningJob:
+        """The job, now: the held one if there is one (released), else a fresh process whose gate is open; its
+        events say whether its program stops at the gate (read by :meth:`prepare`)."""
+        job = self.take(label, command, env, log, events)
+        if job is None:
+            env = {**env, EVENTS_VAR: str(events), HOLD_VAR: str(self.open_gate)}
+            job = start_job(label, command, log, env, self.grace_s)
+            self._watching.setdefault(_program(command), events)
+        return job
 
     def prepare(self, jobs: list[JobToHold]) -> None:
         """Hold exactly ``jobs``: end the held jobs not among them, start those not held yet (if their programs
         are known to stop at the gate)."""
+        self._learn()
         wanted = {_key(j.command, j.env): j for j in jobs}
         for key in [k for k in self._held if k not in wanted]:
             self._end(self._held.pop(key).job)
@@ -116,6 +123,13 @@ class HeldStarts:
         held.go.touch()
         job.label, job.log_path, job.started, job.start = label, log, time.monotonic(), HELD
         return job
+
+    def _learn(self) -> None:
+        """Programs whose jobs, started at once, said they reached the gate."""
+        for program, events in list(self._watching.items()):
+            if ProbeEvents(events).poll().gated:
+                self._gating.add(program)
+                del self._watching[program]
 
     def close(self) -> None:
         """End every held job and remove the directory."""

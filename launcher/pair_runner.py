@@ -56,7 +56,15 @@ from gpupair_search.launcher.probe_events import (
     hook_environment,
 )
 from gpupair_search.launcher.process import RunningJob, start_job
-from gpupair_search.launcher.registry import BATCH_SIZE, DEFAULT_PROBE_STEPS, EPOCHS, MAX_STEPS, MIN_TRAIN_S, Registry
+from gpupair_search.launcher.registry import (
+    BATCH_SIZE,
+    DEFAULT_PROBE_STEPS,
+    EPOCHS,
+    MAX_STEPS,
+    MIN_TRAIN_S,
+    Command,
+    Registry,
+)
 from gpupair_search.launcher.spec import JobConfig, PairSpec, StudyKind
 from gpupair_search.launcher.steady_window import ProgressTail, user_steps_pattern
 from gpupair_search.launcher.window_stats import WindowStats, background_warning, window_stats
@@ -409,40 +417,52 @@ class PairRun:
         )
 
     def _start(self, label: str, job: JobConfig, log: Path, events: ProbeEvents | None = None) -> RunningJob:
-        warm = starts_warm(self.options, self.device) and events is None  # a hooked job's hook starts with it
         command = self.registry.command(job)
-        env = self.env if events is None else self._hook_env(events.path)
-        held = self.held.take(label, command, env, log, events.path) if self.held and events else None
-        started = held or start_job(label, command, log, env, self.options.grace_s, warm=warm)
+        if self._holdable(job, command):
+            assert self.held is not None
+            gate_events = events.path if events else log.with_name(f"{log.stem}.gate")
+            started = self.held.start(label, command, self._held_env(job, gate_events), log, gate_events)
+        else:
+            warm = starts_warm(self.options, self.device) and events is None  # a hooked job's hook starts with it
+            env = (
+                self.env
+                if events is None
+                else hook_environment(self.env, events.path, self.options.probe_steps, self.dwell_s)
+            )
+            started = start_job(label, command, log, env, self.options.grace_s, warm=warm)
         self.job_start[label] = started.start
         self.start_notes += [note for note in started.notes if note not in self.start_notes]
         self.monitor.track(label, started)
         kill_points.reached(f"{label}_started")
         return started
 
-    def _hook_env(self, events: Path) -> dict[str, str]:
-        """A hooked job's environment; with held starts, its gate is open (it passes, and says so)."""
-        gate = self.held.open_gate if self.held else None
-        return hook_environment(self.env, events, self.options.probe_steps, self.dwell_s, gate)
+    def _holdable(self, job: JobConfig, command: Command) -> bool:
+        """Whether held starts take this job: one that starts cold (a built-in forked warm starts fast anyway)."""
+        warm = starts_warm(self.options, self.device) and command.module is not None and not hooked(job, self.registry)
+        return self.held is not None and not warm
+
+    def _held_env(self, job: JobConfig, events: Path) -> dict[str, str]:
+        """A held start's environment: the probe hook, which bounds a hooked job's DataLoaders and, for a job that
+        bounds itself (its own --max-steps), only holds it at its gate."""
+        if self.options.probe and hooked(job, self.registry):
+            return hook_environment(self.env, events, self.options.probe_steps, self.dwell_s)
+        return hook_environment(self.env, events, 0)
 
     def _hold(self, jobs: list[tuple[str, JobConfig | None]]) -> None:
-        """Hold exactly these of the trials' jobs (the hooked ones) for when they are started."""
+        """Hold exactly these of the trials' jobs (those held starts take) for when they are started."""
         if self.held is None:
             return
-        self.held.prepare(
-            [
-                JobToHold(label, self.registry.command(job), self._hook_env(Path()))
-                for label, job in jobs
-                if job is not None and hooked(job, self.registry)
-            ]
-        )
+        wanted = []
+        for label, job in jobs:
+            command = self.registry.command(job) if job is not None else None
+            if job is not None and command is not None and self._holdable(job, command):
+                wanted.append(JobToHold(label, command, self._held_env(job, Path())))
+        self.held.prepare(wanted)
 
     def _hold_next_trial(self) -> None:
         """The foreground is released: start the next queued trial's jobs, held, while this trial runs."""
         if self.held is None:
             return
-        if self.bg_job is not None and self.bg_events:
-            self.held.learn(self.registry.command(self.bg_job), self.bg_events[-1].poll())
         ahead = [probe_jobs(pair, self.registry, self.options) for pair in self.ahead]
         self._hold([job for fg, bg in ahead for job in ((BG, bg), (FG, fg))])
 
@@ -618,7 +638,6 @@ class PairRun:
                 )
             self.monitor.stop()
             if self.held is not None:
-                self.held.learn(self.registry.command(self.fg_job), self.fg_events)
                 self.start_notes += [n for n in self.held.notes if n not in self.start_notes]
             self.phase_seconds["stop"] = round(time.monotonic() - stopping, 2)
         result = self._result(fg_code, rapl)

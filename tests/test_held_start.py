@@ -98,11 +98,11 @@ def test_the_pool_holds_only_programs_seen_to_stop_at_the_gate(tmp_path, pool):
     cmd = command(tmp_path)
     env = hook_env(Path(), pool.open_gate)
     pool.prepare([JobToHold("fg", cmd, env)])
-    assert pool.take("fg", cmd, env, tmp_path / "t1" / "training.log", tmp_path / "t1" / "fg.events") is None
+    assert not pool._held, "a program not yet seen at the gate is not started ahead"
 
-    events = tmp_path / "seen.events"
-    events.write_text("hooked limit=4 pid=1\ngate cuda open pid=1\n")
-    pool.learn(cmd, ProbeEvents(events).poll())
+    first = pool.start("fg", cmd, env, tmp_path / "t1" / "training.log", tmp_path / "t1" / "fg.events")
+    assert first.start == "cold"
+    assert wait_for(lambda: first.poll() is not None) and first.poll() == 0  # its gate was open: it went on
     pool.prepare([JobToHold("fg", cmd, env)])
     (held_log,) = pool.directory.glob("*.log")
     assert wait_for(lambda: "imported" in held_log.read_text())
@@ -111,8 +111,8 @@ def test_the_pool_holds_only_programs_seen_to_stop_at_the_gate(tmp_path, pool):
 
     before = time.monotonic()
     log, trial_events = tmp_path / "t2" / "training.log", tmp_path / "t2" / "fg.events"
-    job = pool.take("fg", cmd, env, log, trial_events)
-    assert job is not None and job.start == HELD and job.started >= before and job.log_path == log
+    job = pool.start("fg", cmd, env, log, trial_events)
+    assert job.start == HELD and job.started >= before and job.log_path == log
     assert wait_for(lambda: job.poll() is not None)
     assert job.poll() == 0
     assert "imported" in log.read_text() and "batches 4" in log.read_text()  # the whole log, at the trial's path
@@ -123,9 +123,8 @@ def test_the_pool_holds_only_programs_seen_to_stop_at_the_gate(tmp_path, pool):
 def test_a_held_job_no_trial_takes_is_ended(tmp_path, pool):
     cmd = command(tmp_path)
     env = hook_env(Path(), pool.open_gate)
-    events = tmp_path / "seen.events"
-    events.write_text("gate cuda open pid=1\n")
-    pool.learn(cmd, ProbeEvents(events).poll())
+    first = pool.start("bg", cmd, env, tmp_path / "t1" / "run_1.log", tmp_path / "t1" / "bg.events")
+    assert wait_for(lambda: first.poll() is not None)
     pool.prepare([JobToHold("bg", cmd, env)])
     (held,) = pool._held.values()
     pid = held.job.pid
