@@ -269,6 +269,7 @@ class PairRun:
         self.bg_hooked = options.probe and bg is not None and hooked(bg, registry)
         self.fg_events: ProbeEvents | None = None
         self.bg_events: list[ProbeEvents] = []
+        self.bg_gate: ProbeEvents | None = None  # the current run's gate events (held starts, not bounded by the hook)
         self.bg_completed_runs = 0  # background runs that ended normally: each showed its whole run's memory
         self.ready_by = ""  # what told the runner the background was ready
         self.ready_known_t: float | None = None  # time.monotonic() when the runner knew (see _jobs_seconds)
@@ -291,8 +292,15 @@ class PairRun:
         if events is not None:
             self.bg_events.append(events)
         self.bg = self._start(BG, self.bg_job, log, events)
+        self.bg_gate = ProbeEvents(_gate_path(log)) if events is None and self.held is not None else None
         if n == 1:
             self.bg_first_started = self.bg.started
+
+    def _bg_stepped(self) -> bool:
+        """The background's current run finished a training step, as its probe hook saw it: a DataLoader asked
+        for its second batch, or (any loop, the hook installed for held starts only) an optimizer stepped."""
+        events = self._current_bg_events() or (self.bg_gate.poll() if self.bg_gate is not None else None)
+        return bool(events and events.trained_step)
 
     def _events(self, name: str) -> ProbeEvents:
         path = self.work_dir / "probe_events" / f"{name}.events"
@@ -330,11 +338,10 @@ class PairRun:
             return False
         # A short run that trained is a real one: a warm-started probe has no imports to wait for. An external
         # script shows its training through its progress pattern, or, probed, through its DataLoader.
-        events = self._current_bg_events()
         trained = (
             bool(TRAINING_PROGRESS.search(text))
             or bool(self.bg_progress and self.bg_progress[-1].points)
-            or bool(events and events.trained_step)
+            or self._bg_stepped()
         )
         self.bg_trained_runs += trained
         quick = end.duration_s < self.options.background_min_run_s and not trained
@@ -403,8 +410,7 @@ class PairRun:
         on_the_cpu = (
             current.declared_device == "cpu" and self.device.study_kind == StudyKind.GPU
         )  # (the CPU device: its RSS)
-        events = self._current_bg_events()
-        return on_the_cpu or any(point.steps >= 1 for point in current.points) or bool(events and events.trained_step)
+        return on_the_cpu or any(point.steps >= 1 for point in current.points) or self._bg_stepped()
 
     def _limits(self) -> PairLimits:
         o = self.options
@@ -420,7 +426,7 @@ class PairRun:
         command = self.registry.command(job)
         if self._holdable(job, command):
             assert self.held is not None
-            gate_events = events.path if events else log.with_name(f"{log.stem}.gate")
+            gate_events = events.path if events else _gate_path(log)
             started = self.held.start(label, command, self._held_env(job, gate_events), log, gate_events)
         else:
             warm = starts_warm(self.options, self.device) and events is None  # a hooked job's hook starts with it
@@ -851,6 +857,11 @@ class _Plateau:
             self.peak, self.since = value, time.monotonic()
             return False
         return time.monotonic() - self.since >= self.seconds
+
+
+def _gate_path(log: Path) -> Path:
+    """The events file of a job that held starts take and the probe does not bound (its gate, its steps)."""
+    return log.with_name(f"{log.stem}.gate")
 
 
 def _last_float(pattern: re.Pattern, text: str) -> float | None:

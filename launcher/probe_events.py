@@ -58,7 +58,8 @@ class ProbeEvents:
     hooked: bool = False
     failed: bool = False
     train_started: bool = False
-    trained_step: bool = False  # a training iterator was asked for its second batch: one step done
+    #: a training iterator was asked for its second batch, or an optimizer finished a step: one step done
+    trained_step: bool = False
     bounded: bool = False  # the probe ended a training iterator early
     eval_started: bool = False
     eval_ended: bool = False
@@ -104,6 +105,8 @@ class ProbeEvents:
             self.failed = True
         elif kind == "gate":
             self.gated = True
+        elif kind == "optimizer-step":
+            self.trained_step = True
         elif kind == "start" and role == "train":
             if self._eval_open:  # the job left its evaluation loop early (a ``break``) and went back to training
                 self._eval_done()

@@ -148,3 +148,21 @@ def test_an_evaluation_loop_left_with_break_ends_when_training_starts_again(tmp_
     with events.open("a") as fh:
         fh.write("start train c pid=1\n")
     assert seen.poll().eval_ended and seen.train_after_eval and seen.repeating
+
+
+def test_a_training_step_is_seen_in_a_loop_without_a_dataloader(tmp_path):
+    """The hook hears torch's global optimizer step hook: a job batching in its own loop (as the built-ins do)
+    has trained a step once its optimizer stepped, written once however many steps follow."""
+    code = (
+        "import torch\n"
+        "m = torch.nn.Linear(4, 2)\n"
+        "opt = torch.optim.SGD(m.parameters(), lr=0.1)\n"
+        "for _ in range(3):\n"
+        "    m(torch.randn(8, 4)).sum().backward(); opt.step(); opt.zero_grad()\n"
+    )
+    events = tmp_path / "job.events"
+    done = python(tmp_path, code, hook_environment({}, events, 0))
+    assert done.returncode == 0, done.stderr
+    assert events.read_text().count("optimizer-step") == 1
+    seen = ProbeEvents(events).poll()
+    assert seen.trained_step and not seen.train_started  # a step, and no DataLoader the probe could bound

@@ -11,6 +11,7 @@ evaluation loops finish by themselves) and appends small events to the file ``GP
 ``bounded <role> <id> <n>``      the probe ended it after n batches
 ``end <role> <id> <n>``          its data ran out after n batches
 ``gate <where> <open|held>``     the job reached its first use of the GPU (``cuda``) or its first batch (``data``)
+``optimizer-step``               an optimizer finished its first step (any training loop, DataLoader or not)
 
 A job started ahead of its trial (``GPUPAIR_HOLD_FILE`` names a file that does not exist yet: launcher/held_start)
 waits at that gate, before it holds any GPU memory, until the runner creates the file. Its imports and set-up are
@@ -38,6 +39,7 @@ DWELL_VAR = "GPUPAIR_PROBE_DWELL_S"
 HOLD_VAR = "GPUPAIR_HOLD_FILE"
 _DATALOADER = "torch.utils.data.dataloader"
 _CUDA = "torch.cuda"
+_OPTIMIZER = "torch.optim.optimizer"
 _HOLD_POLL_S = 0.01
 _released = False
 
@@ -140,6 +142,19 @@ def _patch_cuda(module) -> None:
     module._lazy_init = _lazy_init
 
 
+def _patch_optimizer(module) -> None:
+    """Say when the job's first optimizer step is done, through torch's global step hook: from then on the job
+    holds its model, its optimizer's state and a step's activations, whatever loop it trains in."""
+    seen = []
+
+    def after_step(optimizer, args, kwargs):
+        if not seen:
+            seen.append(True)
+            _event("optimizer-step")
+
+    module.register_optimizer_step_post_hook(after_step)
+
+
 def _hold(role: str, dwell: float) -> None:
     if role == "eval" and dwell > 0:
         import time
@@ -204,7 +219,7 @@ def _chain_user_sitecustomize() -> None:
 
 
 def _install() -> None:
-    patches = {_DATALOADER: _patch}
+    patches = {_DATALOADER: _patch, _OPTIMIZER: _patch_optimizer}
     if os.environ.get(HOLD_VAR):
         patches[_CUDA] = _patch_cuda
     for name in [n for n in patches if n in sys.modules]:
