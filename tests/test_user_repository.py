@@ -136,7 +136,12 @@ def test_user_pairs_get_verdicts_a_crash_is_a_crash_and_a_job_without_progress_l
 
 
 def test_a_pair_over_the_budget_is_out_of_memory(tmp_path, lab):
-    result, _ = run(tmp_path, lab, job("evalheavy"), job("mlp"), device=CpuDevice(budget_mib=1500))
+    """Together about 1,800 MiB of host memory against 1,500. The background runs whole epochs, so it is
+    training while the foreground evaluates (a probed background's short runs restart, and a restart can fall
+    in the foreground's peak)."""
+    full_epochs = RunOptions(probe=False, timeout_s=600, grace_s=1.0)
+    fg = job("evalheavy", **SHORT_EPOCH)
+    result, _ = run(tmp_path, lab, fg, job("mlp"), full_epochs, CpuDevice(budget_mib=1500))
     assert result.outcome is Outcome.OVER_BUDGET and result.outcome.is_oom
 
 
