@@ -273,8 +273,8 @@ START = typer.Option(
     callback=_start,
     rich_help_panel=MEASUREMENT_PANEL,
     help="How jobs start. warm: built-in workloads are forked from a launcher that has imported torch, and a "
-    "user's jobs (probed through their DataLoader) are started ahead of their trials, held before their first "
-    "GPU use; cold: every job starts when its trial needs it, as a fresh process; auto: warm on a GPU, cold on "
+    "user's jobs (fresh processes) are started ahead of their trials in a memory probe, held before their "
+    "first GPU use; cold: every job starts when its trial needs it, as a fresh process; auto: warm on a GPU, cold on "
     "the CPU device, where a fork's host memory is not its own.",
 )
 DEFAULT_PROBE_STEPS: int = _RUN["probe_steps"]
