@@ -145,6 +145,9 @@ def _patch_cuda(module) -> None:
 def _patch_optimizer(module) -> None:
     """Say when the job's first optimizer step is done, through torch's global step hook: from then on the job
     holds its model, its optimizer's state and a step's activations, whatever loop it trains in."""
+    register = getattr(module, "register_optimizer_step_post_hook", None)  # torch >= 2.0
+    if register is None:
+        return
     seen = []
 
     def after_step(optimizer, args, kwargs):
@@ -152,7 +155,7 @@ def _patch_optimizer(module) -> None:
             seen.append(True)
             _event("optimizer-step")
 
-    module.register_optimizer_step_post_hook(after_step)
+    register(after_step)
 
 
 def _hold(role: str, dwell: float) -> None:
