@@ -134,6 +134,7 @@ def read_study(
     measured = 0
     phases: dict[str, float] = {}
     starts: dict[str, int] = {}
+    ready_by: dict[str, int] = {}  # what made each trial's background ready, and in how many trials
     for v in fs.views():
         record = v.record.measured
         if not v.measured or record is None:
@@ -143,6 +144,8 @@ def read_study(
             phases[phase] = round(phases.get(phase, 0.0) + float(seconds), 2)
         for how in record.job_start.values():
             starts[how] = starts.get(how, 0) + 1
+        if record.background_ready_by:
+            ready_by[record.background_ready_by] = ready_by.get(record.background_ready_by, 0) + 1
         if record.outside_jobs_s is not None:
             outside.append(record.outside_jobs_s)
         memory = record.memory
@@ -170,6 +173,7 @@ def read_study(
         "trial_wall_s_median": round(statistics.median(walls), 2) if walls else None,
         "phase_seconds_total": phases,
         "job_starts": starts,
+        "background_ready_by": ready_by,
         "probe_steps": definition.probe_steps if definition else None,
         "baselines": definition.baselines if definition else None,
         "min_window_s": definition.min_window_s if definition else None,
@@ -253,9 +257,9 @@ def markdown(data: dict[str, Any]) -> str:
         "Commands as typed; each also got the bench's --device (unless auto), --results and --storage, and (b) "
         "--repos-root (the JSON has every argv).",
         "",
-        "| run | command | exit | wall s | trials measured | sum of trial walls s | job starts | probe steps "
-        "| median outside the jobs s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| run | command | exit | wall s | trials measured | sum of trial walls s | job starts | background ready by "
+        "| probe steps | median outside the jobs s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, run in (("built-in (a)", a), ("user repo (b)", b)):
         outside = run["study"].get("outside_jobs_median_s") if run.get("study") else None
@@ -263,7 +267,7 @@ def markdown(data: dict[str, Any]) -> str:
             f"| {name} | `{' '.join(run['shown'])}` | {run['run']['rc']} | {run['run']['wall_s']} | "
             f"{run.get('study', {}).get('measured_trials', '-')} | "
             f"{run.get('study', {}).get('trial_wall_s_total', '-')} | {run.get('study', {}).get('job_starts', '-')} | "
-            f"{run.get('study', {}).get('probe_steps', '-')} "
+            f"{run.get('study', {}).get('background_ready_by', '-')} | {run.get('study', {}).get('probe_steps', '-')} "
             f"| {'not recorded' if outside is None else round(outside, 3)} |"
         )
     s = data["summary"]
