@@ -733,7 +733,9 @@ class PairRun:
             + self.start_notes
             + ([starting] if starting else [])
             + self._probe_warnings(probe)
-            + _caught_error_warning(fg_code if self.fg_exited_itself else None, fg_text, fg_log.last_error),
+            + _caught_error_warning(fg_code if self.fg_exited_itself else None, fg_text, fg_log.last_error)
+            + boolean_value_refused(FG, self.registry.command(self.fg_job).argv, fg_text)
+            + (boolean_value_refused(BG, self.registry.command(self.bg_job).argv, bg_text) if self.bg_job else []),
             samples=self.monitor.samples,
             foreground_window=self.fg_window,
             background_logs=list(self.bg_logs),
@@ -821,6 +823,31 @@ def _caught_error_warning(exit_code: int | None, log: str, last_error: str) -> l
         "the foreground exited 0, but its log holds a Python traceback"
         + (f" ({last_error})" if last_error else "")
         + ": check that it trained as far as it should; its peak is what it held until then"
+    ]
+
+
+_UNRECOGNIZED = re.compile(r"unrecognized arguments: (.*)")
+
+
+def boolean_value_refused(role: str, argv: Sequence[str], log: str) -> list[str]:
+    """A boolean hyperparameter is written with its value (``--amp True``), as the seed's runner writes it; a
+    script whose flag is ``action="store_true"`` takes no value, and its argparse refuses the ``True``. The log
+    says only "unrecognized arguments: True": say which flag it was, and what to change."""
+    found = _UNRECOGNIZED.findall(log)
+    if not found:
+        return []
+    refused = set(found[-1].split())
+    flags = [
+        f"{flag} {value}"
+        for flag, value in zip(argv, argv[1:])
+        if flag.startswith("-") and value in ("True", "False") and value in refused
+    ]
+    if not flags:
+        return []
+    return [
+        f"the {role}'s script refused {', '.join(flags)}: a boolean hyperparameter is passed with its value, as "
+        "the seed's runner passes it, and a flag declared with action='store_true' takes none. Give the flag a "
+        "value in the script (e.g. type=lambda s: s == 'True'), or leave the hyperparameter out"
     ]
 
 

@@ -174,3 +174,28 @@ def test_the_built_in_workloads_run_as_modules_and_pass():
         "validate", str(Path(__file__).parents[1] / "settings" / "parallel_feasibility_test.json"), timeout=60
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_a_boolean_a_store_true_flag_refused_is_named_with_the_fix(tmp_path):
+    """A real argparse script with ``--amp`` as ``store_true``, given ``--amp True`` as the runner writes a
+    boolean: its log says only "unrecognized arguments: True"; the warning names the flag and the change."""
+    import subprocess
+    import sys
+
+    from gpupair_search.launcher.pair_runner import boolean_value_refused
+
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import argparse\n"
+        "p = argparse.ArgumentParser()\n"
+        "p.add_argument('--amp', action='store_true')\n"
+        "p.add_argument('--epochs', type=int)\n"
+        "p.parse_args()\n"
+    )
+    argv = [sys.executable, str(script), "--epochs", "1", "--amp", "True"]
+    log = subprocess.run(argv, capture_output=True, text=True, timeout=60).stderr
+    (warning,) = boolean_value_refused("foreground", argv, log)
+    assert "refused --amp True" in warning and "store_true" in warning and "type=lambda s: s == 'True'" in warning
+    assert boolean_value_refused("foreground", [sys.executable, str(script), "--amp"], "usage: ...") == []
+    unrelated = "error: unrecognized arguments: --lr 0.1"  # nothing boolean in it
+    assert boolean_value_refused("background", argv, unrelated) == []
