@@ -166,3 +166,38 @@ def test_run_refuses_an_unknown_start_before_touching_anything(tmp_path):
     assert done.returncode == 2
     assert "expected auto, warm or cold" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_serial_trials_take_their_held_jobs_and_measure_what_a_cold_start_measures(tmp_path, monkeypatch):
+    """Three trials of the lab repository one after the other, as a study runs them, each told the next one's
+    pair: from the second on, the foreground is the job held for it (its program was seen at its gate, here its
+    first batch: the CPU build has no CUDA to stop at), it reaches its evaluation, and its peak is the peak of
+    the same job started cold. Memory is the CPU device's (host memory); the pool's check for GPU memory of a
+    held job is the simulated device's (none)."""
+    from gpupair_search.launcher.pair_runner import run_pair
+    from gpupair_search.launcher.registry import Registry
+    from gpupair_search.launcher.results import new_pair_dir, new_run_dir
+    from gpupair_search.launcher.spec import JobConfig, PairSpec
+    from tests.conftest import FIXTURES
+
+    monkeypatch.setenv("PYTHON", sys.executable)
+    lab = Registry.load(FIXTURES / "user_repo" / "models.json", base_dir=FIXTURES / "user_repo")
+    options = RunOptions(probe=True, timeout_s=300, grace_s=1.0)
+    fg, bg = JobConfig("lab", "evalheavy", {"workers": 0}), JobConfig("lab", "mlp", {"workers": 0})
+    pairs = [PairSpec(n, fg, bg.with_hyperparameter("batch_size", 8 * n)) for n in (1, 2, 3)]
+    run_dir = new_run_dir(tmp_path / "results")
+    held = HeldStarts(run_dir / ".held", SimulatedDevice(lambda job, b: 0.0, 8192.0, None), grace_s=1.0)
+    try:
+        results = [
+            run_pair(pair, lab, CpuDevice(), options, new_pair_dir(run_dir, pair), held=held, ahead=pairs[n + 1 :])
+            for n, pair in enumerate(pairs)
+        ]
+    finally:
+        held.close()
+    assert [r.job_start["foreground"] for r in results] == ["cold", HELD, HELD]
+    for r in results:
+        assert r.outcome.value == "ok", r.error_message
+        assert r.probe["foreground"] == {"rule": "bounded steps", "evaluation": "reached"}
+    cold, *taken = (r.memory.foreground_peak_mib for r in results)
+    assert all(abs(peak - cold) <= 0.05 * cold for peak in taken), (cold, taken)
+    assert not (run_dir / ".held").exists()
