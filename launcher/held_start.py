@@ -62,7 +62,8 @@ class HeldStarts:
     grace_s: float = 3.0
     _held: dict[tuple, _Held] = field(default_factory=dict)
     _gating: set[tuple] = field(default_factory=set)  # programs seen to stop at the gate
-    _watching: dict[tuple, Path] = field(default_factory=dict)  # a started job's events, until its program is known
+    #: the events of the jobs started at once, per program, until one of them is seen at the gate
+    _watching: dict[tuple, list[Path]] = field(default_factory=dict)
     _never: set[tuple] = field(default_factory=set)  # programs that used the GPU while held
     _ending: list[RunningJob] = field(default_factory=list)
     _count: int = 0
@@ -80,7 +81,9 @@ class HeldStarts:
         if job is None:
             env = {**env, EVENTS_VAR: str(events), HOLD_VAR: str(self.open_gate)}
             job = start_job(label, command, log, env, self.grace_s)
-            self._watching.setdefault(_program(command), events)
+            program = _program(command)
+            if program not in self._gating:
+                self._watching.setdefault(program, []).append(events)
         return job
 
     def prepare(self, jobs: list[JobToHold]) -> None:
@@ -126,8 +129,8 @@ class HeldStarts:
 
     def _learn(self) -> None:
         """Programs whose jobs, started at once, said they reached the gate."""
-        for program, events in list(self._watching.items()):
-            if ProbeEvents(events).poll().gated:
+        for program, runs in list(self._watching.items()):
+            if any(ProbeEvents(events).poll().gated for events in runs):
                 self._gating.add(program)
                 del self._watching[program]
 
