@@ -118,7 +118,7 @@ class HeldStarts:
         if on_device:
             self._never.add(_program(command))
             self.notes.append(
-                f"{' '.join(command.argv)}: held before its first GPU use, it held "
+                f"{command.display()}: held before its first GPU use, it held "
                 f"{sum(on_device.values()):,.0f} MiB already; its jobs now start when their trial starts them"
             )
             self._end(job)
@@ -133,6 +133,11 @@ class HeldStarts:
             if any(ProbeEvents(events).poll().gated for events in runs):
                 self._gating.add(program)
                 del self._watching[program]
+
+    def pop_notes(self) -> list[str]:
+        """What happened to held jobs since the last call (a program found using the GPU while held)."""
+        notes, self.notes = self.notes, []
+        return notes
 
     def close(self) -> None:
         """End every held job and remove the directory."""

@@ -460,8 +460,10 @@ class PairRun:
             return
         wanted = []
         for label, job in jobs:
-            command = self.registry.command(job) if job is not None else None
-            if job is not None and command is not None and self._holdable(job, command):
+            if job is None:
+                continue
+            command = self.registry.command(job)
+            if self._holdable(job, command):
                 wanted.append(JobToHold(label, command, self._held_env(job, Path())))
         self.held.prepare(wanted)
 
@@ -644,7 +646,7 @@ class PairRun:
                 )
             self.monitor.stop()
             if self.held is not None:
-                self.start_notes += [n for n in self.held.notes if n not in self.start_notes]
+                self.start_notes += self.held.pop_notes()
             self.phase_seconds["stop"] = round(time.monotonic() - stopping, 2)
         result = self._result(fg_code, rapl)
         result.jobs_s = round(self._jobs_seconds(), 3)
