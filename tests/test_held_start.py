@@ -201,3 +201,28 @@ def test_serial_trials_take_their_held_jobs_and_measure_what_a_cold_start_measur
     cold, *taken = (r.memory.foreground_peak_mib for r in results)
     assert all(abs(peak - cold) <= 0.05 * cold for peak in taken), (cold, taken)
     assert not (run_dir / ".held").exists()
+
+
+def test_a_held_job_found_holding_device_memory_is_ended_and_its_program_never_held_again(tmp_path):
+    """The pool's device is the CPU device here, whose memory is host memory: every held process holds some,
+    as a job that created a CUDA context before its gate would hold GPU memory. Taking it ends it, starts the
+    trial's job at once instead, says so once, and holds that program no more."""
+    pool = HeldStarts(tmp_path / "run" / ".held", CpuDevice(), grace_s=1.0)
+    try:
+        cmd = command(tmp_path)
+        env = hook_env(Path(), pool.open_gate)
+        first = pool.start("bg", cmd, env, tmp_path / "t1" / "run_1.log", tmp_path / "t1" / "bg.events")
+        assert wait_for(lambda: first.poll() is not None)
+        pool.prepare([JobToHold("fg", cmd, env)])
+        (held,) = pool._held.values()
+        assert wait_for(lambda: "gate cuda held" in held.events.read_text())
+        job = pool.start("fg", cmd, env, tmp_path / "t2" / "training.log", tmp_path / "t2" / "fg.events")
+        assert job.start == "cold" and job is not held.job
+        (note,) = pool.pop_notes()
+        assert "held before its first GPU use, it held" in note and pool.pop_notes() == []
+        assert wait_for(lambda: job.poll() is not None)
+        pool.prepare([JobToHold("fg", cmd, env)])
+        assert not pool._held, "a program found holding memory while held is not held again"
+    finally:
+        pool.close()
+    assert held.job.poll() is not None
