@@ -424,12 +424,11 @@ class PairRun:
 
     def _start(self, label: str, job: JobConfig, log: Path, events: ProbeEvents | None = None) -> RunningJob:
         command = self.registry.command(job)
-        if self._holdable(job, command):
-            assert self.held is not None
+        warm = self._forks_warm(job, command)
+        if self.held is not None and not warm:
             gate_events = events.path if events else _gate_path(log)
             started = self.held.start(label, command, self._held_env(job, gate_events), log, gate_events)
         else:
-            warm = starts_warm(self.options, self.device) and events is None  # a hooked job's hook starts with it
             env = (
                 self.env
                 if events is None
@@ -442,10 +441,11 @@ class PairRun:
         kill_points.reached(f"{label}_started")
         return started
 
-    def _holdable(self, job: JobConfig, command: Command) -> bool:
-        """Whether held starts take this job: one that starts cold (a built-in forked warm starts fast anyway)."""
-        warm = starts_warm(self.options, self.device) and command.module is not None and not hooked(job, self.registry)
-        return self.held is not None and not warm
+    def _forks_warm(self, job: JobConfig, command: Command) -> bool:
+        """Whether the job is forked from the warm launcher: a module, where jobs start warm, that the probe hook
+        does not bound (the hook is installed when a job's interpreter starts). Held starts take every other job."""
+        probed = self.options.probe and hooked(job, self.registry)
+        return starts_warm(self.options, self.device) and command.module is not None and not probed
 
     def _held_env(self, job: JobConfig, events: Path) -> dict[str, str]:
         """A held start's environment: the probe hook, which bounds a hooked job's DataLoaders and, for a job that
@@ -463,7 +463,7 @@ class PairRun:
             if job is None:
                 continue
             command = self.registry.command(job)
-            if self._holdable(job, command):
+            if not self._forks_warm(job, command):
                 wanted.append(JobToHold(label, command, self._held_env(job, Path())))
         self.held.prepare(wanted)
 
