@@ -380,10 +380,8 @@ class _ReportingExecutor:
         self.inner, self.fs, self.progress = inner, fs, progress
         self.run_dir = getattr(inner, "run_dir", None)
 
-    def start_ahead(self, pairs) -> None:
-        start_ahead = getattr(self.inner, "start_ahead", None)
-        if start_ahead is not None:
-            start_ahead(pairs)
+    def start_ahead(self, upcoming) -> None:
+        self.inner.start_ahead(upcoming)
 
     def run(self, pair, trial_number):
         from optuna.trial import TrialState

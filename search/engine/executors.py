@@ -79,14 +79,15 @@ class DeviceExecutor:
         )
         self._running = 0
         self._count_lock = threading.Lock()
-        self._ahead: list[PairSpec] = []
+        self._upcoming: Callable[[], list[PairSpec]] = list
         #: a user's jobs started ahead of their trials (serial trials on a GPU); created with the run directory
         self.held: HeldStarts | None = None
         self._holds = not packed and results is not None and starts_held(self.options, device)
 
-    def start_ahead(self, pairs: list[PairSpec]) -> None:
-        """The pairs of the trials queued after the next one, in order: their jobs may start while it runs."""
-        self._ahead = list(pairs)
+    def start_ahead(self, upcoming: Callable[[], list[PairSpec]]) -> None:
+        """Where to ask for the pairs of the trials queued after the next one, in order: where jobs start held,
+        theirs start while it runs."""
+        self._upcoming = upcoming
 
     def close(self) -> None:
         """End the jobs held for trials that did not come."""
@@ -131,7 +132,7 @@ class DeviceExecutor:
                     sampler=self.sampler,
                     abort=self.abort,
                     held=self.held,
-                    ahead=self._ahead,
+                    ahead=self._upcoming() if self.held is not None else (),
                 )
         finally:
             with self._count_lock:

@@ -15,7 +15,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import optuna
 import psutil
@@ -474,17 +474,21 @@ class FeasibilityStudy:
         )
 
     def pair_for(self, trial: optuna.Trial) -> PairSpec:
+        """The pair a running trial measures, its enqueued parameters suggested (they become its ``params``)."""
         fixed = adapter.fixed_params(self.study, trial)
-        if BASELINE_PARAM in fixed:
-            solo = trial.suggest_categorical(BASELINE_PARAM, self.baseline_choices)
-            batch = _suggest_batch(trial, FG_PARAM) if FG_PARAM in fixed else None
-            return with_batch_sizes(self.baselines[solo], self.registry, batch, None)
-        key = trial.suggest_categorical(PAIR_PARAM, self.pair_choices) if PAIR_PARAM in fixed else None
-        if key not in self.pairs:
-            raise KeyError(f"trial {trial.number} names pair {key!r}, which the settings file no longer has")
-        fg = _suggest_batch(trial, FG_PARAM) if FG_PARAM in fixed else None
-        bg = _suggest_batch(trial, BG_PARAM) if BG_PARAM in fixed else None
-        return with_batch_sizes(self.pairs[key], self.registry, fg, bg)
+        baseline = BASELINE_PARAM in fixed
+        chosen: dict[str, Any] = {}
+        if baseline:
+            chosen[BASELINE_PARAM] = trial.suggest_categorical(BASELINE_PARAM, self.baseline_choices)
+        elif PAIR_PARAM in fixed:
+            chosen[PAIR_PARAM] = trial.suggest_categorical(PAIR_PARAM, self.pair_choices)
+        for name in (FG_PARAM,) if baseline else (FG_PARAM, BG_PARAM):
+            if name in fixed:
+                chosen[name] = _suggest_batch(trial, name)
+        pair = self._pair_of(chosen)
+        if pair is None:
+            raise KeyError(f"trial {trial.number} names {chosen}, which the settings file no longer has")
+        return pair
 
     def run_trial(self, trial: optuna.Trial, executor: PairExecutor) -> PairResult | None:
         started = time.monotonic()
@@ -531,7 +535,7 @@ class FeasibilityStudy:
                 break
             start_ahead = getattr(executor, "start_ahead", None)  # an executor that can start the next trial's jobs
             if start_ahead is not None:
-                start_ahead(self.upcoming_pairs())
+                start_ahead(self.upcoming_pairs)  # asked only where it does: each call orders the queue
             self.run_trial(trial, executor)
 
 
