@@ -21,6 +21,7 @@ from gpupair_search.launcher.devices.simulated import SimulatedDevice
 from gpupair_search.launcher.held_start import HELD, HeldStarts, JobToHold
 from gpupair_search.launcher.pair_runner import RunOptions, starts_held
 from gpupair_search.launcher.probe_events import ProbeEvents, hook_environment
+from gpupair_search.launcher.process import RunningJob
 from gpupair_search.launcher.registry import Command
 from gpupair_search.launcher.spec import StudyKind
 from tests.conftest import run_cli
@@ -54,6 +55,15 @@ def command(tmp_path: Path) -> Command:
 
 def hook_env(events: Path, gate: Path) -> dict[str, str]:
     return hook_environment({**os.environ, "PYTHONUNBUFFERED": "1"}, events, 4, 0.0, gate)
+
+
+def seen_at_its_gate(pool: HeldStarts, cmd: Command, env: dict[str, str], tmp_path: Path) -> RunningJob:
+    """A first job of the program, started at once through the pool, run to its end: its gate was open, and its
+    events told the pool that the program stops there."""
+    first = pool.start("bg", cmd, env, tmp_path / "t1" / "run_1.log", tmp_path / "t1" / "bg.events")
+    assert first.start == "cold"
+    assert wait_for(lambda: first.poll() is not None) and first.poll() == 0  # its gate was open: it went on
+    return first
 
 
 @pytest.fixture
@@ -100,9 +110,7 @@ def test_the_pool_holds_only_programs_seen_to_stop_at_the_gate(tmp_path, pool):
     pool.prepare([JobToHold("fg", cmd, env)])
     assert not pool._held, "a program not yet seen at the gate is not started ahead"
 
-    first = pool.start("fg", cmd, env, tmp_path / "t1" / "training.log", tmp_path / "t1" / "fg.events")
-    assert first.start == "cold"
-    assert wait_for(lambda: first.poll() is not None) and first.poll() == 0  # its gate was open: it went on
+    seen_at_its_gate(pool, cmd, env, tmp_path)
     pool.prepare([JobToHold("fg", cmd, env)])
     (held_log,) = pool.directory.glob("*.log")
     assert wait_for(lambda: "imported" in held_log.read_text())
@@ -123,8 +131,7 @@ def test_the_pool_holds_only_programs_seen_to_stop_at_the_gate(tmp_path, pool):
 def test_a_held_job_no_trial_takes_is_ended(tmp_path, pool):
     cmd = command(tmp_path)
     env = hook_env(Path(), pool.open_gate)
-    first = pool.start("bg", cmd, env, tmp_path / "t1" / "run_1.log", tmp_path / "t1" / "bg.events")
-    assert wait_for(lambda: first.poll() is not None)
+    seen_at_its_gate(pool, cmd, env, tmp_path)
     pool.prepare([JobToHold("bg", cmd, env)])
     (held,) = pool._held.values()
     pid = held.job.pid
@@ -211,8 +218,7 @@ def test_a_held_job_found_holding_device_memory_is_ended_and_its_program_never_h
     try:
         cmd = command(tmp_path)
         env = hook_env(Path(), pool.open_gate)
-        first = pool.start("bg", cmd, env, tmp_path / "t1" / "run_1.log", tmp_path / "t1" / "bg.events")
-        assert wait_for(lambda: first.poll() is not None)
+        seen_at_its_gate(pool, cmd, env, tmp_path)
         pool.prepare([JobToHold("fg", cmd, env)])
         (held,) = pool._held.values()
         assert wait_for(lambda: "gate cuda held" in held.events.read_text())
@@ -226,3 +232,44 @@ def test_a_held_job_found_holding_device_memory_is_ended_and_its_program_never_h
     finally:
         pool.close()
     assert held.job.poll() is not None
+
+
+def test_the_study_tells_its_executor_the_next_queued_trials_pair(fixture_registry):
+    """Before each trial the study hands the executor a way to ask for the pairs queued after it; asked during
+    a trial, it names the pair the next trial then measures (three pairs that fit: no extension in between)."""
+    import optuna
+
+    from gpupair_search.launcher.experiments import Experiment
+    from gpupair_search.launcher.spec import JobConfig, PairSpec
+    from gpupair_search.search.engine.executors import DeviceExecutor
+    from gpupair_search.search.engine.study import FeasibilityStudy, StudySettings
+
+    class Asking:
+        def __init__(self, inner: DeviceExecutor) -> None:
+            self.inner, self.seen = inner, []
+
+        def start_ahead(self, upcoming) -> None:
+            self.upcoming = upcoming
+
+        def run(self, pair, trial_number):
+            self.seen.append((pair.key, [p.key for p in self.upcoming()]))
+            return self.inner.run(pair, trial_number)
+
+    pairs = [
+        PairSpec(n, JobConfig("fixture", "ok", {"batch_size": 4}), JobConfig("fixture", "ok", {"batch_size": 4 * n}))
+        for n in (1, 2, 3)
+    ]
+    fs = FeasibilityStudy.open(
+        optuna.storages.InMemoryStorage(),
+        StudySettings("t", 8192.0, 5000.0),
+        Experiment(fixture_registry.file, "t", "", pairs),
+        fixture_registry,
+    )
+    fs.enqueue_initial()
+    executor = Asking(
+        DeviceExecutor(fixture_registry, SimulatedDevice(lambda job, b: 10.0 * (b or 0), 8192.0, fixture_registry))
+    )
+    fs.run(executor)
+    measured = [key for key, _ in executor.seen]
+    assert sorted(measured) == sorted(p.key for p in pairs)
+    assert [ahead for _, ahead in executor.seen] == [[key] for key in measured[1:]] + [[]]
