@@ -13,6 +13,11 @@ out of the trial's path, for the jobs the probe hook (:mod:`launcher.probe_hook.
   would start: its log and events files are linked to the trial's paths, and creating its hold file releases it.
   The job's start is then the moment of release; its memory is measured from there, as it would be.
 
+A held job also does, while it waits, the imports its program makes only after its gate (torch's own
+``torch._dynamo`` at the first optimizer, a model library imported where the model is built): they are learned
+from the program's jobs (the ``imported`` event) and written next to the held job's hold file
+(``<hold>.imports``), which the hook reads while it waits.
+
 Only programs seen to stop at the gate are started ahead (a job started at once passes an open gate and says
 so in its events), so a job the hook cannot hold (not Python, not torch, its own CUDA library)
 only ever starts when its trial starts it. A held job found holding GPU memory when taken is ended, and its
@@ -34,6 +39,11 @@ from gpupair_search.launcher.process import RunningJob, start_job
 from gpupair_search.launcher.registry import Command
 
 HELD = "held"  # RunningJob.start of a job started ahead and released for its trial
+IMPORTS_SUFFIX = ".imports"  # next to a held job's hold file: what it imports while it waits (the hook's name)
+_WATCHED = 4  # a program's most recent jobs whose events are read to learn about it
+#: how many queued trials' jobs are held: a user's job takes 7-10 s from its start to its gate on an H100 host
+#: (interpreter, imports compiled from source), a probed trial 3-5 s (BENCHMARKS.md, held starts)
+TRIALS_AHEAD = 3
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,8 @@ class _Held:
     job: RunningJob
     go: Path
     events: Path
+    program: tuple
+    told: bool = False  # its list of imports is written (``<go>.imports``)
 
 
 @dataclass
@@ -65,6 +77,8 @@ class HeldStarts:
     #: the events of the jobs started at once, per program, until one of them is seen at the gate
     _watching: dict[tuple, list[Path]] = field(default_factory=dict)
     _never: set[tuple] = field(default_factory=set)  # programs that used the GPU while held
+    #: per program, the libraries its jobs imported after their gate (a held job imports them while it waits)
+    _imports: dict[tuple, dict[str, None]] = field(default_factory=dict)  # (in the order they were imported)
     _ending: list[RunningJob] = field(default_factory=list)
     _count: int = 0
     notes: list[str] = field(default_factory=list)
@@ -81,10 +95,13 @@ class HeldStarts:
         if job is None:
             env = {**env, EVENTS_VAR: str(events), HOLD_VAR: str(self.open_gate)}
             job = start_job(label, command, log, env, self.grace_s)
-            program = _program(command)
-            if program not in self._gating:
-                self._watching.setdefault(program, []).append(events)
+            self._watch(_program(command), events)
         return job
+
+    def _watch(self, program: tuple, events: Path) -> None:
+        """Learn from this job's events, until its program is known to stop at the gate and what it imports."""
+        if program not in self._gating or program not in self._imports:
+            self._watching[program] = [*self._watching.get(program, [])[-(_WATCHED - 1) :], events]
 
     def prepare(self, jobs: list[JobToHold]) -> None:
         """Hold exactly ``jobs``: end the held jobs not among them, start those not held yet (if their programs
@@ -102,7 +119,20 @@ class HeldStarts:
             go, events, log = name.with_suffix(".go"), name.with_suffix(".events"), name.with_suffix(".log")
             env = {**job.env, EVENTS_VAR: str(events), HOLD_VAR: str(go)}
             events.touch()  # there to be linked even before the job's hook writes to it
-            self._held[key] = _Held(start_job(job.label, job.command, log, env, self.grace_s), go, events)
+            self._held[key] = _Held(start_job(job.label, job.command, log, env, self.grace_s), go, events, program)
+        for held in self._held.values():
+            self._tell_imports(held)
+
+    def _tell_imports(self, held: _Held) -> None:
+        """Write the held job's list of imports (once: the hook reads it the first time it sees it)."""
+        names = list(self._imports.get(held.program, ()))
+        if not names or held.told:
+            return
+        listing = held.go.with_name(held.go.name + IMPORTS_SUFFIX)
+        partial = listing.with_name(listing.name + ".tmp")
+        partial.write_text("\n".join(names) + "\n", encoding="utf-8")  # in their order: as the job imported them
+        os.replace(partial, listing)  # the hook never reads half a list
+        held.told = True
 
     def take(self, label: str, command: Command, env: dict[str, str], log: Path, events: Path) -> RunningJob | None:
         """The held job for this command and environment, released now with its files at ``log`` and ``events``;
@@ -111,6 +141,7 @@ class HeldStarts:
         if held is None:
             return None
         job = held.job
+        self._watch(held.program, held.events)  # what it still imports after its gate
         if job.poll() is not None or not _link(job.log_path, log) or not _link(held.events, events):
             self._end(job)
             return None
@@ -128,10 +159,15 @@ class HeldStarts:
         return job
 
     def _learn(self) -> None:
-        """Programs whose jobs, started at once, said they reached the gate."""
+        """Programs whose jobs said they reached the gate, and what they imported after it."""
         for program, runs in list(self._watching.items()):
-            if any(ProbeEvents(events).poll().gated for events in runs):
-                self._gating.add(program)
+            for events in runs:
+                seen = ProbeEvents(events).poll()
+                if seen.gated:
+                    self._gating.add(program)
+                if seen.imported:
+                    self._imports.setdefault(program, {}).update(dict.fromkeys(seen.imported))
+            if program in self._gating and program in self._imports:
                 del self._watching[program]
 
     def pop_notes(self) -> list[str]:

@@ -98,6 +98,11 @@ class RunOptions:
     #: not grow for this long, or 3x its longest wait between batches so far (a hang, or a wait that never ends)
     probe_stall_s: float = 60.0
     background_settle_s: float = 2.0
+    #: a background that can say when it trained (its probe hook reports optimizer steps and batches, or its log
+    #: has a progress pattern) and has not yet: its memory flat this long is taken as its training memory. Flat
+    #: memory before the first step is set-up (the model on the device while the job imports torch._dynamo at
+    #: its first optimizer, or loads its data), not training: measured on an H100, BENCHMARKS.md, held starts
+    background_untrained_settle_s: float = 20.0
     background_ready_timeout_s: float = 120.0
     background_cpu_only_after_s: float = 15.0  # no device memory by then: a CPU job, judge it by host memory
     background_min_run_s: float = 2.0  # a real cold run, even a probe, takes longer (imports, CUDA init)
@@ -145,7 +150,7 @@ class PairResult:
     background_logs: list[Path] = field(default_factory=list)
     result_dir: Path | None = None
     phase_seconds: dict[str, float] = field(default_factory=dict)  # where the pair's wall time went
-    job_start: dict[str, str] = field(default_factory=dict)  # per job: "warm", "cold" or "held" (the last run's)
+    job_start: dict[str, str] = field(default_factory=dict)  # per job: "warm", "cold" or "held" (its first run's)
     #: how it was measured: {"mode": "serial" | "packed", "device": ..., ...} (search/engine/packing.py)
     measurement: dict[str, Any] = field(default_factory=dict)
     #: the foreground's steady-state window: throughput, energy, CPU (launcher/window_stats.py)
@@ -376,8 +381,8 @@ class PairRun:
             sample = self.monitor.latest()
             mib = sample.job_mib.get(BG, 0.0) if sample else 0.0
             rss = sample.rss_mib.get(BG, 0.0) if sample else 0.0
-            if device_memory.settled(mib):
-                return self._ready("memory settled", self.options.background_settle_s)
+            if device_memory.settled(mib) and self._settled_is_training(device_memory.flat_s()):
+                return self._ready("memory settled", device_memory.flat_s())
             cpu_only = mib == 0 and time.monotonic() - started >= self.options.background_cpu_only_after_s
             if host_memory.settled(rss) and cpu_only:
                 return self._ready("host memory settled", self.options.background_settle_s)
@@ -388,6 +393,15 @@ class PairRun:
             time.sleep(self.options.poll_s)
         self.ready_by = "timeout"  # no fact: the whole wait is the runner's (outside_jobs_s)
         return True
+
+    def _settled_is_training(self, flat_s: float) -> bool:
+        """Whether the background's flat memory is its training memory: always for a job that cannot say when it
+        trained; for one that can, once it did, or after ``background_untrained_settle_s`` flat."""
+        events = self._current_bg_events() or (self.bg_gate.poll() if self.bg_gate is not None else None)
+        tail = self.bg_progress[-1] if self.bg_progress else None
+        can_say = bool(events and events.reports_steps) or bool(tail and tail.steps_pattern)
+        stepped = bool(events and events.trained_step) or bool(tail and tail.points)
+        return not can_say or stepped or flat_s >= self.options.background_untrained_settle_s
 
     def _ready(self, by: str, waited_s: float = 0.0) -> bool:
         """Record what made the background ready and when that was known (a settled memory was known
@@ -435,7 +449,7 @@ class PairRun:
                 else hook_environment(self.env, events.path, self.options.probe_steps, self.dwell_s)
             )
             started = start_job(label, command, log, env, self.options.grace_s, warm=warm)
-        self.job_start[label] = started.start
+        self.job_start.setdefault(label, started.start)  # the first run: the one a trial waits for
         self.start_notes += [note for note in started.notes if note not in self.start_notes]
         self.monitor.track(label, started)
         kill_points.reached(f"{label}_started")
@@ -468,11 +482,13 @@ class PairRun:
         self.held.prepare(wanted)
 
     def _hold_next_trial(self) -> None:
-        """The foreground is released: start the next queued trial's jobs, held, while this trial runs."""
-        if self.held is None:
-            return
+        """The foreground is released: keep the next queued trials' jobs held while this trial runs."""
+        self._hold(self._ahead_jobs())
+
+    def _ahead_jobs(self) -> list[tuple[str, JobConfig | None]]:
+        """The jobs of the trials queued after this one, in the order they will start."""
         ahead = [probe_jobs(pair, self.registry, self.options) for pair in self.ahead]
-        self._hold([job for fg, bg in ahead for job in ((BG, bg), (FG, fg))])
+        return [job for fg, bg in ahead for job in ((BG, bg), (FG, fg))]
 
     # -- foreground -------------------------------------------------------------------------------
     def _check_budget(self) -> None:
@@ -628,7 +644,9 @@ class PairRun:
             started_ok = True
             if self.bg_job is not None:
                 self._timed("background_start", self._start_background)  # a warm launcher still importing: here
-                self._hold([(FG, self.fg_job)])  # it starts while the background gets ready, held
+                # the foreground starts while the background gets ready, held, and so do the next trials' jobs: a
+                # start (interpreter, imports) takes longer than a probed trial (BENCHMARKS.md, held starts)
+                self._hold([(FG, self.fg_job), *self._ahead_jobs()])
                 if not self.options.start_together:
                     started_ok = self._timed("background_ready", self._wait_background_ready)
             if started_ok:
@@ -885,7 +903,11 @@ class _Plateau:
         if value > self.peak and not _about_the_same(value, self.peak):
             self.peak, self.since = value, time.monotonic()
             return False
-        return time.monotonic() - self.since >= self.seconds
+        return self.flat_s() >= self.seconds
+
+    def flat_s(self) -> float:
+        """How long the value has not risen (0 while it is zero)."""
+        return time.monotonic() - self.since if self.peak > 0 else 0.0
 
 
 def _gate_path(log: Path) -> Path:

@@ -73,6 +73,11 @@ class ProbeEvents:
     last_event_t: float | None = None
     longest_gap_s: float = 0.0
     gated: bool = False  # the job stopped at the hook's gate before it used the GPU: it can be started ahead
+    #: the libraries the job imported between its gate and its first optimizer step (a held job of its program
+    #: imports them while it waits: launcher/held_start)
+    imported: tuple[str, ...] = ()
+    reports_steps: bool = False  # the hook watches the job's optimizers: it will say when one stepped
+    preimported: bool = False  # a held job imported what it was told to while it waited
     _evaluated_after_training: bool = False
     _eval_open: bool = False  # an evaluation iterator started and has not ended yet
     _offset: int = 0
@@ -107,6 +112,12 @@ class ProbeEvents:
             self.gated = True
         elif kind == "optimizer-step":
             self.trained_step = True
+        elif kind == "optimizer-hooked":
+            self.reports_steps = True
+        elif kind == "imported":
+            self.imported = tuple(n for n in role.split(",") if n)
+        elif kind == "preimported":
+            self.preimported = True
         elif kind == "start" and role == "train":
             if self._eval_open:  # the job left its evaluation loop early (a ``break``) and went back to training
                 self._eval_done()

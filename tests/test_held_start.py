@@ -47,9 +47,26 @@ def wait_for(condition, timeout_s: float = 60.0) -> bool:
     return False
 
 
-def command(tmp_path: Path) -> Command:
+#: imports a library only after its first GPU use, and a module of its own, then trains one optimizer step
+IMPORTS_LATE = """
+import sys, torch
+print("colorsys already imported:", "colorsys" in sys.modules, flush=True)
+try:
+    torch.zeros(1, device="cuda")
+except (AssertionError, RuntimeError):  # the CPU build: after the gate
+    pass
+import colorsys, localhelper
+weight = torch.zeros(1, requires_grad=True)
+optimizer = torch.optim.SGD([weight], lr=0.1)
+(weight * 2).sum().backward()
+optimizer.step()
+print("trained", flush=True)
+"""
+
+
+def command(tmp_path: Path, job: str = JOB) -> Command:
     script = tmp_path / "train.py"
-    script.write_text(JOB)
+    script.write_text(job)
     return Command((sys.executable, str(script)), tmp_path)
 
 
@@ -126,6 +143,33 @@ def test_the_pool_holds_only_programs_seen_to_stop_at_the_gate(tmp_path, pool):
     assert "imported" in log.read_text() and "batches 4" in log.read_text()  # the whole log, at the trial's path
     seen = ProbeEvents(trial_events).poll()
     assert seen.hooked and seen.gated and seen.effective  # events from before and after the release
+
+
+def test_a_held_job_imports_while_it_waits_the_libraries_its_program_imported_after_its_gate(tmp_path, pool):
+    """torch imports torch._dynamo at a job's first optimizer, and training code imports model libraries where
+    it builds its model: after the gate, seconds a trial would wait for. The pool learns them from the program's
+    first job (not the job's own modules) and a held job imports them before its release."""
+    (tmp_path / "localhelper.py").write_text("VALUE = 1\n")
+    cmd = command(tmp_path, IMPORTS_LATE)
+    env = hook_env(Path(), pool.open_gate)
+    seen_at_its_gate(pool, cmd, env, tmp_path)
+    learned = ProbeEvents(tmp_path / "t1" / "bg.events").poll()
+    assert learned.reports_steps and learned.trained_step
+    assert "colorsys" in learned.imported and "localhelper" not in learned.imported
+    assert "torch._dynamo" in learned.imported  # torch's own, at the first optimizer
+    assert "colorsys already imported: False" in (tmp_path / "t1" / "run_1.log").read_text()
+
+    pool.prepare([JobToHold("bg", cmd, env)])
+    (held,) = pool._held.values()
+    assert wait_for(lambda: "preimported" in held.events.read_text())
+    log = tmp_path / "t2" / "run_1.log"
+    job = pool.start("bg", cmd, env, log, tmp_path / "t2" / "bg.events")
+    assert job.start == HELD
+    assert wait_for(lambda: job.poll() is not None) and job.poll() == 0
+    text = log.read_text()
+    assert "colorsys already imported: False" in text, "imported at its gate, not before it"
+    assert "trained" in text
+    assert "colorsys" not in ProbeEvents(tmp_path / "t2" / "bg.events").poll().imported, "it was there already"
 
 
 def test_a_held_job_no_trial_takes_is_ended(tmp_path, pool):
@@ -234,9 +278,10 @@ def test_a_held_job_found_holding_device_memory_is_ended_and_its_program_never_h
     assert held.job.poll() is not None
 
 
-def test_the_study_tells_its_executor_the_next_queued_trials_pair(fixture_registry):
+def test_the_study_tells_its_executor_the_next_queued_trials_pairs(fixture_registry):
     """Before each trial the study hands the executor a way to ask for the pairs queued after it; asked during
-    a trial, it names the pair the next trial then measures (three pairs that fit: no extension in between)."""
+    a trial, it names the pairs the next trials then measure, in order (three pairs that fit: no extension in
+    between)."""
     import optuna
 
     from gpupair_search.launcher.experiments import Experiment
@@ -252,7 +297,7 @@ def test_the_study_tells_its_executor_the_next_queued_trials_pair(fixture_regist
             self.upcoming = upcoming
 
         def run(self, pair, trial_number):
-            self.seen.append((pair.key, [p.key for p in self.upcoming()]))
+            self.seen.append((pair.key, [p.key for p in self.upcoming(1)], [p.key for p in self.upcoming(3)]))
             return self.inner.run(pair, trial_number)
 
     pairs = [
@@ -270,6 +315,7 @@ def test_the_study_tells_its_executor_the_next_queued_trials_pair(fixture_regist
         DeviceExecutor(fixture_registry, SimulatedDevice(lambda job, b: 10.0 * (b or 0), 8192.0, fixture_registry))
     )
     fs.run(executor)
-    measured = [key for key, _ in executor.seen]
+    measured = [key for key, _, _ in executor.seen]
     assert sorted(measured) == sorted(p.key for p in pairs)
-    assert [ahead for _, ahead in executor.seen] == [[key] for key in measured[1:]] + [[]]
+    assert [ahead for _, ahead, _ in executor.seen] == [[key] for key in measured[1:]] + [[]]
+    assert [further for _, _, further in executor.seen] == [measured[n + 1 :] for n in range(len(measured))]

@@ -135,6 +135,19 @@ def test_user_pairs_get_verdicts_a_crash_is_a_crash_and_a_job_without_progress_l
     assert silent.background_ready_by == "a training step"
 
 
+def test_a_background_whose_memory_is_flat_before_its_first_step_is_ready_at_that_step(tmp_path, lab):
+    """Its model is on the device, then it sets up for 4 s (loading data, importing a library) with its memory
+    flat, well past the 1 s settling rule: that is not its training memory. Its probe hook reports its steps, so
+    the foreground starts at its first one."""
+    options = RunOptions(probe=True, timeout_s=600, grace_s=1.0, background_settle_s=1.0)
+    bg = job("mlp", setup_s=4.0, workers=0)
+    result, _ = run(tmp_path, lab, job("mlp", workers=0), bg, options)
+    assert result.outcome is Outcome.OK
+    assert result.background_ready_by == "a training step"
+    assert result.phase_seconds["background_ready"] >= 4.0
+    assert events(result, "background_run_1").reports_steps
+
+
 def test_a_pair_over_the_budget_is_out_of_memory(tmp_path, lab):
     """Together about 1,800 MiB of host memory against 1,500. The background runs whole epochs, so it is
     training while the foreground evaluates (a probed background's short runs restart, and a restart can fall

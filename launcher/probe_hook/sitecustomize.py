@@ -11,11 +11,20 @@ evaluation loops finish by themselves) and appends small events to the file ``GP
 ``bounded <role> <id> <n>``      the probe ended it after n batches
 ``end <role> <id> <n>``          its data ran out after n batches
 ``gate <where> <open|held>``     the job reached its first use of the GPU (``cuda``) or its first batch (``data``)
+``optimizer-hooked``             the job imported torch's optimizers: it will say when one steps
 ``optimizer-step``               an optimizer finished its first step (any training loop, DataLoader or not)
+``imported <m1>,<m2>,...``       with it: the libraries the job imported between its gate and that step
+``preimported <n> <failed>``     a held job imported, while it waited, what its program imports after its gate
 
 A job started ahead of its trial (``GPUPAIR_HOLD_FILE`` names a file that does not exist yet: launcher/held_start)
 waits at that gate, before it holds any GPU memory, until the runner creates the file. Its imports and set-up are
 then done by the time its trial needs it. A job started at once names a file that exists, and passes.
+Many programs import libraries only after their first GPU use: torch itself imports ``torch._dynamo`` when the
+first optimizer is made (seconds on a GPU host), and training code often imports torchvision, timm or
+transformers inside the function that builds its model. The runner learns them from a job of the same program
+(the ``imported`` event) and, while a held job waits, writes them to ``<hold file>.imports``; the job imports
+them then, and its trial does not wait for them. Only libraries are learned, never the job's own modules (those
+under its working directory), whose import could depend on what the job does before it.
 
 ``role`` is ``eval`` for an iterator that started with gradients off (``torch.no_grad``, ``inference_mode``:
 an evaluation pass), else ``train``. An evaluation iterator, once done, holds on for ``GPUPAIR_PROBE_DWELL_S``
@@ -41,7 +50,11 @@ _DATALOADER = "torch.utils.data.dataloader"
 _CUDA = "torch.cuda"
 _OPTIMIZER = "torch.optim.optimizer"
 _HOLD_POLL_S = 0.01
+_IMPORTS_SUFFIX = ".imports"
+_MAX_EVENT = 3500  # one short O_APPEND write per event
 _released = False
+_waiting = False  # the job waits at its gate (an import made meanwhile may reach the gate again)
+_at_gate: set[str] | None = None  # sys.modules when the job reached its gate
 
 
 def _event(text: str) -> None:
@@ -112,20 +125,69 @@ def _patch(module) -> None:
 
 
 def _gate(where: str) -> None:
-    """Wait here, before the job's first GPU use or first batch, until the runner releases it (once per process)."""
-    global _released
+    """Wait here, before the job's first GPU use or first batch, until the runner releases it (once per process).
+    A held job imports meanwhile what the runner lists for it; if one of those imports uses the GPU, it waits
+    here too, until the release."""
+    global _released, _waiting, _at_gate
     if _released or not os.environ.get(HOLD_VAR):
         return
     go = os.environ[HOLD_VAR]
+    nested = _waiting
     if os.path.exists(go):
         _event(f"gate {where} open")
     else:
         import time
 
-        _event(f"gate {where} held")
+        _waiting = True
+        if not nested:
+            _event(f"gate {where} held")
+        imports = "" if nested else go + _IMPORTS_SUFFIX
         while not os.path.exists(go):
+            if imports and os.path.exists(imports):
+                _preimport(imports)
+                imports = ""
             time.sleep(_HOLD_POLL_S)
+    if nested:  # the outer wait releases the job
+        return
     _released = True
+    _at_gate = set(sys.modules)
+
+
+def _preimport(listing: str) -> None:
+    """Import the libraries the runner listed, while the job waits at its gate (each once; a failure is the
+    job's own to meet later, as it would have)."""
+    import importlib
+
+    try:
+        with open(listing, encoding="utf-8") as fh:
+            names = [n for n in fh.read().split() if n]
+    except OSError:
+        return
+    failed = 0
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except BaseException:  # noqa: BLE001 - a library that fails to import here fails in the job later
+            failed += 1
+    _event(f"preimported {len(names)} {failed}")
+
+
+def _imported_since_gate() -> list[str]:
+    """The libraries imported since the gate, in the order they were imported (``sys.modules`` keeps it), as the
+    fewest names that import them all (a package's submodules come with it): not the job's own modules (under
+    its working directory), not ``__main__``, not modules made without the import system (no ``__spec__``)."""
+    if _at_gate is None:
+        return []
+    here = os.path.realpath(os.getcwd()) + os.sep
+    new = {}
+    for name, module in list(sys.modules.items()):
+        if name in _at_gate or name == "__main__" or getattr(module, "__spec__", None) is None:
+            continue
+        path = getattr(module, "__file__", None) or ""
+        if path and os.path.realpath(path).startswith(here):
+            continue
+        new[name] = None
+    return [n for n in new if n.rpartition(".")[0] not in new]
 
 
 def _patch_cuda(module) -> None:
@@ -154,8 +216,14 @@ def _patch_optimizer(module) -> None:
         if not seen:
             seen.append(True)
             _event("optimizer-step")
+            text = ",".join(_imported_since_gate())
+            if len(text) > _MAX_EVENT:  # whole names only
+                text = text[:_MAX_EVENT].rpartition(",")[0]
+            if text:
+                _event(f"imported {text}")
 
     register(after_step)
+    _event("optimizer-hooked")
 
 
 def _hold(role: str, dwell: float) -> None:

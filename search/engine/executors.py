@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from gpupair_search.launcher.devices.base import Device
-from gpupair_search.launcher.held_start import HeldStarts
+from gpupair_search.launcher.held_start import TRIALS_AHEAD, HeldStarts
 from gpupair_search.launcher.measurement import without_device_figures
 from gpupair_search.launcher.monitor import DeviceSampler, Sample
 from gpupair_search.launcher.outcome import Outcome
@@ -79,14 +79,14 @@ class DeviceExecutor:
         )
         self._running = 0
         self._count_lock = threading.Lock()
-        self._upcoming: Callable[[], list[PairSpec]] = list
+        self._upcoming: Callable[[int], list[PairSpec]] = lambda limit: []
         #: a user's jobs started ahead of their trials (serial trials on a GPU); created with the run directory
         self.held: HeldStarts | None = None
         self._holds = not packed and results is not None and starts_held(self.options, device)
 
-    def start_ahead(self, upcoming: Callable[[], list[PairSpec]]) -> None:
-        """Where to ask for the pairs of the trials queued after the next one, in order: where jobs start held,
-        theirs start while it runs."""
+    def start_ahead(self, upcoming: Callable[[int], list[PairSpec]]) -> None:
+        """Where to ask for the pairs of the next ``limit`` trials queued after the next one, in order: where jobs
+        start held, theirs start while it runs."""
         self._upcoming = upcoming
 
     def close(self) -> None:
@@ -132,7 +132,7 @@ class DeviceExecutor:
                     sampler=self.sampler,
                     abort=self.abort,
                     held=self.held,
-                    ahead=self._upcoming() if self.held is not None else (),
+                    ahead=self._upcoming(TRIALS_AHEAD) if self.held is not None else (),
                 )
         finally:
             with self._count_lock:
