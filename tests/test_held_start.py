@@ -172,6 +172,33 @@ def test_a_held_job_imports_while_it_waits_the_libraries_its_program_imported_af
     assert "colorsys" not in ProbeEvents(tmp_path / "t2" / "bg.events").poll().imported, "it was there already"
 
 
+def test_a_learned_import_that_uses_the_gpu_waits_for_the_release_like_the_job(tmp_path):
+    """A library that creates a CUDA context when imported, listed for a held job: its import reaches the gate
+    again and waits there with the job, so the held job still touches no GPU before its release; the import
+    then fails on this CPU build, as it would have in the job, and the job runs on."""
+    from gpupair_search.launcher.process import start_job
+
+    library = tmp_path / "site"
+    library.mkdir()
+    (library / "gpuatimport.py").write_text("import torch\ntorch.zeros(1, device='cuda')\n")
+    events, go = tmp_path / "job.events", tmp_path / "go"
+    (tmp_path / "go.imports").write_text("gpuatimport\n")
+    env = hook_env(events, go)
+    env["PYTHONPATH"] += os.pathsep + str(library)
+    job = start_job("fg", command(tmp_path), tmp_path / "job.log", env, grace=1.0)
+    try:
+        assert wait_for(lambda: "gate cuda held" in events.read_text() if events.exists() else False)
+        time.sleep(1.0)
+        assert job.poll() is None and "preimported" not in events.read_text(), "its import waits at the gate"
+        go.touch()
+        assert wait_for(lambda: job.poll() is not None)
+        assert job.poll() == 0 and "batches 4" in (tmp_path / "job.log").read_text()
+        assert "preimported 1 1" in events.read_text()  # tried after the release, and failed: no CUDA here
+        assert events.read_text().count("gate ") == 1
+    finally:
+        job.stop(1.0)
+
+
 def test_a_held_job_no_trial_takes_is_ended(tmp_path, pool):
     cmd = command(tmp_path)
     env = hook_env(Path(), pool.open_gate)
