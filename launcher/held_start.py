@@ -21,7 +21,8 @@ from the program's jobs (the ``imported`` event) and written next to the held jo
 Only programs seen to stop at the gate are started ahead (a job started at once passes an open gate and says
 so in its events), so a job the hook cannot hold (not Python, not torch, its own CUDA library)
 only ever starts when its trial starts it. A held job found holding GPU memory when taken is ended, and its
-program is never held again. Held jobs run under the job guard like every job, so they end with the runner.
+program is never held again. No job is held while the host would keep less than a quarter of its memory
+available (a job may load its data before its first GPU use). Held jobs run under the job guard like every job, so they end with the runner.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 from gpupair_search.launcher.devices.base import Device
 from gpupair_search.launcher.probe_events import EVENTS_VAR, HOLD_VAR, ProbeEvents
@@ -72,6 +75,9 @@ class HeldStarts:
     directory: Path
     device: Device
     grace_s: float = 3.0
+    #: the share of the host's memory that held jobs leave available: a job may load its data before its first
+    #: GPU use, and several held copies of it must not take the memory the trial's own jobs need
+    host_reserve: float = 0.25
     _held: dict[tuple, _Held] = field(default_factory=dict)
     _gating: set[tuple] = field(default_factory=set)  # programs seen to stop at the gate
     #: the events of the jobs started at once, per program, until one of them is seen at the gate
@@ -81,6 +87,7 @@ class HeldStarts:
     _imports: dict[tuple, dict[str, None]] = field(default_factory=dict)  # (in the order they were imported)
     _ending: list[RunningJob] = field(default_factory=list)
     _count: int = 0
+    _said_full: bool = False  # the notes said that host memory stopped held starts
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -114,6 +121,8 @@ class HeldStarts:
             program = _program(job.command)
             if key in self._held or program not in self._gating or program in self._never:
                 continue
+            if not self._room_for_another():
+                break  # the rest start when their trials start them
             self._count += 1
             name = self.directory / str(self._count)
             go, events, log = name.with_suffix(".go"), name.with_suffix(".events"), name.with_suffix(".log")
@@ -122,6 +131,21 @@ class HeldStarts:
             self._held[key] = _Held(start_job(job.label, job.command, log, env, self.grace_s), go, events, program)
         for held in self._held.values():
             self._tell_imports(held)
+
+    def _room_for_another(self) -> bool:
+        """Whether the host keeps ``host_reserve`` of its memory available with one more held job, taken to need as
+        much as the largest held now; said once in the notes when it does not."""
+        memory = psutil.virtual_memory()
+        largest = max((_rss_mib(h.job) for h in self._held.values()), default=0.0) * 2**20
+        if memory.available - largest >= self.host_reserve * memory.total:
+            return True
+        if not self._said_full:
+            self._said_full = True
+            self.notes.append(
+                f"held starts: {len(self._held)} jobs held and {memory.available / 2**30:.1f} GiB of the host's "
+                f"memory available (under {self.host_reserve:.0%}); more jobs start only when their trials start them"
+            )
+        return False
 
     def _tell_imports(self, held: _Held) -> None:
         """Write the held job's list of imports (once: the hook reads it the first time it sees it)."""
@@ -194,6 +218,17 @@ class HeldStarts:
             except ProcessLookupError:
                 pass
             self._ending.append(job)
+
+
+def _rss_mib(job: RunningJob) -> float:
+    """The host memory a job's processes hold (0 for what has ended)."""
+    total = 0
+    for pid in job.process_ids():
+        try:
+            total += psutil.Process(pid).memory_info().rss
+        except psutil.Error:
+            continue
+    return total / 2**20
 
 
 def _key(command: Command, env: dict[str, str]) -> tuple:

@@ -199,6 +199,28 @@ def test_a_learned_import_that_uses_the_gpu_waits_for_the_release_like_the_job(t
         job.stop(1.0)
 
 
+def test_no_job_is_held_while_the_host_would_keep_too_little_memory_available(tmp_path):
+    """A held job may hold its data already: with less of the host's memory available than the pool keeps
+    (here, all of it), the next trials' jobs are not started ahead, and the trial is told once."""
+    pool = HeldStarts(
+        tmp_path / "run" / ".held", SimulatedDevice(lambda job, b: 0.0, 8192.0, None), 1.0, host_reserve=1.0
+    )
+    try:
+        cmd = command(tmp_path)
+        env = hook_env(Path(), pool.open_gate)
+        seen_at_its_gate(pool, cmd, env, tmp_path)
+        pool.prepare([JobToHold("fg", cmd, env)])
+        pool.prepare([JobToHold("fg", cmd, env)])
+        assert not pool._held
+        (note,) = pool.pop_notes()
+        assert "of the host's memory available" in note
+        job = pool.start("fg", cmd, env, tmp_path / "t2" / "training.log", tmp_path / "t2" / "fg.events")
+        assert job.start == "cold"
+        assert wait_for(lambda: job.poll() is not None) and job.poll() == 0
+    finally:
+        pool.close()
+
+
 def test_a_held_job_no_trial_takes_is_ended(tmp_path, pool):
     cmd = command(tmp_path)
     env = hook_env(Path(), pool.open_gate)
