@@ -83,9 +83,14 @@ def seen_at_its_gate(pool: HeldStarts, cmd: Command, env: dict[str, str], tmp_pa
     return first
 
 
+#: the pool's device: its jobs hold no device memory (the pool's check of a held job finds none)
+SIM = SimulatedDevice(lambda job, b: 0.0, 8192.0, None)
+
+
 @pytest.fixture
 def pool(tmp_path):
-    held = HeldStarts(tmp_path / "run" / ".held", SimulatedDevice(lambda job, b: 0.0, 8192.0, None), grace_s=1.0)
+    """A pool that holds jobs whatever the host's memory (the reserve has a test of its own)."""
+    held = HeldStarts(tmp_path / "run" / ".held", SIM, grace_s=1.0, host_reserve=0.0)
     yield held
     held.close()
 
@@ -202,9 +207,7 @@ def test_a_learned_import_that_uses_the_gpu_waits_for_the_release_like_the_job(t
 def test_no_job_is_held_while_the_host_would_keep_too_little_memory_available(tmp_path):
     """A held job may hold its data already: with less of the host's memory available than the pool keeps
     (here, all of it), the next trials' jobs are not started ahead, and the trial is told once."""
-    pool = HeldStarts(
-        tmp_path / "run" / ".held", SimulatedDevice(lambda job, b: 0.0, 8192.0, None), 1.0, host_reserve=1.0
-    )
+    pool = HeldStarts(tmp_path / "run" / ".held", SIM, grace_s=1.0, host_reserve=1.0)
     try:
         cmd = command(tmp_path)
         env = hook_env(Path(), pool.open_gate)
@@ -286,7 +289,7 @@ def test_serial_trials_take_their_held_jobs_and_measure_what_a_cold_start_measur
     fg, bg = JobConfig("lab", "evalheavy", {"workers": 0}), JobConfig("lab", "mlp", {"workers": 0})
     pairs = [PairSpec(n, fg, bg.with_hyperparameter("batch_size", 8 * n)) for n in (1, 2, 3)]
     run_dir = new_run_dir(tmp_path / "results")
-    held = HeldStarts(run_dir / ".held", SimulatedDevice(lambda job, b: 0.0, 8192.0, None), grace_s=1.0)
+    held = HeldStarts(run_dir / ".held", SIM, grace_s=1.0, host_reserve=0.0)
     try:
         results = [
             run_pair(pair, lab, CpuDevice(), options, new_pair_dir(run_dir, pair), held=held, ahead=pairs[n + 1 :])
@@ -307,7 +310,7 @@ def test_a_held_job_found_holding_device_memory_is_ended_and_its_program_never_h
     """The pool's device is the CPU device here, whose memory is host memory: every held process holds some,
     as a job that created a CUDA context before its gate would hold GPU memory. Taking it ends it, starts the
     trial's job at once instead, says so once, and holds that program no more."""
-    pool = HeldStarts(tmp_path / "run" / ".held", CpuDevice(), grace_s=1.0)
+    pool = HeldStarts(tmp_path / "run" / ".held", CpuDevice(), grace_s=1.0, host_reserve=0.0)
     try:
         cmd = command(tmp_path)
         env = hook_env(Path(), pool.open_gate)
