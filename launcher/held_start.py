@@ -22,7 +22,8 @@ Only programs seen to stop at the gate are started ahead (a job started at once 
 so in its events), so a job the hook cannot hold (not Python, not torch, its own CUDA library)
 only ever starts when its trial starts it. A held job found holding GPU memory when taken is ended, and its
 program is never held again. No job is held while the host would keep less than a quarter of its memory
-available (a job may load its data before its first GPU use). Held jobs run under the job guard like every job, so they end with the runner.
+available (a job may load its data before its first GPU use). Held jobs run under the job guard like every
+job, so they end with the runner.
 """
 
 from __future__ import annotations

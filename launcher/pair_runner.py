@@ -304,8 +304,12 @@ class PairRun:
     def _bg_stepped(self) -> bool:
         """The background's current run finished a training step, as its probe hook saw it: a DataLoader asked
         for its second batch, or (any loop, the hook installed for held starts only) an optimizer stepped."""
-        events = self._current_bg_events() or (self.bg_gate.poll() if self.bg_gate is not None else None)
+        events = self._bg_events_now()
         return bool(events and events.trained_step)
+
+    def _bg_events_now(self) -> ProbeEvents | None:
+        """The background's current run's events: the probe hook's, or its gate's (held starts), read up to now."""
+        return self._current_bg_events() or (self.bg_gate.poll() if self.bg_gate is not None else None)
 
     def _events(self, name: str) -> ProbeEvents:
         path = self.work_dir / "probe_events" / f"{name}.events"
@@ -397,7 +401,7 @@ class PairRun:
     def _settled_is_training(self, flat_s: float) -> bool:
         """Whether the background's flat memory is its training memory: always for a job that cannot say when it
         trained; for one that can, once it did, or after ``background_untrained_settle_s`` flat."""
-        events = self._current_bg_events() or (self.bg_gate.poll() if self.bg_gate is not None else None)
+        events = self._bg_events_now()
         tail = self.bg_progress[-1] if self.bg_progress else None
         can_say = bool(events and events.reports_steps) or bool(tail and tail.steps_pattern)
         stepped = bool(events and events.trained_step) or bool(tail and tail.points)
