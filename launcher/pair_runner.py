@@ -101,7 +101,7 @@ class RunOptions:
     #: a background that can say when it trained (its probe hook reports optimizer steps and batches, or its log
     #: has a progress pattern) and has not yet: its memory flat this long is taken as its training memory. Flat
     #: memory before the first step is set-up (the model on the device while the job imports torch._dynamo at
-    #: its first optimizer, or loads its data), not training: measured on an H100, BENCHMARKS.md, held starts
+    #: its first optimizer, or loads its data), not training: measured on an H100, BENCHMARKS.md, User repositories
     background_untrained_settle_s: float = 20.0
     background_ready_timeout_s: float = 120.0
     background_cpu_only_after_s: float = 15.0  # no device memory by then: a CPU job, judge it by host memory
@@ -649,7 +649,7 @@ class PairRun:
             if self.bg_job is not None:
                 self._timed("background_start", self._start_background)  # a warm launcher still importing: here
                 # the foreground starts while the background gets ready, held, and so do the next trials' jobs: a
-                # start (interpreter, imports) takes longer than a probed trial (BENCHMARKS.md, held starts)
+                # start (interpreter, imports) takes longer than a probed trial (BENCHMARKS.md, User repositories)
                 self._hold([(FG, self.fg_job), *self._ahead_jobs()])
                 if not self.options.start_together:
                     started_ok = self._timed("background_ready", self._wait_background_ready)
