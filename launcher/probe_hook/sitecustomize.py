@@ -29,8 +29,9 @@ under its working directory), whose import could depend on what the job does bef
 ``role`` is ``eval`` for an iterator that started with gradients off (``torch.no_grad``, ``inference_mode``:
 an evaluation pass), else ``train``. An evaluation iterator, once done, holds on for ``GPUPAIR_PROBE_DWELL_S``
 seconds before it ends: a bounded evaluation pass can be shorter than the runner's sampling interval (and its
-process-tree walk, which finds new DataLoader workers), and what it holds must be in the peak. Each event is one short ``O_APPEND`` write, so the job's processes
-(a DataLoader's workers, a launcher and its child) never interleave within a line.
+process-tree walk, which finds new DataLoader workers), and what it holds must be in the peak. Each event is
+one short ``O_APPEND`` write, so the job's processes (a DataLoader's workers, a launcher and its child) never
+interleave within a line.
 
 Nothing here may break the job: any failure leaves the DataLoader as it was and writes ``hook-failed``, and the
 runner then falls back to its plateau rule. A ``sitecustomize`` of the job's own further down the path still
