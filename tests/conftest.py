@@ -255,6 +255,23 @@ def reference_dir() -> Path:
     return Path(folder)
 
 
+def queued_study(registry: Registry, pairs: list):
+    """A study of ``pairs`` on an 8 GiB card with a 5,000 MiB safe limit, in memory, its first trials queued."""
+    import optuna
+
+    from gpupair_search.launcher.experiments import Experiment
+    from gpupair_search.search.engine.study import FeasibilityStudy, StudySettings
+
+    fs = FeasibilityStudy.open(
+        optuna.storages.InMemoryStorage(),
+        StudySettings("t", 8192.0, 5000.0),
+        Experiment(registry.file, "t", "", pairs),
+        registry,
+    )
+    fs.enqueue_initial()
+    return fs
+
+
 def pids_alive(pids: list[int]) -> list[int]:
     alive = []
     for pid in pids:

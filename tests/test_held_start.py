@@ -24,7 +24,7 @@ from gpupair_search.launcher.probe_events import ProbeEvents, hook_environment
 from gpupair_search.launcher.process import RunningJob
 from gpupair_search.launcher.registry import Command
 from gpupair_search.launcher.spec import StudyKind
-from tests.conftest import run_cli
+from tests.conftest import queued_study, run_cli
 
 JOB = """
 import sys, torch
@@ -334,12 +334,8 @@ def test_the_study_tells_its_executor_the_next_queued_trials_pairs(fixture_regis
     """Before each trial the study hands the executor a way to ask for the pairs queued after it; asked during
     a trial, it names the pairs the next trials then measure, in order (three pairs that fit: no extension in
     between)."""
-    import optuna
-
-    from gpupair_search.launcher.experiments import Experiment
     from gpupair_search.launcher.spec import JobConfig, PairSpec
     from gpupair_search.search.engine.executors import DeviceExecutor
-    from gpupair_search.search.engine.study import FeasibilityStudy, StudySettings
 
     class Asking:
         def __init__(self, inner: DeviceExecutor) -> None:
@@ -356,13 +352,7 @@ def test_the_study_tells_its_executor_the_next_queued_trials_pairs(fixture_regis
         PairSpec(n, JobConfig("fixture", "ok", {"batch_size": 4}), JobConfig("fixture", "ok", {"batch_size": 4 * n}))
         for n in (1, 2, 3)
     ]
-    fs = FeasibilityStudy.open(
-        optuna.storages.InMemoryStorage(),
-        StudySettings("t", 8192.0, 5000.0),
-        Experiment(fixture_registry.file, "t", "", pairs),
-        fixture_registry,
-    )
-    fs.enqueue_initial()
+    fs = queued_study(fixture_registry, pairs)
     executor = Asking(
         DeviceExecutor(fixture_registry, SimulatedDevice(lambda job, b: 10.0 * (b or 0), 8192.0, fixture_registry))
     )

@@ -26,6 +26,7 @@ from gpupair_search.search.policy.planner import ExtensionOptions
 from gpupair_search.search.policy.verdict import Verdict
 from gpupair_search.search.record import trial_record
 from gpupair_search.search.record.trial_record import TrialRecord, record_result, view
+from tests.conftest import queued_study
 from tests.test_record_keys import offending_lines
 
 
@@ -121,13 +122,7 @@ def _simulated_study(registry) -> FeasibilityStudy:
         PairSpec(1, JobConfig("fixture", "ok", {"batch_size": 4}), JobConfig("fixture", "ok", {"batch_size": 8})),
         PairSpec(2, JobConfig("fixture", "ok", {"batch_size": 4}), JobConfig("fixture", "crash", {"batch_size": 64})),
     ]
-    fs = FeasibilityStudy.open(
-        optuna.storages.InMemoryStorage(),
-        StudySettings("t", 8192.0, 5000.0),
-        Experiment(registry.file, "t", "", pairs),
-        registry,
-    )
-    fs.enqueue_initial()
+    fs = queued_study(registry, pairs)
     fs.run(DeviceExecutor(registry, SimulatedDevice(lambda job, b: 100.0 * (b or 0), 8192.0, registry)))
     return fs
 
