@@ -31,13 +31,13 @@ from benchlib import last_float, one_epoch_probe, open_device, registry, stamp, 
 
 from gpupair_search.launcher import warm_start
 from gpupair_search.launcher.cpu_share import available_cores
-from gpupair_search.launcher.held_start import IMPORTS_SUFFIX
 from gpupair_search.launcher.outcome import TRAINING_PROGRESS
-from gpupair_search.launcher.probe_events import ProbeEvents, hook_environment
+from gpupair_search.launcher.probe_events import IMPORTS_SUFFIX, ProbeEvents, hook_environment
 from gpupair_search.launcher.process import RunningJob, start_job
 
 MODES = ("cold", "warm", "hooked", "held", "preimported")
 HELD_MODES = ("held", "preimported")
+HOOKED_MODES = ("hooked", *HELD_MODES)  # started with the probe hook
 STACKS_HOOK = """import faulthandler, os
 faulthandler.dump_traceback_later(float(os.environ["BENCH_STACKS_S"]), repeat=True,
                                   file=open(os.environ["BENCH_STACKS_FILE"], "w"))
@@ -111,7 +111,7 @@ def one_start(
     command = reg.command(one_epoch_probe(reg, key, steps=1))
     log = logs / f"{key.replace('/', '_')}_{mode}_{n}.log"
     gate = log.with_suffix(".go")
-    if mode != "cold" and mode != "warm":
+    if mode in HOOKED_MODES:
         if mode == "hooked":
             gate.touch()
         if mode == "preimported" and imports:
@@ -131,7 +131,7 @@ def one_start(
     seconds = phases["first_step_s"]
     code = job.stop() if seconds is None else job.popen.wait(timeout=timeout)  # let it finish: no kill in the log
     text = log.read_text(errors="replace")
-    events = ProbeEvents(log.with_suffix(".events")).poll() if mode not in ("cold", "warm") else None
+    events = ProbeEvents(log.with_suffix(".events")).poll() if mode in HOOKED_MODES else None
     if events is not None:
         extra.update(imported=list(events.imported), preimported=events.preimported)
     return {
@@ -171,7 +171,7 @@ def bench_workload(
     cold = [r["first_step_s"] for r in runs["cold"] if r["first_step_s"] is not None and r["start"] == "cold"]
     warm = [r["first_step_s"] for r in runs["warm"] if r["first_step_s"] is not None and r["start"] == "warm"]
     row = {"workload": key, "runs": runs, "median_cold_s": median(cold), "median_warm_s": median(warm)}
-    for mode in ("hooked", *HELD_MODES):  # a held job's clock starts at its release
+    for mode in HOOKED_MODES:  # a held job's clock starts at its release
         row[f"median_{mode}_s"] = median([r["first_step_s"] for r in runs[mode] if r["first_step_s"] is not None])
         row[f"median_{mode}_config_s"] = median([r["config_s"] for r in runs[mode] if r["config_s"] is not None])
     for phase in ("first_output_s", "config_s"):  # where a warm start's time goes (the rest is the first step)

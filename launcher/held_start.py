@@ -38,12 +38,11 @@ from pathlib import Path
 import psutil
 
 from gpupair_search.launcher.devices.base import Device
-from gpupair_search.launcher.probe_events import EVENTS_VAR, HOLD_VAR, ProbeEvents
+from gpupair_search.launcher.probe_events import EVENTS_VAR, HOLD_VAR, IMPORTS_SUFFIX, ProbeEvents
 from gpupair_search.launcher.process import RunningJob, start_job
 from gpupair_search.launcher.registry import Command
 
 HELD = "held"  # RunningJob.start of a job started ahead and released for its trial
-IMPORTS_SUFFIX = ".imports"  # next to a held job's hold file: what it imports while it waits (the hook's name)
 _WATCHED = 4  # a program's most recent jobs whose events are read to learn about it
 #: how many queued trials' jobs are held: a user's job takes 7-10 s from its start to its gate on an H100 host
 #: (interpreter, imports compiled from source), a probed trial 3-5 s (BENCHMARKS.md, User repositories)

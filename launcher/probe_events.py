@@ -18,6 +18,7 @@ EVENTS_VAR = "GPUPAIR_PROBE_EVENTS"
 BATCHES_VAR = "GPUPAIR_PROBE_BATCHES"
 DWELL_VAR = "GPUPAIR_PROBE_DWELL_S"
 HOLD_VAR = "GPUPAIR_HOLD_FILE"
+IMPORTS_SUFFIX = ".imports"  # next to a held job's hold file: the libraries it imports while it waits
 
 #: How a job's memory was probed (the trial's label, ``probe: <rule>``): its training was bounded to a number of
 #: steps and it passed through evaluation (its own --max-steps, or the hook bounding its DataLoaders); it was

@@ -51,7 +51,7 @@ _DATALOADER = "torch.utils.data.dataloader"
 _CUDA = "torch.cuda"
 _OPTIMIZER = "torch.optim.optimizer"
 _HOLD_POLL_S = 0.01
-_IMPORTS_SUFFIX = ".imports"
+IMPORTS_SUFFIX = ".imports"
 _MAX_EVENT = 3500  # one short O_APPEND write per event
 _released = False
 _waiting = False  # the job waits at its gate (an import made meanwhile may reach the gate again)
@@ -142,7 +142,7 @@ def _gate(where: str) -> None:
         _waiting = True
         if not nested:
             _event(f"gate {where} held")
-        imports = "" if nested else go + _IMPORTS_SUFFIX
+        imports = "" if nested else go + IMPORTS_SUFFIX
         while not os.path.exists(go):
             if imports and os.path.exists(imports):
                 _preimport(imports)
